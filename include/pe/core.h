@@ -1,0 +1,163 @@
+/*
+ * pe/core.h — the foundation every module stands on: error codes, growable buffers, logging,
+ * configuration from the environment, JSON parsing with limits, time and random tokens.
+ *
+ * Invariants:
+ *  1. core depends on nothing else in the project (only libc, cJSON and libsodium).
+ *  2. Every function that can fail returns 0 or a negative PE_E… code; constructors return NULL.
+ *  3. Every *_free accepts NULL.
+ *  4. Everything here is thread-safe unless its comment says otherwise.
+ */
+#ifndef PE_CORE_H
+#define PE_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- error codes ---------------------------------------------------------------------------- */
+
+enum {
+    PE_OK = 0,
+    PE_EINVAL = -1,     /* the caller's input is invalid (400) */
+    PE_ENOMEM = -2,     /* allocation failed (500) */
+    PE_ENOTFOUND = -3,  /* no such thing, or not visible to this tenant (404) */
+    PE_ECONFLICT = -4,  /* duplicate or stale version (409) */
+    PE_EUNAUTH = -5,    /* no valid credentials (401) */
+    PE_EFORBIDDEN = -6, /* credentials valid, not allowed (403) */
+    PE_EUNAVAIL = -7,   /* a dependency (PostgreSQL, Redis) is down (503) */
+    PE_ETOOBIG = -8,    /* input exceeds a limit (413) */
+    PE_ETIMEOUT = -9,   /* a deadline passed (503) */
+    PE_EIO = -10,       /* an I/O error (500) */
+    PE_EINTERNAL = -11, /* a bug or an unexpected state (500) */
+    PE_ELOCKED = -12,   /* throttled or locked out (429) */
+};
+
+/* Returns a static, lower-case description of rc ("invalid input"). Thread-safe. */
+const char *pe_strerror(int rc);
+/* Returns the stable machine code of rc for error bodies ("invalid_request"). Thread-safe. */
+const char *pe_error_code(int rc);
+/* The one mapping of an error code to an HTTP status. Thread-safe. */
+int pe_error_http_status(int rc);
+
+/* ---- growable byte buffer --------------------------------------------------------------------- */
+
+/* A NUL-terminated growable buffer. `data` is NULL until the first append. Not thread-safe. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} pe_buf_t;
+
+#define PE_BUF_INIT {NULL, 0, 0}
+
+/* Appends n bytes; keeps data NUL-terminated. Returns 0 or PE_ENOMEM. */
+int pe_buf_append(pe_buf_t *b, const void *p, size_t n);
+/* Appends a C string. Returns 0 or PE_ENOMEM. */
+int pe_buf_puts(pe_buf_t *b, const char *s);
+/* Appends printf-formatted text. Returns 0 or PE_ENOMEM. */
+int pe_buf_printf(pe_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pe_buf_vprintf(pe_buf_t *b, const char *fmt, va_list ap);
+/* Appends s as a quoted JSON string, escaping control characters, quotes and backslashes;
+ * invalid UTF-8 bytes become U+FFFD. Returns 0 or PE_ENOMEM. */
+int pe_buf_json_string(pe_buf_t *b, const char *s, size_t n);
+/* Forgets the contents, keeps the allocation. */
+void pe_buf_reset(pe_buf_t *b);
+/* Frees the allocation; the buffer is reusable afterwards. Accepts NULL. */
+void pe_buf_free(pe_buf_t *b);
+/* Hands the allocation (possibly NULL) to the caller, who frees it with free(). */
+char *pe_buf_steal(pe_buf_t *b);
+
+/* ---- logging ---------------------------------------------------------------------------------- */
+
+typedef enum { PE_LOG_DEBUG = 0, PE_LOG_INFO, PE_LOG_WARN, PE_LOG_ERROR } pe_log_level_t;
+
+/* Sets the minimum level written. Call once at start-up, before threads exist. */
+void pe_log_set_level(pe_log_level_t level);
+bool pe_log_enabled(pe_log_level_t level);
+/* Writes one JSON line {"ts":…,"level":…,"event":…,"msg":…} to stderr with a single write(2).
+ * Thread-safe. */
+void pe_log(pe_log_level_t level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Writes an already formatted JSON object plus a newline with a single write(2). Thread-safe. */
+void pe_log_raw(const char *json, size_t len);
+/* Parses "debug" | "info" | "warn" | "error". Returns 0 or PE_EINVAL. */
+int pe_log_level_parse(const char *s, pe_log_level_t *out);
+const char *pe_log_level_name(pe_log_level_t level);
+
+/* ---- configuration ---------------------------------------------------------------------------- */
+
+/* The read-only configuration built once at start-up from PE_* variables. */
+typedef struct {
+    char *database_url;       /* PE_DATABASE_URL, libpq conninfo or URI ("" = libpq defaults) */
+    char *redis_url;          /* PE_REDIS_URL, redis://host:port[/db] or unix:///path */
+    char listen_host[256];    /* PE_LISTEN host part */
+    uint16_t listen_port;     /* PE_LISTEN port part (0 = any free port) */
+    pe_log_level_t log_level; /* PE_LOG_LEVEL */
+    char *web_dir;            /* PE_WEB_DIR, NULL = the embedded dashboard */
+    unsigned http_threads;    /* PE_HTTP_THREADS, 0 = number of CPUs */
+    unsigned max_connections; /* PE_MAX_CONNECTIONS */
+    unsigned conn_timeout_s;  /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
+    unsigned db_pool_size;    /* PE_DB_POOL_SIZE */
+    unsigned shutdown_grace_s; /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
+} pe_config_t;
+
+/* Fills cfg from the environment (getenv). On a bad value returns PE_EINVAL and writes a
+ * one-line message naming the variable into err. The caller frees cfg with pe_config_free. */
+int pe_config_from_env(pe_config_t *cfg, char *err, size_t errlen);
+/* Same, reading variables through lookup(name, ctx) (tests use it). */
+int pe_config_load(pe_config_t *cfg, const char *(*lookup)(const char *name, void *ctx),
+                   void *ctx, char *err, size_t errlen);
+void pe_config_free(pe_config_t *cfg);
+/* Splits "host:port" or "[v6]:port". Returns 0 or PE_EINVAL. */
+int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+/* ---- JSON ------------------------------------------------------------------------------------- */
+
+/* Parses exactly len bytes of JSON (no trailing garbage, nesting ≤ 64 levels, valid UTF-8,
+ * no NUL bytes). Returns 0 and *out (caller frees with cJSON_Delete), or PE_EINVAL with a
+ * short reason in err. Thread-safe (does not touch cJSON's global error pointer). */
+int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t errlen);
+/* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
+bool pe_utf8_valid(const char *s, size_t n);
+/* Returns a malloc'ed compact serialisation of j, or NULL on ENOMEM. */
+char *pe_json_print(const cJSON *j);
+
+/* ---- time and randomness ---------------------------------------------------------------------- */
+
+/* Microseconds on the monotonic clock. */
+int64_t pe_now_mono_us(void);
+/* Microseconds since the Unix epoch. */
+int64_t pe_now_unix_us(void);
+/* Formats unix microseconds as RFC 3339 UTC with milliseconds into out (≥ 25 bytes). */
+void pe_time_format_rfc3339(int64_t unix_us, char *out, size_t outlen);
+/* Writes n random bytes, hex-encoded, into out (needs 2n+1 bytes). Uses libsodium. */
+void pe_random_hex(char *out, size_t n);
+/* Writes a url-safe random token of n random bytes (base64url, no padding) into out
+ * (needs 4*ceil(n/3)+1 bytes). */
+void pe_random_token(char *out, size_t outlen, size_t n);
+/* Initialises libsodium; call once at start-up. Returns 0 or PE_EINTERNAL. */
+int pe_crypto_init(void);
+
+/* ---- embedded files --------------------------------------------------------------------------- */
+
+/* A file compiled into the binary (cmake/embed.cmake): path relative to its folder. */
+typedef struct {
+    const char *path;
+    const unsigned char *data; /* NUL-terminated; the terminator is not counted in len */
+    size_t len;
+} pe_embedded_file_t;
+
+/* sql/migrations/*.sql, sorted by name. */
+extern const pe_embedded_file_t pe_embedded_migrations[];
+extern const size_t pe_embedded_migrations_count;
+/* web/**, sorted by path. */
+extern const pe_embedded_file_t pe_embedded_web[];
+extern const size_t pe_embedded_web_count;
+
+#define PE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* PE_CORE_H */

@@ -1,0 +1,101 @@
+/*
+ * pe/db.h — PostgreSQL access: a thread-safe connection pool, parameterised statements,
+ * transactions, bulk COPY, and the migration runner.
+ *
+ * Invariants:
+ *  1. Only src/db/ includes libpq; everyone else sees the opaque types below.
+ *  2. Only parameterised SQL ($1, $2, …) is executed with caller data; the text of a statement
+ *     is always a compile-time constant of the caller.
+ *  3. A connection is used by one thread at a time: acquire, use, release. A connection released
+ *     in a broken state or inside a transaction is reset (ROLLBACK or reconnect) before reuse.
+ *  4. libpq / SQLSTATE errors are mapped to PE_E… codes: unique/exclusion/serialization
+ *     violations → PE_ECONFLICT, check/not-null/foreign-key/invalid-text → PE_EINVAL,
+ *     connection failures → PE_EUNAVAIL, statement timeouts → PE_ETIMEOUT, else PE_EINTERNAL.
+ */
+#ifndef PE_DB_H
+#define PE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/core.h"
+
+typedef struct pe_db_pool pe_db_pool_t;
+typedef struct pe_db_conn pe_db_conn_t;
+typedef struct pe_db_result pe_db_result_t;
+
+typedef struct {
+    unsigned size;    /* connections the pool may open */
+    unsigned open;    /* connections currently open */
+    unsigned in_use;  /* connections currently lent out */
+    unsigned waiting; /* threads waiting for a connection */
+    uint64_t acquired_total;
+    uint64_t timeouts_total;
+} pe_db_pool_stats_t;
+
+/* Creates a pool of at most `size` connections to conninfo (libpq conninfo or URI). Opens
+ * connections lazily; does not fail when the server is down (acquire does). Returns NULL on
+ * ENOMEM. The caller frees with pe_db_pool_free. Thread-safe after construction. */
+pe_db_pool_t *pe_db_pool_new(const char *conninfo, unsigned size);
+/* Closes every connection. No connection may be lent out. Accepts NULL. */
+void pe_db_pool_free(pe_db_pool_t *pool);
+/* Lends a connection, waiting up to timeout_ms for one to be free. Returns 0, PE_ETIMEOUT
+ * or PE_EUNAVAIL (cannot connect). Thread-safe. */
+int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out);
+/* Returns a connection to the pool (rolls back an open transaction, drops a broken one).
+ * Accepts NULL. Thread-safe. */
+void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn);
+void pe_db_pool_stats(pe_db_pool_t *pool, pe_db_pool_stats_t *out);
+/* Acquires a connection and runs SELECT 1. Returns 0 or a PE_E… code. */
+int pe_db_ping(pe_db_pool_t *pool, int timeout_ms);
+
+/* Executes one parameterised statement (text parameters; NULL entry = SQL NULL). On success
+ * returns 0 and, when out is non-NULL, the result (caller frees with pe_db_result_free).
+ * On failure returns a PE_E… code; pe_db_conn_error() tells the server's message. */
+int pe_db_exec(pe_db_conn_t *conn, const char *sql, int nparams, const char *const *params,
+               pe_db_result_t **out);
+/* The last error message on conn (borrowed, valid until the next call on conn), or "". */
+const char *pe_db_conn_error(const pe_db_conn_t *conn);
+/* The SQLSTATE of the last error on conn (borrowed), or "". */
+const char *pe_db_conn_sqlstate(const pe_db_conn_t *conn);
+
+int pe_db_begin(pe_db_conn_t *conn);
+int pe_db_commit(pe_db_conn_t *conn);
+int pe_db_rollback(pe_db_conn_t *conn);
+
+/* Runs fn(conn, arg) inside BEGIN … COMMIT on a pooled connection; ROLLBACK when fn returns
+ * non-zero (and that value is returned). Waits up to timeout_ms for a connection. */
+int pe_db_tx(pe_db_pool_t *pool, int timeout_ms, int (*fn)(pe_db_conn_t *conn, void *arg),
+             void *arg);
+
+/* COPY: starts `COPY … FROM STDIN` (sql is the COPY statement), sends data (COPY text format)
+ * in pieces, and ends it. Returns 0 or a PE_E… code (end reports rows rejected by the server). */
+int pe_db_copy_begin(pe_db_conn_t *conn, const char *sql);
+int pe_db_copy_send(pe_db_conn_t *conn, const char *data, size_t len);
+int pe_db_copy_end(pe_db_conn_t *conn, uint64_t *rows_out);
+/* Appends n bytes of s escaped for COPY text format (backslash, tab, newline, CR, other
+ * control bytes) to b — no delimiter. Returns 0 or PE_ENOMEM. */
+int pe_db_copy_escape(pe_buf_t *b, const char *s, size_t n);
+
+size_t pe_db_result_rows(const pe_db_result_t *res);
+size_t pe_db_result_cols(const pe_db_result_t *res);
+/* Text value of (row, col); "" for NULL; borrowed until pe_db_result_free. */
+const char *pe_db_result_get(const pe_db_result_t *res, size_t row, size_t col);
+bool pe_db_result_isnull(const pe_db_result_t *res, size_t row, size_t col);
+/* Rows affected by an INSERT/UPDATE/DELETE (cmdTuples). */
+uint64_t pe_db_result_affected(const pe_db_result_t *res);
+void pe_db_result_free(pe_db_result_t *res);
+
+/* ---- migrations ------------------------------------------------------------------------------- */
+
+/* Applies every embedded migration (sql/migrations/NNNN_name.sql) not yet recorded in
+ * schema_migrations, each in its own transaction, recording its SHA-256 checksum. Holds a
+ * session advisory lock so concurrent migrators serialise. Refuses (PE_ECONFLICT, message in
+ * err) when an applied migration's file was edited. *applied_out counts what ran. */
+int pe_db_migrate(pe_db_pool_t *pool, int *applied_out, char *err, size_t errlen);
+/* Sets *current = true when every embedded migration is applied with a matching checksum.
+ * Returns 0 or a PE_E… code (PE_EUNAVAIL when the database is unreachable). */
+int pe_db_migrations_current(pe_db_pool_t *pool, bool *current, char *err, size_t errlen);
+
+#endif /* PE_DB_H */

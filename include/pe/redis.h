@@ -1,0 +1,44 @@
+/*
+ * pe/redis.h — the Redis client wrapper: one place that includes hiredis, with connect and
+ * command timeouts and transparent reconnection.
+ *
+ * Invariants:
+ *  1. Only src/redis/ includes hiredis.
+ *  2. A pe_redis_t is thread-safe: its hiredis context is used under a mutex and is never
+ *     handed out. A command that fails on a broken connection reconnects once and retries
+ *     idempotent commands once; after that it reports PE_EUNAVAIL.
+ *  3. Keys are binary-safe (length-counted); callers hash-tag per-store keys as {storeId}.
+ */
+#ifndef PE_REDIS_H
+#define PE_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pe_redis pe_redis_t;
+
+/* Parses url (redis://[:password@]host[:port][/db] or unix:///path[?db=N]) and prepares a
+ * client; connects lazily. Returns NULL with a one-line reason in err when the URL is invalid
+ * or on ENOMEM. timeout_ms bounds connect and every command. Caller frees with pe_redis_free. */
+pe_redis_t *pe_redis_new(const char *url, int timeout_ms, char *err, size_t errlen);
+void pe_redis_free(pe_redis_t *r);
+/* Validates a Redis URL without connecting. Returns 0 or PE_EINVAL (reason in err). */
+int pe_redis_url_check(const char *url, char *err, size_t errlen);
+
+/* PING. Returns 0 or PE_EUNAVAIL / PE_ETIMEOUT. */
+int pe_redis_ping(pe_redis_t *r);
+/* SET key value [PX ttl_ms when ttl_ms > 0]. */
+int pe_redis_set(pe_redis_t *r, const char *key, size_t keylen, const char *val, size_t vallen,
+                 int64_t ttl_ms);
+/* GET: 0 with a malloc'ed copy in *out (NUL-terminated, length in *outlen; caller frees),
+ * PE_ENOTFOUND when the key is absent, or PE_EUNAVAIL / PE_ETIMEOUT. */
+int pe_redis_get(pe_redis_t *r, const char *key, size_t keylen, char **out, size_t *outlen);
+/* DEL key. Returns 0 whether or not it existed. */
+int pe_redis_del(pe_redis_t *r, const char *key, size_t keylen);
+/* PUBLISH channel message; *receivers_out (optional) = subscribers reached. */
+int pe_redis_publish(pe_redis_t *r, const char *channel, const char *msg, size_t msglen,
+                     long long *receivers_out);
+/* Reconnections performed so far (for /metrics). */
+uint64_t pe_redis_reconnects(const pe_redis_t *r);
+
+#endif /* PE_REDIS_H */

@@ -1,0 +1,85 @@
+/*
+ * pe/tenancy.h — stores, their API keys, merchant users, store memberships and sign-in
+ * sessions: who is asking, and which store's data they may touch.
+ *
+ * Invariants:
+ *  1. Keys and session tokens are never stored: only their SHA-256 (hex). A key is shown once,
+ *     when it is created.
+ *  2. Passwords are stored as argon2id hashes (libsodium crypto_pwhash_str, interactive limits).
+ *  3. Every query that reads or writes a store's rows filters by store_id; authentication
+ *     resolves a credential to exactly one store (keys) or one user (sessions), and
+ *     pe_tenancy_member_check decides whether a user may act on a store.
+ *  4. All functions are thread-safe (they only use pooled connections).
+ */
+#ifndef PE_TENANCY_H
+#define PE_TENANCY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pe/db.h"
+
+#define PE_ID_LEN 37     /* uuid text + NUL */
+#define PE_KEY_LEN 64    /* "pk_" / "sk_" + base64url(32 bytes) + NUL fits */
+#define PE_TOKEN_LEN 64  /* session token: base64url(32 bytes) + NUL */
+
+typedef enum { PE_KEY_PUBLISHABLE = 1, PE_KEY_SECRET = 2 } pe_key_kind_t;
+
+typedef struct {
+    char id[PE_ID_LEN];
+    char name[201];
+    char currency[4];  /* ISO 4217, upper case */
+    char timezone[65]; /* IANA name */
+} pe_store_t;
+
+/* Creates a store with one publishable and one secret key. name: 1..200 bytes of UTF-8;
+ * timezone: an IANA name PostgreSQL knows (default "UTC" when NULL); currency: three upper-case
+ * letters (default "USD" when NULL). Fills *store and the two keys (shown only now).
+ * Returns 0, PE_EINVAL (message in err naming the field) or a database error. */
+int pe_tenancy_store_create(pe_db_pool_t *pool, const char *name, const char *timezone,
+                            const char *currency, pe_store_t *store, char pk[PE_KEY_LEN],
+                            char sk[PE_KEY_LEN], char *err, size_t errlen);
+/* Reads one store. Returns 0 or PE_ENOTFOUND (also for a malformed id). */
+int pe_tenancy_store_get(pe_db_pool_t *pool, const char *store_id, pe_store_t *out);
+
+/* Issues an extra key of `kind` for a store (rotation). Returns 0 and the key and its id. */
+int pe_tenancy_key_create(pe_db_pool_t *pool, const char *store_id, pe_key_kind_t kind,
+                          char key[PE_KEY_LEN], char key_id[PE_ID_LEN]);
+/* Revokes a key of that store (by key id). Returns 0 or PE_ENOTFOUND. */
+int pe_tenancy_key_revoke(pe_db_pool_t *pool, const char *store_id, const char *key_id);
+/* Resolves a presented key to its store and kind. Returns 0, or PE_EUNAUTH for a malformed,
+ * unknown or revoked key, or a database error (PE_EUNAVAIL…). */
+int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_id[PE_ID_LEN],
+                                pe_key_kind_t *kind);
+
+/* Creates a merchant user (email normalised to lower case, 3..254 bytes, one '@'; password
+ * 8..1024 bytes) and makes it a member of store_id. An existing user with that email is added to
+ * the store only when password matches. Returns 0 and the user id, PE_EINVAL (err), PE_ECONFLICT
+ * (email exists, password differs) or PE_ENOTFOUND (no such store). */
+int pe_tenancy_user_create(pe_db_pool_t *pool, const char *email, const char *password,
+                           const char *store_id, char user_id[PE_ID_LEN], char *err,
+                           size_t errlen);
+/* Checks email + password. Returns 0 and the user id, or PE_EUNAUTH (same answer, and the same
+ * argon2id cost, whether the email is unknown or the password wrong). */
+int pe_tenancy_user_verify(pe_db_pool_t *pool, const char *email, const char *password,
+                           char user_id[PE_ID_LEN]);
+/* Returns 0 when user_id is a member of store_id, PE_EFORBIDDEN otherwise. */
+int pe_tenancy_member_check(pe_db_pool_t *pool, const char *user_id, const char *store_id);
+/* The stores a user belongs to, as a cJSON array of {"id","name","currency","timezone"}
+ * (caller frees with cJSON_Delete). */
+int pe_tenancy_user_stores(pe_db_pool_t *pool, const char *user_id, cJSON **out);
+
+/* Session lifetimes (seconds). */
+#define PE_SESSION_IDLE_S (2 * 3600)
+#define PE_SESSION_ABSOLUTE_S (7 * 24 * 3600)
+
+/* Opens a sign-in session for user_id; the token (shown only now) goes into the cookie. */
+int pe_tenancy_session_create(pe_db_pool_t *pool, const char *user_id, char token[PE_TOKEN_LEN]);
+/* Resolves a session token to its user, refreshing its idle expiry. Returns 0 or PE_EUNAUTH
+ * (unknown, revoked, idle- or absolutely expired). */
+int pe_tenancy_session_authenticate(pe_db_pool_t *pool, const char *token,
+                                    char user_id[PE_ID_LEN]);
+/* Ends a session. Returns 0 whether or not it existed. */
+int pe_tenancy_session_revoke(pe_db_pool_t *pool, const char *token);
+
+#endif /* PE_TENANCY_H */

@@ -1,0 +1,73 @@
+/*
+ * pe_test.h — helpers shared by the tests: private databases, service URLs, a server started
+ * in a child process, and a tiny HTTP client.
+ *
+ * Integration tests talk to the real PostgreSQL and Redis that `scripts/dev services up`
+ * starts; each test program works in a database of its own, created from scratch and migrated,
+ * and dropped when the program ends, so test programs can run in parallel.
+ */
+#ifndef PE_TEST_H
+#define PE_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pe/core.h"
+
+/* PE_DATABASE_URL / PE_REDIS_URL of the private services; aborts the test program with a
+ * message pointing at `scripts/dev services up` when unset. */
+const char *pe_test_database_url(void);
+const char *pe_test_redis_url(void);
+
+/* Creates an empty database with a unique name on the test server and returns a malloc'ed
+ * conninfo string for it (caller frees with pe_test_db_drop). Aborts on failure. */
+char *pe_test_db_create(void);
+/* Same, then applies every migration. */
+char *pe_test_db_create_migrated(void);
+/* Drops the database made by pe_test_db_create and frees conninfo. */
+void pe_test_db_drop(char *conninfo);
+/* Runs one SQL statement (no parameters) against conninfo; aborts on error. Returns the first
+ * column of the first row as a malloc'ed string (or NULL when there is no row). */
+char *pe_test_sql(const char *conninfo, const char *sql);
+
+/* A profit-engine server run as a child process (the binary from PE_TEST_BINARY). */
+typedef struct {
+    int pid;
+    uint16_t port;
+    char base_url[64];
+    char log_path[256];
+} pe_test_server_t;
+
+/* Starts `profit-engine serve` with PE_LISTEN=127.0.0.1:<free port>, the given database and
+ * the test Redis, plus extra "NAME=value" variables (NULL-terminated, may be NULL); waits until
+ * /healthz answers. Aborts on failure. */
+void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char *const *extra_env);
+/* Sends SIGTERM and waits; returns the exit status (or -1 when killed by a signal). */
+int pe_test_server_stop(pe_test_server_t *s);
+/* True while the child is running. */
+int pe_test_server_alive(pe_test_server_t *s);
+
+/* An HTTP exchange through libcurl. */
+typedef struct {
+    long status;
+    pe_buf_t body;
+    pe_buf_t headers; /* raw response header lines */
+} pe_test_response_t;
+
+/* Sends method url with body (may be NULL) and extra header lines (NULL-terminated array, may be
+ * NULL). Returns 0 on a completed exchange. */
+int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
+                 pe_test_response_t *resp);
+void pe_test_response_free(pe_test_response_t *resp);
+/* Value of response header `name` (case-insensitive) copied into out, or "" when absent. */
+const char *pe_test_response_header(const pe_test_response_t *resp, const char *name, char *out,
+                                    size_t outlen);
+/* Sends raw bytes to 127.0.0.1:port, half-closes after sending when shut_write, and collects
+ * the reply into out until the peer closes or timeout_ms passes. Returns bytes received or -1. */
+long pe_test_raw(uint16_t port, const void *data, size_t len, int shut_write, int timeout_ms,
+                 pe_buf_t *out);
+
+#endif /* PE_TEST_H */
