@@ -43,7 +43,8 @@ const char *pe_error_code(int rc);
 /* The one mapping of an error code to an HTTP status. Thread-safe. */
 int pe_error_http_status(int rc);
 
-/* ---- growable byte buffer --------------------------------------------------------------------- */
+/* ---- growable byte buffer ---------------------------------------------------------------------
+ */
 
 /* A NUL-terminated growable buffer. `data` is NULL until the first append. Not thread-safe. */
 typedef struct {
@@ -52,7 +53,10 @@ typedef struct {
     size_t cap;
 } pe_buf_t;
 
-#define PE_BUF_INIT {NULL, 0, 0}
+#define PE_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Appends n bytes; keeps data NUL-terminated. Returns 0 or PE_ENOMEM. */
 int pe_buf_append(pe_buf_t *b, const void *p, size_t n);
@@ -60,7 +64,7 @@ int pe_buf_append(pe_buf_t *b, const void *p, size_t n);
 int pe_buf_puts(pe_buf_t *b, const char *s);
 /* Appends printf-formatted text. Returns 0 or PE_ENOMEM. */
 int pe_buf_printf(pe_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int pe_buf_vprintf(pe_buf_t *b, const char *fmt, va_list ap);
+int pe_buf_vprintf(pe_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a quoted JSON string, escaping control characters, quotes and backslashes;
  * invalid UTF-8 bytes become U+FFFD. Returns 0 or PE_ENOMEM. */
 int pe_buf_json_string(pe_buf_t *b, const char *s, size_t n);
@@ -71,7 +75,8 @@ void pe_buf_free(pe_buf_t *b);
 /* Hands the allocation (possibly NULL) to the caller, who frees it with free(). */
 char *pe_buf_steal(pe_buf_t *b);
 
-/* ---- logging ---------------------------------------------------------------------------------- */
+/* ---- logging ----------------------------------------------------------------------------------
+ */
 
 typedef enum { PE_LOG_DEBUG = 0, PE_LOG_INFO, PE_LOG_WARN, PE_LOG_ERROR } pe_log_level_t;
 
@@ -88,20 +93,21 @@ void pe_log_raw(const char *json, size_t len);
 int pe_log_level_parse(const char *s, pe_log_level_t *out);
 const char *pe_log_level_name(pe_log_level_t level);
 
-/* ---- configuration ---------------------------------------------------------------------------- */
+/* ---- configuration ----------------------------------------------------------------------------
+ */
 
 /* The read-only configuration built once at start-up from PE_* variables. */
 typedef struct {
-    char *database_url;       /* PE_DATABASE_URL, libpq conninfo or URI ("" = libpq defaults) */
-    char *redis_url;          /* PE_REDIS_URL, redis://host:port[/db] or unix:///path */
-    char listen_host[256];    /* PE_LISTEN host part */
-    uint16_t listen_port;     /* PE_LISTEN port part (0 = any free port) */
-    pe_log_level_t log_level; /* PE_LOG_LEVEL */
-    char *web_dir;            /* PE_WEB_DIR, NULL = the embedded dashboard */
-    unsigned http_threads;    /* PE_HTTP_THREADS, 0 = number of CPUs */
-    unsigned max_connections; /* PE_MAX_CONNECTIONS */
-    unsigned conn_timeout_s;  /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
-    unsigned db_pool_size;    /* PE_DB_POOL_SIZE */
+    char *database_url;        /* PE_DATABASE_URL, libpq conninfo or URI ("" = libpq defaults) */
+    char *redis_url;           /* PE_REDIS_URL, redis://host:port[/db] or unix:///path */
+    char listen_host[256];     /* PE_LISTEN host part */
+    uint16_t listen_port;      /* PE_LISTEN port part (0 = any free port) */
+    pe_log_level_t log_level;  /* PE_LOG_LEVEL */
+    char *web_dir;             /* PE_WEB_DIR, NULL = the embedded dashboard */
+    unsigned http_threads;     /* PE_HTTP_THREADS, 0 = number of CPUs */
+    unsigned max_connections;  /* PE_MAX_CONNECTIONS */
+    unsigned conn_timeout_s;   /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
+    unsigned db_pool_size;     /* PE_DB_POOL_SIZE */
     unsigned shutdown_grace_s; /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
 } pe_config_t;
 
@@ -109,13 +115,14 @@ typedef struct {
  * one-line message naming the variable into err. The caller frees cfg with pe_config_free. */
 int pe_config_from_env(pe_config_t *cfg, char *err, size_t errlen);
 /* Same, reading variables through lookup(name, ctx) (tests use it). */
-int pe_config_load(pe_config_t *cfg, const char *(*lookup)(const char *name, void *ctx),
-                   void *ctx, char *err, size_t errlen);
+int pe_config_load(pe_config_t *cfg, const char *(*lookup)(const char *name, void *ctx), void *ctx,
+                   char *err, size_t errlen);
 void pe_config_free(pe_config_t *cfg);
 /* Splits "host:port" or "[v6]:port". Returns 0 or PE_EINVAL. */
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
 
-/* ---- JSON ------------------------------------------------------------------------------------- */
+/* ---- JSON -------------------------------------------------------------------------------------
+ */
 
 /* Parses exactly len bytes of JSON (no trailing garbage, nesting ≤ 64 levels, valid UTF-8,
  * no NUL bytes). Returns 0 and *out (caller frees with cJSON_Delete), or PE_EINVAL with a
@@ -126,7 +133,8 @@ bool pe_utf8_valid(const char *s, size_t n);
 /* Returns a malloc'ed compact serialisation of j, or NULL on ENOMEM. */
 char *pe_json_print(const cJSON *j);
 
-/* ---- time and randomness ---------------------------------------------------------------------- */
+/* ---- time and randomness ----------------------------------------------------------------------
+ */
 
 /* Microseconds on the monotonic clock. */
 int64_t pe_now_mono_us(void);
@@ -142,7 +150,8 @@ void pe_random_token(char *out, size_t outlen, size_t n);
 /* Initialises libsodium; call once at start-up. Returns 0 or PE_EINTERNAL. */
 int pe_crypto_init(void);
 
-/* ---- embedded files --------------------------------------------------------------------------- */
+/* ---- embedded files ---------------------------------------------------------------------------
+ */
 
 /* A file compiled into the binary (cmake/embed.cmake): path relative to its folder. */
 typedef struct {
@@ -151,10 +160,10 @@ typedef struct {
     size_t len;
 } pe_embedded_file_t;
 
-/* sql/migrations/*.sql, sorted by name. */
+/* The files of sql/migrations, sorted by name. */
 extern const pe_embedded_file_t pe_embedded_migrations[];
 extern const size_t pe_embedded_migrations_count;
-/* web/**, sorted by path. */
+/* The files under web/, sorted by path. */
 extern const pe_embedded_file_t pe_embedded_web[];
 extern const size_t pe_embedded_web_count;
 
