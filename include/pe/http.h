@@ -1,0 +1,209 @@
+/*
+ * pe/http.h — the HTTP layer: a router of method + path patterns, a libmicrohttpd server with
+ * limits, request ids, access logs, CORS and security headers, and per-route metrics.
+ *
+ * Invariants:
+ *  1. Every response carries X-Request-Id and X-Content-Type-Options; every error body has the
+ *     one shape {"error":{"code":"…","message":"…"}}.
+ *  2. A handler replies exactly once: either before it returns, or later from any thread after
+ *     calling pe_http_suspend() (then pe_http_resume() hands the reply back to the server).
+ *  3. Everything a request allocates hangs off the request and is freed when libmicrohttpd
+ *     reports the request completed.
+ *  4. http knows core only: authentication is a callback supplied by the application.
+ */
+#ifndef PE_HTTP_H
+#define PE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/core.h"
+
+typedef struct pe_http_server pe_http_server_t;
+typedef struct pe_http_request pe_http_request_t;
+typedef struct pe_router pe_router_t;
+
+/* What a route demands of the caller. */
+typedef enum {
+    PE_AUTH_NONE = 0,    /* public */
+    PE_AUTH_PUBLISHABLE, /* a publishable key (storefront); a secret key is refused */
+    PE_AUTH_ADMIN,       /* a secret key or a merchant session */
+    PE_AUTH_SESSION,     /* a merchant session only */
+} pe_auth_kind_t;
+
+/* Who the caller turned out to be. */
+typedef enum {
+    PE_PRINCIPAL_NONE = 0,
+    PE_PRINCIPAL_PUBLISHABLE_KEY,
+    PE_PRINCIPAL_SECRET_KEY,
+    PE_PRINCIPAL_SESSION,
+} pe_principal_t;
+
+#define PE_HTTP_ID_LEN 40
+
+typedef struct {
+    pe_principal_t principal;
+    char store_id[PE_HTTP_ID_LEN]; /* the key's store, or the {storeId} a session may act on */
+    char user_id[PE_HTTP_ID_LEN];  /* sessions only */
+} pe_http_auth_t;
+
+/* Route flags. */
+#define PE_ROUTE_CORS      0x1u /* storefront-facing: CORS headers and OPTIONS preflight */
+#define PE_ROUTE_JSON_BODY 0x2u /* a non-empty body must be application/json (else 415) */
+#define PE_ROUTE_TEXT_BODY 0x4u /* with JSON_BODY: text/plain is accepted too (sendBeacon) */
+#define PE_ROUTE_STATIC    0x8u /* cacheable static content: no Cache-Control: no-store */
+
+typedef int (*pe_http_handler_fn)(pe_http_request_t *req);
+
+typedef struct {
+    const char *method;  /* "GET", "POST", …; GET routes also answer HEAD */
+    const char *pattern; /* "/api/v1/stores/{storeId}/flags/{key}"; a last segment "{name*}"
+                            captures the rest of the path */
+    pe_http_handler_fn handler;
+    pe_auth_kind_t auth;
+    size_t max_body;  /* bytes; 0 = no body accepted */
+    unsigned flags;   /* PE_ROUTE_… */
+    const char *name; /* metrics label; defaults to pattern */
+} pe_http_route_t;
+
+/* ---- router (pure: no I/O, usable from fuzzers) -------------------------------------------- */
+
+#define PE_HTTP_MAX_PARAMS 8
+#define PE_HTTP_MAX_PATH   2048
+
+typedef struct {
+    const pe_http_route_t *route;
+    size_t route_index;
+    size_t nparams;
+    const char *names[PE_HTTP_MAX_PARAMS];
+    const char *values[PE_HTTP_MAX_PARAMS]; /* percent-decoded, point into storage */
+    char storage[PE_HTTP_MAX_PATH + 64];
+} pe_route_match_t;
+
+enum {
+    PE_ROUTER_MATCH = 0,
+    PE_ROUTER_WRONG_METHOD = 1, /* path exists for other methods; allow lists them */
+};
+
+/* Returns an empty router (NULL on ENOMEM). Not thread-safe while routes are added; matching is
+ * thread-safe afterwards. */
+pe_router_t *pe_router_new(void);
+void pe_router_free(pe_router_t *r);
+/* Copies *route (the strings must outlive the router: use literals). Returns 0 or PE_EINVAL for a
+ * malformed pattern or a duplicate (method, pattern). */
+int pe_router_add(pe_router_t *r, const pe_http_route_t *route);
+size_t pe_router_count(const pe_router_t *r);
+const pe_http_route_t *pe_router_route(const pe_router_t *r, size_t index);
+/* Matches method + raw (still percent-encoded) path. Literal segments beat parameters, and
+ * parameters beat a trailing wildcard. Returns PE_ROUTER_MATCH (m filled),
+ * PE_ROUTER_WRONG_METHOD (allow = "GET, POST"), PE_ENOTFOUND, or PE_EINVAL for a path that is
+ * not a valid path (bad percent-encoding, %00, invalid UTF-8, too long). */
+int pe_router_match(const pe_router_t *r, const char *method, const char *path, size_t pathlen,
+                    pe_route_match_t *m, char *allow, size_t allowlen);
+
+/* ---- query strings ----------------------------------------------------------------------------
+ */
+
+#define PE_HTTP_MAX_QUERY_PARAMS 64
+
+typedef struct {
+    size_t count;
+    const char *names[PE_HTTP_MAX_QUERY_PARAMS];
+    const char *values[PE_HTTP_MAX_QUERY_PARAMS];
+    char *storage; /* owned */
+} pe_http_query_t;
+
+/* Parses a raw query string ("a=1&b=x%20y", '+' is a space). Returns 0, PE_EINVAL (bad
+ * percent-encoding, %00, invalid UTF-8), PE_ETOOBIG (more than PE_HTTP_MAX_QUERY_PARAMS) or
+ * PE_ENOMEM. Free with pe_http_query_free. */
+int pe_http_query_parse(const char *qs, size_t len, pe_http_query_t *q);
+/* First value of name, or NULL. */
+const char *pe_http_query_get(const pe_http_query_t *q, const char *name);
+void pe_http_query_free(pe_http_query_t *q);
+/* Decodes percent-encoding of s[0..n) into out (≥ n+1 bytes); plus_is_space for queries.
+ * Returns the decoded length, or -1 when invalid. */
+long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space);
+
+/* ---- server -----------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    const char *host;
+    uint16_t port; /* 0 = any free port (see pe_http_server_port) */
+    unsigned threads;
+    unsigned max_connections;
+    unsigned conn_timeout_s;
+    void *app; /* handed to handlers through pe_http_app() */
+    /* Decides whether req may use its route; fills *out. Returns 0, PE_EUNAUTH, PE_EFORBIDDEN or
+     * PE_EUNAVAIL (answered with the mapped status). Called from HTTP threads. */
+    int (*authenticate)(void *app, pe_http_request_t *req, pe_auth_kind_t required,
+                        pe_http_auth_t *out);
+} pe_http_server_config_t;
+
+/* Creates a server that will serve router's routes (takes ownership of router). Returns NULL
+ * with a reason in err. */
+pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_router_t *router,
+                                     char *err, size_t errlen);
+/* Binds and starts the worker threads. Returns 0 or PE_EIO (reason in err). */
+int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen);
+/* The bound port (useful after binding port 0). */
+uint16_t pe_http_server_port(const pe_http_server_t *s);
+/* Graceful stop: stops accepting, waits up to grace_ms for in-flight requests (including
+ * suspended ones) to complete, then closes everything. */
+void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms);
+void pe_http_server_free(pe_http_server_t *s);
+/* Appends the Prometheus text of the HTTP metrics (requests by route and status, latency
+ * histogram by route, in-flight requests). Thread-safe. */
+int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out);
+
+/* ---- inside a handler -------------------------------------------------------------------------
+ */
+
+void *pe_http_app(const pe_http_request_t *req);
+const char *pe_http_method(const pe_http_request_t *req);
+/* The raw path (percent-encoded, without the query). */
+const char *pe_http_path(const pe_http_request_t *req);
+/* A decoded path parameter by name, or NULL. */
+const char *pe_http_param(const pe_http_request_t *req, const char *name);
+/* A decoded query parameter, or NULL. */
+const char *pe_http_query(const pe_http_request_t *req, const char *name);
+/* A request header (case-insensitive), or NULL. */
+const char *pe_http_header(const pe_http_request_t *req, const char *name);
+/* A cookie value, or NULL. */
+const char *pe_http_cookie(const pe_http_request_t *req, const char *name);
+/* The body (NUL-terminated for convenience) and its length. */
+const char *pe_http_body(const pe_http_request_t *req, size_t *len);
+/* Parses the body as JSON once. On failure replies 400 (invalid_json) and returns NULL; the
+ * returned tree belongs to the request. */
+cJSON *pe_http_json_body(pe_http_request_t *req);
+const pe_http_auth_t *pe_http_auth(const pe_http_request_t *req);
+const char *pe_http_request_id(const pe_http_request_t *req);
+/* The peer address as text ("127.0.0.1"). */
+const char *pe_http_remote_addr(pe_http_request_t *req);
+
+/* Adds a response header (copied). Call before replying. Returns 0 or PE_ENOMEM. */
+int pe_http_set_header(pe_http_request_t *req, const char *name, const char *value);
+/* Replies with a copy of body. Returns 0, or PE_ECONFLICT when already replied. */
+int pe_http_reply(pe_http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len);
+/* Replies with static bytes that outlive the request (no copy). */
+int pe_http_reply_static(pe_http_request_t *req, int status, const char *content_type,
+                         const void *body, size_t len);
+int pe_http_reply_json(pe_http_request_t *req, int status, const char *json, size_t len);
+/* Serialises j and replies; takes ownership of j (deleted here). */
+int pe_http_reply_cjson(pe_http_request_t *req, int status, cJSON *j);
+/* Replies {"error":{"code":code,"message":…}}. */
+int pe_http_reply_error(pe_http_request_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Replies with the status and code that pe_error_http_status / pe_error_code give rc. */
+int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool pe_http_replied(const pe_http_request_t *req);
+
+/* Parks the connection so the handler's thread can return while another thread finishes the
+ * work; that thread replies and then calls pe_http_resume. Call only from inside a handler. */
+void pe_http_suspend(pe_http_request_t *req);
+void pe_http_resume(pe_http_request_t *req);
+
+#endif /* PE_HTTP_H */

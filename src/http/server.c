@@ -1,0 +1,916 @@
+/*
+ * server.c — the libmicrohttpd server: request lifecycle, limits, authentication hook, replies,
+ * suspend/resume, access log, metrics and graceful shutdown.
+ *
+ * Request lifecycle (one pe_http_request_t per HTTP request):
+ *
+ *    uri_log ──▶ NEW ──begin()──▶ BODY ──(upload chunks)──▶ BODY ──final call──▶ HANDLED
+ *                 │                 │                                              │
+ *                 └─early reply─────┴──────────────▶ queue response ◀──(resume)───┘
+ *                                                          │
+ *                                      completed() ──▶ access log, metrics, free
+ *
+ *   state     function           what happens
+ *   NEW       begin()            route, query, size and content-type checks, authentication;
+ *                                any failure replies at once (4xx) and skips the body
+ *   BODY      take_upload()      accumulate up to the route's max_body; more → 413
+ *   HANDLED   run_handler()      the handler replies, or suspends and replies later
+ *   any       completed()        log one JSON line, count metrics, free the request
+ *
+ * Invariants:
+ *  1. The request object is created by the URI-log callback and freed only in completed(), so
+ *     nothing allocated for a request outlives it.
+ *  2. A response is queued at most once per request, from an MHD thread.
+ *  3. in_flight counts requests between uri_log and completed(); graceful stop waits on it.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "pe/http.h"
+
+#define MAX_RESPONSE_HEADERS 16
+#define MAX_STATUS           600
+/* Bytes of a too-big chunked body we drain before closing the connection instead. */
+#define DRAIN_LIMIT (1u << 20)
+
+static const double LATENCY_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+#define NBUCKETS PE_ARRAY_LEN(LATENCY_BUCKETS)
+
+static const char CSP[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+                          "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                          "frame-ancestors 'none'";
+
+typedef struct {
+    _Atomic uint64_t status[MAX_STATUS];
+    _Atomic uint64_t buckets[NBUCKETS];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+} route_metrics_t;
+
+struct pe_http_server {
+    pe_http_server_config_t cfg;
+    char host[256];
+    pe_router_t *router;
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    char id_prefix[13];
+    _Atomic uint64_t next_id;
+    _Atomic long in_flight;
+    _Atomic bool stopping;
+    route_metrics_t *metrics; /* one per route, plus one for unmatched requests */
+    pthread_mutex_t suspended_lock;
+    pe_http_request_t *suspended; /* list of parked requests, for shutdown */
+};
+
+typedef enum { PHASE_NEW = 0, PHASE_BODY, PHASE_HANDLED } phase_t;
+
+typedef struct {
+    char *name;
+    char *value;
+} header_t;
+
+struct pe_http_request {
+    pe_http_server_t *srv;
+    struct MHD_Connection *conn;
+    phase_t phase;
+    char *uri;
+    size_t path_len;
+    const char *method;
+    bool routed;
+    size_t metrics_index;
+    pe_route_match_t match;
+    pe_http_query_t query;
+    pe_buf_t body;
+    size_t drained;
+    bool body_too_big;
+    cJSON *json;
+    pe_http_auth_t auth;
+    /* response */
+    bool replied;
+    bool queued;
+    int status;
+    char *resp_body; /* owned unless resp_static */
+    size_t resp_len;
+    bool resp_static;
+    const char *content_type;
+    header_t headers[MAX_RESPONSE_HEADERS];
+    size_t nheaders;
+    char allow[64];
+    /* parking */
+    bool suspended;
+    pe_http_request_t *next_suspended;
+    int64_t start_us;
+    char request_id[48];
+    char remote[64];
+};
+
+/* ---- small helpers ----------------------------------------------------------------------------
+ */
+
+static size_t metrics_slot(const pe_http_server_t *s, const pe_http_request_t *req)
+{
+    return req->routed ? req->match.route_index : pe_router_count(s->router);
+}
+
+static bool valid_request_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool media_type_is(const char *content_type, const char *want)
+{
+    while (*content_type == ' ')
+        content_type++;
+    size_t n = strlen(want);
+    if (strncasecmp(content_type, want, n) != 0)
+        return false;
+    char c = content_type[n];
+    return c == '\0' || c == ';' || c == ' ';
+}
+
+/* ---- replies ----------------------------------------------------------------------------------
+ */
+
+bool pe_http_replied(const pe_http_request_t *req)
+{
+    return req->replied;
+}
+
+int pe_http_set_header(pe_http_request_t *req, const char *name, const char *value)
+{
+    if (req->nheaders == MAX_RESPONSE_HEADERS)
+        return PE_ENOMEM;
+    header_t *h = &req->headers[req->nheaders];
+    h->name = strdup(name);
+    h->value = strdup(value);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        return PE_ENOMEM;
+    }
+    req->nheaders++;
+    return 0;
+}
+
+static int set_reply(pe_http_request_t *req, int status, const char *content_type, char *body,
+                     size_t len, bool is_static)
+{
+    if (req->replied) {
+        if (!is_static)
+            free(body);
+        return PE_ECONFLICT;
+    }
+    req->replied = true;
+    req->status = status;
+    req->content_type = content_type;
+    req->resp_body = body;
+    req->resp_len = len;
+    req->resp_static = is_static;
+    return 0;
+}
+
+int pe_http_reply(pe_http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return set_reply(req, 500, "application/json", NULL, 0, true);
+    if (len)
+        memcpy(copy, body, len);
+    copy[len] = '\0';
+    return set_reply(req, status, content_type, copy, len, false);
+}
+
+int pe_http_reply_static(pe_http_request_t *req, int status, const char *content_type,
+                         const void *body, size_t len)
+{
+    return set_reply(req, status, content_type, (char *)body, len, true);
+}
+
+int pe_http_reply_json(pe_http_request_t *req, int status, const char *json, size_t len)
+{
+    return pe_http_reply(req, status, "application/json", json, len);
+}
+
+int pe_http_reply_cjson(pe_http_request_t *req, int status, cJSON *j)
+{
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!text)
+        return pe_http_reply_error(req, 500, "internal_error", "out of memory");
+    return set_reply(req, status, "application/json", text, strlen(text), false);
+}
+
+static int reply_verror(pe_http_request_t *req, int status, const char *code, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 4, 0)));
+
+static int reply_verror(pe_http_request_t *req, int status, const char *code, const char *fmt,
+                        va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    pe_buf_t b = PE_BUF_INIT;
+    int rc = pe_buf_puts(&b, "{\"error\":{\"code\":");
+    rc |= pe_buf_json_string(&b, code, strlen(code));
+    rc |= pe_buf_puts(&b, ",\"message\":");
+    rc |= pe_buf_json_string(&b, msg, strlen(msg));
+    rc |= pe_buf_puts(&b, "}}");
+    if (rc != 0) {
+        pe_buf_free(&b);
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
+        return set_reply(req, 500, "application/json", (char *)oom, sizeof oom - 1, true);
+    }
+    size_t len = b.len;
+    return set_reply(req, status, "application/json", pe_buf_steal(&b), len, false);
+}
+
+int pe_http_reply_error(pe_http_request_t *req, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = reply_verror(req, status, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply_verror(req, pe_error_http_status(rc), pe_error_code(rc), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *resp)
+{
+    const pe_http_route_t *route = req->routed ? req->match.route : NULL;
+    unsigned flags = route ? route->flags : 0;
+    MHD_add_response_header(resp, "Content-Type", req->content_type);
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (!(flags & PE_ROUTE_STATIC))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (flags & PE_ROUTE_CORS) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, X-Request-Id");
+    } else {
+        MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+    }
+    if (req->allow[0])
+        MHD_add_response_header(resp, "Allow", req->allow);
+    if (atomic_load_explicit(&req->srv->stopping, memory_order_relaxed))
+        MHD_add_response_header(resp, "Connection", "close");
+    for (size_t i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
+}
+
+static enum MHD_Result queue_reply(pe_http_request_t *req)
+{
+    struct MHD_Response *resp;
+    if (req->resp_static) {
+        resp =
+            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp =
+            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            req->resp_body = NULL; /* the response owns it now */
+    }
+    if (!resp)
+        return MHD_NO;
+    add_standard_headers(req, resp);
+    req->queued = true;
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* ---- request accessors ------------------------------------------------------------------------
+ */
+
+void *pe_http_app(const pe_http_request_t *req)
+{
+    return req->srv->cfg.app;
+}
+
+const char *pe_http_method(const pe_http_request_t *req)
+{
+    return req->method;
+}
+
+const char *pe_http_path(const pe_http_request_t *req)
+{
+    return req->uri; /* the '?' was replaced by NUL in begin() */
+}
+
+const char *pe_http_param(const pe_http_request_t *req, const char *name)
+{
+    if (!req->routed)
+        return NULL;
+    for (size_t i = 0; i < req->match.nparams; i++)
+        if (strcmp(req->match.names[i], name) == 0)
+            return req->match.values[i];
+    return NULL;
+}
+
+const char *pe_http_query(const pe_http_request_t *req, const char *name)
+{
+    return pe_http_query_get(&req->query, name);
+}
+
+const char *pe_http_header(const pe_http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *pe_http_cookie(const pe_http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *pe_http_body(const pe_http_request_t *req, size_t *len)
+{
+    *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+cJSON *pe_http_json_body(pe_http_request_t *req)
+{
+    if (req->json)
+        return req->json;
+    char err[128];
+    if (pe_json_parse(req->body.data ? req->body.data : "", req->body.len, &req->json, err,
+                      sizeof err) != 0) {
+        pe_http_reply_error(req, 400, "invalid_json", "%s", err);
+        return NULL;
+    }
+    return req->json;
+}
+
+const pe_http_auth_t *pe_http_auth(const pe_http_request_t *req)
+{
+    return &req->auth;
+}
+
+const char *pe_http_request_id(const pe_http_request_t *req)
+{
+    return req->request_id;
+}
+
+const char *pe_http_remote_addr(pe_http_request_t *req)
+{
+    if (req->remote[0])
+        return req->remote;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->remote,
+                  sizeof req->remote);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  req->remote, sizeof req->remote);
+    else
+        snprintf(req->remote, sizeof req->remote, "unknown");
+    return req->remote;
+}
+
+/* ---- suspend / resume -------------------------------------------------------------------------
+ */
+
+void pe_http_suspend(pe_http_request_t *req)
+{
+    pe_http_server_t *s = req->srv;
+    pthread_mutex_lock(&s->suspended_lock);
+    req->suspended = true;
+    req->next_suspended = s->suspended;
+    s->suspended = req;
+    pthread_mutex_unlock(&s->suspended_lock);
+    MHD_suspend_connection(req->conn);
+}
+
+void pe_http_resume(pe_http_request_t *req)
+{
+    pe_http_server_t *s = req->srv;
+    bool was_parked = false;
+    pthread_mutex_lock(&s->suspended_lock);
+    for (pe_http_request_t **p = &s->suspended; *p; p = &(*p)->next_suspended) {
+        if (*p == req) {
+            *p = req->next_suspended;
+            was_parked = true;
+            break;
+        }
+    }
+    req->suspended = false;
+    pthread_mutex_unlock(&s->suspended_lock);
+    if (was_parked)
+        MHD_resume_connection(req->conn);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    pe_http_server_t *s = cls;
+    pe_http_request_t *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->srv = s;
+    req->conn = conn;
+    req->start_us = pe_now_mono_us();
+    req->uri = strdup(uri ? uri : "");
+    req->status = 0;
+    req->content_type = "application/json";
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    return req;
+}
+
+/* Routes and vets the request before its body is read. Replies on any failure. */
+static void begin(pe_http_request_t *req, const char *method)
+{
+    pe_http_server_t *s = req->srv;
+    req->method = method;
+
+    const char *reqid = pe_http_header(req, "X-Request-Id");
+    if (reqid && valid_request_id(reqid)) {
+        snprintf(req->request_id, sizeof req->request_id, "%s", reqid);
+    } else {
+        uint64_t n = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
+        snprintf(req->request_id, sizeof req->request_id, "%s-%08llx", s->id_prefix,
+                 (unsigned long long)n);
+    }
+
+    if (!req->uri) {
+        pe_http_reply_error(req, 500, "internal_error", "out of memory");
+        return;
+    }
+    char *q = strchr(req->uri, '?');
+    req->path_len = q ? (size_t)(q - req->uri) : strlen(req->uri);
+    if (q) {
+        *q = '\0';
+        int qrc = pe_http_query_parse(q + 1, strlen(q + 1), &req->query);
+        if (qrc != 0) {
+            if (qrc == PE_ETOOBIG)
+                pe_http_reply_error(req, 400, "invalid_query", "more than %d query parameters",
+                                    PE_HTTP_MAX_QUERY_PARAMS);
+            else
+                pe_http_reply_error(req, 400, "invalid_query",
+                                    "malformed query string (bad percent-encoding, %%00 or "
+                                    "invalid UTF-8)");
+            return;
+        }
+    }
+
+    bool preflight = strcmp(method, "OPTIONS") == 0;
+    int rc = pe_router_match(s->router, method, req->uri, req->path_len, &req->match, req->allow,
+                             sizeof req->allow);
+    if (rc == PE_ROUTER_WRONG_METHOD && preflight) {
+        /* Preflight: answer for the path, with CORS headers when its routes are storefront-facing.
+         */
+        char first[16];
+        size_t n = strcspn(req->allow, ",");
+        snprintf(first, sizeof first, "%.*s", (int)n, req->allow);
+        char ignored[64];
+        if (pe_router_match(s->router, first, req->uri, req->path_len, &req->match, ignored,
+                            sizeof ignored) == PE_ROUTER_MATCH) {
+            req->routed = true;
+            if (req->match.route->flags & PE_ROUTE_CORS) {
+                pe_http_set_header(req, "Access-Control-Allow-Methods", req->allow);
+                pe_http_set_header(req, "Access-Control-Allow-Headers",
+                                   "Authorization, Content-Type, X-Request-Id");
+                pe_http_set_header(req, "Access-Control-Max-Age", "86400");
+            }
+        }
+        pe_http_reply_static(req, 204, "text/plain", "", 0);
+        return;
+    }
+    if (rc == PE_EINVAL) {
+        pe_http_reply_error(req, 400, "invalid_path", "the request path is not a valid path");
+        return;
+    }
+    if (rc == PE_ROUTER_WRONG_METHOD) {
+        pe_http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s",
+                            method, req->allow);
+        return;
+    }
+    if (rc != PE_ROUTER_MATCH) {
+        req->allow[0] = '\0';
+        pe_http_reply_error(req, 404, "not_found", "no route for %s %.200s", method, req->uri);
+        return;
+    }
+    req->routed = true;
+    req->allow[0] = '\0';
+    const pe_http_route_t *route = req->match.route;
+
+    /* Body size and type, before reading a byte of it. */
+    const char *cl = pe_http_header(req, "Content-Length");
+    const char *te = pe_http_header(req, "Transfer-Encoding");
+    bool has_body = (te != NULL) || (cl && strcmp(cl, "0") != 0);
+    if (cl) {
+        char *end = NULL;
+        unsigned long long len = strtoull(cl, &end, 10);
+        if (end == cl || *end != '\0') {
+            pe_http_reply_error(req, 400, "invalid_request", "malformed Content-Length");
+            return;
+        }
+        if (len > route->max_body) {
+            pe_http_reply_error(req, 413, "payload_too_large",
+                                "the body has %llu bytes; this route accepts at most %zu", len,
+                                route->max_body);
+            return;
+        }
+    } else if (te && route->max_body == 0) {
+        pe_http_reply_error(req, 413, "payload_too_large", "this route accepts no body");
+        return;
+    }
+    if (has_body && (route->flags & PE_ROUTE_JSON_BODY)) {
+        const char *ct = pe_http_header(req, "Content-Type");
+        bool ok = ct && (media_type_is(ct, "application/json") ||
+                         ((route->flags & PE_ROUTE_TEXT_BODY) && media_type_is(ct, "text/plain")));
+        if (!ok) {
+            pe_http_reply_error(req, 415, "unsupported_media_type",
+                                "the body must be application/json%s",
+                                (route->flags & PE_ROUTE_TEXT_BODY) ? " (or text/plain)" : "");
+            return;
+        }
+    }
+
+    if (route->auth != PE_AUTH_NONE) {
+        int arc = s->cfg.authenticate
+                      ? s->cfg.authenticate(s->cfg.app, req, route->auth, &req->auth)
+                      : PE_EUNAUTH;
+        if (arc != 0 && !req->replied)
+            pe_http_reply_rc(req, arc, "%s", pe_strerror(arc));
+    }
+}
+
+static void take_upload(pe_http_request_t *req, const char *data, size_t size)
+{
+    if (req->replied || req->body_too_big) {
+        req->drained += size;
+        return;
+    }
+    size_t max = req->match.route->max_body;
+    if (req->body.len + size > max) {
+        req->body_too_big = true;
+        req->drained = req->body.len + size;
+        pe_buf_free(&req->body);
+        return;
+    }
+    if (pe_buf_append(&req->body, data, size) != 0) {
+        req->body_too_big = true;
+        pe_buf_free(&req->body);
+    }
+}
+
+static void run_handler(pe_http_request_t *req)
+{
+    const pe_http_route_t *route = req->match.route;
+    if (req->body_too_big) {
+        pe_http_reply_error(req, 413, "payload_too_large", "this route accepts at most %zu bytes",
+                            route->max_body);
+        return;
+    }
+    int rc = route->handler(req);
+    if (req->suspended)
+        return;
+    if (!req->replied) {
+        if (rc != 0)
+            pe_http_reply_rc(req, rc, "%s", pe_strerror(rc));
+        else
+            pe_http_reply_error(req, 500, "internal_error", "the handler did not reply");
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **req_cls)
+{
+    pe_http_request_t *req = *req_cls;
+    if (!req)
+        return MHD_NO; /* out of memory in on_uri */
+    req->conn = conn;
+
+    if (req->phase == PHASE_NEW) {
+        req->phase = PHASE_BODY;
+        begin(req, method);
+        if (req->replied)
+            return queue_reply(req);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        take_upload(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        /* A chunked body far beyond the limit: stop reading and drop the connection. */
+        return req->drained > req->match.route->max_body + DRAIN_LIMIT ? MHD_NO : MHD_YES;
+    }
+    if (req->phase == PHASE_BODY) {
+        req->phase = PHASE_HANDLED;
+        if (!req->replied)
+            run_handler(req);
+        if (req->suspended)
+            return MHD_YES;
+    }
+    if (req->queued)
+        return MHD_YES;
+    if (!req->replied)
+        pe_http_reply_error(req, 500, "internal_error", "resumed without a reply");
+    return queue_reply(req);
+}
+
+static void access_log(pe_http_server_t *s, pe_http_request_t *req, double seconds,
+                       enum MHD_RequestTerminationCode toe)
+{
+    if (!pe_log_enabled(PE_LOG_INFO))
+        return;
+    char ts[32];
+    pe_time_format_rfc3339(pe_now_unix_us(), ts, sizeof ts);
+    const char *path = req->uri ? req->uri : "";
+    size_t path_len = strlen(path);
+    if (path_len > 512)
+        path_len = 512;
+    const char *route = req->routed ? req->match.route->name : "";
+    const char *method = req->method ? req->method : "";
+    pe_buf_t b = PE_BUF_INIT;
+    int rc = pe_buf_printf(&b,
+                           "{\"ts\":\"%s\",\"level\":\"info\",\"event\":\"http_request\","
+                           "\"request_id\":\"%s\",\"method\":",
+                           ts, req->request_id);
+    rc |= pe_buf_json_string(&b, method, strlen(method));
+    rc |= pe_buf_puts(&b, ",\"path\":");
+    rc |= pe_buf_json_string(&b, path, path_len);
+    rc |= pe_buf_puts(&b, ",\"route\":");
+    rc |= pe_buf_json_string(&b, route, strlen(route));
+    rc |=
+        pe_buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu,\"remote\":\"%s\"%s}",
+                      req->queued ? req->status : 499, seconds * 1000.0, req->resp_len,
+                      req->conn ? pe_http_remote_addr(req) : "",
+                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+    (void)s;
+    if (rc == 0)
+        pe_log_raw(b.data, b.len);
+    pe_buf_free(&b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    pe_http_server_t *s = cls;
+    pe_http_request_t *req = *req_cls;
+    if (!req)
+        return;
+    *req_cls = NULL;
+    req->conn = conn;
+    double seconds = (double)(pe_now_mono_us() - req->start_us) / 1e6;
+
+    route_metrics_t *m = &s->metrics[metrics_slot(s, req)];
+    int status = req->queued ? req->status : 499;
+    if (status >= 0 && status < MAX_STATUS)
+        atomic_fetch_add_explicit(&m->status[status], 1, memory_order_relaxed);
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        if (seconds <= LATENCY_BUCKETS[i]) {
+            atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+
+    if (req->method)
+        access_log(s, req, seconds, toe);
+
+    if (!req->resp_static)
+        free(req->resp_body);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    cJSON_Delete(req->json);
+    pe_buf_free(&req->body);
+    pe_http_query_free(&req->query);
+    free(req->uri);
+    free(req);
+    atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    pe_log(PE_LOG_DEBUG, "http_daemon", "%s", msg);
+}
+
+/* ---- server -----------------------------------------------------------------------------------
+ */
+
+pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_router_t *router,
+                                     char *err, size_t errlen)
+{
+    pe_http_server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        pe_router_free(router);
+        return NULL;
+    }
+    s->cfg = *cfg;
+    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
+    s->cfg.host = s->host;
+    s->router = router;
+    s->metrics = calloc(pe_router_count(router) + 1, sizeof *s->metrics);
+    if (!s->metrics) {
+        snprintf(err, errlen, "out of memory");
+        pe_http_server_free(s);
+        return NULL;
+    }
+    pe_random_hex(s->id_prefix, 6);
+    pthread_mutex_init(&s->suspended_lock, NULL);
+    return s;
+}
+
+int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    const char *host = s->host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(s->cfg.port);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(s->cfg.port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "PE_LISTEN: '%s' is not an IPv4 or IPv6 address", s->host);
+        return PE_EINVAL;
+    }
+    unsigned threads = s->cfg.threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    s->daemon = MHD_start_daemon(
+        flags, s->cfg.port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        s->cfg.max_connections ? s->cfg.max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->cfg.conn_timeout_s ? s->cfg.conn_timeout_s : 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)64 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%u (address in use or not permitted)", s->host,
+                 (unsigned)s->cfg.port);
+        return PE_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : s->cfg.port;
+    return 0;
+}
+
+uint16_t pe_http_server_port(const pe_http_server_t *s)
+{
+    return s->port;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms)
+{
+    if (!s || !s->daemon)
+        return;
+    atomic_store(&s->stopping, true);
+    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    int64_t deadline = pe_now_mono_us() + (int64_t)grace_ms * 1000;
+    while (atomic_load(&s->in_flight) > 0 && pe_now_mono_us() < deadline)
+        sleep_ms(10);
+    /* Whatever is still parked gets a 503 so no connection is left suspended at stop. */
+    pthread_mutex_lock(&s->suspended_lock);
+    pe_http_request_t *parked = s->suspended;
+    s->suspended = NULL;
+    pthread_mutex_unlock(&s->suspended_lock);
+    for (pe_http_request_t *r = parked, *next; r; r = next) {
+        next = r->next_suspended;
+        r->suspended = false;
+        if (!r->replied)
+            pe_http_reply_error(r, 503, "unavailable", "the server is shutting down");
+        MHD_resume_connection(r->conn);
+    }
+    if (parked)
+        sleep_ms(50);
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+}
+
+void pe_http_server_free(pe_http_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        pe_http_server_stop(s, 0);
+    pe_router_free(s->router);
+    free(s->metrics);
+    pthread_mutex_destroy(&s->suspended_lock);
+    free(s);
+}
+
+int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out)
+{
+    int rc = 0;
+    size_t nroutes = pe_router_count(s->router);
+    rc |= pe_buf_puts(out, "# HELP pe_http_requests_total HTTP requests by route and status.\n"
+                           "# TYPE pe_http_requests_total counter\n");
+    for (size_t i = 0; i <= nroutes; i++) {
+        const pe_http_route_t *r = pe_router_route(s->router, i);
+        const char *method = r ? r->method : "";
+        const char *name = r ? r->name : "unmatched";
+        for (int st = 0; st < MAX_STATUS; st++) {
+            uint64_t v = atomic_load_explicit(&s->metrics[i].status[st], memory_order_relaxed);
+            if (v)
+                rc |=
+                    pe_buf_printf(out,
+                                  "pe_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"}"
+                                  " %llu\n",
+                                  method, name, st, (unsigned long long)v);
+        }
+    }
+    rc |=
+        pe_buf_puts(out, "# HELP pe_http_request_duration_seconds HTTP request latency by route.\n"
+                         "# TYPE pe_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= nroutes; i++) {
+        route_metrics_t *m = &s->metrics[i];
+        uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
+        if (!count)
+            continue;
+        const pe_http_route_t *r = pe_router_route(s->router, i);
+        const char *method = r ? r->method : "";
+        const char *name = r ? r->name : "unmatched";
+        uint64_t cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += atomic_load_explicit(&m->buckets[b], memory_order_relaxed);
+            rc |=
+                pe_buf_printf(out,
+                              "pe_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\","
+                              "le=\"%g\"} %llu\n",
+                              method, name, LATENCY_BUCKETS[b], (unsigned long long)cum);
+        }
+        rc |= pe_buf_printf(
+            out,
+            "pe_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
+            "pe_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n"
+            "pe_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
+            method, name, (unsigned long long)count, method, name,
+            (double)atomic_load_explicit(&m->sum_us, memory_order_relaxed) / 1e6, method, name,
+            (unsigned long long)count);
+    }
+    rc |= pe_buf_printf(out,
+                        "# HELP pe_http_requests_in_flight Requests being served now.\n"
+                        "# TYPE pe_http_requests_in_flight gauge\n"
+                        "pe_http_requests_in_flight %ld\n",
+                        atomic_load(&s->in_flight));
+    return rc ? PE_ENOMEM : 0;
+}
