@@ -34,6 +34,9 @@ typedef struct {
     uint64_t timeouts_total;
 } pe_db_pool_stats_t;
 
+/* Checks that conninfo parses as a libpq conninfo string or URI (no connection is made).
+ * Returns 0 or PE_EINVAL with libpq's reason in err. Thread-safe. */
+int pe_db_conninfo_check(const char *conninfo, char *err, size_t errlen);
 /* Creates a pool of at most `size` connections to conninfo (libpq conninfo or URI). Opens
  * connections lazily; does not fail when the server is down (acquire does). Returns NULL on
  * ENOMEM. The caller frees with pe_db_pool_free. Thread-safe after construction. */
@@ -87,7 +90,7 @@ bool pe_db_result_isnull(const pe_db_result_t *res, size_t row, size_t col);
 uint64_t pe_db_result_affected(const pe_db_result_t *res);
 void pe_db_result_free(pe_db_result_t *res);
 
-/* ---- migrations ------------------------------------------------------------------------------- */
+/* ---- migrations ------------------------------------------------------------------------------ */
 
 /* Applies every embedded migration (sql/migrations/NNNN_name.sql) not yet recorded in
  * schema_migrations, each in its own transaction, recording its SHA-256 checksum. Holds a

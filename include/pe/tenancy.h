@@ -19,9 +19,9 @@
 
 #include "pe/db.h"
 
-#define PE_ID_LEN 37     /* uuid text + NUL */
-#define PE_KEY_LEN 64    /* "pk_" / "sk_" + base64url(32 bytes) + NUL fits */
-#define PE_TOKEN_LEN 64  /* session token: base64url(32 bytes) + NUL */
+#define PE_ID_LEN    37 /* uuid text + NUL */
+#define PE_KEY_LEN   64 /* "pk_" / "sk_" + base64url(32 bytes) + NUL fits */
+#define PE_TOKEN_LEN 64 /* session token: base64url(32 bytes) + NUL */
 
 typedef enum { PE_KEY_PUBLISHABLE = 1, PE_KEY_SECRET = 2 } pe_key_kind_t;
 
@@ -57,8 +57,7 @@ int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_
  * the store only when password matches. Returns 0 and the user id, PE_EINVAL (err), PE_ECONFLICT
  * (email exists, password differs) or PE_ENOTFOUND (no such store). */
 int pe_tenancy_user_create(pe_db_pool_t *pool, const char *email, const char *password,
-                           const char *store_id, char user_id[PE_ID_LEN], char *err,
-                           size_t errlen);
+                           const char *store_id, char user_id[PE_ID_LEN], char *err, size_t errlen);
 /* Checks email + password. Returns 0 and the user id, or PE_EUNAUTH (same answer, and the same
  * argon2id cost, whether the email is unknown or the password wrong). */
 int pe_tenancy_user_verify(pe_db_pool_t *pool, const char *email, const char *password,
@@ -70,15 +69,14 @@ int pe_tenancy_member_check(pe_db_pool_t *pool, const char *user_id, const char 
 int pe_tenancy_user_stores(pe_db_pool_t *pool, const char *user_id, cJSON **out);
 
 /* Session lifetimes (seconds). */
-#define PE_SESSION_IDLE_S (2 * 3600)
+#define PE_SESSION_IDLE_S     (2 * 3600)
 #define PE_SESSION_ABSOLUTE_S (7 * 24 * 3600)
 
 /* Opens a sign-in session for user_id; the token (shown only now) goes into the cookie. */
 int pe_tenancy_session_create(pe_db_pool_t *pool, const char *user_id, char token[PE_TOKEN_LEN]);
 /* Resolves a session token to its user, refreshing its idle expiry. Returns 0 or PE_EUNAUTH
  * (unknown, revoked, idle- or absolutely expired). */
-int pe_tenancy_session_authenticate(pe_db_pool_t *pool, const char *token,
-                                    char user_id[PE_ID_LEN]);
+int pe_tenancy_session_authenticate(pe_db_pool_t *pool, const char *token, char user_id[PE_ID_LEN]);
 /* Ends a session. Returns 0 whether or not it existed. */
 int pe_tenancy_session_revoke(pe_db_pool_t *pool, const char *token);
 
