@@ -1,0 +1,42 @@
+/*
+ * db/internal.h — what the files of src/db share and nobody else sees: the connection struct
+ * and the SQLSTATE → PE_E… mapping. It includes libpq, so it must never be included from outside
+ * src/db (invariant 1 of pe/db.h).
+ *
+ * Invariants:
+ *  1. A pe_db_conn_t is lent to one thread at a time (between pe_db_acquire and pe_db_release);
+ *     its fields are touched only by that thread, except `next`, which belongs to the pool's
+ *     mutex while the connection is idle.
+ *  2. err and sqlstate always hold NUL-terminated strings ("" when the last call succeeded).
+ *  3. discard == true means the connection must be closed, not reused, when released.
+ */
+#ifndef PE_DB_INTERNAL_H
+#define PE_DB_INTERNAL_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "pe/db.h"
+
+struct pe_db_conn {
+    PGconn *pg;
+    struct pe_db_conn *next; /* idle list link, guarded by the pool mutex */
+    bool in_copy;            /* between pe_db_copy_begin and pe_db_copy_end */
+    bool discard;            /* close instead of reusing on release (invariant 3) */
+    int last_rc;             /* PE_E… code of the last failed call, 0 after a success */
+    char sqlstate[6];
+    char err[512];
+};
+
+/* Records a failure on conn from res (may be NULL: then from the connection) and returns the
+ * mapped PE_E… code. Does not clear res. */
+int pe_db_conn_fail(pe_db_conn_t *conn, const PGresult *res);
+/* Records a failure described by the caller (no SQLSTATE) and returns rc. */
+int pe_db_conn_fail_msg(pe_db_conn_t *conn, int rc, const char *msg);
+/* Forgets the last error. */
+void pe_db_conn_clear_error(pe_db_conn_t *conn);
+/* Maps a five-character SQLSTATE to a PE_E… code (NULL or "" → PE_EINTERNAL). Thread-safe. */
+int pe_db_sqlstate_to_rc(const char *sqlstate);
+
+#endif /* PE_DB_INTERNAL_H */

@@ -1,0 +1,450 @@
+/*
+ * db/pool.c — the PostgreSQL connection pool: a mutex, a condition variable, a LIFO list of idle
+ * connections, and a count of slots. Connections are opened lazily, outside the mutex.
+ *
+ * A slot's life:
+ *
+ *     (free slot) --acquire, open < size--> OPENING --connect ok--> LENT --release--> IDLE
+ *          ^                                  |                     ^  |               |
+ *          |                                  | connect failed      |  | broken /      | acquire
+ *          +----------------------------------+---------------------+--+ discard       |
+ *                                                                    +-----------------+
+ *
+ *   transition              function                      under the mutex
+ *   free → OPENING          pe_db_acquire (reserves)      yes: open++ , in_use++
+ *   OPENING → LENT          open_conn                     no  (a slow server must not block
+ *                                                               the pool)
+ *   OPENING → free          give_back_slot                yes: open--, in_use--, signal
+ *   LENT → IDLE             pe_db_release                 reset outside, push inside, signal
+ *   LENT → free             pe_db_release (broken)        close outside, open-- inside
+ *   IDLE → LENT             pe_db_acquire                 pop inside, health check outside
+ *
+ * Invariants:
+ *  1. in_use ≤ open ≤ size; open counts open connections plus slots being opened.
+ *  2. Every connection on the idle list is open, outside any transaction and not in COPY.
+ *  3. The mutex is never held across network I/O (connect, ROLLBACK, health checks).
+ *  4. Each new connection carries fallback_application_name=profit-engine and, appended to any
+ *     options of the caller, `-c statement_timeout=30s`, so a runaway query cannot hold a
+ *     connection for ever; RESET statement_timeout returns to that 30 s.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define APPLICATION_NAME     "profit-engine"
+#define STATEMENT_TIMEOUT    "-c statement_timeout=30s"
+#define CONNECT_TIMEOUT_SECS "5"
+
+struct pe_db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    /* signalled when a connection or a slot becomes free */
+    char **keywords;      /* NULL-terminated, for PQconnectdbParams */
+    char **values;        /* parallel to keywords */
+    char *conninfo_error; /* why conninfo could not be parsed, or NULL */
+    pe_db_conn_t *idle;   /* invariant 2; LIFO so the warmest connection is reused */
+    unsigned size, open, in_use, waiting;
+    uint64_t acquired_total, timeouts_total;
+};
+
+/* libpq prints notices on stderr by default, which would break our one-JSON-line-per-event
+ * log; route them through pe_log instead. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    pe_log_level_t level = (sev && strcmp(sev, "WARNING") == 0) ? PE_LOG_WARN : PE_LOG_DEBUG;
+
+    (void)arg;
+    pe_log(level, "db_notice", "%s", msg ? msg : "");
+}
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Turns conninfo into keyword/value arrays with our settings merged in (invariant 4). Parsing
+ * once here also means a malformed conninfo is reported the same way on every acquire. */
+static int build_params(pe_db_pool_t *pool, const char *conninfo)
+{
+    int rc = PE_ENOMEM;
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+    size_t n = 0, cap = 4;
+    const char *user_options = NULL;
+    bool have_fallback = false, have_timeout = false;
+    pe_buf_t options = PE_BUF_INIT;
+
+    if (!opts) {
+        pool->conninfo_error = strdup(errmsg ? errmsg : "out of memory");
+        if (!pool->conninfo_error)
+            goto out;
+        rc = 0; /* acquire reports it: the constructor only fails on ENOMEM */
+        goto out;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        cap++;
+        if (strcmp(o->keyword, "options") == 0)
+            user_options = o->val;
+        else if (strcmp(o->keyword, "fallback_application_name") == 0)
+            have_fallback = true;
+        else if (strcmp(o->keyword, "connect_timeout") == 0)
+            have_timeout = true;
+    }
+    pool->keywords = calloc(cap, sizeof(char *));
+    pool->values = calloc(cap, sizeof(char *));
+    if (!pool->keywords || !pool->values)
+        goto out;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "options") == 0)
+            continue;
+        pool->keywords[n] = strdup(o->keyword);
+        pool->values[n++] = strdup(o->val);
+        if (!pool->keywords[n - 1] || !pool->values[n - 1])
+            goto out;
+    }
+    if (user_options && *user_options && pe_buf_printf(&options, "%s ", user_options) != 0)
+        goto out;
+    if (pe_buf_puts(&options, STATEMENT_TIMEOUT) != 0)
+        goto out;
+    pool->keywords[n] = strdup("options");
+    pool->values[n++] = pe_buf_steal(&options);
+    if (!have_fallback) {
+        pool->keywords[n] = strdup("fallback_application_name");
+        pool->values[n++] = strdup(APPLICATION_NAME);
+    }
+    if (!have_timeout) {
+        /* libpq waits for ever by default; a dead host must turn into PE_EUNAVAIL. */
+        pool->keywords[n] = strdup("connect_timeout");
+        pool->values[n++] = strdup(CONNECT_TIMEOUT_SECS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!pool->keywords[i] || !pool->values[i])
+            goto out;
+    }
+    rc = 0;
+out:
+    pe_buf_free(&options);
+    PQconninfoFree(opts);
+    PQfreemem(errmsg);
+    return rc;
+}
+
+pe_db_pool_t *pe_db_pool_new(const char *conninfo, unsigned size)
+{
+    pe_db_pool_t *pool = calloc(1, sizeof(*pool));
+    pthread_condattr_t attr;
+    bool attr_ok = false, mu_ok = false, cv_ok = false;
+
+    if (!pool)
+        return NULL;
+    pool->size = size ? size : 1;
+    if (pthread_condattr_init(&attr) != 0)
+        goto fail;
+    attr_ok = true;
+    /* Deadlines are monotonic so a wall-clock jump neither shortens nor stretches a wait. */
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0)
+        goto fail;
+    if (pthread_mutex_init(&pool->mu, NULL) != 0)
+        goto fail;
+    mu_ok = true;
+    if (pthread_cond_init(&pool->cv, &attr) != 0)
+        goto fail;
+    cv_ok = true;
+    if (build_params(pool, conninfo ? conninfo : "") != 0)
+        goto fail;
+    pthread_condattr_destroy(&attr);
+    return pool;
+fail:
+    if (attr_ok)
+        pthread_condattr_destroy(&attr);
+    if (cv_ok)
+        pthread_cond_destroy(&pool->cv);
+    if (mu_ok)
+        pthread_mutex_destroy(&pool->mu);
+    free_strv(pool->keywords);
+    free_strv(pool->values);
+    free(pool->conninfo_error);
+    free(pool);
+    return NULL;
+}
+
+static void conn_close(pe_db_conn_t *conn)
+{
+    if (!conn)
+        return;
+    PQfinish(conn->pg);
+    free(conn);
+}
+
+void pe_db_pool_free(pe_db_pool_t *pool)
+{
+    if (!pool)
+        return;
+    while (pool->idle) {
+        pe_db_conn_t *c = pool->idle;
+        pool->idle = c->next;
+        conn_close(c);
+    }
+    if (pool->in_use)
+        pe_log(PE_LOG_ERROR, "db_pool_free_in_use", "%u connections still lent out", pool->in_use);
+    pthread_cond_destroy(&pool->cv);
+    pthread_mutex_destroy(&pool->mu);
+    free_strv(pool->keywords);
+    free_strv(pool->values);
+    free(pool->conninfo_error);
+    free(pool);
+}
+
+static void trim_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+
+    while (n && (src[n - 1] == '\n' || src[n - 1] == ' '))
+        n--;
+    if (n >= dstlen)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Opens a new connection (no mutex held: invariant 3). Returns 0 or PE_EUNAVAIL / PE_ENOMEM. */
+static int open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
+{
+    int rc = PE_EUNAVAIL;
+    pe_db_conn_t *conn = NULL;
+    char msg[512];
+
+    if (pool->conninfo_error) {
+        trim_copy(msg, sizeof(msg), pool->conninfo_error);
+        pe_log(PE_LOG_ERROR, "db_conninfo_invalid", "%s", msg);
+        goto out;
+    }
+    conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    conn->pg = PQconnectdbParams((const char *const *)pool->keywords,
+                                 (const char *const *)pool->values, 0);
+    if (!conn->pg) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    if (PQstatus(conn->pg) != CONNECTION_OK) {
+        trim_copy(msg, sizeof(msg), PQerrorMessage(conn->pg));
+        pe_log(PE_LOG_WARN, "db_connect_failed", "%s", msg);
+        goto out;
+    }
+    PQsetNoticeReceiver(conn->pg, notice_receiver, NULL);
+    *out = conn;
+    conn = NULL;
+    rc = 0;
+out:
+    conn_close(conn);
+    return rc;
+}
+
+/* An idle connection may have been closed by the server (restart, pg_terminate_backend,
+ * idle timeout) without libpq noticing: data or EOF waiting on an idle socket says so. */
+static bool idle_conn_healthy(pe_db_conn_t *conn)
+{
+    struct pollfd pfd;
+    PGnotify *n;
+
+    if (PQstatus(conn->pg) != CONNECTION_OK)
+        return false;
+    pfd.fd = PQsocket(conn->pg);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0)
+        return false;
+    if (poll(&pfd, 1, 0) > 0) {
+        if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) != CONNECTION_OK)
+            return false;
+        while ((n = PQnotifies(conn->pg)) != NULL)
+            PQfreemem(n);
+    }
+    return true;
+}
+
+static void deadline_after(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void give_back_slot(pe_db_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->open--;
+    pool->in_use--;
+    /* A waiter may now open a connection of its own in this slot. */
+    pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* timeout_ms ≤ 0 means "do not wait": take a free connection or slot, or fail at once. */
+int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out)
+{
+    int rc = PE_EINTERNAL;
+    pe_db_conn_t *conn = NULL;
+    bool must_open = false;
+    struct timespec deadline;
+
+    *out = NULL;
+    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        if (pool->idle) {
+            conn = pool->idle;
+            pool->idle = conn->next;
+            conn->next = NULL;
+            break;
+        }
+        if (pool->open < pool->size) {
+            pool->open++;
+            must_open = true;
+            break;
+        }
+        if (timeout_ms <= 0) {
+            pool->timeouts_total++;
+            pthread_mutex_unlock(&pool->mu);
+            rc = PE_ETIMEOUT;
+            goto out;
+        }
+        pool->waiting++;
+        int w = pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline);
+        pool->waiting--;
+        if (w == ETIMEDOUT && !pool->idle && pool->open >= pool->size) {
+            pool->timeouts_total++;
+            pthread_mutex_unlock(&pool->mu);
+            rc = PE_ETIMEOUT;
+            goto out;
+        }
+    }
+    pool->in_use++;
+    pthread_mutex_unlock(&pool->mu);
+
+    if (conn && !idle_conn_healthy(conn)) {
+        /* Keep the slot, replace the connection. */
+        conn_close(conn);
+        conn = NULL;
+        must_open = true;
+    }
+    if (must_open) {
+        rc = open_conn(pool, &conn);
+        if (rc != 0) {
+            give_back_slot(pool);
+            goto out;
+        }
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->acquired_total++;
+    pthread_mutex_unlock(&pool->mu);
+    *out = conn;
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Brings a lent connection back to invariant 2, or closes it (conn->pg = NULL). */
+static void reset_for_reuse(pe_db_conn_t *conn)
+{
+    PGresult *res;
+
+    if (!conn->pg)
+        return;
+    if (conn->in_copy) {
+        /* Abort the COPY: the server discards the rows and reports an error we drain. */
+        PQputCopyEnd(conn->pg, "connection released during COPY");
+        while ((res = PQgetResult(conn->pg)) != NULL)
+            PQclear(res);
+        conn->in_copy = false;
+    }
+    if (conn->discard || PQstatus(conn->pg) != CONNECTION_OK)
+        goto close;
+    switch (PQtransactionStatus(conn->pg)) {
+    case PQTRANS_IDLE:
+        break;
+    case PQTRANS_INTRANS:
+    case PQTRANS_INERROR:
+        res = PQexec(conn->pg, "ROLLBACK");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            PQclear(res);
+            goto close;
+        }
+        PQclear(res);
+        if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+            goto close;
+        break;
+    default: /* ACTIVE or UNKNOWN: a command is in flight or the link is gone */
+        goto close;
+    }
+    pe_db_conn_clear_error(conn);
+    return;
+close:
+    PQfinish(conn->pg);
+    conn->pg = NULL;
+}
+
+void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn)
+{
+    if (!conn)
+        return;
+    reset_for_reuse(conn);
+    conn->discard = false;
+    pthread_mutex_lock(&pool->mu);
+    pool->in_use--;
+    if (conn->pg) {
+        conn->next = pool->idle;
+        pool->idle = conn;
+        conn = NULL;
+    } else {
+        pool->open--;
+    }
+    pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    conn_close(conn);
+}
+
+void pe_db_pool_stats(pe_db_pool_t *pool, pe_db_pool_stats_t *out)
+{
+    pthread_mutex_lock(&pool->mu);
+    out->size = pool->size;
+    out->open = pool->open;
+    out->in_use = pool->in_use;
+    out->waiting = pool->waiting;
+    out->acquired_total = pool->acquired_total;
+    out->timeouts_total = pool->timeouts_total;
+    pthread_mutex_unlock(&pool->mu);
+}
+
+int pe_db_ping(pe_db_pool_t *pool, int timeout_ms)
+{
+    pe_db_conn_t *conn = NULL;
+    int rc = pe_db_acquire(pool, timeout_ms, &conn);
+
+    if (rc != 0)
+        goto out;
+    rc = pe_db_exec(conn, "SELECT 1", 0, NULL, NULL);
+out:
+    pe_db_release(pool, conn);
+    return rc;
+}
