@@ -18,8 +18,9 @@
  *
  * Invariants:
  *  1. Only the SHA-256 of the token is stored; the token exists in the cookie alone.
- *  2. idle_expires_at ≤ expires_at always (a CHECK in the schema as well): use extends a
- *     session up to, never past, its absolute lifetime.
+ *  2. Use extends a session up to, never past, its absolute lifetime: a refresh writes
+ *     min(now + idle, expires_at). Both expiries are still tested on every use, so a session
+ *     whose expires_at was shortened by hand ends then, whatever idle_expires_at says.
  *  3. Authenticating is one statement: the expiry test and the refresh happen in the same
  *     UPDATE, so no interleaving can refresh a session that had already expired.
  *  4. Expiry is judged by the database clock (now()), the same clock that wrote the expiries.
