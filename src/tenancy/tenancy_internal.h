@@ -68,7 +68,7 @@ int tenancy_token_generate(char token[PE_TOKEN_LEN], char hash[TENANCY_HASH_HEX_
  * TENANCY_SECRET_B64_LEN + 1 bytes of token. */
 bool tenancy_token_well_formed(const char *token);
 
-/* ---- keys (keys.c) ------------------------------------------------------------------------- */
+/* ---- keys (keys.c) --------------------------------------------------------------------------- */
 
 /* Issues a key of `kind` for store_id on conn (inside the caller's transaction, if any): fills
  * key (shown once) and key_id. Returns 0, PE_ENOTFOUND (no such store), PE_EINVAL (unknown
