@@ -1,0 +1,703 @@
+/*
+ * pe_test.c — the shared test helpers of pe_test.h: private databases on the test server, a
+ * profit-engine child process, and small HTTP and raw-socket clients.
+ *
+ * Invariants:
+ *  1. Every database made here is named pe_t_<pid>_<random hex>; pe_test_db_drop refuses any
+ *     other name, so a helper can never drop a database it did not create.
+ *  2. A database a test program created and did not drop (a failed test, a forgotten drop) is
+ *     dropped at exit, so runs do not pile up databases in .run/.
+ *  3. A child server never outlives the test program: it gets SIGTERM when its parent dies
+ *     (PR_SET_PDEATHSIG; start servers from the main thread, which cmocka tests run on).
+ *  4. A helper that cannot do its job releases what it holds and then fails the running test
+ *     through cmocka (fail_msg), or exits when no test is running.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "pe/db.h"
+#include "pe_test.h"
+
+#define DB_PREFIX         "pe_t_"
+#define MAX_TRACKED_DBS   64
+#define SERVER_START_MS   10000
+#define SERVER_STOP_MS    15000
+#define HTTP_TIMEOUT_MS   10000
+#define HEALTH_TIMEOUT_MS 1000
+
+extern char **environ;
+
+static const char services_hint[] =
+    "start the private PostgreSQL and Redis with `scripts/dev services up`, then export their "
+    "URLs with `eval \"$(scripts/dev env)\"` (or run everything with `scripts/dev test`)";
+
+/* Databases created and not yet dropped (invariant 2). */
+static pthread_mutex_t tracked_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *tracked[MAX_TRACKED_DBS];
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fail_msg("%s", msg);
+    /* fail_msg returns only if cmocka is not running a test. */
+    exit(EXIT_FAILURE);
+}
+
+static const char *env_or_exit(const char *name)
+{
+    const char *v = getenv(name);
+
+    if (!v || !*v) {
+        fprintf(stderr, "%s is not set: %s\n", name, services_hint);
+        exit(EXIT_FAILURE);
+    }
+    return v;
+}
+
+const char *pe_test_database_url(void)
+{
+    return env_or_exit("PE_DATABASE_URL");
+}
+
+const char *pe_test_redis_url(void)
+{
+    return env_or_exit("PE_REDIS_URL");
+}
+
+/* ---- databases ------------------------------------------------------------------------------ */
+
+static void quiet_notices(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* Runs sql on conninfo. Returns 0 and the first value (malloc'ed, may be NULL), or -1 with a
+ * message in err. Does not fail the test, so the at-exit cleanup can use it. */
+static int run_sql(const char *conninfo, const char *sql, char **value, char *err, size_t errlen)
+{
+    int rc = -1;
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *res = NULL;
+
+    *value = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect: %s", PQerrorMessage(c));
+        goto out;
+    }
+    PQsetNoticeProcessor(c, quiet_notices, NULL);
+    res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: %s", sql, PQresultErrorMessage(res));
+        goto out;
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && PQnfields(res) > 0 &&
+        !PQgetisnull(res, 0, 0)) {
+        *value = strdup(PQgetvalue(res, 0, 0));
+        if (!*value) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
+char *pe_test_sql(const char *conninfo, const char *sql)
+{
+    char err[1024];
+    char *value = NULL;
+
+    if (run_sql(conninfo, sql, &value, err, sizeof(err)) != 0)
+        die("pe_test_sql: %s", err);
+    return value;
+}
+
+/* The dbname in conninfo, malloc'ed, or NULL when it names none. */
+static char *conninfo_dbname(const char *conninfo)
+{
+    char *errmsg = NULL, *name = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+
+    PQfreemem(errmsg);
+    if (!opts)
+        return NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "dbname") == 0 && o->val)
+            name = strdup(o->val);
+    }
+    PQconninfoFree(opts);
+    return name;
+}
+
+/* Appends key='value' with the quoting of libpq's key/value syntax. */
+static int append_kv(pe_buf_t *b, const char *key, const char *val)
+{
+    if (pe_buf_printf(b, "%s%s='", b->len ? " " : "", key) != 0)
+        return -1;
+    for (const char *p = val; *p; p++) {
+        if ((*p == '\'' || *p == '\\') && pe_buf_append(b, "\\", 1) != 0)
+            return -1;
+        if (pe_buf_append(b, p, 1) != 0)
+            return -1;
+    }
+    return pe_buf_puts(b, "'");
+}
+
+/* The URL of the test server (conninfo or URI) rewritten as key=value with another dbname. */
+static char *conninfo_with_dbname(const char *base, const char *dbname)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(base, &errmsg);
+    pe_buf_t b = PE_BUF_INIT;
+    bool ok = opts != NULL;
+
+    if (!opts) {
+        fprintf(stderr, "PE_DATABASE_URL does not parse: %s", errmsg ? errmsg : "out of memory");
+        PQfreemem(errmsg);
+        exit(EXIT_FAILURE);
+    }
+    for (PQconninfoOption *o = opts; ok && o->keyword; o++) {
+        if (o->val && strcmp(o->keyword, "dbname") != 0)
+            ok = append_kv(&b, o->keyword, o->val) == 0;
+    }
+    if (ok)
+        ok = append_kv(&b, "dbname", dbname) == 0;
+    PQconninfoFree(opts);
+    if (!ok) {
+        pe_buf_free(&b);
+        die("out of memory");
+    }
+    return pe_buf_steal(&b);
+}
+
+static void drop_tracked_at_exit(void)
+{
+    char sql[256], err[1024];
+    char *value;
+
+    for (size_t i = 0; i < MAX_TRACKED_DBS; i++) {
+        if (!tracked[i])
+            continue;
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", tracked[i]);
+        if (run_sql(pe_test_database_url(), sql, &value, err, sizeof(err)) != 0)
+            fprintf(stderr, "pe_test: could not drop %s at exit: %s\n", tracked[i], err);
+        free(value);
+        free(tracked[i]);
+        tracked[i] = NULL;
+    }
+}
+
+static void register_atexit(void)
+{
+    atexit(drop_tracked_at_exit);
+}
+
+static void track(const char *name, bool add)
+{
+    pthread_mutex_lock(&tracked_mu);
+    for (size_t i = 0; i < MAX_TRACKED_DBS; i++) {
+        if (add && !tracked[i]) {
+            tracked[i] = strdup(name);
+            break;
+        }
+        if (!add && tracked[i] && strcmp(tracked[i], name) == 0) {
+            free(tracked[i]);
+            tracked[i] = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tracked_mu);
+}
+
+char *pe_test_db_create(void)
+{
+    const char *url = pe_test_database_url();
+    char name[64], hex[9], sql[256];
+
+    pthread_once(&atexit_once, register_atexit);
+    pe_random_hex(hex, 4);
+    snprintf(name, sizeof(name), DB_PREFIX "%d_%s", (int)getpid(), hex);
+    /* template0 and an explicit UTF8 + C locale: independent of whoever ran initdb, and nobody
+     * is ever connected to template0, which CREATE DATABASE would refuse. */
+    snprintf(sql, sizeof(sql),
+             "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' "
+             "LC_CTYPE 'C'",
+             name);
+    free(pe_test_sql(url, sql));
+    track(name, true);
+    return conninfo_with_dbname(url, name);
+}
+
+char *pe_test_db_create_migrated(void)
+{
+    char *conninfo = pe_test_db_create();
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    char err[512] = "";
+    int applied = 0;
+    int rc = pool ? pe_db_migrate(pool, &applied, err, sizeof(err)) : PE_ENOMEM;
+
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        pe_test_db_drop(conninfo);
+        die("migrating a test database failed: %s: %s", pe_strerror(rc), err);
+    }
+    return conninfo;
+}
+
+void pe_test_db_drop(char *conninfo)
+{
+    char *name;
+    char sql[256];
+
+    if (!conninfo)
+        return;
+    name = conninfo_dbname(conninfo);
+    if (!name || strncmp(name, DB_PREFIX, strlen(DB_PREFIX)) != 0 || strlen(name) > 100 ||
+        strpbrk(name, "\"\\")) {
+        free(name);
+        free(conninfo);
+        die("pe_test_db_drop: refusing to drop a database pe_test_db_create did not make");
+    }
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
+    free(conninfo);
+    free(pe_test_sql(pe_test_database_url(), sql));
+    track(name, false);
+    free(name);
+}
+
+/* ---- HTTP ----------------------------------------------------------------------------------- */
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    return pe_buf_append(ud, p, size * n) == 0 ? size * n : 0;
+}
+
+/* Keeps only the last response's headers (a 100 Continue or a redirect comes first). */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    pe_buf_t *b = ud;
+
+    if (size * n >= 5 && strncmp(p, "HTTP/", 5) == 0)
+        pe_buf_reset(b);
+    return pe_buf_append(b, p, size * n) == 0 ? size * n : 0;
+}
+
+static bool has_header(const char *const *headers, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; headers && headers[i]; i++) {
+        if (strncasecmp(headers[i], name, n) == 0 && headers[i][n] == ':')
+            return true;
+    }
+    return false;
+}
+
+static int http_request(const char *method, const char *url, const char *body,
+                        const char *const *headers, long timeout_ms, pe_test_response_t *resp)
+{
+    int rc = -1;
+    CURL *c = NULL;
+    struct curl_slist *list = NULL, *tmp;
+    CURLcode cc;
+
+    memset(resp, 0, sizeof(*resp));
+    pthread_once(&curl_once, curl_init_once);
+    c = curl_easy_init();
+    if (!c)
+        goto out;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        tmp = curl_slist_append(list, headers[i]);
+        if (!tmp)
+            goto out;
+        list = tmp;
+    }
+    /* No "Expect: 100-continue" round trip unless a test asks for it. */
+    if (!has_header(headers, "Expect")) {
+        tmp = curl_slist_append(list, "Expect:");
+        if (!tmp)
+            goto out;
+        list = tmp;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* an http_proxy in the environment must not
+                                                  intercept 127.0.0.1 */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0 || body)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "pe_test_http %s %s: %s\n", method, url, curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    rc = 0;
+out:
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
+                 pe_test_response_t *resp)
+{
+    return http_request(method, url, body, headers, HTTP_TIMEOUT_MS, resp);
+}
+
+void pe_test_response_free(pe_test_response_t *resp)
+{
+    if (!resp)
+        return;
+    pe_buf_free(&resp->body);
+    pe_buf_free(&resp->headers);
+    resp->status = 0;
+}
+
+const char *pe_test_response_header(const pe_test_response_t *resp, const char *name, char *out,
+                                    size_t outlen)
+{
+    size_t n = strlen(name);
+    const char *p = resp->headers.data;
+
+    if (outlen)
+        out[0] = '\0';
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t linelen = eol ? (size_t)(eol - p) : strlen(p);
+
+        if (linelen > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            size_t vlen = linelen - n - 1;
+            while (vlen && (*v == ' ' || *v == '\t')) {
+                v++;
+                vlen--;
+            }
+            while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+                vlen--;
+            if (outlen)
+                snprintf(out, outlen, "%.*s", (int)vlen, v);
+            break;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return out;
+}
+
+/* ---- raw sockets ---------------------------------------------------------------------------- */
+
+static int remaining_ms(int64_t deadline_us)
+{
+    int64_t left = deadline_us - pe_now_mono_us();
+
+    return left <= 0 ? 0 : (int)((left + 999) / 1000);
+}
+
+long pe_test_raw(uint16_t port, const void *data, size_t len, int shut_write, int timeout_ms,
+                 pe_buf_t *out)
+{
+    long got = -1;
+    int fd = -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int64_t deadline = pe_now_mono_us() + (int64_t)timeout_ms * 1000;
+    const char *p = data;
+    char chunk[4096];
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        goto out;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        if (errno != EINPROGRESS || poll(&pfd, 1, remaining_ms(deadline)) <= 0)
+            goto out;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
+            goto out;
+    }
+    while (len > 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
+        ssize_t w;
+
+        if (poll(&pfd, 1, remaining_ms(deadline)) <= 0)
+            goto out;
+        w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (w < 0) {
+            /* The server may answer and close before reading everything: keep its reply. */
+            if (errno == EPIPE || errno == ECONNRESET)
+                break;
+            goto out;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (shut_write)
+        shutdown(fd, SHUT_WR);
+    got = 0;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+        ssize_t r;
+
+        if (poll(&pfd, 1, remaining_ms(deadline)) <= 0)
+            break;
+        r = recv(fd, chunk, sizeof(chunk), 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0)
+            break; /* EOF, or a reset: a way of closing too */
+        if (pe_buf_append(out, chunk, (size_t)r) != 0) {
+            got = -1;
+            goto out;
+        }
+        got += r;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    return got;
+}
+
+/* ---- the server child process --------------------------------------------------------------- */
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Same variable name ("NAME=…")? */
+static bool same_name(const char *a, const char *b)
+{
+    size_t n = strcspn(a, "=");
+
+    return strncmp(a, b, n) == 0 && b[n] == '=';
+}
+
+/* environ minus every name set in `ours`, then `ours`. Strings are borrowed except ours'. */
+static const char **build_env(char *const *ours, size_t nours)
+{
+    size_t n = 0, k = 0;
+    const char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + nours + 1, sizeof(char *));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < nours && !overridden; j++)
+            overridden = same_name(ours[j], environ[i]);
+        if (!overridden)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < nours; j++) {
+        bool later = false;
+        /* The last setting of a name wins, as extra_env comes after our defaults. */
+        for (size_t m = j + 1; m < nours && !later; m++)
+            later = same_name(ours[m], ours[j]);
+        if (!later)
+            env[k++] = ours[j];
+    }
+    return env;
+}
+
+static void print_log(const char *path)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    fprintf(stderr, "---- %s ----\n", path);
+    if (!f)
+        return;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, stderr);
+    fclose(f);
+    fprintf(stderr, "---- end of %s ----\n", path);
+}
+
+static bool child_exited(int pid)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    /* WNOWAIT: look without reaping, so pe_test_server_stop still gets the status. */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return true;
+    return si.si_pid != 0;
+}
+
+void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char *const *extra_env)
+{
+    const char *binary = getenv("PE_TEST_BINARY");
+    char *ours[64];
+    size_t nours = 0, nextra = 0;
+    const char **env = NULL;
+    int logfd = -1;
+    pid_t parent = getpid(), pid;
+    int64_t deadline;
+
+    memset(s, 0, sizeof(*s));
+    if (!binary || !*binary)
+        die("PE_TEST_BINARY is not set (ctest sets it to the profit-engine binary)");
+    while (extra_env && extra_env[nextra])
+        nextra++;
+    if (nextra > PE_ARRAY_LEN(ours) - 3)
+        die("pe_test_server_start: too many extra variables");
+    s->port = free_port();
+    if (!s->port)
+        die("pe_test_server_start: no free port: %s", strerror(errno));
+    snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%u", (unsigned)s->port);
+    snprintf(s->log_path, sizeof(s->log_path), "/tmp/pe-test-server-%d-%u.log", (int)parent,
+             (unsigned)s->port);
+    if (asprintf(&ours[nours++], "PE_LISTEN=127.0.0.1:%u", (unsigned)s->port) < 0 ||
+        asprintf(&ours[nours++], "PE_DATABASE_URL=%s", conninfo) < 0 ||
+        asprintf(&ours[nours++], "PE_REDIS_URL=%s", pe_test_redis_url()) < 0)
+        die("out of memory");
+    for (size_t i = 0; i < nextra; i++) {
+        ours[nours] = strdup(extra_env[i]);
+        if (!ours[nours++])
+            die("out of memory");
+    }
+    env = build_env(ours, nours);
+    logfd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (!env || logfd < 0)
+        die("pe_test_server_start: %s: %s", s->log_path, strerror(errno));
+    pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {(char *)binary, (char *)"serve", NULL};
+        int devnull = open("/dev/null", O_RDONLY);
+
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127); /* the parent died before prctl took effect */
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        dup2(logfd, STDOUT_FILENO);
+        dup2(logfd, STDERR_FILENO);
+        execve(binary, argv, (char *const *)env);
+        dprintf(STDERR_FILENO, "exec %s: %s\n", binary, strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    free((void *)env);
+    for (size_t i = 0; i < nours; i++)
+        free(ours[i]);
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    s->pid = (int)pid;
+
+    deadline = pe_now_mono_us() + (int64_t)SERVER_START_MS * 1000;
+    while (pe_now_mono_us() < deadline) {
+        pe_test_response_t resp;
+        char url[128];
+
+        if (child_exited(s->pid)) {
+            print_log(s->log_path);
+            pe_test_server_stop(s);
+            die("profit-engine serve exited during start-up (log above)");
+        }
+        snprintf(url, sizeof(url), "%s/healthz", s->base_url);
+        if (http_request("GET", url, NULL, NULL, HEALTH_TIMEOUT_MS, &resp) == 0 &&
+            resp.status == 200) {
+            pe_test_response_free(&resp);
+            return;
+        }
+        pe_test_response_free(&resp);
+        usleep(50 * 1000);
+    }
+    print_log(s->log_path);
+    pe_test_server_stop(s);
+    die("profit-engine serve did not answer GET /healthz with 200 within %d ms (log above)",
+        SERVER_START_MS);
+}
+
+int pe_test_server_stop(pe_test_server_t *s)
+{
+    int status = 0;
+    pid_t r = 0;
+    int64_t deadline = pe_now_mono_us() + (int64_t)SERVER_STOP_MS * 1000;
+
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && pe_now_mono_us() < deadline)
+        usleep(10 * 1000);
+    if (r == 0) {
+        fprintf(stderr, "pe_test: server %d ignored SIGTERM for %d ms; killing it\n", s->pid,
+                SERVER_STOP_MS);
+        kill(s->pid, SIGKILL);
+        r = waitpid(s->pid, &status, 0);
+    }
+    s->pid = 0;
+    if (r < 0 || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+int pe_test_server_alive(pe_test_server_t *s)
+{
+    return s->pid > 0 && !child_exited(s->pid);
+}
