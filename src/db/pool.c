@@ -52,14 +52,23 @@ struct pe_db_pool {
 };
 
 /* libpq prints notices on stderr by default, which would break our one-JSON-line-per-event
- * log; route them through pe_log instead. */
+ * log; route them through pe_log instead. A FATAL arriving here came while the connection was
+ * idle (libpq reports unsolicited errors as notices): the server is ending the session, so the
+ * connection is marked for disposal before anyone lends it. */
 static void notice_receiver(void *arg, const PGresult *res)
 {
+    pe_db_conn_t *conn = arg;
     const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    pe_log_level_t level = (sev && strcmp(sev, "WARNING") == 0) ? PE_LOG_WARN : PE_LOG_DEBUG;
+    bool fatal = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+    pe_log_level_t level = PE_LOG_DEBUG;
 
-    (void)arg;
+    if (fatal) {
+        conn->discard = true;
+        level = PE_LOG_WARN;
+    } else if (sev && strcmp(sev, "WARNING") == 0) {
+        level = PE_LOG_WARN;
+    }
     pe_log(level, "db_notice", "%s", msg ? msg : "");
 }
 
@@ -207,16 +216,21 @@ void pe_db_pool_free(pe_db_pool_t *pool)
     free(pool);
 }
 
+/* Copies a libpq message as one line: our log has one event per line, and libpq's connection
+ * errors come as several ("…failed: Connection refused\n\tIs the server running…"). */
 static void trim_copy(char *dst, size_t dstlen, const char *src)
 {
-    size_t n = strlen(src);
+    size_t o = 0;
 
-    while (n && (src[n - 1] == '\n' || src[n - 1] == ' '))
-        n--;
-    if (n >= dstlen)
-        n = dstlen - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    for (const char *p = src; *p && o + 1 < dstlen; p++) {
+        bool space = *p == '\n' || *p == '\t' || *p == ' ';
+        if (space && (o == 0 || dst[o - 1] == ' '))
+            continue;
+        dst[o++] = space ? ' ' : *p;
+    }
+    while (o && dst[o - 1] == ' ')
+        o--;
+    dst[o] = '\0';
 }
 
 /* Opens a new connection (no mutex held: invariant 3). Returns 0 or PE_EUNAVAIL / PE_ENOMEM. */
@@ -247,7 +261,7 @@ static int open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
         pe_log(PE_LOG_WARN, "db_connect_failed", "%s", msg);
         goto out;
     }
-    PQsetNoticeReceiver(conn->pg, notice_receiver, NULL);
+    PQsetNoticeReceiver(conn->pg, notice_receiver, conn);
     *out = conn;
     conn = NULL;
     rc = 0;
@@ -257,26 +271,28 @@ out:
 }
 
 /* An idle connection may have been closed by the server (restart, pg_terminate_backend,
- * idle timeout) without libpq noticing: data or EOF waiting on an idle socket says so. */
+ * idle timeout) without libpq noticing: data or EOF waiting on an idle socket says so. The
+ * server sends a FATAL message before closing, which notice_receiver turns into discard. */
 static bool idle_conn_healthy(pe_db_conn_t *conn)
 {
-    struct pollfd pfd;
     PGnotify *n;
 
-    if (PQstatus(conn->pg) != CONNECTION_OK)
-        return false;
-    pfd.fd = PQsocket(conn->pg);
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    if (pfd.fd < 0)
-        return false;
-    if (poll(&pfd, 1, 0) > 0) {
-        if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) != CONNECTION_OK)
+    /* A few rounds at most: a stream of NOTIFYs must not keep us here. */
+    for (int round = 0; round < 4; round++) {
+        struct pollfd pfd = {.fd = PQsocket(conn->pg), .events = POLLIN, .revents = 0};
+
+        if (conn->discard || PQstatus(conn->pg) != CONNECTION_OK || pfd.fd < 0)
             return false;
+        if (poll(&pfd, 1, 0) <= 0)
+            return true;
+        if (!PQconsumeInput(conn->pg))
+            return false;
+        /* PQisBusy parses what arrived, which runs notice_receiver for a FATAL. */
+        (void)PQisBusy(conn->pg);
         while ((n = PQnotifies(conn->pg)) != NULL)
             PQfreemem(n);
     }
-    return true;
+    return !conn->discard && PQstatus(conn->pg) == CONNECTION_OK;
 }
 
 static void deadline_after(struct timespec *ts, int timeout_ms)
