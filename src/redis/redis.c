@@ -44,6 +44,7 @@
 struct pe_redis {
     pthread_mutex_t mu;
     pe_redis_url_t url;
+    char where[300]; /* host:port or socket path, for log lines (never the password) */
     struct timeval timeout;
     redisContext *ctx;   /* invariant 1 */
     bool had_connection; /* the next successful connect is a reconnect */
@@ -109,6 +110,12 @@ pe_redis_t *pe_redis_new(const char *url, int timeout_ms, char *err, size_t errl
             snprintf(err, errlen, "cannot create a mutex");
         goto fail;
     }
+    if (r->url.is_unix)
+        snprintf(r->where, sizeof(r->where), "%s", r->url.path);
+    else if (strchr(r->url.host, ':'))
+        snprintf(r->where, sizeof(r->where), "[%s]:%d", r->url.host, r->url.port);
+    else
+        snprintf(r->where, sizeof(r->where), "%s:%d", r->url.host, r->url.port);
     if (timeout_ms <= 0)
         timeout_ms = DEFAULT_TIMEOUT_MS;
     r->timeout.tv_sec = timeout_ms / 1000;
@@ -138,7 +145,7 @@ uint64_t pe_redis_reconnects(const pe_redis_t *r)
 
 static const char *where(const pe_redis_t *r)
 {
-    return r->url.is_unix ? r->url.path : r->url.host;
+    return r->where;
 }
 
 static void drop_locked(pe_redis_t *r, const char *why)
