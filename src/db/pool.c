@@ -226,7 +226,7 @@ static void trim_copy(char *dst, size_t dstlen, const char *src)
         bool space = *p == '\n' || *p == '\t' || *p == ' ';
         if (space && (o == 0 || dst[o - 1] == ' '))
             continue;
-        dst[o++] = space ? ' ' : *p;
+        dst[o++] = space ? ' ' : (char)*p;
     }
     while (o && dst[o - 1] == ' ')
         o--;

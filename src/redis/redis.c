@@ -119,7 +119,7 @@ pe_redis_t *pe_redis_new(const char *url, int timeout_ms, char *err, size_t errl
     if (timeout_ms <= 0)
         timeout_ms = DEFAULT_TIMEOUT_MS;
     r->timeout.tv_sec = timeout_ms / 1000;
-    r->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    r->timeout.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
     return r;
 fail:
     explicit_bzero(&r->url, sizeof(r->url));

@@ -207,7 +207,8 @@ static void test_threads_share_a_pool(void **state)
     assert_int_equal(st.waiting, 0);
     assert_int_equal(st.acquired_total, THREADS * ROUNDS);
     pe_db_conn_t *c = acquire(pool);
-    assert_int_equal(atoi(query1(c, "SELECT n FROM counter", n, sizeof(n))), THREADS * ROUNDS);
+    assert_int_equal(strtol(query1(c, "SELECT n FROM counter", n, sizeof(n)), NULL, 10),
+                     THREADS * ROUNDS);
     pe_db_release(pool, c);
     pe_db_pool_free(pool);
 }
@@ -691,7 +692,7 @@ static void test_concurrent_migrators(void **state)
 
 #define MIGRATION(p, sql)                                                                          \
     {                                                                                              \
-        p, (const unsigned char *)sql, sizeof(sql) - 1                                             \
+        (p), (const unsigned char *)(sql), sizeof(sql) - 1                                         \
     }
 
 static void test_concurrent_slow_migrators(void **state)

@@ -276,7 +276,7 @@ static size_t client_ids(redisContext *raw, long long *ids, size_t max)
     assert_non_null(rep);
     for (const char *p = rep->str; p && (p = strstr(p, "id=")) != NULL && n < max; p += 3) {
         if (p == rep->str || p[-1] == '\n')
-            ids[n++] = atoll(p + 3);
+            ids[n++] = strtoll(p + 3, NULL, 10);
     }
     freeReplyObject(rep);
     return n;
