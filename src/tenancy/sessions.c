@@ -31,9 +31,9 @@
 #include "tenancy/tenancy_internal.h"
 
 /* Writes a lifetime in seconds as a decimal parameter (the macros are expressions). */
-static void seconds_param(char out[16], long seconds)
+static void seconds_param(char out[16], int seconds)
 {
-    snprintf(out, 16, "%ld", seconds);
+    snprintf(out, 16, "%d", seconds);
 }
 
 int pe_tenancy_session_create(pe_db_pool_t *pool, const char *user_id, char token[PE_TOKEN_LEN])
