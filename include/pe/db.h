@@ -11,6 +11,9 @@
  *  4. libpq / SQLSTATE errors are mapped to PE_E… codes: unique/exclusion/serialization
  *     violations → PE_ECONFLICT, check/not-null/foreign-key/invalid-text → PE_EINVAL,
  *     connection failures → PE_EUNAVAIL, statement timeouts → PE_ETIMEOUT, else PE_EINTERNAL.
+ *     In detail (the table is in src/db/exec.c): deadlocks → PE_ECONFLICT, lock_timeout →
+ *     PE_ETIMEOUT, insufficient privilege → PE_EFORBIDDEN; a syntax error in statement text is
+ *     a bug (PE_EINTERNAL), invalid input syntax of a parameter value is PE_EINVAL.
  */
 #ifndef PE_DB_H
 #define PE_DB_H
@@ -43,8 +46,8 @@ int pe_db_conninfo_check(const char *conninfo, char *err, size_t errlen);
 pe_db_pool_t *pe_db_pool_new(const char *conninfo, unsigned size);
 /* Closes every connection. No connection may be lent out. Accepts NULL. */
 void pe_db_pool_free(pe_db_pool_t *pool);
-/* Lends a connection, waiting up to timeout_ms for one to be free. Returns 0, PE_ETIMEOUT
- * or PE_EUNAVAIL (cannot connect). Thread-safe. */
+/* Lends a connection, waiting up to timeout_ms for one to be free (≤ 0: do not wait). Returns
+ * 0, PE_ETIMEOUT or PE_EUNAVAIL (cannot connect). Thread-safe. */
 int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out);
 /* Returns a connection to the pool (rolls back an open transaction, drops a broken one).
  * Accepts NULL. Thread-safe. */

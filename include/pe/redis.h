@@ -17,9 +17,10 @@
 
 typedef struct pe_redis pe_redis_t;
 
-/* Parses url (redis://[:password@]host[:port][/db] or unix:///path[?db=N]) and prepares a
+/* Parses url (redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]) and prepares a
  * client; connects lazily. Returns NULL with a one-line reason in err when the URL is invalid
- * or on ENOMEM. timeout_ms bounds connect and every command. Caller frees with pe_redis_free. */
+ * or on ENOMEM. timeout_ms bounds connect and every command (≤ 0: 1000 ms). Caller frees with
+ * pe_redis_free. */
 pe_redis_t *pe_redis_new(const char *url, int timeout_ms, char *err, size_t errlen);
 void pe_redis_free(pe_redis_t *r);
 /* Validates a Redis URL without connecting. Returns 0 or PE_EINVAL (reason in err). */

@@ -329,8 +329,10 @@ static bool has_header(const char *const *headers, const char *name)
     return false;
 }
 
+/* quiet: no message on a failed exchange (polling a server that is still starting). */
 static int http_request(const char *method, const char *url, const char *body,
-                        const char *const *headers, long timeout_ms, pe_test_response_t *resp)
+                        const char *const *headers, long timeout_ms, bool quiet,
+                        pe_test_response_t *resp)
 {
     int rc = -1;
     CURL *c = NULL;
@@ -375,7 +377,8 @@ static int http_request(const char *method, const char *url, const char *body,
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
-        fprintf(stderr, "pe_test_http %s %s: %s\n", method, url, curl_easy_strerror(cc));
+        if (!quiet)
+            fprintf(stderr, "pe_test_http %s %s: %s\n", method, url, curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -389,7 +392,7 @@ out:
 int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
                  pe_test_response_t *resp)
 {
-    return http_request(method, url, body, headers, HTTP_TIMEOUT_MS, resp);
+    return http_request(method, url, body, headers, HTTP_TIMEOUT_MS, false, resp);
 }
 
 void pe_test_response_free(pe_test_response_t *resp)
@@ -578,15 +581,21 @@ static void print_log(const char *path)
     fprintf(stderr, "---- end of %s ----\n", path);
 }
 
-static bool child_exited(int pid)
+/* True when the child has ended; *how describes it ("exit status 1", "signal 11"). */
+static bool child_exited(int pid, char *how, size_t howlen)
 {
     siginfo_t si;
 
     memset(&si, 0, sizeof(si));
+    snprintf(how, howlen, "gone");
     /* WNOWAIT: look without reaping, so pe_test_server_stop still gets the status. */
     if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
         return true;
-    return si.si_pid != 0;
+    if (si.si_pid == 0)
+        return false;
+    snprintf(how, howlen, "%s %d", si.si_code == CLD_EXITED ? "exit status" : "signal",
+             si.si_status);
+    return true;
 }
 
 void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char *const *extra_env)
@@ -652,15 +661,15 @@ void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char 
     deadline = pe_now_mono_us() + (int64_t)SERVER_START_MS * 1000;
     while (pe_now_mono_us() < deadline) {
         pe_test_response_t resp;
-        char url[128];
+        char url[128], how[64];
 
-        if (child_exited(s->pid)) {
+        if (child_exited(s->pid, how, sizeof(how))) {
             print_log(s->log_path);
             pe_test_server_stop(s);
-            die("profit-engine serve exited during start-up (log above)");
+            die("profit-engine serve ended during start-up with %s (log above)", how);
         }
         snprintf(url, sizeof(url), "%s/healthz", s->base_url);
-        if (http_request("GET", url, NULL, NULL, HEALTH_TIMEOUT_MS, &resp) == 0 &&
+        if (http_request("GET", url, NULL, NULL, HEALTH_TIMEOUT_MS, true, &resp) == 0 &&
             resp.status == 200) {
             pe_test_response_free(&resp);
             return;
@@ -699,5 +708,7 @@ int pe_test_server_stop(pe_test_server_t *s)
 
 int pe_test_server_alive(pe_test_server_t *s)
 {
-    return s->pid > 0 && !child_exited(s->pid);
+    char how[64];
+
+    return s->pid > 0 && !child_exited(s->pid, how, sizeof(how));
 }
