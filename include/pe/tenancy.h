@@ -9,7 +9,10 @@
  *  3. Every query that reads or writes a store's rows filters by store_id; authentication
  *     resolves a credential to exactly one store (keys) or one user (sessions), and
  *     pe_tenancy_member_check decides whether a user may act on a store.
- *  4. All functions are thread-safe (they only use pooled connections).
+ *  4. All functions are thread-safe (they only use pooled connections). pe_crypto_init() must
+ *     have run first (libsodium).
+ *  5. Malformed ids and credentials are refused without a query, with the same answer a
+ *     well-formed unknown one gets. Output buffers are left empty ("") on failure.
  */
 #ifndef PE_TENANCY_H
 #define PE_TENANCY_H
@@ -42,7 +45,8 @@ int pe_tenancy_store_create(pe_db_pool_t *pool, const char *name, const char *ti
 /* Reads one store. Returns 0 or PE_ENOTFOUND (also for a malformed id). */
 int pe_tenancy_store_get(pe_db_pool_t *pool, const char *store_id, pe_store_t *out);
 
-/* Issues an extra key of `kind` for a store (rotation). Returns 0 and the key and its id. */
+/* Issues an extra key of `kind` for a store (rotation). Returns 0 and the key and its id,
+ * PE_ENOTFOUND (no such store), PE_EINVAL (unknown kind) or a database error. */
 int pe_tenancy_key_create(pe_db_pool_t *pool, const char *store_id, pe_key_kind_t kind,
                           char key[PE_KEY_LEN], char key_id[PE_ID_LEN]);
 /* Revokes a key of that store (by key id). Returns 0 or PE_ENOTFOUND. */
@@ -62,17 +66,20 @@ int pe_tenancy_user_create(pe_db_pool_t *pool, const char *email, const char *pa
  * argon2id cost, whether the email is unknown or the password wrong). */
 int pe_tenancy_user_verify(pe_db_pool_t *pool, const char *email, const char *password,
                            char user_id[PE_ID_LEN]);
-/* Returns 0 when user_id is a member of store_id, PE_EFORBIDDEN otherwise. */
+/* Returns 0 when user_id is a member of store_id, PE_EFORBIDDEN otherwise (malformed ids
+ * included), or a database error. */
 int pe_tenancy_member_check(pe_db_pool_t *pool, const char *user_id, const char *store_id);
-/* The stores a user belongs to, as a cJSON array of {"id","name","currency","timezone"}
- * (caller frees with cJSON_Delete). */
+/* The stores a user belongs to, as a cJSON array of {"id","name","currency","timezone"}, oldest
+ * membership first (caller frees with cJSON_Delete; an empty array when the user belongs to no
+ * store or does not exist). Returns 0, PE_ENOMEM or a database error. */
 int pe_tenancy_user_stores(pe_db_pool_t *pool, const char *user_id, cJSON **out);
 
 /* Session lifetimes (seconds). */
 #define PE_SESSION_IDLE_S     (2 * 3600)
 #define PE_SESSION_ABSOLUTE_S (7 * 24 * 3600)
 
-/* Opens a sign-in session for user_id; the token (shown only now) goes into the cookie. */
+/* Opens a sign-in session for user_id; the token (shown only now) goes into the cookie.
+ * Returns 0, PE_ENOTFOUND (no such user) or a database error. */
 int pe_tenancy_session_create(pe_db_pool_t *pool, const char *user_id, char token[PE_TOKEN_LEN]);
 /* Resolves a session token to its user, refreshing its idle expiry. Returns 0 or PE_EUNAUTH
  * (unknown, revoked, idle- or absolutely expired). */

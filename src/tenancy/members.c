@@ -5,8 +5,8 @@
  * Invariants:
  *  1. Membership is the only grant: a user sees a store if and only if a store_members row joins
  *     them. There is no "admin sees everything" path here.
- *  2. Malformed ids are refused without a query (forbidden for the check, not found for the
- *     list), the same answer a well-formed stranger's id gets.
+ *  2. Malformed ids are answered without a query, the same way a well-formed stranger's id is:
+ *     forbidden for the check, an empty list for the list.
  */
 #include <string.h>
 
@@ -38,19 +38,21 @@ int pe_tenancy_user_stores(pe_db_pool_t *pool, const char *user_id, cJSON **out)
     static const char *const fields[] = {"id", "name", "currency", "timezone"};
     pe_db_result_t *res = NULL;
     cJSON *list = NULL;
-    int rc = PE_ENOTFOUND;
+    int rc = PE_ENOMEM;
     *out = NULL;
-    if (!tenancy_uuid_valid(user_id))
-        goto out;
-    const char *params[] = {user_id};
-    rc = tenancy_exec(pool, sql, 1, params, &res, NULL);
-    if (rc != 0)
-        goto out;
-    rc = PE_ENOMEM;
     list = cJSON_CreateArray();
     if (!list)
         goto out;
-    for (size_t row = 0; row < pe_db_result_rows(res); row++) {
+    /* A malformed id names no user, and a user who does not exist belongs to no store. */
+    if (tenancy_uuid_valid(user_id)) {
+        const char *params[] = {user_id};
+        rc = tenancy_exec(pool, sql, 1, params, &res, NULL);
+        if (rc != 0)
+            goto out;
+        rc = PE_ENOMEM;
+    }
+    size_t rows = res ? pe_db_result_rows(res) : 0;
+    for (size_t row = 0; row < rows; row++) {
         cJSON *store = cJSON_CreateObject();
         /* Added before it is filled, so the array owns it and frees it on any failure below. */
         if (!store || !cJSON_AddItemToArray(list, store)) {

@@ -758,12 +758,22 @@ static void test_member_check_and_user_stores(void **state)
     }
     cJSON_Delete(list);
 
-    /* No memberships: an empty list. Malformed id: not found. */
+    /* No such user, well-formed or not: an empty list, and only the well-formed id needed the
+     * database to say so. */
     assert_int_equal(pe_tenancy_user_stores(f->pool, random_uuid, &list), 0);
+    assert_true(cJSON_IsArray(list));
     assert_int_equal(cJSON_GetArraySize(list), 0);
     cJSON_Delete(list);
+    const char *malformed[] = {"nope", "", "' OR 1=1 --"};
+    for (size_t i = 0; i < PE_ARRAY_LEN(malformed); i++) {
+        list = NULL;
+        assert_int_equal(pe_tenancy_user_stores(f->dead, malformed[i], &list), 0);
+        assert_true(cJSON_IsArray(list));
+        assert_int_equal(cJSON_GetArraySize(list), 0);
+        cJSON_Delete(list);
+    }
     list = NULL;
-    assert_int_equal(pe_tenancy_user_stores(f->pool, "nope", &list), PE_ENOTFOUND);
+    assert_int_equal(pe_tenancy_user_stores(f->dead, random_uuid, &list), PE_EUNAVAIL);
     assert_null(list);
 }
 
