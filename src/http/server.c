@@ -113,7 +113,7 @@ struct pe_http_request {
     bool suspended;
     pe_http_request_t *next_suspended;
     int64_t start_us;
-    char request_id[48];
+    char request_id[72];
     char remote[64];
 };
 

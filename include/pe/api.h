@@ -1,0 +1,37 @@
+/*
+ * pe/api.h — the HTTP API: translates requests into calls on the domain modules. Handlers hold
+ * no business rules; they parse, authorise, call, and reply.
+ *
+ * Invariants:
+ *  1. Every /api/v1/stores/{storeId}/… route is authorised for exactly that store: a secret key
+ *     only for its own store, a session only for stores its user is a member of.
+ *  2. Storefront routes accept only publishable keys; admin routes never accept them.
+ */
+#ifndef PE_API_H
+#define PE_API_H
+
+#include "pe/core.h"
+#include "pe/db.h"
+#include "pe/http.h"
+#include "pe/redis.h"
+
+/* The application: everything a handler may reach, built once by main.c. */
+typedef struct {
+    const pe_config_t *cfg;
+    pe_db_pool_t *db;
+    pe_redis_t *redis;
+    pe_http_server_t *http;
+    int64_t started_unix_us;
+} pe_app_t;
+
+/* The session cookie's name. */
+#define PE_SESSION_COOKIE "pe_session"
+
+/* Adds every route of the product to router. Returns 0 or PE_EINVAL / PE_ENOMEM. */
+int pe_api_register(pe_router_t *router);
+/* The server's authentication hook (see pe_http_server_config_t.authenticate); app is a
+ * pe_app_t. Thread-safe. */
+int pe_api_authenticate(void *app, pe_http_request_t *req, pe_auth_kind_t required,
+                        pe_http_auth_t *out);
+
+#endif /* PE_API_H */

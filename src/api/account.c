@@ -1,0 +1,107 @@
+/*
+ * account.c — merchant sign-in: login, logout, and who am I.
+ *
+ * Invariants:
+ *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS);
+ *     it is never in a response body.
+ *  2. A failed login says the same thing whether the email or the password was wrong.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pe/api.h"
+#include "pe/tenancy.h"
+#include "routes.h"
+
+static bool behind_tls(pe_http_request_t *req)
+{
+    const char *proto = pe_http_header(req, "X-Forwarded-Proto");
+    return proto && strcasecmp(proto, "https") == 0;
+}
+
+static int set_session_cookie(pe_http_request_t *req, const char *token, long max_age)
+{
+    char cookie[256];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%ld%s",
+             PE_SESSION_COOKIE, token, max_age, behind_tls(req) ? "; Secure" : "");
+    return pe_http_set_header(req, "Set-Cookie", cookie);
+}
+
+static int reply_me(pe_http_request_t *req, const char *user_id, int status)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *stores = NULL;
+    int rc = pe_tenancy_user_stores(app->db, user_id, &stores);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot list your stores");
+    cJSON *j = cJSON_CreateObject();
+    if (!j) {
+        cJSON_Delete(stores);
+        return PE_ENOMEM;
+    }
+    cJSON_AddStringToObject(j, "userId", user_id);
+    cJSON_AddItemToObject(j, "stores", stores);
+    return pe_http_reply_cjson(req, status, j);
+}
+
+int pe_api_login(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0;
+    const cJSON *email = cJSON_GetObjectItemCaseSensitive(body, "email");
+    const cJSON *password = cJSON_GetObjectItemCaseSensitive(body, "password");
+    if (!cJSON_IsString(email) || !cJSON_IsString(password))
+        return pe_http_reply_error(req, 400, "invalid_request",
+                                   "send {\"email\":\"…\",\"password\":\"…\"}");
+    char user_id[PE_ID_LEN];
+    int rc = pe_tenancy_user_verify(app->db, email->valuestring, password->valuestring, user_id);
+    if (rc == PE_EUNAUTH || rc == PE_EINVAL)
+        return pe_http_reply_error(req, 401, "invalid_credentials", "email or password is wrong");
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+    char token[PE_TOKEN_LEN];
+    rc = pe_tenancy_session_create(app->db, user_id, token);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot open a session right now");
+    set_session_cookie(req, token, PE_SESSION_ABSOLUTE_S);
+    return reply_me(req, user_id, 200);
+}
+
+int pe_api_logout(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    const char *token = pe_http_cookie(req, PE_SESSION_COOKIE);
+    if (token) {
+        int rc = pe_tenancy_session_revoke(app->db, token);
+        if (rc != 0)
+            return pe_http_reply_rc(req, rc, "cannot end the session right now");
+    }
+    set_session_cookie(req, "", 0);
+    return pe_http_reply_static(req, 204, "application/json", "", 0);
+}
+
+int pe_api_me(pe_http_request_t *req)
+{
+    return reply_me(req, pe_http_auth(req)->user_id, 200);
+}
+
+int pe_api_store_get(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    pe_store_t store;
+    int rc = pe_tenancy_store_get(app->db, pe_http_auth(req)->store_id, &store);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc,
+                                rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return PE_ENOMEM;
+    cJSON_AddStringToObject(j, "id", store.id);
+    cJSON_AddStringToObject(j, "name", store.name);
+    cJSON_AddStringToObject(j, "currency", store.currency);
+    cJSON_AddStringToObject(j, "timezone", store.timezone);
+    return pe_http_reply_cjson(req, 200, j);
+}

@@ -1,0 +1,140 @@
+/*
+ * auth.c — who is calling, and may they use this route on this store?
+ *
+ *   route demands    accepted credentials                       store scope
+ *   PUBLISHABLE      Bearer pk_… or ?key=pk_…                    the key's store
+ *   ADMIN            Bearer sk_…, or the session cookie          {storeId} must be the key's
+ *                                                                store / a store of the user
+ *   SESSION          the session cookie                          as ADMIN
+ *
+ * Invariants:
+ *  1. A key never authorises another store's {storeId}: the comparison is on the store id the
+ *     key resolved to in the database, never on anything the client sent.
+ *  2. Every refusal replies with the one error shape and a message that says what to send.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pe/api.h"
+#include "pe/tenancy.h"
+
+static const char *bearer_token(pe_http_request_t *req)
+{
+    const char *h = pe_http_header(req, "Authorization");
+    if (!h)
+        return NULL;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return *h ? h : NULL;
+}
+
+static int refuse(pe_http_request_t *req, int rc, const char *message)
+{
+    pe_http_reply_rc(req, rc, "%s", message);
+    return rc;
+}
+
+static int dependency_failure(pe_http_request_t *req, int rc)
+{
+    return refuse(req, rc == PE_EUNAVAIL || rc == PE_ETIMEOUT ? PE_EUNAVAIL : rc,
+                  "cannot check credentials right now; retry later");
+}
+
+/* Resolves a key of the wanted kind into out. */
+static int authenticate_key(pe_app_t *app, pe_http_request_t *req, const char *key,
+                            pe_key_kind_t want, pe_http_auth_t *out)
+{
+    char store_id[PE_ID_LEN];
+    pe_key_kind_t kind;
+    int rc = pe_tenancy_key_authenticate(app->db, key, store_id, &kind);
+    if (rc == PE_EUNAUTH)
+        return refuse(req, rc, "the API key is unknown or revoked");
+    if (rc != 0)
+        return dependency_failure(req, rc);
+    if (kind != want)
+        return refuse(req, PE_EFORBIDDEN,
+                      want == PE_KEY_PUBLISHABLE
+                          ? "storefront routes take a publishable key (pk_…), never a secret key"
+                          : "the admin API takes a secret key (sk_…) or a session, not a "
+                            "publishable key");
+    out->principal = kind == PE_KEY_SECRET ? PE_PRINCIPAL_SECRET_KEY : PE_PRINCIPAL_PUBLISHABLE_KEY;
+    snprintf(out->store_id, sizeof out->store_id, "%s", store_id);
+    return 0;
+}
+
+static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t *out)
+{
+    const char *token = pe_http_cookie(req, PE_SESSION_COOKIE);
+    if (!token)
+        return refuse(req, PE_EUNAUTH, "sign in first (no session cookie)");
+    char user_id[PE_ID_LEN];
+    int rc = pe_tenancy_session_authenticate(app->db, token, user_id);
+    if (rc == PE_EUNAUTH)
+        return refuse(req, rc, "the session has expired or was ended; sign in again");
+    if (rc != 0)
+        return dependency_failure(req, rc);
+    out->principal = PE_PRINCIPAL_SESSION;
+    snprintf(out->user_id, sizeof out->user_id, "%s", user_id);
+    return 0;
+}
+
+/* Checks the {storeId} of the path against what the principal may touch. */
+static int authorize_store(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t *out)
+{
+    const char *store_id = pe_http_param(req, "storeId");
+    if (!store_id)
+        return 0;
+    if (out->principal == PE_PRINCIPAL_SESSION) {
+        int rc = pe_tenancy_member_check(app->db, out->user_id, store_id);
+        if (rc == PE_EFORBIDDEN)
+            return refuse(req, rc, "you are not a member of this store");
+        if (rc != 0)
+            return dependency_failure(req, rc);
+        snprintf(out->store_id, sizeof out->store_id, "%s", store_id);
+        return 0;
+    }
+    if (strcmp(out->store_id, store_id) != 0)
+        return refuse(req, PE_EFORBIDDEN, "this key belongs to another store");
+    return 0;
+}
+
+int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t required,
+                        pe_http_auth_t *out)
+{
+    pe_app_t *app = appv;
+    memset(out, 0, sizeof *out);
+    const char *bearer = bearer_token(req);
+    int rc;
+    switch (required) {
+    case PE_AUTH_NONE:
+        return 0;
+    case PE_AUTH_PUBLISHABLE: {
+        const char *key = bearer ? bearer : pe_http_query(req, "key");
+        if (!key)
+            return refuse(req, PE_EUNAUTH,
+                          "send the publishable key as 'Authorization: Bearer pk_…' or ?key=pk_…");
+        return authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
+    }
+    case PE_AUTH_ADMIN:
+        if (bearer)
+            rc = authenticate_key(app, req, bearer, PE_KEY_SECRET, out);
+        else if (pe_http_cookie(req, PE_SESSION_COOKIE))
+            rc = authenticate_session(app, req, out);
+        else
+            return refuse(req, PE_EUNAUTH,
+                          "send a secret key as 'Authorization: Bearer sk_…' or sign in");
+        break;
+    case PE_AUTH_SESSION:
+        rc = authenticate_session(app, req, out);
+        break;
+    default:
+        return refuse(req, PE_EINTERNAL, "unknown authentication requirement");
+    }
+    if (rc != 0)
+        return rc;
+    return authorize_store(app, req, out);
+}

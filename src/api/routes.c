@@ -1,0 +1,33 @@
+/*
+ * routes.c — the route table of the product: method, path, handler, authentication, body limit
+ * and flags, in one place so the API's surface can be read at a glance.
+ */
+#include "pe/api.h"
+#include "routes.h"
+
+#define KB 1024u
+
+static const pe_http_route_t ROUTES[] = {
+    /* operations */
+    {"GET", "/healthz", pe_api_healthz, PE_AUTH_NONE, 0, 0, NULL},
+    {"GET", "/readyz", pe_api_readyz, PE_AUTH_NONE, 0, 0, NULL},
+    {"GET", "/metrics", pe_api_metrics, PE_AUTH_NONE, 0, 0, NULL},
+    /* merchant sign-in */
+    {"POST", "/api/v1/auth/login", pe_api_login, PE_AUTH_NONE, 4 * KB, PE_ROUTE_JSON_BODY, NULL},
+    {"POST", "/api/v1/auth/logout", pe_api_logout, PE_AUTH_SESSION, 0, 0, NULL},
+    {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
+    /* stores */
+    {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    /* the dashboard (lowest precedence: a trailing wildcard) */
+    {"GET", "/{path*}", pe_api_web, PE_AUTH_NONE, 0, PE_ROUTE_STATIC, "web"},
+};
+
+int pe_api_register(pe_router_t *router)
+{
+    for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++) {
+        int rc = pe_router_add(router, &ROUTES[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

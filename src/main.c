@@ -1,0 +1,377 @@
+/*
+ * main.c — the profit-engine command line: parses arguments, builds the configuration and the
+ * application, and wires modules together. No business rules live here.
+ *
+ * Exit status: 0 success, 1 the command failed, 2 bad usage or bad configuration.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "pe/api.h"
+#include "pe/core.h"
+#include "pe/db.h"
+#include "pe/http.h"
+#include "pe/redis.h"
+#include "pe/tenancy.h"
+#include "pe/version.h"
+
+#define EXIT_USAGE            2
+#define DB_ACQUIRE_TIMEOUT_MS 5000
+#define REDIS_TIMEOUT_MS      1000
+
+static const char USAGE[] =
+    "usage: profit-engine [--help] [--version] <command> [options]\n"
+    "\n"
+    "Conversion analytics and autopilot experimentation for storefronts.\n"
+    "\n"
+    "commands:\n"
+    "  serve                     run the HTTP server (the default)\n"
+    "  migrate                   apply pending database migrations and exit\n"
+    "  store create --name N [--timezone TZ] [--currency C]\n"
+    "                            create a store; prints its id and API keys (shown once)\n"
+    "  user create --email E --store ID\n"
+    "                            create a merchant login for a store; password on stdin\n"
+    "\n"
+    "configuration (environment):\n"
+    "  PE_DATABASE_URL        PostgreSQL conninfo or URI      (dbname=profit_engine)\n"
+    "  PE_REDIS_URL           redis://host:port[/db] | unix:///path   (redis://127.0.0.1:6379)\n"
+    "  PE_LISTEN              host:port to listen on           (127.0.0.1:8080)\n"
+    "  PE_LOG_LEVEL           debug | info | warn | error      (info)\n"
+    "  PE_WEB_DIR             serve the dashboard from this directory instead of the binary\n"
+    "  PE_HTTP_THREADS        HTTP worker threads, 0 = one per CPU (0)\n"
+    "  PE_MAX_CONNECTIONS     concurrent connection limit      (1024)\n"
+    "  PE_CONNECTION_TIMEOUT  idle seconds before a connection is closed (30)\n"
+    "  PE_DB_POOL_SIZE        PostgreSQL connections per process (16)\n"
+    "  PE_SHUTDOWN_GRACE      seconds in-flight requests get on SIGTERM, 1..9 (8)\n"
+    "\n"
+    "Run 'profit-engine <command> --help' for a command's options.\n";
+
+static const char USAGE_SERVE[] =
+    "usage: profit-engine serve\n"
+    "Runs the HTTP server until SIGTERM or SIGINT, then drains in-flight requests.\n"
+    "Configured by the PE_* environment variables (see profit-engine --help).\n";
+static const char USAGE_MIGRATE[] =
+    "usage: profit-engine migrate\n"
+    "Applies every pending migration (each in its own transaction; safe to run concurrently)\n"
+    "and prints {\"applied\":N}. Refuses when an applied migration file was edited.\n";
+static const char USAGE_STORE[] =
+    "usage: profit-engine store create --name NAME [--timezone TZ] [--currency CCY]\n"
+    "Creates a store and prints {\"storeId\":…,\"publishableKey\":…,\"secretKey\":…}.\n"
+    "The keys are shown only now. TZ is an IANA name (UTC); CCY is ISO 4217 (USD).\n";
+static const char USAGE_USER[] =
+    "usage: profit-engine user create --email EMAIL --store STORE_ID\n"
+    "Creates a merchant login (or adds an existing one to the store) and prints\n"
+    "{\"userId\":…}. The password (8..1024 bytes) is read from standard input.\n";
+
+static int usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "profit-engine: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return EXIT_USAGE;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* Builds and checks the configuration; prints one line naming the variable on failure. */
+static int load_config(pe_config_t *cfg)
+{
+    char err[512];
+    if (pe_config_from_env(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "profit-engine: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (pe_db_conninfo_check(cfg->database_url, err, sizeof err) != 0) {
+        fprintf(stderr, "profit-engine: PE_DATABASE_URL: %s\n", err);
+        pe_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    if (pe_redis_url_check(cfg->redis_url, err, sizeof err) != 0) {
+        fprintf(stderr, "profit-engine: PE_REDIS_URL: %s\n", err);
+        pe_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    pe_log_set_level(cfg->log_level);
+    return 0;
+}
+
+/* ---- serve ------------------------------------------------------------------------------------
+ */
+
+static int cmd_serve(const pe_config_t *cfg)
+{
+    int rc = EXIT_FAILURE;
+    char err[256];
+    pe_app_t app = {.cfg = cfg, .started_unix_us = pe_now_unix_us()};
+    pe_router_t *router = NULL;
+
+    /* Signals are taken by sigwait() in this thread only; every thread created later inherits
+     * the blocked mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    app.db = pe_db_pool_new(cfg->database_url, cfg->db_pool_size);
+    app.redis = pe_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS, err, sizeof err);
+    router = pe_router_new();
+    if (!app.db || !app.redis || !router) {
+        fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
+        goto out;
+    }
+    if (pe_api_register(router) != 0) {
+        fprintf(stderr, "profit-engine: cannot register routes\n");
+        goto out;
+    }
+    pe_http_server_config_t hcfg = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .threads = cfg->http_threads,
+        .max_connections = cfg->max_connections,
+        .conn_timeout_s = cfg->conn_timeout_s,
+        .app = &app,
+        .authenticate = pe_api_authenticate,
+    };
+    app.http = pe_http_server_new(&hcfg, router, err, sizeof err);
+    router = NULL; /* the server owns it now, even on failure */
+    if (!app.http) {
+        fprintf(stderr, "profit-engine: %s\n", err);
+        goto out;
+    }
+    if (pe_http_server_start(app.http, err, sizeof err) != 0) {
+        fprintf(stderr, "profit-engine: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    pe_log(PE_LOG_INFO, "server_started", "profit-engine %s (%s) listening on http://%s:%u",
+           PE_VERSION, PE_GIT_COMMIT, cfg->listen_host, (unsigned)pe_http_server_port(app.http));
+    bool current = false;
+    if (pe_db_migrations_current(app.db, &current, err, sizeof err) != 0)
+        pe_log(PE_LOG_WARN, "database_unreachable", "PostgreSQL is not reachable yet: %s", err);
+    else if (!current)
+        pe_log(PE_LOG_WARN, "migrations_pending",
+               "migrations are pending; run 'profit-engine migrate' (/readyz reports 503)");
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    pe_log(PE_LOG_INFO, "shutdown_started", "received %s; draining for up to %u s",
+           sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_s);
+    pe_http_server_stop(app.http, cfg->shutdown_grace_s * 1000);
+    pe_log(PE_LOG_INFO, "shutdown_complete", "stopped");
+    rc = 0;
+out:
+    pe_http_server_free(app.http);
+    pe_router_free(router);
+    pe_redis_free(app.redis);
+    pe_db_pool_free(app.db);
+    return rc;
+}
+
+/* ---- migrate ----------------------------------------------------------------------------------
+ */
+
+static int cmd_migrate(const pe_config_t *cfg)
+{
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 2);
+    if (!pool) {
+        fprintf(stderr, "profit-engine: out of memory\n");
+        return EXIT_FAILURE;
+    }
+    char err[512] = "";
+    int applied = 0;
+    int rc = pe_db_migrate(pool, &applied, err, sizeof err);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: migrate: %s\n", err[0] ? err : pe_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    printf("{\"applied\":%d,\"total\":%zu}\n", applied, pe_embedded_migrations_count);
+    return 0;
+}
+
+/* ---- store create -----------------------------------------------------------------------------
+ */
+
+/* Reads --flag value pairs into vals (same order as names). Returns 0 or EXIT_USAGE. */
+static int parse_flags(int argc, char **argv, const char *const *names, const char **vals, size_t n,
+                       const char *usage)
+{
+    for (int i = 0; i < argc; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(argv[i], names[k]) != 0)
+            k++;
+        if (k == n)
+            return usage_error(usage, "unknown option '%s'", argv[i]);
+        if (i + 1 >= argc)
+            return usage_error(usage, "option %s needs a value", argv[i]);
+        vals[k] = argv[++i];
+    }
+    return 0;
+}
+
+static int cmd_store(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--name", "--timezone", "--currency"};
+    const char *vals[3] = {NULL, NULL, NULL};
+    if (argc < 1 || strcmp(argv[0], "create") != 0)
+        return usage_error(USAGE_STORE, "unknown store command '%s'", argc ? argv[0] : "");
+    int rc = parse_flags(argc - 1, argv + 1, names, vals, 3, USAGE_STORE);
+    if (rc != 0)
+        return rc;
+    if (!vals[0])
+        return usage_error(USAGE_STORE, "%s is required", "--name");
+
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    pe_store_t store;
+    char pk[PE_KEY_LEN], sk[PE_KEY_LEN], err[256] = "";
+    rc = pe_tenancy_store_create(pool, vals[0], vals[1], vals[2], &store, pk, sk, err, sizeof err);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: store create: %s\n", err[0] ? err : pe_strerror(rc));
+        return rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    printf("{\"storeId\":\"%s\",\"publishableKey\":\"%s\",\"secretKey\":\"%s\"}\n", store.id, pk,
+           sk);
+    return 0;
+}
+
+/* ---- user create ------------------------------------------------------------------------------
+ */
+
+/* Reads one line (the password) from stdin without echo when stdin is a terminal. */
+static int read_password(char *out, size_t outlen)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios saved, quiet;
+    if (tty) {
+        fprintf(stderr, "password: ");
+        tcgetattr(STDIN_FILENO, &saved);
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *line = fgets(out, (int)outlen, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        fprintf(stderr, "\n");
+    }
+    if (!line)
+        return PE_EINVAL;
+    size_t n = strlen(out);
+    if (n == outlen - 1 && out[n - 1] != '\n')
+        return PE_ETOOBIG;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        out[--n] = '\0';
+    return 0;
+}
+
+static int cmd_user(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--email", "--store"};
+    const char *vals[2] = {NULL, NULL};
+    if (argc < 1 || strcmp(argv[0], "create") != 0)
+        return usage_error(USAGE_USER, "unknown user command '%s'", argc ? argv[0] : "");
+    int rc = parse_flags(argc - 1, argv + 1, names, vals, 2, USAGE_USER);
+    if (rc != 0)
+        return rc;
+    if (!vals[0] || !vals[1])
+        return usage_error(USAGE_USER, "%s are required", "--email and --store");
+    char password[1027];
+    rc = read_password(password, sizeof password);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: user create: %s\n",
+                rc == PE_ETOOBIG ? "the password is longer than 1024 bytes"
+                                 : "no password on standard input");
+        return EXIT_USAGE;
+    }
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    char user_id[PE_ID_LEN], err[256] = "";
+    rc = pe_tenancy_user_create(pool, vals[0], password, vals[1], user_id, err, sizeof err);
+    pe_db_pool_free(pool);
+    memset(password, 0, sizeof password);
+    if (rc != 0) {
+        const char *why = err[0]               ? err
+                          : rc == PE_ECONFLICT ? "that email exists with a different password"
+                          : rc == PE_ENOTFOUND ? "no such store"
+                                               : pe_strerror(rc);
+        fprintf(stderr, "profit-engine: user create: %s\n", why);
+        return rc == PE_EINVAL || rc == PE_ENOTFOUND ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    printf("{\"userId\":\"%s\",\"storeId\":\"%s\"}\n", user_id, vals[1]);
+    return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------------
+ */
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("profit-engine %s (%s)\n", PE_VERSION, PE_GIT_COMMIT);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    int sub_argc = argc > 2 ? argc - 2 : 0;
+    char **sub_argv = argv + 2;
+    const char *usage = strcmp(cmd, "serve") == 0     ? USAGE_SERVE
+                        : strcmp(cmd, "migrate") == 0 ? USAGE_MIGRATE
+                        : strcmp(cmd, "store") == 0   ? USAGE_STORE
+                        : strcmp(cmd, "user") == 0    ? USAGE_USER
+                                                      : NULL;
+    if (!usage)
+        return usage_error(USAGE, "unknown command '%s'", cmd);
+    if (wants_help(sub_argc, sub_argv)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if ((usage == USAGE_SERVE || usage == USAGE_MIGRATE) && sub_argc > 0)
+        return usage_error(usage, "unexpected argument '%s'", sub_argv[0]);
+
+    if (pe_crypto_init() != 0) {
+        fprintf(stderr, "profit-engine: cannot initialise libsodium\n");
+        return EXIT_FAILURE;
+    }
+    pe_config_t cfg;
+    int rc = load_config(&cfg);
+    if (rc != 0)
+        return rc;
+    if (usage == USAGE_SERVE)
+        rc = cmd_serve(&cfg);
+    else if (usage == USAGE_MIGRATE)
+        rc = cmd_migrate(&cfg);
+    else if (usage == USAGE_STORE)
+        rc = cmd_store(&cfg, sub_argc, sub_argv);
+    else
+        rc = cmd_user(&cfg, sub_argc, sub_argv);
+    pe_config_free(&cfg);
+    return rc;
+}
