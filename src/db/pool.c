@@ -27,6 +27,7 @@
  *     options of the caller, `-c statement_timeout=30s`, so a runaway query cannot hold a
  *     connection for ever; RESET statement_timeout returns to that 30 s.
  */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -71,6 +72,20 @@ static void notice_receiver(void *arg, const PGresult *res)
     }
     pe_log(level, "db_notice", "%s", msg ? msg : "");
 }
+
+#ifndef NDEBUG
+/* Invariants 1 and 2, checked in debug builds with the mutex held. */
+static bool pool_invariants(const pe_db_pool_t *pool)
+{
+    if (pool->in_use > pool->open || pool->open > pool->size)
+        return false;
+    for (const pe_db_conn_t *c = pool->idle; c; c = c->next) {
+        if (!c->pg || c->in_copy || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+            return false;
+    }
+    return true;
+}
+#endif
 
 static void free_strv(char **v)
 {
@@ -311,6 +326,7 @@ static void give_back_slot(pe_db_pool_t *pool)
     pthread_mutex_lock(&pool->mu);
     pool->open--;
     pool->in_use--;
+    assert(pool_invariants(pool));
     /* A waiter may now open a connection of its own in this slot. */
     pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
@@ -356,6 +372,7 @@ int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out)
         }
     }
     pool->in_use++;
+    assert(pool_invariants(pool));
     pthread_mutex_unlock(&pool->mu);
 
     if (conn && !idle_conn_healthy(conn)) {
@@ -435,6 +452,7 @@ void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn)
     } else {
         pool->open--;
     }
+    assert(pool_invariants(pool));
     pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     conn_close(conn);

@@ -22,6 +22,7 @@
  *  4. reconnects counts successful connections after the first; it is read without the mutex,
  *     so it is only touched with atomic builtins.
  */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -279,6 +280,7 @@ static int command(pe_redis_t *r, bool idempotent, int argc, const char **argv, 
 
     *out = NULL;
     pthread_mutex_lock(&r->mu);
+    assert(!r->ctx || r->ctx->err == 0); /* invariant 1: broken contexts are dropped at once */
     sigpipe_block(&guard);
     if (r->ctx && !idle_socket_ok(r->ctx))
         drop_locked(r, "connection closed by the server");
