@@ -222,7 +222,10 @@ out:
 }
 
 /* Session settings for the run: no statement timeout (a migration may take long, and it is a
- * deliberate operator action), but a bounded wait for another migrator's lock. */
+ * deliberate operator action); up to 300 s for another migrator to finish; then at most 30 s
+ * for each table lock a migration needs, because a DDL statement queued behind a long query
+ * makes every later query on that table queue behind it — better to fail (PE_ETIMEOUT, rolled
+ * back) and be retried than to stall the running servers. */
 static int begin_session(pe_db_conn_t *conn, bool *locked, char *err, size_t errlen)
 {
     int rc;
@@ -235,7 +238,7 @@ static int begin_session(pe_db_conn_t *conn, bool *locked, char *err, size_t err
         *locked = rc == 0;
     }
     if (rc == 0)
-        rc = pe_db_exec(conn, "SET lock_timeout = 0", 0, NULL, NULL);
+        rc = pe_db_exec(conn, "SET lock_timeout = '30s'", 0, NULL, NULL);
     if (rc != 0)
         errf(err, errlen, "cannot take the migration lock: %s", pe_db_conn_error(conn));
     return rc;
