@@ -1,0 +1,123 @@
+// Starts the profit-engine binary under test (PE_TEST_BINARY) as `serve` on a free loopback
+// port, with the private services of `scripts/dev services up` (PE_DATABASE_URL, PE_REDIS_URL
+// from the environment), and stops it with SIGTERM.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Resolves to a TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function requireEnv(name) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`${name} is not set: run \`scripts/dev services up\` and ` +
+      '`eval "$(scripts/dev env)"` (scripts/dev test does both)');
+  }
+  return value;
+}
+
+/** Runs `profit-engine migrate` on PE_DATABASE_URL (idempotent); throws with its output. */
+export function migrate(env = {}) {
+  const binary = requireEnv('PE_TEST_BINARY');
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, ['migrate'], {
+      env: { ...process.env, PE_LOG_LEVEL: process.env.PE_LOG_LEVEL ?? 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c) => { output += c; });
+    child.stderr.on('data', (c) => { output += c; });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve(output);
+      else reject(new Error(`profit-engine migrate failed (${code ?? signal}):\n${output}`));
+    });
+  });
+}
+
+/**
+ * Starts `profit-engine serve`, after `migrate` unless migrate is false. Returns { baseUrl, port, log(), stop() }; stop() sends SIGTERM
+ * and resolves to the exit code (or the signal name when it had to be killed).
+ */
+export async function startServer({ env = {}, timeoutMs = 30000, migrate: doMigrate = true } = {}) {
+  const binary = requireEnv('PE_TEST_BINARY');
+  const databaseUrl = requireEnv('PE_DATABASE_URL');
+  const redisUrl = requireEnv('PE_REDIS_URL');
+  if (doMigrate) await migrate(env);
+  const port = await freePort();
+  const child = spawn(binary, ['serve'], {
+    env: {
+      ...process.env,
+      PE_LISTEN: `127.0.0.1:${port}`,
+      PE_DATABASE_URL: databaseUrl,
+      PE_REDIS_URL: redisUrl,
+      PE_LOG_LEVEL: process.env.PE_LOG_LEVEL ?? 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 200000) output = output.slice(-100000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exited = null;
+  const exit = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = code ?? signal;
+      resolve(exited);
+    });
+    child.on('error', (err) => {
+      exited = err.message;
+      resolve(exited);
+    });
+  });
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const server = {
+    baseUrl,
+    port,
+    log: () => output,
+    async stop() {
+      if (exited === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+        await exit;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited !== null) {
+      throw new Error(`profit-engine serve exited (${exited}) before /healthz answered:\n${output}`);
+    }
+    try {
+      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new Error(`/healthz did not answer 200 within ${timeoutMs} ms:\n${output}`);
+    }
+    await sleep(100);
+  }
+}
