@@ -79,12 +79,21 @@ static bool has_extension(const char *path)
     return strchr(last ? last + 1 : path, '.') != NULL;
 }
 
+/* index.html is revalidated on every load so a new build shows at once; assets may be reused
+ * for a while. Set only on the reply that serves the file, never on a miss. */
+static const char *cache_control(const char *path)
+{
+    return strcmp(path, "index.html") == 0 ? "no-cache" : "public, max-age=300";
+}
+
 static int serve_embedded(pe_http_request_t *req, const char *path)
 {
     for (size_t i = 0; i < pe_embedded_web_count; i++) {
-        if (strcmp(pe_embedded_web[i].path, path) == 0)
+        if (strcmp(pe_embedded_web[i].path, path) == 0) {
+            pe_http_set_header(req, "Cache-Control", cache_control(path));
             return pe_http_reply_static(req, 200, content_type(path), pe_embedded_web[i].data,
                                         pe_embedded_web[i].len);
+        }
     }
     return PE_ENOTFOUND;
 }
@@ -116,6 +125,7 @@ static int serve_disk(pe_http_request_t *req, const char *dir, const char *path)
         }
         got += (size_t)n;
     }
+    pe_http_set_header(req, "Cache-Control", cache_control(path));
     rc = pe_http_reply(req, 200, content_type(path), data, got);
 out:
     free(data);
@@ -127,8 +137,6 @@ out:
 static int serve(pe_http_request_t *req, const char *path)
 {
     pe_app_t *app = pe_http_app(req);
-    pe_http_set_header(req, "Cache-Control",
-                       strcmp(path, "index.html") == 0 ? "no-cache" : "public, max-age=300");
     if (app->cfg && app->cfg->web_dir)
         return serve_disk(req, app->cfg->web_dir, path);
     return serve_embedded(req, path);
@@ -139,15 +147,22 @@ int pe_api_web(pe_http_request_t *req)
     const char *path = pe_http_param(req, "path");
     if (!path || path[0] == '\0')
         path = "index.html";
-    if (reserved(path) || !safe_path(path))
+    /* Static routes get no default Cache-Control; a miss must not be cached like a file. */
+    if (reserved(path) || !safe_path(path)) {
+        pe_http_set_header(req, "Cache-Control", "no-store");
         return pe_http_reply_error(req, 404, "not_found", "no route for %s /%.200s",
                                    pe_http_method(req), path);
+    }
     int rc = serve(req, path);
     if (rc == PE_ENOTFOUND && !has_extension(path))
         rc = serve(req, "index.html"); /* a client-side route */
-    if (rc == PE_ENOTFOUND)
+    if (rc == PE_ENOTFOUND) {
+        pe_http_set_header(req, "Cache-Control", "no-store");
         return pe_http_reply_error(req, 404, "not_found", "no file /%.200s", path);
-    if (rc != 0 && !pe_http_replied(req))
+    }
+    if (rc != 0 && !pe_http_replied(req)) {
+        pe_http_set_header(req, "Cache-Control", "no-store");
         return pe_http_reply_rc(req, rc, "cannot read /%.200s", path);
+    }
     return 0;
 }
