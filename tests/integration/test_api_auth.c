@@ -542,6 +542,23 @@ static void test_login_refusals(void **state)
     }
 }
 
+/* Behind a TLS-terminating proxy the cookie is also Secure. */
+static void test_secure_cookie_behind_tls(void **state)
+{
+    (void)state;
+    const char *headers[] = {"Content-Type: application/json", "X-Forwarded-Proto: https", NULL};
+    pe_test_response_t r;
+    call("POST", "/api/v1/auth/login",
+         "{\"email\":\"" EMAIL_A "\",\"password\":\"" PASSWORD_A "\"}", headers, &r);
+    assert_int_equal(r.status, 200);
+    char cookie[512];
+    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    assert_non_null(strstr(cookie, "; HttpOnly"));
+    assert_non_null(strstr(cookie, "; SameSite=Strict"));
+    assert_non_null(strstr(cookie, "; Secure"));
+    pe_test_response_free(&r);
+}
+
 /* Last: every body this program received is free of every session token it obtained. */
 static void test_tokens_never_in_bodies(void **state)
 {
@@ -606,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_sessions_are_per_user),
         cmocka_unit_test(test_junk_session_cookies),
         cmocka_unit_test(test_login_refusals),
+        cmocka_unit_test(test_secure_cookie_behind_tls),
         cmocka_unit_test(test_tokens_never_in_bodies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -597,7 +597,7 @@ static void test_user_create(void **state)
 /* ---- serve ------------------------------------------------------------------------------------
  */
 
-static void test_serve_port_in_use(void **state)
+static void test_serve_cannot_listen(void **state)
 {
     (void)state;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
@@ -621,6 +621,15 @@ static void test_serve_port_in_use(void **state)
     assert_int_equal(r.signal, 0);
     assert_int_not_equal(r.exit_code, 0);
     assert_non_null(strstr(text(&r.err), "profit-engine: cannot listen on 127.0.0.1:"));
+    assert_int_equal(r.out.len, 0);
+    run_free(&r);
+
+    /* A host name where an address is needed: refused at start, as a configuration error. */
+    run(&r, (const char *const[]){"serve", NULL},
+        (const char *const[]){db, redis, "PE_LISTEN=example.com:80", NULL}, NULL);
+    expect_exit(&r, 2);
+    assert_int_equal(count_lines(&r.err), 1);
+    assert_true(starts_with(text(&r.err), "profit-engine: PE_LISTEN: 'example.com'"));
     assert_int_equal(r.out.len, 0);
     run_free(&r);
 }
@@ -651,7 +660,7 @@ int main(void)
         cmocka_unit_test(test_store_create),
         cmocka_unit_test(test_store_create_refusals),
         cmocka_unit_test(test_user_create),
-        cmocka_unit_test(test_serve_port_in_use),
+        cmocka_unit_test(test_serve_cannot_listen),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
