@@ -26,7 +26,7 @@
 #include "pe_test.h"
 
 #define RAW_TIMEOUT_MS 5000
-#define KB             1024u
+#define KB             ((size_t)1024)
 
 static char *conninfo;
 static pe_test_server_t server;
@@ -106,12 +106,16 @@ static malformed_case_t login_case(const char *name, const char *content_type, c
 /* The status of the first response in raw, or 0 when raw holds none. */
 static int first_status(const pe_buf_t *raw)
 {
-    int major = 0, minor = 0, status = 0;
     if (!raw->data || raw->len < 12)
         return 0;
-    if (sscanf(raw->data, "HTTP/%d.%d %d", &major, &minor, &status) != 3)
+    /* "HTTP/1.x NNN " */
+    if (strncmp(raw->data, "HTTP/1.", 7) != 0 || raw->data[8] != ' ')
         return -1; /* bytes that are not an HTTP response */
-    return status;
+    char *end = NULL;
+    long status = strtol(raw->data + 9, &end, 10);
+    if (end != raw->data + 12 || status < 100 || status > 599)
+        return -1;
+    return (int)status;
 }
 
 /* Checks the first response's body is the one JSON error shape with `code` (NULL: any code). */
@@ -422,7 +426,7 @@ static size_t build_cases(malformed_case_t *cs, size_t max)
                    "invalid_json"));
     ADD(login_case("login empty JSON body", "application/json", "", 0, 400, "invalid_json"));
     {
-        size_t big = 5u * 1024 * 1024;
+        size_t big = (size_t)5 * 1024 * 1024;
         char *body = malloc(big);
         assert_non_null(body);
         memset(body, ' ', big);
@@ -514,7 +518,7 @@ static void test_pipelined_garbage(void **state)
     assert_int_equal(first_status(&raw), 200);
     /* Every answer in the stream is a 200 or a 4xx. */
     for (const char *p = raw.data; (p = strstr(p, "HTTP/1.1 ")) != NULL; p += 9) {
-        int st = atoi(p + 9);
+        long st = strtol(p + 9, NULL, 10);
         assert_true(st == 200 || (st >= 400 && st < 500));
     }
     pe_buf_free(&raw);
