@@ -12,6 +12,7 @@
  *     key resolved to in the database, never on anything the client sent.
  *  2. Every refusal replies with the one error shape and a message that says what to send.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -94,10 +95,15 @@ static int authorize_store(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t
             return refuse(req, rc, "you are not a member of this store");
         if (rc != 0)
             return dependency_failure(req, rc);
-        snprintf(out->store_id, sizeof out->store_id, "%s", store_id);
+        /* the canonical (lower-case) text of the uuid, as keys resolve to */
+        size_t n = 0;
+        for (; store_id[n] && n + 1 < sizeof out->store_id; n++)
+            out->store_id[n] = (char)tolower((unsigned char)store_id[n]);
+        out->store_id[n] = '\0';
         return 0;
     }
-    if (strcmp(out->store_id, store_id) != 0)
+    /* uuids compare case-insensitively: the key's store is in PostgreSQL's lower-case form */
+    if (strcasecmp(out->store_id, store_id) != 0)
         return refuse(req, PE_EFORBIDDEN, "this key belongs to another store");
     return 0;
 }

@@ -17,6 +17,7 @@
  * pool of the same database; every response body this program receives is kept so invariant 4
  * can be checked at the end.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,14 @@ static void test_malformed_store_id(void **state)
         expect_error(&r, 403, "forbidden", NULL, 0);
         pe_test_response_free(&r);
     }
+    /* A uuid is the same store in any letter case, for keys as for sessions. */
+    char upper[PE_ID_LEN];
+    for (size_t i = 0; i < sizeof upper; i++)
+        upper[i] = (char)toupper((unsigned char)a.id[i]);
+    pe_test_response_t r;
+    get_store(upper, h, &r);
+    expect_store(&r, &a, "Store A");
+    pe_test_response_free(&r);
 }
 
 /* ---- sessions ---------------------------------------------------------------------------------
