@@ -238,7 +238,7 @@ static bool better(const seg_kind_t *a, size_t na, const seg_kind_t *b, size_t n
     for (size_t i = 0; i < n; i++)
         if (a[i] != b[i])
             return a[i] > b[i];
-    return na > nb;
+    return na < nb; /* equal keys: only a wildcard capturing nothing is longer */
 }
 
 static bool method_matches(const char *route_method, const char *method)
