@@ -116,7 +116,7 @@ typedef struct {
 
 /* Parses a raw query string ("a=1&b=x%20y", '+' is a space). Returns 0, PE_EINVAL (bad
  * percent-encoding, %00, invalid UTF-8), PE_ETOOBIG (more than PE_HTTP_MAX_QUERY_PARAMS) or
- * PE_ENOMEM. Free with pe_http_query_free. */
+ * PE_ENOMEM. Free with pe_http_query_free whatever it returned. */
 int pe_http_query_parse(const char *qs, size_t len, pe_http_query_t *q);
 /* First value of name, or NULL. */
 const char *pe_http_query_get(const pe_http_query_t *q, const char *name);

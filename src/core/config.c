@@ -92,9 +92,21 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
+/* The value as it may appear inside a one-line message: at most 200 bytes, control bytes shown
+ * as '?', so a value cannot break the line or forge another variable's message. */
+static const char *printable(const char *value, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; value[n] && n + 1 < outlen && n < 200; n++)
+        out[n] = (unsigned char)value[n] < 0x20 || value[n] == 0x7f ? '?' : value[n];
+    out[n] = '\0';
+    return out;
+}
+
 static int load_var(pe_config_t *cfg, const var_t *v, const char *value, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
+    char shown[201];
     switch (v->kind) {
     case VAR_STRING: {
         if (strlen(value) > 4096) {
@@ -110,7 +122,8 @@ static int load_var(pe_config_t *cfg, const var_t *v, const char *value, char *e
     case VAR_DIR: {
         struct stat st;
         if (stat(value, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen, "%s: '%.200s' is not a directory", v->name, value);
+            snprintf(err, errlen, "%s: '%s' is not a directory", v->name,
+                     printable(value, shown, sizeof shown));
             return PE_EINVAL;
         }
         char *copy = strdup(value);
@@ -122,21 +135,22 @@ static int load_var(pe_config_t *cfg, const var_t *v, const char *value, char *e
     case VAR_LISTEN:
         if (pe_parse_listen(value, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port) !=
             0) {
-            snprintf(err, errlen, "%s: '%.200s' is not host:port (port 0..65535)", v->name, value);
+            snprintf(err, errlen, "%s: '%s' is not host:port (port 0..65535)", v->name,
+                     printable(value, shown, sizeof shown));
             return PE_EINVAL;
         }
         return 0;
     case VAR_LEVEL:
         if (pe_log_level_parse(value, (pe_log_level_t *)(base + v->offset)) != 0) {
-            snprintf(err, errlen, "%s: '%.200s' is not one of debug, info, warn, error", v->name,
-                     value);
+            snprintf(err, errlen, "%s: '%s' is not one of debug, info, warn, error", v->name,
+                     printable(value, shown, sizeof shown));
             return PE_EINVAL;
         }
         return 0;
     case VAR_UINT:
         if (parse_uint(value, v->min, v->max, (unsigned *)(base + v->offset)) != 0) {
-            snprintf(err, errlen, "%s: '%.200s' is not a whole number in %u..%u", v->name, value,
-                     v->min, v->max);
+            snprintf(err, errlen, "%s: '%s' is not a whole number in %u..%u", v->name,
+                     printable(value, shown, sizeof shown), v->min, v->max);
             return PE_EINVAL;
         }
         return 0;

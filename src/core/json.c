@@ -6,6 +6,7 @@
  *  2. cJSON's global error pointer is never consulted (it is not thread-safe); the end pointer
  *     of cJSON_ParseWithLengthOpts tells where parsing stopped.
  *  3. Nesting deeper than PE_JSON_MAX_DEPTH is refused before cJSON recurses into it.
+ *  4. Between tokens only space, tab, LF and CR are whitespace (RFC 8259), as on both ends.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,9 @@
 
 #define PE_JSON_MAX_DEPTH 64
 
-/* Scans for nesting depth outside strings; cheap and bounded by len. */
-static bool depth_ok(const char *s, size_t len)
+/* Checks the structure outside strings in one pass: nesting depth, and no control bytes other
+ * than JSON's four whitespace characters (cJSON would skip any byte ≤ 0x20 between tokens). */
+static bool structure_ok(const char *s, size_t len, char *err, size_t errlen)
 {
     int depth = 0;
     bool in_string = false;
@@ -32,10 +34,16 @@ static bool depth_ok(const char *s, size_t len)
         if (c == '"') {
             in_string = true;
         } else if (c == '[' || c == '{') {
-            if (++depth > PE_JSON_MAX_DEPTH)
+            if (++depth > PE_JSON_MAX_DEPTH) {
+                snprintf(err, errlen, "JSON nests deeper than %d levels", PE_JSON_MAX_DEPTH);
                 return false;
+            }
         } else if (c == ']' || c == '}') {
             depth--;
+        } else if ((unsigned char)c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            snprintf(err, errlen, "control byte 0x%02x outside a string at byte %zu",
+                     (unsigned)(unsigned char)c, i);
+            return false;
         }
     }
     return true;
@@ -56,10 +64,8 @@ int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t e
         snprintf(err, errlen, "JSON is not valid UTF-8");
         return PE_EINVAL;
     }
-    if (!depth_ok(text, len)) {
-        snprintf(err, errlen, "JSON nests deeper than %d levels", PE_JSON_MAX_DEPTH);
+    if (!structure_ok(text, len, err, errlen))
         return PE_EINVAL;
-    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!j) {

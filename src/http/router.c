@@ -74,6 +74,9 @@ static int compile(entry_t *e)
     e->nsegs = 0;
     if (e->pattern_copy[0] == '\0')
         return 0; /* "/" */
+    /* strtok_r would merge empty segments: "/dir/" must not silently mean "/dir". */
+    if (strstr(pattern, "//") || pattern[strlen(pattern) - 1] == '/')
+        return PE_EINVAL;
     char *save = NULL;
     char *p = e->pattern_copy;
     for (char *tok = strtok_r(p, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {

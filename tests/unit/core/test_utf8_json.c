@@ -258,6 +258,14 @@ static void test_json_rejects(void **state)
     REJECT("{'a':1}", "byte");
     REJECT("nul", "byte");
     REJECT("\"unterminated", "byte");
+
+    /* Only space, tab, LF and CR are whitespace between tokens (RFC 8259), at either end. */
+    REJECT("\x01{}", "control byte");
+    REJECT("\v[1]", "control byte");
+    REJECT("[1,\x0c"
+           "2]",
+           "control byte");
+    REJECT("{\"a\":1}\v", NULL);
 }
 
 /* A byte offset in the message is a number, and the malformed-input offset lies inside the

@@ -190,6 +190,8 @@ static void test_malformed_patterns(void **state)
         "/{rest*}/b",
         "/a/{rest*}/{id}",
         "/{a*}/{b*}",
+        "/dir/", /* an empty segment would silently mean "/dir" */
+        "/a//b",
         "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", /* 9 > PE_HTTP_MAX_PARAMS */
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
