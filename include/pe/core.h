@@ -130,6 +130,16 @@ int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
 int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t errlen);
 /* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
 bool pe_utf8_valid(const char *s, size_t n);
+/* ---- percent-encoding -------------------------------------------------------------------------
+ */
+
+/* Value of a hexadecimal digit, or -1. */
+int pe_hex_digit(char c);
+/* Decodes percent-encoding of s[0..n) into out (outlen bytes, NUL-terminated); '+' becomes a
+ * space when plus_is_space (query strings). Returns the decoded length, or -1 for a malformed
+ * escape, a decoded NUL, or output that does not fit. Does not check UTF-8. */
+long pe_percent_decode(const char *s, size_t n, char *out, size_t outlen, bool plus_is_space);
+
 /* Returns a malloc'ed compact serialisation of j, or NULL on ENOMEM. */
 char *pe_json_print(const cJSON *j);
 

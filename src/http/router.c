@@ -139,41 +139,12 @@ int pe_router_add(pe_router_t *r, const pe_http_route_t *route)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        if (c == '\0')
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    if (!pe_utf8_valid(out, o))
+    long len = pe_percent_decode(s, n, out, n + 1, plus_is_space);
+    if (len < 0 || !pe_utf8_valid(out, (size_t)len))
         return -1;
-    return (long)o;
+    return len;
 }
 
 typedef struct {

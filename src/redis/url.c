@@ -36,43 +36,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return PE_EINVAL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (size outlen). Returns 0 or -1 (bad escape, NUL, too long). */
-static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= n)
-                return -1;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 /* Parses 1..maxdigits decimal digits s[0..n) into *out, within [lo, hi]. */
 static int parse_uint(const char *s, size_t n, size_t maxdigits, long lo, long hi, int *out)
 {
@@ -103,10 +66,10 @@ static int parse_userinfo(const char *s, size_t n, pe_redis_url_t *out, char *er
 
     if (!colon)
         return fail(err, errlen, "user info must be ':password' or 'user:password'");
-    if (pct_decode(s, (size_t)(colon - s), out->user, sizeof(out->user)) != 0)
+    if (pe_percent_decode(s, (size_t)(colon - s), out->user, sizeof(out->user), false) < 0)
         return fail(err, errlen, "bad percent-encoding or too long a user name");
-    if (pct_decode(colon + 1, n - (size_t)(colon - s) - 1, out->password, sizeof(out->password)) !=
-        0)
+    if (pe_percent_decode(colon + 1, n - (size_t)(colon - s) - 1, out->password,
+                          sizeof(out->password), false) < 0)
         return fail(err, errlen, "bad percent-encoding or too long a password");
     if (!out->password[0])
         return fail(err, errlen, "empty password (leave out the '@' part for none)");
@@ -125,7 +88,7 @@ static int parse_hostport(const char *s, size_t n, pe_redis_url_t *out, char *er
         host = s + 1;
         hostlen = (size_t)(close - host);
         for (size_t i = 0; i < hostlen; i++) {
-            if (hexval(host[i]) < 0 && host[i] != ':' && host[i] != '.')
+            if (pe_hex_digit(host[i]) < 0 && host[i] != ':' && host[i] != '.')
                 return fail(err, errlen, "bad character in IPv6 host");
         }
         if (close + 1 < s + n) {
