@@ -1,0 +1,118 @@
+/*
+ * pe/events.h — the customer-journey event model: every event type defined once (name, funnel
+ * step, properties with types and bounds), the validator that checks an event against that
+ * definition, and the JSON Schema (2020-12) exported from the same definition.
+ *
+ * Invariants:
+ *  1. The definition table is the single source of truth: the validator, the JSON Schema
+ *     export, and (through the exported schema and the shared corpus) the SDK's Zod schemas all
+ *     derive from it.
+ *  2. Validation is pure (no I/O, no globals), thread-safe, and bounded: every string, array,
+ *     object and nesting level has a limit; a refusal carries a stable code and a message that
+ *     names the failing path ("properties.quantity: must be an integer 1..10000").
+ *  3. A validated pe_event_t borrows from the cJSON tree it came from; it lives as long as the
+ *     tree does.
+ */
+#ifndef PE_EVENTS_H
+#define PE_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/core.h"
+
+/* Bounds of the common fields (also exported in the JSON Schema). */
+#define PE_EVENT_MAX_BYTES        32768 /* one event, serialised */
+#define PE_EVENT_ID_MAX           64    /* sessionId, anonymousId, userId */
+#define PE_EVENT_CUSTOM_MAX_KEYS  50    /* keys in `custom` (all levels) */
+#define PE_EVENT_CUSTOM_MAX_DEPTH 3     /* nesting inside `custom` */
+#define PE_EVENT_CUSTOM_MAX_BYTES 4096
+#define PE_EVENT_MAX_ITEMS        500 /* checkout.order.completed items[] */
+
+/* Funnel steps, in order. */
+typedef enum {
+    PE_FUNNEL_NONE = 0,
+    PE_FUNNEL_CART = 1,
+    PE_FUNNEL_CHECKOUT = 2,
+    PE_FUNNEL_SHIPPING = 3,
+    PE_FUNNEL_PAYMENT = 4,
+    PE_FUNNEL_CONFIRMATION = 5,
+} pe_funnel_step_t;
+
+typedef enum {
+    PE_PROP_STRING,  /* max_len bytes of UTF-8, min_len ≥ 1 unless 0 */
+    PE_PROP_NUMBER,  /* finite double in [min, max] */
+    PE_PROP_INTEGER, /* whole number in [min, max] */
+    PE_PROP_BOOLEAN,
+    PE_PROP_CURRENCY, /* ISO 4217: three upper-case letters */
+    PE_PROP_COUNTRY,  /* ISO 3166-1 alpha-2: two upper-case letters */
+    PE_PROP_ITEMS,    /* array of line items (productId, quantity, price, …) */
+} pe_prop_type_t;
+
+typedef struct {
+    const char *name;
+    pe_prop_type_t type;
+    bool required;
+    double min, max; /* numbers and integers */
+    size_t max_len;  /* strings */
+    const char *description;
+} pe_prop_def_t;
+
+typedef struct {
+    const char *name; /* "storefront.cart.item_added" */
+    pe_funnel_step_t funnel_step;
+    const pe_prop_def_t *props;
+    size_t nprops;
+    const char *description;
+} pe_event_def_t;
+
+/* The commerce set, in a stable order. Thread-safe (read-only data). */
+size_t pe_events_count(void);
+const pe_event_def_t *pe_events_at(size_t index);
+/* The definition for a name, or NULL when unknown. "custom.<entity>.<action>" names (each part
+ * [a-z0-9_]{1,64}) resolve to the free-form custom definition. */
+const pe_event_def_t *pe_events_lookup(const char *name);
+const char *pe_funnel_step_name(pe_funnel_step_t step); /* "cart", …, or NULL for NONE */
+
+/* A refusal: a stable machine code and a message naming the path. */
+typedef struct {
+    char code[32];     /* "missing_field", "invalid_type", "out_of_range", "too_long",
+                          "unknown_event", "unknown_field", "invalid_format", "too_large" */
+    char message[256]; /* "properties.quantity: must be an integer 1..10000" */
+} pe_event_error_t;
+
+/* A validated event. Strings are borrowed from the cJSON tree (NULL when absent). */
+typedef struct {
+    const pe_event_def_t *def;
+    const char *event_id; /* canonical lower-case UUID text */
+    const char *name;
+    int64_t timestamp_us; /* as the client sent it (Unix µs) */
+    int64_t sent_at_us;   /* the event's or the batch's sentAt, 0 when absent */
+    const char *session_id;
+    const char *anonymous_id;
+    const char *user_id;
+    const cJSON *context;    /* object or NULL */
+    const cJSON *properties; /* object (possibly empty) */
+    const cJSON *custom;     /* object or NULL */
+    /* context fields the storage indexes (borrowed, NULL when absent) */
+    const char *page_path;
+    const char *utm_source, *utm_medium, *utm_campaign;
+    const char *device_type; /* "desktop" | "mobile" | "tablet" | "other" */
+} pe_event_t;
+
+/* Validates one event object. batch_sent_at_us (0 = none) is the batch-level sentAt used when
+ * the event has none. Returns 0 with *ev filled, or PE_EINVAL with *err filled. */
+int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
+                      pe_event_error_t *err);
+
+/* Parses an RFC 3339 timestamp ("2026-11-24T10:00:00.123Z", offsets allowed) into Unix µs.
+ * Returns 0 or PE_EINVAL. */
+int pe_time_parse_rfc3339(const char *s, int64_t *unix_us);
+
+/* Appends the JSON Schema 2020-12 document describing one event (a oneOf over the types,
+ * discriminated by name) and the batch envelope ({"events":[…]}, $defs). Returns 0 or
+ * PE_ENOMEM. */
+int pe_events_json_schema(pe_buf_t *out);
+
+#endif /* PE_EVENTS_H */
