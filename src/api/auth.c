@@ -6,6 +6,9 @@
  *   ADMIN            Bearer sk_…, or the session cookie          {storeId} must be the key's
  *                                                                store / a store of the user
  *   SESSION          the session cookie                          as ADMIN
+ *   (write key)      Basic base64(pk_…:), Bearer pk_…, or a key   the key's store
+ *                    from the body (Segment clients; the handler
+ *                    calls pe_api_authenticate_write_key itself)
  *
  * Invariants:
  *  1. A key never authorises another store's {storeId}: the comparison is on the store id the
@@ -17,8 +20,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "pe/api.h"
 #include "pe/tenancy.h"
+#include "routes.h"
 
 static const char *bearer_token(pe_http_request_t *req)
 {
@@ -143,4 +149,46 @@ int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t requi
     if (rc != 0)
         return rc;
     return authorize_store(app, req, out);
+}
+
+/* The user part of "Authorization: Basic base64(user:password)" into out, or false. */
+static bool basic_user(pe_http_request_t *req, char *out, size_t outlen)
+{
+    const char *h = pe_http_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return false;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    size_t n = strcspn(h, " ");
+    unsigned char bin[256];
+    size_t binlen = 0;
+    if (n == 0 || n > 4 * (sizeof bin / 3) ||
+        (sodium_base642bin(bin, sizeof bin - 1, h, n, NULL, &binlen, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) != 0 &&
+         sodium_base642bin(bin, sizeof bin - 1, h, n, NULL, &binlen, NULL,
+                           sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0))
+        return false;
+    bin[binlen] = '\0';
+    size_t user = strcspn((const char *)bin, ":");
+    if (user == 0 || user >= outlen || memchr(bin, '\0', binlen))
+        return false;
+    memcpy(out, bin, user);
+    out[user] = '\0';
+    return true;
+}
+
+int pe_api_authenticate_write_key(pe_http_request_t *req, const char *body_key, pe_http_auth_t *out)
+{
+    pe_app_t *app = pe_http_app(req);
+    memset(out, 0, sizeof *out);
+    char user[PE_KEY_LEN + 1];
+    const char *key = basic_user(req, user, sizeof user) ? user : bearer_token(req);
+    if (!key)
+        key = body_key && *body_key ? body_key : NULL;
+    if (!key)
+        return refuse(req, PE_EUNAUTH,
+                      "send the write key (a publishable key pk_…) as the Basic-auth user "
+                      "('Authorization: Basic base64(pk_…:)') or as \"writeKey\" in the body");
+    return authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
 }
