@@ -18,6 +18,7 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/sdk/{file*}", pe_api_sdk, PE_AUTH_NONE, 0, PE_ROUTE_CORS | PE_ROUTE_STATIC, "sdk"},
     /* the dashboard (lowest precedence: a trailing wildcard) */
     {"GET", "/{path*}", pe_api_web, PE_AUTH_NONE, 0, PE_ROUTE_STATIC, "web"},
 };
