@@ -43,8 +43,7 @@ const char *pe_error_code(int rc);
 /* The one mapping of an error code to an HTTP status. Thread-safe. */
 int pe_error_http_status(int rc);
 
-/* ---- growable byte buffer ---------------------------------------------------------------------
- */
+/* ---- growable byte buffer -------------------------------------------------------------------- */
 
 /* A NUL-terminated growable buffer. `data` is NULL until the first append. Not thread-safe. */
 typedef struct {
@@ -75,8 +74,7 @@ void pe_buf_free(pe_buf_t *b);
 /* Hands the allocation (possibly NULL) to the caller, who frees it with free(). */
 char *pe_buf_steal(pe_buf_t *b);
 
-/* ---- logging ----------------------------------------------------------------------------------
- */
+/* ---- logging --------------------------------------------------------------------------------- */
 
 typedef enum { PE_LOG_DEBUG = 0, PE_LOG_INFO, PE_LOG_WARN, PE_LOG_ERROR } pe_log_level_t;
 
@@ -93,8 +91,7 @@ void pe_log_raw(const char *json, size_t len);
 int pe_log_level_parse(const char *s, pe_log_level_t *out);
 const char *pe_log_level_name(pe_log_level_t level);
 
-/* ---- configuration ----------------------------------------------------------------------------
- */
+/* ---- configuration --------------------------------------------------------------------------- */
 
 /* The read-only configuration built once at start-up from PE_* variables. */
 typedef struct {
@@ -121,8 +118,7 @@ void pe_config_free(pe_config_t *cfg);
 /* Splits "host:port" or "[v6]:port". Returns 0 or PE_EINVAL. */
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
 
-/* ---- JSON -------------------------------------------------------------------------------------
- */
+/* ---- JSON ------------------------------------------------------------------------------------ */
 
 /* Parses exactly len bytes of JSON (no trailing garbage, nesting ≤ 64 levels, valid UTF-8,
  * no NUL bytes). Returns 0 and *out (caller frees with cJSON_Delete), or PE_EINVAL with a
@@ -130,8 +126,7 @@ int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
 int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t errlen);
 /* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
 bool pe_utf8_valid(const char *s, size_t n);
-/* ---- percent-encoding -------------------------------------------------------------------------
- */
+/* ---- percent-encoding ------------------------------------------------------------------------ */
 
 /* Value of a hexadecimal digit, or -1. */
 int pe_hex_digit(char c);
@@ -143,8 +138,7 @@ long pe_percent_decode(const char *s, size_t n, char *out, size_t outlen, bool p
 /* Returns a malloc'ed compact serialisation of j, or NULL on ENOMEM. */
 char *pe_json_print(const cJSON *j);
 
-/* ---- time and randomness ----------------------------------------------------------------------
- */
+/* ---- time and randomness --------------------------------------------------------------------- */
 
 /* Microseconds on the monotonic clock. */
 int64_t pe_now_mono_us(void);
@@ -160,8 +154,7 @@ void pe_random_token(char *out, size_t outlen, size_t n);
 /* Initialises libsodium; call once at start-up. Returns 0 or PE_EINTERNAL. */
 int pe_crypto_init(void);
 
-/* ---- embedded files ---------------------------------------------------------------------------
- */
+/* ---- embedded files -------------------------------------------------------------------------- */
 
 /* A file compiled into the binary (cmake/embed.cmake): path relative to its folder. */
 typedef struct {

@@ -102,8 +102,7 @@ const pe_http_route_t *pe_router_route(const pe_router_t *r, size_t index);
 int pe_router_match(const pe_router_t *r, const char *method, const char *path, size_t pathlen,
                     pe_route_match_t *m, char *allow, size_t allowlen);
 
-/* ---- query strings ----------------------------------------------------------------------------
- */
+/* ---- query strings --------------------------------------------------------------------------- */
 
 #define PE_HTTP_MAX_QUERY_PARAMS 64
 
@@ -125,8 +124,7 @@ void pe_http_query_free(pe_http_query_t *q);
  * Returns the decoded length, or -1 when invalid. */
 long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space);
 
-/* ---- server -----------------------------------------------------------------------------------
- */
+/* ---- server ---------------------------------------------------------------------------------- */
 
 typedef struct {
     const char *host;
@@ -149,16 +147,19 @@ pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_rout
 int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen);
 /* The bound port (useful after binding port 0). */
 uint16_t pe_http_server_port(const pe_http_server_t *s);
-/* Graceful stop: stops accepting, waits up to grace_ms for in-flight requests (including
- * suspended ones) to complete, then closes everything. */
+/* First half of a graceful stop: stops accepting connections and waits up to grace_ms for the
+ * in-flight requests (including suspended ones) to complete. Requests on open keep-alive
+ * connections are still served (with Connection: close) until pe_http_server_stop. */
+void pe_http_server_drain(pe_http_server_t *s, unsigned grace_ms);
+/* Graceful stop: drains (if not drained), answers 503 for whatever is still parked, then closes
+ * everything. Whoever would answer a parked request later must have finished before. */
 void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms);
 void pe_http_server_free(pe_http_server_t *s);
 /* Appends the Prometheus text of the HTTP metrics (requests by route and status, latency
  * histogram by route, in-flight requests). Thread-safe. */
 int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out);
 
-/* ---- inside a handler -------------------------------------------------------------------------
- */
+/* ---- inside a handler ------------------------------------------------------------------------ */
 
 void *pe_http_app(const pe_http_request_t *req);
 const char *pe_http_method(const pe_http_request_t *req);

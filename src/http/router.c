@@ -306,8 +306,7 @@ int pe_router_match(const pe_router_t *r, const char *method, const char *path, 
     return PE_ROUTER_MATCH;
 }
 
-/* ---- query strings ----------------------------------------------------------------------------
- */
+/* ---- query strings --------------------------------------------------------------------------- */
 
 int pe_http_query_parse(const char *qs, size_t len, pe_http_query_t *q)
 {

@@ -117,8 +117,7 @@ struct pe_http_request {
     char remote[64];
 };
 
-/* ---- small helpers ----------------------------------------------------------------------------
- */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 static size_t metrics_slot(const pe_http_server_t *s, const pe_http_request_t *req)
 {
@@ -150,8 +149,7 @@ static bool media_type_is(const char *content_type, const char *want)
     return c == '\0' || c == ';' || c == ' ';
 }
 
-/* ---- replies ----------------------------------------------------------------------------------
- */
+/* ---- replies --------------------------------------------------------------------------------- */
 
 bool pe_http_replied(const pe_http_request_t *req)
 {
@@ -312,8 +310,7 @@ static enum MHD_Result queue_reply(pe_http_request_t *req)
     return r;
 }
 
-/* ---- request accessors ------------------------------------------------------------------------
- */
+/* ---- request accessors ----------------------------------------------------------------------- */
 
 void *pe_http_app(const pe_http_request_t *req)
 {
@@ -402,8 +399,7 @@ const char *pe_http_remote_addr(pe_http_request_t *req)
     return req->remote;
 }
 
-/* ---- suspend / resume -------------------------------------------------------------------------
- */
+/* ---- suspend / resume ------------------------------------------------------------------------ */
 
 void pe_http_suspend(pe_http_request_t *req)
 {
@@ -434,8 +430,7 @@ void pe_http_resume(pe_http_request_t *req)
         MHD_resume_connection(req->conn);
 }
 
-/* ---- lifecycle --------------------------------------------------------------------------------
- */
+/* ---- lifecycle ------------------------------------------------------------------------------- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -734,8 +729,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     pe_log(PE_LOG_DEBUG, "http_daemon", "%s", msg);
 }
 
-/* ---- server -----------------------------------------------------------------------------------
- */
+/* ---- server ---------------------------------------------------------------------------------- */
 
 pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_router_t *router,
                                      char *err, size_t errlen)
@@ -817,17 +811,25 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+void pe_http_server_drain(pe_http_server_t *s, unsigned grace_ms)
+{
+    if (!s || !s->daemon)
+        return;
+    if (!atomic_exchange(&s->stopping, true)) {
+        MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+        if (lsock != MHD_INVALID_SOCKET)
+            close(lsock);
+    }
+    int64_t deadline = pe_now_mono_us() + (int64_t)grace_ms * 1000;
+    while (atomic_load(&s->in_flight) > 0 && pe_now_mono_us() < deadline)
+        sleep_ms(10);
+}
+
 void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms)
 {
     if (!s || !s->daemon)
         return;
-    atomic_store(&s->stopping, true);
-    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
-    if (lsock != MHD_INVALID_SOCKET)
-        close(lsock);
-    int64_t deadline = pe_now_mono_us() + (int64_t)grace_ms * 1000;
-    while (atomic_load(&s->in_flight) > 0 && pe_now_mono_us() < deadline)
-        sleep_ms(10);
+    pe_http_server_drain(s, grace_ms);
     /* Whatever is still parked gets a 503 so no connection is left suspended at stop. */
     pthread_mutex_lock(&s->suspended_lock);
     pe_http_request_t *parked = s->suspended;

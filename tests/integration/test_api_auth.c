@@ -45,8 +45,7 @@ static pe_test_server_t server;
 static tenant_t a, b;
 static pe_buf_t all_bodies; /* every response body received, for invariant 4 */
 
-/* ---- helpers ----------------------------------------------------------------------------------
- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 /* Sends method path with body and headers; keeps the body for the final token check. */
 static long call(const char *method, const char *path, const char *body, const char *const *headers,
@@ -187,8 +186,7 @@ static void make_tenant(tenant_t *t, const char *name, const char *tz, const cha
         fail_msg("user create: %s %s", pe_strerror(rc), err);
 }
 
-/* ---- secret and publishable keys --------------------------------------------------------------
- */
+/* ---- secret and publishable keys ------------------------------------------------------------- */
 
 static void test_secret_key_reads_own_store(void **state)
 {
@@ -357,8 +355,7 @@ static void test_malformed_store_id(void **state)
     pe_test_response_free(&r);
 }
 
-/* ---- sessions ---------------------------------------------------------------------------------
- */
+/* ---- sessions -------------------------------------------------------------------------------- */
 
 static void test_session_lifecycle(void **state)
 {
@@ -590,8 +587,7 @@ static void test_tokens_never_in_bodies(void **state)
     assert_true(pe_test_server_alive(&server));
 }
 
-/* ---- setup ------------------------------------------------------------------------------------
- */
+/* ---- setup ----------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {

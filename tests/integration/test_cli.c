@@ -246,8 +246,7 @@ static const char *const *env_for(const char *conninfo)
     return list;
 }
 
-/* ---- help, version, usage ---------------------------------------------------------------------
- */
+/* ---- help, version, usage -------------------------------------------------------------------- */
 
 static void test_help_and_version(void **state)
 {
@@ -324,8 +323,7 @@ static void test_unknown_command(void **state)
     }
 }
 
-/* ---- configuration ----------------------------------------------------------------------------
- */
+/* ---- configuration --------------------------------------------------------------------------- */
 
 static void test_bad_configuration(void **state)
 {
@@ -380,8 +378,7 @@ static void test_bad_configuration(void **state)
     assert_int_equal(failures, 0);
 }
 
-/* ---- migrate ----------------------------------------------------------------------------------
- */
+/* ---- migrate --------------------------------------------------------------------------------- */
 
 static void test_migrate(void **state)
 {
@@ -417,8 +414,7 @@ static void test_migrate(void **state)
     pe_test_db_drop(fresh);
 }
 
-/* ---- store create -----------------------------------------------------------------------------
- */
+/* ---- store create ---------------------------------------------------------------------------- */
 
 /* Runs store create with the given options on the shared database; returns the parsed output. */
 static cJSON *store_create(const char *name, const char *tz, const char *currency)
@@ -509,8 +505,7 @@ static void test_store_create_refusals(void **state)
     }
 }
 
-/* ---- user create ------------------------------------------------------------------------------
- */
+/* ---- user create ----------------------------------------------------------------------------- */
 
 static void test_user_create(void **state)
 {
@@ -594,8 +589,7 @@ static void test_user_create(void **state)
     cJSON_Delete(store);
 }
 
-/* ---- serve ------------------------------------------------------------------------------------
- */
+/* ---- serve ----------------------------------------------------------------------------------- */
 
 static void test_serve_cannot_listen(void **state)
 {

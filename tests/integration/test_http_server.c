@@ -29,8 +29,7 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---- routes of the test -----------------------------------------------------------------------
- */
+/* ---- routes of the test ---------------------------------------------------------------------- */
 
 static int echo_store(pe_http_request_t *req)
 {
@@ -167,8 +166,7 @@ static const char *header(const pe_test_response_t *r, const char *name)
     return pe_test_response_header(r, name, value, sizeof value);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------
- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static void test_preflight_and_cors(void **state)
 {

@@ -50,8 +50,7 @@ typedef struct {
     const char *code;
 } malformed_case_t;
 
-/* ---- building cases ---------------------------------------------------------------------------
- */
+/* ---- building cases -------------------------------------------------------------------------- */
 
 static malformed_case_t make_case(const char *name, const void *data, size_t len, bool shut_write,
                                   answer_t answer, int status, const char *code)
@@ -100,8 +99,7 @@ static malformed_case_t login_case(const char *name, const char *content_type, c
     return c;
 }
 
-/* ---- judging answers --------------------------------------------------------------------------
- */
+/* ---- judging answers ------------------------------------------------------------------------- */
 
 /* The status of the first response in raw, or 0 when raw holds none. */
 static int first_status(const pe_buf_t *raw)
@@ -242,8 +240,7 @@ static bool run_case(const malformed_case_t *c)
     return ok;
 }
 
-/* ---- the cases --------------------------------------------------------------------------------
- */
+/* ---- the cases ------------------------------------------------------------------------------- */
 
 static size_t build_cases(malformed_case_t *cs, size_t max)
 {
@@ -471,8 +468,7 @@ static size_t build_cases(malformed_case_t *cs, size_t max)
     return n;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------
- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static void test_malformed_requests(void **state)
 {

@@ -44,8 +44,7 @@
 static char *conninfo;
 static pe_test_server_t server;
 
-/* ---- helpers ----------------------------------------------------------------------------------
- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static long request(const pe_test_server_t *s, const char *method, const char *path,
                     const char *const *headers, pe_test_response_t *r)
@@ -202,8 +201,7 @@ static void expect_not_ready(const char *db, const char *const *env, const char 
     assert_int_equal(pe_test_server_stop(&s), 0);
 }
 
-/* ---- health and readiness ---------------------------------------------------------------------
- */
+/* ---- health and readiness -------------------------------------------------------------------- */
 
 static void test_healthz(void **state)
 {
@@ -272,8 +270,7 @@ static void test_readyz_dead_redis(void **state)
                      "redis unreachable");
 }
 
-/* ---- metrics ----------------------------------------------------------------------------------
- */
+/* ---- metrics --------------------------------------------------------------------------------- */
 
 static void test_metrics(void **state)
 {
@@ -398,8 +395,7 @@ static void test_metrics(void **state)
     free(before);
 }
 
-/* ---- request ids ------------------------------------------------------------------------------
- */
+/* ---- request ids ----------------------------------------------------------------------------- */
 
 static void test_request_ids(void **state)
 {
@@ -472,8 +468,7 @@ static void test_request_ids(void **state)
     }
 }
 
-/* ---- headers ----------------------------------------------------------------------------------
- */
+/* ---- headers --------------------------------------------------------------------------------- */
 
 static void expect_dashboard_headers(const pe_test_response_t *r, const char *what)
 {
@@ -563,8 +558,7 @@ static void test_method_not_allowed(void **state)
     }
 }
 
-/* ---- access log -------------------------------------------------------------------------------
- */
+/* ---- access log ------------------------------------------------------------------------------ */
 
 /* Reads the log; returns the http_request entries whose request_id is id (array, caller frees),
  * failing on any line that is not a JSON object. */
@@ -657,8 +651,7 @@ static void test_access_log(void **state)
     }
 }
 
-/* ---- connections ------------------------------------------------------------------------------
- */
+/* ---- connections ----------------------------------------------------------------------------- */
 
 static int connect_local(uint16_t port)
 {
@@ -786,8 +779,7 @@ static void test_connection_limit(void **state)
     assert_true(pe_test_server_alive(&server));
 }
 
-/* ---- shutdown ---------------------------------------------------------------------------------
- */
+/* ---- shutdown -------------------------------------------------------------------------------- */
 
 static void test_graceful_shutdown(void **state)
 {
@@ -815,8 +807,7 @@ static void test_graceful_shutdown(void **state)
     assert_true(started && draining && complete);
 }
 
-/* ---- setup ------------------------------------------------------------------------------------
- */
+/* ---- setup ----------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {

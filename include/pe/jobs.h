@@ -1,0 +1,31 @@
+/*
+ * pe/jobs.h — the scheduler inside `serve`: periodic background jobs (partition maintenance
+ * now; aggregation and the autopilot loop later) run on one thread, each at its interval.
+ *
+ * Invariants:
+ *  1. A job that must run once across instances takes its own PostgreSQL advisory lock; the
+ *     scheduler only times them, so N servers each run the scheduler safely.
+ *  2. Stopping wakes the thread at once and waits for the job in progress to return.
+ */
+#ifndef PE_JOBS_H
+#define PE_JOBS_H
+
+#include "pe/core.h"
+
+typedef struct pe_scheduler pe_scheduler_t;
+
+typedef struct {
+    const char *name;
+    unsigned interval_s;
+    unsigned first_delay_s; /* after start */
+    /* Runs the job; returns 0 or a PE_E… code (logged). */
+    int (*run)(void *arg, char *err, size_t errlen);
+    void *arg;
+} pe_job_t;
+
+/* Starts a scheduler thread for the jobs (copied). Returns NULL on ENOMEM or thread failure. */
+pe_scheduler_t *pe_scheduler_start(const pe_job_t *jobs, size_t njobs);
+/* Stops the thread (waits for a running job) and frees. Accepts NULL. */
+void pe_scheduler_stop(pe_scheduler_t *s);
+
+#endif /* PE_JOBS_H */
