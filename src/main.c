@@ -17,6 +17,7 @@
 #include "pe/api.h"
 #include "pe/core.h"
 #include "pe/db.h"
+#include "pe/events.h"
 #include "pe/http.h"
 #include "pe/redis.h"
 #include "pe/tenancy.h"
@@ -38,6 +39,8 @@ static const char USAGE[] =
     "                            create a store; prints its id and API keys (shown once)\n"
     "  user create --email E --store ID\n"
     "                            create a merchant login for a store; password on stdin\n"
+    "  schema export             print the JSON Schema (2020-12) of events\n"
+    "  schema validate           check one event (JSON on stdin) against it\n"
     "\n"
     "configuration (environment):\n"
     "  PE_DATABASE_URL        PostgreSQL conninfo or URI      (dbname=profit_engine)\n"
@@ -69,6 +72,15 @@ static const char USAGE_USER[] =
     "usage: profit-engine user create --email EMAIL --store STORE_ID\n"
     "Creates a merchant login (or adds an existing one to the store) and prints\n"
     "{\"userId\":…}. The password (8..1024 bytes) is read from standard input.\n";
+
+static const char USAGE_SCHEMA[] =
+    "usage: profit-engine schema export\n"
+    "       profit-engine schema validate < event.json\n"
+    "export prints the JSON Schema (2020-12) of events, generated from the server's definitions\n"
+    "(also served at /schemas/events.json). validate reads one event object on standard input\n"
+    "and prints {\"valid\":true} (exit 0), {\"valid\":false,\"code\":…,\"message\":…} (exit 1),\n"
+    "or code \"invalid_json\" when the input is not one JSON document (exit 2).\n"
+    "Neither needs the database or any PE_* variable.\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -326,6 +338,84 @@ static int cmd_user(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* ---- schema ---------------------------------------------------------------------------------- */
+
+#define SCHEMA_STDIN_MAX (4u << 20) /* far above any valid event; bounds a runaway pipe */
+
+static int cmd_schema_export(void)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    int rc = pe_events_json_schema(&b);
+    if (rc == 0)
+        printf("%s\n", b.data);
+    else
+        fprintf(stderr, "profit-engine: schema export: %s\n", pe_strerror(rc));
+    pe_buf_free(&b);
+    return rc == 0 ? 0 : EXIT_FAILURE;
+}
+
+/* Prints {"valid":false,"code":code,"message":message} and returns status. */
+static int schema_refusal(int status, const char *code, const char *message)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    int rc = pe_buf_puts(&b, "{\"valid\":false,\"code\":");
+    rc = rc ? rc : pe_buf_json_string(&b, code, strlen(code));
+    rc = rc ? rc : pe_buf_puts(&b, ",\"message\":");
+    rc = rc ? rc : pe_buf_json_string(&b, message, strlen(message));
+    rc = rc ? rc : pe_buf_puts(&b, "}");
+    if (rc == 0)
+        printf("%s\n", b.data);
+    pe_buf_free(&b);
+    return rc == 0 ? status : EXIT_FAILURE;
+}
+
+static int cmd_schema_validate(void)
+{
+    pe_buf_t in = PE_BUF_INIT;
+    char chunk[65536], err[256] = "";
+    size_t n;
+    int status = EXIT_FAILURE;
+    cJSON *j = NULL;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (in.len + n > SCHEMA_STDIN_MAX) {
+            snprintf(err, sizeof err, "input: larger than %u bytes", SCHEMA_STDIN_MAX);
+            status = schema_refusal(EXIT_FAILURE, "too_large", err);
+            goto out;
+        }
+        if (pe_buf_append(&in, chunk, n) != 0)
+            goto out;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "profit-engine: schema validate: cannot read standard input\n");
+        goto out;
+    }
+    if (pe_json_parse(in.data ? in.data : "", in.len, &j, err, sizeof err) != 0) {
+        status = schema_refusal(EXIT_USAGE, "invalid_json", err);
+        goto out;
+    }
+    pe_event_t ev;
+    pe_event_error_t verdict;
+    if (pe_event_validate(j, 0, &ev, &verdict) != 0) {
+        status = schema_refusal(EXIT_FAILURE, verdict.code, verdict.message);
+        goto out;
+    }
+    printf("{\"valid\":true}\n");
+    status = 0;
+out:
+    cJSON_Delete(j);
+    pe_buf_free(&in);
+    return status;
+}
+
+static int cmd_schema(int argc, char **argv)
+{
+    if (argc < 1 || (strcmp(argv[0], "export") != 0 && strcmp(argv[0], "validate") != 0))
+        return usage_error(USAGE_SCHEMA, "unknown schema command '%s'", argc ? argv[0] : "");
+    if (argc > 1)
+        return usage_error(USAGE_SCHEMA, "unexpected argument '%s'", argv[1]);
+    return strcmp(argv[0], "export") == 0 ? cmd_schema_export() : cmd_schema_validate();
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------------
  */
 
@@ -347,6 +437,8 @@ int main(int argc, char **argv)
                         : strcmp(cmd, "store") == 0   ? USAGE_STORE
                         : strcmp(cmd, "user") == 0    ? USAGE_USER
                                                       : NULL;
+    if (!usage && strcmp(cmd, "schema") == 0)
+        usage = USAGE_SCHEMA;
     if (!usage)
         return usage_error(USAGE, "unknown command '%s'", cmd);
     if (wants_help(sub_argc, sub_argv)) {
@@ -356,6 +448,8 @@ int main(int argc, char **argv)
     if ((usage == USAGE_SERVE || usage == USAGE_MIGRATE) && sub_argc > 0)
         return usage_error(usage, "unexpected argument '%s'", sub_argv[0]);
 
+    if (usage == USAGE_SCHEMA)
+        return cmd_schema(sub_argc, sub_argv); /* no configuration needed */
     if (pe_crypto_init() != 0) {
         fprintf(stderr, "profit-engine: cannot initialise libsodium\n");
         return EXIT_FAILURE;

@@ -29,6 +29,8 @@
 #define PE_EVENT_CUSTOM_MAX_DEPTH 3     /* nesting inside `custom` */
 #define PE_EVENT_CUSTOM_MAX_BYTES 4096
 #define PE_EVENT_MAX_ITEMS        500 /* checkout.order.completed items[] */
+#define PE_EVENT_BATCH_MAX_EVENTS 500 /* events[] per batch (= PE_COLLECTOR_MAX_EVENTS) */
+#define PE_EVENT_UUID_LEN         36  /* eventId text: 8-4-4-4-12 hex digits */
 
 /* Funnel steps, in order. */
 typedef enum {
@@ -75,7 +77,20 @@ const pe_event_def_t *pe_events_at(size_t index);
 const pe_event_def_t *pe_events_lookup(const char *name);
 const char *pe_funnel_step_name(pe_funnel_step_t step); /* "cart", …, or NULL for NONE */
 
-/* A refusal: a stable machine code and a message naming the path. */
+/* A refusal: a stable machine code and a message naming the path. The codes:
+ *   missing_field   a required field is absent
+ *   invalid_type    wrong JSON type (null included); a fraction where an integer belongs
+ *   out_of_range    a number outside its bounds or not finite; an array with too few or too many
+ *                   elements
+ *   too_long        a string longer than its bound (bounds count bytes of UTF-8)
+ *   unknown_event   name is neither a defined event nor custom.<entity>.<action>
+ *   unknown_field   a key the definition does not name (top level, context, typed properties,
+ *                   line items)
+ *   invalid_format  a string of the wrong shape: eventId not a UUID, a timestamp not RFC 3339, a
+ *                   currency/country not upper-case ISO, an unknown device type, an empty string
+ *                   where text is required, control characters in an id, a key given twice
+ *   too_large       the event, `custom` or a custom event's properties exceed their key, depth or
+ *                   byte bounds */
 typedef struct {
     char code[32];     /* "missing_field", "invalid_type", "out_of_range", "too_long",
                           "unknown_event", "unknown_field", "invalid_format", "too_large" */
@@ -85,7 +100,10 @@ typedef struct {
 /* A validated event. Strings are borrowed from the cJSON tree (NULL when absent). */
 typedef struct {
     const pe_event_def_t *def;
-    const char *event_id; /* canonical lower-case UUID text */
+    /* The UUID text as sent: 8-4-4-4-12 hex digits in either case (RFC 9562 reads UUIDs case-
+     * insensitively). The idempotency key is its lower-case form: store and compare
+     * pe_event_id_canonical(event_id), never the text as sent. */
+    const char *event_id;
     const char *name;
     int64_t timestamp_us; /* as the client sent it (Unix µs) */
     int64_t sent_at_us;   /* the event's or the batch's sentAt, 0 when absent */
@@ -99,15 +117,28 @@ typedef struct {
     const char *page_path;
     const char *utm_source, *utm_medium, *utm_campaign;
     const char *device_type; /* "desktop" | "mobile" | "tablet" | "other" */
+    /* storeId when the event carries one (a string of 1..64 printable bytes), else NULL. The
+     * validator does not know the caller's store: the caller refuses an event whose store_id
+     * differs (case-insensitively) from the key's store. */
+    const char *store_id;
 } pe_event_t;
 
 /* Validates one event object. batch_sent_at_us (0 = none) is the batch-level sentAt used when
- * the event has none. Returns 0 with *ev filled, or PE_EINVAL with *err filled. */
+ * the event has none. Returns 0 with *ev filled, or PE_EINVAL with *err filled (and *ev zeroed).
+ * On success ev->properties is never NULL: a read-only empty object stands in for an absent
+ * one. Pure, allocation-free and thread-safe. */
 int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
                       pe_event_error_t *err);
 
+/* Writes the canonical (lower-case) form of a validated event_id into out (NUL-terminated).
+ * Thread-safe. */
+void pe_event_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1]);
+
 /* Parses an RFC 3339 timestamp ("2026-11-24T10:00:00.123Z", offsets allowed) into Unix µs.
- * Returns 0 or PE_EINVAL. */
+ * Accepts exactly YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|+HH:MM|-HH:MM) with upper-case T and Z, a
+ * real calendar date (leap years counted), hours 00..23, seconds 00..59 (no leap second);
+ * digits past microseconds are truncated. Pure arithmetic: no locale, no time zone, no libc
+ * calendar. Returns 0 or PE_EINVAL. Thread-safe. */
 int pe_time_parse_rfc3339(const char *s, int64_t *unix_us);
 
 /* Appends the JSON Schema 2020-12 document describing one event (a oneOf over the types,
