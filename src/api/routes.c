@@ -19,6 +19,9 @@ static const pe_http_route_t ROUTES[] = {
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/sdk/{file*}", pe_api_sdk, PE_AUTH_NONE, 0, PE_ROUTE_CORS | PE_ROUTE_STATIC, "sdk"},
+    /* the event schema (JSON Schema 2020-12) */
+    {"GET", "/schemas/events.json", pe_api_schema_events, PE_AUTH_NONE, 0,
+     PE_ROUTE_CORS | PE_ROUTE_STATIC, "schemas"},
     /* the dashboard (lowest precedence: a trailing wildcard) */
     {"GET", "/{path*}", pe_api_web, PE_AUTH_NONE, 0, PE_ROUTE_STATIC, "web"},
 };

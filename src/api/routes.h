@@ -15,6 +15,7 @@ int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 int pe_api_web(pe_http_request_t *req);
+int pe_api_schema_events(pe_http_request_t *req);
 int pe_api_sdk(pe_http_request_t *req);
 
 /* Authenticates the write key of a Segment-style request: the Basic-auth user, else a Bearer
