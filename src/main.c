@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include "pe/api.h"
+#include "pe/collector.h"
 #include "pe/core.h"
 #include "pe/db.h"
 #include "pe/events.h"
 #include "pe/http.h"
+#include "pe/jobs.h"
 #include "pe/redis.h"
 #include "pe/tenancy.h"
 #include "pe/version.h"
@@ -35,6 +37,7 @@ static const char USAGE[] =
     "commands:\n"
     "  serve                     run the HTTP server (the default)\n"
     "  migrate                   apply pending database migrations and exit\n"
+    "  maintain                  run partition maintenance (pg_partman) once and exit\n"
     "  store create --name N [--timezone TZ] [--currency C]\n"
     "                            create a store; prints its id and API keys (shown once)\n"
     "  user create --email E --store ID\n"
@@ -64,6 +67,10 @@ static const char USAGE_MIGRATE[] =
     "usage: profit-engine migrate\n"
     "Applies every pending migration (each in its own transaction; safe to run concurrently)\n"
     "and prints {\"applied\":N}. Refuses when an applied migration file was edited.\n";
+static const char USAGE_MAINTAIN[] =
+    "usage: profit-engine maintain\n"
+    "Creates event partitions ahead and retires those past retention (pg_partman), once.\n"
+    "`serve` runs the same job every hour; instances take turns through an advisory lock.\n";
 static const char USAGE_STORE[] =
     "usage: profit-engine store create --name NAME [--timezone TZ] [--currency CCY]\n"
     "Creates a store and prints {\"storeId\":…,\"publishableKey\":…,\"secretKey\":…}.\n"
@@ -126,8 +133,12 @@ static int load_config(pe_config_t *cfg)
     return 0;
 }
 
-/* ---- serve ------------------------------------------------------------------------------------
- */
+/* ---- serve ----------------------------------------------------------------------------------- */
+
+static int run_maintenance(void *arg, char *err, size_t errlen)
+{
+    return pe_collector_maintain(arg, err, errlen);
+}
 
 static int cmd_serve(const pe_config_t *cfg)
 {
@@ -135,6 +146,7 @@ static int cmd_serve(const pe_config_t *cfg)
     char err[256];
     pe_app_t app = {.cfg = cfg, .started_unix_us = pe_now_unix_us()};
     pe_router_t *router = NULL;
+    pe_scheduler_t *scheduler = NULL;
 
     /* Signals are taken by sigwait() in this thread only; every thread created later inherits
      * the blocked mask. */
@@ -146,9 +158,11 @@ static int cmd_serve(const pe_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     app.db = pe_db_pool_new(cfg->database_url, cfg->db_pool_size);
+    pe_collector_config_t ccfg = {.db = app.db};
+    app.collector = app.db ? pe_collector_new(&ccfg) : NULL;
     app.redis = pe_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS, err, sizeof err);
     router = pe_router_new();
-    if (!app.db || !app.redis || !router) {
+    if (!app.db || !app.collector || !app.redis || !router) {
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
         goto out;
     }
@@ -185,23 +199,35 @@ static int cmd_serve(const pe_config_t *cfg)
         pe_log(PE_LOG_WARN, "migrations_pending",
                "migrations are pending; run 'profit-engine migrate' (/readyz reports 503)");
 
+    const pe_job_t jobs[] = {
+        {"partition_maintenance", 3600, 5, run_maintenance, app.db},
+    };
+    scheduler = pe_scheduler_start(jobs, PE_ARRAY_LEN(jobs));
+    if (!scheduler)
+        pe_log(PE_LOG_ERROR, "scheduler_failed", "background jobs could not start");
+
     int sig = 0;
     sigwait(&stop_signals, &sig);
     pe_log(PE_LOG_INFO, "shutdown_started", "received %s; draining for up to %u s",
            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_s);
-    pe_http_server_stop(app.http, cfg->shutdown_grace_s * 1000);
+    /* Order matters: requests parked on the collector are answered by its writer, so drain
+     * HTTP, then let the writer commit and answer everything queued, then close HTTP. */
+    pe_http_server_drain(app.http, cfg->shutdown_grace_s * 1000);
+    pe_collector_stop(app.collector);
+    pe_http_server_stop(app.http, 1000);
     pe_log(PE_LOG_INFO, "shutdown_complete", "stopped");
     rc = 0;
 out:
+    pe_scheduler_stop(scheduler);
     pe_http_server_free(app.http);
+    pe_collector_free(app.collector); /* after HTTP: late requests may still reach it */
     pe_router_free(router);
     pe_redis_free(app.redis);
     pe_db_pool_free(app.db);
     return rc;
 }
 
-/* ---- migrate ----------------------------------------------------------------------------------
- */
+/* ---- migrate --------------------------------------------------------------------------------- */
 
 static int cmd_migrate(const pe_config_t *cfg)
 {
@@ -222,8 +248,25 @@ static int cmd_migrate(const pe_config_t *cfg)
     return 0;
 }
 
-/* ---- store create -----------------------------------------------------------------------------
- */
+/* ---- maintain -------------------------------------------------------------------------------- */
+
+static int cmd_maintain(const pe_config_t *cfg)
+{
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    char err[512] = "";
+    int rc = pe_collector_maintain(pool, err, sizeof err);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: maintain: %s\n", err[0] ? err : pe_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    printf("{\"maintained\":true}\n");
+    return 0;
+}
+
+/* ---- store create ---------------------------------------------------------------------------- */
 
 /* Reads --flag value pairs into vals (same order as names). Returns 0 or EXIT_USAGE. */
 static int parse_flags(int argc, char **argv, const char *const *names, const char **vals, size_t n,
@@ -270,8 +313,7 @@ static int cmd_store(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
-/* ---- user create ------------------------------------------------------------------------------
- */
+/* ---- user create ----------------------------------------------------------------------------- */
 
 /* Reads one line (the password) from stdin without echo when stdin is a terminal. */
 static int read_password(char *out, size_t outlen)
@@ -416,8 +458,7 @@ static int cmd_schema(int argc, char **argv)
     return strcmp(argv[0], "export") == 0 ? cmd_schema_export() : cmd_schema_validate();
 }
 
-/* ---- dispatch ---------------------------------------------------------------------------------
- */
+/* ---- dispatch -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -432,11 +473,12 @@ int main(int argc, char **argv)
     }
     int sub_argc = argc > 2 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
-    const char *usage = strcmp(cmd, "serve") == 0     ? USAGE_SERVE
-                        : strcmp(cmd, "migrate") == 0 ? USAGE_MIGRATE
-                        : strcmp(cmd, "store") == 0   ? USAGE_STORE
-                        : strcmp(cmd, "user") == 0    ? USAGE_USER
-                                                      : NULL;
+    const char *usage = strcmp(cmd, "serve") == 0      ? USAGE_SERVE
+                        : strcmp(cmd, "migrate") == 0  ? USAGE_MIGRATE
+                        : strcmp(cmd, "maintain") == 0 ? USAGE_MAINTAIN
+                        : strcmp(cmd, "store") == 0    ? USAGE_STORE
+                        : strcmp(cmd, "user") == 0     ? USAGE_USER
+                                                       : NULL;
     if (!usage && strcmp(cmd, "schema") == 0)
         usage = USAGE_SCHEMA;
     if (!usage)
@@ -445,7 +487,7 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if ((usage == USAGE_SERVE || usage == USAGE_MIGRATE) && sub_argc > 0)
+    if ((usage == USAGE_SERVE || usage == USAGE_MIGRATE || usage == USAGE_MAINTAIN) && sub_argc > 0)
         return usage_error(usage, "unexpected argument '%s'", sub_argv[0]);
 
     if (usage == USAGE_SCHEMA)
@@ -462,6 +504,8 @@ int main(int argc, char **argv)
         rc = cmd_serve(&cfg);
     else if (usage == USAGE_MIGRATE)
         rc = cmd_migrate(&cfg);
+    else if (usage == USAGE_MAINTAIN)
+        rc = cmd_maintain(&cfg);
     else if (usage == USAGE_STORE)
         rc = cmd_store(&cfg, sub_argc, sub_argv);
     else

@@ -10,6 +10,7 @@
 #ifndef PE_API_H
 #define PE_API_H
 
+#include "pe/collector.h"
 #include "pe/core.h"
 #include "pe/db.h"
 #include "pe/http.h"
@@ -21,6 +22,7 @@ typedef struct {
     pe_db_pool_t *db;
     pe_redis_t *redis;
     pe_http_server_t *http;
+    pe_collector_t *collector;
     int64_t started_unix_us;
 } pe_app_t;
 

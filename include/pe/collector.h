@@ -48,21 +48,23 @@ typedef struct {
 
 /* The outcome of one batch, valid inside the done callback. */
 typedef struct {
-    int rc;            /* 0 = committed; PE_EUNAVAIL / PE_ETIMEOUT = nothing stored, retry */
-    size_t accepted;   /* valid events (stored now, or already stored earlier: retries count) */
-    size_t duplicates; /* of those, already stored before */
+    int rc;          /* 0 = committed; PE_EUNAVAIL / PE_ETIMEOUT = nothing stored, retry */
+    size_t accepted; /* valid events (stored now, or already stored earlier: retries count) */
     size_t nrejected;
     const pe_collector_rejection_t *rejected;
 } pe_collector_result_t;
 
-/* Called exactly once per accepted batch, from the writer thread (or from the ingesting thread
- * when the batch needed no database work); must not block. */
+/* Called exactly once per batch that pe_collector_ingest took, from the writer thread, after
+ * COMMIT (rc = 0) or ROLLBACK; must not block. */
 typedef void (*pe_collector_done_fn)(void *arg, const pe_collector_result_t *result);
 
 /* Creates the collector and starts its writer thread. Returns NULL on ENOMEM or when the thread
  * cannot start. */
 pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg);
-/* Stops taking batches, commits what is queued, stops the writer. Accepts NULL. */
+/* Stops taking batches (ingest then answers PE_EUNAVAIL), commits what is queued, answers
+ * every batch and joins the writer. The object stays valid for late callers until freed. */
+void pe_collector_stop(pe_collector_t *c);
+/* Stops (if not stopped) and frees. Accepts NULL. */
 void pe_collector_free(pe_collector_t *c);
 
 /* Ingests a batch for store_id: `events` is a JSON array of event objects (borrowed; the

@@ -99,6 +99,7 @@ int pe_api_metrics(pe_http_request_t *req)
         "pe_redis_reconnects_total %llu\n",
         st.size, st.open, st.in_use, st.waiting, (unsigned long long)st.acquired_total,
         (unsigned long long)st.timeouts_total, (unsigned long long)pe_redis_reconnects(app->redis));
+    rc |= pe_collector_metrics(app->collector, &b);
     rc |= pe_http_server_metrics(app->http, &b);
     if (rc != 0) {
         pe_buf_free(&b);

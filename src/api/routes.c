@@ -12,6 +12,9 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/healthz", pe_api_healthz, PE_AUTH_NONE, 0, 0, NULL},
     {"GET", "/readyz", pe_api_readyz, PE_AUTH_NONE, 0, 0, NULL},
     {"GET", "/metrics", pe_api_metrics, PE_AUTH_NONE, 0, 0, NULL},
+    /* storefront ingestion */
+    {"POST", "/v1/events", pe_api_events_post, PE_AUTH_PUBLISHABLE, PE_COLLECTOR_MAX_BODY,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
     /* merchant sign-in */
     {"POST", "/api/v1/auth/login", pe_api_login, PE_AUTH_NONE, 4 * KB, PE_ROUTE_JSON_BODY, NULL},
     {"POST", "/api/v1/auth/logout", pe_api_logout, PE_AUTH_SESSION, 0, 0, NULL},

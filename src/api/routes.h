@@ -5,6 +5,7 @@
 #ifndef PE_API_ROUTES_H
 #define PE_API_ROUTES_H
 
+#include "pe/collector.h"
 #include "pe/http.h"
 
 int pe_api_healthz(pe_http_request_t *req);
@@ -16,7 +17,12 @@ int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 int pe_api_web(pe_http_request_t *req);
 int pe_api_schema_events(pe_http_request_t *req);
-int pe_api_sdk(pe_http_request_t *req);
+int pe_api_events_post(pe_http_request_t *req);
+/* Hands a validated envelope's events to the collector and answers when they are stored (or
+ * not); shared by the native and the Segment-compatible endpoints. Always replies. */
+int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us);
+/* The collector's answer to a batch: 200 {"accepted","rejected"} or 503 + Retry-After. */
+void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result);
 
 /* Authenticates the write key of a Segment-style request: the Basic-auth user, else a Bearer
  * token, else body_key (the body's "writeKey", may be NULL). Only a publishable key of a live
@@ -25,5 +31,15 @@ int pe_api_sdk(pe_http_request_t *req);
  * returned. Thread-safe; call from a handler of a PE_AUTH_NONE route. */
 int pe_api_authenticate_write_key(pe_http_request_t *req, const char *body_key,
                                   pe_http_auth_t *out);
+int pe_api_sdk(pe_http_request_t *req);
+
+/* Segment HTTP Tracking API (segment.c): Segment's limits, 500 KB per batch request and 32 KB
+ * per message. The routes are PE_AUTH_NONE: the handlers authenticate the write key. */
+#define PE_SEGMENT_MAX_BATCH   (500 * 1024)
+#define PE_SEGMENT_MAX_MESSAGE (32 * 1024)
+int pe_api_segment_batch(pe_http_request_t *req);
+int pe_api_segment_track(pe_http_request_t *req);
+int pe_api_segment_page(pe_http_request_t *req);
+int pe_api_segment_identify(pe_http_request_t *req);
 
 #endif /* PE_API_ROUTES_H */

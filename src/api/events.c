@@ -1,0 +1,99 @@
+/*
+ * events.c — POST /v1/events, the native collector endpoint: {"events":[…],"sentAt"?}.
+ * The request is parked (suspend) while the group-commit writer stores the batch, and answered
+ * from the writer's done callback, so HTTP threads never wait on PostgreSQL.
+ *
+ * Invariants:
+ *  1. 200 {"accepted":N,"rejected":[…]} only after COMMIT; 503 + Retry-After when the writer
+ *     could not store it (nothing was stored; a retry is safe because ingestion is idempotent).
+ *  2. A malformed request (not JSON, not {"events":[…]}, more than 500 events) is a 4xx and
+ *     stores nothing.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pe/api.h"
+#include "pe/collector.h"
+#include "routes.h"
+
+#define RETRY_AFTER_S "2"
+
+void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result)
+{
+    if (result->rc != 0) {
+        pe_http_set_header(req, "Retry-After", RETRY_AFTER_S);
+        pe_http_reply_error(req, 503, "unavailable",
+                            "events could not be stored right now; nothing was stored, retry");
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON *rejected = NULL;
+    if (j && cJSON_AddNumberToObject(j, "accepted", (double)result->accepted))
+        rejected = cJSON_AddArrayToObject(j, "rejected");
+    if (!rejected) {
+        cJSON_Delete(j);
+        pe_http_reply_error(req, 500, "internal_error", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < result->nrejected; i++) {
+        const pe_collector_rejection_t *r = &result->rejected[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddNumberToObject(o, "index", (double)r->index);
+        if (r->event_id[0])
+            cJSON_AddStringToObject(o, "eventId", r->event_id);
+        cJSON_AddStringToObject(o, "code", r->error.code);
+        cJSON_AddStringToObject(o, "message", r->error.message);
+        cJSON_AddItemToArray(rejected, o);
+    }
+    pe_http_reply_cjson(req, 200, j);
+}
+
+static void on_stored(void *arg, const pe_collector_result_t *result)
+{
+    pe_http_request_t *req = arg;
+    pe_api_reply_ingest(req, result);
+    pe_http_resume(req);
+}
+
+int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us)
+{
+    pe_app_t *app = pe_http_app(req);
+    pe_http_suspend(req);
+    int rc = pe_collector_ingest(app->collector, pe_http_auth(req)->store_id, events,
+                                 batch_sent_at_us, pe_now_unix_us(), on_stored, req);
+    if (rc == 0)
+        return 0; /* on_stored answers */
+    if (rc == PE_EINVAL)
+        pe_http_reply_error(req, 413, "payload_too_large", "at most %d events per request",
+                            PE_COLLECTOR_MAX_EVENTS);
+    else {
+        pe_http_set_header(req, "Retry-After", RETRY_AFTER_S);
+        pe_http_reply_error(req, 503, "unavailable", "the collector is busy; retry");
+    }
+    pe_http_resume(req);
+    return 0;
+}
+
+int pe_api_events_post(pe_http_request_t *req)
+{
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0;
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(body, "events");
+    if (!cJSON_IsObject(body) || !cJSON_IsArray(events))
+        return pe_http_reply_error(req, 400, "invalid_request",
+                                   "send {\"events\":[…]} with at most %d events",
+                                   PE_COLLECTOR_MAX_EVENTS);
+    if (cJSON_GetArraySize(events) > PE_COLLECTOR_MAX_EVENTS)
+        return pe_http_reply_error(req, 413, "payload_too_large",
+                                   "%d events; at most %d per request", cJSON_GetArraySize(events),
+                                   PE_COLLECTOR_MAX_EVENTS);
+    int64_t sent_at = 0;
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "sentAt");
+    if (s && (!cJSON_IsString(s) || pe_time_parse_rfc3339(s->valuestring, &sent_at) != 0))
+        return pe_http_reply_error(req, 400, "invalid_request",
+                                   "sentAt: must be an RFC 3339 timestamp");
+    return pe_api_ingest(req, events, sent_at);
+}

@@ -1,0 +1,482 @@
+/*
+ * test_collector.c — POST /v1/events end to end against a child server and a private database:
+ * storage of every column, idempotent retries, per-event rejections with dead letters, clock-skew
+ * correction and the 7-day / 1-hour window, store mismatch, request limits, keys, sendBeacon's
+ * text/plain with ?key=, 503 + Retry-After when the commit fails (and a retry that then
+ * succeeds once), group commit under concurrency; and, in-process, the dead-letter bound.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/collector.h"
+#include "pe/tenancy.h"
+#include "pe_test.h"
+
+static char *conninfo;
+static pe_test_server_t server;
+static char store_a[PE_ID_LEN], pk_a[PE_KEY_LEN], sk_a[PE_KEY_LEN];
+static char store_b[PE_ID_LEN], pk_b[PE_KEY_LEN], sk_b[PE_KEY_LEN];
+
+static void make_store(pe_db_pool_t *pool, const char *name, char *id, char *pk, char *sk)
+{
+    pe_store_t store;
+    char err[256];
+    assert_int_equal(
+        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, pk, sk, err, sizeof err), 0);
+    snprintf(id, PE_ID_LEN, "%s", store.id);
+}
+
+static int setup(void **state)
+{
+    assert_int_equal(pe_crypto_init(), 0);
+    conninfo = pe_test_db_create_migrated();
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    make_store(pool, "Shop A", store_a, pk_a, sk_a);
+    make_store(pool, "Shop B", store_b, pk_b, sk_b);
+    pe_db_pool_free(pool);
+    pe_test_server_start(&server, conninfo, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    assert_int_equal(pe_test_server_stop(&server), 0);
+    pe_test_db_drop(conninfo);
+    return 0;
+}
+
+/* A fresh UUID (v4 shape) for each event of the run. */
+static void new_uuid(char out[37])
+{
+    char hex[33];
+    pe_random_hex(hex, 16);
+    snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
+}
+
+static void iso(int64_t unix_us, char *out, size_t outlen)
+{
+    pe_time_format_rfc3339(unix_us, out, outlen);
+}
+
+/* One cart event at unix_us with the given ids (session "s-<counter>"). */
+static void cart_event(pe_buf_t *b, const char *event_id, int64_t unix_us, const char *extra)
+{
+    char ts[40];
+    iso(unix_us, ts, sizeof ts);
+    pe_buf_printf(
+        b,
+        "{\"eventId\":\"%s\",\"name\":\"storefront.cart.item_added\",\"timestamp\":\"%s\","
+        "\"sessionId\":\"sess-1\",\"anonymousId\":\"anon-1\","
+        "\"context\":{\"page\":{\"path\":\"/p/1\"},\"utm\":{\"source\":\"news\"},"
+        "\"device\":{\"type\":\"mobile\"}},"
+        "\"properties\":{\"productId\":\"sku-1\",\"quantity\":2,\"price\":9.5,"
+        "\"currency\":\"EUR\"}%s}",
+        event_id, ts, extra ? extra : "");
+}
+
+static long post(const char *path_and_query, const char *body, const char *auth_header,
+                 const char *content_type, pe_test_response_t *r)
+{
+    char url[512], ct[128];
+    snprintf(url, sizeof url, "%s%s", server.base_url, path_and_query);
+    snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
+    const char *headers[] = {ct, auth_header, NULL};
+    assert_int_equal(pe_test_http("POST", url, body, headers, r), 0);
+    return r->status;
+}
+
+static long post_events(const char *pk, const char *body, pe_test_response_t *r)
+{
+    char auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", pk);
+    return post("/v1/events", body, auth, NULL, r);
+}
+
+static long count(const char *sql_fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static long count(const char *sql_fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, sql_fmt);
+    vsnprintf(sql, sizeof sql, sql_fmt, ap);
+    va_end(ap);
+    char *v = pe_test_sql(conninfo, sql);
+    long n = v ? strtol(v, NULL, 10) : -1;
+    free(v);
+    return n;
+}
+
+static void test_store_every_column(void **state)
+{
+    char id[37], sql[512];
+    new_uuid(id);
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, id, pe_now_unix_us() - 60 * 1000000LL, ",\"userId\":\"u-7\"");
+    pe_buf_puts(&b, "]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_string_equal(r.body.data, "{\"accepted\":1,\"rejected\":[]}");
+    pe_test_response_free(&r);
+
+    snprintf(sql, sizeof sql,
+             "SELECT concat_ws('|', store_id, name, funnel_step, session_id, anonymous_id, user_id,"
+             " page_path, utm_source, device_type, properties->>'productId',"
+             " properties->>'quantity', context->'device'->>'type')"
+             " FROM events WHERE event_id = '%s'",
+             id);
+    char *row = pe_test_sql(conninfo, sql);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s|storefront.cart.item_added|1|sess-1|anon-1|u-7|/p/1|news|mobile|sku-1|2|mobile",
+             store_a);
+    assert_non_null(row);
+    assert_string_equal(row, want);
+    free(row);
+    pe_buf_free(&b);
+}
+
+static void test_retry_and_duplicates_stored_once(void **state)
+{
+    char id[37];
+    new_uuid(id);
+    int64_t t = pe_now_unix_us() - 30 * 1000000LL;
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, id, t, NULL);
+    pe_buf_puts(&b, ",");
+    cart_event(&b, id, t, NULL); /* the same event twice in one batch */
+    pe_buf_puts(&b, "]}");
+    for (int attempt = 0; attempt < 3; attempt++) { /* and the batch retried */
+        pe_test_response_t r;
+        assert_int_equal(post_events(pk_a, b.data, &r), 200);
+        assert_non_null(strstr(r.body.data, "\"accepted\":2"));
+        pe_test_response_free(&r);
+    }
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    /* a retry whose sentAt differs (so its corrected time differs) is still the same event */
+    char sent[40];
+    iso(pe_now_unix_us() + 5 * 1000000LL, sent, sizeof sent);
+    pe_buf_t b2 = PE_BUF_INIT;
+    pe_buf_printf(&b2, "{\"sentAt\":\"%s\",\"events\":[", sent);
+    cart_event(&b2, id, t, NULL);
+    pe_buf_puts(&b2, "]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b2.data, &r), 200);
+    pe_test_response_free(&r);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    /* the same eventId in another store is another event */
+    assert_int_equal(post_events(pk_b, b.data, &r), 200);
+    pe_test_response_free(&r);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 2);
+    pe_buf_free(&b);
+    pe_buf_free(&b2);
+}
+
+static void test_rejections_and_dead_letters(void **state)
+{
+    char good[37], old[37], future[37], other[37];
+    new_uuid(good);
+    new_uuid(old);
+    new_uuid(future);
+    new_uuid(other);
+    int64_t now = pe_now_unix_us();
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, good, now - 1000000, NULL);
+    pe_buf_puts(&b, ",{\"eventId\":\"not-a-uuid\",\"name\":\"storefront.cart.item_added\"},");
+    cart_event(&b, old, now - 8LL * 86400 * 1000000, NULL);
+    pe_buf_puts(&b, ",");
+    cart_event(&b, future, now + 2LL * 3600 * 1000000, NULL);
+    pe_buf_puts(&b, ",");
+    char extra[128];
+    snprintf(extra, sizeof extra, ",\"storeId\":\"%s\"", store_b);
+    cart_event(&b, other, now - 1000000, extra);
+    pe_buf_puts(&b, ",42]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    char err[128];
+    cJSON *j = NULL;
+    assert_int_equal(pe_json_parse(r.body.data, r.body.len, &j, err, sizeof err), 0);
+    assert_int_equal(cJSON_GetObjectItem(j, "accepted")->valueint, 1);
+    cJSON *rej = cJSON_GetObjectItem(j, "rejected");
+    assert_int_equal(cJSON_GetArraySize(rej), 5);
+    static const struct {
+        int index;
+        const char *code;
+    } want[] = {{2, "too_old"}, {3, "in_future"}, {4, "store_mismatch"}};
+    for (size_t i = 0; i < PE_ARRAY_LEN(want); i++) {
+        bool found = false;
+        cJSON *it;
+        cJSON_ArrayForEach(it, rej)
+        {
+            if (cJSON_GetObjectItem(it, "index")->valueint == want[i].index) {
+                assert_string_equal(cJSON_GetObjectItem(it, "code")->valuestring, want[i].code);
+                assert_non_null(cJSON_GetObjectItem(it, "message")->valuestring);
+                assert_non_null(cJSON_GetObjectItem(it, "eventId"));
+                found = true;
+            }
+        }
+        if (!found)
+            fail_msg("no rejection for index %d", want[i].index);
+    }
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+
+    /* every refusal is in the dead letter with its raw JSON */
+    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE store_id = '%s'", store_a),
+                     5);
+    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE raw = '42' AND "
+                           "event_index = 5 AND store_id = '%s'",
+                           store_a),
+                     1);
+    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE code = 'too_old' AND "
+                           "raw LIKE '%%' || event_id || '%%' AND store_id = '%s'",
+                           store_a),
+                     1);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s')", old), 0);
+    pe_buf_free(&b);
+}
+
+static void test_clock_skew_correction(void **state)
+{
+    /* The client's clock is 2 days behind: it stamps the event 5 s before sending. */
+    int64_t now = pe_now_unix_us();
+    int64_t skew = 2LL * 86400 * 1000000;
+    char id[37], ts[40], sent[40], sql[256];
+    new_uuid(id);
+    iso(now - skew - 5 * 1000000LL, ts, sizeof ts);
+    iso(now - skew, sent, sizeof sent);
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_printf(&b, "{\"sentAt\":\"%s\",\"events\":[", sent);
+    cart_event(&b, id, now - skew - 5 * 1000000LL, NULL);
+    pe_buf_puts(&b, "]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_non_null(strstr(r.body.data, "\"accepted\":1"));
+    pe_test_response_free(&r);
+    /* occurred_at = received_at − 5 s (± rounding), client_ts keeps what the client said */
+    snprintf(sql, sizeof sql,
+             "SELECT abs(extract(epoch FROM (received_at - occurred_at)) - 5) < 0.01"
+             " AND abs(extract(epoch FROM (occurred_at - client_ts)) - 172800) < 5"
+             " FROM events WHERE event_id = '%s'",
+             id);
+    char *ok = pe_test_sql(conninfo, sql);
+    assert_non_null(ok);
+    assert_string_equal(ok, "t");
+    free(ok);
+    pe_buf_free(&b);
+}
+
+static void test_request_limits_and_keys(void **state)
+{
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, "{\"events\":", &r), 400);
+    assert_non_null(strstr(r.body.data, "\"code\":\"invalid_json\""));
+    pe_test_response_free(&r);
+    assert_int_equal(post_events(pk_a, "[1,2]", &r), 400);
+    pe_test_response_free(&r);
+    assert_int_equal(post_events(pk_a, "{\"events\":{}}", &r), 400);
+    pe_test_response_free(&r);
+    assert_int_equal(post_events(pk_a, "{\"events\":[],\"sentAt\":\"yesterday\"}", &r), 400);
+    pe_test_response_free(&r);
+
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    for (int i = 0; i < 501; i++)
+        pe_buf_puts(&b, i ? ",{}" : "{}");
+    pe_buf_puts(&b, "]}");
+    assert_int_equal(post_events(pk_a, b.data, &r), 413);
+    pe_test_response_free(&r);
+    pe_buf_free(&b);
+
+    assert_int_equal(post_events(sk_a, "{\"events\":[]}", &r), 403);
+    pe_test_response_free(&r);
+    assert_int_equal(post_events("pk_unknown", "{\"events\":[]}", &r), 401);
+    pe_test_response_free(&r);
+    assert_int_equal(post("/v1/events", "{\"events\":[]}", NULL, NULL, &r), 401);
+    pe_test_response_free(&r);
+
+    /* navigator.sendBeacon: text/plain and the key in the query */
+    char id[37], path[128];
+    new_uuid(id);
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, id, pe_now_unix_us(), NULL);
+    pe_buf_puts(&b, "]}");
+    snprintf(path, sizeof path, "/v1/events?key=%s", pk_b);
+    assert_int_equal(post(path, b.data, NULL, "text/plain;charset=UTF-8", &r), 200);
+    char v[16];
+    assert_string_equal(pe_test_response_header(&r, "Access-Control-Allow-Origin", v, sizeof v),
+                        "*");
+    pe_test_response_free(&r);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT store_id FROM events WHERE event_id = '%s'", id);
+    char *owner = pe_test_sql(conninfo, sql);
+    assert_string_equal(owner, store_b);
+    free(owner);
+    pe_buf_free(&b);
+}
+
+static void test_commit_failure_is_503_then_retry_stores_once(void **state)
+{
+    char id[37];
+    new_uuid(id);
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, id, pe_now_unix_us(), NULL);
+    pe_buf_puts(&b, "]}");
+    free(pe_test_sql(conninfo, "ALTER TABLE event_keys RENAME TO event_keys_away"));
+    pe_test_response_t r;
+    long status = post_events(pk_a, b.data, &r);
+    free(pe_test_sql(conninfo, "ALTER TABLE event_keys_away RENAME TO event_keys"));
+    assert_int_equal(status, 503);
+    char v[16];
+    assert_string_equal(pe_test_response_header(&r, "Retry-After", v, sizeof v), "2");
+    assert_non_null(strstr(r.body.data, "\"code\":\"unavailable\""));
+    pe_test_response_free(&r);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 0);
+
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    pe_test_response_free(&r);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    pe_buf_free(&b);
+}
+
+#define THREADS   12
+#define BATCHES   5
+#define PER_BATCH 20
+
+static void *post_many(void *arg)
+{
+    long *failures = arg;
+    for (int k = 0; k < BATCHES; k++) {
+        pe_buf_t b = PE_BUF_INIT;
+        pe_buf_puts(&b, "{\"events\":[");
+        for (int i = 0; i < PER_BATCH; i++) {
+            char id[37];
+            new_uuid(id);
+            if (i)
+                pe_buf_puts(&b, ",");
+            cart_event(&b, id, pe_now_unix_us() - 1000000, ",\"userId\":\"load\"");
+        }
+        pe_buf_puts(&b, "]}");
+        pe_test_response_t r;
+        if (post_events(pk_a, b.data, &r) != 200 || !strstr(r.body.data, "\"accepted\":20"))
+            (*failures)++;
+        pe_test_response_free(&r);
+        pe_buf_free(&b);
+    }
+    return NULL;
+}
+
+/* The value of a sample line "name value" (not the # HELP line that names it too). */
+static long metric(const char *text, const char *name)
+{
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p++)
+        if (p == text || p[-1] == '\n')
+            return strtol(p + strlen(name), NULL, 10);
+    return -1;
+}
+
+static void test_group_commit_under_concurrency(void **state)
+{
+    pthread_t t[THREADS];
+    long failures[THREADS] = {0};
+    pe_test_response_t before, after;
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", server.base_url);
+    assert_int_equal(pe_test_http("GET", url, NULL, NULL, &before), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, post_many, &failures[i]);
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(failures[i], 0);
+    }
+    assert_int_equal(pe_test_http("GET", url, NULL, NULL, &after), 0);
+    assert_int_equal(
+        count("SELECT count(*) FROM events WHERE user_id = 'load' AND store_id = '%s'", store_a),
+        THREADS * BATCHES * PER_BATCH);
+    long batches = metric(after.body.data, "pe_collector_batches_total ") -
+                   metric(before.body.data, "pe_collector_batches_total ");
+    long commits = metric(after.body.data, "pe_collector_commits_total{result=\"ok\"} ") -
+                   metric(before.body.data, "pe_collector_commits_total{result=\"ok\"} ");
+    assert_int_equal(batches, THREADS * BATCHES);
+    /* concurrent requests share commits */
+    if (!(commits > 0 && commits < batches))
+        fail_msg("%ld commits for %ld batches: no group commit", commits, batches);
+    pe_test_response_free(&before);
+    pe_test_response_free(&after);
+}
+
+/* ---- in-process: the dead-letter bound ------------------------------------------------------ */
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    int rc;
+} waiter_t;
+
+static void on_done(void *arg, const pe_collector_result_t *res)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->rc = res->rc;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void test_dead_letter_bound(void **state)
+{
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
+    pe_collector_config_t cfg = {.db = pool, .dead_letters_per_store_hour = 5};
+    pe_collector_t *c = pe_collector_new(&cfg);
+    assert_non_null(c);
+    char err[64];
+    cJSON *events = NULL;
+    const char *bad = "[1,2,3,4]";
+    assert_int_equal(pe_json_parse(bad, strlen(bad), &events, err, sizeof err), 0);
+    for (int round = 0; round < 3; round++) { /* 12 refusals, 5 kept */
+        waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
+        assert_int_equal(pe_collector_ingest(c, store_b, events, 0, pe_now_unix_us(), on_done, &w),
+                         0);
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        assert_int_equal(w.rc, 0);
+    }
+    cJSON_Delete(events);
+    pe_collector_free(c);
+    pe_db_pool_free(pool);
+    assert_int_equal(
+        count("SELECT count(*) FROM events_rejected WHERE raw IN ('1','2','3','4') AND "
+              "store_id = '%s'",
+              store_b),
+        4);
+    assert_int_equal(
+        count("SELECT coalesce(sum(dropped), 0) FROM events_rejected_overflow WHERE store_id = "
+              "'%s'",
+              store_b),
+        8);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_every_column),
+        cmocka_unit_test(test_retry_and_duplicates_stored_once),
+        cmocka_unit_test(test_rejections_and_dead_letters),
+        cmocka_unit_test(test_clock_skew_correction),
+        cmocka_unit_test(test_request_limits_and_keys),
+        cmocka_unit_test(test_commit_failure_is_503_then_retry_stores_once),
+        cmocka_unit_test(test_group_commit_under_concurrency),
+        cmocka_unit_test(test_dead_letter_bound),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
