@@ -56,9 +56,11 @@ static int refuse(pe_event_error_t *err, const char *code, const char *fmt, ...)
 }
 
 /* Copies a foreign key for quoting: at most KEY_QUOTE_MAX bytes, cut at a character boundary,
- * control bytes and quotes as '?'. */
+ * control bytes and quotes as '?'; the empty key as "" so a path never ends empty. */
 static const char *quote_key(const char *key, char out[KEY_QUOTE_MAX + 4])
 {
+    if (!key[0])
+        return "\"\"";
     size_t n = 0;
     for (; key[n] && n < KEY_QUOTE_MAX; n++) {
         unsigned char c = (unsigned char)key[n];

@@ -267,6 +267,10 @@ static void test_codes_and_paths(void **state)
     /* Foreign keys are quoted cut and cleaned, so the message stays one line of UTF-8. */
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"a\\nb\":1}", "unknown_field",
                    "a?b: unknown field");
+    expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"\":1}", "unknown_field",
+                   "\"\": unknown field");
+    expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"context\":{\"\":1}}",
+                   "unknown_field", "context.\"\": unknown field");
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"" /* 47 bytes, then é */
                            "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\xc3\xa9tail\":1}",
                    "unknown_field",
