@@ -466,6 +466,38 @@ static void test_dead_letter_bound(void **state)
         8);
 }
 
+/* Maintenance recreates the newest premade partition when it is missing, and steps aside while
+ * another instance holds the maintenance lock. */
+static void test_maintenance(void **state)
+{
+    static const char future[] = "SELECT count(*) FROM pg_tables WHERE tablename = 'events_p' ||"
+                                 " to_char(now() + interval '4 days', 'YYYY_MM_DD')";
+    assert_int_equal(count("%s", future), 1);
+    free(pe_test_sql(conninfo, "DO $$ BEGIN EXECUTE format('DROP TABLE events_p%s',"
+                               " to_char(now() + interval '4 days', 'YYYY_MM_DD')); END $$"));
+    assert_int_equal(count("%s", future), 0);
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
+    char err[256] = "";
+    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(count("%s", future), 1);
+
+    /* another instance holds the lock: nothing happens, no error */
+    pe_db_conn_t *holder = NULL;
+    assert_int_equal(pe_db_acquire(pool, 1000, &holder), 0);
+    assert_int_equal(
+        pe_db_exec(holder, "SELECT pg_advisory_lock(7262937150124823901)", 0, NULL, NULL), 0);
+    free(pe_test_sql(conninfo, "DO $$ BEGIN EXECUTE format('DROP TABLE events_p%s',"
+                               " to_char(now() + interval '4 days', 'YYYY_MM_DD')); END $$"));
+    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(count("%s", future), 0);
+    assert_int_equal(
+        pe_db_exec(holder, "SELECT pg_advisory_unlock(7262937150124823901)", 0, NULL, NULL), 0);
+    pe_db_release(pool, holder);
+    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(count("%s", future), 1);
+    pe_db_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_commit_failure_is_503_then_retry_stores_once),
         cmocka_unit_test(test_group_commit_under_concurrency),
         cmocka_unit_test(test_dead_letter_bound),
+        cmocka_unit_test(test_maintenance),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
