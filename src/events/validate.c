@@ -26,6 +26,11 @@
 #include "events_internal.h"
 
 #define KEY_QUOTE_MAX 48 /* bytes of a foreign key quoted in a message */
+/* Paths are built only from the table's own names ("properties.items[499].quantity"), far
+ * shorter than these caps, which exist so the compiler can prove the buffers suffice. */
+#define PATH_PARENT_MAX 96
+#define PATH_KEY_MAX    32
+#define PATH_LEN        (PATH_PARENT_MAX + PATH_KEY_MAX + 24)
 
 /* properties when the event has none: a read-only empty object. */
 static const cJSON EMPTY_OBJECT = {.type = cJSON_Object};
@@ -242,9 +247,9 @@ static int check_items(const cJSON *v, const pe_prop_def_t *def, const char *pat
         return refuse(err, "out_of_range", "%s: must have %.0f..%.0f items", path, def->min,
                       def->max);
     size_t i = 0;
-    char sub[160];
+    char sub[PATH_LEN];
     for (const cJSON *c = v->child; c; c = c->next, i++) {
-        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        snprintf(sub, sizeof sub, "%.*s[%zu]", PATH_PARENT_MAX, path, i);
         if (!cJSON_IsObject(c))
             return refuse(err, "invalid_type", "%s: must be an object", sub);
         int rc = check_props(c, pe_events_item_props, pe_events_item_nprops, sub, err);
@@ -303,7 +308,7 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
                        const char *path, pe_event_error_t *err)
 {
     uint64_t seen = 0;
-    char sub[192], q[KEY_QUOTE_MAX + 4];
+    char sub[PATH_LEN], q[KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
@@ -314,7 +319,7 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
         if (seen & (UINT64_C(1) << k))
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
         seen |= UINT64_C(1) << k;
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        snprintf(sub, sizeof sub, "%.*s.%.*s", PATH_PARENT_MAX, path, PATH_KEY_MAX, key);
         int rc = check_prop(c, &props[k], sub, err);
         if (rc != 0)
             return rc;
@@ -398,7 +403,7 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
 {
     if (!cJSON_IsObject(obj))
         return refuse(err, "invalid_type", "%s: must be an object", path);
-    char sub[96], q[KEY_QUOTE_MAX + 4];
+    char sub[PATH_LEN], q[KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
@@ -408,7 +413,7 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
             return refuse(err, "unknown_field", "%s.%s: unknown field", path, quote_key(key, q));
         if (found[k])
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        snprintf(sub, sizeof sub, "%.*s.%.*s", PATH_PARENT_MAX, path, PATH_KEY_MAX, key);
         int rc = check_string(c, sub, 0, fields[k].max_len, err);
         if (rc != 0)
             return rc;
