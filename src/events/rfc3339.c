@@ -101,7 +101,8 @@ int pe_time_parse_rfc3339(const char *s, int64_t *unix_us)
     if (*p != '\0')
         return PE_EINVAL;
 
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    int64_t secs =
+        days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - offset_s;
     *unix_us = secs * US_PER_S + frac_us;
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "events_internal.h"
@@ -69,7 +70,7 @@ static const char *quote_key(const char *key, char out[KEY_QUOTE_MAX + 4])
     size_t n = 0;
     for (; key[n] && n < KEY_QUOTE_MAX; n++) {
         unsigned char c = (unsigned char)key[n];
-        out[n] = c < 0x20 || c == 0x7f || c == '\'' ? '?' : (char)c;
+        out[n] = (char)(c < 0x20 || c == 0x7f || c == '\'' ? '?' : c);
     }
     if (key[n]) {
         while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
@@ -108,8 +109,9 @@ static size_t number_size(const cJSON *item)
     if (d == (double)item->valueint)
         return (size_t)snprintf(tmp, sizeof tmp, "%d", item->valueint);
     int n = snprintf(tmp, sizeof tmp, "%1.15g", d);
-    double back = 0;
-    if (sscanf(tmp, "%lg", &back) != 1 || back != d)
+    char *end = NULL;
+    double back = strtod(tmp, &end);
+    if (end == tmp || back != d)
         n = snprintf(tmp, sizeof tmp, "%1.17g", d);
     return (size_t)n;
 }
@@ -121,7 +123,6 @@ static size_t json_size(const cJSON *item, size_t limit)
     case cJSON_False:
         return 5;
     case cJSON_True:
-        return 4;
     case cJSON_NULL:
         return 4;
     case cJSON_Number:
@@ -204,7 +205,7 @@ void pe_event_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1]
     size_t i = 0;
     for (; i < PE_EVENT_UUID_LEN && event_id[i]; i++) {
         char c = event_id[i];
-        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
     out[i] = '\0';
 }

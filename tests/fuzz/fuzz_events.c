@@ -34,8 +34,8 @@
         }                                                                                          \
     } while (0)
 
-#define MIN_US (INT64_C(-62167219200) - 86400) * 1000000 /* 0000-01-01 minus a day */
-#define MAX_US (INT64_C(253402300800) + 86400) * 1000000 /* 10000-01-01 plus a day */
+#define MIN_US ((INT64_C(-62167219200) - 86400) * 1000000) /* 0000-01-01 minus a day */
+#define MAX_US ((INT64_C(253402300800) + 86400) * 1000000) /* 10000-01-01 plus a day */
 
 static const char *const CODES[] = {"missing_field",  "invalid_type",  "out_of_range",
                                     "too_long",       "unknown_event", "unknown_field",

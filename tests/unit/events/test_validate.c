@@ -44,8 +44,10 @@ static void corpus_path(char *out, size_t outlen, const char *sub)
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
         fail_msg("cannot open %s", path);
+        return NULL;
+    }
     char *buf = malloc(MAX_FILE);
     assert_non_null(buf);
     *len = fread(buf, 1, MAX_FILE, f);
@@ -113,8 +115,10 @@ static void test_corpus_valid(void **state)
     char dir[4096], path[4400];
     corpus_path(dir, sizeof dir, "valid");
     DIR *d = opendir(dir);
-    if (!d)
+    if (!d) {
         fail_msg("cannot open %s", dir);
+        return;
+    }
     bool seen[64] = {false};
     bool custom_seen = false;
     size_t files = 0;
@@ -123,8 +127,9 @@ static void test_corpus_valid(void **state)
         if (!json_file(e->d_name))
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t len;
+        size_t len = 0;
         char *text = read_file(path, &len);
+        assert_non_null(text);
         cJSON *j = NULL;
         char perr[128];
         if (pe_json_parse(text, len, &j, perr, sizeof perr) != 0)
@@ -172,8 +177,10 @@ static void test_corpus_invalid(void **state)
     char path[4400], dir[4096], line[256];
     corpus_path(path, sizeof path, "expected-codes.txt");
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
         fail_msg("cannot open %s", path);
+        return;
+    }
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || line[0] == '\n')
             continue;
@@ -188,8 +195,10 @@ static void test_corpus_invalid(void **state)
 
     corpus_path(dir, sizeof dir, "invalid");
     DIR *d = opendir(dir);
-    if (!d)
+    if (!d) {
         fail_msg("cannot open %s", dir);
+        return;
+    }
     size_t files = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -199,12 +208,15 @@ static void test_corpus_invalid(void **state)
         for (size_t i = 0; i < nwant && !w; i++)
             if (strcmp(want[i].file, e->d_name) == 0)
                 w = &want[i];
-        if (!w)
+        if (!w) {
             fail_msg("%s has no line in expected-codes.txt", e->d_name);
+            break;
+        }
         w->used = true;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t len;
+        size_t len = 0;
         char *text = read_file(path, &len);
+        assert_non_null(text);
         cJSON *j = NULL;
         char perr[128];
         if (pe_json_parse(text, len, &j, perr, sizeof perr) != 0)
