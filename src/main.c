@@ -452,7 +452,8 @@ out:
 static int cmd_schema(int argc, char **argv)
 {
     if (argc < 1 || (strcmp(argv[0], "export") != 0 && strcmp(argv[0], "validate") != 0))
-        return usage_error(USAGE_SCHEMA, "unknown schema command '%s'", argc ? argv[0] : "");
+        return usage_error(USAGE_SCHEMA, "expected 'export' or 'validate', not '%s'",
+                           argc ? argv[0] : "");
     if (argc > 1)
         return usage_error(USAGE_SCHEMA, "unexpected argument '%s'", argv[1]);
     return strcmp(argv[0], "export") == 0 ? cmd_schema_export() : cmd_schema_validate();
