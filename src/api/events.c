@@ -8,6 +8,9 @@
  *     could not store it (nothing was stored; a retry is safe because ingestion is idempotent).
  *  2. A malformed request (not JSON, not {"events":[…]}, more than 500 events) is a 4xx and
  *     stores nothing.
+ *
+ * pe_api_ingest_for is also the way in for the Segment-compatible routes (segment.c), which
+ * authenticate the store themselves and answer in Segment's shape ({"success":true,…}).
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +21,8 @@
 
 #define RETRY_AFTER_S "2"
 
-void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result)
+static void reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result,
+                         pe_api_reply_style_t style)
 {
     if (result->rc != 0) {
         pe_http_set_header(req, "Retry-After", RETRY_AFTER_S);
@@ -27,6 +31,10 @@ void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *re
         return;
     }
     cJSON *j = cJSON_CreateObject();
+    if (j && style == PE_API_REPLY_SEGMENT && !cJSON_AddTrueToObject(j, "success")) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
     cJSON *rejected = NULL;
     if (j && cJSON_AddNumberToObject(j, "accepted", (double)result->accepted))
         rejected = cJSON_AddArrayToObject(j, "rejected");
@@ -50,19 +58,39 @@ void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *re
     pe_http_reply_cjson(req, 200, j);
 }
 
+void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result)
+{
+    reply_ingest(req, result, PE_API_REPLY_NATIVE);
+}
+
 static void on_stored(void *arg, const pe_collector_result_t *result)
 {
     pe_http_request_t *req = arg;
-    pe_api_reply_ingest(req, result);
+    reply_ingest(req, result, PE_API_REPLY_NATIVE);
+    pe_http_resume(req);
+}
+
+static void on_stored_segment(void *arg, const pe_collector_result_t *result)
+{
+    pe_http_request_t *req = arg;
+    reply_ingest(req, result, PE_API_REPLY_SEGMENT);
     pe_http_resume(req);
 }
 
 int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us)
 {
+    return pe_api_ingest_for(req, pe_http_auth(req)->store_id, events, batch_sent_at_us,
+                             PE_API_REPLY_NATIVE);
+}
+
+int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, const cJSON *events,
+                      int64_t batch_sent_at_us, pe_api_reply_style_t style)
+{
     pe_app_t *app = pe_http_app(req);
     pe_http_suspend(req);
-    int rc = pe_collector_ingest(app->collector, pe_http_auth(req)->store_id, events,
-                                 batch_sent_at_us, pe_now_unix_us(), on_stored, req);
+    int rc =
+        pe_collector_ingest(app->collector, store_id, events, batch_sent_at_us, pe_now_unix_us(),
+                            style == PE_API_REPLY_SEGMENT ? on_stored_segment : on_stored, req);
     if (rc == 0)
         return 0; /* on_stored answers */
     if (rc == PE_EINVAL)
@@ -90,6 +118,15 @@ int pe_api_events_post(pe_http_request_t *req)
         return pe_http_reply_error(req, 413, "payload_too_large",
                                    "%d events; at most %d per request", cJSON_GetArraySize(events),
                                    PE_COLLECTOR_MAX_EVENTS);
+    const cJSON *field;
+    cJSON_ArrayForEach(field, body)
+    {
+        if (strcmp(field->string, "events") != 0 && strcmp(field->string, "sentAt") != 0)
+            return pe_http_reply_error(req, 400, "invalid_request",
+                                       "%.64s: unknown field (the envelope is "
+                                       "{\"events\":[…],\"sentAt\":…})",
+                                       field->string);
+    }
     int64_t sent_at = 0;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "sentAt");
     if (s && (!cJSON_IsString(s) || pe_time_parse_rfc3339(s->valuestring, &sent_at) != 0))

@@ -21,6 +21,11 @@ int pe_api_events_post(pe_http_request_t *req);
 /* Hands a validated envelope's events to the collector and answers when they are stored (or
  * not); shared by the native and the Segment-compatible endpoints. Always replies. */
 int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us);
+/* The same for a caller that authenticated the store itself (Segment routes authenticate in
+ * the handler); style SEGMENT adds Segment's "success":true to the 200 answer. */
+typedef enum { PE_API_REPLY_NATIVE = 0, PE_API_REPLY_SEGMENT } pe_api_reply_style_t;
+int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, const cJSON *events,
+                      int64_t batch_sent_at_us, pe_api_reply_style_t style);
 /* The collector's answer to a batch: 200 {"accepted","rejected"} or 503 + Retry-After. */
 void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result);
 
