@@ -15,6 +15,15 @@ static const pe_http_route_t ROUTES[] = {
     /* storefront ingestion */
     {"POST", "/v1/events", pe_api_events_post, PE_AUTH_PUBLISHABLE, PE_COLLECTOR_MAX_BODY,
      PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    /* Segment HTTP Tracking API: the write key may be in the body, so the handlers authenticate */
+    {"POST", "/v1/batch", pe_api_segment_batch, PE_AUTH_NONE, PE_SEGMENT_MAX_BATCH,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    {"POST", "/v1/track", pe_api_segment_track, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    {"POST", "/v1/page", pe_api_segment_page, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    {"POST", "/v1/identify", pe_api_segment_identify, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
     /* merchant sign-in */
     {"POST", "/api/v1/auth/login", pe_api_login, PE_AUTH_NONE, 4 * KB, PE_ROUTE_JSON_BODY, NULL},
     {"POST", "/api/v1/auth/logout", pe_api_logout, PE_AUTH_SESSION, 0, 0, NULL},
