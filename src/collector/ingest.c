@@ -11,10 +11,10 @@
  *     event's own, else the batch's), else timestamp; outside [receivedAt − 7 days,
  *     receivedAt + 1 hour] the event is refused (too_old / in_future).
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "collector_internal.h"
@@ -72,7 +72,8 @@ static int put_json(pe_buf_t *b, const cJSON *j, bool last)
 
 static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occurred_us)
 {
-    char occurred[40], client[40], received[40], day[16], funnel[4], event_id[PE_EVENT_ID_MAX + 1];
+    char occurred[64], client[64], received[64], day[32], funnel[4];
+    char event_id[PE_EVENT_UUID_LEN + 1];
     format_ts(occurred_us, occurred, sizeof occurred);
     format_ts(ev->timestamp_us, client, sizeof client);
     format_ts(job->received_at_us, received, sizeof received);
@@ -83,10 +84,7 @@ static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occu
     key_us = key_us < lo ? lo : key_us > hi ? hi : key_us;
     format_day(key_us, day, sizeof day);
     snprintf(funnel, sizeof funnel, "%d", (int)ev->def->funnel_step);
-    size_t n = 0;
-    for (; ev->event_id[n] && n < PE_EVENT_ID_MAX; n++)
-        event_id[n] = (char)tolower((unsigned char)ev->event_id[n]);
-    event_id[n] = '\0';
+    pe_event_id_canonical(ev->event_id, event_id);
 
     pe_buf_t *b = &job->events_copy;
     int rc = put_field(b, job->store_id, false);
@@ -127,7 +125,7 @@ static int reject(collector_job_t *job, size_t index, const cJSON *item, const c
     snprintf(r->error.code, sizeof r->error.code, "%s", code);
     snprintf(r->error.message, sizeof r->error.message, "%s", message);
 
-    char received[40], idx[24];
+    char received[64], idx[24];
     format_ts(job->received_at_us, received, sizeof received);
     snprintf(idx, sizeof idx, "%zu", index);
     char *raw = cJSON_PrintUnformatted(item);
@@ -163,8 +161,7 @@ static int ingest_one(collector_job_t *job, size_t index, const cJSON *item,
     if (pe_event_validate(item, batch_sent_at_us, &ev, &err) != 0)
         return reject(job, index, item, err.code, err.message);
 
-    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(item, "storeId");
-    if (sid && !(cJSON_IsString(sid) && strcasecmp(sid->valuestring, job->store_id) == 0))
+    if (ev.store_id && strcasecmp(ev.store_id, job->store_id) != 0)
         return reject(job, index, item, "store_mismatch",
                       "storeId: does not match the store of the key");
 

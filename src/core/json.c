@@ -6,7 +6,8 @@
  *  2. cJSON's global error pointer is never consulted (it is not thread-safe); the end pointer
  *     of cJSON_ParseWithLengthOpts tells where parsing stopped.
  *  3. Nesting deeper than PE_JSON_MAX_DEPTH is refused before cJSON recurses into it.
- *  4. Between tokens only space, tab, LF and CR are whitespace (RFC 8259), as on both ends.
+ *  4. No string may contain \u0000: cJSON's C strings would end there and drop the rest.
+ *  5. Between tokens only space, tab, LF and CR are whitespace (RFC 8259), as on both ends.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,16 @@ static bool structure_ok(const char *s, size_t len, char *err, size_t errlen)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_string) {
-            if (c == '\\')
+            if (c == '\\') {
+                /* cJSON would end the C string at an escaped NUL and silently drop the rest */
+                if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0) {
+                    snprintf(err, errlen, "JSON string contains \\u0000 at byte %zu", i);
+                    return false;
+                }
                 i++;
-            else if (c == '"')
+            } else if (c == '"') {
                 in_string = false;
+            }
             continue;
         }
         if (c == '"') {

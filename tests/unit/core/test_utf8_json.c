@@ -259,6 +259,11 @@ static void test_json_rejects(void **state)
     REJECT("nul", "byte");
     REJECT("\"unterminated", "byte");
 
+    /* An escaped NUL would cut cJSON's C string short; an escaped backslash before u0000 is
+     * fine. */
+    REJECT("{\"a\":\"x\\u0000y\"}", "u0000");
+    cJSON_Delete(expect_accept("[\"\\\\u0000\"]", 11));
+
     /* Only space, tab, LF and CR are whitespace between tokens (RFC 8259), at either end. */
     REJECT("\x01{}", "control byte");
     REJECT("\v[1]", "control byte");
