@@ -631,7 +631,7 @@ static bool map_context(const mapper_t *m, const cJSON *msg, props_t *page_props
         const cJSON *v = page_props ? take(page_props, PAGE[i].key) : NULL;
         if (!cJSON_IsString(v))
             v = get(seg_page, PAGE[i].key);
-        if (cJSON_IsString(v) && v->valuestring)
+        if (v && cJSON_IsString(v) && v->valuestring)
             ok = add_text(page, PAGE[i].key, v->valuestring, PAGE[i].max);
     }
     const char *url = get_str(page, "url");
@@ -959,6 +959,7 @@ static int segment_post(pe_http_request_t *req, const char *type)
     pe_app_t *app = pe_http_app(req);
     cJSON *events = NULL;
     char *scratch = NULL;
+    size_t scratch_len = (size_t)PE_SEGMENT_MAX_MESSAGE + 8; /* cJSON wants a little slack */
     int rc = 0;
     cJSON *body = pe_http_json_body(req);
     if (!body)
@@ -1003,7 +1004,7 @@ static int segment_post(pe_http_request_t *req, const char *type)
         }
         const cJSON *context = get(body, "context");
         m.batch_context = cJSON_IsObject(context) ? context : NULL;
-        scratch = malloc(PE_SEGMENT_MAX_MESSAGE + 8);
+        scratch = malloc(scratch_len);
         if (!scratch) {
             rc = PE_ENOMEM;
             goto out;
@@ -1012,7 +1013,7 @@ static int segment_post(pe_http_request_t *req, const char *type)
         const cJSON *msg;
         cJSON_ArrayForEach(msg, messages)
         {
-            if (message_size(msg, scratch, PE_SEGMENT_MAX_MESSAGE + 8) > PE_SEGMENT_MAX_MESSAGE) {
+            if (message_size(msg, scratch, scratch_len) > (size_t)PE_SEGMENT_MAX_MESSAGE) {
                 pe_http_reply_error(req, 413, "payload_too_large",
                                     "batch[%d]: a message may have at most %d bytes", index,
                                     PE_SEGMENT_MAX_MESSAGE);
