@@ -18,7 +18,7 @@
   try { scriptOrigin = cs && cs.src ? new URL(cs.src).origin : loc.origin; } catch (e) { scriptOrigin = ''; }
 
   var cfg = null, consented = true, queue = [], pre = [], lastHref = '', timer = 0, retryAt = 0,
-    attempt = 0, chain = Promise.resolve(), inflight = {}, mem = {};
+    attempt = 0, chain = Promise.resolve(), mem = {};
 
   function log() {
     if (cfg && cfg.debug && w.console && console.debug) {
@@ -146,7 +146,7 @@
 
   function record(name, props, custom, utm) {
     if (!consented) return;
-    if (!cfg) return void pre.push([name, props, custom]);
+    if (!cfg) return void (pre.length < 100 && pre.push([name, props, custom]));
     if (typeof name !== 'string' || !/^(storefront|checkout|experiment|custom)\.[a-z0-9_]+\.[a-z0-9_]+$/.test(name)) {
       return void log('ignored event with a bad name', name);
     }
@@ -181,8 +181,8 @@
     if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
     save();
     log('queued', name, ev);
-    if (queue.length - count(inflight) >= cfg.maxBatch) schedule(0);
-    else schedule(cfg.flushInterval);
+    if (queue.length >= cfg.maxBatch) flush(0, 1);
+    schedule(cfg.flushInterval);
     return ev.eventId;
   }
   // Strictly increasing times on this page, so events of one millisecond keep their order.
@@ -192,15 +192,16 @@
     lastT = t;
     return new Date(t).toISOString();
   }
-  function count(o) { var n = 0; for (var k in o) n++; return n; }
 
-  var lastRef = d ? d.referrer : '';
-  function pageView() {
+  var lastRef = d ? d.referrer : '', loaded = 0;
+  // A campaign arrives with a page load (its first page view); single-page navigations keep the
+  // session's.
+  function pageView(force) {
     var href = loc.href;
-    if (href === lastHref) return;
+    if (href === lastHref && !force) return;
     if (lastHref) lastRef = lastHref;
     lastHref = href;
-    record('storefront.page.viewed', {}, null, utmOf(href));
+    record('storefront.page.viewed', {}, null, loaded++ ? null : utmOf(href));
   }
 
   // ---- the queue and delivery ----
@@ -222,15 +223,11 @@
     queue = queue.filter(function (e) { return !ids[e.eventId]; });
     save();
   }
-  // Sends one batch of the events not already on their way. Resolves to true when the queue
-  // may go on (sent, or refused for good), false when it must wait (retry later).
+  // Sends the oldest batch (one at a time: flush() chains the calls). Resolves to true when the
+  // queue may go on (sent, or refused for good), false when it must wait (retry later).
   function sendBatch() {
-    var batch = [], ids = {};
-    for (var i = 0; i < queue.length && batch.length < cfg.maxBatch; i++) {
-      if (!inflight[queue[i].eventId]) { batch.push(queue[i]); ids[queue[i].eventId] = 1; }
-    }
-    if (!batch.length || !consented) return Promise.resolve(false);
-    assign(inflight, ids);
+    var batch = queue.slice(0, cfg.maxBatch), ids = {};
+    batch.forEach(function (e) { ids[e.eventId] = 1; });
     var body = JSON.stringify({ events: batch, sentAt: new Date().toISOString() });
     var status = 0;
     return fetch(url(), {
@@ -248,6 +245,8 @@
       }
       var ra = parseFloat(res.headers.get('Retry-After'));
       if (status >= 500 || status === 408 || status === 429) throw { ra: ra };
+      // Too large: the same events again in smaller batches (one alone that is too large goes).
+      if (status === 413 && batch.length > 1) { cfg.maxBatch = batch.length >> 1; ids = {}; return; }
       log('refused', status);
     }).then(function () {
       attempt = 0;
@@ -262,20 +261,19 @@
       log('retry in', Math.round(wait), 'ms', status || e);
       return false;
     }).then(function (go) {
-      for (var k in ids) delete inflight[k];
-      if (queue.length) schedule(go ? 0 : wait0());
+      if (queue.length) schedule(go ? cfg.flushInterval : 0);
       return go;
     });
   }
-  function wait0() { return Math.max(0, retryAt - Date.now()); }
 
-  // Sends everything queued now, batch after batch, until done or a failure.
+  // Sends what is queued, batch after batch, until done or a failure; full: only full batches.
   // force (pe.flush()): the caller asked, so a pending backoff does not hold it back.
-  function flush(force) {
+  function flush(force, full) {
     if (!cfg) return Promise.resolve();
     if (force) retryAt = 0;
     var p = chain.then(function loop() {
-      if (!consented || !queue.length || (retryAt && Date.now() < retryAt)) return;
+      if (!consented || queue.length < (full ? cfg.maxBatch : 1)) return;
+      if (retryAt > Date.now()) return schedule(0);
       return sendBatch().then(function (go) { if (go) return loop(); });
     });
     chain = p.catch(function (e) { log('flush', e); });
@@ -284,11 +282,14 @@
 
   // Hands what is queued to the browser as beacons (page going away). The events stay queued
   // (the answer is never seen): the next page sends them again and the server ignores repeats.
+  var beaconed = {};
   function beacon() {
-    if (!cfg || !consented || !queue.length || !nav.sendBeacon || nav.onLine === false) return;
-    for (var i = 0; i < queue.length; i += cfg.maxBatch) {
-      var body = JSON.stringify({ events: queue.slice(i, i + cfg.maxBatch), sentAt: new Date().toISOString() });
-      if (!nav.sendBeacon(url(1), body)) break;
+    if (!cfg || !consented || !nav.sendBeacon || nav.onLine === false) return;
+    var todo = queue.filter(function (e) { return !beaconed[e.eventId]; });
+    for (var i = 0; i < todo.length; i += cfg.maxBatch) {
+      var batch = todo.slice(i, i + cfg.maxBatch);
+      if (!nav.sendBeacon(url(1), JSON.stringify({ events: batch, sentAt: new Date().toISOString() }))) break;
+      batch.forEach(function (e) { beaconed[e.eventId] = 1; });
     }
   }
 
@@ -319,17 +320,18 @@
       }
       if (!consented) queue = [];
       save();
+      var left = queue.length; // from earlier pages: send at once
       if (o.autoPageView !== false) pageView();
       var p = pre;
       pre = [];
       p.forEach(function (a) { record(a[0], a[1], a[2]); });
-      if (queue.length) schedule(0);
+      if (left) schedule(0);
 
       var h = w.history, push = h && h.pushState;
       if (push && o.autoPageView !== false) {
         h.pushState = function () {
           var r = push.apply(this, arguments);
-          setTimeout(safe(pageView), 0); // after the app had a chance to set the title
+          setTimeout(safe(pageView), 0); // after the app set the title
           return r;
         };
         w.addEventListener('popstate', safe(function () { setTimeout(safe(pageView), 0); }));
@@ -339,7 +341,7 @@
       w.addEventListener('online', safe(function () { retryAt = 0; attempt = 0; flush(); }));
     }),
     track: safe(function (name, props, custom) { return record(name, props, custom); }),
-    page: safe(function () { lastHref = ''; pageView(); }),
+    page: safe(function () { pageView(1); }),
     identify: safe(function (userId) {
       var u = userId == null ? '' : cut(String(userId).replace(/[\x00-\x1f\x7f]/g, ''), 64);
       set('uid', u || null, true);
