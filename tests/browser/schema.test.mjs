@@ -233,5 +233,6 @@ describe('batchSchema', () => {
     assert.equal(batchSchema.safeParse({ events: Array.from({ length: 501 }, () => event) }).success, false);
     assert.equal(batchSchema.safeParse({ events: [event], sentAt: 'yesterday' }).success, false);
     assert.equal(batchSchema.safeParse({ events: {} }).success, false);
+    assert.equal(batchSchema.safeParse({ events: [event], writeKey: 'pk_x' }).success, false, 'unknown envelope key');
   });
 });

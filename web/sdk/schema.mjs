@@ -293,12 +293,12 @@ export const eventSchema = z
   .superRefine(checkEventSize);
 
 /**
- * The body of POST /v1/events: {"events":[…], "sentAt"?}. The server reads only these two keys
- * (others are ignored) and answers for each event; this schema passes only a batch every event
- * of which the server would accept.
+ * The body of POST /v1/events: {"events":[…], "sentAt"?} and nothing else (the server refuses
+ * other keys), at most 500 events and 512 KB. The server answers for each event; this schema
+ * passes only a batch every event of which the server would accept.
  */
 export const batchSchema = z
-  .looseObject({
+  .strictObject({
     events: z.array(eventSchema).max(LIMITS.batchEvents),
     sentAt: timestamp.optional(),
   })
