@@ -110,7 +110,8 @@ struct pe_http_request {
     size_t nheaders;
     char allow[64];
     /* parking */
-    bool suspended;
+    bool async;     /* the handler parked the request: set and read on MHD threads only */
+    bool suspended; /* in the server's parked list: guarded by suspended_lock */
     pe_http_request_t *next_suspended;
     int64_t start_us;
     char request_id[72];
@@ -404,6 +405,7 @@ const char *pe_http_remote_addr(pe_http_request_t *req)
 void pe_http_suspend(pe_http_request_t *req)
 {
     pe_http_server_t *s = req->srv;
+    req->async = true;
     pthread_mutex_lock(&s->suspended_lock);
     req->suspended = true;
     req->next_suspended = s->suspended;
@@ -595,7 +597,9 @@ static void run_handler(pe_http_request_t *req)
         return;
     }
     int rc = route->handler(req);
-    if (req->suspended)
+    /* Parked: another thread replies and resumes, possibly already; either way the reply is
+     * queued when libmicrohttpd calls us again after the resume, never now. */
+    if (req->async)
         return;
     if (!req->replied) {
         if (rc != 0)
@@ -631,7 +635,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->phase = PHASE_HANDLED;
         if (!req->replied)
             run_handler(req);
-        if (req->suspended)
+        if (req->async)
             return MHD_YES;
     }
     if (req->queued)
