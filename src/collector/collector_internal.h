@@ -7,13 +7,21 @@
 
 #include "pe/collector.h"
 
+/* One accepted event of a job: where its COPY line is, and its idempotency key. */
+typedef struct {
+    size_t offset, len; /* of its line in events_copy */
+    char key_day[11];   /* YYYY-MM-DD */
+    char event_id[PE_EVENT_UUID_LEN + 1];
+} collector_row_t;
+
 /* One request's batch, encoded for COPY by the ingesting thread so the writer only streams. */
 typedef struct collector_job {
     struct collector_job *next;
     char store_id[PE_EVENT_ID_MAX + 1];
     int64_t received_at_us;
-    pe_buf_t events_copy; /* COPY text rows for pe_staging */
+    pe_buf_t events_copy; /* COPY text rows for events */
     size_t nevents;
+    collector_row_t *rows; /* nevents entries */
     pe_buf_t rejects_copy; /* COPY text rows for events_rejected */
     size_t nrejects;
     size_t accepted;
@@ -27,10 +35,10 @@ void collector_job_free(collector_job_t *job);
  * stopping; the caller still owns the job). */
 int collector_enqueue(pe_collector_t *c, collector_job_t *job);
 
-/* The columns of pe_staging, in COPY order: events' columns plus key_day. */
-#define COLLECTOR_STAGING_COLUMNS                                                                  \
+/* The columns of events, in the order of the COPY lines. */
+#define COLLECTOR_EVENT_COLUMNS                                                                    \
     "store_id, occurred_at, event_id, name, funnel_step, session_id, anonymous_id, user_id, "      \
     "client_ts, received_at, page_path, utm_source, utm_medium, utm_campaign, device_type, "       \
-    "context, properties, custom, key_day"
+    "context, properties, custom"
 
 #endif /* PE_COLLECTOR_INTERNAL_H */

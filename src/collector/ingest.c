@@ -29,6 +29,7 @@ void collector_job_free(collector_job_t *job)
     pe_buf_free(&job->events_copy);
     pe_buf_free(&job->rejects_copy);
     free(job->rejected);
+    free(job->rows);
     free(job);
 }
 
@@ -87,6 +88,10 @@ static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occu
     pe_event_id_canonical(ev->event_id, event_id);
 
     pe_buf_t *b = &job->events_copy;
+    collector_row_t *row = &job->rows[job->nevents];
+    row->offset = b->len;
+    snprintf(row->key_day, sizeof row->key_day, "%.10s", day);
+    memcpy(row->event_id, event_id, sizeof row->event_id);
     int rc = put_field(b, job->store_id, false);
     rc |= put_field(b, occurred, false);
     rc |= put_field(b, event_id, false);
@@ -104,10 +109,10 @@ static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occu
     rc |= put_field(b, ev->device_type, false);
     rc |= put_json(b, ev->context, false);
     rc |= put_json(b, ev->properties, false);
-    rc |= put_json(b, ev->custom, false);
-    rc |= put_field(b, day, true);
+    rc |= put_json(b, ev->custom, true);
     if (rc != 0)
         return PE_ENOMEM;
+    row->len = b->len - row->offset;
     job->nevents++;
     return 0;
 }
@@ -195,7 +200,8 @@ int pe_collector_ingest(pe_collector_t *c, const char *store_id, const cJSON *ev
     if (!job)
         goto out;
     job->rejected = calloc((size_t)count + 1, sizeof *job->rejected);
-    if (!job->rejected)
+    job->rows = calloc((size_t)count + 1, sizeof *job->rows);
+    if (!job->rejected || !job->rows)
         goto out;
     snprintf(job->store_id, sizeof job->store_id, "%s", store_id);
     job->received_at_us = received_at_us;

@@ -5,7 +5,8 @@
  *
  *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
  *                                                           │
- *            BEGIN; COPY pe_staging; INSERT keys+events; COPY events_rejected; COMMIT
+ *     BEGIN; INSERT new keys (RETURNING them); COPY the events whose key was new;
+ *            COPY events_rejected; COMMIT
  *                                                           │
  *                         ok ──▶ done(rc = 0) for each job  │  error ──▶ ROLLBACK,
  *                                                           │  done(rc = PE_EUNAVAIL)
@@ -22,9 +23,12 @@
  *     (the HTTP layer answers 503 with Retry-After) instead of growing memory.
  *  3. Dead letters beyond dead_letters_per_store_hour are counted in events_rejected_overflow
  *     instead of stored, so a flood of garbage cannot fill the disk.
- *  4. The writer holds one dedicated connection (with its temporary staging table) while it
- *     works; on any error it hands it back (rolled back) and takes one again for the next
- *     commit, which may be the same session: the staging table is created IF NOT EXISTS.
+ *  4. The writer holds one dedicated connection while it works; on any error it hands it back
+ *     (rolled back) and takes one again for the next commit.
+ *  5. Idempotency costs one statement, not a second copy of the rows: the keys of the commit go
+ *     to event_keys as three arrays (ON CONFLICT DO NOTHING RETURNING), and only the lines whose
+ *     key came back new are streamed to events with COPY — each at most once, so a key twice in
+ *     one commit (a retry racing its original) is stored once.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,34 +59,14 @@ struct pe_collector {
     bool joined; /* pe_collector_stop has joined (or is joining) the writer */
     pthread_t thread;
     pe_db_conn_t *conn;
-    bool staging_ready;
     dead_letter_slot_t dl[DL_SLOTS]; /* writer thread only */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
 };
 
-static const char STAGING_SQL[] =
-    "CREATE TEMP TABLE IF NOT EXISTS pe_staging (store_id uuid, occurred_at timestamptz, event_id "
-    "uuid, "
-    "name text, funnel_step smallint, session_id text, anonymous_id text, user_id text, "
-    "client_ts timestamptz, received_at timestamptz, page_path text, utm_source text, "
-    "utm_medium text, utm_campaign text, device_type text, context jsonb, properties jsonb, "
-    "custom jsonb, key_day date) ON COMMIT DELETE ROWS";
-
-/* Stores each staged event whose (store, key day, event id) key is new; see 0002_events.sql. */
-static const char INSERT_SQL[] =
-    "WITH fresh AS ("
-    " INSERT INTO event_keys (store_id, key_day, event_id)"
-    " SELECT DISTINCT store_id, key_day, event_id FROM pe_staging"
-    " ON CONFLICT DO NOTHING RETURNING store_id, key_day, event_id) "
-    "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
-    " anonymous_id, user_id, client_ts, received_at, page_path, utm_source, utm_medium,"
-    " utm_campaign, device_type, context, properties, custom) "
-    "SELECT DISTINCT ON (s.store_id, s.key_day, s.event_id) s.store_id, s.occurred_at,"
-    " s.event_id, s.name, s.funnel_step, s.session_id, s.anonymous_id, s.user_id, s.client_ts,"
-    " s.received_at, s.page_path, s.utm_source, s.utm_medium, s.utm_campaign, s.device_type,"
-    " s.context, s.properties, s.custom "
-    "FROM pe_staging s JOIN fresh f"
-    " ON f.store_id = s.store_id AND f.key_day = s.key_day AND f.event_id = s.event_id";
+/* Inserts the commit's keys; returns those that were new (see 0002_events.sql invariant 2). */
+static const char KEYS_SQL[] = "INSERT INTO event_keys (store_id, key_day, event_id)"
+                               " SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[])"
+                               " ON CONFLICT DO NOTHING RETURNING store_id, key_day, event_id";
 
 static const char OVERFLOW_SQL[] =
     "INSERT INTO events_rejected_overflow (store_id, hour, dropped)"
@@ -175,28 +159,150 @@ static int ensure_connection(pe_collector_t *c)
 {
     if (c->conn)
         return 0;
-    int rc = pe_db_acquire(c->cfg.db, ACQUIRE_TIMEOUT_MS, &c->conn);
-    if (rc != 0)
-        return rc;
-    c->staging_ready = false;
-    return 0;
+    return pe_db_acquire(c->cfg.db, ACQUIRE_TIMEOUT_MS, &c->conn);
 }
 
 static void drop_connection(pe_collector_t *c)
 {
     pe_db_release(c->cfg.db, c->conn); /* rolls back an open transaction */
     c->conn = NULL;
-    c->staging_ready = false;
 }
 
-static int copy_rows(pe_db_conn_t *conn, const char *sql, collector_job_t *jobs, bool events)
+/* A set of "store|day|id" keys: open addressing over a flat text of NUL-separated keys. */
+typedef struct {
+    pe_buf_t text;
+    size_t *slots; /* offset + 1 into text; 0 = empty */
+    size_t cap;
+} key_set_t;
+
+static uint64_t key_hash(const char *s)
 {
-    int rc = pe_db_copy_begin(conn, sql);
-    for (collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
-        const pe_buf_t *b = events ? &j->events_copy : &j->rejects_copy;
-        if (b->len)
-            rc = pe_db_copy_send(conn, b->data, b->len);
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int key_set_init(key_set_t *set, size_t n)
+{
+    memset(set, 0, sizeof *set);
+    set->cap = 16;
+    while (set->cap < n * 2)
+        set->cap *= 2;
+    set->slots = calloc(set->cap, sizeof *set->slots);
+    return set->slots ? 0 : PE_ENOMEM;
+}
+
+static void key_set_free(key_set_t *set)
+{
+    pe_buf_free(&set->text);
+    free(set->slots);
+}
+
+static int key_set_add(key_set_t *set, const char *key)
+{
+    size_t offset = set->text.len;
+    if (pe_buf_append(&set->text, key, strlen(key) + 1) != 0)
+        return PE_ENOMEM;
+    for (size_t i = key_hash(key) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+        if (!set->slots[i]) {
+            set->slots[i] = offset + 1;
+            return 0;
+        }
     }
+}
+
+/* Removes key when present; returns whether it was. */
+static bool key_set_take(key_set_t *set, const char *key)
+{
+    for (size_t i = key_hash(key) & (set->cap - 1); set->slots[i]; i = (i + 1) & (set->cap - 1)) {
+        char *k = set->text.data + set->slots[i] - 1;
+        if (k[0] && strcmp(k, key) == 0) {
+            k[0] = '\0'; /* tombstone: keeps the probe chain intact */
+            return true;
+        }
+    }
+    return false;
+}
+
+static void row_key(const collector_job_t *j, const collector_row_t *r, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s|%s|%s", j->store_id, r->key_day, r->event_id);
+}
+
+/* Inserts the keys of every event of the commit and streams the events whose key was new.
+ * *inserted counts them. */
+static int store_events(pe_collector_t *c, collector_job_t *jobs, size_t nevents,
+                        uint64_t *inserted)
+{
+    pe_buf_t stores = PE_BUF_INIT, days = PE_BUF_INIT, ids = PE_BUF_INIT;
+    pe_db_result_t *res = NULL;
+    key_set_t fresh;
+    int rc = key_set_init(&fresh, nevents);
+    if (rc != 0)
+        return rc;
+    rc = pe_buf_puts(&stores, "{") | pe_buf_puts(&days, "{") | pe_buf_puts(&ids, "{");
+    bool first = true;
+    for (collector_job_t *j = jobs; j; j = j->next) {
+        for (size_t i = 0; i < j->nevents; i++) {
+            const char *sep = first ? "" : ",";
+            rc |= pe_buf_printf(&stores, "%s%s", sep, j->store_id);
+            rc |= pe_buf_printf(&days, "%s%s", sep, j->rows[i].key_day);
+            rc |= pe_buf_printf(&ids, "%s%s", sep, j->rows[i].event_id);
+            first = false;
+        }
+    }
+    rc |= pe_buf_puts(&stores, "}") | pe_buf_puts(&days, "}") | pe_buf_puts(&ids, "}");
+    if (rc != 0) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    const char *params[] = {stores.data, days.data, ids.data};
+    rc = pe_db_exec(c->conn, KEYS_SQL, 3, params, &res);
+    if (rc != 0)
+        goto out;
+    for (size_t r = 0; r < pe_db_result_rows(res); r++) {
+        char key[160];
+        snprintf(key, sizeof key, "%s|%s|%s", pe_db_result_get(res, r, 0),
+                 pe_db_result_get(res, r, 1), pe_db_result_get(res, r, 2));
+        rc = key_set_add(&fresh, key);
+        if (rc != 0)
+            goto out;
+    }
+    *inserted = 0;
+    if (pe_db_result_rows(res) == 0)
+        goto out; /* every event was stored before: nothing to copy */
+    rc = pe_db_copy_begin(c->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
+    for (collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
+        for (size_t i = 0; rc == 0 && i < j->nevents; i++) {
+            char key[160];
+            row_key(j, &j->rows[i], key, sizeof key);
+            if (!key_set_take(&fresh, key))
+                continue; /* stored before, or earlier in this commit */
+            rc = pe_db_copy_send(c->conn, j->events_copy.data + j->rows[i].offset, j->rows[i].len);
+            (*inserted)++;
+        }
+    }
+    uint64_t rows = 0;
+    int end = pe_db_copy_end(c->conn, &rows);
+    if (rc == 0)
+        rc = end;
+out:
+    pe_db_result_free(res);
+    key_set_free(&fresh);
+    pe_buf_free(&stores);
+    pe_buf_free(&days);
+    pe_buf_free(&ids);
+    return rc;
+}
+
+static int copy_dead_letters(pe_db_conn_t *conn, collector_job_t *jobs)
+{
+    int rc = pe_db_copy_begin(conn, "COPY events_rejected (store_id, received_at, event_index,"
+                                    " event_id, code, message, raw) FROM STDIN");
+    for (collector_job_t *j = jobs; rc == 0 && j; j = j->next)
+        if (j->rejects_copy.len)
+            rc = pe_db_copy_send(conn, j->rejects_copy.data, j->rejects_copy.len);
     uint64_t rows = 0;
     int end = pe_db_copy_end(conn, &rows);
     return rc != 0 ? rc : end;
@@ -224,33 +330,17 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
     int rc = ensure_connection(c);
     if (rc != 0)
         return rc;
-    if (!c->staging_ready) {
-        rc = pe_db_exec(c->conn, STAGING_SQL, 0, NULL, NULL);
-        if (rc != 0)
-            goto fail;
-        c->staging_ready = true;
-    }
     rc = pe_db_begin(c->conn);
     if (rc != 0)
         goto fail;
     uint64_t inserted = 0;
     if (nevents) {
-        rc = copy_rows(c->conn, "COPY pe_staging (" COLLECTOR_STAGING_COLUMNS ") FROM STDIN", jobs,
-                       true);
+        rc = store_events(c, jobs, nevents, &inserted);
         if (rc != 0)
             goto fail;
-        pe_db_result_t *res = NULL;
-        rc = pe_db_exec(c->conn, INSERT_SQL, 0, NULL, &res);
-        if (rc != 0)
-            goto fail;
-        inserted = pe_db_result_affected(res);
-        pe_db_result_free(res);
     }
     if (nrejects) {
-        rc = copy_rows(c->conn,
-                       "COPY events_rejected (store_id, received_at, event_index, event_id, code,"
-                       " message, raw) FROM STDIN",
-                       jobs, false);
+        rc = copy_dead_letters(c->conn, jobs);
         if (rc != 0)
             goto fail;
     }
