@@ -227,7 +227,17 @@ static bool key_set_take(key_set_t *set, const char *key)
 
 static void row_key(const collector_job_t *j, const collector_row_t *r, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s|%s|%s", j->store_id, r->key_day, r->event_id);
+    size_t n = strlen(j->store_id);
+    if (n + 1 + 10 + 1 + PE_EVENT_UUID_LEN + 1 > outlen) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, j->store_id, n);
+    out[n++] = '|';
+    memcpy(out + n, r->key_day, 10);
+    n += 10;
+    out[n++] = '|';
+    memcpy(out + n, r->event_id, PE_EVENT_UUID_LEN + 1);
 }
 
 /* Inserts the keys of every event of the commit and streams the events whose key was new.
@@ -241,18 +251,22 @@ static int store_events(pe_collector_t *c, collector_job_t *jobs, size_t nevents
     int rc = key_set_init(&fresh, nevents);
     if (rc != 0)
         return rc;
+    /* array literals {a,b,…}: plain appends, this runs once per event on the one writer */
     rc = pe_buf_puts(&stores, "{") | pe_buf_puts(&days, "{") | pe_buf_puts(&ids, "{");
-    bool first = true;
     for (collector_job_t *j = jobs; j; j = j->next) {
+        size_t store_len = strlen(j->store_id);
         for (size_t i = 0; i < j->nevents; i++) {
-            const char *sep = first ? "" : ",";
-            rc |= pe_buf_printf(&stores, "%s%s", sep, j->store_id);
-            rc |= pe_buf_printf(&days, "%s%s", sep, j->rows[i].key_day);
-            rc |= pe_buf_printf(&ids, "%s%s", sep, j->rows[i].event_id);
-            first = false;
+            rc |= pe_buf_append(&stores, j->store_id, store_len);
+            rc |= pe_buf_append(&stores, ",", 1);
+            rc |= pe_buf_append(&days, j->rows[i].key_day, 10);
+            rc |= pe_buf_append(&days, ",", 1);
+            rc |= pe_buf_append(&ids, j->rows[i].event_id, PE_EVENT_UUID_LEN);
+            rc |= pe_buf_append(&ids, ",", 1);
         }
     }
-    rc |= pe_buf_puts(&stores, "}") | pe_buf_puts(&days, "}") | pe_buf_puts(&ids, "}");
+    if (rc == 0) { /* the last ',' becomes the closing '}' */
+        stores.data[stores.len - 1] = days.data[days.len - 1] = ids.data[ids.len - 1] = '}';
+    }
     if (rc != 0) {
         rc = PE_ENOMEM;
         goto out;
