@@ -16,6 +16,13 @@ int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 int pe_api_web(pe_http_request_t *req);
+/* Serves web/<path> — the embedded copy, or PE_WEB_DIR's — as type with that Cache-Control.
+ * path must pass pe_api_web_path_safe. Returns 0 (replied), PE_ENOTFOUND or another PE_E… code
+ * (nothing replied). Shared by the dashboard and the SDK routes. */
+int pe_api_serve_file(pe_http_request_t *req, const char *path, const char *type,
+                      const char *cache);
+/* False for a path with a "..", "." or dot-file segment, an empty segment or a backslash. */
+bool pe_api_web_path_safe(const char *path);
 int pe_api_schema_events(pe_http_request_t *req);
 int pe_api_events_post(pe_http_request_t *req);
 /* Hands a validated envelope's events to the collector and answers when they are stored (or

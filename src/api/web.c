@@ -47,7 +47,7 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
-static bool safe_path(const char *path)
+bool pe_api_web_path_safe(const char *path)
 {
     if (strchr(path, '\\'))
         return false;
@@ -86,19 +86,21 @@ static const char *cache_control(const char *path)
     return strcmp(path, "index.html") == 0 ? "no-cache" : "public, max-age=300";
 }
 
-static int serve_embedded(pe_http_request_t *req, const char *path)
+static int serve_embedded(pe_http_request_t *req, const char *path, const char *type,
+                          const char *cache)
 {
     for (size_t i = 0; i < pe_embedded_web_count; i++) {
         if (strcmp(pe_embedded_web[i].path, path) == 0) {
-            pe_http_set_header(req, "Cache-Control", cache_control(path));
-            return pe_http_reply_static(req, 200, content_type(path), pe_embedded_web[i].data,
+            pe_http_set_header(req, "Cache-Control", cache);
+            return pe_http_reply_static(req, 200, type, pe_embedded_web[i].data,
                                         pe_embedded_web[i].len);
         }
     }
     return PE_ENOTFOUND;
 }
 
-static int serve_disk(pe_http_request_t *req, const char *dir, const char *path)
+static int serve_disk(pe_http_request_t *req, const char *dir, const char *path, const char *type,
+                      const char *cache)
 {
     char full[4096];
     if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, path) >= sizeof full)
@@ -125,8 +127,8 @@ static int serve_disk(pe_http_request_t *req, const char *dir, const char *path)
         }
         got += (size_t)n;
     }
-    pe_http_set_header(req, "Cache-Control", cache_control(path));
-    rc = pe_http_reply(req, 200, content_type(path), data, got);
+    pe_http_set_header(req, "Cache-Control", cache);
+    rc = pe_http_reply(req, 200, type, data, got);
 out:
     free(data);
     if (fd >= 0)
@@ -134,12 +136,17 @@ out:
     return rc;
 }
 
-static int serve(pe_http_request_t *req, const char *path)
+int pe_api_serve_file(pe_http_request_t *req, const char *path, const char *type, const char *cache)
 {
     pe_app_t *app = pe_http_app(req);
     if (app->cfg && app->cfg->web_dir)
-        return serve_disk(req, app->cfg->web_dir, path);
-    return serve_embedded(req, path);
+        return serve_disk(req, app->cfg->web_dir, path, type, cache);
+    return serve_embedded(req, path, type, cache);
+}
+
+static int serve(pe_http_request_t *req, const char *path)
+{
+    return pe_api_serve_file(req, path, content_type(path), cache_control(path));
 }
 
 int pe_api_web(pe_http_request_t *req)
@@ -148,7 +155,7 @@ int pe_api_web(pe_http_request_t *req)
     if (!path || path[0] == '\0')
         path = "index.html";
     /* Static routes get no default Cache-Control; a miss must not be cached like a file. */
-    if (reserved(path) || !safe_path(path)) {
+    if (reserved(path) || !pe_api_web_path_safe(path)) {
         pe_http_set_header(req, "Cache-Control", "no-store");
         return pe_http_reply_error(req, 404, "not_found", "no route for %s /%.200s",
                                    pe_http_method(req), path);
