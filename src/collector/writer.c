@@ -41,6 +41,7 @@
 
 #define ACQUIRE_TIMEOUT_MS 2000
 #define DL_SLOTS           1024
+#define SLOW_COMMIT_US     250000 /* a commit slower than this is logged with where time went */
 
 typedef struct {
     char store_id[PE_EVENT_ID_MAX + 1];
@@ -61,6 +62,7 @@ struct pe_collector {
     pe_db_conn_t *conn;
     dead_letter_slot_t dl[DL_SLOTS]; /* writer thread only */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
+    _Atomic uint64_t commit_us; /* time spent in successful commits */
 };
 
 /* Inserts the commit's keys; returns those that were new (see 0002_events.sql invariant 2). */
@@ -341,6 +343,7 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
         }
     }
 
+    int64_t start_us = pe_now_mono_us();
     int rc = ensure_connection(c);
     if (rc != 0)
         return rc;
@@ -353,6 +356,7 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
         if (rc != 0)
             goto fail;
     }
+    int64_t stored_us = pe_now_mono_us();
     if (nrejects) {
         rc = copy_dead_letters(c->conn, jobs);
         if (rc != 0)
@@ -374,6 +378,13 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
     rc = pe_db_commit(c->conn);
     if (rc != 0)
         goto fail;
+    int64_t end_us = pe_now_mono_us();
+    atomic_fetch_add(&c->commit_us, (uint64_t)(end_us - start_us));
+    if (end_us - start_us > SLOW_COMMIT_US)
+        pe_log(PE_LOG_WARN, "collector_slow_commit",
+               "%zu events, %zu dead letters: %.1f ms storing, %.1f ms in COMMIT", nevents,
+               nrejects, (double)(stored_us - start_us) / 1000.0,
+               (double)(end_us - stored_us) / 1000.0);
     atomic_fetch_add(&c->commits, 1);
     atomic_fetch_add(&c->stored, inserted);
     atomic_fetch_add(&c->duplicates, nevents - inserted);
@@ -500,6 +511,9 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         "# TYPE pe_collector_commits_total counter\n"
         "pe_collector_commits_total{result=\"ok\"} %llu\n"
         "pe_collector_commits_total{result=\"failed\"} %llu\n"
+        "# HELP pe_collector_commit_seconds_total Time spent in successful group commits.\n"
+        "# TYPE pe_collector_commit_seconds_total counter\n"
+        "pe_collector_commit_seconds_total %.6f\n"
         "# HELP pe_collector_queue_full_total Batches refused because the queue was full.\n"
         "# TYPE pe_collector_queue_full_total counter\n"
         "pe_collector_queue_full_total %llu\n"
@@ -509,6 +523,7 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         (unsigned long long)s.batches_total, (unsigned long long)s.events_stored_total,
         (unsigned long long)s.events_duplicate_total, (unsigned long long)s.events_rejected_total,
         (unsigned long long)s.commits_total, (unsigned long long)s.commit_failures_total,
-        (unsigned long long)s.queue_full_total, s.queued_events);
+        (double)atomic_load(&c->commit_us) / 1e6, (unsigned long long)s.queue_full_total,
+        s.queued_events);
     return rc;
 }
