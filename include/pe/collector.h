@@ -12,7 +12,7 @@
  *     JSON, reason code and message (bounded per store and hour; beyond the bound only counted).
  *  4. When PostgreSQL is unreachable or the queue is full the caller is told (PE_EUNAVAIL) and
  *     must answer 503 with Retry-After; never a success.
- *  5. Thread-safe: any HTTP thread may ingest; one writer thread talks to PostgreSQL.
+ *  5. Thread-safe: any HTTP thread may ingest; the writer threads talk to PostgreSQL.
  */
 #ifndef PE_COLLECTOR_H
 #define PE_COLLECTOR_H
@@ -37,6 +37,7 @@ typedef struct {
     unsigned window_ms;      /* how long the writer gathers requests into one commit (default 2) */
     size_t max_commit_events;           /* events per transaction (default 10000) */
     size_t dead_letters_per_store_hour; /* stored per store and hour (default 10000) */
+    unsigned writers; /* group-commit writer threads, each with a connection (default 2) */
 } pe_collector_config_t;
 
 /* One refused event of a batch. */

@@ -24,6 +24,7 @@ typedef struct collector_job {
     collector_row_t *rows; /* nevents entries */
     pe_buf_t rejects_copy; /* COPY text rows for events_rejected */
     size_t nrejects;
+    size_t dead_letters_dropped; /* over the per-store hourly bound: counted, not kept */
     size_t accepted;
     pe_collector_rejection_t *rejected; /* nrejects entries */
     pe_collector_done_fn done;

@@ -1,7 +1,8 @@
 /*
- * writer.c — the group-commit writer: one thread that gathers the batches of many requests for
- * a few milliseconds and stores them with one COPY per transaction, then tells every request
- * its outcome.
+ * writer.c — the group-commit writers: threads (2 by default) that each gather the batches of
+ * many requests for a few milliseconds and store them with one COPY per transaction, then tell
+ * every request its outcome. With two, one gathers and stores while the other waits for its
+ * COMMIT's fsync.
  *
  *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
  *                                                           │
@@ -23,8 +24,10 @@
  *     (the HTTP layer answers 503 with Retry-After) instead of growing memory.
  *  3. Dead letters beyond dead_letters_per_store_hour are counted in events_rejected_overflow
  *     instead of stored, so a flood of garbage cannot fill the disk.
- *  4. The writer holds one dedicated connection while it works; on any error it hands it back
- *     (rolled back) and takes one again for the next commit.
+ *  4. Each writer holds one connection while it works; on any error it hands it back (rolled
+ *     back) and takes one again for the next commit. Writers lock shared keys in sorted order,
+ *     so two commits carrying the same event cannot deadlock: the second waits for the first
+ *     and then finds the key taken.
  *  5. Idempotency costs one statement, not a second copy of the rows: the keys of the commit go
  *     to event_keys as three arrays (ON CONFLICT DO NOTHING RETURNING), and only the lines whose
  *     key came back new are streamed to events with COPY — each at most once, so a key twice in
@@ -43,12 +46,20 @@
 #define DL_SLOTS           1024
 #define SLOW_COMMIT_US     250000 /* a commit slower than this is logged with where time went */
 
+#define MAX_WRITERS 8
+
 typedef struct {
     char store_id[PE_EVENT_ID_MAX + 1];
     int64_t hour;
     size_t stored;
-    size_t dropped; /* not yet written to events_rejected_overflow */
 } dead_letter_slot_t;
+
+/* One writer thread and the connection it holds while it works. */
+typedef struct {
+    pe_collector_t *c;
+    pthread_t thread;
+    pe_db_conn_t *conn;
+} writer_t;
 
 struct pe_collector {
     pe_collector_config_t cfg;
@@ -57,10 +68,11 @@ struct pe_collector {
     collector_job_t *head, *tail;
     size_t queued_events;
     bool stopping;
-    bool joined; /* pe_collector_stop has joined (or is joining) the writer */
-    pthread_t thread;
-    pe_db_conn_t *conn;
-    dead_letter_slot_t dl[DL_SLOTS]; /* writer thread only */
+    bool joined; /* pe_collector_stop has joined (or is joining) the writers */
+    unsigned nwriters;
+    writer_t writers[MAX_WRITERS];
+    pthread_mutex_t dl_lock;
+    dead_letter_slot_t dl[DL_SLOTS]; /* guarded by dl_lock */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
     _Atomic uint64_t commit_us; /* time spent in successful commits */
 };
@@ -152,22 +164,21 @@ static dead_letter_slot_t *dl_slot(pe_collector_t *c, const char *store_id, int6
         snprintf(s->store_id, sizeof s->store_id, "%s", store_id);
         s->hour = hour;
         s->stored = 0;
-        s->dropped = 0;
     }
     return s;
 }
 
-static int ensure_connection(pe_collector_t *c)
+static int ensure_connection(writer_t *w)
 {
-    if (c->conn)
+    if (w->conn)
         return 0;
-    return pe_db_acquire(c->cfg.db, ACQUIRE_TIMEOUT_MS, &c->conn);
+    return pe_db_acquire(w->c->cfg.db, ACQUIRE_TIMEOUT_MS, &w->conn);
 }
 
-static void drop_connection(pe_collector_t *c)
+static void drop_connection(writer_t *w)
 {
-    pe_db_release(c->cfg.db, c->conn); /* rolls back an open transaction */
-    c->conn = NULL;
+    pe_db_release(w->c->cfg.db, w->conn); /* rolls back an open transaction */
+    w->conn = NULL;
 }
 
 /* A set of "store|day|id" keys: open addressing over a flat text of NUL-separated keys. */
@@ -244,27 +255,49 @@ static void row_key(const collector_job_t *j, const collector_row_t *r, char *ou
 
 /* Inserts the keys of every event of the commit and streams the events whose key was new.
  * *inserted counts them. */
-static int store_events(pe_collector_t *c, collector_job_t *jobs, size_t nevents,
-                        uint64_t *inserted)
+typedef struct {
+    const collector_job_t *job;
+    const collector_row_t *row;
+} key_ref_t;
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const key_ref_t *x = a, *y = b;
+    int d = strcmp(x->job->store_id, y->job->store_id);
+    if (d == 0)
+        d = memcmp(x->row->key_day, y->row->key_day, 10);
+    if (d == 0)
+        d = memcmp(x->row->event_id, y->row->event_id, PE_EVENT_UUID_LEN);
+    return d;
+}
+
+static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint64_t *inserted)
 {
     pe_buf_t stores = PE_BUF_INIT, days = PE_BUF_INIT, ids = PE_BUF_INIT;
     pe_db_result_t *res = NULL;
     key_set_t fresh;
+    key_ref_t *refs = malloc(nevents * sizeof *refs);
     int rc = key_set_init(&fresh, nevents);
-    if (rc != 0)
-        return rc;
-    /* array literals {a,b,…}: plain appends, this runs once per event on the one writer */
+    if (rc != 0 || !refs) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    /* Keys go in sorted order, so concurrent writers lock any keys they share in the same order
+     * and cannot deadlock on each other. */
+    size_t n = 0;
+    for (collector_job_t *j = jobs; j; j = j->next)
+        for (size_t i = 0; i < j->nevents; i++)
+            refs[n++] = (key_ref_t){j, &j->rows[i]};
+    qsort(refs, n, sizeof *refs, key_ref_cmp);
+    /* array literals {a,b,…}: plain appends, this runs once per event */
     rc = pe_buf_puts(&stores, "{") | pe_buf_puts(&days, "{") | pe_buf_puts(&ids, "{");
-    for (collector_job_t *j = jobs; j; j = j->next) {
-        size_t store_len = strlen(j->store_id);
-        for (size_t i = 0; i < j->nevents; i++) {
-            rc |= pe_buf_append(&stores, j->store_id, store_len);
-            rc |= pe_buf_append(&stores, ",", 1);
-            rc |= pe_buf_append(&days, j->rows[i].key_day, 10);
-            rc |= pe_buf_append(&days, ",", 1);
-            rc |= pe_buf_append(&ids, j->rows[i].event_id, PE_EVENT_UUID_LEN);
-            rc |= pe_buf_append(&ids, ",", 1);
-        }
+    for (size_t k = 0; k < n; k++) {
+        rc |= pe_buf_puts(&stores, refs[k].job->store_id);
+        rc |= pe_buf_append(&stores, ",", 1);
+        rc |= pe_buf_append(&days, refs[k].row->key_day, 10);
+        rc |= pe_buf_append(&days, ",", 1);
+        rc |= pe_buf_append(&ids, refs[k].row->event_id, PE_EVENT_UUID_LEN);
+        rc |= pe_buf_append(&ids, ",", 1);
     }
     if (rc == 0) { /* the last ',' becomes the closing '}' */
         stores.data[stores.len - 1] = days.data[days.len - 1] = ids.data[ids.len - 1] = '}';
@@ -274,7 +307,7 @@ static int store_events(pe_collector_t *c, collector_job_t *jobs, size_t nevents
         goto out;
     }
     const char *params[] = {stores.data, days.data, ids.data};
-    rc = pe_db_exec(c->conn, KEYS_SQL, 3, params, &res);
+    rc = pe_db_exec(w->conn, KEYS_SQL, 3, params, &res);
     if (rc != 0)
         goto out;
     for (size_t r = 0; r < pe_db_result_rows(res); r++) {
@@ -288,22 +321,23 @@ static int store_events(pe_collector_t *c, collector_job_t *jobs, size_t nevents
     *inserted = 0;
     if (pe_db_result_rows(res) == 0)
         goto out; /* every event was stored before: nothing to copy */
-    rc = pe_db_copy_begin(c->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
+    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
     for (collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
         for (size_t i = 0; rc == 0 && i < j->nevents; i++) {
             char key[160];
             row_key(j, &j->rows[i], key, sizeof key);
             if (!key_set_take(&fresh, key))
                 continue; /* stored before, or earlier in this commit */
-            rc = pe_db_copy_send(c->conn, j->events_copy.data + j->rows[i].offset, j->rows[i].len);
+            rc = pe_db_copy_send(w->conn, j->events_copy.data + j->rows[i].offset, j->rows[i].len);
             (*inserted)++;
         }
     }
     uint64_t rows = 0;
-    int end = pe_db_copy_end(c->conn, &rows);
+    int end = pe_db_copy_end(w->conn, &rows);
     if (rc == 0)
         rc = end;
 out:
+    free(refs);
     pe_db_result_free(res);
     key_set_free(&fresh);
     pe_buf_free(&stores);
@@ -325,16 +359,18 @@ static int copy_dead_letters(pe_db_conn_t *conn, collector_job_t *jobs)
 }
 
 /* One transaction for every taken job. Returns 0 or a PE_E… code. */
-static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
+static int commit_jobs(writer_t *w, collector_job_t *jobs)
 {
+    pe_collector_t *c = w->c;
     size_t nevents = 0, nrejects = 0;
     int64_t now_hour = pe_now_unix_us() / 3600000000LL;
+    pthread_mutex_lock(&c->dl_lock);
     for (collector_job_t *j = jobs; j; j = j->next) {
         nevents += j->nevents;
         if (j->nrejects) {
             dead_letter_slot_t *s = dl_slot(c, j->store_id, now_hour);
             if (s->stored + j->nrejects > c->cfg.dead_letters_per_store_hour) {
-                s->dropped += j->nrejects;
+                j->dead_letters_dropped = j->nrejects;
                 pe_buf_free(&j->rejects_copy); /* counted, not kept (invariant 3) */
             } else {
                 s->stored += j->nrejects;
@@ -342,40 +378,39 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
             }
         }
     }
+    pthread_mutex_unlock(&c->dl_lock);
 
     int64_t start_us = pe_now_mono_us();
-    int rc = ensure_connection(c);
+    int rc = ensure_connection(w);
     if (rc != 0)
         return rc;
-    rc = pe_db_begin(c->conn);
+    rc = pe_db_begin(w->conn);
     if (rc != 0)
         goto fail;
     uint64_t inserted = 0;
     if (nevents) {
-        rc = store_events(c, jobs, nevents, &inserted);
+        rc = store_events(w, jobs, nevents, &inserted);
         if (rc != 0)
             goto fail;
     }
     int64_t stored_us = pe_now_mono_us();
     if (nrejects) {
-        rc = copy_dead_letters(c->conn, jobs);
+        rc = copy_dead_letters(w->conn, jobs);
         if (rc != 0)
             goto fail;
     }
     for (collector_job_t *j = jobs; j; j = j->next) {
-        dead_letter_slot_t *s = dl_slot(c, j->store_id, now_hour);
-        if (!s->dropped)
+        if (!j->dead_letters_dropped)
             continue;
         char hour[32], dropped[32];
         snprintf(hour, sizeof hour, "%lld", (long long)(now_hour * 3600));
-        snprintf(dropped, sizeof dropped, "%zu", s->dropped);
+        snprintf(dropped, sizeof dropped, "%zu", j->dead_letters_dropped);
         const char *params[] = {j->store_id, hour, dropped};
-        rc = pe_db_exec(c->conn, OVERFLOW_SQL, 3, params, NULL);
+        rc = pe_db_exec(w->conn, OVERFLOW_SQL, 3, params, NULL);
         if (rc != 0)
             goto fail;
-        s->dropped = 0;
     }
-    rc = pe_db_commit(c->conn);
+    rc = pe_db_commit(w->conn);
     if (rc != 0)
         goto fail;
     int64_t end_us = pe_now_mono_us();
@@ -392,8 +427,8 @@ static int commit_jobs(pe_collector_t *c, collector_job_t *jobs)
     return 0;
 fail:
     pe_log(PE_LOG_WARN, "collector_commit_failed", "%s: %s", pe_strerror(rc),
-           pe_db_conn_error(c->conn));
-    drop_connection(c);
+           pe_db_conn_error(w->conn));
+    drop_connection(w);
     return rc;
 }
 
@@ -420,16 +455,26 @@ static void finish_jobs(pe_collector_t *c, collector_job_t *jobs, int rc)
 
 static void *writer_main(void *arg)
 {
-    pe_collector_t *c = arg;
+    writer_t *w = arg;
     for (;;) {
-        collector_job_t *jobs = take_jobs(c);
+        collector_job_t *jobs = take_jobs(w->c);
         if (!jobs)
             break;
-        finish_jobs(c, jobs, commit_jobs(c, jobs));
+        finish_jobs(w->c, jobs, commit_jobs(w, jobs));
     }
-    if (c->conn)
-        drop_connection(c);
+    if (w->conn)
+        drop_connection(w);
     return NULL;
+}
+
+static void join_writers(pe_collector_t *c, unsigned n)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true; /* the writers drain what is queued, then exit */
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(c->writers[i].thread, NULL);
 }
 
 pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
@@ -446,13 +491,24 @@ pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
         c->cfg.max_commit_events = 10000;
     if (!c->cfg.dead_letters_per_store_hour)
         c->cfg.dead_letters_per_store_hour = 10000;
+    if (!c->cfg.writers)
+        c->cfg.writers = 2;
+    if (c->cfg.writers > MAX_WRITERS)
+        c->cfg.writers = MAX_WRITERS;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->dl_lock, NULL);
     pthread_cond_init(&c->wake, NULL);
-    if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
-        pthread_cond_destroy(&c->wake);
-        pthread_mutex_destroy(&c->lock);
-        free(c);
-        return NULL;
+    for (c->nwriters = 0; c->nwriters < c->cfg.writers; c->nwriters++) {
+        writer_t *w = &c->writers[c->nwriters];
+        w->c = c;
+        if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+            join_writers(c, c->nwriters);
+            pthread_cond_destroy(&c->wake);
+            pthread_mutex_destroy(&c->dl_lock);
+            pthread_mutex_destroy(&c->lock);
+            free(c);
+            return NULL;
+        }
     }
     return c;
 }
@@ -461,12 +517,10 @@ void pe_collector_stop(pe_collector_t *c)
 {
     pthread_mutex_lock(&c->lock);
     bool joined = c->joined;
-    c->stopping = true; /* the writer drains what is queued, then exits */
     c->joined = true;
-    pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     if (!joined)
-        pthread_join(c->thread, NULL);
+        join_writers(c, c->nwriters);
 }
 
 void pe_collector_free(pe_collector_t *c)
@@ -475,6 +529,7 @@ void pe_collector_free(pe_collector_t *c)
         return;
     pe_collector_stop(c);
     pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->dl_lock);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
