@@ -24,10 +24,10 @@
 #include "pe/db.h"
 #include "pe/events.h"
 
-#define PE_COLLECTOR_MAX_EVENTS  500          /* per request */
-#define PE_COLLECTOR_MAX_BODY    (512 * 1024) /* per request */
-#define PE_COLLECTOR_MAX_AGE_S   (7 * 86400)  /* older events go to the dead letter */
-#define PE_COLLECTOR_MAX_AHEAD_S 3600         /* events further in the future too */
+#define PE_COLLECTOR_MAX_EVENTS  PE_EVENT_BATCH_MAX_EVENTS /* per request, as the schema says */
+#define PE_COLLECTOR_MAX_BODY    (512 * 1024)              /* per request */
+#define PE_COLLECTOR_MAX_AGE_S   (7 * 86400)               /* older events go to the dead letter */
+#define PE_COLLECTOR_MAX_AHEAD_S 3600                      /* events further in the future too */
 
 typedef struct pe_collector pe_collector_t;
 

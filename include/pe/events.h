@@ -29,7 +29,7 @@
 #define PE_EVENT_CUSTOM_MAX_DEPTH 3     /* nesting inside `custom` */
 #define PE_EVENT_CUSTOM_MAX_BYTES 4096
 #define PE_EVENT_MAX_ITEMS        500 /* checkout.order.completed items[] */
-#define PE_EVENT_BATCH_MAX_EVENTS 500 /* events[] per batch (= PE_COLLECTOR_MAX_EVENTS) */
+#define PE_EVENT_BATCH_MAX_EVENTS 500 /* events[] per batch (the collector's limit too) */
 #define PE_EVENT_UUID_LEN         36  /* eventId text: 8-4-4-4-12 hex digits */
 
 /* Funnel steps, in order. */

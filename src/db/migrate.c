@@ -257,6 +257,28 @@ static void end_session(pe_db_conn_t *conn, bool locked)
         conn->discard = true;
 }
 
+/* What both entry points do first: validate the file list, checksum it, take a connection.
+ * On success the caller owns *sums (free) and *conn (pe_db_release). */
+static int prepare(pe_db_pool_t *pool, const pe_embedded_file_t *files, size_t n, char **sums,
+                   pe_db_conn_t **conn, char *err, size_t errlen)
+{
+    errf(err, errlen, "%s", "");
+    int rc = check_files(files, n, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (pe_crypto_init() != 0) {
+        errf(err, errlen, "libsodium failed to initialise");
+        return PE_EINTERNAL;
+    }
+    *sums = checksums(files, n);
+    if (!*sums)
+        return PE_ENOMEM;
+    rc = pe_db_acquire(pool, ACQUIRE_MS, conn);
+    if (rc != 0)
+        errf(err, errlen, "no database connection: %s", pe_strerror(rc));
+    return rc;
+}
+
 int pe_db_migrate_files(pe_db_pool_t *pool, const pe_embedded_file_t *files, size_t n,
                         int *applied_out, char *err, size_t errlen)
 {
@@ -267,25 +289,9 @@ int pe_db_migrate_files(pe_db_pool_t *pool, const pe_embedded_file_t *files, siz
     pe_db_result_t *rows = NULL;
     bool locked = false;
 
-    errf(err, errlen, "%s", "");
-    rc = check_files(files, n, err, errlen);
+    rc = prepare(pool, files, n, &sums, &conn, err, errlen);
     if (rc != 0)
         goto out;
-    rc = pe_crypto_init();
-    if (rc != 0) {
-        errf(err, errlen, "libsodium failed to initialise");
-        goto out;
-    }
-    sums = checksums(files, n);
-    if (!sums) {
-        rc = PE_ENOMEM;
-        goto out;
-    }
-    rc = pe_db_acquire(pool, ACQUIRE_MS, &conn);
-    if (rc != 0) {
-        errf(err, errlen, "no database connection: %s", pe_strerror(rc));
-        goto out;
-    }
     rc = begin_session(conn, &locked, err, errlen);
     if (rc != 0)
         goto out;
@@ -331,23 +337,9 @@ int pe_db_migrations_current_files(pe_db_pool_t *pool, const pe_embedded_file_t 
     bool exists;
 
     *current = false;
-    errf(err, errlen, "%s", "");
-    rc = check_files(files, n, err, errlen);
+    rc = prepare(pool, files, n, &sums, &conn, err, errlen);
     if (rc != 0)
         goto out;
-    rc = pe_crypto_init();
-    if (rc != 0)
-        goto out;
-    sums = checksums(files, n);
-    if (!sums) {
-        rc = PE_ENOMEM;
-        goto out;
-    }
-    rc = pe_db_acquire(pool, ACQUIRE_MS, &conn);
-    if (rc != 0) {
-        errf(err, errlen, "no database connection: %s", pe_strerror(rc));
-        goto out;
-    }
     /* Asking first keeps an absent table ("nothing applied yet") out of the server's log. */
     rc = pe_db_exec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &rows);
     if (rc != 0) {

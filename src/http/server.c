@@ -645,8 +645,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return queue_reply(req);
 }
 
-static void access_log(pe_http_server_t *s, pe_http_request_t *req, double seconds,
-                       enum MHD_RequestTerminationCode toe)
+static void access_log(pe_http_request_t *req, double seconds, enum MHD_RequestTerminationCode toe)
 {
     if (!pe_log_enabled(PE_LOG_INFO))
         return;
@@ -673,7 +672,6 @@ static void access_log(pe_http_server_t *s, pe_http_request_t *req, double secon
                       req->queued ? req->status : 499, seconds * 1000.0, req->resp_len,
                       req->conn ? pe_http_remote_addr(req) : "",
                       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
-    (void)s;
     if (rc == 0)
         pe_log_raw(b.data, b.len);
     pe_buf_free(&b);
@@ -704,7 +702,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 
     if (req->method)
-        access_log(s, req, seconds, toe);
+        access_log(req, seconds, toe);
 
     if (!req->resp_static)
         free(req->resp_body);

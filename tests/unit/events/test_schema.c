@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pe/collector.h"
 #include "pe/events.h"
 #include "pe_test.h"
 
@@ -254,7 +253,6 @@ static void test_closed_objects(void **state)
 static void test_batch(void **state)
 {
     (void)state;
-    assert_int_equal(PE_EVENT_BATCH_MAX_EVENTS, PE_COLLECTOR_MAX_EVENTS);
     cJSON *j = export_schema();
     const cJSON *batch = at(at(j, "$defs"), "batch");
     const cJSON *events = at(at(batch, "properties"), "events");
