@@ -137,7 +137,8 @@ static int load_config(pe_config_t *cfg)
 
 static int run_maintenance(void *arg, char *err, size_t errlen)
 {
-    return pe_collector_maintain(arg, err, errlen);
+    const pe_app_t *app = arg;
+    return pe_collector_maintain(app->db, app->cfg->events_retention_days, err, errlen);
 }
 
 static int cmd_serve(const pe_config_t *cfg)
@@ -158,11 +159,17 @@ static int cmd_serve(const pe_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     app.db = pe_db_pool_new(cfg->database_url, cfg->db_pool_size);
-    pe_collector_config_t ccfg = {.db = app.db};
+    pe_collector_config_t ccfg = {
+        .db = app.db,
+        .writers = cfg->collector_writers,
+        .window_ms = cfg->collector_window_ms,
+        .retention_days = cfg->events_retention_days,
+    };
     app.collector = app.db ? pe_collector_new(&ccfg) : NULL;
+    app.keys = app.db ? pe_tenancy_key_cache_new(app.db) : NULL;
     app.redis = pe_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS, err, sizeof err);
     router = pe_router_new();
-    if (!app.db || !app.collector || !app.redis || !router) {
+    if (!app.db || !app.collector || !app.keys || !app.redis || !router) {
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
         goto out;
     }
@@ -200,7 +207,7 @@ static int cmd_serve(const pe_config_t *cfg)
                "migrations are pending; run 'profit-engine migrate' (/readyz reports 503)");
 
     const pe_job_t jobs[] = {
-        {"partition_maintenance", 3600, 5, run_maintenance, app.db},
+        {"partition_maintenance", 3600, 5, run_maintenance, &app},
     };
     scheduler = pe_scheduler_start(jobs, PE_ARRAY_LEN(jobs));
     if (!scheduler)
@@ -223,6 +230,7 @@ out:
     pe_collector_free(app.collector); /* after HTTP: late requests may still reach it */
     pe_router_free(router);
     pe_redis_free(app.redis);
+    pe_tenancy_key_cache_free(app.keys);
     pe_db_pool_free(app.db);
     return rc;
 }
@@ -256,7 +264,7 @@ static int cmd_maintain(const pe_config_t *cfg)
     if (!pool)
         return EXIT_FAILURE;
     char err[512] = "";
-    int rc = pe_collector_maintain(pool, err, sizeof err);
+    int rc = pe_collector_maintain(pool, cfg->events_retention_days, err, sizeof err);
     pe_db_pool_free(pool);
     if (rc != 0) {
         fprintf(stderr, "profit-engine: maintain: %s\n", err[0] ? err : pe_strerror(rc));

@@ -15,6 +15,7 @@
 #include "pe/db.h"
 #include "pe/http.h"
 #include "pe/redis.h"
+#include "pe/tenancy.h"
 
 /* The application: everything a handler may reach, built once by main.c. */
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
     pe_redis_t *redis;
     pe_http_server_t *http;
     pe_collector_t *collector;
+    pe_key_cache_t *keys; /* publishable keys in memory (NULL: every lookup asks PostgreSQL) */
     int64_t started_unix_us;
 } pe_app_t;
 

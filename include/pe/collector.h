@@ -28,6 +28,20 @@
 #define PE_COLLECTOR_MAX_BODY    (512 * 1024)              /* per request */
 #define PE_COLLECTOR_MAX_AGE_S   (7 * 86400)               /* older events go to the dead letter */
 #define PE_COLLECTOR_MAX_AHEAD_S 3600                      /* events further in the future too */
+/* Days raw events are kept unless configured otherwise (PE_EVENTS_RETENTION_DAYS). */
+#define PE_COLLECTOR_RETENTION_DAYS 400
+
+/* Where a batch comes from, which decides how its timestamps are read. */
+typedef enum {
+    /* Storefront traffic (publishable key): the client clock is corrected with sentAt against
+     * the receive time; events more than 7 days old or 1 hour ahead are refused. */
+    PE_COLLECTOR_LIVE = 0,
+    /* History sent server-to-server (secret key, `profit-engine simulate`, migrations from
+     * another tool): timestamps are taken as sent (no skew correction), as old as the retention
+     * allows; the daily partitions those days need are created on the way. Idempotent on the
+     * primary key of events (store, timestamp, eventId), which lives as long as the event. */
+    PE_COLLECTOR_IMPORT = 1,
+} pe_collector_mode_t;
 
 typedef struct pe_collector pe_collector_t;
 
@@ -37,7 +51,8 @@ typedef struct {
     unsigned window_ms;      /* how long the writer gathers requests into one commit (default 2) */
     size_t max_commit_events;           /* events per transaction (default 10000) */
     size_t dead_letters_per_store_hour; /* stored per store and hour (default 10000) */
-    unsigned writers; /* group-commit writer threads, each with a connection (default 2) */
+    unsigned writers;        /* group-commit writer threads, each with a connection (default 2) */
+    unsigned retention_days; /* how far back an import may reach (default 400) */
 } pe_collector_config_t;
 
 /* One refused event of a batch. */
@@ -69,13 +84,20 @@ void pe_collector_stop(pe_collector_t *c);
 void pe_collector_free(pe_collector_t *c);
 
 /* Ingests a batch for store_id: `events` is a JSON array of event objects (borrowed; the
- * collector copies what it keeps). batch_sent_at_us is the envelope's sentAt (0 = none),
- * received_at_us the server's receive time. Returns 0 when done() will be called, or a
- * PE_E… code when it will not (PE_EINVAL: not an array or more than PE_COLLECTOR_MAX_EVENTS;
- * PE_EUNAVAIL: queue full or stopped). Thread-safe. */
-int pe_collector_ingest(pe_collector_t *c, const char *store_id, const cJSON *events,
-                        int64_t batch_sent_at_us, int64_t received_at_us, pe_collector_done_fn done,
-                        void *arg);
+ * collector copies what it keeps). batch_sent_at_us is the envelope's sentAt (0 = none; ignored
+ * on import), received_at_us the server's receive time. Returns 0 when done() will be called,
+ * or a PE_E… code when it will not (PE_EINVAL: not an array or more than
+ * PE_COLLECTOR_MAX_EVENTS; PE_EUNAVAIL: queue full or stopped). Thread-safe. */
+int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+                        const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
+                        pe_collector_done_fn done, void *arg);
+
+/* The same, waiting for the outcome (for commands, not for HTTP threads): returns 0 once the
+ * batch is committed, with *accepted and *rejected counted (either may be NULL), or the PE_E…
+ * code of pe_collector_ingest or of the commit. Thread-safe; any number may wait at once. */
+int pe_collector_ingest_wait(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+                             const cJSON *events, int64_t received_at_us, size_t *accepted,
+                             size_t *rejected);
 
 typedef struct {
     uint64_t batches_total;
@@ -92,9 +114,9 @@ void pe_collector_stats(pe_collector_t *c, pe_collector_stats_t *out);
 /* Appends Prometheus text for the collector's counters. */
 int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out);
 
-/* Partition maintenance: creates partitions ahead and retires old ones (pg_partman), trims the
- * dead letter. Takes an advisory lock so only one instance runs it at a time (returns 0 without
- * work when another holds it). */
-int pe_collector_maintain(pe_db_pool_t *db, char *err, size_t errlen);
+/* Partition maintenance: sets the retention of events to retention_days, creates partitions
+ * ahead and retires old ones (pg_partman), trims the dead letter. Takes an advisory lock so only
+ * one instance runs it at a time (returns 0 without work when another holds it). */
+int pe_collector_maintain(pe_db_pool_t *db, unsigned retention_days, char *err, size_t errlen);
 
 #endif /* PE_COLLECTOR_H */

@@ -57,6 +57,9 @@ typedef struct {
         NULL, 0, 0                                                                                 \
     }
 
+/* Makes room for `extra` more bytes without changing the contents (one allocation instead of
+ * a series of doublings when the final size is roughly known). Returns 0 or PE_ENOMEM. */
+int pe_buf_reserve(pe_buf_t *b, size_t extra);
 /* Appends n bytes; keeps data NUL-terminated. Returns 0 or PE_ENOMEM. */
 int pe_buf_append(pe_buf_t *b, const void *p, size_t n);
 /* Appends a C string. Returns 0 or PE_ENOMEM. */
@@ -95,17 +98,20 @@ const char *pe_log_level_name(pe_log_level_t level);
 
 /* The read-only configuration built once at start-up from PE_* variables. */
 typedef struct {
-    char *database_url;        /* PE_DATABASE_URL, libpq conninfo or URI ("" = libpq defaults) */
-    char *redis_url;           /* PE_REDIS_URL, redis://host:port[/db] or unix:///path */
-    char listen_host[256];     /* PE_LISTEN host part */
-    uint16_t listen_port;      /* PE_LISTEN port part (0 = any free port) */
-    pe_log_level_t log_level;  /* PE_LOG_LEVEL */
-    char *web_dir;             /* PE_WEB_DIR, NULL = the embedded dashboard */
-    unsigned http_threads;     /* PE_HTTP_THREADS, 0 = number of CPUs */
-    unsigned max_connections;  /* PE_MAX_CONNECTIONS */
-    unsigned conn_timeout_s;   /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
-    unsigned db_pool_size;     /* PE_DB_POOL_SIZE */
-    unsigned shutdown_grace_s; /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
+    char *database_url;         /* PE_DATABASE_URL, libpq conninfo or URI ("" = libpq defaults) */
+    char *redis_url;            /* PE_REDIS_URL, redis://host:port[/db] or unix:///path */
+    char listen_host[256];      /* PE_LISTEN host part */
+    uint16_t listen_port;       /* PE_LISTEN port part (0 = any free port) */
+    pe_log_level_t log_level;   /* PE_LOG_LEVEL */
+    char *web_dir;              /* PE_WEB_DIR, NULL = the embedded dashboard */
+    unsigned http_threads;      /* PE_HTTP_THREADS, 0 = number of CPUs */
+    unsigned max_connections;   /* PE_MAX_CONNECTIONS */
+    unsigned conn_timeout_s;    /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
+    unsigned db_pool_size;      /* PE_DB_POOL_SIZE */
+    unsigned shutdown_grace_s;  /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
+    unsigned collector_writers; /* PE_COLLECTOR_WRITERS: group-commit writer threads */
+    unsigned collector_window_ms;   /* PE_COLLECTOR_WINDOW_MS: how long a writer gathers */
+    unsigned events_retention_days; /* PE_EVENTS_RETENTION_DAYS: raw events kept, in days */
 } pe_config_t;
 
 /* Fills cfg from the environment (getenv). On a bad value returns PE_EINVAL and writes a

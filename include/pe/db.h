@@ -93,6 +93,26 @@ bool pe_db_result_isnull(const pe_db_result_t *res, size_t row, size_t col);
 uint64_t pe_db_result_affected(const pe_db_result_t *res);
 void pe_db_result_free(pe_db_result_t *res);
 
+/* ---- notifications (LISTEN) ---------------------------------------------------------------------
+ */
+
+/* A thread that holds one connection of the pool's settings (not counted in the pool), LISTENs
+ * on a channel and calls fn for every notification. fn(arg, payload) runs on the listener's
+ * thread; payload NULL means "notifications may have been missed" (the connection was lost or
+ * has just been made): whoever caches must forget everything. It reconnects on its own. */
+typedef struct pe_db_listener pe_db_listener_t;
+typedef void (*pe_db_notify_fn)(void *arg, const char *payload);
+
+/* channel: [a-z_]{1,63}. Returns NULL on ENOMEM, a bad channel, or when the thread cannot
+ * start; a database that cannot be reached yet is not an error (the thread keeps trying). */
+pe_db_listener_t *pe_db_listener_start(pe_db_pool_t *pool, const char *channel, pe_db_notify_fn fn,
+                                       void *arg);
+/* True while the listener is connected and listening: only then is a cache it keeps fresh
+ * trustworthy. Thread-safe. */
+bool pe_db_listener_live(const pe_db_listener_t *l);
+/* Stops the thread (within ~0.2 s), closes the connection, frees. Accepts NULL. */
+void pe_db_listener_stop(pe_db_listener_t *l);
+
 /* ---- migrations ------------------------------------------------------------------------------ */
 
 /* Applies every embedded migration (sql/migrations/NNNN_name.sql) not yet recorded in

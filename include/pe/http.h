@@ -29,6 +29,7 @@ typedef enum {
     PE_AUTH_NONE = 0,    /* public */
     PE_AUTH_PUBLISHABLE, /* a publishable key (storefront); a secret key is refused */
     PE_AUTH_ADMIN,       /* a secret key or a merchant session */
+    PE_AUTH_SECRET,      /* a secret key only (server-to-server writes such as imports) */
     PE_AUTH_SESSION,     /* a merchant session only */
 } pe_auth_kind_t;
 
@@ -169,6 +170,8 @@ const char *pe_http_path(const pe_http_request_t *req);
 const char *pe_http_param(const pe_http_request_t *req, const char *name);
 /* A decoded query parameter, or NULL. */
 const char *pe_http_query(const pe_http_request_t *req, const char *name);
+/* Every decoded query parameter, in order (borrowed; lives as long as the request). */
+const pe_http_query_t *pe_http_query_params(const pe_http_request_t *req);
 /* A request header (case-insensitive), or NULL. */
 const char *pe_http_header(const pe_http_request_t *req, const char *name);
 /* A cookie value, or NULL. */

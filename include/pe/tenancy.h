@@ -56,6 +56,27 @@ int pe_tenancy_key_revoke(pe_db_pool_t *pool, const char *store_id, const char *
 int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_id[PE_ID_LEN],
                                 pe_key_kind_t *kind);
 
+/* An in-process cache of publishable keys, the one credential on the hot path (every
+ * storefront event batch, every flag evaluation). Kept fresh by LISTEN pe_api_keys (migration
+ * 0003): a revoked key is evicted when the revocation commits, on every instance; while the
+ * listener is not connected the cache is bypassed. Secret keys are never cached. */
+typedef struct pe_key_cache pe_key_cache_t;
+
+/* Starts the cache and its listener. Returns NULL on ENOMEM / thread failure. */
+pe_key_cache_t *pe_tenancy_key_cache_new(pe_db_pool_t *pool);
+/* Stops the listener and frees. Accepts NULL. */
+void pe_tenancy_key_cache_free(pe_key_cache_t *cache);
+/* pe_tenancy_key_authenticate through the cache (cache may be NULL: straight to the database).
+ * Thread-safe. */
+int pe_tenancy_key_authenticate_cached(pe_key_cache_t *cache, pe_db_pool_t *pool, const char *key,
+                                       char store_id[PE_ID_LEN], pe_key_kind_t *kind);
+
+typedef struct {
+    uint64_t hits, misses, evictions;
+    bool live; /* the listener is connected: the cache is in use */
+} pe_key_cache_stats_t;
+void pe_tenancy_key_cache_stats(pe_key_cache_t *cache, pe_key_cache_stats_t *out);
+
 /* Creates a merchant user (email normalised to lower case, 3..254 bytes, one '@'; password
  * 8..1024 bytes) and makes it a member of store_id. An existing user with that email is added to
  * the store only when password matches. Returns 0 and the user id, PE_EINVAL (err), PE_ECONFLICT

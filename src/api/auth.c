@@ -57,7 +57,7 @@ static int authenticate_key(pe_app_t *app, pe_http_request_t *req, const char *k
 {
     char store_id[PE_ID_LEN];
     pe_key_kind_t kind;
-    int rc = pe_tenancy_key_authenticate(app->db, key, store_id, &kind);
+    int rc = pe_tenancy_key_authenticate_cached(app->keys, app->db, key, store_id, &kind);
     if (rc == PE_EUNAUTH)
         return refuse(req, rc, "the API key is unknown or revoked");
     if (rc != 0)
@@ -66,8 +66,7 @@ static int authenticate_key(pe_app_t *app, pe_http_request_t *req, const char *k
         return refuse(req, PE_EFORBIDDEN,
                       want == PE_KEY_PUBLISHABLE
                           ? "storefront routes take a publishable key (pk_…), never a secret key"
-                          : "the admin API takes a secret key (sk_…) or a session, not a "
-                            "publishable key");
+                          : "this route takes a secret key (sk_…), never a publishable key");
     out->principal = kind == PE_KEY_SECRET ? PE_PRINCIPAL_SECRET_KEY : PE_PRINCIPAL_PUBLISHABLE_KEY;
     snprintf(out->store_id, sizeof out->store_id, "%s", store_id);
     return 0;
@@ -139,6 +138,11 @@ int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t requi
         else
             return refuse(req, PE_EUNAUTH,
                           "send a secret key as 'Authorization: Bearer sk_…' or sign in");
+        break;
+    case PE_AUTH_SECRET:
+        if (!bearer)
+            return refuse(req, PE_EUNAUTH, "send a secret key as 'Authorization: Bearer sk_…'");
+        rc = authenticate_key(app, req, bearer, PE_KEY_SECRET, out);
         break;
     case PE_AUTH_SESSION:
         rc = authenticate_session(app, req, out);

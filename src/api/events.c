@@ -9,7 +9,9 @@
  *  2. A malformed request (not JSON, not {"events":[…]}, more than 500 events) is a 4xx and
  *     stores nothing.
  *
- * pe_api_ingest_for is also the way in for the Segment-compatible routes (segment.c), which
+ * POST /v1/import (secret key) takes the same envelope for history: timestamps as sent, up to
+ * 400 days old (pe_collector_mode_t). pe_api_ingest_for is also the way in for the
+ * Segment-compatible routes (segment.c), which
  * authenticate the store themselves and answer in Segment's shape ({"success":true,…}).
  */
 #include <stdio.h>
@@ -77,20 +79,14 @@ static void on_stored_segment(void *arg, const pe_collector_result_t *result)
     pe_http_resume(req);
 }
 
-int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us)
-{
-    return pe_api_ingest_for(req, pe_http_auth(req)->store_id, events, batch_sent_at_us,
-                             PE_API_REPLY_NATIVE);
-}
-
-int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, const cJSON *events,
-                      int64_t batch_sent_at_us, pe_api_reply_style_t style)
+int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, pe_collector_mode_t mode,
+                      const cJSON *events, int64_t batch_sent_at_us, pe_api_reply_style_t style)
 {
     pe_app_t *app = pe_http_app(req);
     pe_http_suspend(req);
-    int rc =
-        pe_collector_ingest(app->collector, store_id, events, batch_sent_at_us, pe_now_unix_us(),
-                            style == PE_API_REPLY_SEGMENT ? on_stored_segment : on_stored, req);
+    int rc = pe_collector_ingest(
+        app->collector, store_id, mode, events, batch_sent_at_us, pe_now_unix_us(),
+        style == PE_API_REPLY_SEGMENT ? on_stored_segment : on_stored, req);
     if (rc == 0)
         return 0; /* on_stored answers */
     if (rc == PE_EINVAL)
@@ -104,7 +100,8 @@ int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, const cJSON 
     return 0;
 }
 
-int pe_api_events_post(pe_http_request_t *req)
+/* The native envelope {"events":[…],"sentAt"?} of /v1/events and /v1/import. */
+static int events_envelope(pe_http_request_t *req, pe_collector_mode_t mode)
 {
     cJSON *body = pe_http_json_body(req);
     if (!body)
@@ -132,5 +129,16 @@ int pe_api_events_post(pe_http_request_t *req)
     if (s && (!cJSON_IsString(s) || pe_time_parse_rfc3339(s->valuestring, &sent_at) != 0))
         return pe_http_reply_error(req, 400, "invalid_request",
                                    "sentAt: must be an RFC 3339 timestamp");
-    return pe_api_ingest(req, events, sent_at);
+    return pe_api_ingest_for(req, pe_http_auth(req)->store_id, mode, events, sent_at,
+                             PE_API_REPLY_NATIVE);
+}
+
+int pe_api_events_post(pe_http_request_t *req)
+{
+    return events_envelope(req, PE_COLLECTOR_LIVE);
+}
+
+int pe_api_import_post(pe_http_request_t *req)
+{
+    return events_envelope(req, PE_COLLECTOR_IMPORT);
 }

@@ -99,6 +99,22 @@ int pe_api_metrics(pe_http_request_t *req)
         "pe_redis_reconnects_total %llu\n",
         st.size, st.open, st.in_use, st.waiting, (unsigned long long)st.acquired_total,
         (unsigned long long)st.timeouts_total, (unsigned long long)pe_redis_reconnects(app->redis));
+    pe_key_cache_stats_t ks;
+    pe_tenancy_key_cache_stats(app->keys, &ks);
+    rc |= pe_buf_printf(
+        &b,
+        "# HELP pe_key_cache_lookups_total Publishable-key lookups answered from memory or not.\n"
+        "# TYPE pe_key_cache_lookups_total counter\n"
+        "pe_key_cache_lookups_total{result=\"hit\"} %llu\n"
+        "pe_key_cache_lookups_total{result=\"miss\"} %llu\n"
+        "# HELP pe_key_cache_evictions_total Key changes heard (NOTIFY pe_api_keys) and resets.\n"
+        "# TYPE pe_key_cache_evictions_total counter\n"
+        "pe_key_cache_evictions_total %llu\n"
+        "# HELP pe_key_cache_live 1 while the cache listens for key changes (else bypassed).\n"
+        "# TYPE pe_key_cache_live gauge\n"
+        "pe_key_cache_live %d\n",
+        (unsigned long long)ks.hits, (unsigned long long)ks.misses,
+        (unsigned long long)ks.evictions, ks.live ? 1 : 0);
     rc |= pe_collector_metrics(app->collector, &b);
     rc |= pe_http_server_metrics(app->http, &b);
     if (rc != 0) {

@@ -15,6 +15,9 @@ static const pe_http_route_t ROUTES[] = {
     /* storefront ingestion */
     {"POST", "/v1/events", pe_api_events_post, PE_AUTH_PUBLISHABLE, PE_COLLECTOR_MAX_BODY,
      PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    /* history, server-to-server: timestamps as sent, up to 400 days old */
+    {"POST", "/v1/import", pe_api_import_post, PE_AUTH_SECRET, PE_COLLECTOR_MAX_BODY,
+     PE_ROUTE_JSON_BODY, NULL},
     /* Segment HTTP Tracking API: the write key may be in the body, so the handlers authenticate */
     {"POST", "/v1/batch", pe_api_segment_batch, PE_AUTH_NONE, PE_SEGMENT_MAX_BATCH,
      PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},

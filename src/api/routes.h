@@ -15,6 +15,13 @@ int pe_api_login(pe_http_request_t *req);
 int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
+/* The metrics API (metrics.c): overview, funnel, a funnel step's breakdown. */
+int pe_api_metrics_overview(pe_http_request_t *req);
+int pe_api_metrics_funnel(pe_http_request_t *req);
+int pe_api_metrics_breakdown(pe_http_request_t *req);
+/* The product catalogue (products.c). */
+int pe_api_products_put(pe_http_request_t *req);
+int pe_api_products_get(pe_http_request_t *req);
 int pe_api_web(pe_http_request_t *req);
 /* Serves web/<path> — the embedded copy, or PE_WEB_DIR's — as type with that Cache-Control.
  * path must pass pe_api_web_path_safe. Returns 0 (replied), PE_ENOTFOUND or another PE_E… code
@@ -25,14 +32,14 @@ int pe_api_serve_file(pe_http_request_t *req, const char *path, const char *type
 bool pe_api_web_path_safe(const char *path);
 int pe_api_schema_events(pe_http_request_t *req);
 int pe_api_events_post(pe_http_request_t *req);
-/* Hands a validated envelope's events to the collector and answers when they are stored (or
- * not); shared by the native and the Segment-compatible endpoints. Always replies. */
-int pe_api_ingest(pe_http_request_t *req, const cJSON *events, int64_t batch_sent_at_us);
-/* The same for a caller that authenticated the store itself (Segment routes authenticate in
- * the handler); style SEGMENT adds Segment's "success":true to the 200 answer. */
+int pe_api_import_post(pe_http_request_t *req);
+/* Hands a validated envelope's events for store_id to the collector and answers when they are
+ * stored (or not); shared by the native and the Segment-compatible endpoints (which
+ * authenticate the store themselves). Style SEGMENT adds Segment's "success":true to the 200
+ * answer. Always replies. */
 typedef enum { PE_API_REPLY_NATIVE = 0, PE_API_REPLY_SEGMENT } pe_api_reply_style_t;
-int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, const cJSON *events,
-                      int64_t batch_sent_at_us, pe_api_reply_style_t style);
+int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, pe_collector_mode_t mode,
+                      const cJSON *events, int64_t batch_sent_at_us, pe_api_reply_style_t style);
 /* The collector's answer to a batch: 200 {"accepted","rejected"} or 503 + Retry-After. */
 void pe_api_reply_ingest(pe_http_request_t *req, const pe_collector_result_t *result);
 

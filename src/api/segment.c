@@ -1048,7 +1048,8 @@ static int segment_post(pe_http_request_t *req, const char *type)
         }
     }
     /* Answers now or from the collector's done callback; req is not ours after this call. */
-    rc = pe_api_ingest_for(req, auth.store_id, events, batch_sent_at_us, PE_API_REPLY_SEGMENT);
+    rc = pe_api_ingest_for(req, auth.store_id, PE_COLLECTOR_LIVE, events, batch_sent_at_us,
+                           PE_API_REPLY_SEGMENT);
 out:
     cJSON_Delete(events);
     free(scratch);

@@ -7,18 +7,27 @@
 
 #include "pe/collector.h"
 
-/* One accepted event of a job: where its COPY line is, and its idempotency key. */
+/* One accepted event of a job: where its COPY line is, and its idempotency key: live events
+ * are keyed by (store, key_day, event_id) in event_keys; imported ones by the primary key of
+ * events itself, (store, occurred_at, event_id), which lives as long as the event does. */
 typedef struct {
     size_t offset, len; /* of its line in events_copy */
     char key_day[11];   /* YYYY-MM-DD */
     char event_id[PE_EVENT_UUID_LEN + 1];
+    char occurred[32]; /* import only: occurred_at as COPY text */
 } collector_row_t;
 
 /* One request's batch, encoded for COPY by the ingesting thread so the writer only streams. */
 typedef struct collector_job {
     struct collector_job *next;
     char store_id[PE_EVENT_ID_MAX + 1];
+    pe_collector_mode_t mode;
+    unsigned retention_days; /* import: how far back */
     int64_t received_at_us;
+    /* On import: the UTC days (days since 1970-01-01) of the accepted events, distinct, so the
+     * writer can make sure their partitions exist before it stores them. */
+    int32_t *days;
+    size_t ndays;
     pe_buf_t events_copy; /* COPY text rows for events */
     size_t nevents;
     collector_row_t *rows; /* nevents entries */
@@ -32,6 +41,12 @@ typedef struct collector_job {
 } collector_job_t;
 
 void collector_job_free(collector_job_t *job);
+/* The collector's configured retention in days (for an import's window). */
+unsigned collector_retention_days(const pe_collector_t *c);
+/* Makes sure the daily partitions of events exist for every day of the job
+ * (import only; a no-op for days already made sure of). Runs outside the commit's transaction
+ * on the writer's connection. Returns 0 or a PE_E… code. */
+int collector_ensure_partitions(pe_collector_t *c, pe_db_conn_t *conn, const collector_job_t *job);
 /* Hands a job to the writer (which then owns it). Returns 0 or PE_EUNAVAIL (queue full or
  * stopping; the caller still owns the job). */
 int collector_enqueue(pe_collector_t *c, collector_job_t *job);

@@ -7,10 +7,15 @@
  *  1. Every element of the batch ends in exactly one of: an accepted row, a dead-letter row
  *     (with its index, eventId when it has one, code and message).
  *  2. Nothing here keeps a pointer into the caller's cJSON tree after returning.
- *  3. Clock skew: occurred_at = receivedAt − (sentAt − timestamp) when sentAt is known (the
+ *  3. Live traffic: occurred_at = receivedAt − (sentAt − timestamp) when sentAt is known (the
  *     event's own, else the batch's), else timestamp; outside [receivedAt − 7 days,
- *     receivedAt + 1 hour] the event is refused (too_old / in_future).
+ *     receivedAt + 1 hour] the event is refused (too_old / in_future). An import takes the
+ *     timestamp as sent, within [receivedAt − 400 days, receivedAt + 1 hour], and lists the
+ *     UTC days it touches so the writer can make their partitions exist first.
+ *  4. Per event, the hot path allocates nothing beyond the job's growing buffers: timestamps
+ *     are formatted by arithmetic and JSON values are written straight into the COPY text.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,27 +35,68 @@ void collector_job_free(collector_job_t *job)
     pe_buf_free(&job->rejects_copy);
     free(job->rejected);
     free(job->rows);
+    free(job->days);
     free(job);
 }
 
-/* "2026-11-24 10:00:00.123456+00", the text form COPY reads for timestamptz. */
-static void format_ts(int64_t unix_us, char *out, size_t outlen)
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
-    int64_t secs = unix_us >= 0 ? unix_us / 1000000 : (unix_us - 999999) / 1000000;
-    int64_t frac = unix_us - secs * 1000000;
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)frac);
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-static void format_day(int64_t unix_us, char *out, size_t outlen)
+static int64_t floor_div(int64_t a, int64_t b)
 {
-    time_t t = (time_t)(unix_us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+static char *put_digits(char *p, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + width;
+}
+
+/* "2026-11-24", the text form COPY reads for date; out has room for 11 bytes. Runs for every
+ * event, so it is arithmetic rather than gmtime_r (which takes glibc's time-zone lock) and
+ * snprintf. Years outside 0…9999 cannot reach it: the collector's windows are days wide. */
+static size_t format_day(int64_t unix_us, char *out)
+{
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(floor_div(unix_us, US_PER_DAY), &y, &m, &d);
+    char *p = put_digits(out, (uint64_t)(y < 0 ? 0 : y > 9999 ? 9999 : y), 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+/* "2026-11-24 10:00:00.123456+00", the text form COPY reads for timestamptz (32 bytes). */
+static void format_ts(int64_t unix_us, char *out)
+{
+    char *p = out + format_day(unix_us, out);
+    int64_t us = unix_us - floor_div(unix_us, US_PER_DAY) * US_PER_DAY;
+    int64_t secs = us / 1000000;
+    *p++ = ' ';
+    p = put_digits(p, (uint64_t)(secs / 3600), 2);
+    *p++ = ':';
+    p = put_digits(p, (uint64_t)(secs / 60 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (uint64_t)(secs % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (uint64_t)(us % 1000000), 6);
+    memcpy(p, "+00", 4);
 }
 
 static int put_field(pe_buf_t *b, const char *s, bool last)
@@ -59,38 +105,151 @@ static int put_field(pe_buf_t *b, const char *s, bool last)
     return rc | pe_buf_append(b, last ? "\n" : "\t", 1);
 }
 
+/* JSON text, written straight into a COPY field: JSON escapes every control byte itself, so
+ * the only byte COPY treats specially that JSON text can hold is the backslash, which is
+ * doubled. One pass, no intermediate string (this runs for three values of every event). */
+static int put_json_string(pe_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = pe_buf_append(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc |= pe_buf_append(b, run, (size_t)(s - run));
+        run = s + 1;
+        switch (c) {
+        case '"':
+            rc |= pe_buf_append(b, "\\\\\"", 3);
+            break;
+        case '\\':
+            rc |= pe_buf_append(b, "\\\\\\\\", 4);
+            break;
+        case '\n':
+            rc |= pe_buf_append(b, "\\\\n", 3);
+            break;
+        case '\r':
+            rc |= pe_buf_append(b, "\\\\r", 3);
+            break;
+        case '\t':
+            rc |= pe_buf_append(b, "\\\\t", 3);
+            break;
+        default: {
+            char u[7] = {'\\', '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc |= pe_buf_append(b, u, sizeof u);
+        }
+        }
+    }
+    rc |= pe_buf_append(b, run, (size_t)(s - run));
+    return rc | pe_buf_append(b, "\"", 1);
+}
+
+static int put_json_number(pe_buf_t *b, double d)
+{
+    char text[32];
+    int n;
+    if (!isfinite(d))
+        return pe_buf_append(b, "null", 4); /* as cJSON prints it */
+    if (d == trunc(d) && fabs(d) < 1e15) {
+        uint64_t v = (uint64_t)(d < 0 ? -d : d);
+        char *end = text + sizeof text, *p = end;
+        do
+            *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        if (d < 0)
+            *--p = '-';
+        return pe_buf_append(b, p, (size_t)(end - p));
+    }
+    /* the shortest of 15 or 17 significant digits that reads back as the same double */
+    n = snprintf(text, sizeof text, "%.15g", d);
+    if (strtod(text, NULL) != d)
+        n = snprintf(text, sizeof text, "%.17g", d);
+    return pe_buf_append(b, text, (size_t)n);
+}
+
+static int put_json_value(pe_buf_t *b, const cJSON *j)
+{
+    int rc = 0;
+    if (cJSON_IsString(j))
+        return put_json_string(b, j->valuestring);
+    if (cJSON_IsNumber(j))
+        return put_json_number(b, j->valuedouble);
+    if (cJSON_IsTrue(j))
+        return pe_buf_append(b, "true", 4);
+    if (cJSON_IsFalse(j))
+        return pe_buf_append(b, "false", 5);
+    if (cJSON_IsArray(j) || cJSON_IsObject(j)) {
+        bool object = cJSON_IsObject(j);
+        rc |= pe_buf_append(b, object ? "{" : "[", 1);
+        for (const cJSON *item = j->child; item; item = item->next) {
+            if (item != j->child)
+                rc |= pe_buf_append(b, ",", 1);
+            if (object) {
+                rc |= put_json_string(b, item->string);
+                rc |= pe_buf_append(b, ":", 1);
+            }
+            rc |= put_json_value(b, item); /* depth is bounded by the parser (pe_json_parse) */
+        }
+        return rc | pe_buf_append(b, object ? "}" : "]", 1);
+    }
+    return pe_buf_append(b, "null", 4);
+}
+
 static int put_json(pe_buf_t *b, const cJSON *j, bool last)
 {
     if (!j)
         return put_field(b, NULL, last);
-    char *text = cJSON_PrintUnformatted(j);
-    if (!text)
-        return PE_ENOMEM;
-    int rc = put_field(b, text, last);
-    free(text);
-    return rc;
+    return put_json_value(b, j) | pe_buf_append(b, last ? "\n" : "\t", 1);
+}
+
+/* Remembers an import's UTC day (a short list: a batch spans few days). */
+static int note_day(collector_job_t *job, int32_t day)
+{
+    for (size_t i = 0; i < job->ndays; i++)
+        if (job->days[i] == day)
+            return 0;
+    /* room for 4, then doubled whenever full (the count is a power of two) */
+    if (job->ndays == 0 || (job->ndays >= 4 && (job->ndays & (job->ndays - 1)) == 0)) {
+        int32_t *days = realloc(job->days, (job->ndays ? job->ndays * 2 : 4) * sizeof *days);
+        if (!days)
+            return PE_ENOMEM;
+        job->days = days;
+    }
+    job->days[job->ndays++] = day;
+    return 0;
 }
 
 static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occurred_us)
 {
-    char occurred[64], client[64], received[64], day[32], funnel[4];
+    char occurred[32], client[32], received[32], day[11];
+    char funnel[2] = {(char)('0' + ev->def->funnel_step), '\0'};
     char event_id[PE_EVENT_UUID_LEN + 1];
-    format_ts(occurred_us, occurred, sizeof occurred);
-    format_ts(ev->timestamp_us, client, sizeof client);
-    format_ts(job->received_at_us, received, sizeof received);
-    /* The idempotency key's day: the client's own timestamp (identical on every retry), clamped
-     * into the window whose key partitions exist (0002_events.sql, invariant 2). */
+    format_ts(occurred_us, occurred);
+    format_ts(ev->timestamp_us, client);
+    format_ts(job->received_at_us, received);
+    /* The idempotency key's day: the client's own timestamp (identical on every retry). Live
+     * traffic clamps it into the window whose key partitions exist (0002_events.sql, invariant
+     * 2); an import makes its days' partitions exist instead (collector_ensure_partitions). */
     int64_t key_us = ev->timestamp_us;
-    int64_t lo = job->received_at_us - 8 * US_PER_DAY, hi = job->received_at_us + 2 * US_PER_DAY;
-    key_us = key_us < lo ? lo : key_us > hi ? hi : key_us;
-    format_day(key_us, day, sizeof day);
-    snprintf(funnel, sizeof funnel, "%d", (int)ev->def->funnel_step);
+    if (job->mode == PE_COLLECTOR_LIVE) {
+        int64_t lo = job->received_at_us - 8 * US_PER_DAY;
+        int64_t hi = job->received_at_us + 2 * US_PER_DAY;
+        key_us = key_us < lo ? lo : key_us > hi ? hi : key_us;
+    } else {
+        int rc = note_day(job, (int32_t)floor_div(occurred_us, US_PER_DAY));
+        if (rc != 0)
+            return rc;
+    }
+    format_day(key_us, day);
     pe_event_id_canonical(ev->event_id, event_id);
 
     pe_buf_t *b = &job->events_copy;
     collector_row_t *row = &job->rows[job->nevents];
     row->offset = b->len;
-    snprintf(row->key_day, sizeof row->key_day, "%.10s", day);
+    memcpy(row->key_day, day, sizeof row->key_day);
+    if (job->mode == PE_COLLECTOR_IMPORT)
+        memcpy(row->occurred, occurred, sizeof row->occurred);
     memcpy(row->event_id, event_id, sizeof row->event_id);
     int rc = put_field(b, job->store_id, false);
     rc |= put_field(b, occurred, false);
@@ -130,8 +289,8 @@ static int reject(collector_job_t *job, size_t index, const cJSON *item, const c
     snprintf(r->error.code, sizeof r->error.code, "%s", code);
     snprintf(r->error.message, sizeof r->error.message, "%s", message);
 
-    char received[64], idx[24];
-    format_ts(job->received_at_us, received, sizeof received);
+    char received[32], idx[24];
+    format_ts(job->received_at_us, received);
     snprintf(idx, sizeof idx, "%zu", index);
     char *raw = cJSON_PrintUnformatted(item);
     if (!raw)
@@ -171,11 +330,18 @@ static int ingest_one(collector_job_t *job, size_t index, const cJSON *item,
                       "storeId: does not match the store of the key");
 
     int64_t occurred = ev.timestamp_us;
-    if (ev.sent_at_us > 0)
-        occurred = job->received_at_us - (ev.sent_at_us - ev.timestamp_us);
-    if (occurred < job->received_at_us - (int64_t)PE_COLLECTOR_MAX_AGE_S * 1000000)
-        return reject(job, index, item, "too_old",
-                      "timestamp: more than 7 days old (after clock-skew correction)");
+    if (job->mode == PE_COLLECTOR_IMPORT) {
+        if (occurred < job->received_at_us - (int64_t)job->retention_days * US_PER_DAY)
+            return reject(job, index, item, "too_old",
+                          "timestamp: older than events are kept (the retention)");
+    } else {
+        if (ev.sent_at_us > 0)
+            occurred = job->received_at_us - (ev.sent_at_us - ev.timestamp_us);
+        if (occurred < job->received_at_us - (int64_t)PE_COLLECTOR_MAX_AGE_S * 1000000)
+            return reject(job, index, item, "too_old",
+                          "timestamp: more than 7 days old (after clock-skew correction); send "
+                          "history to /v1/import with a secret key");
+    }
     if (occurred > job->received_at_us + (int64_t)PE_COLLECTOR_MAX_AHEAD_S * 1000000)
         return reject(job, index, item, "in_future",
                       "timestamp: more than 1 hour ahead (after clock-skew correction)");
@@ -185,9 +351,9 @@ static int ingest_one(collector_job_t *job, size_t index, const cJSON *item,
     return rc;
 }
 
-int pe_collector_ingest(pe_collector_t *c, const char *store_id, const cJSON *events,
-                        int64_t batch_sent_at_us, int64_t received_at_us, pe_collector_done_fn done,
-                        void *arg)
+int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+                        const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
+                        pe_collector_done_fn done, void *arg)
 {
     if (!cJSON_IsArray(events))
         return PE_EINVAL;
@@ -201,10 +367,15 @@ int pe_collector_ingest(pe_collector_t *c, const char *store_id, const cJSON *ev
         goto out;
     job->rejected = calloc((size_t)count + 1, sizeof *job->rejected);
     job->rows = calloc((size_t)count + 1, sizeof *job->rows);
-    if (!job->rejected || !job->rows)
+    /* a storefront event encodes to about 1 KB of COPY text: one allocation, not ten doublings */
+    if (!job->rejected || !job->rows || pe_buf_reserve(&job->events_copy, (size_t)count * 1024))
         goto out;
     snprintf(job->store_id, sizeof job->store_id, "%s", store_id);
+    job->mode = mode;
+    job->retention_days = collector_retention_days(c);
     job->received_at_us = received_at_us;
+    if (mode == PE_COLLECTOR_IMPORT)
+        batch_sent_at_us = 0; /* history is taken as sent */
     job->done = done;
     job->arg = arg;
 

@@ -6,8 +6,12 @@
  *
  *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
  *                                                           │
- *     BEGIN; INSERT new keys (RETURNING them); COPY the events whose key was new;
+ *     BEGIN; SAVEPOINT; COPY keys → event_keys; COPY events   (every key new: the rule)
+ *            └─ unique violation (a retry) → ROLLBACK TO SAVEPOINT; INSERT keys ON CONFLICT
+ *               DO NOTHING RETURNING; COPY the events whose key came back
  *            COPY events_rejected; COMMIT
+ *   (imported events have no event_keys row: events' own primary key, with the timestamp as
+ *    sent, is their idempotency key; the fallback looks them up there)
  *                                                           │
  *                         ok ──▶ done(rc = 0) for each job  │  error ──▶ ROLLBACK,
  *                                                           │  done(rc = PE_EUNAVAIL)
@@ -28,10 +32,11 @@
  *     back) and takes one again for the next commit. Writers lock shared keys in sorted order,
  *     so two commits carrying the same event cannot deadlock: the second waits for the first
  *     and then finds the key taken.
- *  5. Idempotency costs one statement, not a second copy of the rows: the keys of the commit go
- *     to event_keys as three arrays (ON CONFLICT DO NOTHING RETURNING), and only the lines whose
- *     key came back new are streamed to events with COPY — each at most once, so a key twice in
- *     one commit (a retry racing its original) is stored once.
+ *  5. Idempotency costs a COPY of three narrow columns when no key was seen before (the common
+ *     case: retries are rare), and a second round only for the commit that meets a stored key:
+ *     then the keys go to event_keys as three arrays (ON CONFLICT DO NOTHING RETURNING) and only
+ *     the lines whose key came back new are streamed to events. A key twice in one commit (a
+ *     retry racing its original) is found by sorting and stored once on either path.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +52,17 @@
 #define SLOW_COMMIT_US     250000 /* a commit slower than this is logged with where time went */
 
 #define MAX_WRITERS 8
+
+#define ENSURED_SLOTS  512
+#define ENSURED_TTL_US (3600LL * 1000000) /* re-check a day's partitions after an hour */
+/* The lock `profit-engine maintain` holds (maintain.c): partitions are made by one at a time. */
+#define PARTITIONS_LOCK_KEY "7262937150124823901"
+
+/* A UTC day whose events partitions were made sure of, and when. */
+typedef struct {
+    int32_t day;
+    int64_t at_us; /* 0 = empty slot */
+} ensured_day_t;
 
 typedef struct {
     char store_id[PE_EVENT_ID_MAX + 1];
@@ -74,13 +90,23 @@ struct pe_collector {
     pthread_mutex_t dl_lock;
     dead_letter_slot_t dl[DL_SLOTS]; /* guarded by dl_lock */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
-    _Atomic uint64_t commit_us; /* time spent in successful commits */
+    _Atomic uint64_t commit_us;   /* time spent in successful commits */
+    _Atomic uint64_t slow_paths;  /* commits that met a stored key and took the fallback */
+    _Atomic uint64_t phase_us[3]; /* of which: keys, rows (events + dead letters), COMMIT */
+    pthread_mutex_t days_lock;
+    ensured_day_t ensured[ENSURED_SLOTS]; /* guarded by days_lock */
 };
 
 /* Inserts the commit's keys; returns those that were new (see 0002_events.sql invariant 2). */
 static const char KEYS_SQL[] = "INSERT INTO event_keys (store_id, key_day, event_id)"
                                " SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[])"
                                " ON CONFLICT DO NOTHING RETURNING store_id, key_day, event_id";
+
+/* $1: the first and last second (Unix time) of each UTC day an import needs, so that every
+ * partition overlapping those days is made whatever time zone pg_partman cut them in. */
+static const char PARTITIONS_SQL[] =
+    "SELECT partman.create_partition_time('public.events', t)"
+    " FROM (SELECT array_agg(to_timestamp(s)) AS t FROM unnest($1::bigint[]) AS s) a";
 
 static const char OVERFLOW_SQL[] =
     "INSERT INTO events_rejected_overflow (store_id, hour, dropped)"
@@ -181,84 +207,25 @@ static void drop_connection(writer_t *w)
     w->conn = NULL;
 }
 
-/* A set of "store|day|id" keys: open addressing over a flat text of NUL-separated keys. */
-typedef struct {
-    pe_buf_t text;
-    size_t *slots; /* offset + 1 into text; 0 = empty */
-    size_t cap;
-} key_set_t;
-
-static uint64_t key_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
-static int key_set_init(key_set_t *set, size_t n)
-{
-    memset(set, 0, sizeof *set);
-    set->cap = 16;
-    while (set->cap < n * 2)
-        set->cap *= 2;
-    set->slots = calloc(set->cap, sizeof *set->slots);
-    return set->slots ? 0 : PE_ENOMEM;
-}
-
-static void key_set_free(key_set_t *set)
-{
-    pe_buf_free(&set->text);
-    free(set->slots);
-}
-
-static int key_set_add(key_set_t *set, const char *key)
-{
-    size_t offset = set->text.len;
-    if (pe_buf_append(&set->text, key, strlen(key) + 1) != 0)
-        return PE_ENOMEM;
-    for (size_t i = key_hash(key) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-        if (!set->slots[i]) {
-            set->slots[i] = offset + 1;
-            return 0;
-        }
-    }
-}
-
-/* Removes key when present; returns whether it was. */
-static bool key_set_take(key_set_t *set, const char *key)
-{
-    for (size_t i = key_hash(key) & (set->cap - 1); set->slots[i]; i = (i + 1) & (set->cap - 1)) {
-        char *k = set->text.data + set->slots[i] - 1;
-        if (k[0] && strcmp(k, key) == 0) {
-            k[0] = '\0'; /* tombstone: keeps the probe chain intact */
-            return true;
-        }
-    }
-    return false;
-}
-
-static void row_key(const collector_job_t *j, const collector_row_t *r, char *out, size_t outlen)
-{
-    size_t n = strlen(j->store_id);
-    if (n + 1 + 10 + 1 + PE_EVENT_UUID_LEN + 1 > outlen) {
-        out[0] = '\0';
-        return;
-    }
-    memcpy(out, j->store_id, n);
-    out[n++] = '|';
-    memcpy(out + n, r->key_day, 10);
-    n += 10;
-    out[n++] = '|';
-    memcpy(out + n, r->event_id, PE_EVENT_UUID_LEN + 1);
-}
-
-/* Inserts the keys of every event of the commit and streams the events whose key was new.
- * *inserted counts them. */
+/* One event of a commit, for sorting by key. */
 typedef struct {
     const collector_job_t *job;
     const collector_row_t *row;
+    bool import;    /* keyed by events' own primary key, not by event_keys */
+    bool duplicate; /* the same key as the one before it (sorted): stored at most once */
+    bool fresh;     /* fallback path: its key came back from the conflict-aware insert */
 } key_ref_t;
+
+/* Orders a ref against a key given as text (as PostgreSQL returns it). */
+static int key_cmp(const key_ref_t *r, const char *store, const char *day, const char *id)
+{
+    int d = strcmp(r->job->store_id, store);
+    if (d == 0)
+        d = strncmp(r->row->key_day, day, 10);
+    if (d == 0)
+        d = strncmp(r->row->event_id, id, PE_EVENT_UUID_LEN);
+    return d;
+}
 
 static int key_ref_cmp(const void *a, const void *b)
 {
@@ -271,27 +238,119 @@ static int key_ref_cmp(const void *a, const void *b)
     return d;
 }
 
-static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint64_t *inserted)
+/* The fast path: every key of the commit is new (the rule: retries are rare). The keys go to
+ * event_keys with COPY and the events after them; a key stored before makes the key COPY fail
+ * with a unique violation, and the caller falls back to conflict-aware insertion. */
+static int copy_new_events(writer_t *w, const key_ref_t *refs, size_t n, uint64_t *inserted)
 {
-    pe_buf_t stores = PE_BUF_INIT, days = PE_BUF_INIT, ids = PE_BUF_INIT;
-    pe_db_result_t *res = NULL;
-    key_set_t fresh;
-    key_ref_t *refs = malloc(nevents * sizeof *refs);
-    int rc = key_set_init(&fresh, nevents);
-    if (rc != 0 || !refs) {
+    pe_buf_t keys = PE_BUF_INIT;
+    int rc = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (refs[k].duplicate || refs[k].import)
+            continue;
+        rc |= pe_buf_puts(&keys, refs[k].job->store_id);
+        rc |= pe_buf_append(&keys, "\t", 1);
+        rc |= pe_buf_append(&keys, refs[k].row->key_day, 10);
+        rc |= pe_buf_append(&keys, "\t", 1);
+        rc |= pe_buf_append(&keys, refs[k].row->event_id, PE_EVENT_UUID_LEN);
+        rc |= pe_buf_append(&keys, "\n", 1);
+    }
+    if (rc != 0) {
         rc = PE_ENOMEM;
         goto out;
     }
-    /* Keys go in sorted order, so concurrent writers lock any keys they share in the same order
-     * and cannot deadlock on each other. */
-    size_t n = 0;
-    for (collector_job_t *j = jobs; j; j = j->next)
-        for (size_t i = 0; i < j->nevents; i++)
-            refs[n++] = (key_ref_t){j, &j->rows[i]};
-    qsort(refs, n, sizeof *refs, key_ref_cmp);
+    uint64_t rows = 0;
+    int end;
+    if (keys.len) {
+        int64_t t0 = pe_now_mono_us();
+        rc = pe_db_copy_begin(w->conn, "COPY event_keys (store_id, key_day, event_id) FROM STDIN");
+        if (rc == 0)
+            rc = pe_db_copy_send(w->conn, keys.data, keys.len);
+        end = pe_db_copy_end(w->conn, &rows);
+        rc = rc != 0 ? rc : end;
+        atomic_fetch_add(&w->c->phase_us[0], (uint64_t)(pe_now_mono_us() - t0));
+        if (rc != 0)
+            goto out;
+    }
+    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        if (refs[k].duplicate)
+            continue;
+        const collector_job_t *j = refs[k].job;
+        rc = pe_db_copy_send(w->conn, j->events_copy.data + refs[k].row->offset, refs[k].row->len);
+        (*inserted)++;
+    }
+    end = pe_db_copy_end(w->conn, &rows);
+    rc = rc != 0 ? rc : end;
+out:
+    pe_buf_free(&keys);
+    return rc;
+}
+
+/* The fallback for imported events: those whose primary key (store, occurred_at, event_id) is
+ * not in events yet are marked fresh. */
+static int mark_new_imports(writer_t *w, key_ref_t *refs, size_t n)
+{
+    static const char sql[] =
+        "SELECT k.i FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) WITH ORDINALITY"
+        " AS k (s, t, e, i) WHERE EXISTS (SELECT 1 FROM events WHERE store_id = k.s"
+        " AND occurred_at = k.t AND event_id = k.e)";
+    pe_buf_t stores = PE_BUF_INIT, times = PE_BUF_INIT, ids = PE_BUF_INIT;
+    pe_db_result_t *res = NULL;
+    size_t *which = malloc((n + 1) * sizeof *which), m = 0;
+    int rc = which ? 0 : PE_ENOMEM;
+    rc |= pe_buf_puts(&stores, "{") | pe_buf_puts(&times, "{") | pe_buf_puts(&ids, "{");
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        if (refs[k].duplicate || !refs[k].import)
+            continue;
+        which[m++] = k;
+        refs[k].fresh = true;
+        rc |= pe_buf_printf(&stores, "%s%s", m > 1 ? "," : "", refs[k].job->store_id);
+        rc |= pe_buf_printf(&times, "%s\"%s\"", m > 1 ? "," : "", refs[k].row->occurred);
+        rc |= pe_buf_printf(&ids, "%s%s", m > 1 ? "," : "", refs[k].row->event_id);
+    }
+    rc |= pe_buf_puts(&stores, "}") | pe_buf_puts(&times, "}") | pe_buf_puts(&ids, "}");
+    if (rc != 0) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    if (m == 0)
+        goto out;
+    const char *params[] = {stores.data, times.data, ids.data};
+    rc = pe_db_exec(w->conn, sql, 3, params, &res);
+    if (rc != 0)
+        goto out;
+    for (size_t r = 0; r < pe_db_result_rows(res); r++) {
+        long i = strtol(pe_db_result_get(res, r, 0), NULL, 10); /* 1-based ordinal */
+        if (i < 1 || (size_t)i > m) {
+            rc = PE_EINTERNAL;
+            goto out;
+        }
+        refs[which[i - 1]].fresh = false; /* stored before */
+    }
+out:
+    free(which);
+    pe_db_result_free(res);
+    pe_buf_free(&stores);
+    pe_buf_free(&times);
+    pe_buf_free(&ids);
+    return rc;
+}
+
+/* The fallback: the keys go in with ON CONFLICT DO NOTHING RETURNING, and only the events
+ * whose key came back new are copied. */
+static int insert_new_events(writer_t *w, key_ref_t *refs, size_t n, uint64_t *inserted)
+{
+    pe_buf_t stores = PE_BUF_INIT, days = PE_BUF_INIT, ids = PE_BUF_INIT;
+    pe_db_result_t *res = NULL;
     /* array literals {a,b,…}: plain appends, this runs once per event */
-    rc = pe_buf_puts(&stores, "{") | pe_buf_puts(&days, "{") | pe_buf_puts(&ids, "{");
+    int rc = pe_buf_puts(&stores, "{") | pe_buf_puts(&days, "{") | pe_buf_puts(&ids, "{");
+    size_t live = 0;
     for (size_t k = 0; k < n; k++) {
+        refs[k].fresh = false;
+        if (refs[k].duplicate || refs[k].import)
+            continue;
+        live++;
         rc |= pe_buf_puts(&stores, refs[k].job->store_id);
         rc |= pe_buf_append(&stores, ",", 1);
         rc |= pe_buf_append(&days, refs[k].row->key_day, 10);
@@ -299,50 +358,97 @@ static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint
         rc |= pe_buf_append(&ids, refs[k].row->event_id, PE_EVENT_UUID_LEN);
         rc |= pe_buf_append(&ids, ",", 1);
     }
-    if (rc == 0) { /* the last ',' becomes the closing '}' */
-        stores.data[stores.len - 1] = days.data[days.len - 1] = ids.data[ids.len - 1] = '}';
-    }
     if (rc != 0) {
         rc = PE_ENOMEM;
         goto out;
     }
+    if (live == 0)
+        goto imported;
+    /* the last ',' becomes the closing '}' */
+    stores.data[stores.len - 1] = days.data[days.len - 1] = ids.data[ids.len - 1] = '}';
     const char *params[] = {stores.data, days.data, ids.data};
+    int64_t t0 = pe_now_mono_us();
     rc = pe_db_exec(w->conn, KEYS_SQL, 3, params, &res);
+    atomic_fetch_add(&w->c->phase_us[0], (uint64_t)(pe_now_mono_us() - t0));
     if (rc != 0)
         goto out;
+    /* Mark the keys that came back: they are the new ones. The answer comes in no particular
+     * order; refs are sorted, so each is found by binary search. */
     for (size_t r = 0; r < pe_db_result_rows(res); r++) {
-        char key[160];
-        snprintf(key, sizeof key, "%s|%s|%s", pe_db_result_get(res, r, 0),
-                 pe_db_result_get(res, r, 1), pe_db_result_get(res, r, 2));
-        rc = key_set_add(&fresh, key);
-        if (rc != 0)
-            goto out;
-    }
-    *inserted = 0;
-    if (pe_db_result_rows(res) == 0)
-        goto out; /* every event was stored before: nothing to copy */
-    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
-    for (collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
-        for (size_t i = 0; rc == 0 && i < j->nevents; i++) {
-            char key[160];
-            row_key(j, &j->rows[i], key, sizeof key);
-            if (!key_set_take(&fresh, key))
-                continue; /* stored before, or earlier in this commit */
-            rc = pe_db_copy_send(w->conn, j->events_copy.data + j->rows[i].offset, j->rows[i].len);
-            (*inserted)++;
+        const char *store = pe_db_result_get(res, r, 0), *day = pe_db_result_get(res, r, 1);
+        const char *id = pe_db_result_get(res, r, 2);
+        size_t lo = 0, hi = n; /* the first ref not below the key: the non-duplicate one */
+        int d = 1;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (key_cmp(&refs[mid], store, day, id) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
+        if (lo < n)
+            d = key_cmp(&refs[lo], store, day, id);
+        if (d != 0) { /* PostgreSQL wrote back a key we did not send: never drop its event */
+            rc = PE_EINTERNAL;
+            goto out;
+        }
+        refs[lo].fresh = true;
+    }
+imported:
+    rc = mark_new_imports(w, refs, n);
+    if (rc != 0)
+        goto out;
+    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        if (!refs[k].fresh)
+            continue;
+        const collector_job_t *j = refs[k].job;
+        rc = pe_db_copy_send(w->conn, j->events_copy.data + refs[k].row->offset, refs[k].row->len);
+        (*inserted)++;
     }
     uint64_t rows = 0;
     int end = pe_db_copy_end(w->conn, &rows);
     if (rc == 0)
         rc = end;
 out:
-    free(refs);
     pe_db_result_free(res);
-    key_set_free(&fresh);
     pe_buf_free(&stores);
     pe_buf_free(&days);
     pe_buf_free(&ids);
+    return rc;
+}
+
+/* Stores the events of the commit whose key is new; *inserted counts them. Keys go in sorted
+ * order, so concurrent writers lock any keys they share in the same order and cannot deadlock
+ * on each other, and a key twice in the commit is adjacent (the second is a duplicate). */
+static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint64_t *inserted)
+{
+    key_ref_t *refs = malloc(nevents * sizeof *refs);
+    int rc = PE_ENOMEM;
+    if (!refs)
+        goto out;
+    size_t n = 0;
+    for (collector_job_t *j = jobs; j; j = j->next)
+        for (size_t i = 0; i < j->nevents; i++)
+            refs[n++] =
+                (key_ref_t){.job = j, .row = &j->rows[i], .import = j->mode == PE_COLLECTOR_IMPORT};
+    qsort(refs, n, sizeof *refs, key_ref_cmp);
+    for (size_t k = 1; k < n; k++)
+        refs[k].duplicate = key_ref_cmp(&refs[k - 1], &refs[k]) == 0;
+
+    *inserted = 0;
+    rc = pe_db_exec(w->conn, "SAVEPOINT fast_path", 0, NULL, NULL);
+    if (rc == 0)
+        rc = copy_new_events(w, refs, n, inserted);
+    if (rc == PE_ECONFLICT) { /* a key was stored before: a retry */
+        atomic_fetch_add(&w->c->slow_paths, 1);
+        *inserted = 0;
+        rc = pe_db_exec(w->conn, "ROLLBACK TO SAVEPOINT fast_path", 0, NULL, NULL);
+        if (rc == 0)
+            rc = insert_new_events(w, refs, n, inserted);
+    }
+out:
+    free(refs);
     return rc;
 }
 
@@ -384,6 +490,10 @@ static int commit_jobs(writer_t *w, collector_job_t *jobs)
     int rc = ensure_connection(w);
     if (rc != 0)
         return rc;
+    for (collector_job_t *j = jobs; j; j = j->next) {
+        if (j->ndays && (rc = collector_ensure_partitions(c, w->conn, j)) != 0)
+            goto fail;
+    }
     rc = pe_db_begin(w->conn);
     if (rc != 0)
         goto fail;
@@ -415,6 +525,8 @@ static int commit_jobs(writer_t *w, collector_job_t *jobs)
         goto fail;
     int64_t end_us = pe_now_mono_us();
     atomic_fetch_add(&c->commit_us, (uint64_t)(end_us - start_us));
+    atomic_fetch_add(&c->phase_us[1], (uint64_t)(stored_us - start_us));
+    atomic_fetch_add(&c->phase_us[2], (uint64_t)(end_us - stored_us));
     if (end_us - start_us > SLOW_COMMIT_US)
         pe_log(PE_LOG_WARN, "collector_slow_commit",
                "%zu events, %zu dead letters: %.1f ms storing, %.1f ms in COMMIT", nevents,
@@ -429,6 +541,53 @@ fail:
     pe_log(PE_LOG_WARN, "collector_commit_failed", "%s: %s", pe_strerror(rc),
            pe_db_conn_error(w->conn));
     drop_connection(w);
+    return rc;
+}
+
+static bool day_ensured(pe_collector_t *c, int32_t day, int64_t now_us)
+{
+    ensured_day_t *e = &c->ensured[(uint32_t)day % ENSURED_SLOTS];
+    pthread_mutex_lock(&c->days_lock);
+    bool known = e->at_us && e->day == day && now_us - e->at_us < ENSURED_TTL_US;
+    pthread_mutex_unlock(&c->days_lock);
+    return known;
+}
+
+int collector_ensure_partitions(pe_collector_t *c, pe_db_conn_t *conn, const collector_job_t *job)
+{
+    pe_buf_t times = PE_BUF_INIT;
+    int64_t now_us = pe_now_mono_us();
+    int rc = pe_buf_puts(&times, "{");
+    size_t missing = 0;
+    for (size_t i = 0; i < job->ndays; i++) {
+        if (day_ensured(c, job->days[i], now_us))
+            continue;
+        int64_t start = (int64_t)job->days[i] * 86400;
+        rc |= pe_buf_printf(&times, "%s%lld,%lld", missing ? "," : "", (long long)start,
+                            (long long)(start + 86399));
+        missing++;
+    }
+    if (rc != 0 || missing == 0)
+        goto out;
+    rc = pe_buf_puts(&times, "}");
+    if (rc != 0)
+        goto out;
+    const char *params[] = {times.data};
+    rc = pe_db_begin(conn);
+    if (rc == 0)
+        rc = pe_db_exec(conn, "SELECT pg_advisory_xact_lock(" PARTITIONS_LOCK_KEY ")", 0, NULL,
+                        NULL);
+    if (rc == 0)
+        rc = pe_db_exec(conn, PARTITIONS_SQL, 1, params, NULL);
+    rc = rc == 0 ? pe_db_commit(conn) : rc;
+    if (rc != 0)
+        goto out;
+    pthread_mutex_lock(&c->days_lock);
+    for (size_t i = 0; i < job->ndays; i++)
+        c->ensured[(uint32_t)job->days[i] % ENSURED_SLOTS] = (ensured_day_t){job->days[i], now_us};
+    pthread_mutex_unlock(&c->days_lock);
+out:
+    pe_buf_free(&times);
     return rc;
 }
 
@@ -493,10 +652,13 @@ pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
         c->cfg.dead_letters_per_store_hour = 10000;
     if (!c->cfg.writers)
         c->cfg.writers = 2;
+    if (!c->cfg.retention_days)
+        c->cfg.retention_days = PE_COLLECTOR_RETENTION_DAYS;
     if (c->cfg.writers > MAX_WRITERS)
         c->cfg.writers = MAX_WRITERS;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->dl_lock, NULL);
+    pthread_mutex_init(&c->days_lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     for (c->nwriters = 0; c->nwriters < c->cfg.writers; c->nwriters++) {
         writer_t *w = &c->writers[c->nwriters];
@@ -504,6 +666,7 @@ pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
         if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
             join_writers(c, c->nwriters);
             pthread_cond_destroy(&c->wake);
+            pthread_mutex_destroy(&c->days_lock);
             pthread_mutex_destroy(&c->dl_lock);
             pthread_mutex_destroy(&c->lock);
             free(c);
@@ -511,6 +674,11 @@ pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
         }
     }
     return c;
+}
+
+unsigned collector_retention_days(const pe_collector_t *c)
+{
+    return c->cfg.retention_days;
 }
 
 void pe_collector_stop(pe_collector_t *c)
@@ -529,6 +697,7 @@ void pe_collector_free(pe_collector_t *c)
         return;
     pe_collector_stop(c);
     pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->days_lock);
     pthread_mutex_destroy(&c->dl_lock);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -569,6 +738,16 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         "# HELP pe_collector_commit_seconds_total Time spent in successful group commits.\n"
         "# TYPE pe_collector_commit_seconds_total counter\n"
         "pe_collector_commit_seconds_total %.6f\n"
+        "# HELP pe_collector_commit_phase_seconds_total Of that: idempotency keys, storing (keys,"
+        " events, dead letters), COMMIT.\n"
+        "# TYPE pe_collector_commit_phase_seconds_total counter\n"
+        "pe_collector_commit_phase_seconds_total{phase=\"keys\"} %.6f\n"
+        "pe_collector_commit_phase_seconds_total{phase=\"store\"} %.6f\n"
+        "pe_collector_commit_phase_seconds_total{phase=\"commit\"} %.6f\n"
+        "# HELP pe_collector_fallback_commits_total Commits that met an already stored event"
+        " (a retry) and deduplicated it.\n"
+        "# TYPE pe_collector_fallback_commits_total counter\n"
+        "pe_collector_fallback_commits_total %llu\n"
         "# HELP pe_collector_queue_full_total Batches refused because the queue was full.\n"
         "# TYPE pe_collector_queue_full_total counter\n"
         "pe_collector_queue_full_total %llu\n"
@@ -578,7 +757,54 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         (unsigned long long)s.batches_total, (unsigned long long)s.events_stored_total,
         (unsigned long long)s.events_duplicate_total, (unsigned long long)s.events_rejected_total,
         (unsigned long long)s.commits_total, (unsigned long long)s.commit_failures_total,
-        (double)atomic_load(&c->commit_us) / 1e6, (unsigned long long)s.queue_full_total,
+        (double)atomic_load(&c->commit_us) / 1e6, (double)atomic_load(&c->phase_us[0]) / 1e6,
+        (double)atomic_load(&c->phase_us[1]) / 1e6, (double)atomic_load(&c->phase_us[2]) / 1e6,
+        (unsigned long long)atomic_load(&c->slow_paths), (unsigned long long)s.queue_full_total,
         s.queued_events);
+    return rc;
+}
+
+/* pe_collector_ingest_wait: a done callback that hands the outcome to the waiting thread. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int rc;
+    size_t accepted, rejected;
+} ingest_waiter_t;
+
+static void waiter_done(void *arg, const pe_collector_result_t *result)
+{
+    ingest_waiter_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->rc = result->rc;
+    w->accepted = result->accepted;
+    w->rejected = result->nrejected;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int pe_collector_ingest_wait(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+                             const cJSON *events, int64_t received_at_us, size_t *accepted,
+                             size_t *rejected)
+{
+    ingest_waiter_t w = {.done = false};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    int rc = pe_collector_ingest(c, store_id, mode, events, 0, received_at_us, waiter_done, &w);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.rc;
+    }
+    if (accepted)
+        *accepted = rc == 0 ? w.accepted : 0;
+    if (rejected)
+        *rejected = rc == 0 ? w.rejected : 0;
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
     return rc;
 }

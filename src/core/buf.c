@@ -29,6 +29,11 @@ static int reserve(pe_buf_t *b, size_t extra)
     return 0;
 }
 
+int pe_buf_reserve(pe_buf_t *b, size_t extra)
+{
+    return reserve(b, extra);
+}
+
 int pe_buf_append(pe_buf_t *b, const void *p, size_t n)
 {
     if (reserve(b, n) != 0)

@@ -37,6 +37,9 @@ static const var_t VARS[] = {
     {"PE_CONNECTION_TIMEOUT", VAR_UINT, "30", FIELD(conn_timeout_s), 1, 3600},
     {"PE_DB_POOL_SIZE", VAR_UINT, "16", FIELD(db_pool_size), 1, 1000},
     {"PE_SHUTDOWN_GRACE", VAR_UINT, "8", FIELD(shutdown_grace_s), 1, 9},
+    {"PE_COLLECTOR_WRITERS", VAR_UINT, "2", FIELD(collector_writers), 1, 8},
+    {"PE_COLLECTOR_WINDOW_MS", VAR_UINT, "2", FIELD(collector_window_ms), 1, 100},
+    {"PE_EVENTS_RETENTION_DAYS", VAR_UINT, "400", FIELD(events_retention_days), 8, 3650},
 };
 
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)

@@ -36,6 +36,10 @@ int pe_db_conn_fail(pe_db_conn_t *conn, const PGresult *res);
 int pe_db_conn_fail_msg(pe_db_conn_t *conn, int rc, const char *msg);
 /* Forgets the last error. */
 void pe_db_conn_clear_error(pe_db_conn_t *conn);
+/* Opens a connection of the pool's settings that is not counted in the pool (the listener's);
+ * returns 0 or PE_EUNAVAIL / PE_ENOMEM. Close it with pe_db_conn_close (accepts NULL). */
+int pe_db_pool_open_conn(pe_db_pool_t *pool, pe_db_conn_t **out);
+void pe_db_conn_close(pe_db_conn_t *conn);
 /* Maps a five-character SQLSTATE to a PE_E… code (NULL or "" → PE_EINTERNAL). Thread-safe. */
 int pe_db_sqlstate_to_rc(const char *sqlstate);
 

@@ -12,7 +12,7 @@
  *
  *   transition              function                      under the mutex
  *   free → OPENING          pe_db_acquire (reserves)      yes: open++ , in_use++
- *   OPENING → LENT          open_conn                     no  (a slow server must not block
+ *   OPENING → LENT          pe_db_pool_open_conn          no  (a slow server must not block
  *                                                               the pool)
  *   OPENING → free          give_back_slot                yes: open--, in_use--, signal
  *   LENT → IDLE             pe_db_release                 reset outside, push inside, signal
@@ -204,7 +204,7 @@ fail:
     return NULL;
 }
 
-static void conn_close(pe_db_conn_t *conn)
+void pe_db_conn_close(pe_db_conn_t *conn)
 {
     if (!conn)
         return;
@@ -219,7 +219,7 @@ void pe_db_pool_free(pe_db_pool_t *pool)
     while (pool->idle) {
         pe_db_conn_t *c = pool->idle;
         pool->idle = c->next;
-        conn_close(c);
+        pe_db_conn_close(c);
     }
     if (pool->in_use)
         pe_log(PE_LOG_ERROR, "db_pool_free_in_use", "%u connections still lent out", pool->in_use);
@@ -249,7 +249,7 @@ static void trim_copy(char *dst, size_t dstlen, const char *src)
 }
 
 /* Opens a new connection (no mutex held: invariant 3). Returns 0 or PE_EUNAVAIL / PE_ENOMEM. */
-static int open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
+int pe_db_pool_open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
 {
     int rc = PE_EUNAVAIL;
     pe_db_conn_t *conn = NULL;
@@ -281,7 +281,7 @@ static int open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
     conn = NULL;
     rc = 0;
 out:
-    conn_close(conn);
+    pe_db_conn_close(conn);
     return rc;
 }
 
@@ -377,12 +377,12 @@ int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out)
 
     if (conn && !idle_conn_healthy(conn)) {
         /* Keep the slot, replace the connection. */
-        conn_close(conn);
+        pe_db_conn_close(conn);
         conn = NULL;
         must_open = true;
     }
     if (must_open) {
-        rc = open_conn(pool, &conn);
+        rc = pe_db_pool_open_conn(pool, &conn);
         if (rc != 0) {
             give_back_slot(pool);
             goto out;
@@ -455,7 +455,7 @@ void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn)
     assert(pool_invariants(pool));
     pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
-    conn_close(conn);
+    pe_db_conn_close(conn);
 }
 
 void pe_db_pool_stats(pe_db_pool_t *pool, pe_db_pool_stats_t *out)

@@ -105,9 +105,15 @@ static size_t number_size(const cJSON *item)
     char tmp[32];
     double d = item->valuedouble;
     if (isnan(d) || isinf(d))
-        return 4; /* null */
-    if (d == (double)item->valueint)
-        return (size_t)snprintf(tmp, sizeof tmp, "%d", item->valueint);
+        return 4;                      /* null */
+    if (d == (double)item->valueint) { /* cJSON prints these with %d: count the digits */
+        long long v = item->valueint;
+        size_t n = v < 0 ? 2 : 1;
+        for (unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+             u >= 10; u /= 10)
+            n++;
+        return n;
+    }
     int n = snprintf(tmp, sizeof tmp, "%1.15g", d);
     char *end = NULL;
     double back = strtod(tmp, &end);

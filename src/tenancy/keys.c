@@ -87,19 +87,15 @@ out:
     return rc;
 }
 
-int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_id[PE_ID_LEN],
-                                pe_key_kind_t *kind)
+int tenancy_key_lookup(pe_db_pool_t *pool, const char *hash, pe_key_kind_t tagged,
+                       char store_id[PE_ID_LEN], pe_key_kind_t *kind)
 {
     static const char sql[] =
         "SELECT store_id, kind FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
     pe_db_result_t *res = NULL;
-    pe_key_kind_t tagged = PE_KEY_PUBLISHABLE, stored = PE_KEY_PUBLISHABLE;
-    char hash[TENANCY_HASH_HEX_LEN];
+    pe_key_kind_t stored = PE_KEY_PUBLISHABLE;
     int rc = PE_EUNAUTH;
     store_id[0] = '\0';
-    if (!tenancy_key_well_formed(key, &tagged))
-        goto out;
-    tenancy_hash_hex(key, TENANCY_KEY_STRLEN, hash);
     const char *params[] = {hash};
     rc = tenancy_exec(pool, sql, 1, params, &res, NULL);
     if (rc != 0)
@@ -115,4 +111,16 @@ int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_
 out:
     pe_db_result_free(res);
     return rc;
+}
+
+int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_id[PE_ID_LEN],
+                                pe_key_kind_t *kind)
+{
+    pe_key_kind_t tagged = PE_KEY_PUBLISHABLE;
+    char hash[TENANCY_HASH_HEX_LEN];
+    store_id[0] = '\0';
+    if (!tenancy_key_well_formed(key, &tagged))
+        return PE_EUNAUTH;
+    tenancy_hash_hex(key, TENANCY_KEY_STRLEN, hash);
+    return tenancy_key_lookup(pool, hash, tagged, store_id, kind);
 }

@@ -52,6 +52,9 @@ int tenancy_key_kind_parse(const char *name, pe_key_kind_t *out);
 
 /* Writes the lower-case hex SHA-256 of n bytes of s into out. Thread-safe. */
 void tenancy_hash_hex(const char *s, size_t n, char out[TENANCY_HASH_HEX_LEN]);
+/* Resolves a key by its hash (the key's tag said `tagged`): 0, PE_EUNAUTH or a database error. */
+int tenancy_key_lookup(pe_db_pool_t *pool, const char *hash, pe_key_kind_t tagged,
+                       char store_id[PE_ID_LEN], pe_key_kind_t *kind);
 
 /* A fresh key of `kind`: the key itself (for the caller, once), its hash and its display
  * prefix (for the database). Returns 0 or PE_EINVAL (unknown kind). Thread-safe. */

@@ -3,7 +3,8 @@
  * storage of every column, idempotent retries, per-event rejections with dead letters, clock-skew
  * correction and the 7-day / 1-hour window, store mismatch, request limits, keys, sendBeacon's
  * text/plain with ?key=, 503 + Retry-After when the commit fails (and a retry that then
- * succeeds once), group commit under concurrency; and, in-process, the dead-letter bound.
+ * succeeds once), group commit under concurrency, imports of history (/v1/import), exact JSON
+ * values, the publishable-key cache's revocation; and, in-process, the dead-letter bound.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -443,7 +444,8 @@ static void test_dead_letter_bound(void **state)
     assert_int_equal(pe_json_parse(bad, strlen(bad), &events, err, sizeof err), 0);
     for (int round = 0; round < 3; round++) { /* 12 refusals, 5 kept */
         waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
-        assert_int_equal(pe_collector_ingest(c, store_b, events, 0, pe_now_unix_us(), on_done, &w),
+        assert_int_equal(pe_collector_ingest(c, store_b, PE_COLLECTOR_LIVE, events, 0,
+                                             pe_now_unix_us(), on_done, &w),
                          0);
         pthread_mutex_lock(&w.lock);
         while (!w.done)
@@ -466,6 +468,163 @@ static void test_dead_letter_bound(void **state)
         8);
 }
 
+static long post_import(const char *key, const char *body, pe_test_response_t *r)
+{
+    char auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    return post("/v1/import", body, auth, NULL, r);
+}
+
+/* History goes to /v1/import with a secret key: timestamps as sent (no skew correction), up to
+ * 400 days back, the partitions of those days made on the way, retries stored once. */
+static void test_import_history(void **state)
+{
+    int64_t now = pe_now_unix_us();
+    int64_t old = now - 45LL * 86400 * 1000000; /* no partition exists this far back */
+    char id[37], id2[37], too_old[37], sent[40], sql[512];
+    new_uuid(id);
+    new_uuid(id2);
+    new_uuid(too_old);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+             " WHERE i.inhparent = '%s'::regclass AND c.relname = '%s_p' ||"
+             " to_char(now() - interval '45 days', 'YYYY_MM_DD')",
+             "events", "events");
+    assert_int_equal(count("%s", sql), 0);
+
+    iso(now + 3600LL * 1000000, sent, sizeof sent); /* a sentAt that live traffic would apply */
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_printf(&b, "{\"sentAt\":\"%s\",\"events\":[", sent);
+    cart_event(&b, id, old, NULL);
+    pe_buf_puts(&b, ",");
+    cart_event(&b, id2, now - 200LL * 86400 * 1000000, NULL);
+    pe_buf_puts(&b, ",");
+    cart_event(&b, too_old, now - 401LL * 86400 * 1000000, NULL);
+    pe_buf_puts(&b, "]}");
+    pe_test_response_t r;
+    for (int attempt = 0; attempt < 2; attempt++) { /* the second is a retry */
+        assert_int_equal(post_import(sk_a, b.data, &r), 200);
+        assert_non_null(strstr(r.body.data, "\"accepted\":2"));
+        assert_non_null(strstr(r.body.data, "\"index\":2"));
+        assert_non_null(strstr(r.body.data, "\"code\":\"too_old\""));
+        pe_test_response_free(&r);
+    }
+    assert_int_equal(count("%s", sql), 1);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')"
+                           " AND occurred_at = client_ts AND store_id = '%s'",
+                           id, id2, store_a),
+                     2);
+    /* keyed by events' own primary key (the timestamp as sent), which lives as long as the
+     * event: no event_keys row, whose 10-day retention would forget it */
+    assert_int_equal(count("SELECT count(*) FROM event_keys WHERE event_id = '%s'", id), 0);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", too_old), 0);
+
+    /* a publishable key may not import; the storefront endpoint refuses history and says where
+     * it goes */
+    assert_int_equal(post_import(pk_a, b.data, &r), 403);
+    pe_test_response_free(&r);
+    char id3[37];
+    new_uuid(id3);
+    pe_buf_t live = PE_BUF_INIT;
+    pe_buf_puts(&live, "{\"events\":[");
+    cart_event(&live, id3, old, NULL);
+    pe_buf_puts(&live, "]}");
+    assert_int_equal(post_events(pk_a, live.data, &r), 200);
+    assert_non_null(strstr(r.body.data, "\"code\":\"too_old\""));
+    assert_non_null(strstr(r.body.data, "/v1/import"));
+    pe_test_response_free(&r);
+    pe_buf_free(&live);
+    pe_buf_free(&b);
+
+    /* PE_EVENTS_RETENTION_DAYS: maintenance applies the operator's retention and retires the
+     * partitions past it */
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    char err[256] = "";
+    assert_int_equal(pe_collector_maintain(pool, 40, err, sizeof err), 0);
+    assert_int_equal(count("SELECT count(*) FROM partman.part_config WHERE parent_table ="
+                           " 'public.events' AND retention = '40 days'"),
+                     1);
+    assert_int_equal(count("%s", sql), 0);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", id, id2),
+                     0);
+    assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
+    pe_db_pool_free(pool);
+}
+
+/* Property values reach PostgreSQL exactly: the collector writes JSON straight into COPY text,
+ * so quotes, backslashes, control characters, non-ASCII text and every kind of number must
+ * survive both escapings. */
+static void test_json_values_stored_exactly(void **state)
+{
+    static const char custom[] =
+        "{\"quote\":\"a\\\"b\",\"backslash\":\"c\\\\d\",\"eol\":\"e\\nf\\r\\tg\","
+        "\"ctrl\":\"\\u0001\\u001f\\u007f\",\"text\":\"Grüße € 😀 \\\\N \\\\.\","
+        "\"int\":-42,\"big\":123456789012345,"
+        "\"frac\":0.1,\"tiny\":-2.5e-300,\"huge\":1.5e300,\"zero\":0,"
+        "\"nested\":{\"list\":[1,\"two\",true,false,null]}}";
+    char id[37], sql[2048];
+    new_uuid(id);
+    char extra[1024];
+    snprintf(extra, sizeof extra, ",\"custom\":%s", custom);
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, id, pe_now_unix_us(), extra);
+    pe_buf_puts(&b, "]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_string_equal(r.body.data, "{\"accepted\":1,\"rejected\":[]}");
+    pe_test_response_free(&r);
+    snprintf(sql, sizeof sql,
+             "SELECT (custom = $j$%s$j$::jsonb)::text || '|' || (custom->>'backslash') || '|' ||"
+             " (custom->>'text') FROM events WHERE event_id = '%s'",
+             custom, id);
+    char *v = pe_test_sql(conninfo, sql);
+    assert_non_null(v);
+    assert_string_equal(v, "true|c\\d|Grüße € 😀 \\N \\.");
+    free(v);
+    pe_buf_free(&b);
+}
+
+/* A publishable key is served from memory after its first use, and its revocation (by another
+ * process, straight in the database) still stops it at once: NOTIFY evicts it. */
+static void test_revoked_publishable_key_stops_at_once(void **state)
+{
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    char pk[PE_KEY_LEN], key_id[PE_ID_LEN], id[37];
+    assert_int_equal(pe_tenancy_key_create(pool, store_a, PE_KEY_PUBLISHABLE, pk, key_id), 0);
+    pe_test_response_t r;
+    for (int i = 0; i < 3; i++) {
+        new_uuid(id);
+        pe_buf_t b = PE_BUF_INIT;
+        pe_buf_puts(&b, "{\"events\":[");
+        cart_event(&b, id, pe_now_unix_us(), NULL);
+        pe_buf_puts(&b, "]}");
+        assert_int_equal(post_events(pk, b.data, &r), 200);
+        pe_test_response_free(&r);
+        pe_buf_free(&b);
+    }
+    char url[256];
+    snprintf(url, sizeof url, "%s/metrics", server.base_url);
+    assert_int_equal(pe_test_http("GET", url, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body.data, "pe_key_cache_live 1"));
+    const char *hits = strstr(r.body.data, "pe_key_cache_lookups_total{result=\"hit\"} ");
+    assert_non_null(hits);
+    assert_true(strtol(hits + strlen("pe_key_cache_lookups_total{result=\"hit\"} "), NULL, 10) >=
+                2);
+    pe_test_response_free(&r);
+
+    assert_int_equal(pe_tenancy_key_revoke(pool, store_a, key_id), 0);
+    int64_t t0 = pe_now_mono_us();
+    long status = 200;
+    while (status == 200 && pe_now_mono_us() - t0 < 5000000) {
+        status = post_events(pk, "{\"events\":[]}", &r);
+        pe_test_response_free(&r);
+    }
+    assert_int_equal(status, 401);
+    assert_true(pe_now_mono_us() - t0 < 1000000); /* at once, not after a cache lifetime */
+    pe_db_pool_free(pool);
+}
+
 /* Maintenance recreates the newest premade partition when it is missing, and steps aside while
  * another instance holds the maintenance lock. */
 static void test_maintenance(void **state)
@@ -478,7 +637,7 @@ static void test_maintenance(void **state)
     assert_int_equal(count("%s", future), 0);
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
     char err[256] = "";
-    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
     assert_int_equal(count("%s", future), 1);
 
     /* another instance holds the lock: nothing happens, no error */
@@ -488,12 +647,12 @@ static void test_maintenance(void **state)
         pe_db_exec(holder, "SELECT pg_advisory_lock(7262937150124823901)", 0, NULL, NULL), 0);
     free(pe_test_sql(conninfo, "DO $$ BEGIN EXECUTE format('DROP TABLE events_p%s',"
                                " to_char(now() + interval '4 days', 'YYYY_MM_DD')); END $$"));
-    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
     assert_int_equal(count("%s", future), 0);
     assert_int_equal(
         pe_db_exec(holder, "SELECT pg_advisory_unlock(7262937150124823901)", 0, NULL, NULL), 0);
     pe_db_release(pool, holder);
-    assert_int_equal(pe_collector_maintain(pool, err, sizeof err), 0);
+    assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
     assert_int_equal(count("%s", future), 1);
     pe_db_pool_free(pool);
 }
@@ -510,6 +669,9 @@ int main(void)
         cmocka_unit_test(test_group_commit_under_concurrency),
         cmocka_unit_test(test_dead_letter_bound),
         cmocka_unit_test(test_maintenance),
+        cmocka_unit_test(test_import_history),
+        cmocka_unit_test(test_json_values_stored_exactly),
+        cmocka_unit_test(test_revoked_publishable_key_stops_at_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

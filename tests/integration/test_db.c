@@ -1,6 +1,7 @@
 /*
  * test_db.c — the db module against a real PostgreSQL: the pool (lending, exhaustion, threads,
- * resets), statements and their error mapping, transactions, COPY, and the migration runner.
+ * resets), statements and their error mapping, transactions, COPY, LISTEN, and the migration
+ * runner.
  *
  * Invariants:
  *  1. The program works in databases of its own (pe_test_db_create); the shared one of the group
@@ -573,6 +574,102 @@ static void test_copy_failures_leave_connection_usable(void **state)
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
+/* ---- LISTEN ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t lock;
+    int resets;
+    char payloads[8][32];
+    int npayloads;
+} heard_t;
+
+static void on_heard(void *arg, const char *payload)
+{
+    heard_t *h = arg;
+    pthread_mutex_lock(&h->lock);
+    if (!payload)
+        h->resets++;
+    else if (h->npayloads < 8)
+        snprintf(h->payloads[h->npayloads++], sizeof h->payloads[0], "%s", payload);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int heard_count(heard_t *h, bool resets)
+{
+    pthread_mutex_lock(&h->lock);
+    int n = resets ? h->resets : h->npayloads;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+typedef struct {
+    heard_t *h;
+    pe_db_listener_t *l;
+    int resets, payloads; /* at least this many */
+} expect_t;
+
+static bool met(const expect_t *e)
+{
+    return heard_count(e->h, true) >= e->resets && heard_count(e->h, false) >= e->payloads &&
+           pe_db_listener_live(e->l);
+}
+
+/* Waits up to WAIT_MS for the expectation; returns whether it was met. */
+static bool wait_for(heard_t *h, pe_db_listener_t *l, int resets, int payloads)
+{
+    expect_t e = {h, l, resets, payloads};
+    for (int64_t t0 = pe_now_mono_us(); pe_now_mono_us() - t0 < WAIT_MS * 1000LL; usleep(5000))
+        if (met(&e))
+            return true;
+    return false;
+}
+
+/* Notifications arrive when the sending transaction commits; a lost connection is noticed,
+ * announced as a reset (NULL payload) and replaced, and listening goes on. */
+static void test_listener_hears_and_survives_a_lost_connection(void **state)
+{
+    (void)state;
+    heard_t h = {.npayloads = 0};
+    pthread_mutex_init(&h.lock, NULL);
+    assert_null(pe_db_listener_start(g_pool, "Bad-Name; DROP", on_heard, &h));
+    assert_null(pe_db_listener_start(g_pool, "", on_heard, &h));
+    pe_db_listener_t *l = pe_db_listener_start(g_pool, "pe_test_channel", on_heard, &h);
+    assert_non_null(l);
+    assert_true(wait_for(&h, l, 1, 0));
+    assert_int_equal(heard_count(&h, true), 1); /* told to forget on (first) connect */
+
+    /* not delivered before COMMIT, delivered after */
+    pe_db_conn_t *c = acquire(g_pool);
+    assert_int_equal(pe_db_begin(c), 0);
+    assert_int_equal(pe_db_exec(c, "SELECT pg_notify('pe_test_channel', 'one')", 0, NULL, NULL), 0);
+    usleep(300 * 1000);
+    assert_int_equal(heard_count(&h, false), 0);
+    assert_int_equal(pe_db_commit(c), 0);
+    assert_true(wait_for(&h, l, 1, 1));
+    assert_string_equal(h.payloads[0], "one");
+    /* another channel is not heard */
+    assert_int_equal(pe_db_exec(c, "NOTIFY other_channel, 'x'", 0, NULL, NULL), 0);
+
+    /* the server ends the listener's session: reset, reconnect, live again */
+    assert_int_equal(pe_db_exec(c,
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE query = 'LISTEN pe_test_channel'",
+                                0, NULL, NULL),
+                     0);
+    assert_true(wait_for(&h, l, 3, 1)); /* lost: reset; reconnected: reset */
+    assert_int_equal(pe_db_exec(c, "NOTIFY pe_test_channel, 'two'", 0, NULL, NULL), 0);
+    assert_true(wait_for(&h, l, 3, 2));
+    assert_int_equal(heard_count(&h, false), 2); /* other_channel was not heard */
+    assert_string_equal(h.payloads[1], "two");
+    pe_db_release(g_pool, c);
+
+    int64_t t0 = pe_now_mono_us();
+    pe_db_listener_stop(l);
+    assert_true(pe_now_mono_us() - t0 < 1000000);
+    pe_db_listener_stop(NULL);
+    pthread_mutex_destroy(&h.lock);
+}
+
 static const char *const count_sql = "SELECT count(*) FROM schema_migrations";
 /* pg_locks spans the cluster, where other test programs migrate too: count this database's. */
 static const char *const advisory_locks_sql =
@@ -817,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_broken_connections_are_replaced),
         cmocka_unit_test(test_copy_round_trip),
         cmocka_unit_test(test_copy_failures_leave_connection_usable),
+        cmocka_unit_test(test_listener_hears_and_survives_a_lost_connection),
         cmocka_unit_test(test_migrate_applies_once),
         cmocka_unit_test(test_migrate_refuses_edited_file),
         cmocka_unit_test(test_concurrent_migrators),
