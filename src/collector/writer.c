@@ -6,8 +6,8 @@
  *
  *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
  *                                                           │
- *     BEGIN; SAVEPOINT; COPY keys → event_keys; COPY events   (every key new: the rule)
- *            └─ unique violation (a retry) → ROLLBACK TO SAVEPOINT; INSERT keys ON CONFLICT
+ *     BEGIN; COPY keys → event_keys; COPY events   (every key new: the rule)
+ *            └─ unique violation (a retry) → ROLLBACK; BEGIN; INSERT keys ON CONFLICT
  *               DO NOTHING RETURNING; COPY the events whose key came back
  *            COPY events_rejected; COMMIT
  *   (imported events have no event_keys row: events' own primary key, with the timestamp as
@@ -33,10 +33,11 @@
  *     so two commits carrying the same event cannot deadlock: the second waits for the first
  *     and then finds the key taken.
  *  5. Idempotency costs a COPY of three narrow columns when no key was seen before (the common
- *     case: retries are rare), and a second round only for the commit that meets a stored key:
- *     then the keys go to event_keys as three arrays (ON CONFLICT DO NOTHING RETURNING) and only
- *     the lines whose key came back new are streamed to events. A key twice in one commit (a
- *     retry racing its original) is found by sorting and stored once on either path.
+ *     case: retries are rare), and a second transaction only for the commit that meets a stored
+ *     key (never a savepoint: every row keeps a top-level xmin, which the aggregation's snapshot
+ *     watermark needs): then the keys go to event_keys as three arrays (ON CONFLICT DO NOTHING
+ * RETURNING) and only the lines whose key came back new are streamed to events. A key twice in one
+ * commit (a retry racing its original) is found by sorting and stored once on either path.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -103,9 +104,11 @@ static const char KEYS_SQL[] = "INSERT INTO event_keys (store_id, key_day, event
                                " ON CONFLICT DO NOTHING RETURNING store_id, key_day, event_id";
 
 /* $1: the first and last second (Unix time) of each UTC day an import needs, so that every
- * partition overlapping those days is made whatever time zone pg_partman cut them in. */
+ * partition overlapping those days is made whatever time zone pg_partman cut them in. Without
+ * p_analyze => false pg_partman ANALYZEs the whole parent after each creation: seconds per new
+ * day once a few million events are stored (autovacuum analyzes the new partition instead). */
 static const char PARTITIONS_SQL[] =
-    "SELECT partman.create_partition_time('public.events', t)"
+    "SELECT partman.create_partition_time('public.events', t, p_analyze => false)"
     " FROM (SELECT array_agg(to_timestamp(s)) AS t FROM unnest($1::bigint[]) AS s) a";
 
 static const char OVERFLOW_SQL[] =
@@ -240,7 +243,7 @@ static int key_ref_cmp(const void *a, const void *b)
 
 /* The fast path: every key of the commit is new (the rule: retries are rare). The keys go to
  * event_keys with COPY and the events after them; a key stored before makes the key COPY fail
- * with a unique violation, and the caller falls back to conflict-aware insertion. */
+ * with a unique violation, and the caller does the commit again with insert_new_events. */
 static int copy_new_events(writer_t *w, const key_ref_t *refs, size_t n, uint64_t *inserted)
 {
     pe_buf_t keys = PE_BUF_INIT;
@@ -421,7 +424,8 @@ out:
 /* Stores the events of the commit whose key is new; *inserted counts them. Keys go in sorted
  * order, so concurrent writers lock any keys they share in the same order and cannot deadlock
  * on each other, and a key twice in the commit is adjacent (the second is a duplicate). */
-static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint64_t *inserted)
+static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, bool conflict_aware,
+                        uint64_t *inserted)
 {
     key_ref_t *refs = malloc(nevents * sizeof *refs);
     int rc = PE_ENOMEM;
@@ -437,16 +441,8 @@ static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, uint
         refs[k].duplicate = key_ref_cmp(&refs[k - 1], &refs[k]) == 0;
 
     *inserted = 0;
-    rc = pe_db_exec(w->conn, "SAVEPOINT fast_path", 0, NULL, NULL);
-    if (rc == 0)
-        rc = copy_new_events(w, refs, n, inserted);
-    if (rc == PE_ECONFLICT) { /* a key was stored before: a retry */
-        atomic_fetch_add(&w->c->slow_paths, 1);
-        *inserted = 0;
-        rc = pe_db_exec(w->conn, "ROLLBACK TO SAVEPOINT fast_path", 0, NULL, NULL);
-        if (rc == 0)
-            rc = insert_new_events(w, refs, n, inserted);
-    }
+    rc = conflict_aware ? insert_new_events(w, refs, n, inserted)
+                        : copy_new_events(w, refs, n, inserted);
 out:
     free(refs);
     return rc;
@@ -494,12 +490,25 @@ static int commit_jobs(writer_t *w, collector_job_t *jobs)
         if (j->ndays && (rc = collector_ensure_partitions(c, w->conn, j)) != 0)
             goto fail;
     }
+    bool conflict_aware = false;
+    uint64_t inserted = 0;
+again:
     rc = pe_db_begin(w->conn);
     if (rc != 0)
         goto fail;
-    uint64_t inserted = 0;
     if (nevents) {
-        rc = store_events(w, jobs, nevents, &inserted);
+        rc = store_events(w, jobs, nevents, conflict_aware, &inserted);
+        if (rc == PE_ECONFLICT && !conflict_aware) {
+            /* an event stored before (a retry): do the commit again, conflict-aware. A whole
+             * new transaction, not a savepoint: rows must carry top-level transaction ids,
+             * which the aggregation's snapshot watermark relies on (aggregate/run.c inv. 3). */
+            atomic_fetch_add(&c->slow_paths, 1);
+            conflict_aware = true;
+            rc = pe_db_rollback(w->conn);
+            if (rc != 0)
+                goto fail;
+            goto again;
+        }
         if (rc != 0)
             goto fail;
     }
