@@ -1,0 +1,263 @@
+/*
+ * validate.c — the product validator: checks a bulk-upsert body field by field and builds the
+ * canonical array that store.c hands to PostgreSQL.
+ *
+ * Invariants:
+ *  1. Pure: no I/O, no globals, no allocation except the canonical array; thread-safe.
+ *  2. The first failing field is reported, in document order, as "products[i].field: …"; the
+ *     message is NUL-terminated and at most 255 bytes, and a refusal leaves *canonical NULL.
+ *  3. What passes here passes the CHECKs of 0004_catalog.sql: the same byte bounds, the same
+ *     control characters (C0, DEL and the C1 range U+0080..U+009F), the same numeric ranges.
+ *  4. The canonical array has, per product, exactly the keys sku, name, category, price, cost,
+ *     stock, currency, in that order, with null for the optional ones the client left out.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pe/catalog.h"
+
+static int fail(pe_catalog_error_t *err, int rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(pe_catalog_error_t *err, int rc, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(err->code, sizeof err->code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* True when s has a C0 control, DEL, or a C1 control (U+0080..U+009F as 0xC2 0x80..0x9F). */
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return true;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9f)
+            return true;
+    }
+    return false;
+}
+
+/* The client's key, at most 64 bytes, cut at a UTF-8 boundary (messages stay valid UTF-8). */
+static void key_excerpt(const char *key, char out[65])
+{
+    size_t n = strlen(key);
+    if (n > 64) {
+        n = 64;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, key, n);
+    out[n] = '\0';
+}
+
+static int check_text(const cJSON *v, size_t i, const char *field, size_t max,
+                      pe_catalog_error_t *err)
+{
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a string", i, field);
+    size_t n = strlen(v->valuestring);
+    if (n == 0)
+        return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: must not be empty", i,
+                    field);
+    if (n > max)
+        return fail(err, PE_EINVAL, "too_long", "products[%zu].%s: longer than %zu bytes", i, field,
+                    max);
+    if (!pe_utf8_valid(v->valuestring, n))
+        return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: not valid UTF-8", i,
+                    field);
+    if (has_control(v->valuestring, n))
+        return fail(err, PE_EINVAL, "invalid_format",
+                    "products[%zu].%s: must not contain control characters", i, field);
+    return 0;
+}
+
+static int check_money(const cJSON *v, size_t i, const char *field, pe_catalog_error_t *err)
+{
+    if (!cJSON_IsNumber(v))
+        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a number", i, field);
+    double d = v->valuedouble;
+    if (!isfinite(d) || d > PE_CATALOG_MONEY_MAX)
+        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be <= 1000000000", i,
+                    field);
+    if (d < 0)
+        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be >= 0", i, field);
+    return 0;
+}
+
+static int check_stock(const cJSON *v, size_t i, pe_catalog_error_t *err)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || floor(v->valuedouble) != v->valuedouble)
+        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].stock: must be an integer", i);
+    if (v->valuedouble < 0 || v->valuedouble > PE_CATALOG_STOCK_MAX)
+        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].stock: must be an integer 0..%d",
+                    i, PE_CATALOG_STOCK_MAX);
+    return 0;
+}
+
+static int check_currency(const cJSON *v, size_t i, pe_catalog_error_t *err)
+{
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].currency: must be a string", i);
+    const char *s = v->valuestring;
+    if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' ||
+        s[2] > 'Z')
+        return fail(err, PE_EINVAL, "invalid_format",
+                    "products[%zu].currency: must be an ISO 4217 code (3 upper-case letters)", i);
+    return 0;
+}
+
+enum { F_SKU, F_NAME, F_CATEGORY, F_PRICE, F_COST, F_STOCK, F_CURRENCY, F_COUNT };
+static const char *const FIELDS[F_COUNT] = {"sku",  "name",  "category", "price",
+                                            "cost", "stock", "currency"};
+
+/* Checks products[i]; on success adds its canonical form to out (when out is non-NULL). */
+static int check_product(const cJSON *p, size_t i, cJSON *out, pe_catalog_error_t *err)
+{
+    const cJSON *f[F_COUNT] = {NULL};
+    if (!cJSON_IsObject(p))
+        return fail(err, PE_EINVAL, "invalid_type", "products[%zu]: must be an object", i);
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, p)
+    {
+        size_t k = 0;
+        while (k < F_COUNT && strcmp(kv->string, FIELDS[k]) != 0)
+            k++;
+        if (k == F_COUNT) {
+            char key[65];
+            key_excerpt(kv->string, key);
+            return fail(err, PE_EINVAL, "unknown_field", "products[%zu].%s: unknown field", i, key);
+        }
+        if (f[k])
+            return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: given twice", i,
+                        FIELDS[k]);
+        f[k] = kv;
+    }
+    static const size_t max[] = {PE_CATALOG_SKU_MAX, PE_CATALOG_LABEL_MAX, PE_CATALOG_LABEL_MAX};
+    for (int k = F_SKU; k <= F_PRICE; k++)
+        if (!f[k])
+            return fail(err, PE_EINVAL, "missing_field", "products[%zu].%s: is required", i,
+                        FIELDS[k]);
+    int rc;
+    for (int k = F_SKU; k <= F_CATEGORY; k++)
+        if ((rc = check_text(f[k], i, FIELDS[k], max[k], err)) != 0)
+            return rc;
+    if ((rc = check_money(f[F_PRICE], i, "price", err)) != 0)
+        return rc;
+    if (f[F_COST] && !cJSON_IsNull(f[F_COST]) && (rc = check_money(f[F_COST], i, "cost", err)) != 0)
+        return rc;
+    if (f[F_STOCK] && !cJSON_IsNull(f[F_STOCK]) && (rc = check_stock(f[F_STOCK], i, err)) != 0)
+        return rc;
+    if (f[F_CURRENCY] && !cJSON_IsNull(f[F_CURRENCY]) &&
+        (rc = check_currency(f[F_CURRENCY], i, err)) != 0)
+        return rc;
+    if (!out)
+        return 0;
+
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(out, o))
+        goto nomem_o;
+    for (int k = 0; k < F_COUNT; k++) {
+        cJSON *v = f[k] && !cJSON_IsNull(f[k]) ? cJSON_Duplicate(f[k], false) : cJSON_CreateNull();
+        if (!v)
+            return PE_ENOMEM;
+        if (!cJSON_AddItemToObject(o, FIELDS[k], v)) {
+            cJSON_Delete(v);
+            return PE_ENOMEM;
+        }
+    }
+    return 0;
+nomem_o:
+    cJSON_Delete(o);
+    return PE_ENOMEM;
+}
+
+int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_error_t *err)
+{
+    int rc = PE_ENOMEM;
+    cJSON *out = NULL;
+    memset(err, 0, sizeof *err);
+    if (canonical)
+        *canonical = NULL;
+    if (!cJSON_IsArray(products)) {
+        rc = fail(err, PE_EINVAL, "invalid_type", "products: must be an array");
+        goto out;
+    }
+    int n = cJSON_GetArraySize(products);
+    if (n == 0) {
+        rc = fail(err, PE_EINVAL, "out_of_range", "products: must hold at least one product");
+        goto out;
+    }
+    if (n > PE_CATALOG_MAX_PRODUCTS) {
+        rc = fail(err, PE_ETOOBIG, "too_many", "products: %d products; at most %d per request", n,
+                  PE_CATALOG_MAX_PRODUCTS);
+        goto out;
+    }
+    if (canonical && !(out = cJSON_CreateArray()))
+        goto out;
+    size_t i = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, products)
+    {
+        if ((rc = check_product(p, i, out, err)) != 0)
+            goto out;
+        /* A SKU twice in one statement cannot be upserted (and would be ambiguous anyway).
+         * Quadratic, but over at most 1000 short strings of already-checked input. */
+        const char *sku = cJSON_GetObjectItemCaseSensitive(p, "sku")->valuestring;
+        size_t j = 0;
+        const cJSON *q;
+        cJSON_ArrayForEach(q, products)
+        {
+            if (j >= i)
+                break;
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(q, "sku")->valuestring, sku) == 0) {
+                rc = fail(err, PE_EINVAL, "duplicate",
+                          "products[%zu].sku: the same SKU as products[%zu]", i, j);
+                goto out;
+            }
+            j++;
+        }
+        i++;
+    }
+    if (canonical) {
+        *canonical = out;
+        out = NULL;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(out);
+    if (rc == PE_ENOMEM)
+        fail(err, PE_ENOMEM, "internal_error", "products: out of memory");
+    return rc;
+}
+
+int pe_catalog_validate_body(const cJSON *body, cJSON **canonical, pe_catalog_error_t *err)
+{
+    memset(err, 0, sizeof *err);
+    if (canonical)
+        *canonical = NULL;
+    if (!cJSON_IsObject(body))
+        return fail(err, PE_EINVAL, "invalid_type", "body: must be an object {\"products\":[…]}");
+    const cJSON *kv, *products = NULL;
+    cJSON_ArrayForEach(kv, body)
+    {
+        if (strcmp(kv->string, "products") != 0) {
+            char key[65];
+            key_excerpt(kv->string, key);
+            return fail(err, PE_EINVAL, "unknown_field", "%s: unknown field", key);
+        }
+        if (products)
+            return fail(err, PE_EINVAL, "invalid_format", "products: given twice");
+        products = kv;
+    }
+    if (!products)
+        return fail(err, PE_EINVAL, "missing_field", "products: is required");
+    return pe_catalog_validate(products, canonical, err);
+}

@@ -1,0 +1,592 @@
+/*
+ * scenario.c — the simulator's scenario: the defaults of simulated traffic, the JSON document
+ * that changes them (globally, or per segment through overrides), its strict validation, and its
+ * serialisation as "the scenario in force".
+ *
+ * Invariants:
+ *  1. Untrusted input: the document goes through pe_json_parse (size, nesting and UTF-8 bounds);
+ *     unknown keys, keys given twice, wrong types and out-of-range numbers are refused with a
+ *     message naming the path ("overrides[1].segment.device: must be one of desktop, …").
+ *  2. A parsed scenario is complete (every default filled in) and immutable.
+ *  3. pe_sim_scenario_json(parse(x)) parses back to the same scenario (a fixed point after one
+ *     round), so the truth file's "scenario" can be fed back with --scenario.
+ *  4. The dimension tables here (steps, devices, countries, sources, payment methods) are the
+ *     only place those names are spelled.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+const char *const sim_step_names[SIM_NSTEPS] = {"cart", "checkout", "shipping", "payment",
+                                                "confirmation"};
+const char *const sim_device_names[SIM_NDEVICES] = {"desktop", "mobile", "tablet", "other"};
+const char *const sim_country_codes[SIM_NCOUNTRIES] = {"DE", "FR", "GB", "US", "NL",
+                                                       "ES", "IT", "AT", "CH", "SE"};
+const char *const sim_country_locales[SIM_NCOUNTRIES] = {
+    "de-DE", "fr-FR", "en-GB", "en-US", "nl-NL", "es-ES", "it-IT", "de-AT", "de-CH", "sv-SE"};
+const sim_source_t sim_sources[SIM_NSOURCES] = {
+    {"direct", NULL, NULL, {NULL, NULL}, ""},
+    {"organic", "google", "organic", {NULL, NULL}, "https://www.google.com/"},
+    {"paid", "google-ads", "cpc", {"brand-search", "generic-search"}, "https://www.google.com/"},
+    {"social", "instagram", "social", {"spring-launch", "influencer"}, "https://l.instagram.com/"},
+    {"email", "newsletter", "email", {"weekly-newsletter", "win-back"}, ""},
+    {"referral", "blog.example", "referral", {NULL, NULL}, "https://blog.example/best-picks"},
+};
+const char *const sim_payment_names[SIM_NPAYMENTS] = {"card", "paypal", "klarna", "applepay"};
+
+static const double DEFAULT_FUNNEL[SIM_NSTEPS] = {0.18, 0.55, 0.78, 0.82, 0.90};
+static const double DEFAULT_PAYMENTS[SIM_NPAYMENTS] = {0.55, 0.25, 0.12, 0.08};
+static const double DEFAULT_DEVICES[SIM_NDEVICES] = {0.42, 0.48, 0.08, 0.02};
+static const double DEFAULT_COUNTRIES[SIM_NCOUNTRIES] = {0.34, 0.12, 0.12, 0.10, 0.07,
+                                                         0.07, 0.06, 0.05, 0.04, 0.03};
+static const double DEFAULT_SOURCES[SIM_NSOURCES] = {0.28, 0.30, 0.16, 0.12, 0.09, 0.05};
+#define DEFAULT_RETURNING 0.30
+#define DEFAULT_PRODUCTS  40
+#define MAX_PRODUCTS      1000
+#define MAX_WEIGHT        1e6
+#define MAX_MULTIPLIER    100.0
+#define MAX_RETURNING     0.95
+#define MAX_TEXT          256
+
+/* ---- errors and paths ----------------------------------------------------------------------- */
+
+typedef struct {
+    char *err;
+    size_t errlen;
+} ctx_t;
+
+static int fail(ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(ctx_t *c, const char *path, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(c->err, c->errlen, "%s: %s", path, msg);
+    return PE_EINVAL;
+}
+
+/* "parent.key" (or "key" at the top); the key at most 64 bytes, cut at a UTF-8 boundary. */
+static void join(char *out, size_t outlen, const char *parent, const char *key_in)
+{
+    char key[65];
+    size_t n = strlen(key_in);
+    if (n > 64) {
+        n = 64;
+        while (n > 0 && ((unsigned char)key_in[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(key, key_in, n);
+    key[n] = '\0';
+    /* Paths are bounded (keys print at most 64 bytes); a cut path is still a useful message. */
+    if (snprintf(out, outlen, "%s%s%.64s", parent, parent[0] ? "." : "", key) < 0)
+        out[0] = '\0';
+}
+
+/* Refuses a key given twice in obj (cJSON keeps both). */
+static int no_duplicates(ctx_t *c, const cJSON *obj, const char *path)
+{
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0) {
+                char p[256];
+                join(p, sizeof p, path, a->string);
+                return fail(c, p, "given twice");
+            }
+    return 0;
+}
+
+static int index_of(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* "a, b, c" */
+static void list_names(char *out, size_t outlen, const char *const *names, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < outlen; i++) {
+        int w = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int number_in(ctx_t *c, const cJSON *v, const char *path, double lo, double hi, double *out)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return fail(c, path, "must be a number %g..%g", lo, hi);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return fail(c, path, "must be a number %g..%g", lo, hi);
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* An object of name → weight (0..MAX_WEIGHT) over names; updates out[] for the names given
+ * (others untouched). */
+static int weights(ctx_t *c, const cJSON *obj, const char *path, const char *const *names, size_t n,
+                   double *out)
+{
+    char p[256], list[256];
+    if (!cJSON_IsObject(obj))
+        return fail(c, path, "must be an object of name: weight");
+    int rc = no_duplicates(c, obj, path);
+    if (rc != 0)
+        return rc;
+    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
+        join(p, sizeof p, path, kv->string);
+        int i = index_of(names, n, kv->string);
+        if (i < 0) {
+            list_names(list, sizeof list, names, n);
+            return fail(c, p, "unknown name; one of %s", list);
+        }
+        if ((rc = number_in(c, kv, p, 0, MAX_WEIGHT, &out[i])) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool any_positive(const double *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (w[i] > 0)
+            return true;
+    return false;
+}
+
+static int string_in(ctx_t *c, const cJSON *v, const char *path, const char *const *names, size_t n,
+                     int *out)
+{
+    char list[256];
+    list_names(list, sizeof list, names, n);
+    if (!cJSON_IsString(v) || (*out = index_of(names, n, v->valuestring)) < 0)
+        return fail(c, path, "must be one of %s", list);
+    return 0;
+}
+
+static int text(ctx_t *c, const cJSON *v, const char *path, char **out)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > MAX_TEXT)
+        return fail(c, path, "must be a string of 1..%d bytes", MAX_TEXT);
+    *out = strdup(v->valuestring);
+    return *out ? 0 : PE_ENOMEM;
+}
+
+/* ---- overrides ------------------------------------------------------------------------------ */
+
+static int parse_segment(ctx_t *c, const cJSON *seg, const char *path, sim_override_t *o)
+{
+    static const char *const VISITORS[] = {"new", "returning"};
+    char p[256];
+    if (!cJSON_IsObject(seg))
+        return fail(c, path,
+                    "must be an object (device, country, source, utmSource, "
+                    "utmMedium, utmCampaign, visitor)");
+    int rc = no_duplicates(c, seg, path);
+    if (rc != 0)
+        return rc;
+    if (!seg->child)
+        return fail(c, path,
+                    "must name at least one of device, country, source, utmSource, "
+                    "utmMedium, utmCampaign, visitor");
+    for (const cJSON *kv = seg->child; kv; kv = kv->next) {
+        join(p, sizeof p, path, kv->string);
+        const char *k = kv->string;
+        if (strcmp(k, "device") == 0)
+            rc = string_in(c, kv, p, sim_device_names, SIM_NDEVICES, &o->device);
+        else if (strcmp(k, "country") == 0)
+            rc = string_in(c, kv, p, sim_country_codes, SIM_NCOUNTRIES, &o->country);
+        else if (strcmp(k, "source") == 0) {
+            const char *names[SIM_NSOURCES];
+            for (size_t i = 0; i < SIM_NSOURCES; i++)
+                names[i] = sim_sources[i].name;
+            rc = string_in(c, kv, p, names, SIM_NSOURCES, &o->source);
+        } else if (strcmp(k, "visitor") == 0)
+            rc = string_in(c, kv, p, VISITORS, 2, &o->visitor);
+        else if (strcmp(k, "utmSource") == 0)
+            rc = text(c, kv, p, &o->utm_source);
+        else if (strcmp(k, "utmMedium") == 0)
+            rc = text(c, kv, p, &o->utm_medium);
+        else if (strcmp(k, "utmCampaign") == 0)
+            rc = text(c, kv, p, &o->utm_campaign);
+        else
+            rc = fail(c, p,
+                      "unknown field; a segment has device, country, source, utmSource, "
+                      "utmMedium, utmCampaign, visitor");
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_override(ctx_t *c, const cJSON *ov, size_t idx, const pe_sim_scenario_t *s,
+                          sim_override_t *o)
+{
+    char path[64], p[256];
+    snprintf(path, sizeof path, "overrides[%zu]", idx);
+    o->device = o->country = o->source = o->visitor = -1;
+    o->step = -1;
+    o->drop_multiplier = o->probability = -1;
+    for (size_t i = 0; i < SIM_NPAYMENTS; i++)
+        o->payments[i] = -1;
+    if (!cJSON_IsObject(ov))
+        return fail(c, path,
+                    "must be an object {\"segment\":{…}, \"step\":…, "
+                    "\"dropMultiplier\"|\"probability\":…, \"paymentMethods\":{…}}");
+    int rc = no_duplicates(c, ov, path);
+    if (rc != 0)
+        return rc;
+    const cJSON *segment = NULL, *step = NULL, *mult = NULL, *prob = NULL, *pay = NULL;
+    for (const cJSON *kv = ov->child; kv; kv = kv->next) {
+        const char *k = kv->string;
+        if (strcmp(k, "segment") == 0)
+            segment = kv;
+        else if (strcmp(k, "step") == 0)
+            step = kv;
+        else if (strcmp(k, "dropMultiplier") == 0)
+            mult = kv;
+        else if (strcmp(k, "probability") == 0)
+            prob = kv;
+        else if (strcmp(k, "paymentMethods") == 0)
+            pay = kv;
+        else {
+            join(p, sizeof p, path, k);
+            return fail(c, p,
+                        "unknown field; an override has segment, step, dropMultiplier, "
+                        "probability, paymentMethods");
+        }
+    }
+    join(p, sizeof p, path, "segment");
+    if (!segment)
+        return fail(c, p, "is required");
+    if ((rc = parse_segment(c, segment, p, o)) != 0)
+        return rc;
+    if (step) {
+        join(p, sizeof p, path, "step");
+        if ((rc = string_in(c, step, p, sim_step_names, SIM_NSTEPS, &o->step)) != 0)
+            return rc;
+        if (!mult && !prob)
+            return fail(c, path, "a step needs dropMultiplier or probability");
+        if (mult && prob)
+            return fail(c, path, "give dropMultiplier or probability, not both");
+        if (mult) {
+            join(p, sizeof p, path, "dropMultiplier");
+            rc = number_in(c, mult, p, 0, MAX_MULTIPLIER, &o->drop_multiplier);
+        } else {
+            join(p, sizeof p, path, "probability");
+            rc = number_in(c, prob, p, 0, 1, &o->probability);
+        }
+        if (rc != 0)
+            return rc;
+    } else if (mult || prob) {
+        join(p, sizeof p, path, mult ? "dropMultiplier" : "probability");
+        return fail(c, p, "needs a step");
+    }
+    if (pay) {
+        join(p, sizeof p, path, "paymentMethods");
+        if ((rc = weights(c, pay, p, sim_payment_names, SIM_NPAYMENTS, o->payments)) != 0)
+            return rc;
+        double merged[SIM_NPAYMENTS];
+        for (size_t i = 0; i < SIM_NPAYMENTS; i++)
+            merged[i] = o->payments[i] >= 0 ? o->payments[i] : s->payments[i];
+        if (!any_positive(merged, SIM_NPAYMENTS))
+            return fail(c, p, "leaves no payment method with a weight > 0");
+        o->has_payments = true;
+    }
+    if (!step && !pay)
+        return fail(c, path,
+                    "changes nothing: give a step (with dropMultiplier or "
+                    "probability) or paymentMethods");
+    return 0;
+}
+
+/* ---- the document --------------------------------------------------------------------------- */
+
+static void set_defaults(pe_sim_scenario_t *s)
+{
+    memcpy(s->funnel, DEFAULT_FUNNEL, sizeof s->funnel);
+    memcpy(s->payments, DEFAULT_PAYMENTS, sizeof s->payments);
+    memcpy(s->devices, DEFAULT_DEVICES, sizeof s->devices);
+    memcpy(s->countries, DEFAULT_COUNTRIES, sizeof s->countries);
+    memcpy(s->sources, DEFAULT_SOURCES, sizeof s->sources);
+    s->returning_share = DEFAULT_RETURNING;
+    s->products = DEFAULT_PRODUCTS;
+}
+
+static int parse_root(ctx_t *c, const cJSON *root, pe_sim_scenario_t *s)
+{
+    static const char *const KEYS[] = {"description",    "funnel",    "paymentMethods",
+                                       "devices",        "countries", "sources",
+                                       "returningShare", "products",  "overrides"};
+    const cJSON *f[PE_ARRAY_LEN(KEYS)] = {NULL};
+    char list[256];
+    if (!cJSON_IsObject(root))
+        return fail(c, "scenario", "must be a JSON object");
+    int rc = no_duplicates(c, root, "");
+    if (rc != 0)
+        return rc;
+    for (const cJSON *kv = root->child; kv; kv = kv->next) {
+        int i = index_of(KEYS, PE_ARRAY_LEN(KEYS), kv->string);
+        if (i < 0) {
+            list_names(list, sizeof list, KEYS, PE_ARRAY_LEN(KEYS));
+            char p[80];
+            join(p, sizeof p, "", kv->string);
+            return fail(c, p, "unknown field; a scenario has %s", list);
+        }
+        f[i] = kv;
+    }
+    if (f[0] && (rc = text(c, f[0], "description", &s->description)) != 0)
+        return rc;
+    if (f[1]) {
+        /* Funnel probabilities are weights bounded by 1. */
+        double tmp[SIM_NSTEPS];
+        memcpy(tmp, s->funnel, sizeof tmp);
+        if ((rc = weights(c, f[1], "funnel", sim_step_names, SIM_NSTEPS, tmp)) != 0)
+            return rc;
+        for (size_t i = 0; i < SIM_NSTEPS; i++) {
+            if (tmp[i] > 1) {
+                char p[64];
+                join(p, sizeof p, "funnel", sim_step_names[i]);
+                return fail(c, p, "must be a probability 0..1");
+            }
+        }
+        memcpy(s->funnel, tmp, sizeof tmp);
+    }
+    struct {
+        size_t key;
+        const char *path;
+        const char *const *names;
+        size_t n;
+        double *out;
+    } maps[] = {
+        {2, "paymentMethods", sim_payment_names, SIM_NPAYMENTS, s->payments},
+        {3, "devices", sim_device_names, SIM_NDEVICES, s->devices},
+        {4, "countries", sim_country_codes, SIM_NCOUNTRIES, s->countries},
+        {5, "sources", NULL, SIM_NSOURCES, s->sources},
+    };
+    const char *source_names[SIM_NSOURCES];
+    for (size_t i = 0; i < SIM_NSOURCES; i++)
+        source_names[i] = sim_sources[i].name;
+    maps[3].names = source_names;
+    for (size_t m = 0; m < PE_ARRAY_LEN(maps); m++) {
+        if (!f[maps[m].key])
+            continue;
+        rc = weights(c, f[maps[m].key], maps[m].path, maps[m].names, maps[m].n, maps[m].out);
+        if (rc != 0)
+            return rc;
+        if (!any_positive(maps[m].out, maps[m].n))
+            return fail(c, maps[m].path, "leaves no %s with a weight > 0",
+                        m == 0 ? "payment method" : "value");
+    }
+    if (f[6] &&
+        (rc = number_in(c, f[6], "returningShare", 0, MAX_RETURNING, &s->returning_share)) != 0)
+        return rc;
+    if (f[7]) {
+        double n = 0;
+        if ((rc = number_in(c, f[7], "products", 1, MAX_PRODUCTS, &n)) != 0)
+            return rc;
+        if (floor(n) != n)
+            return fail(c, "products", "must be an integer 1..%d", MAX_PRODUCTS);
+        s->products = (unsigned)n;
+    }
+    if (f[8]) {
+        const cJSON *ovs = f[8];
+        if (!cJSON_IsArray(ovs))
+            return fail(c, "overrides", "must be an array");
+        int n = cJSON_GetArraySize(ovs);
+        if (n > PE_SIM_SCENARIO_MAX_OVERRIDES)
+            return fail(c, "overrides", "at most %d overrides", PE_SIM_SCENARIO_MAX_OVERRIDES);
+        if (n > 0) {
+            s->overrides = calloc((size_t)n, sizeof *s->overrides);
+            if (!s->overrides)
+                return PE_ENOMEM;
+        }
+        size_t i = 0;
+        for (const cJSON *ov = ovs->child; ov; ov = ov->next, i++) {
+            s->noverrides = i + 1; /* so that free releases what the override holds */
+            if ((rc = parse_override(c, ov, i, s, &s->overrides[i])) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void pe_sim_scenario_free(pe_sim_scenario_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->noverrides; i++) {
+        free(s->overrides[i].utm_source);
+        free(s->overrides[i].utm_medium);
+        free(s->overrides[i].utm_campaign);
+    }
+    free(s->overrides);
+    free(s->description);
+    free(s);
+}
+
+int pe_sim_scenario_parse(const char *text_in, size_t len, pe_sim_scenario_t **out, char *err,
+                          size_t errlen)
+{
+    ctx_t c = {err, errlen};
+    cJSON *root = NULL;
+    int rc = PE_ENOMEM;
+    *out = NULL;
+    if (errlen)
+        err[0] = '\0';
+    pe_sim_scenario_t *s = calloc(1, sizeof *s);
+    if (!s)
+        goto out;
+    set_defaults(s);
+    if (text_in && len > 0) {
+        char why[128];
+        if (len > PE_SIM_SCENARIO_MAX_BYTES) {
+            rc = fail(&c, "scenario", "larger than %d bytes", PE_SIM_SCENARIO_MAX_BYTES);
+            goto out;
+        }
+        if (pe_json_parse(text_in, len, &root, why, sizeof why) != 0) {
+            rc = fail(&c, "scenario", "not valid JSON: %s", why);
+            goto out;
+        }
+        if ((rc = parse_root(&c, root, s)) != 0)
+            goto out;
+    }
+    *out = s;
+    s = NULL;
+    rc = 0;
+out:
+    if (rc == PE_ENOMEM && errlen)
+        snprintf(err, errlen, "scenario: out of memory");
+    cJSON_Delete(root);
+    pe_sim_scenario_free(s);
+    return rc;
+}
+
+/* ---- matching ------------------------------------------------------------------------------- */
+
+bool sim_override_matches(const sim_override_t *o, const sim_segment_key_t *k)
+{
+    const sim_source_t *src = &sim_sources[k->source];
+    if (o->device >= 0 && o->device != k->device)
+        return false;
+    if (o->country >= 0 && o->country != k->country)
+        return false;
+    if (o->source >= 0 && o->source != k->source)
+        return false;
+    if (o->visitor >= 0 && o->visitor != k->visitor)
+        return false;
+    if (o->utm_source && (!src->utm_source || strcmp(o->utm_source, src->utm_source) != 0))
+        return false;
+    if (o->utm_medium && (!src->utm_medium || strcmp(o->utm_medium, src->utm_medium) != 0))
+        return false;
+    if (o->utm_campaign && (!k->campaign || strcmp(o->utm_campaign, k->campaign) != 0))
+        return false;
+    return true;
+}
+
+/* ---- serialisation -------------------------------------------------------------------------- */
+
+static cJSON *weights_json(const double *w, const char *const *names, size_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < n; i++)
+        if (!cJSON_AddNumberToObject(o, names[i], w[i])) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    return o;
+}
+
+static bool add(cJSON *parent, const char *name, cJSON *item)
+{
+    if (item && cJSON_AddItemToObject(parent, name, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+static cJSON *override_json(const sim_override_t *o)
+{
+    static const char *const VISITORS[] = {"new", "returning"};
+    cJSON *j = cJSON_CreateObject(), *seg = cJSON_CreateObject();
+    bool ok = j && add(j, "segment", seg);
+    if (ok && o->device >= 0)
+        ok = cJSON_AddStringToObject(seg, "device", sim_device_names[o->device]) != NULL;
+    if (ok && o->country >= 0)
+        ok = cJSON_AddStringToObject(seg, "country", sim_country_codes[o->country]) != NULL;
+    if (ok && o->source >= 0)
+        ok = cJSON_AddStringToObject(seg, "source", sim_sources[o->source].name) != NULL;
+    if (ok && o->visitor >= 0)
+        ok = cJSON_AddStringToObject(seg, "visitor", VISITORS[o->visitor]) != NULL;
+    if (ok && o->utm_source)
+        ok = cJSON_AddStringToObject(seg, "utmSource", o->utm_source) != NULL;
+    if (ok && o->utm_medium)
+        ok = cJSON_AddStringToObject(seg, "utmMedium", o->utm_medium) != NULL;
+    if (ok && o->utm_campaign)
+        ok = cJSON_AddStringToObject(seg, "utmCampaign", o->utm_campaign) != NULL;
+    if (ok && o->step >= 0) {
+        ok = cJSON_AddStringToObject(j, "step", sim_step_names[o->step]) != NULL;
+        if (ok && o->drop_multiplier >= 0)
+            ok = cJSON_AddNumberToObject(j, "dropMultiplier", o->drop_multiplier) != NULL;
+        if (ok && o->probability >= 0)
+            ok = cJSON_AddNumberToObject(j, "probability", o->probability) != NULL;
+    }
+    if (ok && o->has_payments) {
+        cJSON *p = cJSON_CreateObject();
+        ok = add(j, "paymentMethods", p);
+        for (size_t i = 0; ok && i < SIM_NPAYMENTS; i++)
+            if (o->payments[i] >= 0)
+                ok = cJSON_AddNumberToObject(p, sim_payment_names[i], o->payments[i]) != NULL;
+    }
+    if (!ok) {
+        if (!j)
+            cJSON_Delete(seg);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+cJSON *pe_sim_scenario_json(const pe_sim_scenario_t *s)
+{
+    const char *source_names[SIM_NSOURCES];
+    for (size_t i = 0; i < SIM_NSOURCES; i++)
+        source_names[i] = sim_sources[i].name;
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j != NULL;
+    if (ok && s->description)
+        ok = cJSON_AddStringToObject(j, "description", s->description) != NULL;
+    ok = ok && add(j, "funnel", weights_json(s->funnel, sim_step_names, SIM_NSTEPS));
+    ok =
+        ok && add(j, "paymentMethods", weights_json(s->payments, sim_payment_names, SIM_NPAYMENTS));
+    ok = ok && add(j, "devices", weights_json(s->devices, sim_device_names, SIM_NDEVICES));
+    ok = ok && add(j, "countries", weights_json(s->countries, sim_country_codes, SIM_NCOUNTRIES));
+    ok = ok && add(j, "sources", weights_json(s->sources, source_names, SIM_NSOURCES));
+    ok = ok && cJSON_AddNumberToObject(j, "returningShare", s->returning_share) != NULL;
+    ok = ok && cJSON_AddNumberToObject(j, "products", s->products) != NULL;
+    cJSON *ovs = ok ? cJSON_CreateArray() : NULL;
+    ok = ok && add(j, "overrides", ovs);
+    for (size_t i = 0; ok && i < s->noverrides; i++) {
+        cJSON *o = override_json(&s->overrides[i]);
+        ok = o && cJSON_AddItemToArray(ovs, o);
+        if (!ok)
+            cJSON_Delete(o);
+    }
+    if (!ok) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}

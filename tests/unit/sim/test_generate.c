@@ -1,0 +1,356 @@
+/*
+ * test_generate.c — the traffic generator without a database: every event it renders passes the
+ * server's validator, every session stays inside its store-local day, eventIds are unique, the
+ * truth agrees with a recount of the rendered events, the output does not depend on the number
+ * of worker threads, an override changes its segment and leaves others exactly as they were,
+ * and the cut-off drops whole sessions.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/events.h"
+#include "pe/sim.h"
+#include "pe_test.h"
+
+#define DAYS       4
+#define US_PER_DAY (86400LL * 1000000LL)
+
+/* 2025-03-28 (Fri) .. 2025-03-31 in Europe/Berlin: the 30th is 23 hours long (DST). */
+static const int64_t BERLIN[DAYS + 1] = {
+    1743116400000000LL, /* 2025-03-28T00:00+01:00 */
+    1743202800000000LL, /* 2025-03-29T00:00+01:00 */
+    1743289200000000LL, /* 2025-03-30T00:00+01:00 */
+    1743372000000000LL, /* 2025-03-31T00:00+02:00 (23 h later) */
+    1743458400000000LL, /* 2025-04-01T00:00+02:00 */
+};
+
+typedef struct {
+    pthread_mutex_t mu;
+    char **lines; /* every event, serialised */
+    size_t n, cap;
+    int invalid;
+    char first_error[512];
+} sink_t;
+
+static int collect(void *ctx, unsigned worker, const cJSON *events, size_t count)
+{
+    sink_t *s = ctx;
+    (void)worker;
+    assert_true(count >= 1 && count <= PE_EVENT_BATCH_MAX_EVENTS);
+    assert_int_equal((size_t)cJSON_GetArraySize(events), count);
+    const cJSON *e;
+    pthread_mutex_lock(&s->mu);
+    cJSON_ArrayForEach(e, events)
+    {
+        pe_event_t ev;
+        pe_event_error_t err;
+        if (pe_event_validate(e, 0, &ev, &err) != 0 && s->invalid++ == 0)
+            snprintf(s->first_error, sizeof s->first_error, "%s %s", err.code, err.message);
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 4096;
+            s->lines = realloc(s->lines, s->cap * sizeof *s->lines);
+            assert_non_null(s->lines);
+        }
+        s->lines[s->n++] = cJSON_PrintUnformatted(e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sink_free(sink_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->lines[i]);
+    free(s->lines);
+    pthread_mutex_destroy(&s->mu);
+}
+
+typedef struct {
+    sink_t sink;
+    char *truth;
+    cJSON *truth_json;
+} run_t;
+
+static void run(run_t *out, uint64_t seed, unsigned threads, const char *scenario, int64_t cutoff)
+{
+    pe_sim_scenario_t *sc = NULL;
+    char err[512];
+    assert_int_equal(
+        pe_sim_scenario_parse(scenario, scenario ? strlen(scenario) : 0, &sc, err, sizeof err), 0);
+    pe_sim_params_t p = {
+        .seed = seed,
+        .days = DAYS,
+        .sessions_per_day = 300,
+        .day_starts_us = BERLIN,
+        .first_day = "2025-03-28",
+        .currency = "EUR",
+        .cutoff_us = cutoff,
+        .scenario = sc,
+    };
+    pe_sim_t *sim = pe_sim_new(&p, err, sizeof err);
+    if (!sim)
+        fail_msg("pe_sim_new: %s", err);
+    memset(out, 0, sizeof *out);
+    pthread_mutex_init(&out->sink.mu, NULL);
+    assert_int_equal(pe_sim_run(sim, threads, collect, &out->sink), 0);
+    if (out->sink.invalid)
+        fail_msg("%d generated events are invalid; first: %s", out->sink.invalid,
+                 out->sink.first_error);
+    qsort(out->sink.lines, out->sink.n, sizeof *out->sink.lines, cmp_line);
+    /* Read back as a reader of the truth file would (revenue is exact decimal text). */
+    cJSON *truth = pe_sim_truth_json(sim);
+    assert_non_null(truth);
+    out->truth = cJSON_Print(truth);
+    cJSON_Delete(truth);
+    assert_non_null(out->truth);
+    out->truth_json = cJSON_Parse(out->truth);
+    assert_non_null(out->truth_json);
+    pe_sim_free(sim);
+    pe_sim_scenario_free(sc);
+}
+
+static void run_free(run_t *r)
+{
+    sink_free(&r->sink);
+    free(r->truth);
+    cJSON_Delete(r->truth_json);
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v))
+        fail_msg("truth: %s is not a number", k);
+    return v->valuedouble;
+}
+
+static const cJSON *day_at(const run_t *r, int d)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r->truth_json, "days"), d);
+}
+
+/* Recounts per day from the rendered events and compares with the truth. */
+static void check_truth_against_events(const run_t *r)
+{
+    static const char *const STEPS[] = {"cart", "checkout", "shipping", "payment", "confirmation"};
+    enum { MAXS = 4000 };
+    for (int d = 0; d < DAYS; d++) {
+        char(*sess)[40] = calloc(MAXS, 40);
+        unsigned char *reach = calloc(MAXS, 1);
+        int64_t *first = calloc(MAXS, sizeof *first), *last = calloc(MAXS, sizeof *last);
+        assert_true(sess && reach && first && last);
+        size_t ns = 0, orders = 0;
+        double revenue = 0;
+        for (size_t i = 0; i < r->sink.n; i++) {
+            cJSON *e = cJSON_Parse(r->sink.lines[i]);
+            int64_t ts = 0;
+            assert_int_equal(
+                pe_time_parse_rfc3339(cJSON_GetObjectItem(e, "timestamp")->valuestring, &ts), 0);
+            if (ts < BERLIN[d] || ts >= BERLIN[d + 1]) {
+                cJSON_Delete(e);
+                continue;
+            }
+            const char *sid = cJSON_GetObjectItem(e, "sessionId")->valuestring;
+            size_t k = 0;
+            while (k < ns && strcmp(sess[k], sid) != 0)
+                k++;
+            if (k == ns) {
+                assert_true(ns < MAXS);
+                snprintf(sess[ns++], 40, "%s", sid);
+                first[k] = last[k] = ts;
+            }
+            first[k] = ts < first[k] ? ts : first[k];
+            last[k] = ts > last[k] ? ts : last[k];
+            const pe_event_def_t *def =
+                pe_events_lookup(cJSON_GetObjectItem(e, "name")->valuestring);
+            if (def->funnel_step)
+                reach[k] |= (unsigned char)(1u << (def->funnel_step - 1));
+            if (def->funnel_step == PE_FUNNEL_CONFIRMATION) {
+                orders++;
+                revenue +=
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(e, "properties"), "value")->valuedouble;
+            }
+            cJSON_Delete(e);
+        }
+        const cJSON *t = day_at(r, d);
+        assert_int_equal(ns, (size_t)num(t, "sessions"));
+        for (int s = 0; s < 5; s++) {
+            size_t c = 0;
+            for (size_t k = 0; k < ns; k++)
+                c += (reach[k] >> s) & 1;
+            if (c != (size_t)num(t, STEPS[s]))
+                fail_msg("day %d step %s: events say %zu, truth %g", d, STEPS[s], c,
+                         num(t, STEPS[s]));
+        }
+        assert_int_equal(orders, (size_t)num(t, "orders"));
+        assert_true(revenue > 0);
+        double want = num(t, "revenue");
+        assert_true(revenue - want < 0.005 && want - revenue < 0.005);
+        free(sess);
+        free(reach);
+        free(first);
+        free(last);
+    }
+}
+
+static void test_valid_deterministic_and_true(void **state)
+{
+    (void)state;
+    run_t a, b, c;
+    run(&a, 11, 1, NULL, 0);
+    run(&b, 11, 4, NULL, 0);
+    run(&c, 12, 4, NULL, 0);
+    assert_true(a.sink.n > 1000);
+    /* Same seed: the same events and the same truth, whatever the threads. */
+    assert_int_equal(a.sink.n, b.sink.n);
+    for (size_t i = 0; i < a.sink.n; i++)
+        assert_string_equal(a.sink.lines[i], b.sink.lines[i]);
+    assert_string_equal(a.truth, b.truth);
+    /* Another seed: other events. */
+    assert_string_not_equal(a.truth, c.truth);
+    /* eventIds unique (lines are sorted, and start with the eventId). */
+    for (size_t i = 1; i < a.sink.n; i++)
+        assert_true(strncmp(a.sink.lines[i - 1], a.sink.lines[i], 48) != 0);
+    assert_int_equal((size_t)num(cJSON_GetObjectItem(a.truth_json, "totals"), "events"), a.sink.n);
+    check_truth_against_events(&a);
+    /* The 23-hour day has sessions too, inside it (check_truth_against_events counted by day). */
+    assert_true(num(day_at(&a, 2), "sessions") > 100);
+    run_free(&a);
+    run_free(&b);
+    run_free(&c);
+}
+
+static const cJSON *device(const run_t *r, int d, const char *name)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(day_at(r, d), "byDevice"), name);
+}
+
+static void test_override_changes_only_its_segment(void **state)
+{
+    (void)state;
+    run_t base, prob;
+    run(&base, 5, 2, NULL, 0);
+    run(&prob, 5, 2,
+        "{\"overrides\":[{\"segment\":{\"device\":\"mobile\"},\"step\":\"shipping\","
+        "\"dropMultiplier\":3}]}",
+        0);
+    double base_conv = 0, prob_conv = 0, base_checkout = 0, prob_checkout = 0;
+    for (int d = 0; d < DAYS; d++) {
+        /* Desktop sessions are untouched, to the event (only whether an order is a customer's
+         * first may differ: the same visitor may have failed to order on mobile before). */
+        cJSON *bd = cJSON_Duplicate(device(&base, d, "desktop"), true);
+        cJSON *pd = cJSON_Duplicate(device(&prob, d, "desktop"), true);
+        const char *const differ[] = {"ordersNewCustomers", "ordersReturningCustomers"};
+        for (size_t k = 0; k < 2; k++) {
+            cJSON_DeleteItemFromObject(bd, differ[k]);
+            cJSON_DeleteItemFromObject(pd, differ[k]);
+        }
+        char *x = cJSON_PrintUnformatted(bd);
+        char *y = cJSON_PrintUnformatted(pd);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+        cJSON_Delete(bd);
+        cJSON_Delete(pd);
+        const cJSON *bm = device(&base, d, "mobile"), *pm = device(&prob, d, "mobile");
+        /* Mobile sessions reach checkout as often as before, shipping much less often. */
+        assert_true(num(bm, "checkout") == num(pm, "checkout"));
+        assert_true(num(pm, "shipping") <= num(bm, "shipping"));
+        base_checkout += num(bm, "checkout");
+        prob_checkout += num(pm, "checkout");
+        base_conv += num(bm, "shipping");
+        prob_conv += num(pm, "shipping");
+    }
+    /* Base drop 22 % → 66 %: conversion 0.78 → 0.34; far beyond noise at these counts. */
+    double b = base_conv / base_checkout, p = prob_conv / prob_checkout;
+    if (!(b > 0.65 && p < 0.5))
+        fail_msg("mobile checkout→shipping: base %.3f, with the override %.3f", b, p);
+    /* The override's own truth counts mobile sessions. */
+    const cJSON *ov = cJSON_GetArrayItem(cJSON_GetObjectItem(prob.truth_json, "overrides"), 0);
+    assert_non_null(ov);
+    double mobile_sessions = 0;
+    for (int d = 0; d < DAYS; d++)
+        mobile_sessions += num(device(&prob, d, "mobile"), "sessions");
+    assert_true(num(ov, "sessions") == mobile_sessions);
+    run_free(&base);
+    run_free(&prob);
+
+    /* Payment methods: a campaign that never pays by card. */
+    run_t pay;
+    run(&pay, 5, 2,
+        "{\"sources\":{\"social\":5},\"overrides\":[{\"segment\":{\"utmCampaign\":"
+        "\"spring-launch\"},\"paymentMethods\":{\"card\":0}}]}",
+        0);
+    ov = cJSON_GetArrayItem(cJSON_GetObjectItem(pay.truth_json, "overrides"), 0);
+    const cJSON *methods = cJSON_GetObjectItem(ov, "paymentMethods");
+    assert_true(num(ov, "payment") > 20);
+    assert_true(num(methods, "card") == 0);
+    assert_true(num(methods, "paypal") > 0);
+    assert_true(
+        num(cJSON_GetObjectItem(cJSON_GetObjectItem(pay.truth_json, "totals"), "paymentMethods"),
+            "card") > 0);
+    run_free(&pay);
+}
+
+static void test_cutoff_drops_whole_sessions(void **state)
+{
+    (void)state;
+    run_t r;
+    int64_t cutoff = BERLIN[3] + 12 * 3600 * 1000000LL; /* noon of the last day */
+    run(&r, 9, 3, NULL, cutoff);
+    assert_true(num(r.truth_json, "sessionsCut") > 50);
+    for (size_t i = 0; i < r.sink.n; i++) {
+        cJSON *e = cJSON_Parse(r.sink.lines[i]);
+        int64_t ts = 0;
+        assert_int_equal(
+            pe_time_parse_rfc3339(cJSON_GetObjectItem(e, "timestamp")->valuestring, &ts), 0);
+        assert_true(ts <= cutoff);
+        cJSON_Delete(e);
+    }
+    check_truth_against_events(&r);
+    run_free(&r);
+}
+
+static void test_bad_parameters(void **state)
+{
+    (void)state;
+    pe_sim_scenario_t *sc = NULL;
+    char err[256];
+    assert_int_equal(pe_sim_scenario_parse(NULL, 0, &sc, err, sizeof err), 0);
+    int64_t short_day[2] = {0, 3600LL * 1000000};
+    pe_sim_params_t p = {.seed = 1,
+                         .days = 1,
+                         .sessions_per_day = 10,
+                         .day_starts_us = short_day,
+                         .first_day = "2025-01-01",
+                         .currency = "EUR",
+                         .scenario = sc};
+    assert_null(pe_sim_new(&p, err, sizeof err));
+    assert_non_null(strstr(err, "22..26 hours"));
+    int64_t day[2] = {0, US_PER_DAY};
+    p.day_starts_us = day;
+    p.first_day = "2025-02-30";
+    assert_null(pe_sim_new(&p, err, sizeof err));
+    p.first_day = "2025-02-28";
+    p.days = 0;
+    assert_null(pe_sim_new(&p, err, sizeof err));
+    pe_sim_scenario_free(sc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_deterministic_and_true),
+        cmocka_unit_test(test_override_changes_only_its_segment),
+        cmocka_unit_test(test_cutoff_drops_whole_sessions),
+        cmocka_unit_test(test_bad_parameters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
