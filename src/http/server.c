@@ -343,6 +343,11 @@ const char *pe_http_query(const pe_http_request_t *req, const char *name)
     return pe_http_query_get(&req->query, name);
 }
 
+const pe_http_query_t *pe_http_query_params(const pe_http_request_t *req)
+{
+    return &req->query;
+}
+
 const char *pe_http_header(const pe_http_request_t *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

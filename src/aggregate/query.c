@@ -1,0 +1,165 @@
+/*
+ * query.c — the query parameters of the metrics endpoints (from, to, device, country, source)
+ * and the civil-date arithmetic they need. Query strings are untrusted input: this is pure code
+ * with a libFuzzer target (tests/fuzz/fuzz_metrics_query.c).
+ *
+ * Invariants:
+ *  1. Pure: no I/O, no allocation, no globals, no libc calendar or locale; thread-safe.
+ *  2. Every refusal is PE_EINVAL with a message that starts with the parameter's name.
+ *  3. On success from ≤ to ≤ from + PE_AGGREGATE_MAX_DAYS − 1, both real dates in 1970..9999.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pe/aggregate.h"
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int32_t days_from_civil(int y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int32_t)doe - 719468;
+}
+
+static void civil_from_days(int32_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int32_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)yoe + era * 400 + (*m <= 2);
+}
+
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+int pe_aggregate_date_parse(const char *s, int32_t *days)
+{
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) || !digits(s + 5, 2) ||
+        !digits(s + 8, 2))
+        return PE_EINVAL;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    unsigned m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
+    unsigned d = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
+    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1970 || m < 1 || m > 12 || d < 1)
+        return PE_EINVAL;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[m - 1] + (m == 2 && leap))
+        return PE_EINVAL;
+    *days = days_from_civil(y, m, d);
+    return 0;
+}
+
+void pe_aggregate_date_format(int32_t days, char *out, size_t outlen)
+{
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%04d-%02u-%02u", y, m % 100, d % 100);
+}
+
+int pe_aggregate_step_parse(const char *name, pe_funnel_step_t *step)
+{
+    for (int s = PE_FUNNEL_CART; s <= PE_FUNNEL_CONFIRMATION; s++) {
+        const char *n = pe_funnel_step_name((pe_funnel_step_t)s);
+        if (name && n && strcmp(name, n) == 0) {
+            *step = (pe_funnel_step_t)s;
+            return 0;
+        }
+    }
+    return PE_EINVAL;
+}
+
+/* The caller's parameter name is echoed, cut to 64 bytes (it may be anything up to the query's
+ * size). */
+static int refuse(char *err, size_t errlen, const char *name, const char *why)
+{
+    snprintf(err, errlen, "%.64s: %s", name, why);
+    return PE_EINVAL;
+}
+
+static bool printable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+int pe_aggregate_query_parse(pe_aggregate_view_t view, const char *const *names,
+                             const char *const *values, size_t n, int32_t today,
+                             pe_aggregate_query_t *q, char *err, size_t errlen)
+{
+    static const char *const known[] = {"from", "to", "device", "country", "source"};
+    size_t nknown = view == PE_AGGREGATE_VIEW_FUNNEL ? 5 : 2;
+    const char *given[5] = {NULL, NULL, NULL, NULL, NULL};
+    memset(q, 0, sizeof *q);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < nknown && strcmp(names[i], known[k]) != 0)
+            k++;
+        if (k == nknown)
+            return refuse(err, errlen, names[i], "unknown query parameter");
+        if (given[k])
+            return refuse(err, errlen, names[i], "given more than once");
+        if (!values[i][0])
+            return refuse(err, errlen, names[i], "must not be empty");
+        given[k] = values[i];
+    }
+    if (given[1] && pe_aggregate_date_parse(given[1], &q->to) != 0)
+        return refuse(err, errlen, "to", "must be a date YYYY-MM-DD");
+    if (given[0] && pe_aggregate_date_parse(given[0], &q->from) != 0)
+        return refuse(err, errlen, "from", "must be a date YYYY-MM-DD");
+    if (!given[1])
+        q->to = today;
+    if (!given[0])
+        q->from = q->to >= PE_AGGREGATE_DEFAULT_DAYS - 1 ? q->to - (PE_AGGREGATE_DEFAULT_DAYS - 1)
+                                                         : 0; /* not before 1970-01-01 */
+    if (q->from > q->to)
+        return refuse(err, errlen, "from",
+                      given[1] ? "must not be after to"
+                               : "must not be after "
+                                 "today (to)");
+    if (q->to - q->from + 1 > PE_AGGREGATE_MAX_DAYS)
+        return refuse(err, errlen, given[0] ? "from" : "to",
+                      "the range from..to must not exceed 400 days");
+    if (given[2]) {
+        static const char *const devices[] = {"desktop", "mobile", "tablet", "other", "unknown"};
+        size_t d = 0;
+        while (d < PE_ARRAY_LEN(devices) && strcmp(given[2], devices[d]) != 0)
+            d++;
+        if (d == PE_ARRAY_LEN(devices))
+            return refuse(err, errlen, "device",
+                          "must be desktop, mobile, tablet, other or unknown");
+        snprintf(q->device, sizeof q->device, "%s", given[2]);
+    }
+    if (given[3]) {
+        const char *c = given[3];
+        bool iso = strlen(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z';
+        if (!iso && strcmp(c, "unknown") != 0)
+            return refuse(err, errlen, "country",
+                          "must be an ISO 3166-1 alpha-2 code (DE) or unknown");
+        snprintf(q->country, sizeof q->country, "%s", c);
+    }
+    if (given[4]) {
+        if (strlen(given[4]) > PE_AGGREGATE_SOURCE_MAX)
+            return refuse(err, errlen, "source", "must be at most 256 bytes");
+        if (!printable(given[4]))
+            return refuse(err, errlen, "source", "must not contain control characters");
+        snprintf(q->source, sizeof q->source, "%s", given[4]);
+    }
+    return 0;
+}

@@ -1,0 +1,545 @@
+/*
+ * test_aggregate.c — the aggregation job against a private database: exact numbers for a small
+ * hand-written journey set (store-local day cut in a non-UTC zone, the ordered funnel, orders on
+ * the day they happened, new vs returning customers, weekly and monthly distinct counts that are
+ * not sums of days), a late event for a past day, a rerun that changes nothing, a row committed
+ * after a run although stamped before it, and a property test: the same generated events in
+ * random arrival orders and batches, aggregated incrementally between batches, leave exactly
+ * the tables a --full recompute leaves (SQL EXCEPT both ways).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pe/aggregate.h"
+#include "pe/db.h"
+#include "pe/tenancy.h"
+#include "pe_test.h"
+
+static char *conninfo;
+static pe_db_pool_t *pool;
+
+static const char *const TABLES[] = {
+    "agg_sessions",       "agg_session_products", "agg_orders",        "agg_daily",
+    "agg_daily_segments", "agg_funnel_hourly",    "agg_product_daily", "agg_category_daily",
+    "agg_weekly",         "agg_monthly",
+};
+
+static void make_store(const char *name, const char *tz, char *id)
+{
+    pe_store_t store;
+    char pk[PE_KEY_LEN], sk[PE_KEY_LEN], err[256];
+    assert_int_equal(
+        pe_tenancy_store_create(pool, name, tz, "EUR", &store, pk, sk, err, sizeof err), 0);
+    snprintf(id, PE_ID_LEN, "%s", store.id);
+}
+
+static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sql(const char *fmt, ...)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[8192];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    pe_buf_puts(&b, tmp);
+    pe_db_conn_t *conn = NULL;
+    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    int rc = pe_db_exec(conn, b.data, 0, NULL, NULL);
+    if (rc != 0)
+        fail_msg("%s: %s", b.data, pe_db_conn_error(conn));
+    pe_db_release(pool, conn);
+    pe_buf_free(&b);
+}
+
+static char *value(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *value(const char *fmt, ...)
+{
+    char q[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return pe_test_sql(conninfo, q);
+}
+
+/* The row of a table as text, "" when there is none. */
+static void expect_row(const char *expected, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void expect_row(const char *expected, const char *fmt, ...)
+{
+    char q[4096], wrapped[4400], got[1024] = "(no row)";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    /* the row as "a|b|c" (the values here hold no commas, quotes or parentheses) */
+    snprintf(wrapped, sizeof wrapped,
+             "SELECT translate(trim(both '()' FROM r::text), ',', '|') FROM (%s) r", q);
+    char *v = pe_test_sql(conninfo, wrapped);
+    if (v)
+        snprintf(got, sizeof got, "%s", v);
+    free(v);
+    if (strcmp(got, expected) != 0)
+        fail_msg("%s\n  expected %s\n  got      %s", q, expected, got);
+}
+
+static void aggregate(const char *store_id, bool full)
+{
+    pe_aggregate_options_t opt = {.store_id = store_id, .full = full, .wait = true};
+    pe_aggregate_report_t rep;
+    char err[1024];
+    int rc = pe_aggregate_run(pool, &opt, &rep, err, sizeof err);
+    if (rc != 0)
+        fail_msg("aggregate: %s", err);
+}
+
+/* One event; ctx and props are JSON text (or NULL); recv is an SQL expression for received_at. */
+static void event(const char *store, const char *session, const char *anon, const char *user,
+                  const char *name, int step, const char *at, const char *device, const char *utm,
+                  const char *ctx, const char *props, const char *recv)
+{
+    char u[80] = "NULL", d[40] = "NULL", s[80] = "NULL", c[600] = "NULL";
+    if (user)
+        snprintf(u, sizeof u, "'%s'", user);
+    if (device)
+        snprintf(d, sizeof d, "'%s'", device);
+    if (utm)
+        snprintf(s, sizeof s, "'%s'", utm);
+    if (ctx)
+        snprintf(c, sizeof c, "'%s'", ctx);
+    sql("INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
+        " anonymous_id, user_id, client_ts, received_at, device_type, utm_source, context,"
+        " properties) VALUES ('%s', '%s', gen_random_uuid(), '%s', %d, '%s', '%s', %s, '%s', %s,"
+        " %s, %s, %s, '%s')",
+        store, at, name, step, session, anon, u, at, recv ? recv : "now()", d, s, c,
+        props ? props : "{}");
+}
+
+/* A text digest of every aggregate table of a store (to see that a rerun changed nothing). */
+static char *digest(const char *store)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    for (size_t i = 0; i < PE_ARRAY_LEN(TABLES); i++) {
+        char *v = value("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+                        "  FROM %s t WHERE store_id = '%s'",
+                        TABLES[i], store);
+        pe_buf_printf(&b, "%s=%s;", TABLES[i], v ? v : "");
+        free(v);
+    }
+    return b.data; /* the buffer's bytes, malloc'ed */
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_int_equal(pe_crypto_init(), 0);
+    conninfo = pe_test_db_create_migrated();
+    pool = pe_db_pool_new(conninfo, 4);
+    assert_non_null(pool);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pe_db_pool_free(pool);
+    pe_test_db_drop(conninfo);
+    return 0;
+}
+
+#define DAILY_COLS                                                                                 \
+    "sessions, visitors, reach_cart, reach_checkout, reach_shipping, reach_payment,"               \
+    " reach_confirmation, converted_sessions, product_views, cart_adds, orders, revenue::float8,"  \
+    " units, customers, new_customers, returning_customers"
+
+static void test_exact_numbers(void **state)
+{
+    (void)state;
+    char s[PE_ID_LEN];
+    make_store("New York shop", "America/New_York", s); /* June: UTC-4 */
+    const char *loc_us = "{\"locale\":\"en-US\"}";
+    /* A: starts 2025-06-09 23:30 local (03:30Z), reaches every step in order, orders at 00:10
+     * local on the 10th. Customer u1. */
+    event(s, "A", "anonA", NULL, "storefront.page.viewed", 0, "2025-06-10T03:30:00Z", "mobile",
+          "Google", loc_us, NULL, NULL);
+    event(s, "A", "anonA", NULL, "storefront.product.viewed", 0, "2025-06-10T03:31:00Z", "mobile",
+          NULL, NULL, "{\"productId\":\"p1\",\"category\":\"Shoes\"}", NULL);
+    event(s, "A", "anonA", NULL, "storefront.cart.item_added", 1, "2025-06-10T03:35:00Z", "mobile",
+          NULL, NULL, "{\"productId\":\"p1\",\"quantity\":3,\"price\":10,\"currency\":\"EUR\"}",
+          NULL);
+    event(s, "A", "anonA", NULL, "checkout.session.started", 2, "2025-06-10T03:40:00Z", "mobile",
+          NULL, NULL, "{\"cartValue\":30,\"currency\":\"EUR\"}", NULL);
+    event(s, "A", "anonA", NULL, "checkout.shipping.submitted", 3, "2025-06-10T03:45:00Z", "mobile",
+          NULL, NULL, "{\"shippingMethod\":\"dhl\"}", NULL);
+    event(s, "A", "anonA", NULL, "checkout.payment.submitted", 4, "2025-06-10T03:50:00Z", "mobile",
+          NULL, NULL, "{\"paymentMethod\":\"card\"}", NULL);
+    event(s, "A", "anonA", "u1", "checkout.order.completed", 5, "2025-06-10T04:10:00Z", "mobile",
+          NULL, NULL,
+          "{\"orderId\":\"o1\",\"value\":30,\"currency\":\"EUR\",\"items\":[{\"productId\":\"p1\","
+          "\"quantity\":3,\"price\":10,\"category\":\"Shoes\"}]}",
+          NULL);
+    /* B: 10:00 local on the 10th; checkout before cart, then shipping: the ordered funnel counts
+     * the cart only. */
+    event(s, "B", "anonB", NULL, "checkout.session.started", 2, "2025-06-10T14:01:00Z", "desktop",
+          NULL, "{\"locale\":\"fr-FR\",\"page\":{\"referrer\":\"https://www.bing.com/q\"}}",
+          "{\"cartValue\":5,\"currency\":\"EUR\"}", NULL);
+    event(s, "B", "anonB", NULL, "storefront.cart.item_added", 1, "2025-06-10T14:02:00Z", "desktop",
+          NULL, NULL, "{\"productId\":\"p2\",\"quantity\":1,\"price\":5,\"currency\":\"EUR\"}",
+          NULL);
+    event(s, "B", "anonB", NULL, "checkout.shipping.submitted", 3, "2025-06-10T14:03:00Z",
+          "desktop", NULL, NULL, "{\"shippingMethod\":\"dhl\"}", NULL);
+    /* C: visitor anonA again on the 11th, u1 orders again (a returning customer). */
+    event(s, "C", "anonA", "u1", "checkout.order.completed", 5, "2025-06-11T16:10:00Z", "mobile",
+          NULL, NULL,
+          "{\"orderId\":\"o2\",\"value\":20,\"currency\":\"EUR\",\"items\":[{\"productId\":\"p2\","
+          "\"quantity\":1,\"price\":20,\"category\":\"Hats\"}]}",
+          NULL);
+
+    aggregate(s, false); /* the first run of a store is a full one */
+    expect_row("A|2025-06-09|23|mobile|US|google|5|1",
+               "SELECT session_id, day, hour, device, country, source, reach, orders"
+               "  FROM agg_sessions WHERE store_id = '%s' AND session_id = 'A'",
+               s);
+    expect_row("B|2025-06-10|desktop|FR|bing.com|1",
+               "SELECT session_id, day, device, country, source, reach FROM agg_sessions"
+               " WHERE store_id = '%s' AND session_id = 'B'",
+               s);
+    /* sessions by start day, orders by their own local day */
+    expect_row("1|1|1|1|1|1|1|1|1|1|0|0|0|0|0|0",
+               "SELECT " DAILY_COLS " FROM agg_daily WHERE store_id = '%s' AND day = '2025-06-09'",
+               s);
+    expect_row("1|1|1|0|0|0|0|0|0|1|1|30|3|1|1|0",
+               "SELECT " DAILY_COLS " FROM agg_daily WHERE store_id = '%s' AND day = '2025-06-10'",
+               s);
+    expect_row("1|1|0|0|0|0|0|1|0|0|1|20|1|1|0|1",
+               "SELECT " DAILY_COLS " FROM agg_daily WHERE store_id = '%s' AND day = '2025-06-11'",
+               s);
+    expect_row("30|0|1",
+               "SELECT aov::float8, conversion_rate::float8,"
+               " cart_abandonment_rate::float8 FROM agg_daily"
+               " WHERE store_id = '%s' AND day = '2025-06-10'",
+               s);
+    /* the week (Monday 2025-06-09) and the month: 2 visitors and 1 customer, not 3 and 2 */
+    expect_row(
+        "3|2|2|1|1|1|1|2|1|2|2|50|4|1|1|0",
+        "SELECT " DAILY_COLS " FROM agg_weekly WHERE store_id = '%s' AND period = '2025-06-09'", s);
+    expect_row("3|2|2|1|1|1|1|2|1|2|2|50|4|1|1|0",
+               "SELECT " DAILY_COLS
+               " FROM agg_monthly WHERE store_id = '%s' AND period = '2025-06-01'",
+               s);
+    expect_row("3|2", "SELECT sum(visitors), sum(customers) FROM agg_daily WHERE store_id = '%s'",
+               s);
+    expect_row("mobile|US|google|1|1|1",
+               "SELECT device, country, source, sessions, reach_confirmation, converted_sessions"
+               "  FROM agg_daily_segments WHERE store_id = '%s' AND day = '2025-06-09'",
+               s);
+    expect_row("23|1|1",
+               "SELECT hour, sessions, reach_confirmation FROM agg_funnel_hourly"
+               " WHERE store_id = '%s' AND day = '2025-06-09'",
+               s);
+    expect_row("p1|Shoes|0|0|1|3|30",
+               "SELECT product_id, category, views, cart_adds, purchases, units, revenue::float8"
+               "  FROM agg_product_daily WHERE store_id = '%s' AND day = '2025-06-10'",
+               s);
+    expect_row("Shoes|1|0|0|0|0",
+               "SELECT category, views, cart_adds, purchases, units,"
+               " revenue::float8 FROM agg_category_daily"
+               " WHERE store_id = '%s' AND day = '2025-06-09'",
+               s);
+
+    /* a rerun with nothing new changes nothing */
+    char *before = digest(s);
+    aggregate(s, false);
+    char *after = digest(s);
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+
+    /* a late session for a past day: u1's first order moves to the 9th, so on the 10th u1 is
+     * a returning customer now; the week still has one (new) customer */
+    event(s, "D", "anonD", "u1", "storefront.page.viewed", 0, "2025-06-09T19:00:00Z", "tablet",
+          NULL, NULL, NULL, NULL);
+    event(s, "D", "anonD", "u1", "checkout.order.completed", 5, "2025-06-09T20:00:00Z", "tablet",
+          NULL, NULL,
+          "{\"orderId\":\"o3\",\"value\":7.5,\"currency\":\"EUR\",\"items\":[{\"productId\":\"p3\","
+          "\"quantity\":1,\"price\":7.5}]}",
+          NULL);
+    aggregate(s, false);
+    expect_row("2|2|1|1|1|1|1|2|1|1|1|7.5|1|1|1|0",
+               "SELECT " DAILY_COLS " FROM agg_daily WHERE store_id = '%s' AND day = '2025-06-09'",
+               s);
+    expect_row("1|0|1",
+               "SELECT customers, new_customers, returning_customers FROM agg_daily"
+               " WHERE store_id = '%s' AND day = '2025-06-10'",
+               s);
+    expect_row("4|3|3|1|1|0",
+               "SELECT sessions, visitors, orders, customers, new_customers,"
+               " returning_customers FROM agg_weekly"
+               " WHERE store_id = '%s' AND period = '2025-06-09'",
+               s);
+    expect_row("uncategorized|0|1|1|1|7.5",
+               "SELECT category, views, cart_adds, purchases, units, revenue::float8"
+               "  FROM agg_category_daily WHERE store_id = '%s' AND day = '2025-06-09'"
+               "   AND category = 'uncategorized'",
+               s);
+    /* and a full recompute agrees with what the incremental runs left */
+    before = digest(s);
+    aggregate(s, true);
+    after = digest(s);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+/* The hazard of invariant 3 of run.c: a row stamped before a run but committed after it. */
+static void test_commit_after_run_is_not_missed(void **state)
+{
+    (void)state;
+    char s[PE_ID_LEN];
+    make_store("Slow commit shop", "UTC", s);
+    event(s, "x1", "v1", NULL, "storefront.page.viewed", 0, "2025-06-02T10:00:00Z", NULL, NULL,
+          NULL, NULL, NULL);
+    aggregate(s, false);
+    expect_row("1", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
+
+    /* an open transaction holds a row stamped a minute ago (its request arrived then) */
+    pe_db_conn_t *slow = NULL;
+    assert_int_equal(pe_db_acquire(pool, 5000, &slow), 0);
+    assert_int_equal(pe_db_begin(slow), 0);
+    char q[1024];
+    snprintf(q, sizeof q,
+             "INSERT INTO events (store_id, occurred_at, event_id, name, session_id, anonymous_id,"
+             " client_ts, received_at, properties) VALUES ('%s', '2025-06-02T11:00:00Z',"
+             " gen_random_uuid(), 'storefront.page.viewed', 'x2', 'v2', now(),"
+             " now() - interval '1 minute', '{}')",
+             s);
+    assert_int_equal(pe_db_exec(slow, q, 0, NULL, NULL), 0);
+    aggregate(s, false); /* cannot see it yet; its watermark moves past the stamp */
+    expect_row("1", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
+    assert_int_equal(pe_db_commit(slow), 0);
+    pe_db_release(pool, slow);
+    /* and one inserted now with a stamp older than the last run */
+    event(s, "x3", "v3", NULL, "storefront.page.viewed", 0, "2025-06-02T12:00:00Z", NULL, NULL,
+          NULL, NULL, "now() - interval '2 minutes'");
+    aggregate(s, false);
+    expect_row("3", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
+}
+
+/* ---- property test --------------------------------------------------------------------------- */
+
+typedef struct {
+    char session[16], anon[16], user[16];
+    char name[40];
+    int step;
+    char at[40];
+    char device[16];
+    char utm[16];
+    char ctx[160];
+    char props[300];
+} gen_event_t;
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static unsigned pick(unsigned n)
+{
+    return (unsigned)(rnd() % n);
+}
+
+/* Sessions of a few visitors and customers over 12 days around a month end, in shuffled
+ * funnels (some steps skipped, some out of order), with product views, carts and orders. */
+static size_t generate(gen_event_t *ev, size_t cap)
+{
+    static const char *const devices[] = {"desktop", "mobile", "tablet", NULL};
+    static const char *const utms[] = {"google", "news", NULL, NULL};
+    static const char *const locales[] = {"de-DE", "en-US", "fr", NULL};
+    static const char *const names[] = {"storefront.cart.item_added", "checkout.session.started",
+                                        "checkout.shipping.submitted", "checkout.payment.submitted",
+                                        "checkout.order.completed"};
+    size_t n = 0;
+    for (int sess = 0; sess < 70 && n + 12 < cap; sess++) {
+        int64_t t = 1751241600LL /* 2025-06-30T00:00Z */ - 6 * 86400 + (int64_t)pick(12 * 86400);
+        char session[16], anon[16], user[16] = "";
+        snprintf(session, sizeof session, "s%d", sess);
+        snprintf(anon, sizeof anon, "v%u", pick(25));
+        if (pick(5)) /* most orders by three signed-in customers: many come back */
+            snprintf(user, sizeof user, "u%u", pick(3));
+        const char *device = devices[pick(4)], *utm = utms[pick(4)], *loc = locales[pick(4)];
+        int steps = (int)pick(7); /* 0..6: how far the journey goes */
+        int kinds = 2 + steps;
+        for (int k = 0; k < kinds; k++) {
+            gen_event_t *e = &ev[n++];
+            memset(e, 0, sizeof *e);
+            snprintf(e->session, sizeof e->session, "%s", session);
+            snprintf(e->anon, sizeof e->anon, "%s", anon);
+            int64_t at = t + k * 120 + (pick(5) == 0 ? -(int64_t)pick(600) : 0); /* some swapped */
+            time_t tt = (time_t)at;
+            struct tm tm;
+            gmtime_r(&tt, &tm);
+            strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            if (device && pick(4))
+                snprintf(e->device, sizeof e->device, "%s", device);
+            if (k == 0) {
+                snprintf(e->name, sizeof e->name, "storefront.page.viewed");
+                if (utm)
+                    snprintf(e->utm, sizeof e->utm, "%s", utm);
+                if (loc)
+                    snprintf(e->ctx, sizeof e->ctx, "{\"locale\":\"%s\"}", loc);
+                snprintf(e->props, sizeof e->props, "{}");
+            } else if (k == 1) {
+                snprintf(e->name, sizeof e->name, "storefront.product.viewed");
+                snprintf(e->props, sizeof e->props, "{\"productId\":\"p%u\"%s}", pick(5),
+                         pick(2) ? ",\"category\":\"C1\"" : "");
+            } else {
+                int step = k - 1 > 5 ? 5 : k - 1;
+                if (pick(6) == 0)
+                    step = 1 + (int)pick(5); /* a repeated or skipped step */
+                e->step = step;
+                snprintf(e->name, sizeof e->name, "%s", names[step - 1]);
+                unsigned p = pick(5), qn = 1 + pick(3);
+                if (step == 1)
+                    snprintf(e->props, sizeof e->props,
+                             "{\"productId\":\"p%u\",\"quantity\":%u,\"price\":%u.5,"
+                             "\"currency\":\"EUR\"}",
+                             p, qn, p + 1);
+                else if (step == 5) {
+                    snprintf(e->props, sizeof e->props,
+                             "{\"orderId\":\"o%d\",\"value\":%u.25,\"currency\":\"EUR\","
+                             "\"items\":[{\"productId\":\"p%u\",\"quantity\":%u,\"price\":%u.5},"
+                             "{\"productId\":\"p%u\",\"quantity\":1,\"price\":2,\"category\":"
+                             "\"C2\"}]}",
+                             sess, qn * (p + 1) + 2, p, qn, p + 1, (p + 1) % 5);
+                    if (user[0])
+                        snprintf(e->user, sizeof e->user, "%s", user);
+                } else
+                    snprintf(e->props, sizeof e->props, "{}");
+            }
+        }
+    }
+    return n;
+}
+
+static void insert_generated(const char *store, const gen_event_t *e)
+{
+    /* stamped up to a minute back: a request that arrived before the last run */
+    char recv[64];
+    snprintf(recv, sizeof recv, "now() - interval '%u seconds'", pick(60));
+    event(store, e->session, e->anon, e->user[0] ? e->user : NULL, e->name, e->step, e->at,
+          e->device[0] ? e->device : NULL, e->utm[0] ? e->utm : NULL, e->ctx[0] ? e->ctx : NULL,
+          e->props, recv);
+}
+
+static long differences(const char *table, const char *store)
+{
+    char *v = value("SELECT count(*) FROM ((SELECT * FROM inc_%s WHERE store_id = '%s'"
+                    "   EXCEPT ALL SELECT * FROM %s WHERE store_id = '%s')"
+                    "  UNION ALL (SELECT * FROM %s WHERE store_id = '%s'"
+                    "   EXCEPT ALL SELECT * FROM inc_%s WHERE store_id = '%s')) d",
+                    table, store, table, store, table, store, table, store);
+    long n = v ? strtol(v, NULL, 10) : -1;
+    free(v);
+    return n;
+}
+
+static void test_incremental_equals_full(void **state)
+{
+    (void)state;
+    enum { CAP = 1000, ORDERS = 3 };
+    static gen_event_t ev[CAP];
+    rng_state = 0x9e3779b97f4a7c15ull;
+    size_t n = generate(ev, CAP);
+    assert_true(n > 200);
+    static size_t order[CAP];
+    char stores[ORDERS][PE_ID_LEN];
+    static const char *const zones[ORDERS] = {"Asia/Tokyo", "Asia/Tokyo", "Asia/Tokyo"};
+    for (int o = 0; o < ORDERS; o++) {
+        char name[32];
+        snprintf(name, sizeof name, "Property %d", o);
+        make_store(name, zones[o], stores[o]);
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            size_t j = pick((unsigned)(i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        size_t i = 0;
+        int batches = 0;
+        while (i < n) {
+            size_t len = 1 + pick(o == 0 ? 8 : o == 1 ? 40 : 150);
+            for (size_t k = 0; k < len && i < n; k++, i++)
+                insert_generated(stores[o], &ev[order[i]]);
+            aggregate(stores[o], false);
+            batches++;
+        }
+        assert_true(batches > 1);
+    }
+    for (size_t t = 0; t < PE_ARRAY_LEN(TABLES); t++)
+        sql("CREATE TABLE inc_%s AS SELECT * FROM %s", TABLES[t], TABLES[t]);
+    for (int o = 0; o < ORDERS; o++) {
+        aggregate(stores[o], true);
+        for (size_t t = 0; t < PE_ARRAY_LEN(TABLES); t++) {
+            long d = differences(TABLES[t], stores[o]);
+            if (d != 0)
+                fail_msg("order %d: %s differs from --full in %ld rows", o, TABLES[t], d);
+        }
+    }
+    /* every arrival order gave the same numbers (the stores differ only in their ids) */
+    for (int o = 1; o < ORDERS; o++) {
+        char *v =
+            value("SELECT count(*) FROM ((SELECT " DAILY_COLS ", day FROM agg_daily"
+                  " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
+                  " WHERE store_id = '%s') UNION ALL (SELECT " DAILY_COLS ", day FROM agg_daily"
+                  " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
+                  " WHERE store_id = '%s')) d",
+                  stores[0], stores[o], stores[o], stores[0]);
+        assert_string_equal(v, "0");
+        free(v);
+    }
+    /* the data is not trivial: several days, orders, returning customers, a month boundary */
+    char *v = value("SELECT count(*) > 5 AND sum(orders) > 5 AND sum(returning_customers) > 0"
+                    "   AND count(DISTINCT date_trunc('month', day)) = 2"
+                    "  FROM agg_daily WHERE store_id = '%s'",
+                    stores[0]);
+    assert_string_equal(v, "t");
+    free(v);
+    v = value("SELECT sum(visitors) > (SELECT sum(visitors) FROM agg_monthly WHERE store_id = '%s')"
+              "  FROM agg_daily WHERE store_id = '%s'",
+              stores[0], stores[0]);
+    assert_string_equal(v, "t");
+    free(v);
+}
+
+static void test_unknown_store(void **state)
+{
+    (void)state;
+    pe_aggregate_options_t opt = {.store_id = "00000000-0000-4000-8000-000000000000", .wait = true};
+    pe_aggregate_report_t rep;
+    char err[256];
+    assert_int_equal(pe_aggregate_run(pool, &opt, &rep, err, sizeof err), PE_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_numbers),
+        cmocka_unit_test(test_commit_after_run_is_not_missed),
+        cmocka_unit_test(test_incremental_equals_full),
+        cmocka_unit_test(test_unknown_store),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
