@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "pe/aggregate.h"
 #include "pe/api.h"
 #include "pe/collector.h"
 #include "pe/core.h"
@@ -22,6 +23,8 @@
 #include "pe/http.h"
 #include "pe/jobs.h"
 #include "pe/redis.h"
+#include "pe/sim.h"
+#include "pe/stats.h"
 #include "pe/tenancy.h"
 #include "pe/version.h"
 
@@ -38,12 +41,17 @@ static const char USAGE[] =
     "  serve                     run the HTTP server (the default)\n"
     "  migrate                   apply pending database migrations and exit\n"
     "  maintain                  run partition maintenance (pg_partman) once and exit\n"
+    "  aggregate [--store ID] [--full]\n"
+    "                            roll new events up into the metrics tables and exit\n"
     "  store create --name N [--timezone TZ] [--currency C]\n"
     "                            create a store; prints its id and API keys (shown once)\n"
     "  user create --email E --store ID\n"
     "                            create a merchant login for a store; password on stdin\n"
     "  schema export             print the JSON Schema (2020-12) of events\n"
     "  schema validate           check one event (JSON on stdin) against it\n"
+    "  simulate --store ID --days D --sessions-per-day N --seed S [options]\n"
+    "                            generate storefront traffic with known truth (see --help)\n"
+    "  stats analyze | sample-size  experiment statistics: JSON on stdin -> JSON (see --help)\n"
     "\n"
     "configuration (environment):\n"
     "  PE_DATABASE_URL        PostgreSQL conninfo or URI      (dbname=profit_engine)\n"
@@ -71,6 +79,12 @@ static const char USAGE_MAINTAIN[] =
     "usage: profit-engine maintain\n"
     "Creates event partitions ahead and retires those past retention (pg_partman), once.\n"
     "`serve` runs the same job every hour; instances take turns through an advisory lock.\n";
+static const char USAGE_AGGREGATE[] =
+    "usage: profit-engine aggregate [--store ID] [--full]\n"
+    "Rolls the events received since the last run up into the metrics tables (sessions, days,\n"
+    "weeks, months, products, funnel) and prints what it rebuilt as JSON. --store limits the\n"
+    "run to one store; --full recomputes everything instead. `serve` runs the same job every\n"
+    "minute; instances take turns through an advisory lock (this command waits for its turn).\n";
 static const char USAGE_STORE[] =
     "usage: profit-engine store create --name NAME [--timezone TZ] [--currency CCY]\n"
     "Creates a store and prints {\"storeId\":…,\"publishableKey\":…,\"secretKey\":…}.\n"
@@ -141,6 +155,11 @@ static int run_maintenance(void *arg, char *err, size_t errlen)
     return pe_collector_maintain(app->db, app->cfg->events_retention_days, err, errlen);
 }
 
+static int run_aggregate(void *arg, char *err, size_t errlen)
+{
+    return pe_aggregate_job(arg, err, errlen);
+}
+
 static int cmd_serve(const pe_config_t *cfg)
 {
     int rc = EXIT_FAILURE;
@@ -208,6 +227,7 @@ static int cmd_serve(const pe_config_t *cfg)
 
     const pe_job_t jobs[] = {
         {"partition_maintenance", 3600, 5, run_maintenance, &app},
+        {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
     };
     scheduler = pe_scheduler_start(jobs, PE_ARRAY_LEN(jobs));
     if (!scheduler)
@@ -271,6 +291,36 @@ static int cmd_maintain(const pe_config_t *cfg)
         return EXIT_FAILURE;
     }
     printf("{\"maintained\":true}\n");
+    return 0;
+}
+
+/* ---- aggregate ------------------------------------------------------------------------------- */
+
+static int cmd_aggregate(const pe_config_t *cfg, int argc, char **argv)
+{
+    pe_aggregate_options_t opt = {.wait = true};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--full") == 0)
+            opt.full = true;
+        else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+            opt.store_id = argv[++i];
+        else
+            return usage_error(USAGE_AGGREGATE, "unexpected argument '%s'", argv[i]);
+    }
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    pe_aggregate_report_t rep;
+    char err[512] = "";
+    int rc = pe_aggregate_run(pool, &opt, &rep, err, sizeof err);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: aggregate: %s\n", err[0] ? err : pe_strerror(rc));
+        return rc == PE_ENOTFOUND || rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    printf("{\"stores\":%zu,\"fullStores\":%zu,\"sessions\":%zu,\"days\":%zu,\"weeks\":%zu,"
+           "\"months\":%zu,\"ms\":%.1f}\n",
+           rep.stores, rep.full_stores, rep.sessions, rep.days, rep.weeks, rep.months, rep.ms);
     return 0;
 }
 
@@ -482,14 +532,19 @@ int main(int argc, char **argv)
     }
     int sub_argc = argc > 2 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
-    const char *usage = strcmp(cmd, "serve") == 0      ? USAGE_SERVE
-                        : strcmp(cmd, "migrate") == 0  ? USAGE_MIGRATE
-                        : strcmp(cmd, "maintain") == 0 ? USAGE_MAINTAIN
-                        : strcmp(cmd, "store") == 0    ? USAGE_STORE
-                        : strcmp(cmd, "user") == 0     ? USAGE_USER
-                                                       : NULL;
+    const char *usage = strcmp(cmd, "serve") == 0       ? USAGE_SERVE
+                        : strcmp(cmd, "migrate") == 0   ? USAGE_MIGRATE
+                        : strcmp(cmd, "maintain") == 0  ? USAGE_MAINTAIN
+                        : strcmp(cmd, "aggregate") == 0 ? USAGE_AGGREGATE
+                        : strcmp(cmd, "store") == 0     ? USAGE_STORE
+                        : strcmp(cmd, "user") == 0      ? USAGE_USER
+                                                        : NULL;
+    if (!usage && strcmp(cmd, "stats") == 0)
+        usage = pe_stats_usage;
     if (!usage && strcmp(cmd, "schema") == 0)
         usage = USAGE_SCHEMA;
+    if (!usage && strcmp(cmd, "simulate") == 0)
+        usage = pe_sim_usage;
     if (!usage)
         return usage_error(USAGE, "unknown command '%s'", cmd);
     if (wants_help(sub_argc, sub_argv)) {
@@ -501,6 +556,8 @@ int main(int argc, char **argv)
 
     if (usage == USAGE_SCHEMA)
         return cmd_schema(sub_argc, sub_argv); /* no configuration needed */
+    if (usage == pe_stats_usage)
+        return pe_stats_command(sub_argc, sub_argv); /* pure computation, no configuration */
     if (pe_crypto_init() != 0) {
         fprintf(stderr, "profit-engine: cannot initialise libsodium\n");
         return EXIT_FAILURE;
@@ -515,8 +572,12 @@ int main(int argc, char **argv)
         rc = cmd_migrate(&cfg);
     else if (usage == USAGE_MAINTAIN)
         rc = cmd_maintain(&cfg);
+    else if (usage == USAGE_AGGREGATE)
+        rc = cmd_aggregate(&cfg, sub_argc, sub_argv);
     else if (usage == USAGE_STORE)
         rc = cmd_store(&cfg, sub_argc, sub_argv);
+    else if (usage == pe_sim_usage)
+        rc = pe_sim_command(&cfg, sub_argc, sub_argv);
     else
         rc = cmd_user(&cfg, sub_argc, sub_argv);
     pe_config_free(&cfg);

@@ -3,6 +3,7 @@
  * and flags, in one place so the API's surface can be read at a glance.
  */
 #include "pe/api.h"
+#include "pe/catalog.h"
 #include "routes.h"
 
 #define KB 1024u
@@ -33,6 +34,16 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    /* metrics (aggregate tables only) */
+    {"GET", "/api/v1/stores/{storeId}/metrics/overview", pe_api_metrics_overview, PE_AUTH_ADMIN, 0,
+     0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/funnel", pe_api_metrics_funnel, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/funnel/steps/{step}/breakdown", pe_api_metrics_breakdown,
+     PE_AUTH_ADMIN, 0, 0, NULL},
+    /* the product catalogue (bulk upsert, paginated list) */
+    {"PUT", "/api/v1/stores/{storeId}/products", pe_api_products_put, PE_AUTH_ADMIN,
+     PE_CATALOG_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"GET", "/api/v1/stores/{storeId}/products", pe_api_products_get, PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/sdk/{file*}", pe_api_sdk, PE_AUTH_NONE, 0, PE_ROUTE_CORS | PE_ROUTE_STATIC, "sdk"},
     /* the event schema (JSON Schema 2020-12) */
     {"GET", "/schemas/events.json", pe_api_schema_events, PE_AUTH_NONE, 0,
