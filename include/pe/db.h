@@ -110,7 +110,8 @@ pe_db_listener_t *pe_db_listener_start(pe_db_pool_t *pool, const char *channel, 
 /* True while the listener is connected and listening: only then is a cache it keeps fresh
  * trustworthy. Thread-safe. */
 bool pe_db_listener_live(const pe_db_listener_t *l);
-/* Stops the thread (within ~0.2 s), closes the connection, frees. Accepts NULL. */
+/* Stops the thread (within ~0.2 s; up to the connect timeout while it is connecting), closes
+ * the connection, frees. Accepts NULL. */
 void pe_db_listener_stop(pe_db_listener_t *l);
 
 /* ---- migrations ------------------------------------------------------------------------------ */
