@@ -152,6 +152,11 @@ int64_t pe_now_mono_us(void);
 int64_t pe_now_unix_us(void);
 /* Formats unix microseconds as RFC 3339 UTC with milliseconds into out (≥ 25 bytes). */
 void pe_time_format_rfc3339(int64_t unix_us, char *out, size_t outlen);
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil); m 1..12
+ * and d 1..31 are not checked (callers validate, or compare the round trip). Pure. */
+int64_t pe_days_from_civil(int64_t y, int m, int d);
+/* The inverse: the date of a day number. Pure. */
+void pe_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 /* Writes n random bytes, hex-encoded, into out (needs 2n+1 bytes). Uses libsodium. */
 void pe_random_hex(char *out, size_t n);
 /* Writes a url-safe random token of n random bytes (base64url, no padding) into out

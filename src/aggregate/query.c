@@ -1,7 +1,7 @@
 /*
  * query.c — the query parameters of the metrics endpoints (from, to, device, country, source)
- * and the civil-date arithmetic they need. Query strings are untrusted input: this is pure code
- * with a libFuzzer target (tests/fuzz/fuzz_metrics_query.c).
+ * and date parsing and formatting (the day arithmetic is core's pe_days_from_civil). Query strings
+ * are untrusted input: this is pure code with a libFuzzer target (tests/fuzz/fuzz_metrics_query.c).
  *
  * Invariants:
  *  1. Pure: no I/O, no allocation, no globals, no libc calendar or locale; thread-safe.
@@ -12,30 +12,6 @@
 #include <string.h>
 
 #include "pe/aggregate.h"
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int32_t days_from_civil(int y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int32_t)doe - 719468;
-}
-
-static void civil_from_days(int32_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    const int32_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)yoe + era * 400 + (*m <= 2);
-}
 
 static bool digits(const char *s, size_t n)
 {
@@ -59,16 +35,16 @@ int pe_aggregate_date_parse(const char *s, int32_t *days)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[m - 1] + (m == 2 && leap))
         return PE_EINVAL;
-    *days = days_from_civil(y, m, d);
+    *days = (int32_t)pe_days_from_civil(y, (int)m, (int)d);
     return 0;
 }
 
 void pe_aggregate_date_format(int32_t days, char *out, size_t outlen)
 {
-    int y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    snprintf(out, outlen, "%04d-%02u-%02u", y, m % 100, d % 100);
+    int64_t y;
+    int m, d;
+    pe_civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%04d-%02d-%02d", (int)y, m % 100, d % 100);
 }
 
 int pe_aggregate_step_parse(const char *name, pe_funnel_step_t *step)

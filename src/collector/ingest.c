@@ -39,20 +39,6 @@ void collector_job_free(collector_job_t *job)
     free(job);
 }
 
-/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static int64_t floor_div(int64_t a, int64_t b)
 {
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
@@ -71,13 +57,13 @@ static char *put_digits(char *p, uint64_t v, int width)
 static size_t format_day(int64_t unix_us, char *out)
 {
     int64_t y;
-    unsigned m, d;
-    civil_from_days(floor_div(unix_us, US_PER_DAY), &y, &m, &d);
+    int m, d;
+    pe_civil_from_days(floor_div(unix_us, US_PER_DAY), &y, &m, &d);
     char *p = put_digits(out, (uint64_t)(y < 0 ? 0 : y > 9999 ? 9999 : y), 4);
     *p++ = '-';
-    p = put_digits(p, m, 2);
+    p = put_digits(p, (uint64_t)m, 2);
     *p++ = '-';
-    p = put_digits(p, d, 2);
+    p = put_digits(p, (uint64_t)d, 2);
     *p = '\0';
     return (size_t)(p - out);
 }

@@ -47,17 +47,6 @@ static int days_in_month(int y, int m)
     return m == 2 && leap_year(y) ? 29 : DAYS[m - 1];
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;                                   /* 0..399 */
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* 0..365 */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* 0..146096 */
-    return era * 146097 + doe - 719468;
-}
-
 int pe_time_parse_rfc3339(const char *s, int64_t *unix_us)
 {
     if (!s || !unix_us)
@@ -101,8 +90,8 @@ int pe_time_parse_rfc3339(const char *s, int64_t *unix_us)
     if (*p != '\0')
         return PE_EINVAL;
 
-    int64_t secs =
-        days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - offset_s;
+    int64_t secs = pe_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 +
+                   sec - offset_s;
     *unix_us = secs * US_PER_S + frac_us;
     return 0;
 }

@@ -198,30 +198,12 @@ struct pe_sim {
 
 /* ---- dates ----------------------------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int days_from_civil(int y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int)doe - 719468;
-}
-
 static void civil_from_days(int z, char out[11])
 {
-    z += 719468;
-    int era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int y = (int)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    if (snprintf(out, 11, "%04d-%02u-%02u", y % 10000, m % 100, d % 100) < 0)
+    int64_t y;
+    int m, d;
+    pe_civil_from_days(z, &y, &m, &d);
+    if (snprintf(out, 11, "%04d-%02d-%02d", (int)(y % 10000), m % 100, d % 100) < 0)
         out[0] = '\0';
 }
 
@@ -233,7 +215,7 @@ static bool parse_date(const char *s, int *days)
         return false;
     if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
         return false;
-    *days = days_from_civil(y, (unsigned)m, (unsigned)d);
+    *days = (int)pe_days_from_civil(y, m, d);
     char back[11];
     civil_from_days(*days, back);
     return strcmp(back, s) == 0; /* refuses 2026-02-30 */
