@@ -16,10 +16,12 @@
 
 #include "pe/aggregate.h"
 #include "pe/api.h"
+#include "pe/changeset.h"
 #include "pe/collector.h"
 #include "pe/core.h"
 #include "pe/db.h"
 #include "pe/events.h"
+#include "pe/flags.h"
 #include "pe/http.h"
 #include "pe/jobs.h"
 #include "pe/redis.h"
@@ -47,11 +49,14 @@ static const char USAGE[] =
     "                            create a store; prints its id and API keys (shown once)\n"
     "  user create --email E --store ID\n"
     "                            create a merchant login for a store; password on stdin\n"
-    "  schema export             print the JSON Schema (2020-12) of events\n"
+    "  schema export [events|changeset]\n"
+    "                            print the JSON Schema (2020-12) of events or of ChangeSets\n"
     "  schema validate           check one event (JSON on stdin) against it\n"
     "  simulate --store ID --days D --sessions-per-day N --seed S [options]\n"
     "                            generate storefront traffic with known truth (see --help)\n"
     "  stats analyze | sample-size  experiment statistics: JSON on stdin -> JSON (see --help)\n"
+    "  audit verify [--store ID] recompute the ChangeSet audit hash chains; name the first\n"
+    "                            broken link (exit 1 when one is broken)\n"
     "\n"
     "configuration (environment):\n"
     "  PE_DATABASE_URL        PostgreSQL conninfo or URI      (dbname=profit_engine)\n"
@@ -64,6 +69,11 @@ static const char USAGE[] =
     "  PE_CONNECTION_TIMEOUT  idle seconds before a connection is closed (30)\n"
     "  PE_DB_POOL_SIZE        PostgreSQL connections per process (16)\n"
     "  PE_SHUTDOWN_GRACE      seconds in-flight requests get on SIGTERM, 1..9 (8)\n"
+    "  PE_FLAGS_POLL_MS       PostgreSQL poll of flag-set versions, 100..2000 ms (1000)\n"
+    "  PE_APPROVAL_TIMEOUT_HOURS  a ChangeSet's PENDING_APPROVAL lifetime, 1..8760 (168)\n"
+    "  PE_NOTIFY_INTERVAL_S   ChangeSet notification dispatcher period, seconds (5)\n"
+    "  PE_WEBHOOK_URL         POST ChangeSet notifications here (signed, retried)\n"
+    "  PE_WEBHOOK_SECRET      HMAC-SHA256 key of the X-PE-Signature header\n"
     "\n"
     "Run 'profit-engine <command> --help' for a command's options.\n";
 
@@ -94,8 +104,15 @@ static const char USAGE_USER[] =
     "Creates a merchant login (or adds an existing one to the store) and prints\n"
     "{\"userId\":…}. The password (8..1024 bytes) is read from standard input.\n";
 
+static const char USAGE_AUDIT[] =
+    "usage: profit-engine audit verify [--store STORE_ID]\n"
+    "Recomputes every ChangeSet audit hash chain (of one store with --store) and prints\n"
+    "{\"ok\":…,\"checked\":N,\"firstBroken\":null|{\"changesetId\",\"seq\",\"eventId\",\"reason\"}}"
+    ".\n"
+    "Exit 0 when every chain holds, 1 when one is broken or the check failed.\n";
+
 static const char USAGE_SCHEMA[] =
-    "usage: profit-engine schema export\n"
+    "usage: profit-engine schema export [events|changeset]\n"
     "       profit-engine schema validate < event.json\n"
     "export prints the JSON Schema (2020-12) of events, generated from the server's definitions\n"
     "(also served at /schemas/events.json). validate reads one event object on standard input\n"
@@ -160,6 +177,23 @@ static int run_aggregate(void *arg, char *err, size_t errlen)
     return pe_aggregate_job(arg, err, errlen);
 }
 
+static int run_changeset_expiry(void *arg, char *err, size_t errlen)
+{
+    size_t n = 0;
+    int rc = pe_changeset_expire_due(arg, &n);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", pe_strerror(rc));
+    else if (n)
+        pe_log(PE_LOG_INFO, "changesets_expired", "%zu pending approvals expired", n);
+    return rc;
+}
+
+static int run_notify(void *arg, char *err, size_t errlen)
+{
+    size_t n = 0;
+    return pe_changeset_dispatch(arg, &n, err, errlen);
+}
+
 static int cmd_serve(const pe_config_t *cfg)
 {
     int rc = EXIT_FAILURE;
@@ -187,8 +221,31 @@ static int cmd_serve(const pe_config_t *cfg)
     app.collector = app.db ? pe_collector_new(&ccfg) : NULL;
     app.keys = app.db ? pe_tenancy_key_cache_new(app.db) : NULL;
     app.redis = pe_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS, err, sizeof err);
+    if (app.redis) {
+        pe_flags_config_t fcfg = {
+            .db = app.db,
+            .redis = app.redis,
+            .redis_url = cfg->redis_url,
+            .collector = app.collector,
+            .poll_ms = cfg->flags_poll_ms,
+            .start_threads = true,
+        };
+        app.flags = app.db ? pe_flags_new(&fcfg) : NULL;
+    }
+    pe_changeset_config_t cscfg = {
+        .db = app.db,
+        .approval_timeout_s = cfg->approval_timeout_h * 3600u,
+        .webhook_url = cfg->webhook_url,
+        .webhook_secret = cfg->webhook_secret,
+    };
+    /* Transitions create, disable and settle each ChangeSet's feature flag in their own
+     * transaction, and publish it after COMMIT (src/changeset/flag_hooks.c). */
+    if (app.flags)
+        cscfg.flags = pe_changeset_flag_hooks(app.flags);
+    app.changesets = app.db ? pe_changeset_service_new(&cscfg) : NULL;
     router = pe_router_new();
-    if (!app.db || !app.collector || !app.keys || !app.redis || !router) {
+    if (!app.db || !app.collector || !app.keys || !app.redis || !app.flags || !app.changesets ||
+        !router) {
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
         goto out;
     }
@@ -228,6 +285,8 @@ static int cmd_serve(const pe_config_t *cfg)
     const pe_job_t jobs[] = {
         {"partition_maintenance", 3600, 5, run_maintenance, &app},
         {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
+        {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
+        {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
     };
     scheduler = pe_scheduler_start(jobs, PE_ARRAY_LEN(jobs));
     if (!scheduler)
@@ -247,9 +306,11 @@ static int cmd_serve(const pe_config_t *cfg)
 out:
     pe_scheduler_stop(scheduler);
     pe_http_server_free(app.http);
+    pe_flags_free(app.flags);         /* after HTTP: handlers use it; before the collector */
     pe_collector_free(app.collector); /* after HTTP: late requests may still reach it */
     pe_router_free(router);
     pe_redis_free(app.redis);
+    pe_changeset_service_free(app.changesets);
     pe_tenancy_key_cache_free(app.keys);
     pe_db_pool_free(app.db);
     return rc;
@@ -442,10 +503,10 @@ static int cmd_user(const pe_config_t *cfg, int argc, char **argv)
 
 #define SCHEMA_STDIN_MAX (4u << 20) /* far above any valid event; bounds a runaway pipe */
 
-static int cmd_schema_export(void)
+static int cmd_schema_export(bool changeset)
 {
     pe_buf_t b = PE_BUF_INIT;
-    int rc = pe_events_json_schema(&b);
+    int rc = changeset ? pe_changeset_json_schema(&b) : pe_events_json_schema(&b);
     if (rc == 0)
         printf("%s\n", b.data);
     else
@@ -512,9 +573,44 @@ static int cmd_schema(int argc, char **argv)
     if (argc < 1 || (strcmp(argv[0], "export") != 0 && strcmp(argv[0], "validate") != 0))
         return usage_error(USAGE_SCHEMA, "expected 'export' or 'validate', not '%s'",
                            argc ? argv[0] : "");
-    if (argc > 1)
-        return usage_error(USAGE_SCHEMA, "unexpected argument '%s'", argv[1]);
-    return strcmp(argv[0], "export") == 0 ? cmd_schema_export() : cmd_schema_validate();
+    bool export = strcmp(argv[0], "export") == 0;
+    bool changeset = export && argc > 1 && strcmp(argv[1], "changeset") == 0;
+    if (argc > 2 || (argc == 2 && (!export || (!changeset && strcmp(argv[1], "events") != 0))))
+        return usage_error(USAGE_SCHEMA, "unexpected argument '%s'", argv[argc - 1]);
+    return export ? cmd_schema_export(changeset) : cmd_schema_validate();
+}
+
+/* ---- audit verify ---------------------------------------------------------------------------- */
+
+static int cmd_audit(const pe_config_t *cfg, int argc, char **argv)
+{
+    const char *store = NULL;
+    if (argc < 1 || strcmp(argv[0], "verify") != 0)
+        return usage_error(USAGE_AUDIT, "unknown audit command '%s'", argc ? argv[0] : "");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+            store = argv[++i];
+        else
+            return usage_error(USAGE_AUDIT, "unexpected argument '%s'", argv[i]);
+    }
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    cJSON *out = NULL;
+    int rc = pe_changeset_audit_verify(pool, store, &out);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: audit verify: %s\n", pe_strerror(rc));
+        return rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    char *text = pe_json_print(out);
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok"));
+    cJSON_Delete(out);
+    if (!text)
+        return EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return ok ? 0 : EXIT_FAILURE;
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -538,6 +634,7 @@ int main(int argc, char **argv)
                         : strcmp(cmd, "aggregate") == 0 ? USAGE_AGGREGATE
                         : strcmp(cmd, "store") == 0     ? USAGE_STORE
                         : strcmp(cmd, "user") == 0      ? USAGE_USER
+                        : strcmp(cmd, "audit") == 0     ? USAGE_AUDIT
                                                         : NULL;
     if (!usage && strcmp(cmd, "stats") == 0)
         usage = pe_stats_usage;
@@ -578,6 +675,8 @@ int main(int argc, char **argv)
         rc = cmd_store(&cfg, sub_argc, sub_argv);
     else if (usage == pe_sim_usage)
         rc = pe_sim_command(&cfg, sub_argc, sub_argv);
+    else if (usage == USAGE_AUDIT)
+        rc = cmd_audit(&cfg, sub_argc, sub_argv);
     else
         rc = cmd_user(&cfg, sub_argc, sub_argv);
     pe_config_free(&cfg);

@@ -13,6 +13,7 @@
 #include "pe/collector.h"
 #include "pe/core.h"
 #include "pe/db.h"
+#include "pe/flags.h"
 #include "pe/http.h"
 #include "pe/redis.h"
 #include "pe/tenancy.h"
@@ -25,6 +26,8 @@ typedef struct {
     pe_http_server_t *http;
     pe_collector_t *collector;
     pe_key_cache_t *keys; /* publishable keys in memory (NULL: every lookup asks PostgreSQL) */
+    pe_flags_t *flags;    /* feature flags: the in-process copy, changes, exposures */
+    struct pe_changeset_service *changesets; /* ChangeSets, lifecycle, audit (pe/changeset.h) */
     int64_t started_unix_us;
 } pe_app_t;
 

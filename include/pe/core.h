@@ -112,6 +112,11 @@ typedef struct {
     unsigned collector_writers; /* PE_COLLECTOR_WRITERS: group-commit writer threads */
     unsigned collector_window_ms;   /* PE_COLLECTOR_WINDOW_MS: how long a writer gathers */
     unsigned events_retention_days; /* PE_EVENTS_RETENTION_DAYS: raw events kept, in days */
+    unsigned flags_poll_ms;         /* PE_FLAGS_POLL_MS: PostgreSQL poll of flag-set versions */
+    unsigned approval_timeout_h;    /* PE_APPROVAL_TIMEOUT_HOURS: PENDING_APPROVAL lifetime */
+    unsigned notify_interval_s;     /* PE_NOTIFY_INTERVAL_S: outbox dispatcher period */
+    char *webhook_url;              /* PE_WEBHOOK_URL: ChangeSet notifications (NULL = none) */
+    char *webhook_secret;           /* PE_WEBHOOK_SECRET: HMAC-SHA256 key of webhook signatures */
 } pe_config_t;
 
 /* Fills cfg from the environment (getenv). On a bad value returns PE_EINVAL and writes a

@@ -204,6 +204,13 @@ int pe_http_reply_error(pe_http_request_t *req, int status, const char *code, co
 int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool pe_http_replied(const pe_http_request_t *req);
+/* Replies with a body produced piece by piece (chunked transfer encoding): read(ctx, buf, max)
+ * returns bytes written (> 0), 0 at the end, or < 0 to abort the connection; it runs on server
+ * threads after the handler returned, one call at a time. done(ctx) runs exactly once when the
+ * response is gone (even when never queued). Memory stays bounded by what read produces. */
+int pe_http_reply_stream(pe_http_request_t *req, int status, const char *content_type,
+                         long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
+                         void *ctx);
 
 /* Parks the connection so the handler's thread can return while another thread finishes the
  * work; that thread replies and then calls pe_http_resume. Call only from inside a handler. */

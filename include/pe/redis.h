@@ -12,6 +12,7 @@
 #ifndef PE_REDIS_H
 #define PE_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +42,26 @@ int pe_redis_publish(pe_redis_t *r, const char *channel, const char *msg, size_t
                      long long *receivers_out);
 /* Reconnections performed so far (for /metrics). */
 uint64_t pe_redis_reconnects(const pe_redis_t *r);
+
+/* ---- subscriptions (a thread with a connection of its own) -------------------------------- */
+
+typedef struct pe_redis_subscriber pe_redis_subscriber_t;
+/* Called on the subscriber's thread: once per message with its channel and payload (borrowed
+ * for the call), and with channel == NULL after every successful (re)subscription, when
+ * messages may have been missed and whoever caches must resynchronise. Must not block long. */
+typedef void (*pe_redis_message_fn)(void *arg, const char *channel, const char *msg, size_t len);
+
+/* Starts a thread that connects to url (as pe_redis_new parses it), SUBSCRIBEs to channel and
+ * calls fn; on any failure it reconnects after 500 ms, for ever. Returns NULL on a bad URL,
+ * ENOMEM or when the thread cannot start (an unreachable server is not an error). */
+pe_redis_subscriber_t *pe_redis_subscribe(const char *url, int timeout_ms, const char *channel,
+                                          pe_redis_message_fn fn, void *arg);
+/* True while subscribed (between a confirmed SUBSCRIBE and the first sign of a broken
+ * connection). Thread-safe. */
+bool pe_redis_subscriber_live(const pe_redis_subscriber_t *s);
+/* Subscriptions made so far (1 + reconnections). Thread-safe. */
+uint64_t pe_redis_subscriber_connects(const pe_redis_subscriber_t *s);
+/* Stops the thread (within ~200 ms, or a connect timeout), closes, frees. Accepts NULL. */
+void pe_redis_subscriber_stop(pe_redis_subscriber_t *s);
 
 #endif /* PE_REDIS_H */

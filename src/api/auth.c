@@ -2,7 +2,7 @@
  * auth.c — who is calling, and may they use this route on this store?
  *
  *   route demands    accepted credentials                       store scope
- *   PUBLISHABLE      Bearer pk_… or ?key=pk_…                    the key's store
+ *   PUBLISHABLE      Bearer pk_…, X-API-Key: pk_… or ?key=pk_…   the key's store
  *   ADMIN            Bearer sk_…, or the session cookie          {storeId} must be the key's
  *                                                                store / a store of the user
  *   SESSION          the session cookie                          as ADMIN
@@ -124,10 +124,14 @@ int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t requi
     case PE_AUTH_NONE:
         return 0;
     case PE_AUTH_PUBLISHABLE: {
-        const char *key = bearer ? bearer : pe_http_query(req, "key");
+        /* X-API-Key: the header OpenFeature's OFREP providers use for API keys */
+        const char *key = bearer ? bearer : pe_http_header(req, "X-API-Key");
+        if (!key)
+            key = pe_http_query(req, "key");
         if (!key)
             return refuse(req, PE_EUNAUTH,
-                          "send the publishable key as 'Authorization: Bearer pk_…' or ?key=pk_…");
+                          "send the publishable key as 'Authorization: Bearer pk_…', "
+                          "'X-API-Key: pk_…' or ?key=pk_…");
         return authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
     }
     case PE_AUTH_ADMIN:

@@ -116,6 +116,8 @@ int pe_api_metrics(pe_http_request_t *req)
         (unsigned long long)ks.hits, (unsigned long long)ks.misses,
         (unsigned long long)ks.evictions, ks.live ? 1 : 0);
     rc |= pe_collector_metrics(app->collector, &b);
+    if (app->flags)
+        rc |= pe_flags_metrics(app->flags, &b);
     rc |= pe_http_server_metrics(app->http, &b);
     if (rc != 0) {
         pe_buf_free(&b);

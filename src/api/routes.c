@@ -4,6 +4,9 @@
  */
 #include "pe/api.h"
 #include "pe/catalog.h"
+#include "pe/changeset.h"
+#include "pe/flags.h"
+#include "pe/guardrails.h"
 #include "routes.h"
 
 #define KB 1024u
@@ -44,6 +47,55 @@ static const pe_http_route_t ROUTES[] = {
     {"PUT", "/api/v1/stores/{storeId}/products", pe_api_products_put, PE_AUTH_ADMIN,
      PE_CATALOG_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
     {"GET", "/api/v1/stores/{storeId}/products", pe_api_products_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    /* feature flags (admin) */
+    {"GET", "/api/v1/stores/{storeId}/flags", pe_api_flags_list, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"POST", "/api/v1/stores/{storeId}/flags", pe_api_flags_create, PE_AUTH_ADMIN,
+     PE_FLAGS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"GET", "/api/v1/stores/{storeId}/flags/{key}", pe_api_flags_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"PUT", "/api/v1/stores/{storeId}/flags/{key}", pe_api_flags_put, PE_AUTH_ADMIN,
+     PE_FLAGS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"PATCH", "/api/v1/stores/{storeId}/flags/{key}", pe_api_flags_patch, PE_AUTH_ADMIN,
+     PE_FLAGS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"DELETE", "/api/v1/stores/{storeId}/flags/{key}", pe_api_flags_delete, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"GET", "/api/v1/stores/{storeId}/flags/{key}/history", pe_api_flags_history, PE_AUTH_ADMIN, 0,
+     0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/flag-settings", pe_api_flags_settings_get, PE_AUTH_ADMIN, 0,
+     0, NULL},
+    {"PUT", "/api/v1/stores/{storeId}/flag-settings", pe_api_flags_settings_put, PE_AUTH_ADMIN,
+     4 * KB, PE_ROUTE_JSON_BODY, NULL},
+    /* OpenFeature Remote Evaluation Protocol (storefront, publishable key) */
+    {"POST", "/ofrep/v1/evaluate/flags/{key}", pe_api_ofrep_flag, PE_AUTH_PUBLISHABLE, 64 * KB,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    {"POST", "/ofrep/v1/evaluate/flags", pe_api_ofrep_bulk, PE_AUTH_PUBLISHABLE, 64 * KB,
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+    /* ChangeSets: lifecycle, timeline; guardrails; the audit trail */
+    {"POST", "/api/v1/stores/{storeId}/changesets", pe_api_changesets_create, PE_AUTH_ADMIN,
+     PE_CHANGESET_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"GET", "/api/v1/stores/{storeId}/changesets", pe_api_changesets_list, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"GET", "/api/v1/stores/{storeId}/changesets/{cid}", pe_api_changeset_get, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"PATCH", "/api/v1/stores/{storeId}/changesets/{cid}", pe_api_changeset_patch, PE_AUTH_ADMIN,
+     PE_CHANGESET_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"POST", "/api/v1/stores/{storeId}/changesets/{cid}/transitions", pe_api_changeset_transition,
+     PE_AUTH_ADMIN, 64 * KB, PE_ROUTE_JSON_BODY, NULL},
+    {"GET", "/api/v1/stores/{storeId}/changesets/{cid}/timeline", pe_api_changeset_timeline,
+     PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_get, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"PUT", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_put, PE_AUTH_ADMIN,
+     PE_GUARDRAILS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"GET", "/api/v1/stores/{storeId}/audit/verify", pe_api_audit_verify, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"GET", "/api/v1/stores/{storeId}/audit/export", pe_api_audit_export, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"GET", "/api/v1/stores/{storeId}/notifications", pe_api_notifications_list, PE_AUTH_ADMIN, 0,
+     0, NULL},
+    {"POST", "/api/v1/stores/{storeId}/notifications/{notificationId}/read",
+     pe_api_notification_read, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/schemas/changeset.json", pe_api_schema_changeset, PE_AUTH_NONE, 0,
+     PE_ROUTE_CORS | PE_ROUTE_STATIC, NULL},
     {"GET", "/sdk/{file*}", pe_api_sdk, PE_AUTH_NONE, 0, PE_ROUTE_CORS | PE_ROUTE_STATIC, "sdk"},
     /* the event schema (JSON Schema 2020-12) */
     {"GET", "/schemas/events.json", pe_api_schema_events, PE_AUTH_NONE, 0,

@@ -61,4 +61,33 @@ int pe_api_segment_track(pe_http_request_t *req);
 int pe_api_segment_page(pe_http_request_t *req);
 int pe_api_segment_identify(pe_http_request_t *req);
 
+/* Feature flags: the merchant's API (flags.c) and OpenFeature remote evaluation (ofrep.c). */
+int pe_api_flags_list(pe_http_request_t *req);
+int pe_api_flags_create(pe_http_request_t *req);
+int pe_api_flags_get(pe_http_request_t *req);
+int pe_api_flags_put(pe_http_request_t *req);
+int pe_api_flags_patch(pe_http_request_t *req);
+int pe_api_flags_delete(pe_http_request_t *req);
+int pe_api_flags_history(pe_http_request_t *req);
+int pe_api_flags_settings_get(pe_http_request_t *req);
+int pe_api_flags_settings_put(pe_http_request_t *req);
+int pe_api_ofrep_flag(pe_http_request_t *req);
+int pe_api_ofrep_bulk(pe_http_request_t *req);
+
+/* ChangeSets (changesets.c), guardrails (guardrails.c), the audit trail (audit.c). */
+int pe_api_changesets_create(pe_http_request_t *req);
+int pe_api_changesets_list(pe_http_request_t *req);
+int pe_api_changeset_get(pe_http_request_t *req);
+int pe_api_changeset_patch(pe_http_request_t *req);
+int pe_api_changeset_transition(pe_http_request_t *req);
+int pe_api_changeset_timeline(pe_http_request_t *req);
+int pe_api_schema_changeset(pe_http_request_t *req);
+int pe_api_guardrails_get(pe_http_request_t *req);
+int pe_api_guardrails_put(pe_http_request_t *req);
+int pe_api_audit_verify(pe_http_request_t *req);
+int pe_api_audit_export(pe_http_request_t *req);
+/* In-app notifications (notifications.c). */
+int pe_api_notifications_list(pe_http_request_t *req);
+int pe_api_notification_read(pe_http_request_t *req);
+
 #endif /* PE_API_ROUTES_H */

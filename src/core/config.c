@@ -40,6 +40,11 @@ static const var_t VARS[] = {
     {"PE_COLLECTOR_WRITERS", VAR_UINT, "2", FIELD(collector_writers), 1, 8},
     {"PE_COLLECTOR_WINDOW_MS", VAR_UINT, "2", FIELD(collector_window_ms), 1, 100},
     {"PE_EVENTS_RETENTION_DAYS", VAR_UINT, "400", FIELD(events_retention_days), 8, 3650},
+    {"PE_FLAGS_POLL_MS", VAR_UINT, "1000", FIELD(flags_poll_ms), 100, 2000},
+    {"PE_APPROVAL_TIMEOUT_HOURS", VAR_UINT, "168", FIELD(approval_timeout_h), 1, 8760},
+    {"PE_NOTIFY_INTERVAL_S", VAR_UINT, "5", FIELD(notify_interval_s), 1, 86400},
+    {"PE_WEBHOOK_URL", VAR_STRING, NULL, FIELD(webhook_url), 0, 0},
+    {"PE_WEBHOOK_SECRET", VAR_STRING, NULL, FIELD(webhook_secret), 0, 0},
 };
 
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
@@ -204,5 +209,8 @@ void pe_config_free(pe_config_t *cfg)
     free(cfg->database_url);
     free(cfg->redis_url);
     free(cfg->web_dir);
+    free(cfg->webhook_url);
+    free(cfg->webhook_secret);
     cfg->database_url = cfg->redis_url = cfg->web_dir = NULL;
+    cfg->webhook_url = cfg->webhook_secret = NULL;
 }

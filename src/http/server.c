@@ -82,6 +82,13 @@ typedef struct {
     char *value;
 } header_t;
 
+/* A streamed response body: owned by the request until queued, then by the MHD response. */
+typedef struct {
+    long (*read)(void *ctx, char *buf, size_t max);
+    void (*done)(void *ctx);
+    void *ctx;
+} stream_t;
+
 struct pe_http_request {
     pe_http_server_t *srv;
     struct MHD_Connection *conn;
@@ -105,6 +112,7 @@ struct pe_http_request {
     char *resp_body; /* owned unless resp_static */
     size_t resp_len;
     bool resp_static;
+    stream_t *stream; /* a streamed body (pe_http_reply_stream); owned until queued */
     const char *content_type;
     header_t headers[MAX_RESPONSE_HEADERS];
     size_t nheaders;
@@ -155,6 +163,42 @@ static bool media_type_is(const char *content_type, const char *want)
 bool pe_http_replied(const pe_http_request_t *req)
 {
     return req->replied;
+}
+
+static int set_reply(pe_http_request_t *req, int status, const char *content_type, char *body,
+                     size_t len, bool is_static);
+
+int pe_http_reply_stream(pe_http_request_t *req, int status, const char *content_type,
+                         long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
+                         void *ctx)
+{
+    stream_t *st = req->replied ? NULL : malloc(sizeof *st);
+    if (!st) {
+        done(ctx);
+        if (req->replied)
+            return PE_ECONFLICT;
+        return pe_http_reply_error(req, 500, "internal_error", "out of memory");
+    }
+    *st = (stream_t){read, done, ctx};
+    req->stream = st;
+    return set_reply(req, status, content_type, NULL, 0, true);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_t *st = cls;
+    long n = st->read(st->ctx, buf, max);
+    return n > 0    ? (ssize_t)n
+           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                    : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    stream_t *st = cls;
+    st->done(st->ctx);
+    free(st);
 }
 
 int pe_http_set_header(pe_http_request_t *req, const char *name, const char *value)
@@ -293,7 +337,12 @@ static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *re
 static enum MHD_Result queue_reply(pe_http_request_t *req)
 {
     struct MHD_Response *resp;
-    if (req->resp_static) {
+    if (req->stream) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read,
+                                                 req->stream, stream_free);
+        if (resp)
+            req->stream = NULL; /* the response owns it now */
+    } else if (req->resp_static) {
         resp =
             MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_PERSISTENT);
     } else {
@@ -507,7 +556,8 @@ static void begin(pe_http_request_t *req, const char *method)
             if (req->match.route->flags & PE_ROUTE_CORS) {
                 pe_http_set_header(req, "Access-Control-Allow-Methods", req->allow);
                 pe_http_set_header(req, "Access-Control-Allow-Headers",
-                                   "Authorization, Content-Type, X-Request-Id");
+                                   "Authorization, Content-Type, X-Request-Id, If-None-Match, "
+                                   "X-API-Key");
                 pe_http_set_header(req, "Access-Control-Max-Age", "86400");
             }
         }
@@ -711,6 +761,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
     if (!req->resp_static)
         free(req->resp_body);
+    if (req->stream)
+        stream_free(req->stream);
     for (size_t i = 0; i < req->nheaders; i++) {
         free(req->headers[i].name);
         free(req->headers[i].value);

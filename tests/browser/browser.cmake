@@ -10,7 +10,7 @@ if(PE_NODE AND EXISTS ${PE_CHROMIUM} AND EXISTS ${PE_PLAYWRIGHT}/package.json)
            COMMAND ${PE_NODE} --test ${CMAKE_SOURCE_DIR}/tests/browser/
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(browser PROPERTIES
-                       LABELS browser TIMEOUT 300
+                       LABELS browser TIMEOUT 600
                        ENVIRONMENT "PE_TEST_BINARY=$<TARGET_FILE:profit-engine>")
 else()
   set(_pe_missing "")

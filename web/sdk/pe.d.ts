@@ -211,6 +211,36 @@ export interface InitOptions {
   debug?: boolean;
   /** false: no automatic storefront.page.viewed on init and history navigations. */
   autoPageView?: boolean;
+  /** ms pe.flags() waits for the engine before answering defaults; default 300. */
+  flagsTimeout?: number;
+  /** Attributes added to every flag evaluation's context (targeting rules may use them). */
+  context?: FlagContext;
+}
+
+/** Flag evaluation context attributes beyond those the SDK sets (targetingKey = anonymousId,
+ *  sessionId, device, path, userId, utm_source … utm_content). */
+export type FlagContext = Record<string, string | number | boolean>;
+
+export interface FlagsOptions {
+  /** Merged over InitOptions.context for this page's evaluation. */
+  context?: FlagContext;
+  /** ms to wait for the engine; default InitOptions.flagsTimeout. */
+  timeout?: number;
+}
+
+/** One page's flag answers: the engine's, or defaults (`ok` false). */
+export interface Flags {
+  /** true when the engine answered (now or earlier in this session, for this path). */
+  readonly ok: boolean;
+  /** The flag's value; `defaultValue` when the flag is unknown, not evaluated or of another type. */
+  value(key: string, defaultValue: boolean): boolean;
+  value(key: string, defaultValue: string): string;
+  value(key: string, defaultValue: number): number;
+  value<T extends object>(key: string, defaultValue: T): T;
+  /** The flag's value, or undefined. */
+  value(key: string): unknown;
+  /** The variant the visitor is in (e.g. 'control', 'treatment'); undefined when not evaluated. */
+  variant(key: string): string | undefined;
 }
 
 /**
@@ -239,6 +269,12 @@ export interface ProfitEngine {
   consent(granted: boolean): void;
   /** Sends what is queued now; resolves when done or when a send failed (never rejects). */
   flush(): Promise<void>;
+  /**
+   * The flags for this page: one OFREP bulk evaluation per page path and session (kept in
+   * sessionStorage), shared by every call on the page. Resolves to defaults after the timeout,
+   * without consent (no request), before init and on any failure; never rejects.
+   */
+  flags(options?: FlagsOptions): Promise<Flags>;
   /** A copy of the events waiting to be sent. */
   queued(): PeEvent[];
   /** The current identifiers. */

@@ -1,12 +1,12 @@
 /*! Profit Engine storefront SDK — served at /sdk/pe.js. No dependencies, ES2017.
  * Invariants:
- *  1. Harmless: no public function, timer or listener lets an exception reach the page; tracking
- *     never blocks (events are queued and sent later).
+ *  1. Harmless: no public function, timer or listener lets an exception reach the page; nothing
+ *     blocks (events are queued and sent later; pe.flags() answers defaults after its timeout).
  *  2. At least once: an event leaves the queue (persisted in localStorage, at most 500) only when
  *     the server answered for it — stored (200) or refused (4xx other than 408/429, or listed in
  *     `rejected`); network failures, 5xx, 408 and 429 are retried with backoff and jitter.
  *     Retries and beacons may repeat an event: the server stores each eventId once.
- *  3. consent(false) stops all sending and tracking and empties the queue.
+ *  3. consent(false) stops all sending (flag requests too) and tracking and empties the queue.
  */
 (function (w) {
   'use strict';
@@ -25,7 +25,7 @@
       try { console.debug.apply(console, ['[pe]'].concat([].slice.call(arguments))); } catch (e) { /* ignore */ }
     }
   }
-  // Runs f and swallows whatever it throws: the SDK must never break the page.
+  // f, swallowing what it throws (invariant 1).
   function safe(f) {
     return function () {
       try { return f.apply(this, arguments); } catch (e) { log('error', e); }
@@ -49,7 +49,7 @@
     } catch (e) { /* cookies disabled */ }
     return k in mem ? mem[k] : null;
   }
-  // cookie: small values fall back to a first-party cookie when localStorage fails.
+  // cookie: small values may fall back to a first-party cookie.
   function set(k, v, cookie) {
     if (v == null) delete mem[k]; else mem[k] = v;
     if (lsSet(k, v) || !cookie) return;
@@ -110,8 +110,7 @@
     } catch (e) { /* not a URL */ }
     return any ? out : null;
   }
-  // The session: rotated after 30 minutes without an event, or when a new campaign arrives.
-  // A session remembers the UTM parameters it started with; they go in every event's context.
+  // Rotated after 30 idle minutes or by a new campaign; keeps the UTM it started with.
   function session(utm) {
     var s = parse(get('sess')), now = Date.now();
     var camp = utm ? (utm.source || '') + '|' + (utm.campaign || '') : null;
@@ -174,8 +173,7 @@
     };
     if (uid) ev.userId = uid;
     if (custom && typeof custom === 'object') ev.custom = assign({}, custom);
-    // A copy now: later changes to the caller's objects do not reach the queue, and what cannot
-    // be serialised (cycles, throwing getters) is refused here, not at every save.
+    // A copy: the caller's later changes stay out; what cannot be serialised fails here, once.
     ev = JSON.parse(JSON.stringify(ev));
     queue.push(ev);
     if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
@@ -185,7 +183,7 @@
     schedule(cfg.flushInterval);
     return ev.eventId;
   }
-  // Strictly increasing times on this page, so events of one millisecond keep their order.
+  // Strictly increasing, so events of one millisecond keep their order.
   var lastT = 0;
   function stamp() {
     var t = Math.max(Date.now(), lastT + 1);
@@ -194,8 +192,7 @@
   }
 
   var lastRef = d ? d.referrer : '', loaded = 0;
-  // A campaign arrives with a page load (its first page view); single-page navigations keep the
-  // session's.
+  // A campaign comes with a page load; single-page navigations keep the session's.
   function pageView(force) {
     var href = loc.href;
     if (href === lastHref && !force) return;
@@ -209,8 +206,14 @@
   function save() {
     if (cfg) set(qkey(), queue.length ? JSON.stringify(queue) : null);
   }
-  function url(beacon) {
-    return cfg.endpoint + '/v1/events' + (beacon ? '?key=' + encodeURIComponent(cfg.key) : '');
+  function post(path, body, keepalive) {
+    return fetch(cfg.endpoint + path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + cfg.key },
+      body: body,
+      keepalive: keepalive,
+      credentials: 'omit'
+    });
   }
   function schedule(ms) {
     if (!cfg || !consented) return;
@@ -223,20 +226,14 @@
     queue = queue.filter(function (e) { return !ids[e.eventId]; });
     save();
   }
-  // Sends the oldest batch (one at a time: flush() chains the calls). Resolves to true when the
-  // queue may go on (sent, or refused for good), false when it must wait (retry later).
+  // Sends the oldest batch (flush() chains the calls). Resolves to true when the queue may go on
+  // (sent, or refused for good), false when it must wait.
   function sendBatch() {
     var batch = queue.slice(0, cfg.maxBatch), ids = {};
     batch.forEach(function (e) { ids[e.eventId] = 1; });
     var body = JSON.stringify({ events: batch, sentAt: new Date().toISOString() });
     var status = 0;
-    return fetch(url(), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + cfg.key },
-      body: body,
-      keepalive: body.length < 60000,
-      credentials: 'omit'
-    }).then(function (res) {
+    return post('/v1/events', body, body.length < 60000).then(function (res) {
       status = res.status;
       if (status === 200) {
         return res.json().then(function (j) {
@@ -245,7 +242,7 @@
       }
       var ra = parseFloat(res.headers.get('Retry-After'));
       if (status >= 500 || status === 408 || status === 429) throw { ra: ra };
-      // Too large: the same events again in smaller batches (one alone that is too large goes).
+      // Too large: smaller batches (one event alone that is too large goes).
       if (status === 413 && batch.length > 1) { cfg.maxBatch = batch.length >> 1; ids = {}; return; }
       log('refused', status);
     }).then(function () {
@@ -266,8 +263,8 @@
     });
   }
 
-  // Sends what is queued, batch after batch, until done or a failure; full: only full batches.
-  // force (pe.flush()): the caller asked, so a pending backoff does not hold it back.
+  // Sends batch after batch until done or a failure; full: only full batches; force: ignore
+  // a pending backoff (pe.flush()).
   function flush(force, full) {
     if (!cfg) return Promise.resolve();
     if (force) retryAt = 0;
@@ -280,17 +277,53 @@
     return chain;
   }
 
-  // Hands what is queued to the browser as beacons (page going away). The events stay queued
-  // (the answer is never seen): the next page sends them again and the server ignores repeats.
+  // Beacons when the page goes away; the events stay queued (the answer is never seen).
   var beaconed = {};
   function beacon() {
     if (!cfg || !consented || !nav.sendBeacon || nav.onLine === false) return;
     var todo = queue.filter(function (e) { return !beaconed[e.eventId]; });
     for (var i = 0; i < todo.length; i += cfg.maxBatch) {
       var batch = todo.slice(i, i + cfg.maxBatch);
-      if (!nav.sendBeacon(url(1), JSON.stringify({ events: batch, sentAt: new Date().toISOString() }))) break;
+      if (!nav.sendBeacon(cfg.endpoint + '/v1/events?key=' + encodeURIComponent(cfg.key), JSON.stringify({ events: batch, sentAt: new Date().toISOString() }))) break;
       batch.forEach(function (e) { beaconed[e.eventId] = 1; });
     }
+  }
+
+  // ---- flags: one OFREP bulk evaluation per page path and session ----
+  var fmemo = {};
+  function ss(k, v) {
+    try { var s = w.sessionStorage; return v ? s.setItem(PFX + k, v) : s.getItem(PFX + k); } catch (e) { return null; }
+  }
+  function flagSet(m) {
+    m = m || 0;
+    return {
+      ok: !!m,
+      variant: function (k) { return m[k] && m[k].variant; },
+      value: function (k, def) {
+        var v = m[k] ? m[k].value : def;
+        return v === undefined || (def !== undefined && typeof v !== typeof def) ? def : v;
+      }
+    };
+  }
+  function flags(o) {
+    o = o || {};
+    if (!cfg || !consented) return Promise.resolve(flagSet());
+    var s = session(), k = 'f' + s.id + loc.pathname, m = parse(ss(k)), ctx;
+    if (fmemo[k]) return fmemo[k];
+    if (m) return fmemo[k] = Promise.resolve(flagSet(m));
+    ctx = { targetingKey: anonymousId(), sessionId: s.id, device: device(), path: loc.pathname, userId: get('uid') || undefined };
+    for (m in s.u) ctx['utm_' + m] = s.u[m];
+    return fmemo[k] = Promise.race([post('/ofrep/v1/evaluate/flags', JSON.stringify({ context: assign(ctx, cfg.context, o.context) })).then(function (r) {
+      if (!r.ok) throw r.status;
+      return r.json();
+    }).then(function (j) {
+      m = {};
+      j.flags.forEach(function (f) { if (!f.errorCode) m[f.key] = f; });
+      ss(k, JSON.stringify(m));
+      return flagSet(m);
+    }), new Promise(function (r) {
+      setTimeout(r, o.timeout >= 0 ? o.timeout : cfg.flagsTimeout, flagSet());
+    })]).catch(function (e) { log('flags', e); return flagSet(); });
   }
 
   // ---- the public API ----
@@ -308,6 +341,8 @@
         endpoint: String(o.endpoint || scriptOrigin || loc.origin).replace(/\/+$/, ''),
         flushInterval: o.flushInterval >= 0 ? +o.flushInterval : 2000,
         maxBatch: Math.min(Math.max(+o.maxBatch || 20, 1), 500),
+        flagsTimeout: o.flagsTimeout >= 0 ? +o.flagsTimeout : 300,
+        context: o.context,
         debug: !!o.debug
       };
       if (typeof o.consent === 'boolean') api.consent(o.consent);
@@ -359,6 +394,9 @@
     }),
     flush: function () {
       try { return flush(true).then(function () {}, function () {}); } catch (e) { return Promise.resolve(); }
+    },
+    flags: function (o) {
+      try { return flags(o); } catch (e) { return Promise.resolve(flagSet()); }
     },
     // What the SDK would send next (a copy), for debugging.
     queued: safe(function () { return JSON.parse(JSON.stringify(queue)); }),

@@ -1,0 +1,37 @@
+/*
+ * guardrails.c — GET/PUT /api/v1/stores/{storeId}/guardrails: a store's profit guardrails.
+ *
+ * Invariants:
+ *  1. The store is the one authentication resolved.
+ *  2. A bad configuration answers 400 naming the path and stores nothing.
+ */
+#include "pe/api.h"
+#include "pe/guardrails.h"
+#include "routes.h"
+
+int pe_api_guardrails_get(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *out = NULL;
+    int rc = pe_guardrails_get(app->db, pe_http_auth(req)->store_id, &out);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot read the guardrails");
+    return pe_http_reply_cjson(req, 200, out);
+}
+
+int pe_api_guardrails_put(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0;
+    cJSON *out = NULL;
+    pe_guardrails_error_t err;
+    int rc = pe_guardrails_put(app->db, pe_http_auth(req)->store_id, body, &out, &err);
+    if (rc == PE_EINVAL)
+        return pe_http_reply_error(req, 400, err.code, "%s", err.message);
+    if (rc != 0)
+        return pe_http_reply_rc(
+            req, rc, rc == PE_ENOTFOUND ? "no such store" : "cannot store the guardrails");
+    return pe_http_reply_cjson(req, 200, out);
+}

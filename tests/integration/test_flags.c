@@ -1,0 +1,637 @@
+/*
+ * test_flags.c — feature flags end to end against real profit-engine child processes, a
+ * private migrated database and Redis: the admin API (CRUD, validation naming the field,
+ * versions, history, the kill switch), tenant isolation, OFREP single and bulk (ETag, 304,
+ * errors, CORS preflight), the Redis read path (an invalidation reaching another instance's
+ * in-process cache within 1 s), Redis down (last good copy served, a disable still everywhere
+ * within 5 s through the PostgreSQL poll), and exposures stored once per unit, flag and day
+ * across two instances.
+ *
+ * Invariants the tests hold the server to:
+ *  1. A store sees only its own flags: another store's secret key or merchant gets 403, and its
+ *     publishable key gets FLAG_NOT_FOUND for the first store's flag.
+ *  2. PATCH {"enabled":false} turns a flag off on every instance: within 1 s through Redis, and
+ *     within 5 s when Redis is down.
+ *  3. An experiment exposure is stored once per (unit, flag, day), however many instances
+ *     evaluate it how often.
+ *
+ * Servers: `main` uses the shared test Redis; `second` and `third` use a private redis-server
+ * this program starts (and kills in the Redis-down test), so killing it disturbs nobody else.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pe/api.h"
+#include "pe/flags.h"
+#include "pe/redis.h"
+#include "pe/tenancy.h"
+#include "pe_test.h"
+
+#define PASSWORD "flags-password-1"
+
+typedef struct {
+    char id[PE_ID_LEN];
+    char pk[PE_KEY_LEN];
+    char sk[PE_KEY_LEN];
+    char user[PE_ID_LEN];
+    char auth[128];  /* "Authorization: Bearer sk_…" */
+    char pauth[128]; /* "Authorization: Bearer pk_…" */
+} tenant_t;
+
+static char *conninfo;
+static pe_db_pool_t *pool;
+static pe_test_server_t main_srv, second, third;
+static tenant_t a, b;
+static pid_t redis_pid;
+static uint16_t redis_port;
+static char redis_url[64];
+
+static const char FLAG[] =
+    "{\"key\":\"free-shipping-banner\",\"enabled\":true,\"kind\":\"experiment\","
+    "\"rolloutPercentage\":100,\"variants\":[{\"key\":\"control\",\"value\":false,\"weight\":50},"
+    "{\"key\":\"treatment\",\"value\":true,\"weight\":50}],\"rules\":[{\"conditions\":"
+    "[{\"attribute\":\"device\",\"operator\":\"in\",\"values\":[\"tablet\"]}],"
+    "\"variant\":\"treatment\"}]}";
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static long call(const pe_test_server_t *s, const char *method, const char *path, const char *body,
+                 const char *h1, const char *h2, pe_test_response_t *r)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", s->base_url, path);
+    const char *headers[4] = {"Content-Type: application/json", h1, h2, NULL};
+    if (!h1)
+        headers[1] = NULL;
+    assert_int_equal(pe_test_http(method, url, body, headers, r), 0);
+    return r->status;
+}
+
+static cJSON *json_of(const pe_test_response_t *r)
+{
+    cJSON *j = NULL;
+    char err[128];
+    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
+        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
+    return j;
+}
+
+/* method path as t's secret key; asserts the status; returns the parsed body (or NULL). */
+static cJSON *admin(const pe_test_server_t *s, const tenant_t *t, const char *method,
+                    const char *path_fmt_key, const char *key, const char *body, long want)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags%s%s", t->id, key ? "/" : "",
+             key ? key : "");
+    (void)path_fmt_key;
+    pe_test_response_t r;
+    call(s, method, path, body, t->auth, NULL, &r);
+    if (r.status != want)
+        fail_msg("%s %s: status %ld, want %ld: %.400s", method, path, r.status, want,
+                 r.body.data ? r.body.data : "");
+    cJSON *j = r.body.len ? json_of(&r) : NULL;
+    pe_test_response_free(&r);
+    return j;
+}
+
+static const char *str(const cJSON *j, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const cJSON *j, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* OFREP single evaluation as t's publishable key; returns the parsed body. */
+static cJSON *ofrep(const pe_test_server_t *s, const tenant_t *t, const char *key,
+                    const char *context, long want)
+{
+    char path[256], body[512];
+    snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
+    snprintf(body, sizeof body, "{\"context\":%s}", context);
+    pe_test_response_t r;
+    call(s, "POST", path, body, t->pauth, NULL, &r);
+    if (r.status != want)
+        fail_msg("OFREP %s: status %ld, want %ld: %.400s", key, r.status, want,
+                 r.body.data ? r.body.data : "");
+    cJSON *j = json_of(&r);
+    pe_test_response_free(&r);
+    return j;
+}
+
+static void sleep_ms(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+/* ---- admin API ------------------------------------------------------------------------------- */
+
+static void test_admin_crud(void **state)
+{
+    (void)state;
+    cJSON *f = admin(&main_srv, &a, "POST", NULL, NULL, FLAG, 201);
+    assert_string_equal(str(f, "key"), "free-shipping-banner");
+    assert_int_equal((int)num(f, "version"), 1);
+    assert_true(strlen(str(f, "salt")) > 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "enabled")));
+    cJSON_Delete(f);
+    cJSON_Delete(admin(&main_srv, &a, "POST", NULL, NULL, FLAG, 409)); /* exists */
+
+    f = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    assert_string_equal(str(f, "defaultVariant"), "control");
+    cJSON_Delete(f);
+
+    /* PATCH merges; the version increments; a stale version is a conflict */
+    f = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+              "{\"rolloutPercentage\":20,\"version\":1}", 200);
+    assert_int_equal((int)num(f, "rolloutPercentage"), 20);
+    assert_int_equal((int)num(f, "version"), 2);
+    assert_string_equal(str(f, "kind"), "experiment");
+    cJSON_Delete(f);
+    cJSON *e = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+                     "{\"rolloutPercentage\":30,\"version\":1}", 409);
+    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(e, "error"), "code"), "conflict");
+    cJSON_Delete(e);
+
+    /* PUT replaces */
+    f = admin(&main_srv, &a, "PUT", NULL, "free-shipping-banner", FLAG, 200);
+    assert_int_equal((int)num(f, "rolloutPercentage"), 100);
+    assert_int_equal((int)num(f, "version"), 3);
+    cJSON_Delete(f);
+
+    /* validation errors name the field and change nothing */
+    static const struct {
+        const char *body, *message;
+    } BAD[] = {
+        {"{\"key\":\"x\",\"variants\":[{\"key\":\"a\",\"value\":1,\"weight\":50},{\"key\":\"b\","
+         "\"value\":2,\"weight\":150}]}",
+         "variants[1].weight: must be an integer 0..100"},
+        {"{\"key\":\"x\",\"variants\":[{\"key\":\"a\",\"value\":1,\"weight\":50},{\"key\":\"a\","
+         "\"value\":2,\"weight\":50}]}",
+         "variants[1].key: duplicate of variants[0].key"},
+        {"{\"key\":\"x\",\"variants\":[{\"key\":\"a\",\"value\":1,\"weight\":60}]}",
+         "variants: weights must sum to 100 (they sum to 60)"},
+        {"{\"key\":\"X!\",\"variants\":[]}", "key: must match [a-z0-9][a-z0-9._-]{0,127}"},
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(BAD); i++) {
+        e = admin(&main_srv, &a, "POST", NULL, NULL, BAD[i].body, 400);
+        assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(e, "error"), "message"),
+                            BAD[i].message);
+        cJSON_Delete(e);
+    }
+    e = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"salt\":\"other\"}", 400);
+    cJSON_Delete(e);
+    cJSON_Delete(admin(&main_srv, &a, "GET", NULL, "nope", NULL, 404));
+
+    /* the list, the history, delete */
+    cJSON_Delete(admin(&main_srv, &a, "POST", NULL, NULL,
+                       "{\"key\":\"temp\",\"variants\":[{\"key\":\"on\",\"value\":1,"
+                       "\"weight\":100}]}",
+                       201));
+    cJSON *list = admin(&main_srv, &a, "GET", NULL, NULL, NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(list, "flags")), 2);
+    cJSON_Delete(list);
+    assert_null(admin(&main_srv, &a, "DELETE", NULL, "temp", NULL, 204));
+    cJSON_Delete(admin(&main_srv, &a, "DELETE", NULL, "temp", NULL, 404));
+    cJSON *h = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner/history", NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(h, "changes")), 3);
+    cJSON_Delete(h);
+    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM flags");
+    assert_string_equal(n, "1");
+    free(n);
+}
+
+static void test_tenant_isolation(void **state)
+{
+    (void)state;
+    char path[256];
+    pe_test_response_t r;
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags/free-shipping-banner", a.id);
+    /* store B's secret key on store A's path */
+    call(&main_srv, "GET", path, NULL, b.auth, NULL, &r);
+    assert_int_equal(r.status, 403);
+    pe_test_response_free(&r);
+    call(&main_srv, "PATCH", path, "{\"enabled\":false}", b.auth, NULL, &r);
+    assert_int_equal(r.status, 403);
+    pe_test_response_free(&r);
+    /* store B's merchant */
+    char login[256], cookie[512], hdr[600];
+    snprintf(login, sizeof login, "{\"email\":\"fb@example.com\",\"password\":\"%s\"}", PASSWORD);
+    call(&main_srv, "POST", "/api/v1/auth/login", login, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    snprintf(hdr, sizeof hdr, "Cookie: %.*s", (int)strcspn(cookie, ";"), cookie);
+    pe_test_response_free(&r);
+    call(&main_srv, "GET", path, NULL, hdr, NULL, &r);
+    assert_int_equal(r.status, 403);
+    pe_test_response_free(&r);
+    /* …who can use her own store */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags", b.id);
+    call(&main_srv, "GET", path, NULL, hdr, NULL, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+    /* a publishable key never administers */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags", a.id);
+    call(&main_srv, "GET", path, NULL, a.pauth, NULL, &r);
+    assert_int_equal(r.status, 403);
+    pe_test_response_free(&r);
+    /* OFREP with store B's key: A's flag does not exist */
+    cJSON *j = ofrep(&main_srv, &b, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 404);
+    assert_string_equal(str(j, "errorCode"), "FLAG_NOT_FOUND");
+    cJSON_Delete(j);
+    char *n = pe_test_sql(conninfo, "SELECT string_agg(enabled::text, ',') FROM flags");
+    assert_string_equal(n, "true");
+    free(n);
+}
+
+/* ---- OFREP ----------------------------------------------------------------------------------- */
+
+static void test_ofrep_single_and_errors(void **state)
+{
+    (void)state;
+    cJSON *j = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(str(j, "key"), "free-shipping-banner");
+    assert_string_equal(str(j, "reason"), "SPLIT");
+    const char *variant = str(j, "variant");
+    assert_true(strcmp(variant, "control") == 0 || strcmp(variant, "treatment") == 0);
+    assert_true(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(j, "value")));
+    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "flagKind"),
+                        "experiment");
+    /* deterministic */
+    cJSON *again = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(str(again, "variant"), variant);
+    cJSON_Delete(again);
+    cJSON_Delete(j);
+    j = ofrep(&main_srv, &a, "free-shipping-banner",
+              "{\"targetingKey\":\"u1\",\"device\":\"tablet\"}", 200);
+    assert_string_equal(str(j, "reason"), "TARGETING_MATCH");
+    assert_string_equal(str(j, "variant"), "treatment");
+    cJSON_Delete(j);
+
+    j = ofrep(&main_srv, &a, "free-shipping-banner", "{}", 400);
+    assert_string_equal(str(j, "errorCode"), "TARGETING_KEY_MISSING");
+    cJSON_Delete(j);
+    j = ofrep(&main_srv, &a, "free-shipping-banner", "[1]", 400);
+    assert_string_equal(str(j, "errorCode"), "INVALID_CONTEXT");
+    cJSON_Delete(j);
+    j = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":7}", 400);
+    assert_string_equal(str(j, "errorCode"), "INVALID_CONTEXT");
+    cJSON_Delete(j);
+    j = ofrep(&main_srv, &a, "nope", "{\"targetingKey\":\"u1\"}", 404);
+    assert_string_equal(str(j, "errorCode"), "FLAG_NOT_FOUND");
+    assert_string_equal(str(j, "key"), "nope");
+    cJSON_Delete(j);
+
+    pe_test_response_t r;
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
+         "{\"context\":", a.pauth, NULL, &r);
+    assert_int_equal(r.status, 400);
+    j = json_of(&r);
+    assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+    /* no key: 401; a secret key: 403; X-API-Key works */
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", NULL, NULL, &r);
+    assert_int_equal(r.status, 401);
+    pe_test_response_free(&r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", a.auth, NULL,
+         &r);
+    assert_int_equal(r.status, 403);
+    pe_test_response_free(&r);
+    char xkey[128];
+    snprintf(xkey, sizeof xkey, "X-API-Key: %s", a.pk);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
+         "{\"context\":{\"targetingKey\":\"u1\"}}", xkey, NULL, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+}
+
+static void test_ofrep_bulk_etag_and_cors(void **state)
+{
+    (void)state;
+    const char *body = "{\"context\":{\"targetingKey\":\"visitor-1\"}}";
+    pe_test_response_t r;
+    char etag[128], inm[160];
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, NULL, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_header(&r, "ETag", etag, sizeof etag);
+    assert_true(etag[0] == '"');
+    char ct[128];
+    pe_test_response_header(&r, "Content-Type", ct, sizeof ct);
+    assert_string_equal(ct, "application/json");
+    pe_test_response_header(&r, "Access-Control-Expose-Headers", ct, sizeof ct);
+    assert_non_null(strstr(ct, "ETag"));
+    cJSON *j = json_of(&r);
+    const cJSON *flags = cJSON_GetObjectItemCaseSensitive(j, "flags");
+    assert_int_equal(cJSON_GetArraySize(flags), 1);
+    assert_string_equal(str(flags->child, "key"), "free-shipping-banner");
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(flags->child, "value"));
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, inm, &r);
+    assert_int_equal(r.status, 304);
+    assert_int_equal(r.body.len, 0);
+    pe_test_response_free(&r);
+    /* another context: another tag */
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags",
+         "{\"context\":{\"targetingKey\":\"visitor-2\"}}", a.pauth, inm, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+    /* a change: another tag */
+    cJSON_Delete(admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+                       "{\"description\":\"banner test\"}", 200));
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, inm, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+    /* bulk without a targeting key: the flag carries its own error, the request is fine */
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{}}", a.pauth, NULL, &r);
+    assert_int_equal(r.status, 200);
+    j = json_of(&r);
+    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "flags")->child, "errorCode"),
+                        "TARGETING_KEY_MISSING");
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "nope", a.pauth, NULL, &r);
+    assert_int_equal(r.status, 400);
+    j = json_of(&r);
+    assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+    /* CORS preflight lets a browser send Authorization, Content-Type and If-None-Match */
+    call(&main_srv, "OPTIONS", "/ofrep/v1/evaluate/flags", NULL, "Origin: https://shop.example",
+         "Access-Control-Request-Method: POST", &r);
+    assert_int_equal(r.status, 204);
+    char allow[256];
+    pe_test_response_header(&r, "Access-Control-Allow-Headers", allow, sizeof allow);
+    assert_non_null(strstr(allow, "Authorization"));
+    assert_non_null(strstr(allow, "If-None-Match"));
+    pe_test_response_free(&r);
+}
+
+/* ---- the Redis read path --------------------------------------------------------------------- */
+
+static void test_invalidation_reaches_another_cache(void **state)
+{
+    (void)state;
+    char err[256];
+    pe_redis_t *redis = pe_redis_new(pe_test_redis_url(), 1000, err, sizeof err);
+    assert_non_null(redis);
+    /* another instance: only Redis can tell it in time (its PostgreSQL poll is a minute) */
+    pe_flags_config_t cfg = {.db = pool,
+                             .redis = redis,
+                             .redis_url = pe_test_redis_url(),
+                             .poll_ms = 60000,
+                             .start_threads = true};
+    pe_flags_t *other = pe_flags_new(&cfg);
+    assert_non_null(other);
+    pe_flag_set_t *set = NULL;
+    for (int i = 0; i < 50 && pe_flags_cached_version(other, a.id) < 0; i++) {
+        assert_int_equal(pe_flags_acquire(other, a.id, &set), 0); /* cold: from Redis */
+        pe_flag_set_release(set);
+    }
+    int64_t before = pe_flags_cached_version(other, a.id);
+    assert_true(before > 0);
+    sleep_ms(300); /* let the subscription settle */
+    int64_t t0 = pe_now_mono_us();
+    cJSON_Delete(
+        admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":false}", 200));
+    while (pe_flags_cached_version(other, a.id) <= before && pe_now_mono_us() - t0 < 3000000)
+        sleep_ms(10);
+    int64_t ms = (pe_now_mono_us() - t0) / 1000;
+    assert_true(pe_flags_cached_version(other, a.id) > before);
+    if (ms > 1000)
+        fail_msg("the invalidation took %lld ms (> 1 s)", (long long)ms);
+    assert_int_equal(pe_flags_acquire(other, a.id, &set), 0);
+    pe_flag_eval_t e;
+    pe_flag_context_t ctx = {.targeting_key = "u1"};
+    pe_flags_evaluate(set, pe_flag_set_find(set, "free-shipping-banner"), &ctx, &e);
+    assert_int_equal(e.reason, PE_FLAG_REASON_DISABLED);
+    pe_flag_set_release(set);
+    pe_flags_free(other);
+    pe_redis_free(redis);
+    cJSON_Delete(
+        admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":true}", 200));
+}
+
+/* ---- exposures ------------------------------------------------------------------------------- */
+
+static long exposures(const char *unit)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM events WHERE store_id = '%s' AND name = "
+             "'experiment.exposure.assigned' AND anonymous_id = '%s'",
+             a.id, unit);
+    char *v = pe_test_sql(conninfo, sql);
+    long n = strtol(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+static void test_exposures_once_per_unit_flag_day(void **state)
+{
+    (void)state;
+    /* the second instance learns the flag (it shares the database, not the Redis) */
+    for (int i = 0; i < 3; i++) {
+        cJSON_Delete(
+            ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"exp-unit-1\"}", 200));
+        cJSON_Delete(
+            ofrep(&second, &a, "free-shipping-banner", "{\"targetingKey\":\"exp-unit-1\"}", 200));
+    }
+    pe_test_response_t r;
+    call(&second, "POST", "/ofrep/v1/evaluate/flags",
+         "{\"context\":{\"targetingKey\":\"exp-unit-1\"}}", a.pauth, NULL, &r);
+    pe_test_response_free(&r);
+    /* a unit the rule matches is not part of the split: no exposure */
+    cJSON_Delete(ofrep(&main_srv, &a, "free-shipping-banner",
+                       "{\"targetingKey\":\"exp-unit-2\",\"device\":\"tablet\"}", 200));
+    for (int i = 0; i < 100 && exposures("exp-unit-1") < 1; i++)
+        sleep_ms(50);
+    sleep_ms(500);
+    assert_int_equal(exposures("exp-unit-1"), 1);
+    assert_int_equal(exposures("exp-unit-2"), 0);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT properties->>'flagKey' || '/' || (properties->>'variant' IN ('control', "
+             "'treatment'))::text FROM events WHERE store_id = '%s' AND anonymous_id = "
+             "'exp-unit-1'",
+             a.id);
+    char *v = pe_test_sql(conninfo, sql);
+    assert_string_equal(v, "free-shipping-banner/true");
+    free(v);
+    call(&main_srv, "GET", "/metrics", NULL, NULL, NULL, &r);
+    assert_non_null(strstr(r.body.data, "pe_flags_exposures_total{result=\"deduplicated\"}"));
+    pe_test_response_free(&r);
+}
+
+/* ---- Redis down ------------------------------------------------------------------------------ */
+
+/* Milliseconds from t0 until s answers DISABLED for the banner (fails after 8 s). */
+static int64_t ms_until_disabled(const pe_test_server_t *s, int64_t t0)
+{
+    char reason[32] = "";
+    while (pe_now_mono_us() - t0 < 8000000) {
+        cJSON *j = ofrep(s, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+        snprintf(reason, sizeof reason, "%s", str(j, "reason"));
+        cJSON_Delete(j);
+        if (strcmp(reason, "DISABLED") == 0)
+            break;
+        sleep_ms(100);
+    }
+    assert_string_equal(reason, "DISABLED");
+    return (pe_now_mono_us() - t0) / 1000;
+}
+
+static void test_redis_down_still_serves_and_disables(void **state)
+{
+    (void)state;
+    /* third is warm */
+    cJSON *j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(str(j, "reason"), "SPLIT");
+    cJSON_Delete(j);
+    kill(redis_pid, SIGKILL); /* a crash, as far as the servers can tell */
+    waitpid(redis_pid, NULL, 0);
+    redis_pid = 0;
+    /* the last good copy keeps serving */
+    j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(str(j, "reason"), "SPLIT");
+    cJSON_Delete(j);
+    /* the kill switch through the second instance (its Redis is down too) */
+    int64_t t0 = pe_now_mono_us();
+    cJSON_Delete(
+        admin(&second, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":false}", 200));
+    int64_t ms = ms_until_disabled(&third, t0);
+    if (ms > 5000)
+        fail_msg("the disable took %lld ms to reach the other instance (> 5 s)", (long long)ms);
+    /* the instance on the other Redis learns it from PostgreSQL too */
+    ms = ms_until_disabled(&main_srv, t0);
+    if (ms > 5000)
+        fail_msg("the disable took %lld ms to reach the first instance (> 5 s)", (long long)ms);
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void private_redis_start(void)
+{
+    char port[8];
+    redis_port = free_port();
+    snprintf(port, sizeof port, "%u", (unsigned)redis_port);
+    snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%u", (unsigned)redis_port);
+    redis_pid = fork();
+    assert_true(redis_pid >= 0);
+    if (redis_pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execl("/usr/bin/redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+              "--save", "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    char err[128];
+    pe_redis_t *r = pe_redis_new(redis_url, 200, err, sizeof err);
+    assert_non_null(r);
+    for (int i = 0; i < 200 && pe_redis_ping(r) != 0; i++)
+        sleep_ms(25);
+    assert_int_equal(pe_redis_ping(r), 0);
+    pe_redis_free(r);
+}
+
+static void make_tenant(tenant_t *t, const char *name, const char *email)
+{
+    pe_store_t store;
+    char err[256] = "";
+    int rc =
+        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, t->pk, t->sk, err, sizeof err);
+    if (rc != 0)
+        fail_msg("store create: %s %s", pe_strerror(rc), err);
+    snprintf(t->id, sizeof t->id, "%s", store.id);
+    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
+    snprintf(t->pauth, sizeof t->pauth, "Authorization: Bearer %s", t->pk);
+    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
+    if (rc != 0)
+        fail_msg("user create: %s %s", pe_strerror(rc), err);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    assert_int_equal(pe_crypto_init(), 0);
+    pe_log_set_level(PE_LOG_ERROR);
+    if (access("/usr/bin/redis-server", X_OK) != 0) {
+        fprintf(stderr, "redis-server is not installed\n");
+        return -1;
+    }
+    conninfo = pe_test_db_create_migrated();
+    pool = pe_db_pool_new(conninfo, 4);
+    assert_non_null(pool);
+    make_tenant(&a, "Flags A", "fa@example.com");
+    make_tenant(&b, "Flags B", "fb@example.com");
+    private_redis_start();
+    char env_redis[96];
+    snprintf(env_redis, sizeof env_redis, "PE_REDIS_URL=%s", redis_url);
+    pe_test_server_start(&main_srv, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&second, conninfo,
+                         (const char *const[]){"PE_HTTP_THREADS=2", env_redis, NULL});
+    pe_test_server_start(
+        &third, conninfo,
+        (const char *const[]){"PE_HTTP_THREADS=2", env_redis, "PE_FLAGS_POLL_MS=1000", NULL});
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int rc = pe_test_server_stop(&main_srv);
+    int rc2 = pe_test_server_stop(&second);
+    int rc3 = pe_test_server_stop(&third);
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+    }
+    pe_db_pool_free(pool);
+    pe_test_db_drop(conninfo);
+    if (rc != 0 || rc2 != 0 || rc3 != 0)
+        fprintf(stderr, "a profit-engine serve exited with %d/%d/%d (logs: %s %s %s)\n", rc, rc2,
+                rc3, main_srv.log_path, second.log_path, third.log_path);
+    return rc == 0 && rc2 == 0 && rc3 == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_admin_crud),
+        cmocka_unit_test(test_tenant_isolation),
+        cmocka_unit_test(test_ofrep_single_and_errors),
+        cmocka_unit_test(test_ofrep_bulk_etag_and_cors),
+        cmocka_unit_test(test_invalidation_reaches_another_cache),
+        cmocka_unit_test(test_exposures_once_per_unit_flag_day),
+        cmocka_unit_test(test_redis_down_still_serves_and_disables),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
