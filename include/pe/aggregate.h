@@ -12,7 +12,7 @@
  *  2. One run at a time across every instance (a PostgreSQL advisory lock).
  *  3. No event is missed although events.received_at is stamped before the collector commits:
  *     every inserting transaction logs a lower bound of its rows' received_at
- *     (0008_event_commits.sql), and a run reads the events received since the least bound of the
+ *     (0009_event_commits.sql), and a run reads the events received since the least bound of the
  *     transactions its last snapshot did not see and keeps those that snapshot did not see.
  *  4. The reads touch aggregate tables only, never the raw events.
  *  5. The query parser is pure (no I/O, no globals) and thread-safe; every refusal names the

@@ -104,7 +104,7 @@ static const char SQL_DAYS[] =
     "  FROM agg_daily WHERE store_id = $1::uuid AND day BETWEEN $2::date AND $3::date";
 
 /* Customers ordering in each period, and the new ones (first order ever inside it), from the
- * pairs of order days of 0009_customer_days.sql: no DISTINCT over orders. */
+ * pairs of order days of 0010_customer_days.sql: no DISTINCT over orders. */
 static const char SQL_CUSTOMERS[] =
     "WITH p(k, lo, hi) AS (VALUES (0, $2::date, $3::date), (1, $4::date, $5::date),"
     "          (2, $6::date, $7::date), (3, $8::date, $9::date), (4, $10::date, $11::date),"

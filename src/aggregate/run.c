@@ -32,7 +32,7 @@
  *  3. No event is missed, none is read twice. events.received_at is stamped when the request
  *     arrives, before the collector's group commit makes the row visible, so a row may appear
  *     with a received_at older than the last run. Every transaction that inserts events logs,
- *     in itself, a lower bound of its rows' received_at (event_commits, 0008_event_commits.sql:
+ *     in itself, a lower bound of its rows' received_at (event_commits, 0009_event_commits.sql:
  *     exact for the collector, start minus 5 minutes for any other writer). A run reads rows
  *     with received_at ≥ the least bound of the logged transactions its last snapshot could not
  *     see, and keeps those whose inserting transaction it could not see (xmin against
@@ -68,7 +68,7 @@ static const char SQL_RUN[] =
     "   FROM stores s LEFT JOIN agg_watermarks w ON w.store_id = s.id AND w.job = 'aggregate'"
     "  WHERE $1::uuid IS NULL OR s.id = $1::uuid";
 
-/* Log rows every watermark has seen can never bound a run again (0008_event_commits.sql,
+/* Log rows every watermark has seen can never bound a run again (0009_event_commits.sql,
  * invariant 4). A store without a watermark is recomputed in full and needs none. */
 static const char SQL_PRUNE_COMMITS[] =
     "DELETE FROM event_commits"
@@ -108,7 +108,7 @@ static const char SQL_TOUCHED[] =
     "  GROUP BY e.store_id, e.session_id";
 
 /* A touched session's events lie between its earliest and latest event: those aggregated before
- * (agg_sessions, unknown end: no bound, 0010_session_bounds.sql) and the new ones. */
+ * (agg_sessions, unknown end: no bound, 0011_session_bounds.sql) and the new ones. */
 static const char SQL_TOUCHED_SPAN[] =
     "UPDATE agg_t_sessions t SET lo = least(t.lo, s.started_at),"
     "       hi = greatest(t.hi, coalesce(s.ended_at, 'infinity'))"
@@ -282,7 +282,7 @@ static const char SQL_NEW_DAYS[] =
     "   ON r.store_id = x.store_id AND r.is_full"
     " ON CONFLICT DO NOTHING";
 
-/* Days of agg_customer_days to rebuild (0009_customer_days.sql, invariant 1): the touched days
+/* Days of agg_customer_days to rebuild (0010_customer_days.sql, invariant 1): the touched days
  * and every order day, after the rebuild, of the customers whose orders moved (a day that lost
  * its last order of such a customer is a touched day already). */
 static const char SQL_CUSTOMER_DAYS[] =

@@ -11,7 +11,7 @@
  *               DO NOTHING RETURNING; COPY the events whose key came back
  *            COPY events_rejected; COMMIT
  *   (first, set_config('pe.received_from'): the commit's least received_at, which the events
- *    trigger logs in event_commits for the aggregation job — 0008_event_commits.sql)
+ *    trigger logs in event_commits for the aggregation job — 0009_event_commits.sql)
  *   (imported events have no event_keys row: events' own primary key, with the timestamp as
  *    sent, is their idempotency key; the fallback looks them up there)
  *                                                           │
@@ -462,7 +462,7 @@ static int copy_dead_letters(pe_db_conn_t *conn, collector_job_t *jobs)
     return rc != 0 ? rc : end;
 }
 
-/* Tells 0008_event_commits.sql's trigger the least received_at of this commit's events, the
+/* Tells 0009_event_commits.sql's trigger the least received_at of this commit's events, the
  * exact lower bound the aggregation job reads from (invariant 2 there). */
 static int set_received_from(pe_db_conn_t *conn, const collector_job_t *jobs)
 {

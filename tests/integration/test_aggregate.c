@@ -333,7 +333,7 @@ static void test_commit_after_run_is_not_missed(void **state)
     expect_row("3", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
 }
 
-/* The collector logs the exact least received_at of a commit (0008_event_commits.sql): a batch
+/* The collector logs the exact least received_at of a commit (0009_event_commits.sql): a batch
  * whose request arrived an hour before its commit — far beyond the 5 minutes assumed for other
  * writers — is aggregated by the next run, and the log keeps only what some run has not seen. */
 static void test_collector_commit_bound(void **state)

@@ -1,4 +1,4 @@
--- 0010_session_bounds.sql — the time span of each aggregated session, so that an incremental
+-- 0011_session_bounds.sql — the time span of each aggregated session, so that an incremental
 -- run can find a touched session's events in the few daily partitions they sit in instead of
 -- probing the session index of every partition (events is partitioned by occurred_at, not by
 -- session). Owned by src/aggregate/run.c.

@@ -1,4 +1,4 @@
--- 0009_customer_days.sql — exact distinct customers (and new ones) over any range of days
+-- 0010_customer_days.sql — exact distinct customers (and new ones) over any range of days
 -- without a DISTINCT over orders on a dashboard read. Owned by src/aggregate/ (run.c writes,
 -- read.c reads).
 --

@@ -1,4 +1,4 @@
--- 0008_event_commits.sql — where the aggregation job starts reading: one row per transaction
+-- 0009_event_commits.sql — where the aggregation job starts reading: one row per transaction
 -- that inserted events, with the least received_at its rows can carry. Written by a trigger, so
 -- every write path (the collector, the simulator's direct load, an operator's INSERT) is
 -- covered; read and pruned by src/aggregate/run.c.
