@@ -11,9 +11,9 @@
  *     leaves exactly the tables a full recompute would.
  *  2. One run at a time across every instance (a PostgreSQL advisory lock).
  *  3. No event is missed although events.received_at is stamped before the collector commits:
- *     a run reads the events received since its last snapshot's time minus a settle window
- *     (PE_AGGREGATE_SETTLE_S) that were not visible in that snapshot. The window only has to
- *     exceed the time from stamping to commit (see src/aggregate/run.c for the bound).
+ *     every inserting transaction logs a lower bound of its rows' received_at
+ *     (0009_event_commits.sql), and a run reads the events received since the least bound of the
+ *     transactions its last snapshot did not see and keeps those that snapshot did not see.
  *  4. The reads touch aggregate tables only, never the raw events.
  *  5. The query parser is pure (no I/O, no globals) and thread-safe; every refusal names the
  *     parameter it refuses.
@@ -29,8 +29,6 @@
 #include "pe/db.h"
 #include "pe/events.h"
 
-/* Seconds between an event's received_at stamp and its commit that a run tolerates. */
-#define PE_AGGREGATE_SETTLE_S 300
 /* How often `serve` runs the job. */
 #define PE_AGGREGATE_INTERVAL_S 60
 
@@ -38,7 +36,6 @@ typedef struct {
     const char *store_id; /* NULL: every store */
     bool full;            /* recompute everything of the selected stores */
     bool wait;            /* wait for another run to finish (commands); else skip (scheduler) */
-    unsigned settle_s;    /* 0: PE_AGGREGATE_SETTLE_S */
 } pe_aggregate_options_t;
 
 typedef struct {

@@ -6,7 +6,7 @@
  *
  * Invariants:
  *  1. Only aggregate tables are read (agg_daily, agg_daily_segments, agg_funnel_hourly,
- *     agg_product_daily, agg_orders), always by store_id first; never events.
+ *     agg_product_daily, agg_customer_days), always by store_id first; never events.
  *  2. A ratio whose denominator is 0 is JSON null, and so is a change against a previous value
  *     of 0 or null: no invented numbers.
  *  3. Periods are store-local days: today; this ISO week (Monday to today) against the same
@@ -103,21 +103,15 @@ static const char SQL_DAYS[] =
     "SELECT day - date '1970-01-01', sessions, converted_sessions, orders, revenue"
     "  FROM agg_daily WHERE store_id = $1::uuid AND day BETWEEN $2::date AND $3::date";
 
-/* Customers ordering in each period, and the new ones (first order ever inside it); the first
- * order day is looked up once per customer, not once per order. */
+/* Customers ordering in each period, and the new ones (first order ever inside it), from the
+ * pairs of order days of 0010_customer_days.sql: no DISTINCT over orders. */
 static const char SQL_CUSTOMERS[] =
     "WITH p(k, lo, hi) AS (VALUES (0, $2::date, $3::date), (1, $4::date, $5::date),"
     "          (2, $6::date, $7::date), (3, $8::date, $9::date), (4, $10::date, $11::date),"
-    "          (5, $12::date, $13::date), (6, $14::date, $15::date), (7, $16::date, $17::date)),"
-    " o AS (SELECT DISTINCT customer, day FROM agg_orders"
-    "        WHERE store_id = $1::uuid AND day BETWEEN (SELECT min(lo) FROM p)"
-    "                                              AND (SELECT max(hi) FROM p)),"
-    " f AS (SELECT a.customer, min(a.day) AS first_day FROM agg_orders a"
-    "        WHERE a.store_id = $1::uuid AND a.customer IN (SELECT customer FROM o)"
-    "        GROUP BY a.customer)"
-    "SELECT p.k, count(DISTINCT o.customer),"
-    "       count(DISTINCT o.customer) FILTER (WHERE f.first_day >= p.lo)"
-    "  FROM p JOIN o ON o.day BETWEEN p.lo AND p.hi JOIN f USING (customer)"
+    "          (5, $12::date, $13::date), (6, $14::date, $15::date), (7, $16::date, $17::date))"
+    "SELECT p.k, sum(c.customers), sum(c.customers) FILTER (WHERE c.prev_day = '-infinity')"
+    "  FROM p JOIN agg_customer_days c ON c.store_id = $1::uuid"
+    "   AND c.day BETWEEN p.lo AND p.hi AND c.prev_day < p.lo"
     " GROUP BY p.k";
 
 static const char SQL_TOP_PRODUCTS[] =

@@ -4,14 +4,17 @@
  * 0005_aggregates.sql with set operations in SQL; C only sequences the statements.
  *
  *   lock ─▶ BEGIN REPEATABLE READ ─▶ select stores ─▶ touched sessions ─▶ old buckets
- *        ─▶ rebuild sessions (layer 1) ─▶ new buckets ─▶ rebuild days, weeks, months (layer 2)
- *        ─▶ watermark := this snapshot ─▶ COMMIT ─▶ unlock
+ *        ─▶ rebuild sessions (layer 1) ─▶ new buckets ─▶ rebuild days, weeks, months and the
+ *           customers' order days (layer 2)
+ *        ─▶ watermark := this snapshot ─▶ prune event_commits ─▶ COMMIT ─▶ unlock
  *
  *   step               statement(s)        what happens
- *   select stores      SQL_RUN             each store with its watermark; none yet or --full:
- *                                          the store is recomputed in full
- *   touched sessions   SQL_TOUCHED         sessions with an event received since the watermark
- *                                          and not visible in its snapshot
+ *   select stores      SQL_RUN             each store with its watermark and the least
+ *                                          received_from of the commits it has not seen; no
+ *                                          watermark yet or --full: recomputed in full
+ *   touched sessions   SQL_TOUCHED,        sessions with an event received since the watermark
+ *                      SQL_SESSION_EVENTS  and not visible in its snapshot; all their events,
+ *                                          read once from the partitions they span
  *   old buckets        SQL_OLD_*           days the touched sessions' rows sit on now, and the
  *                                          first-order days of their customers
  *   layer 1            SQL_DEL_L1_*,       whole sessions recomputed from all their events
@@ -26,19 +29,15 @@
  *  2. Buckets, not deltas: a session's layer 1 rows are a function of all its events, a day's
  *     layer 2 rows of all layer 1 rows of that day, so incremental and full runs agree exactly
  *     and a rerun with nothing new rewrites identical rows.
- *  3. No event is missed. events.received_at is stamped when the request arrives, before the
- *     collector's group commit makes the row visible, so a row may appear with a received_at
- *     older than the last run. A run therefore reads rows with received_at ≥ (last run's time −
- *     settle window) and keeps those whose inserting transaction was not visible in the last
- *     run's snapshot (xmin against pg_snapshot: each row is taken exactly once; nothing is read
- *     twice, whatever the window). The window must exceed stamp-to-commit. That delay is the
- *     collector's queue wait plus one commit: the queue holds at most 100 000 events and drains
- *     at ≥ 20 000 events/s (seconds), and a commit is four statements each cut at the pool's
- *     30 s statement_timeout — a commit that takes longer fails and stores nothing. So the
- *     delay stays under about 2.5 minutes, plus clock skew between the servers stamping
- *     received_at and PostgreSQL's clock (NTP: well under a second); the window is 5 minutes
- *     (PE_AGGREGATE_SETTLE_S). The collector uses no savepoints, so every row's xmin is a
- *     top-level transaction, which is what pg_snapshot lists.
+ *  3. No event is missed, none is read twice. events.received_at is stamped when the request
+ *     arrives, before the collector's group commit makes the row visible, so a row may appear
+ *     with a received_at older than the last run. Every transaction that inserts events logs,
+ *     in itself, a lower bound of its rows' received_at (event_commits, 0009_event_commits.sql:
+ *     exact for the collector, start minus 5 minutes for any other writer). A run reads rows
+ *     with received_at ≥ the least bound of the logged transactions its last snapshot could not
+ *     see, and keeps those whose inserting transaction it could not see (xmin against
+ *     pg_snapshot). Nothing new: nothing read. The collector uses no savepoints, so every row's
+ *     xmin is a top-level transaction, which is what pg_snapshot lists.
  *  4. Customers: whether an order's customer is new depends on their first order ever, so when
  *     a touched session's orders move a customer's first-order day, both the old and the new
  *     first day are rebuilt (no other day's new/returning split can change). The old first day
@@ -56,14 +55,25 @@
 #define ACQUIRE_TIMEOUT_MS 5000
 
 /* Stores of this run, with their time zone, whether they are recomputed in full, and the lower
- * bound (lo) and snapshot of their incremental read. */
+ * bound (lo, NULL when no commit is new to them) and snapshot of their incremental read. The
+ * xid range cut keeps the log scan to the commits at or after the snapshot's xmin. */
 static const char SQL_RUN[] =
     "CREATE TEMP TABLE agg_run ON COMMIT DROP AS"
     " SELECT s.id AS store_id, s.timezone AS tz, ($2::bool OR w.store_id IS NULL) AS is_full,"
-    "        w.taken_at - make_interval(secs => $3::int) AS lo, w.snapshot AS snap,"
+    "        (SELECT min(c.received_from) FROM event_commits c"
+    "          WHERE c.xid >= pg_snapshot_xmin(w.snapshot)"
+    "            AND NOT pg_visible_in_snapshot(c.xid, w.snapshot)) AS lo,"
+    "        w.snapshot AS snap,"
     "        (pg_snapshot_xmin(w.snapshot)::text::bigint & 4294967295)::text::xid AS snap_xmin"
     "   FROM stores s LEFT JOIN agg_watermarks w ON w.store_id = s.id AND w.job = 'aggregate'"
     "  WHERE $1::uuid IS NULL OR s.id = $1::uuid";
+
+/* Log rows every watermark has seen can never bound a run again (0009_event_commits.sql,
+ * invariant 4). A store without a watermark is recomputed in full and needs none. */
+static const char SQL_PRUNE_COMMITS[] =
+    "DELETE FROM event_commits"
+    " WHERE xid < (SELECT min(pg_snapshot_xmin(snapshot)) FROM agg_watermarks"
+    "               WHERE job = 'aggregate')";
 
 static const char SQL_RUN_SUMMARY[] =
     "SELECT count(*), count(*) FILTER (WHERE is_full), min(lo) FILTER (WHERE NOT is_full)"
@@ -71,13 +81,15 @@ static const char SQL_RUN_SUMMARY[] =
 
 static const char *const SQL_TEMP_TABLES[] = {
     ("CREATE TEMP TABLE agg_t_sessions (store_id uuid, session_id text,"
-     "  PRIMARY KEY (store_id, session_id)) ON COMMIT DROP"),
+     "  lo timestamptz, hi timestamptz, PRIMARY KEY (store_id, session_id)) ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_days (store_id uuid, day date, PRIMARY KEY (store_id, day))"
      "  ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_customers (store_id uuid, customer text,"
      "  PRIMARY KEY (store_id, customer)) ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_periods (store_id uuid, kind char(1), period date,"
      "  PRIMARY KEY (store_id, kind, period)) ON COMMIT DROP"),
+    ("CREATE TEMP TABLE agg_t_customer_days (store_id uuid, day date,"
+     "  PRIMARY KEY (store_id, day)) ON COMMIT DROP"),
 };
 
 /* Sessions with an event not yet aggregated (invariant 3). age() is a cheap first cut: a row
@@ -87,22 +99,40 @@ static const char *const SQL_TEMP_TABLES[] = {
  * least lo of the run, so the BRIN index on received_at bounds the scan. */
 static const char SQL_TOUCHED[] =
     "INSERT INTO agg_t_sessions"
-    " SELECT DISTINCT e.store_id, e.session_id"
+    " SELECT e.store_id, e.session_id, min(e.occurred_at), max(e.occurred_at)"
     "   FROM events e JOIN agg_run r ON r.store_id = e.store_id AND NOT r.is_full"
     "  CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS m) c"
     "  WHERE e.received_at >= $1::timestamptz AND e.received_at >= r.lo"
     "    AND age(e.xmin) <= age(r.snap_xmin)"
-    "    AND NOT pg_visible_in_snapshot(agg_xid8(e.xmin, c.m), r.snap)";
+    "    AND NOT pg_visible_in_snapshot(agg_xid8(e.xmin, c.m), r.snap)"
+    "  GROUP BY e.store_id, e.session_id";
+
+/* A touched session's events lie between its earliest and latest event: those aggregated before
+ * (agg_sessions, unknown end: no bound, 0011_session_bounds.sql) and the new ones. */
+static const char SQL_TOUCHED_SPAN[] =
+    "UPDATE agg_t_sessions t SET lo = least(t.lo, s.started_at),"
+    "       hi = greatest(t.hi, coalesce(s.ended_at, 'infinity'))"
+    "  FROM agg_sessions s WHERE s.store_id = t.store_id AND s.session_id = t.session_id";
+
+static const char SQL_TOUCHED_BOUNDS[] = "SELECT min(lo), max(hi) FROM agg_t_sessions";
+
+/* Every event of the touched sessions, read once for the three layer 1 tables. $1 and $2 bound
+ * occurred_at as constants, so the planner prunes events to the partitions the sessions span
+ * (a join condition alone would not). */
+static const char SQL_SESSION_EVENTS[] =
+    "CREATE TEMP TABLE agg_t_events ON COMMIT DROP AS"
+    " SELECT e.*, r.tz FROM agg_t_sessions t"
+    "   JOIN events e ON e.store_id = t.store_id AND e.session_id = t.session_id"
+    "    AND e.occurred_at BETWEEN t.lo AND t.hi"
+    "   JOIN agg_run r ON r.store_id = t.store_id"
+    "  WHERE e.occurred_at BETWEEN $1::timestamptz AND $2::timestamptz";
 
 /* The events a run recomputes from, with the store's time zone: every event of the stores
  * recomputed in full, or every event of each touched session. Two sources, two statements each:
  * one UNION of both would make the planner scan all events for the first branch. */
 #define FULL_EVENTS                                                                                \
     "(SELECT e.*, r.tz FROM events e JOIN agg_run r ON r.store_id = e.store_id AND r.is_full) ev"
-#define SESSION_EVENTS                                                                             \
-    "(SELECT e.*, r.tz FROM agg_t_sessions t"                                                      \
-    "   JOIN events e ON e.store_id = t.store_id AND e.session_id = t.session_id"                  \
-    "   JOIN agg_run r ON r.store_id = t.store_id) ev"
+#define SESSION_EVENTS "agg_t_events ev"
 
 /* ---- old buckets ----------------------------------------------------------------------------- */
 
@@ -152,6 +182,8 @@ static const char *const SQL_DEL_FULL[] = {
     "DELETE FROM agg_category_daily x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
     "DELETE FROM agg_weekly x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
     "DELETE FROM agg_monthly x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
+    ("DELETE FROM agg_customer_days x USING agg_run r"
+     " WHERE x.store_id = r.store_id AND r.is_full"),
 };
 
 static const char *const SQL_DEL_L1[] = {
@@ -171,7 +203,7 @@ static const char *const SQL_DEL_L1[] = {
 
 #define INS_SESSIONS(src) \
     "INSERT INTO agg_sessions (store_id, session_id, started_at, day, hour, visitor, device," \
-    "                          country, source, reach, orders)" \
+    "                          country, source, reach, orders, ended_at)" \
     " SELECT ev.store_id, ev.session_id, min(ev.occurred_at)," \
     "        (min(ev.occurred_at) AT TIME ZONE ev.tz)::date," \
     "        extract(hour FROM min(ev.occurred_at) AT TIME ZONE ev.tz)::smallint," \
@@ -185,7 +217,7 @@ static const char *const SQL_DEL_L1[] = {
     "                 'direct')," \
     "        coalesce(agg_funnel_reach(ev.funnel_step ORDER BY ev.occurred_at, ev.funnel_step," \
     "                                  ev.event_id) FILTER (WHERE ev.funnel_step > 0), 0)," \
-    "        count(*) FILTER (WHERE ev.name = 'checkout.order.completed')" \
+    "        count(*) FILTER (WHERE ev.name = 'checkout.order.completed'), max(ev.occurred_at)" \
     "   FROM " src " GROUP BY ev.store_id, ev.session_id, ev.tz"
 
 /* Product views, add-to-carts and order lines, one row per session, local day, product and
@@ -250,6 +282,16 @@ static const char SQL_NEW_DAYS[] =
     "   ON r.store_id = x.store_id AND r.is_full"
     " ON CONFLICT DO NOTHING";
 
+/* Days of agg_customer_days to rebuild (0010_customer_days.sql, invariant 1): the touched days
+ * and every order day, after the rebuild, of the customers whose orders moved (a day that lost
+ * its last order of such a customer is a touched day already). */
+static const char SQL_CUSTOMER_DAYS[] =
+    "INSERT INTO agg_t_customer_days"
+    " SELECT store_id, day FROM agg_t_days"
+    " UNION SELECT o.store_id, o.day FROM agg_orders o JOIN agg_t_customers c"
+    "   USING (store_id, customer)"
+    " ON CONFLICT DO NOTHING";
+
 static const char SQL_PERIODS[] =
     "INSERT INTO agg_t_periods"
     " SELECT DISTINCT store_id, 'w', date_trunc('week', day)::date FROM agg_t_days"
@@ -271,6 +313,8 @@ static const char *const SQL_DEL_L2[] = {
      " WHERE t.kind = 'w' AND x.store_id = t.store_id AND x.period = t.period"),
     ("DELETE FROM agg_monthly x USING agg_t_periods t"
      " WHERE t.kind = 'm' AND x.store_id = t.store_id AND x.period = t.period"),
+    ("DELETE FROM agg_customer_days x USING agg_t_customer_days t"
+     " WHERE x.store_id = t.store_id AND x.day = t.day"),
 };
 
 #define REACH_COUNTS                                                                               \
@@ -299,8 +343,11 @@ static const char *const SQL_DEL_L2[] = {
     " coalesce(o.customers, 0) - coalesce(o.new_customers, 0)"
 
 /* Sessions by start day, product activity and orders by their own day. DIMS are the segment
- * columns ("" for the store total). */
-#define DAILY_SQL(table, dims, sdims, joindims)                                                    \
+ * columns ("" for the store total); a segment's product activity and orders take the segment
+ * of their session (SJOIN), the store total needs no join (every layer 1 row has its session). */
+#define SESSION_OF(x)                                                                              \
+    " JOIN agg_sessions s ON s.store_id = " x ".store_id AND s.session_id = " x ".session_id"
+#define DAILY_SQL(table, dims, sdims, joindims, sjoin_p, sjoin_o)                                  \
     "INSERT INTO " table " (store_id, day" dims ", " DAILY_COLUMNS ")"                             \
     " WITH s AS (SELECT s.store_id, s.day" sdims ", count(*) AS sessions,"                         \
     "                   count(DISTINCT s.visitor) AS visitors," REACH_COUNTS ","                   \
@@ -308,23 +355,21 @@ static const char *const SQL_DEL_L2[] = {
     "              FROM agg_sessions s JOIN agg_t_days t USING (store_id, day)"                    \
     "             GROUP BY s.store_id, s.day" sdims "),"                                           \
     " p AS (SELECT x.store_id, x.day" sdims ", sum(x.views) AS views, sum(x.cart_adds) AS adds"    \
-    "         FROM agg_session_products x JOIN agg_t_days t USING (store_id, day)"                 \
-    "         JOIN agg_sessions s ON s.store_id = x.store_id AND s.session_id = x.session_id"      \
+    "         FROM agg_session_products x JOIN agg_t_days t USING (store_id, day)" sjoin_p         \
     "        GROUP BY x.store_id, x.day" sdims "),"                                                \
     " o AS (SELECT o.store_id, o.day" sdims ", count(*) AS orders, sum(o.value) AS revenue,"       \
     "              sum(o.units) AS units, count(DISTINCT o.customer) AS customers,"                \
     "              count(DISTINCT o.customer) FILTER (WHERE f.first_day = o.day) AS new_customers" \
-    "         FROM agg_orders o JOIN agg_t_days t USING (store_id, day)"                           \
-    "         JOIN agg_sessions s ON s.store_id = o.store_id AND s.session_id = "                  \
-    "o.session_id" FIRST_ORDER_DAY "        GROUP BY o.store_id, o.day" sdims ")"                  \
+    "         FROM agg_orders o JOIN agg_t_days t USING (store_id, day)" sjoin_o FIRST_ORDER_DAY   \
+    "        GROUP BY o.store_id, o.day" sdims ")"                                                 \
     " SELECT store_id, day" dims ", " DAILY_VALUES                                                 \
     "   FROM s FULL JOIN p USING (store_id, day" joindims ")"                                      \
     "          FULL JOIN o USING (store_id, day" joindims ")"
 
-static const char SQL_INS_DAILY[] = DAILY_SQL("agg_daily", "", "", "");
+static const char SQL_INS_DAILY[] = DAILY_SQL("agg_daily", "", "", "", "", "");
 static const char SQL_INS_SEGMENTS[] =
     DAILY_SQL("agg_daily_segments", ", device, country, source", ", s.device, s.country, s.source",
-              ", device, country, source");
+              ", device, country, source", SESSION_OF("x"), SESSION_OF("o"));
 
 static const char SQL_INS_HOURLY[] =
     "INSERT INTO agg_funnel_hourly"
@@ -347,7 +392,8 @@ static const char SQL_INS_CATEGORIES[] =
     "  GROUP BY 1, 2, 3";
 
 /* A week or a month, counted over its own layer 1 rows: distinct visitors and customers are
- * exact for the period; a new customer's first order ever falls inside it. */
+ * exact for the period; a new customer's first order ever falls inside it. Product views and
+ * add-to-carts are plain sums: over the period's days of agg_daily, rebuilt just before. */
 #define PERIOD_SQL(table, kind, end)                                                               \
     "INSERT INTO " table " (store_id, period, " DAILY_COLUMNS ")"                                  \
     " WITH per AS (SELECT store_id, period, (" end ")::date AS period_end FROM agg_t_periods"      \
@@ -358,9 +404,10 @@ static const char SQL_INS_CATEGORIES[] =
     "         FROM per JOIN agg_sessions s ON s.store_id = per.store_id"                           \
     "          AND s.day >= per.period AND s.day < per.period_end"                                 \
     "        GROUP BY per.store_id, per.period),"                                                  \
-    " p AS (SELECT per.store_id, per.period, sum(x.views) AS views, sum(x.cart_adds) AS adds"      \
-    "         FROM per JOIN agg_session_products x ON x.store_id = per.store_id"                   \
-    "          AND x.day >= per.period AND x.day < per.period_end"                                 \
+    " p AS (SELECT per.store_id, per.period, sum(d.product_views) AS views,"                       \
+    "              sum(d.cart_adds) AS adds"                                                       \
+    "         FROM per JOIN agg_daily d ON d.store_id = per.store_id"                              \
+    "          AND d.day >= per.period AND d.day < per.period_end"                                 \
     "        GROUP BY per.store_id, per.period),"                                                  \
     " o AS (SELECT per.store_id, per.period, count(*) AS orders, sum(o.value) AS revenue,"         \
     "              sum(o.units) AS units, count(DISTINCT o.customer) AS customers,"                \
@@ -374,6 +421,17 @@ static const char SQL_INS_CATEGORIES[] =
 
 static const char SQL_INS_WEEKLY[] = PERIOD_SQL("agg_weekly", "w", "period + 7");
 static const char SQL_INS_MONTHLY[] = PERIOD_SQL("agg_monthly", "m", "period + interval '1 month'");
+
+/* Each customer ordering on a day, under their previous order day (one index probe each). */
+static const char SQL_INS_CUSTOMER_DAYS[] =
+    "INSERT INTO agg_customer_days"
+    " SELECT o.store_id, o.day, coalesce(pv.prev_day, '-infinity'), count(*)"
+    "   FROM (SELECT DISTINCT o.store_id, o.customer, o.day FROM agg_orders o"
+    "           JOIN agg_t_customer_days t USING (store_id, day)) o"
+    "   LEFT JOIN LATERAL (SELECT max(o2.day) AS prev_day FROM agg_orders o2"
+    "                       WHERE o2.store_id = o.store_id AND o2.customer = o.customer"
+    "                         AND o2.day < o.day) pv ON true"
+    "  GROUP BY 1, 2, 3";
 
 static const char SQL_WATERMARK[] =
     "INSERT INTO agg_watermarks (store_id, job, snapshot, taken_at, full_at, updated_at)"
@@ -414,12 +472,14 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
                     pe_aggregate_report_t *rep, char *err, size_t errlen)
 {
     pe_db_result_t *res = NULL;
-    char settle[16];
-    snprintf(settle, sizeof settle, "%u", opt->settle_s ? opt->settle_s : PE_AGGREGATE_SETTLE_S);
-    const char *run_params[] = {opt->store_id, opt->full ? "true" : "false", settle};
+    const char *run_params[] = {opt->store_id, opt->full ? "true" : "false"};
     int rc = exec(conn, "SET LOCAL statement_timeout = 0", 0, NULL, err, errlen);
     rc = rc ? rc : exec(conn, "SET LOCAL work_mem = '64MB'", 0, NULL, err, errlen);
-    rc = rc ? rc : exec(conn, SQL_RUN, 3, run_params, err, errlen);
+    /* An incremental run joins a few thousand touched sessions to tables of millions of rows:
+     * index probes, not scans, as long as the planner does not price each probe as a disk seek
+     * (the aggregate tables' indexes are hot: the dashboard reads them all day). */
+    rc = rc ? rc : exec(conn, "SET LOCAL random_page_cost = 1.1", 0, NULL, err, errlen);
+    rc = rc ? rc : exec(conn, SQL_RUN, 2, run_params, err, errlen);
     if (rc != 0)
         goto out;
     rc = pe_db_exec(conn, SQL_RUN_SUMMARY, 0, NULL, &res);
@@ -448,6 +508,26 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
         const char *p[] = {lo};
         rc = exec(conn, SQL_TOUCHED, 1, p, err, errlen);
         rc = rc ? rc : exec(conn, "ANALYZE agg_t_sessions", 0, NULL, err, errlen);
+        rc = rc ? rc : exec(conn, SQL_TOUCHED_SPAN, 0, NULL, err, errlen);
+        if (rc != 0)
+            goto out;
+        if ((rc = pe_db_exec(conn, SQL_TOUCHED_BOUNDS, 0, NULL, &res)) != 0) {
+            snprintf(err, errlen, "%s", pe_db_conn_error(conn));
+            goto out;
+        }
+        incremental = !pe_db_result_isnull(res, 0, 0); /* else: no session is new */
+        if (incremental) {
+            char span_lo[64], span_hi[64];
+            snprintf(span_lo, sizeof span_lo, "%s", pe_db_result_get(res, 0, 0));
+            snprintf(span_hi, sizeof span_hi, "%s", pe_db_result_get(res, 0, 1));
+            const char *span[] = {span_lo, span_hi};
+            rc = exec(conn, SQL_SESSION_EVENTS, 2, span, err, errlen);
+            rc = rc ? rc
+                    : exec(conn, "ANALYZE agg_t_events (store_id, session_id, name)", 0, NULL, err,
+                           errlen);
+        }
+        pe_db_result_free(res);
+        res = NULL;
         if (rc != 0)
             goto out;
     }
@@ -459,14 +539,17 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
         rc = exec_all(conn, SQL_INS_FULL, PE_ARRAY_LEN(SQL_INS_FULL), err, errlen);
     if (rc == 0 && incremental)
         rc = exec_all(conn, SQL_INS_TOUCHED, PE_ARRAY_LEN(SQL_INS_TOUCHED), err, errlen);
-    static const char *const layer1[] = {SQL_NEW_DAYS, SQL_CUSTOMERS, SQL_FIRST_DAYS,
-                                         SQL_UNTOUCHED_FIRST_DAYS, SQL_PERIODS};
+    static const char *const layer1[] = {SQL_NEW_DAYS,   SQL_CUSTOMERS,
+                                         SQL_FIRST_DAYS, SQL_UNTOUCHED_FIRST_DAYS,
+                                         SQL_PERIODS,    SQL_CUSTOMER_DAYS};
     rc = rc ? rc : exec_all(conn, layer1, PE_ARRAY_LEN(layer1), err, errlen);
     rc = rc ? rc : exec(conn, "ANALYZE agg_t_days", 0, NULL, err, errlen);
+    rc = rc ? rc : exec(conn, "ANALYZE agg_t_customer_days", 0, NULL, err, errlen);
     rc = rc ? rc : exec_all(conn, SQL_DEL_L2, PE_ARRAY_LEN(SQL_DEL_L2), err, errlen);
-    static const char *const layer2[] = {SQL_INS_DAILY,    SQL_INS_SEGMENTS,   SQL_INS_HOURLY,
-                                         SQL_INS_PRODUCTS, SQL_INS_CATEGORIES, SQL_INS_WEEKLY,
-                                         SQL_INS_MONTHLY,  SQL_WATERMARK};
+    static const char *const layer2[] = {SQL_INS_DAILY,    SQL_INS_SEGMENTS,      SQL_INS_HOURLY,
+                                         SQL_INS_PRODUCTS, SQL_INS_CATEGORIES,    SQL_INS_WEEKLY,
+                                         SQL_INS_MONTHLY,  SQL_INS_CUSTOMER_DAYS, SQL_WATERMARK,
+                                         SQL_PRUNE_COMMITS};
     rc = rc ? rc : exec_all(conn, layer2, PE_ARRAY_LEN(layer2), err, errlen);
     if (rc != 0)
         goto out;
@@ -475,7 +558,7 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
     static const char *const analyze[] = {
         "ANALYZE agg_sessions",      "ANALYZE agg_session_products", "ANALYZE agg_orders",
         "ANALYZE agg_daily",         "ANALYZE agg_daily_segments",   "ANALYZE agg_funnel_hourly",
-        "ANALYZE agg_product_daily", "ANALYZE agg_category_daily",
+        "ANALYZE agg_product_daily", "ANALYZE agg_category_daily",   "ANALYZE agg_customer_days",
     };
     if (rep->full_stores > 0 && (rc = exec_all(conn, analyze, PE_ARRAY_LEN(analyze), err, errlen)))
         goto out;

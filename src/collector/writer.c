@@ -10,6 +10,8 @@
  *            └─ unique violation (a retry) → ROLLBACK; BEGIN; INSERT keys ON CONFLICT
  *               DO NOTHING RETURNING; COPY the events whose key came back
  *            COPY events_rejected; COMMIT
+ *   (first, set_config('pe.received_from'): the commit's least received_at, which the events
+ *    trigger logs in event_commits for the aggregation job — 0009_event_commits.sql)
  *   (imported events have no event_keys row: events' own primary key, with the timestamp as
  *    sent, is their idempotency key; the fallback looks them up there)
  *                                                           │
@@ -460,6 +462,22 @@ static int copy_dead_letters(pe_db_conn_t *conn, collector_job_t *jobs)
     return rc != 0 ? rc : end;
 }
 
+/* Tells 0009_event_commits.sql's trigger the least received_at of this commit's events, the
+ * exact lower bound the aggregation job reads from (invariant 2 there). */
+static int set_received_from(pe_db_conn_t *conn, const collector_job_t *jobs)
+{
+    int64_t least = INT64_MAX;
+    for (const collector_job_t *j = jobs; j; j = j->next)
+        if (j->nevents && j->received_at_us < least)
+            least = j->received_at_us;
+    if (least == INT64_MAX)
+        return 0;
+    char at[40];
+    pe_time_format_rfc3339(least, at, sizeof at);
+    const char *params[] = {at};
+    return pe_db_exec(conn, "SELECT set_config('pe.received_from', $1, true)", 1, params, NULL);
+}
+
 /* One transaction for every taken job. Returns 0 or a PE_E… code. */
 static int commit_jobs(writer_t *w, collector_job_t *jobs)
 {
@@ -497,6 +515,9 @@ again:
     if (rc != 0)
         goto fail;
     if (nevents) {
+        rc = set_received_from(w->conn, jobs);
+        if (rc != 0)
+            goto fail;
         rc = store_events(w, jobs, nevents, conflict_aware, &inserted);
         if (rc == PE_ECONFLICT && !conflict_aware) {
             /* an event stored before (a retry): do the commit again, conflict-aware. A whole

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "pe/aggregate.h"
+#include "pe/collector.h"
 #include "pe/db.h"
 #include "pe/tenancy.h"
 #include "pe_test.h"
@@ -24,7 +25,7 @@ static pe_db_pool_t *pool;
 static const char *const TABLES[] = {
     "agg_sessions",       "agg_session_products", "agg_orders",        "agg_daily",
     "agg_daily_segments", "agg_funnel_hourly",    "agg_product_daily", "agg_category_daily",
-    "agg_weekly",         "agg_monthly",
+    "agg_weekly",         "agg_monthly",          "agg_customer_days",
 };
 
 static void make_store(const char *name, const char *tz, char *id)
@@ -332,6 +333,48 @@ static void test_commit_after_run_is_not_missed(void **state)
     expect_row("3", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
 }
 
+/* The collector logs the exact least received_at of a commit (0009_event_commits.sql): a batch
+ * whose request arrived an hour before its commit — far beyond the 5 minutes assumed for other
+ * writers — is aggregated by the next run, and the log keeps only what some run has not seen. */
+static void test_collector_commit_bound(void **state)
+{
+    (void)state;
+    char s[PE_ID_LEN];
+    make_store("Queued shop", "UTC", s);
+    aggregate(s, false); /* the store's first (full) run: nothing yet */
+    pe_collector_config_t cfg = {.db = pool};
+    pe_collector_t *c = pe_collector_new(&cfg);
+    assert_non_null(c);
+    int64_t arrived = pe_now_unix_us() - 3600LL * 1000000; /* an hour ago */
+    char ts[40], body[1024], err[128];
+    pe_time_format_rfc3339(arrived - 60LL * 1000000, ts, sizeof ts);
+    snprintf(body, sizeof body,
+             "[{\"eventId\":\"6f1c2b1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"name\":"
+             "\"storefront.page.viewed\",\"timestamp\":\"%s\",\"sessionId\":\"q1\","
+             "\"anonymousId\":\"a1\",\"context\":{\"page\":{\"path\":\"/\"}},"
+             "\"properties\":{}}]",
+             ts);
+    cJSON *events = NULL;
+    assert_int_equal(pe_json_parse(body, strlen(body), &events, err, sizeof err), 0);
+    size_t accepted = 0;
+    assert_int_equal(
+        pe_collector_ingest_wait(c, s, PE_COLLECTOR_LIVE, events, arrived, &accepted, NULL), 0);
+    assert_int_equal(accepted, 1);
+    cJSON_Delete(events);
+    pe_collector_free(c);
+    expect_row("t",
+               "SELECT min(received_from) <= now() - interval '59 minutes' FROM event_commits"
+               " WHERE xid >= (SELECT pg_snapshot_xmin(snapshot) FROM agg_watermarks"
+               "               WHERE store_id = '%s')",
+               s);
+    aggregate(s, false);
+    expect_row("1", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
+    /* every watermark has now seen that commit: the log forgets it */
+    aggregate(NULL, false);
+    expect_row("0", "SELECT count(*) FROM event_commits"
+                    " WHERE received_from <= now() - interval '59 minutes'");
+}
+
 /* ---- property test --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -455,6 +498,66 @@ static long differences(const char *table, const char *store)
     return n;
 }
 
+/* customers.<kind>.range.<field> of an overview answer. */
+static double overview_customers(const cJSON *j, const char *kind, const char *field)
+{
+    const cJSON *x = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "customers"), kind);
+    x = cJSON_GetObjectItem(cJSON_GetObjectItem(x, "range"), field);
+    if (!cJSON_IsNumber(x))
+        fail_msg("customers.%s.range.%s is not a number", kind, field);
+    return x->valuedouble;
+}
+
+/* Customers ordering in days lo..hi, and the new ones among them, counted from the orders. */
+static void brute_customers(const char *store, int32_t lo, int32_t hi, long *all, long *fresh)
+{
+    char *v = value("SELECT count(DISTINCT o.customer) || '|' ||"
+                    "       count(DISTINCT o.customer) FILTER (WHERE f.first_day >= "
+                    "date '1970-01-01' + %d)"
+                    "  FROM agg_orders o JOIN (SELECT customer, min(day) AS first_day"
+                    "   FROM agg_orders WHERE store_id = '%s' GROUP BY customer) f USING (customer)"
+                    " WHERE o.store_id = '%s' AND o.day BETWEEN date '1970-01-01' + %d"
+                    "   AND date '1970-01-01' + %d",
+                    lo, store, store, lo, hi);
+    assert_non_null(v);
+    assert_int_equal(sscanf(v, "%ld|%ld", all, fresh), 2);
+    free(v);
+}
+
+/* The overview's distinct customers (from agg_customer_days, no DISTINCT over orders) against a
+ * count over the orders, for every range of days of the data and the as-long range before it. */
+static void check_overview_customers(const char *store)
+{
+    char *lo_s =
+        value("SELECT min(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'", store);
+    char *hi_s =
+        value("SELECT max(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'", store);
+    int32_t first = (int32_t)strtol(lo_s, NULL, 10), last = (int32_t)strtol(hi_s, NULL, 10);
+    free(lo_s);
+    free(hi_s);
+    assert_true(last - first >= 7);
+    int checked = 0, with_returning = 0;
+    for (int32_t from = first; from <= last; from++) {
+        for (int32_t to = from; to <= last; to++) {
+            pe_aggregate_query_t q = {.from = from, .to = to};
+            cJSON *j = NULL;
+            assert_int_equal(pe_aggregate_overview(pool, store, to, &q, &j), 0);
+            long all, fresh, pall, pfresh;
+            int32_t len = to - from + 1;
+            brute_customers(store, from, to, &all, &fresh);
+            brute_customers(store, from - len, from - 1, &pall, &pfresh);
+            assert_int_equal((long)overview_customers(j, "new", "value"), fresh);
+            assert_int_equal((long)overview_customers(j, "returning", "value"), all - fresh);
+            assert_int_equal((long)overview_customers(j, "new", "previous"), pfresh);
+            assert_int_equal((long)overview_customers(j, "returning", "previous"), pall - pfresh);
+            with_returning += all - fresh > 0;
+            checked++;
+            cJSON_Delete(j);
+        }
+    }
+    assert_true(checked > 30 && with_returning > 10);
+}
+
 static void test_incremental_equals_full(void **state)
 {
     (void)state;
@@ -522,6 +625,7 @@ static void test_incremental_equals_full(void **state)
               stores[0], stores[0]);
     assert_string_equal(v, "t");
     free(v);
+    check_overview_customers(stores[0]);
 }
 
 static void test_unknown_store(void **state)
@@ -538,6 +642,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_numbers),
         cmocka_unit_test(test_commit_after_run_is_not_missed),
+        cmocka_unit_test(test_collector_commit_bound),
         cmocka_unit_test(test_incremental_equals_full),
         cmocka_unit_test(test_unknown_store),
     };
