@@ -816,8 +816,10 @@ static void test_notifications_api(void **state)
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(lb, "notifications"))
     {
         char check[160];
+        const char *id = jstr(it, "id");
+        assert_non_null(id);
         snprintf(check, sizeof check, "SELECT store_id FROM notifications WHERE id = %s",
-                 jstr(it, "id"));
+                 id ? id : "NULL");
         char *owner = pe_test_sql(conninfo, check);
         assert_string_equal(owner, b.id);
         free(owner);
