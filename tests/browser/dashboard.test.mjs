@@ -1,0 +1,386 @@
+// The merchant dashboard (issue 8, stories 8.4 and 8.5): sign in, the Store Performance and
+// Funnel figures equal the API's JSON for a store with simulated traffic, filters live in the URL
+// and change the numbers, a step opens its breakdown, deep links survive a reload, the Brutalist
+// rules hold in the computed styles of every element (shadow roots included), reduced motion
+// removes every transition, the console stays clean, at 1280×800 and 390×844, and the largest
+// contentful paint is ≤ 1 s on loopback. Screenshots go to $PE_TEST_ARTIFACTS (default:
+// test-artifacts/dashboard beside the binary under test).
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { launchBrowser } from './lib/browser.mjs';
+import { startServer } from './lib/server.mjs';
+
+const run = promisify(execFile);
+const BIN = process.env.PE_TEST_BINARY;
+const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'dashboard');
+const PASSWORD = 'correct horse battery staple';
+const VIEWPORTS = [{ width: 1280, height: 800 }, { width: 390, height: 844 }];
+
+async function cli(args, input) {
+  if (input === undefined) {
+    const { stdout } = await run(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
+    return stdout;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { err += c; });
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')}: ${code} ${err}`))));
+    child.stdin.end(input);
+  });
+}
+
+const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
+
+/** Every element of the document and of every open shadow root, with a label for messages. */
+const AUDIT = () => {
+  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [] };
+  const ok = new Set(['rgb(51, 51, 51)', 'rgb(204, 255, 0)', 'rgb(0, 255, 148)', 'rgb(255, 51, 102)',
+    'rgb(51, 204, 255)', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
+  const name = (el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''}`;
+  const walk = (root, host) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (['LINK', 'SCRIPT', 'STYLE', 'META', 'TITLE', 'HEAD', 'OPTION', 'BR'].includes(el.tagName)) continue;
+      const cs = getComputedStyle(el);
+      const label = `${host ? `${host} >> ` : ''}${name(el)}`;
+      for (const corner of ['borderTopLeftRadius', 'borderTopRightRadius', 'borderBottomLeftRadius', 'borderBottomRightRadius']) {
+        if (cs[corner] !== '0px') { out.radius.push(`${label} ${corner}=${cs[corner]}`); break; }
+      }
+      if (cs.boxShadow !== 'none') out.shadow.push(`${label} ${cs.boxShadow}`);
+      for (const side of ['Top', 'Right', 'Bottom', 'Left']) {
+        if (parseFloat(cs[`border${side}Width`]) > 0 && cs[`border${side}Style`] !== 'none' && !ok.has(cs[`border${side}Color`])) {
+          out.border.push(`${label} border${side}=${cs[`border${side}Color`]}`);
+        }
+      }
+      if (el.matches('.panel, .card, .bento > *, .breakdown > section, .funnel, .head, .topbar, .rail, .sidebar, .main')
+          && cs.backgroundColor !== 'rgb(0, 0, 0)') out.panelBg.push(`${label} background=${cs.backgroundColor}`);
+      const own = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
+      if (own && /\d/.test(own) && /^[\s\d.,:%+\-−±€$£→·/]+$/.test(own) && el.getClientRects().length
+          && !/^"?JetBrains Mono/.test(cs.fontFamily)) out.mono.push(`${label} "${own}" font=${cs.fontFamily}`);
+      const dur = cs.transitionDuration.split(',').some((d) => parseFloat(d) > 0);
+      if (dur || cs.animationName !== 'none') out.transitions.push(`${label} transition=${cs.transitionDuration} animation=${cs.animationName}`);
+      if (el.shadowRoot) walk(el.shadowRoot, label);
+    }
+  };
+  walk(document, '');
+  out.bodyBg = getComputedStyle(document.body).backgroundColor;
+  out.htmlBg = getComputedStyle(document.documentElement).backgroundColor;
+  out.fontLoaded = document.fonts.check('16px "JetBrains Mono"');
+  return out;
+};
+
+describe('merchant dashboard', () => {
+  let server;
+  let browser;
+  let store;
+  let empty;
+  let email;
+  let emptyEmail;
+  const problems = [];
+
+  const apiGet = async (path, key = store.secretKey) => {
+    const res = await fetch(`${server.baseUrl}${path}`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(res.status, 200, `${path}: ${res.status}`);
+    return res.json();
+  };
+
+  before(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    server = await startServer();
+    const tag = randomUUID().slice(0, 8);
+    store = JSON.parse(await cli(['store', 'create', '--name', `Dash ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
+    empty = JSON.parse(await cli(['store', 'create', '--name', `Empty ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
+    email = `sophie-${tag}@example.com`;
+    emptyEmail = `new-${tag}@example.com`;
+    await cli(['user', 'create', '--email', email, '--store', store.storeId], `${PASSWORD}\n`);
+    await cli(['user', 'create', '--email', emptyEmail, '--store', empty.storeId], `${PASSWORD}\n`);
+    // 45 ordinary days, then 14 days in which the shipping step breaks: the funnel's problem flag.
+    const dir = await mkdtemp(join(tmpdir(), 'pe-dash-'));
+    try {
+      const scenario = join(dir, 'broken-shipping.json');
+      await writeFile(scenario, JSON.stringify({ funnel: { shipping: 0.35 } }));
+      await cli(['simulate', '--store', store.storeId, '--days', '45', '--end', day(-14), '--sessions-per-day', '150',
+        '--seed', '11', '--via', 'direct']);
+      await cli(['simulate', '--store', store.storeId, '--days', '14', '--end', day(0), '--sessions-per-day', '150',
+        '--seed', '12', '--scenario', scenario, '--via', 'direct']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await cli(['aggregate', '--store', store.storeId]);
+    browser = await launchBrowser({ viewport: VIEWPORTS[0] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (server) {
+      const code = await server.stop();
+      assert.equal(code, 0, `profit-engine exited with ${code}:\n${server.log()}`);
+    }
+  });
+
+  async function newPage() {
+    const page = await browser.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      const url = msg.location()?.url ?? '';
+      const path = url ? new URL(url, server.baseUrl).pathname : '';
+      // Signed out, /api/v1/me answers 401, and the wrong-password check gets a 401 from login:
+      // chromium logs each as a console error. Those are expected; favicon is chromium's own.
+      if (/status of 401/.test(msg.text()) && path.startsWith('/api/')) return;
+      if (path === '/favicon.ico') return;
+      problems.push(`console error: ${msg.text()} (${url})`);
+    });
+    page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+    return page;
+  }
+
+  async function signIn(page, who, password = PASSWORD) {
+    await page.goto(`${server.baseUrl}/performance`);
+    await page.fill('input[name=email]', who);
+    await page.fill('input[name=password]', password);
+    await page.click('form#login button[type=submit]');
+  }
+
+  const metricOf = (o, path) => path.split('.').reduce((x, k) => x?.[k], o);
+  const num = (text) => Number(text.replace(/[^\d.\-−]/g, '').replace('−', '-'));
+
+  async function waitPerformance(page) {
+    await page.waitForSelector('pe-metric-card[data-metric="revenue.today"]:not([loading])');
+    await page.waitForFunction(() => document.querySelector('#trend canvas'));
+  }
+
+  async function waitFunnel(page) {
+    await page.waitForFunction(() => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot?.querySelectorAll('.step').length === 5);
+  }
+
+  async function audit(page, label, { shots = true } = {}) {
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp);
+      await page.evaluate(() => document.fonts.ready);
+      const a = await page.evaluate(AUDIT);
+      const where = `${label} at ${vp.width}×${vp.height}`;
+      assert.equal(a.bodyBg, 'rgb(0, 0, 0)', `${where}: body background`);
+      assert.equal(a.htmlBg, 'rgb(0, 0, 0)', `${where}: html background`);
+      assert.ok(a.fontLoaded, `${where}: JetBrains Mono not loaded`);
+      assert.deepEqual(a.radius, [], `${where}: border-radius`);
+      assert.deepEqual(a.shadow, [], `${where}: box-shadow`);
+      assert.deepEqual(a.border, [], `${where}: border colours`);
+      assert.deepEqual(a.panelBg, [], `${where}: panel backgrounds`);
+      assert.deepEqual(a.mono, [], `${where}: numbers not in JetBrains Mono`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${where}: the page scrolls sideways by ${overflow}px`);
+      if (shots) await page.screenshot({ path: join(ARTIFACTS, `${label}-${vp.width}x${vp.height}.png`), fullPage: true });
+    }
+    await page.setViewportSize(VIEWPORTS[0]);
+  }
+
+  test('a wrong password is refused with a message', async () => {
+    const page = await newPage();
+    try {
+      await signIn(page, email, 'wrong password');
+      await page.waitForFunction(() => document.querySelector('#login-error')?.textContent.trim().length > 0);
+      assert.equal(new URL(page.url()).pathname, '/performance');
+      assert.equal(await page.locator('pe-metric-card').count(), 0);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('Store Performance shows the overview API figures', async () => {
+    const page = await newPage();
+    try {
+      await signIn(page, email);
+      await waitPerformance(page);
+      const o = await apiGet(`/api/v1/stores/${store.storeId}/metrics/overview`);
+      assert.ok(o.revenue.range.value > 0, 'the simulated store has revenue');
+      const cards = await page.$$eval('pe-metric-card[data-metric]', (els) => els.map((el) => ({
+        metric: el.dataset.metric,
+        value: el.getAttribute('value'),
+        previous: el.getAttribute('previous'),
+        change: el.getAttribute('change'),
+        shown: el.shadowRoot.querySelector('.value').textContent,
+        shownPrevious: el.shadowRoot.querySelector('.previous')?.textContent ?? null,
+      })));
+      assert.equal(cards.length, 8);
+      for (const c of cards) {
+        const m = metricOf(o, c.metric);
+        assert.ok(m, `no ${c.metric} in the API answer`);
+        assert.equal(Number(c.value), m.value, `${c.metric} value`);
+        assert.equal(Number(c.previous), m.previous, `${c.metric} previous`);
+        assert.equal(c.change === '' ? null : Number(c.change), m.change, `${c.metric} change`);
+        const scale = c.metric.startsWith('conversionRate') ? 100 : 1;
+        assert.ok(Math.abs(num(c.shown) - m.value * scale) < 0.0051, `${c.metric} shown ${c.shown} vs ${m.value}`);
+        assert.ok(Math.abs(num(c.shownPrevious) - m.previous * scale) < 0.0051, `${c.metric} previous shown ${c.shownPrevious}`);
+      }
+      const rows = await page.$$eval('#top-products tbody tr', (trs) => trs.map((tr) => ({
+        id: tr.dataset.product, units: tr.querySelector('[data-field=units]').textContent,
+        revenue: tr.querySelector('[data-field=revenue]').textContent })));
+      assert.deepEqual(rows.map((r) => r.id), o.topProducts.map((p) => p.productId));
+      rows.forEach((r, i) => {
+        assert.equal(num(r.units), o.topProducts[i].units);
+        assert.ok(Math.abs(num(r.revenue) - o.topProducts[i].revenue) < 0.0051);
+      });
+      assert.equal(await page.$$eval('#trend canvas', (c) => c.length > 0), true, 'uPlot drew the trend');
+      await audit(page, 'performance');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('Funnel equals the API, filters live in the URL, a step opens its breakdown', async () => {
+    const page = await newPage();
+    const stepsShown = () => page.evaluate(() => [...document.querySelector('#funnel-body pe-funnel-visualization').shadowRoot.querySelectorAll('.step')]
+      .map((b) => ({ step: b.dataset.step, sessions: b.querySelector('.sessions').textContent, drop: b.querySelector('.drop').textContent,
+        problem: b.classList.contains('problem'), border: getComputedStyle(b).borderLeftColor })));
+    const check = (shown, api) => {
+      assert.deepEqual(shown.map((s) => s.step), api.steps.map((s) => s.step));
+      shown.forEach((s, i) => {
+        assert.equal(num(s.sessions), api.steps[i].sessions, `${s.step} sessions`);
+        assert.ok(Math.abs(num(s.drop) - api.steps[i].dropOff * 100) <= 0.051, `${s.step} drop-off ${s.drop} vs ${api.steps[i].dropOff}`);
+        assert.equal(s.problem, api.steps[i].problem, `${s.step} problem flag`);
+        if (s.problem) assert.equal(s.border, 'rgb(255, 51, 102)');
+      });
+    };
+    try {
+      await page.goto(`${server.baseUrl}/funnel?store=${store.storeId}`);
+      await waitFunnel(page);
+      const all = await apiGet(`/api/v1/stores/${store.storeId}/funnel`);
+      check(await stepsShown(), all);
+      assert.ok(all.steps.some((s) => s.problem), 'the broken shipping step is flagged by the API');
+      await audit(page, 'funnel');
+
+      // Filters: device → URL → numbers.
+      await page.selectOption('select[name=device]', 'mobile');
+      await page.waitForURL(/device=mobile/);
+      await waitFunnel(page);
+      const mobile = await apiGet(`/api/v1/stores/${store.storeId}/funnel?device=mobile`);
+      assert.notEqual(mobile.steps[0].sessions, all.steps[0].sessions);
+      await page.waitForFunction((n) => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot
+        ?.querySelector('.step .sessions')?.textContent.replace(/\D/g, '') === String(n), mobile.steps[0].sessions);
+      check(await stepsShown(), mobile);
+      // Date range.
+      const from = day(-6);
+      await page.fill('input[name=from]', from);
+      await page.dispatchEvent('input[name=from]', 'change');
+      await page.waitForURL(new RegExp(`from=${from}`));
+      const week = await apiGet(`/api/v1/stores/${store.storeId}/funnel?device=mobile&from=${from}`);
+      await page.waitForFunction((n) => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot
+        ?.querySelector('.step .sessions')?.textContent.replace(/\D/g, '') === String(n), week.steps[0].sessions);
+      check(await stepsShown(), week);
+
+      // A step opens its breakdown.
+      await page.evaluate(() => document.querySelector('#funnel-body pe-funnel-visualization').shadowRoot.querySelector('[data-step=shipping]').click());
+      await page.waitForURL(/step=shipping/);
+      await page.waitForSelector('[data-breakdown=device] tbody tr');
+      const b = await apiGet(`/api/v1/stores/${store.storeId}/funnel/steps/shipping/breakdown?from=${from}`);
+      const shown = await page.$$eval('[data-breakdown=device] tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+      assert.deepEqual(shown.map((r) => r[0]), b.byDevice.map((r) => r.value));
+      shown.forEach((r, i) => {
+        assert.equal(num(r[1]), b.byDevice[i].sessions);
+        assert.equal(num(r[2]), b.byDevice[i].reached);
+      });
+      assert.equal(await page.locator('.hours > span').count(), 24);
+
+      // The deep link survives a reload.
+      const url = page.url();
+      await page.reload();
+      await waitFunnel(page);
+      await page.waitForSelector('[data-breakdown=country] tbody tr');
+      assert.equal(page.url(), url);
+      assert.equal(await page.inputValue('select[name=device]'), 'mobile');
+      await audit(page, 'funnel-breakdown');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('/dev/components shows every component and state within the rules', async () => {
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/dev/components`);
+      await page.waitForFunction(() => document.querySelector('#demo-funnel')?.shadowRoot?.querySelectorAll('.step').length === 5);
+      for (const tag of ['pe-metric-card', 'pe-status-badge', 'pe-confidence-meter', 'pe-brutal-grid', 'pe-brutal-button', 'pe-funnel-visualization']) {
+        assert.ok(await page.locator(tag).count() > 0, `${tag} is on the page`);
+        assert.ok(await page.evaluate((t) => !!customElements.get(t), tag), `${tag} is defined`);
+      }
+      // Hover is an instant inversion.
+      const btn = page.locator('pe-brutal-button').first();
+      await btn.hover();
+      const bg = await btn.evaluate((el) => getComputedStyle(el.shadowRoot.querySelector('button')).backgroundColor);
+      assert.equal(bg, 'rgb(204, 255, 0)');
+      // Keyboard focus is visible and acid.
+      await page.keyboard.press('Tab');
+      const outline = await page.evaluate(() => { let el = document.activeElement; while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement; return getComputedStyle(el).outlineColor; });
+      assert.equal(outline, 'rgb(204, 255, 0)');
+      await page.mouse.move(0, 0);
+      await audit(page, 'components');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('prefers-reduced-motion removes every transition and animation', async () => {
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/dev/components`);
+      await page.waitForFunction(() => document.querySelector('#demo-funnel')?.shadowRoot?.querySelectorAll('.step').length === 5);
+      const moving = (await page.evaluate(AUDIT)).transitions;
+      assert.ok(moving.length > 0, 'with motion allowed, something moves (skeleton, meter)');
+      await page.emulateMedia({ reducedMotion: 'reduce' });
+      assert.deepEqual((await page.evaluate(AUDIT)).transitions, []);
+      await page.goto(`${server.baseUrl}/performance?store=${store.storeId}`);
+      await waitPerformance(page);
+      assert.deepEqual((await page.evaluate(AUDIT)).transitions, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('largest contentful paint of Store Performance is at most 1 s on loopback', async () => {
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/performance?store=${store.storeId}`);
+      await waitPerformance(page);
+      const lcp = await page.evaluate(() => new Promise((resolve) => {
+        new PerformanceObserver((list) => {
+          const entries = list.getEntries();
+          resolve(entries[entries.length - 1].startTime);
+        }).observe({ type: 'largest-contentful-paint', buffered: true });
+      }));
+      const bytes = await page.evaluate(() => performance.getEntriesByType('resource')
+        .concat(performance.getEntriesByType('navigation')).reduce((n, e) => n + (e.transferSize || 0), 0));
+      console.log(`# LCP ${lcp.toFixed(0)} ms, ${bytes} bytes transferred`);
+      assert.ok(lcp <= 1000, `LCP ${lcp} ms`);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('a store without data shows how to install the SDK', async () => {
+    await browser.context.clearCookies();
+    const page = await newPage();
+    try {
+      await signIn(page, emptyEmail);
+      await page.waitForSelector('[data-empty]');
+      const text = await page.textContent('[data-empty]');
+      assert.match(text, /sdk\/pe\.js/);
+      assert.match(text, /pe\.init\(\{ key: 'pk_…' \}\)/);
+      assert.match(text, new RegExp(empty.storeId));
+      await audit(page, 'performance-empty');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('no console errors anywhere', () => {
+    assert.deepEqual(problems, []);
+  });
+});

@@ -1,0 +1,29 @@
+// fetch wrapper for the JSON API: same-origin cookie session, the one error shape.
+export class ApiError extends Error {
+  constructor(status, data) {
+    super(data?.error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = data?.error?.code;
+  }
+}
+
+export async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+    credentials: 'same-origin',
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+/** /api/v1/stores/{id}/<rest>?<params without empty values> */
+export function storeUrl(storeId, rest, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') q.set(k, v);
+  const qs = q.toString();
+  return `/api/v1/stores/${encodeURIComponent(storeId)}/${rest}${qs ? `?${qs}` : ''}`;
+}

@@ -1,0 +1,126 @@
+// Store Performance (story 8.4): a Bento grid of GET /api/v1/stores/{id}/metrics/overview —
+// revenue today / this week / this month, orders, AOV and conversion rate over the range, the
+// conversion-rate trend (uPlot, vendored), top products, new vs returning customers; every
+// figure against its previous period. Skeletons while loading; an install guide when the store
+// has no data yet.
+import { api, storeUrl } from '../lib/api.js';
+import { formatValue } from '../lib/format.js';
+
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function card({ id, label, m, format, currency, period, cls = 'w2', invert = false }) {
+  const attrs = m
+    ? `value="${esc(m.value)}" previous="${esc(m.previous)}" change="${m.change ?? ''}" period="${esc(period)}"`
+    : 'loading';
+  return `<pe-metric-card bare class="${cls}" data-metric="${esc(id)}" label="${esc(label)}" format="${format}" currency="${esc(currency)}" ${attrs}${invert ? ' invert' : ''}></pe-metric-card>`;
+}
+
+function skeleton(currency) {
+  const cards = [['revenue.today', 'Revenue today'], ['revenue.week', 'Revenue this week'], ['revenue.month', 'Revenue this month'],
+    ['orders.range', 'Orders'], ['aov.range', 'Average order value'], ['conversionRate.range', 'Conversion rate']];
+  return `<div class="bento" aria-busy="true">${cards.map(([id, label]) => card({ id, label, format: 'number', currency })).join('')}
+    <section class="panel w4"><h2>Conversion rate trend</h2><span class="skeleton"></span><span class="skeleton"></span><span class="skeleton"></span></section>
+    <section class="panel w2"><h2>New vs returning customers</h2><span class="skeleton"></span><span class="skeleton"></span></section>
+    <section class="panel w6"><h2>Top products</h2><span class="skeleton"></span><span class="skeleton"></span></section></div>`;
+}
+
+function isEmpty(o) {
+  return (o.trend ?? []).every((d) => !d.sessions && !d.orders) && !o.revenue?.range?.value;
+}
+
+function emptyState(store) {
+  const origin = location.origin;
+  return `<section class="empty" data-empty>
+    <h1>No data yet — install the storefront SDK</h1>
+    <p>${esc(store.name)} has not received any events. Add these two tags to every page of your storefront; the first
+      figures appear here within a minute of the first visit.</p>
+    <pre><code>&lt;script src="${esc(origin)}/sdk/pe.js"&gt;&lt;/script&gt;
+&lt;script&gt;pe.init({ key: 'pk_…' }); // your publishable key&lt;/script&gt;</code></pre>
+    <p class="muted">Store <span class="num">${esc(store.id)}</span>. The publishable key (<span class="num">pk_…</span>) was shown once when the
+      store was created (<code>profit-engine store create</code>); it is safe to ship to browsers. Never put the secret key (<span class="num">sk_…</span>) in a page.</p>
+  </section>`;
+}
+
+async function loadUplot() {
+  if (window.uPlot) return window.uPlot;
+  if (!document.querySelector('link[data-uplot]')) {
+    const link = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: '/vendor/uplot/uPlot.min.css' });
+    link.dataset.uplot = '';
+    document.head.append(link);
+  }
+  await new Promise((resolve, reject) => {
+    const s = Object.assign(document.createElement('script'), { src: '/vendor/uplot/uPlot.iife.min.js' });
+    s.onload = resolve;
+    s.onerror = () => reject(new Error('cannot load uPlot'));
+    document.head.append(s);
+  });
+  return window.uPlot;
+}
+
+function drawTrend(el, trend) {
+  const xs = trend.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000);
+  const ys = trend.map((d) => (d.conversionRate ?? 0) * 100);
+  const font = '11px "JetBrains Mono", monospace';
+  const axis = { stroke: '#a3a3a3', font, grid: { stroke: '#333', width: 1 }, ticks: { stroke: '#333', width: 1 } };
+  let plot = null;
+  const draw = (uPlot) => {
+    plot?.destroy();
+    plot = new uPlot({
+      width: Math.max(200, el.clientWidth), height: 200, legend: { show: false }, cursor: { show: true, points: { show: false } },
+      scales: { x: { time: true } },
+      axes: [{ ...axis }, { ...axis, values: (u, v) => v.map((x) => `${x.toFixed(1)}%`), size: 56 }],
+      series: [{}, { label: 'Conversion rate', stroke: '#ccff00', width: 2, points: { show: false } }],
+    }, [xs, ys], el);
+  };
+  let ro = null;
+  loadUplot().then((uPlot) => {
+    if (!el.isConnected) return;
+    draw(uPlot);
+    ro = new ResizeObserver(() => { if (plot && Math.abs(plot.width - el.clientWidth) > 8) plot.setSize({ width: Math.max(200, el.clientWidth), height: 200 }); });
+    ro.observe(el);
+  }).catch((err) => { el.textContent = err.message; });
+  return () => { ro?.disconnect(); plot?.destroy(); };
+}
+
+export async function render(view, { store }) {
+  const cur = store.currency;
+  view.innerHTML = `<div class="stack"><div class="row"><h1>Store performance</h1><span class="muted mono" id="perf-range"></span></div>
+    <div id="perf-body">${skeleton(cur)}</div></div>`;
+  let overview;
+  try {
+    overview = await api('GET', storeUrl(store.id, 'metrics/overview'));
+  } catch (err) {
+    view.querySelector('#perf-body').innerHTML = `<section class="panel"><h2 class="risk">Cannot load the metrics</h2><p>${esc(err.message)}</p></section>`;
+    return null;
+  }
+  if (!view.isConnected) return null;
+  const body = view.querySelector('#perf-body');
+  view.querySelector('#perf-range').textContent = `${overview.from} → ${overview.to}`;
+  if (isEmpty(overview)) { body.innerHTML = emptyState(store); return null; }
+  const o = overview;
+  const range = `prev. ${(o.trend ?? []).length || 30} days`;
+  const nw = o.customers?.new?.range ?? {};
+  const ret = o.customers?.returning?.range ?? {};
+  const total = (nw.value ?? 0) + (ret.value ?? 0);
+  body.innerHTML = `<div class="bento">
+    ${card({ id: 'revenue.today', label: 'Revenue today', m: o.revenue.today, format: 'currency', currency: cur, period: 'yesterday' })}
+    ${card({ id: 'revenue.week', label: 'Revenue this week', m: o.revenue.week, format: 'currency', currency: cur, period: 'last week' })}
+    ${card({ id: 'revenue.month', label: 'Revenue this month', m: o.revenue.month, format: 'currency', currency: cur, period: 'last month' })}
+    ${card({ id: 'orders.range', label: 'Orders · 30 days', m: o.orders.range, format: 'integer', currency: cur, period: range })}
+    ${card({ id: 'aov.range', label: 'Average order value · 30 days', m: o.aov.range, format: 'currency', currency: cur, period: range })}
+    ${card({ id: 'conversionRate.range', label: 'Conversion rate · 30 days', m: o.conversionRate.range, format: 'percent', currency: cur, period: range })}
+    <section class="panel w4" aria-label="Conversion rate trend"><h2>Conversion rate trend · daily</h2><div class="chart" id="trend"></div></section>
+    <section class="panel w2" data-panel="customers"><h2>New vs returning customers · 30 days</h2>
+      <div class="split" aria-hidden="true"><span class="new" data-w="${total ? (nw.value / total * 100).toFixed(2) : 0}"></span><span class="ret" data-w="${total ? (ret.value / total * 100).toFixed(2) : 0}"></span></div>
+      ${card({ id: 'customers.new.range', label: 'New customers', m: nw, format: 'integer', currency: cur, period: range, cls: '' }).replace('<pe-metric-card', '<pe-metric-card size="s"')}
+      ${card({ id: 'customers.returning.range', label: 'Returning customers', m: ret, format: 'integer', currency: cur, period: range, cls: '' }).replace('<pe-metric-card', '<pe-metric-card size="s"')}
+    </section>
+    <section class="panel w6"><h2>Top products · 30 days</h2>
+      <table id="top-products"><thead><tr><th>Product</th><th>Category</th><th class="num">Units</th><th class="num">Revenue</th></tr></thead>
+      <tbody>${(o.topProducts ?? []).map((p) => `<tr data-product="${esc(p.productId)}"><td class="mono">${esc(p.productId)}</td><td>${esc(p.category ?? '—')}</td>
+        <td class="num" data-field="units">${esc(formatValue(p.units, 'integer'))}</td><td class="num" data-field="revenue">${esc(formatValue(p.revenue, 'currency', cur))}</td></tr>`).join('')
+        || '<tr><td colspan="4" class="muted">No product sold in this range.</td></tr>'}</tbody></table>
+    </section></div>`;
+  for (const s of body.querySelectorAll('.split > span')) s.style.width = `${s.dataset.w}%`;
+  return drawTrend(body.querySelector('#trend'), o.trend ?? []);
+}
