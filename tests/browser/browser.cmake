@@ -9,8 +9,10 @@ if(PE_NODE AND EXISTS ${PE_CHROMIUM} AND EXISTS ${PE_PLAYWRIGHT}/package.json)
   add_test(NAME browser
            COMMAND ${PE_NODE} --test ${CMAKE_SOURCE_DIR}/tests/browser/
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # RUN_SERIAL: the dashboard test measures largest contentful paint (≤ 1 s); on two cores it
+  # must not share them with the sanitizer-built integration tests.
   set_tests_properties(browser PROPERTIES
-                       LABELS browser TIMEOUT 600
+                       LABELS browser TIMEOUT 600 RUN_SERIAL TRUE
                        ENVIRONMENT "PE_TEST_BINARY=$<TARGET_FILE:profit-engine>")
 else()
   set(_pe_missing "")
