@@ -108,4 +108,46 @@ int pe_tenancy_session_authenticate(pe_db_pool_t *pool, const char *token, char 
 /* Ends a session. Returns 0 whether or not it existed. */
 int pe_tenancy_session_revoke(pe_db_pool_t *pool, const char *token);
 
+/* The anti-CSRF token of a session: base64url of a BLAKE2b MAC, keyed by the session token, of
+ * a fixed label. Only the holder of the cookie (or a page the server answered to it) can know
+ * it, it reveals nothing of the session token, and every instance derives the same one without
+ * storing it. Returns 0, or PE_EUNAUTH for a malformed session token (out left ""). Thread-safe. */
+#define PE_CSRF_TOKEN_LEN 44 /* base64url(32 bytes) + NUL */
+int pe_tenancy_session_csrf(const char *token, char out[PE_CSRF_TOKEN_LEN]);
+/* True when presented (may be NULL) is the anti-CSRF token of the session token; the
+ * comparison takes the same time wherever the two differ. Thread-safe. */
+bool pe_tenancy_session_csrf_check(const char *token, const char *presented);
+
+/* ---- sign-in throttling (throttle.c) ---------------------------------------------------------
+ * Failures are counted per account (the lower-case email, known or not) and per remote address
+ * in a window that starts at the first failure and lasts PE_LOGIN_WINDOW_S. From
+ * PE_LOGIN_ACCOUNT_DELAY_FROM failures of an account each further attempt must wait a growing
+ * delay (PE_LOGIN_DELAY_S doubled per failure); at PE_LOGIN_ACCOUNT_LOCK_AT the account, and at
+ * PE_LOGIN_ADDRESS_LOCK_AT the address, is locked for PE_LOGIN_LOCK_S. State is in PostgreSQL
+ * so every instance agrees. */
+#define PE_LOGIN_WINDOW_S           (15 * 60)
+#define PE_LOGIN_LOCK_S             (15 * 60)
+#define PE_LOGIN_DELAY_S            5
+#define PE_LOGIN_ACCOUNT_DELAY_FROM 3
+#define PE_LOGIN_ACCOUNT_LOCK_AT    5
+#define PE_LOGIN_ADDRESS_LOCK_AT    20
+
+typedef struct {
+    bool refused;      /* a sign-in now would be refused without checking the password */
+    bool locked;       /* true: locked out; false: only asked to wait (the growing delay) */
+    bool by_address;   /* the address, not the account, is what is refused */
+    int retry_after_s; /* seconds until an attempt is taken again (>= 1 when refused) */
+} pe_login_throttle_t;
+
+/* Whether a sign-in for email from address may be tried now. Returns 0 and *out, or a
+ * database error. Thread-safe. */
+int pe_tenancy_login_check(pe_db_pool_t *pool, const char *email, const char *address,
+                           pe_login_throttle_t *out);
+/* Counts a failed sign-in against the account and the address, and sets their delay or lock.
+ * Returns 0 or a database error. Thread-safe. */
+int pe_tenancy_login_failed(pe_db_pool_t *pool, const char *email, const char *address);
+/* Clears the account's failures after a successful sign-in (the address keeps its count).
+ * Returns 0 or a database error. Thread-safe. */
+int pe_tenancy_login_succeeded(pe_db_pool_t *pool, const char *email);
+
 #endif /* PE_TENANCY_H */

@@ -5,6 +5,11 @@
  *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS);
  *     it is never in a response body.
  *  2. A failed login says the same thing whether the email or the password was wrong.
+ *  3. The anti-CSRF token ("csrfToken", derived from the session) is in the body of login and
+ *     /me only, for the page to send back as X-CSRF-Token (checked in auth.c).
+ *  4. While the account or the address is throttled (src/tenancy/throttle.c) login answers 429
+ *     with Retry-After before looking at the password; only a wrong password counts as a
+ *     failure, and a success clears the account's count.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,11 +33,16 @@ static int set_session_cookie(pe_http_request_t *req, const char *token, long ma
     return pe_http_set_header(req, "Set-Cookie", cookie);
 }
 
-static int reply_me(pe_http_request_t *req, const char *user_id, int status)
+static int reply_me(pe_http_request_t *req, const char *user_id, const char *session_token,
+                    int status)
 {
     pe_app_t *app = pe_http_app(req);
     cJSON *stores = NULL;
-    int rc = pe_tenancy_user_stores(app->db, user_id, &stores);
+    char csrf[PE_CSRF_TOKEN_LEN];
+    int rc = pe_tenancy_session_csrf(session_token, csrf);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "the session token is malformed; sign in again");
+    rc = pe_tenancy_user_stores(app->db, user_id, &stores);
     if (rc != 0)
         return pe_http_reply_rc(req, rc, "cannot list your stores");
     cJSON *j = cJSON_CreateObject();
@@ -42,7 +52,26 @@ static int reply_me(pe_http_request_t *req, const char *user_id, int status)
     }
     cJSON_AddStringToObject(j, "userId", user_id);
     cJSON_AddItemToObject(j, "stores", stores);
+    cJSON_AddStringToObject(j, "csrfToken", csrf);
     return pe_http_reply_cjson(req, status, j);
+}
+
+/* 429 with Retry-After and a message a merchant can act on. */
+static int reply_throttled(pe_http_request_t *req, const pe_login_throttle_t *t)
+{
+    char retry[16];
+    snprintf(retry, sizeof retry, "%d", t->retry_after_s);
+    pe_http_set_header(req, "Retry-After", retry);
+    const char *who = t->by_address ? "from this address" : "for this account";
+    if (t->locked) {
+        int minutes = (t->retry_after_s + 59) / 60;
+        return pe_http_reply_error(req, 429, "too_many_requests",
+                                   "Too many failed sign-ins %s; try again in %d minute%s", who,
+                                   minutes, minutes == 1 ? "" : "s");
+    }
+    return pe_http_reply_error(req, 429, "too_many_requests",
+                               "Too many failed sign-ins %s; wait %d second%s before trying again",
+                               who, t->retry_after_s, t->retry_after_s == 1 ? "" : "s");
 }
 
 int pe_api_login(pe_http_request_t *req)
@@ -56,10 +85,24 @@ int pe_api_login(pe_http_request_t *req)
     if (!cJSON_IsString(email) || !cJSON_IsString(password))
         return pe_http_reply_error(req, 400, "invalid_request",
                                    "send {\"email\":\"…\",\"password\":\"…\"}");
+    const char *address = pe_http_remote_addr(req);
+    pe_login_throttle_t throttle;
+    int rc = pe_tenancy_login_check(app->db, email->valuestring, address, &throttle);
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+    if (throttle.refused)
+        return reply_throttled(req, &throttle);
     char user_id[PE_ID_LEN];
-    int rc = pe_tenancy_user_verify(app->db, email->valuestring, password->valuestring, user_id);
-    if (rc == PE_EUNAUTH || rc == PE_EINVAL)
+    rc = pe_tenancy_user_verify(app->db, email->valuestring, password->valuestring, user_id);
+    if (rc == PE_EUNAUTH || rc == PE_EINVAL) {
+        rc = pe_tenancy_login_failed(app->db, email->valuestring, address);
+        if (rc != 0)
+            return pe_http_reply_rc(req, rc, "cannot sign in right now");
         return pe_http_reply_error(req, 401, "invalid_credentials", "email or password is wrong");
+    }
+    if (rc != 0)
+        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+    rc = pe_tenancy_login_succeeded(app->db, email->valuestring);
     if (rc != 0)
         return pe_http_reply_rc(req, rc, "cannot sign in right now");
     char token[PE_TOKEN_LEN];
@@ -67,7 +110,7 @@ int pe_api_login(pe_http_request_t *req)
     if (rc != 0)
         return pe_http_reply_rc(req, rc, "cannot open a session right now");
     set_session_cookie(req, token, PE_SESSION_ABSOLUTE_S);
-    return reply_me(req, user_id, 200);
+    return reply_me(req, user_id, token, 200);
 }
 
 int pe_api_logout(pe_http_request_t *req)
@@ -85,7 +128,8 @@ int pe_api_logout(pe_http_request_t *req)
 
 int pe_api_me(pe_http_request_t *req)
 {
-    return reply_me(req, pe_http_auth(req)->user_id, 200);
+    /* the cookie authenticated this request, so it is there and well formed */
+    return reply_me(req, pe_http_auth(req)->user_id, pe_http_cookie(req, PE_SESSION_COOKIE), 200);
 }
 
 int pe_api_store_get(pe_http_request_t *req)

@@ -14,6 +14,9 @@
  *  1. A key never authorises another store's {storeId}: the comparison is on the store id the
  *     key resolved to in the database, never on anything the client sent.
  *  2. Every refusal replies with the one error shape and a message that says what to send.
+ *  3. A state-changing request (POST, PUT, PATCH, DELETE) that the session cookie authenticates
+ *     also carries the session's anti-CSRF token as X-CSRF-Token, or is refused 403
+ *     csrf_token_invalid. Bearer keys are not sent by the browser on its own: they need none.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -72,6 +75,12 @@ static int authenticate_key(pe_app_t *app, pe_http_request_t *req, const char *k
     return 0;
 }
 
+static bool changes_state(const pe_http_request_t *req)
+{
+    const char *m = pe_http_method(req);
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
+}
+
 static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t *out)
 {
     const char *token = pe_http_cookie(req, PE_SESSION_COOKIE);
@@ -85,6 +94,14 @@ static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_a
         return dependency_failure(req, rc);
     out->principal = PE_PRINCIPAL_SESSION;
     snprintf(out->user_id, sizeof out->user_id, "%s", user_id);
+    /* A cookie rides along with any cross-site form or fetch; the token does not. */
+    if (changes_state(req) &&
+        !pe_tenancy_session_csrf_check(token, pe_http_header(req, "X-CSRF-Token"))) {
+        pe_http_reply_error(req, 403, "csrf_token_invalid",
+                            "send the csrfToken from /api/v1/me or the sign-in answer as the "
+                            "X-CSRF-Token header");
+        return PE_EFORBIDDEN;
+    }
     return 0;
 }
 

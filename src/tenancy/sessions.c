@@ -24,9 +24,13 @@
  *  3. Authenticating is one statement: the expiry test and the refresh happen in the same
  *     UPDATE, so no interleaving can refresh a session that had already expired.
  *  4. Expiry is judged by the database clock (now()), the same clock that wrote the expiries.
+ *  5. The anti-CSRF token is a MAC keyed by the session token: never stored, never equal to
+ *     anything stored, and the session token cannot be recovered from it.
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "tenancy/tenancy_internal.h"
 
@@ -112,4 +116,40 @@ int pe_tenancy_session_revoke(pe_db_pool_t *pool, const char *token)
     rc = tenancy_exec(pool, sql, 1, params, NULL, NULL);
 out:
     return rc;
+}
+
+/* Domain separation: the MAC of this label, and of nothing else, is the anti-CSRF token. */
+static const char CSRF_LABEL[] = "profit-engine csrf v1";
+
+int pe_tenancy_session_csrf(const char *token, char out[PE_CSRF_TOKEN_LEN])
+{
+    unsigned char mac[32];
+    int rc = PE_EUNAUTH;
+    out[0] = '\0';
+    if (!tenancy_token_well_formed(token))
+        goto out;
+    if (crypto_generichash(mac, sizeof mac, (const unsigned char *)CSRF_LABEL,
+                           sizeof CSRF_LABEL - 1, (const unsigned char *)token,
+                           TENANCY_SECRET_B64_LEN) != 0) {
+        rc = PE_EINTERNAL;
+        goto out;
+    }
+    sodium_bin2base64(out, PE_CSRF_TOKEN_LEN, mac, sizeof mac,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    rc = 0;
+out:
+    return rc;
+}
+
+bool pe_tenancy_session_csrf_check(const char *token, const char *presented)
+{
+    char want[PE_CSRF_TOKEN_LEN];
+    if (!presented || pe_tenancy_session_csrf(token, want) != 0)
+        return false;
+    size_t n = strlen(want);
+    /* the length of a well-formed token is public (43); only its bytes are compared in
+     * constant time */
+    if (strnlen(presented, n + 1) != n)
+        return false;
+    return sodium_memcmp(want, presented, n) == 0;
 }

@@ -12,6 +12,11 @@
  *  4. A session token travels only in an HttpOnly, SameSite=Strict cookie: it appears in no
  *     response body, and after logout the same cookie is refused.
  *  5. A wrong password and an unknown email get the same status, code and message.
+ *  6. A state-changing request on a session carries the session's csrfToken as X-CSRF-Token or
+ *     is refused 403 csrf_token_invalid; bearer keys need none.
+ *  7. Repeated failed sign-ins are answered 429 with Retry-After: first a growing delay, then a
+ *     lock per account (the right password included) and per address; success clears the
+ *     account's count.
  *
  * Two stores, A and B, each with one merchant user, are made directly through pe_tenancy_* on a
  * pool of the same database; every response body this program receives is kept so invariant 4
@@ -31,6 +36,8 @@
 #define PASSWORD_B "bravo-password-2"
 #define EMAIL_A    "owner-a@example.com"
 #define EMAIL_B    "owner-b@example.com"
+#define PASSWORD_C "charlie-password-3"
+#define EMAIL_C    "owner-c@example.com"
 
 typedef struct {
     char id[PE_ID_LEN];
@@ -42,7 +49,7 @@ typedef struct {
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
-static tenant_t a, b;
+static tenant_t a, b, c;
 static pe_buf_t all_bodies; /* every response body received, for invariant 4 */
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -161,6 +168,8 @@ static void login(const char *email, const char *password, const tenant_t *t, ch
     assert_true(cJSON_IsArray(stores));
     assert_int_equal(cJSON_GetArraySize(stores), 1);
     assert_string_equal(str_at(cJSON_GetArrayItem(stores, 0), "id"), t->id);
+    assert_true(strlen(str_at(j, "csrfToken")) >= 32);
+    assert_string_not_equal(str_at(j, "csrfToken"), token);
     cJSON_Delete(j);
     assert_null(strstr(r.body.data, token));
     pe_test_response_free(&r);
@@ -169,6 +178,19 @@ static void login(const char *email, const char *password, const tenant_t *t, ch
 static void cookie_header(char *out, size_t outlen, const char *token)
 {
     snprintf(out, outlen, "Cookie: %s=%s", PE_SESSION_COOKIE, token);
+}
+
+/* The session's anti-CSRF token, from GET /api/v1/me, as an "X-CSRF-Token: …" line. */
+static void csrf_header(char *out, size_t outlen, const char *cookie)
+{
+    pe_test_response_t r;
+    const char *headers[] = {cookie, NULL};
+    call("GET", "/api/v1/me", NULL, headers, &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = body_json(&r);
+    snprintf(out, outlen, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
 }
 
 static void make_tenant(tenant_t *t, const char *name, const char *tz, const char *currency,
@@ -401,7 +423,10 @@ static void test_session_lifecycle(void **state)
     pe_test_response_free(&r);
 
     /* Logout ends the session and clears the cookie. */
-    call("POST", "/api/v1/auth/logout", "", headers, &r);
+    char csrf[128];
+    csrf_header(csrf, sizeof csrf, cookie);
+    const char *logout_headers[] = {cookie, csrf, NULL};
+    call("POST", "/api/v1/auth/logout", "", logout_headers, &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body.len, 0);
     char set_cookie[512];
@@ -417,7 +442,7 @@ static void test_session_lifecycle(void **state)
     get_store(a.id, cookie, &r);
     expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
-    call("POST", "/api/v1/auth/logout", "", headers, &r);
+    call("POST", "/api/v1/auth/logout", "", logout_headers, &r);
     expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
@@ -441,7 +466,9 @@ static void test_sessions_are_per_user(void **state)
     pe_test_response_free(&r);
 
     /* Ending B's session leaves A's alone. */
-    const char *headers_b[] = {cookie, NULL};
+    char csrf_b[128];
+    csrf_header(csrf_b, sizeof csrf_b, cookie);
+    const char *headers_b[] = {cookie, csrf_b, NULL};
     call("POST", "/api/v1/auth/logout", "", headers_b, &r);
     assert_int_equal(r.status, 204);
     pe_test_response_free(&r);
@@ -548,6 +575,190 @@ static void test_login_refusals(void **state)
     }
 }
 
+/* ---- CSRF ------------------------------------------------------------------------------------ */
+
+#define FLAG_BODY                                                                                  \
+    "{\"key\":\"%s\",\"kind\":\"release\",\"enabled\":true,\"rolloutPercentage\":100,"             \
+    "\"variants\":[{\"key\":\"on\",\"value\":true,\"weight\":100}]}"
+
+static void test_csrf_token_on_session_writes(void **state)
+{
+    (void)state;
+    char token[128], cookie[256], csrf[128], other_token[128], other_cookie[256], other_csrf[128];
+    char path[256], body[512];
+    pe_test_response_t r;
+    login(EMAIL_A, PASSWORD_A, &a, token, sizeof token);
+    cookie_header(cookie, sizeof cookie, token);
+    csrf_header(csrf, sizeof csrf, cookie);
+    login(EMAIL_A, PASSWORD_A, &a, other_token, sizeof other_token);
+    cookie_header(other_cookie, sizeof other_cookie, other_token);
+    csrf_header(other_csrf, sizeof other_csrf, other_cookie);
+    assert_string_not_equal(csrf, other_csrf); /* per session */
+
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags", a.id);
+    snprintf(body, sizeof body, FLAG_BODY, "csrf-flag");
+    const char *json = "Content-Type: application/json";
+    char msg[512];
+
+    /* without, with another session's, with a truncated token: refused, nothing written */
+    const char *none[] = {cookie, json, NULL};
+    call("POST", path, body, none, &r);
+    expect_error(&r, 403, "csrf_token_invalid", msg, sizeof msg);
+    assert_non_null(strstr(msg, "X-CSRF-Token"));
+    pe_test_response_free(&r);
+    const char *wrong[] = {cookie, json, other_csrf, NULL};
+    call("POST", path, body, wrong, &r);
+    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_response_free(&r);
+    char truncated[128];
+    snprintf(truncated, sizeof truncated, "%.*s", (int)strlen(csrf) - 1, csrf);
+    const char *short_one[] = {cookie, json, truncated, NULL};
+    call("POST", path, body, short_one, &r);
+    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_response_free(&r);
+    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM flags WHERE key = 'csrf-flag'");
+    assert_string_equal(n, "0");
+    free(n);
+    /* logout is a write too: without the token the session survives */
+    call("POST", "/api/v1/auth/logout", "", none, &r);
+    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_response_free(&r);
+
+    /* with its own token: done */
+    const char *right[] = {cookie, json, csrf, NULL};
+    call("POST", path, body, right, &r);
+    if (r.status != 201)
+        fail_msg("status %ld: %.300s", r.status, r.body.data ? r.body.data : "");
+    pe_test_response_free(&r);
+    /* reads need none */
+    call("GET", path, NULL, none, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+
+    /* a secret key is not sent by a browser on its own: no token */
+    char h[256];
+    bearer(h, sizeof h, a.sk);
+    const char *key_headers[] = {h, json, NULL};
+    snprintf(body, sizeof body, FLAG_BODY, "csrf-flag-by-key");
+    call("POST", path, body, key_headers, &r);
+    if (r.status != 201)
+        fail_msg("status %ld: %.300s", r.status, r.body.data ? r.body.data : "");
+    pe_test_response_free(&r);
+
+    const char *logout_right[] = {cookie, csrf, NULL};
+    call("POST", "/api/v1/auth/logout", "", logout_right, &r);
+    assert_int_equal(r.status, 204);
+    pe_test_response_free(&r);
+    const char *logout_other[] = {other_cookie, other_csrf, NULL};
+    call("POST", "/api/v1/auth/logout", "", logout_other, &r);
+    assert_int_equal(r.status, 204);
+    pe_test_response_free(&r);
+}
+
+/* ---- sign-in throttling ---------------------------------------------------------------------- */
+
+static long try_login(const char *email, const char *password, pe_test_response_t *r)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    return call("POST", "/api/v1/auth/login", body, headers, r);
+}
+
+/* Asserts a 429 whose Retry-After is in [lo, hi] and whose message contains want. */
+static void expect_throttled(pe_test_response_t *r, int lo, int hi, const char *want)
+{
+    char msg[512], retry[32];
+    expect_error(r, 429, "too_many_requests", msg, sizeof msg);
+    pe_test_response_header(r, "Retry-After", retry, sizeof retry);
+    int s = atoi(retry);
+    if (s < lo || s > hi)
+        fail_msg("Retry-After %s, want %d..%d", retry, lo, hi);
+    if (!strstr(msg, want))
+        fail_msg("message \"%s\" lacks \"%s\"", msg, want);
+    assert_string_equal(pe_test_response_header(r, "Set-Cookie", retry, sizeof retry), "");
+    pe_test_response_free(r);
+}
+
+static void expect_wrong(const char *email)
+{
+    pe_test_response_t r;
+    try_login(email, "not-the-password", &r);
+    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_response_free(&r);
+}
+
+/* As if the delay had passed (the clock is the database's). */
+static void delay_passes(void)
+{
+    free(pe_test_sql(conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s' "
+                               "WHERE kind = 'account'"));
+}
+
+static void test_failed_sign_ins_lock_the_account(void **state)
+{
+    (void)state;
+    pe_test_response_t r;
+    char token[128];
+    expect_wrong(EMAIL_C);
+    expect_wrong("Owner-C@example.com"); /* the same account */
+    expect_wrong(EMAIL_C);
+    /* three failures: the next attempt waits, even with the right password */
+    try_login(EMAIL_C, PASSWORD_C, &r);
+    expect_throttled(&r, 1, PE_LOGIN_DELAY_S, "for this account; wait");
+    delay_passes();
+    expect_wrong(EMAIL_C);
+    try_login(EMAIL_C, PASSWORD_C, &r);
+    expect_throttled(&r, PE_LOGIN_DELAY_S + 1, 2 * PE_LOGIN_DELAY_S, "for this account; wait");
+    delay_passes();
+    expect_wrong(EMAIL_C);
+    /* five: locked for 15 minutes, the right password included */
+    try_login(EMAIL_C, PASSWORD_C, &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S,
+                     "Too many failed sign-ins for this account; try again in 15 minutes");
+    try_login(EMAIL_C, "not-the-password", &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S, "try again in 15 minutes");
+    /* another account from the same address is not locked (the address is under its limit) */
+    login(EMAIL_B, PASSWORD_B, &b, token, sizeof token);
+
+    /* the lock and its window pass: the right password opens a session and clears the count */
+    free(pe_test_sql(conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s', "
+                               "window_started_at = now() - interval '1 hour' "
+                               "WHERE kind = 'account'"));
+    expect_wrong(EMAIL_C); /* a new window: 1 */
+    expect_wrong(EMAIL_C); /* 2 */
+    login(EMAIL_C, PASSWORD_C, &c, token, sizeof token);
+    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM login_throttle WHERE kind = 'account' "
+                                    "AND key = 'owner-c@example.com'");
+    assert_string_equal(n, "0");
+    free(n);
+    /* two more failures after the success do not reach the delay (they would add to four) */
+    expect_wrong(EMAIL_C);
+    expect_wrong(EMAIL_C);
+    login(EMAIL_C, PASSWORD_C, &c, token, sizeof token);
+}
+
+static void test_failed_sign_ins_lock_the_address(void **state)
+{
+    (void)state;
+    pe_test_response_t r;
+    char *s = pe_test_sql(conninfo, "SELECT failures FROM login_throttle WHERE kind = 'address'");
+    int before = s ? atoi(s) : 0;
+    free(s);
+    assert_true(before < PE_LOGIN_ADDRESS_LOCK_AT);
+    /* one guess at each of many accounts: no account is throttled, the address is */
+    for (int i = before; i < PE_LOGIN_ADDRESS_LOCK_AT; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "guess-%d@example.com", i);
+        expect_wrong(email);
+    }
+    try_login(EMAIL_B, PASSWORD_B, &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S,
+                     "Too many failed sign-ins from this address; try again in 15 minutes");
+    /* a success elsewhere does not clear the address; the tests after this one need it clear */
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+}
+
 /* Behind a TLS-terminating proxy the cookie is also Secure. */
 static void test_secure_cookie_behind_tls(void **state)
 {
@@ -599,6 +810,7 @@ static int group_setup(void **state)
     assert_non_null(pool);
     make_tenant(&a, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
     make_tenant(&b, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
+    make_tenant(&c, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
     pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }
@@ -628,6 +840,9 @@ int main(void)
         cmocka_unit_test(test_sessions_are_per_user),
         cmocka_unit_test(test_junk_session_cookies),
         cmocka_unit_test(test_login_refusals),
+        cmocka_unit_test(test_csrf_token_on_session_writes),
+        cmocka_unit_test(test_failed_sign_ins_lock_the_account),
+        cmocka_unit_test(test_failed_sign_ins_lock_the_address),
         cmocka_unit_test(test_secure_cookie_behind_tls),
         cmocka_unit_test(test_tokens_never_in_bodies),
     };

@@ -39,12 +39,15 @@ static tenant_t a, b;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
+/* "X-CSRF-Token: …" sent with every call while a session test sets it (NULL: none). */
+static const char *csrf_header;
+
 static long call(const char *method, const char *path, const char *body, const char *header,
                  pe_test_response_t *r)
 {
     char url[2048];
     snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *with[] = {header, "Content-Type: application/json", NULL};
+    const char *with[] = {header, "Content-Type: application/json", csrf_header, NULL};
     const char *without[] = {"Content-Type: application/json", NULL};
     const char *const *headers = header ? with : without;
     assert_int_equal(pe_test_http(method, url, body, headers, r), 0);
@@ -217,14 +220,25 @@ static void test_upsert_and_read_back(void **state)
     assert_int_equal(r.status, 200);
     pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
     snprintf(token, sizeof token, "Cookie: %.*s", (int)strcspn(cookie, ";"), cookie);
+    cJSON *me = body_json(&r);
+    const cJSON *csrf = cJSON_GetObjectItemCaseSensitive(me, "csrfToken");
+    assert_true(cJSON_IsString(csrf));
+    char csrf_line[128];
+    snprintf(csrf_line, sizeof csrf_line, "X-CSRF-Token: %s", csrf->valuestring);
+    cJSON_Delete(me);
     pe_test_response_free(&r);
     page = list(&a, token, NULL, 200);
     assert_non_null(find_sku(page, "MUG-1"));
     cJSON_Delete(page);
-    put(&a, token,
+    static const char by_session[] =
         "{\"products\":[{\"sku\":\"SESSION-1\",\"name\":\"By session\",\"category\":\"X\","
-        "\"price\":1}]}",
-        200);
+        "\"price\":1}]}";
+    /* a session's write carries its anti-CSRF token */
+    put(&a, token, by_session, 403);
+    assert_int_equal(product_count(&a), 3);
+    csrf_header = csrf_line;
+    put(&a, token, by_session, 200);
+    csrf_header = NULL;
     assert_int_equal(product_count(&a), 4);
 }
 
