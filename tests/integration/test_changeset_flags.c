@@ -27,7 +27,6 @@
 #include "pe_test.h"
 
 #define PASSWORD "changeset-flags-password-1"
-#define MAX_FILE (1u << 20)
 
 typedef struct {
     char id[PE_ID_LEN];
@@ -104,19 +103,9 @@ static double num(const cJSON *o, const char *k)
 
 static char *corpus(const char *name)
 {
-    char path[1024];
-    const char *file = __FILE__;
-    const char *at = strstr(file, "integration/test_changeset_flags.c");
-    assert_non_null(at);
-    snprintf(path, sizeof path, "%.*scorpus/changesets/%s", (int)(at - file), file, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, MAX_FILE);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, MAX_FILE - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    char rel[512];
+    snprintf(rel, sizeof rel, "changesets/%s", name);
+    return pe_test_corpus(rel);
 }
 
 /* Creates a ChangeSet for t from a corpus file, with featureFlagKey replaced by flag_key (NULL:

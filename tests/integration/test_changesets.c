@@ -31,7 +31,6 @@
 #include "pe_test.h"
 
 #define PASSWORD "changesets-password-1"
-#define MAX_FILE (1u << 20)
 
 typedef struct {
     char id[PE_ID_LEN];
@@ -95,19 +94,9 @@ static const char *err_message(const cJSON *j)
 
 static char *corpus(const char *name)
 {
-    char path[1024];
-    const char *file = __FILE__;
-    const char *at = strstr(file, "integration/test_changesets.c");
-    assert_non_null(at);
-    snprintf(path, sizeof path, "%.*scorpus/changesets/%s", (int)(at - file), file, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, MAX_FILE);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, MAX_FILE - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    char rel[512];
+    snprintf(rel, sizeof rel, "changesets/%s", name);
+    return pe_test_corpus(rel);
 }
 
 static void cs_path(char *out, size_t n, const tenant_t *t, const char *id, const char *suffix)

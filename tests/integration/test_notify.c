@@ -252,19 +252,9 @@ static void sql_expect(const char *want, const char *fmt, ...)
 
 static char *corpus(const char *name)
 {
-    char path[1024];
-    const char *file = __FILE__;
-    const char *at = strstr(file, "integration/test_notify.c");
-    assert_non_null(at);
-    snprintf(path, sizeof path, "%.*scorpus/changesets/%s", (int)(at - file), file, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, MAX_FILE);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, MAX_FILE - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    char rel[512];
+    snprintf(rel, sizeof rel, "changesets/%s", name);
+    return pe_test_corpus(rel);
 }
 
 /* Marks every pending row delivered, so a test sees only the rows it makes. */

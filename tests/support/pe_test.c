@@ -712,3 +712,26 @@ int pe_test_server_alive(pe_test_server_t *s)
 
     return s->pid > 0 && !child_exited(s->pid, how, sizeof(how));
 }
+
+char *pe_test_corpus(const char *relpath)
+{
+    enum { MAX_CORPUS_FILE = 1 << 20 };
+    char path[1024];
+    const char *file = __FILE__;
+    const char *at = strstr(file, "support/pe_test.c");
+    if (!at)
+        die("cannot locate tests/ from %s", file);
+    snprintf(path, sizeof path, "%.*scorpus/%s", (int)(at - file), file, relpath);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open %s", path);
+    char *buf = calloc(1, MAX_CORPUS_FILE);
+    if (!buf) {
+        fclose(f);
+        die("out of memory reading %s", path);
+    }
+    size_t n = fread(buf, 1, MAX_CORPUS_FILE - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}

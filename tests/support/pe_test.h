@@ -33,6 +33,11 @@ void pe_test_db_drop(char *conninfo);
  * column of the first row as a malloc'ed string (or NULL when there is no row). */
 char *pe_test_sql(const char *conninfo, const char *sql);
 
+/* The whole file tests/corpus/<relpath> (NUL-terminated, at most 1 MiB), found next to this
+ * source tree whatever the build directory. Fails the test when it cannot be read. The caller
+ * frees. */
+char *pe_test_corpus(const char *relpath);
+
 /* A profit-engine server run as a child process (the binary from PE_TEST_BINARY). */
 typedef struct {
     int pid;
