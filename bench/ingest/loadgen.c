@@ -225,8 +225,8 @@ static void add_event(buf_t *b, ids_t *ids, int i, const char *session, const ch
         buf_printf(b, "{}}");
 }
 
-/* Builds the whole HTTP request (headers and a body of n events) into a new allocation. */
-static char *build_request(const options_t *o, ids_t *ids, int n, size_t *len)
+/* A request body of n events: one visit's journey, fresh ids and timestamps. */
+static buf_t build_body(ids_t *ids, int n)
 {
     unsigned visit = ids->visit++;
     char session[37], anon[37], ts[96];
@@ -238,6 +238,13 @@ static char *build_request(const options_t *o, ids_t *ids, int n, size_t *len)
     for (int i = 0; i < n; i++)
         add_event(&body, ids, i, session, anon, ts, visit);
     buf_printf(&body, "]}");
+    return body;
+}
+
+/* Builds the whole HTTP request (headers and a body of n events) into a new allocation. */
+static char *build_request(const options_t *o, ids_t *ids, int n, size_t *len)
+{
+    buf_t body = build_body(ids, n);
     buf_t req = {0};
     buf_printf(&req,
                "POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
@@ -354,9 +361,12 @@ static double pct_ms(const stats_t *st, double p)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: loadgen --port P --key pk_… [--host 127.0.0.1] [--path /v1/events]\n"
-                    "               [--connections 16] [--duration 10] [--rate 0]\n"
-                    "               [--events-per-request 20] [--drain 10]\n");
+    fprintf(stderr,
+            "usage: loadgen --port P --key pk_… [--host 127.0.0.1] [--path /v1/events]\n"
+            "               [--connections 16] [--duration 10] [--rate 0]\n"
+            "               [--events-per-request 20] [--drain 10]\n"
+            "       loadgen --dump N [--events-per-request 20]   (N request bodies, one a line,\n"
+            "                                                     for bench/ingest/micro)\n");
     exit(2);
 }
 
@@ -377,8 +387,9 @@ int main(int argc, char **argv)
                                              {"rate", required_argument, NULL, 'r'},
                                              {"events-per-request", required_argument, NULL, 'e'},
                                              {"drain", required_argument, NULL, 'D'},
+                                             {"dump", required_argument, NULL, 'X'},
                                              {NULL, 0, NULL, 0}};
-    int opt;
+    int opt, dump = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -408,9 +419,21 @@ int main(int argc, char **argv)
         case 'D':
             o.drain_s = atof(optarg);
             break;
+        case 'X':
+            dump = atoi(optarg);
+            break;
         default:
             usage();
         }
+    }
+    if (dump > 0 && o.events_per_request >= 1 && o.events_per_request <= 500) {
+        ids_t ids = {.prefix_hi = 0x5eed5eed5eed5eedULL, .prefix_lo = (uint64_t)now_us()};
+        for (int i = 0; i < dump; i++) {
+            buf_t body = build_body(&ids, o.events_per_request);
+            printf("%.*s\n", (int)body.len, body.data);
+            free(body.data);
+        }
+        return 0;
     }
     if (!o.key || o.port <= 0 || o.connections < 1 || o.connections > MAX_CONNECTIONS ||
         o.duration_s <= 0 || o.events_per_request < 1 || o.events_per_request > 500 || o.rate < 0)

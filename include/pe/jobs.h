@@ -28,4 +28,10 @@ pe_scheduler_t *pe_scheduler_start(const pe_job_t *jobs, size_t njobs);
 /* Stops the thread (waits for a running job) and frees. Accepts NULL. */
 void pe_scheduler_stop(pe_scheduler_t *s);
 
+/* The jobs of the table that PE_JOBS selects (src/jobs/select.c): spec "all" (or NULL),
+ * "none", or names separated by commas. out has room for njobs; *nout is how many were chosen,
+ * in table order. Returns 0, or PE_EINVAL with a one-line message naming PE_JOBS in err. */
+int pe_jobs_select(const char *spec, const pe_job_t *jobs, size_t njobs, pe_job_t *out,
+                   size_t *nout, char *err, size_t errlen);
+
 #endif /* PE_JOBS_H */

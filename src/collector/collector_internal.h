@@ -21,6 +21,7 @@ typedef struct {
 typedef struct collector_job {
     struct collector_job *next;
     char store_id[PE_EVENT_ID_MAX + 1];
+    unsigned char store_uuid[16]; /* store_id as binary COPY sends it */
     pe_collector_mode_t mode;
     unsigned retention_days; /* import: how far back */
     int64_t received_at_us;
@@ -28,7 +29,7 @@ typedef struct collector_job {
      * writer can make sure their partitions exist before it stores them. */
     int32_t *days;
     size_t ndays;
-    pe_buf_t events_copy; /* COPY text rows for events */
+    pe_buf_t events_copy; /* binary COPY rows for events (no header, no trailer) */
     size_t nevents;
     collector_row_t *rows; /* nevents entries */
     pe_buf_t rejects_copy; /* COPY text rows for events_rejected */
@@ -41,6 +42,13 @@ typedef struct collector_job {
 } collector_job_t;
 
 void collector_job_free(collector_job_t *job);
+/* Validates every event of a batch, corrects its clock skew and encodes the accepted ones and
+ * the dead letters as COPY text (ingest.c): *out is the job, without done/arg, for
+ * collector_enqueue. Returns 0, PE_EINVAL (not an array, or more than PE_COLLECTOR_MAX_EVENTS)
+ * or PE_ENOMEM. */
+int collector_job_build(const char *store_id, pe_collector_mode_t mode, unsigned retention_days,
+                        const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
+                        collector_job_t **out);
 /* The collector's configured retention in days (for an import's window). */
 unsigned collector_retention_days(const pe_collector_t *c);
 /* Makes sure the daily partitions of events exist for every day of the job
@@ -51,10 +59,18 @@ int collector_ensure_partitions(pe_collector_t *c, pe_db_conn_t *conn, const col
  * stopping; the caller still owns the job). */
 int collector_enqueue(pe_collector_t *c, collector_job_t *job);
 
-/* The columns of events, in the order of the COPY lines. */
+/* The columns of events, in the order of the binary COPY rows. */
 #define COLLECTOR_EVENT_COLUMNS                                                                    \
     "store_id, occurred_at, event_id, name, funnel_step, session_id, anonymous_id, user_id, "      \
     "client_ts, received_at, page_path, utm_source, utm_medium, utm_campaign, device_type, "       \
     "context, properties, custom"
+#define COLLECTOR_EVENT_NCOLUMNS 18
+/* The COPY events statement and the binary format's header (signature, flags 0, no header
+ * extension) and trailer (field count -1) around the rows of events_copy. */
+#define COLLECTOR_EVENTS_COPY_SQL                                                                  \
+    "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN (FORMAT binary)"
+#define COLLECTOR_COPY_HEADER     "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"
+#define COLLECTOR_COPY_HEADER_LEN 19
+#define COLLECTOR_COPY_TRAILER    "\377\377"
 
 #endif /* PE_COLLECTOR_INTERNAL_H */

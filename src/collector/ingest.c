@@ -91,9 +91,8 @@ static int put_field(pe_buf_t *b, const char *s, bool last)
     return rc | pe_buf_append(b, last ? "\n" : "\t", 1);
 }
 
-/* JSON text, written straight into a COPY field: JSON escapes every control byte itself, so
- * the only byte COPY treats specially that JSON text can hold is the backslash, which is
- * doubled. One pass, no intermediate string (this runs for three values of every event). */
+/* A JSON string: quotes, backslashes and control bytes escaped, everything else (valid UTF-8,
+ * checked on the way in) as it is. One pass, runs of plain bytes appended whole. */
 static int put_json_string(pe_buf_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -107,22 +106,22 @@ static int put_json_string(pe_buf_t *b, const char *s)
         run = s + 1;
         switch (c) {
         case '"':
-            rc |= pe_buf_append(b, "\\\\\"", 3);
+            rc |= pe_buf_append(b, "\\\"", 2);
             break;
         case '\\':
-            rc |= pe_buf_append(b, "\\\\\\\\", 4);
+            rc |= pe_buf_append(b, "\\\\", 2);
             break;
         case '\n':
-            rc |= pe_buf_append(b, "\\\\n", 3);
+            rc |= pe_buf_append(b, "\\n", 2);
             break;
         case '\r':
-            rc |= pe_buf_append(b, "\\\\r", 3);
+            rc |= pe_buf_append(b, "\\r", 2);
             break;
         case '\t':
-            rc |= pe_buf_append(b, "\\\\t", 3);
+            rc |= pe_buf_append(b, "\\t", 2);
             break;
         default: {
-            char u[7] = {'\\', '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc |= pe_buf_append(b, u, sizeof u);
         }
         }
@@ -182,11 +181,77 @@ static int put_json_value(pe_buf_t *b, const cJSON *j)
     return pe_buf_append(b, "null", 4);
 }
 
-static int put_json(pe_buf_t *b, const cJSON *j, bool last)
+/* ---- binary COPY fields (PostgreSQL's "binary" format, big-endian) ----------------------------
+ * A row: int16 field count, then per field an int32 length (-1 for NULL) and that many bytes.
+ * uuid: 16 bytes; timestamptz: int64 µs since 2000-01-01 UTC; smallint: int16; text: the UTF-8
+ * bytes (no NUL: validation refuses \u0000); jsonb: a version byte (1) and the JSON text. No
+ * escaping and no parsing of text forms on either side. */
+
+#define PG_EPOCH_UNIX_US 946684800000000LL /* 2000-01-01T00:00:00Z */
+
+static int put_be(pe_buf_t *b, uint64_t v, int bytes)
+{
+    unsigned char out[8];
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xff);
+    return pe_buf_append(b, out, (size_t)bytes);
+}
+
+static int put_bin_null(pe_buf_t *b)
+{
+    return put_be(b, UINT32_MAX, 4);
+}
+
+static int put_bin_text(pe_buf_t *b, const char *s)
+{
+    if (!s)
+        return put_bin_null(b);
+    size_t n = strlen(s);
+    return put_be(b, (uint32_t)n, 4) | pe_buf_append(b, s, n);
+}
+
+static int put_bin_uuid(pe_buf_t *b, const unsigned char uuid[16])
+{
+    return put_be(b, 16, 4) | pe_buf_append(b, uuid, 16);
+}
+
+static int put_bin_ts(pe_buf_t *b, int64_t unix_us)
+{
+    return put_be(b, 8, 4) | put_be(b, (uint64_t)(unix_us - PG_EPOCH_UNIX_US), 8);
+}
+
+/* The JSON text after the version byte; the length is patched in once it is known. */
+static int put_bin_jsonb(pe_buf_t *b, const cJSON *j)
 {
     if (!j)
-        return put_field(b, NULL, last);
-    return put_json_value(b, j) | pe_buf_append(b, last ? "\n" : "\t", 1);
+        return put_bin_null(b);
+    size_t at = b->len;
+    int rc = put_be(b, 0, 4) | pe_buf_append(b, "\1", 1) | put_json_value(b, j);
+    if (rc != 0)
+        return rc;
+    size_t n = b->len - at - 4;
+    for (int i = 3; i >= 0; i--, n >>= 8)
+        b->data[at + (size_t)i] = (char)(n & 0xff);
+    return 0;
+}
+
+/* 16 bytes from a canonical (lower-case, hyphenated) UUID. */
+static int uuid_bytes(const char *text, unsigned char out[16])
+{
+    size_t k = 0;
+    for (const char *p = text; *p && k < 32; p++) {
+        if (*p == '-')
+            continue;
+        int v = *p >= '0' && *p <= '9'   ? *p - '0'
+                : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+                : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10
+                                         : -1;
+        if (v < 0)
+            return PE_EINVAL;
+        out[k / 2] = (unsigned char)(k % 2 ? (out[k / 2] << 4) | v : v);
+        k++;
+    }
+    return k == 32 ? 0 : PE_EINVAL;
 }
 
 /* Remembers an import's UTC day (a short list: a batch spans few days). */
@@ -208,12 +273,9 @@ static int note_day(collector_job_t *job, int32_t day)
 
 static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occurred_us)
 {
-    char occurred[32], client[32], received[32], day[11];
-    char funnel[2] = {(char)('0' + ev->def->funnel_step), '\0'};
+    char day[11];
     char event_id[PE_EVENT_UUID_LEN + 1];
-    format_ts(occurred_us, occurred);
-    format_ts(ev->timestamp_us, client);
-    format_ts(job->received_at_us, received);
+    unsigned char event_uuid[16];
     /* The idempotency key's day: the client's own timestamp (identical on every retry). Live
      * traffic clamps it into the window whose key partitions exist (0002_events.sql, invariant
      * 2); an import makes its days' partitions exist instead (collector_ensure_partitions). */
@@ -229,32 +291,36 @@ static int encode_event(collector_job_t *job, const pe_event_t *ev, int64_t occu
     }
     format_day(key_us, day);
     pe_event_id_canonical(ev->event_id, event_id);
+    if (uuid_bytes(event_id, event_uuid) != 0)
+        return PE_EINTERNAL; /* validation let through an id that is not a UUID */
 
     pe_buf_t *b = &job->events_copy;
     collector_row_t *row = &job->rows[job->nevents];
     row->offset = b->len;
     memcpy(row->key_day, day, sizeof row->key_day);
     if (job->mode == PE_COLLECTOR_IMPORT)
-        memcpy(row->occurred, occurred, sizeof row->occurred);
+        format_ts(occurred_us, row->occurred);
     memcpy(row->event_id, event_id, sizeof row->event_id);
-    int rc = put_field(b, job->store_id, false);
-    rc |= put_field(b, occurred, false);
-    rc |= put_field(b, event_id, false);
-    rc |= put_field(b, ev->name, false);
-    rc |= put_field(b, funnel, false);
-    rc |= put_field(b, ev->session_id, false);
-    rc |= put_field(b, ev->anonymous_id, false);
-    rc |= put_field(b, ev->user_id, false);
-    rc |= put_field(b, client, false);
-    rc |= put_field(b, received, false);
-    rc |= put_field(b, ev->page_path, false);
-    rc |= put_field(b, ev->utm_source, false);
-    rc |= put_field(b, ev->utm_medium, false);
-    rc |= put_field(b, ev->utm_campaign, false);
-    rc |= put_field(b, ev->device_type, false);
-    rc |= put_json(b, ev->context, false);
-    rc |= put_json(b, ev->properties, false);
-    rc |= put_json(b, ev->custom, true);
+    /* the columns of COLLECTOR_EVENT_COLUMNS, in order */
+    int rc = put_be(b, COLLECTOR_EVENT_NCOLUMNS, 2);
+    rc |= put_bin_uuid(b, job->store_uuid);
+    rc |= put_bin_ts(b, occurred_us);
+    rc |= put_bin_uuid(b, event_uuid);
+    rc |= put_bin_text(b, ev->name);
+    rc |= put_be(b, 2, 4) | put_be(b, (uint16_t)ev->def->funnel_step, 2);
+    rc |= put_bin_text(b, ev->session_id);
+    rc |= put_bin_text(b, ev->anonymous_id);
+    rc |= put_bin_text(b, ev->user_id);
+    rc |= put_bin_ts(b, ev->timestamp_us);
+    rc |= put_bin_ts(b, job->received_at_us);
+    rc |= put_bin_text(b, ev->page_path);
+    rc |= put_bin_text(b, ev->utm_source);
+    rc |= put_bin_text(b, ev->utm_medium);
+    rc |= put_bin_text(b, ev->utm_campaign);
+    rc |= put_bin_text(b, ev->device_type);
+    rc |= put_bin_jsonb(b, ev->context);
+    rc |= put_bin_jsonb(b, ev->properties);
+    rc |= put_bin_jsonb(b, ev->custom);
     if (rc != 0)
         return PE_ENOMEM;
     row->len = b->len - row->offset;
@@ -337,10 +403,11 @@ static int ingest_one(collector_job_t *job, size_t index, const cJSON *item,
     return rc;
 }
 
-int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+int collector_job_build(const char *store_id, pe_collector_mode_t mode, unsigned retention_days,
                         const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
-                        pe_collector_done_fn done, void *arg)
+                        collector_job_t **out)
 {
+    *out = NULL;
     if (!cJSON_IsArray(events))
         return PE_EINVAL;
     int count = cJSON_GetArraySize(events);
@@ -357,14 +424,17 @@ int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mo
     if (!job->rejected || !job->rows || pe_buf_reserve(&job->events_copy, (size_t)count * 1024))
         goto out;
     snprintf(job->store_id, sizeof job->store_id, "%s", store_id);
+    if (uuid_bytes(job->store_id, job->store_uuid) != 0) {
+        rc = PE_EINVAL; /* the caller's store id, from the key: always a UUID */
+        goto out;
+    }
     job->mode = mode;
-    job->retention_days = collector_retention_days(c);
+    job->retention_days = retention_days;
     job->received_at_us = received_at_us;
     if (mode == PE_COLLECTOR_IMPORT)
         batch_sent_at_us = 0; /* history is taken as sent */
-    job->done = done;
-    job->arg = arg;
 
+    rc = 0;
     size_t index = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, events)
@@ -373,10 +443,26 @@ int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mo
         if (rc != 0)
             goto out;
     }
-    rc = collector_enqueue(c, job);
-    if (rc == 0)
-        job = NULL; /* the writer owns it now */
+    *out = job;
+    job = NULL;
 out:
     collector_job_free(job);
+    return rc;
+}
+
+int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
+                        const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
+                        pe_collector_done_fn done, void *arg)
+{
+    collector_job_t *job = NULL;
+    int rc = collector_job_build(store_id, mode, collector_retention_days(c), events,
+                                 batch_sent_at_us, received_at_us, &job);
+    if (rc != 0)
+        return rc;
+    job->done = done;
+    job->arg = arg;
+    rc = collector_enqueue(c, job);
+    if (rc != 0)
+        collector_job_free(job); /* refused: the caller answers 503 */
     return rc;
 }

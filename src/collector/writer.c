@@ -6,7 +6,7 @@
  *
  *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
  *                                                           │
- *     BEGIN; COPY keys → event_keys; COPY events   (every key new: the rule)
+ *     BEGIN; COPY keys → event_keys; COPY events (binary)   (every key new: the rule)
  *            └─ unique violation (a retry) → ROLLBACK; BEGIN; INSERT keys ON CONFLICT
  *               DO NOTHING RETURNING; COPY the events whose key came back
  *            COPY events_rejected; COMMIT
@@ -33,7 +33,9 @@
  *  4. Each writer holds one connection while it works; on any error it hands it back (rolled
  *     back) and takes one again for the next commit. Writers lock shared keys in sorted order,
  *     so two commits carrying the same event cannot deadlock: the second waits for the first
- *     and then finds the key taken.
+ *     and then finds the key taken. For live events that order is event_keys' (the same event
+ *     meets its twin there first), so their rows may follow in job order, each job's COPY text
+ *     sent whole; imports, keyed by events itself, go row by row in key order.
  *  5. Idempotency costs a COPY of three narrow columns when no key was seen before (the common
  *     case: retries are rare), and a second transaction only for the commit that meets a stored
  *     key (never a savepoint: every row keeps a top-level xmin, which the aggregation's snapshot
@@ -246,13 +248,20 @@ static int key_ref_cmp(const void *a, const void *b)
 /* The fast path: every key of the commit is new (the rule: retries are rare). The keys go to
  * event_keys with COPY and the events after them; a key stored before makes the key COPY fail
  * with a unique violation, and the caller does the commit again with insert_new_events. */
-static int copy_new_events(writer_t *w, const key_ref_t *refs, size_t n, uint64_t *inserted)
+static int copy_new_events(writer_t *w, const collector_job_t *jobs, const key_ref_t *refs,
+                           size_t n, uint64_t *inserted)
 {
     pe_buf_t keys = PE_BUF_INIT;
     int rc = 0;
+    /* Every row of every job goes in (the rule: live traffic, no key twice): then the events
+     * go job by job, whole. Otherwise row by row in key order, skipping the repeats; imports
+     * too, whose only lock order is the events key itself (invariant 4). */
+    bool whole_jobs = true;
     for (size_t k = 0; k < n; k++) {
-        if (refs[k].duplicate || refs[k].import)
+        if (refs[k].duplicate || refs[k].import) {
+            whole_jobs = false;
             continue;
+        }
         rc |= pe_buf_puts(&keys, refs[k].job->store_id);
         rc |= pe_buf_append(&keys, "\t", 1);
         rc |= pe_buf_append(&keys, refs[k].row->key_day, 10);
@@ -277,14 +286,27 @@ static int copy_new_events(writer_t *w, const key_ref_t *refs, size_t n, uint64_
         if (rc != 0)
             goto out;
     }
-    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
-    for (size_t k = 0; rc == 0 && k < n; k++) {
-        if (refs[k].duplicate)
-            continue;
-        const collector_job_t *j = refs[k].job;
-        rc = pe_db_copy_send(w->conn, j->events_copy.data + refs[k].row->offset, refs[k].row->len);
-        (*inserted)++;
+    rc = pe_db_copy_begin(w->conn, COLLECTOR_EVENTS_COPY_SQL);
+    if (rc == 0)
+        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_HEADER, COLLECTOR_COPY_HEADER_LEN);
+    if (whole_jobs) {
+        /* each job's rows in one message: far fewer CopyData messages for the server to read */
+        for (const collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
+            rc = pe_db_copy_send(w->conn, j->events_copy.data, j->events_copy.len);
+            *inserted += j->nevents;
+        }
+    } else {
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            if (refs[k].duplicate)
+                continue;
+            const collector_job_t *j = refs[k].job;
+            rc = pe_db_copy_send(w->conn, j->events_copy.data + refs[k].row->offset,
+                                 refs[k].row->len);
+            (*inserted)++;
+        }
     }
+    if (rc == 0)
+        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_TRAILER, 2);
     end = pe_db_copy_end(w->conn, &rows);
     rc = rc != 0 ? rc : end;
 out:
@@ -403,7 +425,9 @@ imported:
     rc = mark_new_imports(w, refs, n);
     if (rc != 0)
         goto out;
-    rc = pe_db_copy_begin(w->conn, "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN");
+    rc = pe_db_copy_begin(w->conn, COLLECTOR_EVENTS_COPY_SQL);
+    if (rc == 0)
+        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_HEADER, COLLECTOR_COPY_HEADER_LEN);
     for (size_t k = 0; rc == 0 && k < n; k++) {
         if (!refs[k].fresh)
             continue;
@@ -411,6 +435,8 @@ imported:
         rc = pe_db_copy_send(w->conn, j->events_copy.data + refs[k].row->offset, refs[k].row->len);
         (*inserted)++;
     }
+    if (rc == 0)
+        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_TRAILER, 2);
     uint64_t rows = 0;
     int end = pe_db_copy_end(w->conn, &rows);
     if (rc == 0)
@@ -444,7 +470,7 @@ static int store_events(writer_t *w, collector_job_t *jobs, size_t nevents, bool
 
     *inserted = 0;
     rc = conflict_aware ? insert_new_events(w, refs, n, inserted)
-                        : copy_new_events(w, refs, n, inserted);
+                        : copy_new_events(w, jobs, refs, n, inserted);
 out:
     free(refs);
     return rc;

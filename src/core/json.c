@@ -26,6 +26,12 @@ static bool structure_ok(const char *s, size_t len, char *err, size_t errlen)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_string) {
+            /* skip the plain bytes of the string in one run */
+            while (i < len && s[i] != '"' && s[i] != '\\')
+                i++;
+            if (i == len)
+                break;
+            c = s[i];
             if (c == '\\') {
                 /* cJSON would end the C string at an escaped NUL and silently drop the rest */
                 if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0) {

@@ -82,6 +82,32 @@ static const char *quote_key(const char *key, char out[KEY_QUOTE_MAX + 4])
     return out;
 }
 
+/* sub = "<path>.<key>", each part cut at its maximum (as "%.*s.%.*s" would, without printf:
+ * this runs for every property of every event). */
+static void path_join(char sub[PATH_LEN], const char *path, const char *key)
+{
+    size_t a = strnlen(path, PATH_PARENT_MAX), b = strnlen(key, PATH_KEY_MAX);
+    memcpy(sub, path, a);
+    sub[a] = '.';
+    memcpy(sub + a + 1, key, b);
+    sub[a + 1 + b] = '\0';
+}
+
+/* sub = "<path>[<i>]", the path cut at its maximum. */
+static void path_index(char sub[PATH_LEN], const char *path, size_t i)
+{
+    char digits[24], *d = digits + sizeof digits;
+    do
+        *--d = (char)('0' + i % 10);
+    while (i /= 10);
+    size_t a = strnlen(path, PATH_PARENT_MAX), b = (size_t)(digits + sizeof digits - d);
+    memcpy(sub, path, a);
+    sub[a] = '[';
+    memcpy(sub + a + 1, d, b);
+    sub[a + 1 + b] = ']';
+    sub[a + 2 + b] = '\0';
+}
+
 /* ---- serialised size (as cJSON_PrintUnformatted) ---------------------------------------------
  */
 
@@ -122,8 +148,13 @@ static size_t number_size(const cJSON *item)
     return (size_t)n;
 }
 
-/* Size of item, or a value > limit as soon as it is known to exceed limit. */
-static size_t json_size(const cJSON *item, size_t limit)
+/* The longest text cJSON prints for a number: "%1.17g" of a negative subnormal. */
+#define NUMBER_SIZE_BOUND 24
+
+/* Size of item, or a value > limit as soon as it is known to exceed limit. With exact = false,
+ * a number that is not an integer counts as NUMBER_SIZE_BOUND bytes instead of being printed:
+ * an upper bound, cheap, and enough whenever it is within the limit. */
+static size_t json_size_pass(const cJSON *item, size_t limit, bool exact)
 {
     switch (item->type & 0xFF) {
     case cJSON_False:
@@ -132,6 +163,8 @@ static size_t json_size(const cJSON *item, size_t limit)
     case cJSON_NULL:
         return 4;
     case cJSON_Number:
+        if (!exact && item->valuedouble != (double)item->valueint)
+            return NUMBER_SIZE_BOUND;
         return number_size(item);
     case cJSON_String:
         return item->valuestring ? string_size(item->valuestring) : 4;
@@ -146,7 +179,7 @@ static size_t json_size(const cJSON *item, size_t limit)
                 n++; /* , */
             if (object)
                 n += string_size(c->string ? c->string : "") + 1; /* "key": */
-            n += json_size(c, limit);
+            n += json_size_pass(c, limit, exact);
             if (n > limit)
                 return n;
         }
@@ -155,6 +188,16 @@ static size_t json_size(const cJSON *item, size_t limit)
     default:
         return 0;
     }
+}
+
+/* Within limit: a value ≤ limit (an upper bound of the size cJSON_PrintUnformatted would
+ * print). Beyond it: a value > limit. Printing numbers is the costly part, so a bound that
+ * counts every non-integer as NUMBER_SIZE_BOUND bytes comes first, and the exact size is
+ * worked out only when that bound is over the limit. */
+static size_t json_size(const cJSON *item, size_t limit)
+{
+    size_t bound = json_size_pass(item, limit, false);
+    return bound <= limit ? bound : json_size_pass(item, limit, true);
 }
 
 /* ---- scalars ---------------------------------------------------------------------------------
@@ -256,7 +299,7 @@ static int check_items(const cJSON *v, const pe_prop_def_t *def, const char *pat
     size_t i = 0;
     char sub[PATH_LEN];
     for (const cJSON *c = v->child; c; c = c->next, i++) {
-        snprintf(sub, sizeof sub, "%.*s[%zu]", PATH_PARENT_MAX, path, i);
+        path_index(sub, path, i);
         if (!cJSON_IsObject(c))
             return refuse(err, "invalid_type", "%s: must be an object", sub);
         int rc = check_props(c, pe_events_item_props, pe_events_item_nprops, sub, err);
@@ -326,7 +369,7 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
         if (seen & (UINT64_C(1) << k))
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
         seen |= UINT64_C(1) << k;
-        snprintf(sub, sizeof sub, "%.*s.%.*s", PATH_PARENT_MAX, path, PATH_KEY_MAX, key);
+        path_join(sub, path, key);
         int rc = check_prop(c, &props[k], sub, err);
         if (rc != 0)
             return rc;
@@ -420,7 +463,7 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
             return refuse(err, "unknown_field", "%s.%s: unknown field", path, quote_key(key, q));
         if (found[k])
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
-        snprintf(sub, sizeof sub, "%.*s.%.*s", PATH_PARENT_MAX, path, PATH_KEY_MAX, key);
+        path_join(sub, path, key);
         int rc = check_string(c, sub, 0, fields[k].max_len, err);
         if (rc != 0)
             return rc;

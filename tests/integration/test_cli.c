@@ -324,6 +324,25 @@ static void test_unknown_command(void **state)
 }
 
 /* ---- configuration --------------------------------------------------------------------------- */
+/* PE_JOBS names the background jobs of serve; a name that is no job stops serve before it
+ * listens, with exit status 2 and a line naming the variable and the jobs there are. */
+static void test_serve_refuses_unknown_job(void **state)
+{
+    (void)state;
+    char redis[4200];
+    snprintf(redis, sizeof redis, "PE_REDIS_URL=%s", pe_test_redis_url());
+    run_t r;
+    run(&r, (const char *const[]){"serve", NULL},
+        (const char *const[]){"PE_DATABASE_URL=" DEAD_DB, redis, "PE_LISTEN=127.0.0.1:0",
+                              "PE_JOBS=aggregate,partition_maintenanse", NULL},
+        NULL);
+    const char *want = "profit-engine: PE_JOBS: 'partition_maintenanse' is not a job (all, none, "
+                       "or a list of partition_maintenance, aggregate";
+    if (r.timed_out || r.signal != 0 || r.exit_code != 2 || !strstr(text(&r.err), want))
+        fail_msg("want exit 2 and '%s…'; got exit %d signal %d timed out %d, stderr:\n%s", want,
+                 r.exit_code, r.signal, r.timed_out, text(&r.err));
+    run_free(&r);
+}
 
 static void test_bad_configuration(void **state)
 {
@@ -650,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_subcommand_help),
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_bad_configuration),
+        cmocka_unit_test(test_serve_refuses_unknown_job),
         cmocka_unit_test(test_migrate),
         cmocka_unit_test(test_store_create),
         cmocka_unit_test(test_store_create_refusals),
