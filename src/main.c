@@ -74,6 +74,9 @@ static const char USAGE[] =
     "  PE_NOTIFY_INTERVAL_S   ChangeSet notification dispatcher period, seconds (5)\n"
     "  PE_WEBHOOK_URL         POST ChangeSet notifications here (signed, retried)\n"
     "  PE_WEBHOOK_SECRET      HMAC-SHA256 key of the X-PE-Signature header\n"
+    "  PE_TRUSTED_PROXIES     proxies' addresses/CIDRs whose X-Forwarded-For names the client\n"
+    "                         (none: the TCP peer is the client)\n"
+    "  PE_JOBS                background jobs of serve: all, none or a list of names (all)\n"
     "\n"
     "Run 'profit-engine <command> --help' for a command's options.\n";
 
@@ -194,6 +197,18 @@ static int run_notify(void *arg, char *err, size_t errlen)
     return pe_changeset_dispatch(arg, &n, err, errlen);
 }
 
+static int run_login_purge(void *arg, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    int rc = pe_tenancy_login_purge(arg, &n);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", pe_strerror(rc));
+    else if (n)
+        pe_log(PE_LOG_INFO, "login_throttle_purged", "%llu expired sign-in throttle rows deleted",
+               (unsigned long long)n);
+    return rc;
+}
+
 static int cmd_serve(const pe_config_t *cfg)
 {
     int rc = EXIT_FAILURE;
@@ -249,6 +264,24 @@ static int cmd_serve(const pe_config_t *cfg)
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
         goto out;
     }
+    const pe_job_t jobs[] = {
+        {"partition_maintenance", 3600, 5, run_maintenance, &app},
+        {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
+        {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
+        {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
+        {"login_throttle_purge", PE_LOGIN_PURGE_INTERVAL_S, 30, run_login_purge, app.db},
+    };
+    pe_job_t selected[PE_ARRAY_LEN(jobs)];
+    size_t nselected = 0;
+    if (pe_jobs_select(cfg->jobs, jobs, PE_ARRAY_LEN(jobs), selected, &nselected, err,
+                       sizeof err) != 0) {
+        fprintf(stderr, "profit-engine: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (nselected < PE_ARRAY_LEN(jobs))
+        pe_log(PE_LOG_INFO, "jobs_selected", "PE_JOBS=%s: %zu of %zu background jobs run here",
+               cfg->jobs, nselected, PE_ARRAY_LEN(jobs));
     if (pe_api_register(router) != 0) {
         fprintf(stderr, "profit-engine: cannot register routes\n");
         goto out;
@@ -261,6 +294,7 @@ static int cmd_serve(const pe_config_t *cfg)
         .conn_timeout_s = cfg->conn_timeout_s,
         .app = &app,
         .authenticate = pe_api_authenticate,
+        .trusted_proxies = cfg->trusted_proxies,
     };
     app.http = pe_http_server_new(&hcfg, router, err, sizeof err);
     router = NULL; /* the server owns it now, even on failure */
@@ -282,14 +316,8 @@ static int cmd_serve(const pe_config_t *cfg)
         pe_log(PE_LOG_WARN, "migrations_pending",
                "migrations are pending; run 'profit-engine migrate' (/readyz reports 503)");
 
-    const pe_job_t jobs[] = {
-        {"partition_maintenance", 3600, 5, run_maintenance, &app},
-        {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
-        {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
-        {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
-    };
-    scheduler = pe_scheduler_start(jobs, PE_ARRAY_LEN(jobs));
-    if (!scheduler)
+    scheduler = nselected ? pe_scheduler_start(selected, nselected) : NULL;
+    if (nselected && !scheduler)
         pe_log(PE_LOG_ERROR, "scheduler_failed", "background jobs could not start");
 
     int sig = 0;

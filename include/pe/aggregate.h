@@ -61,7 +61,7 @@ int pe_aggregate_job(void *arg, char *err, size_t errlen);
 typedef enum {
     PE_AGGREGATE_VIEW_OVERVIEW = 0, /* from, to */
     PE_AGGREGATE_VIEW_FUNNEL,       /* from, to, device, country, source */
-    PE_AGGREGATE_VIEW_BREAKDOWN,    /* from, to */
+    PE_AGGREGATE_VIEW_BREAKDOWN,    /* from, to, device, country, source (as the funnel) */
 } pe_aggregate_view_t;
 
 #define PE_AGGREGATE_MAX_DAYS     400 /* longest from..to range, both ends included */
@@ -110,7 +110,10 @@ int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, int32_t today,
 int pe_aggregate_funnel(pe_db_pool_t *db, const char *store_id, const pe_aggregate_query_t *q,
                         cJSON **out);
 /* GET …/funnel/steps/{step}/breakdown: the step's conversion by device, country, source and
- * store-local hour of day. Thread-safe. */
+ * store-local hour of day, over the sessions the funnel with the same query counts (the
+ * filters of q narrow every part: Σ sessions of each part = the funnel's sessions at the step
+ * before). Reads agg_daily_segments, and agg_funnel_hourly or, filtered,
+ * agg_funnel_hourly_segments. *out belongs to the caller (cJSON_Delete). Thread-safe. */
 int pe_aggregate_breakdown(pe_db_pool_t *db, const char *store_id, pe_funnel_step_t step,
                            const pe_aggregate_query_t *q, cJSON **out);
 

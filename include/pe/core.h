@@ -94,6 +94,51 @@ void pe_log_raw(const char *json, size_t len);
 int pe_log_level_parse(const char *s, pe_log_level_t *out);
 const char *pe_log_level_name(pe_log_level_t level);
 
+/* ---- network addresses (netaddr.c) ---------------------------------------------------------- */
+
+/* An IPv4 or IPv6 address in one 16-byte form: IPv4 is held as the IPv4-mapped IPv6 address
+ * ::ffff:a.b.c.d, so "1.2.3.4" and "::ffff:1.2.3.4" are the same address and one CIDR list
+ * covers both families. */
+typedef struct {
+    uint8_t b[16];
+} pe_ip_t;
+
+#define PE_IP_TEXT_LEN 46 /* INET6_ADDRSTRLEN: the longest pe_ip_format text + NUL */
+
+/* Parses exactly n bytes of s as an IPv4 dotted quad or an IPv6 address (no brackets, port or
+ * zone; leading zeros in an IPv4 part are refused). Reads at most n bytes. Returns 0 and *out,
+ * or PE_EINVAL. */
+int pe_ip_parse(const char *s, size_t n, pe_ip_t *out);
+/* The canonical text of ip (RFC 5952; IPv4 and IPv4-mapped addresses as a dotted quad), so two
+ * spellings of one address give one string. */
+void pe_ip_format(const pe_ip_t *ip, char out[PE_IP_TEXT_LEN]);
+/* True when ip is IPv4 (IPv4-mapped). */
+bool pe_ip_is_v4(const pe_ip_t *ip);
+
+/* An address block: the addresses whose first `bits` bits (of the 128) equal those of net. */
+typedef struct {
+    pe_ip_t net;
+    uint8_t bits; /* 0..128; an IPv4 prefix /n is stored as 96 + n */
+} pe_cidr_t;
+
+#define PE_CIDR_LIST_MAX 64
+
+/* A fixed list of address blocks (PE_TRUSTED_PROXIES); count 0 contains nothing. Plain data:
+ * copy it by value. */
+typedef struct {
+    pe_cidr_t items[PE_CIDR_LIST_MAX];
+    size_t count;
+} pe_cidr_list_t;
+
+/* Parses a comma-separated list of "address[/prefix]" (IPv4 a.b.c.d/0..32, IPv6 x::y/0..128; a
+ * bare address is one host; spaces and tabs around entries are ignored; an empty or blank s is
+ * the empty list). An entry with bits set past its prefix (10.0.0.1/8) is refused: it is almost
+ * always a typo. Returns 0 and *out; PE_EINVAL with the offending entry at s[*bad_off] for
+ * *bad_len bytes; or PE_ETOOBIG beyond PE_CIDR_LIST_MAX entries. */
+int pe_cidr_list_parse(const char *s, pe_cidr_list_t *out, size_t *bad_off, size_t *bad_len);
+/* True when ip is in one of the list's blocks (list may be NULL: contains nothing). */
+bool pe_cidr_list_contains(const pe_cidr_list_t *list, const pe_ip_t *ip);
+
 /* ---- configuration --------------------------------------------------------------------------- */
 
 /* The read-only configuration built once at start-up from PE_* variables. */
@@ -117,6 +162,8 @@ typedef struct {
     unsigned notify_interval_s;     /* PE_NOTIFY_INTERVAL_S: outbox dispatcher period */
     char *webhook_url;              /* PE_WEBHOOK_URL: ChangeSet notifications (NULL = none) */
     char *webhook_secret;           /* PE_WEBHOOK_SECRET: HMAC-SHA256 key of webhook signatures */
+    char *jobs; /* PE_JOBS: background jobs of `serve`: all, none, or names (src/jobs/select.c) */
+    pe_cidr_list_t trusted_proxies; /* PE_TRUSTED_PROXIES: peers whose X-Forwarded-For counts */
 } pe_config_t;
 
 /* Fills cfg from the environment (getenv). On a bad value returns PE_EINVAL and writes a
@@ -182,8 +229,21 @@ typedef struct {
 /* The files of sql/migrations, sorted by name. */
 extern const pe_embedded_file_t pe_embedded_migrations[];
 extern const size_t pe_embedded_migrations_count;
+/* A dashboard file compiled into the binary with what the build derived for HTTP caching
+ * (cmake/embed_run.cmake, ASSETS mode). data is the file as served: pages and stylesheets have
+ * their references to other files rewritten to fingerprinted URLs (path?v=<hash>). */
+typedef struct {
+    const char *path;
+    const unsigned char *data; /* NUL-terminated; the terminator is not counted in len */
+    size_t len;
+    const char *hash;          /* first 16 hex digits of the SHA-256 of data: ETag, fingerprint */
+    const unsigned char *gzip; /* gzip -9n of data, or NULL when it is not 10% smaller */
+    size_t gzip_len;
+    const char *script_hash; /* CSP source ('sha256-…') of a page's inline import map, or NULL */
+} pe_embedded_asset_t;
+
 /* The files under web/, sorted by path. */
-extern const pe_embedded_file_t pe_embedded_web[];
+extern const pe_embedded_asset_t pe_embedded_web[];
 extern const size_t pe_embedded_web_count;
 
 #define PE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -125,6 +125,43 @@ void pe_http_query_free(pe_http_query_t *q);
  * Returns the decoded length, or -1 when invalid. */
 long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space);
 
+/* ---- conditional requests and content codings (pure: usable from fuzzers) ------------------ */
+
+/* True when an Accept-Encoding value (NULL when the header is absent) accepts coding, a token
+ * such as "gzip", with a quality above 0 (RFC 9110 §12.5.3): the coding's own entry decides
+ * ("gzip;q=0" refuses it even beside "*"), else a "*" entry; "x-gzip" counts as "gzip"; an entry
+ * with a malformed q is ignored; tokens compare case-insensitively. Thread-safe. */
+bool pe_http_accepts_encoding(const char *accept_encoding, const char *coding);
+/* True when an If-None-Match value (NULL when absent) matches etag, a quoted entity tag such as
+ * "\"abc\"": "*", or one of the listed tags by weak comparison (RFC 9110 §13.1.2: a W/ prefix
+ * is ignored). Thread-safe. */
+bool pe_http_none_match(const char *if_none_match, const char *etag);
+
+/* The Content-Security-Policy of every reply of a route without PE_ROUTE_CORS, in two halves
+ * split at the end of its script-src directive. A handler that must allow an inline script (the
+ * dashboard's import map) sets its own header, PE_HTTP_CSP_HEAD " 'sha256-…'" PE_HTTP_CSP_TAIL,
+ * which then replaces the default for that reply. */
+#define PE_HTTP_CSP_HEAD "default-src 'self'; script-src 'self'"
+#define PE_HTTP_CSP_TAIL                                                                           \
+    "; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "              \
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+/* ---- the client behind trusted proxies (forwarded.c; pure: usable from fuzzers) ------------ */
+
+/* The client address of a request whose TCP peer is peer, from the values of its
+ * X-Forwarded-For header lines in the order received (values[i] may be NULL; nvalues may be 0):
+ *  - a peer not in trusted (NULL or empty: trust nobody) is the client; its header is ignored;
+ *  - else the entries of all the lines, as if joined by commas, are walked right to left,
+ *    skipping addresses in trusted: the first untrusted one is the client, and when every entry
+ *    is trusted, the leftmost one; entries left of the client are never read;
+ *  - an entry the walk reaches that is not "a.b.c.d", "a.b.c.d:port", an IPv6 address,
+ *    "[v6]" or "[v6]:port" makes the client the peer (never an error); empty elements are
+ *    skipped; no entry at all leaves the peer.
+ * Always fills *client. Returns true when it came from the header, false when it is the peer.
+ * Thread-safe; reads only the given strings. */
+bool pe_http_forwarded_client(const pe_cidr_list_t *trusted, const pe_ip_t *peer,
+                              const char *const *values, size_t nvalues, pe_ip_t *client);
+
 /* ---- server ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -138,6 +175,8 @@ typedef struct {
      * PE_EUNAVAIL (answered with the mapped status). Called from HTTP threads. */
     int (*authenticate)(void *app, pe_http_request_t *req, pe_auth_kind_t required,
                         pe_http_auth_t *out);
+    /* Peers whose X-Forwarded-For names the client (PE_TRUSTED_PROXIES); count 0 = none. */
+    pe_cidr_list_t trusted_proxies;
 } pe_http_server_config_t;
 
 /* Creates a server that will serve router's routes (takes ownership of router). Returns NULL
@@ -183,7 +222,10 @@ const char *pe_http_body(const pe_http_request_t *req, size_t *len);
 cJSON *pe_http_json_body(pe_http_request_t *req);
 const pe_http_auth_t *pe_http_auth(const pe_http_request_t *req);
 const char *pe_http_request_id(const pe_http_request_t *req);
-/* The peer address as text ("127.0.0.1"). */
+/* The client's address as canonical text (pe_ip_format: "203.0.113.7", "2001:db8::1"): the TCP
+ * peer, or, when the peer is one of the server's trusted proxies, the client X-Forwarded-For
+ * names (pe_http_forwarded_client); "unknown" for a socket without an IP address. What
+ * per-address limits and the access log use. Lives as long as the request. */
 const char *pe_http_remote_addr(pe_http_request_t *req);
 
 /* Adds a response header (copied). Call before replying. Returns 0 or PE_ENOMEM. */

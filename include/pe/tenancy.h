@@ -45,12 +45,58 @@ int pe_tenancy_store_create(pe_db_pool_t *pool, const char *name, const char *ti
 /* Reads one store. Returns 0 or PE_ENOTFOUND (also for a malformed id). */
 int pe_tenancy_store_get(pe_db_pool_t *pool, const char *store_id, pe_store_t *out);
 
-/* Issues an extra key of `kind` for a store (rotation). Returns 0 and the key and its id,
- * PE_ENOTFOUND (no such store), PE_EINVAL (unknown kind) or a database error. */
+/* The most keys (of both kinds together) a store may have that are not revoked: enough for a
+ * key per storefront and server plus rotation overlap, few enough that a leaked session or
+ * secret key cannot mint keys without bound. */
+#define PE_KEYS_MAX_LIVE  20
+#define PE_KEY_PREFIX_LEN 11 /* the 10 characters kept in clear + NUL */
+#define PE_TIMESTAMP_LEN  32 /* "2026-11-24T10:00:00.000Z" + NUL, with room */
+
+/* What may be shown of a key after its creation: never the key, never its hash. */
+typedef struct {
+    char id[PE_ID_LEN];
+    pe_key_kind_t kind;
+    char prefix[PE_KEY_PREFIX_LEN];    /* "pk_AbCdEfG": tells keys apart, reveals nothing */
+    char created_at[PE_TIMESTAMP_LEN]; /* RFC 3339, UTC, milliseconds */
+    char revoked_at[PE_TIMESTAMP_LEN]; /* "" while the key works */
+} pe_key_info_t;
+
+/* The stored name of a kind, "publishable" or "secret" (NULL for anything else), and back:
+ * pe_tenancy_key_kind_from_name returns 0 or PE_EINVAL (name may be NULL). Thread-safe. */
+const char *pe_tenancy_key_kind_name(pe_key_kind_t kind);
+int pe_tenancy_key_kind_from_name(const char *name, pe_key_kind_t *out);
+
+/* Issues an extra key of `kind` for a store (rotation). The store is locked for the count, so
+ * concurrent calls never take it past PE_KEYS_MAX_LIVE live keys. Returns 0 and the key and its
+ * id, PE_ENOTFOUND (no such store, malformed id included), PE_EINVAL (unknown kind),
+ * PE_ECONFLICT (the store already has PE_KEYS_MAX_LIVE live keys) or a database error. */
 int pe_tenancy_key_create(pe_db_pool_t *pool, const char *store_id, pe_key_kind_t kind,
                           char key[PE_KEY_LEN], char key_id[PE_ID_LEN]);
-/* Revokes a key of that store (by key id). Returns 0 or PE_ENOTFOUND. */
+/* pe_tenancy_key_create, handing out the new key's row (id, kind, prefix, creation time) in
+ * *info instead of only its id. Same returns; *info zeroed on failure. Thread-safe. */
+int pe_tenancy_key_create_info(pe_db_pool_t *pool, const char *store_id, pe_key_kind_t kind,
+                               char key[PE_KEY_LEN], pe_key_info_t *info);
+/* Revokes a key of that store (by key id). Revoking a revoked key keeps its first revocation
+ * time and returns 0. Returns 0 or PE_ENOTFOUND. Other instances' caches drop the key when
+ * the revocation commits (NOTIFY); this process's cache only then too — prefer
+ * pe_tenancy_key_revoke_cached inside a server. */
 int pe_tenancy_key_revoke(pe_db_pool_t *pool, const char *store_id, const char *key_id);
+/* One key of a store. Returns 0 and *out, or PE_ENOTFOUND (another store's key, a malformed id)
+ * or a database error. Thread-safe. */
+int pe_tenancy_key_get(pe_db_pool_t *pool, const char *store_id, const char *key_id,
+                       pe_key_info_t *out);
+/* A store's keys as a cJSON array of pe_tenancy_key_json objects: the live ones first, newest
+ * first, then the revoked ones, most recently revoked first; at most PE_KEYS_LIST_MAX in all
+ * (every live key always fits). The caller frees it with cJSON_Delete. A malformed or unknown
+ * store id has no keys (an empty array). Returns 0, PE_ENOMEM or a database error. */
+#define PE_KEYS_LIST_MAX 100
+int pe_tenancy_key_list(pe_db_pool_t *pool, const char *store_id, cJSON **out);
+/* The number of the store's keys that are not revoked (0 for a malformed or unknown store).
+ * Returns 0 and *out, or a database error. Thread-safe. */
+int pe_tenancy_key_count_live(pe_db_pool_t *pool, const char *store_id, int *out);
+/* {"id","kind","prefix","createdAt","revokedAt"} (revokedAt null while live) of info, or NULL
+ * on ENOMEM; the caller owns it. */
+cJSON *pe_tenancy_key_json(const pe_key_info_t *info);
 /* Resolves a presented key to its store and kind. Returns 0, or PE_EUNAUTH for a malformed,
  * unknown or revoked key, or a database error (PE_EUNAVAIL…). */
 int pe_tenancy_key_authenticate(pe_db_pool_t *pool, const char *key, char store_id[PE_ID_LEN],
@@ -76,6 +122,12 @@ typedef struct {
     bool live; /* the listener is connected: the cache is in use */
 } pe_key_cache_stats_t;
 void pe_tenancy_key_cache_stats(pe_key_cache_t *cache, pe_key_cache_stats_t *out);
+/* pe_tenancy_key_revoke, then drops the key from this process's cache before returning (cache
+ * may be NULL), so the next request with it is refused here without waiting for the NOTIFY that
+ * tells the other instances. Fills *out (may be NULL) with the key as revoked. Returns 0,
+ * PE_ENOTFOUND or a database error. Thread-safe. */
+int pe_tenancy_key_revoke_cached(pe_key_cache_t *cache, pe_db_pool_t *pool, const char *store_id,
+                                 const char *key_id, pe_key_info_t *out);
 
 /* Creates a merchant user (email normalised to lower case, 3..254 bytes, one '@'; password
  * 8..1024 bytes) and makes it a member of store_id. An existing user with that email is added to
@@ -119,8 +171,10 @@ int pe_tenancy_session_csrf(const char *token, char out[PE_CSRF_TOKEN_LEN]);
 bool pe_tenancy_session_csrf_check(const char *token, const char *presented);
 
 /* ---- sign-in throttling (throttle.c) ---------------------------------------------------------
- * Failures are counted per account (the lower-case email, known or not) and per remote address
- * in a window that starts at the first failure and lasts PE_LOGIN_WINDOW_S. From
+ * Failures are counted per account (the lower-case email, known or not) and per client address
+ * (the caller passes pe_http_remote_addr: the peer, or behind PE_TRUSTED_PROXIES the client of
+ * X-Forwarded-For; an IPv6 address counts as its /64) in a window that starts at the first
+ * failure and lasts PE_LOGIN_WINDOW_S. From
  * PE_LOGIN_ACCOUNT_DELAY_FROM failures of an account each further attempt must wait a growing
  * delay (PE_LOGIN_DELAY_S doubled per failure); at PE_LOGIN_ACCOUNT_LOCK_AT the account, and at
  * PE_LOGIN_ADDRESS_LOCK_AT the address, is locked for PE_LOGIN_LOCK_S. State is in PostgreSQL
@@ -149,5 +203,11 @@ int pe_tenancy_login_failed(pe_db_pool_t *pool, const char *email, const char *a
 /* Clears the account's failures after a successful sign-in (the address keeps its count).
  * Returns 0 or a database error. Thread-safe. */
 int pe_tenancy_login_succeeded(pe_db_pool_t *pool, const char *email);
+/* Deletes the throttle rows that no longer decide anything — window passed, no lock in force —
+ * so failures sprayed over random emails and addresses cannot grow the table without bound.
+ * `serve` runs it every PE_LOGIN_PURGE_INTERVAL_S; safe on several instances at once. Returns 0
+ * and the number of rows deleted in *deleted (may be NULL), or a database error. Thread-safe. */
+#define PE_LOGIN_PURGE_INTERVAL_S PE_LOGIN_WINDOW_S
+int pe_tenancy_login_purge(pe_db_pool_t *pool, uint64_t *deleted);
 
 #endif /* PE_TENANCY_H */

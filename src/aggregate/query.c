@@ -80,7 +80,9 @@ int pe_aggregate_query_parse(pe_aggregate_view_t view, const char *const *names,
                              pe_aggregate_query_t *q, char *err, size_t errlen)
 {
     static const char *const known[] = {"from", "to", "device", "country", "source"};
-    size_t nknown = view == PE_AGGREGATE_VIEW_FUNNEL ? 5 : 2;
+    /* the funnel and a step's breakdown take the same filters: the breakdown splits the
+     * funnel's own (filtered) sessions */
+    size_t nknown = view == PE_AGGREGATE_VIEW_OVERVIEW ? 2 : 5;
     const char *given[5] = {NULL, NULL, NULL, NULL, NULL};
     memset(q, 0, sizeof *q);
     for (size_t i = 0; i < n; i++) {

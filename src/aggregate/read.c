@@ -6,7 +6,8 @@
  *
  * Invariants:
  *  1. Only aggregate tables are read (agg_daily, agg_daily_segments, agg_funnel_hourly,
- *     agg_product_daily, agg_customer_days), always by store_id first; never events.
+ *     agg_funnel_hourly_segments, agg_product_daily, agg_customer_days), always by store_id
+ *     first; never events.
  *  2. A ratio whose denominator is 0 is JSON null, and so is a change against a previous value
  *     of 0 or null: no invented numbers.
  *  3. Periods are store-local days: today; this ISO week (Monday to today) against the same
@@ -15,6 +16,9 @@
  *  4. The drop-off test (pe_aggregate_dropoff_problem) flags a step when the range's drop-off
  *     exceeds the store's trailing-28-day drop-off by more than PROBLEM_Z standard errors, the
  *     error counting both binomial noise and the day-to-day swing of the trailing days.
+ *  5. A step's breakdown splits exactly the sessions the funnel counts for the same query (range
+ *     and filters): each of byDevice, byCountry, bySource and byHour sums to the funnel's
+ *     sessions at the step before.
  */
 #include <math.h>
 #include <stdio.h>
@@ -508,15 +512,27 @@ out:
     " sum(CASE $4::int WHEN 1 THEN reach_cart WHEN 2 THEN reach_checkout WHEN 3 THEN"              \
     "    reach_shipping WHEN 4 THEN reach_payment ELSE reach_confirmation END)"
 
+/* $5..$7 are the funnel's filters ('' = any), as in SQL_FUNNEL_SEGMENT. */
 static const char SQL_BREAKDOWN[] =
     "SELECT GROUPING(device, country, source), device, country, source, " STEP_COLUMNS
     "  FROM agg_daily_segments WHERE store_id = $1::uuid AND day BETWEEN $2::date AND $3::date"
+    "   AND ($5 = '' OR device = $5) AND ($6 = '' OR country = $6) AND ($7 = '' OR source = $7)"
     " GROUP BY GROUPING SETS ((device), (country), (source))"
     " ORDER BY 1, 5 DESC, 2, 3, 4";
 
 static const char SQL_BREAKDOWN_HOURS[] =
     "SELECT hour, " STEP_COLUMNS
     "  FROM agg_funnel_hourly WHERE store_id = $1::uuid AND day BETWEEN $2::date AND $3::date"
+    " GROUP BY hour";
+
+/* Filtered: the cube rows of exactly the filters given ($5 the bit mask, $6..$8 the values or
+ * ''; 0013_funnel_hourly_segments.sql). The key leads with the day, so each day of the range is
+ * its own index descent to at most 24 adjacent rows (= ANY, not a range over every cube row of
+ * the days). */
+static const char SQL_BREAKDOWN_HOURS_SEGMENT[] =
+    "SELECT hour, " STEP_COLUMNS "  FROM agg_funnel_hourly_segments WHERE store_id = $1::uuid"
+    "   AND day = ANY (ARRAY(SELECT generate_series($2::date, $3::date, interval '1 day')::date))"
+    "   AND dims = $5::smallint AND device = $6 AND country = $7 AND source = $8"
     " GROUP BY hour";
 
 static cJSON *breakdown_row(const char *key, const char *value, double hour, double n, double k)
@@ -543,12 +559,15 @@ int pe_aggregate_breakdown(pe_db_pool_t *db, const char *store_id, pe_funnel_ste
     int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0)
         goto out;
-    char from[16], to[16], s[4];
+    char from[16], to[16], s[4], dims[4];
     date_text(q->from, from);
     date_text(q->to, to);
     snprintf(s, sizeof s, "%d", (int)step);
-    const char *p[] = {store_id, from, to, s};
-    rc = pe_db_exec(conn, SQL_BREAKDOWN, 4, p, &res);
+    int mask = (q->device[0] ? 4 : 0) | (q->country[0] ? 2 : 0) | (q->source[0] ? 1 : 0);
+    snprintf(dims, sizeof dims, "%d", mask);
+    const char *p[] = {store_id, from, to, s, q->device, q->country, q->source};
+    const char *ph[] = {store_id, from, to, s, dims, q->device, q->country, q->source};
+    rc = pe_db_exec(conn, SQL_BREAKDOWN, 7, p, &res);
     if (rc != 0)
         goto out;
     rc = PE_ENOMEM;
@@ -561,12 +580,16 @@ int pe_aggregate_breakdown(pe_db_pool_t *db, const char *store_id, pe_funnel_ste
         step == PE_FUNNEL_CART ? "sessions" : pe_funnel_step_name((pe_funnel_step_t)(step - 1)));
     cJSON_AddStringToObject(root, "from", from);
     cJSON_AddStringToObject(root, "to", to);
-    cJSON *dims[3] = {cJSON_AddArrayToObject(root, "byDevice"),
-                      cJSON_AddArrayToObject(root, "byCountry"),
-                      cJSON_AddArrayToObject(root, "bySource")};
+    cJSON *filters = cJSON_AddObjectToObject(root, "filters");
+    cJSON *parts[3] = {cJSON_AddArrayToObject(root, "byDevice"),
+                       cJSON_AddArrayToObject(root, "byCountry"),
+                       cJSON_AddArrayToObject(root, "bySource")};
     cJSON *hours = cJSON_AddArrayToObject(root, "byHour");
-    if (!dims[0] || !dims[1] || !dims[2] || !hours)
+    if (!filters || !parts[0] || !parts[1] || !parts[2] || !hours)
         goto out;
+    add_filter(filters, "device", q->device);
+    add_filter(filters, "country", q->country);
+    add_filter(filters, "source", q->source);
     for (size_t r = 0; r < pe_db_result_rows(res); r++) {
         /* GROUPING bits: device 4, country 2, source 1; the one column grouped has bit 0 */
         long g = strtol(pe_db_result_get(res, r, 0), NULL, 10);
@@ -576,11 +599,12 @@ int pe_aggregate_breakdown(pe_db_pool_t *db, const char *store_id, pe_funnel_ste
                                  strtod(pe_db_result_get(res, r, 5), NULL));
         if (!o)
             goto out;
-        cJSON_AddItemToArray(dims[d], o);
+        cJSON_AddItemToArray(parts[d], o);
     }
     pe_db_result_free(res);
     res = NULL;
-    rc = pe_db_exec(conn, SQL_BREAKDOWN_HOURS, 4, p, &res);
+    rc = mask ? pe_db_exec(conn, SQL_BREAKDOWN_HOURS_SEGMENT, 8, ph, &res)
+              : pe_db_exec(conn, SQL_BREAKDOWN_HOURS, 4, p, &res);
     if (rc != 0)
         goto out;
     double n[24] = {0}, k[24] = {0};

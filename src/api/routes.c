@@ -37,6 +37,13 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    /* API keys: list (prefixes only), create (the key shown once), revoke; a secret key
+     * manages publishable keys only (keys.c) */
+    {"GET", "/api/v1/stores/{storeId}/keys", pe_api_keys_list, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"POST", "/api/v1/stores/{storeId}/keys", pe_api_keys_create, PE_AUTH_ADMIN, 1 * KB,
+     PE_ROUTE_JSON_BODY, NULL},
+    {"DELETE", "/api/v1/stores/{storeId}/keys/{keyId}", pe_api_key_revoke, PE_AUTH_ADMIN, 0, 0,
+     NULL},
     /* metrics (aggregate tables only) */
     {"GET", "/api/v1/stores/{storeId}/metrics/overview", pe_api_metrics_overview, PE_AUTH_ADMIN, 0,
      0, NULL},

@@ -86,6 +86,10 @@ int pe_api_guardrails_get(pe_http_request_t *req);
 int pe_api_guardrails_put(pe_http_request_t *req);
 int pe_api_audit_verify(pe_http_request_t *req);
 int pe_api_audit_export(pe_http_request_t *req);
+/* A store's API keys (keys.c): list, create (shown once), revoke. */
+int pe_api_keys_list(pe_http_request_t *req);
+int pe_api_keys_create(pe_http_request_t *req);
+int pe_api_key_revoke(pe_http_request_t *req);
 /* In-app notifications (notifications.c). */
 int pe_api_notifications_list(pe_http_request_t *req);
 int pe_api_notification_read(pe_http_request_t *req);

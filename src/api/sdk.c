@@ -3,11 +3,18 @@
  * storefronts on any origin: the copy embedded at build time, or PE_WEB_DIR/sdk on disk while
  * the SDK is being worked on.
  *
+ * Storefronts load /sdk/pe.js on every page view from the fixed URL merchants paste, so it
+ * cannot be fingerprinted: browsers keep it 5 minutes, then revalidate it with its ETag (a 304
+ * of a few hundred bytes), so a new build reaches every storefront within 5 minutes. The embedded
+ * copy is sent gzip-compressed (compressed at build time) to clients that accept it; see web.c
+ * for the ETag, gzip and 304 rules, which are shared.
+ *
  * Invariants:
  *  1. Only files under web/sdk/ are reachable: a name with a "..", "." or dot-file segment, an
  *     empty segment or a backslash never reaches the file system; it is a 404.
- *  2. A file is served with an explicit Content-Type (nosniff holds) and
- *     "Cache-Control: public, max-age=300"; a miss is a JSON 404 with no-store.
+ *  2. A file is served with an explicit Content-Type (nosniff holds), a strong ETag and
+ *     "Cache-Control: public, max-age=300" ("no-cache" from PE_WEB_DIR, where it changes under
+ *     us); a miss is a JSON 404 with no-store.
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,12 +52,14 @@ static const char *sdk_content_type(const char *name)
 
 int pe_api_sdk(pe_http_request_t *req)
 {
+    const pe_app_t *app = pe_http_app(req);
+    bool web_dir = app->cfg && app->cfg->web_dir;
     const char *name = pe_http_param(req, "file");
     const char *type = name && pe_api_web_path_safe(name) ? sdk_content_type(name) : NULL;
     char path[512];
     int rc = PE_ENOTFOUND;
     if (type && (size_t)snprintf(path, sizeof path, SDK_DIR "%s", name) < sizeof path)
-        rc = pe_api_serve_file(req, path, type, SDK_CACHE_CONTROL);
+        rc = pe_api_serve_file(req, path, type, web_dir ? "no-cache" : SDK_CACHE_CONTROL);
     if (rc == 0)
         return 0;
     if (pe_http_replied(req))

@@ -14,7 +14,7 @@
 
 #include "pe/core.h"
 
-typedef enum { VAR_STRING, VAR_LISTEN, VAR_LEVEL, VAR_UINT, VAR_DIR } var_kind_t;
+typedef enum { VAR_STRING, VAR_LISTEN, VAR_LEVEL, VAR_UINT, VAR_DIR, VAR_CIDRS } var_kind_t;
 
 typedef struct {
     const char *name;
@@ -45,6 +45,8 @@ static const var_t VARS[] = {
     {"PE_NOTIFY_INTERVAL_S", VAR_UINT, "5", FIELD(notify_interval_s), 1, 86400},
     {"PE_WEBHOOK_URL", VAR_STRING, NULL, FIELD(webhook_url), 0, 0},
     {"PE_WEBHOOK_SECRET", VAR_STRING, NULL, FIELD(webhook_secret), 0, 0},
+    {"PE_JOBS", VAR_STRING, "all", FIELD(jobs), 0, 0},
+    {"PE_TRUSTED_PROXIES", VAR_CIDRS, "", FIELD(trusted_proxies), 0, 0},
 };
 
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
@@ -155,6 +157,25 @@ static int load_var(pe_config_t *cfg, const var_t *v, const char *value, char *e
             return PE_EINVAL;
         }
         return 0;
+    case VAR_CIDRS: {
+        size_t off = 0, len = 0;
+        int rc =
+            pe_cidr_list_parse(value, (pe_cidr_list_t *)(void *)(base + v->offset), &off, &len);
+        if (rc == PE_ETOOBIG) {
+            snprintf(err, errlen, "%s: more than %d entries", v->name, PE_CIDR_LIST_MAX);
+            return PE_EINVAL;
+        }
+        if (rc != 0) {
+            char entry[201];
+            snprintf(entry, sizeof entry, "%.*s", (int)(len < 200 ? len : 200), value + off);
+            snprintf(err, errlen,
+                     "%s: '%s' is not an IPv4 or IPv6 address or CIDR block (10.0.0.0/8, "
+                     "fd00::/8; no bits set past the prefix)",
+                     v->name, printable(entry, shown, sizeof shown));
+            return PE_EINVAL;
+        }
+        return 0;
+    }
     case VAR_UINT:
         if (parse_uint(value, v->min, v->max, (unsigned *)(base + v->offset)) != 0) {
             snprintf(err, errlen, "%s: '%s' is not a whole number in %u..%u", v->name,
@@ -211,6 +232,7 @@ void pe_config_free(pe_config_t *cfg)
     free(cfg->web_dir);
     free(cfg->webhook_url);
     free(cfg->webhook_secret);
+    free(cfg->jobs);
     cfg->database_url = cfg->redis_url = cfg->web_dir = NULL;
-    cfg->webhook_url = cfg->webhook_secret = NULL;
+    cfg->webhook_url = cfg->webhook_secret = cfg->jobs = NULL;
 }

@@ -22,6 +22,8 @@
  *     nothing allocated for a request outlives it.
  *  2. A response is queued at most once per request, from an MHD thread.
  *  3. in_flight counts requests between uri_log and completed(); graceful stop waits on it.
+ *  4. The client address (pe_http_remote_addr: per-address limits, the access log's "remote")
+ *     believes X-Forwarded-For only from a peer in cfg.trusted_proxies (forwarded.c).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,10 +50,7 @@ static const double LATENCY_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
                                          0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 #define NBUCKETS PE_ARRAY_LEN(LATENCY_BUCKETS)
 
-static const char CSP[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
-                          "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-                          "object-src 'none'; base-uri 'none'; form-action 'self'; "
-                          "frame-ancestors 'none'";
+static const char CSP[] = PE_HTTP_CSP_HEAD PE_HTTP_CSP_TAIL;
 
 typedef struct {
     _Atomic uint64_t status[MAX_STATUS];
@@ -123,7 +122,9 @@ struct pe_http_request {
     pe_http_request_t *next_suspended;
     int64_t start_us;
     char request_id[72];
-    char remote[64];
+    char remote[PE_IP_TEXT_LEN]; /* the client (pe_http_remote_addr); "" until resolved */
+    char peer[PE_IP_TEXT_LEN];   /* the TCP peer */
+    bool forwarded;              /* remote came from X-Forwarded-For of a trusted peer */
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -308,6 +309,14 @@ int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
     return r;
 }
 
+static bool handler_set(const pe_http_request_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *resp)
 {
     const pe_http_route_t *route = req->routed ? req->match.route : NULL;
@@ -321,7 +330,8 @@ static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *re
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, X-Request-Id");
     } else {
-        MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+        if (!handler_set(req, "Content-Security-Policy")) /* else the handler's replaces it */
+            MHD_add_response_header(resp, "Content-Security-Policy", CSP);
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
         MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
         MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
@@ -436,21 +446,85 @@ const char *pe_http_request_id(const pe_http_request_t *req)
     return req->request_id;
 }
 
-const char *pe_http_remote_addr(pe_http_request_t *req)
+/* The TCP peer as an address; false for a socket without one. */
+static bool peer_address(pe_http_request_t *req, pe_ip_t *out)
 {
-    if (req->remote[0])
-        return req->remote;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->remote,
-                  sizeof req->remote);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                  req->remote, sizeof req->remote);
-    else
+    if (sa && sa->sa_family == AF_INET) {
+        /* as pe_ip_parse holds IPv4: ::ffff:a.b.c.d */
+        memset(out->b, 0, 10);
+        out->b[10] = out->b[11] = 0xff;
+        memcpy(out->b + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return true;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(out->b, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+typedef struct {
+    const char **values;
+    size_t n, cap;
+} forwarded_values_t;
+
+static enum MHD_Result collect_forwarded(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    (void)kind;
+    forwarded_values_t *fv = cls;
+    if (key && strcasecmp(key, "X-Forwarded-For") == 0) {
+        if (fv->values && fv->n < fv->cap)
+            fv->values[fv->n] = value;
+        fv->n++;
+    }
+    return MHD_YES;
+}
+
+/* Fills req->peer and req->remote. Reads the request's headers only when the peer is a trusted
+ * proxy, so without PE_TRUSTED_PROXIES this costs one inet_ntop. */
+static void resolve_client(pe_http_request_t *req)
+{
+    pe_ip_t peer, client;
+    if (!peer_address(req, &peer)) {
+        snprintf(req->peer, sizeof req->peer, "unknown");
         snprintf(req->remote, sizeof req->remote, "unknown");
+        return;
+    }
+    pe_ip_format(&peer, req->peer);
+    const pe_cidr_list_t *trusted = &req->srv->cfg.trusted_proxies;
+    client = peer;
+    if (pe_cidr_list_contains(trusted, &peer)) {
+        /* Every X-Forwarded-For line, in order: a proxy may add its own line after the client's.
+         * Usually one, so no allocation; more only as many as the request's 64 KiB allow. */
+        const char *inline_values[4];
+        forwarded_values_t fv = {inline_values, 0, PE_ARRAY_LEN(inline_values)};
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_forwarded, &fv);
+        if (fv.n > fv.cap) {
+            size_t n = fv.n;
+            fv = (forwarded_values_t){calloc(n, sizeof *fv.values), 0, n};
+            if (fv.values)
+                MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_forwarded, &fv);
+            else
+                fv.n = 0; /* out of memory: the peer it is */
+        }
+        req->forwarded = pe_http_forwarded_client(trusted, &peer, fv.values, fv.n, &client);
+        if (fv.values != inline_values)
+            free(fv.values);
+    }
+    if (req->forwarded)
+        pe_ip_format(&client, req->remote);
+    else
+        memcpy(req->remote, req->peer, sizeof req->remote);
+}
+
+const char *pe_http_remote_addr(pe_http_request_t *req)
+{
+    if (!req->remote[0])
+        resolve_client(req);
     return req->remote;
 }
 
@@ -518,6 +592,11 @@ static void begin(pe_http_request_t *req, const char *method)
         snprintf(req->request_id, sizeof req->request_id, "%s-%08llx", s->id_prefix,
                  (unsigned long long)n);
     }
+
+    /* X-Forwarded-For is read now, while the request's headers are certainly there: the
+     * access log asks for the client after the request completed. */
+    if (s->cfg.trusted_proxies.count)
+        resolve_client(req);
 
     if (!req->uri) {
         pe_http_reply_error(req, 500, "internal_error", "out of memory");
@@ -722,11 +801,13 @@ static void access_log(pe_http_request_t *req, double seconds, enum MHD_RequestT
     rc |= pe_buf_json_string(&b, path, path_len);
     rc |= pe_buf_puts(&b, ",\"route\":");
     rc |= pe_buf_json_string(&b, route, strlen(route));
-    rc |=
-        pe_buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu,\"remote\":\"%s\"%s}",
-                      req->queued ? req->status : 499, seconds * 1000.0, req->resp_len,
-                      req->conn ? pe_http_remote_addr(req) : "",
-                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+    /* remote: the client (behind trusted proxies, from X-Forwarded-For); peer: the proxy then */
+    const char *remote = req->conn || req->remote[0] ? pe_http_remote_addr(req) : "";
+    rc |= pe_buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu,\"remote\":\"%s\"",
+                        req->queued ? req->status : 499, seconds * 1000.0, req->resp_len, remote);
+    if (req->forwarded)
+        rc |= pe_buf_printf(&b, ",\"peer\":\"%s\"", req->peer);
+    rc |= pe_buf_puts(&b, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "}" : ",\"aborted\":true}");
     if (rc == 0)
         pe_log_raw(b.data, b.len);
     pe_buf_free(&b);

@@ -9,6 +9,7 @@
  *   SELECT … FROM api_keys ──valid, publishable, generation unchanged──▶ insert
  *
  *   NOTIFY pe_api_keys '<key_hash>' (0003_api_key_changes.sql) ──▶ evict that key, generation++
+ *   pe_tenancy_key_revoke_cached (this process revoked it)       ──▶ evict that key, generation++
  *   listener (re)connected or lost                               ──▶ evict all,     generation++
  *
  * Invariants:
@@ -20,6 +21,8 @@
  *  3. Secret keys are never cached: admin calls are rare, and their revocation is immediate by
  *     construction.
  *  4. The table holds hashes (SHA-256 hex), never keys.
+ *  5. A revocation made through this process is evicted here after it commits and before the
+ *     revoking call returns: the request after it is refused, with no wait for the NOTIFY.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -159,6 +162,18 @@ int pe_tenancy_key_authenticate_cached(pe_key_cache_t *c, pe_db_pool_t *pool, co
     int rc = tenancy_key_lookup(pool, hash, tagged, store_id, kind);
     if (rc == 0 && *kind == PE_KEY_PUBLISHABLE)
         insert(c, hash, store_id, now, generation);
+    return rc;
+}
+
+int pe_tenancy_key_revoke_cached(pe_key_cache_t *c, pe_db_pool_t *pool, const char *store_id,
+                                 const char *key_id, pe_key_info_t *out)
+{
+    char hash[TENANCY_HASH_HEX_LEN];
+    int rc = tenancy_key_revoke(pool, store_id, key_id, hash, out);
+    /* After the commit (invariant 5); the generation bump also stops a lookup that read the
+     * row before the commit from caching it (invariant 2). */
+    if (rc == 0 && c)
+        on_key_change(c, hash);
     return rc;
 }
 

@@ -78,6 +78,11 @@ bool tenancy_token_well_formed(const char *token);
  * kind) or a database error. */
 int tenancy_key_issue(pe_db_conn_t *conn, const char *store_id, pe_key_kind_t kind,
                       char key[PE_KEY_LEN], char key_id[PE_ID_LEN]);
+/* Revokes a key of store_id (idempotent: the first revocation time stays) and hands out its hash
+ * (for the caller's cache, never further) and, when info is non-NULL, the key as revoked.
+ * Returns 0, PE_ENOTFOUND (hash left "") or a database error. Thread-safe. */
+int tenancy_key_revoke(pe_db_pool_t *pool, const char *store_id, const char *key_id,
+                       char hash[TENANCY_HASH_HEX_LEN], pe_key_info_t *info);
 
 /* ---- validators (validate.c) ----------------------------------------------------------------- */
 

@@ -10,13 +10,19 @@
  *
  * Invariants:
  *  1. Every statement is parameterised; keys are the lower-cased email (known or not, so an
- *     unknown email is throttled like a known one) and the peer address text.
+ *     unknown email is throttled like a known one) and the client's address (the TCP peer, or
+ *     behind PE_TRUSTED_PROXIES the client X-Forwarded-For names: pe_http_remote_addr) in
+ *     canonical text; an IPv6 address counts as its /64, the block one subscriber or host is
+ *     given, so stepping through the addresses of one's own /64 does not reset the count.
  *  2. A failure after the window (PE_LOGIN_WINDOW_S since its first failure) starts a new
  *     window at 1, so old failures stop counting.
  *  3. The refusal is decided by locked_until alone, judged by the database clock; a refused
  *     attempt is not a failure and extends nothing.
  *  4. Success deletes the account row only: an address keeps its count, so one valid account
  *     cannot be used to wash away guesses at others.
+ *  5. A row whose window has passed and whose lock (if any) has expired decides nothing
+ *     (invariants 2 and 3): pe_tenancy_login_purge deletes such rows, so a spray of random
+ *     emails or addresses leaves at most a window's worth plus the purge interval behind.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +58,24 @@ static void account_key(const char *email, char out[KEY_MAX + 1])
 
 static void address_key(const char *address, char out[KEY_MAX + 1])
 {
-    /* inet_ntop text or "unknown": short printable ASCII */
-    snprintf(out, KEY_MAX + 1, "%s", address && *address ? address : "unknown");
+    pe_ip_t ip;
+    if (!address || !*address) {
+        snprintf(out, KEY_MAX + 1, "unknown");
+        return;
+    }
+    if (pe_ip_parse(address, strnlen(address, KEY_MAX), &ip) != 0) {
+        /* not an address ("unknown"): pe_http_remote_addr gives short printable ASCII */
+        snprintf(out, KEY_MAX + 1, "%.64s", address);
+        return;
+    }
+    if (pe_ip_is_v4(&ip)) {
+        pe_ip_format(&ip, out);
+        return;
+    }
+    memset(ip.b + 8, 0, 8); /* the /64 (invariant 1) */
+    char text[PE_IP_TEXT_LEN];
+    pe_ip_format(&ip, text);
+    snprintf(out, KEY_MAX + 1, "%s/64", text);
 }
 
 int pe_tenancy_login_check(pe_db_pool_t *pool, const char *email, const char *address,
@@ -149,4 +171,24 @@ int pe_tenancy_login_succeeded(pe_db_pool_t *pool, const char *email)
     account_key(email, account);
     const char *params[] = {account};
     return tenancy_exec(pool, sql, 1, params, NULL, NULL);
+}
+
+int pe_tenancy_login_purge(pe_db_pool_t *pool, uint64_t *deleted)
+{
+    /* One statement, one scan: the table has no index but its key, and batches would rescan
+     * it. A row refreshed by a concurrent failure is re-checked by PostgreSQL and kept. */
+    static const char sql[] = "DELETE FROM login_throttle "
+                              "WHERE window_started_at <= now() - $1::int * interval '1 second' "
+                              "AND (locked_until IS NULL OR locked_until <= now())";
+    pe_db_result_t *res = NULL;
+    char window[16];
+    snprintf(window, sizeof window, "%d", PE_LOGIN_WINDOW_S);
+    const char *params[] = {window};
+    if (deleted)
+        *deleted = 0;
+    int rc = tenancy_exec(pool, sql, 1, params, &res, NULL);
+    if (rc == 0 && deleted)
+        *deleted = pe_db_result_affected(res);
+    pe_db_result_free(res);
+    return rc;
 }

@@ -1,12 +1,17 @@
 // The merchant dashboard (issue 8, stories 8.4 and 8.5): sign in, the Store Performance and
 // Funnel figures equal the API's JSON for a store with simulated traffic, filters live in the URL
-// and change the numbers, a step opens its breakdown, deep links survive a reload, the Brutalist
-// rules hold in the computed styles of every element (shadow roots included), reduced motion
-// removes every transition, the console stays clean, at 1280×800 and 390×844, and the largest
-// contentful paint is ≤ 1 s on loopback. Screenshots go to $PE_TEST_ARTIFACTS (default:
-// test-artifacts/dashboard beside the binary under test).
+// and change the numbers, a step opens its breakdown (filtered like the funnel: its figures equal
+// the API's filtered breakdown and differ from the unfiltered one), deep links survive a reload,
+// a wrong password and state-changing requests without the session's CSRF token (fetch without
+// or with a wrong X-CSRF-Token, cross-site and same-site form posts) are refused while the
+// session survives, the Brutalist rules hold in the computed styles of every element (shadow
+// roots included) and every text meets WCAG AA contrast, reduced motion removes every
+// transition, the console stays clean, at 1280×800 and 390×844, and the largest contentful paint
+// is ≤ 1 s on loopback. Screenshots go to $PE_TEST_ARTIFACTS (default: test-artifacts/dashboard
+// beside the binary under test).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,11 +45,68 @@ async function cli(args, input) {
 
 const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
 
-/** Every element of the document and of every open shadow root, with a label for messages. */
+/**
+ * Every element of the document and of every open shadow root, with a label for messages.
+ * contrast: WCAG 2.x AA (1.4.3) for every visible element that renders text of its own (text
+ * nodes, or the value of a form control): the contrast ratio of its colour, over its effective
+ * background (the backgrounds of it and its ancestors across shadow roots and slots, composited
+ * down to the first opaque one; the page beneath is pure black), is at least 4.5:1, or 3:1 for
+ * large text (≥ 24px, or ≥ 18.66px bold).
+ */
 const AUDIT = () => {
-  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [] };
+  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], texts: 0 };
   const ok = new Set(['rgb(51, 51, 51)', 'rgb(204, 255, 0)', 'rgb(0, 255, 148)', 'rgb(255, 51, 102)',
     'rgb(51, 204, 255)', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
+  const rgba = (c) => {
+    const m = /^rgba?\(([^)]*)\)$/.exec(c);
+    if (!m) return null;
+    const [r, g, b, a = 1] = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+    return { r, g, b, a };
+  };
+  const over = (top, below) => ({ r: top.r * top.a + below.r * (1 - top.a), g: top.g * top.a + below.g * (1 - top.a),
+    b: top.b * top.a + below.b * (1 - top.a), a: 1 });
+  const luminance = ({ r, g, b }) => {
+    const lin = (v) => { const s = v / 255; return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  const up = (el) => el.assignedSlot ?? el.parentElement ?? (el.parentNode instanceof ShadowRoot ? el.parentNode.host : null);
+  const backdrop = (el) => {
+    const layers = [];
+    for (let e = el; e; e = up(e)) {
+      const bg = rgba(getComputedStyle(e).backgroundColor);
+      if (bg && bg.a > 0) { layers.push(bg); if (bg.a >= 1) break; }
+    }
+    return layers.reverse().reduce((below, top) => over(top, below), { r: 0, g: 0, b: 0, a: 1 });
+  };
+  const opacity = (el) => { let o = 1; for (let e = el; e; e = up(e)) o *= Number(getComputedStyle(e).opacity); return o; };
+  const FORM_TEXT = new Set(['INPUT', 'SELECT', 'TEXTAREA']);
+  const rendered = (node) => { const r = document.createRange(); r.selectNodeContents(node); return r.getClientRects().length > 0; };
+  // The text an element renders itself, by the element whose style it takes: its own, or, for a
+  // shadow host, the <slot> each text node is assigned to (unassigned text is not rendered).
+  const textRuns = (el) => {
+    const runs = new Map();
+    for (const n of el.childNodes) {
+      if (n.nodeType !== 3 || !n.textContent.trim() || !rendered(n)) continue;
+      const at = el.shadowRoot ? n.assignedSlot : el;
+      if (at) runs.set(at, `${runs.get(at) ?? ''}${n.textContent}`.trim());
+    }
+    return runs;
+  };
+  const contrast = (el, cs, label, text) => {
+    if (cs.visibility !== 'visible') return;
+    const fg = rgba(cs.color);
+    if (!fg) { out.contrast.push(`${label} "${text}" colour ${cs.color} not rgb()`); return; }
+    const bg = backdrop(el);
+    const shown = over({ ...fg, a: fg.a * opacity(el) }, bg);
+    const [hi, lo] = [luminance(shown), luminance(bg)].sort((x, y) => y - x);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(cs.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+    out.texts++;
+    if (ratio < (large ? 3 : 4.5)) {
+      out.contrast.push(`${label} "${text.slice(0, 40)}" ${cs.color} on rgb(${bg.r}, ${bg.g}, ${bg.b}) = ${ratio.toFixed(2)}:1 (needs ${large ? 3 : 4.5})`);
+    }
+  };
   const name = (el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''}`;
   const walk = (root, host) => {
     for (const el of root.querySelectorAll('*')) {
@@ -64,6 +126,12 @@ const AUDIT = () => {
       if (el.matches('.panel, .card, .bento > *, .breakdown > section, .funnel, .head, .topbar, .rail, .sidebar, .main')
           && cs.backgroundColor !== 'rgb(0, 0, 0)') out.panelBg.push(`${label} background=${cs.backgroundColor}`);
       const own = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
+      const value = !FORM_TEXT.has(el.tagName) || el.type === 'hidden' ? ''
+        : String((el.tagName === 'SELECT' ? el.selectedOptions[0]?.text : el.value) ?? '').trim();
+      for (const [at, text] of textRuns(el)) {
+        contrast(at, at === el ? cs : getComputedStyle(at), at === el ? label : `${label} (slotted)`, text);
+      }
+      if (value && el.getClientRects().length) contrast(el, cs, label, value);
       if (own && /\d/.test(own) && /^[\s\d.,:%+\-−±€$£→·/]+$/.test(own) && el.getClientRects().length
           && !/^"?JetBrains Mono/.test(cs.fontFamily)) out.mono.push(`${label} "${own}" font=${cs.fontFamily}`);
       const dur = cs.transitionDuration.split(',').some((d) => parseFloat(d) > 0);
@@ -176,6 +244,8 @@ describe('merchant dashboard', () => {
       assert.deepEqual(a.border, [], `${where}: border colours`);
       assert.deepEqual(a.panelBg, [], `${where}: panel backgrounds`);
       assert.deepEqual(a.mono, [], `${where}: numbers not in JetBrains Mono`);
+      assert.ok(a.texts > 0, `${where}: no text found for the contrast check`);
+      assert.deepEqual(a.contrast, [], `${where}: text below WCAG AA contrast`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${where}: the page scrolls sideways by ${overflow}px`);
       if (shots) await page.screenshot({ path: join(ARTIFACTS, `${label}-${vp.width}x${vp.height}.png`), fullPage: true });
@@ -190,6 +260,7 @@ describe('merchant dashboard', () => {
       await page.waitForFunction(() => document.querySelector('#login-error')?.textContent.trim().length > 0);
       assert.equal(new URL(page.url()).pathname, '/performance');
       assert.equal(await page.locator('pe-metric-card').count(), 0);
+      await audit(page, 'signin-error');
     } finally {
       await page.close();
     }
@@ -236,6 +307,87 @@ describe('merchant dashboard', () => {
     }
   });
 
+  test('state-changing requests without the CSRF token are refused and the session survives', async () => {
+    const page = await newPage();
+    // The refusals below are expected 4xx answers, which chromium logs as console errors: this
+    // page is not watched for them.
+    const raw = await browser.newPage();
+    // A page on another origin with an innocent-looking button: a form POST to sign the merchant
+    // out, the classic CSRF. Served as http://localhost:P (another site than 127.0.0.1) and as
+    // http://127.0.0.1:P (the same site, another origin: SameSite lets the cookie through).
+    const attacker = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>Prize</title><form method="post" action="${server.baseUrl}/api/v1/auth/logout">`
+        + '<button type="submit">Claim your prize</button></form>');
+    });
+    await new Promise((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+    const evil = attacker.address().port;
+    try {
+      // Signed in by an earlier test, or now.
+      await page.goto(`${server.baseUrl}/performance?store=${store.storeId}`);
+      await page.waitForSelector('input[name=email], pe-metric-card');
+      if (await page.locator('input[name=email]').count()) await signIn(page, email);
+      await waitPerformance(page);
+      const cookie = (await browser.context.cookies(server.baseUrl)).find((c) => c.name === 'pe_session');
+      assert.ok(cookie, 'signed in: pe_session cookie');
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.sameSite, 'Strict');
+
+      await raw.goto(`${server.baseUrl}/healthz`); // same origin as the dashboard, no app code
+      const call = (method, path, token = null, body = null) => raw.evaluate(async ([m, p, t, b]) => {
+        const headers = b ? { 'Content-Type': 'application/json' } : {};
+        if (t !== null) headers['X-CSRF-Token'] = t;
+        const res = await fetch(p, { method: m, headers, body: b ? JSON.stringify(b) : undefined, credentials: 'same-origin' });
+        const text = await res.text();
+        return { status: res.status, body: text ? JSON.parse(text) : null };
+      }, [method, path, token, body]);
+      const me = await call('GET', '/api/v1/me');
+      assert.equal(me.status, 200);
+      const good = me.body.csrfToken;
+      assert.match(good, /^[A-Za-z0-9_-]{43}$/);
+      const tampered = `${good[0] === 'A' ? 'B' : 'A'}${good.slice(1)}`;
+      const flags = `/api/v1/stores/${store.storeId}/flags`;
+      const flag = { key: `csrf-probe-${randomUUID().slice(0, 8)}`, kind: 'release', enabled: false,
+        variants: [{ key: 'on', value: true, weight: 100 }] };
+      for (const [what, token] of [['no token', null], ['an empty token', ''], ['a wrong token', 'not-the-token'],
+        ['a tampered token', tampered]]) {
+        for (const [method, path, body] of [['POST', flags, flag], ['POST', '/api/v1/auth/logout', null]]) {
+          const r = await call(method, path, token, body);
+          assert.equal(r.status, 403, `${method} ${path} with ${what}: ${JSON.stringify(r.body)}`);
+          assert.equal(r.body?.error?.code, 'csrf_token_invalid', `${method} ${path} with ${what}`);
+        }
+      }
+      const probe = await fetch(`${server.baseUrl}${flags}/${flag.key}`, { headers: { Authorization: `Bearer ${store.secretKey}` } });
+      assert.equal(probe.status, 404, 'no refused request created the flag');
+
+      // Form posts from other origins: cross-site, SameSite=Strict keeps the cookie home (401);
+      // same site, the cookie rides along but no form can send the token (403).
+      for (const [origin, status, code] of [[`http://localhost:${evil}`, 401, null], [`http://127.0.0.1:${evil}`, 403, 'csrf_token_invalid']]) {
+        await raw.goto(`${origin}/`);
+        const [res] = await Promise.all([
+          raw.waitForResponse((r) => r.url().endsWith('/api/v1/auth/logout')),
+          raw.click('button'),
+        ]);
+        assert.equal(res.status(), status, `form post from ${origin}`);
+        if (code) assert.equal((await res.json()).error.code, code, `form post from ${origin}`);
+        assert.equal(res.request().headers()['x-csrf-token'], undefined);
+      }
+
+      // The session still works: the right token is accepted, the dashboard still loads.
+      await raw.goto(`${server.baseUrl}/healthz`);
+      assert.equal((await call('GET', '/api/v1/me')).status, 200);
+      const created = await call('POST', flags, good, flag);
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal((await call('DELETE', `${flags}/${flag.key}`, good)).status, 204);
+      await page.reload();
+      await waitPerformance(page);
+    } finally {
+      await raw.close();
+      await page.close();
+      await new Promise((resolve) => attacker.close(resolve));
+    }
+  });
+
   test('Funnel equals the API, filters live in the URL, a step opens its breakdown', async () => {
     const page = await newPage();
     const stepsShown = () => page.evaluate(() => [...document.querySelector('#funnel-body pe-funnel-visualization').shadowRoot.querySelectorAll('.step')]
@@ -249,6 +401,27 @@ describe('merchant dashboard', () => {
         assert.equal(s.problem, api.steps[i].problem, `${s.step} problem flag`);
         if (s.problem) assert.equal(s.border, 'rgb(255, 51, 102)');
       });
+    };
+    // The breakdown as the page shows it, and as the API answer would be shown.
+    const breakdownShown = () => page.evaluate(() => ({
+      ...Object.fromEntries(['device', 'country', 'source'].map((k) => [k,
+        [...document.querySelectorAll(`[data-breakdown=${k}] tbody tr`)].filter((tr) => tr.cells.length === 4)
+          .map((tr) => [...tr.cells].slice(0, 3).map((td) => td.textContent.trim()))])),
+      hour: [...document.querySelectorAll('.hours > span')].map((h) => [Number(h.dataset.hour), Number(h.dataset.sessions), Number(h.dataset.reached)]),
+    }));
+    const shownOf = (b) => ({
+      ...Object.fromEntries([['device', b.byDevice], ['country', b.byCountry], ['source', b.bySource]].map(([k, rows]) => [k,
+        rows.map((r) => [r.value, r.sessions.toLocaleString('en-US'), r.reached.toLocaleString('en-US')])])),
+      hour: b.byHour.map((h) => [h.hour, h.sessions, h.reached]),
+    });
+    // Every part of a step's breakdown splits the funnel's sessions at the step before it.
+    const checkBreakdown = (b, funnel, step) => {
+      const k = funnel.steps.findIndex((s) => s.step === step);
+      const before = k === 0 ? funnel.sessions : funnel.steps[k - 1].sessions;
+      for (const part of ['byDevice', 'byCountry', 'bySource', 'byHour']) {
+        assert.equal(b[part].reduce((n, r) => n + r.sessions, 0), before, `${part} sessions`);
+        assert.equal(b[part].reduce((n, r) => n + r.reached, 0), funnel.steps[k].sessions, `${part} reached`);
+      }
     };
     try {
       await page.goto(`${server.baseUrl}/funnel?store=${store.storeId}`);
@@ -277,17 +450,24 @@ describe('merchant dashboard', () => {
         ?.querySelector('.step .sessions')?.textContent.replace(/\D/g, '') === String(n), week.steps[0].sessions);
       check(await stepsShown(), week);
 
-      // A step opens its breakdown.
+      // A step opens its breakdown, filtered like the funnel: its figures are the API's filtered
+      // breakdown, which splits the funnel's sessions and differs from the unfiltered one.
       await page.evaluate(() => document.querySelector('#funnel-body pe-funnel-visualization').shadowRoot.querySelector('[data-step=shipping]').click());
       await page.waitForURL(/step=shipping/);
       await page.waitForSelector('[data-breakdown=device] tbody tr');
-      const b = await apiGet(`/api/v1/stores/${store.storeId}/funnel/steps/shipping/breakdown?from=${from}`);
-      const shown = await page.$$eval('[data-breakdown=device] tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
-      assert.deepEqual(shown.map((r) => r[0]), b.byDevice.map((r) => r.value));
-      shown.forEach((r, i) => {
-        assert.equal(num(r[1]), b.byDevice[i].sessions);
-        assert.equal(num(r[2]), b.byDevice[i].reached);
-      });
+      const breakdown = (q) => apiGet(`/api/v1/stores/${store.storeId}/funnel/steps/shipping/breakdown?${q}`);
+      const b = await breakdown(`from=${from}&device=mobile`);
+      const unfiltered = await breakdown(`from=${from}`);
+      assert.deepEqual(b.filters, { device: 'mobile', country: null, source: null });
+      checkBreakdown(b, week, 'shipping');
+      assert.deepEqual(b.byDevice.map((r) => r.value), ['mobile']);
+      assert.ok(unfiltered.byDevice.length > 1, 'the unfiltered breakdown has several devices');
+      for (const part of ['byCountry', 'bySource', 'byHour']) {
+        assert.notDeepEqual(b[part], unfiltered[part], `${part} is narrowed by the device filter`);
+      }
+      assert.deepEqual(await breakdownShown(), shownOf(b));
+      assert.notDeepEqual(await breakdownShown(), shownOf(unfiltered));
+      assert.match(await page.textContent('#breakdown-filters'), /device\s+mobile/);
       assert.equal(await page.locator('.hours > span').count(), 24);
 
       // The deep link survives a reload.
@@ -297,7 +477,23 @@ describe('merchant dashboard', () => {
       await page.waitForSelector('[data-breakdown=country] tbody tr');
       assert.equal(page.url(), url);
       assert.equal(await page.inputValue('select[name=device]'), 'mobile');
+      assert.deepEqual(await breakdownShown(), shownOf(b));
       await audit(page, 'funnel-breakdown');
+
+      // A second filter narrows the funnel and the open breakdown again (device × country).
+      await page.selectOption('select[name=country]', 'DE');
+      await page.waitForURL(/country=DE/);
+      assert.match(page.url(), /step=shipping/);
+      const de = await apiGet(`/api/v1/stores/${store.storeId}/funnel?device=mobile&country=DE&from=${from}`);
+      const bde = await breakdown(`from=${from}&device=mobile&country=DE`);
+      checkBreakdown(bde, de, 'shipping');
+      assert.deepEqual(bde.byCountry.map((r) => r.value), ['DE']);
+      assert.notDeepEqual(bde.byHour, b.byHour);
+      await page.waitForFunction((n) => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot
+        ?.querySelector('.step .sessions')?.textContent.replace(/\D/g, '') === String(n), de.steps[0].sessions);
+      check(await stepsShown(), de);
+      await page.waitForFunction(() => /country\s+DE/.test(document.querySelector('#breakdown-filters')?.textContent ?? ''));
+      assert.deepEqual(await breakdownShown(), shownOf(bde));
     } finally {
       await page.close();
     }

@@ -17,10 +17,20 @@
  *  7. Repeated failed sign-ins are answered 429 with Retry-After: first a growing delay, then a
  *     lock per account (the right password included) and per address; success clears the
  *     account's count.
+ *  8. One session opens every store of its user (a merchant with several stores switches between
+ *     them without signing in again) and no other: every /api/v1 route with a {storeId} refuses
+ *     a store the user is not a member of — reads and writes with a valid CSRF token alike —
+ *     with the JSON error shape, never a 5xx, and writes nothing there.
+ *  9. Behind PE_TRUSTED_PROXIES the address that is throttled (and logged) is the client that
+ *     X-Forwarded-For names, walked right to left; without it, or from an untrusted peer, the
+ *     header is ignored; a malformed header counts against the peer, never a 5xx. IPv6 clients
+ *     count per /64.
+ * 10. The purge deletes throttle rows whose window and lock have both passed, and only those.
  *
- * Two stores, A and B, each with one merchant user, are made directly through pe_tenancy_* on a
- * pool of the same database; every response body this program receives is kept so invariant 4
- * can be checked at the end.
+ * Three stores, A, B and C, each with one merchant user, and a fourth user who is a member of
+ * A and B are made directly through pe_tenancy_* on a pool of the same database; every response
+ * body this program receives is kept so invariant 4 can be checked at the end. A second server
+ * that trusts 127.0.0.0/8 as its proxies plays the reverse proxy's back end.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -29,6 +39,7 @@
 #include <strings.h>
 
 #include "pe/api.h"
+#include "pe/http.h"
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
@@ -38,6 +49,8 @@
 #define EMAIL_B    "owner-b@example.com"
 #define PASSWORD_C "charlie-password-3"
 #define EMAIL_C    "owner-c@example.com"
+#define PASSWORD_M "many-stores-password-4"
+#define EMAIL_M    "merchant-ab@example.com" /* a member of stores A and B */
 
 typedef struct {
     char id[PE_ID_LEN];
@@ -50,22 +63,29 @@ static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
 static tenant_t a, b, c;
+static char user_m[PE_ID_LEN];
 static pe_buf_t all_bodies; /* every response body received, for invariant 4 */
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* Sends method path with body and headers; keeps the body for the final token check. */
-static long call(const char *method, const char *path, const char *body, const char *const *headers,
-                 pe_test_response_t *r)
+/* Sends method path to srv with body and headers; keeps the body for the final token check. */
+static long call_at(const pe_test_server_t *srv, const char *method, const char *path,
+                    const char *body, const char *const *headers, pe_test_response_t *r)
 {
     char url[1024];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
+    snprintf(url, sizeof url, "%s%s", srv->base_url, path);
     assert_int_equal(pe_test_http(method, url, body, headers, r), 0);
     if (r->body.len) {
         assert_int_equal(pe_buf_append(&all_bodies, r->body.data, r->body.len), 0);
         assert_int_equal(pe_buf_puts(&all_bodies, "\n"), 0);
     }
     return r->status;
+}
+
+static long call(const char *method, const char *path, const char *body, const char *const *headers,
+                 pe_test_response_t *r)
+{
+    return call_at(&server, method, path, body, headers, r);
 }
 
 static cJSON *body_json(const pe_test_response_t *r)
@@ -136,10 +156,9 @@ static void expect_store(const pe_test_response_t *r, const tenant_t *t, const c
     cJSON_Delete(j);
 }
 
-/* Signs in; returns the session token (from Set-Cookie) in token and checks the cookie's
- * attributes and the body. */
-static void login(const char *email, const char *password, const tenant_t *t, char *token,
-                  size_t tokenlen)
+/* Signs in; returns the session token (from Set-Cookie) in token, checks the cookie's
+ * attributes and the csrfToken, and returns the body (the caller deletes it). */
+static cJSON *sign_in(const char *email, const char *password, char *token, size_t tokenlen)
 {
     char body[256];
     snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
@@ -163,16 +182,24 @@ static void login(const char *email, const char *password, const tenant_t *t, ch
     assert_null(strstr(cookie, "Secure")); /* plain HTTP here, no X-Forwarded-Proto */
 
     cJSON *j = body_json(&r);
+    assert_true(strlen(str_at(j, "csrfToken")) >= 32);
+    assert_string_not_equal(str_at(j, "csrfToken"), token);
+    assert_null(strstr(r.body.data, token));
+    pe_test_response_free(&r);
+    return j;
+}
+
+/* Signs in as t's user (a member of t's store only); returns the session token in token. */
+static void login(const char *email, const char *password, const tenant_t *t, char *token,
+                  size_t tokenlen)
+{
+    cJSON *j = sign_in(email, password, token, tokenlen);
     assert_string_equal(str_at(j, "userId"), t->user);
     const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_true(cJSON_IsArray(stores));
     assert_int_equal(cJSON_GetArraySize(stores), 1);
     assert_string_equal(str_at(cJSON_GetArrayItem(stores, 0), "id"), t->id);
-    assert_true(strlen(str_at(j, "csrfToken")) >= 32);
-    assert_string_not_equal(str_at(j, "csrfToken"), token);
     cJSON_Delete(j);
-    assert_null(strstr(r.body.data, token));
-    pe_test_response_free(&r);
 }
 
 static void cookie_header(char *out, size_t outlen, const char *token)
@@ -655,6 +682,210 @@ static void test_csrf_token_on_session_writes(void **state)
     pe_test_response_free(&r);
 }
 
+/* ---- a merchant with several stores ---------------------------------------------------------- */
+
+/* Asserts a 2xx; the body may be anything. */
+static void expect_ok(const pe_test_response_t *r, const char *what)
+{
+    if (r->status < 200 || r->status > 299)
+        fail_msg("%s: status %ld, want 2xx: %.300s", what, r->status,
+                 r->body.data ? r->body.data : "");
+}
+
+static void test_one_session_opens_every_store_of_its_user(void **state)
+{
+    (void)state;
+    char token[128], cookie[256], csrf[128], path[256], body[512];
+    pe_test_response_t r;
+    cJSON *j = sign_in(EMAIL_M, PASSWORD_M, token, sizeof token);
+    assert_string_equal(str_at(j, "userId"), user_m);
+    const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
+    assert_int_equal(cJSON_GetArraySize(stores), 2);
+    cJSON_Delete(j);
+    cookie_header(cookie, sizeof cookie, token);
+    csrf_header(csrf, sizeof csrf, cookie);
+
+    /* /me lists both stores, oldest membership first, with what the switcher shows */
+    const char *headers[] = {cookie, NULL};
+    call("GET", "/api/v1/me", NULL, headers, &r);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(str_at(j, "userId"), user_m);
+    stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
+    assert_int_equal(cJSON_GetArraySize(stores), 2);
+    const cJSON *s0 = cJSON_GetArrayItem(stores, 0), *s1 = cJSON_GetArrayItem(stores, 1);
+    assert_string_equal(str_at(s0, "id"), a.id);
+    assert_string_equal(str_at(s0, "name"), "Store A");
+    assert_string_equal(str_at(s0, "currency"), "EUR");
+    assert_string_equal(str_at(s1, "id"), b.id);
+    assert_string_equal(str_at(s1, "name"), "Store B");
+    assert_string_equal(str_at(s1, "timezone"), "America/New_York");
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+
+    /* the same session reads and writes both, back and forth */
+    const tenant_t *both[] = {&a, &b, &a};
+    for (size_t i = 0; i < PE_ARRAY_LEN(both); i++) {
+        const tenant_t *t = both[i];
+        get_store(t->id, cookie, &r);
+        expect_store(&r, t, t == &a ? "Store A" : "Store B");
+        pe_test_response_free(&r);
+        static const char *const reads[] = {"/flags",      "/products",         "/changesets",
+                                            "/guardrails", "/metrics/overview", "/funnel"};
+        for (size_t k = 0; k < PE_ARRAY_LEN(reads); k++) {
+            snprintf(path, sizeof path, "/api/v1/stores/%s%s", t->id, reads[k]);
+            call("GET", path, NULL, headers, &r);
+            expect_ok(&r, path);
+            pe_test_response_free(&r);
+        }
+        snprintf(path, sizeof path, "/api/v1/stores/%s/flags", t->id);
+        snprintf(body, sizeof body, FLAG_BODY, i == 2 ? "switch-flag-again" : "switch-flag");
+        const char *write[] = {cookie, csrf, "Content-Type: application/json", NULL};
+        call("POST", path, body, write, &r);
+        if (r.status != 201)
+            fail_msg("POST %s: status %ld: %.300s", path, r.status, r.body.data);
+        pe_test_response_free(&r);
+    }
+    /* each flag landed in the store it was written to */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(key, ',' ORDER BY key) FROM flags WHERE store_id = '%s' "
+             "AND key LIKE 'switch-flag%%'",
+             a.id);
+    char *keys = pe_test_sql(conninfo, sql);
+    assert_string_equal(keys, "switch-flag,switch-flag-again");
+    free(keys);
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(key, ',' ORDER BY key) FROM flags WHERE store_id = '%s' "
+             "AND key LIKE 'switch-flag%%'",
+             b.id);
+    keys = pe_test_sql(conninfo, sql);
+    assert_string_equal(keys, "switch-flag");
+    free(keys);
+
+    /* and nothing of store C */
+    get_store(c.id, cookie, &r);
+    expect_error(&r, 403, "forbidden", NULL, 0);
+    assert_null(strstr(r.body.data, "Store C"));
+    pe_test_response_free(&r);
+
+    const char *logout[] = {cookie, csrf, NULL};
+    call("POST", "/api/v1/auth/logout", "", logout, &r);
+    assert_int_equal(r.status, 204);
+    pe_test_response_free(&r);
+}
+
+/* What store id's rows of every store-owned table add up to, to see that nothing was written. */
+static char *store_footprint(const char *store_id)
+{
+    static const char *const tables[] = {"api_keys",      "flags",         "flag_changes",
+                                         "flag_settings", "products",      "changesets",
+                                         "guardrails",    "notifications", "store_members"};
+    pe_buf_t sql = PE_BUF_INIT;
+    assert_int_equal(pe_buf_puts(&sql, "SELECT concat_ws(','"), 0);
+    for (size_t i = 0; i < PE_ARRAY_LEN(tables); i++)
+        assert_int_equal(pe_buf_printf(&sql, ", (SELECT count(*) FROM %s WHERE store_id = '%s')",
+                                       tables[i], store_id),
+                         0);
+    assert_int_equal(pe_buf_puts(&sql, ")"), 0);
+    char *out = pe_test_sql(conninfo, sql.data);
+    pe_buf_free(&sql);
+    return out;
+}
+
+/* pattern with {storeId} = store_id and every other parameter a plausible value. */
+static void fill_pattern(const char *pattern, const char *store_id, char *out, size_t outlen)
+{
+    static const struct {
+        const char *name, *value;
+    } values[] = {
+        {"{storeId}", NULL},
+        {"{key}", "some-flag"},
+        {"{step}", "checkout"},
+        {"{cid}", "3f1c2a9e-0b4d-4e6f-8a7b-1c2d3e4f5a6b"},
+        {"{keyId}", "3f1c2a9e-0b4d-4e6f-8a7b-1c2d3e4f5a6c"},
+        {"{notificationId}", "3f1c2a9e-0b4d-4e6f-8a7b-1c2d3e4f5a6d"},
+    };
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = pattern; *p;) {
+        const char *value = NULL;
+        size_t skip = 1;
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            assert_non_null(close);
+            skip = (size_t)(close - p) + 1;
+            value = "x"; /* an unknown parameter: any segment */
+            for (size_t i = 0; i < PE_ARRAY_LEN(values); i++)
+                if (strlen(values[i].name) == skip && strncmp(p, values[i].name, skip) == 0)
+                    value = values[i].value ? values[i].value : store_id;
+        }
+        int w = value ? snprintf(out + n, outlen - n, "%s", value)
+                      : snprintf(out + n, outlen - n, "%c", *p);
+        assert_true(w > 0 && (size_t)w < outlen - n);
+        n += (size_t)w;
+        p += skip;
+    }
+}
+
+static void test_every_store_route_refuses_non_members(void **state)
+{
+    (void)state;
+    char token[128], cookie[256], csrf[128], path[512];
+    cJSON *j = sign_in(EMAIL_M, PASSWORD_M, token, sizeof token);
+    cJSON_Delete(j);
+    cookie_header(cookie, sizeof cookie, token);
+    csrf_header(csrf, sizeof csrf, cookie);
+
+    /* every route of the API table, so a route added later is held to the same rule */
+    pe_router_t *router = pe_router_new();
+    assert_non_null(router);
+    assert_int_equal(pe_api_register(router), 0);
+    char *before = store_footprint(c.id);
+    /* a store that exists (C, someone else's) and one that does not */
+    const char *targets[] = {c.id, "00000000-0000-4000-8000-000000000000"};
+    size_t checked = 0, writes = 0;
+    for (size_t i = 0; i < pe_router_count(router); i++) {
+        const pe_http_route_t *route = pe_router_route(router, i);
+        if (strncmp(route->pattern, "/api/v1/", 8) != 0 || !strstr(route->pattern, "{storeId}"))
+            continue;
+        bool write = strcmp(route->method, "GET") != 0;
+        for (size_t t = 0; t < PE_ARRAY_LEN(targets); t++) {
+            fill_pattern(route->pattern, targets[t], path, sizeof path);
+            const char *headers[] = {cookie, csrf, "Content-Type: application/json", NULL};
+            pe_test_response_t r;
+            call(route->method, path, write && route->max_body ? "{}" : NULL, headers, &r);
+            /* a route for secret keys only does not take a session at all */
+            long want = route->auth == PE_AUTH_SECRET ? 401 : 403;
+            if (r.status != want)
+                fail_msg("%s %s: status %ld, want %ld: %.300s", route->method, path, r.status, want,
+                         r.body.data ? r.body.data : "");
+            expect_error(&r, want, want == 403 ? "forbidden" : "unauthorized", NULL, 0);
+            assert_null(strstr(r.body.data, "Store C"));
+            pe_test_response_free(&r);
+            checked++;
+            writes += write;
+        }
+    }
+    pe_router_free(router);
+    assert_true(checked >= 2 * 25); /* the table has at least this many store routes */
+    assert_true(writes >= 2 * 10);
+    char *after = store_footprint(c.id);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+
+    /* the same session still works on its own stores afterwards */
+    pe_test_response_t r;
+    get_store(b.id, cookie, &r);
+    expect_store(&r, &b, "Store B");
+    pe_test_response_free(&r);
+    const char *logout[] = {cookie, csrf, NULL};
+    call("POST", "/api/v1/auth/logout", "", logout, &r);
+    assert_int_equal(r.status, 204);
+    pe_test_response_free(&r);
+}
+
 /* ---- sign-in throttling ---------------------------------------------------------------------- */
 
 static long try_login(const char *email, const char *password, pe_test_response_t *r)
@@ -759,6 +990,218 @@ static void test_failed_sign_ins_lock_the_address(void **state)
     free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
 }
 
+/* ---- behind a reverse proxy ------------------------------------------------------------------ */
+
+/* A wrong password for email through srv with one or two extra header lines (may be NULL). */
+static long wrong_via(const pe_test_server_t *srv, const char *email, const char *h1,
+                      const char *h2, pe_test_response_t *r)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"not-the-password\"}", email);
+    const char *headers[] = {"Content-Type: application/json", h1, h2, NULL};
+    if (!h1)
+        headers[1] = NULL;
+    return call_at(srv, "POST", "/api/v1/auth/login", body, headers, r);
+}
+
+static int address_failures(const char *key)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT failures FROM login_throttle WHERE kind = 'address' AND key = '%s'", key);
+    char *s = pe_test_sql(conninfo, sql);
+    int n = s ? atoi(s) : 0;
+    free(s);
+    return n;
+}
+
+/* The first line of path that contains every one of the NULL-terminated needles, or false. */
+static bool log_has_line(const char *path, const char *const *needles)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        found = true;
+        for (size_t i = 0; needles[i]; i++)
+            found = found && strstr(line, needles[i]) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_trusted_proxy_names_the_client(void **state)
+{
+    (void)state;
+    pe_test_server_t proxy;
+    pe_test_server_start(
+        &proxy, conninfo,
+        (const char *const[]){"PE_HTTP_THREADS=2", "PE_TRUSTED_PROXIES=127.0.0.0/8, ::1", NULL});
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    pe_test_response_t r;
+    char token[128];
+
+    /* Many clients share the proxy's connection; each is counted as itself. */
+    for (int i = 0; i < PE_LOGIN_ADDRESS_LOCK_AT; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "spray-%d@example.com", i);
+        wrong_via(&proxy, email, "X-Forwarded-For: 198.51.100.7", NULL, &r);
+        expect_error(&r, 401, "invalid_credentials", NULL, 0);
+        pe_test_response_free(&r);
+    }
+    assert_int_equal(address_failures("198.51.100.7"), PE_LOGIN_ADDRESS_LOCK_AT);
+    assert_int_equal(address_failures("127.0.0.1"), 0);
+    /* the guesser is locked out… */
+    const char *json = "Content-Type: application/json";
+    const char *from_7[] = {json, "X-Forwarded-For: 198.51.100.7", NULL};
+    call_at(&proxy, "POST", "/api/v1/auth/login",
+            "{\"email\":\"" EMAIL_B "\",\"password\":\"" PASSWORD_B "\"}", from_7, &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S,
+                     "Too many failed sign-ins from this address; try again in 15 minutes");
+    /* …and cannot step out by claiming another address left of the one the proxy saw, nor in a
+     * header line of its own before the proxy's */
+    const char *claimed[] = {json, "X-Forwarded-For: 198.51.100.8, 198.51.100.7", NULL};
+    call_at(&proxy, "POST", "/api/v1/auth/login",
+            "{\"email\":\"" EMAIL_B "\",\"password\":\"" PASSWORD_B "\"}", claimed, &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S, "from this address");
+    const char *two_lines[] = {json, "X-Forwarded-For: 198.51.100.8",
+                               "X-Forwarded-For: 198.51.100.7", NULL};
+    call_at(&proxy, "POST", "/api/v1/auth/login",
+            "{\"email\":\"" EMAIL_B "\",\"password\":\"" PASSWORD_B "\"}", two_lines, &r);
+    expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S, "from this address");
+    /* …while everyone else behind the same proxy signs in */
+    const char *from_8[] = {json, "X-Forwarded-For: 198.51.100.8", NULL};
+    call_at(&proxy, "POST", "/api/v1/auth/login",
+            "{\"email\":\"" EMAIL_B "\",\"password\":\"" PASSWORD_B "\"}", from_8, &r);
+    if (r.status != 200)
+        fail_msg("a bystander behind the proxy: status %ld: %.300s", r.status, r.body.data);
+    pe_test_response_free(&r);
+    /* trusted hops right of the client are skipped */
+    wrong_via(&proxy, "hop@example.com", "X-Forwarded-For: 198.51.100.9, 127.0.0.2", NULL, &r);
+    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_response_free(&r);
+    assert_int_equal(address_failures("198.51.100.9"), 1);
+
+    /* A malformed header is the peer's failure, never a 5xx; so is no header. */
+    static const char *const malformed[] = {
+        "X-Forwarded-For: not-an-address",      "X-Forwarded-For: 198.51.100.10, unknown",
+        "X-Forwarded-For: 198.51.100.10:99999", "X-Forwarded-For: [2001:db8::1",
+        "X-Forwarded-For: 1.2.3.4%0a",          NULL,
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(malformed); i++) {
+        char email[64]; /* one account each: the account's delay is not what is tested here */
+        snprintf(email, sizeof email, "malformed-%zu@example.com", i);
+        wrong_via(&proxy, email, malformed[i], NULL, &r);
+        if (r.status != 401)
+            fail_msg("header '%s': status %ld: %.300s", malformed[i] ? malformed[i] : "(none)",
+                     r.status, r.body.data);
+        pe_test_response_free(&r);
+    }
+    assert_int_equal(address_failures("127.0.0.1"), (int)PE_ARRAY_LEN(malformed));
+    assert_int_equal(address_failures("198.51.100.10"), 0);
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
+
+    /* IPv6 clients count per /64, in any spelling */
+    wrong_via(&proxy, "v6@example.com", "X-Forwarded-For: 2001:db8:1:2::5", NULL, &r);
+    pe_test_response_free(&r);
+    wrong_via(&proxy, "v6@example.com", "X-Forwarded-For: [2001:DB8:1:2:ffff::6]:443", NULL, &r);
+    pe_test_response_free(&r);
+    wrong_via(&proxy, "v6@example.com", "X-Forwarded-For: 2001:db8:1:3::5", NULL, &r);
+    pe_test_response_free(&r);
+    assert_int_equal(address_failures("2001:db8:1:2::/64"), 2);
+    assert_int_equal(address_failures("2001:db8:1:3::/64"), 1);
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
+
+    /* The server that trusts no proxy ignores the header: the peer is the address. */
+    int direct_before = address_failures("127.0.0.1");
+    wrong_via(&server, "direct@example.com", "X-Forwarded-For: 198.51.100.8", NULL, &r);
+    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_response_free(&r);
+    assert_int_equal(address_failures("127.0.0.1"), direct_before + 1);
+    assert_int_equal(address_failures("198.51.100.8"), 0);
+    login(EMAIL_A, PASSWORD_A, &a, token, sizeof token); /* 198.51.100.7's lock is not ours */
+
+    /* The access log shows the client, and the proxy it came through. */
+    assert_int_equal(pe_test_server_stop(&proxy), 0);
+    assert_true(log_has_line(
+        proxy.log_path,
+        (const char *const[]){"\"event\":\"http_request\"", "\"status\":429",
+                              "\"remote\":\"198.51.100.7\",\"peer\":\"127.0.0.1\"", NULL}));
+    assert_true(log_has_line(proxy.log_path,
+                             (const char *const[]){"\"event\":\"http_request\"", "\"status\":200",
+                                                   "\"remote\":\"198.51.100.8\"", NULL}));
+    assert_true(
+        log_has_line(proxy.log_path, (const char *const[]){"\"event\":\"http_request\"",
+                                                           "\"remote\":\"127.0.0.1\"", NULL}));
+    assert_false(log_has_line(proxy.log_path,
+                              (const char *const[]){"\"remote\":\"127.0.0.1\",\"peer\"", NULL}));
+    assert_true(
+        log_has_line(server.log_path, (const char *const[]){"\"event\":\"http_request\"",
+                                                            "\"remote\":\"127.0.0.1\"", NULL}));
+    assert_false(log_has_line(server.log_path, (const char *const[]){"198.51.100.", NULL}));
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+}
+
+/* ---- the purge ------------------------------------------------------------------------------- */
+
+static void test_purge_deletes_only_spent_rows(void **state)
+{
+    (void)state;
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    free(pe_test_sql(
+        conninfo,
+        "INSERT INTO login_throttle (kind, key, failures, window_started_at, last_failed_at, "
+        "locked_until) VALUES "
+        /* spent: window over, never locked */
+        "('account', 'old@example.com', 2, now() - interval '1 hour', "
+        " now() - interval '50 minutes', NULL), "
+        /* spent: window over, lock over */
+        "('account', 'old-lock@example.com', 5, now() - interval '1 hour', "
+        " now() - interval '50 minutes', now() - interval '35 minutes'), "
+        "('address', '198.51.100.50', 3, now() - interval '16 minutes', "
+        " now() - interval '16 minutes', NULL), "
+        /* kept: window over but the lock is still in force */
+        "('address', '198.51.100.51', 20, now() - interval '20 minutes', "
+        " now() - interval '10 minutes', now() + interval '5 minutes'), "
+        /* kept: window running */
+        "('account', 'fresh@example.com', 1, now() - interval '1 minute', "
+        " now() - interval '1 minute', NULL), "
+        "('address', '198.51.100.52', 1, now() - interval '14 minutes', "
+        " now() - interval '14 minutes', NULL), "
+        /* kept: window running, waiting out a delay */
+        "('account', 'delayed@example.com', 3, now() - interval '2 minutes', "
+        " now() - interval '1 minute', now() + interval '4 seconds'), "
+        /* kept: window running, lock already over (the count still matters) */
+        "('account', 'recent@example.com', 4, now() - interval '5 minutes', "
+        " now() - interval '1 minute', now() - interval '1 second')"));
+    uint64_t n = 99;
+    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    assert_int_equal(n, 3);
+    char *left =
+        pe_test_sql(conninfo, "SELECT string_agg(key, ',' ORDER BY key) FROM login_throttle");
+    assert_string_equal(left, "198.51.100.51,198.51.100.52,delayed@example.com,fresh@example.com,"
+                              "recent@example.com");
+    free(left);
+    /* nothing more to do the second time; NULL is allowed for the count */
+    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(pe_tenancy_login_purge(pool, NULL), 0);
+
+    /* a purged account starts from nothing, as it would have after its window anyway */
+    free(pe_test_sql(
+        conninfo, "UPDATE login_throttle SET window_started_at = now() - interval '1 hour', "
+                  "locked_until = now() - interval '1 second' WHERE key = 'recent@example.com'"));
+    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    assert_int_equal(n, 1);
+    expect_wrong("recent@example.com");
+    char *failures = pe_test_sql(
+        conninfo, "SELECT failures FROM login_throttle WHERE key = 'recent@example.com'");
+    assert_string_equal(failures, "1");
+    free(failures);
+    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+}
+
 /* Behind a TLS-terminating proxy the cookie is also Secure. */
 static void test_secure_cookie_behind_tls(void **state)
 {
@@ -811,6 +1254,12 @@ static int group_setup(void **state)
     make_tenant(&a, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
     make_tenant(&b, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
     make_tenant(&c, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
+    char err[256] = "", again[PE_ID_LEN];
+    assert_int_equal(
+        pe_tenancy_user_create(pool, EMAIL_M, PASSWORD_M, a.id, user_m, err, sizeof err), 0);
+    assert_int_equal(
+        pe_tenancy_user_create(pool, EMAIL_M, PASSWORD_M, b.id, again, err, sizeof err), 0);
+    assert_string_equal(again, user_m); /* one user, two stores */
     pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }
@@ -841,8 +1290,12 @@ int main(void)
         cmocka_unit_test(test_junk_session_cookies),
         cmocka_unit_test(test_login_refusals),
         cmocka_unit_test(test_csrf_token_on_session_writes),
+        cmocka_unit_test(test_one_session_opens_every_store_of_its_user),
+        cmocka_unit_test(test_every_store_route_refuses_non_members),
         cmocka_unit_test(test_failed_sign_ins_lock_the_account),
         cmocka_unit_test(test_failed_sign_ins_lock_the_address),
+        cmocka_unit_test(test_trusted_proxy_names_the_client),
+        cmocka_unit_test(test_purge_deletes_only_spent_rows),
         cmocka_unit_test(test_secure_cookie_behind_tls),
         cmocka_unit_test(test_tokens_never_in_bodies),
     };

@@ -4,7 +4,8 @@
 // because the CSP allows no inline styles).
 import { formatChange, formatValue } from '../lib/format.js';
 
-const CSS_URL = new URL('./components.css', import.meta.url).href;
+// import.meta.resolve applies index.html's import map: the fingerprinted URL (see web.c).
+const CSS_URL = import.meta.resolve('./components.css');
 
 function shadow(host, html) {
   const root = host.shadowRoot ?? host.attachShadow({ mode: 'open' });

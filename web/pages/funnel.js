@@ -1,7 +1,8 @@
 // Funnel (story 8.5): GET /api/v1/stores/{id}/funnel with the date range and device / country /
 // source filters taken from the URL (?from=&to=&device=&country=&source=), problem steps in risk
-// red, and ?step= opening that step's breakdown (GET …/funnel/steps/{step}/breakdown). Every
-// filter change is a navigation, so each view is a deep link.
+// red, and ?step= opening that step's breakdown (GET …/funnel/steps/{step}/breakdown with the same
+// range and filters: it splits the sessions the funnel shows). Every filter change is a
+// navigation, so each view is a deep link.
 import { api, storeUrl } from '../lib/api.js';
 import { formatValue } from '../lib/format.js';
 import './funnel/_components/pe-funnel-visualization.js';
@@ -22,12 +23,18 @@ function table(title, rows, key) {
     <td class="num">${esc(formatValue(r.conversion, 'percent1'))}</td></tr>`).join('') || '<tr><td colspan="4" class="muted">No sessions.</td></tr>'}</tbody></table></section>`;
 }
 
+function filtersText(filters) {
+  const on = Object.entries(filters ?? {}).filter(([, v]) => v !== null && v !== undefined && v !== '');
+  return `· ${on.length ? on.map(([k, v]) => `${k} <span class="mono">${esc(v)}</span>`).join(' · ') : 'all sessions'}`;
+}
+
 function breakdownHtml(b) {
   const max = Math.max(1, ...b.byHour.map((h) => h.sessions || 0));
   return `<div class="row"><h1>Breakdown · <span class="step-name">${esc(b.step)}</span></h1>
-    <span class="muted">sessions that reached <span class="mono">${esc(b.previousStep ?? 'the store')}</span> and how many reached <span class="mono">${esc(b.step)}</span></span></div>
+    <span class="muted">sessions that reached <span class="mono">${esc(b.previousStep ?? 'the store')}</span> and how many reached <span class="mono">${esc(b.step)}</span></span>
+    <span class="muted" id="breakdown-filters">${filtersText(b.filters)}</span></div>
     <div class="breakdown">${table('By device', b.byDevice, 'device')}${table('By country', b.byCountry, 'country')}${table('By source', b.bySource, 'source')}
-    <section data-breakdown="hour"><h2>By hour of day (sessions, store time)</h2><div class="hours">${b.byHour.map((h) => `<span data-h="${((h.sessions || 0) / max * 100).toFixed(1)}" title="${h.hour}:00 ${h.sessions} sessions, ${formatValue(h.conversion, 'percent1')}"></span>`).join('')}</div>
+    <section data-breakdown="hour"><h2>By hour of day (sessions, store time)</h2><div class="hours">${b.byHour.map((h) => `<span data-h="${((h.sessions || 0) / max * 100).toFixed(1)}" data-hour="${esc(h.hour)}" data-sessions="${esc(h.sessions)}" data-reached="${esc(h.reached)}" title="${h.hour}:00 ${h.sessions} sessions, ${formatValue(h.conversion, 'percent1')}"></span>`).join('')}</div>
     <div class="hours-axis num">${b.byHour.map((h) => `<span>${h.hour % 6 === 0 ? h.hour : ''}</span>`).join('')}</div></section></div>`;
 }
 
@@ -85,7 +92,7 @@ export async function render(view, { store, params, navigate }) {
     const box = view.querySelector('#funnel-breakdown');
     box.innerHTML = '<span class="skeleton"></span><span class="skeleton"></span>';
     try {
-      const b = await api('GET', storeUrl(store.id, `funnel/steps/${step}/breakdown`, { from: f.from, to: f.to }));
+      const b = await api('GET', storeUrl(store.id, `funnel/steps/${step}/breakdown`, filters));
       if (!view.isConnected) return null;
       box.innerHTML = breakdownHtml(b);
       for (const h of box.querySelectorAll('.hours > span')) h.style.height = `${h.dataset.h}%`;

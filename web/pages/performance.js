@@ -2,7 +2,8 @@
 // revenue today / this week / this month, orders, AOV and conversion rate over the range, the
 // conversion-rate trend (uPlot, vendored), top products, new vs returning customers; every
 // figure against its previous period. Skeletons while loading; an install guide when the store
-// has no data yet.
+// has no data yet, with its publishable key (created here when it has none, or when the merchant
+// no longer has the one that was shown once).
 import { api, storeUrl } from '../lib/api.js';
 import { formatValue } from '../lib/format.js';
 
@@ -28,28 +29,115 @@ function isEmpty(o) {
   return (o.trend ?? []).every((d) => !d.sessions && !d.orders) && !o.revenue?.range?.value;
 }
 
-function emptyState(store) {
-  const origin = location.origin;
+// ---- the install guide of a store without data -------------------------------------------------
+// The server keeps only a key's first 10 characters, so the guide can show a full key only right
+// after creating it (POST …/keys, with the session's X-CSRF-Token through api()). States:
+//   none     no live publishable key      → "Create publishable key"
+//   known    a live one, prefix only      → placeholder snippet naming the prefix + "Create a new key"
+//   created  just created                 → the snippet with the key itself + "Copy snippet"
+//   unknown  the key list could not be read → placeholder snippet
+
+function snippetHtml(key, comment) {
+  const tail = comment ? ` // ${esc(comment)}` : '';
+  return `<pre><code id="sdk-snippet" data-snippet>&lt;script src="${esc(location.origin)}/sdk/pe.js"&gt;&lt;/script&gt;
+&lt;script&gt;pe.init({ key: '${esc(key)}' });${tail}&lt;/script&gt;</code></pre>`;
+}
+
+function installHtml({ state, live = null, created = null, error = null }) {
+  const button = (label) => `<div class="row"><pe-brutal-button data-action="create-key">${esc(label)}</pe-brutal-button></div>
+    <p class="risk" role="alert" data-key-error></p>`;
+  switch (state) {
+    case 'created':
+      return `${snippetHtml(created.key)}
+        <div class="row"><pe-brutal-button data-action="copy-snippet">Copy snippet</pe-brutal-button><span class="muted" role="status" data-copy-status></span></div>
+        <p><strong>This is the only time the full key is shown.</strong> Copy the snippet now: afterwards only its first characters
+          (<span class="mono">${esc(created.prefix)}</span>) are kept.${live ? ` The earlier key (<span class="mono">${esc(live.prefix)}…</span>) keeps working until it is revoked.` : ''}</p>`;
+    case 'known':
+      return `${snippetHtml('pk_…', `your publishable key, starting ${live.prefix}`)}
+        <p>This store's publishable key starts with <span class="mono">${esc(live.prefix)}</span>. Only those first characters are kept, so the
+          full key cannot be shown again: paste the key you saved, or create a new one — the old key keeps working until it is revoked.</p>
+        ${button('Create a new key')}`;
+    case 'none':
+      return `${snippetHtml('pk_…', 'create a publishable key below')}
+        <p>This store has no publishable key that works. Create one to complete the snippet.</p>
+        ${button('Create publishable key')}`;
+    default:
+      return `${snippetHtml('pk_…', 'your publishable key')}
+        <p class="muted">Cannot read the store's keys (${esc(error)}): paste the publishable key you saved.</p>`;
+  }
+}
+
+function emptyState(store, install) {
   return `<section class="empty" data-empty>
     <h1>No data yet — install the storefront SDK</h1>
     <p>${esc(store.name)} has not received any events. Add these two tags to every page of your storefront; the first
       figures appear here within a minute of the first visit.</p>
-    <pre><code>&lt;script src="${esc(origin)}/sdk/pe.js"&gt;&lt;/script&gt;
-&lt;script&gt;pe.init({ key: 'pk_…' }); // your publishable key&lt;/script&gt;</code></pre>
-    <p class="muted">Store <span class="num">${esc(store.id)}</span>. The publishable key (<span class="num">pk_…</span>) was shown once when the
-      store was created (<code>profit-engine store create</code>); it is safe to ship to browsers. Never put the secret key (<span class="num">sk_…</span>) in a page.</p>
+    <div data-install data-key-state="${esc(install.state)}">${installHtml(install)}</div>
+    <p class="muted">Store <span class="num">${esc(store.id)}</span>. The publishable key (<span class="num">pk_…</span>) only sends events and reads
+      feature flags, so it is safe to ship to browsers. Never put the secret key (<span class="num">sk_…</span>) in a page.</p>
   </section>`;
+}
+
+/** The newest live publishable key of the list answer, or null. */
+function livePublishable(list) {
+  return (list?.keys ?? []).find((k) => k.kind === 'publishable' && !k.revokedAt) ?? null;
+}
+
+/** Renders the guide into body and wires its buttons; returns nothing (no timers to stop). */
+async function renderEmpty(body, store) {
+  let install;
+  try {
+    const live = livePublishable(await api('GET', storeUrl(store.id, 'keys')));
+    install = live ? { state: 'known', live } : { state: 'none' };
+  } catch (err) {
+    install = { state: 'unknown', error: err.message };
+  }
+  if (!body.isConnected) return;
+  body.innerHTML = emptyState(store, install);
+  const box = body.querySelector('[data-install]');
+  const show = (next) => {
+    install = next;
+    box.dataset.keyState = next.state;
+    box.innerHTML = installHtml(next);
+  };
+  box.addEventListener('click', async (ev) => {
+    const action = ev.target.closest?.('[data-action]');
+    if (!action || action.hasAttribute('disabled')) return;
+    if (action.dataset.action === 'create-key') {
+      action.setAttribute('disabled', '');
+      box.querySelector('[data-key-error]').textContent = '';
+      try {
+        const created = await api('POST', storeUrl(store.id, 'keys'), { kind: 'publishable' });
+        if (box.isConnected) show({ state: 'created', created, live: install.live ?? null });
+      } catch (err) {
+        if (!box.isConnected) return;
+        box.querySelector('[data-key-error]').textContent = `Cannot create a key: ${err.message}`;
+        action.removeAttribute('disabled');
+      }
+    } else if (action.dataset.action === 'copy-snippet') {
+      const code = box.querySelector('[data-snippet]');
+      const status = box.querySelector('[data-copy-status]');
+      try {
+        await navigator.clipboard.writeText(code.textContent);
+        status.textContent = 'Copied to the clipboard';
+      } catch {
+        // no clipboard access (an insecure origin, a denied permission): select it for Ctrl+C
+        getSelection().selectAllChildren(code);
+        status.textContent = 'Selected: press Ctrl+C (⌘C) to copy';
+      }
+    }
+  });
 }
 
 async function loadUplot() {
   if (window.uPlot) return window.uPlot;
   if (!document.querySelector('link[data-uplot]')) {
-    const link = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: '/vendor/uplot/uPlot.min.css' });
+    const link = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: import.meta.resolve('/vendor/uplot/uPlot.min.css') });
     link.dataset.uplot = '';
     document.head.append(link);
   }
   await new Promise((resolve, reject) => {
-    const s = Object.assign(document.createElement('script'), { src: '/vendor/uplot/uPlot.iife.min.js' });
+    const s = Object.assign(document.createElement('script'), { src: import.meta.resolve('/vendor/uplot/uPlot.iife.min.js') });
     s.onload = resolve;
     s.onerror = () => reject(new Error('cannot load uPlot'));
     document.head.append(s);
@@ -96,7 +184,7 @@ export async function render(view, { store }) {
   if (!view.isConnected) return null;
   const body = view.querySelector('#perf-body');
   view.querySelector('#perf-range').textContent = `${overview.from} → ${overview.to}`;
-  if (isEmpty(overview)) { body.innerHTML = emptyState(store); return null; }
+  if (isEmpty(overview)) { await renderEmpty(body, store); return null; }
   const o = overview;
   const range = `prev. ${(o.trend ?? []).length || 30} days`;
   const nw = o.customers?.new?.range ?? {};

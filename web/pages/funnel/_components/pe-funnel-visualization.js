@@ -7,7 +7,7 @@
 // Slots: `header` (replaces the column header), `footer`.
 import { formatValue } from '../../../lib/format.js';
 
-const CSS_URL = new URL('../../../components/components.css', import.meta.url).href;
+const CSS_URL = import.meta.resolve('../../../components/components.css'); // fingerprinted (import map)
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const NAMES = { cart: 'Cart', checkout: 'Checkout', shipping: 'Shipping', payment: 'Payment', confirmation: 'Confirmation' };
 
