@@ -209,6 +209,18 @@ static int run_login_purge(void *arg, char *err, size_t errlen)
     return rc;
 }
 
+static int run_session_purge(void *arg, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    int rc = pe_tenancy_session_purge(arg, &n);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", pe_strerror(rc));
+    else if (n)
+        pe_log(PE_LOG_INFO, "sessions_purged", "%llu ended sessions deleted",
+               (unsigned long long)n);
+    return rc;
+}
+
 static int cmd_serve(const pe_config_t *cfg)
 {
     int rc = EXIT_FAILURE;
@@ -270,6 +282,7 @@ static int cmd_serve(const pe_config_t *cfg)
         {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
         {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
         {"login_throttle_purge", PE_LOGIN_PURGE_INTERVAL_S, 30, run_login_purge, app.db},
+        {"session_purge", PE_SESSION_PURGE_INTERVAL_S, 45, run_session_purge, app.db},
     };
     pe_job_t selected[PE_ARRAY_LEN(jobs)];
     size_t nselected = 0;

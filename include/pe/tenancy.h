@@ -159,6 +159,12 @@ int pe_tenancy_session_create(pe_db_pool_t *pool, const char *user_id, char toke
 int pe_tenancy_session_authenticate(pe_db_pool_t *pool, const char *token, char user_id[PE_ID_LEN]);
 /* Ends a session. Returns 0 whether or not it existed. */
 int pe_tenancy_session_revoke(pe_db_pool_t *pool, const char *token);
+/* Deletes the sessions that can never authenticate again (signed out, idle- or absolutely
+ * expired), so sign-ins do not grow the table without bound. `serve` runs it every
+ * PE_SESSION_PURGE_INTERVAL_S (job session_purge); safe on several instances at once. Returns 0
+ * and the number of rows deleted in *deleted (may be NULL), or a database error. */
+#define PE_SESSION_PURGE_INTERVAL_S 3600
+int pe_tenancy_session_purge(pe_db_pool_t *pool, uint64_t *deleted);
 
 /* The anti-CSRF token of a session: base64url of a BLAKE2b MAC, keyed by the session token, of
  * a fixed label. Only the holder of the cookie (or a page the server answered to it) can know

@@ -118,6 +118,22 @@ out:
     return rc;
 }
 
+int pe_tenancy_session_purge(pe_db_pool_t *pool, uint64_t *deleted)
+{
+    /* A session past either expiry or signed out can never authenticate again (the checks in
+     * pe_tenancy_session_authenticate): its row only keeps a token hash around. */
+    static const char sql[] = "DELETE FROM sessions WHERE revoked_at IS NOT NULL "
+                              "OR idle_expires_at <= now() OR expires_at <= now()";
+    pe_db_result_t *res = NULL;
+    if (deleted)
+        *deleted = 0;
+    int rc = tenancy_exec(pool, sql, 0, NULL, &res, NULL);
+    if (rc == 0 && deleted)
+        *deleted = pe_db_result_affected(res);
+    pe_db_result_free(res);
+    return rc;
+}
+
 /* Domain separation: the MAC of this label, and of nothing else, is the anti-CSRF token. */
 static const char CSRF_LABEL[] = "profit-engine csrf v1";
 

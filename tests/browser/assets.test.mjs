@@ -11,18 +11,15 @@
 //    no CSP violation is reported); a second visit fetches only the page (a 304) and its data;
 //  - PE_WEB_DIR=web: the files as on disk, revalidated on every load, and the app still runs.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { startServer } from './lib/server.mjs';
+import { cli, startServer } from './lib/server.mjs';
 
-const run = promisify(execFile);
 const BIN = process.env.PE_TEST_BINARY;
 const WEB = fileURLToPath(new URL('../../web/', import.meta.url));
 const PASSWORD = 'correct horse battery staple';
@@ -32,22 +29,6 @@ const FINGERPRINTED = /\?v=[0-9a-f]{16}$/;
 // No background jobs: this file aggregates itself, and a job caught by the SIGTERM (an aggregation
 // of the whole shared database) would hold up the exit that after() checks.
 const ENV = { PE_JOBS: 'none' };
-
-async function cli(args, input) {
-  if (input === undefined) {
-    const { stdout } = await run(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
-    return stdout;
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => { out += c; });
-    child.stderr.on('data', (c) => { err += c; });
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')}: ${code} ${err}`))));
-    child.stdin.end(input);
-  });
-}
 
 /**
  * A GET of path as written (no URL parsing: "%2e%2e" is not folded into "..") with exactly these

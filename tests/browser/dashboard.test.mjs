@@ -10,38 +10,19 @@
 // is ≤ 1 s on loopback. Screenshots go to $PE_TEST_ARTIFACTS (default: test-artifacts/dashboard
 // beside the binary under test).
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { startServer } from './lib/server.mjs';
+import { cli, startServer } from './lib/server.mjs';
 
-const run = promisify(execFile);
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'dashboard');
 const PASSWORD = 'correct horse battery staple';
 const VIEWPORTS = [{ width: 1280, height: 800 }, { width: 390, height: 844 }];
-
-async function cli(args, input) {
-  if (input === undefined) {
-    const { stdout } = await run(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
-    return stdout;
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { ...process.env, PE_LOG_LEVEL: 'warn' } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => { out += c; });
-    child.stderr.on('data', (c) => { err += c; });
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')}: ${code} ${err}`))));
-    child.stdin.end(input);
-  });
-}
 
 const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
 

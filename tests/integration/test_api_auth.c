@@ -1202,6 +1202,52 @@ static void test_purge_deletes_only_spent_rows(void **state)
     free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
 }
 
+/* Sessions that can never authenticate again are deleted; live ones, and the user's other
+ * sessions, stay and keep working. */
+static void test_session_purge_deletes_only_ended_sessions(void **state)
+{
+    (void)state;
+    char live[128], signed_out[128], idle[128], expired[128];
+    login(EMAIL_A, PASSWORD_A, &a, live, sizeof live);
+    login(EMAIL_A, PASSWORD_A, &a, signed_out, sizeof signed_out);
+    login(EMAIL_A, PASSWORD_A, &a, idle, sizeof idle);
+    login(EMAIL_A, PASSWORD_A, &a, expired, sizeof expired);
+    assert_int_equal(pe_tenancy_session_revoke(pool, signed_out), 0);
+    /* the newest two sessions of user A: one idle-expired, one past its absolute expiry */
+    free(pe_test_sql(conninfo, "UPDATE sessions SET idle_expires_at = now() - interval '1 second'"
+                               " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
+                               "revoked_at IS NULL ORDER BY created_at DESC, token_hash LIMIT 1"
+                               " OFFSET 1)"));
+    free(pe_test_sql(conninfo, "UPDATE sessions SET expires_at = now() - interval '1 second'"
+                               " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
+                               "revoked_at IS NULL AND idle_expires_at > now() ORDER BY "
+                               "created_at DESC, token_hash LIMIT 1)"));
+    char *before = pe_test_sql(conninfo, "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL"
+                                         " OR idle_expires_at <= now() OR expires_at <= now())"
+                                         " FROM sessions");
+    assert_non_null(before);
+    uint64_t ended = strtoull(before, NULL, 10), n = 0;
+    free(before);
+    assert_true(ended >= 3);
+    assert_int_equal(pe_tenancy_session_purge(pool, &n), 0);
+    assert_int_equal(n, ended);
+    char *left = pe_test_sql(conninfo, "SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL"
+                                       " OR idle_expires_at <= now() OR expires_at <= now()");
+    assert_string_equal(left, "0");
+    free(left);
+    /* the live session still signs in requests */
+    char cookie[256];
+    cookie_header(cookie, sizeof cookie, live);
+    pe_test_response_t r;
+    const char *headers[] = {cookie, NULL};
+    call("GET", "/api/v1/me", NULL, headers, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+    assert_int_equal(pe_tenancy_session_purge(pool, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(pe_tenancy_session_purge(pool, NULL), 0);
+}
+
 /* Behind a TLS-terminating proxy the cookie is also Secure. */
 static void test_secure_cookie_behind_tls(void **state)
 {
@@ -1296,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_failed_sign_ins_lock_the_address),
         cmocka_unit_test(test_trusted_proxy_names_the_client),
         cmocka_unit_test(test_purge_deletes_only_spent_rows),
+        cmocka_unit_test(test_session_purge_deletes_only_ended_sessions),
         cmocka_unit_test(test_secure_cookie_behind_tls),
         cmocka_unit_test(test_tokens_never_in_bodies),
     };

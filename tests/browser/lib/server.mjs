@@ -1,9 +1,10 @@
 // Starts the profit-engine binary under test (PE_TEST_BINARY) as `serve` on a free loopback
 // port, with the private services of `scripts/dev services up` (PE_DATABASE_URL, PE_REDIS_URL
 // from the environment), and stops it with SIGTERM.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 
 /** Resolves to a TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort() {
@@ -120,4 +121,27 @@ export async function startServer({ env = {}, timeoutMs = 30000, migrate: doMigr
     }
     await sleep(100);
   }
+}
+
+/**
+ * Runs a command of the binary under test (PE_TEST_BINARY) with the environment and
+ * PE_LOG_LEVEL=warn, input (if any) on its stdin; resolves to its stdout, rejects on a non-zero
+ * exit with its stderr.
+ */
+export async function cli(args, input) {
+  const bin = requireEnv('PE_TEST_BINARY');
+  const env = { ...process.env, PE_LOG_LEVEL: 'warn' };
+  if (input === undefined) {
+    const { stdout } = await promisify(execFile)(bin, args, { env, maxBuffer: 1 << 24 });
+    return stdout;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { err += c; });
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')}: ${code} ${err}`))));
+    child.stdin.end(input);
+  });
 }
