@@ -35,7 +35,7 @@ const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().s
  * large text (≥ 24px, or ≥ 18.66px bold).
  */
 const AUDIT = () => {
-  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], texts: 0 };
+  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], spill: [], texts: 0 };
   const ok = new Set(['rgb(51, 51, 51)', 'rgb(204, 255, 0)', 'rgb(0, 255, 148)', 'rgb(255, 51, 102)',
     'rgb(51, 204, 255)', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
   const rgba = (c) => {
@@ -113,6 +113,12 @@ const AUDIT = () => {
         contrast(at, at === el ? cs : getComputedStyle(at), at === el ? label : `${label} (slotted)`, text);
       }
       if (value && el.getClientRects().length) contrast(el, cs, label, value);
+      // Text wider than its own box runs into its neighbours (a grid cell's label over a bar):
+      // only a box that lets it show (overflow visible) and is laid out as a block or cell.
+      if (own && cs.display !== 'inline' && cs.display !== 'contents' && cs.overflowX === 'visible'
+          && el.getClientRects().length && el.scrollWidth > el.clientWidth + 1) {
+        out.spill.push(`${label} "${own.slice(0, 40)}" ${el.scrollWidth}px in ${el.clientWidth}px`);
+      }
       if (own && /\d/.test(own) && /^[\s\d.,:%+\-−±€$£→·/]+$/.test(own) && el.getClientRects().length
           && !/^"?JetBrains Mono/.test(cs.fontFamily)) out.mono.push(`${label} "${own}" font=${cs.fontFamily}`);
       const dur = cs.transitionDuration.split(',').some((d) => parseFloat(d) > 0);
@@ -227,6 +233,7 @@ describe('merchant dashboard', () => {
       assert.deepEqual(a.mono, [], `${where}: numbers not in JetBrains Mono`);
       assert.ok(a.texts > 0, `${where}: no text found for the contrast check`);
       assert.deepEqual(a.contrast, [], `${where}: text below WCAG AA contrast`);
+      assert.deepEqual(a.spill, [], `${where}: text wider than its box`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${where}: the page scrolls sideways by ${overflow}px`);
       if (shots) await page.screenshot({ path: join(ARTIFACTS, `${label}-${vp.width}x${vp.height}.png`), fullPage: true });
