@@ -88,15 +88,6 @@ static long call(const char *method, const char *path, const char *body, const c
     return call_at(&server, method, path, body, headers, r);
 }
 
-static cJSON *body_json(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 static const char *str_at(const cJSON *j, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
@@ -116,7 +107,7 @@ static void expect_error(const pe_test_response_t *r, long status, const char *c
     char ct[128];
     pe_test_response_header(r, "Content-Type", ct, sizeof ct);
     assert_true(strncmp(ct, "application/json", 16) == 0);
-    cJSON *j = body_json(r);
+    cJSON *j = pe_test_response_json(r);
     assert_true(cJSON_IsObject(j));
     assert_int_equal(cJSON_GetArraySize(j), 1);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
@@ -148,7 +139,7 @@ static void expect_store(const pe_test_response_t *r, const tenant_t *t, const c
 {
     if (r->status != 200)
         fail_msg("status %ld, want 200: %.300s", r->status, r->body.data ? r->body.data : "");
-    cJSON *j = body_json(r);
+    cJSON *j = pe_test_response_json(r);
     assert_string_equal(str_at(j, "id"), t->id);
     assert_string_equal(str_at(j, "name"), name);
     assert_string_equal(str_at(j, "currency"), t == &a ? "EUR" : "USD");
@@ -181,7 +172,7 @@ static cJSON *sign_in(const char *email, const char *password, char *token, size
     assert_non_null(strstr(cookie, "; Path=/"));
     assert_null(strstr(cookie, "Secure")); /* plain HTTP here, no X-Forwarded-Proto */
 
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     assert_true(strlen(str_at(j, "csrfToken")) >= 32);
     assert_string_not_equal(str_at(j, "csrfToken"), token);
     assert_null(strstr(r.body.data, token));
@@ -214,7 +205,7 @@ static void csrf_header(char *out, size_t outlen, const char *cookie)
     const char *headers[] = {cookie, NULL};
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     snprintf(out, outlen, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
@@ -431,7 +422,7 @@ static void test_session_lifecycle(void **state)
     const char *headers[] = {cookie, NULL};
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     assert_string_equal(str_at(j, "userId"), a.user);
     const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_int_equal(cJSON_GetArraySize(stores), 1);
@@ -709,7 +700,7 @@ static void test_one_session_opens_every_store_of_its_user(void **state)
     const char *headers[] = {cookie, NULL};
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
-    j = body_json(&r);
+    j = pe_test_response_json(&r);
     assert_string_equal(str_at(j, "userId"), user_m);
     stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_int_equal(cJSON_GetArraySize(stores), 2);

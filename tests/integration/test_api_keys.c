@@ -72,15 +72,6 @@ static long call(const char *method, const char *path, const char *body, const c
     return r->status;
 }
 
-static cJSON *body_json(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 static const char *str_at(const cJSON *j, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
@@ -103,7 +94,7 @@ static void expect_error(const pe_test_response_t *r, long status, const char *c
     char ct[128];
     pe_test_response_header(r, "Content-Type", ct, sizeof ct);
     assert_true(strncmp(ct, "application/json", 16) == 0);
-    cJSON *j = body_json(r);
+    cJSON *j = pe_test_response_json(r);
     assert_int_equal(cJSON_GetArraySize(j), 1);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     assert_true(cJSON_IsObject(e));
@@ -150,7 +141,7 @@ static long create_key(const tenant_t *owner, const char *const *headers, const 
     pe_test_response_t r;
     long status = call("POST", path, body, headers, &r);
     if (status == 201) {
-        cJSON *j = body_json(&r);
+        cJSON *j = pe_test_response_json(&r);
         assert_int_equal(cJSON_GetArraySize(j), 6);
         const char *k = str_at(j, "key");
         assert_int_equal(strlen(k), 46);
@@ -194,7 +185,7 @@ static cJSON *list_keys(const tenant_t *owner, const char *const *headers)
     pe_test_response_t r;
     call("GET", path, NULL, headers, &r);
     expect_status(&r, 200);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     pe_test_response_free(&r);
     return j;
 }
@@ -263,7 +254,7 @@ static void sign_in(tenant_t *t)
     pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
     size_t n = strcspn(cookie, ";");
     snprintf(t->cookie, sizeof t->cookie, "Cookie: %.*s", (int)n, cookie);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     snprintf(t->csrf, sizeof t->csrf, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
@@ -407,7 +398,7 @@ static void test_revoked_publishable_key_is_refused_at_once(void **state)
         /* no retry loop: the very next request */
         if (post_event(pk, event_id) != 401)
             fail_msg("round %d: a revoked key was still accepted", round);
-        cJSON *j = body_json(&r);
+        cJSON *j = pe_test_response_json(&r);
         assert_int_equal(cJSON_GetArraySize(j), 5);
         assert_string_equal(str_at(j, "id"), id);
         assert_string_equal(str_at(j, "kind"), "publishable");
@@ -430,7 +421,7 @@ static void test_revoked_publishable_key_is_refused_at_once(void **state)
         cJSON_Delete(j);
         revoke_key(&a, as_session(&a, h), id, &r);
         expect_status(&r, 200);
-        j = body_json(&r);
+        j = pe_test_response_json(&r);
         assert_string_equal(str_at(j, "revokedAt"), revoked_at);
         cJSON_Delete(j);
         pe_test_response_free(&r);
@@ -547,7 +538,7 @@ static void race_for_two_places(char won[2][PE_ID_LEN])
         assert_int_equal(results[i].rc, 0);
         pe_test_response_t *r = &results[i].r;
         if (r->status == 201) {
-            cJSON *j = body_json(r);
+            cJSON *j = pe_test_response_json(r);
             if (created < 2)
                 snprintf(won[created], PE_ID_LEN, "%s", str_at(j, "id"));
             created++;

@@ -54,15 +54,6 @@ static long call(const char *method, const char *path, const char *body, const c
     return r->status;
 }
 
-static cJSON *body_json(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 static void products_path(char *out, size_t outlen, const tenant_t *t, const char *query)
 {
     int n = snprintf(out, outlen, "/api/v1/stores/%s/products%s", t->id, query ? query : "");
@@ -82,7 +73,7 @@ static const char *put(const tenant_t *t, const char *header, const char *body, 
                  r.body.data ? r.body.data : "", body);
     message[0] = '\0';
     if (want >= 400) {
-        cJSON *j = body_json(&r);
+        cJSON *j = pe_test_response_json(&r);
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
         assert_true(cJSON_IsObject(e));
         assert_int_equal(cJSON_GetArraySize(e), 2);
@@ -105,7 +96,7 @@ static cJSON *list(const tenant_t *t, const char *header, const char *query, lon
     if (r.status != want)
         fail_msg("GET %s: status %ld, want %ld: %.300s", path, r.status, want,
                  r.body.data ? r.body.data : "");
-    cJSON *j = want == 200 ? body_json(&r) : NULL;
+    cJSON *j = want == 200 ? pe_test_response_json(&r) : NULL;
     pe_test_response_free(&r);
     return j;
 }
@@ -220,7 +211,7 @@ static void test_upsert_and_read_back(void **state)
     assert_int_equal(r.status, 200);
     pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
     snprintf(token, sizeof token, "Cookie: %.*s", (int)strcspn(cookie, ";"), cookie);
-    cJSON *me = body_json(&r);
+    cJSON *me = pe_test_response_json(&r);
     const cJSON *csrf = cJSON_GetObjectItemCaseSensitive(me, "csrfToken");
     assert_true(cJSON_IsString(csrf));
     char csrf_line[128];

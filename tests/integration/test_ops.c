@@ -76,15 +76,6 @@ static int header_count(const pe_test_response_t *r, const char *name)
     return n;
 }
 
-static cJSON *body_json(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 static const char *str_at(const cJSON *j, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
@@ -181,7 +172,7 @@ static void expect_not_ready(const char *db, const char *const *env, const char 
     request(&s, "GET", "/readyz", NULL, &r);
     if (r.status != 503)
         fail_msg("/readyz: status %ld, want 503: %.300s", r.status, r.body.data ? r.body.data : "");
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     assert_string_equal(str_at(e, "code"), "not_ready");
     const char *msg = str_at(e, "message");
@@ -210,7 +201,7 @@ static void test_healthz(void **state)
     request(&server, "GET", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_true(strncmp(header(&r, "Content-Type"), "application/json", 16) == 0);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     assert_string_equal(str_at(j, "status"), "ok");
     assert_string_equal(str_at(j, "version"), PE_VERSION);
     cJSON_Delete(j);
@@ -230,7 +221,7 @@ static void test_readyz_ok(void **state)
     request(&server, "GET", "/readyz", NULL, &r);
     if (r.status != 200)
         fail_msg("/readyz: %ld %.300s", r.status, r.body.data ? r.body.data : "");
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     assert_string_equal(str_at(j, "status"), "ready");
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(j, "checks");
     assert_true(cJSON_IsObject(checks));
@@ -514,7 +505,7 @@ static void test_dashboard_headers(void **state)
     /* A missing asset is a 404 in the error shape, never cached as if it were a file. */
     request(&server, "GET", "/assets/missing.js", NULL, &r);
     assert_int_equal(r.status, 404);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     assert_string_equal(str_at(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"), "not_found");
     cJSON_Delete(j);
     expect_dashboard_headers(&r, "/assets/missing.js");
@@ -550,7 +541,7 @@ static void test_method_not_allowed(void **state)
         if (strcmp(header(&r, "Allow"), cases[i].allow) != 0)
             fail_msg("%s %s: Allow '%s', want '%s'", cases[i].method, cases[i].path,
                      header(&r, "Allow"), cases[i].allow);
-        cJSON *j = body_json(&r);
+        cJSON *j = pe_test_response_json(&r);
         assert_string_equal(str_at(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
                             "method_not_allowed");
         cJSON_Delete(j);

@@ -72,21 +72,12 @@ static long post_pk(const char *path, const char *body, pe_test_response_t *r)
     return post(path, body, auth, r);
 }
 
-static cJSON *body_json(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 /* Asserts a Segment success answer; returns "accepted" and the number of rejections. */
 static long expect_success(const pe_test_response_t *r, long *nrejected)
 {
     if (r->status != 200)
         fail_msg("status %ld, want 200: %.400s", r->status, r->body.data ? r->body.data : "");
-    cJSON *j = body_json(r);
+    cJSON *j = pe_test_response_json(r);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "success")));
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "accepted");
     const cJSON *rej = cJSON_GetObjectItemCaseSensitive(j, "rejected");
@@ -107,7 +98,7 @@ static void expect_error(const pe_test_response_t *r, long status, const char *c
     if (r->status != status)
         fail_msg("status %ld, want %ld: %.300s", r->status, status,
                  r->body.data ? r->body.data : "");
-    cJSON *j = body_json(r);
+    cJSON *j = pe_test_response_json(r);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     assert_true(cJSON_IsObject(e));
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
@@ -654,7 +645,7 @@ static void test_untranslatable_messages_refused(void **state)
     long nrejected = 0;
     assert_int_equal(expect_success(&r, &nrejected), 1);
     assert_int_equal(nrejected, 4);
-    cJSON *j = body_json(&r);
+    cJSON *j = pe_test_response_json(&r);
     const cJSON *rej = cJSON_GetObjectItemCaseSensitive(j, "rejected");
     for (int i = 0; i < 4; i++) {
         const cJSON *idx = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rej, i), "index");

@@ -735,3 +735,13 @@ char *pe_test_corpus(const char *relpath)
     buf[n] = '\0';
     return buf;
 }
+
+cJSON *pe_test_response_json(const pe_test_response_t *resp)
+{
+    cJSON *j = NULL;
+    char err[128];
+    const char *body = resp->body.data ? resp->body.data : "";
+    if (pe_json_parse(body, resp->body.len, &j, err, sizeof err) != 0)
+        fail_msg("body is not JSON (%s): %.300s", err, body);
+    return j;
+}

@@ -67,6 +67,8 @@ typedef struct {
 int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
                  pe_test_response_t *resp);
 void pe_test_response_free(pe_test_response_t *resp);
+/* The response body parsed as JSON (the caller deletes it); fails the test when it is not JSON. */
+cJSON *pe_test_response_json(const pe_test_response_t *resp);
 /* Value of response header `name` (case-insensitive) copied into out, or "" when absent. */
 const char *pe_test_response_header(const pe_test_response_t *resp, const char *name, char *out,
                                     size_t outlen);
