@@ -1,7 +1,7 @@
 /*
  * ingest.c — the ingesting half of the collector, run on HTTP threads: validate every event of a
- * batch, correct its clock skew, and encode accepted events and dead letters as COPY text, so
- * the writer thread only streams bytes to PostgreSQL.
+ * batch, correct its clock skew, and encode accepted events as binary COPY rows and dead letters
+ * as COPY text, so the writer thread only streams bytes to PostgreSQL.
  *
  * Invariants:
  *  1. Every element of the batch ends in exactly one of: an accepted row, a dead-letter row
@@ -13,7 +13,7 @@
  *     timestamp as sent, within [receivedAt − 400 days, receivedAt + 1 hour], and lists the
  *     UTC days it touches so the writer can make their partitions exist first.
  *  4. Per event, the hot path allocates nothing beyond the job's growing buffers: timestamps
- *     are formatted by arithmetic and JSON values are written straight into the COPY text.
+ *     and UUIDs are encoded by arithmetic and JSON values are written straight into the row.
  */
 #include <math.h>
 #include <stdio.h>
