@@ -48,7 +48,7 @@ typedef struct pe_collector pe_collector_t;
 typedef struct {
     pe_db_pool_t *db;
     size_t queue_max_events; /* events waiting for the writer before PE_EUNAVAIL (default 100000) */
-    unsigned window_ms;      /* how long the writer gathers requests into one commit (default 2) */
+    unsigned window_ms; /* how long a queued request waits for others to share its commit (2) */
     size_t max_commit_events;           /* events per transaction (default 10000) */
     size_t dead_letters_per_store_hour; /* stored per store and hour (default 10000) */
     unsigned writers;        /* group-commit writer threads, each with a connection (default 2) */
@@ -107,7 +107,8 @@ typedef struct {
     uint64_t commits_total;
     uint64_t commit_failures_total;
     uint64_t queue_full_total;
-    size_t queued_events; /* now */
+    unsigned writers_running; /* now: writer threads in their loop (the configured number) */
+    size_t queued_events;     /* now */
 } pe_collector_stats_t;
 
 void pe_collector_stats(pe_collector_t *c, pe_collector_stats_t *out);

@@ -25,6 +25,7 @@ typedef struct collector_job {
     pe_collector_mode_t mode;
     unsigned retention_days; /* import: how far back */
     int64_t received_at_us;
+    int64_t queued_us; /* monotonic: when collector_enqueue queued it (the gathering window) */
     /* On import: the UTC days (days since 1970-01-01) of the accepted events, distinct, so the
      * writer can make sure their partitions exist before it stores them. */
     int32_t *days;

@@ -4,7 +4,7 @@
  * every request its outcome. With two, one gathers and stores while the other waits for its
  * COMMIT's fsync.
  *
- *    ingest() ──enqueue──▶ [queue] ──wait window_ms──▶ take ≤ max_commit_events
+ *    ingest() ──enqueue──▶ [queue] ──oldest waited window_ms──▶ take ≤ max_commit_events
  *                                                           │
  *     BEGIN; COPY keys → event_keys; COPY events (binary)   (every key new: the rule)
  *            └─ unique violation (a retry) → ROLLBACK; BEGIN; INSERT keys ON CONFLICT
@@ -20,7 +20,7 @@
  *
  *   state       function         what happens
  *   idle        writer_main()    waits on the queue's condition variable
- *   gathering   take_jobs()      lets concurrent requests join for window_ms, then takes them
+ *   gathering   take_jobs()      lets requests join until the oldest waited window_ms, takes them
  *   committing  commit_jobs()    one transaction for every taken job
  *   answering   finish_jobs()    done() per job, outside the lock, after COMMIT or ROLLBACK
  *
@@ -42,6 +42,8 @@
  *     watermark needs): then the keys go to event_keys as three arrays (ON CONFLICT DO NOTHING
  * RETURNING) and only the lines whose key came back new are streamed to events. A key twice in one
  * commit (a retry racing its original) is found by sorting and stored once on either path.
+ *  6. Every writer runs until pe_collector_stop: one that finds the queue emptied by another
+ *     writer waits again (pe_collector_stats().writers_running counts them).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -93,7 +95,8 @@ struct pe_collector {
     unsigned nwriters;
     writer_t writers[MAX_WRITERS];
     pthread_mutex_t dl_lock;
-    dead_letter_slot_t dl[DL_SLOTS]; /* guarded by dl_lock */
+    dead_letter_slot_t dl[DL_SLOTS];  /* guarded by dl_lock */
+    _Atomic unsigned writers_running; /* writer threads in their loop */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
     _Atomic uint64_t commit_us;   /* time spent in successful commits */
     _Atomic uint64_t slow_paths;  /* commits that met a stored key and took the fallback */
@@ -135,6 +138,7 @@ int collector_enqueue(pe_collector_t *c, collector_job_t *job)
         else
             c->head = job;
         c->tail = job;
+        job->queued_us = pe_now_mono_us();
         c->queued_events += size;
         pthread_cond_signal(&c->wake);
     }
@@ -142,45 +146,54 @@ int collector_enqueue(pe_collector_t *c, collector_job_t *job)
     return rc;
 }
 
-static void add_ms(struct timespec *ts, unsigned ms)
+static void add_us(struct timespec *ts, int64_t us)
 {
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+    ts->tv_nsec += (long)(us % 1000000) * 1000L;
+    ts->tv_sec += (time_t)(us / 1000000) + ts->tv_nsec / 1000000000L;
     ts->tv_nsec %= 1000000000L;
 }
 
-/* Waits for work, lets more join for window_ms, takes up to max_commit_events. Returns NULL
- * only when stopping with an empty queue. */
+/* Waits for work, lets more join until the oldest queued job has waited window_ms (no wait at
+ * all when it already has: it queued while the writers were busy), takes up to
+ * max_commit_events. Another writer may take everything meanwhile: then it waits again. Returns
+ * NULL only when stopping with an empty queue. */
 static collector_job_t *take_jobs(pe_collector_t *c)
 {
-    pthread_mutex_lock(&c->lock);
-    while (!c->head && !c->stopping)
-        pthread_cond_wait(&c->wake, &c->lock);
-    if (c->head && !c->stopping && c->queued_events < c->cfg.max_commit_events &&
-        c->cfg.window_ms > 0) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        add_ms(&deadline, c->cfg.window_ms);
-        while (!c->stopping && c->queued_events < c->cfg.max_commit_events &&
-               pthread_cond_timedwait(&c->wake, &c->lock, &deadline) == 0)
-            ;
-    }
     collector_job_t *taken = NULL, **tailp = &taken;
     size_t events = 0;
-    while (c->head) {
-        collector_job_t *j = c->head;
-        size_t size = j->nevents + j->nrejects;
-        if (taken && events + size > c->cfg.max_commit_events)
-            break;
-        c->head = j->next;
+    pthread_mutex_lock(&c->lock);
+    while (!taken) {
+        while (!c->head && !c->stopping)
+            pthread_cond_wait(&c->wake, &c->lock);
         if (!c->head)
-            c->tail = NULL;
-        j->next = NULL;
-        *tailp = j;
-        tailp = &j->next;
-        events += size;
-        c->queued_events -= size;
+            break; /* stopping, nothing left */
+        int64_t due_us = c->head->queued_us + (int64_t)c->cfg.window_ms * 1000;
+        while (c->head && !c->stopping && c->queued_events < c->cfg.max_commit_events) {
+            int64_t left_us = due_us - pe_now_mono_us();
+            if (left_us <= 0)
+                break;
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            add_us(&deadline, left_us);
+            pthread_cond_timedwait(&c->wake, &c->lock, &deadline);
+        }
+        while (c->head) {
+            collector_job_t *j = c->head;
+            size_t size = j->nevents + j->nrejects;
+            if (taken && events + size > c->cfg.max_commit_events)
+                break;
+            c->head = j->next;
+            if (!c->head)
+                c->tail = NULL;
+            j->next = NULL;
+            *tailp = j;
+            tailp = &j->next;
+            events += size;
+            c->queued_events -= size;
+        }
     }
+    if (c->head)
+        pthread_cond_signal(&c->wake); /* more than one commit's worth: another writer's turn */
     pthread_mutex_unlock(&c->lock);
     return taken;
 }
@@ -671,6 +684,7 @@ static void finish_jobs(pe_collector_t *c, collector_job_t *jobs, int rc)
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
+    atomic_fetch_add(&w->c->writers_running, 1);
     for (;;) {
         collector_job_t *jobs = take_jobs(w->c);
         if (!jobs)
@@ -679,6 +693,7 @@ static void *writer_main(void *arg)
     }
     if (w->conn)
         drop_connection(w);
+    atomic_fetch_sub(&w->c->writers_running, 1);
     return NULL;
 }
 
@@ -768,6 +783,7 @@ void pe_collector_stats(pe_collector_t *c, pe_collector_stats_t *out)
     out->commits_total = atomic_load(&c->commits);
     out->commit_failures_total = atomic_load(&c->failures);
     out->queue_full_total = atomic_load(&c->queue_full);
+    out->writers_running = atomic_load(&c->writers_running);
     pthread_mutex_lock(&c->lock);
     out->queued_events = c->queued_events;
     pthread_mutex_unlock(&c->lock);
@@ -807,6 +823,9 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         "# HELP pe_collector_queue_full_total Batches refused because the queue was full.\n"
         "# TYPE pe_collector_queue_full_total counter\n"
         "pe_collector_queue_full_total %llu\n"
+        "# HELP pe_collector_writers Group-commit writer threads running.\n"
+        "# TYPE pe_collector_writers gauge\n"
+        "pe_collector_writers %u\n"
         "# HELP pe_collector_queued_events Events waiting for the writer.\n"
         "# TYPE pe_collector_queued_events gauge\n"
         "pe_collector_queued_events %zu\n",
@@ -816,7 +835,7 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         (double)atomic_load(&c->commit_us) / 1e6, (double)atomic_load(&c->phase_us[0]) / 1e6,
         (double)atomic_load(&c->phase_us[1]) / 1e6, (double)atomic_load(&c->phase_us[2]) / 1e6,
         (unsigned long long)atomic_load(&c->slow_paths), (unsigned long long)s.queue_full_total,
-        s.queued_events);
+        s.writers_running, s.queued_events);
     return rc;
 }
 

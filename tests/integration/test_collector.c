@@ -4,13 +4,15 @@
  * correction and the 7-day / 1-hour window, store mismatch, request limits, keys, sendBeacon's
  * text/plain with ?key=, 503 + Retry-After when the commit fails (and a retry that then
  * succeeds once), group commit under concurrency, imports of history (/v1/import), exact JSON
- * values, the publishable-key cache's revocation; and, in-process, the dead-letter bound.
+ * values, the publishable-key cache's revocation; and, in-process, the dead-letter bound and
+ * writers that keep running when another emptied the queue.
  */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pe/collector.h"
 #include "pe/tenancy.h"
@@ -413,7 +415,7 @@ static void test_group_commit_under_concurrency(void **state)
     pe_test_response_free(&after);
 }
 
-/* ---- in-process: the dead-letter bound ------------------------------------------------------ */
+/* ---- in-process: a batch's outcome, waited for ------------------------------------------- */
 
 typedef struct {
     pthread_mutex_t lock;
@@ -432,6 +434,75 @@ static void on_done(void *arg, const pe_collector_result_t *res)
     pthread_mutex_unlock(&w->lock);
 }
 
+static void wait_done(waiter_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->done)
+        pthread_cond_wait(&w->cond, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- in-process: every writer keeps running ------------------------------------------------ */
+
+static unsigned writers_running(pe_collector_t *c)
+{
+    pe_collector_stats_t s;
+    pe_collector_stats(c, &s);
+    return s.writers_running;
+}
+
+/* Two writers both gathering when one of them takes the whole queue: the other must wait for
+ * the next request, not end. (It used to end: after the first such race the collector ran on
+ * one writer for good, every commit in series, a third of the CPU idle at peak.) Each round
+ * wakes both writers: the first batch wakes one, which waits window_ms for company; the second,
+ * 10 ms later, wakes the other; the first to reach the deadline takes both. */
+static void test_writers_keep_running(void **state)
+{
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 4);
+    pe_collector_config_t cfg = {.db = pool, .writers = 2, .window_ms = 60};
+    pe_collector_t *c = pe_collector_new(&cfg);
+    assert_non_null(c);
+    for (int i = 0; i < 100 && writers_running(c) < 2; i++)
+        usleep(10 * 1000);
+    assert_int_equal(writers_running(c), 2);
+    char err[64];
+    for (int round = 0; round < 4; round++) {
+        waiter_t w[2] = {{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1},
+                         {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1}};
+        cJSON *events[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            char id[37];
+            new_uuid(id);
+            pe_buf_t b = PE_BUF_INIT;
+            pe_buf_puts(&b, "[");
+            cart_event(&b, id, pe_now_unix_us() - 1000000, ",\"userId\":\"two-writers\"");
+            pe_buf_puts(&b, "]");
+            assert_int_equal(pe_json_parse(b.data, b.len, &events[k], err, sizeof err), 0);
+            pe_buf_free(&b);
+            assert_int_equal(pe_collector_ingest(c, store_b, PE_COLLECTOR_LIVE, events[k], 0,
+                                                 pe_now_unix_us(), on_done, &w[k]),
+                             0);
+            usleep(10 * 1000);
+        }
+        for (int k = 0; k < 2; k++) {
+            wait_done(&w[k]);
+            assert_int_equal(w[k].rc, 0);
+            cJSON_Delete(events[k]);
+        }
+        usleep(20 * 1000); /* the writer that found the queue empty has decided by now */
+        if (writers_running(c) != 2)
+            fail_msg("round %d: %u of 2 writers still running", round, writers_running(c));
+    }
+    pe_collector_free(c);
+    pe_db_pool_free(pool);
+    assert_int_equal(count("SELECT count(*) FROM events WHERE user_id = 'two-writers' AND "
+                           "store_id = '%s'",
+                           store_b),
+                     8);
+}
+
+/* ---- in-process: the dead-letter bound ------------------------------------------------------ */
+
 static void test_dead_letter_bound(void **state)
 {
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
@@ -447,10 +518,7 @@ static void test_dead_letter_bound(void **state)
         assert_int_equal(pe_collector_ingest(c, store_b, PE_COLLECTOR_LIVE, events, 0,
                                              pe_now_unix_us(), on_done, &w),
                          0);
-        pthread_mutex_lock(&w.lock);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
+        wait_done(&w);
         assert_int_equal(w.rc, 0);
     }
     cJSON_Delete(events);
@@ -679,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_commit_failure_is_503_then_retry_stores_once),
         cmocka_unit_test(test_group_commit_under_concurrency),
         cmocka_unit_test(test_dead_letter_bound),
+        cmocka_unit_test(test_writers_keep_running),
         cmocka_unit_test(test_maintenance),
         cmocka_unit_test(test_import_history),
         cmocka_unit_test(test_json_values_stored_exactly),
