@@ -658,6 +658,7 @@ static int cmd_audit(const pe_config_t *cfg, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    pe_json_init(); /* cJSON's allocation hooks, before any thread uses cJSON */
     const char *cmd = argc > 1 ? argv[1] : "serve";
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("profit-engine %s (%s)\n", PE_VERSION, PE_GIT_COMMIT);

@@ -1,8 +1,9 @@
 /*
  * micro.c — the collector's CPU per event on an HTTP thread, without HTTP or PostgreSQL: what
  * `POST /v1/events` does between reading the body and handing the job to the writer — parse the
- * JSON (pe_json_parse), check the envelope, validate every event, correct its clock skew and
- * encode it as COPY text (collector_job_build, the very code the server runs), then free it all.
+ * JSON (pe_json_parse_arena, as the endpoint does), check the envelope, validate every event,
+ * correct its clock skew and encode it as binary COPY rows (collector_job_build, the very code the
+ * server runs), then free it all.
  *
  * usage: ingest_micro BODIES [repeats]   (built by CMake as target ingest_micro)
  *   BODIES: request bodies, one a line, as `loadgen --dump N` writes them (the bench's load)
@@ -89,8 +90,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nbodies; i++) {
             char err[256];
             cJSON *body = NULL;
+            pe_json_arena_t *arena = NULL;
             int64_t t0 = thread_cpu_ns();
-            if (pe_json_parse(bodies[i].data, bodies[i].len, &body, err, sizeof err) != 0) {
+            if (pe_json_parse_arena(bodies[i].data, bodies[i].len, &arena, &body, err,
+                                    sizeof err) != 0) {
                 fprintf(stderr, "ingest_micro: body %zu: %s\n", i, err);
                 return 1;
             }
@@ -111,7 +114,7 @@ int main(int argc, char **argv)
             events += job->nevents;
             copy_bytes += job->events_copy.len;
             collector_job_free(job);
-            cJSON_Delete(body);
+            pe_json_arena_free(arena);
             int64_t t2 = thread_cpu_ns();
             parse_ns += t1 - t0;
             build_ns += t2 - t1;

@@ -182,6 +182,17 @@ int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
  * no NUL bytes). Returns 0 and *out (caller frees with cJSON_Delete), or PE_EINVAL with a
  * short reason in err. Thread-safe (does not touch cJSON's global error pointer). */
 int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t errlen);
+/* The same, with the whole tree in an arena of its own, for the ingest hot path: no allocation
+ * per node, and freeing is pe_json_arena_free(*arena) — never cJSON_Delete on the tree or any
+ * part of it, and nothing of it added to another tree; read it only. On failure *arena is NULL.
+ * Needs pe_json_init (it calls it; call it early, before threads use cJSON). */
+typedef struct pe_json_arena pe_json_arena_t;
+int pe_json_parse_arena(const char *text, size_t len, pe_json_arena_t **arena, cJSON **out,
+                        char *err, size_t errlen);
+void pe_json_arena_free(pe_json_arena_t *arena);
+/* Installs cJSON's allocation hooks the arena needs (malloc and free everywhere else); once per
+ * process, before other threads use cJSON. Idempotent. */
+void pe_json_init(void);
 /* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
 bool pe_utf8_valid(const char *s, size_t n);
 /* ---- percent-encoding ------------------------------------------------------------------------ */

@@ -220,6 +220,10 @@ const char *pe_http_body(const pe_http_request_t *req, size_t *len);
 /* Parses the body as JSON once. On failure replies 400 (invalid_json) and returns NULL; the
  * returned tree belongs to the request. */
 cJSON *pe_http_json_body(pe_http_request_t *req);
+/* The same, parsed into an arena of the request's own (pe_json_parse_arena): far fewer
+ * allocations, for the ingest hot path. The tree is read-only — never change, delete or move
+ * any part of it — and lives as long as the request. Use one of the two per request. */
+const cJSON *pe_http_json_body_arena(pe_http_request_t *req);
 const pe_http_auth_t *pe_http_auth(const pe_http_request_t *req);
 const char *pe_http_request_id(const pe_http_request_t *req);
 /* The client's address as canonical text (pe_ip_format: "203.0.113.7", "2001:db8::1"): the TCP

@@ -103,7 +103,7 @@ int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, pe_collector
 /* The native envelope {"events":[…],"sentAt"?} of /v1/events and /v1/import. */
 static int events_envelope(pe_http_request_t *req, pe_collector_mode_t mode)
 {
-    cJSON *body = pe_http_json_body(req);
+    const cJSON *body = pe_http_json_body_arena(req);
     if (!body)
         return 0;
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(body, "events");

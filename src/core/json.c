@@ -8,7 +8,16 @@
  *  3. Nesting deeper than PE_JSON_MAX_DEPTH is refused before cJSON recurses into it.
  *  4. No string may contain \u0000: cJSON's C strings would end there and drop the rest.
  *  5. Between tokens only space, tab, LF and CR are whitespace (RFC 8259), as on both ends.
+ *  6. An arena parse (pe_json_parse_arena) puts every node and string of the tree in one arena,
+ *     freed whole: the hooks below route cJSON's allocations there only while that parse runs
+ *     on this thread (a thread-local pointer); everywhere else they are malloc and free. A
+ *     request of 20 events is some 1 600 allocations and as many frees otherwise.
+ *  7. Under AddressSanitizer the arena keeps every allocation a malloc of its own (a list freed
+ *     with the arena), so overflows and uses after the arena is freed are still caught.
  */
+#include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +25,132 @@
 #include "pe/core.h"
 
 #define PE_JSON_MAX_DEPTH 64
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_MALLOC_EACH 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_MALLOC_EACH 1
+#endif
+#endif
+
+#define ARENA_CHUNK_MIN (32 * 1024)
+
+/* One block of the arena: a bump region (or, under ASan, one allocation). */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t size, used;
+    alignas(max_align_t) unsigned char data[];
+} arena_block_t;
+
+struct pe_json_arena {
+    arena_block_t *blocks; /* newest first */
+    size_t next_size;
+};
+
+/* The arena the parse running on this thread allocates in, or NULL. */
+static _Thread_local pe_json_arena_t *tl_arena;
+
+/* Each thread keeps the largest block of its last arena (up to SPARE_MAX) for the next one:
+ * without it every request's blocks went back to the heap's top, which glibc trims, and came
+ * back as fresh pages to fault in — slower than the malloc per node the arena replaces. */
+#define SPARE_MAX (1024 * 1024)
+
+static pthread_key_t spare_key;
+
+static void spare_free(void *block)
+{
+    free(block);
+}
+
+static arena_block_t *arena_block_new(pe_json_arena_t *a, size_t size)
+{
+    arena_block_t *b = NULL;
+#ifndef ARENA_MALLOC_EACH
+    arena_block_t *spare = pthread_getspecific(spare_key);
+    if (spare && spare->size >= size) {
+        b = spare;
+        pthread_setspecific(spare_key, NULL);
+    }
+#endif
+    if (!b) {
+        b = malloc(sizeof *b + size);
+        if (!b)
+            return NULL;
+        b->size = size;
+    }
+    b->used = 0;
+    b->next = a->blocks;
+    a->blocks = b;
+    return b;
+}
+
+static void *arena_alloc(pe_json_arena_t *a, size_t n)
+{
+#ifdef ARENA_MALLOC_EACH
+    arena_block_t *b = arena_block_new(a, n);
+    return b ? b->data : NULL;
+#else
+    size_t need = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    arena_block_t *b = a->blocks;
+    if (!b || b->size - b->used < need) {
+        size_t size = a->next_size > need ? a->next_size : need;
+        a->next_size = size * 2;
+        b = arena_block_new(a, size);
+        if (!b)
+            return NULL;
+    }
+    void *p = b->data + b->used;
+    b->used += need;
+    return p;
+#endif
+}
+
+static void *hook_malloc(size_t n)
+{
+    return tl_arena ? arena_alloc(tl_arena, n) : malloc(n);
+}
+
+/* Inside an arena parse cJSON frees only what that parse made (a failed parse's partial tree,
+ * or the tree before trailing garbage): it goes with the arena. */
+static void hook_free(void *p)
+{
+    if (!tl_arena)
+        free(p);
+}
+
+static void install_hooks(void)
+{
+    if (pthread_key_create(&spare_key, spare_free) != 0)
+        abort(); /* only at start-up, and only when the process is out of keys */
+    cJSON_Hooks hooks = {.malloc_fn = hook_malloc, .free_fn = hook_free};
+    cJSON_InitHooks(&hooks);
+}
+
+void pe_json_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_hooks);
+}
+
+void pe_json_arena_free(pe_json_arena_t *arena)
+{
+    if (!arena)
+        return;
+    for (arena_block_t *b = arena->blocks, *next; b; b = next) {
+        next = b->next;
+#ifndef ARENA_MALLOC_EACH
+        arena_block_t *spare = pthread_getspecific(spare_key);
+        if (b->size <= SPARE_MAX && (!spare || spare->size < b->size) &&
+            pthread_setspecific(spare_key, b) == 0) {
+            free(spare);
+            continue;
+        }
+#endif
+        free(b);
+    }
+    free(arena);
+}
 
 /* Checks the structure outside strings in one pass: nesting depth, and no control bytes other
  * than JSON's four whitespace characters (cJSON would skip any byte ≤ 0x20 between tokens). */
@@ -96,6 +231,30 @@ int pe_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t e
         }
     }
     *out = j;
+    return 0;
+}
+
+int pe_json_parse_arena(const char *text, size_t len, pe_json_arena_t **arena, cJSON **out,
+                        char *err, size_t errlen)
+{
+    *arena = NULL;
+    *out = NULL;
+    pe_json_init();
+    pe_json_arena_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return PE_ENOMEM;
+    }
+    /* nodes of 64 bytes and the strings: about four times the text of an event batch */
+    a->next_size = len < ARENA_CHUNK_MIN / 4 ? ARENA_CHUNK_MIN : len * 4;
+    tl_arena = a;
+    int rc = pe_json_parse(text, len, out, err, errlen);
+    tl_arena = NULL;
+    if (rc != 0) {
+        pe_json_arena_free(a);
+        return rc;
+    }
+    *arena = a;
     return 0;
 }
 

@@ -102,7 +102,8 @@ struct pe_http_request {
     pe_buf_t body;
     size_t drained;
     bool body_too_big;
-    cJSON *json;
+    cJSON *json;                 /* the parsed body, in json_arena when that is set */
+    pe_json_arena_t *json_arena; /* pe_http_json_body_arena: the tree is freed with it */
     pe_http_auth_t auth;
     /* response */
     bool replied;
@@ -430,6 +431,19 @@ cJSON *pe_http_json_body(pe_http_request_t *req)
     char err[128];
     if (pe_json_parse(req->body.data ? req->body.data : "", req->body.len, &req->json, err,
                       sizeof err) != 0) {
+        pe_http_reply_error(req, 400, "invalid_json", "%s", err);
+        return NULL;
+    }
+    return req->json;
+}
+
+const cJSON *pe_http_json_body_arena(pe_http_request_t *req)
+{
+    if (req->json)
+        return req->json;
+    char err[128];
+    if (pe_json_parse_arena(req->body.data ? req->body.data : "", req->body.len, &req->json_arena,
+                            &req->json, err, sizeof err) != 0) {
         pe_http_reply_error(req, 400, "invalid_json", "%s", err);
         return NULL;
     }
@@ -848,7 +862,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         free(req->headers[i].name);
         free(req->headers[i].value);
     }
-    cJSON_Delete(req->json);
+    if (req->json_arena)
+        pe_json_arena_free(req->json_arena);
+    else
+        cJSON_Delete(req->json);
     pe_buf_free(&req->body);
     pe_http_query_free(&req->query);
     free(req->uri);

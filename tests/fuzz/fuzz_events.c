@@ -14,6 +14,8 @@
  *     serialises to at most PE_EVENT_MAX_BYTES; sent_at_us falls back to the batch's.
  *  4. pe_time_parse_rfc3339 either refuses or returns a time inside years 0000..9999 (± one day
  *     of offset).
+ *  5. pe_json_parse_arena (what POST /v1/events parses with) gives the same verdict and reason
+ *     as pe_json_parse, and on success an equal tree.
  *
  * The input is copied into an exactly-sized heap buffer so a read past its end is an ASan
  * error. Builds with clang -fsanitize=fuzzer, or with any C compiler plus replay_main.c.
@@ -183,6 +185,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             validate_one(root, 0);
         }
     }
+    /* The ingest endpoint's own parse (an arena): the same verdict and reason, an equal tree. */
+    pe_json_arena_t *arena = NULL;
+    cJSON *arena_root = NULL;
+    char arena_err[128];
+    int arena_rc =
+        pe_json_parse_arena(text, size, &arena, &arena_root, arena_err, sizeof arena_err);
+    CHECK(arena_rc == rc);
+    CHECK((arena_rc == 0) == (arena != NULL && arena_root != NULL));
+    if (rc != 0) {
+        CHECK(strcmp(err, arena_err) == 0);
+    } else { /* printed, not cJSON_Compare: duplicate keys, and exponential on nesting */
+        char *a = pe_json_print(root), *b = pe_json_print(arena_root);
+        CHECK(a && b && strcmp(a, b) == 0);
+        cJSON_free(a);
+        cJSON_free(b);
+    }
+    pe_json_arena_free(arena);
     cJSON_Delete(root);
     free(text);
     return 0;

@@ -1,6 +1,6 @@
 /*
  * test_utf8_json.c — UTF-8 validation (pe_utf8_valid) and the guarded JSON parser
- * (pe_json_parse).
+ * (pe_json_parse, and pe_json_parse_arena for the ingest path).
  *
  * Invariants checked:
  *  1. pe_utf8_valid accepts exactly the shortest-form encodings of U+0000..U+10FFFF minus the
@@ -8,7 +8,10 @@
  *  2. pe_json_parse reads exactly len bytes (inputs live in unterminated heap copies, so ASan
  *     catches any over-read), returns 0 with a tree or PE_EINVAL with *out == NULL and a reason.
  *  3. Nesting beyond 64 levels is refused before cJSON recurses, so hostile depth is cheap.
+ *  4. pe_json_parse_arena gives every input the same verdict and reason, and an equal tree
+ *     (every case here runs through both), at any size and parse after parse.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +143,45 @@ static void test_utf8_all_code_points(void **state)
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
-/* Parses text[0..len) from an unterminated heap copy. Returns the rc; err gets the reason. */
+/* Two trees print the same (cJSON_Compare is no use here: it misses duplicate keys, and on
+ * nested objects it recurses both ways at every level, 2^64 calls for 64 levels). */
+static bool same_tree(const cJSON *a, const cJSON *b)
+{
+    char *pa = pe_json_print(a), *pb = pe_json_print(b);
+    assert_non_null(pa);
+    assert_non_null(pb);
+    bool same = strcmp(pa, pb) == 0;
+    cJSON_free(pa);
+    cJSON_free(pb);
+    return same;
+}
+
+/* The arena parse of the same bytes: the same verdict and reason, and an equal tree. */
+static void check_arena_agrees(const char *copy, size_t len, int rc, const cJSON *tree,
+                               const char *err, size_t errlen)
+{
+    char arena_err[256] = "";
+    pe_json_arena_t *arena = (pe_json_arena_t *)copy; /* must be overwritten */
+    cJSON *arena_tree = (cJSON *)copy;
+    size_t n = errlen < sizeof arena_err ? errlen : sizeof arena_err;
+    int arena_rc = pe_json_parse_arena(copy, len, &arena, &arena_tree, arena_err, n);
+    if (arena_rc != rc)
+        fail_msg("[%.*s]: rc %d, arena parse rc %d", (int)(len < 80 ? len : 80), copy, rc,
+                 arena_rc);
+    if (rc != 0) {
+        assert_null(arena);
+        assert_null(arena_tree);
+        assert_string_equal(arena_err, err);
+        return;
+    }
+    assert_non_null(arena);
+    if (!same_tree(tree, arena_tree))
+        fail_msg("[%.*s]: the arena tree differs", (int)(len < 80 ? len : 80), copy);
+    pe_json_arena_free(arena);
+}
+
+/* Parses text[0..len) from an unterminated heap copy, with pe_json_parse and, checked to agree,
+ * with pe_json_parse_arena. Returns the rc; err gets the reason. */
 static int parse_exact(const char *text, size_t len, cJSON **out, char *err, size_t errlen)
 {
     char *copy = malloc(len ? len : 1);
@@ -150,6 +191,7 @@ static int parse_exact(const char *text, size_t len, cJSON **out, char *err, siz
     err[0] = '\0';
     *out = (cJSON *)copy; /* must be overwritten with NULL or a tree */
     int rc = pe_json_parse(copy, len, out, err, errlen);
+    check_arena_agrees(copy, len, rc, *out, err, errlen);
     free(copy);
     return rc;
 }
@@ -375,6 +417,55 @@ static void test_json_hostile_depth_is_fast(void **state)
         fail_msg("refusing deep nesting took %lld us", (long long)elapsed);
 }
 
+/* An arena parse of a batch bigger than its first block (the arena grows block by block), next
+ * to ordinary cJSON use on the same thread, parse after parse (a thread reuses its blocks):
+ * every tree equals the plain parse's, and the ordinary trees are untouched by the arena's. */
+static void test_json_arena_large_and_reused(void **state)
+{
+    (void)state;
+    pe_buf_t b = PE_BUF_INIT;
+    for (int round = 0; round < 4; round++) {
+        /* small, large, then dense (a node of 64 bytes per 2 bytes of text: the first block,
+         * sized from the text, is soon full and more follow), then small again (the spare) */
+        pe_buf_reset(&b);
+        pe_buf_puts(&b, "{\"events\":[");
+        int n = round == 1 ? 5000 : 300;
+        for (int i = 0; i < n; i++)
+            pe_buf_printf(&b, "%s{\"i\":%d,\"s\":\"caf\\u00e9 %d\",\"a\":[1.5,true,null,{}]}",
+                          i ? "," : "", i, i);
+        pe_buf_puts(&b, "],\"dense\":[0");
+        for (int i = 1; round == 2 && i < 50000; i++)
+            pe_buf_puts(&b, ",0");
+        pe_buf_puts(&b, "]}");
+        cJSON *ordinary = cJSON_CreateObject(); /* malloc'd while no arena parse runs */
+        assert_non_null(cJSON_AddStringToObject(ordinary, "kept", "yes"));
+        char err[128];
+        cJSON *plain = NULL, *tree = NULL;
+        pe_json_arena_t *arena = NULL;
+        assert_int_equal(pe_json_parse(b.data, b.len, &plain, err, sizeof err), 0);
+        assert_int_equal(pe_json_parse_arena(b.data, b.len, &arena, &tree, err, sizeof err), 0);
+        assert_true(same_tree(plain, tree));
+        const cJSON *events = cJSON_GetObjectItemCaseSensitive(tree, "events");
+        assert_int_equal(cJSON_GetArraySize(events), n);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tree, "dense")),
+                         round == 2 ? 50000 : 1);
+        const cJSON *last = cJSON_GetArrayItem(events, n - 1);
+        char want[32];
+        snprintf(want, sizeof want, "caf\xc3\xa9 %d", n - 1);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(last, "s")->valuestring, want);
+        /* cJSON allocations after the parse are ordinary again: printing, deleting */
+        char *printed = pe_json_print(tree);
+        assert_non_null(printed);
+        cJSON_free(printed);
+        pe_json_arena_free(arena);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(ordinary, "kept")->valuestring, "yes");
+        cJSON_Delete(ordinary);
+        cJSON_Delete(plain);
+    }
+    pe_buf_free(&b);
+    pe_json_arena_free(NULL); /* like free(NULL) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_json_error_offset),
         cmocka_unit_test(test_json_depth_limit),
         cmocka_unit_test(test_json_hostile_depth_is_fast),
+        cmocka_unit_test(test_json_arena_large_and_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
