@@ -828,8 +828,6 @@ static int group_teardown(void **state)
     pe_test_db_drop(conninfo);
     pe_buf_free(&all_bodies);
     pe_buf_free(&minted);
-    if (rc != 0)
-        fprintf(stderr, "profit-engine serve exited with %d (log: %s)\n", rc, server.log_path);
     return rc == 0 ? 0 : -1;
 }
 

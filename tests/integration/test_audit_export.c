@@ -218,8 +218,6 @@ static int group_teardown(void **state)
     pe_db_pool_free(pool);
     pe_test_db_drop(conninfo);
     curl_global_cleanup();
-    if (rc != 0)
-        fprintf(stderr, "profit-engine serve exited with %d (log: %s)\n", rc, server.log_path);
     return rc == 0 ? 0 : -1;
 }
 

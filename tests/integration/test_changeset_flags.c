@@ -507,9 +507,6 @@ static int group_teardown(void **state)
     int rc2 = pe_test_server_stop(&second);
     pe_db_pool_free(pool);
     pe_test_db_drop(conninfo);
-    if (rc != 0 || rc2 != 0)
-        fprintf(stderr, "profit-engine serve exited with %d / %d (logs: %s, %s)\n", rc, rc2,
-                server.log_path, second.log_path);
     return rc == 0 && rc2 == 0 ? 0 : -1;
 }
 

@@ -754,8 +754,6 @@ static int group_teardown(void **state)
     int rc = pe_test_server_stop(&server);
     pe_db_pool_free(pool);
     pe_test_db_drop(conninfo);
-    if (rc != 0)
-        fprintf(stderr, "profit-engine serve exited with %d (log: %s)\n", rc, server.log_path);
     return rc == 0 ? 0 : -1;
 }
 

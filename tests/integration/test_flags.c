@@ -616,9 +616,6 @@ static int group_teardown(void **state)
     }
     pe_db_pool_free(pool);
     pe_test_db_drop(conninfo);
-    if (rc != 0 || rc2 != 0 || rc3 != 0)
-        fprintf(stderr, "a profit-engine serve exited with %d/%d/%d (logs: %s %s %s)\n", rc, rc2,
-                rc3, main_srv.log_path, second.log_path, third.log_path);
     return rc == 0 && rc2 == 0 && rc3 == 0 ? 0 : -1;
 }
 

@@ -510,8 +510,6 @@ static int group_teardown(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (rc != 0)
-        fprintf(stderr, "profit-engine serve exited with %d (log: %s)\n", rc, server.log_path);
     return rc == 0 ? 0 : -1;
 }
 

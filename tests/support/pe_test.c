@@ -701,9 +701,10 @@ int pe_test_server_stop(pe_test_server_t *s)
         r = waitpid(s->pid, &status, 0);
     }
     s->pid = 0;
-    if (r < 0 || !WIFEXITED(status))
-        return -1;
-    return WEXITSTATUS(status);
+    int rc = r < 0 || !WIFEXITED(status) ? -1 : WEXITSTATUS(status);
+    if (rc != 0)
+        fprintf(stderr, "pe_test: profit-engine serve exited with %d (log: %s)\n", rc, s->log_path);
+    return rc;
 }
 
 int pe_test_server_alive(pe_test_server_t *s)

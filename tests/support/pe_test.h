@@ -50,7 +50,8 @@ typedef struct {
  * the test Redis, plus extra "NAME=value" variables (NULL-terminated, may be NULL); waits until
  * /healthz answers. Aborts on failure. */
 void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char *const *extra_env);
-/* Sends SIGTERM and waits; returns the exit status (or -1 when killed by a signal). */
+/* Sends SIGTERM and waits; returns the exit status (or -1 when killed by a signal). A non-zero
+ * one is also printed to stderr with the server's log path. */
 int pe_test_server_stop(pe_test_server_t *s);
 /* True while the child is running. */
 int pe_test_server_alive(pe_test_server_t *s);
