@@ -14,6 +14,12 @@
  *     In detail (the table is in src/db/exec.c): deadlocks → PE_ECONFLICT, lock_timeout →
  *     PE_ETIMEOUT, insufficient privilege → PE_EFORBIDDEN; a syntax error in statement text is
  *     a bug (PE_EINTERNAL), invalid input syntax of a parameter value is PE_EINVAL.
+ *  5. A connection the server closed while it sat unused (a restart, a failover,
+ *     pg_terminate_backend, a network drop) is replaced before it fails anything that cannot be
+ *     repeated safely: pe_db_acquire and pe_db_conn_check look at it first (and send an empty
+ *     query once another connection of the pool was found dead), and pe_db_begin as the first
+ *     statement after acquire reconnects and begins again. A statement that ran outside a
+ *     transaction, and COMMIT, are never repeated: whether they took effect is unknown.
  */
 #ifndef PE_DB_H
 #define PE_DB_H
@@ -46,8 +52,9 @@ int pe_db_conninfo_check(const char *conninfo, char *err, size_t errlen);
 pe_db_pool_t *pe_db_pool_new(const char *conninfo, unsigned size);
 /* Closes every connection. No connection may be lent out. Accepts NULL. */
 void pe_db_pool_free(pe_db_pool_t *pool);
-/* Lends a connection, waiting up to timeout_ms for one to be free (≤ 0: do not wait). Returns
- * 0, PE_ETIMEOUT or PE_EUNAVAIL (cannot connect). Thread-safe. */
+/* Lends a connection, waiting up to timeout_ms for one to be free (≤ 0: do not wait); an idle
+ * one the server has closed is replaced first (invariant 5). Returns 0, PE_ETIMEOUT or
+ * PE_EUNAVAIL (cannot connect). Thread-safe. */
 int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out);
 /* Returns a connection to the pool (rolls back an open transaction, drops a broken one).
  * Accepts NULL. Thread-safe. */
@@ -55,6 +62,17 @@ void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn);
 void pe_db_pool_stats(pe_db_pool_t *pool, pe_db_pool_stats_t *out);
 /* Acquires a connection and runs SELECT 1. Returns 0 or a PE_E… code. */
 int pe_db_ping(pe_db_pool_t *pool, int timeout_ms);
+/* For a connection kept lent across idle periods (a collector writer's), between transactions:
+ * checks it as pe_db_acquire checks an idle one and, when the server has closed it, replaces it
+ * in place (session state is not carried over). Inside a transaction or a COPY it only reports.
+ * Returns 0, or PE_EUNAVAIL when no new connection can be made (release conn then). Called by
+ * the borrowing thread only. */
+int pe_db_conn_check(pe_db_conn_t *conn);
+/* True when the session of conn is over: libpq lost the link, or the last failure was SQLSTATE
+ * class 08 or 57P01..57P03 (shutdown, crash, terminated). Nothing more can run on conn, but a new
+ * connection may well work; whatever conn had not committed was rolled back by the server.
+ * False for NULL. */
+bool pe_db_conn_lost(const pe_db_conn_t *conn);
 
 /* Executes one parameterised statement (text parameters; NULL entry = SQL NULL). On success
  * returns 0 and, when out is non-NULL, the result (caller frees with pe_db_result_free).
@@ -66,6 +84,8 @@ const char *pe_db_conn_error(const pe_db_conn_t *conn);
 /* The SQLSTATE of the last error on conn (borrowed), or "". */
 const char *pe_db_conn_sqlstate(const pe_db_conn_t *conn);
 
+/* BEGIN. As the first statement after pe_db_acquire, a lost connection is reopened and BEGIN sent
+ * once more (invariant 5). Returns 0 or a PE_E… code. */
 int pe_db_begin(pe_db_conn_t *conn);
 int pe_db_commit(pe_db_conn_t *conn);
 int pe_db_rollback(pe_db_conn_t *conn);

@@ -13,7 +13,8 @@
  * Invariants:
  *  1. A key never authorises another store's {storeId}: the comparison is on the store id the
  *     key resolved to in the database, never on anything the client sent.
- *  2. Every refusal replies with the one error shape and a message that says what to send.
+ *  2. Every refusal replies with the one error shape and a message that says what to send;
+ *     a database or Redis that cannot answer is 503 with Retry-After, never 401.
  *  3. A state-changing request (POST, PUT, PATCH, DELETE) that the session cookie authenticates
  *     also carries the session's anti-CSRF token as X-CSRF-Token, or is refused 403
  *     csrf_token_invalid. Bearer keys are not sent by the browser on its own: they need none.
@@ -48,6 +49,8 @@ static int refuse(pe_http_request_t *req, int rc, const char *message)
     return rc;
 }
 
+/* PostgreSQL or Redis did not answer: 503, which the server sends with Retry-After (http/server.c
+ * invariant 6), so a client backs off instead of giving up on its credentials. */
 static int dependency_failure(pe_http_request_t *req, int rc)
 {
     return refuse(req, rc == PE_EUNAVAIL || rc == PE_ETIMEOUT ? PE_EUNAVAIL : rc,

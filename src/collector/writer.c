@@ -17,11 +17,13 @@
  *                                                           │
  *                         ok ──▶ done(rc = 0) for each job  │  error ──▶ ROLLBACK,
  *                                                           │  done(rc = PE_EUNAVAIL)
+ *                 connection lost before COMMIT was sent ──▶ the whole commit once more, on a
+ *                                                            new connection (invariant 7)
  *
  *   state       function         what happens
  *   idle        writer_main()    waits on the queue's condition variable
  *   gathering   take_jobs()      lets requests join until the oldest waited window_ms, takes them
- *   committing  commit_jobs()    one transaction for every taken job
+ *   committing  commit_jobs()    one transaction for every taken job (store_jobs), at most twice
  *   answering   finish_jobs()    done() per job, outside the lock, after COMMIT or ROLLBACK
  *
  * Invariants:
@@ -44,6 +46,13 @@
  * commit (a retry racing its original) is found by sorting and stored once on either path.
  *  6. Every writer runs until pe_collector_stop: one that finds the queue emptied by another
  *     writer waits again (pe_collector_stats().writers_running counts them).
+ *  7. A PostgreSQL restart costs no request. The held connection is checked before each commit
+ *     (pe_db_conn_check), so one the server closed while the writer waited is replaced first;
+ *     and a commit whose connection is lost (pe_db_conn_lost) before its COMMIT was sent is done
+ *     once more on a new connection: the server rolled the first try back, nothing of it is
+ *     stored. Once COMMIT was sent the outcome is unknown and never retried here: the requests
+ *     get 503, and their own retry is safe (idempotency keys). Only a second loss, or no
+ *     connection at all (PostgreSQL really down), answers 503.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -214,17 +223,22 @@ static dead_letter_slot_t *dl_slot(pe_collector_t *c, const char *store_id, int6
     return s;
 }
 
-static int ensure_connection(writer_t *w)
-{
-    if (w->conn)
-        return 0;
-    return pe_db_acquire(w->c->cfg.db, ACQUIRE_TIMEOUT_MS, &w->conn);
-}
-
 static void drop_connection(writer_t *w)
 {
     pe_db_release(w->c->cfg.db, w->conn); /* rolls back an open transaction */
     w->conn = NULL;
+}
+
+/* The connection for the next commit: the held one, checked (invariant 7), or a new one. */
+static int ensure_connection(writer_t *w)
+{
+    if (w->conn) {
+        int rc = pe_db_conn_check(w->conn);
+        if (rc != 0)
+            drop_connection(w);
+        return rc;
+    }
+    return pe_db_acquire(w->c->cfg.db, ACQUIRE_TIMEOUT_MS, &w->conn);
 }
 
 /* One event of a commit, for sorting by key. */
@@ -517,7 +531,88 @@ static int set_received_from(pe_db_conn_t *conn, const collector_job_t *jobs)
     return pe_db_exec(conn, "SELECT set_config('pe.received_from', $1, true)", 1, params, NULL);
 }
 
-/* One transaction for every taken job. Returns 0 or a PE_E… code. */
+/* One try at storing the taken jobs in one transaction, counted in the stats when it commits.
+ * *commit_sent tells whether COMMIT went to the server: from then on the outcome of a failure
+ * is unknown (invariant 7). Returns 0 or a PE_E… code; the connection is left held, or NULL when
+ * none could be had. */
+static int store_jobs(writer_t *w, collector_job_t *jobs, size_t nevents, size_t nrejects,
+                      int64_t now_hour, bool *commit_sent)
+{
+    pe_collector_t *c = w->c;
+    int64_t start_us = pe_now_mono_us();
+    int rc = ensure_connection(w);
+    if (rc != 0)
+        goto out;
+    for (collector_job_t *j = jobs; j; j = j->next) {
+        if (j->ndays && (rc = collector_ensure_partitions(c, w->conn, j)) != 0)
+            goto out;
+    }
+    bool conflict_aware = false;
+    uint64_t inserted = 0;
+again:
+    rc = pe_db_begin(w->conn);
+    if (rc != 0)
+        goto out;
+    if (nevents) {
+        rc = set_received_from(w->conn, jobs);
+        if (rc != 0)
+            goto out;
+        rc = store_events(w, jobs, nevents, conflict_aware, &inserted);
+        if (rc == PE_ECONFLICT && !conflict_aware) {
+            /* an event stored before (a retry): do the commit again, conflict-aware. A whole
+             * new transaction, not a savepoint: rows must carry top-level transaction ids,
+             * which the aggregation's snapshot watermark relies on (aggregate/run.c inv. 3). */
+            atomic_fetch_add(&c->slow_paths, 1);
+            conflict_aware = true;
+            rc = pe_db_rollback(w->conn);
+            if (rc != 0)
+                goto out;
+            goto again;
+        }
+        if (rc != 0)
+            goto out;
+    }
+    int64_t stored_us = pe_now_mono_us();
+    if (nrejects) {
+        rc = copy_dead_letters(w->conn, jobs);
+        if (rc != 0)
+            goto out;
+    }
+    for (collector_job_t *j = jobs; j; j = j->next) {
+        if (!j->dead_letters_dropped)
+            continue;
+        char hour[32], dropped[32];
+        snprintf(hour, sizeof hour, "%lld", (long long)(now_hour * 3600));
+        snprintf(dropped, sizeof dropped, "%zu", j->dead_letters_dropped);
+        const char *params[] = {j->store_id, hour, dropped};
+        rc = pe_db_exec(w->conn, OVERFLOW_SQL, 3, params, NULL);
+        if (rc != 0)
+            goto out;
+    }
+    *commit_sent = true;
+    rc = pe_db_commit(w->conn);
+    if (rc != 0)
+        goto out;
+    int64_t end_us = pe_now_mono_us();
+    atomic_fetch_add(&c->commit_us, (uint64_t)(end_us - start_us));
+    atomic_fetch_add(&c->phase_us[1], (uint64_t)(stored_us - start_us));
+    atomic_fetch_add(&c->phase_us[2], (uint64_t)(end_us - stored_us));
+    if (end_us - start_us > SLOW_COMMIT_US)
+        pe_log(PE_LOG_WARN, "collector_slow_commit",
+               "%zu events, %zu dead letters: %.1f ms storing, %.1f ms in COMMIT", nevents,
+               nrejects, (double)(stored_us - start_us) / 1000.0,
+               (double)(end_us - stored_us) / 1000.0);
+    atomic_fetch_add(&c->commits, 1);
+    atomic_fetch_add(&c->stored, inserted);
+    atomic_fetch_add(&c->duplicates, nevents - inserted);
+    atomic_fetch_add(&c->rejected, nrejects);
+    rc = 0;
+out:
+    return rc;
+}
+
+/* One transaction for every taken job, tried a second time on a new connection when the first
+ * lost its connection before COMMIT (invariant 7). Returns 0 or a PE_E… code. */
 static int commit_jobs(writer_t *w, collector_job_t *jobs)
 {
     pe_collector_t *c = w->c;
@@ -539,77 +634,24 @@ static int commit_jobs(writer_t *w, collector_job_t *jobs)
     }
     pthread_mutex_unlock(&c->dl_lock);
 
-    int64_t start_us = pe_now_mono_us();
-    int rc = ensure_connection(w);
-    if (rc != 0)
-        return rc;
-    for (collector_job_t *j = jobs; j; j = j->next) {
-        if (j->ndays && (rc = collector_ensure_partitions(c, w->conn, j)) != 0)
-            goto fail;
+    int rc = PE_EINTERNAL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool commit_sent = false;
+        rc = store_jobs(w, jobs, nevents, nrejects, now_hour, &commit_sent);
+        if (rc == 0 || !w->conn)
+            break; /* stored, or no connection to be had: PostgreSQL is down */
+        bool lost = pe_db_conn_lost(w->conn);
+        pe_log(PE_LOG_WARN, "collector_commit_failed", "%s: %s", pe_strerror(rc),
+               pe_db_conn_error(w->conn));
+        drop_connection(w);
+        if (!lost || commit_sent)
+            break;
+        if (attempt == 0)
+            pe_log(PE_LOG_WARN, "collector_commit_retry",
+                   "the connection was lost before COMMIT (nothing was stored): storing the %zu "
+                   "events and %zu dead letters again on a new connection",
+                   nevents, nrejects);
     }
-    bool conflict_aware = false;
-    uint64_t inserted = 0;
-again:
-    rc = pe_db_begin(w->conn);
-    if (rc != 0)
-        goto fail;
-    if (nevents) {
-        rc = set_received_from(w->conn, jobs);
-        if (rc != 0)
-            goto fail;
-        rc = store_events(w, jobs, nevents, conflict_aware, &inserted);
-        if (rc == PE_ECONFLICT && !conflict_aware) {
-            /* an event stored before (a retry): do the commit again, conflict-aware. A whole
-             * new transaction, not a savepoint: rows must carry top-level transaction ids,
-             * which the aggregation's snapshot watermark relies on (aggregate/run.c inv. 3). */
-            atomic_fetch_add(&c->slow_paths, 1);
-            conflict_aware = true;
-            rc = pe_db_rollback(w->conn);
-            if (rc != 0)
-                goto fail;
-            goto again;
-        }
-        if (rc != 0)
-            goto fail;
-    }
-    int64_t stored_us = pe_now_mono_us();
-    if (nrejects) {
-        rc = copy_dead_letters(w->conn, jobs);
-        if (rc != 0)
-            goto fail;
-    }
-    for (collector_job_t *j = jobs; j; j = j->next) {
-        if (!j->dead_letters_dropped)
-            continue;
-        char hour[32], dropped[32];
-        snprintf(hour, sizeof hour, "%lld", (long long)(now_hour * 3600));
-        snprintf(dropped, sizeof dropped, "%zu", j->dead_letters_dropped);
-        const char *params[] = {j->store_id, hour, dropped};
-        rc = pe_db_exec(w->conn, OVERFLOW_SQL, 3, params, NULL);
-        if (rc != 0)
-            goto fail;
-    }
-    rc = pe_db_commit(w->conn);
-    if (rc != 0)
-        goto fail;
-    int64_t end_us = pe_now_mono_us();
-    atomic_fetch_add(&c->commit_us, (uint64_t)(end_us - start_us));
-    atomic_fetch_add(&c->phase_us[1], (uint64_t)(stored_us - start_us));
-    atomic_fetch_add(&c->phase_us[2], (uint64_t)(end_us - stored_us));
-    if (end_us - start_us > SLOW_COMMIT_US)
-        pe_log(PE_LOG_WARN, "collector_slow_commit",
-               "%zu events, %zu dead letters: %.1f ms storing, %.1f ms in COMMIT", nevents,
-               nrejects, (double)(stored_us - start_us) / 1000.0,
-               (double)(end_us - stored_us) / 1000.0);
-    atomic_fetch_add(&c->commits, 1);
-    atomic_fetch_add(&c->stored, inserted);
-    atomic_fetch_add(&c->duplicates, nevents - inserted);
-    atomic_fetch_add(&c->rejected, nrejects);
-    return 0;
-fail:
-    pe_log(PE_LOG_WARN, "collector_commit_failed", "%s: %s", pe_strerror(rc),
-           pe_db_conn_error(w->conn));
-    drop_connection(w);
     return rc;
 }
 

@@ -25,6 +25,7 @@ int pe_db_copy_begin(pe_db_conn_t *conn, const char *sql)
     PGresult *res = NULL;
 
     pe_db_conn_clear_error(conn);
+    conn->fresh = false;
     if (conn->in_copy) {
         rc = pe_db_conn_fail_msg(conn, PE_EINTERNAL, "a COPY is already in progress");
         goto out;

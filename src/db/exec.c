@@ -7,6 +7,12 @@
  *  2. Every PGresult is PQclear'ed on every path; a pe_db_result_t owns exactly one.
  *  3. After each call conn->err / conn->sqlstate describe that call's failure, or are "".
  *  4. pe_db_commit never reports success for a transaction the server rolled back.
+ *  5. A failure that ends the session (libpq lost the link, SQLSTATE class 08, 57P01..57P03)
+ *     marks the connection lost (internal.h invariant 4). pe_db_begin on a fresh connection
+ *     (nothing sent since it was lent) that meets one reopens it and sends BEGIN once more: the
+ *     server had nothing of ours to lose, so a connection that died idle costs no request. No
+ *     other statement is ever retried here: outside a transaction a statement commits itself,
+ *     and whether it did before the link broke is unknown.
  *
  * SQLSTATE → PE_E… (pe_db_sqlstate_to_rc):
  *
@@ -32,6 +38,14 @@
 struct pe_db_result {
     PGresult *res;
 };
+
+bool pe_db_sqlstate_is_lost(const char *s)
+{
+    if (!s || strlen(s) != 5)
+        return false;
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+           strcmp(s, "57P03") == 0;
+}
 
 int pe_db_sqlstate_to_rc(const char *s)
 {
@@ -87,6 +101,12 @@ int pe_db_conn_fail(pe_db_conn_t *conn, const PGresult *res)
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     int rc;
 
+    if (PQstatus(conn->pg) != CONNECTION_OK || pe_db_sqlstate_is_lost(state)) {
+        /* invariant 5; the server closes the session after such an error even when libpq has
+         * not read the end of it yet */
+        conn->lost = true;
+        conn->discard = true;
+    }
     if (PQstatus(conn->pg) != CONNECTION_OK)
         rc = PE_EUNAVAIL;
     else if (!res)
@@ -102,6 +122,11 @@ int pe_db_conn_fail(pe_db_conn_t *conn, const PGresult *res)
     snprintf(conn->sqlstate, sizeof(conn->sqlstate), "%s", state ? state : "");
     conn->last_rc = rc;
     return rc;
+}
+
+bool pe_db_conn_lost(const pe_db_conn_t *conn)
+{
+    return conn && (!conn->pg || conn->lost || PQstatus(conn->pg) != CONNECTION_OK);
 }
 
 const char *pe_db_conn_error(const pe_db_conn_t *conn)
@@ -140,6 +165,7 @@ int pe_db_exec(pe_db_conn_t *conn, const char *sql, int nparams, const char *con
     if (out)
         *out = NULL;
     pe_db_conn_clear_error(conn);
+    conn->fresh = false;
     if (conn->in_copy) {
         rc = pe_db_conn_fail_msg(conn, PE_EINTERNAL, "statement issued during COPY");
         goto out;
@@ -177,7 +203,19 @@ out:
 
 int pe_db_begin(pe_db_conn_t *conn)
 {
-    return pe_db_exec(conn, "BEGIN", 0, NULL, NULL);
+    bool fresh = conn->fresh;
+    int rc = pe_db_exec(conn, "BEGIN", 0, NULL, NULL);
+
+    /* Invariant 5: the connection died while idle (a restart, a failover, a terminated
+     * backend) after the pool's check, or in a way no check without a round trip can see. */
+    if (rc != 0 && fresh && pe_db_conn_lost(conn)) {
+        pe_log(PE_LOG_WARN, "db_reconnect", "connection lost before BEGIN (%.*s); reconnecting",
+               (int)strcspn(conn->err, "\n"), conn->err);
+        rc = pe_db_conn_reopen(conn);
+        if (rc == 0)
+            rc = pe_db_exec(conn, "BEGIN", 0, NULL, NULL);
+    }
+    return rc;
 }
 
 int pe_db_commit(pe_db_conn_t *conn)

@@ -17,7 +17,10 @@
  *   OPENING → free          give_back_slot                yes: open--, in_use--, signal
  *   LENT → IDLE             pe_db_release                 reset outside, push inside, signal
  *   LENT → free             pe_db_release (broken)        close outside, open-- inside
- *   IDLE → LENT             pe_db_acquire                 pop inside, health check outside
+ *   IDLE → LENT             pe_db_acquire                 pop inside, health check outside;
+ *                                                         a dead one is reopened in place
+ *   LENT → LENT (new link)  pe_db_conn_reopen             no  (epoch is atomic)
+ *                           (from pe_db_conn_check, and pe_db_begin on a fresh connection)
  *
  * Invariants:
  *  1. in_use ≤ open ≤ size; open counts open connections plus slots being opened.
@@ -26,11 +29,18 @@
  *  4. Each new connection carries fallback_application_name=profit-engine and, appended to any
  *     options of the caller, `-c statement_timeout=30s`, so a runaway query cannot hold a
  *     connection for ever; RESET statement_timeout returns to that 30 s.
+ *  5. A connection found dead anywhere (at lending, on release, by pe_db_conn_check, by BEGIN)
+ *     advances the pool's epoch. An idle connection last known alive in an earlier epoch is
+ *     checked with a round trip (an empty query) before it is lent again: a server restart
+ *     closes every session with a FATAL that the no-round-trip check sees, but a network drop
+ *     or a failover says nothing until something is sent, and then all the connections of that
+ *     era are suspect, not only the one that met it.
  */
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +60,7 @@ struct pe_db_pool {
     pe_db_conn_t *idle;   /* invariant 2; LIFO so the warmest connection is reused */
     unsigned size, open, in_use, waiting;
     uint64_t acquired_total, timeouts_total;
+    _Atomic uint64_t epoch; /* invariant 5: advanced whenever a connection is found dead */
 };
 
 /* libpq prints notices on stderr by default, which would break our one-JSON-line-per-event
@@ -66,6 +77,7 @@ static void notice_receiver(void *arg, const PGresult *res)
 
     if (fatal) {
         conn->discard = true;
+        conn->lost = true;
         level = PE_LOG_WARN;
     } else if (sev && strcmp(sev, "WARNING") == 0) {
         level = PE_LOG_WARN;
@@ -248,21 +260,26 @@ static void trim_copy(char *dst, size_t dstlen, const char *src)
     dst[o] = '\0';
 }
 
-/* Opens a new connection (no mutex held: invariant 3). Returns 0 or PE_EUNAVAIL / PE_ENOMEM. */
-int pe_db_pool_open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
+/* Connects conn (whose pg is NULL) with its pool's settings, no mutex held (invariant 3), and
+ * makes it fresh. Returns 0 or PE_EUNAVAIL / PE_ENOMEM; on failure conn->pg is NULL and conn
+ * lost. */
+static int connect_conn(pe_db_conn_t *conn)
 {
     int rc = PE_EUNAVAIL;
-    pe_db_conn_t *conn = NULL;
-    char msg[512];
+    pe_db_pool_t *pool = conn->pool;
+    char msg[512] = "out of memory";
 
+    assert(!conn->pg);
+    conn->in_copy = false;
+    conn->discard = false;
+    conn->lost = true;
+    conn->fresh = true;
+    pe_db_conn_clear_error(conn);
+    /* Read before connecting: a death found while we connect makes this one suspect too. */
+    conn->epoch = atomic_load(&pool->epoch);
     if (pool->conninfo_error) {
         trim_copy(msg, sizeof(msg), pool->conninfo_error);
         pe_log(PE_LOG_ERROR, "db_conninfo_invalid", "%s", msg);
-        goto out;
-    }
-    conn = calloc(1, sizeof(*conn));
-    if (!conn) {
-        rc = PE_ENOMEM;
         goto out;
     }
     conn->pg = PQconnectdbParams((const char *const *)pool->keywords,
@@ -274,15 +291,45 @@ int pe_db_pool_open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
     if (PQstatus(conn->pg) != CONNECTION_OK) {
         trim_copy(msg, sizeof(msg), PQerrorMessage(conn->pg));
         pe_log(PE_LOG_WARN, "db_connect_failed", "%s", msg);
+        PQfinish(conn->pg);
+        conn->pg = NULL;
         goto out;
     }
     PQsetNoticeReceiver(conn->pg, notice_receiver, conn);
+    conn->lost = false;
+    rc = 0;
+out:
+    if (rc != 0)
+        pe_db_conn_fail_msg(conn, rc, msg); /* libpq's reason, for the caller's log */
+    return rc;
+}
+
+/* Opens a new connection (no mutex held: invariant 3). Returns 0 or PE_EUNAVAIL / PE_ENOMEM. */
+int pe_db_pool_open_conn(pe_db_pool_t *pool, pe_db_conn_t **out)
+{
+    int rc = PE_ENOMEM;
+    pe_db_conn_t *conn = calloc(1, sizeof(*conn));
+
+    if (!conn)
+        goto out;
+    conn->pool = pool;
+    rc = connect_conn(conn);
+    if (rc != 0)
+        goto out;
     *out = conn;
     conn = NULL;
-    rc = 0;
 out:
     pe_db_conn_close(conn);
     return rc;
+}
+
+int pe_db_conn_reopen(pe_db_conn_t *conn)
+{
+    /* Its siblings opened before now may have died the same way (invariant 5). */
+    atomic_fetch_add(&conn->pool->epoch, 1);
+    PQfinish(conn->pg);
+    conn->pg = NULL;
+    return connect_conn(conn);
 }
 
 /* An idle connection may have been closed by the server (restart, pg_terminate_backend,
@@ -308,6 +355,46 @@ static bool idle_conn_healthy(pe_db_conn_t *conn)
             PQfreemem(n);
     }
     return !conn->discard && PQstatus(conn->pg) == CONNECTION_OK;
+}
+
+/* idle_conn_healthy, and a round trip when the pool found a connection dead since this one was
+ * last known alive (invariant 5). */
+static bool idle_conn_alive(pe_db_conn_t *conn)
+{
+    uint64_t epoch = atomic_load(&conn->pool->epoch);
+    PGresult *res;
+    bool ok;
+
+    if (!conn->pg || conn->lost || !idle_conn_healthy(conn))
+        return false;
+    if (conn->epoch >= epoch)
+        return true;
+    res = PQexec(conn->pg, "");
+    ok = PQresultStatus(res) == PGRES_EMPTY_QUERY;
+    PQclear(res);
+    if (!ok || conn->discard || PQstatus(conn->pg) != CONNECTION_OK)
+        return false;
+    conn->epoch = epoch;
+    return true;
+}
+
+int pe_db_conn_check(pe_db_conn_t *conn)
+{
+    int rc = PE_EUNAVAIL;
+
+    if (conn->in_copy || (conn->pg && PQtransactionStatus(conn->pg) != PQTRANS_IDLE)) {
+        /* Work is under way on it: nothing can be replaced, only reported. */
+        rc = pe_db_conn_lost(conn) ? PE_EUNAVAIL : 0;
+        goto out;
+    }
+    if (idle_conn_alive(conn)) {
+        rc = 0;
+        goto out;
+    }
+    pe_log(PE_LOG_WARN, "db_reconnect", "a held connection was closed by the server; replacing it");
+    rc = pe_db_conn_reopen(conn);
+out:
+    return rc;
 }
 
 static void deadline_after(struct timespec *ts, int timeout_ms)
@@ -375,11 +462,14 @@ int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out)
     assert(pool_invariants(pool));
     pthread_mutex_unlock(&pool->mu);
 
-    if (conn && !idle_conn_healthy(conn)) {
-        /* Keep the slot, replace the connection. */
-        pe_db_conn_close(conn);
-        conn = NULL;
-        must_open = true;
+    if (conn && !idle_conn_alive(conn)) {
+        /* Keep the slot, replace the connection (and suspect its siblings: invariant 5). */
+        rc = pe_db_conn_reopen(conn);
+        if (rc != 0) {
+            pe_db_conn_close(conn);
+            give_back_slot(pool);
+            goto out;
+        }
     }
     if (must_open) {
         rc = pe_db_pool_open_conn(pool, &conn);
@@ -388,6 +478,8 @@ int pe_db_acquire(pe_db_pool_t *pool, int timeout_ms, pe_db_conn_t **out)
             goto out;
         }
     }
+    conn->fresh = true;
+    pe_db_conn_clear_error(conn);
     pthread_mutex_lock(&pool->mu);
     pool->acquired_total++;
     pthread_mutex_unlock(&pool->mu);
@@ -441,6 +533,8 @@ void pe_db_release(pe_db_pool_t *pool, pe_db_conn_t *conn)
 {
     if (!conn)
         return;
+    if (pe_db_conn_lost(conn))
+        atomic_fetch_add(&pool->epoch, 1); /* invariant 5 */
     reset_for_reuse(conn);
     conn->discard = false;
     pthread_mutex_lock(&pool->mu);

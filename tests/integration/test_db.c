@@ -1,7 +1,8 @@
 /*
  * test_db.c — the db module against a real PostgreSQL: the pool (lending, exhaustion, threads,
- * resets), statements and their error mapping, transactions, COPY, LISTEN, and the migration
- * runner.
+ * resets, connections the server closed while idle — with a FATAL, or silently through a proxy
+ * that drops them), statements and their error mapping, transactions, COPY, LISTEN, and the
+ * migration runner.
  *
  * Invariants:
  *  1. The program works in databases of its own (pe_test_db_create); the shared one of the group
@@ -9,6 +10,7 @@
  *  2. Nothing here depends on what the embedded migrations contain, only on how many there are;
  *     the runner's failure paths are driven with migration lists made up here (db/migrate.h).
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,12 +465,24 @@ static void test_release_mid_transaction_is_clean(void **state)
     pe_db_pool_free(pool);
 }
 
+/* Ends the session of backend pid from outside (as a server restart ends every session: a
+ * FATAL, then the socket closes) and returns once the backend is gone. */
+static void end_session(const char *pid)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s, 30000)", pid);
+    char *v = pe_test_sql(g_conninfo, sql);
+    assert_non_null(v);
+    assert_string_equal(v, "t");
+    free(v);
+}
+
 static void test_broken_connections_are_replaced(void **state)
 {
     (void)state;
     pe_db_pool_t *pool = pe_db_pool_new(g_conninfo, 1);
     pe_db_pool_stats_t st;
-    char pid1[32], pid2[32], sql[128], v[16];
+    char pid1[32], pid2[32], v[16];
 
     /* Broken while lent: the server ends the session under us. */
     pe_db_conn_t *c = acquire(pool);
@@ -483,14 +497,310 @@ static void test_broken_connections_are_replaced(void **state)
     /* Broken while idle: killed from outside; the next acquire notices before lending it. */
     query1(c, "SELECT pg_backend_pid()", pid1, sizeof(pid1));
     pe_db_release(pool, c);
-    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
-    free(pe_test_sql(g_conninfo, sql));
-    usleep(200 * 1000); /* let the termination reach the idle socket */
+    end_session(pid1); /* returns once the backend is gone: its FATAL was sent before */
     c = acquire(pool);
     query1(c, "SELECT pg_backend_pid()", pid2, sizeof(pid2));
     assert_string_not_equal(pid1, pid2);
     pe_db_release(pool, c);
     pe_db_pool_free(pool);
+}
+
+/* A connection that died after it was lent but before anything was sent on it (the pool's look
+ * at the idle socket came too early): BEGIN reconnects and begins again, transparently. Not once
+ * the borrower has run something on it (its session state would silently be gone): then BEGIN
+ * fails, and the connection says it is lost. pe_db_conn_check replaces a held one between
+ * transactions. */
+static void test_begin_replaces_a_connection_that_died_idle(void **state)
+{
+    (void)state;
+    pe_db_pool_t *pool = pe_db_pool_new(g_conninfo, 1);
+    pe_db_pool_stats_t st;
+    char pid1[32], pid2[32], pid3[32];
+
+    pe_db_conn_t *c = acquire(pool);
+    query1(c, "SELECT pg_backend_pid()", pid1, sizeof(pid1));
+    pe_db_release(pool, c);
+    c = acquire(pool); /* checked: alive */
+    end_session(pid1);
+    assert_int_equal(pe_db_begin(c), 0);
+    assert_false(pe_db_conn_lost(c));
+    query1(c, "SELECT pg_backend_pid()", pid2, sizeof(pid2));
+    assert_string_not_equal(pid1, pid2);
+    assert_int_equal(pe_db_exec(c, "INSERT INTO counter VALUES (1)", 0, NULL, NULL), 0);
+    assert_int_equal(pe_db_rollback(c), 0);
+
+    /* something ran on it since it was lent: no silent reconnect */
+    assert_int_equal(pe_db_exec(c, "SET application_name = 'pe_test_state'", 0, NULL, NULL), 0);
+    end_session(pid2);
+    assert_int_equal(pe_db_begin(c), PE_EUNAVAIL);
+    assert_true(pe_db_conn_lost(c));
+    pe_db_release(pool, c);
+    pe_db_pool_stats(pool, &st);
+    assert_int_equal(st.open, 0);
+
+    /* a connection kept lent across transactions (a collector writer's) */
+    c = acquire(pool);
+    query1(c, "SELECT pg_backend_pid()", pid1, sizeof(pid1));
+    assert_int_equal(pe_db_conn_check(c), 0); /* alive: kept */
+    query1(c, "SELECT pg_backend_pid()", pid2, sizeof(pid2));
+    assert_string_equal(pid1, pid2);
+    end_session(pid1);
+    assert_int_equal(pe_db_conn_check(c), 0); /* dead: replaced in place */
+    assert_false(pe_db_conn_lost(c));
+    query1(c, "SELECT pg_backend_pid()", pid3, sizeof(pid3));
+    assert_string_not_equal(pid1, pid3);
+    pe_db_release(pool, c);
+    pe_db_pool_stats(pool, &st);
+    assert_int_equal(st.open, 1);
+    assert_int_equal(st.in_use, 0);
+
+    /* an error of the statement is not a lost connection */
+    c = acquire(pool);
+    assert_int_equal(pe_db_exec(c, "SELECT 1/0", 0, NULL, NULL), PE_EINVAL);
+    assert_false(pe_db_conn_lost(c));
+    assert_false(pe_db_conn_lost(NULL));
+    pe_db_release(pool, c);
+    pe_db_pool_free(pool);
+}
+
+/* A TCP proxy to the test server that can cut its connections silently, as a network drop or a
+ * failover does: the server side is closed, the client hears nothing until it sends, and then
+ * gets a reset. Only the proxy's thread touches the pairs. */
+#define PROXY_PAIRS 16
+
+typedef struct {
+    struct sockaddr_in upstream;
+    int listen_fd, wake[2];
+    uint16_t port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int client[PROXY_PAIRS], server[PROXY_PAIRS]; /* -1: closed; server -1 alone: cut */
+    bool cut_requested, stop;
+    unsigned cuts;
+} proxy_t;
+
+static void reset_close(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    close(fd);
+}
+
+static bool write_all(int fd, const char *p, ssize_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, (size_t)n);
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= w;
+    }
+    return true;
+}
+
+static void proxy_accept(proxy_t *px)
+{
+    int c = accept(px->listen_fd, NULL, NULL), s = -1, i = 0;
+    if (c < 0)
+        return;
+    while (i < PROXY_PAIRS && px->client[i] >= 0)
+        i++;
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    if (i == PROXY_PAIRS || s < 0 ||
+        connect(s, (struct sockaddr *)&px->upstream, sizeof(px->upstream)) != 0) {
+        close(c);
+        if (s >= 0)
+            close(s);
+        return;
+    }
+    px->client[i] = c;
+    px->server[i] = s;
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy_t *px = arg;
+    char buf[65536];
+    for (;;) {
+        struct pollfd pfd[2 + 2 * PROXY_PAIRS];
+        int pair[2 + 2 * PROXY_PAIRS], n = 0;
+        pthread_mutex_lock(&px->lock);
+        bool stop = px->stop;
+        if (px->cut_requested) {
+            for (int i = 0; i < PROXY_PAIRS; i++)
+                if (px->server[i] >= 0) {
+                    close(px->server[i]);
+                    px->server[i] = -1;
+                }
+            px->cut_requested = false;
+            px->cuts++;
+            pthread_cond_broadcast(&px->cv);
+        }
+        pthread_mutex_unlock(&px->lock);
+        if (stop)
+            break;
+        pfd[n] = (struct pollfd){.fd = px->listen_fd, .events = POLLIN};
+        pair[n++] = -1;
+        pfd[n] = (struct pollfd){.fd = px->wake[0], .events = POLLIN};
+        pair[n++] = -1;
+        for (int i = 0; i < PROXY_PAIRS; i++) {
+            if (px->client[i] < 0)
+                continue;
+            pfd[n] = (struct pollfd){.fd = px->client[i], .events = POLLIN};
+            pair[n++] = i;
+            if (px->server[i] >= 0) {
+                pfd[n] = (struct pollfd){.fd = px->server[i], .events = POLLIN};
+                pair[n++] = i;
+            }
+        }
+        if (poll(pfd, (nfds_t)n, -1) <= 0)
+            continue;
+        if (pfd[1].revents)
+            (void)!read(px->wake[0], buf, sizeof(buf));
+        if (pfd[0].revents & POLLIN)
+            proxy_accept(px);
+        for (int k = 2; k < n; k++) {
+            int i = pair[k];
+            if (!pfd[k].revents || px->client[i] < 0)
+                continue;
+            bool from_client = pfd[k].fd == px->client[i];
+            if (from_client && px->server[i] < 0) { /* cut: the client spoke, it gets a reset */
+                reset_close(px->client[i]);
+                px->client[i] = -1;
+                continue;
+            }
+            if (!from_client && pfd[k].fd != px->server[i])
+                continue; /* closed earlier in this round */
+            ssize_t got = read(pfd[k].fd, buf, sizeof(buf));
+            if (got <= 0 || !write_all(from_client ? px->server[i] : px->client[i], buf, got)) {
+                close(px->client[i]);
+                close(px->server[i]);
+                px->client[i] = px->server[i] = -1;
+            }
+        }
+    }
+    for (int i = 0; i < PROXY_PAIRS; i++) {
+        if (px->client[i] >= 0)
+            close(px->client[i]);
+        if (px->server[i] >= 0)
+            close(px->server[i]);
+    }
+    return NULL;
+}
+
+/* Starts a proxy to the test server; false when it is not reached over TCP (then skip). */
+static bool proxy_start(proxy_t *px)
+{
+    char *addr = pe_test_sql(g_conninfo, "SELECT host(inet_server_addr())");
+    char *port = pe_test_sql(g_conninfo, "SELECT inet_server_port()");
+    bool ok = addr && port;
+    memset(px, 0, sizeof(*px));
+    if (ok) {
+        px->upstream.sin_family = AF_INET;
+        px->upstream.sin_port = htons((uint16_t)atoi(port));
+        ok = inet_pton(AF_INET, addr, &px->upstream.sin_addr) == 1;
+    }
+    free(addr);
+    free(port);
+    if (!ok)
+        return false;
+    for (int i = 0; i < PROXY_PAIRS; i++)
+        px->client[i] = px->server[i] = -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    px->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(px->listen_fd >= 0);
+    assert_int_equal(bind(px->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(px->listen_fd, 16), 0);
+    assert_int_equal(getsockname(px->listen_fd, (struct sockaddr *)&sa, &sl), 0);
+    px->port = ntohs(sa.sin_port);
+    assert_int_equal(pipe(px->wake), 0);
+    pthread_mutex_init(&px->lock, NULL);
+    pthread_cond_init(&px->cv, NULL);
+    assert_int_equal(pthread_create(&px->thread, NULL, proxy_main, px), 0);
+    return true;
+}
+
+/* Cuts every connection through the proxy, silently; returns once it is done. */
+static void proxy_cut(proxy_t *px)
+{
+    pthread_mutex_lock(&px->lock);
+    unsigned cuts = px->cuts;
+    px->cut_requested = true;
+    assert_int_equal(write(px->wake[1], "c", 1), 1);
+    while (px->cuts == cuts)
+        pthread_cond_wait(&px->cv, &px->lock);
+    pthread_mutex_unlock(&px->lock);
+}
+
+static void proxy_stop(proxy_t *px)
+{
+    pthread_mutex_lock(&px->lock);
+    px->stop = true;
+    pthread_mutex_unlock(&px->lock);
+    assert_int_equal(write(px->wake[1], "s", 1), 1);
+    pthread_join(px->thread, NULL);
+    close(px->listen_fd);
+    close(px->wake[0]);
+    close(px->wake[1]);
+    pthread_cond_destroy(&px->cv);
+    pthread_mutex_destroy(&px->lock);
+}
+
+/* Lends every connection of pool (n of them) at once and runs a statement on each: none may
+ * fail, whatever happened to them while they were idle. */
+static void use_all(pe_db_pool_t *pool, int n, const char *when)
+{
+    pe_db_conn_t *c[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        c[i] = acquire(pool);
+        int rc = pe_db_exec(c[i], "SELECT 1", 0, NULL, NULL);
+        if (rc != 0)
+            fail_msg("%s: connection %d of %d: %s (%s)", when, i + 1, n, pe_strerror(rc),
+                     pe_db_conn_error(c[i]));
+    }
+    for (int i = 0; i < n; i++)
+        pe_db_release(pool, c[i]);
+}
+
+/* A silent drop (no FATAL reaches us, nothing is readable until we send) is invisible to the
+ * pool's look at an idle socket. BEGIN, first after acquire, reconnects and begins again; and
+ * once one connection was found dead, every connection of that era is checked with a round trip
+ * before it is lent, so the drop costs no further statement. A statement outside a transaction
+ * is never repeated: it may have committed. */
+static void test_silent_drops_cost_no_transaction(void **state)
+{
+    (void)state;
+    static proxy_t px; /* static: a failing test leaves its thread running */
+    char conninfo[1024], pid[32];
+    if (!proxy_start(&px))
+        skip(); /* the test server is not reached over TCP */
+    /* a later keyword wins in a libpq conninfo */
+    snprintf(conninfo, sizeof(conninfo), "%s host=127.0.0.1 port=%u", g_conninfo,
+             (unsigned)px.port);
+    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 3);
+    use_all(pool, 3, "through the proxy");
+
+    proxy_cut(&px);
+    pe_db_conn_t *c = acquire(pool);
+    assert_int_equal(pe_db_begin(c), 0);
+    query1(c, "SELECT pg_backend_pid()", pid, sizeof(pid));
+    assert_int_equal(pe_db_commit(c), 0);
+    pe_db_release(pool, c);
+    use_all(pool, 3, "after a silent drop met by BEGIN");
+
+    proxy_cut(&px);
+    c = acquire(pool);
+    assert_int_equal(pe_db_exec(c, "SELECT 1", 0, NULL, NULL), PE_EUNAVAIL);
+    assert_true(pe_db_conn_lost(c));
+    pe_db_release(pool, c);
+    use_all(pool, 3, "after a silent drop met by a statement");
+
+    pe_db_pool_free(pool);
+    proxy_stop(&px);
 }
 
 /* ---- COPY ----------------------------------------------------------------------------------- */
@@ -912,6 +1222,8 @@ int main(void)
         cmocka_unit_test(test_tx_rolls_back_when_fn_fails),
         cmocka_unit_test(test_release_mid_transaction_is_clean),
         cmocka_unit_test(test_broken_connections_are_replaced),
+        cmocka_unit_test(test_begin_replaces_a_connection_that_died_idle),
+        cmocka_unit_test(test_silent_drops_cost_no_transaction),
         cmocka_unit_test(test_copy_round_trip),
         cmocka_unit_test(test_copy_failures_leave_connection_usable),
         cmocka_unit_test(test_listener_hears_and_survives_a_lost_connection),
