@@ -13,7 +13,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config git ca-certificates \
       libmicrohttpd-dev libpq-dev libhiredis-dev libcjson-dev libgsl-dev libsodium-dev \
-      libcurl4-openssl-dev \
+      libcurl4-openssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .git comes along (see .dockerignore) so that the binary reports its commit.
@@ -28,7 +28,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # outgoing HTTPS webhooks, and curl for the health check.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libpq5 libhiredis0.14 libcjson1 libgsl27 libsodium23 libcurl4 \
+      libmicrohttpd12 libpq5 libhiredis0.14 libcjson1 libgsl27 libsodium23 libcurl4 zlib1g \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 profit \

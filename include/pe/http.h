@@ -54,6 +54,10 @@ typedef struct {
 #define PE_ROUTE_JSON_BODY 0x2u /* a non-empty body must be application/json (else 415) */
 #define PE_ROUTE_TEXT_BODY 0x4u /* with JSON_BODY: text/plain is accepted too (sendBeacon) */
 #define PE_ROUTE_STATIC    0x8u /* cacheable static content: no Cache-Control: no-store */
+/* The body may come Content-Encoding gzip, x-gzip or deflate (content_encoding.c): it is decoded
+ * as it arrives and max_body limits the DECODED size. Without the flag any coding but identity
+ * is 415 unsupported_encoding. Collector routes only. */
+#define PE_ROUTE_ENCODED_BODY 0x10u
 
 typedef int (*pe_http_handler_fn)(pe_http_request_t *req);
 
@@ -136,6 +140,54 @@ bool pe_http_accepts_encoding(const char *accept_encoding, const char *coding);
  * "\"abc\"": "*", or one of the listed tags by weak comparison (RFC 9110 §13.1.2: a W/ prefix
  * is ignored). Thread-safe. */
 bool pe_http_none_match(const char *if_none_match, const char *etag);
+
+/* ---- request body content codings (content_encoding.c; pure: usable from fuzzers) ---------- */
+
+/* What a Content-Encoding header asks of the body. */
+typedef enum {
+    PE_HTTP_CODING_IDENTITY = 0, /* no header, an empty one, or only "identity" */
+    PE_HTTP_CODING_GZIP,         /* "gzip" or "x-gzip" (RFC 1952; members may follow each other) */
+    PE_HTTP_CODING_DEFLATE,      /* "deflate": zlib (RFC 1950), or raw deflate (RFC 1951) as some
+                                    clients send it: told apart by the zlib header */
+    PE_HTTP_CODING_COUNT
+} pe_http_coding_t;
+
+/* What the server accepts, for messages: one coding at most. */
+#define PE_HTTP_CODINGS_ACCEPTED "gzip, x-gzip, deflate or identity (one coding at most)"
+
+/* Parses a Content-Encoding value (NULL when the header is absent) into *coding (RFC 9110
+ * §8.4): a comma-separated list of case-insensitive tokens with optional whitespace, empty
+ * elements skipped, "identity" ignored. Returns 0, or PE_EINVAL for anything else — an unknown
+ * coding (br, compress, zstd …), two codings ("gzip, deflate", "gzip, gzip": layered codings
+ * are refused), parameters, or bytes that are not a token (answer 415). Thread-safe; reads only
+ * up to the terminating NUL. */
+int pe_http_content_coding(const char *content_encoding, pe_http_coding_t *coding);
+/* "identity", "gzip" or "deflate" (x-gzip is reported as gzip); a static string. */
+const char *pe_http_coding_name(pe_http_coding_t coding);
+
+/* A streaming decoder of one request body: zlib inflates the encoded bytes chunk by chunk, as
+ * libmicrohttpd delivers them, and appends the decoded bytes to a pe_buf_t. */
+typedef struct pe_http_decoder pe_http_decoder_t;
+
+/* Returns a decoder for coding (GZIP or DEFLATE) whose output may total at most max bytes
+ * (max < SIZE_MAX / 2), or NULL (out of memory, or a coding or max it cannot take). The caller
+ * owns it: pe_http_decoder_free. Not thread-safe: one request's thread at a time. */
+pe_http_decoder_t *pe_http_decoder_new(pe_http_coding_t coding, size_t max);
+/* Decodes data[0..size) and appends what it yields to out (keeping out NUL-terminated). out
+ * grows by itself, never beyond max + 2 bytes of capacity however large the ratio (a bomb
+ * stops at max + 1 decoded bytes), and must be the same buffer on every call. Returns 0;
+ * PE_ETOOBIG as soon as the decoded total exceeds max; PE_EINVAL for a corrupt stream or bytes
+ * after its end (trailing garbage); PE_ENOMEM. After a non-zero return the decoder stays failed:
+ * later calls return the same code and consume nothing. */
+int pe_http_decoder_feed(pe_http_decoder_t *d, const void *data, size_t size, pe_buf_t *out);
+/* Ends the body. Returns 0 when the stream ended exactly (for gzip: after a whole member),
+ * PE_EINVAL when it is truncated (an empty body included), or the code of an earlier failure. */
+int pe_http_decoder_finish(pe_http_decoder_t *d, pe_buf_t *out);
+/* Why the decoder failed, for a 400 message ("truncated stream", zlib's "incorrect header
+ * check" …), or "" while it has not; static strings that live as long as the decoder. */
+const char *pe_http_decoder_error(const pe_http_decoder_t *d);
+/* Accepts NULL. */
+void pe_http_decoder_free(pe_http_decoder_t *d);
 
 /* The Content-Security-Policy of every reply of a route without PE_ROUTE_CORS, in two halves
  * split at the end of its script-src directive. A handler that must allow an inline script (the

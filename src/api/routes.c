@@ -16,21 +16,21 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/healthz", pe_api_healthz, PE_AUTH_NONE, 0, 0, NULL},
     {"GET", "/readyz", pe_api_readyz, PE_AUTH_NONE, 0, 0, NULL},
     {"GET", "/metrics", pe_api_metrics, PE_AUTH_NONE, 0, 0, NULL},
-    /* storefront ingestion */
+    /* storefront ingestion; the collector routes take gzip/deflate bodies (ENCODED_BODY) */
     {"POST", "/v1/events", pe_api_events_post, PE_AUTH_PUBLISHABLE, PE_COLLECTOR_MAX_BODY,
-     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     /* history, server-to-server: timestamps as sent, up to 400 days old */
     {"POST", "/v1/import", pe_api_import_post, PE_AUTH_SECRET, PE_COLLECTOR_MAX_BODY,
-     PE_ROUTE_JSON_BODY, NULL},
+     PE_ROUTE_JSON_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     /* Segment HTTP Tracking API: the write key may be in the body, so the handlers authenticate */
     {"POST", "/v1/batch", pe_api_segment_batch, PE_AUTH_NONE, PE_SEGMENT_MAX_BATCH,
-     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     {"POST", "/v1/track", pe_api_segment_track, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
-     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     {"POST", "/v1/page", pe_api_segment_page, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
-     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     {"POST", "/v1/identify", pe_api_segment_identify, PE_AUTH_NONE, PE_SEGMENT_MAX_MESSAGE,
-     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY, NULL},
+     PE_ROUTE_CORS | PE_ROUTE_JSON_BODY | PE_ROUTE_TEXT_BODY | PE_ROUTE_ENCODED_BODY, NULL},
     /* merchant sign-in */
     {"POST", "/api/v1/auth/login", pe_api_login, PE_AUTH_NONE, 4 * KB, PE_ROUTE_JSON_BODY, NULL},
     {"POST", "/api/v1/auth/logout", pe_api_logout, PE_AUTH_SESSION, 0, 0, NULL},

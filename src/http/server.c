@@ -11,11 +11,17 @@
  *                                      completed() ──▶ access log, metrics, free
  *
  *   state     function           what happens
- *   NEW       begin()            route, query, size and content-type checks, authentication;
- *                                any failure replies at once (4xx) and skips the body
- *   BODY      take_upload()      accumulate up to the route's max_body; more → 413
- *   HANDLED   run_handler()      the handler replies, or suspends and replies later
- *   any       completed()        log one JSON line, count metrics, free the request
+ *   NEW       begin()            route, query, size, content-encoding and content-type checks,
+ *                                authentication; any failure replies at once (4xx) and skips
+ *                                the body; a gzip/deflate body on a PE_ROUTE_ENCODED_BODY route
+ *                                gets a decoder (content_encoding.c), on any other route 415
+ *   BODY      take_upload()      accumulate up to the route's max_body; more → 413. Encoded:
+ *                                the decoder appends to the body and stops past max_body
+ *                                decoded bytes (or max_body encoded ones); a failure is kept
+ *   HANDLED   run_handler()      an encoded body is finished first (too big → 413, corrupt,
+ *                                truncated or trailing bytes → 400 invalid_encoding); then the
+ *                                handler replies, or suspends and replies later
+ *   any       completed()        log one JSON line, count metrics, free the request (and decoder)
  *
  * Invariants:
  *  1. The request object is created by the URI-log callback and freed only in completed(), so
@@ -24,6 +30,13 @@
  *  3. in_flight counts requests between uri_log and completed(); graceful stop waits on it.
  *  4. The client address (pe_http_remote_addr: per-address limits, the access log's "remote")
  *     believes X-Forwarded-For only from a peer in cfg.trusted_proxies (forwarded.c).
+ *  5. A handler sees a decoded body: max_body bounds both the decoded size and the bytes read
+ *     off the wire, so a decompression bomb or an endless stream of empty gzip members costs at
+ *     most max_body + 2 bytes of body and zlib's state. A request without Content-Encoding pays
+ *     one header lookup (only when it has a body) and one NULL test per chunk.
+ *  6. Every 503 carries Retry-After: the handler's (events.c, ofrep.c), else RETRY_AFTER_S —
+ *     whether it came from pe_http_reply_rc (PE_EUNAVAIL, PE_ETIMEOUT: PostgreSQL or Redis
+ *     unreachable), pe_http_reply_error, /readyz or the shutdown.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -45,6 +58,8 @@
 #define MAX_STATUS           600
 /* Bytes of a too-big chunked body we drain before closing the connection instead. */
 #define DRAIN_LIMIT (1u << 20)
+/* Retry-After of a 503 whose handler named none (invariant 6). */
+#define RETRY_AFTER_S "2"
 
 static const double LATENCY_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                          0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
@@ -57,6 +72,7 @@ typedef struct {
     _Atomic uint64_t buckets[NBUCKETS];
     _Atomic uint64_t count;
     _Atomic uint64_t sum_us;
+    _Atomic uint64_t decoded[PE_HTTP_CODING_COUNT]; /* bodies decoded, by coding */
 } route_metrics_t;
 
 struct pe_http_server {
@@ -100,8 +116,11 @@ struct pe_http_request {
     pe_route_match_t match;
     pe_http_query_t query;
     pe_buf_t body;
-    size_t drained;
+    size_t drained; /* bytes past a refusal; for an encoded body every encoded byte */
     bool body_too_big;
+    pe_http_coding_t coding;     /* the body's Content-Encoding (begin) */
+    pe_http_decoder_t *decoder;  /* owned; only for a coding other than identity */
+    int decode_rc;               /* the decoder's failure, 0 while there is none */
     cJSON *json;                 /* the parsed body, in json_arena when that is set */
     pe_json_arena_t *json_arena; /* pe_http_json_body_arena: the tree is freed with it */
     pe_http_auth_t auth;
@@ -339,6 +358,9 @@ static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *re
     }
     if (req->allow[0])
         MHD_add_response_header(resp, "Allow", req->allow);
+    /* Invariant 6: every 503 is temporary by definition, so it says when to come back. */
+    if (req->status == 503 && !handler_set(req, "Retry-After"))
+        MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
     if (atomic_load_explicit(&req->srv->stopping, memory_order_relaxed))
         MHD_add_response_header(resp, "Connection", "close");
     for (size_t i = 0; i < req->nheaders; i++)
@@ -649,8 +671,11 @@ static void begin(pe_http_request_t *req, const char *method)
             if (req->match.route->flags & PE_ROUTE_CORS) {
                 pe_http_set_header(req, "Access-Control-Allow-Methods", req->allow);
                 pe_http_set_header(req, "Access-Control-Allow-Headers",
-                                   "Authorization, Content-Type, X-Request-Id, If-None-Match, "
-                                   "X-API-Key");
+                                   (req->match.route->flags & PE_ROUTE_ENCODED_BODY)
+                                       ? "Authorization, Content-Type, Content-Encoding, "
+                                         "X-Request-Id, If-None-Match, X-API-Key"
+                                       : "Authorization, Content-Type, X-Request-Id, "
+                                         "If-None-Match, X-API-Key");
                 pe_http_set_header(req, "Access-Control-Max-Age", "86400");
             }
         }
@@ -696,10 +721,33 @@ static void begin(pe_http_request_t *req, const char *method)
         pe_http_reply_error(req, 413, "payload_too_large", "this route accepts no body");
         return;
     }
+    /* Looked up only when a body comes: nothing to decode otherwise. */
+    const char *ce = has_body ? pe_http_header(req, "Content-Encoding") : NULL;
+    if (ce) {
+        bool may = (route->flags & PE_ROUTE_ENCODED_BODY) != 0;
+        if (pe_http_content_coding(ce, &req->coding) != 0) {
+            pe_http_reply_error(req, 415, "unsupported_encoding",
+                                "Content-Encoding \"%.64s\" is not supported; %s", ce,
+                                may ? "this route accepts " PE_HTTP_CODINGS_ACCEPTED
+                                    : "this route accepts an unencoded body only");
+            return;
+        }
+        if (req->coding != PE_HTTP_CODING_IDENTITY && !may) {
+            pe_http_reply_error(req, 415, "unsupported_encoding",
+                                "this route accepts an unencoded body only, not Content-Encoding "
+                                "%s",
+                                pe_http_coding_name(req->coding));
+            return;
+        }
+    }
     if (has_body && (route->flags & PE_ROUTE_JSON_BODY)) {
         const char *ct = pe_http_header(req, "Content-Type");
+        /* An encoded body is never a form: axios labels every Buffer it posts
+         * application/x-www-form-urlencoded, gzip batches of @rudderstack/rudder-sdk-node too. */
         bool ok = ct && (media_type_is(ct, "application/json") ||
-                         ((route->flags & PE_ROUTE_TEXT_BODY) && media_type_is(ct, "text/plain")));
+                         ((route->flags & PE_ROUTE_TEXT_BODY) && media_type_is(ct, "text/plain")) ||
+                         (req->coding != PE_HTTP_CODING_IDENTITY &&
+                          media_type_is(ct, "application/x-www-form-urlencoded")));
         if (!ok) {
             pe_http_reply_error(req, 415, "unsupported_media_type",
                                 "the body must be application/json%s",
@@ -715,12 +763,39 @@ static void begin(pe_http_request_t *req, const char *method)
         if (arc != 0 && !req->replied)
             pe_http_reply_rc(req, arc, "%s", pe_strerror(arc));
     }
+    /* zlib's state only for a request that will be read */
+    if (req->coding != PE_HTTP_CODING_IDENTITY && !req->replied) {
+        req->decoder = pe_http_decoder_new(req->coding, route->max_body);
+        if (!req->decoder)
+            pe_http_reply_error(req, 500, "internal_error", "out of memory");
+    }
+}
+
+/* An encoded body: the decoder appends to req->body. Every encoded byte counts in drained, and
+ * max_body bounds them too (invariant 5: a stream that decodes to nothing must end as well). */
+static void take_encoded(pe_http_request_t *req, const char *data, size_t size)
+{
+    size_t max = req->match.route->max_body;
+    req->drained += size;
+    if (req->decode_rc != 0)
+        return;
+    int rc = req->drained > max ? PE_ETOOBIG
+                                : pe_http_decoder_feed(req->decoder, data, size, &req->body);
+    if (rc == 0)
+        return;
+    req->decode_rc = rc;
+    req->body_too_big = rc == PE_ETOOBIG;
+    pe_buf_free(&req->body);
 }
 
 static void take_upload(pe_http_request_t *req, const char *data, size_t size)
 {
     if (req->replied || req->body_too_big) {
         req->drained += size;
+        return;
+    }
+    if (req->decoder) {
+        take_encoded(req, data, size);
         return;
     }
     size_t max = req->match.route->max_body;
@@ -740,9 +815,32 @@ static void run_handler(pe_http_request_t *req)
 {
     const pe_http_route_t *route = req->match.route;
     if (req->body_too_big) {
-        pe_http_reply_error(req, 413, "payload_too_large", "this route accepts at most %zu bytes",
-                            route->max_body);
+        if (req->decoder)
+            pe_http_reply_error(req, 413, "payload_too_large",
+                                "this route accepts at most %zu bytes; the limit applies to the "
+                                "decoded body (after Content-Encoding %s is removed)",
+                                route->max_body, pe_http_coding_name(req->coding));
+        else
+            pe_http_reply_error(req, 413, "payload_too_large",
+                                "this route accepts at most %zu bytes", route->max_body);
         return;
+    }
+    if (req->decoder) {
+        int drc =
+            req->decode_rc ? req->decode_rc : pe_http_decoder_finish(req->decoder, &req->body);
+        if (drc == PE_EINVAL) {
+            pe_http_reply_error(req, 400, "invalid_encoding", "the body is not valid %s: %s",
+                                pe_http_coding_name(req->coding),
+                                pe_http_decoder_error(req->decoder));
+            return;
+        }
+        if (drc != 0) {
+            pe_http_reply_rc(req, drc, "%s", pe_strerror(drc));
+            return;
+        }
+        atomic_fetch_add_explicit(
+            &req->srv->metrics[metrics_slot(req->srv, req)].decoded[req->coding], 1,
+            memory_order_relaxed);
     }
     int rc = route->handler(req);
     /* Parked: another thread replies and resumes, possibly already; either way the reply is
@@ -867,6 +965,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     else
         cJSON_Delete(req->json);
     pe_buf_free(&req->body);
+    if (req->decoder)
+        pe_http_decoder_free(req->decoder);
     pe_http_query_free(&req->query);
     free(req->uri);
     free(req);
@@ -1065,6 +1165,22 @@ int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out)
             method, name, (unsigned long long)count, method, name,
             (double)atomic_load_explicit(&m->sum_us, memory_order_relaxed) / 1e6, method, name,
             (unsigned long long)count);
+    }
+    rc |= pe_buf_puts(out, "# HELP pe_http_request_bodies_decoded_total Request bodies received "
+                           "with a Content-Encoding and decoded whole, by route and coding.\n"
+                           "# TYPE pe_http_request_bodies_decoded_total counter\n");
+    for (size_t i = 0; i < nroutes; i++) {
+        const pe_http_route_t *r = pe_router_route(s->router, i);
+        for (int c = PE_HTTP_CODING_IDENTITY + 1; c < PE_HTTP_CODING_COUNT; c++) {
+            uint64_t v = atomic_load_explicit(&s->metrics[i].decoded[c], memory_order_relaxed);
+            if (v)
+                rc |=
+                    pe_buf_printf(out,
+                                  "pe_http_request_bodies_decoded_total{method=\"%s\",route=\"%s\","
+                                  "encoding=\"%s\"} %llu\n",
+                                  r->method, r->name, pe_http_coding_name((pe_http_coding_t)c),
+                                  (unsigned long long)v);
+        }
     }
     rc |= pe_buf_printf(out,
                         "# HELP pe_http_requests_in_flight Requests being served now.\n"
