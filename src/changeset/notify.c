@@ -45,8 +45,11 @@
 
 #include "changeset_internal.h"
 
-#define ACQUIRE_TIMEOUT_MS    5000
-#define DISPATCH_BATCH        20
+#define ACQUIRE_TIMEOUT_MS 5000
+/* A run delivers every due row, for at most this long: a burst of transitions (hundreds of rows)
+ * goes out at once instead of a fixed number per run, and a run still ends in bounded time for
+ * the scheduler and shutdown when webhooks are slow. What is left is due at the next run. */
+#define DISPATCH_BUDGET_US    2000000
 #define WEBHOOK_TIMEOUT_S     5L
 #define MAX_DELIVERY_ATTEMPTS 12
 
@@ -296,7 +299,8 @@ int pe_changeset_dispatch(pe_changeset_service_t *svc, size_t *count, char *err,
     pe_db_conn_t *conn = NULL;
     *count = 0;
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
-    for (int i = 0; rc == 0 && i < DISPATCH_BATCH; i++) {
+    int64_t until = pe_now_mono_us() + DISPATCH_BUDGET_US;
+    while (rc == 0 && pe_now_mono_us() < until) {
         bool got, delivered;
         rc = dispatch_one(svc, conn, &got, &delivered);
         if (rc == 0 && delivered)

@@ -631,6 +631,33 @@ static void test_failing_in_app_isolated(void **state)
     pe_changeset_service_free(svc);
 }
 
+/* A burst of transitions (a bulk approval, a rollback wave) queues hundreds of rows: one run
+ * delivers all of them, not a fixed few per run while the rest wait for later runs. */
+static void test_burst_delivered_in_one_run(void **state)
+{
+    (void)state;
+    enum { BURST = 300 };
+    char id[PE_CHANGESET_ID_LEN];
+    drain_outbox();
+    pe_changeset_service_t *svc = service(NULL, NULL, NULL);
+    create_cs(svc, &b, id);
+    free(sql("INSERT INTO notification_outbox (store_id, kind, changeset_id, payload)"
+             " SELECT store_id, kind, changeset_id, payload FROM notification_outbox,"
+             " generate_series(2, %d) WHERE changeset_id = '%s'",
+             BURST, id));
+    sql_expect("300",
+               "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
+               " AND delivered_at IS NULL",
+               id);
+    assert_int_equal(dispatch(svc), BURST);
+    sql_expect("0",
+               "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
+               " AND delivered_at IS NULL",
+               id);
+    sql_expect("300", "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    pe_changeset_service_free(svc);
+}
+
 /* ---- tests through the server ------------------------------------------------------------------
  */
 
@@ -668,15 +695,8 @@ static const char *jstr(const cJSON *o, const char *k)
 
 static void wait_sql(const char *want, const char *q)
 {
-    for (int i = 0; i < 200; i++) {
-        char *got = pe_test_sql(conninfo, q);
-        bool ok = got && strcmp(got, want) == 0;
-        free(got);
-        if (ok)
-            return;
-        usleep(50 * 1000);
-    }
-    fail_msg("never true: %s = %s", q, want);
+    if (!pe_test_sql_wait(conninfo, q, want, PE_TEST_WAIT_MS))
+        fail_msg("never true: %s = %s (log: %s)", q, want, server.log_path);
 }
 
 static void test_webhook_from_server(void **state)
@@ -698,8 +718,9 @@ static void test_webhook_from_server(void **state)
     assert_int_equal(resp.status, 201);
     pe_test_response_free(&resp);
     free(doc);
-    for (int i = 0; i < 100 && received(&r) == 0; i++)
-        usleep(100 * 1000);
+    for (int64_t t0 = pe_now_mono_us();
+         received(&r) == 0 && pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000;)
+        usleep(50 * 1000);
     if (received(&r) == 0)
         fail_msg("the server never posted the webhook (log: %s)", server.log_path);
     char q[128];
@@ -891,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_webhook_down),
         cmocka_unit_test(test_extensions),
         cmocka_unit_test(test_failing_in_app_isolated),
+        cmocka_unit_test(test_burst_delivered_in_one_run),
         cmocka_unit_test(test_webhook_from_server),
         cmocka_unit_test(test_notifications_api),
     };

@@ -388,73 +388,18 @@ static void test_command_timeout(void **state)
 
 /* ---- a private redis-server (invariant 3) ---------------------------------------------------- */
 
-typedef struct {
-    pid_t pid;
-    uint16_t port;
-} private_redis_t;
-
-/* Starts redis-server on port (a free one when 0) with extra arguments; skips the test when
- * redis-server is not installed. */
-static void private_redis_start(private_redis_t *p, uint16_t port, const char *password)
+/* Starts a private redis-server on port (a free one when 0); skips the test when redis-server
+ * is not installed. */
+static void private_redis_start(pe_test_redis_server_t *p, uint16_t port, const char *password)
 {
-    char portstr[8];
-    const char *argv[16];
-    int n = 0;
-
-    if (access("/usr/bin/redis-server", X_OK) != 0)
+    if (pe_test_redis_server_start(p, port, password) != 0)
         skip();
-    p->port = port ? port : closed_port();
-    snprintf(portstr, sizeof(portstr), "%u", (unsigned)p->port);
-    argv[n++] = "redis-server";
-    argv[n++] = "--port";
-    argv[n++] = portstr;
-    argv[n++] = "--bind";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
-    if (password) {
-        argv[n++] = "--requirepass";
-        argv[n++] = password;
-    }
-    argv[n] = NULL;
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, STDOUT_FILENO);
-        dup2(devnull, STDERR_FILENO);
-        execv("/usr/bin/redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    /* Ready when it accepts a connection (AUTH is not needed to connect). */
-    for (int i = 0; i < 200; i++) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", p->port, tv);
-        bool up = c && !c->err;
-        if (c)
-            redisFree(c);
-        if (up)
-            return;
-        usleep(25 * 1000);
-    }
-    fail_msg("private redis-server on port %u did not start", (unsigned)p->port);
-}
-
-static void private_redis_stop(private_redis_t *p)
-{
-    if (p->pid <= 0)
-        return;
-    kill(p->pid, SIGKILL); /* a crash, as far as clients can tell */
-    waitpid(p->pid, NULL, 0);
-    p->pid = 0;
 }
 
 static void test_auth_and_select(void **state)
 {
     (void)state;
-    private_redis_t p = {0};
+    pe_test_redis_server_t p = {0};
     char url[256], err[256] = "";
     char *v = NULL;
 
@@ -500,13 +445,13 @@ static void test_auth_and_select(void **state)
     r = pe_redis_new(url, TIMEOUT_MS, err, sizeof(err));
     assert_int_equal(pe_redis_ping(r), PE_EUNAVAIL); /* NOAUTH */
     pe_redis_free(r);
-    private_redis_stop(&p);
+    pe_test_redis_server_kill(&p);
 }
 
 static void test_server_restart(void **state)
 {
     (void)state;
-    private_redis_t p = {0};
+    pe_test_redis_server_t p = {0};
     char url[128], err[256] = "";
     char *v = NULL;
 
@@ -515,7 +460,7 @@ static void test_server_restart(void **state)
     pe_redis_t *r = pe_redis_new(url, 300, err, sizeof(err));
     assert_int_equal(pe_redis_set(r, "k", 1, "v", 1, 0), 0);
 
-    private_redis_stop(&p);
+    pe_test_redis_server_kill(&p);
     int64_t t0 = pe_now_mono_us();
     assert_int_equal(pe_redis_get(r, "k", 1, &v, NULL), PE_EUNAVAIL);
     assert_int_equal(pe_redis_ping(r), PE_EUNAVAIL);
@@ -526,7 +471,7 @@ static void test_server_restart(void **state)
     assert_int_equal(pe_redis_reconnects(r), 1);
     assert_int_equal(pe_redis_get(r, "k", 1, &v, NULL), PE_ENOTFOUND); /* nothing was saved */
     pe_redis_free(r);
-    private_redis_stop(&p);
+    pe_test_redis_server_kill(&p);
 }
 
 typedef struct {

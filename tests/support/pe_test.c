@@ -746,3 +746,113 @@ cJSON *pe_test_response_json(const pe_test_response_t *resp)
         fail_msg("body is not JSON (%s): %.300s", err, body);
     return j;
 }
+
+/* ---- waiting on the database ------------------------------------------------------------------
+ */
+
+bool pe_test_sql_wait(const char *conninfo, const char *sql, const char *want, int timeout_ms)
+{
+    int64_t deadline = pe_now_mono_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        char *got = pe_test_sql(conninfo, sql);
+        bool ok = got && strcmp(got, want) == 0;
+        free(got);
+        if (ok)
+            return true;
+        if (pe_now_mono_us() >= deadline)
+            return false;
+        usleep(50 * 1000);
+    }
+}
+
+/* ---- a private redis-server -------------------------------------------------------------------
+ */
+
+/* True when something accepts a TCP connection on 127.0.0.1:port. */
+static bool accepts(uint16_t port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int pe_test_redis_server_start(pe_test_redis_server_t *r, uint16_t port, const char *password)
+{
+    char portstr[8];
+    const char *argv[16];
+    int n = 0;
+
+    memset(r, 0, sizeof(*r));
+    r->port = port ? port : free_port();
+    if (!r->port)
+        die("pe_test_redis_server_start: no free port: %s", strerror(errno));
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)r->port);
+    argv[n++] = "redis-server";
+    argv[n++] = "--port";
+    argv[n++] = portstr;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    if (password) {
+        argv[n++] = "--requirepass";
+        argv[n++] = password;
+    }
+    argv[n] = NULL;
+    /* exec's status comes back through a close-on-exec pipe: 127 = not installed. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        unsetenv("LD_PRELOAD");
+        unsetenv("FAKETIME");
+        execvp("redis-server", (char *const *)argv);
+        int e = errno;
+        if (write(pfd[1], &e, sizeof(e)) < 0)
+            _exit(126);
+        _exit(127);
+    }
+    close(pfd[1]);
+    int exec_errno = 0;
+    ssize_t got = read(pfd[0], &exec_errno, sizeof(exec_errno));
+    close(pfd[0]);
+    if (got == (ssize_t)sizeof(exec_errno)) {
+        waitpid(pid, NULL, 0);
+        if (exec_errno == ENOENT)
+            return -1;
+        die("exec redis-server: %s", strerror(exec_errno));
+    }
+    r->pid = (int)pid;
+    int64_t deadline = pe_now_mono_us() + (int64_t)PE_TEST_WAIT_MS * 1000;
+    while (!accepts(r->port)) {
+        if (pe_now_mono_us() >= deadline) {
+            pe_test_redis_server_kill(r);
+            die("private redis-server on port %u did not accept connections within %d ms",
+                (unsigned)r->port, PE_TEST_WAIT_MS);
+        }
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
+void pe_test_redis_server_kill(pe_test_redis_server_t *r)
+{
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}

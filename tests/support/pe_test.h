@@ -11,6 +11,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -32,6 +33,16 @@ void pe_test_db_drop(char *conninfo);
 /* Runs one SQL statement (no parameters) against conninfo; aborts on error. Returns the first
  * column of the first row as a malloc'ed string (or NULL when there is no row). */
 char *pe_test_sql(const char *conninfo, const char *sql);
+
+/* How long a test waits for something that happens "soon" (a job's next run, a message through
+ * Redis, a server's reaction): generous, because the suite runs under ASan on two shared cores
+ * and a deadline close to the usual time fails on a busy machine. A test that measures a bound
+ * (a kill switch within 1 s) asserts the measured time separately. */
+#define PE_TEST_WAIT_MS 30000
+
+/* Runs sql against conninfo every 50 ms until its first column equals want, for at most
+ * timeout_ms. Returns true when it did; false on the deadline (the caller fails with context). */
+bool pe_test_sql_wait(const char *conninfo, const char *sql, const char *want, int timeout_ms);
 
 /* The whole file tests/corpus/<relpath> (NUL-terminated, at most 1 MiB), found next to this
  * source tree whatever the build directory. Fails the test when it cannot be read. The caller
@@ -77,5 +88,20 @@ const char *pe_test_response_header(const pe_test_response_t *resp, const char *
  * the reply into out until the peer closes or timeout_ms passes. Returns bytes received or -1. */
 long pe_test_raw(uint16_t port, const void *data, size_t len, int shut_write, int timeout_ms,
                  pe_buf_t *out);
+
+/* A private redis-server on 127.0.0.1 without persistence, for tests that crash or restart it. */
+typedef struct {
+    int pid;
+    uint16_t port;
+} pe_test_redis_server_t;
+
+/* Starts redis-server (from PATH) on port (a free one when 0), with requirepass when password
+ * is not NULL, and waits until it accepts connections. It runs on the real clock: LD_PRELOAD and
+ * FAKETIME are taken out of its environment, because redis-server hangs under libfaketime
+ * (`scripts/dev test --at`), as the shared test Redis does. Returns 0, or -1 when redis-server is
+ * not installed (the caller skips); aborts on any other failure. */
+int pe_test_redis_server_start(pe_test_redis_server_t *r, uint16_t port, const char *password);
+/* SIGKILL and reap: a crash, as far as its clients can tell. No-op when not running. */
+void pe_test_redis_server_kill(pe_test_redis_server_t *r);
 
 #endif /* PE_TEST_H */
