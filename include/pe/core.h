@@ -195,6 +195,18 @@ void pe_json_arena_free(pe_json_arena_t *arena);
 void pe_json_init(void);
 /* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
 bool pe_utf8_valid(const char *s, size_t n);
+/* The one rule for numbers that are not finite. cJSON parses 1e400 (and -1e400) to ±inf and
+ * prints inf and nan as null, so such a number would be stored as something else than what was
+ * given: every validator of untrusted JSON refuses it, with this wording after the path. */
+#define PE_JSON_NONFINITE_RULE "must be a finite number (this one overflows a double)"
+/* Finds the first number in j (depth first, document order) that is not finite. Returns true
+ * and writes its path into path (pathlen bytes, NUL-terminated, cut at a UTF-8 boundary when
+ * long): prefix, the path of j itself ("variants[0].value"; "" or NULL for a root), then
+ * ".key" and "[i]" steps, keys quoted as the validators quote them (at most 48 bytes, then
+ * "..."; control bytes and ' as '?'; the empty key as ""): "variants[0].value.n",
+ * "custom.a[2]". Returns false (path = prefix) when every number in j is finite; j may be NULL.
+ * Pure, allocation-free, thread-safe; recursion as deep as the tree. */
+bool pe_json_find_nonfinite(const cJSON *j, const char *prefix, char *path, size_t pathlen);
 /* ---- percent-encoding ------------------------------------------------------------------------ */
 
 /* Value of a hexadecimal digit, or -1. */

@@ -14,10 +14,11 @@
  *   store holdout  ⇔  holdoutU · 100 < holdout · 2^32, holdoutU = d'[0..3] of
  *                     SHA-256(holdoutSalt ":" unitId), holdout: integer 0..50 (default 5)
  *
- * Evaluation order: disabled → DISABLED (default variant); a matching override rule →
- * TARGETING_MATCH; filter rules that exist but do not match → DEFAULT; an autopilot flag and a
- * unit in the store's holdout → DEFAULT (metadata holdout); outside the rollout → DEFAULT;
- * otherwise the weighted variant → SPLIT.
+ * Evaluation order: quarantined (its stored definition did not compile) → ERROR, GENERAL (no
+ * variant: the client uses its default); disabled → DISABLED (default variant); a matching
+ * override rule → TARGETING_MATCH; filter rules that exist but do not match → DEFAULT; an
+ * autopilot flag and a unit in the store's holdout → DEFAULT (metadata holdout); outside the
+ * rollout → DEFAULT; otherwise the weighted variant → SPLIT.
  *
  * Invariants:
  *  1. Validation and evaluation are pure, allocation-free on the evaluation side, and
@@ -49,6 +50,7 @@
 #define PE_FLAGS_MAX_CONDITIONS    10  /* per rule */
 #define PE_FLAGS_MAX_VALUES        100 /* per condition */
 #define PE_FLAGS_VALUE_MAX_BYTES   4096
+#define PE_FLAGS_VALUE_MAX_DEPTH   32 /* a variant value nests at most 32 levels (itself: 1) */
 #define PE_FLAGS_DESCRIPTION_MAX   500
 #define PE_FLAGS_SALT_MAX          64
 #define PE_FLAGS_MAX_PER_STORE     1000
@@ -81,7 +83,9 @@ typedef enum {
 
 /* A validation refusal: a stable code and a message naming the field
  * ("variants[1].weight: must be an integer 0..100"). Codes: missing_field, invalid_type,
- * out_of_range, too_long, unknown_field, invalid_format, duplicate, too_many. */
+ * out_of_range (also a number that is not finite: "variants[0].value.n: must be a finite
+ * number …"), too_long, too_large (a value nested too deep), unknown_field, invalid_format,
+ * duplicate, too_many. */
 typedef struct {
     char code[32];
     char message[256];
@@ -124,16 +128,25 @@ int pe_flags_context_parse(const cJSON *context, pe_flag_context_t *out, char *e
 typedef struct {
     const pe_flag_t *flag;
     pe_flag_reason_t reason;
-    int variant;            /* index into the flag's variants; -1 with reason ERROR */
-    bool holdout;           /* the unit is in the store holdout (autopilot flags) */
-    bool exposure;          /* an exposure should be recorded (experiment/autopilot, bucketed) */
-    const char *error_code; /* with reason ERROR: "TARGETING_KEY_MISSING" */
+    int variant;               /* index into the flag's variants; -1 with reason ERROR */
+    bool holdout;              /* the unit is in the store holdout (autopilot flags) */
+    bool exposure;             /* an exposure should be recorded (experiment/autopilot, bucketed) */
+    const char *error_code;    /* with reason ERROR: "TARGETING_KEY_MISSING", or "GENERAL" for a
+                                  quarantined flag (static strings, OFREP error codes) */
+    const char *error_details; /* with reason ERROR: a static sentence for the client */
 } pe_flag_eval_t;
 
 /* Builds a set from its JSON form (what Redis holds: {"storeId","version","holdout":
  * {"percentage","salt"},"flags":[canonical flag + salt + version, …]}). Every flag is validated
- * again. Returns NULL on ENOMEM or an invalid document (logged). Refcount 1. */
+ * again; one that fails is quarantined (kept by key, evaluated as ERROR "GENERAL", never as a
+ * variant) or, without a usable key, dropped, and the rest of the set compiles as usual; so is
+ * every copy of a key given twice. Returns NULL on ENOMEM or a broken envelope (not JSON;
+ * storeId, version, holdout or the flags array missing or malformed; logged
+ * "flags_set_invalid"). Refcount 1. Logs nothing about quarantined flags: the cache does, once
+ * per set it installs. */
 pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len);
+/* How many flags of the set's JSON were quarantined or dropped (0 for a healthy set). */
+size_t pe_flag_set_quarantined(const pe_flag_set_t *set);
 /* Takes / drops a reference. Thread-safe. release accepts NULL and frees at zero. */
 pe_flag_set_t *pe_flag_set_ref(pe_flag_set_t *set);
 void pe_flag_set_release(pe_flag_set_t *set);
@@ -151,6 +164,10 @@ void pe_flags_evaluate(const pe_flag_set_t *set, const pe_flag_t *flag,
                        const pe_flag_context_t *ctx, pe_flag_eval_t *out);
 
 const char *pe_flag_key(const pe_flag_t *f);
+/* Why the flag is quarantined (its stored definition did not validate: "variants[0].value:
+ * …"), borrowed from the set; NULL for a flag that compiled. A quarantined flag has no
+ * variants. */
+const char *pe_flag_quarantine(const pe_flag_t *f);
 pe_flag_kind_t pe_flag_kind(const pe_flag_t *f);
 const char *pe_flag_kind_name(pe_flag_kind_t k);
 uint64_t pe_flag_version(const pe_flag_t *f);

@@ -10,6 +10,8 @@
  *   body not JSON                            400     {"key"?,"errorCode":"PARSE_ERROR",…}
  *   context not an object / bad attribute    400     INVALID_CONTEXT
  *   a bucket needed and no targetingKey      400     TARGETING_KEY_MISSING (bulk: per flag)
+ *   the flag is quarantined (its stored      400     GENERAL (bulk: per flag): no value, so
+ *   definition does not compile)                     the client falls back to its default
  *   no such flag in the key's store          404     FLAG_NOT_FOUND
  *   no key / unknown key; secret key         401 / 403 (the auth middleware)
  *
@@ -107,10 +109,9 @@ static int append_eval(pe_buf_t *b, const pe_flag_set_t *set, const pe_flag_eval
     int rc = pe_buf_puts(b, "{\"key\":");
     rc |= pe_buf_json_string(b, key, strlen(key));
     if (e->reason == PE_FLAG_REASON_ERROR) {
-        rc |= pe_buf_printf(b,
-                            ",\"errorCode\":\"%s\",\"errorDetails\":\"context.targetingKey is "
-                            "required to assign this flag\"}",
-                            e->error_code);
+        rc |= pe_buf_printf(b, ",\"errorCode\":\"%s\",\"errorDetails\":", e->error_code);
+        rc |= pe_buf_json_string(b, e->error_details, strlen(e->error_details));
+        rc |= pe_buf_puts(b, "}");
         return rc;
     }
     size_t vlen = 0;
@@ -148,8 +149,7 @@ int pe_api_ofrep_flag(pe_http_request_t *req)
     pe_flags_evaluate(r.set, flag, &r.ctx, &e);
     pe_flags_count(app->flags, 1);
     if (e.reason == PE_FLAG_REASON_ERROR) {
-        rc = reply_error(req, 400, key, e.error_code,
-                         "context.targetingKey is required to assign this flag");
+        rc = reply_error(req, 400, key, e.error_code, e.error_details);
         goto out;
     }
     pe_buf_t b = PE_BUF_INIT;

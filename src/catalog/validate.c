@@ -10,6 +10,9 @@
  *     control characters (C0, DEL and the C1 range U+0080..U+009F), the same numeric ranges.
  *  4. The canonical array has, per product, exactly the keys sku, name, category, price, cost,
  *     stock, currency, in that order, with null for the optional ones the client left out.
+ *  5. A number that is not finite (cJSON reads 1e400 as inf and would store null) is refused
+ *     with the one rule of pe/core.h: out_of_range, "products[i].field: must be a finite
+ *     number …".
  */
 #include <math.h>
 #include <stdarg.h>
@@ -84,7 +87,10 @@ static int check_money(const cJSON *v, size_t i, const char *field, pe_catalog_e
     if (!cJSON_IsNumber(v))
         return fail(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a number", i, field);
     double d = v->valuedouble;
-    if (!isfinite(d) || d > PE_CATALOG_MONEY_MAX)
+    if (!isfinite(d)) /* invariant 5 */
+        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: " PE_JSON_NONFINITE_RULE, i,
+                    field);
+    if (d > PE_CATALOG_MONEY_MAX)
         return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be <= 1000000000", i,
                     field);
     if (d < 0)
@@ -94,7 +100,10 @@ static int check_money(const cJSON *v, size_t i, const char *field, pe_catalog_e
 
 static int check_stock(const cJSON *v, size_t i, pe_catalog_error_t *err)
 {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || floor(v->valuedouble) != v->valuedouble)
+    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) /* invariant 5 */
+        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].stock: " PE_JSON_NONFINITE_RULE,
+                    i);
+    if (!cJSON_IsNumber(v) || floor(v->valuedouble) != v->valuedouble)
         return fail(err, PE_EINVAL, "invalid_type", "products[%zu].stock: must be an integer", i);
     if (v->valuedouble < 0 || v->valuedouble > PE_CATALOG_STOCK_MAX)
         return fail(err, PE_EINVAL, "out_of_range", "products[%zu].stock: must be an integer 0..%d",

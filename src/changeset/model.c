@@ -11,6 +11,9 @@
  *  4. Rules JSON Schema cannot say (cross-field rules in check_*) are stated in descriptions;
  *     the schema is weaker than the validator there, never stricter.
  *  5. Pure, allocation-free (the schema builder aside) and thread-safe.
+ *  6. A number that is not finite (cJSON reads 1e400 as inf and would store null) is refused
+ *     wherever it is, with the one rule of pe/core.h: out_of_range, "<path of the number>:
+ *     must be a finite number …" (metadata.a.b[2] included).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -554,12 +557,11 @@ static bool scalar(const cJSON *v)
     return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
 }
 
-/* Free-form metadata: any object, at most 8 levels deep and 64 keys per level. */
+/* Free-form metadata: any object, at most 8 levels deep and 1000 members per level (numbers
+ * that are not finite are refused before, with their path). */
 static bool free_ok(const cJSON *v, int depth)
 {
     if (depth > 8)
-        return false;
-    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
         return false;
     if (cJSON_IsString(v) && !pe_utf8_valid(v->valuestring, strlen(v->valuestring)))
         return false;
@@ -636,8 +638,10 @@ static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t 
     }
     case K_NUMBER:
     case K_INTEGER:
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        if (!cJSON_IsNumber(v))
             return fail(err, path, "invalid_type", "must be %s", type_word(f->kind));
+        if (!isfinite(v->valuedouble)) /* invariant 6 */
+            return fail(err, path, "out_of_range", PE_JSON_NONFINITE_RULE);
         if (f->kind == K_INTEGER && v->valuedouble != floor(v->valuedouble))
             return fail(err, path, "invalid_type", "must be an integer");
         if (v->valuedouble < f->min || v->valuedouble > f->max)
@@ -653,28 +657,37 @@ static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t 
             for (const cJSON *c = v->child; c; c = c->next, i++) {
                 if (i >= (int)f->max)
                     return fail(err, path, "too_many", "must have at most %.0f items", f->max);
-                if (!scalar(c) || (cJSON_IsNumber(c) && !isfinite(c->valuedouble))) {
+                bool finite = !cJSON_IsNumber(c) || isfinite(c->valuedouble);
+                if (!scalar(c) || !finite) {
                     size_t n = path_push(path, plen, NULL, i);
-                    int rc = fail(err, path, "invalid_type", "must be a string, number or boolean");
+                    int rc = finite ? fail(err, path, "invalid_type",
+                                           "must be a string, number or boolean")
+                                    : fail(err, path, "out_of_range", PE_JSON_NONFINITE_RULE);
                     path[n] = '\0';
                     return rc;
                 }
             }
             return 0;
         }
-        if (!scalar(v) || (cJSON_IsNumber(v) && !isfinite(v->valuedouble)))
+        if (!scalar(v))
             return fail(err, path, "invalid_type", "must be %s", type_word(K_VALUE));
+        if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) /* invariant 6 */
+            return fail(err, path, "out_of_range", PE_JSON_NONFINITE_RULE);
         if (cJSON_IsString(v) && strlen(v->valuestring) > TEXT_MAX)
             return fail(err, path, "too_long", "must be at most %d bytes", TEXT_MAX);
         return 0;
     }
-    case K_FREE:
+    case K_FREE: {
         if (!cJSON_IsObject(v))
             return fail(err, path, "invalid_type", "must be an object");
+        char at[sizeof err->path];
+        if (pe_json_find_nonfinite(v, path, at, sizeof at)) /* invariant 6 */
+            return fail(err, at, "out_of_range", PE_JSON_NONFINITE_RULE);
         if (!free_ok(v, 0))
             return fail(err, path, "out_of_range",
-                        "must nest at most 8 levels, 1000 members each, finite numbers");
+                        "must nest at most 8 levels, 1000 members each, UTF-8 text");
         return 0;
+    }
     case K_OBJECT:
         if (!cJSON_IsObject(v))
             return fail(err, path, "invalid_type", "must be an object");

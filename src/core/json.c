@@ -14,7 +14,12 @@
  *     request of 20 events is some 1 600 allocations and as many frees otherwise.
  *  7. Under AddressSanitizer the arena keeps every allocation a malloc of its own (a list freed
  *     with the arena), so overflows and uses after the arena is freed are still caught.
+ *  8. One rule for numbers that are not finite (pe_json_find_nonfinite): cJSON parses 1e400 to
+ *     ±inf and prints it as null, so such a value cannot be stored as given; every validator
+ *     of untrusted JSON asks this function and names the path it reports, spelled as the
+ *     validators spell paths (variants[0].value.n, properties.items[2].price).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stddef.h>
@@ -261,4 +266,89 @@ int pe_json_parse_arena(const char *text, size_t len, pe_json_arena_t **arena, c
 char *pe_json_print(const cJSON *j)
 {
     return cJSON_PrintUnformatted(j);
+}
+
+/* ---- numbers that are not finite ------------------------------------------------------------ */
+
+#define KEY_QUOTE_MAX 48 /* bytes of a client's key quoted in a path, as the validators do */
+
+/* Appends ".key" ("key" at the start of an empty path) to path[n..cap): the key cut at
+ * KEY_QUOTE_MAX bytes on a character boundary (then "..."), control bytes and quotes as '?',
+ * the empty key as "" so a step is never invisible. Returns the new length (≤ cap - 1). */
+static size_t path_key(char *path, size_t n, size_t cap, const char *key)
+{
+    char q[KEY_QUOTE_MAX + 4];
+    size_t k = 0;
+    if (!key[0]) {
+        memcpy(q, "\"\"", 3);
+    } else {
+        for (; key[k] && k < KEY_QUOTE_MAX; k++) {
+            unsigned char c = (unsigned char)key[k];
+            q[k] = (char)(c < 0x20 || c == 0x7f || c == '\'' ? '?' : c);
+        }
+        if (key[k]) {
+            while (k > 0 && ((unsigned char)key[k] & 0xC0) == 0x80)
+                k--; /* key[k] continues a sequence: drop its start too */
+            memcpy(q + k, "...", 3);
+            k += 3;
+        }
+        q[k] = '\0';
+    }
+    int w = snprintf(path + n, cap - n, "%s%s", n ? "." : "", q);
+    return w < 0 ? n : n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+}
+
+static size_t path_index(char *path, size_t n, size_t cap, size_t i)
+{
+    int w = snprintf(path + n, cap - n, "[%zu]", i);
+    return w < 0 ? n : n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+}
+
+/* Depth first, in document order; path[0..n) is j's own path. Recursion is as deep as the
+ * tree (pe_json_parse keeps trees within PE_JSON_MAX_DEPTH levels). */
+static bool find_nonfinite(const cJSON *j, char *path, size_t n, size_t cap)
+{
+    if (cJSON_IsNumber(j))
+        return !isfinite(j->valuedouble);
+    if (!cJSON_IsArray(j) && !cJSON_IsObject(j))
+        return false;
+    bool object = cJSON_IsObject(j);
+    size_t i = 0;
+    for (const cJSON *c = j->child; c; c = c->next, i++) {
+        bool number = cJSON_IsNumber(c);
+        if (number ? isfinite(c->valuedouble) : !c->child)
+            continue; /* the path is spelled only on the way to a finding or into a container */
+        size_t m = object ? path_key(path, n, cap, c->string ? c->string : "")
+                          : path_index(path, n, cap, i);
+        if (number || find_nonfinite(c, path, m, cap))
+            return true;
+        path[n] = '\0';
+    }
+    return false;
+}
+
+bool pe_json_find_nonfinite(const cJSON *j, const char *prefix, char *path, size_t pathlen)
+{
+    char scratch[1];
+    if (!path || pathlen == 0) {
+        path = scratch;
+        pathlen = 1;
+    }
+    int w = snprintf(path, pathlen, "%s", prefix ? prefix : "");
+    size_t n = w < 0 ? 0 : (size_t)w < pathlen ? (size_t)w : pathlen - 1;
+    path[n] = '\0';
+    if (!j || !find_nonfinite(j, path, n, pathlen)) {
+        path[n] = '\0';
+        return false;
+    }
+    /* a path cut short by pathlen must not end inside a UTF-8 sequence */
+    size_t len = strlen(path);
+    if (len == pathlen - 1) {
+        size_t k = len;
+        while (k > 0 && ((unsigned char)path[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && ((unsigned char)path[k - 1] & 0x80))
+            path[k - 1] = '\0';
+    }
+    return true;
 }

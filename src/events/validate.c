@@ -13,6 +13,9 @@
  *     which copy wins; the stored event must be the validated one).
  *  5. Serialised sizes are what cJSON_PrintUnformatted would produce, counted without
  *     allocating.
+ *  6. A number that is not finite (cJSON reads 1e400 as inf and would store null) is refused
+ *     with the one rule of pe/core.h: out_of_range, "<path of the number>: must be a finite
+ *     number …", the path down to the number itself (properties.n, custom.a[2]).
  *
  * Depth of free objects (`custom`, custom events' `properties`): the object itself is level 1;
  * an object or array inside it is level 2, and so on up to PE_EVENT_CUSTOM_MAX_DEPTH. Keys are
@@ -319,7 +322,9 @@ static int check_prop(const cJSON *v, const pe_prop_def_t *def, const char *path
         if (!cJSON_IsNumber(v))
             return refuse(err, "invalid_type", "%s: must be a number %.15g..%.15g", path, def->min,
                           def->max);
-        if (!isfinite(v->valuedouble) || v->valuedouble < def->min || v->valuedouble > def->max)
+        if (!isfinite(v->valuedouble)) /* invariant 6 */
+            return refuse(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
+        if (v->valuedouble < def->min || v->valuedouble > def->max)
             return refuse(err, "out_of_range", "%s: must be a number %.15g..%.15g", path, def->min,
                           def->max);
         return 0;
@@ -328,7 +333,9 @@ static int check_prop(const cJSON *v, const pe_prop_def_t *def, const char *path
             (isfinite(v->valuedouble) && v->valuedouble != floor(v->valuedouble)))
             return refuse(err, "invalid_type", "%s: must be an integer %.15g..%.15g", path,
                           def->min, def->max);
-        if (!isfinite(v->valuedouble) || v->valuedouble < def->min || v->valuedouble > def->max)
+        if (!isfinite(v->valuedouble)) /* invariant 6 */
+            return refuse(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
+        if (v->valuedouble < def->min || v->valuedouble > def->max)
             return refuse(err, "out_of_range", "%s: must be an integer %.15g..%.15g", path,
                           def->min, def->max);
         return 0;
@@ -385,6 +392,7 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
 
 typedef struct {
     const char *path; /* "custom" or "properties" */
+    const cJSON *root;
     size_t keys;
     pe_event_error_t *err;
 } free_walk_t;
@@ -412,7 +420,11 @@ static int walk_free(free_walk_t *w, const cJSON *node, int depth)
             if (rc != 0)
                 return rc;
         } else if (cJSON_IsNumber(c) && !isfinite(c->valuedouble)) {
-            return refuse(w->err, "out_of_range", "%s: numbers must be finite", w->path);
+            /* invariant 6: c is the first such number in document order, the one the shared
+             * rule finds and names (the walk only gets here on a refusal: no cost otherwise) */
+            char at[PATH_LEN];
+            pe_json_find_nonfinite(w->root, w->path, at, sizeof at);
+            return refuse(w->err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, at);
         } else if (cJSON_IsInvalid(c) || cJSON_IsRaw(c)) {
             return refuse(w->err, "invalid_type", "%s: holds a value that is not JSON", w->path);
         }
@@ -424,7 +436,7 @@ static int check_free(const cJSON *v, const char *path, pe_event_error_t *err)
 {
     if (!cJSON_IsObject(v))
         return refuse(err, "invalid_type", "%s: must be an object", path);
-    free_walk_t w = {path, 0, err};
+    free_walk_t w = {path, v, 0, err};
     int rc = walk_free(&w, v, 1);
     if (rc != 0)
         return rc;

@@ -25,6 +25,9 @@
  *     change committed while Redis is down reaches every instance within poll_ms + one load.
  *  4. The refresher and the subscriber are the only threads this module starts; both stop in
  *     pe_flags_free before anything they use is freed.
+ *  5. A set with quarantined flags (engine.c, invariant 4) is a good set: it is installed like
+ *     any other, so the poll has nothing to retry, and its quarantined flags are logged once,
+ *     when it is installed (flags_install), and counted on /metrics while it is cached.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,16 +94,21 @@ pe_flag_set_t *flags_install(pe_flags_t *f, const char *store_id, pe_flag_set_t 
     flags_entry_t *e = *slot;
     if (!e) { /* ENOMEM: serve the new set to this caller without caching it */
         pthread_rwlock_unlock(&f->lock);
+        flags_log_quarantine(set);
         return set;
     }
+    bool installed = false;
     if (!e->set || set->version >= e->set->version) { /* invariant 2 */
         old = e->set;
         e->set = set;
         set = NULL;
+        installed = true;
     }
     atomic_store(&e->force, false);
     current = pe_flag_set_ref(e->set);
     pthread_rwlock_unlock(&f->lock);
+    if (installed) /* invariant 5: once per load, outside the lock */
+        flags_log_quarantine(current);
     pe_flag_set_release(old);
     pe_flag_set_release(set);
     return current;
@@ -431,7 +439,10 @@ int pe_flags_metrics(pe_flags_t *f, pe_buf_t *out)
 {
 #define C(x) (unsigned long long)atomic_load(&f->x)
     pthread_rwlock_rdlock(&f->lock);
-    size_t stores = f->nentries;
+    size_t stores = f->nentries, quarantined = 0;
+    for (size_t i = 0; i < f->nslots; i++)
+        if (f->slots[i] && f->slots[i]->set)
+            quarantined += f->slots[i]->set->nquarantined;
     pthread_rwlock_unlock(&f->lock);
     return pe_buf_printf(
         out,
@@ -441,6 +452,11 @@ int pe_flags_metrics(pe_flags_t *f, pe_buf_t *out)
         "# HELP pe_flags_cached_stores Stores whose flag set is held in memory.\n"
         "# TYPE pe_flags_cached_stores gauge\n"
         "pe_flags_cached_stores %zu\n"
+        "# HELP pe_flags_quarantined Flags of the cached sets whose stored definition does not "
+        "compile: answered as errors (or left out without a usable key) until fixed; the log "
+        "names them (flags_quarantined).\n"
+        "# TYPE pe_flags_quarantined gauge\n"
+        "pe_flags_quarantined %zu\n"
         "# HELP pe_flags_loads_total Flag-set loads by source (cold misses and refreshes).\n"
         "# TYPE pe_flags_loads_total counter\n"
         "pe_flags_loads_total{source=\"redis\"} %llu\n"
@@ -472,9 +488,9 @@ int pe_flags_metrics(pe_flags_t *f, pe_buf_t *out)
         "pe_flags_exposures_total{result=\"skipped\"} %llu\n"
         "pe_flags_exposures_total{result=\"stored\"} %llu\n"
         "pe_flags_exposures_total{result=\"failed\"} %llu\n",
-        C(evaluations), stores, C(loads_redis), C(loads_pg), C(load_failures), C(publishes),
-        C(publish_failures), C(invalidations), C(resyncs), pe_redis_subscriber_live(f->sub) ? 1 : 0,
-        C(polls) - C(poll_failures), C(poll_failures), C(exp_sent), C(exp_deduped), C(exp_dropped),
-        C(exp_skipped), C(exp_stored), C(exp_failed));
+        C(evaluations), stores, quarantined, C(loads_redis), C(loads_pg), C(load_failures),
+        C(publishes), C(publish_failures), C(invalidations), C(resyncs),
+        pe_redis_subscriber_live(f->sub) ? 1 : 0, C(polls) - C(poll_failures), C(poll_failures),
+        C(exp_sent), C(exp_deduped), C(exp_dropped), C(exp_skipped), C(exp_stored), C(exp_failed));
 #undef C
 }

@@ -19,8 +19,20 @@
  *     hash is remembered per thread for the last unit, so a bulk request hashes it once).
  *  2. The thresholds are exact integer arithmetic (u · 100 < p · 2^32 in 64 bits), so every
  *     SDK that follows the README formula gets the same variant, bit for bit.
- *  3. A set from JSON is accepted only when every flag passes pe_flags_validate again: Redis
+ *  3. A flag of a set from JSON is compiled only when it passes pe_flags_validate again: Redis
  *     holds what the server wrote, but a reader never trusts it blindly.
+ *  4. One bad flag never blocks the others: a flag that fails validation or compilation (an
+ *     older build or a hand edit wrote it), or whose key appears twice, is quarantined — kept
+ *     by key and answered as an error (OFREP GENERAL: the client falls back to its default
+ *     value, never an enabled variant) — or, without a usable key, dropped; the rest of the set
+ *     is current. Only a broken envelope (storeId, version, holdout, the flags array, the JSON
+ *     itself) refuses the whole set ("flags_set_invalid").
+ *
+ *   flag of the set's JSON          compiled set             evaluation
+ *   validates and compiles          the flag                 as the table above
+ *   refused, key usable             quarantined (key, why)   ERROR, GENERAL
+ *   refused, key unusable           dropped (counted)        FLAG_NOT_FOUND
+ *   key given twice                 one quarantined entry    ERROR, GENERAL
  */
 #include <math.h>
 #include <stdalign.h>
@@ -175,6 +187,16 @@ const char *pe_flag_variant_value(const pe_flag_t *f, int index, size_t *len)
     }
     *len = f->variants[index].value_len;
     return f->variants[index].value;
+}
+
+const char *pe_flag_quarantine(const pe_flag_t *f)
+{
+    return f->quarantine;
+}
+
+size_t pe_flag_set_quarantined(const pe_flag_set_t *set)
+{
+    return set->nquarantined;
 }
 
 const char *pe_flag_reason_name(pe_flag_reason_t r)
@@ -360,6 +382,71 @@ static void reject(const char *why)
     pe_log(PE_LOG_ERROR, "flags_set_invalid", "a flag set was refused: %s", why);
 }
 
+/* Notes a quarantined or dropped flag for the operator. Returns 0 or PE_ENOMEM. */
+static int note_quarantine(pe_flag_set_t *s, const char *key, const char *why)
+{
+    flag_quarantine_t *q = &s->quarantined[s->nquarantined];
+    q->key = arena_strdup(s, key);
+    q->why = arena_strdup(s, why);
+    if (!q->key || !q->why)
+        return PE_ENOMEM;
+    s->nquarantined++;
+    return 0;
+}
+
+/* raw failed validation or compilation (why): quarantines it into *f when its key is usable
+ * (returns 1), else drops it (returns 0); either way the operator hears of it. Returns
+ * PE_ENOMEM when out of memory. */
+static int quarantine(pe_flag_set_t *s, const cJSON *raw, pe_flag_t *f, const char *why)
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(raw, "key");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(raw, "version");
+    bool usable = cJSON_IsString(key) && flags_key_valid(key->valuestring);
+    memset(f, 0, sizeof *f); /* a compilation that failed half-way leaves nothing behind */
+    if (note_quarantine(s, usable ? key->valuestring : "?", why) != 0)
+        return PE_ENOMEM;
+    if (!usable)
+        return 0;
+    f->key = s->quarantined[s->nquarantined - 1].key;
+    f->quarantine = s->quarantined[s->nquarantined - 1].why;
+    f->default_variant = -1;
+    f->single = -1;
+    if (cJSON_IsNumber(version) && version->valuedouble >= 1 && version->valuedouble < 9e15)
+        f->version = (uint64_t)version->valuedouble;
+    return 1;
+}
+
+/* flags[0..n) sorted by key: each key given more than once becomes one quarantined entry (no
+ * copy can be trusted to be the current one: one may be the disabled one). Returns the new
+ * count, or PE_ENOMEM (as a negative). */
+static long merge_duplicates(pe_flag_set_t *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < n;) {
+        size_t end = r + 1;
+        while (end < n && strcmp(s->flags[end].key, s->flags[r].key) == 0)
+            end++;
+        s->flags[w] = s->flags[r];
+        if (end - r > 1) {
+            static const char WHY[] = "the key appears more than once in the flag set";
+            if (note_quarantine(s, s->flags[r].key, WHY) != 0)
+                return PE_ENOMEM;
+            pe_flag_t *f = &s->flags[w];
+            const char *key = f->key;
+            uint64_t version = f->version;
+            memset(f, 0, sizeof *f);
+            f->key = key;
+            f->version = version;
+            f->quarantine = s->quarantined[s->nquarantined - 1].why;
+            f->default_variant = -1;
+            f->single = -1;
+        }
+        w++;
+        r = end;
+    }
+    return (long)w;
+}
+
 pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len)
 {
     pe_flag_set_t *s = calloc(1, sizeof *s);
@@ -390,10 +477,12 @@ pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len)
     s->version = (uint64_t)version->valuedouble;
     s->holdout_pct = (unsigned)hpct->valuedouble;
     s->holdout_salt = arena_strdup(s, hsalt->valuestring);
-    s->nflags = (size_t)cJSON_GetArraySize(flags);
-    if (s->nflags) {
-        s->flags = arena_alloc(s, s->nflags * sizeof *s->flags);
-        if (!s->flags)
+    size_t n = (size_t)cJSON_GetArraySize(flags);
+    if (n) {
+        /* one note per flag at most, and one per key given twice (at most n / 2) */
+        s->flags = arena_alloc(s, n * sizeof *s->flags);
+        s->quarantined = arena_alloc(s, (n + n / 2) * sizeof *s->quarantined);
+        if (!s->flags || !s->quarantined)
             goto fail;
     }
     if (!s->holdout_salt)
@@ -403,25 +492,28 @@ pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len)
     cJSON_ArrayForEach(f, flags)
     {
         cJSON *canon = NULL;
-        pe_flags_error_t err;
+        pe_flags_error_t err = {"", ""};
         int rc = pe_flags_validate(f, true, &canon, &err);
         if (rc == 0)
-            rc = compile_flag(s, canon, f, &s->flags[i++]);
+            rc = compile_flag(s, canon, f, &s->flags[i]);
         cJSON_Delete(canon);
-        if (rc != 0) {
-            reject(rc == PE_EINVAL ? (err.message[0] ? err.message : "a flag lacks salt/version")
-                                   : "out of memory");
-            goto fail;
+        if (rc == 0) {
+            i++;
+            continue;
         }
+        if (rc == PE_EINVAL) /* invariant 4 */
+            rc = quarantine(s, f, &s->flags[i],
+                            err.message[0] ? err.message : "the flag lacks its salt or version");
+        if (rc < 0)
+            goto fail; /* out of memory */
+        i += (size_t)rc;
     }
-    if (s->nflags > 1)
-        qsort(s->flags, s->nflags, sizeof *s->flags, by_key);
-    for (i = 1; i < s->nflags; i++) {
-        if (strcmp(s->flags[i - 1].key, s->flags[i].key) == 0) {
-            reject("a flag key appears twice");
-            goto fail;
-        }
-    }
+    if (i > 1)
+        qsort(s->flags, i, sizeof *s->flags, by_key);
+    long kept = merge_duplicates(s, i);
+    if (kept < 0)
+        goto fail;
+    s->nflags = (size_t)kept;
     s->json = malloc(len + 1);
     if (!s->json)
         goto fail;
@@ -434,6 +526,22 @@ fail:
     cJSON_Delete(doc);
     set_free(s);
     return NULL;
+}
+
+void flags_log_quarantine(const pe_flag_set_t *set)
+{
+    for (size_t i = 0; i < set->nquarantined; i++) {
+        const flag_quarantine_t *q = &set->quarantined[i];
+        bool dropped = strcmp(q->key, "?") == 0;
+        pe_log(PE_LOG_ERROR, "flags_quarantined",
+               "store %s, flag set version %llu: flag '%s' %s: %s; the store's other flags are "
+               "served as usual; fix the flag (PUT) or delete it",
+               set->store_id, (unsigned long long)set->version, q->key,
+               dropped ? "has no usable key and is left out (OFREP: FLAG_NOT_FOUND)"
+                       : "is quarantined (OFREP answers it with GENERAL, clients use their "
+                         "default)",
+               q->why);
+    }
 }
 
 /* ---- evaluation -------------------------------------------------------------------------- */
@@ -562,7 +670,16 @@ void pe_flags_evaluate(const pe_flag_set_t *set, const pe_flag_t *flag,
     out->holdout = false;
     out->exposure = false;
     out->error_code = NULL;
+    out->error_details = NULL;
     out->variant = flag->default_variant;
+    if (flag->quarantine) { /* invariant 4: never a variant, never an exposure */
+        out->variant = -1;
+        out->reason = PE_FLAG_REASON_ERROR;
+        out->error_code = "GENERAL";
+        out->error_details = "this flag's stored definition is invalid; it is quarantined until "
+                             "the merchant fixes it: use your default value";
+        return;
+    }
     if (!flag->enabled) {
         out->reason = PE_FLAG_REASON_DISABLED;
         return;
@@ -594,6 +711,7 @@ void pe_flags_evaluate(const pe_flag_set_t *set, const pe_flag_t *flag,
         out->variant = -1;
         out->reason = PE_FLAG_REASON_ERROR;
         out->error_code = "TARGETING_KEY_MISSING";
+        out->error_details = "context.targetingKey is required to assign this flag";
         return;
     }
     uint32_t u[2];

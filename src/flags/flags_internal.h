@@ -7,6 +7,9 @@
  *     after its first pe_flag_set_ref/handout; every string it points to lives in its arena.
  *  2. flags[] is sorted by key (strcmp), so lookups are binary searches.
  *  3. variants[i].cum is weight_0 + … + weight_i; the last one is 100.
+ *  4. A quarantined flag (its stored definition failed to validate or compile) has a key, a
+ *     reason and nothing else: no variants (default_variant -1, single -1), not enabled.
+ *     Evaluation answers it as an error before reading anything else.
  */
 #ifndef PE_FLAGS_INTERNAL_H
 #define PE_FLAGS_INTERNAL_H
@@ -69,9 +72,17 @@ struct pe_flag {
     flag_variant_t *variants;
     size_t nrules;
     flag_rule_t *rules;
-    bool has_filters; /* some rule has no variant */
-    int single;       /* the variant with weight 100, or -1 */
+    bool has_filters;       /* some rule has no variant */
+    int single;             /* the variant with weight 100, or -1 */
+    const char *quarantine; /* invariant 4: why the flag is quarantined, or NULL */
 };
+
+/* A flag of the set's JSON that was quarantined (served as an error) or, without a usable key,
+ * dropped: what the operator is told (cache.c logs it once per load; /metrics counts it). */
+typedef struct {
+    const char *key; /* "?" when the flag had no usable key (dropped) */
+    const char *why;
+} flag_quarantine_t;
 
 struct pe_flag_set {
     _Atomic long refs;
@@ -81,6 +92,8 @@ struct pe_flag_set {
     const char *holdout_salt;
     size_t nflags;
     struct pe_flag *flags; /* invariant 2 */
+    size_t nquarantined;
+    flag_quarantine_t *quarantined; /* in the order of the JSON */
     char *json;
     size_t json_len;
     /* the arena every string and array above points into: a list of chunks */
@@ -135,6 +148,13 @@ pe_flag_set_t *flags_install(pe_flags_t *f, const char *store_id, pe_flag_set_t 
 void flags_propagate(pe_flags_t *f, const char *store_id);
 /* Redis key of a store's set, "pe:{<storeId>}:flags". */
 int flags_redis_key(const char *store_id, char *out, size_t outlen);
+
+/* Logs one error line per quarantined flag of set (store, key, why). cache.c calls it when it
+ * installs a set, so a bad flag is reported once per load, not on every poll. */
+void flags_log_quarantine(const pe_flag_set_t *set);
+
+/* [a-z0-9][a-z0-9._-]{0,PE_FLAGS_KEY_MAX-1}: the syntax of a flag key. */
+bool flags_key_valid(const char *s);
 
 /* Attribute and operator names, as the JSON spells them. */
 const char *flags_attr_name(flag_attr_t a);

@@ -11,6 +11,11 @@
  *     variants, defaultVariant, rules (and salt when given), in that order; each variant
  *     exactly key, value, weight; each rule conditions and, for an override, variant; each
  *     condition attribute, operator, values.
+ *  5. What passes here survives the trip to PostgreSQL (jsonb), Redis and back unchanged and
+ *     compiles (engine.c validates every flag of a set again, with allow_extra): no number
+ *     that is not finite (cJSON would store null), no key given twice in a variant value
+ *     (jsonb keeps only the last), no value nested deeper than PE_FLAGS_VALUE_MAX_DEPTH (the
+ *     set document nests values deeper than the request did, under the parser's 64 levels).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -105,6 +110,11 @@ static bool key_syntax(const char *s, size_t max)
     return true;
 }
 
+bool flags_key_valid(const char *s)
+{
+    return key_syntax(s, PE_FLAGS_KEY_MAX);
+}
+
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -121,6 +131,30 @@ static bool int_in(const cJSON *v, int lo, int hi, int *out)
         return false;
     *out = (int)v->valuedouble;
     return true;
+}
+
+/* A variant value's shape: nesting within PE_FLAGS_VALUE_MAX_DEPTH levels (the value itself is
+ * level 1) and no key given twice in one object. Called on a value of at most
+ * PE_FLAGS_VALUE_MAX_BYTES, so the quadratic key check is bounded. */
+static int check_value_shape(const cJSON *v, int depth, int i, pe_flags_error_t *err)
+{
+    char x[49];
+    if (depth > PE_FLAGS_VALUE_MAX_DEPTH)
+        return fail(err, "too_large", "variants[%d].value: nests deeper than %d levels", i,
+                    PE_FLAGS_VALUE_MAX_DEPTH);
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (cJSON_IsObject(v))
+            for (const cJSON *d = v->child; d != c; d = d->next)
+                if (strcmp(d->string, c->string) == 0)
+                    return fail(err, "duplicate", "variants[%d].value: key '%s' given twice", i,
+                                excerpt(c->string, x));
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            int rc = check_value_shape(c, depth + 1, i, err);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 /* A JSON type class for "every variant has the same type". */
@@ -193,6 +227,10 @@ static int check_variants(const cJSON *variants, cJSON *canon, pe_flags_error_t 
                         "variants[%d].value: must be %s like variants[0].value", i,
                         type_name(klass));
         klass = c;
+        char at[128], path[256];
+        snprintf(at, sizeof at, "variants[%d].value", i);
+        if (pe_json_find_nonfinite(value, at, path, sizeof path))
+            return fail(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
         char *text = cJSON_PrintUnformatted(value);
         if (!text)
             return PE_ENOMEM;
@@ -201,6 +239,9 @@ static int check_variants(const cJSON *variants, cJSON *canon, pe_flags_error_t 
         if (len > PE_FLAGS_VALUE_MAX_BYTES)
             return fail(err, "too_long", "variants[%d].value: at most %d bytes of JSON", i,
                         PE_FLAGS_VALUE_MAX_BYTES);
+        int rc = check_value_shape(value, 1, i, err);
+        if (rc != 0)
+            return rc;
         int w = 0;
         if (!weight)
             return fail(err, "missing_field", "variants[%d].weight: required", i);
@@ -306,8 +347,10 @@ static int check_condition(const cJSON *c, const char *path, cJSON *out, pe_flag
     cJSON_ArrayForEach(v, values)
     {
         if (numeric) {
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+            if (!cJSON_IsNumber(v))
                 return fail(err, "invalid_type", "%s.values[%d]: must be a number", path, i);
+            if (!isfinite(v->valuedouble))
+                return fail(err, "out_of_range", "%s.values[%d]: " PE_JSON_NONFINITE_RULE, path, i);
             i++;
             continue;
         }

@@ -6,7 +6,9 @@
  * Invariants asserted (abort() on violation, so the fuzzer reports it):
  *  1. A refusal has a non-empty NUL-terminated "<path>: …" message and leaves *canonical NULL.
  *  2. An acceptance is a fixed point: validating the canonical form again accepts it and gives
- *     the same text; with a salt and a version it compiles into a set holding that one flag.
+ *     the same text; with a salt and a version it compiles into a set holding that one flag,
+ *     not quarantined: what the API accepts, the compiled set accepts (1e400 printed as null
+ *     once broke this).
  *  3. Evaluation of a compiled flag gives a variant index inside the flag (or ERROR with
  *     TARGETING_KEY_MISSING), for the context the input carries and for an empty one.
  */
@@ -69,8 +71,10 @@ static void check_flag(const cJSON *body, const pe_flag_context_t *ctx)
                      "\"h\"},\"flags\":[%.*s,\"salt\":\"fz\",\"version\":1}]}",
                      (int)(n - 1), a) > 0) {
             pe_flag_set_t *set = pe_flag_set_from_json(doc, strlen(doc));
+            CHECK(set != NULL); /* only ENOMEM could refuse it, and the fuzzer has memory */
             if (set) {
                 CHECK(pe_flag_set_count(set) == 1);
+                CHECK(pe_flag_set_quarantined(set) == 0);
                 evaluate(set, ctx);
                 pe_flag_context_t empty;
                 memset(&empty, 0, sizeof empty);

@@ -306,6 +306,40 @@ static void test_all_or_nothing_and_field_named(void **state)
     free(before);
 }
 
+/* cJSON reads 1e400 as inf and would store null: refused naming the field, with the one rule of
+ * pe/core.h, and nothing of the request is written (all or nothing). */
+static void test_nonfinite_numbers_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field, *raw, *named;
+    } CASES[] = {
+        {"price", "1e400", "products[1].price"},  {"price", "-1e400", "products[1].price"},
+        {"cost", "1e999", "products[1].cost"},    {"stock", "1e400", "products[1].stock"},
+        {"stock", "-1e400", "products[1].stock"},
+    };
+    put(&b, b.auth,
+        "{\"products\":[{\"sku\":\"FIN-1\",\"name\":\"Finite\",\"category\":\"c\",\"price\":5}]}",
+        200);
+    char *before = fingerprint(&b);
+    for (size_t i = 0; i < PE_ARRAY_LEN(CASES); i++) {
+        char body[512], want[256];
+        bool price = strcmp(CASES[i].field, "price") == 0;
+        snprintf(body, sizeof body,
+                 "{\"products\":[{\"sku\":\"FIN-1\",\"name\":\"Changed\",\"category\":\"c\","
+                 "\"price\":6},{\"sku\":\"FIN-2\",\"name\":\"n\",\"category\":\"c\",%s\"%s\":%s}]}",
+                 price ? "" : "\"price\":1,", CASES[i].field, CASES[i].raw);
+        snprintf(want, sizeof want, "%s: %s", CASES[i].named, PE_JSON_NONFINITE_RULE);
+        const char *msg = put(&b, b.auth, body, 400);
+        if (strcmp(msg, want) != 0)
+            fail_msg("%s %s: message '%s', want '%s'", CASES[i].field, CASES[i].raw, msg, want);
+        char *after = fingerprint(&b);
+        assert_string_equal(before, after);
+        free(after);
+    }
+    free(before);
+}
+
 static void test_pagination_and_category(void **state)
 {
     (void)state;
@@ -494,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_pagination_and_category),
         cmocka_unit_test(test_tenant_isolation),
         cmocka_unit_test(test_database_checks_agree),
+        cmocka_unit_test(test_nonfinite_numbers_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -259,6 +259,86 @@ static void test_validation_names_path(void **state)
     free(doc);
 }
 
+/* A corpus document with the number at section.field[.index] (path_in: a NULL-terminated list
+ * of keys, a key "[n]" meaning array element n) replaced by raw text: cJSON can hold 1e400 only
+ * as inf, so the text is written as is. Caller frees. */
+static char *with_raw_number(const char *file, const char *const *path_in, const char *raw)
+{
+    char *text = corpus(file), err[128];
+    cJSON *doc = NULL;
+    assert_int_equal(pe_json_parse(text, strlen(text), &doc, err, sizeof err), 0);
+    free(text);
+    cJSON *parent = doc;
+    size_t i = 0;
+    for (; path_in[i + 1]; i++)
+        parent = path_in[i][0] == '[' ? cJSON_GetArrayItem(parent, atoi(path_in[i] + 1))
+                                      : cJSON_GetObjectItemCaseSensitive(parent, path_in[i]);
+    assert_non_null(parent);
+    cJSON *value = cJSON_CreateRaw(raw);
+    if (path_in[i][0] == '[')
+        assert_true(cJSON_ReplaceItemInArray(parent, atoi(path_in[i] + 1), value));
+    else
+        assert_true(cJSON_ReplaceItemInObjectCaseSensitive(parent, path_in[i], value));
+    char *out = pe_json_print(doc);
+    cJSON_Delete(doc);
+    assert_non_null(out);
+    return out;
+}
+
+/* cJSON reads 1e400 as inf and would store null: a ChangeSet with such a number, in a create or
+ * a patch, is refused naming the field with the one rule of pe/core.h, and nothing is stored. */
+static void test_nonfinite_numbers_refused(void **state)
+{
+    (void)state;
+    static const char RULE[] = PE_JSON_NONFINITE_RULE;
+    static const struct {
+        const char *path[8], *raw, *named;
+    } CASES[] = {
+        {{"hypothesis", "dataEvidence", "[0]", "value", NULL},
+         "1e400",
+         "hypothesis.dataEvidence[0].value"},
+        {{"actionPlan", "implementation", "changes", "[0]", "after", NULL},
+         "-1e400",
+         "actionPlan.implementation.changes[0].after"},
+        {{"actionPlan", "implementation", "changes", "[0]", "before", NULL},
+         "[1,1e400]",
+         "actionPlan.implementation.changes[0].before[1]"},
+        {{"proofPlan", "significanceThreshold", NULL}, "1e999", "proofPlan.significanceThreshold"},
+    };
+    char path[256], sql[256], want[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM changesets WHERE store_id = '%s'", c.id);
+    char *before = pe_test_sql(conninfo, sql);
+    cs_path(path, sizeof path, &c, NULL, NULL);
+    for (size_t i = 0; i < PE_ARRAY_LEN(CASES); i++) {
+        char *doc = with_raw_number("valid/price_change.json", CASES[i].path, CASES[i].raw);
+        cJSON *j = expect("POST", path, doc, &c, 400);
+        snprintf(want, sizeof want, "%s: %s", CASES[i].named, RULE);
+        assert_string_equal(err_message(j), want);
+        assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+                            "out_of_range");
+        cJSON_Delete(j);
+        free(doc);
+    }
+    char *after = pe_test_sql(conninfo, sql);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+
+    /* a patch: refused, the draft unchanged */
+    const char *id = create(&c, "valid/price_change.json");
+    cs_path(path, sizeof path, &c, id, NULL);
+    cJSON *j = expect("PATCH", path,
+                      "{\"version\":1,\"guardrails\":{\"profitFloor\":-1e400,\"sloRequirements\":"
+                      "[],\"riskLevel\":\"high\",\"blockedConditions\":[]}}",
+                      &c, 400);
+    snprintf(want, sizeof want, "guardrails.profitFloor: %s", RULE);
+    assert_string_equal(err_message(j), want);
+    cJSON_Delete(j);
+    j = expect("GET", path, NULL, &c, 200);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "version")->valueint, 1);
+    cJSON_Delete(j);
+}
+
 static void test_every_pair_via_rest(void **state)
 {
     (void)state;
@@ -671,17 +751,10 @@ static void test_outbox_survives_crash(void **state)
     (void)state;
     /* notifications flow while the server runs */
     const char *id = walk_to(&a, PE_CS_PENDING_APPROVAL);
-    char *n = NULL;
-    for (int i = 0; i < 100; i++) {
-        n = sql("SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
-        if (strcmp(n, "2") == 0)
-            break;
-        free(n);
-        n = NULL;
-        usleep(100 * 1000);
-    }
-    assert_non_null(n);
-    free(n);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    if (!pe_test_sql_wait(conninfo, q, "2", PE_TEST_WAIT_MS))
+        fail_msg("the two notifications of %s were not delivered (log: %s)", id, server.log_path);
     /* a server whose dispatcher will not run before it is killed */
     pe_test_server_stop(&server);
     pe_test_server_start(
@@ -698,18 +771,9 @@ static void test_outbox_survives_crash(void **state)
     pe_test_server_start(
         &server, conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=1", NULL});
-    n = NULL;
-    for (int i = 0; i < 100; i++) {
-        n = sql("SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
-        if (strcmp(n, "3") == 0)
-            break;
-        free(n);
-        n = NULL;
-        usleep(100 * 1000);
-    }
-    if (!n)
-        fail_msg("the notification committed before the crash was never delivered");
-    free(n);
+    if (!pe_test_sql_wait(conninfo, q, "3", PE_TEST_WAIT_MS))
+        fail_msg("the notification committed before the crash was never delivered (log: %s)",
+                 server.log_path);
 }
 
 /* ---- setup
@@ -763,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_create_read_list),
         cmocka_unit_test(test_list_view_full),
         cmocka_unit_test(test_validation_names_path),
+        cmocka_unit_test(test_nonfinite_numbers_refused),
         cmocka_unit_test(test_every_pair_via_rest),
         cmocka_unit_test(test_concurrency_and_versions),
         cmocka_unit_test(test_expiry),

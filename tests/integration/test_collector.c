@@ -245,6 +245,82 @@ static void test_rejections_and_dead_letters(void **state)
     pe_buf_free(&b);
 }
 
+/* cJSON reads 1e400 as inf and would store null: an event carrying such a number is rejected on
+ * its own (out_of_range, the message naming the number's path), the rest of the batch is stored;
+ * the same through the Segment routes, whose mapped events go through the same validation. */
+static void test_nonfinite_number_rejects_only_its_event(void **state)
+{
+    (void)state;
+    char good1[37], deep[37], price[37], good2[37];
+    new_uuid(good1);
+    new_uuid(deep);
+    new_uuid(price);
+    new_uuid(good2);
+    char ts[40];
+    iso(pe_now_unix_us() - 1000000, ts, sizeof ts);
+    pe_buf_t b = PE_BUF_INIT;
+    pe_buf_puts(&b, "{\"events\":[");
+    cart_event(&b, good1, pe_now_unix_us() - 1000000, NULL);
+    pe_buf_printf(&b,
+                  ",{\"eventId\":\"%s\",\"name\":\"custom.quiz.answered\",\"timestamp\":\"%s\","
+                  "\"sessionId\":\"sess-1\",\"anonymousId\":\"anon-1\",\"properties\":{\"score\":"
+                  "1,\"deep\":{\"list\":[0,1e400]}}}",
+                  deep, ts);
+    pe_buf_printf(&b,
+                  ",{\"eventId\":\"%s\",\"name\":\"storefront.cart.item_added\",\"timestamp\":"
+                  "\"%s\",\"sessionId\":\"sess-1\",\"anonymousId\":\"anon-1\",\"properties\":{"
+                  "\"productId\":\"sku-1\",\"quantity\":1,\"price\":-1e400,\"currency\":\"EUR\"}}",
+                  price, ts);
+    pe_buf_puts(&b, ",");
+    cart_event(&b, good2, pe_now_unix_us() - 1000000, NULL);
+    pe_buf_puts(&b, "]}");
+    pe_test_response_t r;
+    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    cJSON *j = pe_test_response_json(&r);
+    pe_test_response_free(&r);
+    pe_buf_free(&b);
+    assert_int_equal(cJSON_GetObjectItem(j, "accepted")->valueint, 2);
+    const cJSON *rej = cJSON_GetObjectItem(j, "rejected");
+    assert_int_equal(cJSON_GetArraySize(rej), 2);
+    static const struct {
+        int index;
+        const char *message;
+    } want[] = {{1, "properties.deep.list[1]: " PE_JSON_NONFINITE_RULE},
+                {2, "properties.price: " PE_JSON_NONFINITE_RULE}};
+    for (size_t i = 0; i < PE_ARRAY_LEN(want); i++) {
+        const cJSON *it = cJSON_GetArrayItem(rej, (int)i);
+        assert_int_equal(cJSON_GetObjectItem(it, "index")->valueint, want[i].index);
+        assert_string_equal(cJSON_GetObjectItem(it, "code")->valuestring, "out_of_range");
+        assert_string_equal(cJSON_GetObjectItem(it, "message")->valuestring, want[i].message);
+    }
+    cJSON_Delete(j);
+    assert_int_equal(
+        count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", good1, good2), 2);
+    assert_int_equal(
+        count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", deep, price), 0);
+
+    /* Segment: a track call with such a property is rejected alone, by the same rule */
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"writeKey\":\"%s\",\"batch\":[{\"type\":\"track\",\"event\":\"Quiz Answered\","
+             "\"anonymousId\":\"seg-anon-1\",\"messageId\":\"seg-nonfinite-1\",\"properties\":"
+             "{\"score\":{\"n\":-1e400}}},{\"type\":\"track\",\"event\":\"Quiz Answered\","
+             "\"anonymousId\":\"seg-anon-1\",\"messageId\":\"seg-nonfinite-2\",\"properties\":"
+             "{\"score\":{\"n\":3}}}]}",
+             pk_a);
+    assert_int_equal(post("/v1/batch", body, NULL, NULL, &r), 200);
+    j = pe_test_response_json(&r);
+    pe_test_response_free(&r);
+    assert_int_equal(cJSON_GetObjectItem(j, "accepted")->valueint, 1);
+    rej = cJSON_GetObjectItem(j, "rejected");
+    assert_int_equal(cJSON_GetArraySize(rej), 1);
+    assert_int_equal(cJSON_GetObjectItem(rej->child, "index")->valueint, 0);
+    assert_string_equal(cJSON_GetObjectItem(rej->child, "code")->valuestring, "out_of_range");
+    assert_string_equal(cJSON_GetObjectItem(rej->child, "message")->valuestring,
+                        "properties.score.n: " PE_JSON_NONFINITE_RULE);
+    cJSON_Delete(j);
+}
+
 static void test_clock_skew_correction(void **state)
 {
     /* The client's clock is 2 days behind: it stamps the event 5 s before sending. */
@@ -742,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_store_every_column),
         cmocka_unit_test(test_retry_and_duplicates_stored_once),
         cmocka_unit_test(test_rejections_and_dead_letters),
+        cmocka_unit_test(test_nonfinite_number_rejects_only_its_event),
         cmocka_unit_test(test_clock_skew_correction),
         cmocka_unit_test(test_request_limits_and_keys),
         cmocka_unit_test(test_commit_failure_is_503_then_retry_stores_once),

@@ -50,8 +50,7 @@ static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t main_srv, second, third;
 static tenant_t a, b;
-static pid_t redis_pid;
-static uint16_t redis_port;
+static pe_test_redis_server_t private_redis;
 static char redis_url[64];
 
 static const char FLAG[] =
@@ -503,9 +502,7 @@ static void test_redis_down_still_serves_and_disables(void **state)
     cJSON *j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
     assert_string_equal(str(j, "reason"), "SPLIT");
     cJSON_Delete(j);
-    kill(redis_pid, SIGKILL); /* a crash, as far as the servers can tell */
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = 0;
+    pe_test_redis_server_kill(&private_redis); /* a crash, as far as the servers can tell */
     /* the last good copy keeps serving */
     j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
     assert_string_equal(str(j, "reason"), "SPLIT");
@@ -523,44 +520,245 @@ static void test_redis_down_still_serves_and_disables(void **state)
         fail_msg("the disable took %lld ms to reach the first instance (> 5 s)", (long long)ms);
 }
 
-/* ---- setup ----------------------------------------------------------------------------------- */
+/* ---- numbers that are not finite, and one bad flag among good ones --------------------------- */
 
-static uint16_t free_port(void)
+static void make_tenant(tenant_t *t, const char *name, const char *email);
+
+/* The error of a 400 body: code and message. */
+static void expect_refused(const char *method, const char *key, const char *body,
+                           const char *message)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    cJSON *e = admin(&main_srv, &a, method, NULL, key, body, 400);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
+    if (strcmp(str(err, "message"), message) != 0)
+        fail_msg("%s %s: message '%s', want '%s'", method, body, str(err, "message"), message);
+    assert_string_equal(str(err, "code"), "out_of_range");
+    cJSON_Delete(e);
 }
 
-static void private_redis_start(void)
+/* cJSON reads 1e400 as inf and prints it as null: such a flag was once stored as null and then
+ * blocked every load of the store's flag set. Refused now, naming the field; nothing stored. */
+static void test_nonfinite_numbers_refused(void **state)
 {
-    char port[8];
-    redis_port = free_port();
-    snprintf(port, sizeof port, "%u", (unsigned)redis_port);
-    snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%u", (unsigned)redis_port);
-    redis_pid = fork();
-    assert_true(redis_pid >= 0);
-    if (redis_pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, STDOUT_FILENO);
-        dup2(devnull, STDERR_FILENO);
-        execl("/usr/bin/redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-              "--save", "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
+    (void)state;
+    static const char RULE[] = PE_JSON_NONFINITE_RULE;
+    static const struct {
+        const char *body, *path;
+    } CASES[] = {
+        {"{\"key\":\"overflow-a\",\"variants\":[{\"key\":\"on\",\"value\":1e400,\"weight\":100}]}",
+         "variants[0].value"},
+        {"{\"key\":\"overflow-b\",\"variants\":[{\"key\":\"on\",\"value\":-1e400,\"weight\":100}]}",
+         "variants[0].value"},
+        {"{\"key\":\"overflow-c\",\"variants\":[{\"key\":\"off\",\"value\":{\"n\":1},"
+         "\"weight\":50},{\"key\":\"on\",\"value\":{\"n\":1e400},\"weight\":50}]}",
+         "variants[1].value.n"},
+        {"{\"key\":\"overflow-d\",\"variants\":[{\"key\":\"on\",\"value\":1,\"weight\":100}],"
+         "\"rules\":[{\"conditions\":[{\"attribute\":\"custom.cart\",\"operator\":\"gte\","
+         "\"values\":[1e400]}]}]}",
+         "rules[0].conditions[0].values[0]"},
+    };
+    char message[256];
+    for (size_t i = 0; i < PE_ARRAY_LEN(CASES); i++) {
+        snprintf(message, sizeof message, "%s: %s", CASES[i].path, RULE);
+        expect_refused("POST", NULL, CASES[i].body, message);
     }
-    char err[128];
-    pe_redis_t *r = pe_redis_new(redis_url, 200, err, sizeof err);
-    assert_non_null(r);
-    for (int i = 0; i < 200 && pe_redis_ping(r) != 0; i++)
-        sleep_ms(25);
-    assert_int_equal(pe_redis_ping(r), 0);
-    pe_redis_free(r);
+    /* a PATCH or a PUT of an existing flag: refused, the flag unchanged */
+    cJSON *before = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    snprintf(message, sizeof message, "variants[1].value.deep[0]: %s", RULE);
+    expect_refused("PATCH", "free-shipping-banner",
+                   "{\"variants\":[{\"key\":\"control\",\"value\":{\"deep\":[0]},\"weight\":50},"
+                   "{\"key\":\"treatment\",\"value\":{\"deep\":[-1e400]},\"weight\":50}]}",
+                   message);
+    snprintf(message, sizeof message, "variants[0].value: %s", RULE);
+    expect_refused("PUT", "free-shipping-banner",
+                   "{\"variants\":[{\"key\":\"control\",\"value\":1e400,\"weight\":100}]}",
+                   message);
+    cJSON *after = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    assert_int_equal((int)num(after, "version"), (int)num(before, "version"));
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM flags WHERE store_id = '%s' AND key LIKE 'overflow%%'", a.id);
+    char *n = pe_test_sql(conninfo, sql);
+    assert_string_equal(n, "0");
+    free(n);
 }
+
+/* OFREP single evaluation without asserting the status; *out is the parsed body. */
+static long ofrep_status(const pe_test_server_t *s, const tenant_t *t, const char *key, cJSON **out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
+    pe_test_response_t r;
+    call(s, "POST", path, "{\"context\":{\"targetingKey\":\"u1\"}}", t->pauth, NULL, &r);
+    long status = r.status;
+    *out = r.body.len ? json_of(&r) : NULL;
+    pe_test_response_free(&r);
+    return status;
+}
+
+/* Waits (up to PE_TEST_WAIT_MS) until s answers key with status and, for a 200, reason; for a
+ * 400, errorCode. Returns the milliseconds it took from t0. */
+static int64_t wait_answer(const pe_test_server_t *s, const tenant_t *t, const char *key,
+                           long status, const char *what, int64_t t0)
+{
+    long got = 0;
+    char seen[64] = "";
+    while (pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000) {
+        cJSON *j = NULL;
+        got = ofrep_status(s, t, key, &j);
+        snprintf(seen, sizeof seen, "%s", str(j, got == 200 ? "reason" : "errorCode"));
+        cJSON_Delete(j);
+        if (got == status && strcmp(seen, what) == 0)
+            return (pe_now_mono_us() - t0) / 1000;
+        sleep_ms(50);
+    }
+    fail_msg("%s on %s: still %ld %s after %d ms, want %ld %s", key, s->base_url, got, seen,
+             PE_TEST_WAIT_MS, status, what);
+    return -1;
+}
+
+/* The value of a metric line "name value" on s's /metrics (-1 when absent). */
+static double metric(const pe_test_server_t *s, const char *name)
+{
+    pe_test_response_t r;
+    call(s, "GET", "/metrics", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = r.body.data; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+    pe_test_response_free(&r);
+    return v;
+}
+
+/* Lines of s's log that contain every one of the strings (NULL-terminated). */
+static int log_lines(const pe_test_server_t *s, const char *const *all)
+{
+    FILE *fp = fopen(s->log_path, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        bool every = true;
+        for (size_t i = 0; all[i] && every; i++)
+            every = strstr(line, all[i]) != NULL;
+        n += every;
+    }
+    fclose(fp);
+    return n;
+}
+
+/* Flags an older build (1e400 stored as null) or a hand edit wrote, next to good ones: the set
+ * still loads on every instance with the bad flags quarantined — answered GENERAL so clients
+ * use their default, never as enabled — the kill switch of a good flag still works within the
+ * poll bound, a freshly started instance behaves the same, and the operator hears of it once
+ * per load (the log) and on /metrics. */
+static void test_bad_flag_quarantined_others_current(void **state)
+{
+    (void)state;
+    static tenant_t c;
+    make_tenant(&c, "Flags C", "fc@example.com");
+    cJSON *f = NULL, *j = NULL;
+    cJSON_Delete(admin(&main_srv, &c, "POST", NULL, NULL,
+                       "{\"key\":\"qa-good\",\"enabled\":true,\"variants\":[{\"key\":\"on\","
+                       "\"value\":true,\"weight\":100}]}",
+                       201));
+    cJSON_Delete(admin(&main_srv, &c, "POST", NULL, NULL,
+                       "{\"key\":\"qa-kill\",\"enabled\":true,\"defaultVariant\":\"off\","
+                       "\"variants\":[{\"key\":\"off\",\"value\":false,\"weight\":50},{\"key\":"
+                       "\"on\",\"value\":true,\"weight\":50}]}",
+                       201));
+    wait_answer(&main_srv, &c, "qa-kill", 200, "SPLIT", pe_now_mono_us()); /* main is warm */
+
+    /* two bad flags straight into PostgreSQL, and the store's version bumped, as a writer does */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH bad AS (INSERT INTO flags (store_id, key, variants, default_variant, rules, "
+             "enabled, salt) VALUES ('%s', 'qa-bad', '[{\"key\":\"on\",\"value\":null,\"weight\":"
+             "100}]', 'on', '[]', true, 's1'), ('%s', 'qa-bad-rule', '[{\"key\":\"on\",\"value\":"
+             "true,\"weight\":100}]', 'on', '[{\"conditions\":[{\"attribute\":\"path\","
+             "\"operator\":\"regex\",\"values\":[\"/x\"]}]}]', true, 's2') RETURNING 1) "
+             "UPDATE flag_settings SET version = version + 1 WHERE store_id = '%s' "
+             "RETURNING (SELECT count(*) FROM bad)",
+             c.id, c.id, c.id);
+    char *n = pe_test_sql(conninfo, sql);
+    assert_string_equal(n, "2");
+    free(n);
+
+    /* the running instance picks the new version up (its poll) with the bad flags quarantined */
+    wait_answer(&main_srv, &c, "qa-bad", 400, "GENERAL", pe_now_mono_us());
+    wait_answer(&main_srv, &c, "qa-bad-rule", 400, "GENERAL", pe_now_mono_us());
+    assert_int_equal(ofrep_status(&main_srv, &c, "qa-bad", &j), 400);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "value")); /* nothing to serve as enabled */
+    assert_string_equal(str(j, "key"), "qa-bad");
+    cJSON_Delete(j);
+    wait_answer(&main_srv, &c, "qa-good", 200, "STATIC", pe_now_mono_us());
+
+    /* a freshly started instance: cold, from Redis (or PostgreSQL), the same answers */
+    pe_test_server_t fresh;
+    pe_test_server_start(&fresh, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    wait_answer(&fresh, &c, "qa-bad", 400, "GENERAL", pe_now_mono_us());
+    wait_answer(&fresh, &c, "qa-good", 200, "STATIC", pe_now_mono_us());
+    wait_answer(&fresh, &c, "qa-kill", 200, "SPLIT", pe_now_mono_us());
+
+    /* the kill switch on a good flag: at once here, within the poll bound on the other one */
+    int64_t t0 = pe_now_mono_us();
+    f = admin(&main_srv, &c, "PATCH", NULL, "qa-kill", "{\"enabled\":false}", 200);
+    cJSON_Delete(f);
+    wait_answer(&main_srv, &c, "qa-kill", 200, "DISABLED", t0);
+    int64_t ms = wait_answer(&fresh, &c, "qa-kill", 200, "DISABLED", t0);
+    if (ms > 5000)
+        fail_msg("the kill switch took %lld ms to reach the other instance (> 5 s)", (long long)ms);
+
+    /* bulk: the bad flags carry their own error, the others their values */
+    pe_test_response_t r;
+    call(&fresh, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{\"targetingKey\":\"u1\"}}",
+         c.pauth, NULL, &r);
+    assert_int_equal(r.status, 200);
+    j = json_of(&r);
+    pe_test_response_free(&r);
+    int seen = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "flags"))
+    {
+        const char *key = str(e, "key");
+        if (strncmp(key, "qa-bad", 6) == 0) {
+            assert_string_equal(str(e, "errorCode"), "GENERAL");
+            assert_null(cJSON_GetObjectItemCaseSensitive(e, "value"));
+        } else if (strcmp(key, "qa-kill") == 0) {
+            assert_string_equal(str(e, "reason"), "DISABLED");
+            assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "value")));
+        } else {
+            assert_string_equal(key, "qa-good");
+            assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "value")));
+        }
+        seen++;
+    }
+    assert_int_equal(seen, 4);
+    cJSON_Delete(j);
+
+    /* the operator is told: /metrics, and one log line per flag and load (not per poll) */
+    assert_true(metric(&main_srv, "pe_flags_quarantined") == 2);
+    assert_true(metric(&fresh, "pe_flags_quarantined") == 2);
+    const char *const LINE[] = {"flags_quarantined", c.id, "'qa-bad'", "variants[0].value", NULL};
+    int lines = log_lines(&main_srv, LINE);
+    assert_true(lines >= 1);
+    double polls = metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}");
+    t0 = pe_now_mono_us();
+    while (metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}") < polls + 3 &&
+           pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000)
+        sleep_ms(100);
+    assert_true(metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}") >= polls + 3);
+    assert_int_equal(log_lines(&main_srv, LINE), lines); /* three polls later: not again */
+    assert_int_equal(log_lines(&main_srv, (const char *const[]){"flags_set_invalid", NULL}), 0);
+    assert_true(log_lines(&fresh, LINE) >= 1);
+    assert_int_equal(pe_test_server_stop(&fresh), 0);
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
 
 static void make_tenant(tenant_t *t, const char *name, const char *email)
 {
@@ -583,16 +781,16 @@ static int group_setup(void **state)
     (void)state;
     assert_int_equal(pe_crypto_init(), 0);
     pe_log_set_level(PE_LOG_ERROR);
-    if (access("/usr/bin/redis-server", X_OK) != 0) {
+    if (pe_test_redis_server_start(&private_redis, 0, NULL) != 0) {
         fprintf(stderr, "redis-server is not installed\n");
         return -1;
     }
+    snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%u", (unsigned)private_redis.port);
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 4);
     assert_non_null(pool);
     make_tenant(&a, "Flags A", "fa@example.com");
     make_tenant(&b, "Flags B", "fb@example.com");
-    private_redis_start();
     char env_redis[96];
     snprintf(env_redis, sizeof env_redis, "PE_REDIS_URL=%s", redis_url);
     pe_test_server_start(&main_srv, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
@@ -610,10 +808,7 @@ static int group_teardown(void **state)
     int rc = pe_test_server_stop(&main_srv);
     int rc2 = pe_test_server_stop(&second);
     int rc3 = pe_test_server_stop(&third);
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-    }
+    pe_test_redis_server_kill(&private_redis);
     pe_db_pool_free(pool);
     pe_test_db_drop(conninfo);
     return rc == 0 && rc2 == 0 && rc3 == 0 ? 0 : -1;
@@ -628,6 +823,8 @@ int main(void)
         cmocka_unit_test(test_ofrep_bulk_etag_and_cors),
         cmocka_unit_test(test_invalidation_reaches_another_cache),
         cmocka_unit_test(test_exposures_once_per_unit_flag_day),
+        cmocka_unit_test(test_nonfinite_numbers_refused),
+        cmocka_unit_test(test_bad_flag_quarantined_others_current),
         cmocka_unit_test(test_redis_down_still_serves_and_disables),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -290,8 +290,23 @@ static void test_codes_and_paths(void **state)
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"context\":{\"device\":{"
                            "\"type\":\"mobile\",\"os\":\"x\"}}}",
                    "unknown_field", "context.device.os: unknown field");
+    /* a number that is not finite: the one rule of pe/core.h, the path down to the number */
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"custom\":{\"n\":1e999}}",
-                   "out_of_range", "custom: numbers must be finite");
+                   "out_of_range", "custom.n: " PE_JSON_NONFINITE_RULE);
+    expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"custom\":{\"a\":[1,{\"b\":2,"
+                           "\"c\":-1e400}],\"d\":1e400}}",
+                   "out_of_range", "custom.a[1].c: " PE_JSON_NONFINITE_RULE);
+    expect_refusal(EV_HEAD "\"name\":\"custom.quiz.answered\",\"properties\":{\"deep\":{"
+                           "\"n\":1e400}}}",
+                   "out_of_range", "properties.deep.n: " PE_JSON_NONFINITE_RULE);
+    expect_refusal(EV_HEAD "\"name\":\"storefront.cart.item_added\",\"properties\":{"
+                           "\"productId\":\"p\",\"quantity\":1,\"price\":-1e400,\"currency\":"
+                           "\"EUR\"}}",
+                   "out_of_range", "properties.price: " PE_JSON_NONFINITE_RULE);
+    expect_refusal(EV_HEAD "\"name\":\"storefront.cart.item_added\",\"properties\":{"
+                           "\"productId\":\"p\",\"quantity\":1e400,\"price\":1,\"currency\":"
+                           "\"EUR\"}}",
+                   "out_of_range", "properties.quantity: " PE_JSON_NONFINITE_RULE);
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"userId\":\"\"}", "invalid_format",
                    "userId: must not be empty");
     expect_refusal(EV_HEAD "\"name\":\"storefront.page.viewed\",\"storeId\":\"a\\u007fb\"}",

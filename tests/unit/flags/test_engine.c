@@ -9,6 +9,10 @@
  *  2. Buckets are uniform and variants follow their weights within sampling error.
  *  3. Raising the rollout keeps every unit that was in; the variant does not depend on it.
  *  4. The holdout takes its share of units for every autopilot flag, the same units for each.
+ *  5. What the validator accepts compiles (the API and the compiled set agree): numbers that
+ *     are not finite, keys given twice in a value and values nested too deep are refused with
+ *     the path; and a set with one flag that does not compile still loads, that flag
+ *     quarantined (an ERROR, never a variant) and every other flag as usual.
  */
 #include <math.h>
 #include <stdio.h>
@@ -357,6 +361,152 @@ static void test_validation_names_the_field(void **state)
     cJSON_Delete(j);
 }
 
+/* A value nested depth levels ({"a":{"a":…1…}}), malloc'ed. */
+static char *nested_value(int depth)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    for (int i = 1; i < depth; i++)
+        assert_int_equal(pe_buf_puts(&b, "{\"a\":"), 0);
+    assert_int_equal(pe_buf_puts(&b, "{\"a\":1}"), 0);
+    for (int i = 1; i < depth; i++)
+        assert_int_equal(pe_buf_puts(&b, "}"), 0);
+    return pe_buf_steal(&b);
+}
+
+/* The definition is accepted, and its canonical form (plus a salt and a version, in a set
+ * document nested as the cache's is) compiles without quarantine. */
+static void expect_compiles(const char *json)
+{
+    cJSON *j = NULL, *canon = NULL;
+    pe_flags_error_t err;
+    char why[128];
+    if (pe_json_parse(json, strlen(json), &j, why, sizeof why) != 0)
+        fail_msg("%.80s: %s", json, why);
+    if (pe_flags_validate(j, false, &canon, &err) != 0)
+        fail_msg("%.80s: refused: %s", json, err.message);
+    char *text = cJSON_PrintUnformatted(canon), *doc = NULL;
+    assert_non_null(text);
+    size_t n = strlen(text);
+    assert_true(asprintf(&doc,
+                         "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,"
+                         "\"salt\":\"h\"},\"flags\":[%.*s,\"salt\":\"x\",\"version\":1}]}",
+                         (int)(n - 1), text) > 0);
+    pe_flag_set_t *set = pe_flag_set_from_json(doc, strlen(doc));
+    assert_non_null(set);
+    assert_int_equal(pe_flag_set_count(set), 1);
+    assert_int_equal(pe_flag_set_quarantined(set), 0);
+    assert_null(pe_flag_quarantine(pe_flag_set_at(set, 0)));
+    pe_flag_set_release(set);
+    free(doc);
+    free(text);
+    cJSON_Delete(canon);
+    cJSON_Delete(j);
+}
+
+static void test_validation_agrees_with_the_compiled_set(void **state)
+{
+    (void)state;
+    static const char *const VALUE = "{\"key\":\"k\",\"variants\":[{\"key\":\"a\",\"value\":";
+    char body[512];
+    /* cJSON reads 1e400 as inf and would store null: refused, with the path */
+    snprintf(body, sizeof body, "%s1e400,\"weight\":100}]}", VALUE);
+    expect_refusal(body, "variants[0].value: " PE_JSON_NONFINITE_RULE);
+    snprintf(body, sizeof body, "%s-1e400,\"weight\":100}]}", VALUE);
+    expect_refusal(body, "variants[0].value: " PE_JSON_NONFINITE_RULE);
+    expect_refusal("{\"key\":\"k\",\"variants\":[{\"key\":\"a\",\"value\":{\"n\":1},"
+                   "\"weight\":50},{\"key\":\"b\",\"value\":{\"m\":[0,{\"n\":1e400}]},"
+                   "\"weight\":50}]}",
+                   "variants[1].value.m[1].n: " PE_JSON_NONFINITE_RULE);
+    expect_refusal("{\"key\":\"k\",\"variants\":[{\"key\":\"a\",\"value\":1,\"weight\":100}],"
+                   "\"rules\":[{\"conditions\":[{\"attribute\":\"custom.cart\",\"operator\":"
+                   "\"gt\",\"values\":[-1e400]}]}]}",
+                   "rules[0].conditions[0].values[0]: " PE_JSON_NONFINITE_RULE);
+    /* jsonb keeps only the last of a key given twice: refused */
+    snprintf(body, sizeof body, "%s{\"x\":{\"a\":1,\"a\":2}},\"weight\":100}]}", VALUE);
+    expect_refusal(body, "variants[0].value: key 'a' given twice");
+    /* the set document nests a value 2 levels deeper than the request: a bound both pass */
+    char *deep = nested_value(PE_FLAGS_VALUE_MAX_DEPTH + 1), *ok = nested_value(32), *def = NULL;
+    assert_true(asprintf(&def, "%s%s,\"weight\":100}]}", VALUE, deep) > 0);
+    expect_refusal(def, "variants[0].value: nests deeper than 32 levels");
+    free(def);
+    assert_true(asprintf(&def, "%s%s,\"weight\":100}]}", VALUE, ok) > 0);
+    expect_compiles(def);
+    free(def);
+    free(deep);
+    free(ok);
+    /* what is accepted compiles */
+    snprintf(body, sizeof body, "%s1e308,\"weight\":100}]}", VALUE);
+    expect_compiles(body);
+    snprintf(body, sizeof body, "%s{\"n\":1e-400,\"s\":\"1e400\"},\"weight\":100}]}", VALUE);
+    expect_compiles(body);
+}
+
+/* Flags as an older build or a hand edit may have stored them, next to good ones. */
+static void test_bad_flag_is_quarantined(void **state)
+{
+    (void)state;
+    char *good =
+        flag_json("good", "release", 100, "[{\"key\":\"on\",\"value\":true,\"weight\":100}]", NULL);
+    char *exp = flag_json("exp", "experiment", 100, V5050, NULL);
+    static const char KILLED[] =
+        "{\"key\":\"killed\",\"enabled\":false,\"salt\":\"s\",\"version\":4,\"variants\":"
+        "[{\"key\":\"off\",\"value\":false,\"weight\":0},{\"key\":\"on\",\"value\":true,"
+        "\"weight\":100}],\"defaultVariant\":\"off\"}";
+    /* 1e400 as PostgreSQL holds it after cJSON printed it: null */
+    static const char BAD[] =
+        "{\"key\":\"bad\",\"enabled\":true,\"salt\":\"s\",\"version\":3,\"variants\":"
+        "[{\"key\":\"on\",\"value\":null,\"weight\":100}]}";
+    static const char NO_SALT[] = "{\"key\":\"no-salt\",\"enabled\":true,\"version\":1,"
+                                  "\"variants\":[{\"key\":\"on\",\"value\":1,\"weight\":100}]}";
+    static const char NO_KEY[] = "{\"enabled\":true,\"salt\":\"s\",\"version\":1,"
+                                 "\"variants\":[{\"key\":\"on\",\"value\":1,\"weight\":100}]}";
+    char *dup1 =
+        flag_json("dup", "release", 100, "[{\"key\":\"on\",\"value\":true,\"weight\":100}]", NULL);
+    char *flags = NULL;
+    assert_true(asprintf(&flags, "%s,%s,%s,%s,%s,%s,%s,%s", BAD, good, KILLED, NO_SALT, exp, NO_KEY,
+                         dup1, dup1) > 0);
+    pe_flag_set_t *s = set_of(flags, 0);
+    /* bad, no-salt and dup are kept as quarantined entries; the flag without a key is left out */
+    assert_int_equal(pe_flag_set_count(s), 6);
+    assert_int_equal(pe_flag_set_quarantined(s), 4);
+    pe_flag_context_t ctx = {.targeting_key = "u1"};
+    pe_flag_eval_t e;
+    static const char *const QUARANTINED[] = {"bad", "no-salt", "dup"};
+    for (size_t i = 0; i < PE_ARRAY_LEN(QUARANTINED); i++) {
+        const pe_flag_t *f = pe_flag_set_find(s, QUARANTINED[i]);
+        assert_non_null(f);
+        assert_non_null(pe_flag_quarantine(f));
+        pe_flags_evaluate(s, f, &ctx, &e);
+        assert_int_equal(e.reason, PE_FLAG_REASON_ERROR);
+        assert_int_equal(e.variant, -1);
+        assert_string_equal(e.error_code, "GENERAL");
+        assert_non_null(e.error_details);
+        assert_false(e.exposure);
+        assert_null(pe_flag_variant_key(f, e.variant));
+    }
+    assert_string_equal(pe_flag_quarantine(pe_flag_set_find(s, "bad")),
+                        "variants[0].value: must be a boolean, string, number or object");
+    assert_int_equal(pe_flag_version(pe_flag_set_find(s, "bad")), 3);
+    /* the others are served as usual: the kill switch holds, the rest evaluates */
+    pe_flags_evaluate(s, pe_flag_set_find(s, "killed"), &ctx, &e);
+    assert_int_equal(e.reason, PE_FLAG_REASON_DISABLED);
+    assert_string_equal(pe_flag_variant_key(pe_flag_set_find(s, "killed"), e.variant), "off");
+    pe_flags_evaluate(s, pe_flag_set_find(s, "good"), &ctx, &e);
+    assert_int_equal(e.reason, PE_FLAG_REASON_STATIC);
+    pe_flags_evaluate(s, pe_flag_set_find(s, "exp"), &ctx, &e);
+    assert_int_equal(e.reason, PE_FLAG_REASON_SPLIT);
+    assert_null(pe_flag_quarantine(pe_flag_set_find(s, "exp")));
+    /* still sorted by key, for the lookups */
+    for (size_t i = 1; i < pe_flag_set_count(s); i++)
+        assert_true(
+            strcmp(pe_flag_key(pe_flag_set_at(s, i - 1)), pe_flag_key(pe_flag_set_at(s, i))) < 0);
+    pe_flag_set_release(s);
+    free(flags);
+    free(dup1);
+    free(exp);
+    free(good);
+}
+
 static void test_context(void **state)
 {
     (void)state;
@@ -397,10 +547,14 @@ static void test_bad_documents_refused(void **state)
         "",
         "{}",
         "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,\"salt\":\"x\"}}",
-        /* a flag without salt */
-        "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,\"salt\":\"x\"},\"flags\":"
-        "[{\"key\":\"a\",\"version\":1,\"variants\":[{\"key\":\"a\",\"value\":1,\"weight\":100}]}]"
-        "}",
+        /* an envelope that is broken: the whole set is refused (a bad flag is only quarantined,
+         * test_bad_flag_is_quarantined) */
+        "{\"storeId\":\"s\",\"version\":\"1\",\"holdout\":{\"percentage\":5,\"salt\":\"x\"},"
+        "\"flags\":[]}",
+        "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":51,\"salt\":\"x\"},"
+        "\"flags\":[]}",
+        "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,\"salt\":\"x\"},"
+        "\"flags\":{}}",
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(BAD); i++)
         assert_null(pe_flag_set_from_json(BAD[i], strlen(BAD[i])));
@@ -416,6 +570,8 @@ int main(void)
         cmocka_unit_test(test_holdout),
         cmocka_unit_test(test_rules_and_reasons),
         cmocka_unit_test(test_validation_names_the_field),
+        cmocka_unit_test(test_validation_agrees_with_the_compiled_set),
+        cmocka_unit_test(test_bad_flag_is_quarantined),
         cmocka_unit_test(test_context),
         cmocka_unit_test(test_exposure_id),
         cmocka_unit_test(test_bad_documents_refused),
