@@ -487,9 +487,14 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    /* A fixed past window: four whole local days ending two days ago. */
-    char *d = pe_test_sql(conninfo,
-                          "SELECT to_char((now() AT TIME ZONE '" TZ "')::date - 2, 'YYYY-MM-DD')");
+    /* A past window of four whole local days, Thursday to Sunday, ending on the last Sunday at
+     * least two days ago by the database's clock (the one the command reads). Traffic depends on
+     * the weekday, so a window that moved with the calendar drew other sessions every day and
+     * the thresholds below held on some days only; aligned to the week, every run simulates the
+     * same sessions at other dates. */
+    char *d = pe_test_sql(conninfo, "SELECT to_char(d - extract(isodow FROM d)::int % 7, "
+                                    "'YYYY-MM-DD') FROM (SELECT (now() AT TIME ZONE '" TZ
+                                    "')::date - 2 AS d) x");
     snprintf(end_date, sizeof end_date, "%s", d);
     free(d);
     make_store(&s1, "Sim 1");
