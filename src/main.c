@@ -305,6 +305,8 @@ static int cmd_serve(const pe_config_t *cfg)
         .threads = cfg->http_threads,
         .max_connections = cfg->max_connections,
         .conn_timeout_s = cfg->conn_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .body_timeout_s = cfg->body_timeout_s,
         .app = &app,
         .authenticate = pe_api_authenticate,
         .trusted_proxies = cfg->trusted_proxies,

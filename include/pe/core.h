@@ -152,6 +152,8 @@ typedef struct {
     unsigned http_threads;      /* PE_HTTP_THREADS, 0 = number of CPUs */
     unsigned max_connections;   /* PE_MAX_CONNECTIONS */
     unsigned conn_timeout_s;    /* PE_CONNECTION_TIMEOUT, idle seconds before a connection closes */
+    unsigned header_timeout_s;  /* PE_HEADER_TIMEOUT, seconds a request's headers may take */
+    unsigned body_timeout_s;    /* PE_BODY_TIMEOUT, seconds a request's body may take */
     unsigned db_pool_size;      /* PE_DB_POOL_SIZE */
     unsigned shutdown_grace_s;  /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
     unsigned collector_writers; /* PE_COLLECTOR_WRITERS: group-commit writer threads */

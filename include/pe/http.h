@@ -220,9 +220,11 @@ typedef struct {
     const char *host;
     uint16_t port; /* 0 = any free port (see pe_http_server_port) */
     unsigned threads;
-    unsigned max_connections;
-    unsigned conn_timeout_s;
-    void *app; /* handed to handlers through pe_http_app() */
+    unsigned max_connections;  /* 0 = 1024; beyond it the longest-waiting connection is closed */
+    unsigned conn_timeout_s;   /* idle seconds (every byte restarts it); 0 = 30 */
+    unsigned header_timeout_s; /* a request's line and headers must arrive within; 0 = 10 */
+    unsigned body_timeout_s;   /* its body, from the end of the headers; 0 = 30 */
+    void *app;                 /* handed to handlers through pe_http_app() */
     /* Decides whether req may use its route; fills *out. Returns 0, PE_EUNAUTH, PE_EFORBIDDEN or
      * PE_EUNAVAIL (answered with the mapped status). Called from HTTP threads. */
     int (*authenticate)(void *app, pe_http_request_t *req, pe_auth_kind_t required,

@@ -35,6 +35,8 @@ static const var_t VARS[] = {
     {"PE_HTTP_THREADS", VAR_UINT, "0", FIELD(http_threads), 0, 256},
     {"PE_MAX_CONNECTIONS", VAR_UINT, "1024", FIELD(max_connections), 1, 100000},
     {"PE_CONNECTION_TIMEOUT", VAR_UINT, "30", FIELD(conn_timeout_s), 1, 3600},
+    {"PE_HEADER_TIMEOUT", VAR_UINT, "10", FIELD(header_timeout_s), 1, 300},
+    {"PE_BODY_TIMEOUT", VAR_UINT, "30", FIELD(body_timeout_s), 1, 3600},
     {"PE_DB_POOL_SIZE", VAR_UINT, "16", FIELD(db_pool_size), 1, 1000},
     {"PE_SHUTDOWN_GRACE", VAR_UINT, "8", FIELD(shutdown_grace_s), 1, 9},
     {"PE_COLLECTOR_WRITERS", VAR_UINT, "2", FIELD(collector_writers), 1, 8},

@@ -37,6 +37,9 @@
  *  6. Every 503 carries Retry-After: the handler's (events.c, ofrep.c), else RETRY_AFTER_S —
  *     whether it came from pe_http_reply_rc (PE_EUNAVAIL, PE_ETIMEOUT: PostgreSQL or Redis
  *     unreachable), pe_http_reply_error, /readyz or the shutdown.
+ *  7. Every connection has arrival deadlines (arrival.c): on_access moves it to BODY when the
+ *     headers are complete and to HANDLING when the body is, on_completed back to WAITING; the
+ *     headers of a request are read once, there, for the deadline and begin() alike.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -52,7 +55,7 @@
 
 #include <microhttpd.h>
 
-#include "pe/http.h"
+#include "http_internal.h"
 
 #define MAX_RESPONSE_HEADERS 16
 #define MAX_STATUS           600
@@ -88,6 +91,7 @@ struct pe_http_server {
     route_metrics_t *metrics; /* one per route, plus one for unmatched requests */
     pthread_mutex_t suspended_lock;
     pe_http_request_t *suspended; /* list of parked requests, for shutdown */
+    pe_http_arrivals_t *arrivals; /* deadlines on slow requests (arrival.c) */
 };
 
 typedef enum { PHASE_NEW = 0, PHASE_BODY, PHASE_HANDLED } phase_t;
@@ -115,6 +119,10 @@ struct pe_http_request {
     size_t metrics_index;
     pe_route_match_t match;
     pe_http_query_t query;
+    const char *content_length;    /* the headers, read once when they are complete */
+    const char *transfer_encoding; /* (libmicrohttpd owns both for the request's life) */
+    bool has_body;
+    pe_http_arrival_t *arrival; /* the connection's deadlines; NULL when untracked */
     pe_buf_t body;
     size_t drained; /* bytes past a refusal; for an encoded body every encoded byte */
     bool body_too_big;
@@ -701,9 +709,8 @@ static void begin(pe_http_request_t *req, const char *method)
     const pe_http_route_t *route = req->match.route;
 
     /* Body size and type, before reading a byte of it. */
-    const char *cl = pe_http_header(req, "Content-Length");
-    const char *te = pe_http_header(req, "Transfer-Encoding");
-    bool has_body = (te != NULL) || (cl && strcmp(cl, "0") != 0);
+    const char *cl = req->content_length, *te = req->transfer_encoding;
+    bool has_body = req->has_body;
     if (cl) {
         char *end = NULL;
         unsigned long long len = strtoull(cl, &end, 10);
@@ -866,6 +873,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
     if (req->phase == PHASE_NEW) {
         req->phase = PHASE_BODY;
+        req->content_length = pe_http_header(req, "Content-Length");
+        req->transfer_encoding = pe_http_header(req, "Transfer-Encoding");
+        req->has_body = req->transfer_encoding ||
+                        (req->content_length && strcmp(req->content_length, "0") != 0);
+        req->arrival = pe_http_arrival_of(conn);
+        pe_http_arrival_headers_done(req->arrival, req->has_body);
         begin(req, method);
         if (req->replied)
             return queue_reply(req);
@@ -879,6 +892,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->phase == PHASE_BODY) {
         req->phase = PHASE_HANDLED;
+        pe_http_arrival_body_done(req->arrival);
         if (!req->replied)
             run_handler(req);
         if (req->async)
@@ -930,6 +944,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     pe_http_server_t *s = cls;
     pe_http_request_t *req = *req_cls;
+    pe_http_arrival_request_done(pe_http_arrival_of(conn));
     if (!req)
         return;
     *req_cls = NULL;
@@ -1039,15 +1054,34 @@ int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 1;
     }
+    unsigned max_conns = s->cfg.max_connections ? s->cfg.max_connections : 1024u;
+    unsigned idle_s = s->cfg.conn_timeout_s ? s->cfg.conn_timeout_s : 30u;
+    pe_http_arrivals_config_t acfg = {
+        .header_timeout_s = s->cfg.header_timeout_s ? s->cfg.header_timeout_s : 10u,
+        .body_timeout_s = s->cfg.body_timeout_s ? s->cfg.body_timeout_s : 30u,
+        .idle_timeout_s = idle_s,
+        .max_connections = max_conns,
+    };
+    s->arrivals = pe_http_arrivals_new(&acfg);
+    if (!s->arrivals) {
+        snprintf(err, errlen, "cannot start the connection deadline thread");
+        return PE_ENOMEM;
+    }
+    /* libmicrohttpd's own limit (split evenly between its threads) leaves room above
+     * max_connections: a connection it accepts lets arrival.c close the one that has waited
+     * longest for its request, so slow clients cannot lock everyone else out. */
+    unsigned mhd_limit = max_conns + max_conns / 4 + 16 * threads;
     s->daemon = MHD_start_daemon(
         flags, s->cfg.port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        s->cfg.max_connections ? s->cfg.max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
-        s->cfg.conn_timeout_s ? s->cfg.conn_timeout_s : 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_CONNECTION,
+        pe_http_arrivals_notify, s->arrivals, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->daemon) {
+        pe_http_arrivals_free(s->arrivals);
+        s->arrivals = NULL;
         snprintf(err, errlen, "cannot listen on %s:%u (address in use or not permitted)", s->host,
                  (unsigned)s->cfg.port);
         return PE_EIO;
@@ -1103,6 +1137,8 @@ void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms)
         sleep_ms(50);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    pe_http_arrivals_free(s->arrivals); /* every connection was reported closed by now */
+    s->arrivals = NULL;
 }
 
 void pe_http_server_free(pe_http_server_t *s)
@@ -1187,5 +1223,7 @@ int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out)
                         "# TYPE pe_http_requests_in_flight gauge\n"
                         "pe_http_requests_in_flight %ld\n",
                         atomic_load(&s->in_flight));
+    if (s->arrivals)
+        rc |= pe_http_arrivals_metrics(s->arrivals, out);
     return rc ? PE_ENOMEM : 0;
 }
