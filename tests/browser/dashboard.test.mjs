@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { cli, startServer } from './lib/server.mjs';
+import { cli, closeHttpServer, startServer } from './lib/server.mjs';
 
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'dashboard');
@@ -213,8 +213,12 @@ describe('merchant dashboard', () => {
     await page.waitForFunction(() => document.querySelector('#trend canvas'));
   }
 
+  // The funnel as loaded: five steps in a visualisation that is not the loading placeholder.
   async function waitFunnel(page) {
-    await page.waitForFunction(() => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot?.querySelectorAll('.step').length === 5);
+    await page.waitForFunction(() => {
+      const viz = document.querySelector('#funnel-body pe-funnel-visualization:not([aria-busy])');
+      return viz?.shadowRoot?.querySelectorAll('.step').length === 5;
+    });
   }
 
   async function audit(page, label, { shots = true } = {}) {
@@ -372,7 +376,7 @@ describe('merchant dashboard', () => {
     } finally {
       await raw.close();
       await page.close();
-      await new Promise((resolve) => attacker.close(resolve));
+      await closeHttpServer(attacker);
     }
   });
 
@@ -437,6 +441,12 @@ describe('merchant dashboard', () => {
       await page.waitForFunction((n) => document.querySelector('#funnel-body pe-funnel-visualization')?.shadowRoot
         ?.querySelector('.step .sessions')?.textContent.replace(/\D/g, '') === String(n), week.steps[0].sessions);
       check(await stepsShown(), week);
+      // A second change event for the same value (some date pickers send two) keeps the funnel
+      // on screen instead of blanking it for a reload.
+      const shownViz = await page.$('#funnel-body pe-funnel-visualization');
+      await page.dispatchEvent('input[name=from]', 'change');
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 50)));
+      assert.ok(await shownViz.evaluate((e) => e.isConnected), 'a change that changed nothing reloaded the funnel');
 
       // A step opens its breakdown, filtered like the funnel: its figures are the API's filtered
       // breakdown, which splits the funnel's sessions and differs from the unfiltered one.

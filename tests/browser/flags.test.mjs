@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
 import { closeDatabase, createStore, waitForEvents } from './lib/sdk-env.mjs';
-import { startServer } from './lib/server.mjs';
+import { closeHttpServer, startServer } from './lib/server.mjs';
 
 const OFREP_BULK = '/ofrep/v1/evaluate/flags';
 const NODE_MODULES = new URL('../../node_modules/@openfeature/', import.meta.url);
@@ -122,7 +122,7 @@ describe('feature flags in the browser (OFREP)', () => {
   after(async () => {
     await chrome?.close();
     await closeDatabase();
-    await new Promise((resolve) => (shopServer ? shopServer.close(resolve) : resolve()));
+    await closeHttpServer(shopServer);
     if (server) {
       const code = await server.stop();
       assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);

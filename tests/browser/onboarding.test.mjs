@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
 import { closeDatabase, createStore, query, waitForEvents } from './lib/sdk-env.mjs';
-import { startServer } from './lib/server.mjs';
+import { closeHttpServer, startServer } from './lib/server.mjs';
 
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'onboarding');
@@ -91,7 +91,7 @@ describe('onboarding: the install guide gives a new store a working key', () => 
   after(async () => {
     await chrome?.close();
     await closeDatabase();
-    await new Promise((resolve) => (shopServer ? shopServer.close(resolve) : resolve()));
+    await closeHttpServer(shopServer);
     if (server) {
       const code = await server.stop();
       assert.equal(code, 0, `profit-engine exited with ${code}:\n${server.log()}`);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
 import { closeDatabase, createStore, rejectedEvents, settle, storedEvents, waitForEvents } from './lib/sdk-env.mjs';
-import { startServer } from './lib/server.mjs';
+import { closeHttpServer, startServer } from './lib/server.mjs';
 import { eventSchema } from '../../web/sdk/schema.mjs';
 
 const SDK = new URL('../../web/sdk/pe.js', import.meta.url);
@@ -67,7 +67,7 @@ describe('storefront SDK', () => {
   after(async () => {
     await chrome?.close();
     await closeDatabase();
-    await new Promise((resolve) => (shopServer ? shopServer.close(resolve) : resolve()));
+    await closeHttpServer(shopServer);
     if (server) {
       const code = await server.stop();
       assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);

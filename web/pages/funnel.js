@@ -53,10 +53,13 @@ export async function render(view, { store, params, navigate }) {
     <div id="funnel-body"><pe-funnel-visualization aria-busy="true"></pe-funnel-visualization><span class="skeleton"></span><span class="skeleton"></span></div>
     <div id="funnel-breakdown"></div></div>`;
   const form = view.querySelector('#funnel-filters');
+  // A change that leaves the address as it is (a second change event for the same value, as
+  // some pickers send) reloads nothing: a reload would blank the funnel the merchant is reading.
   const go = (changes) => {
     const q = new URLSearchParams(location.search);
     for (const [k, v] of Object.entries(changes)) if (v) q.set(k, v); else q.delete(k);
-    navigate(`/funnel?${q}`);
+    const target = `/funnel?${q}`;
+    if (target !== location.pathname + location.search) navigate(target);
   };
   form.addEventListener('change', (ev) => { if (ev.target.name) go({ [ev.target.name]: ev.target.value }); });
   form.addEventListener('submit', (ev) => ev.preventDefault());

@@ -145,3 +145,17 @@ export async function cli(args, input) {
     child.stdin.end(input);
   });
 }
+
+/**
+ * Closes a node:http server made by a test (a storefront, an attacker page) at once. close()
+ * alone waits for every open connection to end, and a browser that is still running keeps its
+ * keep-alive connections for minutes: closing an attacker page's server took 107 s that way.
+ * Accepts null.
+ */
+export function closeHttpServer(srv) {
+  if (!srv) return Promise.resolve();
+  return new Promise((resolve) => {
+    srv.close(() => resolve());
+    srv.closeAllConnections();
+  });
+}
