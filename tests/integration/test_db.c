@@ -141,7 +141,7 @@ static void test_exhaustion_times_out(void **state)
     assert_true(waited_ms >= 190 && waited_ms < 2000);
     t0 = pe_now_mono_us();
     assert_int_equal(pe_db_acquire(pool, 0, &c), PE_ETIMEOUT); /* 0: do not wait at all */
-    assert_true((pe_now_mono_us() - t0) / 1000 < 100);
+    assert_true((pe_now_mono_us() - t0) / 1000 < 1000);        /* no wait: far less than one */
     pe_db_pool_stats(pool, &st);
     assert_int_equal(st.timeouts_total, 2);
     assert_int_equal(st.in_use, 2);

@@ -383,6 +383,16 @@ static void test_ofrep_bulk_etag_and_cors(void **state)
 
 /* ---- the Redis read path --------------------------------------------------------------------- */
 
+/* True once f's invalidation subscriber has a confirmed SUBSCRIBE (its /metrics gauge). */
+static bool subscribed(pe_flags_t *f)
+{
+    pe_buf_t m = PE_BUF_INIT;
+    assert_int_equal(pe_flags_metrics(f, &m), 0);
+    bool live = strstr(m.data, "\npe_flags_subscriber_live 1\n") != NULL;
+    pe_buf_free(&m);
+    return live;
+}
+
 static void test_invalidation_reaches_another_cache(void **state)
 {
     (void)state;
@@ -404,7 +414,12 @@ static void test_invalidation_reaches_another_cache(void **state)
     }
     int64_t before = pe_flags_cached_version(other, a.id);
     assert_true(before > 0);
-    sleep_ms(300); /* let the subscription settle */
+    /* measured from a confirmed subscription, as in a running instance (not from its start) */
+    for (int64_t w0 = pe_now_mono_us(); !subscribed(other);) {
+        if (pe_now_mono_us() - w0 > (int64_t)PE_TEST_WAIT_MS * 1000)
+            fail_msg("the invalidation subscriber never subscribed");
+        sleep_ms(10);
+    }
     int64_t t0 = pe_now_mono_us();
     cJSON_Delete(
         admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":false}", 200));
