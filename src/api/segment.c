@@ -282,10 +282,13 @@ static void measure(const cJSON *v, int depth, size_t *keys, int *max_depth)
     }
 }
 
-/* Adds v under key to custom (created on demand) when custom stays within its bounds. */
+/* Adds v under key to custom (created on demand) when custom stays within its bounds. A
+ * number that is not finite is kept, so that the event is rejected for it by the events
+ * validator (out_of_range, naming custom.<key>) like every other such number, never dropped
+ * without a word. */
 static bool add_custom(cJSON *event, const char *key, const cJSON *v)
 {
-    if (!v || !key[0] || cJSON_IsNull(v) || (cJSON_IsNumber(v) && !isfinite(v->valuedouble)))
+    if (!v || !key[0] || cJSON_IsNull(v))
         return true;
     cJSON *custom = cJSON_GetObjectItemCaseSensitive(event, "custom");
     size_t keys = 1;

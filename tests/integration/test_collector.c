@@ -319,6 +319,25 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
     assert_string_equal(cJSON_GetObjectItem(rej->child, "message")->valuestring,
                         "properties.score.n: " PE_JSON_NONFINITE_RULE);
     cJSON_Delete(j);
+
+    /* A commerce property with no native field goes to custom: such a number there rejects the
+     * event too (it was dropped without a word) */
+    snprintf(body, sizeof body,
+             "{\"writeKey\":\"%s\",\"batch\":[{\"type\":\"track\",\"event\":\"Product Added\","
+             "\"anonymousId\":\"seg-anon-2\",\"messageId\":\"seg-nonfinite-3\",\"properties\":"
+             "{\"product_id\":\"sku-1\",\"price\":10,\"quantity\":1,\"currency\":\"EUR\","
+             "\"rating\":1e400}}]}",
+             pk_a);
+    assert_int_equal(post("/v1/batch", body, NULL, NULL, &r), 200);
+    j = pe_test_response_json(&r);
+    pe_test_response_free(&r);
+    assert_int_equal(cJSON_GetObjectItem(j, "accepted")->valueint, 0);
+    rej = cJSON_GetObjectItem(j, "rejected");
+    assert_int_equal(cJSON_GetArraySize(rej), 1);
+    assert_string_equal(cJSON_GetObjectItem(rej->child, "code")->valuestring, "out_of_range");
+    assert_string_equal(cJSON_GetObjectItem(rej->child, "message")->valuestring,
+                        "custom.rating: " PE_JSON_NONFINITE_RULE);
+    cJSON_Delete(j);
 }
 
 static void test_clock_skew_correction(void **state)
