@@ -6,33 +6,12 @@
 // nothing but its data plane URL changed, every event it sends must be stored, and /metrics must
 // show that every batch arrived gzip-encoded (so the test cannot pass on uncompressed bodies).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import Analytics from '@rudderstack/rudder-sdk-node';
+import { closeDatabase, createStore, query } from './lib/sdk-env.mjs';
 import { startServer } from './lib/server.mjs';
-
-const run = promisify(execFile);
-
-/** Creates a store with the binary under test; resolves to { storeId, publishableKey, … }. */
-async function createStore(name) {
-  const { stdout } = await run(process.env.PE_TEST_BINARY, ['store', 'create', '--name', name,
-    '--currency', 'EUR'], { env: { ...process.env, PE_LOG_LEVEL: 'warn' } });
-  return JSON.parse(stdout);
-}
-
-/** Rows of one query (psql variables :'name' from vars, never string concatenation). */
-async function query(sql, vars = {}) {
-  const args = ['-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1',
-    process.env.PE_DATABASE_URL];
-  for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
-  const child = run('psql', args, { maxBuffer: 16 << 20 });
-  child.child.stdin.end(`${sql}\n`);
-  const { stdout } = await child;
-  return stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
-}
 
 /** Sum of the samples of one Prometheus counter whose labels include all of `labels`. */
 async function counter(baseUrl, name, labels) {
@@ -59,6 +38,7 @@ describe('gzip batches from @rudderstack/rudder-sdk-node', () => {
   });
 
   after(async () => {
+    await closeDatabase();
     if (server) {
       const code = await server.stop();
       assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
@@ -127,25 +107,25 @@ describe('gzip batches from @rudderstack/rudder-sdk-node', () => {
 
     const total = sent.length;
     const rows = await query(
-      `SELECT name, count(*) FROM events WHERE store_id = :'store' GROUP BY name ORDER BY name`,
-      { store: store.storeId },
+      'SELECT name, count(*) AS n FROM events WHERE store_id = $1 GROUP BY name ORDER BY name',
+      [store.storeId],
     );
-    assert.deepEqual(Object.fromEntries(rows.map(([name, n]) => [name, Number(n)])), {
+    assert.deepEqual(Object.fromEntries(rows.map(({ name, n }) => [name, Number(n)])), {
       'checkout.order.completed': 1,
       'custom.segment.identify': 1,
       'storefront.page.viewed': 1,
       'storefront.product.viewed': viewed,
     }, `all ${total} events stored`);
-    const [[orderUser, orderValue]] = await query(
-      `SELECT user_id, properties->>'value' FROM events
-        WHERE store_id = :'store' AND name = 'checkout.order.completed'`,
-      { store: store.storeId },
+    const [order] = await query(
+      `SELECT user_id, properties->>'value' AS value FROM events
+        WHERE store_id = $1 AND name = 'checkout.order.completed'`,
+      [store.storeId],
     );
-    assert.equal(orderUser, userId);
-    assert.equal(orderValue, '48');
-    const [[rejected]] = await query(
-      `SELECT count(*) FROM events_rejected WHERE store_id = :'store'`, { store: store.storeId });
-    assert.equal(rejected, '0');
+    assert.equal(order.user_id, userId);
+    assert.equal(order.value, '48');
+    const [{ n: rejected }] = await query(
+      'SELECT count(*)::int AS n FROM events_rejected WHERE store_id = $1', [store.storeId]);
+    assert.equal(rejected, 0);
 
     // Every request the client made to /v1/batch came gzip-encoded and was decoded.
     const requests = await counter(server.baseUrl, 'pe_http_requests_total', batchRoute)

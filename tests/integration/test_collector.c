@@ -98,21 +98,6 @@ static long post_events(const char *pk, const char *body, pe_test_response_t *r)
     return post("/v1/events", body, auth, NULL, r);
 }
 
-static long count(const char *sql_fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static long count(const char *sql_fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, sql_fmt);
-    vsnprintf(sql, sizeof sql, sql_fmt, ap);
-    va_end(ap);
-    char *v = pe_test_sql(conninfo, sql);
-    long n = v ? strtol(v, NULL, 10) : -1;
-    free(v);
-    return n;
-}
-
 static void test_store_every_column(void **state)
 {
     char id[37], sql[512];
@@ -160,7 +145,8 @@ static void test_retry_and_duplicates_stored_once(void **state)
         assert_non_null(strstr(r.body.data, "\"accepted\":2"));
         pe_test_response_free(&r);
     }
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     /* a retry whose sentAt differs (so its corrected time differs) is still the same event */
     char sent[40];
     iso(pe_now_unix_us() + 5 * 1000000LL, sent, sizeof sent);
@@ -171,11 +157,13 @@ static void test_retry_and_duplicates_stored_once(void **state)
     pe_test_response_t r;
     assert_int_equal(post_events(pk_a, b2.data, &r), 200);
     pe_test_response_free(&r);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     /* the same eventId in another store is another event */
     assert_int_equal(post_events(pk_b, b.data, &r), 200);
     pe_test_response_free(&r);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 2);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 2);
     pe_buf_free(&b);
     pe_buf_free(&b2);
 }
@@ -231,17 +219,23 @@ static void test_rejections_and_dead_letters(void **state)
     pe_test_response_free(&r);
 
     /* every refusal is in the dead letter with its raw JSON */
-    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE store_id = '%s'", store_a),
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events_rejected WHERE store_id = '%s'",
+                                      store_a),
                      5);
-    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE raw = '42' AND "
-                           "event_index = 5 AND store_id = '%s'",
-                           store_a),
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events_rejected WHERE raw = '42' AND "
+                                      "event_index = 5 AND store_id = '%s'",
+                                      store_a),
                      1);
-    assert_int_equal(count("SELECT count(*) FROM events_rejected WHERE code = 'too_old' AND "
-                           "raw LIKE '%%' || event_id || '%%' AND store_id = '%s'",
-                           store_a),
-                     1);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s')", old), 0);
+    assert_int_equal(
+        pe_test_sql_long(conninfo,
+                         "SELECT count(*) FROM events_rejected WHERE code = 'too_old' AND "
+                         "raw LIKE '%%' || event_id || '%%' AND store_id = '%s'",
+                         store_a),
+        1);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id IN ('%s')", old), 0);
     pe_buf_free(&b);
 }
 
@@ -294,10 +288,14 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
         assert_string_equal(cJSON_GetObjectItem(it, "message")->valuestring, want[i].message);
     }
     cJSON_Delete(j);
-    assert_int_equal(
-        count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", good1, good2), 2);
-    assert_int_equal(
-        count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", deep, price), 0);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
+                                      good1, good2),
+                     2);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
+                                      deep, price),
+                     0);
 
     /* Segment: a track call with such a property is rejected alone, by the same rule */
     char body[1024];
@@ -436,11 +434,13 @@ static void test_commit_failure_is_503_then_retry_stores_once(void **state)
     assert_string_equal(pe_test_response_header(&r, "Retry-After", v, sizeof v), "2");
     assert_non_null(strstr(r.body.data, "\"code\":\"unavailable\""));
     pe_test_response_free(&r);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 0);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 0);
 
     assert_int_equal(post_events(pk_a, b.data, &r), 200);
     pe_test_response_free(&r);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     pe_buf_free(&b);
 }
 
@@ -495,9 +495,11 @@ static void test_group_commit_under_concurrency(void **state)
         assert_int_equal(failures[i], 0);
     }
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &after), 0);
-    assert_int_equal(
-        count("SELECT count(*) FROM events WHERE user_id = 'load' AND store_id = '%s'", store_a),
-        THREADS * BATCHES * PER_BATCH);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events WHERE "
+                                      "user_id = 'load' AND store_id = '%s'",
+                                      store_a),
+                     THREADS * BATCHES * PER_BATCH);
     long batches = metric(after.body.data, "pe_collector_batches_total ") -
                    metric(before.body.data, "pe_collector_batches_total ");
     long commits = metric(after.body.data, "pe_collector_commits_total{result=\"ok\"} ") -
@@ -590,10 +592,12 @@ static void test_writers_keep_running(void **state)
     }
     pe_collector_free(c);
     pe_db_pool_free(pool);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE user_id = 'two-writers' AND "
-                           "store_id = '%s'",
-                           store_b),
-                     8);
+    assert_int_equal(
+        pe_test_sql_long(conninfo,
+                         "SELECT count(*) FROM events WHERE user_id = 'two-writers' AND "
+                         "store_id = '%s'",
+                         store_b),
+        8);
 }
 
 /* ---- in-process: the dead-letter bound ------------------------------------------------------ */
@@ -619,15 +623,18 @@ static void test_dead_letter_bound(void **state)
     cJSON_Delete(events);
     pe_collector_free(c);
     pe_db_pool_free(pool);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events_rejected "
+                                      "WHERE raw IN ('1','2','3','4') AND "
+                                      "store_id = '%s'",
+                                      store_b),
+                     4);
     assert_int_equal(
-        count("SELECT count(*) FROM events_rejected WHERE raw IN ('1','2','3','4') AND "
-              "store_id = '%s'",
-              store_b),
-        4);
-    assert_int_equal(
-        count("SELECT coalesce(sum(dropped), 0) FROM events_rejected_overflow WHERE store_id = "
-              "'%s'",
-              store_b),
+        pe_test_sql_long(
+            conninfo,
+            "SELECT coalesce(sum(dropped), 0) FROM events_rejected_overflow WHERE store_id = "
+            "'%s'",
+            store_b),
         8);
 }
 
@@ -649,11 +656,12 @@ static void test_import_history(void **state)
     new_uuid(id2);
     new_uuid(too_old);
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+             "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = "
+             "i.inhrelid"
              " WHERE i.inhparent = '%s'::regclass AND c.relname = '%s_p' ||"
              " to_char(now() - interval '45 days', 'YYYY_MM_DD')",
              "events", "events");
-    assert_int_equal(count("%s", sql), 0);
+    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 0);
 
     iso(now + 3600LL * 1000000, sent, sizeof sent); /* a sentAt that live traffic would apply */
     pe_buf_t b = PE_BUF_INIT;
@@ -672,15 +680,19 @@ static void test_import_history(void **state)
         assert_non_null(strstr(r.body.data, "\"code\":\"too_old\""));
         pe_test_response_free(&r);
     }
-    assert_int_equal(count("%s", sql), 1);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')"
-                           " AND occurred_at = client_ts AND store_id = '%s'",
-                           id, id2, store_a),
+    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 1);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')"
+                                      " AND occurred_at = client_ts AND store_id = '%s'",
+                                      id, id2, store_a),
                      2);
     /* keyed by events' own primary key (the timestamp as sent), which lives as long as the
      * event: no event_keys row, whose 10-day retention would forget it */
-    assert_int_equal(count("SELECT count(*) FROM event_keys WHERE event_id = '%s'", id), 0);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id = '%s'", too_old), 0);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM event_keys WHERE event_id = '%s'", id), 0);
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", too_old),
+        0);
 
     /* a publishable key may not import; the storefront endpoint refuses history and says where
      * it goes */
@@ -704,11 +716,14 @@ static void test_import_history(void **state)
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
     char err[256] = "";
     assert_int_equal(pe_collector_maintain(pool, 40, err, sizeof err), 0);
-    assert_int_equal(count("SELECT count(*) FROM partman.part_config WHERE parent_table ="
-                           " 'public.events' AND retention = '40 days'"),
-                     1);
-    assert_int_equal(count("%s", sql), 0);
-    assert_int_equal(count("SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')", id, id2),
+    assert_int_equal(
+        pe_test_sql_long(conninfo, "SELECT count(*) FROM partman.part_config WHERE parent_table ="
+                                   " 'public.events' AND retention = '40 days'"),
+        1);
+    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 0);
+    assert_int_equal(pe_test_sql_long(conninfo,
+                                      "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
+                                      id, id2),
                      0);
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
     pe_db_pool_free(pool);
@@ -807,13 +822,13 @@ static void test_maintenance(void **state)
 {
     (void)state;
     static const char ahead[] = "SELECT count(*)" AHEAD_PARTITIONS;
-    assert_true(count("%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
     drop_ahead_partitions();
-    assert_int_equal(count("%s", ahead), 0);
+    assert_int_equal(pe_test_sql_long(conninfo, "%s", ahead), 0);
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
     char err[256] = "";
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_true(count("%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
 
     /* another instance holds the lock: nothing happens, no error */
     pe_db_conn_t *holder = NULL;
@@ -822,12 +837,12 @@ static void test_maintenance(void **state)
         pe_db_exec(holder, "SELECT pg_advisory_lock(7262937150124823901)", 0, NULL, NULL), 0);
     drop_ahead_partitions();
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_int_equal(count("%s", ahead), 0);
+    assert_int_equal(pe_test_sql_long(conninfo, "%s", ahead), 0);
     assert_int_equal(
         pe_db_exec(holder, "SELECT pg_advisory_unlock(7262937150124823901)", 0, NULL, NULL), 0);
     pe_db_release(pool, holder);
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_true(count("%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
     pe_db_pool_free(pool);
 }
 

@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-#include <zlib.h>
-
 #include "pe/collector.h"
 #include "pe/tenancy.h"
 #include "pe_test.h"
@@ -32,42 +29,7 @@ static char *conninfo;
 static pe_test_server_t server;
 static char store_id[PE_ID_LEN], pk[PE_KEY_LEN], sk[PE_KEY_LEN];
 
-typedef enum { WRAP_GZIP, WRAP_ZLIB, WRAP_RAW } wrap_t;
-
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static pe_buf_t compress_buf(wrap_t w, const void *in, size_t n)
-{
-    int bits = w == WRAP_GZIP ? 16 + MAX_WBITS : w == WRAP_ZLIB ? MAX_WBITS : -MAX_WBITS;
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    pe_buf_t out = PE_BUF_INIT;
-    size_t bound = deflateBound(&z, (uLong)n);
-    assert_int_equal(pe_buf_reserve(&out, bound), 0);
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)out.data;
-    z.avail_out = (uInt)bound;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.len = bound - z.avail_out;
-    out.data[out.len] = '\0';
-    deflateEnd(&z);
-    return out;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    return pe_buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    pe_buf_t *b = ud;
-    if (size * n >= 5 && strncmp(p, "HTTP/", 5) == 0)
-        pe_buf_reset(b);
-    return pe_buf_append(b, p, size * n) == 0 ? size * n : 0;
-}
 
 /* Sends method path with the len bytes of body as they are (binary) and the given header lines
  * (NULL-terminated). Returns the status. */
@@ -76,38 +38,16 @@ static long send_bytes(const char *method, const char *path, const void *body, s
 {
     char url[512];
     snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 0; headers && headers[i]; i++)
-        list = curl_slist_append(list, headers[i]);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode cc = curl_easy_perform(c);
-    if (cc != CURLE_OK)
-        fail_msg("%s %s: %s", method, path, curl_easy_strerror(cc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(c);
+    if (pe_test_http_bytes(method, url, body, len, headers, r) != 0)
+        fail_msg("%s %s: no answer", method, path);
     return r->status;
 }
 
 /* POSTs body compressed with w and labelled coding ("gzip", "deflate" …) as JSON. */
-static long post_encoded(const char *path, const char *auth, const char *coding, wrap_t w,
-                         const char *json, pe_test_response_t *r)
+static long post_encoded(const char *path, const char *auth, const char *coding,
+                         pe_test_deflate_format_t w, const char *json, pe_test_response_t *r)
 {
-    pe_buf_t enc = compress_buf(w, json, strlen(json));
+    pe_buf_t enc = pe_test_compress(w, json, strlen(json));
     char ce[64];
     snprintf(ce, sizeof ce, "Content-Encoding: %s", coding);
     const char *headers[] = {"Content-Type: application/json", ce, auth, NULL};
@@ -119,28 +59,6 @@ static long post_encoded(const char *path, const char *auth, const char *coding,
 static void bearer(char *out, size_t outlen, const char *key)
 {
     snprintf(out, outlen, "Authorization: Bearer %s", key);
-}
-
-/* "Authorization: Basic base64(key:)", as Segment clients send the write key. */
-static void basic(char *out, size_t outlen, const char *key)
-{
-    char user[PE_KEY_LEN + 2];
-    snprintf(user, sizeof user, "%s:", key);
-    static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(user), o = (size_t)snprintf(out, outlen, "Authorization: Basic ");
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)(unsigned char)user[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)(unsigned char)user[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)user[i + 2];
-        assert_true(o + 5 < outlen);
-        out[o++] = B64[(v >> 18) & 63];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = (char)(i + 1 < n ? B64[(v >> 6) & 63] : '=');
-        out[o++] = (char)(i + 2 < n ? B64[v & 63] : '=');
-    }
-    out[o] = '\0';
 }
 
 static void new_uuid(char out[37])
@@ -217,10 +135,11 @@ static void test_events_every_coding(void **state)
     (void)state;
     static const struct {
         const char *header;
-        wrap_t wrap;
+        pe_test_deflate_format_t wrap;
     } codings[] = {
-        {"gzip", WRAP_GZIP},   {"x-gzip", WRAP_GZIP},         {"deflate", WRAP_ZLIB},
-        {"deflate", WRAP_RAW}, {"GZIP, identity", WRAP_GZIP},
+        {"gzip", PE_TEST_GZIP},           {"x-gzip", PE_TEST_GZIP},
+        {"deflate", PE_TEST_ZLIB},        {"deflate", PE_TEST_RAW_DEFLATE},
+        {"GZIP, identity", PE_TEST_GZIP},
     };
     char auth[128], id[37], body[1024];
     bearer(auth, sizeof auth, pk);
@@ -254,14 +173,14 @@ static void test_segment_batch_gzip(void **state)
     pe_random_hex(rnd, 8);
     snprintf(anon, sizeof anon, "seg-ce-%s", rnd);
     pe_time_format_rfc3339(pe_now_unix_us(), ts, sizeof ts);
-    basic(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, pk);
     snprintf(body, sizeof body,
              "{\"batch\":[{\"type\":\"track\",\"event\":\"Signed Up\",\"messageId\":\"m1-%s\","
              "\"anonymousId\":\"%s\",\"timestamp\":\"%s\"},{\"type\":\"page\",\"messageId\":"
              "\"m2-%s\",\"anonymousId\":\"%s\",\"timestamp\":\"%s\",\"properties\":{\"url\":"
              "\"https://shop.example.com/a\"}}],\"sentAt\":\"%s\"}",
              rnd, anon, ts, rnd, anon, ts, ts);
-    pe_buf_t enc = compress_buf(WRAP_GZIP, body, strlen(body));
+    pe_buf_t enc = pe_test_compress(PE_TEST_GZIP, body, strlen(body));
     const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
                              "Content-Encoding: gzip", auth, NULL};
     pe_test_response_t r;
@@ -283,7 +202,7 @@ static void test_segment_batch_gzip(void **state)
              "{\"event\":\"Signed Up\",\"messageId\":\"m3-%s\",\"anonymousId\":\"%s\","
              "\"timestamp\":\"%s\"}",
              rnd, anon, ts);
-    post_encoded("/v1/track", auth, "deflate", WRAP_ZLIB, body, &r);
+    post_encoded("/v1/track", auth, "deflate", PE_TEST_ZLIB, body, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     assert_int_equal(sql_long("SELECT count(*) FROM events WHERE store_id = '%s' AND "
@@ -314,7 +233,7 @@ static void test_import_gzip(void **state)
              "\"currency\":\"EUR\"}}]}",
              id, ts);
     pe_test_response_t r;
-    post_encoded("/v1/import", auth, "gzip", WRAP_GZIP, body, &r);
+    post_encoded("/v1/import", auth, "gzip", PE_TEST_GZIP, body, &r);
     expect_accepted(&r, "import");
     pe_test_response_free(&r);
     assert_int_equal(stored(id), 1);
@@ -335,12 +254,12 @@ static void test_bomb_is_413(void **state)
     memcpy(big, "{\"events\":[", 11);
     memcpy(big + n - 2, "]}", 2);
     big[n] = '\0';
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_ZLIB; w++) {
-        pe_buf_t enc = compress_buf(w, big, n);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_ZLIB; w++) {
+        pe_buf_t enc = pe_test_compress(w, big, n);
         assert_true(enc.len < 4096);
         const char *headers[] = {
             "Content-Type: application/json",
-            w == WRAP_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate", auth, NULL};
+            w == PE_TEST_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate", auth, NULL};
         pe_test_response_t r;
         send_bytes("POST", "/v1/events", enc.data, enc.len, headers, &r);
         char *msg = expect_error(&r, 413, "payload_too_large");
@@ -359,8 +278,8 @@ static void test_chunked_empty_members_413(void **state)
 {
     (void)state;
     char auth[160];
-    basic(auth, sizeof auth, pk);
-    pe_buf_t member = compress_buf(WRAP_GZIP, "", 0);
+    pe_test_basic_auth(auth, sizeof auth, pk);
+    pe_buf_t member = pe_test_compress(PE_TEST_GZIP, "", 0);
     pe_buf_t req = PE_BUF_INIT;
     pe_buf_printf(&req,
                   "POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -408,10 +327,10 @@ static void test_corrupt_truncated_trailing_400(void **state)
     bearer(auth, sizeof auth, pk);
     new_uuid(id);
     one_event(body, sizeof body, id);
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        const char *ce = w == WRAP_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate";
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        const char *ce = w == PE_TEST_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate";
         const char *headers[] = {"Content-Type: application/json", ce, auth, NULL};
-        pe_buf_t enc = compress_buf(w, body, strlen(body));
+        pe_buf_t enc = pe_test_compress(w, body, strlen(body));
         pe_test_response_t r;
         char *msg;
 
@@ -432,7 +351,7 @@ static void test_corrupt_truncated_trailing_400(void **state)
         pe_buf_free(&tail);
 
         /* corrupt: the gzip/zlib check value, or (raw) bytes that are no deflate stream */
-        if (w == WRAP_RAW) {
+        if (w == PE_TEST_RAW_DEFLATE) {
             const char junk[] = "\xff\xff\xff\xff\xff\xff\xff\xff";
             send_bytes("POST", "/v1/events", junk, sizeof junk - 1, headers, &r);
         } else {
@@ -494,7 +413,7 @@ static void test_other_routes_415(void **state)
     snprintf(path, sizeof path, "/api/v1/stores/%s/products", store_id);
     const char *products = "{\"products\":[{\"sku\":\"ce-1\",\"name\":\"Gz\",\"price\":1,"
                            "\"currency\":\"EUR\"}]}";
-    pe_buf_t enc = compress_buf(WRAP_GZIP, products, strlen(products));
+    pe_buf_t enc = pe_test_compress(PE_TEST_GZIP, products, strlen(products));
     const char *headers[] = {"Content-Type: application/json", "Content-Encoding: gzip", auth,
                              NULL};
     pe_test_response_t r;
@@ -551,7 +470,6 @@ static int group_setup(void **state)
     (void)state;
     assert_int_equal(pe_crypto_init(), 0);
     pe_log_set_level(PE_LOG_WARN);
-    curl_global_init(CURL_GLOBAL_ALL);
     conninfo = pe_test_db_create_migrated();
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
     assert_non_null(pool);
@@ -571,7 +489,6 @@ static int group_teardown(void **state)
     (void)state;
     int rc = pe_test_server_stop(&server);
     pe_test_db_drop(conninfo);
-    curl_global_cleanup();
     return rc == 0 ? 0 : -1;
 }
 

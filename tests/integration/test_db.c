@@ -71,18 +71,6 @@ static const char *query1(pe_db_conn_t *c, const char *sql, char *out, size_t ou
     return out;
 }
 
-static uint16_t closed_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd); /* nothing listens there now: connecting is refused at once */
-    return ntohs(sa.sin_port);
-}
-
 /* ---- pool ----------------------------------------------------------------------------------- */
 
 static void test_acquire_release(void **state)
@@ -257,7 +245,7 @@ static void test_unreachable_server(void **state)
     int applied = -1;
 
     snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%u dbname=nowhere user=nobody",
-             (unsigned)closed_port());
+             (unsigned)pe_test_free_port());
     pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool); /* construction never connects */
     int64_t t0 = pe_now_mono_us();

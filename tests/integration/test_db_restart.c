@@ -40,21 +40,6 @@ static char store_id[PE_ID_LEN], pk[PE_KEY_LEN], sk[PE_KEY_LEN], session[PE_TOKE
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static long count(const char *sql_fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static long count(const char *sql_fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, sql_fmt);
-    vsnprintf(sql, sizeof sql, sql_fmt, ap);
-    va_end(ap);
-    char *v = pe_test_sql(conninfo, sql);
-    long n = v ? strtol(v, NULL, 10) : -1;
-    free(v);
-    return n;
-}
-
 /* Ends every other session of the test database, as a restart ends each of them, and returns
  * once all of them are gone (pg_terminate_backend waits up to its timeout for that). Returns
  * how many there were. */
@@ -130,8 +115,10 @@ static void expect_stored(const char *what, int i, char id[37])
 
 static long events_with_id(const char *id)
 {
-    return count("SELECT count(*) FROM events WHERE store_id = '%s' AND event_id = '%s'", store_id,
-                 id);
+    return pe_test_sql_long(conninfo,
+                            "SELECT count(*) FROM events WHERE store_id = "
+                            "'%s' AND event_id = '%s'",
+                            store_id, id);
 }
 
 static void *post_one(void *arg)
@@ -147,9 +134,11 @@ static void *post_one(void *arg)
 static void warm_up_writers(void)
 {
     int64_t deadline = pe_now_mono_us() + (int64_t)WAIT_MS * 1000;
-    while (count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                 " AND pid <> pg_backend_pid() AND state = 'idle' AND query = 'COMMIT'") <
-           WRITERS) {
+    while (pe_test_sql_long(
+               conninfo,
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+               "current_database()"
+               " AND pid <> pg_backend_pid() AND state = 'idle' AND query = 'COMMIT'") < WRITERS) {
         if (pe_now_mono_us() > deadline)
             fail_msg("the %d writers did not all commit within %d ms", WRITERS, WAIT_MS);
         pthread_t t[2 * WRITERS];
@@ -158,18 +147,6 @@ static void warm_up_writers(void)
         for (int i = 0; i < 2 * WRITERS; i++)
             pthread_join(t[i], NULL);
     }
-}
-
-static uint16_t closed_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd); /* nothing listens there now: connecting is refused at once */
-    return ntohs(sa.sin_port);
 }
 
 /* A 503 with Retry-After (a positive number of seconds) and {"error":{"code","message"}}. */
@@ -322,7 +299,8 @@ static void test_lost_before_commit_is_stored_on_a_new_connection(void **state)
     kill_first_commit("pe_test_kill_copy", "event_keys", false);
     expect_stored("connection lost during the COPY", 0, id);
     assert_int_equal(events_with_id(id), 1);
-    assert_int_equal(count("SELECT last_value FROM pe_test_kill_copy"), 2); /* killed, retried */
+    assert_int_equal(pe_test_sql_long(conninfo, "SELECT last_value FROM pe_test_kill_copy"),
+                     2); /* killed, retried */
     drop_kill("pe_test_kill_copy", "event_keys");
 }
 
@@ -339,7 +317,8 @@ static void test_lost_at_commit_is_not_retried(void **state)
     post_events(&server, b.data, &r);
     expect_503_retry_after("connection lost at COMMIT", &r, "unavailable");
     pe_test_response_free(&r);
-    assert_int_equal(count("SELECT last_value FROM pe_test_kill_commit"), 1); /* not retried */
+    assert_int_equal(pe_test_sql_long(conninfo, "SELECT last_value FROM pe_test_kill_commit"),
+                     1); /* not retried */
     assert_int_equal(events_with_id(id), 0);
     /* the client's retry of the same batch: stored once */
     assert_int_equal(post_events(&server, b.data, &r), 200);
@@ -361,7 +340,7 @@ static void test_unreachable_database_answers_503_with_retry_after(void **state)
     pe_test_server_t s;
     pe_test_response_t r;
     snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%u/nowhere",
-             (unsigned)closed_port());
+             (unsigned)pe_test_free_port());
     pe_test_server_start(&s, url, NULL);
 
     snprintf(path, sizeof path, "/api/v1/stores/%s", store_id);

@@ -98,18 +98,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static uint16_t closed_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void test_ping(void **state)
 {
     (void)state;
@@ -246,7 +234,7 @@ static void test_unreachable_is_unavailable_quickly(void **state)
     char *v = NULL;
 
     /* Refused at once: nothing listens. */
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", (unsigned)closed_port());
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", (unsigned)pe_test_free_port());
     pe_redis_t *r = pe_redis_new(url, 300, err, sizeof(err));
     assert_non_null(r);
     int64_t t0 = pe_now_mono_us();

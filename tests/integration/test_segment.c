@@ -33,28 +33,6 @@ static char pk[PE_KEY_LEN], sk[PE_KEY_LEN];
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* "Authorization: Basic base64(key:)" */
-static void basic_header(char *out, size_t outlen, const char *key)
-{
-    char user[PE_KEY_LEN + 2];
-    snprintf(user, sizeof user, "%s:", key);
-    static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(user), o = (size_t)snprintf(out, outlen, "Authorization: Basic ");
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)(unsigned char)user[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)(unsigned char)user[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)user[i + 2];
-        assert_true(o + 5 < outlen);
-        out[o++] = B64[(v >> 18) & 63];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = (char)(i + 1 < n ? B64[(v >> 6) & 63] : '=');
-        out[o++] = (char)(i + 2 < n ? B64[v & 63] : '=');
-    }
-    out[o] = '\0';
-}
-
 /* POSTs body as JSON to path with an optional Authorization header line (NULL: none). */
 static long post(const char *path, const char *body, const char *auth, pe_test_response_t *r)
 {
@@ -68,7 +46,7 @@ static long post(const char *path, const char *body, const char *auth, pe_test_r
 static long post_pk(const char *path, const char *body, pe_test_response_t *r)
 {
     char auth[160];
-    basic_header(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, pk);
     return post(path, body, auth, r);
 }
 
@@ -210,7 +188,7 @@ static void test_basic_auth_and_body_write_key(void **state)
     pe_test_response_free(&r);
 
     /* a Basic header with an empty password part and a body key that disagrees: the header wins */
-    basic_header(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, pk);
     snprintf(body, sizeof body,
              "{\"writeKey\":\"pk_unknown\",\"type\":\"page\",\"messageId\":\"basic-"
              "2\","
@@ -247,7 +225,7 @@ static void test_secret_and_unknown_keys(void **state)
     snprintf(body, sizeof body,
              "{\"event\":\"Refused\",\"anonymousId\":\"%s\",\"timestamp\":\"%s\"}", anon, ts);
 
-    basic_header(auth, sizeof auth, sk);
+    pe_test_basic_auth(auth, sizeof auth, sk);
     post("/v1/track", body, auth, &r);
     expect_error(&r, 403, "forbidden");
     pe_test_response_free(&r);
@@ -258,7 +236,7 @@ static void test_secret_and_unknown_keys(void **state)
     expect_error(&r, 403, "forbidden");
     pe_test_response_free(&r);
 
-    basic_header(auth, sizeof auth, "pk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    pe_test_basic_auth(auth, sizeof auth, "pk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     post("/v1/track", body, auth, &r);
     expect_error(&r, 401, "unauthorized");
     pe_test_response_free(&r);

@@ -32,6 +32,7 @@
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
+#include <zlib.h>
 
 #include "pe/db.h"
 #include "pe_test.h"
@@ -330,7 +331,7 @@ static bool has_header(const char *const *headers, const char *name)
 }
 
 /* quiet: no message on a failed exchange (polling a server that is still starting). */
-static int http_request(const char *method, const char *url, const char *body,
+static int http_request(const char *method, const char *url, const char *body, size_t body_len,
                         const char *const *headers, long timeout_ms, bool quiet,
                         pe_test_response_t *resp)
 {
@@ -368,7 +369,7 @@ static int http_request(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
     if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     }
     if (strcmp(method, "HEAD") == 0)
@@ -392,7 +393,62 @@ out:
 int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
                  pe_test_response_t *resp)
 {
-    return http_request(method, url, body, headers, HTTP_TIMEOUT_MS, false, resp);
+    return http_request(method, url, body, body ? strlen(body) : 0, headers, HTTP_TIMEOUT_MS, false,
+                        resp);
+}
+
+int pe_test_http_bytes(const char *method, const char *url, const void *body, size_t len,
+                       const char *const *headers, pe_test_response_t *resp)
+{
+    return http_request(method, url, body, len, headers, HTTP_TIMEOUT_MS, false, resp);
+}
+
+void pe_test_basic_auth(char *out, size_t outlen, const char *key)
+{
+    static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char user[256];
+    snprintf(user, sizeof(user), "%s:", key);
+    size_t n = strlen(user), o = (size_t)snprintf(out, outlen, "Authorization: Basic ");
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)user[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)user[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)user[i + 2];
+        if (o + 5 >= outlen)
+            die("pe_test_basic_auth: %zu bytes are too few", outlen);
+        out[o++] = B64[(v >> 18) & 63];
+        out[o++] = B64[(v >> 12) & 63];
+        out[o++] = (char)(i + 1 < n ? B64[(v >> 6) & 63] : '=');
+        out[o++] = (char)(i + 2 < n ? B64[v & 63] : '=');
+    }
+    out[o] = '\0';
+}
+
+pe_buf_t pe_test_compress(pe_test_deflate_format_t format, const void *in, size_t n)
+{
+    int bits = format == PE_TEST_GZIP   ? 16 + MAX_WBITS
+               : format == PE_TEST_ZLIB ? MAX_WBITS
+                                        : -MAX_WBITS;
+    z_stream z;
+    pe_buf_t out = PE_BUF_INIT;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2 failed");
+    size_t bound = deflateBound(&z, (uLong)n);
+    if (pe_buf_reserve(&out, bound) != 0)
+        die("out of memory");
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out.data;
+    z.avail_out = (uInt)bound;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        die("deflate did not finish");
+    out.len = bound - z.avail_out;
+    out.data[out.len] = '\0';
+    deflateEnd(&z);
+    return out;
 }
 
 void pe_test_response_free(pe_test_response_t *resp)
@@ -513,7 +569,7 @@ out:
 
 /* ---- the server child process --------------------------------------------------------------- */
 
-static uint16_t free_port(void)
+uint16_t pe_test_free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t sl = sizeof(sa);
@@ -615,7 +671,7 @@ void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char 
         nextra++;
     if (nextra > PE_ARRAY_LEN(ours) - 3)
         die("pe_test_server_start: too many extra variables");
-    s->port = free_port();
+    s->port = pe_test_free_port();
     if (!s->port)
         die("pe_test_server_start: no free port: %s", strerror(errno));
     snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%u", (unsigned)s->port);
@@ -669,7 +725,7 @@ void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char 
             die("profit-engine serve ended during start-up with %s (log above)", how);
         }
         snprintf(url, sizeof(url), "%s/healthz", s->base_url);
-        if (http_request("GET", url, NULL, NULL, HEALTH_TIMEOUT_MS, true, &resp) == 0 &&
+        if (http_request("GET", url, NULL, 0, NULL, HEALTH_TIMEOUT_MS, true, &resp) == 0 &&
             resp.status == 200) {
             pe_test_response_free(&resp);
             return;
@@ -747,6 +803,21 @@ cJSON *pe_test_response_json(const pe_test_response_t *resp)
     return j;
 }
 
+long pe_test_sql_long(const char *conninfo, const char *sql_fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, sql_fmt);
+    int n = vsnprintf(sql, sizeof(sql), sql_fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        die("pe_test_sql_long: the statement is longer than %zu bytes", sizeof(sql));
+    char *v = pe_test_sql(conninfo, sql);
+    long r = v ? strtol(v, NULL, 10) : -1;
+    free(v);
+    return r;
+}
+
 /* ---- waiting on the database ------------------------------------------------------------------
  */
 
@@ -787,7 +858,7 @@ int pe_test_redis_server_start(pe_test_redis_server_t *r, uint16_t port, const c
     int n = 0;
 
     memset(r, 0, sizeof(*r));
-    r->port = port ? port : free_port();
+    r->port = port ? port : pe_test_free_port();
     if (!r->port)
         die("pe_test_redis_server_start: no free port: %s", strerror(errno));
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)r->port);

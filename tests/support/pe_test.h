@@ -34,6 +34,15 @@ void pe_test_db_drop(char *conninfo);
  * column of the first row as a malloc'ed string (or NULL when there is no row). */
 char *pe_test_sql(const char *conninfo, const char *sql);
 
+/* sql (a printf format) against conninfo, its first column read as an integer (-1 when there is
+ * no row); aborts on an SQL error. For counts. */
+long pe_test_sql_long(const char *conninfo, const char *sql_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A TCP port on 127.0.0.1 that nothing listened on a moment ago: connecting to it is refused at
+ * once (a closed port), or a server may bind it. 0 when none could be had. */
+uint16_t pe_test_free_port(void);
+
 /* How long a test waits for something that happens "soon" (a job's next run, a message through
  * Redis, a server's reaction): generous, because the suite runs under ASan on two shared cores
  * and a deadline close to the usual time fails on a busy machine. A test that measures a bound
@@ -78,7 +87,17 @@ typedef struct {
  * NULL). Returns 0 on a completed exchange. */
 int pe_test_http(const char *method, const char *url, const char *body, const char *const *headers,
                  pe_test_response_t *resp);
+/* Same, with a body of len bytes sent as they are (binary: gzip, bytes with NUL). */
+int pe_test_http_bytes(const char *method, const char *url, const void *body, size_t len,
+                       const char *const *headers, pe_test_response_t *resp);
 void pe_test_response_free(pe_test_response_t *resp);
+/* "Authorization: Basic base64(key + ":")": how Segment clients send their write key. */
+void pe_test_basic_auth(char *out, size_t outlen, const char *key);
+
+/* The formats zlib writes a compressed request body in. */
+typedef enum { PE_TEST_GZIP, PE_TEST_ZLIB, PE_TEST_RAW_DEFLATE } pe_test_deflate_format_t;
+/* in[0..n) compressed by zlib (level 6) in that format, in a new buffer the caller frees. */
+pe_buf_t pe_test_compress(pe_test_deflate_format_t format, const void *in, size_t n);
 /* The response body parsed as JSON (the caller deletes it); fails the test when it is not JSON. */
 cJSON *pe_test_response_json(const pe_test_response_t *resp);
 /* Value of response header `name` (case-insensitive) copied into out, or "" when absent. */

@@ -19,44 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "pe/http.h"
 #include "pe_test.h"
 
 #define KB ((size_t)1024)
 
-typedef enum { WRAP_GZIP, WRAP_ZLIB, WRAP_RAW } wrap_t;
-
-static const char *wrap_name(wrap_t w)
+static const char *wrap_name(pe_test_deflate_format_t w)
 {
-    return w == WRAP_GZIP ? "gzip" : w == WRAP_ZLIB ? "zlib" : "raw deflate";
+    return w == PE_TEST_GZIP ? "gzip" : w == PE_TEST_ZLIB ? "zlib" : "raw deflate";
 }
 
-static pe_http_coding_t wrap_coding(wrap_t w)
+static pe_http_coding_t wrap_coding(pe_test_deflate_format_t w)
 {
-    return w == WRAP_GZIP ? PE_HTTP_CODING_GZIP : PE_HTTP_CODING_DEFLATE;
-}
-
-/* Compresses in[0..n) with zlib into a fresh buffer (the caller frees it). */
-static pe_buf_t compress_buf(wrap_t w, const void *in, size_t n)
-{
-    int bits = w == WRAP_GZIP ? 16 + MAX_WBITS : w == WRAP_ZLIB ? MAX_WBITS : -MAX_WBITS;
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    pe_buf_t out = PE_BUF_INIT;
-    size_t bound = deflateBound(&z, (uLong)n);
-    assert_int_equal(pe_buf_reserve(&out, bound), 0);
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)out.data;
-    z.avail_out = (uInt)bound;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.len = bound - z.avail_out;
-    out.data[out.len] = '\0';
-    deflateEnd(&z);
-    return out;
+    return w == PE_TEST_GZIP ? PE_HTTP_CODING_GZIP : PE_HTTP_CODING_DEFLATE;
 }
 
 /* Some JSON that compresses as a real batch does. */
@@ -194,9 +169,9 @@ static void test_round_trip(void **state)
     noise.len = 100 * KB;
     noise.data[noise.len] = '\0';
     const pe_buf_t *inputs[] = {&json, &noise};
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
         for (size_t k = 0; k < PE_ARRAY_LEN(inputs); k++) {
-            pe_buf_t enc = compress_buf(w, inputs[k]->data, inputs[k]->len);
+            pe_buf_t enc = pe_test_compress(w, inputs[k]->data, inputs[k]->len);
             pe_buf_t out = PE_BUF_INIT;
             int rc = decode_whole(wrap_coding(w), &enc, 512 * KB, &out);
             if (rc != 0)
@@ -216,8 +191,8 @@ static void test_round_trip(void **state)
         }
     }
     /* an empty body compressed is a valid (small) stream that decodes to nothing */
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, "", 0);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, "", 0);
         pe_buf_t out = PE_BUF_INIT;
         assert_int_equal(decode_whole(wrap_coding(w), &enc, 16, &out), 0);
         assert_int_equal(out.len, 0);
@@ -232,8 +207,8 @@ static void test_every_chunk_boundary(void **state)
 {
     (void)state;
     pe_buf_t json = sample_json(40);
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, json.data, json.len);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, json.data, json.len);
         /* two chunks, cut at every byte (0 and len: one empty chunk) */
         for (size_t cut = 0; cut <= enc.len; cut++) {
             pe_buf_t out = PE_BUF_INIT;
@@ -276,8 +251,8 @@ static void test_bomb(void **state)
     const size_t size = 1024 * KB, limit = 512 * KB;
     char *zeros = calloc(1, size);
     assert_non_null(zeros);
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, zeros, size);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, zeros, size);
         assert_true(enc.len < 2 * KB); /* ≈ 1 KB on the wire */
         /* whole, and in MHD-sized chunks: either way the decoder stops at the limit */
         for (size_t chunk = 0; chunk <= 1; chunk++) {
@@ -316,8 +291,8 @@ static void test_corrupt(void **state)
 {
     (void)state;
     pe_buf_t json = sample_json(50);
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, json.data, json.len);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, json.data, json.len);
         pe_buf_t out = PE_BUF_INIT;
         /* a flipped byte in the middle: a deflate error, or (gzip, zlib) the check fails */
         size_t flips = 0, refused = 0;
@@ -333,16 +308,16 @@ static void test_corrupt(void **state)
                 fail_msg("%s flip at %zu: rc %d", wrap_name(w), at, rc);
         }
         /* raw deflate has no check value: a flip may decode to other bytes (never a crash) */
-        if (w != WRAP_RAW)
+        if (w != PE_TEST_RAW_DEFLATE)
             assert_int_equal(refused, flips);
-        if (w != WRAP_RAW) {
+        if (w != PE_TEST_RAW_DEFLATE) {
             /* the trailer's check value (gzip CRC-32, zlib Adler-32) */
             enc.data[enc.len - 5] ^= 1;
             assert_int_equal(decode_whole(wrap_coding(w), &enc, 64 * KB, &out), PE_EINVAL);
             pe_buf_free(&out);
             enc.data[enc.len - 5] ^= 1;
         }
-        if (w == WRAP_GZIP) {
+        if (w == PE_TEST_GZIP) {
             /* ISIZE (the length mod 2^32) */
             enc.data[enc.len - 1] ^= 1;
             assert_int_equal(decode_whole(wrap_coding(w), &enc, 64 * KB, &out), PE_EINVAL);
@@ -358,8 +333,8 @@ static void test_corrupt(void **state)
     assert_int_equal(decode_whole(PE_HTTP_CODING_GZIP, &plain, 64 * KB, &out), PE_EINVAL);
     pe_buf_free(&out);
     /* a zlib stream labelled gzip, and a gzip stream labelled deflate */
-    pe_buf_t zl = compress_buf(WRAP_ZLIB, json.data, json.len);
-    pe_buf_t gz = compress_buf(WRAP_GZIP, json.data, json.len);
+    pe_buf_t zl = pe_test_compress(PE_TEST_ZLIB, json.data, json.len);
+    pe_buf_t gz = pe_test_compress(PE_TEST_GZIP, json.data, json.len);
     assert_int_equal(decode_whole(PE_HTTP_CODING_GZIP, &zl, 64 * KB, &out), PE_EINVAL);
     pe_buf_free(&out);
     assert_int_equal(decode_whole(PE_HTTP_CODING_DEFLATE, &gz, 64 * KB, &out), PE_EINVAL);
@@ -393,8 +368,8 @@ static void test_truncated(void **state)
 {
     (void)state;
     pe_buf_t json = sample_json(30);
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, json.data, json.len);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, json.data, json.len);
         /* every proper prefix, the empty body included */
         for (size_t n = 0; n < enc.len; n++) {
             pe_buf_t prefix = {.data = enc.data, .len = n, .cap = n + 1};
@@ -420,8 +395,8 @@ static void test_trailing_garbage(void **state)
     pe_buf_t json = sample_json(10);
     static const char *const tails[] = {"x", "\n", "\0", "\0\0\0\0\0\0\0\0", "{\"events\":[]}"};
     static const size_t tail_len[] = {1, 1, 1, 8, 13};
-    for (wrap_t w = WRAP_GZIP; w <= WRAP_RAW; w++) {
-        pe_buf_t enc = compress_buf(w, json.data, json.len);
+    for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
+        pe_buf_t enc = pe_test_compress(w, json.data, json.len);
         for (size_t t = 0; t < PE_ARRAY_LEN(tails); t++) {
             pe_buf_t bad = PE_BUF_INIT;
             pe_buf_append(&bad, enc.data, enc.len);
@@ -441,7 +416,7 @@ static void test_trailing_garbage(void **state)
         pe_buf_free(&enc);
     }
     /* the reason names it, for deflate (gzip reads the garbage as a next member's header) */
-    pe_buf_t enc = compress_buf(WRAP_ZLIB, json.data, json.len);
+    pe_buf_t enc = pe_test_compress(PE_TEST_ZLIB, json.data, json.len);
     pe_buf_append(&enc, "x", 1);
     pe_http_decoder_t *d = pe_http_decoder_new(PE_HTTP_CODING_DEFLATE, 64 * KB);
     pe_buf_t out = PE_BUF_INIT;
@@ -462,9 +437,9 @@ static void test_concatenated_members(void **state)
     pe_buf_t both = PE_BUF_INIT;
     pe_buf_append(&both, a.data, a.len);
     pe_buf_append(&both, b.data, b.len);
-    pe_buf_t ga = compress_buf(WRAP_GZIP, a.data, a.len);
-    pe_buf_t gb = compress_buf(WRAP_GZIP, b.data, b.len);
-    pe_buf_t g0 = compress_buf(WRAP_GZIP, "", 0);
+    pe_buf_t ga = pe_test_compress(PE_TEST_GZIP, a.data, a.len);
+    pe_buf_t gb = pe_test_compress(PE_TEST_GZIP, b.data, b.len);
+    pe_buf_t g0 = pe_test_compress(PE_TEST_GZIP, "", 0);
     pe_buf_t members = PE_BUF_INIT;
     pe_buf_append(&members, ga.data, ga.len);
     pe_buf_append(&members, g0.data, g0.len); /* an empty member between them */
@@ -486,8 +461,8 @@ static void test_concatenated_members(void **state)
     assert_int_equal(decode_whole(PE_HTTP_CODING_GZIP, &short_member, 64 * KB, &out), PE_EINVAL);
     pe_buf_free(&out);
 
-    pe_buf_t za = compress_buf(WRAP_ZLIB, a.data, a.len);
-    pe_buf_t zb = compress_buf(WRAP_ZLIB, b.data, b.len);
+    pe_buf_t za = pe_test_compress(PE_TEST_ZLIB, a.data, a.len);
+    pe_buf_t zb = pe_test_compress(PE_TEST_ZLIB, b.data, b.len);
     pe_buf_t zz = PE_BUF_INIT;
     pe_buf_append(&zz, za.data, za.len);
     pe_buf_append(&zz, zb.data, zb.len);
