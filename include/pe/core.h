@@ -197,6 +197,12 @@ void pe_json_arena_free(pe_json_arena_t *arena);
 void pe_json_init(void);
 /* Checks UTF-8 validity of n bytes (rejects overlongs, surrogates, > U+10FFFF). */
 bool pe_utf8_valid(const char *s, size_t n);
+/* A client's object key as messages quote it: at most PE_JSON_KEY_QUOTE_MAX bytes, cut at a
+ * character boundary (then "..."), control bytes and ' as '?', the empty key as "" so a path
+ * never has an invisible step. Writes into out and returns it (or a static "\"\"").
+ * Pure, thread-safe. */
+#define PE_JSON_KEY_QUOTE_MAX 48
+const char *pe_json_quote_key(const char *key, char out[PE_JSON_KEY_QUOTE_MAX + 4]);
 /* The one rule for numbers that are not finite. cJSON parses 1e400 (and -1e400) to ±inf and
  * prints inf and nan as null, so such a number would be stored as something else than what was
  * given: every validator of untrusted JSON refuses it, with this wording after the path. */

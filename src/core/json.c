@@ -270,30 +270,31 @@ char *pe_json_print(const cJSON *j)
 
 /* ---- numbers that are not finite ------------------------------------------------------------ */
 
-#define KEY_QUOTE_MAX 48 /* bytes of a client's key quoted in a path, as the validators do */
+const char *pe_json_quote_key(const char *key, char out[PE_JSON_KEY_QUOTE_MAX + 4])
+{
+    if (!key[0])
+        return "\"\"";
+    size_t n = 0;
+    for (; key[n] && n < PE_JSON_KEY_QUOTE_MAX; n++) {
+        unsigned char c = (unsigned char)key[n];
+        out[n] = (char)(c < 0x20 || c == 0x7f || c == '\'' ? '?' : c);
+    }
+    if (key[n]) {
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--; /* key[n] continues a sequence: drop its start too */
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
 
-/* Appends ".key" ("key" at the start of an empty path) to path[n..cap): the key cut at
- * KEY_QUOTE_MAX bytes on a character boundary (then "..."), control bytes and quotes as '?',
- * the empty key as "" so a step is never invisible. Returns the new length (≤ cap - 1). */
+/* Appends ".key" ("key" at the start of an empty path), quoted by pe_json_quote_key, to
+ * path[n..cap). Returns the new length (≤ cap - 1). */
 static size_t path_key(char *path, size_t n, size_t cap, const char *key)
 {
-    char q[KEY_QUOTE_MAX + 4];
-    size_t k = 0;
-    if (!key[0]) {
-        memcpy(q, "\"\"", 3);
-    } else {
-        for (; key[k] && k < KEY_QUOTE_MAX; k++) {
-            unsigned char c = (unsigned char)key[k];
-            q[k] = (char)(c < 0x20 || c == 0x7f || c == '\'' ? '?' : c);
-        }
-        if (key[k]) {
-            while (k > 0 && ((unsigned char)key[k] & 0xC0) == 0x80)
-                k--; /* key[k] continues a sequence: drop its start too */
-            memcpy(q + k, "...", 3);
-            k += 3;
-        }
-        q[k] = '\0';
-    }
+    char buf[PE_JSON_KEY_QUOTE_MAX + 4];
+    const char *q = pe_json_quote_key(key, buf);
     int w = snprintf(path + n, cap - n, "%s%s", n ? "." : "", q);
     return w < 0 ? n : n + (size_t)w < cap ? n + (size_t)w : cap - 1;
 }

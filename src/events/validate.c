@@ -29,7 +29,6 @@
 
 #include "events_internal.h"
 
-#define KEY_QUOTE_MAX 48 /* bytes of a foreign key quoted in a message */
 /* Paths are built only from the table's own names ("properties.items[499].quantity"), far
  * shorter than these caps, which exist so the compiler can prove the buffers suffice. */
 #define PATH_PARENT_MAX 96
@@ -62,27 +61,6 @@ static int refuse(pe_event_error_t *err, const char *code, const char *fmt, ...)
             err->message[i - 1] = '\0'; /* a lead byte whose sequence may be incomplete */
     }
     return PE_EINVAL;
-}
-
-/* Copies a foreign key for quoting: at most KEY_QUOTE_MAX bytes, cut at a character boundary,
- * control bytes and quotes as '?'; the empty key as "" so a path never ends empty. */
-static const char *quote_key(const char *key, char out[KEY_QUOTE_MAX + 4])
-{
-    if (!key[0])
-        return "\"\"";
-    size_t n = 0;
-    for (; key[n] && n < KEY_QUOTE_MAX; n++) {
-        unsigned char c = (unsigned char)key[n];
-        out[n] = (char)(c < 0x20 || c == 0x7f || c == '\'' ? '?' : c);
-    }
-    if (key[n]) {
-        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
-            n--; /* key[n] continues a sequence: drop its start too */
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
-    return out;
 }
 
 /* sub = "<path>.<key>", each part cut at its maximum (as "%.*s.%.*s" would, without printf:
@@ -365,14 +343,15 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
                        const char *path, pe_event_error_t *err)
 {
     uint64_t seen = 0;
-    char sub[PATH_LEN], q[KEY_QUOTE_MAX + 4];
+    char sub[PATH_LEN], q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
         while (k < nprops && strcmp(props[k].name, key) != 0)
             k++;
         if (k == nprops)
-            return refuse(err, "unknown_field", "%s.%s: unknown field", path, quote_key(key, q));
+            return refuse(err, "unknown_field", "%s.%s: unknown field", path,
+                          pe_json_quote_key(key, q));
         if (seen & (UINT64_C(1) << k))
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
         seen |= UINT64_C(1) << k;
@@ -407,9 +386,9 @@ static int walk_free(free_walk_t *w, const cJSON *node, int depth)
                               PE_EVENT_CUSTOM_MAX_KEYS);
             for (const cJSON *s = node->child; s != c; s = s->next)
                 if (strcmp(s->string ? s->string : "", c->string ? c->string : "") == 0) {
-                    char q[KEY_QUOTE_MAX + 4];
+                    char q[PE_JSON_KEY_QUOTE_MAX + 4];
                     return refuse(w->err, "invalid_format", "%s: key '%s' given twice", w->path,
-                                  quote_key(c->string ? c->string : "", q));
+                                  pe_json_quote_key(c->string ? c->string : "", q));
                 }
         }
         if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
@@ -465,14 +444,15 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
 {
     if (!cJSON_IsObject(obj))
         return refuse(err, "invalid_type", "%s: must be an object", path);
-    char sub[PATH_LEN], q[KEY_QUOTE_MAX + 4];
+    char sub[PATH_LEN], q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
         while (k < n && strcmp(fields[k].name, key) != 0)
             k++;
         if (k == n)
-            return refuse(err, "unknown_field", "%s.%s: unknown field", path, quote_key(key, q));
+            return refuse(err, "unknown_field", "%s.%s: unknown field", path,
+                          pe_json_quote_key(key, q));
         if (found[k])
             return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
         path_join(sub, path, key);
@@ -488,13 +468,13 @@ static int check_device(const cJSON *obj, pe_event_t *ev, pe_event_error_t *err)
 {
     if (!cJSON_IsObject(obj))
         return refuse(err, "invalid_type", "context.device: must be an object");
-    char q[KEY_QUOTE_MAX + 4];
+    char q[PE_JSON_KEY_QUOTE_MAX + 4];
     const cJSON *type = NULL;
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         if (strcmp(key, "type") != 0)
             return refuse(err, "unknown_field", "context.device.%s: unknown field",
-                          quote_key(key, q));
+                          pe_json_quote_key(key, q));
         if (type)
             return refuse(err, "invalid_format", "context.device.type: given twice");
         type = c;
@@ -520,14 +500,15 @@ static int check_context(const cJSON *obj, pe_event_t *ev, pe_event_error_t *err
     if (!cJSON_IsObject(obj))
         return refuse(err, "invalid_type", "context: must be an object");
     const cJSON *f[C_COUNT] = {NULL};
-    char q[KEY_QUOTE_MAX + 4];
+    char q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
         while (k < C_COUNT && strcmp(CONTEXT_KEYS[k], key) != 0)
             k++;
         if (k == C_COUNT)
-            return refuse(err, "unknown_field", "context.%s: unknown field", quote_key(key, q));
+            return refuse(err, "unknown_field", "context.%s: unknown field",
+                          pe_json_quote_key(key, q));
         if (f[k])
             return refuse(err, "invalid_format", "context.%s: given twice", key);
         f[k] = c;
@@ -594,14 +575,14 @@ int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev
         return refuse(err, "invalid_type", "event: must be an object");
 
     const cJSON *f[F_COUNT] = {NULL};
-    char q[KEY_QUOTE_MAX + 4];
+    char q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         size_t k = 0;
         while (k < F_COUNT && strcmp(FIELDS[k], key) != 0)
             k++;
         if (k == F_COUNT)
-            return refuse(err, "unknown_field", "%s: unknown field", quote_key(key, q));
+            return refuse(err, "unknown_field", "%s: unknown field", pe_json_quote_key(key, q));
         if (f[k])
             return refuse(err, "invalid_format", "%s: given twice", key);
         f[k] = c;
@@ -625,7 +606,7 @@ int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev
         return refuse(err, "unknown_event",
                       "name: unknown event '%s' (expected a defined event or "
                       "custom.<entity>.<action>)",
-                      quote_key(v->valuestring, q));
+                      pe_json_quote_key(v->valuestring, q));
 
     int64_t ts = 0, sent_at = 0;
     int rc = check_timestamp(f[F_TIMESTAMP], "timestamp", &ts, err);
