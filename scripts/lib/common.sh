@@ -58,14 +58,15 @@ pe_ensure_pkgs() {
     ((${#missing[@]} == 0)) || pe_die "still missing after apt-get install: ${missing[*]}"
 }
 
-# True when something listens on TCP port $1 (any address, IPv4 or IPv6). Reads /proc so it
-# needs no tool; state 0A is LISTEN.
-pe_port_listening() {
+# True when a TCP socket of this machine has local port $1, in any state: listening, or one end
+# of a connection (an outgoing connection's local port cannot be bound either). Reads /proc so
+# it needs no tool.
+pe_port_in_use() {
     local hex f
     hex=$(printf '%04X' "$1")
     for f in /proc/net/tcp /proc/net/tcp6; do
         [[ -r $f ]] || continue
-        if awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { found = 1 }
+        if awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 }
                              END { exit !found }' "$f"; then
             return 0
         fi
@@ -73,13 +74,19 @@ pe_port_listening() {
     return 1
 }
 
-# Prints a TCP port that nothing listens on, avoiding the well-known service ports.
+# Prints a TCP port that no socket uses, below the kernel's ephemeral range (outgoing
+# connections take their local ports from there, so a port picked in it can be taken between
+# the pick and the bind: PostgreSQL once failed to start so) and away from the well-known
+# service ports.
 pe_free_port() {
-    local port i
+    local port i lo=20000 hi=32767 eph
+    if read -r eph _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && ((eph > lo + 1000)); then
+        hi=$((eph - 1))
+    fi
     for ((i = 0; i < 200; i++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
         case $port in 5432 | 6379 | 8080) continue ;; esac
-        if ! pe_port_listening "$port"; then
+        if ! pe_port_in_use "$port"; then
             printf '%s\n' "$port"
             return 0
         fi
