@@ -213,7 +213,9 @@ const char *pe_json_quote_key(const char *key, char out[PE_JSON_KEY_QUOTE_MAX + 
  * ".key" and "[i]" steps, keys quoted as the validators quote them (at most 48 bytes, then
  * "..."; control bytes and ' as '?'; the empty key as ""): "variants[0].value.n",
  * "custom.a[2]". Returns false (path = prefix) when every number in j is finite; j may be NULL.
- * Pure, allocation-free, thread-safe; recursion as deep as the tree. */
+ * Size path so that "<path>: " PE_JSON_NONFINITE_RULE fits the caller's message: a deep path of
+ * long keys is cut, the rule never is. Pure, allocation-free, thread-safe; recursion as deep as
+ * the tree. */
 bool pe_json_find_nonfinite(const cJSON *j, const char *prefix, char *path, size_t pathlen);
 /* ---- percent-encoding ------------------------------------------------------------------------ */
 

@@ -227,7 +227,8 @@ static int check_variants(const cJSON *variants, cJSON *canon, pe_flags_error_t 
                         "variants[%d].value: must be %s like variants[0].value", i,
                         type_name(klass));
         klass = c;
-        char at[128], path[256];
+        /* the path is cut to leave room for the rule: a refusal always says what is wrong */
+        char at[32], path[sizeof err->message - sizeof(": " PE_JSON_NONFINITE_RULE) + 1];
         snprintf(at, sizeof at, "variants[%d].value", i);
         if (pe_json_find_nonfinite(value, at, path, sizeof path))
             return fail(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
