@@ -2,7 +2,11 @@
  * main.c — the profit-engine command line: parses arguments, builds the configuration and the
  * application, and wires modules together. No business rules live here.
  *
- * Exit status: 0 success, 1 the command failed, 2 bad usage or bad configuration.
+ * Invariants:
+ *  1. Exit status: 0 success, 1 the command failed, 2 bad usage or bad configuration.
+ *  2. The command table (commands[], at the end) is the only list of commands: main() dispatches
+ *     through it and `profit-engine --help` lists it, so the two cannot disagree.
+ *  3. `<command> --help` answers before any configuration is read or any connection is made.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,29 +38,14 @@
 #define DB_ACQUIRE_TIMEOUT_MS 5000
 #define REDIS_TIMEOUT_MS      1000
 
-static const char USAGE[] =
+/* The top-level usage around the list of commands, which print_usage builds from commands[]. */
+static const char USAGE_HEAD[] =
     "usage: profit-engine [--help] [--version] <command> [options]\n"
     "\n"
     "Conversion analytics and autopilot experimentation for storefronts.\n"
     "\n"
-    "commands:\n"
-    "  serve                     run the HTTP server (the default)\n"
-    "  migrate                   apply pending database migrations and exit\n"
-    "  maintain                  run partition maintenance (pg_partman) once and exit\n"
-    "  aggregate [--store ID] [--full]\n"
-    "                            roll new events up into the metrics tables and exit\n"
-    "  store create --name N [--timezone TZ] [--currency C]\n"
-    "                            create a store; prints its id and API keys (shown once)\n"
-    "  user create --email E --store ID\n"
-    "                            create a merchant login for a store; password on stdin\n"
-    "  schema export [events|changeset]\n"
-    "                            print the JSON Schema (2020-12) of events or of ChangeSets\n"
-    "  schema validate           check one event (JSON on stdin) against it\n"
-    "  simulate --store ID --days D --sessions-per-day N --seed S [options]\n"
-    "                            generate storefront traffic with known truth (see --help)\n"
-    "  stats analyze | sample-size  experiment statistics: JSON on stdin -> JSON (see --help)\n"
-    "  audit verify [--store ID] recompute the ChangeSet audit hash chains; name the first\n"
-    "                            broken link (exit 1 when one is broken)\n"
+    "commands:\n";
+static const char USAGE_TAIL[] =
     "\n"
     "configuration (environment):\n"
     "  PE_DATABASE_URL        PostgreSQL conninfo or URI      (dbname=profit_engine)\n"
@@ -123,6 +112,10 @@ static const char USAGE_SCHEMA[] =
     "or code \"invalid_json\" when the input is not one JSON document (exit 2).\n"
     "Neither needs the database or any PE_* variable.\n";
 
+static void print_usage(FILE *f);
+
+/* Prints "profit-engine: <message>" and then usage (a command's; NULL: the top-level one) on
+ * stderr. Returns EXIT_USAGE, for `return usage_error(…)`. */
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -133,7 +126,11 @@ static int usage_error(const char *usage, const char *fmt, ...)
     fprintf(stderr, "profit-engine: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", usage);
+    fputc('\n', stderr);
+    if (usage)
+        fputs(usage, stderr);
+    else
+        print_usage(stderr);
     return EXIT_USAGE;
 }
 
@@ -221,13 +218,15 @@ static int run_session_purge(void *arg, char *err, size_t errlen)
     return rc;
 }
 
-static int cmd_serve(const pe_config_t *cfg)
+static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
 {
+    (void)argc; /* CMD_NO_ARGS */
+    (void)argv;
     int rc = EXIT_FAILURE;
     char err[256];
     pe_app_t app = {.cfg = cfg, .started_unix_us = pe_now_unix_us()};
-    pe_router_t *router = NULL;
-    pe_scheduler_t *scheduler = NULL;
+    pe_http_router_t *router = NULL;
+    pe_jobs_scheduler_t *scheduler = NULL;
 
     /* Signals are taken by sigwait() in this thread only; every thread created later inherits
      * the blocked mask. */
@@ -270,7 +269,7 @@ static int cmd_serve(const pe_config_t *cfg)
     if (app.flags)
         cscfg.flags = pe_changeset_flag_hooks(app.flags);
     app.changesets = app.db ? pe_changeset_service_new(&cscfg) : NULL;
-    router = pe_router_new();
+    router = pe_http_router_new();
     if (!app.db || !app.collector || !app.keys || !app.redis || !app.flags || !app.changesets ||
         !router) {
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
@@ -331,7 +330,7 @@ static int cmd_serve(const pe_config_t *cfg)
         pe_log(PE_LOG_WARN, "migrations_pending",
                "migrations are pending; run 'profit-engine migrate' (/readyz reports 503)");
 
-    scheduler = nselected ? pe_scheduler_start(selected, nselected) : NULL;
+    scheduler = nselected ? pe_jobs_scheduler_start(selected, nselected) : NULL;
     if (nselected && !scheduler)
         pe_log(PE_LOG_ERROR, "scheduler_failed", "background jobs could not start");
 
@@ -347,11 +346,11 @@ static int cmd_serve(const pe_config_t *cfg)
     pe_log(PE_LOG_INFO, "shutdown_complete", "stopped");
     rc = 0;
 out:
-    pe_scheduler_stop(scheduler);
+    pe_jobs_scheduler_stop(scheduler);
     pe_http_server_free(app.http);
     pe_flags_free(app.flags);         /* after HTTP: handlers use it; before the collector */
     pe_collector_free(app.collector); /* after HTTP: late requests may still reach it */
-    pe_router_free(router);
+    pe_http_router_free(router);
     pe_redis_free(app.redis);
     pe_changeset_service_free(app.changesets);
     pe_tenancy_key_cache_free(app.keys);
@@ -361,8 +360,10 @@ out:
 
 /* ---- migrate --------------------------------------------------------------------------------- */
 
-static int cmd_migrate(const pe_config_t *cfg)
+static int cmd_migrate(const pe_config_t *cfg, int argc, char **argv)
 {
+    (void)argc; /* CMD_NO_ARGS */
+    (void)argv;
     pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 2);
     if (!pool) {
         fprintf(stderr, "profit-engine: out of memory\n");
@@ -382,8 +383,10 @@ static int cmd_migrate(const pe_config_t *cfg)
 
 /* ---- maintain -------------------------------------------------------------------------------- */
 
-static int cmd_maintain(const pe_config_t *cfg)
+static int cmd_maintain(const pe_config_t *cfg, int argc, char **argv)
 {
+    (void)argc; /* CMD_NO_ARGS */
+    (void)argv;
     pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
     if (!pool)
         return EXIT_FAILURE;
@@ -598,8 +601,8 @@ static int cmd_schema_validate(void)
         goto out;
     }
     pe_event_t ev;
-    pe_event_error_t verdict;
-    if (pe_event_validate(j, 0, &ev, &verdict) != 0) {
+    pe_refusal_t verdict;
+    if (pe_events_validate(j, 0, &ev, &verdict) != 0) {
         status = schema_refusal(EXIT_FAILURE, verdict.code, verdict.message);
         goto out;
     }
@@ -611,8 +614,9 @@ out:
     return status;
 }
 
-static int cmd_schema(int argc, char **argv)
+static int cmd_schema(const pe_config_t *cfg, int argc, char **argv)
 {
+    (void)cfg; /* CMD_NO_CONFIG */
     if (argc < 1 || (strcmp(argv[0], "export") != 0 && strcmp(argv[0], "validate") != 0))
         return usage_error(USAGE_SCHEMA, "expected 'export' or 'validate', not '%s'",
                            argc ? argv[0] : "");
@@ -656,49 +660,155 @@ static int cmd_audit(const pe_config_t *cfg, int argc, char **argv)
     return ok ? 0 : EXIT_FAILURE;
 }
 
+/* ---- stats ----------------------------------------------------------------------------------- */
+
+static int cmd_stats(const pe_config_t *cfg, int argc, char **argv)
+{
+    (void)cfg; /* CMD_NO_CONFIG: pure computation */
+    return pe_stats_command(argc, argv);
+}
+
+/* ---- the command table ----------------------------------------------------------------------- */
+
+enum {
+    CMD_NO_ARGS = 1u << 0,   /* any argument (but --help) is a usage error */
+    CMD_NO_CONFIG = 1u << 1, /* runs without libsodium or the PE_* configuration; cfg is NULL */
+};
+
+/* A command of `profit-engine <name> …`. run gets the arguments after the name and the checked
+ * configuration (NULL with CMD_NO_CONFIG), and returns the exit status (invariant 1); it is
+ * called once, from main(). */
+typedef struct {
+    const char *name;
+    /* For the list of `profit-engine --help`: one line per form of the command, and one line of
+     * help per form, paired in order. print_usage lays them out. */
+    const char *synopsis;
+    const char *help;
+    const char *usage; /* `profit-engine <name> --help`, and after the command's usage errors */
+    unsigned flags;    /* CMD_* */
+    int (*run)(const pe_config_t *cfg, int argc, char **argv);
+} command_t;
+
+/* In the order `profit-engine --help` lists them. */
+static const command_t commands[] = {
+    {"serve", "serve", "run the HTTP server (the default)", USAGE_SERVE, CMD_NO_ARGS, cmd_serve},
+    {"migrate", "migrate", "apply pending database migrations and exit", USAGE_MIGRATE, CMD_NO_ARGS,
+     cmd_migrate},
+    {"maintain", "maintain", "run partition maintenance (pg_partman) once and exit", USAGE_MAINTAIN,
+     CMD_NO_ARGS, cmd_maintain},
+    {"aggregate", "aggregate [--store ID] [--full]",
+     "roll new events up into the metrics tables and exit", USAGE_AGGREGATE, 0, cmd_aggregate},
+    {"store", "store create --name N [--timezone TZ] [--currency C]",
+     "create a store; prints its id and API keys (shown once)", USAGE_STORE, 0, cmd_store},
+    {"user", "user create --email E --store ID",
+     "create a merchant login for a store; password on stdin", USAGE_USER, 0, cmd_user},
+    {"schema", "schema export [events|changeset]\nschema validate",
+     "print the JSON Schema (2020-12) of events or of ChangeSets\n"
+     "check one event (JSON on stdin) against it",
+     USAGE_SCHEMA, CMD_NO_CONFIG, cmd_schema},
+    {"simulate", "simulate --store ID --days D --sessions-per-day N --seed S [options]",
+     "generate storefront traffic with known truth (see --help)", pe_sim_usage, 0, pe_sim_command},
+    {"stats", "stats analyze | sample-size",
+     "experiment statistics: JSON on stdin -> JSON (see --help)", pe_stats_usage, CMD_NO_CONFIG,
+     cmd_stats},
+    {"audit", "audit verify [--store ID]",
+     "recompute the ChangeSet audit hash chains; name the first broken link (exit 1 when one is "
+     "broken)",
+     USAGE_AUDIT, 0, cmd_audit},
+};
+
+#define USAGE_HELP_COLUMN 28 /* where a command's help starts in the list */
+#define USAGE_WIDTH       90 /* help wraps before a line gets longer than this */
+
+/* Prints one form of a command: "  synopsis", then help from USAGE_HELP_COLUMN — on the same line
+ * when the synopsis leaves room, else on the next — wrapped between words to USAGE_WIDTH. */
+static void print_form(FILE *f, const char *synopsis, size_t synopsis_len, const char *help,
+                       size_t help_len)
+{
+    size_t col = 0;
+    if (synopsis_len) {
+        fprintf(f, "  %.*s", (int)synopsis_len, synopsis);
+        col = 2 + synopsis_len;
+        if (col >= USAGE_HELP_COLUMN && help_len) {
+            fputc('\n', f);
+            col = 0;
+        }
+    }
+    const char *p = help, *end = help + help_len;
+    bool line_start = true;
+    while (p < end) {
+        size_t word = 0;
+        while (p + word < end && p[word] != ' ')
+            word++;
+        if (!line_start && col + 1 + word > USAGE_WIDTH) {
+            fputc('\n', f);
+            col = 0;
+            line_start = true;
+        }
+        if (line_start) {
+            fprintf(f, "%*s", (int)(USAGE_HELP_COLUMN - col), "");
+            col = USAGE_HELP_COLUMN;
+        } else {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, word, f);
+        col += word;
+        line_start = false;
+        p += word;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
+/* The top-level usage: USAGE_HEAD, every form of every command in commands[], USAGE_TAIL. */
+static void print_usage(FILE *f)
+{
+    fputs(USAGE_HEAD, f);
+    for (size_t i = 0; i < PE_ARRAY_LEN(commands); i++) {
+        const char *synopsis = commands[i].synopsis, *help = commands[i].help;
+        while (*synopsis || *help) {
+            size_t sn = strcspn(synopsis, "\n"), hn = strcspn(help, "\n");
+            print_form(f, synopsis, sn, help, hn);
+            synopsis += sn + (synopsis[sn] == '\n');
+            help += hn + (help[hn] == '\n');
+        }
+    }
+    fputs(USAGE_TAIL, f);
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     pe_json_init(); /* cJSON's allocation hooks, before any thread uses cJSON */
-    const char *cmd = argc > 1 ? argv[1] : "serve";
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    const char *name = argc > 1 ? argv[1] : "serve";
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
         printf("profit-engine %s (%s)\n", PE_VERSION, PE_GIT_COMMIT);
         return 0;
     }
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(USAGE, stdout);
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_usage(stdout);
         return 0;
     }
+    const command_t *cmd = NULL;
+    for (size_t i = 0; i < PE_ARRAY_LEN(commands) && !cmd; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            cmd = &commands[i];
+    if (!cmd)
+        return usage_error(NULL, "unknown command '%s'", name);
     int sub_argc = argc > 2 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
-    const char *usage = strcmp(cmd, "serve") == 0       ? USAGE_SERVE
-                        : strcmp(cmd, "migrate") == 0   ? USAGE_MIGRATE
-                        : strcmp(cmd, "maintain") == 0  ? USAGE_MAINTAIN
-                        : strcmp(cmd, "aggregate") == 0 ? USAGE_AGGREGATE
-                        : strcmp(cmd, "store") == 0     ? USAGE_STORE
-                        : strcmp(cmd, "user") == 0      ? USAGE_USER
-                        : strcmp(cmd, "audit") == 0     ? USAGE_AUDIT
-                                                        : NULL;
-    if (!usage && strcmp(cmd, "stats") == 0)
-        usage = pe_stats_usage;
-    if (!usage && strcmp(cmd, "schema") == 0)
-        usage = USAGE_SCHEMA;
-    if (!usage && strcmp(cmd, "simulate") == 0)
-        usage = pe_sim_usage;
-    if (!usage)
-        return usage_error(USAGE, "unknown command '%s'", cmd);
     if (wants_help(sub_argc, sub_argv)) {
-        fputs(usage, stdout);
+        fputs(cmd->usage, stdout);
         return 0;
     }
-    if ((usage == USAGE_SERVE || usage == USAGE_MIGRATE || usage == USAGE_MAINTAIN) && sub_argc > 0)
-        return usage_error(usage, "unexpected argument '%s'", sub_argv[0]);
+    if ((cmd->flags & CMD_NO_ARGS) && sub_argc > 0)
+        return usage_error(cmd->usage, "unexpected argument '%s'", sub_argv[0]);
+    if (cmd->flags & CMD_NO_CONFIG)
+        return cmd->run(NULL, sub_argc, sub_argv);
 
-    if (usage == USAGE_SCHEMA)
-        return cmd_schema(sub_argc, sub_argv); /* no configuration needed */
-    if (usage == pe_stats_usage)
-        return pe_stats_command(sub_argc, sub_argv); /* pure computation, no configuration */
     if (pe_crypto_init() != 0) {
         fprintf(stderr, "profit-engine: cannot initialise libsodium\n");
         return EXIT_FAILURE;
@@ -707,22 +817,7 @@ int main(int argc, char **argv)
     int rc = load_config(&cfg);
     if (rc != 0)
         return rc;
-    if (usage == USAGE_SERVE)
-        rc = cmd_serve(&cfg);
-    else if (usage == USAGE_MIGRATE)
-        rc = cmd_migrate(&cfg);
-    else if (usage == USAGE_MAINTAIN)
-        rc = cmd_maintain(&cfg);
-    else if (usage == USAGE_AGGREGATE)
-        rc = cmd_aggregate(&cfg, sub_argc, sub_argv);
-    else if (usage == USAGE_STORE)
-        rc = cmd_store(&cfg, sub_argc, sub_argv);
-    else if (usage == pe_sim_usage)
-        rc = pe_sim_command(&cfg, sub_argc, sub_argv);
-    else if (usage == USAGE_AUDIT)
-        rc = cmd_audit(&cfg, sub_argc, sub_argv);
-    else
-        rc = cmd_user(&cfg, sub_argc, sub_argv);
+    rc = cmd->run(&cfg, sub_argc, sub_argv);
     pe_config_free(&cfg);
     return rc;
 }

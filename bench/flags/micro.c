@@ -34,7 +34,7 @@ static pe_flag_set_t *build_set(void)
                       i ? "," : "", i, kind, i);
     }
     pe_buf_puts(&b, "]}");
-    pe_flag_set_t *s = b.data ? pe_flag_set_from_json(b.data, b.len) : NULL;
+    pe_flag_set_t *s = b.data ? pe_flags_set_from_json(b.data, b.len) : NULL;
     pe_buf_free(&b);
     return s;
 }
@@ -87,15 +87,15 @@ int main(int argc, char **argv)
                  (unsigned long)i & 0xffffffffffffUL);
     unsigned long checksum = 0;
     double cpu = 0, cpu_auto = 0;
-    run(set, pe_flag_set_find(set, "flag-00"), 100000, keys, nkeys, &checksum, &cpu); /* warm */
-    double ns = run(set, pe_flag_set_find(set, "flag-00"), n, keys, nkeys, &checksum, &cpu);
+    run(set, pe_flags_set_find(set, "flag-00"), 100000, keys, nkeys, &checksum, &cpu); /* warm */
+    double ns = run(set, pe_flags_set_find(set, "flag-00"), n, keys, nkeys, &checksum, &cpu);
     double ns_auto =
-        run(set, pe_flag_set_find(set, "flag-01"), n, keys, nkeys, &checksum, &cpu_auto);
+        run(set, pe_flags_set_find(set, "flag-01"), n, keys, nkeys, &checksum, &cpu_auto);
     printf("{\"evaluations\":%ld,\"ns_per_eval\":%.1f,\"cpu_ns_per_eval\":%.1f,"
            "\"autopilot_ns_per_eval\":%.1f,\"autopilot_cpu_ns_per_eval\":%.1f,"
            "\"checksum\":%lu}\n",
            n, ns, cpu, ns_auto, cpu_auto, checksum);
     free(keys);
-    pe_flag_set_release(set);
+    pe_flags_set_release(set);
     return 0;
 }

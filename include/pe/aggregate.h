@@ -80,11 +80,11 @@ typedef struct {
  * from = to − 29. Refuses unknown or repeated parameters, empty values, malformed or impossible
  * dates (YYYY-MM-DD only), from after to, ranges over PE_AGGREGATE_MAX_DAYS days, unknown
  * devices, countries that are not two upper-case letters or "unknown", and sources over 256
- * bytes or with control characters. Returns 0 or PE_EINVAL with err = "from: …" (the
- * parameter first). Pure and thread-safe. */
+ * bytes or with control characters. Returns 0 or PE_EINVAL with *err (code invalid_request,
+ * message "from: …": the parameter first). Pure and thread-safe. */
 int pe_aggregate_query_parse(pe_aggregate_view_t view, const char *const *names,
                              const char *const *values, size_t n, int32_t today,
-                             pe_aggregate_query_t *q, char *err, size_t errlen);
+                             pe_aggregate_query_t *q, pe_refusal_t *err);
 /* "cart" … "confirmation" → the step. Returns 0 or PE_EINVAL. Pure. */
 int pe_aggregate_step_parse(const char *name, pe_funnel_step_t *step);
 /* Parses exactly YYYY-MM-DD (a real calendar date, years 1970..9999) into days since

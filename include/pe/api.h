@@ -35,7 +35,7 @@ typedef struct {
 #define PE_SESSION_COOKIE "pe_session"
 
 /* Adds every route of the product to router. Returns 0 or PE_EINVAL / PE_ENOMEM. */
-int pe_api_register(pe_router_t *router);
+int pe_api_register(pe_http_router_t *router);
 /* The server's authentication hook (see pe_http_server_config_t.authenticate); app is a
  * pe_app_t. Thread-safe. */
 int pe_api_authenticate(void *app, pe_http_request_t *req, pe_auth_kind_t required,

@@ -32,14 +32,10 @@
 #define PE_CATALOG_PAGE_DEFAULT 100
 #define PE_CATALOG_PAGE_MAX     500
 
-/* A refusal: a stable code and a message naming the path ("products[3].price: must be >= 0").
- * Codes: missing_field, invalid_type, out_of_range, too_long, unknown_field, invalid_format
- * (empty or control characters, a key given twice, a bad currency), duplicate (a SKU twice in
- * one request), too_many (more than PE_CATALOG_MAX_PRODUCTS). */
-typedef struct {
-    char code[32];
-    char message[256];
-} pe_catalog_error_t;
+/* Refusals (pe_refusal_t) name the path ("products[3].price: must be >= 0"). Codes:
+ * missing_field, invalid_type, out_of_range, too_long, unknown_field, invalid_format (empty or
+ * control characters, a key given twice, a bad currency), duplicate (a SKU twice in one
+ * request), too_many (more than PE_CATALOG_MAX_PRODUCTS). */
 
 /* Validates a bulk-upsert body {"products":[…]} (no other keys; 1..PE_CATALOG_MAX_PRODUCTS
  * products). Each product: "sku" (1..128 bytes), "name" and "category" (1..256 bytes; none with
@@ -48,16 +44,16 @@ typedef struct {
  * unknown keys are refused. Returns 0 and, when canonical is non-NULL, a new array of objects
  * with exactly those seven keys (absent ones as null; caller frees with cJSON_Delete); or
  * PE_EINVAL / PE_ETOOBIG (too many) with *err filled; PE_ENOMEM. Pure and thread-safe. */
-int pe_catalog_validate_body(const cJSON *body, cJSON **canonical, pe_catalog_error_t *err);
+int pe_catalog_validate_body(const cJSON *body, cJSON **canonical, pe_refusal_t *err);
 /* The same for the products array alone (paths still read "products[i]…"). */
-int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_error_t *err);
+int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_refusal_t *err);
 
 /* Validates and upserts products (a JSON array as above, borrowed) for store_id in one
  * transaction: a known SKU is replaced, a new one inserted. Returns 0 and *count (products
  * written), PE_EINVAL / PE_ETOOBIG with *err, PE_ENOTFOUND (no such store, or a malformed id), or
  * a database error (PE_EUNAVAIL…). Thread-safe. */
 int pe_catalog_upsert(pe_db_pool_t *pool, const char *store_id, const cJSON *products,
-                      size_t *count, pe_catalog_error_t *err);
+                      size_t *count, pe_refusal_t *err);
 
 /* One page of the list. */
 typedef struct {

@@ -51,18 +51,14 @@ typedef enum {
     PE_CHANGESET_CLIENT,
 } pe_changeset_mode_t;
 
-/* A refusal. Codes: missing_field, invalid_type, out_of_range, too_long, too_many,
- * unknown_field, invalid_format. path is "" for the document itself; message starts with the
- * path ("actionPlan.rolloutPercentage: must be 0..100"). */
-typedef struct {
-    char code[32];
-    char path[160];
-    char message[384];
-} pe_changeset_error_t;
+/* Refusals (pe_refusal_t). Codes: missing_field, invalid_type, out_of_range, too_long,
+ * too_many, unknown_field, invalid_format. The message starts with the path of the offending
+ * value ("actionPlan.rolloutPercentage: must be 0..100"); a rule about the document itself has
+ * no path. */
 
 /* Validates doc against the contract in the given mode. Returns 0, or PE_EINVAL with *err
  * filled (the first failure in document order). Pure, allocation-free, thread-safe. */
-int pe_changeset_validate(const cJSON *doc, pe_changeset_mode_t mode, pe_changeset_error_t *err);
+int pe_changeset_validate(const cJSON *doc, pe_changeset_mode_t mode, pe_refusal_t *err);
 /* Appends the JSON Schema (2020-12) of the contract ($defs for every nested type). Returns 0 or
  * PE_ENOMEM. Pure and thread-safe. */
 int pe_changeset_json_schema(pe_buf_t *out);
@@ -145,14 +141,15 @@ typedef struct {
     const char *new_state;
     const char *reason;
     const cJSON *metadata; /* an object */
-} pe_audit_record_t;
+} pe_changeset_audit_record_t;
 
 /* Appends the canonical text of r (versioned, length-prefixed fields; metadata as JSON with keys
  * sorted bytewise at every level) to out. Returns 0 or PE_ENOMEM. Pure. */
-int pe_audit_canonical(const pe_audit_record_t *r, pe_buf_t *out);
+int pe_changeset_audit_canonical(const pe_changeset_audit_record_t *r, pe_buf_t *out);
 /* hash = hex(SHA-256(canonical(r) || prev_hash)), prev_hash "" for the first event. Returns 0 or
  * PE_ENOMEM. Pure. */
-int pe_audit_hash(const pe_audit_record_t *r, const char *prev_hash, char out[PE_AUDIT_HASH_LEN]);
+int pe_changeset_audit_hash(const pe_changeset_audit_record_t *r, const char *prev_hash,
+                            char out[PE_AUDIT_HASH_LEN]);
 
 /* ---- extension points: feature-flag hooks, guardrail checks, notifiers -------------------------
  */
@@ -281,8 +278,7 @@ typedef struct {
  * blocks the list of violation sentences (a JSON array, owned by the struct; free with
  * pe_changeset_result_free). */
 typedef struct {
-    char code[32];
-    char message[512];
+    pe_refusal_t refusal; /* code empty when the failure is a plain PE_E… code */
     cJSON *violations;
     int64_t version; /* the current version (stale writes) */
 } pe_changeset_result_t;
@@ -332,7 +328,7 @@ typedef struct {
 
 /* Runs one transition (see lifecycle.c for the table). Returns 0 and *out, or PE_ECONFLICT
  * (not allowed from the current state, stale version, guardrails blocked, confirmation
- * missing: res->code is invalid_transition | stale_version | guardrail_violation |
+ * missing: res->refusal.code is invalid_transition | stale_version | guardrail_violation |
  * confirmation_required), PE_EFORBIDDEN (actor may not trigger it), PE_EINVAL, PE_ENOTFOUND. */
 int pe_changeset_transition(pe_changeset_service_t *svc, const char *store_id, const char *id,
                             const pe_changeset_transition_req_t *req,
@@ -354,22 +350,23 @@ int pe_changeset_audit_verify(pe_db_pool_t *db, const char *store_id, cJSON **ou
 /* ---- audit export (streamed, keyset-paginated) --------------------------------------------------
  */
 
-typedef struct pe_audit_export pe_audit_export_t;
+typedef struct pe_changeset_audit_export pe_changeset_audit_export_t;
 
 #define PE_AUDIT_UNBOUNDED INT64_MIN /* from_us / to_us: no bound on that side */
 
 /* An export of store_id's events with from_us <= timestamp < to_us (either PE_AUDIT_UNBOUNDED),
  * as "csv" or "json". Holds no connection between reads; memory is bounded by one page. */
-pe_audit_export_t *pe_audit_export_new(pe_db_pool_t *db, const char *store_id, bool csv,
-                                       int64_t from_us, int64_t to_us);
+pe_changeset_audit_export_t *pe_changeset_audit_export_new(pe_db_pool_t *db, const char *store_id,
+                                                           bool csv, int64_t from_us,
+                                                           int64_t to_us);
 /* Copies up to max bytes of the next part into buf. Returns bytes (> 0), 0 at the end, or a
  * negative PE_E… code. Not thread-safe (one reader at a time). */
-long pe_audit_export_read(pe_audit_export_t *x, char *buf, size_t max);
-void pe_audit_export_free(pe_audit_export_t *x);
+long pe_changeset_audit_export_read(pe_changeset_audit_export_t *x, char *buf, size_t max);
+void pe_changeset_audit_export_free(pe_changeset_audit_export_t *x);
 /* Appends s as one RFC 4180 CSV cell: quoted when needed, and a cell starting with = + - @
  * (or tab / CR) prefixed with ' so spreadsheets do not run it as a formula. Returns 0 or
  * PE_ENOMEM. Pure. */
-int pe_csv_cell(pe_buf_t *b, const char *s);
+int pe_changeset_csv_cell(pe_buf_t *b, const char *s);
 
 /* ---- notifications ----------------------------------------------------------------------------
  */

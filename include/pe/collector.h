@@ -59,7 +59,7 @@ typedef struct {
 typedef struct {
     size_t index;
     char event_id[PE_EVENT_ID_MAX + 1]; /* as sent, "" when absent or not a string */
-    pe_event_error_t error;
+    pe_refusal_t error;
 } pe_collector_rejection_t;
 
 /* The outcome of one batch, valid inside the done callback. */
@@ -70,15 +70,15 @@ typedef struct {
     const pe_collector_rejection_t *rejected;
 } pe_collector_result_t;
 
-/* Called exactly once per batch that pe_collector_ingest took, from the writer thread, after
+/* Called exactly once per batch that pe_collector_ingest took, from a writer thread, after
  * COMMIT (rc = 0) or ROLLBACK; must not block. */
 typedef void (*pe_collector_done_fn)(void *arg, const pe_collector_result_t *result);
 
-/* Creates the collector and starts its writer thread. Returns NULL on ENOMEM or when the thread
+/* Creates the collector and starts its writer threads. Returns NULL on ENOMEM or when a thread
  * cannot start. */
 pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg);
 /* Stops taking batches (ingest then answers PE_EUNAVAIL), commits what is queued, answers
- * every batch and joins the writer. The object stays valid for late callers until freed. */
+ * every batch and joins the writers. The object stays valid for late callers until freed. */
 void pe_collector_stop(pe_collector_t *c);
 /* Stops (if not stopped) and frees. Accepts NULL. */
 void pe_collector_free(pe_collector_t *c);
@@ -86,7 +86,7 @@ void pe_collector_free(pe_collector_t *c);
 /* Ingests a batch for store_id: `events` is a JSON array of event objects (borrowed; the
  * collector copies what it keeps). batch_sent_at_us is the envelope's sentAt (0 = none; ignored
  * on import), received_at_us the server's receive time. Returns 0 when done() will be called,
- * or a PE_E… code when it will not (PE_EINVAL: not an array or more than
+ * or a PE_E… code when it will not (PE_EINVAL: not an array; PE_ETOOBIG: more than
  * PE_COLLECTOR_MAX_EVENTS; PE_EUNAVAIL: queue full or stopped). Thread-safe. */
 int pe_collector_ingest(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
                         const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,

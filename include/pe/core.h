@@ -22,19 +22,23 @@
 
 enum {
     PE_OK = 0,
-    PE_EINVAL = -1,     /* the caller's input is invalid (400) */
-    PE_ENOMEM = -2,     /* allocation failed (500) */
-    PE_ENOTFOUND = -3,  /* no such thing, or not visible to this tenant (404) */
-    PE_ECONFLICT = -4,  /* duplicate or stale version (409) */
-    PE_EUNAUTH = -5,    /* no valid credentials (401) */
-    PE_EFORBIDDEN = -6, /* credentials valid, not allowed (403) */
-    PE_EUNAVAIL = -7,   /* a dependency (PostgreSQL, Redis) is down (503) */
-    PE_ETOOBIG = -8,    /* input exceeds a limit (413) */
-    PE_ETIMEOUT = -9,   /* a deadline passed (503) */
-    PE_EIO = -10,       /* an I/O error (500) */
-    PE_EINTERNAL = -11, /* a bug or an unexpected state (500) */
-    PE_ELOCKED = -12,   /* throttled or locked out (429) */
+    PE_EINVAL = -1,         /* the caller's input is invalid (400) */
+    PE_ENOMEM = -2,         /* allocation failed (500) */
+    PE_ENOTFOUND = -3,      /* no such thing, or not visible to this tenant (404) */
+    PE_ECONFLICT = -4,      /* duplicate or stale version (409) */
+    PE_EUNAUTH = -5,        /* no valid credentials (401) */
+    PE_EFORBIDDEN = -6,     /* credentials valid, not allowed (403) */
+    PE_EUNAVAIL = -7,       /* a dependency (PostgreSQL, Redis) is down (503) */
+    PE_ETOOBIG = -8,        /* input exceeds a limit (413) */
+    PE_ETIMEOUT = -9,       /* a deadline passed (503) */
+    PE_EIO = -10,           /* an I/O error (500) */
+    PE_EINTERNAL = -11,     /* a bug or an unexpected state (500) */
+    PE_ELOCKED = -12,       /* throttled or locked out (429) */
+    PE_EMETHOD = -13,       /* the method is not allowed on this resource (405) */
+    PE_EMEDIA = -14,        /* the body's media type or content coding is not accepted (415) */
+    PE_EPRECONDITION = -15, /* the request must be conditional (If-Match) and is not (428) */
 };
+#define PE_ELAST PE_EPRECONDITION /* the lowest code (tests walk PE_EINVAL … PE_ELAST) */
 
 /* Returns a static, lower-case description of rc ("invalid input"). Thread-safe. */
 const char *pe_strerror(int rc);
@@ -76,6 +80,40 @@ void pe_buf_reset(pe_buf_t *b);
 void pe_buf_free(pe_buf_t *b);
 /* Hands the allocation (possibly NULL) to the caller, who frees it with free(). */
 char *pe_buf_steal(pe_buf_t *b);
+
+/* ---- refusals (refusal.c) -------------------------------------------------------------------- */
+
+/* Why an input was refused, in the one shape every module and every client sees: a stable
+ * machine code ("missing_field", "invalid_type", "out_of_range", "too_long", "too_many",
+ * "unknown_field", "invalid_format", "duplicate", …; each module's header lists the codes it
+ * uses) and a message that starts with the path of the offending value and states the rule
+ * ("variants[1].weight: must be an integer 0..100"). Plain data: copy it by value. */
+#define PE_REFUSAL_CODE_LEN    32
+#define PE_REFUSAL_MESSAGE_LEN 512
+typedef struct {
+    char code[PE_REFUSAL_CODE_LEN];
+    char message[PE_REFUSAL_MESSAGE_LEN];
+} pe_refusal_t;
+
+/* Fills r (may be NULL: nothing is written) with code — NULL means pe_error_code(rc) — and the
+ * formatted message, cut to fit; returns rc, so `return pe_refuse(err, PE_EINVAL, …)` reads as
+ * what it does. Thread-safe. */
+int pe_refuse(pe_refusal_t *r, int rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int pe_vrefuse(pe_refusal_t *r, int rc, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+/* Empties r (accepts NULL). */
+void pe_refusal_clear(pe_refusal_t *r);
+/* Appends the one error body {"error":{"code":…,"message":…}} to b. Returns 0 or PE_ENOMEM. */
+int pe_error_json(pe_buf_t *b, const char *code, const char *message);
+int pe_refusal_json(const pe_refusal_t *r, pe_buf_t *b);
+
+/* The one rule for control characters in text a client gives us (names, ids, emails, flag
+ * values, catalogue fields): true when s[0..n) holds a C0 control, DEL or a C1 control
+ * (U+0080..U+009F). Validators refuse such text with PE_TEXT_CONTROL_RULE after the path.
+ * Pure, thread-safe. */
+bool pe_text_has_control(const char *s, size_t n);
+#define PE_TEXT_CONTROL_RULE "must not contain control characters"
 
 /* ---- logging --------------------------------------------------------------------------------- */
 
@@ -225,6 +263,27 @@ int pe_hex_digit(char c);
  * space when plus_is_space (query strings). Returns the decoded length, or -1 for a malformed
  * escape, a decoded NUL, or output that does not fit. Does not check UTF-8. */
 long pe_percent_decode(const char *s, size_t n, char *out, size_t outlen, bool plus_is_space);
+/* The same for text: out has room for n + 1 bytes, and decoded text that is not valid UTF-8 is
+ * refused too. Returns the decoded length, or -1. */
+long pe_percent_decode_text(const char *s, size_t n, char *out, bool plus_is_space);
+
+/* A parsed query string: names and values decoded, in order, pointing into storage. */
+#define PE_QUERY_MAX_PARAMS 64
+typedef struct {
+    size_t count;
+    const char *names[PE_QUERY_MAX_PARAMS];
+    const char *values[PE_QUERY_MAX_PARAMS];
+    char *storage; /* owned */
+} pe_query_t;
+
+/* Parses a raw query string ("a=1&b=x%20y", '+' is a space; empty parts between '&' skipped).
+ * Returns 0, PE_EINVAL (bad percent-encoding, %00, invalid UTF-8), PE_ETOOBIG (more than
+ * PE_QUERY_MAX_PARAMS) or PE_ENOMEM. Free with pe_query_free whatever it returned. The one
+ * parser of the server's query strings and of the page URLs events carry. Thread-safe. */
+int pe_query_parse(const char *qs, size_t len, pe_query_t *q);
+/* First value of name, or NULL. */
+const char *pe_query_get(const pe_query_t *q, const char *name);
+void pe_query_free(pe_query_t *q);
 
 /* Returns a malloc'ed compact serialisation of j, or NULL on ENOMEM. */
 char *pe_json_print(const cJSON *j);
@@ -235,8 +294,15 @@ char *pe_json_print(const cJSON *j);
 int64_t pe_now_mono_us(void);
 /* Microseconds since the Unix epoch. */
 int64_t pe_now_unix_us(void);
-/* Formats unix microseconds as RFC 3339 UTC with milliseconds into out (≥ 25 bytes). */
+/* RFC 3339 (rfc3339.c). Formats unix microseconds as UTC with milliseconds
+ * ("2026-11-24T10:00:00.123Z") into out (≥ 25 bytes). Pure arithmetic; thread-safe. */
 void pe_time_format_rfc3339(int64_t unix_us, char *out, size_t outlen);
+/* Parses an RFC 3339 timestamp ("2026-11-24T10:00:00.123Z", offsets allowed) into Unix µs.
+ * Accepts exactly YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|+HH:MM|-HH:MM) with upper-case T and Z, a
+ * real calendar date (leap years counted), hours 00..23, seconds 00..59 (no leap second);
+ * digits past microseconds are truncated. Pure arithmetic: no locale, no time zone, no libc
+ * calendar. Returns 0 or PE_EINVAL. Thread-safe. */
+int pe_time_parse_rfc3339(const char *s, int64_t *unix_us);
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil); m 1..12
  * and d 1..31 are not checked (callers validate, or compare the round trip). Pure. */
 int64_t pe_days_from_civil(int64_t y, int m, int d);

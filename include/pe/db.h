@@ -104,6 +104,35 @@ int pe_db_copy_end(pe_db_conn_t *conn, uint64_t *rows_out);
  * control bytes) to b — no delimiter. Returns 0 or PE_ENOMEM. */
 int pe_db_copy_escape(pe_buf_t *b, const char *s, size_t n);
 
+/* ---- COPY rows encoded in memory (copy_encode.c) ---------------------------------------------
+ * Every encoder appends to b and returns 0 or PE_ENOMEM (then b holds a partial row: discard
+ * it). Pure apart from b, thread-safe for distinct buffers, allocation-free beyond b's growth. */
+
+/* Text format: s escaped (NULL is \N), then a tab, or a newline when last. */
+int pe_db_copy_text_field(pe_buf_t *b, const char *s, bool last);
+/* "2026-11-24", the text form of a date (UTC day of unix_us); returns its length (10). */
+#define PE_DB_TEXT_DATE_LEN 11
+size_t pe_db_text_date(int64_t unix_us, char out[PE_DB_TEXT_DATE_LEN]);
+/* "2026-11-24 10:00:00.123456+00", the text form of a timestamptz. */
+#define PE_DB_TEXT_TIMESTAMPTZ_LEN 32
+void pe_db_text_timestamptz(int64_t unix_us, char out[PE_DB_TEXT_TIMESTAMPTZ_LEN]);
+
+/* Binary format ("COPY … FROM STDIN (FORMAT binary)"): the data is the header, the rows, the
+ * trailer. A row is pe_db_copy_bin_row(b, n) followed by exactly n fields. */
+#define PE_DB_COPY_BINARY_HEADER      "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"
+#define PE_DB_COPY_BINARY_HEADER_LEN  19
+#define PE_DB_COPY_BINARY_TRAILER     "\377\377"
+#define PE_DB_COPY_BINARY_TRAILER_LEN 2
+int pe_db_copy_bin_row(pe_buf_t *b, uint16_t nfields);
+int pe_db_copy_bin_null(pe_buf_t *b);
+/* s NULL is a NULL field; s must hold no NUL byte. */
+int pe_db_copy_bin_text(pe_buf_t *b, const char *s);
+int pe_db_copy_bin_uuid(pe_buf_t *b, const unsigned char uuid[16]);
+int pe_db_copy_bin_timestamptz(pe_buf_t *b, int64_t unix_us);
+int pe_db_copy_bin_int2(pe_buf_t *b, int16_t v);
+/* j's JSON as jsonb (j NULL is a NULL field); text printed as cJSON_PrintUnformatted would. */
+int pe_db_copy_bin_jsonb(pe_buf_t *b, const cJSON *j);
+
 size_t pe_db_result_rows(const pe_db_result_t *res);
 size_t pe_db_result_cols(const pe_db_result_t *res);
 /* Text value of (row, col); "" for NULL; borrowed until pe_db_result_free. */

@@ -75,9 +75,9 @@ const pe_event_def_t *pe_events_at(size_t index);
 /* The definition for a name, or NULL when unknown. "custom.<entity>.<action>" names (each part
  * [a-z0-9_]{1,64}) resolve to the free-form custom definition. */
 const pe_event_def_t *pe_events_lookup(const char *name);
-const char *pe_funnel_step_name(pe_funnel_step_t step); /* "cart", …, or NULL for NONE */
+const char *pe_events_funnel_step_name(pe_funnel_step_t step); /* "cart", …, or NULL for NONE */
 
-/* A refusal: a stable machine code and a message naming the path. The codes:
+/* Refusals (pe_refusal_t) name the path. The codes:
  *   missing_field   a required field is absent
  *   invalid_type    wrong JSON type (null included); a fraction where an integer belongs
  *   out_of_range    a number outside its bounds or not finite; an array with too few or too many
@@ -91,18 +91,13 @@ const char *pe_funnel_step_name(pe_funnel_step_t step); /* "cart", …, or NULL 
  *                   where text is required, control characters in an id, a key given twice
  *   too_large       the event, `custom` or a custom event's properties exceed their key, depth or
  *                   byte bounds */
-typedef struct {
-    char code[32];     /* "missing_field", "invalid_type", "out_of_range", "too_long",
-                          "unknown_event", "unknown_field", "invalid_format", "too_large" */
-    char message[256]; /* "properties.quantity: must be an integer 1..10000" */
-} pe_event_error_t;
 
 /* A validated event. Strings are borrowed from the cJSON tree (NULL when absent). */
 typedef struct {
     const pe_event_def_t *def;
     /* The UUID text as sent: 8-4-4-4-12 hex digits in either case (RFC 9562 reads UUIDs case-
      * insensitively). The idempotency key is its lower-case form: store and compare
-     * pe_event_id_canonical(event_id), never the text as sent. */
+     * pe_events_id_canonical(event_id), never the text as sent. */
     const char *event_id;
     const char *name;
     int64_t timestamp_us; /* as the client sent it (Unix µs) */
@@ -127,23 +122,52 @@ typedef struct {
  * the event has none. Returns 0 with *ev filled, or PE_EINVAL with *err filled (and *ev zeroed).
  * On success ev->properties is never NULL: a read-only empty object stands in for an absent
  * one. Pure, allocation-free and thread-safe. */
-int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
-                      pe_event_error_t *err);
+int pe_events_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
+                       pe_refusal_t *err);
 
 /* Writes the canonical (lower-case) form of a validated event_id into out (NUL-terminated).
  * Thread-safe. */
-void pe_event_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1]);
-
-/* Parses an RFC 3339 timestamp ("2026-11-24T10:00:00.123Z", offsets allowed) into Unix µs.
- * Accepts exactly YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|+HH:MM|-HH:MM) with upper-case T and Z, a
- * real calendar date (leap years counted), hours 00..23, seconds 00..59 (no leap second);
- * digits past microseconds are truncated. Pure arithmetic: no locale, no time zone, no libc
- * calendar. Returns 0 or PE_EINVAL. Thread-safe. */
-int pe_time_parse_rfc3339(const char *s, int64_t *unix_us);
+void pe_events_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1]);
 
 /* Appends the JSON Schema 2020-12 document describing one event (a oneOf over the types,
  * discriminated by name) and the batch envelope ({"events":[…]}, $defs). Returns 0 or
  * PE_ENOMEM. */
 int pe_events_json_schema(pe_buf_t *out);
+
+/* ---- Segment's Tracking API (segment.c) ------------------------------------------------------ */
+
+/* Segment's bound of one message, serialised compactly (its libraries keep to it). */
+#define PE_EVENTS_SEGMENT_MAX_MESSAGE (32 * 1024)
+
+/* What mapping Segment messages needs besides the body. The caller reads each of these (the
+ * mapping reads no clock, database or random source of its own). */
+typedef struct {
+    const char *store_id;       /* the key's store: part of every eventId named by a messageId */
+    const char *store_currency; /* ISO 4217 code for commerce events that give none; NULL: none */
+    int64_t received_at_us;     /* the timestamp of a message with none, absent a batch sentAt */
+    unsigned char seed[32];     /* fresh random bytes per request: the eventIds of messages
+                                   without a messageId derive from them and the message's index */
+} pe_events_segment_in_t;
+
+typedef struct {
+    cJSON *events;             /* owned by the caller (cJSON_Delete): element i is message i */
+    int64_t batch_sent_at_us;  /* the envelope's sentAt (0 when none), for the collector */
+    bool wants_store_currency; /* a commerce event gave no currency and store_currency was NULL:
+                                  mapping again with it changes only those events */
+} pe_events_segment_out_t;
+
+/* Refuses a body that is not a JSON object, in pe_events_segment_map's words (the write key
+ * may be inside the body, so a caller checks this before it authenticates). type as below.
+ * Returns 0, or PE_EINVAL with *err ("invalid_request"). Pure, thread-safe. */
+int pe_events_segment_check_body(const cJSON *body, const char *type, pe_refusal_t *err);
+
+/* Maps a Segment request body to native events: type NULL for {"batch":[…]} (POST /v1/batch),
+ * else the body is one message of that type ("track", "page", "identify" …). A message that
+ * cannot be translated is handed over as sent, for the validator to refuse by index. Returns 0
+ * with *out filled; PE_EINVAL ("invalid_request") or PE_ETOOBIG ("payload_too_large") with *err
+ * when the envelope is refused; PE_ENOMEM. *out is emptied first and holds nothing on failure.
+ * body and in are borrowed. Pure (invariant 2 of src/events/segment.c), thread-safe. */
+int pe_events_segment_map(const cJSON *body, const char *type, const pe_events_segment_in_t *in,
+                          pe_events_segment_out_t *out, pe_refusal_t *err);
 
 #endif /* PE_EVENTS_H */

@@ -81,25 +81,20 @@ typedef enum {
     PE_FLAG_REASON_ERROR,
 } pe_flag_reason_t;
 
-/* A validation refusal: a stable code and a message naming the field
- * ("variants[1].weight: must be an integer 0..100"). Codes: missing_field, invalid_type,
- * out_of_range (also a number that is not finite: "variants[0].value.n: must be a finite
- * number …"), too_long, too_large (a value nested too deep), unknown_field, invalid_format,
- * duplicate, too_many. */
-typedef struct {
-    char code[32];
-    char message[256];
-} pe_flags_error_t;
+/* Validation refusals (pe_refusal_t) name the field ("variants[1].weight: must be an integer
+ * 0..100"). Codes: missing_field, invalid_type, out_of_range (also a number that is not finite:
+ * "variants[0].value.n: must be a finite number …"), too_long, too_large (a value nested too
+ * deep), unknown_field, invalid_format, duplicate, too_many. */
 
 /* Validates a flag definition (the admin API's body) and returns its canonical form: an object
  * with exactly key, description, kind, enabled, rolloutPercentage, variants, defaultVariant,
  * rules (defaults filled in) plus salt when the input has one. Returns 0 with *canonical
  * (caller frees with cJSON_Delete), PE_EINVAL with *err, or PE_ENOMEM. Pure, thread-safe.
  * allow_extra: also accept "version" (an optimistic check the caller does) and "salt". */
-int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_flags_error_t *err);
+int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_refusal_t *err);
 
 /* The store holdout setting body {"holdoutPercentage":N}. Returns 0 with *pct or PE_EINVAL. */
-int pe_flags_validate_settings(const cJSON *body, int *pct, pe_flags_error_t *err);
+int pe_flags_validate_settings(const cJSON *body, int *pct, pe_refusal_t *err);
 
 /* ---- the compiled set and evaluation ------------------------------------------------------ */
 
@@ -144,37 +139,37 @@ typedef struct {
  * storeId, version, holdout or the flags array missing or malformed; logged
  * "flags_set_invalid"). Refcount 1. Logs nothing about quarantined flags: the cache does, once
  * per set it installs. */
-pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len);
+pe_flag_set_t *pe_flags_set_from_json(const char *json, size_t len);
 /* How many flags of the set's JSON were quarantined or dropped (0 for a healthy set). */
-size_t pe_flag_set_quarantined(const pe_flag_set_t *set);
+size_t pe_flags_set_quarantined(const pe_flag_set_t *set);
 /* Takes / drops a reference. Thread-safe. release accepts NULL and frees at zero. */
-pe_flag_set_t *pe_flag_set_ref(pe_flag_set_t *set);
-void pe_flag_set_release(pe_flag_set_t *set);
-uint64_t pe_flag_set_version(const pe_flag_set_t *set);
-const char *pe_flag_set_store(const pe_flag_set_t *set);
-size_t pe_flag_set_count(const pe_flag_set_t *set);
-const pe_flag_t *pe_flag_set_at(const pe_flag_set_t *set, size_t index); /* by key order */
+pe_flag_set_t *pe_flags_set_ref(pe_flag_set_t *set);
+void pe_flags_set_release(pe_flag_set_t *set);
+uint64_t pe_flags_set_version(const pe_flag_set_t *set);
+const char *pe_flags_set_store(const pe_flag_set_t *set);
+size_t pe_flags_set_count(const pe_flag_set_t *set);
+const pe_flag_t *pe_flags_set_at(const pe_flag_set_t *set, size_t index); /* by key order */
 /* The flag with that key, or NULL. O(log n). */
-const pe_flag_t *pe_flag_set_find(const pe_flag_set_t *set, const char *key);
+const pe_flag_t *pe_flags_set_find(const pe_flag_set_t *set, const char *key);
 /* The JSON the set was built from (borrowed). */
-const char *pe_flag_set_json(const pe_flag_set_t *set, size_t *len);
+const char *pe_flags_set_json(const pe_flag_set_t *set, size_t *len);
 
 /* Evaluates one flag for a context. Pure, allocation-free, thread-safe. */
 void pe_flags_evaluate(const pe_flag_set_t *set, const pe_flag_t *flag,
                        const pe_flag_context_t *ctx, pe_flag_eval_t *out);
 
-const char *pe_flag_key(const pe_flag_t *f);
+const char *pe_flags_key(const pe_flag_t *f);
 /* Why the flag is quarantined (its stored definition did not validate: "variants[0].value:
  * …"), borrowed from the set; NULL for a flag that compiled. A quarantined flag has no
  * variants. */
-const char *pe_flag_quarantine(const pe_flag_t *f);
-pe_flag_kind_t pe_flag_kind(const pe_flag_t *f);
-const char *pe_flag_kind_name(pe_flag_kind_t k);
-uint64_t pe_flag_version(const pe_flag_t *f);
+const char *pe_flags_quarantine(const pe_flag_t *f);
+pe_flag_kind_t pe_flags_kind(const pe_flag_t *f);
+const char *pe_flags_kind_name(pe_flag_kind_t k);
+uint64_t pe_flags_version(const pe_flag_t *f);
 /* A variant's key and its value as compact JSON text (borrowed from the set). */
-const char *pe_flag_variant_key(const pe_flag_t *f, int index);
-const char *pe_flag_variant_value(const pe_flag_t *f, int index, size_t *len);
-const char *pe_flag_reason_name(pe_flag_reason_t r);
+const char *pe_flags_variant_key(const pe_flag_t *f, int index);
+const char *pe_flags_variant_value(const pe_flag_t *f, int index, size_t *len);
+const char *pe_flags_reason_name(pe_flag_reason_t r);
 
 /* The bucketing primitives (see the top of this file). u = the big-endian uint32 at
  * SHA-256(salt ":" unit)[4*which]. Thread-safe. */
@@ -200,7 +195,7 @@ pe_flags_t *pe_flags_new(const pe_flags_config_t *cfg);
 /* Stops the threads and frees every cached set. Accepts NULL. */
 void pe_flags_free(pe_flags_t *f);
 
-/* The store's current set, a reference the caller releases (pe_flag_set_release). A warm
+/* The store's current set, a reference the caller releases (pe_flags_set_release). A warm
  * cache answers from memory (no I/O); a cold one loads from Redis, else PostgreSQL. Returns 0,
  * or PE_EUNAVAIL when neither can be read. Thread-safe. */
 int pe_flags_acquire(pe_flags_t *f, const char *store_id, pe_flag_set_t **out);
@@ -231,17 +226,17 @@ typedef struct {
 int pe_flags_list(pe_flags_t *f, const char *store_id, cJSON **out);
 int pe_flags_get(pe_flags_t *f, const char *store_id, const char *key, cJSON **out);
 int pe_flags_create(pe_flags_t *f, const char *store_id, const pe_flags_actor_t *who,
-                    const cJSON *body, cJSON **out, pe_flags_error_t *err);
+                    const cJSON *body, cJSON **out, pe_refusal_t *err);
 /* partial: PATCH (top-level fields merged into the current definition) vs PUT (replace). A
  * "version" in the body must equal the current one (else PE_ECONFLICT). */
 int pe_flags_update(pe_flags_t *f, const char *store_id, const char *key,
                     const pe_flags_actor_t *who, const cJSON *body, bool partial, cJSON **out,
-                    pe_flags_error_t *err);
+                    pe_refusal_t *err);
 int pe_flags_delete(pe_flags_t *f, const char *store_id, const char *key,
                     const pe_flags_actor_t *who);
 int pe_flags_settings_get(pe_flags_t *f, const char *store_id, cJSON **out);
 int pe_flags_settings_put(pe_flags_t *f, const char *store_id, const pe_flags_actor_t *who,
-                          const cJSON *body, cJSON **out, pe_flags_error_t *err);
+                          const cJSON *body, cJSON **out, pe_refusal_t *err);
 /* The changes of one flag, newest first (at most 100). */
 int pe_flags_history(pe_flags_t *f, const char *store_id, const char *key, cJSON **out);
 
@@ -260,14 +255,13 @@ int pe_flags_history(pe_flags_t *f, const char *store_id, const char *key, cJSON
 /* PATCH (partial) or PUT one flag by key. PE_ENOTFOUND: no flag has that key. */
 int pe_flags_update_tx(pe_db_conn_t *conn, const char *store_id, const char *key,
                        const pe_flags_actor_t *who, const cJSON *body, bool partial, cJSON **out,
-                       pe_flags_error_t *err);
+                       pe_refusal_t *err);
 /* Creates the flag def describes, or — when a flag with def's key exists and is of kind
  * replaces_kind ("autopilot"; NULL: any) — replaces its definition (PUT), keeping its salt so
  * every unit keeps its bucket. An existing flag of another kind: PE_ECONFLICT, err->code
  * "conflict", and nothing is written. */
 int pe_flags_put_tx(pe_db_conn_t *conn, const char *store_id, const pe_flags_actor_t *who,
-                    const cJSON *def, const char *replaces_kind, cJSON **out,
-                    pe_flags_error_t *err);
+                    const cJSON *def, const char *replaces_kind, cJSON **out, pe_refusal_t *err);
 /* After the caller's COMMIT of _tx writes: writes the store's compiled set to Redis, publishes
  * the invalidation and refreshes this process's copy — what pe_flags_create does after its own
  * COMMIT. A Redis failure is logged and counted; every instance's PostgreSQL version poll

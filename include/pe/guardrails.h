@@ -29,15 +29,10 @@
 #define PE_GUARDRAILS_MAX_VIOLATIONS 100
 #define PE_GUARDRAILS_MAX_ENTRIES    1000 /* per map / list */
 
-typedef struct {
-    char code[32];
-    char message[320];
-} pe_guardrails_error_t;
-
 /* Validates a configuration (see above). Returns 0 and, when canonical is non-NULL, a new object
  * with every key (defaults filled; caller deletes), or PE_EINVAL with *err naming the path.
  * Pure and thread-safe. */
-int pe_guardrails_validate(const cJSON *cfg, cJSON **canonical, pe_guardrails_error_t *err);
+int pe_guardrails_validate(const cJSON *cfg, cJSON **canonical, pe_refusal_t *err);
 
 /* The store's configuration (the defaults when never set) with "version" and "updatedAt"
  * (null when never set). Returns 0 and *out (caller deletes) or a database error. */
@@ -45,7 +40,7 @@ int pe_guardrails_get(pe_db_pool_t *db, const char *store_id, cJSON **out);
 /* Validates and stores cfg; the answer is as pe_guardrails_get's. PE_EINVAL with *err,
  * PE_ENOTFOUND (no such store), or a database error. */
 int pe_guardrails_put(pe_db_pool_t *db, const char *store_id, const cJSON *cfg, cJSON **out,
-                      pe_guardrails_error_t *err);
+                      pe_refusal_t *err);
 
 /* A custom check (the extension point; see include/pe/changeset.h's config). It appends
  * violation objects {"kind","message",…} to violations. Returns 0 or a PE_E… code. */

@@ -22,7 +22,7 @@
 
 typedef struct pe_http_server pe_http_server_t;
 typedef struct pe_http_request pe_http_request_t;
-typedef struct pe_router pe_router_t;
+typedef struct pe_http_router pe_http_router_t;
 
 /* What a route demands of the caller. */
 typedef enum {
@@ -93,41 +93,19 @@ enum {
 
 /* Returns an empty router (NULL on ENOMEM). Not thread-safe while routes are added; matching is
  * thread-safe afterwards. */
-pe_router_t *pe_router_new(void);
-void pe_router_free(pe_router_t *r);
+pe_http_router_t *pe_http_router_new(void);
+void pe_http_router_free(pe_http_router_t *r);
 /* Copies *route (the strings must outlive the router: use literals). Returns 0 or PE_EINVAL for a
  * malformed pattern or a duplicate (method, pattern). */
-int pe_router_add(pe_router_t *r, const pe_http_route_t *route);
-size_t pe_router_count(const pe_router_t *r);
-const pe_http_route_t *pe_router_route(const pe_router_t *r, size_t index);
+int pe_http_router_add(pe_http_router_t *r, const pe_http_route_t *route);
+size_t pe_http_router_count(const pe_http_router_t *r);
+const pe_http_route_t *pe_http_router_route(const pe_http_router_t *r, size_t index);
 /* Matches method + raw (still percent-encoded) path. Literal segments beat parameters, and
  * parameters beat a trailing wildcard. Returns PE_ROUTER_MATCH (m filled),
  * PE_ROUTER_WRONG_METHOD (allow = "GET, POST"), PE_ENOTFOUND, or PE_EINVAL for a path that is
  * not a valid path (bad percent-encoding, %00, invalid UTF-8, too long). */
-int pe_router_match(const pe_router_t *r, const char *method, const char *path, size_t pathlen,
-                    pe_route_match_t *m, char *allow, size_t allowlen);
-
-/* ---- query strings --------------------------------------------------------------------------- */
-
-#define PE_HTTP_MAX_QUERY_PARAMS 64
-
-typedef struct {
-    size_t count;
-    const char *names[PE_HTTP_MAX_QUERY_PARAMS];
-    const char *values[PE_HTTP_MAX_QUERY_PARAMS];
-    char *storage; /* owned */
-} pe_http_query_t;
-
-/* Parses a raw query string ("a=1&b=x%20y", '+' is a space). Returns 0, PE_EINVAL (bad
- * percent-encoding, %00, invalid UTF-8), PE_ETOOBIG (more than PE_HTTP_MAX_QUERY_PARAMS) or
- * PE_ENOMEM. Free with pe_http_query_free whatever it returned. */
-int pe_http_query_parse(const char *qs, size_t len, pe_http_query_t *q);
-/* First value of name, or NULL. */
-const char *pe_http_query_get(const pe_http_query_t *q, const char *name);
-void pe_http_query_free(pe_http_query_t *q);
-/* Decodes percent-encoding of s[0..n) into out (≥ n+1 bytes); plus_is_space for queries.
- * Returns the decoded length, or -1 when invalid. */
-long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space);
+int pe_http_router_match(const pe_http_router_t *r, const char *method, const char *path,
+                         size_t pathlen, pe_route_match_t *m, char *allow, size_t allowlen);
 
 /* ---- conditional requests and content codings (pure: usable from fuzzers) ------------------ */
 
@@ -235,7 +213,7 @@ typedef struct {
 
 /* Creates a server that will serve router's routes (takes ownership of router). Returns NULL
  * with a reason in err. */
-pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_router_t *router,
+pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_http_router_t *router,
                                      char *err, size_t errlen);
 /* Binds and starts the worker threads. Returns 0 or PE_EIO (reason in err). */
 int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen);
@@ -264,7 +242,7 @@ const char *pe_http_param(const pe_http_request_t *req, const char *name);
 /* A decoded query parameter, or NULL. */
 const char *pe_http_query(const pe_http_request_t *req, const char *name);
 /* Every decoded query parameter, in order (borrowed; lives as long as the request). */
-const pe_http_query_t *pe_http_query_params(const pe_http_request_t *req);
+const pe_query_t *pe_http_query_params(const pe_http_request_t *req);
 /* A request header (case-insensitive), or NULL. */
 const char *pe_http_header(const pe_http_request_t *req, const char *name);
 /* A cookie value, or NULL. */
@@ -297,12 +275,14 @@ int pe_http_reply_static(pe_http_request_t *req, int status, const char *content
 int pe_http_reply_json(pe_http_request_t *req, int status, const char *json, size_t len);
 /* Serialises j and replies; takes ownership of j (deleted here). */
 int pe_http_reply_cjson(pe_http_request_t *req, int status, cJSON *j);
-/* Replies {"error":{"code":code,"message":…}}. */
-int pe_http_reply_error(pe_http_request_t *req, int status, const char *code, const char *fmt, ...)
+/* Replies the one error body {"error":{"code":code,"message":…}} with the status the error
+ * table gives rc (pe_error_http_status: PE_EINVAL 400, PE_ETOOBIG 413, …): handlers never pick a
+ * status by hand. code NULL means the table's code for rc (pe_error_code). */
+int pe_http_reply_error(pe_http_request_t *req, int rc, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Replies with the status and code that pe_error_http_status / pe_error_code give rc. */
-int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The same for a domain module's refusal: status from rc, code and message from r (an empty
+ * code means the table's). */
+int pe_http_reply_refusal(pe_http_request_t *req, int rc, const pe_refusal_t *r);
 bool pe_http_replied(const pe_http_request_t *req);
 /* Replies with a body produced piece by piece (chunked transfer encoding): read(ctx, buf, max)
  * returns bytes written (> 0), 0 at the end, or < 0 to abort the connection; it runs on server

@@ -12,7 +12,7 @@
 
 #include "pe/core.h"
 
-typedef struct pe_scheduler pe_scheduler_t;
+typedef struct pe_jobs_scheduler pe_jobs_scheduler_t;
 
 typedef struct {
     const char *name;
@@ -24,9 +24,9 @@ typedef struct {
 } pe_job_t;
 
 /* Starts a scheduler thread for the jobs (copied). Returns NULL on ENOMEM or thread failure. */
-pe_scheduler_t *pe_scheduler_start(const pe_job_t *jobs, size_t njobs);
+pe_jobs_scheduler_t *pe_jobs_scheduler_start(const pe_job_t *jobs, size_t njobs);
 /* Stops the thread (waits for a running job) and frees. Accepts NULL. */
-void pe_scheduler_stop(pe_scheduler_t *s);
+void pe_jobs_scheduler_stop(pe_jobs_scheduler_t *s);
 
 /* The jobs of the table that PE_JOBS selects (src/jobs/select.c): spec "all" (or NULL),
  * "none", or names separated by commas. out has room for njobs; *nout is how many were chosen,

@@ -11,7 +11,7 @@
  *     xoshiro256** generator below, seeded through splitmix64; never rand().
  *  2. Independent streams: each day and each session draws from its own stream, derived from
  *     (seed, day, session), so a session's events depend on nothing rendered before them.
- *  3. Every generated event is valid for pe_event_validate, and no session crosses a
+ *  3. Every generated event is valid for pe_events_validate, and no session crosses a
  *     store-local midnight (every definition of "the session's day" agrees).
  *  4. The truth counts exactly what is emitted: sessions dropped by the cut-off (ending after
  *     "now") are counted nowhere.

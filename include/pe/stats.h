@@ -47,8 +47,6 @@ typedef enum { PE_STATS_RELATIVE = 0, PE_STATS_ABSOLUTE } pe_stats_difference_t;
 #define PE_STATS_SRM_THRESHOLD       0.001
 #define PE_STATS_MAX_UNITS           9007199254740992.0 /* 2^53: counts stay exact */
 #define PE_STATS_MAX_TRIGGERS        8
-#define PE_STATS_ERROR_CODE_LEN      32
-#define PE_STATS_ERROR_MESSAGE_LEN   256
 
 /* Sufficient statistics of one arm. The pre-period fields are read only for CUPED. */
 typedef struct {
@@ -133,11 +131,6 @@ typedef struct {
     double mde_relative;   /* at the current n and target power, else NaN */
     double achieved_power; /* for input mde at the current n, else NaN */
 } pe_stats_result_t;
-
-typedef struct {
-    char code[PE_STATS_ERROR_CODE_LEN];       /* "invalid_json", "missing_field", … */
-    char message[PE_STATS_ERROR_MESSAGE_LEN]; /* "<field>: <why>" */
-} pe_stats_error_t;
 
 /* Switches GSL's error handler off (once per process; later calls do nothing). Every public
  * function here calls it, so callers need not; main calls it at start-up anyway. Thread-safe. */
@@ -232,7 +225,7 @@ typedef struct {
 /* Units per arm (equal split) for the z-test to reach in->power against in->mde. Returns 0 or
  * PE_EINVAL with a message naming the field in err. Thread-safe. */
 int pe_stats_sample_size(const pe_stats_sample_size_input_t *in, pe_stats_sample_size_t *out,
-                         pe_stats_error_t *err);
+                         pe_refusal_t *err);
 
 /* ---- analysis (analyze.c) ---------------------------------------------------------------------
  */
@@ -242,10 +235,10 @@ int pe_stats_sample_size(const pe_stats_sample_size_input_t *in, pe_stats_sample
 void pe_stats_input_defaults(pe_stats_input_t *in);
 /* Checks every field (ranges, integrality, sums against counts, sumSquares ≥ sum²/n, the
  * covariate's Cauchy–Schwarz bound). Returns 0 or PE_EINVAL with err naming the field. */
-int pe_stats_input_check(const pe_stats_input_t *in, pe_stats_error_t *err);
+int pe_stats_input_check(const pe_stats_input_t *in, pe_refusal_t *err);
 /* The whole analysis of in (checked first). Returns 0, PE_EINVAL (err filled) or
  * PE_EINTERNAL (a GSL failure). Thread-safe, allocation-free. */
-int pe_stats_analyze(const pe_stats_input_t *in, pe_stats_result_t *out, pe_stats_error_t *err);
+int pe_stats_analyze(const pe_stats_input_t *in, pe_stats_result_t *out, pe_refusal_t *err);
 
 /* ---- decision helper (decision.c) --------------------------------------------------------------
  */
@@ -298,11 +291,11 @@ typedef struct {
 
 /* Defaults: frequentist, alpha 0.05, no minimum units, 7 days, no maximum, no triggers. */
 void pe_stats_plan_defaults(pe_stats_plan_t *plan);
-int pe_stats_plan_check(const pe_stats_plan_t *plan, pe_stats_error_t *err);
+int pe_stats_plan_check(const pe_stats_plan_t *plan, pe_refusal_t *err);
 /* Decides for in (its method and alpha are replaced by the plan's) after runtime_days.
  * Returns 0, PE_EINVAL (err filled) or PE_EINTERNAL. Thread-safe, allocation-free. */
 int pe_stats_decide(const pe_stats_input_t *in, const pe_stats_plan_t *plan, double runtime_days,
-                    pe_stats_decision_t *out, pe_stats_error_t *err);
+                    pe_stats_decision_t *out, pe_refusal_t *err);
 /* "KEEP_RUNNING", "WINNER", …; static strings. */
 const char *pe_stats_verdict_name(pe_stats_verdict_t v);
 /* Name of one reason bit, or NULL. */
@@ -315,14 +308,12 @@ const char *pe_stats_reason_name(unsigned bit);
  * every refusal naming its field. *has_plan tells whether "plan" (and "runtimeDays") came.
  * Returns 0 or PE_EINVAL with err. Thread-safe. */
 int pe_stats_input_parse(const char *text, size_t len, pe_stats_input_t *in, pe_stats_plan_t *plan,
-                         bool *has_plan, double *runtime_days, pe_stats_error_t *err);
+                         bool *has_plan, double *runtime_days, pe_refusal_t *err);
 /* Appends the result as one JSON object (shape in the README); with a decision, adds
  * "decision":{"verdict":…,"reasons":[…]}. Non-finite numbers print as null. Returns 0 or
  * PE_ENOMEM. */
 int pe_stats_result_json(const pe_stats_result_t *r, const pe_stats_decision_t *decision,
                          pe_buf_t *b);
-/* Appends {"error":{"code":…,"message":…}}. Returns 0 or PE_ENOMEM. */
-int pe_stats_error_json(const pe_stats_error_t *err, pe_buf_t *b);
 /* Appends a number as JSON: shortest round-trip text, or null when not finite. */
 int pe_stats_json_number(pe_buf_t *b, double x);
 

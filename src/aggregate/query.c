@@ -50,7 +50,7 @@ void pe_aggregate_date_format(int32_t days, char *out, size_t outlen)
 int pe_aggregate_step_parse(const char *name, pe_funnel_step_t *step)
 {
     for (int s = PE_FUNNEL_CART; s <= PE_FUNNEL_CONFIRMATION; s++) {
-        const char *n = pe_funnel_step_name((pe_funnel_step_t)s);
+        const char *n = pe_events_funnel_step_name((pe_funnel_step_t)s);
         if (name && n && strcmp(name, n) == 0) {
             *step = (pe_funnel_step_t)s;
             return 0;
@@ -61,23 +61,14 @@ int pe_aggregate_step_parse(const char *name, pe_funnel_step_t *step)
 
 /* The caller's parameter name is echoed, cut to 64 bytes (it may be anything up to the query's
  * size). */
-static int refuse(char *err, size_t errlen, const char *name, const char *why)
+static int refuse(pe_refusal_t *err, const char *name, const char *why)
 {
-    snprintf(err, errlen, "%.64s: %s", name, why);
-    return PE_EINVAL;
-}
-
-static bool printable(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return false;
-    return true;
+    return pe_refuse(err, PE_EINVAL, "invalid_request", "%.64s: %s", name, why);
 }
 
 int pe_aggregate_query_parse(pe_aggregate_view_t view, const char *const *names,
                              const char *const *values, size_t n, int32_t today,
-                             pe_aggregate_query_t *q, char *err, size_t errlen)
+                             pe_aggregate_query_t *q, pe_refusal_t *err)
 {
     static const char *const known[] = {"from", "to", "device", "country", "source"};
     /* the funnel and a step's breakdown take the same filters: the breakdown splits the
@@ -90,53 +81,50 @@ int pe_aggregate_query_parse(pe_aggregate_view_t view, const char *const *names,
         while (k < nknown && strcmp(names[i], known[k]) != 0)
             k++;
         if (k == nknown)
-            return refuse(err, errlen, names[i], "unknown query parameter");
+            return refuse(err, names[i], "unknown query parameter");
         if (given[k])
-            return refuse(err, errlen, names[i], "given more than once");
+            return refuse(err, names[i], "given more than once");
         if (!values[i][0])
-            return refuse(err, errlen, names[i], "must not be empty");
+            return refuse(err, names[i], "must not be empty");
         given[k] = values[i];
     }
     if (given[1] && pe_aggregate_date_parse(given[1], &q->to) != 0)
-        return refuse(err, errlen, "to", "must be a date YYYY-MM-DD");
+        return refuse(err, "to", "must be a date YYYY-MM-DD");
     if (given[0] && pe_aggregate_date_parse(given[0], &q->from) != 0)
-        return refuse(err, errlen, "from", "must be a date YYYY-MM-DD");
+        return refuse(err, "from", "must be a date YYYY-MM-DD");
     if (!given[1])
         q->to = today;
     if (!given[0])
         q->from = q->to >= PE_AGGREGATE_DEFAULT_DAYS - 1 ? q->to - (PE_AGGREGATE_DEFAULT_DAYS - 1)
                                                          : 0; /* not before 1970-01-01 */
     if (q->from > q->to)
-        return refuse(err, errlen, "from",
+        return refuse(err, "from",
                       given[1] ? "must not be after to"
                                : "must not be after "
                                  "today (to)");
     if (q->to - q->from + 1 > PE_AGGREGATE_MAX_DAYS)
-        return refuse(err, errlen, given[0] ? "from" : "to",
-                      "the range from..to must not exceed 400 days");
+        return refuse(err, given[0] ? "from" : "to", "the range from..to must not exceed 400 days");
     if (given[2]) {
         static const char *const devices[] = {"desktop", "mobile", "tablet", "other", "unknown"};
         size_t d = 0;
         while (d < PE_ARRAY_LEN(devices) && strcmp(given[2], devices[d]) != 0)
             d++;
         if (d == PE_ARRAY_LEN(devices))
-            return refuse(err, errlen, "device",
-                          "must be desktop, mobile, tablet, other or unknown");
+            return refuse(err, "device", "must be desktop, mobile, tablet, other or unknown");
         snprintf(q->device, sizeof q->device, "%s", given[2]);
     }
     if (given[3]) {
         const char *c = given[3];
         bool iso = strlen(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z';
         if (!iso && strcmp(c, "unknown") != 0)
-            return refuse(err, errlen, "country",
-                          "must be an ISO 3166-1 alpha-2 code (DE) or unknown");
+            return refuse(err, "country", "must be an ISO 3166-1 alpha-2 code (DE) or unknown");
         snprintf(q->country, sizeof q->country, "%s", c);
     }
     if (given[4]) {
         if (strlen(given[4]) > PE_AGGREGATE_SOURCE_MAX)
-            return refuse(err, errlen, "source", "must be at most 256 bytes");
-        if (!printable(given[4]))
-            return refuse(err, errlen, "source", "must not contain control characters");
+            return refuse(err, "source", "must be at most 256 bytes");
+        if (pe_text_has_control(given[4], strlen(given[4])))
+            return refuse(err, "source", PE_TEXT_CONTROL_RULE);
         snprintf(q->source, sizeof q->source, "%s", given[4]);
     }
     return 0;

@@ -486,7 +486,7 @@ int pe_aggregate_funnel(pe_db_pool_t *db, const char *store_id, const pe_aggrega
         if (!o)
             goto out;
         cJSON_AddItemToArray(steps, o);
-        cJSON_AddStringToObject(o, "step", pe_funnel_step_name((pe_funnel_step_t)s));
+        cJSON_AddStringToObject(o, "step", pe_events_funnel_step_name((pe_funnel_step_t)s));
         cJSON_AddNumberToObject(o, "sessions", range[s]);
         cJSON_AddItemToObject(o, "conversion", number_or_null(true, conv));
         cJSON_AddItemToObject(o, "dropOff", number_or_null(true, 1 - conv));
@@ -574,10 +574,11 @@ int pe_aggregate_breakdown(pe_db_pool_t *db, const char *store_id, pe_funnel_ste
     root = cJSON_CreateObject();
     if (!root)
         goto out;
-    cJSON_AddStringToObject(root, "step", pe_funnel_step_name(step));
-    cJSON_AddStringToObject(
-        root, "previousStep",
-        step == PE_FUNNEL_CART ? "sessions" : pe_funnel_step_name((pe_funnel_step_t)(step - 1)));
+    cJSON_AddStringToObject(root, "step", pe_events_funnel_step_name(step));
+    cJSON_AddStringToObject(root, "previousStep",
+                            step == PE_FUNNEL_CART
+                                ? "sessions"
+                                : pe_events_funnel_step_name((pe_funnel_step_t)(step - 1)));
     cJSON_AddStringToObject(root, "from", from);
     cJSON_AddStringToObject(root, "to", to);
     cJSON *filters = cJSON_AddObjectToObject(root, "filters");

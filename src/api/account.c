@@ -41,10 +41,10 @@ static int reply_me(pe_http_request_t *req, const char *user_id, const char *ses
     char csrf[PE_CSRF_TOKEN_LEN];
     int rc = pe_tenancy_session_csrf(session_token, csrf);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "the session token is malformed; sign in again");
+        return pe_http_reply_error(req, rc, NULL, "the session token is malformed; sign in again");
     rc = pe_tenancy_user_stores(app->db, user_id, &stores);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot list your stores");
+        return pe_http_reply_error(req, rc, NULL, "cannot list your stores");
     cJSON *j = cJSON_CreateObject();
     if (!j) {
         cJSON_Delete(stores);
@@ -65,11 +65,11 @@ static int reply_throttled(pe_http_request_t *req, const pe_login_throttle_t *t)
     const char *who = t->by_address ? "from this address" : "for this account";
     if (t->locked) {
         int minutes = (t->retry_after_s + 59) / 60;
-        return pe_http_reply_error(req, 429, "too_many_requests",
+        return pe_http_reply_error(req, PE_ELOCKED, "too_many_requests",
                                    "Too many failed sign-ins %s; try again in %d minute%s", who,
                                    minutes, minutes == 1 ? "" : "s");
     }
-    return pe_http_reply_error(req, 429, "too_many_requests",
+    return pe_http_reply_error(req, PE_ELOCKED, "too_many_requests",
                                "Too many failed sign-ins %s; wait %d second%s before trying again",
                                who, t->retry_after_s, t->retry_after_s == 1 ? "" : "s");
 }
@@ -83,13 +83,13 @@ int pe_api_login(pe_http_request_t *req)
     const cJSON *email = cJSON_GetObjectItemCaseSensitive(body, "email");
     const cJSON *password = cJSON_GetObjectItemCaseSensitive(body, "password");
     if (!cJSON_IsString(email) || !cJSON_IsString(password))
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "send {\"email\":\"…\",\"password\":\"…\"}");
     const char *address = pe_http_remote_addr(req);
     pe_login_throttle_t throttle;
     int rc = pe_tenancy_login_check(app->db, email->valuestring, address, &throttle);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot sign in right now");
     if (throttle.refused)
         return reply_throttled(req, &throttle);
     char user_id[PE_ID_LEN];
@@ -97,18 +97,19 @@ int pe_api_login(pe_http_request_t *req)
     if (rc == PE_EUNAUTH || rc == PE_EINVAL) {
         rc = pe_tenancy_login_failed(app->db, email->valuestring, address);
         if (rc != 0)
-            return pe_http_reply_rc(req, rc, "cannot sign in right now");
-        return pe_http_reply_error(req, 401, "invalid_credentials", "email or password is wrong");
+            return pe_http_reply_error(req, rc, NULL, "cannot sign in right now");
+        return pe_http_reply_error(req, PE_EUNAUTH, "invalid_credentials",
+                                   "email or password is wrong");
     }
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot sign in right now");
     rc = pe_tenancy_login_succeeded(app->db, email->valuestring);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot sign in right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot sign in right now");
     char token[PE_TOKEN_LEN];
     rc = pe_tenancy_session_create(app->db, user_id, token);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot open a session right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot open a session right now");
     set_session_cookie(req, token, PE_SESSION_ABSOLUTE_S);
     return reply_me(req, user_id, token, 200);
 }
@@ -120,7 +121,7 @@ int pe_api_logout(pe_http_request_t *req)
     if (token) {
         int rc = pe_tenancy_session_revoke(app->db, token);
         if (rc != 0)
-            return pe_http_reply_rc(req, rc, "cannot end the session right now");
+            return pe_http_reply_error(req, rc, NULL, "cannot end the session right now");
     }
     set_session_cookie(req, "", 0);
     return pe_http_reply_static(req, 204, "application/json", "", 0);
@@ -138,8 +139,8 @@ int pe_api_store_get(pe_http_request_t *req)
     pe_store_t store;
     int rc = pe_tenancy_store_get(app->db, pe_http_auth(req)->store_id, &store);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc,
-                                rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
+        return pe_http_reply_error(req, rc, NULL,
+                                   rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return PE_ENOMEM;

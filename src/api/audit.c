@@ -21,13 +21,13 @@ int pe_api_audit_verify(pe_http_request_t *req)
     cJSON *out = NULL;
     int rc = pe_changeset_audit_verify(app->db, pe_http_auth(req)->store_id, &out);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot verify the audit trail");
+        return pe_http_reply_error(req, rc, NULL, "cannot verify the audit trail");
     return pe_http_reply_cjson(req, 200, out);
 }
 
 static long export_read(void *ctx, char *buf, size_t max)
 {
-    long n = pe_audit_export_read(ctx, buf, max);
+    long n = pe_changeset_audit_export_read(ctx, buf, max);
     if (n < 0)
         pe_log(PE_LOG_ERROR, "audit_export_failed", "the export stopped: %s", pe_strerror((int)n));
     return n;
@@ -35,7 +35,7 @@ static long export_read(void *ctx, char *buf, size_t max)
 
 static void export_done(void *ctx)
 {
-    pe_audit_export_free(ctx);
+    pe_changeset_audit_export_free(ctx);
 }
 
 int pe_api_audit_export(pe_http_request_t *req)
@@ -46,17 +46,18 @@ int pe_api_audit_export(pe_http_request_t *req)
     int64_t from_us = PE_AUDIT_UNBOUNDED, to_us = PE_AUDIT_UNBOUNDED;
     bool csv = !format || strcmp(format, "csv") == 0;
     if (format && !csv && strcmp(format, "json") != 0)
-        return pe_http_reply_error(req, 400, "invalid_request", "format: must be csv or json");
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
+                                   "format: must be csv or json");
     if (from && pe_time_parse_rfc3339(from, &from_us) != 0)
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "from: must be an RFC 3339 date-time");
     if (to && pe_time_parse_rfc3339(to, &to_us) != 0)
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "to: must be an RFC 3339 date-time");
     if (from && to && to_us <= from_us)
-        return pe_http_reply_error(req, 400, "invalid_request", "to: must be after from");
-    pe_audit_export_t *x =
-        pe_audit_export_new(app->db, pe_http_auth(req)->store_id, csv, from_us, to_us);
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request", "to: must be after from");
+    pe_changeset_audit_export_t *x =
+        pe_changeset_audit_export_new(app->db, pe_http_auth(req)->store_id, csv, from_us, to_us);
     if (!x)
         return PE_ENOMEM;
     pe_http_set_header(req, "Content-Disposition",

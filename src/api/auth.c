@@ -45,12 +45,12 @@ static const char *bearer_token(pe_http_request_t *req)
 
 static int refuse(pe_http_request_t *req, int rc, const char *message)
 {
-    pe_http_reply_rc(req, rc, "%s", message);
+    pe_http_reply_error(req, rc, NULL, "%s", message);
     return rc;
 }
 
-/* PostgreSQL or Redis did not answer: 503, which the server sends with Retry-After (http/server.c
- * invariant 6), so a client backs off instead of giving up on its credentials. */
+/* PostgreSQL or Redis did not answer: 503, which the server sends with Retry-After (http/reply.c
+ * invariant 4), so a client backs off instead of giving up on its credentials. */
 static int dependency_failure(pe_http_request_t *req, int rc)
 {
     return refuse(req, rc == PE_EUNAVAIL || rc == PE_ETIMEOUT ? PE_EUNAVAIL : rc,
@@ -100,7 +100,7 @@ static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_a
     /* A cookie rides along with any cross-site form or fetch; the token does not. */
     if (changes_state(req) &&
         !pe_tenancy_session_csrf_check(token, pe_http_header(req, "X-CSRF-Token"))) {
-        pe_http_reply_error(req, 403, "csrf_token_invalid",
+        pe_http_reply_error(req, PE_EFORBIDDEN, "csrf_token_invalid",
                             "send the csrfToken from /api/v1/me or the sign-in answer as the "
                             "X-CSRF-Token header");
         return PE_EFORBIDDEN;

@@ -37,12 +37,12 @@ static int resolve_actor(pe_http_request_t *req, const cJSON *body, actor_t *a)
     const cJSON *claim = cJSON_GetObjectItemCaseSensitive(body, "actor");
     const char *want = cJSON_IsString(claim) ? claim->valuestring : "merchant";
     if (claim && !cJSON_IsString(claim))
-        return pe_http_reply_error(req, 400, "invalid_type",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_type",
                                    "actor: must be merchant, autopilot or system"),
                PE_EINVAL;
     if (auth->principal == PE_PRINCIPAL_SESSION) {
         if (strcmp(want, "merchant") != 0)
-            return pe_http_reply_error(req, 403, "forbidden",
+            return pe_http_reply_error(req, PE_EFORBIDDEN, "forbidden",
                                        "actor: a merchant session acts as the merchant"),
                    PE_EFORBIDDEN;
         snprintf(a->id, sizeof a->id, "%s", auth->user_id);
@@ -57,7 +57,7 @@ static int resolve_actor(pe_http_request_t *req, const cJSON *body, actor_t *a)
     else if (strcmp(want, "system") == 0)
         a->info = (pe_changeset_actor_info_t){PE_CS_BY_SYSTEM, "system", a->id};
     else
-        return pe_http_reply_error(req, 400, "invalid_format",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_format",
                                    "actor: must be merchant, autopilot or system"),
                PE_EINVAL;
     return 0;
@@ -95,13 +95,13 @@ static int expected_version(pe_http_request_t *req, const cJSON *body, int64_t *
         return 0;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 2147483647 ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
-        return pe_http_reply_error(req, 400, "invalid_type",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_type",
                                    "version: must be the integer version you read"),
                PE_EINVAL;
     *out = (int64_t)v->valuedouble;
     return 0;
 bad_header:
-    pe_http_reply_error(req, 400, "invalid_request",
+    pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                         "If-Match: must be the ChangeSet's version, e.g. \"3\"");
     return PE_EINVAL;
 }
@@ -121,16 +121,16 @@ static int reply_doc(pe_http_request_t *req, int status, cJSON *doc)
 static int reply_refusal(pe_http_request_t *req, int rc, pe_changeset_result_t *res,
                          const char *what)
 {
-    if (!res->code[0]) {
+    if (!res->refusal.code[0]) {
         if (rc == PE_ENOTFOUND)
-            return pe_http_reply_error(req, 404, "not_found", "no such ChangeSet in this store");
-        return pe_http_reply_rc(req, rc, "%s", what);
+            return pe_http_reply_error(req, PE_ENOTFOUND, "not_found",
+                                       "no such ChangeSet in this store");
+        return pe_http_reply_error(req, rc, NULL, "%s", what);
     }
-    int status = rc == PE_EINVAL ? 400 : rc == PE_ECONFLICT ? 409 : pe_error_http_status(rc);
     cJSON *j = cJSON_CreateObject();
     cJSON *e = j ? cJSON_AddObjectToObject(j, "error") : NULL;
-    if (!e || !cJSON_AddStringToObject(e, "code", res->code) ||
-        !cJSON_AddStringToObject(e, "message", res->message)) {
+    if (!e || !cJSON_AddStringToObject(e, "code", res->refusal.code) ||
+        !cJSON_AddStringToObject(e, "message", res->refusal.message)) {
         cJSON_Delete(j);
         return PE_ENOMEM;
     }
@@ -138,7 +138,7 @@ static int reply_refusal(pe_http_request_t *req, int rc, pe_changeset_result_t *
         cJSON_AddItemToObject(e, "violations", res->violations);
         res->violations = NULL;
     }
-    return pe_http_reply_cjson(req, status, j);
+    return pe_http_reply_cjson(req, pe_error_http_status(rc), j);
 }
 
 /* ---- handlers ----------------------------------------------------------------------------------
@@ -180,14 +180,15 @@ int pe_api_changesets_list(pe_http_request_t *req)
                               .after = pe_http_query(req, "after")};
     const char *limit = pe_http_query(req, "limit"), *view = pe_http_query(req, "view");
     if (view && strcmp(view, "full") != 0 && strcmp(view, "summary") != 0)
-        return pe_http_reply_error(req, 400, "invalid_request", "view: must be summary or full");
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
+                                   "view: must be summary or full");
     q.full = view && strcmp(view, "full") == 0;
     if (limit) {
         char *end = NULL;
         errno = 0;
         long v = strtol(limit, &end, 10);
         if (errno || end == limit || *end || v < 1 || v > 200)
-            return pe_http_reply_error(req, 400, "invalid_request",
+            return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                        "limit: must be an integer 1..200");
         q.limit = (unsigned)v;
     }
@@ -203,7 +204,7 @@ int pe_api_changeset_get(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
     cJSON *doc = NULL;
-    pe_changeset_result_t res = {.code = ""};
+    pe_changeset_result_t res = {.version = 0};
     int rc = pe_changeset_get(app->changesets, pe_http_auth(req)->store_id,
                               pe_http_param(req, "cid"), &doc);
     if (rc != 0)
@@ -222,7 +223,7 @@ int pe_api_changeset_patch(pe_http_request_t *req)
     if (expected_version(req, body, &version) != 0 || resolve_actor(req, NULL, &a) != 0)
         return 0;
     if (version < 0)
-        return pe_http_reply_error(req, 428, "version_required",
+        return pe_http_reply_error(req, PE_EPRECONDITION, "version_required",
                                    "send the version you read (If-Match header or \"version\")");
     cJSON *doc = NULL;
     pe_changeset_result_t res;
@@ -246,13 +247,14 @@ int pe_api_changeset_transition(pe_http_request_t *req)
     if (!body)
         return 0;
     if (!cJSON_IsObject(body))
-        return pe_http_reply_error(req, 400, "invalid_type", "the body must be a JSON object");
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_type",
+                                   "the body must be a JSON object");
     for (const cJSON *kv = body->child; kv; kv = kv->next) {
         bool known = false;
         for (size_t i = 0; i < PE_ARRAY_LEN(TRANSITION_KEYS) && !known; i++)
             known = strcmp(kv->string, TRANSITION_KEYS[i]) == 0;
         if (!known)
-            return pe_http_reply_error(req, 400, "unknown_field",
+            return pe_http_reply_error(req, PE_EINVAL, "unknown_field",
                                        "%.64s: is not a field of a transition (to, reason, "
                                        "confirm, force, actor, version, proofResult, "
                                        "currentMetrics)",
@@ -263,12 +265,12 @@ int pe_api_changeset_transition(pe_http_request_t *req)
     const cJSON *confirm = cJSON_GetObjectItemCaseSensitive(body, "confirm");
     const cJSON *force = cJSON_GetObjectItemCaseSensitive(body, "force");
     if (!cJSON_IsString(to))
-        return pe_http_reply_error(req, 400, to ? "invalid_type" : "missing_field",
+        return pe_http_reply_error(req, PE_EINVAL, to ? "invalid_type" : "missing_field",
                                    "to: the target state is required (a string)");
     if (reason && !cJSON_IsString(reason))
-        return pe_http_reply_error(req, 400, "invalid_type", "reason: must be a string");
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_type", "reason: must be a string");
     if ((confirm && !cJSON_IsBool(confirm)) || (force && !cJSON_IsBool(force)))
-        return pe_http_reply_error(req, 400, "invalid_type", "%s: must be true or false",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_type", "%s: must be true or false",
                                    confirm && !cJSON_IsBool(confirm) ? "confirm" : "force");
     pe_changeset_transition_req_t t = {
         .to = to->valuestring,
@@ -297,7 +299,7 @@ int pe_api_changeset_timeline(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
     cJSON *out = NULL;
-    pe_changeset_result_t res = {.code = ""};
+    pe_changeset_result_t res = {.version = 0};
     int rc = pe_changeset_timeline(app->changesets, pe_http_auth(req)->store_id,
                                    pe_http_param(req, "cid"), &out);
     if (rc != 0)
@@ -322,10 +324,10 @@ int pe_api_schema_changeset(pe_http_request_t *req)
 {
     pthread_once(&schema_once, build_schema);
     if (schema_rc != 0)
-        return pe_http_reply_rc(req, schema_rc, "the ChangeSet schema could not be built");
+        return pe_http_reply_error(req, schema_rc, NULL, "the ChangeSet schema could not be built");
     int rc = pe_http_set_header(req, "Cache-Control", "public, max-age=3600");
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "out of memory");
+        return pe_http_reply_error(req, rc, NULL, "out of memory");
     return pe_http_reply_static(req, 200, "application/schema+json", schema_doc.data,
                                 schema_doc.len);
 }

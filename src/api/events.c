@@ -28,7 +28,7 @@ static void reply_ingest(pe_http_request_t *req, const pe_collector_result_t *re
 {
     if (result->rc != 0) {
         pe_http_set_header(req, "Retry-After", RETRY_AFTER_S);
-        pe_http_reply_error(req, 503, "unavailable",
+        pe_http_reply_error(req, PE_EUNAVAIL, "unavailable",
                             "events could not be stored right now; nothing was stored, retry");
         return;
     }
@@ -42,7 +42,7 @@ static void reply_ingest(pe_http_request_t *req, const pe_collector_result_t *re
         rejected = cJSON_AddArrayToObject(j, "rejected");
     if (!rejected) {
         cJSON_Delete(j);
-        pe_http_reply_error(req, 500, "internal_error", "out of memory");
+        pe_http_reply_error(req, PE_ENOMEM, "internal_error", "out of memory");
         return;
     }
     for (size_t i = 0; i < result->nrejected; i++) {
@@ -89,12 +89,14 @@ int pe_api_ingest_for(pe_http_request_t *req, const char *store_id, pe_collector
         style == PE_API_REPLY_SEGMENT ? on_stored_segment : on_stored, req);
     if (rc == 0)
         return 0; /* on_stored answers */
-    if (rc == PE_EINVAL)
-        pe_http_reply_error(req, 413, "payload_too_large", "at most %d events per request",
+    if (rc == PE_ETOOBIG)
+        pe_http_reply_error(req, rc, NULL, "at most %d events per request",
                             PE_COLLECTOR_MAX_EVENTS);
+    else if (rc != PE_EUNAVAIL)
+        pe_http_reply_error(req, rc, NULL, "the batch cannot be taken: %s", pe_strerror(rc));
     else {
         pe_http_set_header(req, "Retry-After", RETRY_AFTER_S);
-        pe_http_reply_error(req, 503, "unavailable", "the collector is busy; retry");
+        pe_http_reply_error(req, PE_EUNAVAIL, "unavailable", "the collector is busy; retry");
     }
     pe_http_resume(req);
     return 0;
@@ -108,18 +110,18 @@ static int events_envelope(pe_http_request_t *req, pe_collector_mode_t mode)
         return 0;
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(body, "events");
     if (!cJSON_IsObject(body) || !cJSON_IsArray(events))
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "send {\"events\":[…]} with at most %d events",
                                    PE_COLLECTOR_MAX_EVENTS);
     if (cJSON_GetArraySize(events) > PE_COLLECTOR_MAX_EVENTS)
-        return pe_http_reply_error(req, 413, "payload_too_large",
+        return pe_http_reply_error(req, PE_ETOOBIG, "payload_too_large",
                                    "%d events; at most %d per request", cJSON_GetArraySize(events),
                                    PE_COLLECTOR_MAX_EVENTS);
     const cJSON *field;
     cJSON_ArrayForEach(field, body)
     {
         if (strcmp(field->string, "events") != 0 && strcmp(field->string, "sentAt") != 0)
-            return pe_http_reply_error(req, 400, "invalid_request",
+            return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                        "%.64s: unknown field (the envelope is "
                                        "{\"events\":[…],\"sentAt\":…})",
                                        field->string);
@@ -127,7 +129,7 @@ static int events_envelope(pe_http_request_t *req, pe_collector_mode_t mode)
     int64_t sent_at = 0;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "sentAt");
     if (s && (!cJSON_IsString(s) || pe_time_parse_rfc3339(s->valuestring, &sent_at) != 0))
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "sentAt: must be an RFC 3339 timestamp");
     return pe_api_ingest_for(req, pe_http_auth(req)->store_id, mode, events, sent_at,
                              PE_API_REPLY_NATIVE);

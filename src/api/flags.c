@@ -30,18 +30,14 @@ static void actor_of(pe_http_request_t *req, char *out, size_t outlen, pe_flags_
     who->actor = out;
 }
 
-static int reply_failure(pe_http_request_t *req, int rc, const pe_flags_error_t *err,
-                         const char *what)
+static int reply_failure(pe_http_request_t *req, int rc, const pe_refusal_t *err, const char *what)
 {
-    if (rc == PE_EINVAL && err && err->message[0])
-        return pe_http_reply_error(req, 400, err->code[0] ? err->code : "invalid_request", "%s",
-                                   err->message);
-    if (rc == PE_ECONFLICT && err && err->message[0])
-        return pe_http_reply_error(req, 409, "conflict", "%s", err->message);
+    if (err && err->message[0] && (rc == PE_EINVAL || rc == PE_ECONFLICT))
+        return pe_http_reply_refusal(req, rc, err);
     if (rc == PE_ENOTFOUND)
-        return pe_http_reply_error(req, 404, "not_found", "no flag '%.128s' in this store",
+        return pe_http_reply_error(req, rc, NULL, "no flag '%.128s' in this store",
                                    pe_http_param(req, "key") ? pe_http_param(req, "key") : "");
-    return pe_http_reply_rc(req, rc, "%s", what);
+    return pe_http_reply_error(req, rc, NULL, "%s", what);
 }
 
 int pe_api_flags_list(pe_http_request_t *req)
@@ -62,7 +58,7 @@ int pe_api_flags_create(pe_http_request_t *req)
         return 0;
     char actor[64];
     pe_flags_actor_t who;
-    pe_flags_error_t err = {"", ""};
+    pe_refusal_t err = {.code = ""};
     actor_of(req, actor, sizeof actor, &who);
     cJSON *j = NULL;
     int rc = pe_flags_create(app->flags, pe_http_auth(req)->store_id, &who, body, &j, &err);
@@ -89,7 +85,7 @@ static int update(pe_http_request_t *req, bool partial)
         return 0;
     char actor[64];
     pe_flags_actor_t who;
-    pe_flags_error_t err = {"", ""};
+    pe_refusal_t err = {.code = ""};
     actor_of(req, actor, sizeof actor, &who);
     cJSON *j = NULL;
     int rc = pe_flags_update(app->flags, pe_http_auth(req)->store_id, pe_http_param(req, "key"),
@@ -139,7 +135,7 @@ int pe_api_flags_settings_get(pe_http_request_t *req)
     cJSON *j = NULL;
     int rc = pe_flags_settings_get(app->flags, pe_http_auth(req)->store_id, &j);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot read the flag settings right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot read the flag settings right now");
     return pe_http_reply_cjson(req, 200, j);
 }
 
@@ -151,7 +147,7 @@ int pe_api_flags_settings_put(pe_http_request_t *req)
         return 0;
     char actor[64];
     pe_flags_actor_t who;
-    pe_flags_error_t err = {"", ""};
+    pe_refusal_t err = {.code = ""};
     actor_of(req, actor, sizeof actor, &who);
     cJSON *j = NULL;
     int rc = pe_flags_settings_put(app->flags, pe_http_auth(req)->store_id, &who, body, &j, &err);

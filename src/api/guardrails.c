@@ -15,7 +15,7 @@ int pe_api_guardrails_get(pe_http_request_t *req)
     cJSON *out = NULL;
     int rc = pe_guardrails_get(app->db, pe_http_auth(req)->store_id, &out);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot read the guardrails");
+        return pe_http_reply_error(req, rc, NULL, "cannot read the guardrails");
     return pe_http_reply_cjson(req, 200, out);
 }
 
@@ -26,12 +26,12 @@ int pe_api_guardrails_put(pe_http_request_t *req)
     if (!body)
         return 0;
     cJSON *out = NULL;
-    pe_guardrails_error_t err;
+    pe_refusal_t err;
     int rc = pe_guardrails_put(app->db, pe_http_auth(req)->store_id, body, &out, &err);
     if (rc == PE_EINVAL)
-        return pe_http_reply_error(req, 400, err.code, "%s", err.message);
+        return pe_http_reply_error(req, PE_EINVAL, err.code, "%s", err.message);
     if (rc != 0)
-        return pe_http_reply_rc(
-            req, rc, rc == PE_ENOTFOUND ? "no such store" : "cannot store the guardrails");
+        return pe_http_reply_error(
+            req, rc, NULL, rc == PE_ENOTFOUND ? "no such store" : "cannot store the guardrails");
     return pe_http_reply_cjson(req, 200, out);
 }

@@ -57,7 +57,7 @@ static int allowed(pe_http_request_t *req, pe_key_kind_t kind, const char *verb)
 {
     if (kind != PE_KEY_SECRET || pe_http_auth(req)->principal == PE_PRINCIPAL_SESSION)
         return 0;
-    pe_http_reply_error(req, 403, "forbidden",
+    pe_http_reply_error(req, PE_EFORBIDDEN, "forbidden",
                         "a secret key may %s publishable keys only; sign in to the dashboard to "
                         "%s a secret key",
                         verb, verb);
@@ -66,7 +66,7 @@ static int allowed(pe_http_request_t *req, pe_key_kind_t kind, const char *verb)
 
 static int reply_not_found(pe_http_request_t *req)
 {
-    return pe_http_reply_error(req, 404, "not_found", "no such key in this store");
+    return pe_http_reply_error(req, PE_ENOTFOUND, "not_found", "no such key in this store");
 }
 
 int pe_api_keys_list(pe_http_request_t *req)
@@ -75,16 +75,16 @@ int pe_api_keys_list(pe_http_request_t *req)
     cJSON *keys = NULL;
     int rc = pe_tenancy_key_list(app->db, pe_http_auth(req)->store_id, &keys);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot list the keys right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot list the keys right now");
     cJSON *j = cJSON_CreateObject();
     if (!j || !cJSON_AddItemToObject(j, "keys", keys)) {
         cJSON_Delete(j);
         cJSON_Delete(keys);
-        return pe_http_reply_rc(req, PE_ENOMEM, "cannot list the keys right now");
+        return pe_http_reply_error(req, PE_ENOMEM, NULL, "cannot list the keys right now");
     }
     if (!cJSON_AddNumberToObject(j, "maxLive", PE_KEYS_MAX_LIVE)) {
         cJSON_Delete(j);
-        return pe_http_reply_rc(req, PE_ENOMEM, "cannot list the keys right now");
+        return pe_http_reply_error(req, PE_ENOMEM, NULL, "cannot list the keys right now");
     }
     return pe_http_reply_cjson(req, 200, j);
 }
@@ -99,14 +99,14 @@ static int parse_kind(pe_http_request_t *req, const cJSON *body, pe_key_kind_t *
             if (strcmp(f->string, "kind") != 0)
                 unknown = f->string;
     if (unknown) {
-        pe_http_reply_error(req, 400, "unknown_field",
+        pe_http_reply_error(req, PE_EINVAL, "unknown_field",
                             "%.64s: unknown field (a key request has only \"kind\")", unknown);
         return PE_EINVAL;
     }
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "kind");
     if (!cJSON_IsObject(body) || !cJSON_IsString(k) ||
         pe_tenancy_key_kind_from_name(k->valuestring, kind) != 0) {
-        pe_http_reply_error(req, 400, "invalid_request",
+        pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                             "kind: must be \"publishable\" or \"secret\"");
         return PE_EINVAL;
     }
@@ -127,13 +127,13 @@ int pe_api_keys_create(pe_http_request_t *req)
     pe_key_info_t info;
     int rc = pe_tenancy_key_create_info(app->db, auth->store_id, kind, key, &info);
     if (rc == PE_ECONFLICT)
-        return pe_http_reply_error(req, 409, "key_limit_reached",
+        return pe_http_reply_error(req, PE_ECONFLICT, "key_limit_reached",
                                    "this store already has %d live keys, the most it may have; "
                                    "revoke one it no longer uses first",
                                    PE_KEYS_MAX_LIVE);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc,
-                                rc == PE_ENOTFOUND ? "no such store" : "cannot create a key now");
+        return pe_http_reply_error(
+            req, rc, NULL, rc == PE_ENOTFOUND ? "no such store" : "cannot create a key now");
     char actor[64];
     actor_of(auth, actor, sizeof actor);
     pe_log(PE_LOG_INFO, "api_key_created", "store %s: %s key %s (prefix %s) created by %s",
@@ -143,9 +143,9 @@ int pe_api_keys_create(pe_http_request_t *req)
     if (!j || !cJSON_AddStringToObject(j, "key", key)) {
         cJSON_Delete(j);
         sodium_memzero(key, sizeof key);
-        return pe_http_reply_rc(req, PE_ENOMEM,
-                                "the key was created but cannot be shown; "
-                                "revoke it and create another");
+        return pe_http_reply_error(req, PE_ENOMEM, NULL,
+                                   "the key was created but cannot be shown; "
+                                   "revoke it and create another");
     }
     sodium_memzero(key, sizeof key);
     return pe_http_reply_cjson(req, 201, j);
@@ -162,20 +162,20 @@ int pe_api_key_revoke(pe_http_request_t *req)
     if (rc == PE_ENOTFOUND)
         return reply_not_found(req);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot revoke the key now");
+        return pe_http_reply_error(req, rc, NULL, "cannot revoke the key now");
     if (allowed(req, info.kind, "revoke") != 0)
         return 0;
     rc = pe_tenancy_key_revoke_cached(app->keys, app->db, auth->store_id, key_id, &info);
     if (rc == PE_ENOTFOUND)
         return reply_not_found(req);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot revoke the key now");
+        return pe_http_reply_error(req, rc, NULL, "cannot revoke the key now");
     char actor[64];
     actor_of(auth, actor, sizeof actor);
     pe_log(PE_LOG_INFO, "api_key_revoked", "store %s: %s key %s (prefix %s) revoked by %s at %s",
            auth->store_id, kind_name(info.kind), info.id, info.prefix, actor, info.revoked_at);
     cJSON *j = pe_tenancy_key_json(&info);
     if (!j)
-        return pe_http_reply_rc(req, PE_ENOMEM, "the key was revoked");
+        return pe_http_reply_error(req, PE_ENOMEM, NULL, "the key was revoked");
     return pe_http_reply_cjson(req, 200, j);
 }

@@ -25,15 +25,15 @@ static int parse(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_
     int32_t today = 0;
     int rc = pe_aggregate_today(app->db, store_id, &today);
     if (rc != 0) {
-        pe_http_reply_rc(req, rc, rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
+        pe_http_reply_error(req, rc, NULL,
+                            rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
         return rc;
     }
-    const pe_http_query_t *qs = pe_http_query_params(req);
-    char err[512];
-    rc =
-        pe_aggregate_query_parse(view, qs->names, qs->values, qs->count, today, q, err, sizeof err);
+    const pe_query_t *qs = pe_http_query_params(req);
+    pe_refusal_t err;
+    rc = pe_aggregate_query_parse(view, qs->names, qs->values, qs->count, today, q, &err);
     if (rc != 0)
-        pe_http_reply_error(req, 400, "invalid_request", "%s", err);
+        pe_http_reply_refusal(req, rc, &err);
     *today_out = today;
     return rc;
 }
@@ -41,7 +41,7 @@ static int parse(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_
 static int reply(pe_http_request_t *req, int rc, cJSON *j)
 {
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "cannot read the metrics right now");
+        return pe_http_reply_error(req, rc, NULL, "cannot read the metrics right now");
     return pe_http_reply_cjson(req, 200, j);
 }
 
@@ -75,7 +75,7 @@ int pe_api_metrics_breakdown(pe_http_request_t *req)
     pe_app_t *app = pe_http_app(req);
     pe_funnel_step_t step;
     if (pe_aggregate_step_parse(pe_http_param(req, "step"), &step) != 0)
-        return pe_http_reply_error(req, 400, "invalid_request",
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                    "step: must be cart, checkout, shipping, payment or "
                                    "confirmation");
     pe_aggregate_query_t q;

@@ -20,12 +20,12 @@
 static int reply_refusal(pe_http_request_t *req, int rc, const pe_changeset_result_t *res,
                          const char *what)
 {
-    if (res->code[0])
-        return pe_http_reply_error(req, rc == PE_EINVAL ? 400 : pe_error_http_status(rc), res->code,
-                                   "%s", res->message);
+    if (res->refusal.code[0])
+        return pe_http_reply_refusal(req, rc, &res->refusal);
     if (rc == PE_ENOTFOUND)
-        return pe_http_reply_error(req, 404, "not_found", "no such notification in this store");
-    return pe_http_reply_rc(req, rc, "%s", what);
+        return pe_http_reply_error(req, PE_ENOTFOUND, "not_found",
+                                   "no such notification in this store");
+    return pe_http_reply_error(req, rc, NULL, "%s", what);
 }
 
 int pe_api_notifications_list(pe_http_request_t *req)
@@ -34,14 +34,15 @@ int pe_api_notifications_list(pe_http_request_t *req)
     pe_notification_query_t q = {.cursor = pe_http_query(req, "cursor")};
     const char *unread = pe_http_query(req, "unread"), *limit = pe_http_query(req, "limit");
     if (unread && strcmp(unread, "true") != 0 && strcmp(unread, "false") != 0)
-        return pe_http_reply_error(req, 400, "invalid_request", "unread: must be true or false");
+        return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
+                                   "unread: must be true or false");
     q.unread_only = unread && strcmp(unread, "true") == 0;
     if (limit) {
         char *end = NULL;
         errno = 0;
         long v = strtol(limit, &end, 10);
         if (errno || end == limit || *end || v < 1 || v > 100)
-            return pe_http_reply_error(req, 400, "invalid_request",
+            return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                        "limit: must be an integer 1..100");
         q.limit = (unsigned)v;
     }

@@ -36,7 +36,9 @@
 
 #define JSON_TYPE "application/json"
 
-static int reply_error(pe_http_request_t *req, int status, const char *key, const char *code,
+/* OpenFeature's error shape ({"key","errorCode","errorDetails"}, which its providers read) with
+ * the status the error table gives rc. */
+static int reply_error(pe_http_request_t *req, int rc_of, const char *key, const char *code,
                        const char *details)
 {
     pe_buf_t b = PE_BUF_INIT;
@@ -53,7 +55,7 @@ static int reply_error(pe_http_request_t *req, int status, const char *key, cons
         pe_buf_free(&b);
         return PE_ENOMEM;
     }
-    rc = pe_http_reply(req, status, JSON_TYPE, b.data, b.len);
+    rc = pe_http_reply(req, pe_error_http_status(rc_of), JSON_TYPE, b.data, b.len);
     pe_buf_free(&b);
     return rc;
 }
@@ -67,7 +69,7 @@ typedef struct {
 static void request_free(ofrep_request_t *r)
 {
     cJSON_Delete(r->body);
-    pe_flag_set_release(r->set);
+    pe_flags_set_release(r->set);
 }
 
 /* Parses the body and the context and takes the store's set; replies on failure. */
@@ -80,23 +82,23 @@ static int prepare(pe_http_request_t *req, const char *key, ofrep_request_t *r)
     memset(r, 0, sizeof *r);
     if (text && len > 0) {
         if (pe_json_parse(text, len, &r->body, why, sizeof why) != 0) {
-            reply_error(req, 400, key, "PARSE_ERROR", why);
+            reply_error(req, PE_EINVAL, key, "PARSE_ERROR", why);
             return PE_EINVAL;
         }
         if (!cJSON_IsObject(r->body)) {
-            reply_error(req, 400, key, "PARSE_ERROR", "the body must be {\"context\":{…}}");
+            reply_error(req, PE_EINVAL, key, "PARSE_ERROR", "the body must be {\"context\":{…}}");
             return PE_EINVAL;
         }
     }
     const cJSON *context = cJSON_GetObjectItemCaseSensitive(r->body, "context");
     if (pe_flags_context_parse(context, &r->ctx, why, sizeof why) != 0) {
-        reply_error(req, 400, key, "INVALID_CONTEXT", why);
+        reply_error(req, PE_EINVAL, key, "INVALID_CONTEXT", why);
         return PE_EINVAL;
     }
     int rc = pe_flags_acquire(app->flags, pe_http_auth(req)->store_id, &r->set);
     if (rc != 0) {
         pe_http_set_header(req, "Retry-After", "1");
-        reply_error(req, 503, key, "GENERAL", "flags cannot be read right now; retry");
+        reply_error(req, PE_EUNAVAIL, key, "GENERAL", "flags cannot be read right now; retry");
         return rc;
     }
     return 0;
@@ -105,7 +107,7 @@ static int prepare(pe_http_request_t *req, const char *key, ofrep_request_t *r)
 /* Appends one evaluation: success or a per-flag failure. */
 static int append_eval(pe_buf_t *b, const pe_flag_set_t *set, const pe_flag_eval_t *e)
 {
-    const char *key = pe_flag_key(e->flag);
+    const char *key = pe_flags_key(e->flag);
     int rc = pe_buf_puts(b, "{\"key\":");
     rc |= pe_buf_json_string(b, key, strlen(key));
     if (e->reason == PE_FLAG_REASON_ERROR) {
@@ -115,18 +117,18 @@ static int append_eval(pe_buf_t *b, const pe_flag_set_t *set, const pe_flag_eval
         return rc;
     }
     size_t vlen = 0;
-    const char *value = pe_flag_variant_value(e->flag, e->variant, &vlen);
-    const char *variant = pe_flag_variant_key(e->flag, e->variant);
+    const char *value = pe_flags_variant_value(e->flag, e->variant, &vlen);
+    const char *variant = pe_flags_variant_key(e->flag, e->variant);
     rc |= pe_buf_puts(b, ",\"value\":");
     rc |= pe_buf_append(b, value, vlen);
-    rc |= pe_buf_printf(b, ",\"reason\":\"%s\",\"variant\":", pe_flag_reason_name(e->reason));
+    rc |= pe_buf_printf(b, ",\"reason\":\"%s\",\"variant\":", pe_flags_reason_name(e->reason));
     rc |= pe_buf_json_string(b, variant, strlen(variant));
     rc |= pe_buf_printf(
         b,
         ",\"metadata\":{\"flagKind\":\"%s\",\"flagVersion\":%llu,"
         "\"flagSetVersion\":%llu%s}}",
-        pe_flag_kind_name(pe_flag_kind(e->flag)), (unsigned long long)pe_flag_version(e->flag),
-        (unsigned long long)pe_flag_set_version(set), e->holdout ? ",\"holdout\":true" : "");
+        pe_flags_kind_name(pe_flags_kind(e->flag)), (unsigned long long)pe_flags_version(e->flag),
+        (unsigned long long)pe_flags_set_version(set), e->holdout ? ",\"holdout\":true" : "");
     return rc;
 }
 
@@ -140,16 +142,16 @@ int pe_api_ofrep_flag(pe_http_request_t *req)
         return 0;
     }
     int rc = 0;
-    const pe_flag_t *flag = pe_flag_set_find(r.set, key);
+    const pe_flag_t *flag = pe_flags_set_find(r.set, key);
     if (!flag) {
-        rc = reply_error(req, 404, key, "FLAG_NOT_FOUND", "no flag with this key");
+        rc = reply_error(req, PE_ENOTFOUND, key, "FLAG_NOT_FOUND", "no flag with this key");
         goto out;
     }
     pe_flag_eval_t e;
     pe_flags_evaluate(r.set, flag, &r.ctx, &e);
     pe_flags_count(app->flags, 1);
     if (e.reason == PE_FLAG_REASON_ERROR) {
-        rc = reply_error(req, 400, key, e.error_code, e.error_details);
+        rc = reply_error(req, PE_EINVAL, key, e.error_code, e.error_details);
         goto out;
     }
     pe_buf_t b = PE_BUF_INIT;
@@ -170,11 +172,11 @@ static void etag_of(pe_http_request_t *req, const pe_flag_set_t *set, char out[6
     size_t len = 0;
     const char *body = pe_http_body(req, &len);
     char version[24];
-    int vlen =
-        snprintf(version, sizeof version, "\n%llu\n", (unsigned long long)pe_flag_set_version(set));
+    int vlen = snprintf(version, sizeof version, "\n%llu\n",
+                        (unsigned long long)pe_flags_set_version(set));
     crypto_hash_sha256_state st;
     unsigned char d[crypto_hash_sha256_BYTES];
-    const char *store = pe_flag_set_store(set);
+    const char *store = pe_flags_set_store(set);
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const unsigned char *)store, strlen(store));
     crypto_hash_sha256_update(&st, (const unsigned char *)version, (unsigned long long)vlen);
@@ -183,7 +185,7 @@ static void etag_of(pe_http_request_t *req, const pe_flag_set_t *set, char out[6
     crypto_hash_sha256_final(&st, d);
     char hex[17];
     sodium_bin2hex(hex, sizeof hex, d, 8);
-    snprintf(out, 64, "\"v%llu-%s\"", (unsigned long long)pe_flag_set_version(set), hex);
+    snprintf(out, 64, "\"v%llu-%s\"", (unsigned long long)pe_flags_set_version(set), hex);
 }
 
 /* If-None-Match lists entity tags ("a", W/"b") or "*". */
@@ -210,14 +212,14 @@ int pe_api_ofrep_bulk(pe_http_request_t *req)
         return 0;
     }
     int rc = PE_ENOMEM;
-    size_t n = pe_flag_set_count(r.set);
+    size_t n = pe_flags_set_count(r.set);
     if (n > PE_ARRAY_LEN(stack_evals)) {
         evals = malloc(n * sizeof *evals);
         if (!evals)
             goto out;
     }
     for (size_t i = 0; i < n; i++)
-        pe_flags_evaluate(r.set, pe_flag_set_at(r.set, i), &r.ctx, &evals[i]);
+        pe_flags_evaluate(r.set, pe_flags_set_at(r.set, i), &r.ctx, &evals[i]);
     pe_flags_count(app->flags, n);
     char etag[64];
     etag_of(req, r.set, etag);

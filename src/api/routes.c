@@ -111,10 +111,10 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/{path*}", pe_api_web, PE_AUTH_NONE, 0, PE_ROUTE_STATIC, "web"},
 };
 
-int pe_api_register(pe_router_t *router)
+int pe_api_register(pe_http_router_t *router)
 {
     for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++) {
-        int rc = pe_router_add(router, &ROUTES[i]);
+        int rc = pe_http_router_add(router, &ROUTES[i]);
         if (rc != 0)
             return rc;
     }

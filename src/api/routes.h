@@ -53,9 +53,10 @@ int pe_api_authenticate_write_key(pe_http_request_t *req, const char *body_key,
 int pe_api_sdk(pe_http_request_t *req);
 
 /* Segment HTTP Tracking API (segment.c): Segment's limits, 500 KB per batch request and 32 KB
- * per message. The routes are PE_AUTH_NONE: the handlers authenticate the write key. */
+ * per message (the bound the mapping in src/events/segment.c holds each message of a batch to).
+ * The routes are PE_AUTH_NONE: the handlers authenticate the write key. */
 #define PE_SEGMENT_MAX_BATCH   (500 * 1024)
-#define PE_SEGMENT_MAX_MESSAGE (32 * 1024)
+#define PE_SEGMENT_MAX_MESSAGE PE_EVENTS_SEGMENT_MAX_MESSAGE
 int pe_api_segment_batch(pe_http_request_t *req);
 int pe_api_segment_track(pe_http_request_t *req);
 int pe_api_segment_page(pe_http_request_t *req);

@@ -34,9 +34,9 @@ int pe_api_schema_events(pe_http_request_t *req)
 {
     pthread_once(&schema_once, build_schema);
     if (schema_rc != 0)
-        return pe_http_reply_rc(req, schema_rc, "the event schema could not be built");
+        return pe_http_reply_error(req, schema_rc, NULL, "the event schema could not be built");
     int rc = pe_http_set_header(req, "Cache-Control", SCHEMA_CACHE_CONTROL);
     if (rc != 0)
-        return pe_http_reply_rc(req, rc, "out of memory");
+        return pe_http_reply_error(req, rc, NULL, "out of memory");
     return pe_http_reply_static(req, 200, SCHEMA_CONTENT_TYPE, schema_doc.data, schema_doc.len);
 }

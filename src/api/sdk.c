@@ -66,7 +66,7 @@ int pe_api_sdk(pe_http_request_t *req)
         return rc;
     pe_http_set_header(req, "Cache-Control", "no-store");
     if (rc == PE_ENOTFOUND)
-        return pe_http_reply_error(req, 404, "not_found", "no SDK file /sdk/%.200s",
+        return pe_http_reply_error(req, PE_ENOTFOUND, "not_found", "no SDK file /sdk/%.200s",
                                    name ? name : "");
-    return pe_http_reply_rc(req, rc, "cannot read /sdk/%.200s", name ? name : "");
+    return pe_http_reply_error(req, rc, NULL, "cannot read /sdk/%.200s", name ? name : "");
 }

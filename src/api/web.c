@@ -265,7 +265,7 @@ int pe_api_web(pe_http_request_t *req)
     /* Static routes get no default Cache-Control; a miss must not be cached like a file. */
     if (reserved(path) || !pe_api_web_path_safe(path)) {
         pe_http_set_header(req, "Cache-Control", "no-store");
-        return pe_http_reply_error(req, 404, "not_found", "no route for %s /%.200s",
+        return pe_http_reply_error(req, PE_ENOTFOUND, "not_found", "no route for %s /%.200s",
                                    pe_http_method(req), path);
     }
     int rc = serve(req, path);
@@ -273,11 +273,11 @@ int pe_api_web(pe_http_request_t *req)
         rc = serve(req, "index.html"); /* a client-side route */
     if (rc == PE_ENOTFOUND) {
         pe_http_set_header(req, "Cache-Control", "no-store");
-        return pe_http_reply_error(req, 404, "not_found", "no file /%.200s", path);
+        return pe_http_reply_error(req, PE_ENOTFOUND, "not_found", "no file /%.200s", path);
     }
     if (rc != 0 && !pe_http_replied(req)) {
         pe_http_set_header(req, "Cache-Control", "no-store");
-        return pe_http_reply_rc(req, rc, "cannot read /%.200s", path);
+        return pe_http_reply_error(req, rc, NULL, "cannot read /%.200s", path);
     }
     return 0;
 }

@@ -69,7 +69,7 @@ out:
 }
 
 int pe_catalog_upsert(pe_db_pool_t *pool, const char *store_id, const cJSON *products,
-                      size_t *count, pe_catalog_error_t *err)
+                      size_t *count, pe_refusal_t *err)
 {
     cJSON *canonical = NULL;
     char *json = NULL;

@@ -21,33 +21,6 @@
 
 #include "pe/catalog.h"
 
-static int fail(pe_catalog_error_t *err, int rc, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(pe_catalog_error_t *err, int rc, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* True when s has a C0 control, DEL, or a C1 control (U+0080..U+009F as 0xC2 0x80..0x9F). */
-static bool has_control(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return true;
-        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-            (unsigned char)s[i + 1] <= 0x9f)
-            return true;
-    }
-    return false;
-}
-
 /* The client's key, at most 64 bytes, cut at a UTF-8 boundary (messages stay valid UTF-8). */
 static void key_excerpt(const char *key, char out[65])
 {
@@ -61,65 +34,70 @@ static void key_excerpt(const char *key, char out[65])
     out[n] = '\0';
 }
 
-static int check_text(const cJSON *v, size_t i, const char *field, size_t max,
-                      pe_catalog_error_t *err)
+static int check_text(const cJSON *v, size_t i, const char *field, size_t max, pe_refusal_t *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a string", i, field);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a string", i,
+                         field);
     size_t n = strlen(v->valuestring);
     if (n == 0)
-        return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: must not be empty", i,
-                    field);
+        return pe_refuse(err, PE_EINVAL, "invalid_format", "products[%zu].%s: must not be empty", i,
+                         field);
     if (n > max)
-        return fail(err, PE_EINVAL, "too_long", "products[%zu].%s: longer than %zu bytes", i, field,
-                    max);
+        return pe_refuse(err, PE_EINVAL, "too_long", "products[%zu].%s: longer than %zu bytes", i,
+                         field, max);
     if (!pe_utf8_valid(v->valuestring, n))
-        return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: not valid UTF-8", i,
-                    field);
-    if (has_control(v->valuestring, n))
-        return fail(err, PE_EINVAL, "invalid_format",
-                    "products[%zu].%s: must not contain control characters", i, field);
+        return pe_refuse(err, PE_EINVAL, "invalid_format", "products[%zu].%s: not valid UTF-8", i,
+                         field);
+    if (pe_text_has_control(v->valuestring, n))
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "products[%zu].%s: " PE_TEXT_CONTROL_RULE, i, field);
     return 0;
 }
 
-static int check_money(const cJSON *v, size_t i, const char *field, pe_catalog_error_t *err)
+static int check_money(const cJSON *v, size_t i, const char *field, pe_refusal_t *err)
 {
     if (!cJSON_IsNumber(v))
-        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a number", i, field);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "products[%zu].%s: must be a number", i,
+                         field);
     double d = v->valuedouble;
     if (!isfinite(d)) /* invariant 5 */
-        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: " PE_JSON_NONFINITE_RULE, i,
-                    field);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "products[%zu].%s: " PE_JSON_NONFINITE_RULE, i, field);
     if (d > PE_CATALOG_MONEY_MAX)
-        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be <= 1000000000", i,
-                    field);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be <= 1000000000",
+                         i, field);
     if (d < 0)
-        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be >= 0", i, field);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "products[%zu].%s: must be >= 0", i,
+                         field);
     return 0;
 }
 
-static int check_stock(const cJSON *v, size_t i, pe_catalog_error_t *err)
+static int check_stock(const cJSON *v, size_t i, pe_refusal_t *err)
 {
     if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) /* invariant 5 */
-        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].stock: " PE_JSON_NONFINITE_RULE,
-                    i);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "products[%zu].stock: " PE_JSON_NONFINITE_RULE, i);
     if (!cJSON_IsNumber(v) || floor(v->valuedouble) != v->valuedouble)
-        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].stock: must be an integer", i);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "products[%zu].stock: must be an integer",
+                         i);
     if (v->valuedouble < 0 || v->valuedouble > PE_CATALOG_STOCK_MAX)
-        return fail(err, PE_EINVAL, "out_of_range", "products[%zu].stock: must be an integer 0..%d",
-                    i, PE_CATALOG_STOCK_MAX);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "products[%zu].stock: must be an integer 0..%d", i, PE_CATALOG_STOCK_MAX);
     return 0;
 }
 
-static int check_currency(const cJSON *v, size_t i, pe_catalog_error_t *err)
+static int check_currency(const cJSON *v, size_t i, pe_refusal_t *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(err, PE_EINVAL, "invalid_type", "products[%zu].currency: must be a string", i);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "products[%zu].currency: must be a string",
+                         i);
     const char *s = v->valuestring;
     if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' ||
         s[2] > 'Z')
-        return fail(err, PE_EINVAL, "invalid_format",
-                    "products[%zu].currency: must be an ISO 4217 code (3 upper-case letters)", i);
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "products[%zu].currency: must be an ISO 4217 code (3 upper-case letters)",
+                         i);
     return 0;
 }
 
@@ -128,11 +106,11 @@ static const char *const FIELDS[F_COUNT] = {"sku",  "name",  "category", "price"
                                             "cost", "stock", "currency"};
 
 /* Checks products[i]; on success adds its canonical form to out (when out is non-NULL). */
-static int check_product(const cJSON *p, size_t i, cJSON *out, pe_catalog_error_t *err)
+static int check_product(const cJSON *p, size_t i, cJSON *out, pe_refusal_t *err)
 {
     const cJSON *f[F_COUNT] = {NULL};
     if (!cJSON_IsObject(p))
-        return fail(err, PE_EINVAL, "invalid_type", "products[%zu]: must be an object", i);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "products[%zu]: must be an object", i);
     const cJSON *kv;
     cJSON_ArrayForEach(kv, p)
     {
@@ -142,18 +120,19 @@ static int check_product(const cJSON *p, size_t i, cJSON *out, pe_catalog_error_
         if (k == F_COUNT) {
             char key[65];
             key_excerpt(kv->string, key);
-            return fail(err, PE_EINVAL, "unknown_field", "products[%zu].%s: unknown field", i, key);
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "products[%zu].%s: unknown field", i,
+                             key);
         }
         if (f[k])
-            return fail(err, PE_EINVAL, "invalid_format", "products[%zu].%s: given twice", i,
-                        FIELDS[k]);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "products[%zu].%s: given twice", i,
+                             FIELDS[k]);
         f[k] = kv;
     }
     static const size_t max[] = {PE_CATALOG_SKU_MAX, PE_CATALOG_LABEL_MAX, PE_CATALOG_LABEL_MAX};
     for (int k = F_SKU; k <= F_PRICE; k++)
         if (!f[k])
-            return fail(err, PE_EINVAL, "missing_field", "products[%zu].%s: is required", i,
-                        FIELDS[k]);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "products[%zu].%s: is required", i,
+                             FIELDS[k]);
     int rc;
     for (int k = F_SKU; k <= F_CATEGORY; k++)
         if ((rc = check_text(f[k], i, FIELDS[k], max[k], err)) != 0)
@@ -188,7 +167,7 @@ nomem_o:
     return PE_ENOMEM;
 }
 
-int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_error_t *err)
+int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_refusal_t *err)
 {
     int rc = PE_ENOMEM;
     cJSON *out = NULL;
@@ -196,17 +175,17 @@ int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_err
     if (canonical)
         *canonical = NULL;
     if (!cJSON_IsArray(products)) {
-        rc = fail(err, PE_EINVAL, "invalid_type", "products: must be an array");
+        rc = pe_refuse(err, PE_EINVAL, "invalid_type", "products: must be an array");
         goto out;
     }
     int n = cJSON_GetArraySize(products);
     if (n == 0) {
-        rc = fail(err, PE_EINVAL, "out_of_range", "products: must hold at least one product");
+        rc = pe_refuse(err, PE_EINVAL, "out_of_range", "products: must hold at least one product");
         goto out;
     }
     if (n > PE_CATALOG_MAX_PRODUCTS) {
-        rc = fail(err, PE_ETOOBIG, "too_many", "products: %d products; at most %d per request", n,
-                  PE_CATALOG_MAX_PRODUCTS);
+        rc = pe_refuse(err, PE_ETOOBIG, "too_many", "products: %d products; at most %d per request",
+                       n, PE_CATALOG_MAX_PRODUCTS);
         goto out;
     }
     if (canonical && !(out = cJSON_CreateArray()))
@@ -227,8 +206,8 @@ int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_err
             if (j >= i)
                 break;
             if (strcmp(cJSON_GetObjectItemCaseSensitive(q, "sku")->valuestring, sku) == 0) {
-                rc = fail(err, PE_EINVAL, "duplicate",
-                          "products[%zu].sku: the same SKU as products[%zu]", i, j);
+                rc = pe_refuse(err, PE_EINVAL, "duplicate",
+                               "products[%zu].sku: the same SKU as products[%zu]", i, j);
                 goto out;
             }
             j++;
@@ -243,30 +222,31 @@ int pe_catalog_validate(const cJSON *products, cJSON **canonical, pe_catalog_err
 out:
     cJSON_Delete(out);
     if (rc == PE_ENOMEM)
-        fail(err, PE_ENOMEM, "internal_error", "products: out of memory");
+        pe_refuse(err, PE_ENOMEM, "internal_error", "products: out of memory");
     return rc;
 }
 
-int pe_catalog_validate_body(const cJSON *body, cJSON **canonical, pe_catalog_error_t *err)
+int pe_catalog_validate_body(const cJSON *body, cJSON **canonical, pe_refusal_t *err)
 {
     memset(err, 0, sizeof *err);
     if (canonical)
         *canonical = NULL;
     if (!cJSON_IsObject(body))
-        return fail(err, PE_EINVAL, "invalid_type", "body: must be an object {\"products\":[…]}");
+        return pe_refuse(err, PE_EINVAL, "invalid_type",
+                         "body: must be an object {\"products\":[…]}");
     const cJSON *kv, *products = NULL;
     cJSON_ArrayForEach(kv, body)
     {
         if (strcmp(kv->string, "products") != 0) {
             char key[65];
             key_excerpt(kv->string, key);
-            return fail(err, PE_EINVAL, "unknown_field", "%s: unknown field", key);
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s: unknown field", key);
         }
         if (products)
-            return fail(err, PE_EINVAL, "invalid_format", "products: given twice");
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "products: given twice");
         products = kv;
     }
     if (!products)
-        return fail(err, PE_EINVAL, "missing_field", "products: is required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "products: is required");
     return pe_catalog_validate(products, canonical, err);
 }

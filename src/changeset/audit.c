@@ -98,14 +98,14 @@ static int canonical_json(const cJSON *v, pe_buf_t *b, int depth)
     return pe_buf_puts(b, "null");
 }
 
-int pe_audit_metadata_text(const cJSON *metadata, pe_buf_t *out)
+int pe_changeset_audit_metadata_text(const cJSON *metadata, pe_buf_t *out)
 {
     if (!metadata)
         return pe_buf_puts(out, "{}");
     return canonical_json(metadata, out, 0);
 }
 
-int pe_audit_canonical(const pe_audit_record_t *r, pe_buf_t *out)
+int pe_changeset_audit_canonical(const pe_changeset_audit_record_t *r, pe_buf_t *out)
 {
     char seq[32], ts[32];
     snprintf(seq, sizeof seq, "%lld", (long long)r->seq);
@@ -117,16 +117,17 @@ int pe_audit_canonical(const pe_audit_record_t *r, pe_buf_t *out)
     for (size_t i = 0; rc == 0 && i < PE_ARRAY_LEN(fields); i++)
         rc = put_field(out, fields[i]);
     pe_buf_t meta = PE_BUF_INIT;
-    rc = rc ? rc : pe_audit_metadata_text(r->metadata, &meta);
+    rc = rc ? rc : pe_changeset_audit_metadata_text(r->metadata, &meta);
     rc = rc ? rc : put_field(out, meta.data ? meta.data : "{}");
     pe_buf_free(&meta);
     return rc;
 }
 
-int pe_audit_hash(const pe_audit_record_t *r, const char *prev_hash, char out[PE_AUDIT_HASH_LEN])
+int pe_changeset_audit_hash(const pe_changeset_audit_record_t *r, const char *prev_hash,
+                            char out[PE_AUDIT_HASH_LEN])
 {
     pe_buf_t b = PE_BUF_INIT;
-    int rc = pe_audit_canonical(r, &b);
+    int rc = pe_changeset_audit_canonical(r, &b);
     rc = rc ? rc : put_field(&b, prev_hash ? prev_hash : "");
     if (rc == 0) {
         unsigned char digest[crypto_hash_sha256_BYTES];
@@ -140,7 +141,7 @@ int pe_audit_hash(const pe_audit_record_t *r, const char *prev_hash, char out[PE
 /* ---- CSV ----------------------------------------------------------------------------------------
  */
 
-int pe_csv_cell(pe_buf_t *b, const char *s)
+int pe_changeset_csv_cell(pe_buf_t *b, const char *s)
 {
     if (!s)
         s = "";
@@ -209,7 +210,7 @@ static int row_hash(const pe_db_result_t *res, size_t i, char out[PE_AUDIT_HASH_
     const char *mt = pe_db_result_get(res, i, C_METADATA);
     if (pe_json_parse(mt, strlen(mt), &meta, why, sizeof why) != 0)
         return PE_EINVAL;
-    pe_audit_record_t r = {
+    pe_changeset_audit_record_t r = {
         .id = pe_db_result_get(res, i, C_ID),
         .changeset_id = pe_db_result_get(res, i, C_CHANGESET),
         .store_id = pe_db_result_get(res, i, C_STORE),
@@ -225,7 +226,7 @@ static int row_hash(const pe_db_result_t *res, size_t i, char out[PE_AUDIT_HASH_
         .reason = pe_db_result_get(res, i, C_REASON),
         .metadata = meta,
     };
-    int rc = pe_audit_hash(&r, pe_db_result_get(res, i, C_PREV_HASH), out);
+    int rc = pe_changeset_audit_hash(&r, pe_db_result_get(res, i, C_PREV_HASH), out);
     cJSON_Delete(meta);
     return rc;
 }
@@ -367,7 +368,7 @@ out:
 /* ---- timeline rows as AuditEvent objects -------------------------------------------------------
  */
 
-cJSON *pe_audit_row_json(const pe_db_result_t *res, size_t i)
+cJSON *pe_changeset_audit_row_json(const pe_db_result_t *res, size_t i)
 {
     char ts[40];
     cJSON *meta = NULL, *o = cJSON_CreateObject(), *actor = NULL;
@@ -409,7 +410,8 @@ fail:
     return NULL;
 }
 
-int pe_audit_timeline_rows(pe_db_conn_t *conn, const char *store_id, const char *id, cJSON *arr)
+int pe_changeset_audit_timeline_rows(pe_db_conn_t *conn, const char *store_id, const char *id,
+                                     cJSON *arr)
 {
     pe_db_result_t *res = NULL;
     const char *params[] = {store_id, id};
@@ -420,7 +422,7 @@ int pe_audit_timeline_rows(pe_db_conn_t *conn, const char *store_id, const char 
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < pe_db_result_rows(res); i++) {
-        cJSON *e = pe_audit_row_json(res, i);
+        cJSON *e = pe_changeset_audit_row_json(res, i);
         if (!e || !cJSON_AddItemToArray(arr, e)) {
             cJSON_Delete(e);
             rc = PE_ENOMEM;
@@ -434,7 +436,7 @@ int pe_audit_timeline_rows(pe_db_conn_t *conn, const char *store_id, const char 
 /* ---- export ------------------------------------------------------------------------------------
  */
 
-struct pe_audit_export {
+struct pe_changeset_audit_export {
     pe_db_pool_t *db;
     char store_id[64];
     bool csv;
@@ -446,10 +448,10 @@ struct pe_audit_export {
     size_t pos;
 };
 
-pe_audit_export_t *pe_audit_export_new(pe_db_pool_t *db, const char *store_id, bool csv,
-                                       int64_t from_us, int64_t to_us)
+pe_changeset_audit_export_t *pe_changeset_audit_export_new(pe_db_pool_t *db, const char *store_id,
+                                                           bool csv, int64_t from_us, int64_t to_us)
 {
-    pe_audit_export_t *x = calloc(1, sizeof *x);
+    pe_changeset_audit_export_t *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
     x->db = db;
@@ -460,7 +462,7 @@ pe_audit_export_t *pe_audit_export_new(pe_db_pool_t *db, const char *store_id, b
     return x;
 }
 
-void pe_audit_export_free(pe_audit_export_t *x)
+void pe_changeset_audit_export_free(pe_changeset_audit_export_t *x)
 {
     if (!x)
         return;
@@ -471,11 +473,11 @@ void pe_audit_export_free(pe_audit_export_t *x)
 static const char CSV_HEADER[] = "id,changesetId,storeId,seq,timestamp,actorType,actorId,action,"
                                  "previousState,newState,reason,metadata,hash,previousHash\r\n";
 
-static int format_row(pe_audit_export_t *x, const pe_db_result_t *res, size_t i)
+static int format_row(pe_changeset_audit_export_t *x, const pe_db_result_t *res, size_t i)
 {
     pe_buf_t *b = &x->pending;
     if (!x->csv) {
-        cJSON *o = pe_audit_row_json(res, i);
+        cJSON *o = pe_changeset_audit_row_json(res, i);
         char *text = o ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
         if (!text)
@@ -503,13 +505,13 @@ static int format_row(pe_audit_export_t *x, const pe_db_result_t *res, size_t i)
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < PE_ARRAY_LEN(cells); k++) {
         rc = k ? pe_buf_puts(b, ",") : 0;
-        rc = rc ? rc : pe_csv_cell(b, cells[k]);
+        rc = rc ? rc : pe_changeset_csv_cell(b, cells[k]);
     }
     return rc ? rc : pe_buf_puts(b, "\r\n");
 }
 
 /* Fetches the next page into x->pending. */
-static int fetch_page(pe_audit_export_t *x)
+static int fetch_page(pe_changeset_audit_export_t *x)
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
@@ -556,7 +558,7 @@ static int fetch_page(pe_audit_export_t *x)
     return rc;
 }
 
-long pe_audit_export_read(pe_audit_export_t *x, char *buf, size_t max)
+long pe_changeset_audit_export_read(pe_changeset_audit_export_t *x, char *buf, size_t max)
 {
     while (x->pos >= x->pending.len) {
         if (x->done)

@@ -220,7 +220,7 @@ static void outcome(const cJSON *flag, pe_changeset_flag_outcome_t *out)
     out->rollout_percentage = cJSON_IsNumber(r) ? r->valueint : 0;
 }
 
-static void say(char *err, size_t errlen, int rc, const pe_flags_error_t *fe)
+static void say(char *err, size_t errlen, int rc, const pe_refusal_t *fe)
 {
     snprintf(err, errlen, "%s", fe->message[0] ? fe->message : pe_strerror(rc));
 }
@@ -230,7 +230,7 @@ static int put(pe_db_conn_t *conn, const char *store_id, const char *id, const c
                const char *winner, pe_changeset_flag_outcome_t *out, char *err, size_t errlen)
 {
     cJSON *def = NULL, *flag = NULL;
-    pe_flags_error_t fe = {"", ""};
+    pe_refusal_t fe = {"", ""};
     char actor[64];
     snprintf(actor, sizeof actor, "changeset:%s", id);
     pe_flags_actor_t who = {actor};
@@ -272,7 +272,7 @@ static int hook_disable(void *ctx, pe_db_conn_t *conn, const char *store_id, con
 {
     (void)ctx;
     cJSON *flag = NULL;
-    pe_flags_error_t fe = {"", ""};
+    pe_refusal_t fe = {"", ""};
     char actor[64];
     snprintf(actor, sizeof actor, "changeset:%s", id);
     pe_flags_actor_t who = {actor};

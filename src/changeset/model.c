@@ -77,7 +77,7 @@ struct shape {
     const field_t *fields;
     size_t nfields;
     /* cross-field rules; returns 0 or PE_EINVAL with err filled */
-    int (*check)(const cJSON *obj, char *path, size_t plen, pe_changeset_error_t *err);
+    int (*check)(const cJSON *obj, char *path, size_t plen, pe_refusal_t *err);
 };
 
 /* ---- enumerations ------------------------------------------------------------------------------
@@ -163,11 +163,11 @@ static const char *const AUDIT_ACTIONS[] = {"created",
 #define TEXT_MAX  4000
 #define BIG_INT   1e12
 
-static int check_action_plan(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err);
-static int check_change(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err);
-static int check_approval(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err);
-static int check_proof(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err);
-static int check_execution(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err);
+static int check_action_plan(const cJSON *o, char *path, size_t plen, pe_refusal_t *err);
+static int check_change(const cJSON *o, char *path, size_t plen, pe_refusal_t *err);
+static int check_approval(const cJSON *o, char *path, size_t plen, pe_refusal_t *err);
+static int check_proof(const cJSON *o, char *path, size_t plen, pe_refusal_t *err);
+static int check_execution(const cJSON *o, char *path, size_t plen, pe_refusal_t *err);
 
 /* DataPoint: one observation the hypothesis rests on. */
 static const field_t DATA_POINT_F[] = {
@@ -422,23 +422,20 @@ bool pe_changeset_cuid_valid(const char *s)
 /* ---- validation -------------------------------------------------------------------------------
  */
 
-static int fail(pe_changeset_error_t *err, const char *path, const char *code, const char *fmt, ...)
+#define PATH_MAX_LEN 160 /* a path longer than this is cut (still a prefix of the real one) */
+
+static int fail(pe_refusal_t *err, const char *path, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int fail(pe_changeset_error_t *err, const char *path, const char *code, const char *fmt, ...)
+static int fail(pe_refusal_t *err, const char *path, const char *code, const char *fmt, ...)
 {
     char rule[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rule, sizeof rule, fmt, ap);
+    vsnprintf(rule, sizeof rule, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
-    snprintf(err->code, sizeof err->code, "%s", code);
-    snprintf(err->path, sizeof err->path, "%s", path);
-    if (path[0])
-        snprintf(err->message, sizeof err->message, "%s: %s", path, rule);
-    else
-        snprintf(err->message, sizeof err->message, "%s", rule);
-    return PE_EINVAL;
+    return path[0] ? pe_refuse(err, PE_EINVAL, code, "%s: %s", path, rule)
+                   : pe_refuse(err, PE_EINVAL, code, "%s", rule);
 }
 
 /* Appends ".name" or "[i]" to path (kept within plen; a path cut short is still a prefix). */
@@ -450,19 +447,6 @@ static size_t path_push(char *path, size_t plen, const char *name, int index)
     else
         snprintf(path + n, plen - n, "[%d]", index);
     return n;
-}
-
-static bool has_control(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return true;
-        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-            (unsigned char)s[i + 1] <= 0x9f)
-            return true;
-    }
-    return false;
 }
 
 /* ISO 8601 duration: P(nW | [nY][nM][nD][T[nH][nM][n[.n]S]]), at least one part, integers of at
@@ -550,7 +534,7 @@ static const char *type_word(kind_t k)
 }
 
 static int validate_shape(const cJSON *obj, const shape_t *shape, pe_changeset_mode_t mode,
-                          char *path, size_t plen, pe_changeset_error_t *err);
+                          char *path, size_t plen, pe_refusal_t *err);
 
 static bool scalar(const cJSON *v)
 {
@@ -573,7 +557,7 @@ static bool free_ok(const cJSON *v, int depth)
 }
 
 static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t mode, char *path,
-                          size_t plen, pe_changeset_error_t *err)
+                          size_t plen, pe_refusal_t *err)
 {
     char list[256];
     if (cJSON_IsNull(v)) {
@@ -594,7 +578,7 @@ static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t 
             return fail(err, path, "invalid_type", "must be a string");
         const char *s = v->valuestring;
         size_t n = strlen(s);
-        if (!pe_utf8_valid(s, n) || has_control(s, n))
+        if (!pe_utf8_valid(s, n) || pe_text_has_control(s, n))
             return fail(err, path, "invalid_format",
                         "must be UTF-8 text without control "
                         "characters");
@@ -680,7 +664,7 @@ static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t 
     case K_FREE: {
         if (!cJSON_IsObject(v))
             return fail(err, path, "invalid_type", "must be an object");
-        char at[sizeof err->path];
+        char at[PATH_MAX_LEN];
         if (pe_json_find_nonfinite(v, path, at, sizeof at)) /* invariant 6 */
             return fail(err, at, "out_of_range", PE_JSON_NONFINITE_RULE);
         if (!free_ok(v, 0))
@@ -716,7 +700,7 @@ static int validate_value(const cJSON *v, const field_t *f, pe_changeset_mode_t 
 }
 
 static int validate_shape(const cJSON *obj, const shape_t *shape, pe_changeset_mode_t mode,
-                          char *path, size_t plen, pe_changeset_error_t *err)
+                          char *path, size_t plen, pe_refusal_t *err)
 {
     /* unknown or repeated keys first: a typo should be named, not reported as a missing field */
     for (const cJSON *kv = obj->child; kv; kv = kv->next) {
@@ -761,9 +745,9 @@ static int validate_shape(const cJSON *obj, const shape_t *shape, pe_changeset_m
     return shape->check ? shape->check(obj, path, plen, err) : 0;
 }
 
-int pe_changeset_validate(const cJSON *doc, pe_changeset_mode_t mode, pe_changeset_error_t *err)
+int pe_changeset_validate(const cJSON *doc, pe_changeset_mode_t mode, pe_refusal_t *err)
 {
-    char path[sizeof err->path];
+    char path[PATH_MAX_LEN];
     path[0] = '\0';
     memset(err, 0, sizeof *err);
     if (!cJSON_IsObject(doc))
@@ -784,8 +768,8 @@ static bool str_is(const cJSON *v, const char *s)
     return cJSON_IsString(v) && strcmp(v->valuestring, s) == 0;
 }
 
-static int fail_at(pe_changeset_error_t *err, char *path, size_t plen, const char *field,
-                   const char *code, const char *rule)
+static int fail_at(pe_refusal_t *err, char *path, size_t plen, const char *field, const char *code,
+                   const char *rule)
 {
     size_t mark = path_push(path, plen, field, 0);
     int rc = fail(err, path, code, "%s", rule);
@@ -793,7 +777,7 @@ static int fail_at(pe_changeset_error_t *err, char *path, size_t plen, const cha
     return rc;
 }
 
-static int check_action_plan(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err)
+static int check_action_plan(const cJSON *o, char *path, size_t plen, pe_refusal_t *err)
 {
     if (str_is(get(o, "rolloutStrategy"), "gradual") && !get(o, "rolloutPercentage"))
         return fail_at(err, path, plen, "rolloutPercentage", "missing_field",
@@ -809,7 +793,7 @@ static int check_action_plan(const cJSON *o, char *path, size_t plen, pe_changes
     return 0;
 }
 
-static int check_change(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err)
+static int check_change(const cJSON *o, char *path, size_t plen, pe_refusal_t *err)
 {
     const cJSON *after = get(o, "after");
     if (str_is(get(o, "type"), "price") &&
@@ -823,7 +807,7 @@ static int check_change(const cJSON *o, char *path, size_t plen, pe_changeset_er
     return 0;
 }
 
-static int check_approval(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err)
+static int check_approval(const cJSON *o, char *path, size_t plen, pe_refusal_t *err)
 {
     if (str_is(get(o, "status"), "approved")) {
         if (!get(o, "approvedBy"))
@@ -836,7 +820,7 @@ static int check_approval(const cJSON *o, char *path, size_t plen, pe_changeset_
     return 0;
 }
 
-static int check_proof(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err)
+static int check_proof(const cJSON *o, char *path, size_t plen, pe_refusal_t *err)
 {
     const cJSON *ci = get(o, "confidenceInterval");
     if (cJSON_GetArraySize(ci) == 2 &&
@@ -846,7 +830,7 @@ static int check_proof(const cJSON *o, char *path, size_t plen, pe_changeset_err
     return 0;
 }
 
-static int check_execution(const cJSON *o, char *path, size_t plen, pe_changeset_error_t *err)
+static int check_execution(const cJSON *o, char *path, size_t plen, pe_refusal_t *err)
 {
     int64_t a, b;
     const cJSON *s = get(o, "startedAt"), *e = get(o, "endedAt");

@@ -321,8 +321,7 @@ int pe_changeset_dispatch(pe_changeset_service_t *svc, size_t *count, char *err,
 
 static int refuse(pe_changeset_result_t *res, const char *message)
 {
-    snprintf(res->code, sizeof res->code, "invalid_request");
-    snprintf(res->message, sizeof res->message, "%s", message);
+    pe_refuse(&res->refusal, PE_EINVAL, "invalid_request", "%s", message);
     return PE_EINVAL;
 }
 
@@ -366,7 +365,7 @@ int pe_changeset_notifications_list(pe_changeset_service_t *svc, const char *sto
     pe_db_result_t *r = NULL, *cnt = NULL;
     cJSON *o = NULL;
     char lim[16];
-    res->code[0] = res->message[0] = '\0';
+    pe_refusal_clear(&res->refusal);
     res->violations = NULL;
     *out = NULL;
     unsigned limit = q->limit ? q->limit : 20;
@@ -424,7 +423,7 @@ int pe_changeset_notification_read(pe_changeset_service_t *svc, const char *stor
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *r = NULL;
-    res->code[0] = res->message[0] = '\0';
+    pe_refusal_clear(&res->refusal);
     res->violations = NULL;
     *out = NULL;
     if (!positive_id(id))

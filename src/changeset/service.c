@@ -1,19 +1,17 @@
 /*
  * service.c — the ChangeSet service: construction (with the notifier registry), create, read,
- * list, patch, the transitions of lifecycle.c (run_transition), expiry, the timeline. The
- * outbox dispatcher and in-app notifications are in notify.c.
+ * list, patch, expiry, the timeline, and the row, audit-chain and outbox writes that the
+ * transitions of lifecycle.c (pe_changeset_transition) share with them. The outbox dispatcher
+ * and in-app notifications are in notify.c.
  *
  * Invariants:
  *  1. A write locks the ChangeSet row (SELECT … FOR UPDATE) inside its transaction, so the
  *     version check, the state check, the audit chain's next link and the update agree.
  *  2. Every modification increments version; a caller that read another version gets
  *     PE_ECONFLICT (stale_version) and nothing changes.
- *  3. A transition's guardrail check, audit event, outbox row, flag hook and timestamps commit
- *     together or not at all. A transition blocked by guardrails still leaves a trace: the
- *     block is appended as its own audit event (guardrail_blocked) after the rollback.
- *  4. The stored document always validates in PE_CHANGESET_FULL mode: the service validates
+ *  3. The stored document always validates in PE_CHANGESET_FULL mode: the service validates
  *     what it is about to write, so a bug surfaces as PE_EINTERNAL, never as a bad row.
- *  5. Every statement filters by store_id.
+ *  4. Every statement filters by store_id.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +21,6 @@
 #include <sodium.h>
 
 #include "changeset_internal.h"
-#include "pe/guardrails.h"
 
 #define ACQUIRE_TIMEOUT_MS 5000
 #define DEFAULT_APPROVAL_S (7u * 24 * 3600)
@@ -100,22 +97,9 @@ void pe_changeset_result_free(pe_changeset_result_t *r)
     r->violations = NULL;
 }
 
-static int refuse(pe_changeset_result_t *res, int rc, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int refuse(pe_changeset_result_t *res, int rc, const char *code, const char *fmt, ...)
+void pe_changeset_result_init(pe_changeset_result_t *res)
 {
-    va_list ap;
-    snprintf(res->code, sizeof res->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(res->message, sizeof res->message, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static void result_init(pe_changeset_result_t *res)
-{
-    res->code[0] = res->message[0] = '\0';
+    pe_refusal_clear(&res->refusal);
     res->violations = NULL;
     res->version = 0;
 }
@@ -137,21 +121,14 @@ static void now_rfc3339(char out[32])
         "updated_at") ")::text, status, version, audit_seq, coalesce(audit_head, '')"              \
                       " FROM changesets WHERE store_id = $1::uuid AND id = $2"
 
-typedef struct {
-    cJSON *doc;
-    pe_changeset_state_t state;
-    int64_t version;
-    int64_t audit_seq;
-    char audit_head[PE_AUDIT_HASH_LEN];
-} row_t;
-
-static void row_free(row_t *r)
+void pe_changeset_row_free(pe_changeset_row_t *r)
 {
     cJSON_Delete(r->doc);
     r->doc = NULL;
 }
 
-static int load_row(pe_db_conn_t *conn, const char *store_id, const char *id, bool lock, row_t *out)
+int pe_changeset_row_load(pe_db_conn_t *conn, const char *store_id, const char *id, bool lock,
+                          pe_changeset_row_t *out)
 {
     pe_db_result_t *res = NULL;
     const char *params[] = {store_id, id};
@@ -176,7 +153,7 @@ static int load_row(pe_db_conn_t *conn, const char *store_id, const char *id, bo
 out:
     pe_db_result_free(res);
     if (rc != 0)
-        row_free(out);
+        pe_changeset_row_free(out);
     return rc;
 }
 
@@ -186,13 +163,13 @@ static int attach_trail(pe_db_conn_t *conn, const char *store_id, const char *id
     cJSON *arr = cJSON_AddArrayToObject(doc, "auditTrail");
     if (!arr)
         return PE_ENOMEM;
-    return pe_audit_timeline_rows(conn, store_id, id, arr);
+    return pe_changeset_audit_timeline_rows(conn, store_id, id, arr);
 }
 
-static int read_doc(pe_db_conn_t *conn, const char *store_id, const char *id, cJSON **out)
+int pe_changeset_doc_read(pe_db_conn_t *conn, const char *store_id, const char *id, cJSON **out)
 {
-    row_t row;
-    int rc = load_row(conn, store_id, id, false, &row);
+    pe_changeset_row_t row;
+    int rc = pe_changeset_row_load(conn, store_id, id, false, &row);
     if (rc != 0)
         return rc;
     rc = attach_trail(conn, store_id, id, row.doc);
@@ -200,7 +177,7 @@ static int read_doc(pe_db_conn_t *conn, const char *store_id, const char *id, cJ
         *out = row.doc;
         row.doc = NULL;
     }
-    row_free(&row);
+    pe_changeset_row_free(&row);
     return rc;
 }
 
@@ -210,7 +187,7 @@ int pe_changeset_get(pe_changeset_service_t *svc, const char *store_id, const ch
     *out = NULL;
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc == 0)
-        rc = read_doc(conn, store_id, id, out);
+        rc = pe_changeset_doc_read(conn, store_id, id, out);
     pe_db_release(svc->cfg.db, conn);
     return rc;
 }
@@ -219,13 +196,13 @@ int pe_changeset_timeline(pe_changeset_service_t *svc, const char *store_id, con
                           cJSON **out)
 {
     pe_db_conn_t *conn = NULL;
-    row_t row = {0};
+    pe_changeset_row_t row = {0};
     cJSON *o = NULL;
     *out = NULL;
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0)
         goto out;
-    rc = load_row(conn, store_id, id, false, &row);
+    rc = pe_changeset_row_load(conn, store_id, id, false, &row);
     if (rc != 0)
         goto out;
     rc = PE_ENOMEM;
@@ -234,19 +211,20 @@ int pe_changeset_timeline(pe_changeset_service_t *svc, const char *store_id, con
     if (!events || !cJSON_AddStringToObject(o, "changesetId", id) ||
         !cJSON_AddStringToObject(o, "status", pe_changeset_state_name(row.state)))
         goto out;
-    rc = pe_audit_timeline_rows(conn, store_id, id, events);
+    rc = pe_changeset_audit_timeline_rows(conn, store_id, id, events);
     if (rc == 0) {
         *out = o;
         o = NULL;
     }
 out:
     cJSON_Delete(o);
-    row_free(&row);
+    pe_changeset_row_free(&row);
     pe_db_release(svc->cfg.db, conn);
     return rc;
 }
 
-/* What one list item is: a summary, or the document as read_doc has it minus auditTrail. */
+/* What one list item is: a summary, or the document as pe_changeset_doc_read has it minus
+ * auditTrail. */
 #define C_CREATED TS("c.created_at")
 #define C_UPDATED TS("c.updated_at")
 #define C_EXPIRES TS("c.expires_at")
@@ -276,18 +254,19 @@ int pe_changeset_list(pe_changeset_service_t *svc, const char *store_id,
     pe_db_result_t *r = NULL;
     cJSON *o = NULL;
     pe_changeset_state_t st;
-    result_init(res);
+    pe_changeset_result_init(res);
     *out = NULL;
     unsigned limit = q->limit ? q->limit : 50;
     if (limit > 200)
-        return refuse(res, PE_EINVAL, "invalid_request", "limit: must be an integer 1..200");
+        return pe_refuse(&res->refusal, PE_EINVAL, "invalid_request",
+                         "limit: must be an integer 1..200");
     if (q->status && pe_changeset_state_parse(q->status, &st) != 0)
-        return refuse(res, PE_EINVAL, "invalid_request",
-                      "status: must be one of DRAFT, PENDING_APPROVAL, ACTIVE, MEASURING, "
-                      "PROVEN, ROLLED_BACK, PERMANENT, ARCHIVED");
+        return pe_refuse(&res->refusal, PE_EINVAL, "invalid_request",
+                         "status: must be one of DRAFT, PENDING_APPROVAL, ACTIVE, MEASURING, "
+                         "PROVEN, ROLLED_BACK, PERMANENT, ARCHIVED");
     if (q->after && !pe_changeset_cuid_valid(q->after))
-        return refuse(res, PE_EINVAL, "invalid_request",
-                      "after: must be the nextAfter of the previous page");
+        return pe_refuse(&res->refusal, PE_EINVAL, "invalid_request",
+                         "after: must be the nextAfter of the previous page");
     char lim[16];
     snprintf(lim, sizeof lim, "%u", limit + 1);
     const char *params[] = {store_id, q->status, q->after, lim};
@@ -331,16 +310,16 @@ out:
  */
 
 /* Appends one audit event to the chain of row (locked by the caller) and moves its head. */
-static int append_audit(pe_db_conn_t *conn, const char *store_id, const char *cs_id, row_t *row,
-                        const pe_changeset_actor_info_t *actor, const char *action,
-                        const char *prev_state, const char *new_state, const char *reason,
-                        const cJSON *metadata)
+int pe_changeset_audit_append(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
+                              pe_changeset_row_t *row, const pe_changeset_actor_info_t *actor,
+                              const char *action, const char *prev_state, const char *new_state,
+                              const char *reason, const cJSON *metadata)
 {
     char id[PE_CHANGESET_ID_LEN], hash[PE_AUDIT_HASH_LEN], seq[32], us[32];
     pe_buf_t meta = PE_BUF_INIT;
     pe_changeset_cuid(id);
     int64_t now = pe_now_unix_us();
-    pe_audit_record_t r = {
+    pe_changeset_audit_record_t r = {
         .id = id,
         .changeset_id = cs_id,
         .store_id = store_id,
@@ -354,8 +333,8 @@ static int append_audit(pe_db_conn_t *conn, const char *store_id, const char *cs
         .reason = reason ? reason : "",
         .metadata = metadata,
     };
-    int rc = pe_audit_metadata_text(metadata, &meta);
-    rc = rc ? rc : pe_audit_hash(&r, row->audit_head, hash);
+    int rc = pe_changeset_audit_metadata_text(metadata, &meta);
+    rc = rc ? rc : pe_changeset_audit_hash(&r, row->audit_head, hash);
     if (rc != 0)
         goto out;
     snprintf(seq, sizeof seq, "%lld", (long long)r.seq);
@@ -397,7 +376,7 @@ out:
     return rc;
 }
 
-static int queue_notification(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
+int pe_changeset_outbox_queue(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
                               const char *kind, const char *title, const char *from, const char *to,
                               const char *reason, const pe_changeset_actor_info_t *actor)
 {
@@ -452,16 +431,16 @@ int pe_changeset_create(pe_changeset_service_t *svc, const char *store_id, const
                         const pe_changeset_actor_info_t *actor, cJSON **out,
                         pe_changeset_result_t *res)
 {
-    pe_changeset_error_t verr;
+    pe_refusal_t verr;
     pe_db_conn_t *conn = NULL;
     char *text[5] = {NULL};
     char id[PE_CHANGESET_ID_LEN];
-    row_t row = {0};
-    result_init(res);
+    pe_changeset_row_t row = {0};
+    pe_changeset_result_init(res);
     *out = NULL;
     int rc = pe_changeset_validate(doc, PE_CHANGESET_CLIENT, &verr);
     if (rc != 0)
-        return refuse(res, rc, verr.code, "%s", verr.message);
+        return pe_refuse(&res->refusal, rc, verr.code, "%s", verr.message);
     rc = PE_ENOMEM;
     for (size_t i = 0; i < 5; i++)
         if (!(text[i] = section_text(doc, CLIENT_SECTIONS[i])))
@@ -499,16 +478,17 @@ int pe_changeset_create(pe_changeset_service_t *svc, const char *store_id, const
         rc = PE_ENOMEM;
         goto out;
     }
-    rc = append_audit(conn, store_id, id, &row, actor, "created", NULL, "DRAFT",
-                      "ChangeSet created", meta);
+    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, "created", NULL, "DRAFT",
+                                   "ChangeSet created", meta);
     cJSON_Delete(meta);
     if (rc == 0)
-        rc = queue_notification(conn, store_id, id, "changeset.created", "New ChangeSet proposed",
-                                NULL, "DRAFT", sget(doc, "hypothesis", "problem"), actor);
+        rc = pe_changeset_outbox_queue(conn, store_id, id, "changeset.created",
+                                       "New ChangeSet proposed", NULL, "DRAFT",
+                                       sget(doc, "hypothesis", "problem"), actor);
     if (rc == 0)
         rc = pe_db_commit(conn);
     if (rc == 0)
-        rc = read_doc(conn, store_id, id, out);
+        rc = pe_changeset_doc_read(conn, store_id, id, out);
 out:
     for (size_t i = 0; i < 5; i++)
         free(text[i]);
@@ -522,40 +502,42 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
                        pe_changeset_result_t *res)
 {
     pe_db_conn_t *conn = NULL;
-    row_t row = {0};
+    pe_changeset_row_t row = {0};
     char *text[5] = {NULL};
     cJSON *fields = NULL;
-    result_init(res);
+    pe_changeset_result_init(res);
     *out = NULL;
     if (!cJSON_IsObject(patch))
-        return refuse(res, PE_EINVAL, "invalid_type", "the patch must be a JSON object");
+        return pe_refuse(&res->refusal, PE_EINVAL, "invalid_type",
+                         "the patch must be a JSON object");
     for (const cJSON *kv = patch->child; kv; kv = kv->next) {
         bool ok = strcmp(kv->string, "version") == 0;
         for (size_t i = 0; i < 5 && !ok; i++)
             ok = strcmp(kv->string, CLIENT_SECTIONS[i]) == 0;
         if (!ok)
-            return refuse(res, PE_EINVAL, "unknown_field",
-                          "%.64s: cannot be patched (only hypothesis, actionPlan, guardrails, "
-                          "rollbackPlan and proofPlan; the lifecycle moves through /transitions)",
-                          kv->string);
+            return pe_refuse(
+                &res->refusal, PE_EINVAL, "unknown_field",
+                "%.64s: cannot be patched (only hypothesis, actionPlan, guardrails, "
+                "rollbackPlan and proofPlan; the lifecycle moves through /transitions)",
+                kv->string);
     }
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0 || (rc = pe_db_begin(conn)) != 0)
         goto out;
-    rc = load_row(conn, store_id, id, true, &row);
+    rc = pe_changeset_row_load(conn, store_id, id, true, &row);
     if (rc != 0)
         goto out;
     res->version = row.version;
     if (expected_version != row.version) {
-        rc = refuse(res, PE_ECONFLICT, "stale_version",
-                    "version %lld is stale: the ChangeSet is at version %lld; read it again",
-                    (long long)expected_version, (long long)row.version);
+        rc = pe_refuse(&res->refusal, PE_ECONFLICT, "stale_version",
+                       "version %lld is stale: the ChangeSet is at version %lld; read it again",
+                       (long long)expected_version, (long long)row.version);
         goto out;
     }
     if (row.state != PE_CS_DRAFT) {
-        rc = refuse(res, PE_ECONFLICT, "not_editable",
-                    "only a DRAFT ChangeSet can be edited; this one is %s",
-                    pe_changeset_state_name(row.state));
+        rc = pe_refuse(&res->refusal, PE_ECONFLICT, "not_editable",
+                       "only a DRAFT ChangeSet can be edited; this one is %s",
+                       pe_changeset_state_name(row.state));
         goto out;
     }
     rc = PE_ENOMEM;
@@ -575,10 +557,10 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
     cJSON_ReplaceItemInObjectCaseSensitive(row.doc, "version",
                                            cJSON_CreateNumber((double)(row.version + 1)));
     cJSON_AddArrayToObject(row.doc, "auditTrail");
-    pe_changeset_error_t verr;
+    pe_refusal_t verr;
     rc = pe_changeset_validate(row.doc, PE_CHANGESET_FULL, &verr);
     if (rc != 0) {
-        rc = refuse(res, rc, verr.code, "%s", verr.message);
+        rc = pe_refuse(&res->refusal, rc, verr.code, "%s", verr.message);
         goto out;
     }
     rc = PE_ENOMEM;
@@ -615,369 +597,19 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
         goto out;
     }
     fields = NULL;
-    rc = append_audit(conn, store_id, id, &row, actor, "updated", "DRAFT", "DRAFT",
-                      "ChangeSet edited", meta);
+    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, "updated", "DRAFT", "DRAFT",
+                                   "ChangeSet edited", meta);
     cJSON_Delete(meta);
     if (rc == 0)
         rc = pe_db_commit(conn);
     if (rc == 0)
-        rc = read_doc(conn, store_id, id, out);
+        rc = pe_changeset_doc_read(conn, store_id, id, out);
 out:
     for (size_t i = 0; i < 5; i++)
         free(text[i]);
     cJSON_Delete(fields);
-    row_free(&row);
+    pe_changeset_row_free(&row);
     pe_db_release(svc->cfg.db, conn);
-    return rc;
-}
-
-/* ---- transitions --------------------------------------------------------------------------------
- */
-
-static const char *actor_words(unsigned actors, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%s%s%s%s%s", actors & PE_CS_BY_MERCHANT ? "merchant" : "",
-             (actors & PE_CS_BY_MERCHANT) && (actors & ~PE_CS_BY_MERCHANT) ? ", " : "",
-             actors & PE_CS_BY_SYSTEM ? "system" : "",
-             (actors & PE_CS_BY_SYSTEM) && (actors & PE_CS_BY_AUTOPILOT) ? ", " : "",
-             actors & PE_CS_BY_AUTOPILOT ? "autopilot" : "");
-    return out;
-}
-
-static int set_str(cJSON *o, const char *k, const char *v)
-{
-    cJSON *s = cJSON_CreateString(v);
-    if (!s)
-        return PE_ENOMEM;
-    if (cJSON_GetObjectItemCaseSensitive(o, k))
-        return cJSON_ReplaceItemInObjectCaseSensitive(o, k, s) ? 0 : PE_ENOMEM;
-    return cJSON_AddItemToObject(o, k, s) ? 0 : PE_ENOMEM;
-}
-
-static int set_item(cJSON *o, const char *k, const cJSON *v)
-{
-    cJSON *c = cJSON_Duplicate(v, true);
-    if (!c)
-        return PE_ENOMEM;
-    if (cJSON_GetObjectItemCaseSensitive(o, k))
-        return cJSON_ReplaceItemInObjectCaseSensitive(o, k, c) ? 0 : PE_ENOMEM;
-    return cJSON_AddItemToObject(o, k, c) ? 0 : PE_ENOMEM;
-}
-
-static const char *title_for(const char *action)
-{
-    static const struct {
-        const char *action, *title;
-    } T[] = {{"submitted", "A ChangeSet awaits your approval"},
-             {"approved", "ChangeSet approved and live"},
-             {"rejected", "ChangeSet rejected"},
-             {"expired", "ChangeSet approval expired"},
-             {"measured", "ChangeSet is being measured"},
-             {"proven", "ChangeSet proven"},
-             {"rolled_back", "ChangeSet rolled back"},
-             {"made_permanent", "ChangeSet made permanent"},
-             {"archived", "ChangeSet archived"}};
-    for (size_t i = 0; i < PE_ARRAY_LEN(T); i++)
-        if (strcmp(T[i].action, action) == 0)
-            return T[i].title;
-    return "ChangeSet updated";
-}
-
-/* Records a blocked transition as its own audit event (the transition itself rolled back). */
-static void log_block(pe_changeset_service_t *svc, const char *store_id, const char *id,
-                      const pe_changeset_actor_info_t *actor, const char *state, const char *to,
-                      const cJSON *violations, bool forced)
-{
-    pe_db_conn_t *conn = NULL;
-    row_t row = {0};
-    cJSON *meta = cJSON_CreateObject();
-    if (!meta || !cJSON_AddStringToObject(meta, "attemptedState", to) ||
-        !cJSON_AddBoolToObject(meta, "forceWithoutConfirm", forced) ||
-        !cJSON_AddItemToObject(meta, "violations", cJSON_Duplicate(violations, true)))
-        goto out;
-    if (pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn) != 0 || pe_db_begin(conn) != 0 ||
-        load_row(conn, store_id, id, true, &row) != 0)
-        goto out;
-    if (append_audit(conn, store_id, id, &row, actor, "guardrail_blocked", state, state,
-                     "Blocked by guardrails", meta) == 0 &&
-        queue_notification(conn, store_id, id, "changeset.guardrail_blocked",
-                           "ChangeSet blocked by guardrails", state, state,
-                           "a guardrail would be violated", actor) == 0)
-        pe_db_commit(conn);
-out:
-    if (!conn || row.doc == NULL)
-        pe_log(PE_LOG_WARN, "audit_block_unlogged", "could not log a guardrail block on %s", id);
-    row_free(&row);
-    cJSON_Delete(meta);
-    pe_db_release(svc->cfg.db, conn);
-}
-
-/* Runs the transition's flag hook on conn, inside its transaction (invariant 3); fo->key is
- * set when a hook ran. A refusal of the flag module (a merchant's flag holds the key, the plan
- * does not make a valid flag) is a 409; anything else keeps its own status. */
-static int run_flag_hooks(pe_changeset_service_t *svc, const pe_changeset_transition_t *t,
-                          pe_db_conn_t *conn, const char *store_id, const char *id,
-                          const cJSON *doc, pe_changeset_flag_outcome_t *fo,
-                          pe_changeset_result_t *res)
-{
-    const pe_changeset_flag_hooks_t *h = &svc->cfg.flags;
-    char err[256] = "";
-    const char *verb = "enabled";
-    int rc = 0;
-    memset(fo, 0, sizeof *fo);
-    if ((t->effects & PE_CS_T_FLAG_ENABLE) && h->enable) {
-        rc = h->enable(h->ctx, conn, store_id, id, doc, fo, err, sizeof err);
-    } else if ((t->effects & PE_CS_T_FLAG_DISABLE) && h->disable) {
-        verb = "disabled";
-        rc = h->disable(h->ctx, conn, store_id, id, doc, fo, err, sizeof err);
-    } else if ((t->effects & PE_CS_T_FLAG_WINNER) && h->serve_winner) {
-        const char *winner = sget(cJSON_GetObjectItemCaseSensitive(doc, "execution"), "proofResult",
-                                  "winningVariant");
-        verb = "switched to the winning variant";
-        rc = h->serve_winner(h->ctx, conn, store_id, id, doc, winner ? winner : "treatment", fo,
-                             err, sizeof err);
-    } else {
-        return 0;
-    }
-    if (rc == PE_EINVAL || rc == PE_ECONFLICT || rc == PE_ENOTFOUND)
-        return refuse(res, PE_ECONFLICT, "flag_conflict",
-                      "the feature flag %s could not be %s, so nothing changed: %s", fo->key, verb,
-                      err[0] ? err : pe_strerror(rc));
-    if (rc != 0)
-        return refuse(res, rc, "flag_failed",
-                      "the feature flag %s could not be %s, so nothing changed: %s", fo->key, verb,
-                      err[0] ? err : pe_strerror(rc));
-    return 0;
-}
-
-int pe_changeset_transition(pe_changeset_service_t *svc, const char *store_id, const char *id,
-                            const pe_changeset_transition_req_t *req,
-                            const pe_changeset_actor_info_t *actor, cJSON **out,
-                            pe_changeset_result_t *res)
-{
-    pe_db_conn_t *conn = NULL;
-    row_t row = {0};
-    cJSON *violations = NULL, *meta = NULL;
-    char *approval = NULL, *execution = NULL, words[64], next[160];
-    pe_changeset_state_t to;
-    pe_changeset_flag_outcome_t flag;
-    bool blocked = false, flag_committed = false;
-    memset(&flag, 0, sizeof flag);
-    result_init(res);
-    *out = NULL;
-    if (!req->to || pe_changeset_state_parse(req->to, &to) != 0)
-        return refuse(res, PE_EINVAL, "invalid_request",
-                      "to: must be one of DRAFT, PENDING_APPROVAL, ACTIVE, MEASURING, PROVEN, "
-                      "ROLLED_BACK, PERMANENT, ARCHIVED");
-    if (req->reason && strlen(req->reason) > 4000)
-        return refuse(res, PE_EINVAL, "too_long", "reason: must be at most 4000 bytes");
-    int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
-    if (rc != 0 || (rc = pe_db_begin(conn)) != 0)
-        goto out;
-    rc = load_row(conn, store_id, id, true, &row);
-    if (rc != 0)
-        goto out;
-    res->version = row.version;
-    const char *from_name = pe_changeset_state_name(row.state);
-    if (req->expected_version >= 0 && req->expected_version != row.version) {
-        rc = refuse(res, PE_ECONFLICT, "stale_version",
-                    "version %lld is stale: the ChangeSet is at version %lld (%s); read it again",
-                    (long long)req->expected_version, (long long)row.version, from_name);
-        goto out;
-    }
-    const pe_changeset_transition_t *t = pe_changeset_transition_find(row.state, to, 0);
-    if (!t) {
-        pe_changeset_next_states(row.state, 0, next, sizeof next);
-        rc = refuse(res, PE_ECONFLICT, "invalid_transition",
-                    "cannot move from %s to %s; allowed next states: %s", from_name, req->to, next);
-        goto out;
-    }
-    t = pe_changeset_transition_find(row.state, to, actor->kind);
-    if (!t) {
-        unsigned who = 0;
-        size_t n;
-        const pe_changeset_transition_t *all = pe_changeset_transitions(&n);
-        for (size_t i = 0; i < n; i++)
-            if (all[i].from == row.state && all[i].to == to)
-                who |= all[i].actors;
-        rc = refuse(res, PE_EFORBIDDEN, "forbidden_transition",
-                    "only %s may move a ChangeSet from %s to %s",
-                    actor_words(who, words, sizeof words), from_name, req->to);
-        goto out;
-    }
-    if ((t->effects & PE_CS_T_CONFIRM) && !req->confirm) {
-        rc = refuse(res, PE_ECONFLICT, "confirmation_required",
-                    "moving a %s ChangeSet to %s needs explicit confirmation: send "
-                    "\"confirm\": true",
-                    from_name, req->to);
-        goto out;
-    }
-    cJSON *exec = cJSON_GetObjectItemCaseSensitive(row.doc, "execution");
-    cJSON *appr = cJSON_GetObjectItemCaseSensitive(row.doc, "approval");
-    rc = PE_ENOMEM;
-    if (req->current_metrics && set_item(exec, "currentMetrics", req->current_metrics) != 0)
-        goto out;
-    if (req->proof_result && set_item(exec, "proofResult", req->proof_result) != 0)
-        goto out;
-    if ((t->effects & PE_CS_T_NEEDS_PROOF) &&
-        !cJSON_GetObjectItemCaseSensitive(exec, "proofResult")) {
-        rc = refuse(res, PE_EINVAL, "missing_field",
-                    "proofResult: is required to move a ChangeSet to PROVEN");
-        goto out;
-    }
-
-    /* guardrails: checked on every transition that goes or stays live; blocking when guarded */
-    bool check = (t->effects & (PE_CS_T_GUARDED | PE_CS_T_SUBMIT)) != 0;
-    if (check) {
-        rc = pe_guardrails_check(conn, store_id, row.doc, svc->cfg.extra_checks, &violations);
-        if (rc != 0)
-            goto out;
-    }
-    int nviol = violations ? cJSON_GetArraySize(violations) : 0;
-    bool overridden = false;
-    if ((t->effects & PE_CS_T_GUARDED) && nviol > 0) {
-        if (!(req->force && req->confirm)) {
-            blocked = true;
-            res->violations = cJSON_Duplicate(violations, true);
-            const cJSON *first = cJSON_GetArrayItem(violations, 0);
-            rc = refuse(res, PE_ECONFLICT, "guardrail_violation",
-                        "blocked by %d guardrail violation%s: %s%s", nviol, nviol == 1 ? "" : "s",
-                        sget(first, "message", NULL) ? sget(first, "message", NULL) : "",
-                        req->force ? " (force needs \"confirm\": true)"
-                                   : " (force-approve with \"force\": true, \"confirm\": true)");
-            goto out;
-        }
-        overridden = true;
-        rc = PE_ENOMEM;
-        cJSON *om = cJSON_CreateObject();
-        if (!om || !cJSON_AddStringToObject(om, "attemptedState", req->to) ||
-            !cJSON_AddItemToObject(om, "violations", cJSON_Duplicate(violations, true))) {
-            cJSON_Delete(om);
-            goto out;
-        }
-        rc = append_audit(
-            conn, store_id, id, &row, actor, "guardrail_overridden", from_name, from_name,
-            req->reason && req->reason[0] ? req->reason : "Guardrails overridden with confirmation",
-            om);
-        cJSON_Delete(om);
-        if (rc != 0)
-            goto out;
-    }
-
-    /* effects on approval and execution */
-    char now[32], expires[32];
-    now_rfc3339(now);
-    pe_time_format_rfc3339(pe_now_unix_us() + (int64_t)svc->cfg.approval_timeout_s * 1000000,
-                           expires, sizeof expires);
-    rc = set_str(exec, "status", req->to);
-    if (rc == 0 && (t->effects & PE_CS_T_SUBMIT)) {
-        rc = set_str(appr, "status", "pending");
-        rc = rc ? rc : set_str(appr, "expiresAt", expires);
-    }
-    if (rc == 0 && (t->effects & PE_CS_T_APPROVE)) {
-        rc = set_str(appr, "status", "approved");
-        rc = rc ? rc : set_str(appr, "approvedBy", actor->id);
-        rc = rc ? rc : set_str(appr, "approvedAt", now);
-    }
-    if (rc == 0 && (t->effects & PE_CS_T_REJECT))
-        rc = set_str(appr, "status", "rejected");
-    if (rc == 0 && (t->effects & PE_CS_T_EXPIRE))
-        rc = set_str(appr, "status", "expired");
-    if (rc == 0 && (t->effects & PE_CS_T_STAMP_START))
-        rc = set_str(exec, "startedAt", now);
-    if (rc == 0 && (t->effects & PE_CS_T_STAMP_END))
-        rc = set_str(exec, "endedAt", now);
-    if (rc != 0)
-        goto out;
-    cJSON_ReplaceItemInObjectCaseSensitive(row.doc, "version",
-                                           cJSON_CreateNumber((double)(row.version + 1)));
-    cJSON_AddArrayToObject(row.doc, "auditTrail");
-    pe_changeset_error_t verr;
-    if (pe_changeset_validate(row.doc, PE_CHANGESET_FULL, &verr) != 0) {
-        /* only what the caller sent (proofResult, currentMetrics) can be wrong here */
-        rc = refuse(res, PE_EINVAL, verr.code, "%s", verr.message);
-        goto out;
-    }
-    rc = run_flag_hooks(svc, t, conn, store_id, id, row.doc, &flag, res);
-    if (rc != 0)
-        goto out;
-    rc = PE_ENOMEM;
-    if (!(approval = pe_json_print(appr)) || !(execution = pe_json_print(exec)))
-        goto out;
-    char ttl[32];
-    snprintf(ttl, sizeof ttl, "%u", svc->cfg.approval_timeout_s);
-    const char *params[] = {store_id,
-                            id,
-                            req->to,
-                            sget(appr, "status", NULL),
-                            approval,
-                            execution,
-                            (t->effects & PE_CS_T_STAMP_START) ? "t" : "f",
-                            (t->effects & PE_CS_T_STAMP_END) ? "t" : "f",
-                            (t->effects & PE_CS_T_SUBMIT) ? ttl : NULL};
-    rc = pe_db_exec(conn,
-                    "UPDATE changesets SET status = $3, approval_status = $4,"
-                    " approval = $5::jsonb, execution = $6::jsonb, version = version + 1,"
-                    " updated_at = now(),"
-                    " started_at = CASE WHEN $7::bool THEN now() ELSE started_at END,"
-                    " ended_at = CASE WHEN $8::bool THEN now() ELSE ended_at END,"
-                    " expires_at = CASE WHEN $9::int IS NOT NULL"
-                    "   THEN now() + $9::int * interval '1 second'"
-                    "   WHEN $3 <> 'PENDING_APPROVAL' THEN NULL ELSE expires_at END"
-                    " WHERE store_id = $1::uuid AND id = $2",
-                    9, params, NULL);
-    if (rc != 0)
-        goto out;
-    rc = PE_ENOMEM;
-    meta = cJSON_CreateObject();
-    cJSON *g = meta ? cJSON_AddObjectToObject(meta, "guardrails") : NULL;
-    if (!g || !cJSON_AddBoolToObject(g, "checked", check) ||
-        !cJSON_AddBoolToObject(g, "overridden", overridden) ||
-        !cJSON_AddItemToObject(g, "violations",
-                               violations ? cJSON_Duplicate(violations, true)
-                                          : cJSON_CreateArray()) ||
-        !cJSON_AddNumberToObject(meta, "version", (double)(row.version + 1)) ||
-        !cJSON_AddBoolToObject(meta, "confirmed", req->confirm))
-        goto out;
-    const cJSON *cm = cJSON_GetObjectItemCaseSensitive(exec, "currentMetrics");
-    if (cm && !cJSON_AddItemToObject(meta, "metrics", cJSON_Duplicate(cm, true)))
-        goto out;
-    cJSON *fm = flag.key[0] ? cJSON_AddObjectToObject(meta, "flag") : NULL;
-    if (flag.key[0] &&
-        (!fm || !cJSON_AddStringToObject(fm, "key", flag.key) ||
-         !cJSON_AddNumberToObject(fm, "version", (double)flag.version) ||
-         !cJSON_AddBoolToObject(fm, "enabled", flag.enabled) ||
-         !cJSON_AddNumberToObject(fm, "rolloutPercentage", flag.rollout_percentage) ||
-         (flag.variant[0] && !cJSON_AddStringToObject(fm, "variant", flag.variant))))
-        goto out;
-    const char *reason = req->reason && req->reason[0] ? req->reason : title_for(t->action);
-    rc = append_audit(conn, store_id, id, &row, actor, t->action, from_name, req->to, reason, meta);
-    if (rc != 0)
-        goto out;
-    char kind[64];
-    snprintf(kind, sizeof kind, "changeset.%s", t->action);
-    rc = queue_notification(conn, store_id, id, kind, title_for(t->action), from_name, req->to,
-                            reason, actor);
-    if (rc == 0)
-        rc = pe_db_commit(conn);
-    flag_committed = rc == 0 && flag.key[0];
-    if (rc == 0)
-        rc = read_doc(conn, store_id, id, out);
-out:
-    if (rc != 0 && conn)
-        pe_db_rollback(conn);
-    pe_db_release(svc->cfg.db, conn);
-    conn = NULL;
-    if (flag_committed && svc->cfg.flags.committed) /* after COMMIT, holding no connection */
-        svc->cfg.flags.committed(svc->cfg.flags.ctx, store_id);
-    if (blocked)
-        log_block(svc, store_id, id, actor, pe_changeset_state_name(row.state), req->to, violations,
-                  req->force);
-    free(approval);
-    free(execution);
-    cJSON_Delete(meta);
-    cJSON_Delete(violations);
-    row_free(&row);
     return rc;
 }
 

@@ -1,5 +1,5 @@
 /*
- * collector_internal.h — what ingest.c (HTTP threads) and writer.c (the writer thread) share:
+ * collector_internal.h — what ingest.c (HTTP threads) and writer.c (the writer threads) share:
  * the job that carries one request's rows from validation to COMMIT.
  */
 #ifndef PE_COLLECTOR_INTERNAL_H
@@ -11,10 +11,10 @@
  * are keyed by (store, key_day, event_id) in event_keys; imported ones by the primary key of
  * events itself, (store, occurred_at, event_id), which lives as long as the event does. */
 typedef struct {
-    size_t offset, len; /* of its line in events_copy */
-    char key_day[11];   /* YYYY-MM-DD */
+    size_t offset, len;                /* of its line in events_copy */
+    char key_day[PE_DB_TEXT_DATE_LEN]; /* YYYY-MM-DD */
     char event_id[PE_EVENT_UUID_LEN + 1];
-    char occurred[32]; /* import only: occurred_at as COPY text */
+    char occurred[PE_DB_TEXT_TIMESTAMPTZ_LEN]; /* import only: occurred_at, COPY text form */
 } collector_row_t;
 
 /* One request's batch, encoded for COPY by the ingesting thread so the writer only streams. */
@@ -33,7 +33,7 @@ typedef struct collector_job {
     pe_buf_t events_copy; /* binary COPY rows for events (no header, no trailer) */
     size_t nevents;
     collector_row_t *rows; /* nevents entries */
-    pe_buf_t rejects_copy; /* COPY text rows for events_rejected */
+    pe_buf_t rejects_copy; /* text-format COPY rows for events_rejected */
     size_t nrejects;
     size_t dead_letters_dropped; /* over the per-store hourly bound: counted, not kept */
     size_t accepted;
@@ -44,9 +44,9 @@ typedef struct collector_job {
 
 void collector_job_free(collector_job_t *job);
 /* Validates every event of a batch, corrects its clock skew and encodes the accepted ones and
- * the dead letters as COPY text (ingest.c): *out is the job, without done/arg, for
- * collector_enqueue. Returns 0, PE_EINVAL (not an array, or more than PE_COLLECTOR_MAX_EVENTS)
- * or PE_ENOMEM. */
+ * the dead letters as COPY rows (ingest.c): *out is the job, without done/arg, for
+ * collector_enqueue. Returns 0, PE_EINVAL (not an array), PE_ETOOBIG (more than
+ * PE_COLLECTOR_MAX_EVENTS) or PE_ENOMEM. */
 int collector_job_build(const char *store_id, pe_collector_mode_t mode, unsigned retention_days,
                         const cJSON *events, int64_t batch_sent_at_us, int64_t received_at_us,
                         collector_job_t **out);
@@ -66,12 +66,9 @@ int collector_enqueue(pe_collector_t *c, collector_job_t *job);
     "client_ts, received_at, page_path, utm_source, utm_medium, utm_campaign, device_type, "       \
     "context, properties, custom"
 #define COLLECTOR_EVENT_NCOLUMNS 18
-/* The COPY events statement and the binary format's header (signature, flags 0, no header
- * extension) and trailer (field count -1) around the rows of events_copy. */
+/* The COPY events statement; its data is PE_DB_COPY_BINARY_HEADER, the rows of events_copy
+ * and PE_DB_COPY_BINARY_TRAILER. */
 #define COLLECTOR_EVENTS_COPY_SQL                                                                  \
     "COPY events (" COLLECTOR_EVENT_COLUMNS ") FROM STDIN (FORMAT binary)"
-#define COLLECTOR_COPY_HEADER     "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"
-#define COLLECTOR_COPY_HEADER_LEN 19
-#define COLLECTOR_COPY_TRAILER    "\377\377"
 
 #endif /* PE_COLLECTOR_INTERNAL_H */

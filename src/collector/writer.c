@@ -315,7 +315,7 @@ static int copy_new_events(writer_t *w, const collector_job_t *jobs, const key_r
     }
     rc = pe_db_copy_begin(w->conn, COLLECTOR_EVENTS_COPY_SQL);
     if (rc == 0)
-        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_HEADER, COLLECTOR_COPY_HEADER_LEN);
+        rc = pe_db_copy_send(w->conn, PE_DB_COPY_BINARY_HEADER, PE_DB_COPY_BINARY_HEADER_LEN);
     if (whole_jobs) {
         /* each job's rows in one message: far fewer CopyData messages for the server to read */
         for (const collector_job_t *j = jobs; rc == 0 && j; j = j->next) {
@@ -333,7 +333,7 @@ static int copy_new_events(writer_t *w, const collector_job_t *jobs, const key_r
         }
     }
     if (rc == 0)
-        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_TRAILER, 2);
+        rc = pe_db_copy_send(w->conn, PE_DB_COPY_BINARY_TRAILER, PE_DB_COPY_BINARY_TRAILER_LEN);
     end = pe_db_copy_end(w->conn, &rows);
     rc = rc != 0 ? rc : end;
 out:
@@ -454,7 +454,7 @@ imported:
         goto out;
     rc = pe_db_copy_begin(w->conn, COLLECTOR_EVENTS_COPY_SQL);
     if (rc == 0)
-        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_HEADER, COLLECTOR_COPY_HEADER_LEN);
+        rc = pe_db_copy_send(w->conn, PE_DB_COPY_BINARY_HEADER, PE_DB_COPY_BINARY_HEADER_LEN);
     for (size_t k = 0; rc == 0 && k < n; k++) {
         if (!refs[k].fresh)
             continue;
@@ -463,7 +463,7 @@ imported:
         (*inserted)++;
     }
     if (rc == 0)
-        rc = pe_db_copy_send(w->conn, COLLECTOR_COPY_TRAILER, 2);
+        rc = pe_db_copy_send(w->conn, PE_DB_COPY_BINARY_TRAILER, PE_DB_COPY_BINARY_TRAILER_LEN);
     uint64_t rows = 0;
     int end = pe_db_copy_end(w->conn, &rows);
     if (rc == 0)
@@ -878,50 +878,5 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         (double)atomic_load(&c->phase_us[1]) / 1e6, (double)atomic_load(&c->phase_us[2]) / 1e6,
         (unsigned long long)atomic_load(&c->slow_paths), (unsigned long long)s.queue_full_total,
         s.writers_running, s.queued_events);
-    return rc;
-}
-
-/* pe_collector_ingest_wait: a done callback that hands the outcome to the waiting thread. */
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
-    int rc;
-    size_t accepted, rejected;
-} ingest_waiter_t;
-
-static void waiter_done(void *arg, const pe_collector_result_t *result)
-{
-    ingest_waiter_t *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->rc = result->rc;
-    w->accepted = result->accepted;
-    w->rejected = result->nrejected;
-    w->done = true;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
-int pe_collector_ingest_wait(pe_collector_t *c, const char *store_id, pe_collector_mode_t mode,
-                             const cJSON *events, int64_t received_at_us, size_t *accepted,
-                             size_t *rejected)
-{
-    ingest_waiter_t w = {.done = false};
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.cond, NULL);
-    int rc = pe_collector_ingest(c, store_id, mode, events, 0, received_at_us, waiter_done, &w);
-    if (rc == 0) {
-        pthread_mutex_lock(&w.lock);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
-        rc = w.rc;
-    }
-    if (accepted)
-        *accepted = rc == 0 ? w.accepted : 0;
-    if (rejected)
-        *rejected = rc == 0 ? w.rejected : 0;
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.lock);
     return rc;
 }

@@ -25,6 +25,9 @@ static const error_row_t ERRORS[] = {
     {PE_EIO, "i/o error", "internal_error", 500},
     {PE_EINTERNAL, "internal error", "internal_error", 500},
     {PE_ELOCKED, "too many attempts", "too_many_requests", 429},
+    {PE_EMETHOD, "method not allowed", "method_not_allowed", 405},
+    {PE_EMEDIA, "unsupported media type", "unsupported_media_type", 415},
+    {PE_EPRECONDITION, "precondition required", "precondition_required", 428},
 };
 
 static const error_row_t *lookup(int rc)
@@ -32,7 +35,7 @@ static const error_row_t *lookup(int rc)
     for (size_t i = 0; i < PE_ARRAY_LEN(ERRORS); i++)
         if (ERRORS[i].rc == rc)
             return &ERRORS[i];
-    return &ERRORS[PE_ARRAY_LEN(ERRORS) - 2]; /* unknown codes are internal errors */
+    return lookup(PE_EINTERNAL); /* unknown codes are internal errors */
 }
 
 const char *pe_strerror(int rc)

@@ -1,5 +1,6 @@
 /*
- * time.c — clocks, timestamps and randomness (libsodium's CSPRNG).
+ * time.c — clocks, calendar arithmetic and randomness (libsodium's CSPRNG); RFC 3339 text is
+ * rfc3339.c's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,16 +45,6 @@ void pe_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
     *d = (int)(doy - (153 * mp + 2) / 5 + 1);
     *m = (int)(mp < 10 ? mp + 3 : mp - 9);
     *y = yoe + era * 400 + (*m <= 2);
-}
-
-void pe_time_format_rfc3339(int64_t unix_us, char *out, size_t outlen)
-{
-    time_t secs = (time_t)(unix_us / 1000000);
-    int ms = (int)((unix_us % 1000000) / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 int pe_crypto_init(void)

@@ -196,7 +196,7 @@ const pe_event_def_t *pe_events_lookup(const char *name)
     return pe_events_is_custom_name(name) ? &pe_events_custom_def : NULL;
 }
 
-const char *pe_funnel_step_name(pe_funnel_step_t step)
+const char *pe_events_funnel_step_name(pe_funnel_step_t step)
 {
     switch (step) {
     case PE_FUNNEL_CART:

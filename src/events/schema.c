@@ -296,7 +296,7 @@ static void event_schema(builder_t *b, cJSON *defs, const char *key, const pe_ev
     cJSON *o = add_object(b, defs, key);
     add_string(b, o, "type", "object");
     add_string(b, o, "title", def->name);
-    const char *step = pe_funnel_step_name(def->funnel_step);
+    const char *step = pe_events_funnel_step_name(def->funnel_step);
     char description[512];
     snprintf(description, sizeof description, "%s%s%s%s", def->description ? def->description : "",
              step ? " Funnel step: " : "", step ? step : "", step ? "." : "");

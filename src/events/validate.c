@@ -41,28 +41,6 @@ static const cJSON EMPTY_OBJECT = {.type = cJSON_Object};
 /* ---- refusals --------------------------------------------------------------------------------
  */
 
-static int refuse(pe_event_error_t *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int refuse(pe_event_error_t *err, const char *code, const char *fmt, ...)
-{
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    /* A cut message must not end inside a UTF-8 sequence. */
-    size_t n = strlen(err->message);
-    if (n == sizeof err->message - 1) {
-        size_t i = n;
-        while (i > 0 && ((unsigned char)err->message[i - 1] & 0xC0) == 0x80)
-            i--;
-        if (i > 0 && ((unsigned char)err->message[i - 1] & 0x80))
-            err->message[i - 1] = '\0'; /* a lead byte whose sequence may be incomplete */
-    }
-    return PE_EINVAL;
-}
-
 /* sub = "<path>.<key>", each part cut at its maximum (as "%.*s.%.*s" would, without printf:
  * this runs for every property of every event). */
 static void path_join(char sub[PATH_LEN], const char *path, const char *key)
@@ -184,34 +162,25 @@ static size_t json_size(const cJSON *item, size_t limit)
 /* ---- scalars ---------------------------------------------------------------------------------
  */
 
-static bool has_control(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return true;
-    return false;
-}
-
 /* A string of min..max bytes. */
-static int check_string(const cJSON *v, const char *path, size_t min, size_t max,
-                        pe_event_error_t *err)
+static int check_string(const cJSON *v, const char *path, size_t min, size_t max, pe_refusal_t *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return refuse(err, "invalid_type", "%s: must be a string", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be a string", path);
     size_t n = strlen(v->valuestring);
     if (n < min)
-        return refuse(err, "invalid_format", "%s: must not be empty", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_format", "%s: must not be empty", path);
     if (n > max)
-        return refuse(err, "too_long", "%s: must be at most %zu bytes", path, max);
+        return pe_refuse(err, PE_EINVAL, "too_long", "%s: must be at most %zu bytes", path, max);
     return 0;
 }
 
 /* sessionId, anonymousId, userId, storeId: 1..PE_EVENT_ID_MAX bytes, no control characters. */
-static int check_id(const cJSON *v, const char *path, pe_event_error_t *err)
+static int check_id(const cJSON *v, const char *path, pe_refusal_t *err)
 {
     int rc = check_string(v, path, 1, PE_EVENT_ID_MAX, err);
-    if (rc == 0 && has_control(v->valuestring))
-        rc = refuse(err, "invalid_format", "%s: must not contain control characters", path);
+    if (rc == 0 && pe_text_has_control(v->valuestring, strlen(v->valuestring)))
+        rc = pe_refuse(err, PE_EINVAL, "invalid_format", "%s: " PE_TEXT_CONTROL_RULE, path);
     return rc;
 }
 
@@ -230,7 +199,7 @@ static bool uuid_text(const char *s)
     return s[PE_EVENT_UUID_LEN] == '\0';
 }
 
-void pe_event_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1])
+void pe_events_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1])
 {
     size_t i = 0;
     for (; i < PE_EVENT_UUID_LEN && event_id[i]; i++) {
@@ -248,15 +217,15 @@ static bool upper_code(const char *s, size_t len)
     return s[len] == '\0';
 }
 
-static int check_timestamp(const cJSON *v, const char *path, int64_t *out, pe_event_error_t *err)
+static int check_timestamp(const cJSON *v, const char *path, int64_t *out, pe_refusal_t *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return refuse(err, "invalid_type", "%s: must be a string", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be a string", path);
     if (pe_time_parse_rfc3339(v->valuestring, out) != 0)
-        return refuse(err, "invalid_format",
-                      "%s: must be an RFC 3339 date-time with a time zone, "
-                      "such as 2026-11-24T10:00:00.000Z",
-                      path);
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "%s: must be an RFC 3339 date-time with a time zone, "
+                         "such as 2026-11-24T10:00:00.000Z",
+                         path);
     return 0;
 }
 
@@ -264,25 +233,25 @@ static int check_timestamp(const cJSON *v, const char *path, int64_t *out, pe_ev
  */
 
 static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t nprops,
-                       const char *path, pe_event_error_t *err);
+                       const char *path, pe_refusal_t *err);
 
 static int check_items(const cJSON *v, const pe_prop_def_t *def, const char *path,
-                       pe_event_error_t *err)
+                       pe_refusal_t *err)
 {
     if (!cJSON_IsArray(v))
-        return refuse(err, "invalid_type", "%s: must be an array", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an array", path);
     size_t n = 0;
     for (const cJSON *c = v->child; c && (double)n <= def->max; c = c->next)
         n++;
     if ((double)n < def->min || (double)n > def->max)
-        return refuse(err, "out_of_range", "%s: must have %.0f..%.0f items", path, def->min,
-                      def->max);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: must have %.0f..%.0f items", path,
+                         def->min, def->max);
     size_t i = 0;
     char sub[PATH_LEN];
     for (const cJSON *c = v->child; c; c = c->next, i++) {
         path_index(sub, path, i);
         if (!cJSON_IsObject(c))
-            return refuse(err, "invalid_type", "%s: must be an object", sub);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an object", sub);
         int rc = check_props(c, pe_events_item_props, pe_events_item_nprops, sub, err);
         if (rc != 0)
             return rc;
@@ -290,36 +259,35 @@ static int check_items(const cJSON *v, const pe_prop_def_t *def, const char *pat
     return 0;
 }
 
-static int check_prop(const cJSON *v, const pe_prop_def_t *def, const char *path,
-                      pe_event_error_t *err)
+static int check_prop(const cJSON *v, const pe_prop_def_t *def, const char *path, pe_refusal_t *err)
 {
     switch (def->type) {
     case PE_PROP_STRING:
         return check_string(v, path, 1, def->max_len, err);
     case PE_PROP_NUMBER:
         if (!cJSON_IsNumber(v))
-            return refuse(err, "invalid_type", "%s: must be a number %.15g..%.15g", path, def->min,
-                          def->max);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be a number %.15g..%.15g",
+                             path, def->min, def->max);
         if (!isfinite(v->valuedouble)) /* invariant 6 */
-            return refuse(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
         if (v->valuedouble < def->min || v->valuedouble > def->max)
-            return refuse(err, "out_of_range", "%s: must be a number %.15g..%.15g", path, def->min,
-                          def->max);
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: must be a number %.15g..%.15g",
+                             path, def->min, def->max);
         return 0;
     case PE_PROP_INTEGER:
         if (!cJSON_IsNumber(v) ||
             (isfinite(v->valuedouble) && v->valuedouble != floor(v->valuedouble)))
-            return refuse(err, "invalid_type", "%s: must be an integer %.15g..%.15g", path,
-                          def->min, def->max);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an integer %.15g..%.15g",
+                             path, def->min, def->max);
         if (!isfinite(v->valuedouble)) /* invariant 6 */
-            return refuse(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
         if (v->valuedouble < def->min || v->valuedouble > def->max)
-            return refuse(err, "out_of_range", "%s: must be an integer %.15g..%.15g", path,
-                          def->min, def->max);
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: must be an integer %.15g..%.15g",
+                             path, def->min, def->max);
         return 0;
     case PE_PROP_BOOLEAN:
         if (!cJSON_IsBool(v))
-            return refuse(err, "invalid_type", "%s: must be a boolean", path);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be a boolean", path);
         return 0;
     case PE_PROP_CURRENCY:
     case PE_PROP_COUNTRY: {
@@ -327,20 +295,20 @@ static int check_prop(const cJSON *v, const pe_prop_def_t *def, const char *path
         const char *what = currency ? "an ISO 4217 currency code (3 upper-case letters)"
                                     : "an ISO 3166-1 alpha-2 country code (2 upper-case letters)";
         if (!cJSON_IsString(v) || !v->valuestring)
-            return refuse(err, "invalid_type", "%s: must be %s", path, what);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be %s", path, what);
         if (!upper_code(v->valuestring, currency ? 3 : 2))
-            return refuse(err, "invalid_format", "%s: must be %s", path, what);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "%s: must be %s", path, what);
         return 0;
     }
     case PE_PROP_ITEMS:
         return check_items(v, def, path, err);
     }
-    return refuse(err, "invalid_type", "%s: has no known type", path);
+    return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: has no known type", path);
 }
 
 /* obj's keys against props: unknown keys, keys given twice, wrong values, missing ones. */
 static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t nprops,
-                       const char *path, pe_event_error_t *err)
+                       const char *path, pe_refusal_t *err)
 {
     uint64_t seen = 0;
     char sub[PATH_LEN], q[PE_JSON_KEY_QUOTE_MAX + 4];
@@ -350,10 +318,10 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
         while (k < nprops && strcmp(props[k].name, key) != 0)
             k++;
         if (k == nprops)
-            return refuse(err, "unknown_field", "%s.%s: unknown field", path,
-                          pe_json_quote_key(key, q));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s.%s: unknown field", path,
+                             pe_json_quote_key(key, q));
         if (seen & (UINT64_C(1) << k))
-            return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "%s.%s: given twice", path, key);
         seen |= UINT64_C(1) << k;
         path_join(sub, path, key);
         int rc = check_prop(c, &props[k], sub, err);
@@ -362,7 +330,8 @@ static int check_props(const cJSON *obj, const pe_prop_def_t *props, size_t npro
     }
     for (size_t k = 0; k < nprops; k++)
         if (props[k].required && !(seen & (UINT64_C(1) << k)))
-            return refuse(err, "missing_field", "%s.%s: required", path, props[k].name);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "%s.%s: required", path,
+                             props[k].name);
     return 0;
 }
 
@@ -373,7 +342,7 @@ typedef struct {
     const char *path; /* "custom" or "properties" */
     const cJSON *root;
     size_t keys;
-    pe_event_error_t *err;
+    pe_refusal_t *err;
 } free_walk_t;
 
 static int walk_free(free_walk_t *w, const cJSON *node, int depth)
@@ -382,19 +351,21 @@ static int walk_free(free_walk_t *w, const cJSON *node, int depth)
     for (const cJSON *c = node->child; c; c = c->next) {
         if (object) {
             if (++w->keys > PE_EVENT_CUSTOM_MAX_KEYS)
-                return refuse(w->err, "too_large", "%s: more than %d keys (all levels)", w->path,
-                              PE_EVENT_CUSTOM_MAX_KEYS);
+                return pe_refuse(w->err, PE_EINVAL, "too_large",
+                                 "%s: more than %d keys (all levels)", w->path,
+                                 PE_EVENT_CUSTOM_MAX_KEYS);
             for (const cJSON *s = node->child; s != c; s = s->next)
                 if (strcmp(s->string ? s->string : "", c->string ? c->string : "") == 0) {
                     char q[PE_JSON_KEY_QUOTE_MAX + 4];
-                    return refuse(w->err, "invalid_format", "%s: key '%s' given twice", w->path,
-                                  pe_json_quote_key(c->string ? c->string : "", q));
+                    return pe_refuse(w->err, PE_EINVAL, "invalid_format",
+                                     "%s: key '%s' given twice", w->path,
+                                     pe_json_quote_key(c->string ? c->string : "", q));
                 }
         }
         if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
             if (depth + 1 > PE_EVENT_CUSTOM_MAX_DEPTH)
-                return refuse(w->err, "too_large", "%s: nests deeper than %d levels", w->path,
-                              PE_EVENT_CUSTOM_MAX_DEPTH);
+                return pe_refuse(w->err, PE_EINVAL, "too_large", "%s: nests deeper than %d levels",
+                                 w->path, PE_EVENT_CUSTOM_MAX_DEPTH);
             int rc = walk_free(w, c, depth + 1);
             if (rc != 0)
                 return rc;
@@ -403,25 +374,26 @@ static int walk_free(free_walk_t *w, const cJSON *node, int depth)
              * rule finds and names (the walk only gets here on a refusal: no cost otherwise) */
             char at[PATH_LEN];
             pe_json_find_nonfinite(w->root, w->path, at, sizeof at);
-            return refuse(w->err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, at);
+            return pe_refuse(w->err, PE_EINVAL, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, at);
         } else if (cJSON_IsInvalid(c) || cJSON_IsRaw(c)) {
-            return refuse(w->err, "invalid_type", "%s: holds a value that is not JSON", w->path);
+            return pe_refuse(w->err, PE_EINVAL, "invalid_type",
+                             "%s: holds a value that is not JSON", w->path);
         }
     }
     return 0;
 }
 
-static int check_free(const cJSON *v, const char *path, pe_event_error_t *err)
+static int check_free(const cJSON *v, const char *path, pe_refusal_t *err)
 {
     if (!cJSON_IsObject(v))
-        return refuse(err, "invalid_type", "%s: must be an object", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an object", path);
     free_walk_t w = {path, v, 0, err};
     int rc = walk_free(&w, v, 1);
     if (rc != 0)
         return rc;
     if (json_size(v, PE_EVENT_CUSTOM_MAX_BYTES) > PE_EVENT_CUSTOM_MAX_BYTES)
-        return refuse(err, "too_large", "%s: larger than %d bytes serialised", path,
-                      PE_EVENT_CUSTOM_MAX_BYTES);
+        return pe_refuse(err, PE_EINVAL, "too_large", "%s: larger than %d bytes serialised", path,
+                         PE_EVENT_CUSTOM_MAX_BYTES);
     return 0;
 }
 
@@ -440,10 +412,10 @@ static const char *text_value(const pe_events_text_field_t *fields, size_t n,
 
 /* An object whose keys are all optional strings of 0..max_len bytes; found[k] gets field k. */
 static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fields, size_t n,
-                             const char *path, const char **found, pe_event_error_t *err)
+                             const char *path, const char **found, pe_refusal_t *err)
 {
     if (!cJSON_IsObject(obj))
-        return refuse(err, "invalid_type", "%s: must be an object", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an object", path);
     char sub[PATH_LEN], q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
@@ -451,10 +423,10 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
         while (k < n && strcmp(fields[k].name, key) != 0)
             k++;
         if (k == n)
-            return refuse(err, "unknown_field", "%s.%s: unknown field", path,
-                          pe_json_quote_key(key, q));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s.%s: unknown field", path,
+                             pe_json_quote_key(key, q));
         if (found[k])
-            return refuse(err, "invalid_format", "%s.%s: given twice", path, key);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "%s.%s: given twice", path, key);
         path_join(sub, path, key);
         int rc = check_string(c, sub, 0, fields[k].max_len, err);
         if (rc != 0)
@@ -464,41 +436,41 @@ static int check_text_object(const cJSON *obj, const pe_events_text_field_t *fie
     return 0;
 }
 
-static int check_device(const cJSON *obj, pe_event_t *ev, pe_event_error_t *err)
+static int check_device(const cJSON *obj, pe_event_t *ev, pe_refusal_t *err)
 {
     if (!cJSON_IsObject(obj))
-        return refuse(err, "invalid_type", "context.device: must be an object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "context.device: must be an object");
     char q[PE_JSON_KEY_QUOTE_MAX + 4];
     const cJSON *type = NULL;
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         if (strcmp(key, "type") != 0)
-            return refuse(err, "unknown_field", "context.device.%s: unknown field",
-                          pe_json_quote_key(key, q));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "context.device.%s: unknown field",
+                             pe_json_quote_key(key, q));
         if (type)
-            return refuse(err, "invalid_format", "context.device.type: given twice");
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "context.device.type: given twice");
         type = c;
     }
     if (!type)
-        return refuse(err, "missing_field", "context.device.type: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "context.device.type: required");
     if (!cJSON_IsString(type) || !type->valuestring)
-        return refuse(err, "invalid_type", "context.device.type: must be a string");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "context.device.type: must be a string");
     for (size_t i = 0; i < pe_events_ndevice_types; i++)
         if (strcmp(type->valuestring, pe_events_device_types[i]) == 0) {
             ev->device_type = pe_events_device_types[i];
             return 0;
         }
-    return refuse(err, "invalid_format",
-                  "context.device.type: must be one of desktop, mobile, tablet, other");
+    return pe_refuse(err, PE_EINVAL, "invalid_format",
+                     "context.device.type: must be one of desktop, mobile, tablet, other");
 }
 
 enum { C_PAGE, C_UTM, C_DEVICE, C_USER_AGENT, C_LOCALE, C_COUNT };
 static const char *const CONTEXT_KEYS[C_COUNT] = {"page", "utm", "device", "userAgent", "locale"};
 
-static int check_context(const cJSON *obj, pe_event_t *ev, pe_event_error_t *err)
+static int check_context(const cJSON *obj, pe_event_t *ev, pe_refusal_t *err)
 {
     if (!cJSON_IsObject(obj))
-        return refuse(err, "invalid_type", "context: must be an object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "context: must be an object");
     const cJSON *f[C_COUNT] = {NULL};
     char q[PE_JSON_KEY_QUOTE_MAX + 4];
     for (const cJSON *c = obj->child; c; c = c->next) {
@@ -507,10 +479,10 @@ static int check_context(const cJSON *obj, pe_event_t *ev, pe_event_error_t *err
         while (k < C_COUNT && strcmp(CONTEXT_KEYS[k], key) != 0)
             k++;
         if (k == C_COUNT)
-            return refuse(err, "unknown_field", "context.%s: unknown field",
-                          pe_json_quote_key(key, q));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "context.%s: unknown field",
+                             pe_json_quote_key(key, q));
         if (f[k])
-            return refuse(err, "invalid_format", "context.%s: given twice", key);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "context.%s: given twice", key);
         f[k] = c;
     }
     int rc = 0;
@@ -565,14 +537,14 @@ static const char *const FIELDS[F_COUNT] = {"eventId",   "name",        "timesta
                                             "sessionId", "anonymousId", "userId",    "storeId",
                                             "context",   "properties",  "custom"};
 
-int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
-                      pe_event_error_t *err)
+int pe_events_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev,
+                       pe_refusal_t *err)
 {
     memset(ev, 0, sizeof *ev);
     err->code[0] = '\0';
     err->message[0] = '\0';
     if (!cJSON_IsObject(obj))
-        return refuse(err, "invalid_type", "event: must be an object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "event: must be an object");
 
     const cJSON *f[F_COUNT] = {NULL};
     char q[PE_JSON_KEY_QUOTE_MAX + 4];
@@ -582,31 +554,33 @@ int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev
         while (k < F_COUNT && strcmp(FIELDS[k], key) != 0)
             k++;
         if (k == F_COUNT)
-            return refuse(err, "unknown_field", "%s: unknown field", pe_json_quote_key(key, q));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s: unknown field",
+                             pe_json_quote_key(key, q));
         if (f[k])
-            return refuse(err, "invalid_format", "%s: given twice", key);
+            return pe_refuse(err, PE_EINVAL, "invalid_format", "%s: given twice", key);
         f[k] = c;
     }
     static const int REQUIRED[] = {F_EVENT_ID, F_NAME, F_TIMESTAMP, F_SESSION_ID, F_ANONYMOUS_ID};
     for (size_t i = 0; i < PE_ARRAY_LEN(REQUIRED); i++)
         if (!f[REQUIRED[i]])
-            return refuse(err, "missing_field", "%s: required", FIELDS[REQUIRED[i]]);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "%s: required", FIELDS[REQUIRED[i]]);
 
     const cJSON *v = f[F_EVENT_ID];
     if (!cJSON_IsString(v) || !v->valuestring)
-        return refuse(err, "invalid_type", "eventId: must be a string");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "eventId: must be a string");
     if (!uuid_text(v->valuestring))
-        return refuse(err, "invalid_format", "eventId: must be a UUID (8-4-4-4-12 hex digits)");
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "eventId: must be a UUID (8-4-4-4-12 hex digits)");
 
     v = f[F_NAME];
     if (!cJSON_IsString(v) || !v->valuestring)
-        return refuse(err, "invalid_type", "name: must be a string");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "name: must be a string");
     const pe_event_def_t *def = pe_events_lookup(v->valuestring);
     if (!def)
-        return refuse(err, "unknown_event",
-                      "name: unknown event '%s' (expected a defined event or "
-                      "custom.<entity>.<action>)",
-                      pe_json_quote_key(v->valuestring, q));
+        return pe_refuse(err, PE_EINVAL, "unknown_event",
+                         "name: unknown event '%s' (expected a defined event or "
+                         "custom.<entity>.<action>)",
+                         pe_json_quote_key(v->valuestring, q));
 
     int64_t ts = 0, sent_at = 0;
     int rc = check_timestamp(f[F_TIMESTAMP], "timestamp", &ts, err);
@@ -629,13 +603,14 @@ int pe_event_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *ev
     if (def == &pe_events_custom_def)
         rc = check_free(props, "properties", err);
     else if (!cJSON_IsObject(props))
-        rc = refuse(err, "invalid_type", "properties: must be an object");
+        rc = pe_refuse(err, PE_EINVAL, "invalid_type", "properties: must be an object");
     else
         rc = check_props(props, def->props, def->nprops, "properties", err);
     if (rc == 0 && f[F_CUSTOM])
         rc = check_free(f[F_CUSTOM], "custom", err);
     if (rc == 0 && json_size(obj, PE_EVENT_MAX_BYTES) > PE_EVENT_MAX_BYTES)
-        rc = refuse(err, "too_large", "event: larger than %d bytes serialised", PE_EVENT_MAX_BYTES);
+        rc = pe_refuse(err, PE_EINVAL, "too_large", "event: larger than %d bytes serialised",
+                       PE_EVENT_MAX_BYTES);
     if (rc != 0)
         goto out;
 

@@ -105,12 +105,12 @@ pe_flag_set_t *flags_install(pe_flags_t *f, const char *store_id, pe_flag_set_t 
         installed = true;
     }
     atomic_store(&e->force, false);
-    current = pe_flag_set_ref(e->set);
+    current = pe_flags_set_ref(e->set);
     pthread_rwlock_unlock(&f->lock);
     if (installed) /* invariant 5: once per load, outside the lock */
         flags_log_quarantine(current);
-    pe_flag_set_release(old);
-    pe_flag_set_release(set);
+    pe_flags_set_release(old);
+    pe_flags_set_release(set);
     return current;
 }
 
@@ -134,14 +134,14 @@ int flags_load(pe_flags_t *f, const char *store_id, uint64_t min_version, bool u
         size_t len = 0;
         int rc = pe_redis_get(f->redis, key, (size_t)klen, &json, &len);
         if (rc == 0) {
-            pe_flag_set_t *s = pe_flag_set_from_json(json, len);
+            pe_flag_set_t *s = pe_flags_set_from_json(json, len);
             if (s && s->version >= min_version && strcmp(s->store_id, store_id) == 0) {
                 free(json);
                 atomic_fetch_add(&f->loads_redis, 1);
                 *out = s;
                 return 0;
             }
-            pe_flag_set_release(s);
+            pe_flags_set_release(s);
             redis_stale = true;
         } else if (rc == PE_ENOTFOUND) {
             redis_stale = true;
@@ -155,7 +155,7 @@ int flags_load(pe_flags_t *f, const char *store_id, uint64_t min_version, bool u
         atomic_fetch_add(&f->load_failures, 1);
         return rc;
     }
-    pe_flag_set_t *s = pe_flag_set_from_json(json, len);
+    pe_flag_set_t *s = pe_flags_set_from_json(json, len);
     if (!s) {
         free(json);
         atomic_fetch_add(&f->load_failures, 1);
@@ -175,7 +175,7 @@ int pe_flags_acquire(pe_flags_t *f, const char *store_id, pe_flag_set_t **out)
     pthread_rwlock_rdlock(&f->lock);
     flags_entry_t *e = *slot_of(f, store_id);
     if (e && e->set)
-        s = pe_flag_set_ref(e->set);
+        s = pe_flags_set_ref(e->set);
     pthread_rwlock_unlock(&f->lock);
     if (s) {
         *out = s;
@@ -289,7 +289,7 @@ static void reload(pe_flags_t *f, const todo_t *t)
 {
     pe_flag_set_t *s = NULL;
     if (flags_load(f, t->store_id, t->want, true, &s) == 0)
-        pe_flag_set_release(flags_install(f, t->store_id, s));
+        pe_flags_set_release(flags_install(f, t->store_id, s));
 }
 
 /* Reads flag_settings.version for every cached store and marks the ones behind. */
@@ -423,7 +423,7 @@ void pe_flags_free(pe_flags_t *f)
     }
     for (size_t i = 0; f->slots && i < f->nslots; i++) {
         if (f->slots[i]) {
-            pe_flag_set_release(f->slots[i]->set);
+            pe_flags_set_release(f->slots[i]->set);
             free(f->slots[i]);
         }
     }

@@ -103,40 +103,40 @@ static void set_free(pe_flag_set_t *s)
     free(s);
 }
 
-pe_flag_set_t *pe_flag_set_ref(pe_flag_set_t *set)
+pe_flag_set_t *pe_flags_set_ref(pe_flag_set_t *set)
 {
     if (set)
         atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
     return set;
 }
 
-void pe_flag_set_release(pe_flag_set_t *set)
+void pe_flags_set_release(pe_flag_set_t *set)
 {
     if (set && atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) == 1)
         set_free(set);
 }
 
-uint64_t pe_flag_set_version(const pe_flag_set_t *set)
+uint64_t pe_flags_set_version(const pe_flag_set_t *set)
 {
     return set->version;
 }
 
-const char *pe_flag_set_store(const pe_flag_set_t *set)
+const char *pe_flags_set_store(const pe_flag_set_t *set)
 {
     return set->store_id;
 }
 
-size_t pe_flag_set_count(const pe_flag_set_t *set)
+size_t pe_flags_set_count(const pe_flag_set_t *set)
 {
     return set->nflags;
 }
 
-const pe_flag_t *pe_flag_set_at(const pe_flag_set_t *set, size_t index)
+const pe_flag_t *pe_flags_set_at(const pe_flag_set_t *set, size_t index)
 {
     return index < set->nflags ? &set->flags[index] : NULL;
 }
 
-const pe_flag_t *pe_flag_set_find(const pe_flag_set_t *set, const char *key)
+const pe_flag_t *pe_flags_set_find(const pe_flag_set_t *set, const char *key)
 {
     size_t lo = 0, hi = set->nflags;
     while (lo < hi) {
@@ -152,34 +152,34 @@ const pe_flag_t *pe_flag_set_find(const pe_flag_set_t *set, const char *key)
     return NULL;
 }
 
-const char *pe_flag_set_json(const pe_flag_set_t *set, size_t *len)
+const char *pe_flags_set_json(const pe_flag_set_t *set, size_t *len)
 {
     if (len)
         *len = set->json_len;
     return set->json;
 }
 
-const char *pe_flag_key(const pe_flag_t *f)
+const char *pe_flags_key(const pe_flag_t *f)
 {
     return f->key;
 }
 
-pe_flag_kind_t pe_flag_kind(const pe_flag_t *f)
+pe_flag_kind_t pe_flags_kind(const pe_flag_t *f)
 {
     return f->kind;
 }
 
-uint64_t pe_flag_version(const pe_flag_t *f)
+uint64_t pe_flags_version(const pe_flag_t *f)
 {
     return f->version;
 }
 
-const char *pe_flag_variant_key(const pe_flag_t *f, int index)
+const char *pe_flags_variant_key(const pe_flag_t *f, int index)
 {
     return index >= 0 && (size_t)index < f->nvariants ? f->variants[index].key : NULL;
 }
 
-const char *pe_flag_variant_value(const pe_flag_t *f, int index, size_t *len)
+const char *pe_flags_variant_value(const pe_flag_t *f, int index, size_t *len)
 {
     if (index < 0 || (size_t)index >= f->nvariants) {
         *len = 0;
@@ -189,17 +189,17 @@ const char *pe_flag_variant_value(const pe_flag_t *f, int index, size_t *len)
     return f->variants[index].value;
 }
 
-const char *pe_flag_quarantine(const pe_flag_t *f)
+const char *pe_flags_quarantine(const pe_flag_t *f)
 {
     return f->quarantine;
 }
 
-size_t pe_flag_set_quarantined(const pe_flag_set_t *set)
+size_t pe_flags_set_quarantined(const pe_flag_set_t *set)
 {
     return set->nquarantined;
 }
 
-const char *pe_flag_reason_name(pe_flag_reason_t r)
+const char *pe_flags_reason_name(pe_flag_reason_t r)
 {
     switch (r) {
     case PE_FLAG_REASON_TARGETING_MATCH:
@@ -447,7 +447,7 @@ static long merge_duplicates(pe_flag_set_t *s, size_t n)
     return (long)w;
 }
 
-pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len)
+pe_flag_set_t *pe_flags_set_from_json(const char *json, size_t len)
 {
     pe_flag_set_t *s = calloc(1, sizeof *s);
     cJSON *doc = NULL;
@@ -492,7 +492,7 @@ pe_flag_set_t *pe_flag_set_from_json(const char *json, size_t len)
     cJSON_ArrayForEach(f, flags)
     {
         cJSON *canon = NULL;
-        pe_flags_error_t err = {"", ""};
+        pe_refusal_t err = {"", ""};
         int rc = pe_flags_validate(f, true, &canon, &err);
         if (rc == 0)
             rc = compile_flag(s, canon, f, &s->flags[i]);

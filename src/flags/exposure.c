@@ -76,12 +76,7 @@ void pe_flags_exposure_id(const char *store_id, const char *flag_key, const char
 static bool usable_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > PE_EVENT_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
+    return n > 0 && n <= PE_EVENT_ID_MAX && !pe_text_has_control(s, n);
 }
 
 static void on_stored(void *arg, const pe_collector_result_t *result)
@@ -106,8 +101,8 @@ static cJSON *exposure_event(const char *id, const char *ts, const char *session
         !cJSON_AddStringToObject(ev, "sessionId", session) ||
         !cJSON_AddStringToObject(ev, "anonymousId", unit) ||
         !(props = cJSON_AddObjectToObject(ev, "properties")) ||
-        !cJSON_AddStringToObject(props, "flagKey", pe_flag_key(e->flag)) ||
-        !cJSON_AddStringToObject(props, "variant", pe_flag_variant_key(e->flag, e->variant))) {
+        !cJSON_AddStringToObject(props, "flagKey", pe_flags_key(e->flag)) ||
+        !cJSON_AddStringToObject(props, "variant", pe_flags_variant_key(e->flag, e->variant))) {
         cJSON_Delete(ev);
         return NULL;
     }
@@ -149,7 +144,7 @@ void pe_flags_record_exposures(pe_flags_t *f, const char *store_id, const pe_fla
         if (!e->exposure || e->variant < 0)
             continue;
         unsigned char d[crypto_hash_sha256_BYTES];
-        digest(store_id, pe_flag_key(e->flag), unit, day, d);
+        digest(store_id, pe_flags_key(e->flag), unit, day, d);
         uint64_t fp = 0;
         for (int k = 16; k < 24; k++)
             fp = fp << 8 | d[k];

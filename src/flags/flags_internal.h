@@ -3,8 +3,8 @@
  * from a store's flag-set JSON and what evaluation reads.
  *
  * Invariants:
- *  1. A compiled set is written only while it is built (pe_flag_set_from_json) and read-only
- *     after its first pe_flag_set_ref/handout; every string it points to lives in its arena.
+ *  1. A compiled set is written only while it is built (pe_flags_set_from_json) and read-only
+ *     after its first pe_flags_set_ref/handout; every string it points to lives in its arena.
  *  2. flags[] is sorted by key (strcmp), so lookups are binary searches.
  *  3. variants[i].cum is weight_0 + … + weight_i; the last one is 100.
  *  4. A quarantined flag (its stored definition failed to validate or compile) has a key, a

@@ -94,12 +94,12 @@ void flags_propagate(pe_flags_t *f, const char *store_id)
         atomic_fetch_add(&f->publish_failures, 1);
         return; /* the poller of every instance (this one too) will catch up */
     }
-    pe_flag_set_t *s = pe_flag_set_from_json(json, len);
+    pe_flag_set_t *s = pe_flags_set_from_json(json, len);
     if (f->redis && s) {
         char key[128], msg[128];
         int klen = flags_redis_key(store_id, key, sizeof key);
         int mlen = snprintf(msg, sizeof msg, "%s %llu", store_id,
-                            (unsigned long long)pe_flag_set_version(s));
+                            (unsigned long long)pe_flags_set_version(s));
         int rc = pe_redis_set(f->redis, key, (size_t)klen, json, len, 0);
         if (rc == 0)
             rc = pe_redis_publish(f->redis, PE_FLAGS_CHANNEL, msg, (size_t)mlen, NULL);
@@ -114,7 +114,7 @@ void flags_propagate(pe_flags_t *f, const char *store_id)
         }
     }
     if (s)
-        pe_flag_set_release(flags_install(f, store_id, s));
+        pe_flags_set_release(flags_install(f, store_id, s));
     free(json);
 }
 
@@ -221,7 +221,7 @@ typedef struct {
     int holdout;
     const char *replaces_kind; /* OP_PUT: the kind an existing flag must have; NULL = any */
     cJSON *result;             /* out */
-    pe_flags_error_t *err;
+    pe_refusal_t *err;
 } change_t;
 
 /* Bumps the store's version (and takes its row lock). */
@@ -254,13 +254,6 @@ out:
     free(b);
     free(a);
     return rc;
-}
-
-static int fail(pe_flags_error_t *err, const char *code, const char *msg)
-{
-    snprintf(err->code, sizeof err->code, "%s", code);
-    snprintf(err->message, sizeof err->message, "%s", msg);
-    return PE_EINVAL;
 }
 
 /* Writes canonical (validated) as the flag's row: INSERT when insert, else UPDATE. */
@@ -341,7 +334,7 @@ static int apply_create(pe_db_conn_t *conn, change_t *c)
     if (rc != 0)
         return rc;
     if (cJSON_GetObjectItemCaseSensitive(c->body, "version")) {
-        rc = fail(c->err, "unknown_field", "version: set by the server");
+        rc = pe_refuse(c->err, PE_EINVAL, "unknown_field", "version: set by the server");
         goto out;
     }
     c->key = cJSON_GetObjectItemCaseSensitive(canon, "key")->valuestring;
@@ -354,14 +347,13 @@ static int apply_create(pe_db_conn_t *conn, change_t *c)
     long n = 0;
     rc = count_flags(conn, c->store_id, &n);
     if (rc == 0 && n >= PE_FLAGS_MAX_PER_STORE) {
-        rc = fail(c->err, "too_many", "flags: a store has at most 1000 flags");
+        rc = pe_refuse(c->err, PE_EINVAL, "too_many", "flags: a store has at most 1000 flags");
         goto out;
     }
     if (rc == 0)
         rc = write_flag(conn, c, true, canon, salt);
     if (rc == PE_ECONFLICT) {
-        snprintf(c->err->code, sizeof c->err->code, "conflict");
-        snprintf(c->err->message, sizeof c->err->message, "key: a flag named '%s' exists", c->key);
+        pe_refuse(c->err, rc, "conflict", "key: a flag named '%s' exists", c->key);
     }
     if (rc == 0)
         rc = read_flag(conn, c->store_id, c->key, false, &c->result);
@@ -392,24 +384,23 @@ static int apply_update(pe_db_conn_t *conn, change_t *c, const cJSON *before)
     const cJSON *salt = cJSON_GetObjectItemCaseSensitive(c->body, "salt");
     const char *cur_salt = cJSON_GetObjectItemCaseSensitive(before, "salt")->valuestring;
     if (!cJSON_IsObject(c->body)) {
-        rc = fail(c->err, "invalid_type", "flag: must be a JSON object");
+        rc = pe_refuse(c->err, PE_EINVAL, "invalid_type", "flag: must be a JSON object");
         goto out;
     }
     if (key && (!cJSON_IsString(key) || strcmp(key->valuestring, c->key) != 0)) {
-        rc = fail(c->err, "invalid_format", "key: cannot be changed (it is the flag's name)");
+        rc = pe_refuse(c->err, PE_EINVAL, "invalid_format",
+                       "key: cannot be changed (it is the flag's name)");
         goto out;
     }
     if (salt && (!cJSON_IsString(salt) || strcmp(salt->valuestring, cur_salt) != 0)) {
-        rc = fail(c->err, "invalid_format",
-                  "salt: cannot be changed (it would reassign every unit; create a new flag)");
+        rc = pe_refuse(c->err, PE_EINVAL, "invalid_format",
+                       "salt: cannot be changed (it would reassign every unit; create a new flag)");
         goto out;
     }
     if (v && (!cJSON_IsNumber(v) || v->valuedouble != cur_v->valuedouble)) {
-        snprintf(c->err->code, sizeof c->err->code, "conflict");
-        snprintf(c->err->message, sizeof c->err->message,
-                 "version: the flag is at version %.0f; read it again and retry",
-                 cur_v->valuedouble);
-        rc = PE_ECONFLICT;
+        rc = pe_refuse(c->err, PE_ECONFLICT, "conflict",
+                       "version: the flag is at version %.0f; read it again and retry",
+                       cur_v->valuedouble);
         goto out;
     }
     if (c->partial) {
@@ -488,11 +479,9 @@ static int tx_put(pe_db_conn_t *conn, change_t *c)
         goto out;
     const char *kind = cJSON_GetObjectItemCaseSensitive(before, "kind")->valuestring;
     if (c->replaces_kind && strcmp(kind, c->replaces_kind) != 0) {
-        snprintf(c->err->code, sizeof c->err->code, "conflict");
-        snprintf(c->err->message, sizeof c->err->message,
-                 "key: a %s flag named '%.128s' exists; only %s flags can be replaced", kind,
-                 key->valuestring, c->replaces_kind);
-        rc = PE_ECONFLICT;
+        rc = pe_refuse(c->err, PE_ECONFLICT, "conflict",
+                       "key: a %s flag named '%.128s' exists; only %s flags can be replaced", kind,
+                       key->valuestring, c->replaces_kind);
         goto out;
     }
     c->key = key->valuestring;
@@ -575,10 +564,10 @@ static int tx_change(pe_db_conn_t *conn, void *arg)
  * the one implementation of every change. Publishes nothing. */
 static int change_on(pe_db_conn_t *conn, change_t *c, cJSON **out)
 {
-    pe_flags_error_t ignored;
+    pe_refusal_t ignored;
     if (!c->err)
         c->err = &ignored;
-    c->err->code[0] = c->err->message[0] = '\0';
+    pe_refusal_clear(c->err);
     int rc = tx_change(conn, c);
     if (rc == 0 && out) {
         *out = c->result;
@@ -617,7 +606,7 @@ static int change(pe_flags_t *f, change_t *c, cJSON **out)
 
 int pe_flags_update_tx(pe_db_conn_t *conn, const char *store_id, const char *key,
                        const pe_flags_actor_t *who, const cJSON *body, bool partial, cJSON **out,
-                       pe_flags_error_t *err)
+                       pe_refusal_t *err)
 {
     change_t c = {.op = OP_UPDATE,
                   .store_id = store_id,
@@ -631,7 +620,7 @@ int pe_flags_update_tx(pe_db_conn_t *conn, const char *store_id, const char *key
 }
 
 int pe_flags_put_tx(pe_db_conn_t *conn, const char *store_id, const pe_flags_actor_t *who,
-                    const cJSON *def, const char *replaces_kind, cJSON **out, pe_flags_error_t *err)
+                    const cJSON *def, const char *replaces_kind, cJSON **out, pe_refusal_t *err)
 {
     change_t c = {.op = OP_PUT,
                   .store_id = store_id,
@@ -649,7 +638,7 @@ void pe_flags_publish(pe_flags_t *f, const char *store_id)
 }
 
 int pe_flags_create(pe_flags_t *f, const char *store_id, const pe_flags_actor_t *who,
-                    const cJSON *body, cJSON **out, pe_flags_error_t *err)
+                    const cJSON *body, cJSON **out, pe_refusal_t *err)
 {
     change_t c = {
         .op = OP_CREATE, .store_id = store_id, .actor = who->actor, .body = body, .err = err};
@@ -659,7 +648,7 @@ int pe_flags_create(pe_flags_t *f, const char *store_id, const pe_flags_actor_t 
 
 int pe_flags_update(pe_flags_t *f, const char *store_id, const char *key,
                     const pe_flags_actor_t *who, const cJSON *body, bool partial, cJSON **out,
-                    pe_flags_error_t *err)
+                    pe_refusal_t *err)
 {
     change_t c = {.op = OP_UPDATE,
                   .store_id = store_id,
@@ -691,7 +680,7 @@ int pe_flags_settings_get(pe_flags_t *f, const char *store_id, cJSON **out)
 }
 
 int pe_flags_settings_put(pe_flags_t *f, const char *store_id, const pe_flags_actor_t *who,
-                          const cJSON *body, cJSON **out, pe_flags_error_t *err)
+                          const cJSON *body, cJSON **out, pe_refusal_t *err)
 {
     change_t c = {.op = OP_SETTINGS, .store_id = store_id, .actor = who->actor, .err = err};
     *out = NULL;

@@ -53,22 +53,9 @@ int flags_op_parse(const char *s, flag_op_t *out)
     return PE_EINVAL;
 }
 
-const char *pe_flag_kind_name(pe_flag_kind_t k)
+const char *pe_flags_kind_name(pe_flag_kind_t k)
 {
     return (size_t)k < PE_ARRAY_LEN(KINDS) ? KINDS[k] : "release";
-}
-
-static int fail(pe_flags_error_t *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(pe_flags_error_t *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return PE_EINVAL;
 }
 
 /* A client-supplied name, at most 48 bytes, cut at a UTF-8 boundary, for messages. */
@@ -83,16 +70,6 @@ static const char *excerpt(const char *s, char out[49])
     memcpy(out, s, n);
     out[n] = '\0';
     return out;
-}
-
-static bool has_control(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            return true;
-    }
-    return false;
 }
 
 /* [a-z0-9][a-z0-9._-]{0,max-1} */
@@ -136,18 +113,20 @@ static bool int_in(const cJSON *v, int lo, int hi, int *out)
 /* A variant value's shape: nesting within PE_FLAGS_VALUE_MAX_DEPTH levels (the value itself is
  * level 1) and no key given twice in one object. Called on a value of at most
  * PE_FLAGS_VALUE_MAX_BYTES, so the quadratic key check is bounded. */
-static int check_value_shape(const cJSON *v, int depth, int i, pe_flags_error_t *err)
+static int check_value_shape(const cJSON *v, int depth, int i, pe_refusal_t *err)
 {
     char x[49];
     if (depth > PE_FLAGS_VALUE_MAX_DEPTH)
-        return fail(err, "too_large", "variants[%d].value: nests deeper than %d levels", i,
-                    PE_FLAGS_VALUE_MAX_DEPTH);
+        return pe_refuse(err, PE_EINVAL, "too_large",
+                         "variants[%d].value: nests deeper than %d levels", i,
+                         PE_FLAGS_VALUE_MAX_DEPTH);
     for (const cJSON *c = v->child; c; c = c->next) {
         if (cJSON_IsObject(v))
             for (const cJSON *d = v->child; d != c; d = d->next)
                 if (strcmp(d->string, c->string) == 0)
-                    return fail(err, "duplicate", "variants[%d].value: key '%s' given twice", i,
-                                excerpt(c->string, x));
+                    return pe_refuse(err, PE_EINVAL, "duplicate",
+                                     "variants[%d].value: key '%s' given twice", i,
+                                     excerpt(c->string, x));
         if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
             int rc = check_value_shape(c, depth + 1, i, err);
             if (rc != 0)
@@ -177,77 +156,81 @@ static const char *type_name(int c)
     return names[c >= 0 && c <= 4 ? c : 0];
 }
 
-static int check_variants(const cJSON *variants, cJSON *canon, pe_flags_error_t *err)
+static int check_variants(const cJSON *variants, cJSON *canon, pe_refusal_t *err)
 {
     if (!cJSON_IsArray(variants))
-        return fail(err, "invalid_type", "variants: must be an array of {key, value, weight}");
+        return pe_refuse(err, PE_EINVAL, "invalid_type",
+                         "variants: must be an array of {key, value, weight}");
     int n = cJSON_GetArraySize(variants);
     if (n < 1 || n > PE_FLAGS_MAX_VARIANTS)
-        return fail(err, "out_of_range", "variants: must have 1..%d variants",
-                    PE_FLAGS_MAX_VARIANTS);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "variants: must have 1..%d variants",
+                         PE_FLAGS_MAX_VARIANTS);
     int sum = 0, i = 0, klass = 0;
     const cJSON *v;
     char x[49];
     cJSON_ArrayForEach(v, variants)
     {
         if (!cJSON_IsObject(v))
-            return fail(err, "invalid_type", "variants[%d]: must be an object", i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "variants[%d]: must be an object", i);
         for (const cJSON *f = v->child; f; f = f->next) {
             if (strcmp(f->string, "key") != 0 && strcmp(f->string, "value") != 0 &&
                 strcmp(f->string, "weight") != 0)
-                return fail(err, "unknown_field", "variants[%d].%s: unknown field", i,
-                            excerpt(f->string, x));
+                return pe_refuse(err, PE_EINVAL, "unknown_field", "variants[%d].%s: unknown field",
+                                 i, excerpt(f->string, x));
         }
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(v, "key");
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(v, "value");
         const cJSON *weight = cJSON_GetObjectItemCaseSensitive(v, "weight");
         if (!key)
-            return fail(err, "missing_field", "variants[%d].key: required", i);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "variants[%d].key: required", i);
         if (!cJSON_IsString(key))
-            return fail(err, "invalid_type", "variants[%d].key: must be a string", i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "variants[%d].key: must be a string",
+                             i);
         if (!key_syntax(key->valuestring, PE_FLAGS_VARIANT_KEY_MAX))
-            return fail(err, "invalid_format",
-                        "variants[%d].key: must match [a-z0-9][a-z0-9._-]{0,%d}", i,
-                        PE_FLAGS_VARIANT_KEY_MAX - 1);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "variants[%d].key: must match [a-z0-9][a-z0-9._-]{0,%d}", i,
+                             PE_FLAGS_VARIANT_KEY_MAX - 1);
         int j = 0;
         for (const cJSON *w = variants->child; w != v; w = w->next, j++) {
             if (strcmp(cJSON_GetObjectItemCaseSensitive(w, "key")->valuestring, key->valuestring) ==
                 0)
-                return fail(err, "duplicate", "variants[%d].key: duplicate of variants[%d].key", i,
-                            j);
+                return pe_refuse(err, PE_EINVAL, "duplicate",
+                                 "variants[%d].key: duplicate of variants[%d].key", i, j);
         }
         if (!value)
-            return fail(err, "missing_field", "variants[%d].value: required", i);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "variants[%d].value: required", i);
         int c = type_class(value);
         if (c == 0)
-            return fail(err, "invalid_type",
-                        "variants[%d].value: must be a boolean, string, number or object", i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type",
+                             "variants[%d].value: must be a boolean, string, number or object", i);
         if (klass && c != klass)
-            return fail(err, "invalid_type",
-                        "variants[%d].value: must be %s like variants[0].value", i,
-                        type_name(klass));
+            return pe_refuse(err, PE_EINVAL, "invalid_type",
+                             "variants[%d].value: must be %s like variants[0].value", i,
+                             type_name(klass));
         klass = c;
         /* the path is cut to leave room for the rule: a refusal always says what is wrong */
         char at[32], path[sizeof err->message - sizeof(": " PE_JSON_NONFINITE_RULE) + 1];
         snprintf(at, sizeof at, "variants[%d].value", i);
         if (pe_json_find_nonfinite(value, at, path, sizeof path))
-            return fail(err, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: " PE_JSON_NONFINITE_RULE, path);
         char *text = cJSON_PrintUnformatted(value);
         if (!text)
             return PE_ENOMEM;
         size_t len = strlen(text);
         free(text);
         if (len > PE_FLAGS_VALUE_MAX_BYTES)
-            return fail(err, "too_long", "variants[%d].value: at most %d bytes of JSON", i,
-                        PE_FLAGS_VALUE_MAX_BYTES);
+            return pe_refuse(err, PE_EINVAL, "too_long",
+                             "variants[%d].value: at most %d bytes of JSON", i,
+                             PE_FLAGS_VALUE_MAX_BYTES);
         int rc = check_value_shape(value, 1, i, err);
         if (rc != 0)
             return rc;
         int w = 0;
         if (!weight)
-            return fail(err, "missing_field", "variants[%d].weight: required", i);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "variants[%d].weight: required", i);
         if (!int_in(weight, 0, 100, &w))
-            return fail(err, "out_of_range", "variants[%d].weight: must be an integer 0..100", i);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "variants[%d].weight: must be an integer 0..100", i);
         sum += w;
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(canon, o) ||
@@ -258,7 +241,8 @@ static int check_variants(const cJSON *variants, cJSON *canon, pe_flags_error_t 
         i++;
     }
     if (sum != 100)
-        return fail(err, "out_of_range", "variants: weights must sum to 100 (they sum to %d)", sum);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "variants: weights must sum to 100 (they sum to %d)", sum);
     return 0;
 }
 
@@ -291,24 +275,25 @@ static bool custom_attr(const char *s)
     return true;
 }
 
-static int check_condition(const cJSON *c, const char *path, cJSON *out, pe_flags_error_t *err)
+static int check_condition(const cJSON *c, const char *path, cJSON *out, pe_refusal_t *err)
 {
     char x[49];
     if (!cJSON_IsObject(c))
-        return fail(err, "invalid_type", "%s: must be an object {attribute, operator, values}",
-                    path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type",
+                         "%s: must be an object {attribute, operator, values}", path);
     for (const cJSON *f = c->child; f; f = f->next) {
         if (strcmp(f->string, "attribute") != 0 && strcmp(f->string, "operator") != 0 &&
             strcmp(f->string, "values") != 0)
-            return fail(err, "unknown_field", "%s.%s: unknown field", path, excerpt(f->string, x));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s.%s: unknown field", path,
+                             excerpt(f->string, x));
     }
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(c, "attribute");
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(c, "operator");
     const cJSON *values = cJSON_GetObjectItemCaseSensitive(c, "values");
     if (!attr)
-        return fail(err, "missing_field", "%s.attribute: required", path);
+        return pe_refuse(err, PE_EINVAL, "missing_field", "%s.attribute: required", path);
     if (!cJSON_IsString(attr))
-        return fail(err, "invalid_type", "%s.attribute: must be a string", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s.attribute: must be a string", path);
     flag_attr_t a;
     if (strcmp(attr->valuestring, "device") == 0)
         a = ATTR_DEVICE;
@@ -321,56 +306,63 @@ static int check_condition(const cJSON *c, const char *path, cJSON *out, pe_flag
     else if (custom_attr(attr->valuestring))
         a = ATTR_CUSTOM;
     else
-        return fail(err, "invalid_format",
-                    "%s.attribute: must be device, country, customer, path or custom.<name>", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "%s.attribute: must be device, country, customer, path or custom.<name>",
+                         path);
     if (!op)
-        return fail(err, "missing_field", "%s.operator: required", path);
+        return pe_refuse(err, PE_EINVAL, "missing_field", "%s.operator: required", path);
     flag_op_t o;
     if (!cJSON_IsString(op) || flags_op_parse(op->valuestring, &o) != 0)
-        return fail(err, "invalid_format",
-                    "%s.operator: must be in, not_in, starts_with, contains, gt, gte, lt or lte",
-                    path);
+        return pe_refuse(
+            err, PE_EINVAL, "invalid_format",
+            "%s.operator: must be in, not_in, starts_with, contains, gt, gte, lt or lte", path);
     bool numeric = o >= OP_GT;
     bool allowed = a == ATTR_CUSTOM || (a == ATTR_PATH && !numeric) || o <= OP_NOT_IN;
     if (!allowed)
-        return fail(err, "invalid_format", "%s.operator: %s does not apply to %s", path,
-                    op->valuestring, attr->valuestring);
+        return pe_refuse(err, PE_EINVAL, "invalid_format", "%s.operator: %s does not apply to %s",
+                         path, op->valuestring, attr->valuestring);
     if (!values)
-        return fail(err, "missing_field", "%s.values: required", path);
+        return pe_refuse(err, PE_EINVAL, "missing_field", "%s.values: required", path);
     int n = cJSON_GetArraySize(values);
     if (!cJSON_IsArray(values))
-        return fail(err, "invalid_type", "%s.values: must be an array", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s.values: must be an array", path);
     if (numeric ? n != 1 : (n < 1 || n > PE_FLAGS_MAX_VALUES))
-        return fail(err, "out_of_range", "%s.values: must have %s", path,
-                    numeric ? "exactly one number" : "1..100 strings");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "%s.values: must have %s", path,
+                         numeric ? "exactly one number" : "1..100 strings");
     int i = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, values)
     {
         if (numeric) {
             if (!cJSON_IsNumber(v))
-                return fail(err, "invalid_type", "%s.values[%d]: must be a number", path, i);
+                return pe_refuse(err, PE_EINVAL, "invalid_type", "%s.values[%d]: must be a number",
+                                 path, i);
             if (!isfinite(v->valuedouble))
-                return fail(err, "out_of_range", "%s.values[%d]: " PE_JSON_NONFINITE_RULE, path, i);
+                return pe_refuse(err, PE_EINVAL, "out_of_range",
+                                 "%s.values[%d]: " PE_JSON_NONFINITE_RULE, path, i);
             i++;
             continue;
         }
         if (!cJSON_IsString(v))
-            return fail(err, "invalid_type", "%s.values[%d]: must be a string", path, i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s.values[%d]: must be a string",
+                             path, i);
         const char *s = v->valuestring;
         size_t len = strlen(s);
-        if (len == 0 || len > 256 || has_control(s))
-            return fail(err, "invalid_format",
-                        "%s.values[%d]: must be 1..256 bytes without control characters", path, i);
+        if (len == 0 || len > 256 || pe_text_has_control(s, strlen(s)))
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "%s.values[%d]: must be 1..256 bytes without control characters", path,
+                             i);
         if (a == ATTR_DEVICE && !in_list(s, DEVICES, PE_ARRAY_LEN(DEVICES)))
-            return fail(err, "invalid_format",
-                        "%s.values[%d]: must be desktop, mobile, tablet or other", path, i);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "%s.values[%d]: must be desktop, mobile, tablet or other", path, i);
         if (a == ATTR_CUSTOMER && !in_list(s, CUSTOMERS, PE_ARRAY_LEN(CUSTOMERS)))
-            return fail(err, "invalid_format", "%s.values[%d]: must be new or returning", path, i);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "%s.values[%d]: must be new or returning", path, i);
         if (a == ATTR_COUNTRY &&
             !(len == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'))
-            return fail(err, "invalid_format",
-                        "%s.values[%d]: must be an ISO 3166-1 alpha-2 code (upper case)", path, i);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "%s.values[%d]: must be an ISO 3166-1 alpha-2 code (upper case)", path,
+                             i);
         i++;
     }
     if (!cJSON_AddStringToObject(out, "attribute", attr->valuestring) ||
@@ -380,37 +372,38 @@ static int check_condition(const cJSON *c, const char *path, cJSON *out, pe_flag
     return 0;
 }
 
-static int check_rules(const cJSON *rules, const cJSON *variants, cJSON *canon,
-                       pe_flags_error_t *err)
+static int check_rules(const cJSON *rules, const cJSON *variants, cJSON *canon, pe_refusal_t *err)
 {
     if (!cJSON_IsArray(rules))
-        return fail(err, "invalid_type", "rules: must be an array");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "rules: must be an array");
     int n = cJSON_GetArraySize(rules);
     if (n > PE_FLAGS_MAX_RULES)
-        return fail(err, "too_many", "rules: at most %d rules", PE_FLAGS_MAX_RULES);
+        return pe_refuse(err, PE_EINVAL, "too_many", "rules: at most %d rules", PE_FLAGS_MAX_RULES);
     int i = 0;
     const cJSON *r;
     char x[49];
     cJSON_ArrayForEach(r, rules)
     {
         if (!cJSON_IsObject(r))
-            return fail(err, "invalid_type", "rules[%d]: must be an object {conditions, variant?}",
-                        i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type",
+                             "rules[%d]: must be an object {conditions, variant?}", i);
         for (const cJSON *f = r->child; f; f = f->next) {
             if (strcmp(f->string, "conditions") != 0 && strcmp(f->string, "variant") != 0)
-                return fail(err, "unknown_field", "rules[%d].%s: unknown field", i,
-                            excerpt(f->string, x));
+                return pe_refuse(err, PE_EINVAL, "unknown_field", "rules[%d].%s: unknown field", i,
+                                 excerpt(f->string, x));
         }
         const cJSON *conds = cJSON_GetObjectItemCaseSensitive(r, "conditions");
         const cJSON *variant = cJSON_GetObjectItemCaseSensitive(r, "variant");
         if (!conds)
-            return fail(err, "missing_field", "rules[%d].conditions: required", i);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "rules[%d].conditions: required", i);
         if (!cJSON_IsArray(conds))
-            return fail(err, "invalid_type", "rules[%d].conditions: must be an array", i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type",
+                             "rules[%d].conditions: must be an array", i);
         int nc = cJSON_GetArraySize(conds);
         if (nc < 1 || nc > PE_FLAGS_MAX_CONDITIONS)
-            return fail(err, "out_of_range", "rules[%d].conditions: must have 1..%d conditions", i,
-                        PE_FLAGS_MAX_CONDITIONS);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "rules[%d].conditions: must have 1..%d conditions", i,
+                             PE_FLAGS_MAX_CONDITIONS);
         cJSON *ro = cJSON_CreateObject();
         cJSON *co = ro ? cJSON_AddArrayToObject(ro, "conditions") : NULL;
         if (!ro || !cJSON_AddItemToArray(canon, ro) || !co)
@@ -431,10 +424,12 @@ static int check_rules(const cJSON *rules, const cJSON *variants, cJSON *canon,
         }
         if (variant && !cJSON_IsNull(variant)) {
             if (!cJSON_IsString(variant))
-                return fail(err, "invalid_type", "rules[%d].variant: must be a string", i);
+                return pe_refuse(err, PE_EINVAL, "invalid_type",
+                                 "rules[%d].variant: must be a string", i);
             if (!variant_exists(variants, variant->valuestring))
-                return fail(err, "invalid_format", "rules[%d].variant: no variant named '%s'", i,
-                            excerpt(variant->valuestring, x));
+                return pe_refuse(err, PE_EINVAL, "invalid_format",
+                                 "rules[%d].variant: no variant named '%s'", i,
+                                 excerpt(variant->valuestring, x));
             if (!cJSON_AddStringToObject(ro, "variant", variant->valuestring))
                 return PE_ENOMEM;
         }
@@ -447,24 +442,25 @@ static const char *const FIELDS[] = {
     "key",      "description",    "kind", "enabled", "rolloutPercentage",
     "variants", "defaultVariant", "rules"};
 
-int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_flags_error_t *err)
+int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_refusal_t *err)
 {
     int rc = PE_EINVAL;
     cJSON *c = NULL;
     char x[49];
     *canonical = NULL;
-    err->code[0] = err->message[0] = '\0';
+    pe_refusal_clear(err);
     if (!cJSON_IsObject(def))
-        return fail(err, "invalid_type", "flag: must be a JSON object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "flag: must be a JSON object");
     for (const cJSON *f = def->child; f; f = f->next) {
         bool known =
             in_list(f->string, FIELDS, PE_ARRAY_LEN(FIELDS)) ||
             (allow_extra && (strcmp(f->string, "version") == 0 || strcmp(f->string, "salt") == 0));
         if (!known)
-            return fail(err, "unknown_field", "%s: unknown field", excerpt(f->string, x));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s: unknown field",
+                             excerpt(f->string, x));
         for (const cJSON *g = def->child; g != f; g = g->next)
             if (strcmp(g->string, f->string) == 0)
-                return fail(err, "duplicate", "%s: given twice", f->string);
+                return pe_refuse(err, PE_EINVAL, "duplicate", "%s: given twice", f->string);
     }
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(def, "key");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(def, "description");
@@ -478,37 +474,40 @@ int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(def, "version");
 
     if (!key)
-        return fail(err, "missing_field", "key: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "key: required");
     if (!cJSON_IsString(key))
-        return fail(err, "invalid_type", "key: must be a string");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "key: must be a string");
     if (!key_syntax(key->valuestring, PE_FLAGS_KEY_MAX))
-        return fail(err, "invalid_format", "key: must match [a-z0-9][a-z0-9._-]{0,%d}",
-                    PE_FLAGS_KEY_MAX - 1);
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "key: must match [a-z0-9][a-z0-9._-]{0,%d}", PE_FLAGS_KEY_MAX - 1);
     if (desc && !cJSON_IsNull(desc)) {
         if (!cJSON_IsString(desc))
-            return fail(err, "invalid_type", "description: must be a string");
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "description: must be a string");
         if (strlen(desc->valuestring) > PE_FLAGS_DESCRIPTION_MAX)
-            return fail(err, "too_long", "description: at most %d bytes", PE_FLAGS_DESCRIPTION_MAX);
+            return pe_refuse(err, PE_EINVAL, "too_long", "description: at most %d bytes",
+                             PE_FLAGS_DESCRIPTION_MAX);
     }
     int k = 0;
     if (kind) {
         if (!cJSON_IsString(kind))
-            return fail(err, "invalid_type", "kind: must be a string");
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "kind: must be a string");
         for (k = 0; k < (int)PE_ARRAY_LEN(KINDS) && strcmp(kind->valuestring, KINDS[k]) != 0; k++)
             ;
         if (k == (int)PE_ARRAY_LEN(KINDS))
-            return fail(err, "invalid_format", "kind: must be release, experiment or autopilot");
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "kind: must be release, experiment or autopilot");
     }
     if (enabled && !cJSON_IsBool(enabled))
-        return fail(err, "invalid_type", "enabled: must be true or false");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "enabled: must be true or false");
     int pct = 100;
     if (rollout && !int_in(rollout, 0, 100, &pct))
-        return fail(err, "out_of_range", "rolloutPercentage: must be an integer 0..100");
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "rolloutPercentage: must be an integer 0..100");
     if (!variants)
-        return fail(err, "missing_field", "variants: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "variants: required");
     if (salt) {
         if (!cJSON_IsString(salt))
-            return fail(err, "invalid_type", "salt: must be a string");
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "salt: must be a string");
         size_t n = strlen(salt->valuestring);
         bool ok = n >= 1 && n <= PE_FLAGS_SALT_MAX;
         for (size_t i = 0; ok && i < n; i++) {
@@ -517,12 +516,12 @@ int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_
                  ch == '_' || ch == '-' || ch == '.';
         }
         if (!ok)
-            return fail(err, "invalid_format", "salt: must be 1..%d of [A-Za-z0-9._-]",
-                        PE_FLAGS_SALT_MAX);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "salt: must be 1..%d of [A-Za-z0-9._-]", PE_FLAGS_SALT_MAX);
     }
     int ver = 0;
     if (version && !int_in(version, 1, 2000000000, &ver))
-        return fail(err, "invalid_type", "version: must be a positive integer");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "version: must be a positive integer");
 
     c = cJSON_CreateObject();
     cJSON *cv = NULL, *cr = NULL;
@@ -541,12 +540,12 @@ int pe_flags_validate(const cJSON *def, bool allow_extra, cJSON **canonical, pe_
     const char *dv = cJSON_GetObjectItemCaseSensitive(cv->child, "key")->valuestring;
     if (dflt && !cJSON_IsNull(dflt)) {
         if (!cJSON_IsString(dflt)) {
-            rc = fail(err, "invalid_type", "defaultVariant: must be a string");
+            rc = pe_refuse(err, PE_EINVAL, "invalid_type", "defaultVariant: must be a string");
             goto out;
         }
         if (!variant_exists(cv, dflt->valuestring)) {
-            rc = fail(err, "invalid_format", "defaultVariant: no variant named '%s'",
-                      excerpt(dflt->valuestring, x));
+            rc = pe_refuse(err, PE_EINVAL, "invalid_format",
+                           "defaultVariant: no variant named '%s'", excerpt(dflt->valuestring, x));
             goto out;
         }
         dv = dflt->valuestring;
@@ -573,20 +572,21 @@ out:
     return rc;
 }
 
-int pe_flags_validate_settings(const cJSON *body, int *pct, pe_flags_error_t *err)
+int pe_flags_validate_settings(const cJSON *body, int *pct, pe_refusal_t *err)
 {
     char x[49];
     if (!cJSON_IsObject(body))
-        return fail(err, "invalid_type", "settings: must be a JSON object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "settings: must be a JSON object");
     for (const cJSON *f = body->child; f; f = f->next)
         if (strcmp(f->string, "holdoutPercentage") != 0)
-            return fail(err, "unknown_field", "%s: unknown field", excerpt(f->string, x));
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s: unknown field",
+                             excerpt(f->string, x));
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(body, "holdoutPercentage");
     if (!h)
-        return fail(err, "missing_field", "holdoutPercentage: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "holdoutPercentage: required");
     if (!int_in(h, 0, PE_FLAGS_HOLDOUT_MAX, pct))
-        return fail(err, "out_of_range", "holdoutPercentage: must be an integer 0..%d",
-                    PE_FLAGS_HOLDOUT_MAX);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "holdoutPercentage: must be an integer 0..%d", PE_FLAGS_HOLDOUT_MAX);
     return 0;
 }
 

@@ -23,54 +23,37 @@
 #define PRODUCTS_PER_CHANGE "10000"
 #define LABEL_MAX           256
 
-static int fail(pe_guardrails_error_t *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(pe_guardrails_error_t *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return PE_EINVAL;
-}
-
 static bool label_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 1 || n > LABEL_MAX || !pe_utf8_valid(s, n))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
+    return n >= 1 && n <= LABEL_MAX && pe_utf8_valid(s, n) && !pe_text_has_control(s, n);
 }
 
-static int pct(const cJSON *v, const char *path, double lo, double hi, pe_guardrails_error_t *err)
+static int pct(const cJSON *v, const char *path, double lo, double hi, pe_refusal_t *err)
 {
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return fail(err, "invalid_type", "%s: must be a number", path);
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be a number", path);
     if (v->valuedouble < lo || v->valuedouble > hi)
-        return fail(err, "out_of_range", "%s: must be %g..%g", path, lo, hi);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "%s: must be %g..%g", path, lo, hi);
     return 0;
 }
 
-static int pct_map(const cJSON *m, const char *name, pe_guardrails_error_t *err)
+static int pct_map(const cJSON *m, const char *name, pe_refusal_t *err)
 {
     if (!cJSON_IsObject(m))
-        return fail(err, "invalid_type", "%s: must be an object of name: percentage", name);
+        return pe_refuse(err, PE_EINVAL, "invalid_type",
+                         "%s: must be an object of name: percentage", name);
     int n = 0;
     for (const cJSON *kv = m->child; kv; kv = kv->next, n++) {
         char path[LABEL_MAX + 64];
         if (n >= PE_GUARDRAILS_MAX_ENTRIES)
-            return fail(err, "too_many", "%s: must have at most %d entries", name,
-                        PE_GUARDRAILS_MAX_ENTRIES);
+            return pe_refuse(err, PE_EINVAL, "too_many", "%s: must have at most %d entries", name,
+                             PE_GUARDRAILS_MAX_ENTRIES);
         if (!label_ok(kv->string))
-            return fail(err, "invalid_format",
-                        "%s: keys must be 1..%d bytes without control "
-                        "characters",
-                        name, LABEL_MAX);
+            return pe_refuse(err, PE_EINVAL, "invalid_format",
+                             "%s: keys must be 1..%d bytes without control "
+                             "characters",
+                             name, LABEL_MAX);
         snprintf(path, sizeof path, "%s.%s", name, kv->string);
         int rc = pct(kv, path, 0, 100, err);
         if (rc != 0)
@@ -89,19 +72,20 @@ static const char *const KEYS[] = {"minMarginPct",
                                    "version",
                                    "updatedAt"};
 
-int pe_guardrails_validate(const cJSON *cfg, cJSON **canonical, pe_guardrails_error_t *err)
+int pe_guardrails_validate(const cJSON *cfg, cJSON **canonical, pe_refusal_t *err)
 {
     int rc;
     if (canonical)
         *canonical = NULL;
     if (!cJSON_IsObject(cfg))
-        return fail(err, "invalid_type", "the guardrails must be a JSON object");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "the guardrails must be a JSON object");
     for (const cJSON *kv = cfg->child; kv; kv = kv->next) {
         bool known = false;
         for (size_t i = 0; i < PE_ARRAY_LEN(KEYS) && !known; i++)
             known = strcmp(kv->string, KEYS[i]) == 0;
         if (!known)
-            return fail(err, "unknown_field", "%.64s: is not a guardrail setting", kv->string);
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%.64s: is not a guardrail setting",
+                             kv->string);
     }
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "minMarginPct")) &&
@@ -120,49 +104,53 @@ int pe_guardrails_validate(const cJSON *cfg, cJSON **canonical, pe_guardrails_er
         if ((rc = pct(v, "minStockUnits", 0, 1e9, err)))
             return rc;
         if (v->valuedouble != floor(v->valuedouble))
-            return fail(err, "invalid_type", "minStockUnits: must be an integer");
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "minStockUnits: must be an integer");
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "excludedCategories"))) {
         if (!cJSON_IsArray(v))
-            return fail(err, "invalid_type", "excludedCategories: must be an array of names");
+            return pe_refuse(err, PE_EINVAL, "invalid_type",
+                             "excludedCategories: must be an array of names");
         int i = 0;
         for (const cJSON *c = v->child; c; c = c->next, i++) {
             if (i >= PE_GUARDRAILS_MAX_ENTRIES)
-                return fail(err, "too_many", "excludedCategories: must have at most %d entries",
-                            PE_GUARDRAILS_MAX_ENTRIES);
+                return pe_refuse(err, PE_EINVAL, "too_many",
+                                 "excludedCategories: must have at most %d entries",
+                                 PE_GUARDRAILS_MAX_ENTRIES);
             if (!cJSON_IsString(c) || !label_ok(c->valuestring))
-                return fail(err, "invalid_format",
-                            "excludedCategories[%d]: must be a category name of 1..%d bytes", i,
-                            LABEL_MAX);
+                return pe_refuse(err, PE_EINVAL, "invalid_format",
+                                 "excludedCategories[%d]: must be a category name of 1..%d bytes",
+                                 i, LABEL_MAX);
         }
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "sloGates"))) {
         if (!cJSON_IsArray(v))
-            return fail(err, "invalid_type", "sloGates: must be an array");
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "sloGates: must be an array");
         int i = 0;
         for (const cJSON *g = v->child; g; g = g->next, i++) {
             char path[64];
             if (i >= 50)
-                return fail(err, "too_many", "sloGates: must have at most 50 entries");
+                return pe_refuse(err, PE_EINVAL, "too_many",
+                                 "sloGates: must have at most 50 entries");
             if (!cJSON_IsObject(g))
-                return fail(err, "invalid_type", "sloGates[%d]: must be an object", i);
+                return pe_refuse(err, PE_EINVAL, "invalid_type", "sloGates[%d]: must be an object",
+                                 i);
             for (const cJSON *kv = g->child; kv; kv = kv->next)
                 if (strcmp(kv->string, "metric") && strcmp(kv->string, "operator") &&
                     strcmp(kv->string, "threshold"))
-                    return fail(err, "unknown_field", "sloGates[%d].%.64s: is not a field", i,
-                                kv->string);
+                    return pe_refuse(err, PE_EINVAL, "unknown_field",
+                                     "sloGates[%d].%.64s: is not a field", i, kv->string);
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(g, "metric");
             const cJSON *op = cJSON_GetObjectItemCaseSensitive(g, "operator");
             if (!cJSON_IsString(m) || !label_ok(m->valuestring) || strlen(m->valuestring) > 128)
-                return fail(err, "invalid_format",
-                            "sloGates[%d].metric: must be a metric name "
-                            "of 1..128 bytes",
-                            i);
+                return pe_refuse(err, PE_EINVAL, "invalid_format",
+                                 "sloGates[%d].metric: must be a metric name "
+                                 "of 1..128 bytes",
+                                 i);
             if (!cJSON_IsString(op) ||
                 (strcmp(op->valuestring, "lt") && strcmp(op->valuestring, "lte") &&
                  strcmp(op->valuestring, "gt") && strcmp(op->valuestring, "gte")))
-                return fail(err, "invalid_format",
-                            "sloGates[%d].operator: must be one of lt, lte, gt, gte", i);
+                return pe_refuse(err, PE_EINVAL, "invalid_format",
+                                 "sloGates[%d].operator: must be one of lt, lte, gt, gte", i);
             snprintf(path, sizeof path, "sloGates[%d].threshold", i);
             if ((rc = pct(cJSON_GetObjectItemCaseSensitive(g, "threshold"), path, -1e9, 1e9, err)))
                 return rc;
@@ -210,7 +198,7 @@ static int load(pe_db_conn_t *conn, const char *store_id, cJSON **out)
     if (rc != 0)
         return rc;
     cJSON *cfg = NULL;
-    pe_guardrails_error_t err;
+    pe_refusal_t err;
     char why[64];
     bool found = pe_db_result_rows(res) > 0;
     const char *text = found ? pe_db_result_get(res, 0, 0) : "{}";
@@ -252,7 +240,7 @@ int pe_guardrails_get(pe_db_pool_t *db, const char *store_id, cJSON **out)
 }
 
 int pe_guardrails_put(pe_db_pool_t *db, const char *store_id, const cJSON *cfg, cJSON **out,
-                      pe_guardrails_error_t *err)
+                      pe_refusal_t *err)
 {
     pe_db_conn_t *conn = NULL;
     cJSON *canonical = NULL;

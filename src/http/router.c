@@ -33,17 +33,17 @@ typedef struct {
     segment_t segs[MAX_SEGMENTS];
 } entry_t;
 
-struct pe_router {
+struct pe_http_router {
     entry_t *entries;
     size_t count, cap;
 };
 
-pe_router_t *pe_router_new(void)
+pe_http_router_t *pe_http_router_new(void)
 {
-    return calloc(1, sizeof(pe_router_t));
+    return calloc(1, sizeof(pe_http_router_t));
 }
 
-void pe_router_free(pe_router_t *r)
+void pe_http_router_free(pe_http_router_t *r)
 {
     if (!r)
         return;
@@ -53,12 +53,12 @@ void pe_router_free(pe_router_t *r)
     free(r);
 }
 
-size_t pe_router_count(const pe_router_t *r)
+size_t pe_http_router_count(const pe_http_router_t *r)
 {
     return r->count;
 }
 
-const pe_http_route_t *pe_router_route(const pe_router_t *r, size_t index)
+const pe_http_route_t *pe_http_router_route(const pe_http_router_t *r, size_t index)
 {
     return index < r->count ? &r->entries[index].route : NULL;
 }
@@ -109,7 +109,7 @@ static int compile(entry_t *e)
     return nparams <= PE_HTTP_MAX_PARAMS ? 0 : PE_EINVAL;
 }
 
-int pe_router_add(pe_router_t *r, const pe_http_route_t *route)
+int pe_http_router_add(pe_http_router_t *r, const pe_http_route_t *route)
 {
     if (!route->method || !route->pattern || !route->handler)
         return PE_EINVAL;
@@ -139,14 +139,6 @@ int pe_router_add(pe_router_t *r, const pe_http_route_t *route)
     return 0;
 }
 
-long pe_http_percent_decode(const char *s, size_t n, char *out, bool plus_is_space)
-{
-    long len = pe_percent_decode(s, n, out, n + 1, plus_is_space);
-    if (len < 0 || !pe_utf8_valid(out, (size_t)len))
-        return -1;
-    return len;
-}
-
 typedef struct {
     size_t n;
     const char *raw[MAX_SEGMENTS + 1]; /* raw segment starts */
@@ -169,7 +161,7 @@ static int split_path(const char *path, size_t len, split_path_t *sp, char *stor
         size_t end = slash ? (size_t)(slash - path) : len;
         if (sp->n == MAX_SEGMENTS + 1)
             return PE_ENOTFOUND;
-        long d = pe_http_percent_decode(path + pos, end - pos, storage + used, false);
+        long d = pe_percent_decode_text(path + pos, end - pos, storage + used, false);
         if (d < 0)
             return PE_EINVAL;
         sp->raw[sp->n] = path + pos;
@@ -240,8 +232,8 @@ static void allow_add(char *allow, size_t allowlen, const char *method)
     memcpy(allow + cur, method, ml + 1);
 }
 
-int pe_router_match(const pe_router_t *r, const char *method, const char *path, size_t pathlen,
-                    pe_route_match_t *m, char *allow, size_t allowlen)
+int pe_http_router_match(const pe_http_router_t *r, const char *method, const char *path,
+                         size_t pathlen, pe_route_match_t *m, char *allow, size_t allowlen)
 {
     split_path_t sp;
     if (allow && allowlen)
@@ -304,60 +296,4 @@ int pe_router_match(const pe_router_t *r, const char *method, const char *path, 
         m->values[m->nparams++] = start;
     }
     return PE_ROUTER_MATCH;
-}
-
-/* ---- query strings --------------------------------------------------------------------------- */
-
-int pe_http_query_parse(const char *qs, size_t len, pe_http_query_t *q)
-{
-    memset(q, 0, sizeof *q);
-    if (len == 0)
-        return 0;
-    q->storage = malloc(len * 2 + 2);
-    if (!q->storage)
-        return PE_ENOMEM;
-    size_t used = 0, pos = 0;
-    while (pos <= len) {
-        const char *amp = memchr(qs + pos, '&', len - pos);
-        size_t end = amp ? (size_t)(amp - qs) : len;
-        if (end > pos) {
-            if (q->count == PE_HTTP_MAX_QUERY_PARAMS)
-                return PE_ETOOBIG;
-            const char *eq = memchr(qs + pos, '=', end - pos);
-            size_t name_end = eq ? (size_t)(eq - qs) : end;
-            long nl = pe_http_percent_decode(qs + pos, name_end - pos, q->storage + used, true);
-            if (nl < 0)
-                return PE_EINVAL;
-            q->names[q->count] = q->storage + used;
-            used += (size_t)nl + 1;
-            size_t vstart = eq ? name_end + 1 : end;
-            long vl = pe_http_percent_decode(qs + vstart, end - vstart, q->storage + used, true);
-            if (vl < 0)
-                return PE_EINVAL;
-            q->values[q->count] = q->storage + used;
-            used += (size_t)vl + 1;
-            q->count++;
-        }
-        if (!amp)
-            break;
-        pos = end + 1;
-    }
-    return 0;
-}
-
-const char *pe_http_query_get(const pe_http_query_t *q, const char *name)
-{
-    for (size_t i = 0; i < q->count; i++)
-        if (strcmp(q->names[i], name) == 0)
-            return q->values[i];
-    return NULL;
-}
-
-void pe_http_query_free(pe_http_query_t *q)
-{
-    if (!q)
-        return;
-    free(q->storage);
-    q->storage = NULL;
-    q->count = 0;
 }

@@ -1,6 +1,8 @@
 /*
- * server.c — the libmicrohttpd server: request lifecycle, limits, authentication hook, replies,
- * suspend/resume, access log, metrics and graceful shutdown.
+ * server.c — the libmicrohttpd server: the request lifecycle (libmicrohttpd's callbacks), limits,
+ * the authentication hook, what a handler reads of its request, suspend/resume, the access log,
+ * start and graceful shutdown. Its neighbours: reply.c records and sends the reply, http_metrics.c
+ * counts and exposes the metrics, arrival.c keeps the connection deadlines.
  *
  * Request lifecycle (one pe_http_request_t per HTTP request):
  *
@@ -21,12 +23,15 @@
  *   HANDLED   run_handler()      an encoded body is finished first (too big → 413, corrupt,
  *                                truncated or trailing bytes → 400 invalid_encoding); then the
  *                                handler replies, or suspends and replies later
- *   any       completed()        log one JSON line, count metrics, free the request (and decoder)
+ *   any       on_access()        queues the reply (pe_http_reply_queue, reply.c) once there is one
+ *   any       completed()        log one JSON line, count metrics (http_metrics.c), free the
+ *                                request (its reply: pe_http_reply_release; and the decoder)
  *
  * Invariants:
  *  1. The request object is created by the URI-log callback and freed only in completed(), so
  *     nothing allocated for a request outlives it.
- *  2. A response is queued at most once per request, from an MHD thread.
+ *  2. A response is queued at most once per request, from an MHD thread: on_access hands it to
+ *     pe_http_reply_queue only while it is not queued.
  *  3. in_flight counts requests between uri_log and completed(); graceful stop waits on it.
  *  4. The client address (pe_http_remote_addr: per-address limits, the access log's "remote")
  *     believes X-Forwarded-For only from a peer in cfg.trusted_proxies (forwarded.c).
@@ -34,10 +39,7 @@
  *     off the wire, so a decompression bomb or an endless stream of empty gzip members costs at
  *     most max_body + 2 bytes of body and zlib's state. A request without Content-Encoding pays
  *     one header lookup (only when it has a body) and one NULL test per chunk.
- *  6. Every 503 carries Retry-After: the handler's (events.c, ofrep.c), else RETRY_AFTER_S —
- *     whether it came from pe_http_reply_rc (PE_EUNAVAIL, PE_ETIMEOUT: PostgreSQL or Redis
- *     unreachable), pe_http_reply_error, /readyz or the shutdown.
- *  7. Every connection has arrival deadlines (arrival.c): on_access moves it to BODY when the
+ *  6. Every connection has arrival deadlines (arrival.c): on_access moves it to BODY when the
  *     headers are complete and to HANDLING when the body is, on_completed back to WAITING; the
  *     headers of a request are read once, there, for the deadline and begin() alike.
  */
@@ -57,109 +59,16 @@
 
 #include "http_internal.h"
 
-#define MAX_RESPONSE_HEADERS 16
-#define MAX_STATUS           600
 /* Bytes of a too-big chunked body we drain before closing the connection instead. */
 #define DRAIN_LIMIT (1u << 20)
-/* Retry-After of a 503 whose handler named none (invariant 6). */
-#define RETRY_AFTER_S "2"
-
-static const double LATENCY_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                         0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
-#define NBUCKETS PE_ARRAY_LEN(LATENCY_BUCKETS)
-
-static const char CSP[] = PE_HTTP_CSP_HEAD PE_HTTP_CSP_TAIL;
-
-typedef struct {
-    _Atomic uint64_t status[MAX_STATUS];
-    _Atomic uint64_t buckets[NBUCKETS];
-    _Atomic uint64_t count;
-    _Atomic uint64_t sum_us;
-    _Atomic uint64_t decoded[PE_HTTP_CODING_COUNT]; /* bodies decoded, by coding */
-} route_metrics_t;
-
-struct pe_http_server {
-    pe_http_server_config_t cfg;
-    char host[256];
-    pe_router_t *router;
-    struct MHD_Daemon *daemon;
-    uint16_t port;
-    char id_prefix[13];
-    _Atomic uint64_t next_id;
-    _Atomic long in_flight;
-    _Atomic bool stopping;
-    route_metrics_t *metrics; /* one per route, plus one for unmatched requests */
-    pthread_mutex_t suspended_lock;
-    pe_http_request_t *suspended; /* list of parked requests, for shutdown */
-    pe_http_arrivals_t *arrivals; /* deadlines on slow requests (arrival.c) */
-};
-
-typedef enum { PHASE_NEW = 0, PHASE_BODY, PHASE_HANDLED } phase_t;
-
-typedef struct {
-    char *name;
-    char *value;
-} header_t;
-
-/* A streamed response body: owned by the request until queued, then by the MHD response. */
-typedef struct {
-    long (*read)(void *ctx, char *buf, size_t max);
-    void (*done)(void *ctx);
-    void *ctx;
-} stream_t;
-
-struct pe_http_request {
-    pe_http_server_t *srv;
-    struct MHD_Connection *conn;
-    phase_t phase;
-    char *uri;
-    size_t path_len;
-    const char *method;
-    bool routed;
-    size_t metrics_index;
-    pe_route_match_t match;
-    pe_http_query_t query;
-    const char *content_length;    /* the headers, read once when they are complete */
-    const char *transfer_encoding; /* (libmicrohttpd owns both for the request's life) */
-    bool has_body;
-    pe_http_arrival_t *arrival; /* the connection's deadlines; NULL when untracked */
-    pe_buf_t body;
-    size_t drained; /* bytes past a refusal; for an encoded body every encoded byte */
-    bool body_too_big;
-    pe_http_coding_t coding;     /* the body's Content-Encoding (begin) */
-    pe_http_decoder_t *decoder;  /* owned; only for a coding other than identity */
-    int decode_rc;               /* the decoder's failure, 0 while there is none */
-    cJSON *json;                 /* the parsed body, in json_arena when that is set */
-    pe_json_arena_t *json_arena; /* pe_http_json_body_arena: the tree is freed with it */
-    pe_http_auth_t auth;
-    /* response */
-    bool replied;
-    bool queued;
-    int status;
-    char *resp_body; /* owned unless resp_static */
-    size_t resp_len;
-    bool resp_static;
-    stream_t *stream; /* a streamed body (pe_http_reply_stream); owned until queued */
-    const char *content_type;
-    header_t headers[MAX_RESPONSE_HEADERS];
-    size_t nheaders;
-    char allow[64];
-    /* parking */
-    bool async;     /* the handler parked the request: set and read on MHD threads only */
-    bool suspended; /* in the server's parked list: guarded by suspended_lock */
-    pe_http_request_t *next_suspended;
-    int64_t start_us;
-    char request_id[72];
-    char remote[PE_IP_TEXT_LEN]; /* the client (pe_http_remote_addr); "" until resolved */
-    char peer[PE_IP_TEXT_LEN];   /* the TCP peer */
-    bool forwarded;              /* remote came from X-Forwarded-For of a trusted peer */
-};
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
+/* The request's slot in s->metrics: its route's, or the one of unmatched requests
+ * (http_metrics.c invariant 1). */
 static size_t metrics_slot(const pe_http_server_t *s, const pe_http_request_t *req)
 {
-    return req->routed ? req->match.route_index : pe_router_count(s->router);
+    return req->routed ? req->match.route_index : pe_http_router_count(s->router);
 }
 
 static bool valid_request_id(const char *id)
@@ -185,220 +94,6 @@ static bool media_type_is(const char *content_type, const char *want)
         return false;
     char c = content_type[n];
     return c == '\0' || c == ';' || c == ' ';
-}
-
-/* ---- replies --------------------------------------------------------------------------------- */
-
-bool pe_http_replied(const pe_http_request_t *req)
-{
-    return req->replied;
-}
-
-static int set_reply(pe_http_request_t *req, int status, const char *content_type, char *body,
-                     size_t len, bool is_static);
-
-int pe_http_reply_stream(pe_http_request_t *req, int status, const char *content_type,
-                         long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
-                         void *ctx)
-{
-    stream_t *st = req->replied ? NULL : malloc(sizeof *st);
-    if (!st) {
-        done(ctx);
-        if (req->replied)
-            return PE_ECONFLICT;
-        return pe_http_reply_error(req, 500, "internal_error", "out of memory");
-    }
-    *st = (stream_t){read, done, ctx};
-    req->stream = st;
-    return set_reply(req, status, content_type, NULL, 0, true);
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    stream_t *st = cls;
-    long n = st->read(st->ctx, buf, max);
-    return n > 0    ? (ssize_t)n
-           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
-                    : MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-static void stream_free(void *cls)
-{
-    stream_t *st = cls;
-    st->done(st->ctx);
-    free(st);
-}
-
-int pe_http_set_header(pe_http_request_t *req, const char *name, const char *value)
-{
-    if (req->nheaders == MAX_RESPONSE_HEADERS)
-        return PE_ENOMEM;
-    header_t *h = &req->headers[req->nheaders];
-    h->name = strdup(name);
-    h->value = strdup(value);
-    if (!h->name || !h->value) {
-        free(h->name);
-        free(h->value);
-        return PE_ENOMEM;
-    }
-    req->nheaders++;
-    return 0;
-}
-
-static int set_reply(pe_http_request_t *req, int status, const char *content_type, char *body,
-                     size_t len, bool is_static)
-{
-    if (req->replied) {
-        if (!is_static)
-            free(body);
-        return PE_ECONFLICT;
-    }
-    req->replied = true;
-    req->status = status;
-    req->content_type = content_type;
-    req->resp_body = body;
-    req->resp_len = len;
-    req->resp_static = is_static;
-    return 0;
-}
-
-int pe_http_reply(pe_http_request_t *req, int status, const char *content_type, const void *body,
-                  size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return set_reply(req, 500, "application/json", NULL, 0, true);
-    if (len)
-        memcpy(copy, body, len);
-    copy[len] = '\0';
-    return set_reply(req, status, content_type, copy, len, false);
-}
-
-int pe_http_reply_static(pe_http_request_t *req, int status, const char *content_type,
-                         const void *body, size_t len)
-{
-    return set_reply(req, status, content_type, (char *)body, len, true);
-}
-
-int pe_http_reply_json(pe_http_request_t *req, int status, const char *json, size_t len)
-{
-    return pe_http_reply(req, status, "application/json", json, len);
-}
-
-int pe_http_reply_cjson(pe_http_request_t *req, int status, cJSON *j)
-{
-    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!text)
-        return pe_http_reply_error(req, 500, "internal_error", "out of memory");
-    return set_reply(req, status, "application/json", text, strlen(text), false);
-}
-
-static int reply_verror(pe_http_request_t *req, int status, const char *code, const char *fmt,
-                        va_list ap) __attribute__((format(printf, 4, 0)));
-
-static int reply_verror(pe_http_request_t *req, int status, const char *code, const char *fmt,
-                        va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    pe_buf_t b = PE_BUF_INIT;
-    int rc = pe_buf_puts(&b, "{\"error\":{\"code\":");
-    rc |= pe_buf_json_string(&b, code, strlen(code));
-    rc |= pe_buf_puts(&b, ",\"message\":");
-    rc |= pe_buf_json_string(&b, msg, strlen(msg));
-    rc |= pe_buf_puts(&b, "}}");
-    if (rc != 0) {
-        pe_buf_free(&b);
-        static const char oom[] =
-            "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
-        return set_reply(req, 500, "application/json", (char *)oom, sizeof oom - 1, true);
-    }
-    size_t len = b.len;
-    return set_reply(req, status, "application/json", pe_buf_steal(&b), len, false);
-}
-
-int pe_http_reply_error(pe_http_request_t *req, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = reply_verror(req, status, code, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int pe_http_reply_rc(pe_http_request_t *req, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = reply_verror(req, pe_error_http_status(rc), pe_error_code(rc), fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static bool handler_set(const pe_http_request_t *req, const char *name)
-{
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return true;
-    return false;
-}
-
-static void add_standard_headers(pe_http_request_t *req, struct MHD_Response *resp)
-{
-    const pe_http_route_t *route = req->routed ? req->match.route : NULL;
-    unsigned flags = route ? route->flags : 0;
-    MHD_add_response_header(resp, "Content-Type", req->content_type);
-    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (!(flags & PE_ROUTE_STATIC))
-        MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (flags & PE_ROUTE_CORS) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, X-Request-Id");
-    } else {
-        if (!handler_set(req, "Content-Security-Policy")) /* else the handler's replaces it */
-            MHD_add_response_header(resp, "Content-Security-Policy", CSP);
-        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-        MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
-        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
-    }
-    if (req->allow[0])
-        MHD_add_response_header(resp, "Allow", req->allow);
-    /* Invariant 6: every 503 is temporary by definition, so it says when to come back. */
-    if (req->status == 503 && !handler_set(req, "Retry-After"))
-        MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
-    if (atomic_load_explicit(&req->srv->stopping, memory_order_relaxed))
-        MHD_add_response_header(resp, "Connection", "close");
-    for (size_t i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
-}
-
-static enum MHD_Result queue_reply(pe_http_request_t *req)
-{
-    struct MHD_Response *resp;
-    if (req->stream) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read,
-                                                 req->stream, stream_free);
-        if (resp)
-            req->stream = NULL; /* the response owns it now */
-    } else if (req->resp_static) {
-        resp =
-            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_PERSISTENT);
-    } else {
-        resp =
-            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
-        if (resp)
-            req->resp_body = NULL; /* the response owns it now */
-    }
-    if (!resp)
-        return MHD_NO;
-    add_standard_headers(req, resp);
-    req->queued = true;
-    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, resp);
-    MHD_destroy_response(resp);
-    return r;
 }
 
 /* ---- request accessors ----------------------------------------------------------------------- */
@@ -430,10 +125,10 @@ const char *pe_http_param(const pe_http_request_t *req, const char *name)
 
 const char *pe_http_query(const pe_http_request_t *req, const char *name)
 {
-    return pe_http_query_get(&req->query, name);
+    return pe_query_get(&req->query, name);
 }
 
-const pe_http_query_t *pe_http_query_params(const pe_http_request_t *req)
+const pe_query_t *pe_http_query_params(const pe_http_request_t *req)
 {
     return &req->query;
 }
@@ -461,7 +156,7 @@ cJSON *pe_http_json_body(pe_http_request_t *req)
     char err[128];
     if (pe_json_parse(req->body.data ? req->body.data : "", req->body.len, &req->json, err,
                       sizeof err) != 0) {
-        pe_http_reply_error(req, 400, "invalid_json", "%s", err);
+        pe_http_reply_error(req, PE_EINVAL, "invalid_json", "%s", err);
         return NULL;
     }
     return req->json;
@@ -474,7 +169,7 @@ const cJSON *pe_http_json_body_arena(pe_http_request_t *req)
     char err[128];
     if (pe_json_parse_arena(req->body.data ? req->body.data : "", req->body.len, &req->json_arena,
                             &req->json, err, sizeof err) != 0) {
-        pe_http_reply_error(req, 400, "invalid_json", "%s", err);
+        pe_http_reply_error(req, PE_EINVAL, "invalid_json", "%s", err);
         return NULL;
     }
     return req->json;
@@ -643,20 +338,20 @@ static void begin(pe_http_request_t *req, const char *method)
         resolve_client(req);
 
     if (!req->uri) {
-        pe_http_reply_error(req, 500, "internal_error", "out of memory");
+        pe_http_reply_error(req, PE_ENOMEM, "internal_error", "out of memory");
         return;
     }
     char *q = strchr(req->uri, '?');
     req->path_len = q ? (size_t)(q - req->uri) : strlen(req->uri);
     if (q) {
         *q = '\0';
-        int qrc = pe_http_query_parse(q + 1, strlen(q + 1), &req->query);
+        int qrc = pe_query_parse(q + 1, strlen(q + 1), &req->query);
         if (qrc != 0) {
             if (qrc == PE_ETOOBIG)
-                pe_http_reply_error(req, 400, "invalid_query", "more than %d query parameters",
-                                    PE_HTTP_MAX_QUERY_PARAMS);
+                pe_http_reply_error(req, PE_EINVAL, "invalid_query",
+                                    "more than %d query parameters", PE_QUERY_MAX_PARAMS);
             else
-                pe_http_reply_error(req, 400, "invalid_query",
+                pe_http_reply_error(req, PE_EINVAL, "invalid_query",
                                     "malformed query string (bad percent-encoding, %%00 or "
                                     "invalid UTF-8)");
             return;
@@ -664,8 +359,8 @@ static void begin(pe_http_request_t *req, const char *method)
     }
 
     bool preflight = strcmp(method, "OPTIONS") == 0;
-    int rc = pe_router_match(s->router, method, req->uri, req->path_len, &req->match, req->allow,
-                             sizeof req->allow);
+    int rc = pe_http_router_match(s->router, method, req->uri, req->path_len, &req->match,
+                                  req->allow, sizeof req->allow);
     if (rc == PE_ROUTER_WRONG_METHOD && preflight) {
         /* Preflight: answer for the path, with CORS headers when its routes are storefront-facing.
          */
@@ -673,8 +368,8 @@ static void begin(pe_http_request_t *req, const char *method)
         size_t n = strcspn(req->allow, ",");
         snprintf(first, sizeof first, "%.*s", (int)n, req->allow);
         char ignored[64];
-        if (pe_router_match(s->router, first, req->uri, req->path_len, &req->match, ignored,
-                            sizeof ignored) == PE_ROUTER_MATCH) {
+        if (pe_http_router_match(s->router, first, req->uri, req->path_len, &req->match, ignored,
+                                 sizeof ignored) == PE_ROUTER_MATCH) {
             req->routed = true;
             if (req->match.route->flags & PE_ROUTE_CORS) {
                 pe_http_set_header(req, "Access-Control-Allow-Methods", req->allow);
@@ -691,17 +386,18 @@ static void begin(pe_http_request_t *req, const char *method)
         return;
     }
     if (rc == PE_EINVAL) {
-        pe_http_reply_error(req, 400, "invalid_path", "the request path is not a valid path");
+        pe_http_reply_error(req, PE_EINVAL, "invalid_path", "the request path is not a valid path");
         return;
     }
     if (rc == PE_ROUTER_WRONG_METHOD) {
-        pe_http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s",
+        pe_http_reply_error(req, PE_EMETHOD, "method_not_allowed", "%s is not allowed here; use %s",
                             method, req->allow);
         return;
     }
     if (rc != PE_ROUTER_MATCH) {
         req->allow[0] = '\0';
-        pe_http_reply_error(req, 404, "not_found", "no route for %s %.200s", method, req->uri);
+        pe_http_reply_error(req, PE_ENOTFOUND, "not_found", "no route for %s %.200s", method,
+                            req->uri);
         return;
     }
     req->routed = true;
@@ -715,17 +411,17 @@ static void begin(pe_http_request_t *req, const char *method)
         char *end = NULL;
         unsigned long long len = strtoull(cl, &end, 10);
         if (end == cl || *end != '\0') {
-            pe_http_reply_error(req, 400, "invalid_request", "malformed Content-Length");
+            pe_http_reply_error(req, PE_EINVAL, "invalid_request", "malformed Content-Length");
             return;
         }
         if (len > route->max_body) {
-            pe_http_reply_error(req, 413, "payload_too_large",
+            pe_http_reply_error(req, PE_ETOOBIG, "payload_too_large",
                                 "the body has %llu bytes; this route accepts at most %zu", len,
                                 route->max_body);
             return;
         }
     } else if (te && route->max_body == 0) {
-        pe_http_reply_error(req, 413, "payload_too_large", "this route accepts no body");
+        pe_http_reply_error(req, PE_ETOOBIG, "payload_too_large", "this route accepts no body");
         return;
     }
     /* Looked up only when a body comes: nothing to decode otherwise. */
@@ -733,14 +429,14 @@ static void begin(pe_http_request_t *req, const char *method)
     if (ce) {
         bool may = (route->flags & PE_ROUTE_ENCODED_BODY) != 0;
         if (pe_http_content_coding(ce, &req->coding) != 0) {
-            pe_http_reply_error(req, 415, "unsupported_encoding",
+            pe_http_reply_error(req, PE_EMEDIA, "unsupported_encoding",
                                 "Content-Encoding \"%.64s\" is not supported; %s", ce,
                                 may ? "this route accepts " PE_HTTP_CODINGS_ACCEPTED
                                     : "this route accepts an unencoded body only");
             return;
         }
         if (req->coding != PE_HTTP_CODING_IDENTITY && !may) {
-            pe_http_reply_error(req, 415, "unsupported_encoding",
+            pe_http_reply_error(req, PE_EMEDIA, "unsupported_encoding",
                                 "this route accepts an unencoded body only, not Content-Encoding "
                                 "%s",
                                 pe_http_coding_name(req->coding));
@@ -756,7 +452,7 @@ static void begin(pe_http_request_t *req, const char *method)
                          (req->coding != PE_HTTP_CODING_IDENTITY &&
                           media_type_is(ct, "application/x-www-form-urlencoded")));
         if (!ok) {
-            pe_http_reply_error(req, 415, "unsupported_media_type",
+            pe_http_reply_error(req, PE_EMEDIA, "unsupported_media_type",
                                 "the body must be application/json%s",
                                 (route->flags & PE_ROUTE_TEXT_BODY) ? " (or text/plain)" : "");
             return;
@@ -768,13 +464,13 @@ static void begin(pe_http_request_t *req, const char *method)
                       ? s->cfg.authenticate(s->cfg.app, req, route->auth, &req->auth)
                       : PE_EUNAUTH;
         if (arc != 0 && !req->replied)
-            pe_http_reply_rc(req, arc, "%s", pe_strerror(arc));
+            pe_http_reply_error(req, arc, NULL, "%s", pe_strerror(arc));
     }
     /* zlib's state only for a request that will be read */
     if (req->coding != PE_HTTP_CODING_IDENTITY && !req->replied) {
         req->decoder = pe_http_decoder_new(req->coding, route->max_body);
         if (!req->decoder)
-            pe_http_reply_error(req, 500, "internal_error", "out of memory");
+            pe_http_reply_error(req, PE_ENOMEM, "internal_error", "out of memory");
     }
 }
 
@@ -823,12 +519,12 @@ static void run_handler(pe_http_request_t *req)
     const pe_http_route_t *route = req->match.route;
     if (req->body_too_big) {
         if (req->decoder)
-            pe_http_reply_error(req, 413, "payload_too_large",
+            pe_http_reply_error(req, PE_ETOOBIG, "payload_too_large",
                                 "this route accepts at most %zu bytes; the limit applies to the "
                                 "decoded body (after Content-Encoding %s is removed)",
                                 route->max_body, pe_http_coding_name(req->coding));
         else
-            pe_http_reply_error(req, 413, "payload_too_large",
+            pe_http_reply_error(req, PE_ETOOBIG, "payload_too_large",
                                 "this route accepts at most %zu bytes", route->max_body);
         return;
     }
@@ -836,18 +532,16 @@ static void run_handler(pe_http_request_t *req)
         int drc =
             req->decode_rc ? req->decode_rc : pe_http_decoder_finish(req->decoder, &req->body);
         if (drc == PE_EINVAL) {
-            pe_http_reply_error(req, 400, "invalid_encoding", "the body is not valid %s: %s",
+            pe_http_reply_error(req, PE_EINVAL, "invalid_encoding", "the body is not valid %s: %s",
                                 pe_http_coding_name(req->coding),
                                 pe_http_decoder_error(req->decoder));
             return;
         }
         if (drc != 0) {
-            pe_http_reply_rc(req, drc, "%s", pe_strerror(drc));
+            pe_http_reply_error(req, drc, NULL, "%s", pe_strerror(drc));
             return;
         }
-        atomic_fetch_add_explicit(
-            &req->srv->metrics[metrics_slot(req->srv, req)].decoded[req->coding], 1,
-            memory_order_relaxed);
+        pe_http_metrics_count_decoded(req->srv->metrics, metrics_slot(req->srv, req), req->coding);
     }
     int rc = route->handler(req);
     /* Parked: another thread replies and resumes, possibly already; either way the reply is
@@ -856,9 +550,9 @@ static void run_handler(pe_http_request_t *req)
         return;
     if (!req->replied) {
         if (rc != 0)
-            pe_http_reply_rc(req, rc, "%s", pe_strerror(rc));
+            pe_http_reply_error(req, rc, NULL, "%s", pe_strerror(rc));
         else
-            pe_http_reply_error(req, 500, "internal_error", "the handler did not reply");
+            pe_http_reply_error(req, PE_EINTERNAL, "internal_error", "the handler did not reply");
     }
 }
 
@@ -871,8 +565,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_NO; /* out of memory in on_uri */
     req->conn = conn;
 
-    if (req->phase == PHASE_NEW) {
-        req->phase = PHASE_BODY;
+    if (req->phase == PE_HTTP_PHASE_NEW) {
+        req->phase = PE_HTTP_PHASE_BODY;
         req->content_length = pe_http_header(req, "Content-Length");
         req->transfer_encoding = pe_http_header(req, "Transfer-Encoding");
         req->has_body = req->transfer_encoding ||
@@ -881,7 +575,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         pe_http_arrival_headers_done(req->arrival, req->has_body);
         begin(req, method);
         if (req->replied)
-            return queue_reply(req);
+            return pe_http_reply_queue(req);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -890,8 +584,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         /* A chunked body far beyond the limit: stop reading and drop the connection. */
         return req->drained > req->match.route->max_body + DRAIN_LIMIT ? MHD_NO : MHD_YES;
     }
-    if (req->phase == PHASE_BODY) {
-        req->phase = PHASE_HANDLED;
+    if (req->phase == PE_HTTP_PHASE_BODY) {
+        req->phase = PE_HTTP_PHASE_HANDLED;
         pe_http_arrival_body_done(req->arrival);
         if (!req->replied)
             run_handler(req);
@@ -901,8 +595,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (req->queued)
         return MHD_YES;
     if (!req->replied)
-        pe_http_reply_error(req, 500, "internal_error", "resumed without a reply");
-    return queue_reply(req);
+        pe_http_reply_error(req, PE_EINTERNAL, "internal_error", "resumed without a reply");
+    return pe_http_reply_queue(req);
 }
 
 static void access_log(pe_http_request_t *req, double seconds, enum MHD_RequestTerminationCode toe)
@@ -951,30 +645,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     req->conn = conn;
     double seconds = (double)(pe_now_mono_us() - req->start_us) / 1e6;
 
-    route_metrics_t *m = &s->metrics[metrics_slot(s, req)];
-    int status = req->queued ? req->status : 499;
-    if (status >= 0 && status < MAX_STATUS)
-        atomic_fetch_add_explicit(&m->status[status], 1, memory_order_relaxed);
-    for (size_t i = 0; i < NBUCKETS; i++) {
-        if (seconds <= LATENCY_BUCKETS[i]) {
-            atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-            break;
-        }
-    }
-    atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+    pe_http_metrics_count(s->metrics, metrics_slot(s, req), req->queued ? req->status : 499,
+                          seconds);
 
     if (req->method)
         access_log(req, seconds, toe);
 
-    if (!req->resp_static)
-        free(req->resp_body);
-    if (req->stream)
-        stream_free(req->stream);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        free(req->headers[i].name);
-        free(req->headers[i].value);
-    }
+    pe_http_reply_release(req);
     if (req->json_arena)
         pe_json_arena_free(req->json_arena);
     else
@@ -982,7 +659,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     pe_buf_free(&req->body);
     if (req->decoder)
         pe_http_decoder_free(req->decoder);
-    pe_http_query_free(&req->query);
+    pe_query_free(&req->query);
     free(req->uri);
     free(req);
     atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
@@ -1003,20 +680,20 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- server ---------------------------------------------------------------------------------- */
 
-pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_router_t *router,
+pe_http_server_t *pe_http_server_new(const pe_http_server_config_t *cfg, pe_http_router_t *router,
                                      char *err, size_t errlen)
 {
     pe_http_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
-        pe_router_free(router);
+        pe_http_router_free(router);
         return NULL;
     }
     s->cfg = *cfg;
     snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
     s->cfg.host = s->host;
     s->router = router;
-    s->metrics = calloc(pe_router_count(router) + 1, sizeof *s->metrics);
+    s->metrics = pe_http_metrics_new(pe_http_router_count(router));
     if (!s->metrics) {
         snprintf(err, errlen, "out of memory");
         pe_http_server_free(s);
@@ -1130,7 +807,7 @@ void pe_http_server_stop(pe_http_server_t *s, unsigned grace_ms)
         next = r->next_suspended;
         r->suspended = false;
         if (!r->replied)
-            pe_http_reply_error(r, 503, "unavailable", "the server is shutting down");
+            pe_http_reply_error(r, PE_EUNAVAIL, "unavailable", "the server is shutting down");
         MHD_resume_connection(r->conn);
     }
     if (parked)
@@ -1147,83 +824,8 @@ void pe_http_server_free(pe_http_server_t *s)
         return;
     if (s->daemon)
         pe_http_server_stop(s, 0);
-    pe_router_free(s->router);
-    free(s->metrics);
+    pe_http_router_free(s->router);
+    pe_http_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->suspended_lock);
     free(s);
-}
-
-int pe_http_server_metrics(pe_http_server_t *s, pe_buf_t *out)
-{
-    int rc = 0;
-    size_t nroutes = pe_router_count(s->router);
-    rc |= pe_buf_puts(out, "# HELP pe_http_requests_total HTTP requests by route and status.\n"
-                           "# TYPE pe_http_requests_total counter\n");
-    for (size_t i = 0; i <= nroutes; i++) {
-        const pe_http_route_t *r = pe_router_route(s->router, i);
-        const char *method = r ? r->method : "";
-        const char *name = r ? r->name : "unmatched";
-        for (int st = 0; st < MAX_STATUS; st++) {
-            uint64_t v = atomic_load_explicit(&s->metrics[i].status[st], memory_order_relaxed);
-            if (v)
-                rc |=
-                    pe_buf_printf(out,
-                                  "pe_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"}"
-                                  " %llu\n",
-                                  method, name, st, (unsigned long long)v);
-        }
-    }
-    rc |=
-        pe_buf_puts(out, "# HELP pe_http_request_duration_seconds HTTP request latency by route.\n"
-                         "# TYPE pe_http_request_duration_seconds histogram\n");
-    for (size_t i = 0; i <= nroutes; i++) {
-        route_metrics_t *m = &s->metrics[i];
-        uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
-        if (!count)
-            continue;
-        const pe_http_route_t *r = pe_router_route(s->router, i);
-        const char *method = r ? r->method : "";
-        const char *name = r ? r->name : "unmatched";
-        uint64_t cum = 0;
-        for (size_t b = 0; b < NBUCKETS; b++) {
-            cum += atomic_load_explicit(&m->buckets[b], memory_order_relaxed);
-            rc |=
-                pe_buf_printf(out,
-                              "pe_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\","
-                              "le=\"%g\"} %llu\n",
-                              method, name, LATENCY_BUCKETS[b], (unsigned long long)cum);
-        }
-        rc |= pe_buf_printf(
-            out,
-            "pe_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
-            "pe_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n"
-            "pe_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
-            method, name, (unsigned long long)count, method, name,
-            (double)atomic_load_explicit(&m->sum_us, memory_order_relaxed) / 1e6, method, name,
-            (unsigned long long)count);
-    }
-    rc |= pe_buf_puts(out, "# HELP pe_http_request_bodies_decoded_total Request bodies received "
-                           "with a Content-Encoding and decoded whole, by route and coding.\n"
-                           "# TYPE pe_http_request_bodies_decoded_total counter\n");
-    for (size_t i = 0; i < nroutes; i++) {
-        const pe_http_route_t *r = pe_router_route(s->router, i);
-        for (int c = PE_HTTP_CODING_IDENTITY + 1; c < PE_HTTP_CODING_COUNT; c++) {
-            uint64_t v = atomic_load_explicit(&s->metrics[i].decoded[c], memory_order_relaxed);
-            if (v)
-                rc |=
-                    pe_buf_printf(out,
-                                  "pe_http_request_bodies_decoded_total{method=\"%s\",route=\"%s\","
-                                  "encoding=\"%s\"} %llu\n",
-                                  r->method, r->name, pe_http_coding_name((pe_http_coding_t)c),
-                                  (unsigned long long)v);
-        }
-    }
-    rc |= pe_buf_printf(out,
-                        "# HELP pe_http_requests_in_flight Requests being served now.\n"
-                        "# TYPE pe_http_requests_in_flight gauge\n"
-                        "pe_http_requests_in_flight %ld\n",
-                        atomic_load(&s->in_flight));
-    if (s->arrivals)
-        rc |= pe_http_arrivals_metrics(s->arrivals, out);
-    return rc ? PE_ENOMEM : 0;
 }

@@ -17,7 +17,7 @@ typedef struct {
     int64_t next_us;
 } slot_t;
 
-struct pe_scheduler {
+struct pe_jobs_scheduler {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -28,7 +28,7 @@ struct pe_scheduler {
 
 static void *scheduler_main(void *arg)
 {
-    pe_scheduler_t *s = arg;
+    pe_jobs_scheduler_t *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         int64_t now = pe_now_mono_us(), next = INT64_MAX;
@@ -69,9 +69,9 @@ static void *scheduler_main(void *arg)
     return NULL;
 }
 
-pe_scheduler_t *pe_scheduler_start(const pe_job_t *jobs, size_t njobs)
+pe_jobs_scheduler_t *pe_jobs_scheduler_start(const pe_job_t *jobs, size_t njobs)
 {
-    pe_scheduler_t *s = calloc(1, sizeof *s);
+    pe_jobs_scheduler_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->slots = calloc(njobs ? njobs : 1, sizeof *s->slots);
@@ -97,7 +97,7 @@ pe_scheduler_t *pe_scheduler_start(const pe_job_t *jobs, size_t njobs)
     return s;
 }
 
-void pe_scheduler_stop(pe_scheduler_t *s)
+void pe_jobs_scheduler_stop(pe_jobs_scheduler_t *s)
 {
     if (!s)
         return;

@@ -531,7 +531,7 @@ static int prepare(run_t *r, const pe_config_t *cfg, int argc, char **argv)
 static int write_catalog(run_t *r)
 {
     cJSON *products = pe_sim_catalog_json(r->sim);
-    pe_catalog_error_t err = {{0}, {0}};
+    pe_refusal_t err = {{0}, {0}};
     size_t count = 0;
     int rc = products ? pe_catalog_upsert(r->pool, r->store.id, products, &count, &err) : PE_ENOMEM;
     cJSON_Delete(products);

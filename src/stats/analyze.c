@@ -73,7 +73,7 @@ static int power_figures(const pe_stats_input_t *in, const pe_stats_moments_t *c
     return rc;
 }
 
-int pe_stats_analyze(const pe_stats_input_t *in, pe_stats_result_t *out, pe_stats_error_t *err)
+int pe_stats_analyze(const pe_stats_input_t *in, pe_stats_result_t *out, pe_refusal_t *err)
 {
     pe_stats_init();
     result_clear(out);
@@ -113,9 +113,9 @@ int pe_stats_analyze(const pe_stats_input_t *in, pe_stats_result_t *out, pe_stat
     rc = rc ? rc : power_figures(in, c, v, out);
 out:
     if (rc == PE_EINVAL)
-        return stats_refuse(err, "invalid_input", "input: inconsistent statistics");
+        return pe_refuse(err, PE_EINVAL, "invalid_input", "input: inconsistent statistics");
     if (rc != 0) {
-        stats_refuse(err, "internal", "statistics: a numerical routine failed");
+        pe_refuse(err, PE_EINVAL, "internal", "statistics: a numerical routine failed");
         return PE_EINTERNAL;
     }
     return 0;

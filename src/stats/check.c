@@ -30,10 +30,10 @@ static bool in_magnitude(double x)
     return stats_finite(x) && fabs(x) <= PE_STATS_MAX_MAGNITUDE;
 }
 
-static int refuse_range(pe_stats_error_t *err, const char *arm, const char *field, const char *why)
+static int refuse_range(pe_refusal_t *err, const char *arm, const char *field, const char *why)
 {
-    return stats_refuse(err, "out_of_range", "%s%s%s: %s", arm ? arm : "", arm ? "." : "", field,
-                        why);
+    return pe_refuse(err, PE_EINVAL, "out_of_range", "%s%s%s: %s", arm ? arm : "", arm ? "." : "",
+                     field, why);
 }
 
 /* Centred sum of products a·b minus its slack; negative means inconsistent. */
@@ -43,7 +43,7 @@ static long double centred(double n, double sa, double sb, double sab)
 }
 
 static int check_covariate(const pe_stats_arm_t *a, pe_stats_metric_t metric, const char *name,
-                           pe_stats_error_t *err)
+                           pe_refusal_t *err)
 {
     if (!in_magnitude(a->pre_sum))
         return refuse_range(err, name, "preSum", "must be a finite number (|x| ≤ 1e100)");
@@ -53,14 +53,15 @@ static int check_covariate(const pe_stats_arm_t *a, pe_stats_metric_t metric, co
         return refuse_range(err, name, "sumProducts", "must be a finite number (|x| ≤ 1e100)");
     if (a->n == 0) {
         if (a->pre_sum != 0 || a->pre_sum_squares != 0 || a->sum_products != 0)
-            return stats_refuse(err, "inconsistent",
-                                "%s: preSum, preSumSquares and sumProducts must be 0 when n is 0",
-                                name);
+            return pe_refuse(err, PE_EINVAL, "inconsistent",
+                             "%s: preSum, preSumSquares and sumProducts must be 0 when n is 0",
+                             name);
         return 0;
     }
     long double cxx = centred(a->n, a->pre_sum, a->pre_sum, a->pre_sum_squares);
     if (cxx < -CHECK_SLACK * a->pre_sum_squares)
-        return stats_refuse(err, "inconsistent", "%s.preSumSquares: smaller than preSum²/n", name);
+        return pe_refuse(err, PE_EINVAL, "inconsistent", "%s.preSumSquares: smaller than preSum²/n",
+                         name);
     double ss = metric == PE_STATS_PROPORTION ? a->sum : a->sum_squares;
     long double cyy = centred(a->n, a->sum, a->sum, ss);
     long double cxy = centred(a->n, a->pre_sum, a->sum, a->sum_products);
@@ -71,15 +72,15 @@ static int check_covariate(const pe_stats_arm_t *a, pe_stats_metric_t metric, co
     long double bound = cxx * cyy * (1 + CHECK_SLACK) +
                         CHECK_SLACK * (long double)fabs(a->pre_sum_squares) * (long double)ss;
     if (cxy * cxy > bound)
-        return stats_refuse(err, "inconsistent",
-                            "%s.sumProducts: impossible for these sums (|covariance| exceeds "
-                            "the product of the standard deviations)",
-                            name);
+        return pe_refuse(err, PE_EINVAL, "inconsistent",
+                         "%s.sumProducts: impossible for these sums (|covariance| exceeds "
+                         "the product of the standard deviations)",
+                         name);
     return 0;
 }
 
 static int check_arm(const pe_stats_input_t *in, const pe_stats_arm_t *a, const char *name,
-                     pe_stats_error_t *err)
+                     pe_refusal_t *err)
 {
     if (!is_count(a->n))
         return refuse_range(err, name, "n", "must be an integer in [0, 2^53]");
@@ -89,26 +90,26 @@ static int check_arm(const pe_stats_input_t *in, const pe_stats_arm_t *a, const 
         if (!is_count(a->sum))
             return refuse_range(err, name, "sum", "conversions must be an integer ≥ 0");
         if (a->sum > a->n)
-            return stats_refuse(err, "inconsistent",
-                                "%s.sum: more conversions (%.17g) than n (%.17g)", name, a->sum,
-                                a->n);
+            return pe_refuse(err, PE_EINVAL, "inconsistent",
+                             "%s.sum: more conversions (%.17g) than n (%.17g)", name, a->sum, a->n);
         if (a->sum_squares != a->sum)
-            return stats_refuse(err, "inconsistent",
-                                "%s.sumSquares: must equal sum for a proportion", name);
+            return pe_refuse(err, PE_EINVAL, "inconsistent",
+                             "%s.sumSquares: must equal sum for a proportion", name);
     } else {
         if (!in_magnitude(a->sum_squares) || a->sum_squares < 0)
             return refuse_range(err, name, "sumSquares", "must be a finite number ≥ 0");
         if (a->n == 0 && (a->sum != 0 || a->sum_squares != 0))
-            return stats_refuse(err, "inconsistent", "%s: sum and sumSquares must be 0 when n is 0",
-                                name);
+            return pe_refuse(err, PE_EINVAL, "inconsistent",
+                             "%s: sum and sumSquares must be 0 when n is 0", name);
         if (a->n > 0 && centred(a->n, a->sum, a->sum, a->sum_squares) <
                             -CHECK_SLACK * (long double)a->sum_squares)
-            return stats_refuse(err, "inconsistent", "%s.sumSquares: smaller than sum²/n", name);
+            return pe_refuse(err, PE_EINVAL, "inconsistent", "%s.sumSquares: smaller than sum²/n",
+                             name);
     }
     return in->cuped ? check_covariate(a, in->metric, name, err) : 0;
 }
 
-int pe_stats_input_check(const pe_stats_input_t *in, pe_stats_error_t *err)
+int pe_stats_input_check(const pe_stats_input_t *in, pe_refusal_t *err)
 {
     if ((unsigned)in->metric > PE_STATS_MEAN)
         return refuse_range(err, NULL, "metricType", "must be proportion or mean");
@@ -130,7 +131,8 @@ int pe_stats_input_check(const pe_stats_input_t *in, pe_stats_error_t *err)
     }
     for (int i = 0; i < 2; i++)
         if (!(in->split[i] >= 0) || !in_magnitude(in->split[i]))
-            return stats_refuse(err, "out_of_range", "split[%d]: must be a finite number ≥ 0", i);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "split[%d]: must be a finite number ≥ 0", i);
     if (!(in->split[0] + in->split[1] > 0))
         return refuse_range(err, NULL, "split", "needs a weight > 0");
     if (!(in->power > in->alpha && in->power < 1))
@@ -151,7 +153,7 @@ void pe_stats_plan_defaults(pe_stats_plan_t *plan)
     plan->max_runtime_days = NAN;
 }
 
-int pe_stats_plan_check(const pe_stats_plan_t *plan, pe_stats_error_t *err)
+int pe_stats_plan_check(const pe_stats_plan_t *plan, pe_refusal_t *err)
 {
     if ((unsigned)plan->method > PE_STATS_SEQUENTIAL)
         return refuse_range(err, NULL, "plan.method",
@@ -171,13 +173,13 @@ int pe_stats_plan_check(const pe_stats_plan_t *plan, pe_stats_error_t *err)
     for (size_t i = 0; i < plan->n_triggers; i++) {
         const pe_stats_trigger_t *t = &plan->triggers[i];
         if (!(t->relative_change <= 0) || !in_magnitude(t->relative_change))
-            return stats_refuse(err, "out_of_range",
-                                "plan.rollbackTriggers[%zu].relativeChange: must be a finite "
-                                "number ≤ 0",
-                                i);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "plan.rollbackTriggers[%zu].relativeChange: must be a finite "
+                             "number ≤ 0",
+                             i);
         if (!(t->alpha > 0 && t->alpha <= 0.5))
-            return stats_refuse(err, "out_of_range",
-                                "plan.rollbackTriggers[%zu].alpha: must be in (0, 0.5]", i);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "plan.rollbackTriggers[%zu].alpha: must be in (0, 0.5]", i);
     }
     return 0;
 }

@@ -37,10 +37,10 @@ const char pe_stats_usage[] =
     "Neither needs the database or any PE_* variable.\n";
 
 /* Prints {"error":…} for err and returns status. */
-static int fail(int status, const pe_stats_error_t *err)
+static int fail(int status, const pe_refusal_t *err)
 {
     pe_buf_t b = PE_BUF_INIT;
-    if (pe_stats_error_json(err, &b) == 0)
+    if (pe_refusal_json(err, &b) == 0)
         printf("%s\n", b.data);
     pe_buf_free(&b);
     return status;
@@ -51,12 +51,10 @@ static int usage(const char *code, const char *fmt, ...) __attribute__((format(p
 /* Reports bad options on stderr and as an error object; returns EXIT_USAGE. */
 static int usage(const char *code, const char *fmt, ...)
 {
-    pe_stats_error_t err;
-    snprintf(err.code, sizeof err.code, "%s", code);
+    pe_refusal_t err;
     va_list ap;
     va_start(ap, fmt);
-    // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
-    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    pe_vrefuse(&err, PE_EINVAL, code, fmt, ap);
     va_end(ap);
     fprintf(stderr, "profit-engine: stats: %s\n", err.message);
     return fail(EXIT_USAGE, &err);
@@ -65,14 +63,13 @@ static int usage(const char *code, const char *fmt, ...)
 static int cmd_analyze(void)
 {
     pe_buf_t in = PE_BUF_INIT, out = PE_BUF_INIT;
-    pe_stats_error_t err = {"internal", "statistics: out of memory"};
+    pe_refusal_t err = {"internal", "statistics: out of memory"};
     int status = EXIT_FAILURE;
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
         if (in.len + n > STDIN_MAX) {
-            snprintf(err.code, sizeof err.code, "too_large");
-            snprintf(err.message, sizeof err.message, "input: larger than %u bytes", STDIN_MAX);
+            pe_refuse(&err, PE_ETOOBIG, "too_large", "input: larger than %u bytes", STDIN_MAX);
             status = fail(EXIT_USAGE, &err);
             goto out;
         }
@@ -80,7 +77,7 @@ static int cmd_analyze(void)
             goto fail;
     }
     if (ferror(stdin)) {
-        snprintf(err.message, sizeof err.message, "input: cannot read standard input");
+        pe_refuse(&err, PE_EIO, "internal", "input: cannot read standard input");
         goto fail;
     }
     pe_stats_input_t input;
@@ -175,7 +172,7 @@ static int cmd_sample_size(int argc, char **argv)
         return usage("out_of_range", "%s: must be an integer ≥ 2", "--units");
 
     pe_stats_sample_size_t ss;
-    pe_stats_error_t err = {"internal", "statistics: a numerical routine failed"};
+    pe_refusal_t err = {"internal", "statistics: a numerical routine failed"};
     int rc = pe_stats_sample_size(&in, &ss, &err);
     if (rc != 0)
         return fail(rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE, &err);

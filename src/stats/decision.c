@@ -54,7 +54,7 @@ const char *pe_stats_reason_name(unsigned bit)
 
 /* Does trigger t fire on in? */
 static int trigger_fires(const pe_stats_input_t *in, const pe_stats_trigger_t *t, bool *fires,
-                         pe_stats_error_t *err)
+                         pe_refusal_t *err)
 {
     pe_stats_input_t seq = *in;
     seq.method = PE_STATS_SEQUENTIAL;
@@ -72,7 +72,7 @@ static int trigger_fires(const pe_stats_input_t *in, const pe_stats_trigger_t *t
 }
 
 int pe_stats_decide(const pe_stats_input_t *in, const pe_stats_plan_t *plan, double runtime_days,
-                    pe_stats_decision_t *out, pe_stats_error_t *err)
+                    pe_stats_decision_t *out, pe_refusal_t *err)
 {
     pe_stats_init();
     out->verdict = PE_STATS_KEEP_RUNNING;
@@ -82,7 +82,8 @@ int pe_stats_decide(const pe_stats_input_t *in, const pe_stats_plan_t *plan, dou
     if (rc != 0)
         return rc;
     if (!(runtime_days >= 0) || !stats_finite(runtime_days))
-        return stats_refuse(err, "out_of_range", "runtimeDays: must be a finite number ≥ 0");
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "runtimeDays: must be a finite number ≥ 0");
 
     pe_stats_input_t final = *in;
     final.method = plan->method;

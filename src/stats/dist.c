@@ -38,19 +38,6 @@ void pe_stats_init(void)
     pthread_once(&gsl_once, gsl_handler_off);
 }
 
-int stats_refuse(pe_stats_error_t *err, const char *code, const char *fmt, ...)
-{
-    if (err) {
-        snprintf(err->code, sizeof err->code, "%s", code);
-        va_list ap;
-        va_start(ap, fmt);
-        // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return PE_EINVAL;
-}
-
 /* P(T > x) for x ≥ 0. */
 static int t_upper_nonneg(double x, double df, double *q)
 {

@@ -30,7 +30,7 @@ typedef struct {
 /* Collects the members of o named in names (NULL-terminated) into obj->items; refuses
  * unknown and duplicate keys. */
 static int object_read(const cJSON *o, const char *path, const char *const *names, object_t *obj,
-                       pe_stats_error_t *err)
+                       pe_refusal_t *err)
 {
     memset(obj, 0, sizeof *obj);
     obj->path = path;
@@ -40,7 +40,8 @@ static int object_read(const cJSON *o, const char *path, const char *const *name
         n++;
     }
     if (!cJSON_IsObject(o))
-        return stats_refuse(err, "invalid_type", "%s: must be an object", *path ? path : "input");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be an object",
+                         *path ? path : "input");
     const cJSON *m;
     cJSON_ArrayForEach(m, o)
     {
@@ -49,11 +50,11 @@ static int object_read(const cJSON *o, const char *path, const char *const *name
         while (i < n && strcmp(names[i], key) != 0)
             i++;
         if (i == n)
-            return stats_refuse(err, "unknown_field", "%s%s%.64s: unknown field", path,
-                                *path ? "." : "", key);
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%s%s%.64s: unknown field", path,
+                             *path ? "." : "", key);
         if (obj->items[i])
-            return stats_refuse(err, "duplicate_field", "%s%s%s: appears twice", path,
-                                *path ? "." : "", key);
+            return pe_refuse(err, PE_EINVAL, "duplicate_field", "%s%s%s: appears twice", path,
+                             *path ? "." : "", key);
         obj->items[i] = m;
     }
     return 0;
@@ -74,23 +75,23 @@ static const char *sep(const object_t *obj)
 
 /* A number member; absent (or null when nullable) leaves *out untouched and sets *present. */
 static int number(const object_t *obj, const char *name, bool required, bool nullable, double *out,
-                  bool *present, pe_stats_error_t *err)
+                  bool *present, pe_refusal_t *err)
 {
     const cJSON *j = get(obj, name);
     if (present)
         *present = false;
     if (!j || (nullable && cJSON_IsNull(j))) {
         if (required && !j)
-            return stats_refuse(err, "missing_field", "%s%s%s: required", obj->path, sep(obj),
-                                name);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "%s%s%s: required", obj->path,
+                             sep(obj), name);
         return 0;
     }
     if (!cJSON_IsNumber(j))
-        return stats_refuse(err, "invalid_type", "%s%s%s: must be a number%s", obj->path, sep(obj),
-                            name, nullable ? " or null" : "");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "%s%s%s: must be a number%s", obj->path,
+                         sep(obj), name, nullable ? " or null" : "");
     if (!stats_finite(j->valuedouble))
-        return stats_refuse(err, "out_of_range", "%s%s%s: must be a finite number", obj->path,
-                            sep(obj), name);
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "%s%s%s: must be a finite number",
+                         obj->path, sep(obj), name);
     *out = j->valuedouble;
     if (present)
         *present = true;
@@ -99,13 +100,13 @@ static int number(const object_t *obj, const char *name, bool required, bool nul
 
 /* A string member that must be one of choices (NULL-terminated); *out is its index. */
 static int choice(const object_t *obj, const char *name, bool required, const char *const *choices,
-                  int *out, pe_stats_error_t *err)
+                  int *out, pe_refusal_t *err)
 {
     const cJSON *j = get(obj, name);
     if (!j) {
         if (required)
-            return stats_refuse(err, "missing_field", "%s%s%s: required", obj->path, sep(obj),
-                                name);
+            return pe_refuse(err, PE_EINVAL, "missing_field", "%s%s%s: required", obj->path,
+                             sep(obj), name);
         return 0;
     }
     if (cJSON_IsString(j) && j->valuestring)
@@ -122,8 +123,8 @@ static int choice(const object_t *obj, const char *name, bool required, const ch
             break;
         len += (size_t)w;
     }
-    return stats_refuse(err, cJSON_IsString(j) ? "out_of_range" : "invalid_type",
-                        "%s%s%s: must be one of %s", obj->path, sep(obj), name, list);
+    return pe_refuse(err, PE_EINVAL, cJSON_IsString(j) ? "out_of_range" : "invalid_type",
+                     "%s%s%s: must be one of %s", obj->path, sep(obj), name, list);
 }
 
 static const char *const METRICS[] = {"proportion", "mean", NULL};
@@ -136,7 +137,7 @@ static const char *const ARM_KEYS[] = {
 enum { COV_PRE_SUM = 1, COV_PRE_SQUARES = 2, COV_PRODUCTS = 4 };
 
 static int parse_arm(const cJSON *j, const char *name, pe_stats_metric_t metric,
-                     pe_stats_arm_t *arm, unsigned *covariates, pe_stats_error_t *err)
+                     pe_stats_arm_t *arm, unsigned *covariates, pe_refusal_t *err)
 {
     object_t o;
     int rc = object_read(j, name, ARM_KEYS, &o, err);
@@ -164,13 +165,13 @@ static const char *first_missing(unsigned have)
                                        : "sumProducts";
 }
 
-static int parse_arms(const object_t *root, pe_stats_input_t *in, pe_stats_error_t *err)
+static int parse_arms(const object_t *root, pe_stats_input_t *in, pe_refusal_t *err)
 {
     const cJSON *jc = get(root, "control"), *jv = get(root, "variant");
     if (!jc)
-        return stats_refuse(err, "missing_field", "control: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "control: required");
     if (!jv)
-        return stats_refuse(err, "missing_field", "variant: required");
+        return pe_refuse(err, PE_EINVAL, "missing_field", "variant: required");
     unsigned cc = 0, cv = 0;
     int rc = parse_arm(jc, "control", in->metric, &in->control, &cc, err);
     rc = rc ? rc : parse_arm(jv, "variant", in->metric, &in->variant, &cv, err);
@@ -178,17 +179,17 @@ static int parse_arms(const object_t *root, pe_stats_input_t *in, pe_stats_error
         return rc;
     if (cc != cv) {
         unsigned missing = cc & ~cv;
-        return stats_refuse(err, "mismatched_arms", "%s.%s: present in %s only",
-                            missing ? "variant" : "control", first_missing(missing ? cv : cc),
-                            missing ? "control" : "variant");
+        return pe_refuse(err, PE_EINVAL, "mismatched_arms", "%s.%s: present in %s only",
+                         missing ? "variant" : "control", first_missing(missing ? cv : cc),
+                         missing ? "control" : "variant");
     }
     if (in->cuped && cc != (COV_PRE_SUM | COV_PRE_SQUARES | COV_PRODUCTS))
-        return stats_refuse(err, "missing_field", "control.%s: required when cuped is true",
-                            first_missing(cc));
+        return pe_refuse(err, PE_EINVAL, "missing_field", "control.%s: required when cuped is true",
+                         first_missing(cc));
     return 0;
 }
 
-static int parse_prior(const object_t *root, pe_stats_input_t *in, pe_stats_error_t *err)
+static int parse_prior(const object_t *root, pe_stats_input_t *in, pe_refusal_t *err)
 {
     const cJSON *j = get(root, "prior");
     if (!j || cJSON_IsNull(j))
@@ -202,34 +203,34 @@ static int parse_prior(const object_t *root, pe_stats_input_t *in, pe_stats_erro
     return rc;
 }
 
-static int parse_split(const object_t *root, pe_stats_input_t *in, pe_stats_error_t *err)
+static int parse_split(const object_t *root, pe_stats_input_t *in, pe_refusal_t *err)
 {
     const cJSON *j = get(root, "split");
     if (!j)
         return 0;
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 2)
-        return stats_refuse(err, "invalid_type",
-                            "split: must be an array of two weights [control, variant]");
+        return pe_refuse(err, PE_EINVAL, "invalid_type",
+                         "split: must be an array of two weights [control, variant]");
     int i = 0;
     const cJSON *w;
     cJSON_ArrayForEach(w, j)
     {
         if (!cJSON_IsNumber(w))
-            return stats_refuse(err, "invalid_type", "split[%d]: must be a number", i);
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "split[%d]: must be a number", i);
         in->split[i++] = w->valuedouble;
     }
     return 0;
 }
 
-static int parse_triggers(const cJSON *j, pe_stats_plan_t *plan, pe_stats_error_t *err)
+static int parse_triggers(const cJSON *j, pe_stats_plan_t *plan, pe_refusal_t *err)
 {
     if (!j || cJSON_IsNull(j))
         return 0;
     if (!cJSON_IsArray(j))
-        return stats_refuse(err, "invalid_type", "plan.rollbackTriggers: must be an array");
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "plan.rollbackTriggers: must be an array");
     if (cJSON_GetArraySize(j) > PE_STATS_MAX_TRIGGERS)
-        return stats_refuse(err, "out_of_range", "plan.rollbackTriggers: at most %d triggers",
-                            PE_STATS_MAX_TRIGGERS);
+        return pe_refuse(err, PE_EINVAL, "out_of_range",
+                         "plan.rollbackTriggers: at most %d triggers", PE_STATS_MAX_TRIGGERS);
     static const char *const keys[] = {"relativeChange", "alpha", NULL};
     const cJSON *t;
     cJSON_ArrayForEach(t, j)
@@ -249,7 +250,7 @@ static int parse_triggers(const cJSON *j, pe_stats_plan_t *plan, pe_stats_error_
     return 0;
 }
 
-static int parse_plan(const cJSON *j, pe_stats_plan_t *plan, pe_stats_error_t *err)
+static int parse_plan(const cJSON *j, pe_stats_plan_t *plan, pe_refusal_t *err)
 {
     static const char *const keys[] = {
         "method",           "alpha", "minSampleSize", "minRuntimeDays", "maxRuntimeDays",
@@ -268,7 +269,7 @@ static int parse_plan(const cJSON *j, pe_stats_plan_t *plan, pe_stats_error_t *e
 }
 
 int pe_stats_input_parse(const char *text, size_t len, pe_stats_input_t *in, pe_stats_plan_t *plan,
-                         bool *has_plan, double *runtime_days, pe_stats_error_t *err)
+                         bool *has_plan, double *runtime_days, pe_refusal_t *err)
 {
     static const char *const keys[] = {
         "metricType",       "method", "alpha",       "sides", "difference", "cuped",
@@ -282,7 +283,7 @@ int pe_stats_input_parse(const char *text, size_t len, pe_stats_input_t *in, pe_
     *has_plan = false;
     *runtime_days = NAN;
     if (pe_json_parse(text ? text : "", text ? len : 0, &root, why, sizeof why) != 0) {
-        rc = stats_refuse(err, "invalid_json", "input: %s", why);
+        rc = pe_refuse(err, PE_EINVAL, "invalid_json", "input: %s", why);
         goto out;
     }
     object_t o;
@@ -304,7 +305,7 @@ int pe_stats_input_parse(const char *text, size_t len, pe_stats_input_t *in, pe_
     in->difference = (pe_stats_difference_t)difference;
     const cJSON *cuped = get(&o, "cuped");
     if (cuped && !cJSON_IsBool(cuped)) {
-        rc = stats_refuse(err, "invalid_type", "cuped: must be true or false");
+        rc = pe_refuse(err, PE_EINVAL, "invalid_type", "cuped: must be true or false");
         goto out;
     }
     in->cuped = cuped && cJSON_IsTrue(cuped);
@@ -320,12 +321,13 @@ int pe_stats_input_parse(const char *text, size_t len, pe_stats_input_t *in, pe_
     if (rc == 0 && jp && !cJSON_IsNull(jp)) {
         rc = parse_plan(jp, plan, err);
         if (rc == 0 && !has_runtime)
-            rc = stats_refuse(err, "missing_field", "runtimeDays: required with a plan");
+            rc = pe_refuse(err, PE_EINVAL, "missing_field", "runtimeDays: required with a plan");
         if (rc == 0 && !(*runtime_days >= 0))
-            rc = stats_refuse(err, "out_of_range", "runtimeDays: must be a finite number ≥ 0");
+            rc = pe_refuse(err, PE_EINVAL, "out_of_range",
+                           "runtimeDays: must be a finite number ≥ 0");
         *has_plan = rc == 0;
     } else if (rc == 0 && has_runtime) {
-        rc = stats_refuse(err, "inconsistent", "runtimeDays: only meaningful with a plan");
+        rc = pe_refuse(err, PE_EINVAL, "inconsistent", "runtimeDays: only meaningful with a plan");
     }
 out:
     cJSON_Delete(root);

@@ -105,12 +105,3 @@ int pe_stats_result_json(const pe_stats_result_t *r, const pe_stats_decision_t *
         rc = decision(b, d);
     return rc ? rc : pe_buf_puts(b, "}");
 }
-
-int pe_stats_error_json(const pe_stats_error_t *err, pe_buf_t *b)
-{
-    int rc = pe_buf_puts(b, "{\"error\":{\"code\":");
-    rc = rc ? rc : pe_buf_json_string(b, err->code, strnlen(err->code, sizeof err->code));
-    rc = rc ? rc : pe_buf_puts(b, ",\"message\":");
-    rc = rc ? rc : pe_buf_json_string(b, err->message, strnlen(err->message, sizeof err->message));
-    return rc ? rc : pe_buf_puts(b, "}}");
-}

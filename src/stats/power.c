@@ -77,48 +77,52 @@ int pe_stats_mde(double se, double alpha, double power, pe_stats_sides_t sides, 
 }
 
 int pe_stats_sample_size(const pe_stats_sample_size_input_t *in, pe_stats_sample_size_t *out,
-                         pe_stats_error_t *err)
+                         pe_refusal_t *err)
 {
     pe_stats_init();
     memset(out, 0, sizeof *out);
     double b = in->baseline, m = in->mde;
     if (!(in->alpha > 0 && in->alpha <= 0.5))
-        return stats_refuse(err, "out_of_range", "alpha: must be in (0, 0.5]");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "alpha: must be in (0, 0.5]");
     if (!(in->power > in->alpha && in->power < 1))
-        return stats_refuse(err, "out_of_range", "power: must be in (alpha, 1)");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "power: must be in (alpha, 1)");
     if (!(m > 0) || !stats_finite(m))
-        return stats_refuse(err, "out_of_range", "mde: must be a finite number > 0");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "mde: must be a finite number > 0");
     double sign = in->sides == PE_STATS_LESS ? -1.0 : 1.0;
     if (in->metric == PE_STATS_PROPORTION) {
         if (!(b > 0 && b < 1))
-            return stats_refuse(err, "out_of_range", "baseline: a rate must be in (0, 1)");
+            return pe_refuse(err, PE_EINVAL, "out_of_range", "baseline: a rate must be in (0, 1)");
         double p1 = b * (1 + sign * m);
         if (!(p1 >= 0 && p1 <= 1))
-            return stats_refuse(err, "out_of_range",
-                                "mde: baseline × (1 %c mde) = %.6g is not a rate in [0, 1]",
-                                sign > 0 ? '+' : '-', p1);
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "mde: baseline × (1 %c mde) = %.6g is not a rate in [0, 1]",
+                             sign > 0 ? '+' : '-', p1);
         out->delta = p1 - b;
         out->var_control = b * (1 - b);
         out->var_variant = p1 * (1 - p1);
     } else {
         if (!stats_finite(b) || b == 0)
-            return stats_refuse(err, "out_of_range", "baseline: must be a finite number ≠ 0");
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "baseline: must be a finite number ≠ 0");
         if (!(in->variance > 0) || !stats_finite(in->variance))
-            return stats_refuse(err, "out_of_range", "variance: must be a finite number > 0");
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "variance: must be a finite number > 0");
         out->delta = sign * m * fabs(b);
         out->var_control = in->variance;
         out->var_variant = in->variance;
     }
     if (out->delta == 0)
-        return stats_refuse(err, "out_of_range", "mde: too small to change the baseline");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "mde: too small to change the baseline");
     double x;
     int rc = pe_stats_mde(1.0, in->alpha, in->power, in->sides, &x);
     if (rc != 0)
-        return rc == PE_EINVAL ? stats_refuse(err, "out_of_range", "power: cannot be reached") : rc;
+        return rc == PE_EINVAL
+                   ? pe_refuse(err, PE_EINVAL, "out_of_range", "power: cannot be reached")
+                   : rc;
     double ratio = x / out->delta;
     out->units_per_arm = (out->var_control + out->var_variant) * ratio * ratio;
     if (!stats_finite(out->units_per_arm) || out->units_per_arm > PE_STATS_MAX_UNITS)
-        return stats_refuse(err, "out_of_range", "mde: needs more than 2^53 units per arm");
+        return pe_refuse(err, PE_EINVAL, "out_of_range", "mde: needs more than 2^53 units per arm");
     out->units_per_arm_ceil = ceil(out->units_per_arm);
     return 0;
 }

@@ -33,10 +33,6 @@ int stats_log_norm_cdf(double z, double *out);
 /* P(χ²_k > x). */
 int stats_chisq_upper(double x, double k, double *q);
 
-/* Fills err (may be NULL) with code and a printf-formatted message; returns PE_EINVAL. */
-int stats_refuse(pe_stats_error_t *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* True when x is a finite number. */
 static inline bool stats_finite(double x)
 {

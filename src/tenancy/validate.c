@@ -45,19 +45,6 @@ bool tenancy_uuid_valid(const char *s)
     return true;
 }
 
-/* C0 controls, DEL, and the C1 controls U+0080..U+009F (UTF-8 0xC2 0x80..0x9F). s must be valid
- * UTF-8, so 0xC2 is always a lead byte and s[i + 1] exists. */
-static bool has_control(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < 0x20 || s[i] == 0x7F)
-            return true;
-        if (s[i] == 0xC2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
-            return true;
-    }
-    return false;
-}
-
 int tenancy_validate_store_name(const char *name, char *err, size_t errlen)
 {
     if (!name) {
@@ -73,8 +60,8 @@ int tenancy_validate_store_name(const char *name, char *err, size_t errlen)
         tenancy_set_err(err, errlen, "name: must be valid UTF-8");
         return PE_EINVAL;
     }
-    if (has_control((const unsigned char *)name, n)) {
-        tenancy_set_err(err, errlen, "name: must not contain control characters");
+    if (pe_text_has_control(name, n)) {
+        tenancy_set_err(err, errlen, "name: " PE_TEXT_CONTROL_RULE);
         return PE_EINVAL;
     }
     /* A name of spaces only would show as an empty row in every list. */
@@ -132,7 +119,7 @@ int tenancy_email_normalise(const char *email, char out[TENANCY_EMAIL_MAX + 1], 
     }
     /* Spaces are refused along with controls: a pasted " a@b.c" would otherwise be a
      * different account from "a@b.c". */
-    if (has_control((const unsigned char *)email, n) || memchr(email, ' ', n)) {
+    if (pe_text_has_control(email, n) || memchr(email, ' ', n)) {
         tenancy_set_err(err, errlen, "email: must not contain spaces or control characters");
         return PE_EINVAL;
     }

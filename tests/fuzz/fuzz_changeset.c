@@ -32,7 +32,7 @@
 static const char *const CODES[] = {"missing_field", "invalid_type",  "out_of_range",  "too_long",
                                     "too_many",      "unknown_field", "invalid_format"};
 
-static void check_refusal(const pe_changeset_error_t *e)
+static void check_refusal(const pe_refusal_t *e)
 {
     bool known = false;
     for (size_t i = 0; i < PE_ARRAY_LEN(CODES); i++)
@@ -41,9 +41,6 @@ static void check_refusal(const pe_changeset_error_t *e)
     CHECK(memchr(e->message, '\0', sizeof e->message) != NULL);
     size_t n = strlen(e->message);
     CHECK(n > 0 && pe_utf8_valid(e->message, n));
-    size_t p = strlen(e->path);
-    if (p && p + 2 < sizeof e->message - 1)
-        CHECK(strncmp(e->message, e->path, p) == 0 && strncmp(e->message + p, ": ", 2) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *doc = NULL;
     char why[128];
     if (pe_json_parse(text, size, &doc, why, sizeof why) == 0) {
-        pe_changeset_error_t a, b, c;
+        pe_refusal_t a, b, c;
         int full = pe_changeset_validate(doc, PE_CHANGESET_FULL, &a);
         int again = pe_changeset_validate(doc, PE_CHANGESET_FULL, &b);
         int client = pe_changeset_validate(doc, PE_CHANGESET_CLIENT, &c);
@@ -66,8 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(!(full == 0 && client != 0));
         if (full != 0) {
             check_refusal(&a);
-            CHECK(strcmp(a.code, b.code) == 0 && strcmp(a.path, b.path) == 0 &&
-                  strcmp(a.message, b.message) == 0);
+            CHECK(strcmp(a.code, b.code) == 0 && strcmp(a.message, b.message) == 0);
         }
         if (client != 0)
             check_refusal(&c);

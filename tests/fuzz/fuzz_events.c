@@ -1,10 +1,10 @@
 /*
  * fuzz_events.c — libFuzzer target for event validation: the JSON guard (pe_json_parse), the
- * batch envelope {"events":[…],"sentAt":…} or a single event, pe_event_validate on each element,
+ * batch envelope {"events":[…],"sentAt":…} or a single event, pe_events_validate on each element,
  * and the RFC 3339 parser on short inputs.
  *
  * Invariants asserted (abort() on violation, so the fuzzer reports it):
- *  1. pe_event_validate returns 0 or PE_EINVAL, and the same verdict, code and message when run
+ *  1. pe_events_validate returns 0 or PE_EINVAL, and the same verdict, code and message when run
  *     twice on the same element (it is pure).
  *  2. A refusal has a code from the list in pe/events.h and a non-empty, NUL-terminated,
  *     valid-UTF-8 message "<path>: …", and leaves *ev zeroed.
@@ -84,7 +84,7 @@ static void check_accepted(const cJSON *obj, const pe_event_t *ev, int64_t batch
     CHECK(ev->def != NULL);
     CHECK(ev->event_id != NULL && uuid_shaped(ev->event_id));
     char canon[PE_EVENT_UUID_LEN + 1];
-    pe_event_id_canonical(ev->event_id, canon);
+    pe_events_id_canonical(ev->event_id, canon);
     CHECK(strlen(canon) == PE_EVENT_UUID_LEN);
     CHECK(ev->name != NULL && pe_events_lookup(ev->name) == ev->def);
     check_id(ev->session_id);
@@ -117,11 +117,11 @@ static void check_accepted(const cJSON *obj, const pe_event_t *ev, int64_t batch
 static void validate_one(const cJSON *obj, int64_t batch_sent_at_us)
 {
     pe_event_t ev, again;
-    pe_event_error_t err, err2;
+    pe_refusal_t err, err2;
     memset(&err, 'Z', sizeof err);
-    int rc = pe_event_validate(obj, batch_sent_at_us, &ev, &err);
+    int rc = pe_events_validate(obj, batch_sent_at_us, &ev, &err);
     CHECK(rc == 0 || rc == PE_EINVAL);
-    int rc2 = pe_event_validate(obj, batch_sent_at_us, &again, &err2);
+    int rc2 = pe_events_validate(obj, batch_sent_at_us, &again, &err2);
     CHECK(rc2 == rc);
     if (rc == 0) {
         CHECK(memcmp(&ev, &again, sizeof ev) == 0);

@@ -1,7 +1,7 @@
 /*
  * fuzz_flags.c — libFuzzer target for the two flag parsers of untrusted input: the flag
  * definition validator (the admin API's body, pe_flags_validate) and the OFREP context reader
- * (pe_flags_context_parse); what validates is compiled (pe_flag_set_from_json) and evaluated.
+ * (pe_flags_context_parse); what validates is compiled (pe_flags_set_from_json) and evaluated.
  *
  * Invariants asserted (abort() on violation, so the fuzzer reports it):
  *  1. A refusal has a non-empty NUL-terminated "<path>: …" message and leaves *canonical NULL.
@@ -32,20 +32,20 @@ static bool ready;
 
 static void evaluate(const pe_flag_set_t *set, const pe_flag_context_t *ctx)
 {
-    const pe_flag_t *f = pe_flag_set_at(set, 0);
+    const pe_flag_t *f = pe_flags_set_at(set, 0);
     CHECK(f != NULL);
     pe_flag_eval_t e;
     pe_flags_evaluate(set, f, ctx, &e);
     if (e.reason == PE_FLAG_REASON_ERROR)
         CHECK(e.variant == -1 && strcmp(e.error_code, "TARGETING_KEY_MISSING") == 0);
     else
-        CHECK(pe_flag_variant_key(f, e.variant) != NULL);
+        CHECK(pe_flags_variant_key(f, e.variant) != NULL);
 }
 
 static void check_flag(const cJSON *body, const pe_flag_context_t *ctx)
 {
     cJSON *canon = NULL, *again = NULL;
-    pe_flags_error_t err;
+    pe_refusal_t err;
     int rc = pe_flags_validate(body, false, &canon, &err);
     if (rc == PE_ENOMEM)
         return;
@@ -70,16 +70,16 @@ static void check_flag(const cJSON *body, const pe_flag_context_t *ctx)
                      "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,\"salt\":"
                      "\"h\"},\"flags\":[%.*s,\"salt\":\"fz\",\"version\":1}]}",
                      (int)(n - 1), a) > 0) {
-            pe_flag_set_t *set = pe_flag_set_from_json(doc, strlen(doc));
+            pe_flag_set_t *set = pe_flags_set_from_json(doc, strlen(doc));
             CHECK(set != NULL); /* only ENOMEM could refuse it, and the fuzzer has memory */
             if (set) {
-                CHECK(pe_flag_set_count(set) == 1);
-                CHECK(pe_flag_set_quarantined(set) == 0);
+                CHECK(pe_flags_set_count(set) == 1);
+                CHECK(pe_flags_set_quarantined(set) == 0);
                 evaluate(set, ctx);
                 pe_flag_context_t empty;
                 memset(&empty, 0, sizeof empty);
                 evaluate(set, &empty);
-                pe_flag_set_release(set);
+                pe_flags_set_release(set);
             }
             free(doc);
         }

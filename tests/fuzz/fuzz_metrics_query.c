@@ -1,6 +1,6 @@
 /*
  * fuzz_metrics_query.c — libFuzzer target for the metrics endpoints' query parameters: the
- * query-string parser (pe_http_query_parse) followed by pe_aggregate_query_parse, and the date
+ * query-string parser (pe_query_parse) followed by pe_aggregate_query_parse, and the date
  * parser on its own.
  *
  * Input: byte 0 picks the view (overview, funnel, breakdown); the rest is a raw query string,
@@ -34,7 +34,7 @@ static void check(bool ok)
         abort();
 }
 
-static bool named(const pe_http_query_t *q, const char *msg)
+static bool named(const pe_query_t *q, const char *msg)
 {
     const char *colon = strstr(msg, ": ");
     if (!colon)
@@ -73,18 +73,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    pe_http_query_t q;
+    pe_query_t q;
     memset(&q, 0, sizeof q);
-    if (pe_http_query_parse(qs, len, &q) == 0) {
+    if (pe_query_parse(qs, len, &q) == 0) {
         pe_aggregate_query_t out;
-        char err[512];
-        err[0] = '\0';
-        int rc = pe_aggregate_query_parse(view, q.names, q.values, q.count, TODAY, &out, err,
-                                          sizeof err);
+        pe_refusal_t err;
+        pe_refusal_clear(&err);
+        int rc = pe_aggregate_query_parse(view, q.names, q.values, q.count, TODAY, &out, &err);
         check(rc == 0 || rc == PE_EINVAL);
         if (rc == PE_EINVAL) {
-            check(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
-            check(named(&q, err));
+            check(memchr(err.message, '\0', sizeof err.message) != NULL && err.message[0] != '\0');
+            check(strcmp(err.code, "invalid_request") == 0);
+            check(named(&q, err.message));
         } else {
             check(out.from <= out.to && out.to - out.from < PE_AGGREGATE_MAX_DAYS);
             char a[16], b[16];
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check(!out.device[0] && !out.country[0] && !out.source[0]);
         }
     }
-    pe_http_query_free(&q);
+    pe_query_free(&q);
     free(qs);
     return 0;
 }

@@ -42,7 +42,7 @@ static bool known_code(const char *code)
     return false;
 }
 
-static void check_refusal(const pe_catalog_error_t *err, const cJSON *canonical)
+static void check_refusal(const pe_refusal_t *err, const cJSON *canonical)
 {
     CHECK(canonical == NULL);
     CHECK(memchr(err->code, '\0', sizeof err->code) != NULL);
@@ -71,7 +71,7 @@ static void check_canonical(const cJSON *body, const cJSON *canonical)
         CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(p, "price")));
     }
     cJSON *again = NULL;
-    pe_catalog_error_t err;
+    pe_refusal_t err;
     int rc = pe_catalog_validate(canonical, &again, &err);
     if (rc == PE_ENOMEM)
         return;
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[128];
     if (pe_json_parse(text, size, &body, why, sizeof why) == 0) {
         cJSON *canonical = NULL, *canonical2 = NULL;
-        pe_catalog_error_t err, err2;
+        pe_refusal_t err, err2;
         memset(&err, 'Z', sizeof err);
         int rc = pe_catalog_validate_body(body, &canonical, &err);
         int rc2 = pe_catalog_validate_body(body, &canonical2, &err2);

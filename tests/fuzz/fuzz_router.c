@@ -6,17 +6,17 @@
  * a read past their length is an ASan error.
  *
  * Invariants asserted (abort() on violation, so the fuzzer reports it):
- *  1. pe_router_match returns one of MATCH, WRONG_METHOD, PE_ENOTFOUND, PE_EINVAL, and
+ *  1. pe_http_router_match returns one of MATCH, WRONG_METHOD, PE_ENOTFOUND, PE_EINVAL, and
  *     PE_EINVAL exactly when the path is not a valid path by an independent check (no leading
- *     '/', too long, or a segment pe_http_percent_decode refuses).
+ *     '/', too long, or a segment pe_percent_decode_text refuses).
  *  2. MATCH: the route index is in range, the route answers the method, parameters are at most
  *     PE_HTTP_MAX_PARAMS, valid UTF-8, non-empty unless captured by a wildcard; matching again
  *     gives the same route (matching is read-only).
  *  3. WRONG_METHOD: Allow is a non-empty, duplicate-free ", " list that does not name the
  *     request method, and its first method matches the path (the server's preflight relies on
  *     it). PE_ENOTFOUND / PE_EINVAL: Allow is empty.
- *  4. Query: on success every name and value is valid UTF-8 and pe_http_query_get returns the
- *     first value of a name; pe_http_query_free releases everything on every outcome.
+ *  4. Query: on success every name and value is valid UTF-8 and pe_query_get returns the
+ *     first value of a name; pe_query_free releases everything on every outcome.
  *
  * Builds with clang -fsanitize=fuzzer, or with any C compiler plus replay_main.c; it uses no
  * libFuzzer-only API.
@@ -67,16 +67,16 @@ static const pe_http_route_t ROUTES[] = {
 };
 
 /* Built on first use and kept for the life of the process (libFuzzer has no teardown). */
-static const pe_router_t *router(void)
+static const pe_http_router_t *router(void)
 {
-    static pe_router_t *r;
+    static pe_http_router_t *r;
     if (r)
         return r;
-    r = pe_router_new();
+    r = pe_http_router_new();
     if (!r)
         abort();
     for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++)
-        if (pe_router_add(r, &ROUTES[i]) != 0)
+        if (pe_http_router_add(r, &ROUTES[i]) != 0)
             abort();
     return r;
 }
@@ -118,7 +118,7 @@ static bool path_valid(const char *path, size_t len)
     while (ok && start <= len) {
         const char *slash = memchr(path + start, '/', len - start);
         size_t end = slash ? (size_t)(slash - path) : len;
-        ok = pe_http_percent_decode(path + start, end - start, out, false) >= 0;
+        ok = pe_percent_decode_text(path + start, end - start, out, false) >= 0;
         start = end + 1;
     }
     free(out);
@@ -130,11 +130,11 @@ static bool in_storage(const pe_route_match_t *m, const char *p)
     return p >= m->storage && p < m->storage + sizeof m->storage;
 }
 
-static void check_match(const pe_router_t *r, const char *method, const char *path, size_t len,
+static void check_match(const pe_http_router_t *r, const char *method, const char *path, size_t len,
                         const pe_route_match_t *m)
 {
-    CHECK(m->route_index < pe_router_count(r));
-    CHECK(m->route == pe_router_route(r, m->route_index));
+    CHECK(m->route_index < pe_http_router_count(r));
+    CHECK(m->route == pe_http_router_route(r, m->route_index));
     CHECK(route_answers(m->route->method, method));
     CHECK(m->nparams <= PE_HTTP_MAX_PARAMS);
     bool wildcard = strstr(m->route->pattern, "*}") != NULL;
@@ -155,12 +155,13 @@ static void check_match(const pe_router_t *r, const char *method, const char *pa
     /* Matching is read-only on the router: the same input gives the same route. */
     pe_route_match_t again;
     char allow[256];
-    CHECK(pe_router_match(r, method, path, len, &again, allow, sizeof allow) == PE_ROUTER_MATCH);
+    CHECK(pe_http_router_match(r, method, path, len, &again, allow, sizeof allow) ==
+          PE_ROUTER_MATCH);
     CHECK(again.route_index == m->route_index);
     CHECK(again.nparams == m->nparams);
 }
 
-static void check_allow(const pe_router_t *r, const char *method, const char *path, size_t len,
+static void check_allow(const pe_http_router_t *r, const char *method, const char *path, size_t len,
                         const char *allow)
 {
     CHECK(allow[0] != '\0');
@@ -184,17 +185,18 @@ static void check_allow(const pe_router_t *r, const char *method, const char *pa
     /* The first allowed method reaches a route on this path. */
     pe_route_match_t m;
     char again[256];
-    CHECK(pe_router_match(r, methods[0], path, len, &m, again, sizeof again) == PE_ROUTER_MATCH);
+    CHECK(pe_http_router_match(r, methods[0], path, len, &m, again, sizeof again) ==
+          PE_ROUTER_MATCH);
 }
 
 static void fuzz_path(const char *method, const char *path, size_t len)
 {
-    const pe_router_t *r = router();
-    size_t count = pe_router_count(r);
+    const pe_http_router_t *r = router();
+    size_t count = pe_http_router_count(r);
     pe_route_match_t m;
     char allow[256];
     memset(allow, 'Z', sizeof allow);
-    int rc = pe_router_match(r, method, path, len, &m, allow, sizeof allow);
+    int rc = pe_http_router_match(r, method, path, len, &m, allow, sizeof allow);
     CHECK(memchr(allow, '\0', sizeof allow) != NULL);
     bool valid = path_valid(path, len);
     switch (rc) {
@@ -219,16 +221,16 @@ static void fuzz_path(const char *method, const char *path, size_t len)
     /* A path that is not valid by the independent check is never routed. */
     if (!valid)
         CHECK(rc == PE_EINVAL || rc == PE_ENOTFOUND);
-    CHECK(pe_router_count(r) == count);
+    CHECK(pe_http_router_count(r) == count);
 }
 
 static void fuzz_query(const char *qs, size_t len)
 {
-    pe_http_query_t q;
-    int rc = pe_http_query_parse(qs, len, &q);
+    pe_query_t q;
+    int rc = pe_query_parse(qs, len, &q);
     CHECK(rc == 0 || rc == PE_EINVAL || rc == PE_ETOOBIG);
     if (rc == 0) {
-        CHECK(q.count <= PE_HTTP_MAX_QUERY_PARAMS);
+        CHECK(q.count <= PE_QUERY_MAX_PARAMS);
         for (size_t i = 0; i < q.count; i++) {
             size_t nl = strlen(q.names[i]), vl = strlen(q.values[i]);
             CHECK(nl <= len && vl <= len);
@@ -238,11 +240,11 @@ static void fuzz_query(const char *qs, size_t len)
             size_t first = 0;
             while (strcmp(q.names[first], q.names[i]) != 0)
                 first++;
-            CHECK(pe_http_query_get(&q, q.names[i]) == q.values[first]);
+            CHECK(pe_query_get(&q, q.names[i]) == q.values[first]);
         }
-        CHECK(pe_http_query_get(&q, "\xff") == NULL); /* never a valid decoded name */
+        CHECK(pe_query_get(&q, "\xff") == NULL); /* never a valid decoded name */
     }
-    pe_http_query_free(&q);
+    pe_query_free(&q);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

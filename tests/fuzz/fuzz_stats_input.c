@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, data, size);
     pe_stats_input_t in;
     pe_stats_plan_t plan;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     bool has_plan = false;
     double runtime = 0;
     pe_buf_t b = PE_BUF_INIT;
@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0) {
         CHECK(memchr(err.code, '\0', sizeof err.code) && known_code(err.code));
         CHECK(memchr(err.message, '\0', sizeof err.message) && err.message[0] != '\0');
-        CHECK(pe_stats_error_json(&err, &b) == 0);
+        CHECK(pe_refusal_json(&err, &b) == 0);
         check_json(&b);
         goto out;
     }

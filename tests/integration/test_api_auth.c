@@ -28,9 +28,10 @@
  * 10. The purge deletes throttle rows whose window and lock have both passed, and only those.
  *
  * Three stores, A, B and C, each with one merchant user, and a fourth user who is a member of
- * A and B are made directly through pe_tenancy_* on a pool of the same database; every response
- * body this program receives is kept so invariant 4 can be checked at the end. A second server
- * that trusts 127.0.0.0/8 as its proxies plays the reverse proxy's back end.
+ * A and B are made in-process (pe_test_tenant_make, pe_tenancy_user_create) on a pool of the
+ * same database; every response body this program receives is kept so invariant 4 can be
+ * checked at the end. A second server that trusts 127.0.0.0/8 as its proxies plays the reverse
+ * proxy's back end.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -52,17 +53,10 @@
 #define PASSWORD_M "many-stores-password-4"
 #define EMAIL_M    "merchant-ab@example.com" /* a member of stores A and B */
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
-static tenant_t a, b, c;
+static pe_test_tenant_t a, b, c;
 static char user_m[PE_ID_LEN];
 static pe_buf_t all_bodies; /* every response body received, for invariant 4 */
 
@@ -135,7 +129,7 @@ static void bearer(char *out, size_t outlen, const char *key)
 }
 
 /* Asserts a 200 store body for t's store. */
-static void expect_store(const pe_test_response_t *r, const tenant_t *t, const char *name)
+static void expect_store(const pe_test_response_t *r, const pe_test_tenant_t *t, const char *name)
 {
     if (r->status != 200)
         fail_msg("status %ld, want 200: %.300s", r->status, r->body.data ? r->body.data : "");
@@ -181,7 +175,7 @@ static cJSON *sign_in(const char *email, const char *password, char *token, size
 }
 
 /* Signs in as t's user (a member of t's store only); returns the session token in token. */
-static void login(const char *email, const char *password, const tenant_t *t, char *token,
+static void login(const char *email, const char *password, const pe_test_tenant_t *t, char *token,
                   size_t tokenlen)
 {
     cJSON *j = sign_in(email, password, token, tokenlen);
@@ -209,21 +203,6 @@ static void csrf_header(char *out, size_t outlen, const char *cookie)
     snprintf(out, outlen, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
-}
-
-static void make_tenant(tenant_t *t, const char *name, const char *tz, const char *currency,
-                        const char *email, const char *password)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc =
-        pe_tenancy_store_create(pool, name, tz, currency, &store, t->pk, t->sk, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    rc = pe_tenancy_user_create(pool, email, password, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
 }
 
 /* ---- secret and publishable keys ------------------------------------------------------------- */
@@ -715,9 +694,9 @@ static void test_one_session_opens_every_store_of_its_user(void **state)
     pe_test_response_free(&r);
 
     /* the same session reads and writes both, back and forth */
-    const tenant_t *both[] = {&a, &b, &a};
+    const pe_test_tenant_t *both[] = {&a, &b, &a};
     for (size_t i = 0; i < PE_ARRAY_LEN(both); i++) {
-        const tenant_t *t = both[i];
+        const pe_test_tenant_t *t = both[i];
         get_store(t->id, cookie, &r);
         expect_store(&r, t, t == &a ? "Store A" : "Store B");
         pe_test_response_free(&r);
@@ -829,15 +808,15 @@ static void test_every_store_route_refuses_non_members(void **state)
     csrf_header(csrf, sizeof csrf, cookie);
 
     /* every route of the API table, so a route added later is held to the same rule */
-    pe_router_t *router = pe_router_new();
+    pe_http_router_t *router = pe_http_router_new();
     assert_non_null(router);
     assert_int_equal(pe_api_register(router), 0);
     char *before = store_footprint(c.id);
     /* a store that exists (C, someone else's) and one that does not */
     const char *targets[] = {c.id, "00000000-0000-4000-8000-000000000000"};
     size_t checked = 0, writes = 0;
-    for (size_t i = 0; i < pe_router_count(router); i++) {
-        const pe_http_route_t *route = pe_router_route(router, i);
+    for (size_t i = 0; i < pe_http_router_count(router); i++) {
+        const pe_http_route_t *route = pe_http_router_route(router, i);
         if (strncmp(route->pattern, "/api/v1/", 8) != 0 || !strstr(route->pattern, "{storeId}"))
             continue;
         bool write = strcmp(route->method, "GET") != 0;
@@ -858,7 +837,7 @@ static void test_every_store_route_refuses_non_members(void **state)
             writes += write;
         }
     }
-    pe_router_free(router);
+    pe_http_router_free(router);
     assert_true(checked >= 2 * 25); /* the table has at least this many store routes */
     assert_true(writes >= 2 * 10);
     char *after = store_footprint(c.id);
@@ -1288,9 +1267,9 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
-    make_tenant(&b, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
-    make_tenant(&c, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
+    pe_test_tenant_make(&a, pool, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
+    pe_test_tenant_make(&b, pool, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
+    pe_test_tenant_make(&c, pool, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
     char err[256] = "", again[PE_ID_LEN];
     assert_int_equal(
         pe_tenancy_user_create(pool, EMAIL_M, PASSWORD_M, a.id, user_m, err, sizeof err), 0);

@@ -31,21 +31,10 @@
 
 #define PASSWORD "keys-password-1"
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-    char email[64];
-    char cookie[256]; /* "Cookie: pe_session=…" of a signed-in session */
-    char csrf[128];   /* "X-CSRF-Token: …" of that session */
-    char bearer[128]; /* "Authorization: Bearer sk_…" */
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
-static tenant_t a, b, c;
+static pe_test_tenant_t a, b, c;
 static pe_buf_t all_bodies; /* every response body except the 201s of creations */
 static pe_buf_t minted;     /* every key the API handed out, one per line */
 static pthread_mutex_t bodies_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,6 +42,17 @@ static pthread_mutex_t bodies_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *JSON = "Content-Type: application/json";
 
 /* ---- helpers --------------------------------------------------------------------------------- */
+
+/* Adds r's body (when it has one) to all_bodies for invariant 1. Thread-safe. */
+static void keep_body(const pe_test_response_t *r)
+{
+    if (!r->body.len)
+        return;
+    pthread_mutex_lock(&bodies_lock);
+    pe_buf_append(&all_bodies, r->body.data, r->body.len);
+    pe_buf_puts(&all_bodies, "\n");
+    pthread_mutex_unlock(&bodies_lock);
+}
 
 /* Sends method path with body and headers (NULL-terminated, may be NULL). Keeps the body for
  * invariant 1 unless it is a creation's 201. Thread-safe. */
@@ -63,12 +63,8 @@ static long call(const char *method, const char *path, const char *body, const c
     snprintf(url, sizeof url, "%s%s", server.base_url, path);
     if (pe_test_http(method, url, body, headers, r) != 0)
         fail_msg("%s %s: no exchange", method, path);
-    if (r->body.len && !(r->status == 201 && strcmp(method, "POST") == 0)) {
-        pthread_mutex_lock(&bodies_lock);
-        pe_buf_append(&all_bodies, r->body.data, r->body.len);
-        pe_buf_puts(&all_bodies, "\n");
-        pthread_mutex_unlock(&bodies_lock);
-    }
+    if (!(r->status == 201 && strcmp(method, "POST") == 0))
+        keep_body(r);
     return r->status;
 }
 
@@ -105,7 +101,7 @@ static void expect_error(const pe_test_response_t *r, long status, const char *c
     cJSON_Delete(j);
 }
 
-static void keys_path(char *out, size_t outlen, const tenant_t *t, const char *key_id)
+static void keys_path(char *out, size_t outlen, const pe_test_tenant_t *t, const char *key_id)
 {
     if (key_id)
         snprintf(out, outlen, "/api/v1/stores/%s/keys/%s", t->id, key_id);
@@ -114,25 +110,25 @@ static void keys_path(char *out, size_t outlen, const tenant_t *t, const char *k
 }
 
 /* Header sets: a session with its token, a session without, a secret key. */
-static const char *const *as_session(const tenant_t *t, const char *h[4])
+static const char *const *as_session(const pe_test_tenant_t *t, const char *h[4])
 {
     h[0] = t->cookie, h[1] = t->csrf, h[2] = JSON, h[3] = NULL;
     return h;
 }
-static const char *const *as_session_no_csrf(const tenant_t *t, const char *h[4])
+static const char *const *as_session_no_csrf(const pe_test_tenant_t *t, const char *h[4])
 {
     h[0] = t->cookie, h[1] = JSON, h[2] = NULL;
     return h;
 }
-static const char *const *as_key(const tenant_t *t, const char *h[4])
+static const char *const *as_key(const pe_test_tenant_t *t, const char *h[4])
 {
-    h[0] = t->bearer, h[1] = JSON, h[2] = NULL;
+    h[0] = t->sk_auth, h[1] = JSON, h[2] = NULL;
     return h;
 }
 
 /* POST {"kind":kind} to owner's keys as `headers`; on 201 checks the answer and copies the key
  * and its id out (either may be NULL). Returns the status. */
-static long create_key(const tenant_t *owner, const char *const *headers, const char *kind,
+static long create_key(const pe_test_tenant_t *owner, const char *const *headers, const char *kind,
                        char key[PE_KEY_LEN], char key_id[PE_ID_LEN])
 {
     char path[256], body[64];
@@ -169,8 +165,8 @@ static long create_key(const tenant_t *owner, const char *const *headers, const 
     return status;
 }
 
-static long revoke_key(const tenant_t *owner, const char *const *headers, const char *key_id,
-                       pe_test_response_t *r)
+static long revoke_key(const pe_test_tenant_t *owner, const char *const *headers,
+                       const char *key_id, pe_test_response_t *r)
 {
     char path[512];
     keys_path(path, sizeof path, owner, key_id);
@@ -178,7 +174,7 @@ static long revoke_key(const tenant_t *owner, const char *const *headers, const 
 }
 
 /* GET owner's keys as `headers`: the parsed {"keys":[…]} (caller frees). */
-static cJSON *list_keys(const tenant_t *owner, const char *const *headers)
+static cJSON *list_keys(const pe_test_tenant_t *owner, const char *const *headers)
 {
     char path[256];
     keys_path(path, sizeof path, owner, NULL);
@@ -210,7 +206,7 @@ static long count_sql(const char *sql)
     return n;
 }
 
-static long live_keys(const tenant_t *t)
+static long live_keys(const pe_test_tenant_t *t)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
@@ -242,38 +238,13 @@ static long post_event(const char *pk, char event_id[PE_ID_LEN])
     return status;
 }
 
-static void sign_in(tenant_t *t)
+/* Signs t's merchant in (t->cookie, t->csrf); the login's body is kept like every other. */
+static void sign_in(pe_test_tenant_t *t)
 {
-    char body[256];
-    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", t->email);
-    const char *headers[] = {JSON, NULL};
     pe_test_response_t r;
-    call("POST", "/api/v1/auth/login", body, headers, &r);
-    expect_status(&r, 200);
-    char cookie[512];
-    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
-    size_t n = strcspn(cookie, ";");
-    snprintf(t->cookie, sizeof t->cookie, "Cookie: %.*s", (int)n, cookie);
-    cJSON *j = pe_test_response_json(&r);
-    snprintf(t->csrf, sizeof t->csrf, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
-    cJSON_Delete(j);
+    pe_test_tenant_sign_in(t, &server, &r);
+    keep_body(&r);
     pe_test_response_free(&r);
-}
-
-static void make_tenant(tenant_t *t, const char *name, const char *email)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc =
-        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, t->pk, t->sk, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->email, sizeof t->email, "%s", email);
-    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
-    snprintf(t->bearer, sizeof t->bearer, "Authorization: Bearer %s", t->sk);
 }
 
 /* ---- list ------------------------------------------------------------------------------------ */
@@ -516,7 +487,7 @@ static void *race_create(void *arg)
     race_t *race = arg;
     char url[256];
     snprintf(url, sizeof url, "%s/api/v1/stores/%s/keys", server.base_url, c.id);
-    const char *headers[] = {c.bearer, JSON, NULL};
+    const char *headers[] = {c.sk_auth, JSON, NULL};
     race->rc = pe_test_http("POST", url, "{\"kind\":\"publishable\"}", headers, &race->r);
     return NULL;
 }
@@ -808,9 +779,9 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "Keys A", "keys-a@example.com");
-    make_tenant(&b, "Keys B", "keys-b@example.com");
-    make_tenant(&c, "Keys C", "keys-c@example.com");
+    pe_test_tenant_make(&a, pool, "Keys A", "UTC", "EUR", "keys-a@example.com", PASSWORD);
+    pe_test_tenant_make(&b, pool, "Keys B", "UTC", "EUR", "keys-b@example.com", PASSWORD);
+    pe_test_tenant_make(&c, pool, "Keys C", "UTC", "EUR", "keys-c@example.com", PASSWORD);
     /* info: the key log lines are part of what is checked */
     pe_test_server_start(&server, conninfo,
                          (const char *const[]){"PE_HTTP_THREADS=4", "PE_LOG_LEVEL=info", NULL});

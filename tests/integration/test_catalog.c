@@ -24,18 +24,10 @@
 
 #define PASSWORD "catalog-password-1"
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-    char auth[128]; /* "Authorization: Bearer sk_…" */
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
-static tenant_t a, b;
+static pe_test_tenant_t a, b;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -54,14 +46,14 @@ static long call(const char *method, const char *path, const char *body, const c
     return r->status;
 }
 
-static void products_path(char *out, size_t outlen, const tenant_t *t, const char *query)
+static void products_path(char *out, size_t outlen, const pe_test_tenant_t *t, const char *query)
 {
     int n = snprintf(out, outlen, "/api/v1/stores/%s/products%s", t->id, query ? query : "");
     assert_true(n > 0 && (size_t)n < outlen);
 }
 
 /* PUT body as t; asserts the status; returns the error message (static) for 4xx. */
-static const char *put(const tenant_t *t, const char *header, const char *body, long want)
+static const char *put(const pe_test_tenant_t *t, const char *header, const char *body, long want)
 {
     static char message[512];
     char path[256];
@@ -87,7 +79,7 @@ static const char *put(const tenant_t *t, const char *header, const char *body, 
 }
 
 /* GET one page as t with the query; returns the parsed body (caller deletes). */
-static cJSON *list(const tenant_t *t, const char *header, const char *query, long want)
+static cJSON *list(const pe_test_tenant_t *t, const char *header, const char *query, long want)
 {
     char path[512];
     pe_test_response_t r;
@@ -106,7 +98,7 @@ static char *db_value(const char *sql)
     return pe_test_sql(conninfo, sql);
 }
 
-static long product_count(const tenant_t *t)
+static long product_count(const pe_test_tenant_t *t)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM products WHERE store_id = '%s'", t->id);
@@ -117,7 +109,7 @@ static long product_count(const tenant_t *t)
 }
 
 /* A stable fingerprint of t's products, to prove a refused request changed nothing. */
-static char *fingerprint(const tenant_t *t)
+static char *fingerprint(const pe_test_tenant_t *t)
 {
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -164,10 +156,10 @@ static void test_upsert_and_read_back(void **state)
         "{\"sku\":\"MUG-1\",\"name\":\"Mug ☕\",\"category\":\"Home\",\"price\":0.1},"
         "{\"sku\":\"BIG-1\",\"name\":\"Sofa\",\"category\":\"Home\","
         "\"price\":1000000000,\"cost\":null,\"stock\":null,\"currency\":\"USD\"}]}";
-    put(&a, a.auth, body, 200);
+    put(&a, a.sk_auth, body, 200);
     assert_int_equal(product_count(&a), 3);
 
-    cJSON *page = list(&a, a.auth, NULL, 200);
+    cJSON *page = list(&a, a.sk_auth, NULL, 200);
     const cJSON *tee = find_sku(page, "TEE-1"), *mug = find_sku(page, "MUG-1");
     const cJSON *big = find_sku(page, "BIG-1");
     assert_true(tee && mug && big);
@@ -190,12 +182,12 @@ static void test_upsert_and_read_back(void **state)
     cJSON_Delete(page);
 
     /* Upsert again: the known SKU is replaced (optional fields left out become null). */
-    put(&a, a.auth,
+    put(&a, a.sk_auth,
         "{\"products\":[{\"sku\":\"TEE-1\",\"name\":\"Tee v2\",\"category\":\"Apparel\","
         "\"price\":24.5}]}",
         200);
     assert_int_equal(product_count(&a), 3);
-    page = list(&a, a.auth, NULL, 200);
+    page = list(&a, a.sk_auth, NULL, 200);
     tee = find_sku(page, "TEE-1");
     expect_field(tee, "name", "\"Tee v2\"");
     expect_field(tee, "price", "24.5");
@@ -203,32 +195,18 @@ static void test_upsert_and_read_back(void **state)
     cJSON_Delete(page);
 
     /* A merchant's session works as well as the secret key. */
-    char body_login[256], cookie[512], token[128];
-    snprintf(body_login, sizeof body_login, "{\"email\":\"a@example.com\",\"password\":\"%s\"}",
-             PASSWORD);
-    pe_test_response_t r;
-    call("POST", "/api/v1/auth/login", body_login, NULL, &r);
-    assert_int_equal(r.status, 200);
-    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
-    snprintf(token, sizeof token, "Cookie: %.*s", (int)strcspn(cookie, ";"), cookie);
-    cJSON *me = pe_test_response_json(&r);
-    const cJSON *csrf = cJSON_GetObjectItemCaseSensitive(me, "csrfToken");
-    assert_true(cJSON_IsString(csrf));
-    char csrf_line[128];
-    snprintf(csrf_line, sizeof csrf_line, "X-CSRF-Token: %s", csrf->valuestring);
-    cJSON_Delete(me);
-    pe_test_response_free(&r);
-    page = list(&a, token, NULL, 200);
+    pe_test_tenant_sign_in(&a, &server, NULL);
+    page = list(&a, a.cookie, NULL, 200);
     assert_non_null(find_sku(page, "MUG-1"));
     cJSON_Delete(page);
     static const char by_session[] =
         "{\"products\":[{\"sku\":\"SESSION-1\",\"name\":\"By session\",\"category\":\"X\","
         "\"price\":1}]}";
     /* a session's write carries its anti-CSRF token */
-    put(&a, token, by_session, 403);
+    put(&a, a.cookie, by_session, 403);
     assert_int_equal(product_count(&a), 3);
-    csrf_header = csrf_line;
-    put(&a, token, by_session, 200);
+    csrf_header = a.csrf;
+    put(&a, a.cookie, by_session, 200);
     csrf_header = NULL;
     assert_int_equal(product_count(&a), 4);
 }
@@ -274,12 +252,12 @@ static void test_all_or_nothing_and_field_named(void **state)
         {"{\"items\":[]}", "items: unknown field", 400},
         {"[]", "body: must be an object", 400},
     };
-    put(&b, b.auth,
+    put(&b, b.sk_auth,
         "{\"products\":[{\"sku\":\"KEEP\",\"name\":\"Keep\",\"category\":\"c\",\"price\":5}]}",
         200);
     char *before = fingerprint(&b);
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
-        const char *msg = put(&b, b.auth, cases[i].body, cases[i].status);
+        const char *msg = put(&b, b.sk_auth, cases[i].body, cases[i].status);
         if (strncmp(msg, cases[i].want, strlen(cases[i].want)) != 0)
             fail_msg("case %zu: message '%s', want '%s…'", i, msg, cases[i].want);
         char *after = fingerprint(&b);
@@ -297,7 +275,7 @@ static void test_all_or_nothing_and_field_named(void **state)
                                        i ? "," : "", i),
                          0);
     assert_int_equal(pe_buf_puts(&big, "]}"), 0);
-    const char *msg = put(&b, b.auth, big.data, 413);
+    const char *msg = put(&b, b.sk_auth, big.data, 413);
     assert_non_null(strstr(msg, "at most 1000"));
     pe_buf_free(&big);
     char *after = fingerprint(&b);
@@ -318,7 +296,7 @@ static void test_nonfinite_numbers_refused(void **state)
         {"cost", "1e999", "products[1].cost"},    {"stock", "1e400", "products[1].stock"},
         {"stock", "-1e400", "products[1].stock"},
     };
-    put(&b, b.auth,
+    put(&b, b.sk_auth,
         "{\"products\":[{\"sku\":\"FIN-1\",\"name\":\"Finite\",\"category\":\"c\",\"price\":5}]}",
         200);
     char *before = fingerprint(&b);
@@ -330,7 +308,7 @@ static void test_nonfinite_numbers_refused(void **state)
                  "\"price\":6},{\"sku\":\"FIN-2\",\"name\":\"n\",\"category\":\"c\",%s\"%s\":%s}]}",
                  price ? "" : "\"price\":1,", CASES[i].field, CASES[i].raw);
         snprintf(want, sizeof want, "%s: %s", CASES[i].named, PE_JSON_NONFINITE_RULE);
-        const char *msg = put(&b, b.auth, body, 400);
+        const char *msg = put(&b, b.sk_auth, body, 400);
         if (strcmp(msg, want) != 0)
             fail_msg("%s %s: message '%s', want '%s'", CASES[i].field, CASES[i].raw, msg, want);
         char *after = fingerprint(&b);
@@ -343,7 +321,7 @@ static void test_nonfinite_numbers_refused(void **state)
 static void test_pagination_and_category(void **state)
 {
     (void)state;
-    tenant_t *t = &b;
+    pe_test_tenant_t *t = &b;
     pe_buf_t body = PE_BUF_INIT;
     assert_int_equal(pe_buf_puts(&body, "{\"products\":["), 0);
     for (int i = 0; i < 25; i++)
@@ -353,7 +331,7 @@ static void test_pagination_and_category(void **state)
                                        i ? "," : "", i, i, i % 3 == 0 ? "Shoes" : "Hats", i),
                          0);
     assert_int_equal(pe_buf_puts(&body, "]}"), 0);
-    put(t, t->auth, body.data, 200);
+    put(t, t->sk_auth, body.data, 200);
     pe_buf_free(&body);
     long total = product_count(t); /* 25 + KEEP */
     assert_int_equal(total, 26);
@@ -362,7 +340,7 @@ static void test_pagination_and_category(void **state)
     char last[64] = "";
     long seen = 0;
     for (int pages = 0; pages < 10; pages++) {
-        cJSON *page = list(t, t->auth, query, 200);
+        cJSON *page = list(t, t->sk_auth, query, 200);
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(page, "products"))
         {
@@ -382,7 +360,7 @@ static void test_pagination_and_category(void **state)
     }
     assert_int_equal(seen, total);
 
-    cJSON *shoes = list(t, t->auth, "?category=Shoes&limit=500", 200);
+    cJSON *shoes = list(t, t->sk_auth, "?category=Shoes&limit=500", 200);
     const cJSON *p;
     int nshoes = 0;
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(shoes, "products"))
@@ -399,7 +377,7 @@ static void test_pagination_and_category(void **state)
         char path[256];
         pe_test_response_t r;
         products_path(path, sizeof path, t, bad[i]);
-        call("GET", path, NULL, t->auth, &r);
+        call("GET", path, NULL, t->sk_auth, &r);
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body.data, bad[i][1] == 'l' ? "limit:" : "after:"));
         pe_test_response_free(&r);
@@ -415,8 +393,8 @@ static void test_tenant_isolation(void **state)
     char pk_a[128];
     snprintf(pk_a, sizeof pk_a, "Authorization: Bearer %s", a.pk);
     /* B's secret key on A's store: neither read nor write. */
-    put(&a, b.auth, body, 403);
-    list(&a, b.auth, NULL, 403);
+    put(&a, b.sk_auth, body, 403);
+    list(&a, b.sk_auth, NULL, 403);
     /* A's publishable key is a storefront key: no admin route. */
     put(&a, pk_a, body, 403);
     list(&a, pk_a, NULL, 403);
@@ -428,7 +406,8 @@ static void test_tenant_isolation(void **state)
     assert_string_equal(b_before, b_after);
 
     /* Each store lists only its own products. */
-    cJSON *pa = list(&a, a.auth, "?limit=500", 200), *pb = list(&b, b.auth, "?limit=500", 200);
+    cJSON *pa = list(&a, a.sk_auth, "?limit=500", 200),
+          *pb = list(&b, b.sk_auth, "?limit=500", 200);
     assert_non_null(find_sku(pa, "TEE-1"));
     assert_null(find_sku(pa, "KEEP"));
     assert_non_null(find_sku(pb, "KEEP"));
@@ -438,7 +417,7 @@ static void test_tenant_isolation(void **state)
 
     /* The C API: a store that does not exist, or a malformed id, writes nothing. */
     cJSON *one = cJSON_Parse("[{\"sku\":\"Z\",\"name\":\"z\",\"category\":\"z\",\"price\":1}]");
-    pe_catalog_error_t err;
+    pe_refusal_t err;
     size_t count = 99;
     assert_int_equal(
         pe_catalog_upsert(pool, "00000000-0000-4000-8000-000000000000", one, &count, &err),
@@ -482,21 +461,6 @@ static void test_database_checks_agree(void **state)
 
 /* ---- setup ----------------------------------------------------------------------------------- */
 
-static void make_tenant(tenant_t *t, const char *name, const char *email)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc = pe_tenancy_store_create(pool, name, "Europe/Berlin", "EUR", &store, t->pk, t->sk, err,
-                                     sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
-    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -505,8 +469,8 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "Catalog A", "a@example.com");
-    make_tenant(&b, "Catalog B", "b@example.com");
+    pe_test_tenant_make(&a, pool, "Catalog A", "Europe/Berlin", "EUR", "a@example.com", PASSWORD);
+    pe_test_tenant_make(&b, pool, "Catalog B", "Europe/Berlin", "EUR", "b@example.com", PASSWORD);
     pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }

@@ -28,19 +28,10 @@
 
 #define PASSWORD "changeset-flags-password-1"
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-    char auth[128];  /* "Authorization: Bearer sk_…" */
-    char pauth[128]; /* "Authorization: Bearer pk_…" */
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server, second;
-static tenant_t a, b;
+static pe_test_tenant_t a, b;
 
 /* A proofResult whose winningVariant is the text that follows it. */
 #define PROOF_BEFORE_WINNER                                                                        \
@@ -78,10 +69,10 @@ static cJSON *expect_on(const pe_test_server_t *s, const char *method, const cha
     return j;
 }
 
-static cJSON *expect(const char *method, const char *path, const char *body, const tenant_t *t,
-                     long want)
+static cJSON *expect(const char *method, const char *path, const char *body,
+                     const pe_test_tenant_t *t, long want)
 {
-    return expect_on(&server, method, path, body, t->auth, want);
+    return expect_on(&server, method, path, body, t->sk_auth, want);
 }
 
 static const cJSON *get(const cJSON *o, const char *k)
@@ -110,7 +101,7 @@ static char *corpus(const char *name)
 
 /* Creates a ChangeSet for t from a corpus file, with featureFlagKey replaced by flag_key (NULL:
  * removed, so the key is derived from the id); copies its id into id. */
-static void create(const tenant_t *t, const char *file, const char *flag_key,
+static void create(const pe_test_tenant_t *t, const char *file, const char *flag_key,
                    char id[PE_CHANGESET_ID_LEN])
 {
     char path[256], why[128];
@@ -136,14 +127,14 @@ static void create(const tenant_t *t, const char *file, const char *flag_key,
     cJSON_Delete(j);
 }
 
-static cJSON *move(const tenant_t *t, const char *id, const char *body, long want)
+static cJSON *move(const pe_test_tenant_t *t, const char *id, const char *body, long want)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s/transitions", t->id, id);
     return expect("POST", path, body, t, want);
 }
 
-static void move_ok(const tenant_t *t, const char *id, const char *body)
+static void move_ok(const pe_test_tenant_t *t, const char *id, const char *body)
 {
     cJSON_Delete(move(t, id, body, 200));
 }
@@ -155,20 +146,20 @@ static const cJSON *last_event(const cJSON *doc)
     return cJSON_GetArrayItem(trail, cJSON_GetArraySize(trail) - 1);
 }
 
-static cJSON *flag(const tenant_t *t, const char *key, long want)
+static cJSON *flag(const pe_test_tenant_t *t, const char *key, long want)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/%s", t->id, key);
     return expect("GET", path, NULL, t, want);
 }
 
-static cJSON *ofrep_on(const pe_test_server_t *s, const tenant_t *t, const char *key,
+static cJSON *ofrep_on(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
                        const char *unit, long want)
 {
     char path[256], body[256];
     snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
     snprintf(body, sizeof body, "{\"context\":{\"targetingKey\":\"%s\"}}", unit);
-    return expect_on(s, "POST", path, body, t->pauth, want);
+    return expect_on(s, "POST", path, body, t->pk_auth, want);
 }
 
 /* The variant of key named vkey in an API-form flag. */
@@ -322,7 +313,7 @@ static void test_rollback_disables_within_1s(void **state)
     cJSON_Delete(f);
 }
 
-static void walk_to_proven(const tenant_t *t, const char *id, const char *winner)
+static void walk_to_proven(const pe_test_tenant_t *t, const char *id, const char *winner)
 {
     char body[1024];
     move_ok(t, id, "{\"to\":\"PENDING_APPROVAL\"}");
@@ -333,7 +324,7 @@ static void walk_to_proven(const tenant_t *t, const char *id, const char *winner
     move_ok(t, id, body);
 }
 
-static void every_unit_gets(const tenant_t *t, const char *key, const char *variant,
+static void every_unit_gets(const pe_test_tenant_t *t, const char *key, const char *variant,
                             const cJSON *value)
 {
     for (int i = 0; i < 300; i++) {
@@ -456,7 +447,7 @@ static void test_tenant_isolation(void **state)
     cJSON_Delete(e);
     /* B can neither read A's flag nor roll A's ChangeSet back */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/banner-isolated", a.id);
-    cJSON_Delete(expect_on(&server, "GET", path, NULL, b.auth, 403));
+    cJSON_Delete(expect_on(&server, "GET", path, NULL, b.sk_auth, 403));
     snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s/transitions", b.id, id);
     cJSON_Delete(expect("POST", path, "{\"to\":\"ROLLED_BACK\"}", &b, 404));
     cJSON *f = flag(&a, "banner-isolated", 200);
@@ -468,22 +459,6 @@ static void test_tenant_isolation(void **state)
 /* ---- setup ------------------------------------------------------------------------------------
  */
 
-static void make_tenant(tenant_t *t, const char *name, const char *email)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc = pe_tenancy_store_create(pool, name, "Europe/Berlin", "EUR", &store, t->pk, t->sk, err,
-                                     sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
-    snprintf(t->pauth, sizeof t->pauth, "Authorization: Bearer %s", t->pk);
-    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -493,8 +468,10 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "ChangeSet flags A", "flags-a@example.com");
-    make_tenant(&b, "ChangeSet flags B", "flags-b@example.com");
+    pe_test_tenant_make(&a, pool, "ChangeSet flags A", "Europe/Berlin", "EUR",
+                        "flags-a@example.com", PASSWORD);
+    pe_test_tenant_make(&b, pool, "ChangeSet flags B", "Europe/Berlin", "EUR",
+                        "flags-b@example.com", PASSWORD);
     pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     pe_test_server_start(&second, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;

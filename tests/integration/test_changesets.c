@@ -32,18 +32,10 @@
 
 #define PASSWORD "changesets-password-1"
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-    char auth[128];
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t server;
-static tenant_t a, b, c;
+static pe_test_tenant_t a, b, c;
 
 /* ---- helpers -----------------------------------------------------------------------------------
  */
@@ -68,11 +60,11 @@ static cJSON *json_of(const pe_test_response_t *r)
 }
 
 /* Calls and asserts the status; returns the parsed body (caller deletes) or NULL when empty. */
-static cJSON *expect(const char *method, const char *path, const char *body, const tenant_t *t,
-                     long want)
+static cJSON *expect(const char *method, const char *path, const char *body,
+                     const pe_test_tenant_t *t, long want)
 {
     pe_test_response_t r;
-    call(method, path, body, t->auth, &r);
+    call(method, path, body, t->sk_auth, &r);
     if (r.status != want)
         fail_msg("%s %s: status %ld, want %ld: %.600s", method, path, r.status, want,
                  r.body.data ? r.body.data : "");
@@ -99,14 +91,15 @@ static char *corpus(const char *name)
     return pe_test_corpus(rel);
 }
 
-static void cs_path(char *out, size_t n, const tenant_t *t, const char *id, const char *suffix)
+static void cs_path(char *out, size_t n, const pe_test_tenant_t *t, const char *id,
+                    const char *suffix)
 {
     snprintf(out, n, "/api/v1/stores/%s/changesets%s%s%s", t->id, id ? "/" : "", id ? id : "",
              suffix ? suffix : "");
 }
 
 /* Creates a ChangeSet from a corpus file for t; returns its id (static buffer rotated). */
-static const char *create(const tenant_t *t, const char *file)
+static const char *create(const pe_test_tenant_t *t, const char *file)
 {
     static char ids[8][PE_CHANGESET_ID_LEN];
     static int next;
@@ -123,7 +116,7 @@ static const char *create(const tenant_t *t, const char *file)
 }
 
 /* POST a transition; returns the body (caller deletes). */
-static cJSON *move(const tenant_t *t, const char *id, const char *body, long want)
+static cJSON *move(const pe_test_tenant_t *t, const char *id, const char *body, long want)
 {
     char path[256];
     cs_path(path, sizeof path, t, id, "/transitions");
@@ -137,7 +130,7 @@ static const char *PROOF =
     "\"winningVariant\":\"treatment\"}";
 
 /* Moves a fresh copy of the banner (no guardrail config in store c) to state. */
-static const char *walk_to(const tenant_t *t, pe_changeset_state_t state)
+static const char *walk_to(const pe_test_tenant_t *t, pe_changeset_state_t state)
 {
     const char *id = create(t, "valid/shipping_cost_banner.json");
     char body[1024];
@@ -183,7 +176,7 @@ static void test_create_read_list(void **state)
     const char *id = create(&a, "valid/discount_change.json");
     cs_path(path, sizeof path, &a, id, NULL);
     cJSON *doc = expect("GET", path, NULL, &a, 200);
-    pe_changeset_error_t verr;
+    pe_refusal_t verr;
     if (pe_changeset_validate(doc, PE_CHANGESET_FULL, &verr) != 0)
         fail_msg("the stored document does not validate: %s", verr.message);
     assert_string_equal(str(doc, "storeId"), a.id);
@@ -393,7 +386,7 @@ static void *approve(void *arg)
     char path[256], url[512];
     cs_path(path, sizeof path, &c, r->id, "/transitions");
     snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *headers[] = {c.auth, "Content-Type: application/json", "If-Match: \"2\"", NULL};
+    const char *headers[] = {c.sk_auth, "Content-Type: application/json", "If-Match: \"2\"", NULL};
     pe_test_response_t resp;
     if (pe_test_http("POST", url, "{\"to\":\"ACTIVE\"}", headers, &resp) == 0)
         r->status = resp.status;
@@ -649,7 +642,7 @@ static void test_export_csv(void **state)
     char path[512];
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=csv", a.id);
     pe_test_response_t r;
-    assert_int_equal(call("GET", path, NULL, a.auth, &r), 200);
+    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
     char ct[128];
     pe_test_response_header(&r, "Content-Type", ct, sizeof ct);
     assert_non_null(strstr(ct, "text/csv"));
@@ -660,7 +653,7 @@ static void test_export_csv(void **state)
     pe_test_response_free(&r);
     /* JSON lines, and a window that ends before everything: only the header */
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=json", a.id);
-    assert_int_equal(call("GET", path, NULL, a.auth, &r), 200);
+    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
     char *line = strtok(r.body.data, "\n");
     int lines = 0;
     for (; line; line = strtok(NULL, "\n"), lines++) {
@@ -675,13 +668,13 @@ static void test_export_csv(void **state)
              "/api/v1/stores/%s/audit/export?format=csv&from=2000-01-01T00:00:00Z"
              "&to=2000-02-01T00:00:00Z",
              a.id);
-    assert_int_equal(call("GET", path, NULL, a.auth, &r), 200);
+    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
     assert_int_equal(r.body.len, strlen("id,changesetId,storeId,seq,timestamp,actorType,actorId,"
                                         "action,previousState,newState,reason,metadata,hash,"
                                         "previousHash\r\n"));
     pe_test_response_free(&r);
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=xml", a.id);
-    assert_int_equal(call("GET", path, NULL, a.auth, &r), 400);
+    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 400);
     pe_test_response_free(&r);
 }
 
@@ -712,7 +705,7 @@ static void test_tenant_isolation(void **state)
         snprintf(path, sizeof path, "/api/v1/stores/%s%s", a.id, sub);
         pe_test_response_t r;
         bool get = strcmp(routes[i][0], "GET") == 0;
-        call(routes[i][0], path, get ? NULL : "{\"to\":\"ARCHIVED\",\"version\":1}", b.auth, &r);
+        call(routes[i][0], path, get ? NULL : "{\"to\":\"ARCHIVED\",\"version\":1}", b.sk_auth, &r);
         if (r.status != 403)
             fail_msg("%s %s with another store's key: %ld", routes[i][0], path, r.status);
         pe_test_response_free(&r);
@@ -779,21 +772,6 @@ static void test_outbox_survives_crash(void **state)
 /* ---- setup
  * --------------------------------------------------------------------------------------- */
 
-static void make_tenant(tenant_t *t, const char *name, const char *email)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc = pe_tenancy_store_create(pool, name, "Europe/Berlin", "EUR", &store, t->pk, t->sk, err,
-                                     sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
-    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -803,9 +781,12 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "ChangeSets A", "a@example.com");
-    make_tenant(&b, "ChangeSets B", "b@example.com");
-    make_tenant(&c, "ChangeSets C", "c@example.com");
+    pe_test_tenant_make(&a, pool, "ChangeSets A", "Europe/Berlin", "EUR", "a@example.com",
+                        PASSWORD);
+    pe_test_tenant_make(&b, pool, "ChangeSets B", "Europe/Berlin", "EUR", "b@example.com",
+                        PASSWORD);
+    pe_test_tenant_make(&c, pool, "ChangeSets C", "Europe/Berlin", "EUR", "c@example.com",
+                        PASSWORD);
     pe_test_server_start(
         &server, conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=1", NULL});

@@ -37,19 +37,10 @@
 
 #define PASSWORD "flags-password-1"
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char user[PE_ID_LEN];
-    char auth[128];  /* "Authorization: Bearer sk_…" */
-    char pauth[128]; /* "Authorization: Bearer pk_…" */
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
 static pe_test_server_t main_srv, second, third;
-static tenant_t a, b;
+static pe_test_tenant_t a, b;
 static pe_test_redis_server_t private_redis;
 static char redis_url[64];
 
@@ -84,7 +75,7 @@ static cJSON *json_of(const pe_test_response_t *r)
 }
 
 /* method path as t's secret key; asserts the status; returns the parsed body (or NULL). */
-static cJSON *admin(const pe_test_server_t *s, const tenant_t *t, const char *method,
+static cJSON *admin(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *method,
                     const char *path_fmt_key, const char *key, const char *body, long want)
 {
     char path[512];
@@ -92,7 +83,7 @@ static cJSON *admin(const pe_test_server_t *s, const tenant_t *t, const char *me
              key ? key : "");
     (void)path_fmt_key;
     pe_test_response_t r;
-    call(s, method, path, body, t->auth, NULL, &r);
+    call(s, method, path, body, t->sk_auth, NULL, &r);
     if (r.status != want)
         fail_msg("%s %s: status %ld, want %ld: %.400s", method, path, r.status, want,
                  r.body.data ? r.body.data : "");
@@ -114,14 +105,14 @@ static double num(const cJSON *j, const char *name)
 }
 
 /* OFREP single evaluation as t's publishable key; returns the parsed body. */
-static cJSON *ofrep(const pe_test_server_t *s, const tenant_t *t, const char *key,
+static cJSON *ofrep(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
                     const char *context, long want)
 {
     char path[256], body[512];
     snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
     snprintf(body, sizeof body, "{\"context\":%s}", context);
     pe_test_response_t r;
-    call(s, "POST", path, body, t->pauth, NULL, &r);
+    call(s, "POST", path, body, t->pk_auth, NULL, &r);
     if (r.status != want)
         fail_msg("OFREP %s: status %ld, want %ld: %.400s", key, r.status, want,
                  r.body.data ? r.body.data : "");
@@ -219,31 +210,25 @@ static void test_tenant_isolation(void **state)
     pe_test_response_t r;
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/free-shipping-banner", a.id);
     /* store B's secret key on store A's path */
-    call(&main_srv, "GET", path, NULL, b.auth, NULL, &r);
+    call(&main_srv, "GET", path, NULL, b.sk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
-    call(&main_srv, "PATCH", path, "{\"enabled\":false}", b.auth, NULL, &r);
+    call(&main_srv, "PATCH", path, "{\"enabled\":false}", b.sk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* store B's merchant */
-    char login[256], cookie[512], hdr[600];
-    snprintf(login, sizeof login, "{\"email\":\"fb@example.com\",\"password\":\"%s\"}", PASSWORD);
-    call(&main_srv, "POST", "/api/v1/auth/login", login, NULL, NULL, &r);
-    assert_int_equal(r.status, 200);
-    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
-    snprintf(hdr, sizeof hdr, "Cookie: %.*s", (int)strcspn(cookie, ";"), cookie);
-    pe_test_response_free(&r);
-    call(&main_srv, "GET", path, NULL, hdr, NULL, &r);
+    pe_test_tenant_sign_in(&b, &main_srv, NULL);
+    call(&main_srv, "GET", path, NULL, b.cookie, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* …who can use her own store */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags", b.id);
-    call(&main_srv, "GET", path, NULL, hdr, NULL, &r);
+    call(&main_srv, "GET", path, NULL, b.cookie, NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* a publishable key never administers */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags", a.id);
-    call(&main_srv, "GET", path, NULL, a.pauth, NULL, &r);
+    call(&main_srv, "GET", path, NULL, a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* OFREP with store B's key: A's flag does not exist */
@@ -295,7 +280,7 @@ static void test_ofrep_single_and_errors(void **state)
 
     pe_test_response_t r;
     call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
-         "{\"context\":", a.pauth, NULL, &r);
+         "{\"context\":", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 400);
     j = json_of(&r);
     assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
@@ -305,7 +290,7 @@ static void test_ofrep_single_and_errors(void **state)
     call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     pe_test_response_free(&r);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", a.auth, NULL,
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", a.sk_auth, NULL,
          &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
@@ -323,7 +308,7 @@ static void test_ofrep_bulk_etag_and_cors(void **state)
     const char *body = "{\"context\":{\"targetingKey\":\"visitor-1\"}}";
     pe_test_response_t r;
     char etag[128], inm[160];
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, NULL, &r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_header(&r, "ETag", etag, sizeof etag);
     assert_true(etag[0] == '"');
@@ -341,30 +326,30 @@ static void test_ofrep_bulk_etag_and_cors(void **state)
     pe_test_response_free(&r);
 
     snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, inm, &r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
     assert_int_equal(r.status, 304);
     assert_int_equal(r.body.len, 0);
     pe_test_response_free(&r);
     /* another context: another tag */
     call(&main_srv, "POST", "/ofrep/v1/evaluate/flags",
-         "{\"context\":{\"targetingKey\":\"visitor-2\"}}", a.pauth, inm, &r);
+         "{\"context\":{\"targetingKey\":\"visitor-2\"}}", a.pk_auth, inm, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* a change: another tag */
     cJSON_Delete(admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
                        "{\"description\":\"banner test\"}", 200));
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pauth, inm, &r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* bulk without a targeting key: the flag carries its own error, the request is fine */
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{}}", a.pauth, NULL, &r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{}}", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
     j = json_of(&r);
     assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "flags")->child, "errorCode"),
                         "TARGETING_KEY_MISSING");
     cJSON_Delete(j);
     pe_test_response_free(&r);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "nope", a.pauth, NULL, &r);
+    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "nope", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 400);
     j = json_of(&r);
     assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
@@ -410,7 +395,7 @@ static void test_invalidation_reaches_another_cache(void **state)
     pe_flag_set_t *set = NULL;
     for (int i = 0; i < 50 && pe_flags_cached_version(other, a.id) < 0; i++) {
         assert_int_equal(pe_flags_acquire(other, a.id, &set), 0); /* cold: from Redis */
-        pe_flag_set_release(set);
+        pe_flags_set_release(set);
     }
     int64_t before = pe_flags_cached_version(other, a.id);
     assert_true(before > 0);
@@ -432,9 +417,9 @@ static void test_invalidation_reaches_another_cache(void **state)
     assert_int_equal(pe_flags_acquire(other, a.id, &set), 0);
     pe_flag_eval_t e;
     pe_flag_context_t ctx = {.targeting_key = "u1"};
-    pe_flags_evaluate(set, pe_flag_set_find(set, "free-shipping-banner"), &ctx, &e);
+    pe_flags_evaluate(set, pe_flags_set_find(set, "free-shipping-banner"), &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_DISABLED);
-    pe_flag_set_release(set);
+    pe_flags_set_release(set);
     pe_flags_free(other);
     pe_redis_free(redis);
     cJSON_Delete(
@@ -468,7 +453,7 @@ static void test_exposures_once_per_unit_flag_day(void **state)
     }
     pe_test_response_t r;
     call(&second, "POST", "/ofrep/v1/evaluate/flags",
-         "{\"context\":{\"targetingKey\":\"exp-unit-1\"}}", a.pauth, NULL, &r);
+         "{\"context\":{\"targetingKey\":\"exp-unit-1\"}}", a.pk_auth, NULL, &r);
     pe_test_response_free(&r);
     /* a unit the rule matches is not part of the split: no exposure */
     cJSON_Delete(ofrep(&main_srv, &a, "free-shipping-banner",
@@ -537,8 +522,6 @@ static void test_redis_down_still_serves_and_disables(void **state)
 
 /* ---- numbers that are not finite, and one bad flag among good ones --------------------------- */
 
-static void make_tenant(tenant_t *t, const char *name, const char *email);
-
 /* The error of a 400 body: code and message. */
 static void expect_refused(const char *method, const char *key, const char *body,
                            const char *message)
@@ -601,12 +584,13 @@ static void test_nonfinite_numbers_refused(void **state)
 }
 
 /* OFREP single evaluation without asserting the status; *out is the parsed body. */
-static long ofrep_status(const pe_test_server_t *s, const tenant_t *t, const char *key, cJSON **out)
+static long ofrep_status(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
+                         cJSON **out)
 {
     char path[256];
     snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
     pe_test_response_t r;
-    call(s, "POST", path, "{\"context\":{\"targetingKey\":\"u1\"}}", t->pauth, NULL, &r);
+    call(s, "POST", path, "{\"context\":{\"targetingKey\":\"u1\"}}", t->pk_auth, NULL, &r);
     long status = r.status;
     *out = r.body.len ? json_of(&r) : NULL;
     pe_test_response_free(&r);
@@ -615,7 +599,7 @@ static long ofrep_status(const pe_test_server_t *s, const tenant_t *t, const cha
 
 /* Waits (up to PE_TEST_WAIT_MS) until s answers key with status and, for a 200, reason; for a
  * 400, errorCode. Returns the milliseconds it took from t0. */
-static int64_t wait_answer(const pe_test_server_t *s, const tenant_t *t, const char *key,
+static int64_t wait_answer(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
                            long status, const char *what, int64_t t0)
 {
     long got = 0;
@@ -674,8 +658,8 @@ static int log_lines(const pe_test_server_t *s, const char *const *all)
 static void test_bad_flag_quarantined_others_current(void **state)
 {
     (void)state;
-    static tenant_t c;
-    make_tenant(&c, "Flags C", "fc@example.com");
+    static pe_test_tenant_t c;
+    pe_test_tenant_make(&c, pool, "Flags C", "UTC", "EUR", "fc@example.com", PASSWORD);
     cJSON *f = NULL, *j = NULL;
     cJSON_Delete(admin(&main_srv, &c, "POST", NULL, NULL,
                        "{\"key\":\"qa-good\",\"enabled\":true,\"variants\":[{\"key\":\"on\","
@@ -731,7 +715,7 @@ static void test_bad_flag_quarantined_others_current(void **state)
     /* bulk: the bad flags carry their own error, the others their values */
     pe_test_response_t r;
     call(&fresh, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{\"targetingKey\":\"u1\"}}",
-         c.pauth, NULL, &r);
+         c.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
     j = json_of(&r);
     pe_test_response_free(&r);
@@ -775,22 +759,6 @@ static void test_bad_flag_quarantined_others_current(void **state)
 
 /* ---- setup ----------------------------------------------------------------------------------- */
 
-static void make_tenant(tenant_t *t, const char *name, const char *email)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc =
-        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, t->pk, t->sk, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
-    snprintf(t->pauth, sizeof t->pauth, "Authorization: Bearer %s", t->pk);
-    rc = pe_tenancy_user_create(pool, email, PASSWORD, t->id, t->user, err, sizeof err);
-    if (rc != 0)
-        fail_msg("user create: %s %s", pe_strerror(rc), err);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -804,8 +772,8 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 4);
     assert_non_null(pool);
-    make_tenant(&a, "Flags A", "fa@example.com");
-    make_tenant(&b, "Flags B", "fb@example.com");
+    pe_test_tenant_make(&a, pool, "Flags A", "UTC", "EUR", "fa@example.com", PASSWORD);
+    pe_test_tenant_make(&b, pool, "Flags B", "UTC", "EUR", "fb@example.com", PASSWORD);
     char env_redis[96];
     snprintf(env_redis, sizeof env_redis, "PE_REDIS_URL=%s", redis_url);
     pe_test_server_start(&main_srv, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});

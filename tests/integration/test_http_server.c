@@ -73,7 +73,7 @@ static int async_handler(pe_http_request_t *req)
     pe_http_suspend(req);
     pthread_t t;
     if (pthread_create(&t, NULL, finish_later, req) != 0) {
-        pe_http_reply_error(req, 500, "internal_error", "no thread");
+        pe_http_reply_error(req, PE_EINTERNAL, "internal_error", "no thread");
         pe_http_resume(req);
         return 0;
     }
@@ -114,10 +114,10 @@ static const pe_http_route_t ROUTES[] = {
 
 static void start_server(void)
 {
-    pe_router_t *router = pe_router_new();
+    pe_http_router_t *router = pe_http_router_new();
     assert_non_null(router);
     for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++)
-        assert_int_equal(pe_router_add(router, &ROUTES[i]), 0);
+        assert_int_equal(pe_http_router_add(router, &ROUTES[i]), 0);
     pe_http_server_config_t cfg = {
         .host = "127.0.0.1",
         .port = 0,

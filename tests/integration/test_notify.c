@@ -212,16 +212,9 @@ static void hmac_sha256_hex(const char *key, const char *msg1, const char *msg2,
 /* ---- fixtures ---------------------------------------------------------------------------------
  */
 
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-    char auth[128];
-} tenant_t;
-
 static char *conninfo;
 static pe_db_pool_t *pool;
-static tenant_t a, b;
+static pe_test_tenant_t a, b;
 static pe_changeset_actor_info_t merchant = {PE_CS_BY_MERCHANT, "user", "test-merchant"};
 
 static char *sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -265,7 +258,8 @@ static void drain_outbox(void)
 }
 
 /* Creates a banner ChangeSet for t through svc; returns its id in out. */
-static void create_cs(pe_changeset_service_t *svc, const tenant_t *t, char out[PE_CHANGESET_ID_LEN])
+static void create_cs(pe_changeset_service_t *svc, const pe_test_tenant_t *t,
+                      char out[PE_CHANGESET_ID_LEN])
 {
     char *text = corpus("valid/shipping_cost_banner.json");
     cJSON *doc = NULL, *stored = NULL;
@@ -274,7 +268,7 @@ static void create_cs(pe_changeset_service_t *svc, const tenant_t *t, char out[P
     pe_changeset_result_t res;
     int rc = pe_changeset_create(svc, t->id, doc, &merchant, &stored, &res);
     if (rc != 0)
-        fail_msg("create: %s %s", pe_strerror(rc), res.message);
+        fail_msg("create: %s %s", pe_strerror(rc), res.refusal.message);
     snprintf(out, PE_CHANGESET_ID_LEN, "%s",
              cJSON_GetObjectItemCaseSensitive(stored, "id")->valuestring);
     cJSON_Delete(stored);
@@ -566,8 +560,8 @@ static void test_extensions(void **state)
     t.to = "ACTIVE";
     assert_int_equal(pe_changeset_transition(svc, a.id, id, &t, &merchant, &doc, &res),
                      PE_ECONFLICT);
-    assert_string_equal(res.code, "guardrail_violation");
-    assert_non_null(strstr(res.message, "The store is in its holiday change freeze"));
+    assert_string_equal(res.refusal.code, "guardrail_violation");
+    assert_non_null(strstr(res.refusal.message, "The store is in its holiday change freeze"));
     assert_true(atomic_load(&cc.calls) > before);
     pe_changeset_result_free(&res);
     t.force = t.confirm = true;
@@ -663,16 +657,17 @@ static void test_burst_delivered_in_one_run(void **state)
 
 static pe_test_server_t server;
 
-static long call(const char *method, const char *path, const tenant_t *t, pe_test_response_t *r)
+static long call(const char *method, const char *path, const pe_test_tenant_t *t,
+                 pe_test_response_t *r)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *headers[] = {t->auth, NULL};
+    const char *headers[] = {t->sk_auth, NULL};
     assert_int_equal(pe_test_http(method, url, NULL, headers, r), 0);
     return r->status;
 }
 
-static cJSON *expect(const char *method, const char *path, const tenant_t *t, long want)
+static cJSON *expect(const char *method, const char *path, const pe_test_tenant_t *t, long want)
 {
     pe_test_response_t r;
     call(method, path, t, &r);
@@ -712,7 +707,7 @@ static void test_webhook_from_server(void **state)
                                                env_url, "PE_WEBHOOK_SECRET=" SECRET, NULL});
     char *doc = corpus("valid/discount_change.json");
     snprintf(path, sizeof path, "%s/api/v1/stores/%s/changesets", server.base_url, a.id);
-    const char *headers[] = {a.auth, "Content-Type: application/json", NULL};
+    const char *headers[] = {a.sk_auth, "Content-Type: application/json", NULL};
     pe_test_response_t resp;
     assert_int_equal(pe_test_http("POST", path, doc, headers, &resp), 0);
     assert_int_equal(resp.status, 201);
@@ -866,18 +861,6 @@ static void test_notifications_api(void **state)
 /* ---- setup
  * --------------------------------------------------------------------------------------- */
 
-static void make_tenant(tenant_t *t, const char *name)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc = pe_tenancy_store_create(pool, name, "Europe/Berlin", "EUR", &store, t->pk, t->sk, err,
-                                     sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(t->id, sizeof t->id, "%s", store.id);
-    snprintf(t->auth, sizeof t->auth, "Authorization: Bearer %s", t->sk);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -887,8 +870,8 @@ static int group_setup(void **state)
     conninfo = pe_test_db_create_migrated();
     pool = pe_db_pool_new(conninfo, 2);
     assert_non_null(pool);
-    make_tenant(&a, "Notify A");
-    make_tenant(&b, "Notify B");
+    pe_test_tenant_make(&a, pool, "Notify A", "Europe/Berlin", "EUR", NULL, NULL);
+    pe_test_tenant_make(&b, pool, "Notify B", "Europe/Berlin", "EUR", NULL, NULL);
     return 0;
 }
 

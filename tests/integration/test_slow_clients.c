@@ -287,10 +287,10 @@ static int setup(void **state)
 {
     (void)state;
     pe_log_set_level(PE_LOG_WARN);
-    pe_router_t *router = pe_router_new();
+    pe_http_router_t *router = pe_http_router_new();
     assert_non_null(router);
     for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++)
-        assert_int_equal(pe_router_add(router, &ROUTES[i]), 0);
+        assert_int_equal(pe_http_router_add(router, &ROUTES[i]), 0);
     pe_http_server_config_t cfg = {
         .host = "127.0.0.1",
         .threads = 2,

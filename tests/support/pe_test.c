@@ -1,6 +1,6 @@
 /*
  * pe_test.c — the shared test helpers of pe_test.h: private databases on the test server, a
- * profit-engine child process, and small HTTP and raw-socket clients.
+ * profit-engine child process, small HTTP and raw-socket clients, and tenants.
  *
  * Invariants:
  *  1. Every database made here is named pe_t_<pid>_<random hex>; pe_test_db_drop refuses any
@@ -926,4 +926,102 @@ void pe_test_redis_server_kill(pe_test_redis_server_t *r)
     kill(r->pid, SIGKILL);
     waitpid(r->pid, NULL, 0);
     r->pid = 0;
+}
+
+/* ---- tenants ------------------------------------------------------------------------------ */
+
+/* Copies src into dst[dstlen]; fails the test instead of truncating a credential. */
+static void copy_field(char *dst, size_t dstlen, const char *what, const char *src)
+{
+    if ((size_t)snprintf(dst, dstlen, "%s", src) >= dstlen)
+        die("pe_test_tenant: the %s '%.60s' is longer than %zu bytes", what, src, dstlen - 1);
+}
+
+void pe_test_tenant_make(pe_test_tenant_t *t, pe_db_pool_t *pool, const char *name, const char *tz,
+                         const char *currency, const char *email, const char *password)
+{
+    pe_store_t store;
+    char err[256] = "";
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    rc = pe_tenancy_store_create(pool, name, tz, currency, &store, t->pk, t->sk, err, sizeof(err));
+    if (rc != 0)
+        die("store create: %s %s", pe_strerror(rc), err);
+    copy_field(t->id, sizeof(t->id), "store id", store.id);
+    snprintf(t->pk_auth, sizeof(t->pk_auth), "Authorization: Bearer %s", t->pk);
+    snprintf(t->sk_auth, sizeof(t->sk_auth), "Authorization: Bearer %s", t->sk);
+    if (email) {
+        if (!password)
+            die("pe_test_tenant_make: a merchant user (%s) needs a password", email);
+        copy_field(t->email, sizeof(t->email), "email", email);
+        copy_field(t->password, sizeof(t->password), "password", password);
+        rc = pe_tenancy_user_create(pool, email, password, t->id, t->user, err, sizeof(err));
+        if (rc != 0)
+            die("user create: %s %s", pe_strerror(rc), err);
+    }
+}
+
+void pe_test_tenant_sign_in(pe_test_tenant_t *t, const pe_test_server_t *s,
+                            pe_test_response_t *login)
+{
+    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    pe_buf_t body = PE_BUF_INIT;
+    pe_test_response_t r;
+    cJSON *j = NULL;
+    const cJSON *csrf;
+    char url[128], cookie[512], perr[128], why[512] = "";
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if (!t->email[0])
+        die("pe_test_tenant_sign_in: store %s was made without a merchant user", t->id);
+    snprintf(url, sizeof(url), "%s/api/v1/auth/login", s->base_url);
+    rc = pe_buf_puts(&body, "{\"email\":");
+    rc = rc ? rc : pe_buf_json_string(&body, t->email, strlen(t->email));
+    rc = rc ? rc : pe_buf_puts(&body, ",\"password\":");
+    rc = rc ? rc : pe_buf_json_string(&body, t->password, strlen(t->password));
+    rc = rc ? rc : pe_buf_puts(&body, "}");
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "out of memory");
+        goto out;
+    }
+    if (pe_test_http("POST", url, body.data, headers, &r) != 0) {
+        snprintf(why, sizeof(why), "POST %s: no exchange", url);
+        goto out;
+    }
+    if (r.status != 200) {
+        snprintf(why, sizeof(why), "sign-in as %s: status %ld: %.300s", t->email, r.status,
+                 r.body.data ? r.body.data : "");
+        goto out;
+    }
+    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof(cookie));
+    if (!cookie[0] || (size_t)snprintf(t->cookie, sizeof(t->cookie), "Cookie: %.*s",
+                                       (int)strcspn(cookie, ";"), cookie) >= sizeof(t->cookie)) {
+        snprintf(why, sizeof(why), "sign-in as %s: no usable Set-Cookie (%.200s)", t->email,
+                 cookie);
+        goto out;
+    }
+    if (pe_json_parse(r.body.data ? r.body.data : "", r.body.len, &j, perr, sizeof(perr)) != 0) {
+        snprintf(why, sizeof(why), "sign-in as %s: the body is not JSON (%s)", t->email, perr);
+        goto out;
+    }
+    csrf = cJSON_GetObjectItemCaseSensitive(j, "csrfToken");
+    if (!cJSON_IsString(csrf) || (size_t)snprintf(t->csrf, sizeof(t->csrf), "X-CSRF-Token: %s",
+                                                  csrf->valuestring) >= sizeof(t->csrf)) {
+        snprintf(why, sizeof(why), "sign-in as %s: no usable csrfToken: %.300s", t->email,
+                 r.body.data);
+        goto out;
+    }
+out:
+    cJSON_Delete(j);
+    pe_buf_free(&body);
+    if (why[0] || !login)
+        pe_test_response_free(&r);
+    else
+        *login = r;
+    if (why[0]) {
+        t->cookie[0] = t->csrf[0] = '\0';
+        die("pe_test_tenant_sign_in: %s", why);
+    }
 }

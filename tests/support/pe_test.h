@@ -1,6 +1,6 @@
 /*
  * pe_test.h — helpers shared by the tests: private databases, service URLs, a server started
- * in a child process, and a tiny HTTP client.
+ * in a child process, a tiny HTTP client, and tenants (a store with its keys and merchant).
  *
  * Integration tests talk to the real PostgreSQL and Redis that `scripts/dev services up`
  * starts; each test program works in a database of its own, created from scratch and migrated,
@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "pe/core.h"
+#include "pe/db.h"
+#include "pe/tenancy.h"
 
 /* PE_DATABASE_URL / PE_REDIS_URL of the private services; aborts the test program with a
  * message pointing at `scripts/dev services up` when unset. */
@@ -122,5 +124,39 @@ typedef struct {
 int pe_test_redis_server_start(pe_test_redis_server_t *r, uint16_t port, const char *password);
 /* SIGKILL and reap: a crash, as far as its clients can tell. No-op when not running. */
 void pe_test_redis_server_kill(pe_test_redis_server_t *r);
+
+/* ---- tenants ------------------------------------------------------------------------------- */
+
+/* One store as the API tests act on it: its keys, the header lines that carry them, and
+ * optionally its merchant user and a signed-in session of that user. Tests make two or more and
+ * prove with them that one store's credentials never reach another store's data. Every field is
+ * a NUL-terminated string; a part the test did not ask for is "". */
+typedef struct {
+    char id[PE_ID_LEN];   /* the store's id */
+    char pk[PE_KEY_LEN];  /* its publishable key (storefront routes, OFREP) */
+    char sk[PE_KEY_LEN];  /* its secret key (the admin API) */
+    char pk_auth[128];    /* "Authorization: Bearer pk_…" */
+    char sk_auth[128];    /* "Authorization: Bearer sk_…" */
+    char user[PE_ID_LEN]; /* the merchant user's id ("" when made without an email) */
+    char email[128];      /* that user's email and password, for signing in */
+    char password[128];
+    char cookie[256]; /* "Cookie: pe_session=…" once pe_test_tenant_sign_in ran */
+    char csrf[128];   /* "X-CSRF-Token: …" of that session */
+} pe_test_tenant_t;
+
+/* Makes a tenant in the database behind pool (borrowed), in-process and before or without any
+ * server: a store named name with timezone tz (an IANA name) and currency (ISO 4217), whose two
+ * keys pe_tenancy_store_create issues, and, when email is not NULL, a merchant user with email and
+ * password who is a member of it (an email that exists with the same password joins this store
+ * as well). Fills every field of *t but cookie and csrf. Fails the running test on any error.
+ * pe_crypto_init() must have run. Thread-safe for distinct *t, as is pe_test_tenant_sign_in. */
+void pe_test_tenant_make(pe_test_tenant_t *t, pe_db_pool_t *pool, const char *name, const char *tz,
+                         const char *currency, const char *email, const char *password);
+/* Signs t's merchant in on server s (POST /api/v1/auth/login) and fills t->cookie and t->csrf.
+ * Fails the running test unless the answer is 200 with a session cookie and a csrfToken. When
+ * login is not NULL it receives the response, which the caller frees with pe_test_response_free
+ * (for tests that keep every body they are sent); otherwise the response is freed here. */
+void pe_test_tenant_sign_in(pe_test_tenant_t *t, const pe_test_server_t *s,
+                            pe_test_response_t *login);
 
 #endif /* PE_TEST_H */

@@ -2,6 +2,7 @@
 // their customisation props (RETRO-4) and whose named slots let a merchant's own code wrap or
 // replace a part (RETRO-5). Each renders into a shadow root styled by components.css (linked,
 // because the CSP allows no inline styles).
+import { esc } from '../lib/escape.js';
 import { formatChange, formatValue } from '../lib/format.js';
 
 // import.meta.resolve applies index.html's import map: the fingerprinted URL (see web.c).
@@ -12,8 +13,6 @@ function shadow(host, html) {
   root.innerHTML = `<link rel="stylesheet" href="${CSS_URL}">${html}`;
   return root;
 }
-
-const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 class PeElement extends HTMLElement {
   connectedCallback() { this.render(); }

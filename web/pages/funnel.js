@@ -4,10 +4,10 @@
 // range and filters: it splits the sessions the funnel shows). Every filter change is a
 // navigation, so each view is a deep link.
 import { api, storeUrl } from '../lib/api.js';
+import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
 import './funnel/_components/pe-funnel-visualization.js';
 
-const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const FILTERS = ['from', 'to', 'device', 'country', 'source'];
 const DEVICES = ['desktop', 'mobile', 'tablet', 'other'];
 const STEPS = ['cart', 'checkout', 'shipping', 'payment', 'confirmation'];

@@ -5,9 +5,8 @@
 // has no data yet, with its publishable key (created here when it has none, or when the merchant
 // no longer has the one that was shown once).
 import { api, storeUrl } from '../lib/api.js';
+import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
-
-const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function card({ id, label, m, format, currency, period, cls = 'w2', invert = false }) {
   const attrs = m

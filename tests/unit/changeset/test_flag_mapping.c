@@ -52,7 +52,7 @@ static cJSON *definition(const cJSON *doc, const char *winner)
     char err[256] = "";
     if (pe_changeset_flag_definition(doc, ID, winner, &def, err, sizeof err) != 0)
         fail_msg("refused: %s", err);
-    pe_flags_error_t fe;
+    pe_refusal_t fe;
     if (pe_flags_validate(def, false, &canon, &fe) != 0)
         fail_msg("the flag validator refuses the definition: %s", fe.message);
     cJSON_Delete(canon);

@@ -106,19 +106,19 @@ static void hash_of(const char *meta_json, const char *reason, const char *prev,
 {
     cJSON *meta = cJSON_Parse(meta_json);
     assert_non_null(meta);
-    pe_audit_record_t r = {.id = "cm7a1k2p30001qz8xa1b2c3d4",
-                           .changeset_id = "cm7a1k2p30000qz8x4t9b2c1d",
-                           .store_id = "5b0f6a2e-8c1d-4e7a-9f3b-2d6c8e1a4b70",
-                           .seq = 2,
-                           .occurred_us = 1772357400000123,
-                           .actor_type = "user",
-                           .actor_id = "u1",
-                           .action = "approved",
-                           .previous_state = "PENDING_APPROVAL",
-                           .new_state = "ACTIVE",
-                           .reason = reason,
-                           .metadata = meta};
-    assert_int_equal(pe_audit_hash(&r, prev, out), 0);
+    pe_changeset_audit_record_t r = {.id = "cm7a1k2p30001qz8xa1b2c3d4",
+                                     .changeset_id = "cm7a1k2p30000qz8x4t9b2c1d",
+                                     .store_id = "5b0f6a2e-8c1d-4e7a-9f3b-2d6c8e1a4b70",
+                                     .seq = 2,
+                                     .occurred_us = 1772357400000123,
+                                     .actor_type = "user",
+                                     .actor_id = "u1",
+                                     .action = "approved",
+                                     .previous_state = "PENDING_APPROVAL",
+                                     .new_state = "ACTIVE",
+                                     .reason = reason,
+                                     .metadata = meta};
+    assert_int_equal(pe_changeset_audit_hash(&r, prev, out), 0);
     cJSON_Delete(meta);
 }
 
@@ -138,19 +138,19 @@ static void test_hash_canonical(void **state)
     assert_int_equal(strlen(a), 64);
     /* the canonical text is length-prefixed and versioned */
     pe_buf_t t = PE_BUF_INIT;
-    pe_audit_record_t r = {.id = "i",
-                           .changeset_id = "c",
-                           .store_id = "s",
-                           .seq = 1,
-                           .occurred_us = 5,
-                           .actor_type = "system",
-                           .actor_id = "x",
-                           .action = "created",
-                           .previous_state = NULL,
-                           .new_state = "DRAFT",
-                           .reason = "",
-                           .metadata = NULL};
-    assert_int_equal(pe_audit_canonical(&r, &t), 0);
+    pe_changeset_audit_record_t r = {.id = "i",
+                                     .changeset_id = "c",
+                                     .store_id = "s",
+                                     .seq = 1,
+                                     .occurred_us = 5,
+                                     .actor_type = "system",
+                                     .actor_id = "x",
+                                     .action = "created",
+                                     .previous_state = NULL,
+                                     .new_state = "DRAFT",
+                                     .reason = "",
+                                     .metadata = NULL};
+    assert_int_equal(pe_changeset_audit_canonical(&r, &t), 0);
     assert_string_equal(t.data, "pe-audit-v1\n1:i\n1:c\n1:s\n1:1\n1:5\n6:system\n1:x\n7:created\n"
                                 "-1:\n5:DRAFT\n0:\n2:{}\n");
     pe_buf_free(&t);
@@ -159,7 +159,7 @@ static void test_hash_canonical(void **state)
 static void cell(const char *in, const char *want)
 {
     pe_buf_t b = PE_BUF_INIT;
-    assert_int_equal(pe_csv_cell(&b, in), 0);
+    assert_int_equal(pe_changeset_csv_cell(&b, in), 0);
     assert_string_equal(b.data ? b.data : "", want);
     pe_buf_free(&b);
 }

@@ -420,7 +420,11 @@ static void test_error_table(void **state)
         {PE_EIO, 500, "internal_error", "i/o error"},
         {PE_EINTERNAL, 500, "internal_error", "internal error"},
         {PE_ELOCKED, 429, "too_many_requests", "too many attempts"},
+        {PE_EMETHOD, 405, "method_not_allowed", "method not allowed"},
+        {PE_EMEDIA, 415, "unsupported_media_type", "unsupported media type"},
+        {PE_EPRECONDITION, 428, "precondition_required", "precondition required"},
     };
+    assert_int_equal(PE_ARRAY_LEN(rows), (size_t)(1 - PE_ELAST)); /* every code has its row */
     for (size_t i = 0; i < PE_ARRAY_LEN(rows); i++) {
         int rc = rows[i].rc;
         if (pe_error_http_status(rc) != rows[i].status)
@@ -429,14 +433,14 @@ static void test_error_table(void **state)
         assert_string_equal(pe_strerror(rc), rows[i].text);
     }
 
-    /* Every code from PE_EINVAL down to PE_ELOCKED has its own description. */
-    for (int a = PE_ELOCKED; a <= PE_EINVAL; a++)
+    /* Every code from PE_EINVAL down to PE_ELAST has its own description. */
+    for (int a = PE_ELAST; a <= PE_EINVAL; a++)
         for (int b = a + 1; b <= PE_EINVAL; b++)
             if (strcmp(pe_strerror(a), pe_strerror(b)) == 0)
                 fail_msg("codes %d and %d share the description \"%s\"", a, b, pe_strerror(a));
 
     /* Unknown codes are internal errors. */
-    static const int unknown[] = {PE_ELOCKED - 1, -100, 1, 42, -2147483647 - 1, 2147483647};
+    static const int unknown[] = {PE_ELAST - 1, -100, 1, 42, -2147483647 - 1, 2147483647};
     for (size_t i = 0; i < PE_ARRAY_LEN(unknown); i++) {
         assert_int_equal(pe_error_http_status(unknown[i]), 500);
         assert_string_equal(pe_error_code(unknown[i]), "internal_error");

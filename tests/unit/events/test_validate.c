@@ -1,5 +1,5 @@
 /*
- * test_validate.c — the event validator (pe_event_validate), the definition lookups and the
+ * test_validate.c — the event validator (pe_events_validate), the definition lookups and the
  * RFC 3339 parser, without a database.
  *
  * Invariants checked:
@@ -70,8 +70,8 @@ static void expect_refusal(const char *text, const char *code, const char *messa
 {
     cJSON *j = parse_text(text);
     pe_event_t ev;
-    pe_event_error_t err;
-    int rc = pe_event_validate(j, 0, &ev, &err);
+    pe_refusal_t err;
+    int rc = pe_events_validate(j, 0, &ev, &err);
     if (rc != PE_EINVAL)
         fail_msg("accepted: %s", text);
     if (strcmp(err.code, code) != 0 || (message && strcmp(err.message, message) != 0))
@@ -135,8 +135,8 @@ static void test_corpus_valid(void **state)
         if (pe_json_parse(text, len, &j, perr, sizeof perr) != 0)
             fail_msg("%s: not JSON: %s", e->d_name, perr);
         pe_event_t ev;
-        pe_event_error_t err;
-        if (pe_event_validate(j, 0, &ev, &err) != 0)
+        pe_refusal_t err;
+        if (pe_events_validate(j, 0, &ev, &err) != 0)
             fail_msg("%s: refused: %s %s", e->d_name, err.code, err.message);
         assert_non_null(ev.def);
         assert_non_null(ev.event_id);
@@ -223,8 +223,8 @@ static void test_corpus_invalid(void **state)
             fail_msg("%s: not JSON: %s", e->d_name, perr);
         assert_true(cJSON_IsObject(j)); /* one event object per file */
         pe_event_t ev;
-        pe_event_error_t err;
-        if (pe_event_validate(j, 0, &ev, &err) != PE_EINVAL)
+        pe_refusal_t err;
+        if (pe_events_validate(j, 0, &ev, &err) != PE_EINVAL)
             fail_msg("%s: accepted", e->d_name);
         if (strcmp(err.code, w->code) != 0)
             fail_msg("%s: code %s (%s), want %s", e->d_name, err.code, err.message, w->code);
@@ -337,11 +337,11 @@ static void test_borrowed_fields(void **state)
         "\"source\":\"news\",\"medium\":\"email\",\"campaign\":\"bf\",\"term\":\"t\"},"
         "\"device\":{\"type\":\"tablet\"},\"locale\":\"de-DE\"},\"custom\":{\"k\":[1,2]}}");
     pe_event_t ev;
-    pe_event_error_t err;
-    assert_int_equal(pe_event_validate(j, 42, &ev, &err), 0);
+    pe_refusal_t err;
+    assert_int_equal(pe_events_validate(j, 42, &ev, &err), 0);
     assert_ptr_equal(ev.event_id, cJSON_GetObjectItem(j, "eventId")->valuestring);
     char canon[PE_EVENT_UUID_LEN + 1];
-    pe_event_id_canonical(ev.event_id, canon);
+    pe_events_id_canonical(ev.event_id, canon);
     assert_string_equal(canon, "0b9e8f52-1d3a-4c5e-9f7a-2b6c8d4e1f30");
     assert_string_equal(ev.name, "storefront.cart.viewed");
     assert_ptr_equal(ev.def, pe_events_lookup("storefront.cart.viewed"));
@@ -365,7 +365,7 @@ static void test_borrowed_fields(void **state)
     cJSON_Delete(j);
 
     j = parse_text(EV_HEAD "\"name\":\"custom.quiz.completed\",\"properties\":{\"score\":3}}");
-    assert_int_equal(pe_event_validate(j, 42, &ev, &err), 0);
+    assert_int_equal(pe_events_validate(j, 42, &ev, &err), 0);
     assert_int_equal(ev.sent_at_us, 42); /* the batch's sentAt when the event has none */
     assert_ptr_equal(ev.def, pe_events_lookup("custom.other.thing"));
     assert_ptr_equal(ev.properties, cJSON_GetObjectItem(j, "properties"));
@@ -413,9 +413,9 @@ static void test_definitions(void **state)
                 assert_true(p->min <= p->max);
         }
     }
-    assert_string_equal(pe_funnel_step_name(PE_FUNNEL_CART), "cart");
-    assert_string_equal(pe_funnel_step_name(PE_FUNNEL_CONFIRMATION), "confirmation");
-    assert_null(pe_funnel_step_name(PE_FUNNEL_NONE));
+    assert_string_equal(pe_events_funnel_step_name(PE_FUNNEL_CART), "cart");
+    assert_string_equal(pe_events_funnel_step_name(PE_FUNNEL_CONFIRMATION), "confirmation");
+    assert_null(pe_events_funnel_step_name(PE_FUNNEL_NONE));
 
     const pe_event_def_t *custom = pe_events_lookup("custom.wishlist.item_saved");
     assert_non_null(custom);
@@ -492,9 +492,9 @@ static void test_event_size_bound(void **state)
                                    "{\"productId\":\"p\\\"q\\\\\",\"quantity\":1,\"price\":"
                                    "0.3,\"name\":\"n\"}]},\"custom\":{\"t\":\"\\t\\u0001\"}}");
     pe_event_t out;
-    pe_event_error_t err;
+    pe_refusal_t err;
     set_event_size(ev, PE_EVENT_MAX_BYTES);
-    if (pe_event_validate(ev, 0, &out, &err) != 0)
+    if (pe_events_validate(ev, 0, &out, &err) != 0)
         fail_msg("refused at the bound: %s %s", err.code, err.message);
     cJSON *items = cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "properties"), "items");
     cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
@@ -512,7 +512,7 @@ static void test_event_size_bound(void **state)
     name[have + 1] = '\0';
     cJSON_ReplaceItemInObject(last, "name", cJSON_CreateString(name));
     assert_int_equal(printed_len(ev), PE_EVENT_MAX_BYTES + 1);
-    assert_int_equal(pe_event_validate(ev, 0, &out, &err), PE_EINVAL);
+    assert_int_equal(pe_events_validate(ev, 0, &out, &err), PE_EINVAL);
     assert_string_equal(err.code, "too_large");
     assert_string_equal(err.message, "event: larger than 32768 bytes serialised");
     cJSON_Delete(ev);
@@ -534,13 +534,13 @@ static void test_custom_size_bound(void **state)
     cJSON_AddStringToObject(custom, "e", pad);
     assert_int_equal(printed_len(custom), PE_EVENT_CUSTOM_MAX_BYTES);
     pe_event_t out;
-    pe_event_error_t err;
-    assert_int_equal(pe_event_validate(ev, 0, &out, &err), 0);
+    pe_refusal_t err;
+    assert_int_equal(pe_events_validate(ev, 0, &out, &err), 0);
     pad[fill] = 'x';
     pad[fill + 1] = '\0';
     cJSON_ReplaceItemInObject(custom, "e", cJSON_CreateString(pad));
     assert_int_equal(printed_len(custom), PE_EVENT_CUSTOM_MAX_BYTES + 1);
-    assert_int_equal(pe_event_validate(ev, 0, &out, &err), PE_EINVAL);
+    assert_int_equal(pe_events_validate(ev, 0, &out, &err), PE_EINVAL);
     assert_string_equal(err.code, "too_large");
     assert_string_equal(err.message, "custom: larger than 4096 bytes serialised");
     free(pad);

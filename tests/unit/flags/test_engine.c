@@ -35,7 +35,7 @@ static pe_flag_set_t *set_of(const char *flags_json, unsigned holdout)
                  "\"hold\"},\"flags\":[%s]}",
                  holdout, flags_json) < 0)
         fail_msg("asprintf");
-    pe_flag_set_t *s = pe_flag_set_from_json(doc, strlen(doc));
+    pe_flag_set_t *s = pe_flags_set_from_json(doc, strlen(doc));
     free(doc);
     assert_non_null(s);
     return s;
@@ -120,8 +120,8 @@ static void test_variant_shares_and_ramp(void **state)
     char *f20 = flag_json("exp", "experiment", 20, V3, NULL);
     char *f100 = flag_json("exp", "experiment", 100, V3, NULL);
     pe_flag_set_t *s10 = set_of(f10, 0), *s20 = set_of(f20, 0), *s100 = set_of(f100, 0);
-    const pe_flag_t *a = pe_flag_set_find(s10, "exp"), *b = pe_flag_set_find(s20, "exp"),
-                    *c = pe_flag_set_find(s100, "exp");
+    const pe_flag_t *a = pe_flags_set_find(s10, "exp"), *b = pe_flags_set_find(s20, "exp"),
+                    *c = pe_flags_set_find(s100, "exp");
     long in10 = 0, in20 = 0, shares[3] = {0};
     const long n = 200000;
     char id[48];
@@ -155,9 +155,9 @@ static void test_variant_shares_and_ramp(void **state)
     }
     assert_true(fabs(in10 - 0.1 * n) < 5 * sqrt(n * 0.09));
     assert_true(fabs(in20 - 0.2 * n) < 5 * sqrt(n * 0.16));
-    pe_flag_set_release(s10);
-    pe_flag_set_release(s20);
-    pe_flag_set_release(s100);
+    pe_flags_set_release(s10);
+    pe_flags_set_release(s20);
+    pe_flags_set_release(s100);
     free(f10);
     free(f20);
     free(f100);
@@ -172,8 +172,8 @@ static void test_holdout(void **state)
     char *all = NULL;
     assert_true(asprintf(&all, "%s,%s,%s", a1, a2, ex) > 0);
     pe_flag_set_t *s = set_of(all, 5);
-    const pe_flag_t *f1 = pe_flag_set_find(s, "auto-1"), *f2 = pe_flag_set_find(s, "auto-2"),
-                    *fe = pe_flag_set_find(s, "exp");
+    const pe_flag_t *f1 = pe_flags_set_find(s, "auto-1"), *f2 = pe_flags_set_find(s, "auto-2"),
+                    *fe = pe_flags_set_find(s, "exp");
     long held = 0;
     const long n = 200000;
     char id[48];
@@ -195,7 +195,7 @@ static void test_holdout(void **state)
         }
     }
     assert_true(fabs(held - 0.05 * n) < 5 * sqrt(n * 0.05 * 0.95));
-    pe_flag_set_release(s);
+    pe_flags_set_release(s);
     free(a1);
     free(a2);
     free(ex);
@@ -220,7 +220,7 @@ static void test_rules_and_reasons(void **state)
     char *all = NULL;
     assert_true(asprintf(&all, "%s,%s", f, off) > 0);
     pe_flag_set_t *s = set_of(all, 0);
-    const pe_flag_t *r = pe_flag_set_find(s, "rules");
+    const pe_flag_t *r = pe_flags_set_find(s, "rules");
     pe_flag_eval_t e;
     cJSON *vip = cJSON_CreateString("vip"), *cart = cJSON_CreateNumber(150);
 
@@ -229,7 +229,7 @@ static void test_rules_and_reasons(void **state)
     ctx.custom_values[0] = vip;
     pe_flags_evaluate(s, r, &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_TARGETING_MATCH);
-    assert_string_equal(pe_flag_variant_key(r, e.variant), "treatment");
+    assert_string_equal(pe_flags_variant_key(r, e.variant), "treatment");
     assert_false(e.exposure);
 
     /* filter rules exist and none matches: DEFAULT */
@@ -267,17 +267,17 @@ static void test_rules_and_reasons(void **state)
     assert_int_equal(e.reason, PE_FLAG_REASON_ERROR);
     assert_string_equal(e.error_code, "TARGETING_KEY_MISSING");
     /* one variant at 100 %: no key needed */
-    pe_flags_evaluate(s, pe_flag_set_find(s, "off"), &anon, &e);
+    pe_flags_evaluate(s, pe_flags_set_find(s, "off"), &anon, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_STATIC);
     size_t len = 0;
-    assert_string_equal(pe_flag_variant_value(pe_flag_set_find(s, "off"), e.variant, &len),
+    assert_string_equal(pe_flags_variant_value(pe_flags_set_find(s, "off"), e.variant, &len),
                         "\"x\"");
-    assert_null(pe_flag_set_find(s, "missing"));
-    assert_int_equal(pe_flag_set_version(s), 7);
+    assert_null(pe_flags_set_find(s, "missing"));
+    assert_int_equal(pe_flags_set_version(s), 7);
 
     cJSON_Delete(vip);
     cJSON_Delete(cart);
-    pe_flag_set_release(s);
+    pe_flags_set_release(s);
     free(f);
     free(off);
     free(all);
@@ -287,17 +287,17 @@ static void test_rules_and_reasons(void **state)
                      "\"version\":1,\"variants\":[{\"key\":\"control\",\"value\":false,"
                      "\"weight\":50},{\"key\":\"treatment\",\"value\":true,\"weight\":50}]}");
     pe_flag_set_t *ds = set_of(d, 0);
-    pe_flags_evaluate(ds, pe_flag_set_find(ds, "d"), &ctx, &e);
+    pe_flags_evaluate(ds, pe_flags_set_find(ds, "d"), &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_DISABLED);
     assert_int_equal(e.variant, 0);
-    pe_flag_set_release(ds);
+    pe_flags_set_release(ds);
     free(d);
 }
 
 static void expect_refusal(const char *json, const char *message)
 {
     cJSON *j = cJSON_Parse(json), *canon = NULL;
-    pe_flags_error_t err;
+    pe_refusal_t err;
     assert_non_null(j);
     int rc = pe_flags_validate(j, false, &canon, &err);
     if (rc != PE_EINVAL || strcmp(err.message, message) != 0)
@@ -349,7 +349,7 @@ static void test_validation_names_the_field(void **state)
     cJSON *j = cJSON_Parse("{\"variants\":[{\"weight\":100,\"value\":true,\"key\":\"on\"}],"
                            "\"key\":\"free-shipping-banner\"}"),
           *canon = NULL;
-    pe_flags_error_t err;
+    pe_refusal_t err;
     assert_int_equal(pe_flags_validate(j, false, &canon, &err), 0);
     char *text = cJSON_PrintUnformatted(canon);
     assert_string_equal(text, "{\"key\":\"free-shipping-banner\",\"description\":\"\",\"kind\":"
@@ -378,7 +378,7 @@ static char *nested_value(int depth)
 static void expect_compiles(const char *json)
 {
     cJSON *j = NULL, *canon = NULL;
-    pe_flags_error_t err;
+    pe_refusal_t err;
     char why[128];
     if (pe_json_parse(json, strlen(json), &j, why, sizeof why) != 0)
         fail_msg("%.80s: %s", json, why);
@@ -391,12 +391,12 @@ static void expect_compiles(const char *json)
                          "{\"storeId\":\"s\",\"version\":1,\"holdout\":{\"percentage\":5,"
                          "\"salt\":\"h\"},\"flags\":[%.*s,\"salt\":\"x\",\"version\":1}]}",
                          (int)(n - 1), text) > 0);
-    pe_flag_set_t *set = pe_flag_set_from_json(doc, strlen(doc));
+    pe_flag_set_t *set = pe_flags_set_from_json(doc, strlen(doc));
     assert_non_null(set);
-    assert_int_equal(pe_flag_set_count(set), 1);
-    assert_int_equal(pe_flag_set_quarantined(set), 0);
-    assert_null(pe_flag_quarantine(pe_flag_set_at(set, 0)));
-    pe_flag_set_release(set);
+    assert_int_equal(pe_flags_set_count(set), 1);
+    assert_int_equal(pe_flags_set_quarantined(set), 0);
+    assert_null(pe_flags_quarantine(pe_flags_set_at(set, 0)));
+    pe_flags_set_release(set);
     free(doc);
     free(text);
     cJSON_Delete(canon);
@@ -467,40 +467,40 @@ static void test_bad_flag_is_quarantined(void **state)
                          dup1, dup1) > 0);
     pe_flag_set_t *s = set_of(flags, 0);
     /* bad, no-salt and dup are kept as quarantined entries; the flag without a key is left out */
-    assert_int_equal(pe_flag_set_count(s), 6);
-    assert_int_equal(pe_flag_set_quarantined(s), 4);
+    assert_int_equal(pe_flags_set_count(s), 6);
+    assert_int_equal(pe_flags_set_quarantined(s), 4);
     pe_flag_context_t ctx = {.targeting_key = "u1"};
     pe_flag_eval_t e;
     static const char *const QUARANTINED[] = {"bad", "no-salt", "dup"};
     for (size_t i = 0; i < PE_ARRAY_LEN(QUARANTINED); i++) {
-        const pe_flag_t *f = pe_flag_set_find(s, QUARANTINED[i]);
+        const pe_flag_t *f = pe_flags_set_find(s, QUARANTINED[i]);
         assert_non_null(f);
-        assert_non_null(pe_flag_quarantine(f));
+        assert_non_null(pe_flags_quarantine(f));
         pe_flags_evaluate(s, f, &ctx, &e);
         assert_int_equal(e.reason, PE_FLAG_REASON_ERROR);
         assert_int_equal(e.variant, -1);
         assert_string_equal(e.error_code, "GENERAL");
         assert_non_null(e.error_details);
         assert_false(e.exposure);
-        assert_null(pe_flag_variant_key(f, e.variant));
+        assert_null(pe_flags_variant_key(f, e.variant));
     }
-    assert_string_equal(pe_flag_quarantine(pe_flag_set_find(s, "bad")),
+    assert_string_equal(pe_flags_quarantine(pe_flags_set_find(s, "bad")),
                         "variants[0].value: must be a boolean, string, number or object");
-    assert_int_equal(pe_flag_version(pe_flag_set_find(s, "bad")), 3);
+    assert_int_equal(pe_flags_version(pe_flags_set_find(s, "bad")), 3);
     /* the others are served as usual: the kill switch holds, the rest evaluates */
-    pe_flags_evaluate(s, pe_flag_set_find(s, "killed"), &ctx, &e);
+    pe_flags_evaluate(s, pe_flags_set_find(s, "killed"), &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_DISABLED);
-    assert_string_equal(pe_flag_variant_key(pe_flag_set_find(s, "killed"), e.variant), "off");
-    pe_flags_evaluate(s, pe_flag_set_find(s, "good"), &ctx, &e);
+    assert_string_equal(pe_flags_variant_key(pe_flags_set_find(s, "killed"), e.variant), "off");
+    pe_flags_evaluate(s, pe_flags_set_find(s, "good"), &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_STATIC);
-    pe_flags_evaluate(s, pe_flag_set_find(s, "exp"), &ctx, &e);
+    pe_flags_evaluate(s, pe_flags_set_find(s, "exp"), &ctx, &e);
     assert_int_equal(e.reason, PE_FLAG_REASON_SPLIT);
-    assert_null(pe_flag_quarantine(pe_flag_set_find(s, "exp")));
+    assert_null(pe_flags_quarantine(pe_flags_set_find(s, "exp")));
     /* still sorted by key, for the lookups */
-    for (size_t i = 1; i < pe_flag_set_count(s); i++)
-        assert_true(
-            strcmp(pe_flag_key(pe_flag_set_at(s, i - 1)), pe_flag_key(pe_flag_set_at(s, i))) < 0);
-    pe_flag_set_release(s);
+    for (size_t i = 1; i < pe_flags_set_count(s); i++)
+        assert_true(strcmp(pe_flags_key(pe_flags_set_at(s, i - 1)),
+                           pe_flags_key(pe_flags_set_at(s, i))) < 0);
+    pe_flags_set_release(s);
     free(flags);
     free(dup1);
     free(exp);
@@ -557,7 +557,7 @@ static void test_bad_documents_refused(void **state)
         "\"flags\":{}}",
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(BAD); i++)
-        assert_null(pe_flag_set_from_json(BAD[i], strlen(BAD[i])));
+        assert_null(pe_flags_set_from_json(BAD[i], strlen(BAD[i])));
 }
 
 int main(void)

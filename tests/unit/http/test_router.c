@@ -28,42 +28,42 @@ static int dummy_handler(pe_http_request_t *req)
     return 0;
 }
 
-static void add(pe_router_t *r, const char *method, const char *pattern)
+static void add(pe_http_router_t *r, const char *method, const char *pattern)
 {
     pe_http_route_t route = {method, pattern, dummy_handler, PE_AUTH_NONE, 0, 0, NULL};
-    int rc = pe_router_add(r, &route);
+    int rc = pe_http_router_add(r, &route);
     if (rc != 0)
         fail_msg("adding %s %s: rc %d", method, pattern, rc);
 }
 
-static int try_add(pe_router_t *r, const char *method, const char *pattern)
+static int try_add(pe_http_router_t *r, const char *method, const char *pattern)
 {
     pe_http_route_t route = {method, pattern, dummy_handler, PE_AUTH_NONE, 0, 0, NULL};
-    return pe_router_add(r, &route);
+    return pe_http_router_add(r, &route);
 }
 
 /* Matches path[0..len) from an exactly-sized heap copy. */
-static int match_n(const pe_router_t *r, const char *method, const char *path, size_t len,
+static int match_n(const pe_http_router_t *r, const char *method, const char *path, size_t len,
                    pe_route_match_t *m, char *allow, size_t allowlen)
 {
     char *copy = malloc(len ? len : 1);
     assert_non_null(copy);
     if (len)
         memcpy(copy, path, len);
-    int rc = pe_router_match(r, method, copy, len, m, allow, allowlen);
+    int rc = pe_http_router_match(r, method, copy, len, m, allow, allowlen);
     free(copy);
     return rc;
 }
 
-static int match(const pe_router_t *r, const char *method, const char *path, pe_route_match_t *m,
-                 char *allow, size_t allowlen)
+static int match(const pe_http_router_t *r, const char *method, const char *path,
+                 pe_route_match_t *m, char *allow, size_t allowlen)
 {
     return match_n(r, method, path, strlen(path), m, allow, allowlen);
 }
 
 /* Asserts method path matches the route with pattern want_pattern (and method want_method when
  * given); returns the match for parameter checks. */
-static void expect_route(const pe_router_t *r, const char *method, const char *path,
+static void expect_route(const pe_http_router_t *r, const char *method, const char *path,
                          const char *want_method, const char *want_pattern, pe_route_match_t *m)
 {
     char allow[128];
@@ -71,15 +71,15 @@ static void expect_route(const pe_router_t *r, const char *method, const char *p
     if (rc != PE_ROUTER_MATCH)
         fail_msg("%s %s: rc %d (allow \"%s\"), want a match on %s", method, path, rc, allow,
                  want_pattern);
-    assert_true(m->route_index < pe_router_count(r));
-    assert_ptr_equal(m->route, pe_router_route(r, m->route_index));
+    assert_true(m->route_index < pe_http_router_count(r));
+    assert_ptr_equal(m->route, pe_http_router_route(r, m->route_index));
     if (strcmp(m->route->pattern, want_pattern) != 0 ||
         (want_method && strcmp(m->route->method, want_method) != 0))
         fail_msg("%s %s: matched %s %s, want %s %s", method, path, m->route->method,
                  m->route->pattern, want_method ? want_method : "", want_pattern);
 }
 
-static void expect_rc(const pe_router_t *r, const char *method, const char *path, int want)
+static void expect_rc(const pe_http_router_t *r, const char *method, const char *path, int want)
 {
     pe_route_match_t m;
     char allow[128];
@@ -102,7 +102,7 @@ static void expect_param(const pe_route_match_t *m, const char *name, const char
     fail_msg("no param %s among %zu", name, m->nparams);
 }
 
-static void expect_allow(const pe_router_t *r, const char *method, const char *path,
+static void expect_allow(const pe_http_router_t *r, const char *method, const char *path,
                          const char *want)
 {
     pe_route_match_t m;
@@ -119,17 +119,17 @@ static void expect_allow(const pe_router_t *r, const char *method, const char *p
 static void test_add_and_lookup(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     assert_non_null(r);
-    assert_int_equal(pe_router_count(r), 0);
-    assert_null(pe_router_route(r, 0));
+    assert_int_equal(pe_http_router_count(r), 0);
+    assert_null(pe_http_router_route(r, 0));
 
     pe_http_route_t named = {"GET", "/web/{path*}", dummy_handler, PE_AUTH_ADMIN, 16, 0x3, "web"};
-    assert_int_equal(pe_router_add(r, &named), 0);
+    assert_int_equal(pe_http_router_add(r, &named), 0);
     add(r, "POST", "/web/upload");
-    assert_int_equal(pe_router_count(r), 2);
+    assert_int_equal(pe_http_router_count(r), 2);
 
-    const pe_http_route_t *a = pe_router_route(r, 0);
+    const pe_http_route_t *a = pe_http_router_route(r, 0);
     assert_non_null(a);
     assert_string_equal(a->method, "GET");
     assert_string_equal(a->pattern, "/web/{path*}");
@@ -139,12 +139,12 @@ static void test_add_and_lookup(void **state)
     assert_int_equal(a->flags, 0x3);
     assert_string_equal(a->name, "web");
     /* The name defaults to the pattern. */
-    assert_string_equal(pe_router_route(r, 1)->name, "/web/upload");
-    assert_null(pe_router_route(r, 2));
+    assert_string_equal(pe_http_router_route(r, 1)->name, "/web/upload");
+    assert_null(pe_http_router_route(r, 2));
 
     /* The route was copied: changing the caller's struct changes nothing. */
     named.max_body = 999;
-    assert_int_equal(pe_router_route(r, 0)->max_body, 16);
+    assert_int_equal(pe_http_router_route(r, 0)->max_body, 16);
 
     /* Many routes: storage grows and earlier routes stay intact. */
     char patterns[100][32]; /* outlives the router: freed below, in this function */
@@ -152,35 +152,35 @@ static void test_add_and_lookup(void **state)
         snprintf(patterns[i], sizeof patterns[i], "/many/r%d/{id}", i);
         add(r, "GET", patterns[i]);
     }
-    assert_int_equal(pe_router_count(r), 102);
+    assert_int_equal(pe_http_router_count(r), 102);
     pe_route_match_t m;
     expect_route(r, "GET", "/many/r73/x", "GET", "/many/r73/{id}", &m);
     assert_int_equal(m.route_index, 2 + 73);
     expect_param(&m, "id", "x");
     expect_route(r, "GET", "/web/a", "GET", "/web/{path*}", &m);
     assert_int_equal(m.route_index, 0);
-    pe_router_free(r);
-    pe_router_free(NULL);
+    pe_http_router_free(r);
+    pe_http_router_free(NULL);
 }
 
 static void test_duplicate_route(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/api/v1/stores/{storeId}");
     assert_int_equal(try_add(r, "GET", "/api/v1/stores/{storeId}"), PE_EINVAL);
-    assert_int_equal(pe_router_count(r), 1);
+    assert_int_equal(pe_http_router_count(r), 1);
     /* Same pattern, other method: fine. */
     assert_int_equal(try_add(r, "DELETE", "/api/v1/stores/{storeId}"), 0);
     assert_int_equal(try_add(r, "DELETE", "/api/v1/stores/{storeId}"), PE_EINVAL);
-    assert_int_equal(pe_router_count(r), 2);
-    pe_router_free(r);
+    assert_int_equal(pe_http_router_count(r), 2);
+    pe_http_router_free(r);
 }
 
 static void test_malformed_patterns(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     static const char *const bad[] = {
         "",
         "no-slash",
@@ -199,27 +199,27 @@ static void test_malformed_patterns(void **state)
         if (rc != PE_EINVAL)
             fail_msg("pattern \"%s\": rc %d, want PE_EINVAL", bad[i], rc);
     }
-    assert_int_equal(pe_router_count(r), 0);
+    assert_int_equal(pe_http_router_count(r), 0);
 
     /* Missing pieces. */
     pe_http_route_t no_handler = {"GET", "/x", NULL, PE_AUTH_NONE, 0, 0, NULL};
-    assert_int_equal(pe_router_add(r, &no_handler), PE_EINVAL);
+    assert_int_equal(pe_http_router_add(r, &no_handler), PE_EINVAL);
     pe_http_route_t no_method = {NULL, "/x", dummy_handler, PE_AUTH_NONE, 0, 0, NULL};
-    assert_int_equal(pe_router_add(r, &no_method), PE_EINVAL);
+    assert_int_equal(pe_http_router_add(r, &no_method), PE_EINVAL);
     pe_http_route_t no_pattern = {"GET", NULL, dummy_handler, PE_AUTH_NONE, 0, 0, NULL};
-    assert_int_equal(pe_router_add(r, &no_pattern), PE_EINVAL);
-    assert_int_equal(pe_router_count(r), 0);
+    assert_int_equal(pe_http_router_add(r, &no_pattern), PE_EINVAL);
+    assert_int_equal(pe_http_router_count(r), 0);
 
     /* The router still works after refusals. */
     add(r, "GET", "/x");
     expect_rc(r, "GET", "/x", PE_ROUTER_MATCH);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_max_params(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}");
     add(r, "GET", "/p/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{rest*}");
     pe_route_match_t m;
@@ -236,7 +236,7 @@ static void test_max_params(void **state)
     assert_int_equal(m.nparams, 8);
     expect_param(&m, "rest", "x/y/z");
     expect_param(&m, "g", "7");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* ---- precedence ------------------------------------------------------------------------------ */
@@ -245,7 +245,7 @@ static void check_flags_precedence(bool literal_first)
 {
     static const char *const param = "/api/v1/stores/{storeId}/flags/{key}";
     static const char *const literal = "/api/v1/stores/{storeId}/flags/bulk";
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", literal_first ? literal : param);
     add(r, "GET", literal_first ? param : literal);
 
@@ -267,7 +267,7 @@ static void check_flags_precedence(bool literal_first)
     expect_route(r, "GET", "/api/v1/stores/s1/flags/bul", "GET", param, &m);
     /* Literals compare decoded: %62 is 'b'. */
     expect_route(r, "GET", "/api/v1/stores/s1/flags/%62ulk", "GET", literal, &m);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_literal_beats_param(void **state)
@@ -279,7 +279,7 @@ static void test_literal_beats_param(void **state)
 
 static void check_mixed_precedence(bool order)
 {
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     const char *a = "/a/{x}/c";
     const char *b = "/{y}/b/c";
     const char *w = "/a/{rest*}";
@@ -308,7 +308,7 @@ static void check_mixed_precedence(bool order)
     expect_param(&m, "rest", "q/r");
     expect_route(r, "GET", "/a/q/r/s/t", NULL, w, &m);
     expect_param(&m, "rest", "q/r/s/t");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_mixed_precedence(void **state)
@@ -322,7 +322,7 @@ static void test_mixed_precedence(void **state)
  * "/static/{path*}"), whatever the order. */
 static void check_exact_beats_empty_wildcard(bool exact_first)
 {
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     const char *pairs[][2] = {{"/", "/{path*}"}, {"/static", "/static/{path*}"}};
     for (size_t i = 0; i < PE_ARRAY_LEN(pairs); i++) {
         add(r, "GET", pairs[i][exact_first ? 0 : 1]);
@@ -337,7 +337,7 @@ static void check_exact_beats_empty_wildcard(bool exact_first)
     expect_param(&m, "path", "app.js");
     expect_route(r, "GET", "/other", "GET", "/{path*}", &m);
     expect_param(&m, "path", "other");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_exact_beats_empty_wildcard(void **state)
@@ -348,9 +348,9 @@ static void test_exact_beats_empty_wildcard(void **state)
 }
 
 /* The product's table shape: fixed routes, a parameter route, and the dashboard catch-all. */
-static pe_router_t *product_router(void)
+static pe_http_router_t *product_router(void)
 {
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     assert_non_null(r);
     add(r, "GET", "/healthz");
     add(r, "GET", "/readyz");
@@ -366,7 +366,7 @@ static pe_router_t *product_router(void)
 static void test_product_table(void **state)
 {
     (void)state;
-    pe_router_t *r = product_router();
+    pe_http_router_t *r = product_router();
     pe_route_match_t m;
     expect_route(r, "GET", "/healthz", "GET", "/healthz", &m);
     assert_int_equal(m.nparams, 0);
@@ -389,7 +389,7 @@ static void test_product_table(void **state)
     expect_rc(r, "POST", "/index.html", PE_ENOTFOUND);
     expect_rc(r, "POST", "/", PE_ENOTFOUND);
     expect_rc(r, "DELETE", "/api/v1/stores", PE_ENOTFOUND);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* ---- parameters ------------------------------------------------------------------------------ */
@@ -397,7 +397,7 @@ static void test_product_table(void **state)
 static void test_params_decoded(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/api/v1/stores/{storeId}/flags/{key}");
     add(r, "GET", "/files/{path*}");
     pe_route_match_t m;
@@ -438,13 +438,13 @@ static void test_params_decoded(void **state)
     expect_param(&m, "path", "");
     expect_route(r, "GET", "/files", NULL, "/files/{path*}", &m);
     expect_param(&m, "path", "");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_wildcard_root(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/{path*}");
     pe_route_match_t m;
     expect_route(r, "GET", "/", NULL, "/{path*}", &m);
@@ -459,13 +459,13 @@ static void test_wildcard_root(void **state)
     expect_rc(r, "POST", "/", PE_ENOTFOUND);
     expect_rc(r, "POST", "/index.html", PE_ENOTFOUND);
     expect_rc(r, "DELETE", "/a/b", PE_ENOTFOUND);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_empty_param_segment(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/stores/{id}/x");
     add(r, "GET", "/stores/{id}");
     expect_rc(r, "GET", "/stores//x", PE_ENOTFOUND);
@@ -474,13 +474,13 @@ static void test_empty_param_segment(void **state)
     pe_route_match_t m;
     expect_route(r, "GET", "/stores/1/x", NULL, "/stores/{id}/x", &m);
     expect_param(&m, "id", "1");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_trailing_slash(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/");
     add(r, "GET", "/api/v1/me");
     add(r, "GET", "/api/v1/stores/{storeId}");
@@ -494,7 +494,7 @@ static void test_trailing_slash(void **state)
     expect_rc(r, "GET", "//api/v1/me", PE_ENOTFOUND);
     expect_rc(r, "GET", "/", PE_ROUTER_MATCH);
     expect_rc(r, "GET", "/api/v1/me", PE_ROUTER_MATCH);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* ---- 405 ------------------------------------------------------------------------------------- */
@@ -502,7 +502,7 @@ static void test_trailing_slash(void **state)
 static void test_wrong_method_allow(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/items");
     add(r, "POST", "/items");
     add(r, "GET", "/items/{id}");
@@ -536,7 +536,7 @@ static void test_wrong_method_allow(void **state)
     /* Unknown paths are 404 with an empty Allow. */
     expect_rc(r, "GET", "/nothing", PE_ENOTFOUND);
     expect_rc(r, "PATCH", "/items/1/2", PE_ENOTFOUND);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* A catch-all GET answers GET for every path, even one that has a POST route; the POST route's
@@ -545,18 +545,18 @@ static void test_wrong_method_allow(void **state)
 static void test_wildcard_get_shadows_405(void **state)
 {
     (void)state;
-    pe_router_t *r = product_router();
+    pe_http_router_t *r = product_router();
     pe_route_match_t m;
     expect_route(r, "GET", "/api/v1/auth/login", "GET", "/{path*}", &m);
     expect_param(&m, "path", "api/v1/auth/login");
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* Allow does not overflow a small buffer and stays a well-formed (possibly shorter) list. */
 static void test_allow_small_buffer(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/x");
     add(r, "POST", "/x");
     add(r, "PUT", "/x");
@@ -573,7 +573,7 @@ static void test_allow_small_buffer(void **state)
     assert_true(full[n] == ',' || full[n] == '\0');
     /* No Allow buffer at all. */
     assert_int_equal(match(r, "DELETE", "/x", &m, NULL, 0), PE_ROUTER_WRONG_METHOD);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 /* ---- invalid paths --------------------------------------------------------------------------- */
@@ -581,7 +581,7 @@ static void test_allow_small_buffer(void **state)
 static void test_invalid_paths(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/{path*}");
     static const char *const bad[] = {
         "",        "no-slash", "*",          "a/b",           "/%zz",       "/a%zz",
@@ -601,17 +601,17 @@ static void test_invalid_paths(void **state)
     pe_route_match_t m;
     assert_int_equal(match_n(r, "GET", "/a\0b", 4, &m, NULL, 0), PE_EINVAL);
     /* Invalid even when no route could match. */
-    pe_router_t *empty = pe_router_new();
+    pe_http_router_t *empty = pe_http_router_new();
     assert_int_equal(match(empty, "GET", "/%zz", &m, NULL, 0), PE_EINVAL);
     expect_rc(empty, "GET", "/fine", PE_ENOTFOUND);
-    pe_router_free(empty);
-    pe_router_free(r);
+    pe_http_router_free(empty);
+    pe_http_router_free(r);
 }
 
 static void test_path_length(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     add(r, "GET", "/{path*}");
     add(r, "GET", "/p/{one}");
     char *path = malloc(PE_HTTP_MAX_PATH + 2);
@@ -646,13 +646,13 @@ static void test_path_length(void **state)
     assert_int_equal(match_n(r, "GET", "/p/xy?q=1", 5, &m, NULL, 0), PE_ROUTER_MATCH);
     assert_string_equal(m.values[0], "xy");
     free(path);
-    pe_router_free(r);
+    pe_http_router_free(r);
 }
 
 static void test_segment_count(void **state)
 {
     (void)state;
-    pe_router_t *r = pe_router_new();
+    pe_http_router_t *r = pe_http_router_new();
     /* A literal route of 32 segments (the pattern outlives the router: freed last). */
     pe_buf_t pattern = PE_BUF_INIT;
     for (int i = 0; i < 32; i++)
@@ -679,7 +679,7 @@ static void test_segment_count(void **state)
     for (int i = 0; i < 200; i++)
         assert_int_equal(pe_buf_puts(&path, "/x"), 0);
     expect_rc(r, "GET", path.data, PE_ENOTFOUND);
-    pe_router_free(r);
+    pe_http_router_free(r);
     pe_buf_free(&path);
     pe_buf_free(&want);
     pe_buf_free(&pattern);
@@ -721,7 +721,7 @@ static void test_percent_decode(void **state)
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
         char out[32];
-        long rc = pe_http_percent_decode(cases[i].in, strlen(cases[i].in), out, cases[i].plus);
+        long rc = pe_percent_decode_text(cases[i].in, strlen(cases[i].in), out, cases[i].plus);
         if (rc != cases[i].rc)
             fail_msg("decode \"%s\": %ld, want %ld", cases[i].in, rc, cases[i].rc);
         if (rc >= 0) {
@@ -731,10 +731,10 @@ static void test_percent_decode(void **state)
     }
     /* n is honoured, and a raw NUL inside n is refused. */
     char out[8];
-    assert_int_equal(pe_http_percent_decode("%41BC", 3, out, false), 1);
+    assert_int_equal(pe_percent_decode_text("%41BC", 3, out, false), 1);
     assert_string_equal(out, "A");
-    assert_int_equal(pe_http_percent_decode("%4", 2, out, false), -1);
-    assert_int_equal(pe_http_percent_decode("a\0b", 3, out, false), -1);
+    assert_int_equal(pe_percent_decode_text("%4", 2, out, false), -1);
+    assert_int_equal(pe_percent_decode_text("a\0b", 3, out, false), -1);
 }
 
 int main(void)

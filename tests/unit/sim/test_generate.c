@@ -31,7 +31,7 @@ typedef struct {
     char **lines; /* every event, serialised */
     size_t n, cap;
     int invalid;
-    char first_error[512];
+    char first_error[PE_REFUSAL_CODE_LEN + PE_REFUSAL_MESSAGE_LEN];
 } sink_t;
 
 static int collect(void *ctx, unsigned worker, const cJSON *events, size_t count)
@@ -45,8 +45,8 @@ static int collect(void *ctx, unsigned worker, const cJSON *events, size_t count
     cJSON_ArrayForEach(e, events)
     {
         pe_event_t ev;
-        pe_event_error_t err;
-        if (pe_event_validate(e, 0, &ev, &err) != 0 && s->invalid++ == 0)
+        pe_refusal_t err;
+        if (pe_events_validate(e, 0, &ev, &err) != 0 && s->invalid++ == 0)
             snprintf(s->first_error, sizeof s->first_error, "%s %s", err.code, err.message);
         if (s->n == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 4096;

@@ -22,7 +22,7 @@
 #include "pe/stats.h"
 #include "pe_test.h"
 
-static int parse(const char *text, pe_stats_input_t *in, pe_stats_error_t *err)
+static int parse(const char *text, pe_stats_input_t *in, pe_refusal_t *err)
 {
     pe_stats_plan_t plan;
     bool has_plan;
@@ -34,7 +34,7 @@ static int parse(const char *text, pe_stats_input_t *in, pe_stats_error_t *err)
 static void expect_refusal(const char *text, const char *code, const char *prefix)
 {
     pe_stats_input_t in;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     int rc = parse(text, &in, &err);
     if (rc != PE_EINVAL)
         fail_msg("accepted: %s", text);
@@ -46,7 +46,7 @@ static void expect_refusal(const char *text, const char *code, const char *prefi
 static char *analyze_json(const char *text)
 {
     pe_stats_input_t in;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     if (parse(text, &in, &err) != 0)
         fail_msg("refused %s: %s", text, err.message);
     pe_stats_result_t r;
@@ -202,7 +202,7 @@ static pe_stats_decision_t decide(double nc, double cc, double nv, double cv,
     in.variant = (pe_stats_arm_t){.n = nv, .sum = cv, .sum_squares = cv};
     in.split[1] = split_v;
     pe_stats_decision_t d;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     assert_int_equal(pe_stats_decide(&in, plan, days, &d, &err), 0);
     assert_true(d.reasons != 0);
     return d;
@@ -255,7 +255,7 @@ static void test_decisions(void **state)
     in.control = (pe_stats_arm_t){.n = 8000, .sum = 800, .sum_squares = 800};
     in.variant = (pe_stats_arm_t){.n = 8000, .sum = 715, .sum_squares = 715};
     pe_stats_result_t fixed;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     assert_int_equal(pe_stats_analyze(&in, &fixed, &err), 0);
     assert_true(fixed.effect.p_value < 0.05 && fixed.effect.estimate <= -0.05);
     d = decide(8000, 800, 8000, 715, &plan, 1, 0.5);

@@ -115,7 +115,7 @@ static void check_vector(const cJSON *v)
     pe_stats_input_t in;
     pe_stats_plan_t plan;
     pe_stats_result_t r;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     bool has_plan;
     double runtime;
     int rc = pe_stats_input_parse(text, strlen(text), &in, &plan, &has_plan, &runtime, &err);
@@ -270,7 +270,7 @@ static void test_sample_size_vectors(void **state)
                                                    : PE_STATS_TWO_SIDED,
         };
         pe_stats_sample_size_t out;
-        pe_stats_error_t err;
+        pe_refusal_t err;
         assert_int_equal(pe_stats_sample_size(&in, &out, &err), 0);
         if (!is_null(v, "ruleOfThumb")) {
             /* Published rule of thumb 16σ²/δ² (α 0.05, power 0.8): the exact z figure is
@@ -310,7 +310,7 @@ static void test_published_welch(void **state)
         in.control.sum_squares += ts2[i] * ts2[i];
     }
     pe_stats_result_t r;
-    pe_stats_error_t err;
+    pe_refusal_t err;
     assert_int_equal(pe_stats_analyze(&in, &r, &err), 0);
     assert_true(fabs(r.effect.estimate / r.effect.stddev - -1.8325) < 5e-5);
     assert_true(fabs(r.effect.df - 17.9) < 0.05);

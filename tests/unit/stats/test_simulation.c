@@ -108,7 +108,7 @@ static void test_aa_fixed_horizon(void **state)
         add_conversions(&r, &in.control, units, p);
         add_conversions(&r, &in.variant, units, p);
         pe_stats_result_t res;
-        pe_stats_error_t err;
+        pe_refusal_t err;
         assert_int_equal(pe_stats_analyze(&in, &res, &err), 0);
         alarms += res.effect.p_value < alpha;
     }
@@ -135,7 +135,7 @@ static void test_aa_sequential_monitor(void **state)
             add_conversions(&r, &in.control, per_look, p);
             add_conversions(&r, &in.variant, per_look, p);
             pe_stats_result_t res;
-            pe_stats_error_t err;
+            pe_refusal_t err;
             in.method = PE_STATS_SEQUENTIAL;
             assert_int_equal(pe_stats_analyze(&in, &res, &err), 0);
             seq_alarm |= res.effect.p_value < alpha;
@@ -186,7 +186,7 @@ static void test_cuped_shrinks_interval(void **state)
             }
         }
         pe_stats_result_t plain, adjusted;
-        pe_stats_error_t err;
+        pe_refusal_t err;
         assert_int_equal(pe_stats_analyze(&in, &plain, &err), 0);
         in.cuped = true;
         assert_int_equal(pe_stats_analyze(&in, &adjusted, &err), 0);

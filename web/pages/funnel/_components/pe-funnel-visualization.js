@@ -5,10 +5,10 @@
 // Each step is a button (keyboard reachable); choosing one fires `pe-step-select` {detail:{step}}.
 // Problem steps are outlined in risk red with a PROBLEM badge; drop-off % is monospace (UX-8).
 // Slots: `header` (replaces the column header), `footer`.
+import { esc } from '../../../lib/escape.js';
 import { formatValue } from '../../../lib/format.js';
 
 const CSS_URL = import.meta.resolve('../../../components/components.css'); // fingerprinted (import map)
-const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const NAMES = { cart: 'Cart', checkout: 'Checkout', shipping: 'Shipping', payment: 'Payment', confirmation: 'Confirmation' };
 
 export class PeFunnelVisualization extends HTMLElement {

@@ -1,6 +1,6 @@
 /*
- * rfc3339.c — RFC 3339 timestamps to Unix microseconds by pure arithmetic (days from the civil
- * calendar), so the result depends on no locale, time zone or libc calendar function.
+ * rfc3339.c — RFC 3339 timestamps to and from Unix microseconds by pure arithmetic (days from
+ * the civil calendar), so the result depends on no locale, time zone or libc calendar function.
  *
  * Invariants:
  *  1. The accepted grammar is exactly YYYY-MM-DDTHH:MM:SS[.F{1,9}](Z|(+|-)HH:MM) with upper-case
@@ -9,7 +9,9 @@
  *  2. The parser reads the string one byte at a time and stops at the first byte that does not
  *     fit, so it never reads past the terminating NUL.
  */
-#include "pe/events.h"
+#include <stdio.h>
+
+#include "pe/core.h"
 
 #define US_PER_S     1000000
 #define MAX_FRACTION 9 /* nanoseconds; digits past microseconds are truncated */
@@ -94,4 +96,17 @@ int pe_time_parse_rfc3339(const char *s, int64_t *unix_us)
                    sec - offset_s;
     *unix_us = secs * US_PER_S + frac_us;
     return 0;
+}
+
+void pe_time_format_rfc3339(int64_t unix_us, char *out, size_t outlen)
+{
+    int64_t ms = unix_us / 1000 - (unix_us % 1000 < 0); /* floor: before 1970 too */
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
+    int64_t in_day = secs - days * 86400, y;
+    int m, d;
+    pe_civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+             (int)(in_day / 3600), (int)(in_day / 60 % 60), (int)(in_day % 60),
+             (int)(ms - secs * 1000));
 }
