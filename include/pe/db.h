@@ -137,6 +137,10 @@ size_t pe_db_result_rows(const pe_db_result_t *res);
 size_t pe_db_result_cols(const pe_db_result_t *res);
 /* Text value of (row, col); "" for NULL; borrowed until pe_db_result_free. */
 const char *pe_db_result_get(const pe_db_result_t *res, size_t row, size_t col);
+/* Parses the JSON the database built in (row, col) (a json/jsonb column, or text the query
+ * made with to_json/json_build_object). Returns 0 and *out (caller deletes), or PE_EINTERNAL
+ * when the value is NULL, out of range or not JSON (the database broke its own contract). */
+int pe_db_result_json(const pe_db_result_t *res, size_t row, size_t col, cJSON **out);
 bool pe_db_result_isnull(const pe_db_result_t *res, size_t row, size_t col);
 /* Rows affected by an INSERT/UPDATE/DELETE (cmdTuples). */
 uint64_t pe_db_result_affected(const pe_db_result_t *res);

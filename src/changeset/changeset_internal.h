@@ -37,6 +37,9 @@ int pe_changeset_row_load(pe_db_conn_t *conn, const char *store_id, const char *
                           pe_changeset_row_t *out);
 /* Frees what the row owns; the row stays reusable. */
 void pe_changeset_row_free(pe_changeset_row_t *r);
+/* Adds the JSON document the database built in (row, 0) of r to arr (a page of a list).
+ * Returns 0, PE_EINTERNAL (not JSON) or PE_ENOMEM. */
+int pe_changeset_json_row_add(cJSON *arr, const pe_db_result_t *r, size_t row);
 /* The document as GET returns it (auditTrail included). Returns 0 and *out (caller deletes), or
  * a PE_E… code. */
 int pe_changeset_doc_read(pe_db_conn_t *conn, const char *store_id, const char *id, cJSON **out);

@@ -344,19 +344,6 @@ static bool positive_id(const char *s)
                         " 'readAt', CASE WHEN n.read_at IS NULL THEN NULL ELSE " TS(               \
                             "n.read_at") " END)::text"
 
-static int add_json_text(cJSON *arr, const char *text)
-{
-    cJSON *item = NULL;
-    char why[64];
-    if (pe_json_parse(text, strlen(text), &item, why, sizeof why) != 0)
-        return PE_EINTERNAL;
-    if (!cJSON_AddItemToArray(arr, item)) {
-        cJSON_Delete(item);
-        return PE_ENOMEM;
-    }
-    return 0;
-}
-
 int pe_changeset_notifications_list(pe_changeset_service_t *svc, const char *store_id,
                                     const pe_notification_query_t *q, cJSON **out,
                                     pe_changeset_result_t *res)
@@ -398,7 +385,7 @@ int pe_changeset_notifications_list(pe_changeset_service_t *svc, const char *sto
         goto out;
     size_t n = pe_db_result_rows(r);
     for (size_t i = 0; i < n && i < limit; i++)
-        if ((rc = add_json_text(arr, pe_db_result_get(r, i, 0))) != 0)
+        if ((rc = pe_changeset_json_row_add(arr, r, i)) != 0)
             goto out;
     rc = PE_ENOMEM;
     if (n > limit ? !cJSON_AddStringToObject(o, "nextCursor", pe_db_result_get(r, limit - 1, 1))
@@ -438,11 +425,8 @@ int pe_changeset_notification_read(pe_changeset_service_t *svc, const char *stor
                         2, params, &r);
     if (rc == 0 && pe_db_result_rows(r) == 0)
         rc = PE_ENOTFOUND;
-    if (rc == 0) {
-        char why[64];
-        const char *text = pe_db_result_get(r, 0, 0);
-        rc = pe_json_parse(text, strlen(text), out, why, sizeof why) ? PE_EINTERNAL : 0;
-    }
+    if (rc == 0)
+        rc = pe_db_result_json(r, 0, 0, out);
     pe_db_result_free(r);
     pe_db_release(svc->cfg.db, conn);
     return rc;

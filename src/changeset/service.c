@@ -142,9 +142,7 @@ int pe_changeset_row_load(pe_db_conn_t *conn, const char *store_id, const char *
         rc = PE_ENOTFOUND;
         goto out;
     }
-    char why[64];
-    const char *text = pe_db_result_get(res, 0, 0);
-    rc = pe_json_parse(text, strlen(text), &out->doc, why, sizeof why) ? PE_EINTERNAL : 0;
+    rc = pe_db_result_json(res, 0, 0, &out->doc);
     if (rc == 0 && pe_changeset_state_parse(pe_db_result_get(res, 0, 1), &out->state) != 0)
         rc = PE_EINTERNAL;
     out->version = strtoll(pe_db_result_get(res, 0, 2), NULL, 10);
@@ -284,15 +282,10 @@ int pe_changeset_list(pe_changeset_service_t *svc, const char *store_id,
         goto out;
     size_t n = pe_db_result_rows(r);
     for (size_t i = 0; i < n && i < limit; i++) {
-        cJSON *item = NULL;
-        char why[64];
-        const char *text = pe_db_result_get(r, i, 0);
-        if (pe_json_parse(text, strlen(text), &item, why, sizeof why) != 0 ||
-            !cJSON_AddItemToArray(arr, item)) {
-            cJSON_Delete(item);
+        if ((rc = pe_changeset_json_row_add(arr, r, i)) != 0)
             goto out;
-        }
     }
+    rc = PE_ENOMEM;
     if (n > limit ? !cJSON_AddStringToObject(o, "nextAfter", pe_db_result_get(r, limit - 1, 1))
                   : !cJSON_AddNullToObject(o, "nextAfter"))
         goto out;
@@ -303,6 +296,17 @@ out:
     cJSON_Delete(o);
     pe_db_result_free(r);
     pe_db_release(svc->cfg.db, conn);
+    return rc;
+}
+
+int pe_changeset_json_row_add(cJSON *arr, const pe_db_result_t *r, size_t row)
+{
+    cJSON *item = NULL;
+    int rc = pe_db_result_json(r, row, 0, &item);
+    if (rc == 0 && !cJSON_AddItemToArray(arr, item)) {
+        cJSON_Delete(item);
+        rc = PE_ENOMEM;
+    }
     return rc;
 }
 

@@ -295,6 +295,16 @@ const char *pe_db_result_get(const pe_db_result_t *res, size_t row, size_t col)
     return PQgetvalue(res->res, (int)row, (int)col);
 }
 
+int pe_db_result_json(const pe_db_result_t *res, size_t row, size_t col, cJSON **out)
+{
+    *out = NULL;
+    if (!in_range(res, row, col) || PQgetisnull(res->res, (int)row, (int)col))
+        return PE_EINTERNAL;
+    const char *text = PQgetvalue(res->res, (int)row, (int)col);
+    char why[64];
+    return pe_json_parse(text, strlen(text), out, why, sizeof why) == 0 ? 0 : PE_EINTERNAL;
+}
+
 bool pe_db_result_isnull(const pe_db_result_t *res, size_t row, size_t col)
 {
     if (!in_range(res, row, col))

@@ -41,12 +41,6 @@
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'updatedAt', "   \
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text"
 
-static int parse_json(const char *text, cJSON **out)
-{
-    char why[128];
-    return pe_json_parse(text, strlen(text), out, why, sizeof why) == 0 ? 0 : PE_EINTERNAL;
-}
-
 int flags_load_pg_json(pe_flags_t *f, const char *store_id, char **json, size_t *len)
 {
     static const char SQL[] =
@@ -138,7 +132,7 @@ int pe_flags_list(pe_flags_t *f, const char *store_id, cJSON **out)
                     1, params, &res);
     if (rc != 0)
         goto out;
-    rc = parse_json(pe_db_result_get(res, 0, 0), &j);
+    rc = pe_db_result_json(res, 0, 0, &j);
     if (rc != 0)
         goto out;
     *out = j;
@@ -165,7 +159,7 @@ static int read_flag(pe_db_conn_t *conn, const char *store_id, const char *key, 
     if (rc == 0 && pe_db_result_rows(res) != 1)
         rc = PE_ENOTFOUND;
     if (rc == 0)
-        rc = parse_json(pe_db_result_get(res, 0, 0), out);
+        rc = pe_db_result_json(res, 0, 0, out);
     pe_db_result_free(res);
     return rc;
 }
@@ -199,7 +193,7 @@ int pe_flags_history(pe_flags_t *f, const char *store_id, const char *key, cJSON
         "AND flag_key = $2 ORDER BY id DESC LIMIT 100) AS c",
         2, params, &res);
     if (rc == 0)
-        rc = parse_json(pe_db_result_get(res, 0, 0), out);
+        rc = pe_db_result_json(res, 0, 0, out);
 out:
     pe_db_result_free(res);
     pe_db_release(f->db, conn);
@@ -521,7 +515,7 @@ static int settings_json(pe_db_conn_t *conn, const char *store_id, cJSON **out)
     if (rc == 0 && pe_db_result_rows(res) != 1)
         rc = PE_ENOTFOUND;
     if (rc == 0)
-        rc = parse_json(pe_db_result_get(res, 0, 0), out);
+        rc = pe_db_result_json(res, 0, 0, out);
     pe_db_result_free(res);
     return rc;
 }
