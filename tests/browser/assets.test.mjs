@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { cli, startServer } from './lib/server.mjs';
+import { cli, startServer, stopServer } from './lib/server.mjs';
 
 const BIN = process.env.PE_TEST_BINARY;
 const WEB = fileURLToPath(new URL('../../web/', import.meta.url));
@@ -125,10 +125,7 @@ describe('dashboard assets', () => {
   });
 
   after(async () => {
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code}:\n${server.log()}`);
-    }
+    await stopServer(server);
   });
 
   test('ETag and 304, gzip only when accepted, immutable only for current fingerprints', async () => {

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { cli, closeHttpServer, startServer } from './lib/server.mjs';
+import { cli, closeHttpServer, startServer, stopServer } from './lib/server.mjs';
 
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'dashboard');
@@ -176,10 +176,7 @@ describe('merchant dashboard', () => {
 
   after(async () => {
     await browser?.close();
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code}:\n${server.log()}`);
-    }
+    await stopServer(server);
   });
 
   async function newPage() {

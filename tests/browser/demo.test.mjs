@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
-import { closeDatabase, createStore, settle } from './lib/sdk-env.mjs';
+import { closeAll, createStore, settle } from './lib/sdk-env.mjs';
 import { startServer } from './lib/server.mjs';
 
 const RECORD_CSP_VIOLATIONS = () => {
@@ -42,14 +42,7 @@ describe('demo storefront', () => {
     chrome = await sharedBrowser();
   });
 
-  after(async () => {
-    await chrome?.close();
-    await closeDatabase();
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
-  });
+  after(() => closeAll({ chrome, server }));
 
   /** A fresh browser context and a page that records problems (errors, CSP violations). */
   async function openBrowser(initScript) {

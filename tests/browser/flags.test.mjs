@@ -10,12 +10,12 @@
 //    failures, and no exception escaping into the page.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
-import { closeDatabase, createStore, waitForEvents } from './lib/sdk-env.mjs';
-import { closeHttpServer, startServer } from './lib/server.mjs';
+import { closeAll, createStore, waitForEvents } from './lib/sdk-env.mjs';
+import { startServer } from './lib/server.mjs';
+import { sendPage, startStorefront } from './lib/storefront.mjs';
 
 const OFREP_BULK = '/ofrep/v1/evaluate/flags';
 const NODE_MODULES = new URL('../../node_modules/@openfeature/', import.meta.url);
@@ -50,7 +50,7 @@ const FLAGS_B = [
 
 describe('feature flags in the browser (OFREP)', () => {
   let server;
-  let shopServer;
+  let storefront;
   let shopOrigin;
   let shopInit = () => ({});
   let chrome;
@@ -86,18 +86,12 @@ describe('feature flags in the browser (OFREP)', () => {
     for (const f of FLAGS_B) await createFlag(storeB, f);
 
     const importMap = JSON.stringify({ imports: Object.fromEntries(Object.entries(MODULES).map(([name, file]) => [name, `/m/${file}`])) });
-    shopServer = createServer((req, res) => {
-      const url = new URL(req.url, 'http://shop');
-      const html = (body) => {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>${body}</head><body></body></html>`);
-      };
+    storefront = await startStorefront((url, res) => {
+      const html = (body) => sendPage(res,
+        `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>${body}</head><body></body></html>`);
       if (url.pathname.startsWith('/m/')) {
         const file = url.pathname.slice(3);
-        if (!Object.values(MODULES).includes(file)) {
-          res.writeHead(404).end();
-          return;
-        }
+        if (!Object.values(MODULES).includes(file)) return false;
         readFile(new URL(file, NODE_MODULES)).then((body) => {
           res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
           res.end(body);
@@ -112,22 +106,14 @@ describe('feature flags in the browser (OFREP)', () => {
         const options = JSON.stringify(shopInit()).replace(/</g, '\\u003c');
         html(`<script src="${server.baseUrl}/sdk/pe.js"></script><script>pe.init(${options});</script>`);
       } else {
-        res.writeHead(url.pathname === '/favicon.ico' ? 204 : 404).end();
+        return false;
       }
+      return true;
     });
-    await new Promise((resolve) => shopServer.listen(0, '127.0.0.1', resolve));
-    shopOrigin = `http://localhost:${shopServer.address().port}`;
+    shopOrigin = storefront.origin;
   });
 
-  after(async () => {
-    await chrome?.close();
-    await closeDatabase();
-    await closeHttpServer(shopServer);
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
-  });
+  after(() => closeAll({ chrome, storefront, server }));
 
   /** A fresh browser context; records page errors and the OFREP requests (POST and preflight). */
   async function open({ init } = {}) {

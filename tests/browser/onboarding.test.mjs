@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
-import { closeDatabase, createStore, query, waitForEvents } from './lib/sdk-env.mjs';
-import { closeHttpServer, startServer } from './lib/server.mjs';
+import { closeAll, createStore, query, waitForEvents } from './lib/sdk-env.mjs';
+import { startServer } from './lib/server.mjs';
+import { sendPage, startStorefront } from './lib/storefront.mjs';
 
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'onboarding');
@@ -63,7 +63,7 @@ const AUDIT = () => {
 describe('onboarding: the install guide gives a new store a working key', () => {
   let server;
   let chrome;
-  let shopServer;
+  let storefront;
   let shopOrigin;
   let shopSnippet = '';
   const problems = [];
@@ -74,29 +74,16 @@ describe('onboarding: the install guide gives a new store a working key', () => 
     chrome = await sharedBrowser();
     // A merchant's storefront on another origin: /shop/… answers a page with whatever snippet
     // the dashboard showed, pasted as is.
-    shopServer = createServer((req, res) => {
-      const url = new URL(req.url, 'http://shop');
-      if (!url.pathname.startsWith('/shop/')) {
-        res.writeHead(url.pathname === '/favicon.ico' ? 204 : 404).end();
-        return;
-      }
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Tiny shop</title>\n${shopSnippet}\n</head>` +
+    storefront = await startStorefront((url, res) => {
+      if (!url.pathname.startsWith('/shop/')) return false;
+      sendPage(res, `<!doctype html><html><head><meta charset="utf-8"><title>Tiny shop</title>\n${shopSnippet}\n</head>` +
         '<body><h1>Tiny shop</h1></body></html>');
+      return true;
     });
-    await new Promise((resolve) => shopServer.listen(0, '127.0.0.1', resolve));
-    shopOrigin = `http://localhost:${shopServer.address().port}`;
+    shopOrigin = storefront.origin;
   });
 
-  after(async () => {
-    await chrome?.close();
-    await closeDatabase();
-    await closeHttpServer(shopServer);
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code}:\n${server.log()}`);
-    }
-  });
+  after(() => closeAll({ chrome, storefront, server }));
 
   /** A new store (store create: one live pk, one sk) and its merchant. */
   async function newMerchant() {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import Analytics from '@rudderstack/rudder-sdk-node';
 import { closeDatabase, createStore, query } from './lib/sdk-env.mjs';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopServer } from './lib/server.mjs';
 
 /** Sum of the samples of one Prometheus counter whose labels include all of `labels`. */
 async function counter(baseUrl, name, labels) {
@@ -39,10 +39,7 @@ describe('gzip batches from @rudderstack/rudder-sdk-node', () => {
 
   after(async () => {
     await closeDatabase();
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
+    await stopServer(server);
   });
 
   test('every event of the client\'s default (gzip) batches is stored', async () => {

@@ -5,14 +5,14 @@
 // escaping into the page.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { Script } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
-import { closeDatabase, createStore, rejectedEvents, settle, storedEvents, waitForEvents } from './lib/sdk-env.mjs';
-import { closeHttpServer, startServer } from './lib/server.mjs';
+import { closeAll, createStore, rejectedEvents, settle, storedEvents, waitForEvents } from './lib/sdk-env.mjs';
+import { startServer } from './lib/server.mjs';
+import { sendPage, startStorefront } from './lib/storefront.mjs';
 import { eventSchema } from '../../web/sdk/schema.mjs';
 
 const SDK = new URL('../../web/sdk/pe.js', import.meta.url);
@@ -37,7 +37,7 @@ describe('SDK file', () => {
 
 describe('storefront SDK', () => {
   let server;
-  let shopServer;
+  let storefront;
   let shopOrigin;
   let shopInit = () => ({});
   let chrome;
@@ -45,34 +45,20 @@ describe('storefront SDK', () => {
   before(async () => {
     server = await startServer();
     chrome = await sharedBrowser();
-    // The storefront: another origin on the loopback address (chromium lets a page reach the
-    // loopback address space only from there), answering every /shop/… with a page that loads
-    // pe.js from the engine and calls pe.init(shopInit()).
-    shopServer = createServer((req, res) => {
-      const url = new URL(req.url, 'http://shop');
-      if (!url.pathname.startsWith('/shop/')) {
-        res.writeHead(url.pathname === '/favicon.ico' ? 204 : 404).end();
-        return;
-      }
+    // The storefront answers every /shop/… with a page that loads pe.js from the engine and
+    // calls pe.init(shopInit()).
+    storefront = await startStorefront((url, res) => {
+      if (!url.pathname.startsWith('/shop/')) return false;
       const options = JSON.stringify(shopInit()).replace(/</g, '\\u003c');
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Shop ${url.pathname}</title>` +
+      sendPage(res, `<!doctype html><html><head><meta charset="utf-8"><title>Shop ${url.pathname}</title>` +
         `<script src="${server.baseUrl}/sdk/pe.js"></script><script>pe.init(${options});</script></head>` +
         `<body><h1>${url.pathname.replace(/[<&]/g, '')}</h1></body></html>`);
+      return true;
     });
-    await new Promise((resolve) => shopServer.listen(0, '127.0.0.1', resolve));
-    shopOrigin = `http://localhost:${shopServer.address().port}`;
+    shopOrigin = storefront.origin;
   });
 
-  after(async () => {
-    await chrome?.close();
-    await closeDatabase();
-    await closeHttpServer(shopServer);
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
-  });
+  after(() => closeAll({ chrome, storefront, server }));
 
   /**
    * A fresh browser context on the storefront: its pages call pe.init(init()) — init is read at

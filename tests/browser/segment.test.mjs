@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { Analytics } from '@segment/analytics-node';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopServer } from './lib/server.mjs';
 
 const run = promisify(execFile);
 
@@ -38,10 +38,7 @@ describe('Segment HTTP Tracking API with @segment/analytics-node', () => {
   });
 
   after(async () => {
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
+    await stopServer(server);
   });
 
   test('track, page and identify calls are stored under the write key\'s store', async () => {

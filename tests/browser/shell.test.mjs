@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopServer } from './lib/server.mjs';
 
 // Collects `securitypolicyviolation` events from the first moment of every document.
 const RECORD_CSP_VIOLATIONS = () => {
@@ -35,10 +35,7 @@ describe('dashboard shell', () => {
 
   after(async () => {
     await browser?.close();
-    if (server) {
-      const code = await server.stop();
-      assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
-    }
+    await stopServer(server);
   });
 
   /** Opens path in a new page; returns { page, response, problems } after the page settled. */

@@ -20,8 +20,7 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
+static pe_test_fixture_t fx; /* no server: everything here runs in-process */
 
 static const char *const TABLES[] = {
     "agg_sessions",       "agg_session_products", "agg_orders",        "agg_daily",
@@ -29,13 +28,12 @@ static const char *const TABLES[] = {
     "agg_weekly",         "agg_monthly",          "agg_customer_days", "agg_funnel_hourly_segments",
 };
 
+/* A store named name in timezone tz; its id into id (the tests here need no keys). */
 static void make_store(const char *name, const char *tz, char *id)
 {
-    pe_store_t store;
-    char pk[PE_KEY_LEN], sk[PE_KEY_LEN], err[256];
-    assert_int_equal(
-        pe_tenancy_store_create(pool, name, tz, "EUR", &store, pk, sk, err, sizeof err), 0);
-    snprintf(id, PE_ID_LEN, "%s", store.id);
+    pe_test_tenant_t t;
+    pe_test_tenant_make(&t, fx.pool, name, tz, "EUR", NULL, NULL);
+    snprintf(id, PE_ID_LEN, "%s", t.id);
 }
 
 static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -50,24 +48,12 @@ static void sql(const char *fmt, ...)
     va_end(ap);
     pe_buf_puts(&b, tmp);
     pe_db_conn_t *conn = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &conn), 0);
     int rc = pe_db_exec(conn, b.data, 0, NULL, NULL);
     if (rc != 0)
         fail_msg("%s: %s", b.data, pe_db_conn_error(conn));
-    pe_db_release(pool, conn);
+    pe_db_release(fx.pool, conn);
     pe_buf_free(&b);
-}
-
-static char *value(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *value(const char *fmt, ...)
-{
-    char q[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return pe_test_sql(conninfo, q);
 }
 
 /* The row of a table as text, "" when there is none. */
@@ -84,7 +70,7 @@ static void expect_row(const char *expected, const char *fmt, ...)
     /* the row as "a|b|c" (the values here hold no commas, quotes or parentheses) */
     snprintf(wrapped, sizeof wrapped,
              "SELECT translate(trim(both '()' FROM r::text), ',', '|') FROM (%s) r", q);
-    char *v = pe_test_sql(conninfo, wrapped);
+    char *v = pe_test_sql(fx.conninfo, wrapped);
     if (v)
         snprintf(got, sizeof got, "%s", v);
     free(v);
@@ -97,7 +83,7 @@ static void aggregate(const char *store_id, bool full)
     pe_aggregate_options_t opt = {.store_id = store_id, .full = full, .wait = true};
     pe_aggregate_report_t rep;
     char err[1024];
-    int rc = pe_aggregate_run(pool, &opt, &rep, err, sizeof err);
+    int rc = pe_aggregate_run(fx.pool, &opt, &rep, err, sizeof err);
     if (rc != 0)
         fail_msg("aggregate: %s", err);
 }
@@ -129,9 +115,10 @@ static char *digest(const char *store)
 {
     pe_buf_t b = PE_BUF_INIT;
     for (size_t i = 0; i < PE_ARRAY_LEN(TABLES); i++) {
-        char *v = value("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-                        "  FROM %s t WHERE store_id = '%s'",
-                        TABLES[i], store);
+        char *v = pe_test_sqlf(fx.conninfo,
+                               "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+                               "  FROM %s t WHERE store_id = '%s'",
+                               TABLES[i], store);
         pe_buf_printf(&b, "%s=%s;", TABLES[i], v ? v : "");
         free(v);
     }
@@ -140,19 +127,8 @@ static char *digest(const char *store)
 
 static int setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 4);
-    assert_non_null(pool);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_INFO, 4);
     return 0;
 }
 
@@ -329,7 +305,7 @@ static void test_commit_after_run_is_not_missed(void **state)
 
     /* an open transaction holds a row stamped a minute ago (its request arrived then) */
     pe_db_conn_t *slow = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &slow), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &slow), 0);
     assert_int_equal(pe_db_begin(slow), 0);
     char q[1024];
     snprintf(q, sizeof q,
@@ -342,7 +318,7 @@ static void test_commit_after_run_is_not_missed(void **state)
     aggregate(s, false); /* cannot see it yet; its watermark moves past the stamp */
     expect_row("1", "SELECT sessions FROM agg_daily WHERE store_id = '%s'", s);
     assert_int_equal(pe_db_commit(slow), 0);
-    pe_db_release(pool, slow);
+    pe_db_release(fx.pool, slow);
     /* and one inserted now with a stamp older than the last run */
     event(s, "x3", "v3", NULL, "storefront.page.viewed", 0, "2025-06-02T12:00:00Z", NULL, NULL,
           NULL, NULL, "now() - interval '2 minutes'");
@@ -359,7 +335,7 @@ static void test_collector_commit_bound(void **state)
     char s[PE_ID_LEN];
     make_store("Queued shop", "UTC", s);
     aggregate(s, false); /* the store's first (full) run: nothing yet */
-    pe_collector_config_t cfg = {.db = pool};
+    pe_collector_config_t cfg = {.db = fx.pool};
     pe_collector_t *c = pe_collector_new(&cfg);
     assert_non_null(c);
     int64_t arrived = pe_now_unix_us() - 3600LL * 1000000; /* an hour ago */
@@ -394,8 +370,8 @@ static void test_collector_commit_bound(void **state)
     for (int run = 0; run < 20; run++) {
         aggregate(NULL, false);
         free(left);
-        left = pe_test_sql(conninfo, "SELECT count(*) FROM event_commits"
-                                     " WHERE received_from <= now() - interval '59 minutes'");
+        left = pe_test_sql(fx.conninfo, "SELECT count(*) FROM event_commits"
+                                        " WHERE received_from <= now() - interval '59 minutes'");
         if (left && strcmp(left, "0") == 0)
             break;
         usleep(250 * 1000);
@@ -518,11 +494,12 @@ static void insert_generated(const char *store, const gen_event_t *e)
 
 static long differences(const char *table, const char *store)
 {
-    char *v = value("SELECT count(*) FROM ((SELECT * FROM inc_%s WHERE store_id = '%s'"
-                    "   EXCEPT ALL SELECT * FROM %s WHERE store_id = '%s')"
-                    "  UNION ALL (SELECT * FROM %s WHERE store_id = '%s'"
-                    "   EXCEPT ALL SELECT * FROM inc_%s WHERE store_id = '%s')) d",
-                    table, store, table, store, table, store, table, store);
+    char *v = pe_test_sqlf(fx.conninfo,
+                           "SELECT count(*) FROM ((SELECT * FROM inc_%s WHERE store_id = '%s'"
+                           "   EXCEPT ALL SELECT * FROM %s WHERE store_id = '%s')"
+                           "  UNION ALL (SELECT * FROM %s WHERE store_id = '%s'"
+                           "   EXCEPT ALL SELECT * FROM inc_%s WHERE store_id = '%s')) d",
+                           table, store, table, store, table, store, table, store);
     long n = v ? strtol(v, NULL, 10) : -1;
     free(v);
     return n;
@@ -541,14 +518,16 @@ static double overview_customers(const cJSON *j, const char *kind, const char *f
 /* Customers ordering in days lo..hi, and the new ones among them, counted from the orders. */
 static void brute_customers(const char *store, int32_t lo, int32_t hi, long *all, long *fresh)
 {
-    char *v = value("SELECT count(DISTINCT o.customer) || '|' ||"
-                    "       count(DISTINCT o.customer) FILTER (WHERE f.first_day >= "
-                    "date '1970-01-01' + %d)"
-                    "  FROM agg_orders o JOIN (SELECT customer, min(day) AS first_day"
-                    "   FROM agg_orders WHERE store_id = '%s' GROUP BY customer) f USING (customer)"
-                    " WHERE o.store_id = '%s' AND o.day BETWEEN date '1970-01-01' + %d"
-                    "   AND date '1970-01-01' + %d",
-                    lo, store, store, lo, hi);
+    char *v = pe_test_sqlf(
+        fx.conninfo,
+        "SELECT count(DISTINCT o.customer) || '|' ||"
+        "       count(DISTINCT o.customer) FILTER (WHERE f.first_day >= "
+        "date '1970-01-01' + %d)"
+        "  FROM agg_orders o JOIN (SELECT customer, min(day) AS first_day"
+        "   FROM agg_orders WHERE store_id = '%s' GROUP BY customer) f USING (customer)"
+        " WHERE o.store_id = '%s' AND o.day BETWEEN date '1970-01-01' + %d"
+        "   AND date '1970-01-01' + %d",
+        lo, store, store, lo, hi);
     assert_non_null(v);
     assert_int_equal(sscanf(v, "%ld|%ld", all, fresh), 2);
     free(v);
@@ -558,10 +537,12 @@ static void brute_customers(const char *store, int32_t lo, int32_t hi, long *all
  * count over the orders, for every range of days of the data and the as-long range before it. */
 static void check_overview_customers(const char *store)
 {
-    char *lo_s =
-        value("SELECT min(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'", store);
-    char *hi_s =
-        value("SELECT max(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'", store);
+    char *lo_s = pe_test_sqlf(
+        fx.conninfo, "SELECT min(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'",
+        store);
+    char *hi_s = pe_test_sqlf(
+        fx.conninfo, "SELECT max(day) - date '1970-01-01' FROM agg_orders WHERE store_id = '%s'",
+        store);
     int32_t first = (int32_t)strtol(lo_s, NULL, 10), last = (int32_t)strtol(hi_s, NULL, 10);
     free(lo_s);
     free(hi_s);
@@ -571,7 +552,7 @@ static void check_overview_customers(const char *store)
         for (int32_t to = from; to <= last; to++) {
             pe_aggregate_query_t q = {.from = from, .to = to};
             cJSON *j = NULL;
-            assert_int_equal(pe_aggregate_overview(pool, store, to, &q, &j), 0);
+            assert_int_equal(pe_aggregate_overview(fx.pool, store, to, &q, &j), 0);
             long all, fresh, pall, pfresh;
             int32_t len = to - from + 1;
             brute_customers(store, from, to, &all, &fresh);
@@ -633,48 +614,56 @@ static void test_incremental_equals_full(void **state)
     }
     /* every arrival order gave the same numbers (the stores differ only in their ids) */
     for (int o = 1; o < ORDERS; o++) {
-        char *v =
-            value("SELECT count(*) FROM ((SELECT " DAILY_COLS ", day FROM agg_daily"
-                  " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
-                  " WHERE store_id = '%s') UNION ALL (SELECT " DAILY_COLS ", day FROM agg_daily"
-                  " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
-                  " WHERE store_id = '%s')) d",
-                  stores[0], stores[o], stores[o], stores[0]);
+        char *v = pe_test_sqlf(
+            fx.conninfo,
+            "SELECT count(*) FROM ((SELECT " DAILY_COLS ", day FROM agg_daily"
+            " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
+            " WHERE store_id = '%s') UNION ALL (SELECT " DAILY_COLS ", day FROM agg_daily"
+            " WHERE store_id = '%s' EXCEPT ALL SELECT " DAILY_COLS ", day FROM agg_daily"
+            " WHERE store_id = '%s')) d",
+            stores[0], stores[o], stores[o], stores[0]);
         assert_string_equal(v, "0");
         free(v);
     }
     /* the data is not trivial: several days, orders, returning customers, a month boundary */
-    char *v = value("SELECT count(*) > 5 AND sum(orders) > 5 AND sum(returning_customers) > 0"
-                    "   AND count(DISTINCT date_trunc('month', day)) = 2"
-                    "  FROM agg_daily WHERE store_id = '%s'",
-                    stores[0]);
+    char *v =
+        pe_test_sqlf(fx.conninfo,
+                     "SELECT count(*) > 5 AND sum(orders) > 5 AND sum(returning_customers) > 0"
+                     "   AND count(DISTINCT date_trunc('month', day)) = 2"
+                     "  FROM agg_daily WHERE store_id = '%s'",
+                     stores[0]);
     assert_string_equal(v, "t");
     free(v);
-    v = value("SELECT sum(visitors) > (SELECT sum(visitors) FROM agg_monthly WHERE store_id = '%s')"
-              "  FROM agg_daily WHERE store_id = '%s'",
-              stores[0], stores[0]);
+    v = pe_test_sqlf(
+        fx.conninfo,
+        "SELECT sum(visitors) > (SELECT sum(visitors) FROM agg_monthly WHERE store_id = '%s')"
+        "  FROM agg_daily WHERE store_id = '%s'",
+        stores[0], stores[0]);
     assert_string_equal(v, "t");
     free(v);
     check_overview_customers(stores[0]);
     /* every subset of the filters splits each hour's store total exactly (0013, invariant 2) */
-    v = value("WITH t AS (SELECT h.day, h.hour, h.sessions::bigint, h.reach_cart::bigint,"
-              "   h.reach_checkout::bigint, h.reach_shipping::bigint, h.reach_payment::bigint,"
-              "   h.reach_confirmation::bigint, d.dims"
-              "  FROM agg_funnel_hourly h CROSS JOIN generate_series(1, 7) d(dims)"
-              " WHERE h.store_id = '%s'),"
-              " c AS (SELECT day, hour, sum(sessions), sum(reach_cart), sum(reach_checkout),"
-              "   sum(reach_shipping), sum(reach_payment), sum(reach_confirmation), dims::int"
-              "  FROM agg_funnel_hourly_segments WHERE store_id = '%s'"
-              " GROUP BY day, hour, dims)"
-              " SELECT count(*) FROM ((TABLE t EXCEPT ALL TABLE c)"
-              "                       UNION ALL (TABLE c EXCEPT ALL TABLE t)) d",
-              stores[0], stores[0]);
+    v = pe_test_sqlf(
+        fx.conninfo,
+        "WITH t AS (SELECT h.day, h.hour, h.sessions::bigint, h.reach_cart::bigint,"
+        "   h.reach_checkout::bigint, h.reach_shipping::bigint, h.reach_payment::bigint,"
+        "   h.reach_confirmation::bigint, d.dims"
+        "  FROM agg_funnel_hourly h CROSS JOIN generate_series(1, 7) d(dims)"
+        " WHERE h.store_id = '%s'),"
+        " c AS (SELECT day, hour, sum(sessions), sum(reach_cart), sum(reach_checkout),"
+        "   sum(reach_shipping), sum(reach_payment), sum(reach_confirmation), dims::int"
+        "  FROM agg_funnel_hourly_segments WHERE store_id = '%s'"
+        " GROUP BY day, hour, dims)"
+        " SELECT count(*) FROM ((TABLE t EXCEPT ALL TABLE c)"
+        "                       UNION ALL (TABLE c EXCEPT ALL TABLE t)) d",
+        stores[0], stores[0]);
     assert_string_equal(v, "0");
     free(v);
-    v = value("SELECT count(DISTINCT dims) = 7 AND count(DISTINCT device) > 2"
-              "   AND count(DISTINCT country) > 2 AND count(DISTINCT source) > 2"
-              "  FROM agg_funnel_hourly_segments WHERE store_id = '%s'",
-              stores[0]);
+    v = pe_test_sqlf(fx.conninfo,
+                     "SELECT count(DISTINCT dims) = 7 AND count(DISTINCT device) > 2"
+                     "   AND count(DISTINCT country) > 2 AND count(DISTINCT source) > 2"
+                     "  FROM agg_funnel_hourly_segments WHERE store_id = '%s'",
+                     stores[0]);
     assert_string_equal(v, "t");
     free(v);
 }
@@ -685,7 +674,7 @@ static void test_unknown_store(void **state)
     pe_aggregate_options_t opt = {.store_id = "00000000-0000-4000-8000-000000000000", .wait = true};
     pe_aggregate_report_t rep;
     char err[256];
-    assert_int_equal(pe_aggregate_run(pool, &opt, &rep, err, sizeof err), PE_ENOTFOUND);
+    assert_int_equal(pe_aggregate_run(fx.pool, &opt, &rep, err, sizeof err), PE_ENOTFOUND);
 }
 
 int main(void)
@@ -697,5 +686,5 @@ int main(void)
         cmocka_unit_test(test_incremental_equals_full),
         cmocka_unit_test(test_unknown_store),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
 }

@@ -53,9 +53,7 @@
 #define PASSWORD_M "many-stores-password-4"
 #define EMAIL_M    "merchant-ab@example.com" /* a member of stores A and B */
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 static pe_test_tenant_t a, b, c;
 static char user_m[PE_ID_LEN];
 static pe_buf_t all_bodies; /* every response body received, for invariant 4 */
@@ -79,39 +77,7 @@ static long call_at(const pe_test_server_t *srv, const char *method, const char 
 static long call(const char *method, const char *path, const char *body, const char *const *headers,
                  pe_test_response_t *r)
 {
-    return call_at(&server, method, path, body, headers, r);
-}
-
-static const char *str_at(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    if (!cJSON_IsString(v))
-        fail_msg("\"%s\" is not a string", name);
-    return v->valuestring;
-}
-
-/* Asserts status and the error shape with that code; copies the message into msg (may be NULL).
- */
-static void expect_error(const pe_test_response_t *r, long status, const char *code, char *msg,
-                         size_t msglen)
-{
-    if (r->status != status)
-        fail_msg("status %ld, want %ld: %.300s", r->status, status,
-                 r->body.data ? r->body.data : "");
-    char ct[128];
-    pe_test_response_header(r, "Content-Type", ct, sizeof ct);
-    assert_true(strncmp(ct, "application/json", 16) == 0);
-    cJSON *j = pe_test_response_json(r);
-    assert_true(cJSON_IsObject(j));
-    assert_int_equal(cJSON_GetArraySize(j), 1);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    assert_true(cJSON_IsObject(e));
-    assert_int_equal(cJSON_GetArraySize(e), 2);
-    assert_string_equal(str_at(e, "code"), code);
-    assert_true(strlen(str_at(e, "message")) > 0);
-    if (msg)
-        snprintf(msg, msglen, "%s", str_at(e, "message"));
-    cJSON_Delete(j);
+    return call_at(&fx.server, method, path, body, headers, r);
 }
 
 /* GET /api/v1/stores/{id} with one extra header line (may be NULL). */
@@ -134,10 +100,11 @@ static void expect_store(const pe_test_response_t *r, const pe_test_tenant_t *t,
     if (r->status != 200)
         fail_msg("status %ld, want 200: %.300s", r->status, r->body.data ? r->body.data : "");
     cJSON *j = pe_test_response_json(r);
-    assert_string_equal(str_at(j, "id"), t->id);
-    assert_string_equal(str_at(j, "name"), name);
-    assert_string_equal(str_at(j, "currency"), t == &a ? "EUR" : "USD");
-    assert_string_equal(str_at(j, "timezone"), t == &a ? "Europe/Berlin" : "America/New_York");
+    assert_string_equal(pe_test_json_require_str(j, "id"), t->id);
+    assert_string_equal(pe_test_json_require_str(j, "name"), name);
+    assert_string_equal(pe_test_json_require_str(j, "currency"), t == &a ? "EUR" : "USD");
+    assert_string_equal(pe_test_json_require_str(j, "timezone"),
+                        t == &a ? "Europe/Berlin" : "America/New_York");
     cJSON_Delete(j);
 }
 
@@ -167,8 +134,8 @@ static cJSON *sign_in(const char *email, const char *password, char *token, size
     assert_null(strstr(cookie, "Secure")); /* plain HTTP here, no X-Forwarded-Proto */
 
     cJSON *j = pe_test_response_json(&r);
-    assert_true(strlen(str_at(j, "csrfToken")) >= 32);
-    assert_string_not_equal(str_at(j, "csrfToken"), token);
+    assert_true(strlen(pe_test_json_require_str(j, "csrfToken")) >= 32);
+    assert_string_not_equal(pe_test_json_require_str(j, "csrfToken"), token);
     assert_null(strstr(r.body.data, token));
     pe_test_response_free(&r);
     return j;
@@ -179,11 +146,11 @@ static void login(const char *email, const char *password, const pe_test_tenant_
                   size_t tokenlen)
 {
     cJSON *j = sign_in(email, password, token, tokenlen);
-    assert_string_equal(str_at(j, "userId"), t->user);
+    assert_string_equal(pe_test_json_require_str(j, "userId"), t->user);
     const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_true(cJSON_IsArray(stores));
     assert_int_equal(cJSON_GetArraySize(stores), 1);
-    assert_string_equal(str_at(cJSON_GetArrayItem(stores, 0), "id"), t->id);
+    assert_string_equal(pe_test_json_require_str(cJSON_GetArrayItem(stores, 0), "id"), t->id);
     cJSON_Delete(j);
 }
 
@@ -200,7 +167,7 @@ static void csrf_header(char *out, size_t outlen, const char *cookie)
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
     cJSON *j = pe_test_response_json(&r);
-    snprintf(out, outlen, "X-CSRF-Token: %s", str_at(j, "csrfToken"));
+    snprintf(out, outlen, "X-CSRF-Token: %s", pe_test_json_require_str(j, "csrfToken"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
 }
@@ -238,13 +205,13 @@ static void test_other_store_is_forbidden(void **state)
 
     bearer(h, sizeof h, b.sk);
     get_store(a.id, h, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     assert_null(strstr(r.body.data, "Store A"));
     pe_test_response_free(&r);
 
     bearer(h, sizeof h, a.sk);
     get_store(b.id, h, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -256,18 +223,18 @@ static void test_publishable_key_refused(void **state)
 
     bearer(h, sizeof h, a.pk);
     get_store(a.id, h, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     /* ?key= is for storefront routes only: without a bearer the admin route is 401. */
     char path[256];
     snprintf(path, sizeof path, "/api/v1/stores/%s?key=%s", a.id, a.pk);
     call("GET", path, NULL, NULL, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
     snprintf(path, sizeof path, "/api/v1/stores/%s?key=%s", a.id, a.sk);
     call("GET", path, NULL, NULL, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -277,7 +244,7 @@ static void test_missing_and_bad_credentials(void **state)
     pe_test_response_t r;
 
     get_store(a.id, NULL, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
     /* A secret key with one character changed, garbage, an empty bearer, another scheme. */
@@ -304,7 +271,7 @@ static void test_missing_and_bad_credentials(void **state)
         if (r.status != 401)
             fail_msg("case %zu: status %ld, want 401: %.300s", i, r.status,
                      r.body.data ? r.body.data : "");
-        expect_error(&r, 401, "unauthorized", NULL, 0);
+        pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
         pe_test_response_free(&r);
     }
     free(long_h);
@@ -313,7 +280,7 @@ static void test_missing_and_bad_credentials(void **state)
     const char *none[] = {"Authorization: Bearer ", "Authorization: Basic c2tfeDp4"};
     for (size_t i = 0; i < PE_ARRAY_LEN(none); i++) {
         get_store(a.id, none[i], &r);
-        expect_error(&r, 401, "unauthorized", NULL, 0);
+        pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
         pe_test_response_free(&r);
     }
 }
@@ -324,15 +291,15 @@ static void test_revoked_key(void **state)
     char key[PE_KEY_LEN], key_id[PE_ID_LEN], h[256];
     pe_test_response_t r;
 
-    assert_int_equal(pe_tenancy_key_create(pool, a.id, PE_KEY_SECRET, key, key_id), 0);
+    assert_int_equal(pe_tenancy_key_create(fx.pool, a.id, PE_KEY_SECRET, key, key_id), 0);
     bearer(h, sizeof h, key);
     get_store(a.id, h, &r);
     expect_store(&r, &a, "Store A");
     pe_test_response_free(&r);
 
-    assert_int_equal(pe_tenancy_key_revoke(pool, a.id, key_id), 0);
+    assert_int_equal(pe_tenancy_key_revoke(fx.pool, a.id, key_id), 0);
     get_store(a.id, h, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
     /* The store's original key still works. */
@@ -361,7 +328,7 @@ static void test_malformed_store_id(void **state)
         if (r.status != 403)
             fail_msg("store id %s: status %ld, want 403: %.300s", ids[i], r.status,
                      r.body.data ? r.body.data : "");
-        expect_error(&r, 403, "forbidden", NULL, 0);
+        pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
         pe_test_response_free(&r);
     }
     /* A uuid is the same store in any letter case, for keys as for sessions. */
@@ -390,24 +357,24 @@ static void test_session_lifecycle(void **state)
     pe_test_response_free(&r);
 
     get_store(b.id, cookie, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     assert_null(strstr(r.body.data, "Store B"));
     pe_test_response_free(&r);
 
     get_store("not-a-uuid", cookie, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     const char *headers[] = {cookie, NULL};
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
     cJSON *j = pe_test_response_json(&r);
-    assert_string_equal(str_at(j, "userId"), a.user);
+    assert_string_equal(pe_test_json_require_str(j, "userId"), a.user);
     const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_int_equal(cJSON_GetArraySize(stores), 1);
     const cJSON *s0 = cJSON_GetArrayItem(stores, 0);
-    assert_string_equal(str_at(s0, "id"), a.id);
-    assert_string_equal(str_at(s0, "name"), "Store A");
+    assert_string_equal(pe_test_json_require_str(s0, "id"), a.id);
+    assert_string_equal(pe_test_json_require_str(s0, "name"), "Store A");
     cJSON_Delete(j);
     pe_test_response_free(&r);
 
@@ -416,7 +383,7 @@ static void test_session_lifecycle(void **state)
     bearer(h, sizeof h, a.sk);
     const char *key_headers[] = {h, NULL};
     call("GET", "/api/v1/me", NULL, key_headers, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
     /* Logout ends the session and clears the cookie. */
@@ -434,13 +401,13 @@ static void test_session_lifecycle(void **state)
     pe_test_response_free(&r);
 
     call("GET", "/api/v1/me", NULL, headers, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
     get_store(a.id, cookie, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
     call("POST", "/api/v1/auth/logout", "", logout_headers, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -459,7 +426,7 @@ static void test_sessions_are_per_user(void **state)
     expect_store(&r, &b, "Store B");
     pe_test_response_free(&r);
     get_store(a.id, cookie, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     /* Ending B's session leaves A's alone. */
@@ -497,20 +464,20 @@ static void test_junk_session_cookies(void **state)
         if (r.status != 401)
             fail_msg("cookie case %zu: /me status %ld, want 401: %.300s", i, r.status,
                      r.body.data ? r.body.data : "");
-        expect_error(&r, 401, "unauthorized", NULL, 0);
+        pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
         pe_test_response_free(&r);
         get_store(a.id, junk[i], &r);
         if (r.status != 401)
             fail_msg("cookie case %zu: store status %ld, want 401: %.300s", i, r.status,
                      r.body.data ? r.body.data : "");
-        expect_error(&r, 401, "unauthorized", NULL, 0);
+        pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
         pe_test_response_free(&r);
     }
     free(long_cookie);
 
     pe_test_response_t r;
     call("GET", "/api/v1/me", NULL, NULL, &r);
-    expect_error(&r, 401, "unauthorized", NULL, 0);
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -523,7 +490,7 @@ static void test_login_refusals(void **state)
 
     call("POST", "/api/v1/auth/login",
          "{\"email\":\"" EMAIL_A "\",\"password\":\"not-the-password\"}", json, &r);
-    expect_error(&r, 401, "invalid_credentials", msg_wrong, sizeof msg_wrong);
+    pe_test_expect_error(&r, 401, "invalid_credentials", msg_wrong, sizeof msg_wrong);
     char set_cookie[256];
     assert_string_equal(pe_test_response_header(&r, "Set-Cookie", set_cookie, sizeof set_cookie),
                         "");
@@ -531,7 +498,7 @@ static void test_login_refusals(void **state)
 
     call("POST", "/api/v1/auth/login",
          "{\"email\":\"nobody@example.com\",\"password\":\"" PASSWORD_A "\"}", json, &r);
-    expect_error(&r, 401, "invalid_credentials", msg_unknown, sizeof msg_unknown);
+    pe_test_expect_error(&r, 401, "invalid_credentials", msg_unknown, sizeof msg_unknown);
     assert_string_equal(pe_test_response_header(&r, "Set-Cookie", set_cookie, sizeof set_cookie),
                         "");
     pe_test_response_free(&r);
@@ -540,13 +507,13 @@ static void test_login_refusals(void **state)
     /* B's password for A's email. */
     call("POST", "/api/v1/auth/login",
          "{\"email\":\"" EMAIL_A "\",\"password\":\"" PASSWORD_B "\"}", json, &r);
-    expect_error(&r, 401, "invalid_credentials", msg_other_store, sizeof msg_other_store);
+    pe_test_expect_error(&r, 401, "invalid_credentials", msg_other_store, sizeof msg_other_store);
     assert_string_equal(msg_wrong, msg_other_store);
     pe_test_response_free(&r);
 
     /* A malformed email or a too-short password is still the same answer, not a hint. */
     call("POST", "/api/v1/auth/login", "{\"email\":\"no-at-sign\",\"password\":\"x\"}", json, &r);
-    expect_error(&r, 401, "invalid_credentials", msg_unknown, sizeof msg_unknown);
+    pe_test_expect_error(&r, 401, "invalid_credentials", msg_unknown, sizeof msg_unknown);
     assert_string_equal(msg_wrong, msg_unknown);
     pe_test_response_free(&r);
 
@@ -555,7 +522,7 @@ static void test_login_refusals(void **state)
     login("OWNER-A@Example.com", PASSWORD_A, &a, token, sizeof token);
     call("POST", "/api/v1/auth/login",
          "{\"email\":\"" EMAIL_A "\",\"password\":\"ALPHA-PASSWORD-1\"}", json, &r);
-    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_expect_error(&r, 401, "invalid_credentials", NULL, 0);
     pe_test_response_free(&r);
 
     /* Missing fields, wrong types. */
@@ -567,7 +534,7 @@ static void test_login_refusals(void **state)
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(shapes); i++) {
         call("POST", "/api/v1/auth/login", shapes[i], json, &r);
-        expect_error(&r, 400, "invalid_request", NULL, 0);
+        pe_test_expect_error(&r, 400, "invalid_request", NULL, 0);
         pe_test_response_free(&r);
     }
 }
@@ -600,25 +567,25 @@ static void test_csrf_token_on_session_writes(void **state)
     /* without, with another session's, with a truncated token: refused, nothing written */
     const char *none[] = {cookie, json, NULL};
     call("POST", path, body, none, &r);
-    expect_error(&r, 403, "csrf_token_invalid", msg, sizeof msg);
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", msg, sizeof msg);
     assert_non_null(strstr(msg, "X-CSRF-Token"));
     pe_test_response_free(&r);
     const char *wrong[] = {cookie, json, other_csrf, NULL};
     call("POST", path, body, wrong, &r);
-    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
     char truncated[128];
     snprintf(truncated, sizeof truncated, "%.*s", (int)strlen(csrf) - 1, csrf);
     const char *short_one[] = {cookie, json, truncated, NULL};
     call("POST", path, body, short_one, &r);
-    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
-    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM flags WHERE key = 'csrf-flag'");
+    char *n = pe_test_sql(fx.conninfo, "SELECT count(*) FROM flags WHERE key = 'csrf-flag'");
     assert_string_equal(n, "0");
     free(n);
     /* logout is a write too: without the token the session survives */
     call("POST", "/api/v1/auth/logout", "", none, &r);
-    expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
 
     /* with its own token: done */
@@ -668,7 +635,7 @@ static void test_one_session_opens_every_store_of_its_user(void **state)
     char token[128], cookie[256], csrf[128], path[256], body[512];
     pe_test_response_t r;
     cJSON *j = sign_in(EMAIL_M, PASSWORD_M, token, sizeof token);
-    assert_string_equal(str_at(j, "userId"), user_m);
+    assert_string_equal(pe_test_json_require_str(j, "userId"), user_m);
     const cJSON *stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_int_equal(cJSON_GetArraySize(stores), 2);
     cJSON_Delete(j);
@@ -680,16 +647,16 @@ static void test_one_session_opens_every_store_of_its_user(void **state)
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
     j = pe_test_response_json(&r);
-    assert_string_equal(str_at(j, "userId"), user_m);
+    assert_string_equal(pe_test_json_require_str(j, "userId"), user_m);
     stores = cJSON_GetObjectItemCaseSensitive(j, "stores");
     assert_int_equal(cJSON_GetArraySize(stores), 2);
     const cJSON *s0 = cJSON_GetArrayItem(stores, 0), *s1 = cJSON_GetArrayItem(stores, 1);
-    assert_string_equal(str_at(s0, "id"), a.id);
-    assert_string_equal(str_at(s0, "name"), "Store A");
-    assert_string_equal(str_at(s0, "currency"), "EUR");
-    assert_string_equal(str_at(s1, "id"), b.id);
-    assert_string_equal(str_at(s1, "name"), "Store B");
-    assert_string_equal(str_at(s1, "timezone"), "America/New_York");
+    assert_string_equal(pe_test_json_require_str(s0, "id"), a.id);
+    assert_string_equal(pe_test_json_require_str(s0, "name"), "Store A");
+    assert_string_equal(pe_test_json_require_str(s0, "currency"), "EUR");
+    assert_string_equal(pe_test_json_require_str(s1, "id"), b.id);
+    assert_string_equal(pe_test_json_require_str(s1, "name"), "Store B");
+    assert_string_equal(pe_test_json_require_str(s1, "timezone"), "America/New_York");
     cJSON_Delete(j);
     pe_test_response_free(&r);
 
@@ -722,20 +689,20 @@ static void test_one_session_opens_every_store_of_its_user(void **state)
              "SELECT string_agg(key, ',' ORDER BY key) FROM flags WHERE store_id = '%s' "
              "AND key LIKE 'switch-flag%%'",
              a.id);
-    char *keys = pe_test_sql(conninfo, sql);
+    char *keys = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(keys, "switch-flag,switch-flag-again");
     free(keys);
     snprintf(sql, sizeof sql,
              "SELECT string_agg(key, ',' ORDER BY key) FROM flags WHERE store_id = '%s' "
              "AND key LIKE 'switch-flag%%'",
              b.id);
-    keys = pe_test_sql(conninfo, sql);
+    keys = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(keys, "switch-flag");
     free(keys);
 
     /* and nothing of store C */
     get_store(c.id, cookie, &r);
-    expect_error(&r, 403, "forbidden", NULL, 0);
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     assert_null(strstr(r.body.data, "Store C"));
     pe_test_response_free(&r);
 
@@ -758,7 +725,7 @@ static char *store_footprint(const char *store_id)
                                        tables[i], store_id),
                          0);
     assert_int_equal(pe_buf_puts(&sql, ")"), 0);
-    char *out = pe_test_sql(conninfo, sql.data);
+    char *out = pe_test_sql(fx.conninfo, sql.data);
     pe_buf_free(&sql);
     return out;
 }
@@ -830,7 +797,7 @@ static void test_every_store_route_refuses_non_members(void **state)
             if (r.status != want)
                 fail_msg("%s %s: status %ld, want %ld: %.300s", route->method, path, r.status, want,
                          r.body.data ? r.body.data : "");
-            expect_error(&r, want, want == 403 ? "forbidden" : "unauthorized", NULL, 0);
+            pe_test_expect_error(&r, want, want == 403 ? "forbidden" : "unauthorized", NULL, 0);
             assert_null(strstr(r.body.data, "Store C"));
             pe_test_response_free(&r);
             checked++;
@@ -870,7 +837,7 @@ static long try_login(const char *email, const char *password, pe_test_response_
 static void expect_throttled(pe_test_response_t *r, int lo, int hi, const char *want)
 {
     char msg[512], retry[32];
-    expect_error(r, 429, "too_many_requests", msg, sizeof msg);
+    pe_test_expect_error(r, 429, "too_many_requests", msg, sizeof msg);
     pe_test_response_header(r, "Retry-After", retry, sizeof retry);
     int s = atoi(retry);
     if (s < lo || s > hi)
@@ -885,15 +852,15 @@ static void expect_wrong(const char *email)
 {
     pe_test_response_t r;
     try_login(email, "not-the-password", &r);
-    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_expect_error(&r, 401, "invalid_credentials", NULL, 0);
     pe_test_response_free(&r);
 }
 
 /* As if the delay had passed (the clock is the database's). */
 static void delay_passes(void)
 {
-    free(pe_test_sql(conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s' "
-                               "WHERE kind = 'account'"));
+    free(pe_test_sql(fx.conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s' "
+                                  "WHERE kind = 'account'"));
 }
 
 static void test_failed_sign_ins_lock_the_account(void **state)
@@ -923,14 +890,14 @@ static void test_failed_sign_ins_lock_the_account(void **state)
     login(EMAIL_B, PASSWORD_B, &b, token, sizeof token);
 
     /* the lock and its window pass: the right password opens a session and clears the count */
-    free(pe_test_sql(conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s', "
-                               "window_started_at = now() - interval '1 hour' "
-                               "WHERE kind = 'account'"));
+    free(pe_test_sql(fx.conninfo, "UPDATE login_throttle SET locked_until = now() - interval '1s', "
+                                  "window_started_at = now() - interval '1 hour' "
+                                  "WHERE kind = 'account'"));
     expect_wrong(EMAIL_C); /* a new window: 1 */
     expect_wrong(EMAIL_C); /* 2 */
     login(EMAIL_C, PASSWORD_C, &c, token, sizeof token);
-    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM login_throttle WHERE kind = 'account' "
-                                    "AND key = 'owner-c@example.com'");
+    char *n = pe_test_sql(fx.conninfo, "SELECT count(*) FROM login_throttle WHERE kind = 'account' "
+                                       "AND key = 'owner-c@example.com'");
     assert_string_equal(n, "0");
     free(n);
     /* two more failures after the success do not reach the delay (they would add to four) */
@@ -943,7 +910,8 @@ static void test_failed_sign_ins_lock_the_address(void **state)
 {
     (void)state;
     pe_test_response_t r;
-    char *s = pe_test_sql(conninfo, "SELECT failures FROM login_throttle WHERE kind = 'address'");
+    char *s =
+        pe_test_sql(fx.conninfo, "SELECT failures FROM login_throttle WHERE kind = 'address'");
     int before = s ? atoi(s) : 0;
     free(s);
     assert_true(before < PE_LOGIN_ADDRESS_LOCK_AT);
@@ -957,7 +925,7 @@ static void test_failed_sign_ins_lock_the_address(void **state)
     expect_throttled(&r, PE_LOGIN_LOCK_S - 60, PE_LOGIN_LOCK_S,
                      "Too many failed sign-ins from this address; try again in 15 minutes");
     /* a success elsewhere does not clear the address; the tests after this one need it clear */
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle"));
 }
 
 /* ---- behind a reverse proxy ------------------------------------------------------------------ */
@@ -979,7 +947,7 @@ static int address_failures(const char *key)
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT failures FROM login_throttle WHERE kind = 'address' AND key = '%s'", key);
-    char *s = pe_test_sql(conninfo, sql);
+    char *s = pe_test_sql(fx.conninfo, sql);
     int n = s ? atoi(s) : 0;
     free(s);
     return n;
@@ -1006,9 +974,9 @@ static void test_trusted_proxy_names_the_client(void **state)
     (void)state;
     pe_test_server_t proxy;
     pe_test_server_start(
-        &proxy, conninfo,
+        &proxy, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_TRUSTED_PROXIES=127.0.0.0/8, ::1", NULL});
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle"));
     pe_test_response_t r;
     char token[128];
 
@@ -1017,7 +985,7 @@ static void test_trusted_proxy_names_the_client(void **state)
         char email[64];
         snprintf(email, sizeof email, "spray-%d@example.com", i);
         wrong_via(&proxy, email, "X-Forwarded-For: 198.51.100.7", NULL, &r);
-        expect_error(&r, 401, "invalid_credentials", NULL, 0);
+        pe_test_expect_error(&r, 401, "invalid_credentials", NULL, 0);
         pe_test_response_free(&r);
     }
     assert_int_equal(address_failures("198.51.100.7"), PE_LOGIN_ADDRESS_LOCK_AT);
@@ -1049,7 +1017,7 @@ static void test_trusted_proxy_names_the_client(void **state)
     pe_test_response_free(&r);
     /* trusted hops right of the client are skipped */
     wrong_via(&proxy, "hop@example.com", "X-Forwarded-For: 198.51.100.9, 127.0.0.2", NULL, &r);
-    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    pe_test_expect_error(&r, 401, "invalid_credentials", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(address_failures("198.51.100.9"), 1);
 
@@ -1070,7 +1038,7 @@ static void test_trusted_proxy_names_the_client(void **state)
     }
     assert_int_equal(address_failures("127.0.0.1"), (int)PE_ARRAY_LEN(malformed));
     assert_int_equal(address_failures("198.51.100.10"), 0);
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
 
     /* IPv6 clients count per /64, in any spelling */
     wrong_via(&proxy, "v6@example.com", "X-Forwarded-For: 2001:db8:1:2::5", NULL, &r);
@@ -1081,12 +1049,12 @@ static void test_trusted_proxy_names_the_client(void **state)
     pe_test_response_free(&r);
     assert_int_equal(address_failures("2001:db8:1:2::/64"), 2);
     assert_int_equal(address_failures("2001:db8:1:3::/64"), 1);
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle WHERE kind = 'account'"));
 
     /* The server that trusts no proxy ignores the header: the peer is the address. */
     int direct_before = address_failures("127.0.0.1");
-    wrong_via(&server, "direct@example.com", "X-Forwarded-For: 198.51.100.8", NULL, &r);
-    expect_error(&r, 401, "invalid_credentials", NULL, 0);
+    wrong_via(&fx.server, "direct@example.com", "X-Forwarded-For: 198.51.100.8", NULL, &r);
+    pe_test_expect_error(&r, 401, "invalid_credentials", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(address_failures("127.0.0.1"), direct_before + 1);
     assert_int_equal(address_failures("198.51.100.8"), 0);
@@ -1107,10 +1075,10 @@ static void test_trusted_proxy_names_the_client(void **state)
     assert_false(log_has_line(proxy.log_path,
                               (const char *const[]){"\"remote\":\"127.0.0.1\",\"peer\"", NULL}));
     assert_true(
-        log_has_line(server.log_path, (const char *const[]){"\"event\":\"http_request\"",
-                                                            "\"remote\":\"127.0.0.1\"", NULL}));
-    assert_false(log_has_line(server.log_path, (const char *const[]){"198.51.100.", NULL}));
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+        log_has_line(fx.server.log_path, (const char *const[]){"\"event\":\"http_request\"",
+                                                               "\"remote\":\"127.0.0.1\"", NULL}));
+    assert_false(log_has_line(fx.server.log_path, (const char *const[]){"198.51.100.", NULL}));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle"));
 }
 
 /* ---- the purge ------------------------------------------------------------------------------- */
@@ -1118,9 +1086,9 @@ static void test_trusted_proxy_names_the_client(void **state)
 static void test_purge_deletes_only_spent_rows(void **state)
 {
     (void)state;
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle"));
     free(pe_test_sql(
-        conninfo,
+        fx.conninfo,
         "INSERT INTO login_throttle (kind, key, failures, window_started_at, last_failed_at, "
         "locked_until) VALUES "
         /* spent: window over, never locked */
@@ -1146,30 +1114,31 @@ static void test_purge_deletes_only_spent_rows(void **state)
         "('account', 'recent@example.com', 4, now() - interval '5 minutes', "
         " now() - interval '1 minute', now() - interval '1 second')"));
     uint64_t n = 99;
-    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    assert_int_equal(pe_tenancy_login_purge(fx.pool, &n), 0);
     assert_int_equal(n, 3);
     char *left =
-        pe_test_sql(conninfo, "SELECT string_agg(key, ',' ORDER BY key) FROM login_throttle");
+        pe_test_sql(fx.conninfo, "SELECT string_agg(key, ',' ORDER BY key) FROM login_throttle");
     assert_string_equal(left, "198.51.100.51,198.51.100.52,delayed@example.com,fresh@example.com,"
                               "recent@example.com");
     free(left);
     /* nothing more to do the second time; NULL is allowed for the count */
-    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    assert_int_equal(pe_tenancy_login_purge(fx.pool, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(pe_tenancy_login_purge(pool, NULL), 0);
+    assert_int_equal(pe_tenancy_login_purge(fx.pool, NULL), 0);
 
     /* a purged account starts from nothing, as it would have after its window anyway */
-    free(pe_test_sql(
-        conninfo, "UPDATE login_throttle SET window_started_at = now() - interval '1 hour', "
-                  "locked_until = now() - interval '1 second' WHERE key = 'recent@example.com'"));
-    assert_int_equal(pe_tenancy_login_purge(pool, &n), 0);
+    free(
+        pe_test_sql(fx.conninfo,
+                    "UPDATE login_throttle SET window_started_at = now() - interval '1 hour', "
+                    "locked_until = now() - interval '1 second' WHERE key = 'recent@example.com'"));
+    assert_int_equal(pe_tenancy_login_purge(fx.pool, &n), 0);
     assert_int_equal(n, 1);
     expect_wrong("recent@example.com");
     char *failures = pe_test_sql(
-        conninfo, "SELECT failures FROM login_throttle WHERE key = 'recent@example.com'");
+        fx.conninfo, "SELECT failures FROM login_throttle WHERE key = 'recent@example.com'");
     assert_string_equal(failures, "1");
     free(failures);
-    free(pe_test_sql(conninfo, "DELETE FROM login_throttle"));
+    free(pe_test_sql(fx.conninfo, "DELETE FROM login_throttle"));
 }
 
 /* Sessions that can never authenticate again are deleted; live ones, and the user's other
@@ -1182,27 +1151,29 @@ static void test_session_purge_deletes_only_ended_sessions(void **state)
     login(EMAIL_A, PASSWORD_A, &a, signed_out, sizeof signed_out);
     login(EMAIL_A, PASSWORD_A, &a, idle, sizeof idle);
     login(EMAIL_A, PASSWORD_A, &a, expired, sizeof expired);
-    assert_int_equal(pe_tenancy_session_revoke(pool, signed_out), 0);
+    assert_int_equal(pe_tenancy_session_revoke(fx.pool, signed_out), 0);
     /* the newest two sessions of user A: one idle-expired, one past its absolute expiry */
-    free(pe_test_sql(conninfo, "UPDATE sessions SET idle_expires_at = now() - interval '1 second'"
-                               " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
-                               "revoked_at IS NULL ORDER BY created_at DESC, token_hash LIMIT 1"
-                               " OFFSET 1)"));
-    free(pe_test_sql(conninfo, "UPDATE sessions SET expires_at = now() - interval '1 second'"
-                               " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
-                               "revoked_at IS NULL AND idle_expires_at > now() ORDER BY "
-                               "created_at DESC, token_hash LIMIT 1)"));
-    char *before = pe_test_sql(conninfo, "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL"
-                                         " OR idle_expires_at <= now() OR expires_at <= now())"
-                                         " FROM sessions");
+    free(pe_test_sql(fx.conninfo,
+                     "UPDATE sessions SET idle_expires_at = now() - interval '1 second'"
+                     " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
+                     "revoked_at IS NULL ORDER BY created_at DESC, token_hash LIMIT 1"
+                     " OFFSET 1)"));
+    free(pe_test_sql(fx.conninfo, "UPDATE sessions SET expires_at = now() - interval '1 second'"
+                                  " WHERE token_hash = (SELECT token_hash FROM sessions WHERE "
+                                  "revoked_at IS NULL AND idle_expires_at > now() ORDER BY "
+                                  "created_at DESC, token_hash LIMIT 1)"));
+    char *before = pe_test_sql(fx.conninfo, "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL"
+                                            " OR idle_expires_at <= now() OR expires_at <= now())"
+                                            " FROM sessions");
     assert_non_null(before);
     uint64_t ended = strtoull(before, NULL, 10), n = 0;
     free(before);
     assert_true(ended >= 3);
-    assert_int_equal(pe_tenancy_session_purge(pool, &n), 0);
+    assert_int_equal(pe_tenancy_session_purge(fx.pool, &n), 0);
     assert_int_equal(n, ended);
-    char *left = pe_test_sql(conninfo, "SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL"
-                                       " OR idle_expires_at <= now() OR expires_at <= now()");
+    char *left =
+        pe_test_sql(fx.conninfo, "SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL"
+                                 " OR idle_expires_at <= now() OR expires_at <= now()");
     assert_string_equal(left, "0");
     free(left);
     /* the live session still signs in requests */
@@ -1213,9 +1184,9 @@ static void test_session_purge_deletes_only_ended_sessions(void **state)
     call("GET", "/api/v1/me", NULL, headers, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
-    assert_int_equal(pe_tenancy_session_purge(pool, &n), 0);
+    assert_int_equal(pe_tenancy_session_purge(fx.pool, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(pe_tenancy_session_purge(pool, NULL), 0);
+    assert_int_equal(pe_tenancy_session_purge(fx.pool, NULL), 0);
 }
 
 /* Behind a TLS-terminating proxy the cookie is also Secure. */
@@ -1254,7 +1225,7 @@ static void test_tokens_never_in_bodies(void **state)
     assert_null(strstr(all_bodies.data, a.sk));
     assert_null(strstr(all_bodies.data, b.sk));
     /* The server is still healthy and stops cleanly. */
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -1262,32 +1233,25 @@ static void test_tokens_never_in_bodies(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
-    pe_test_tenant_make(&b, pool, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
-    pe_test_tenant_make(&c, pool, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&a, fx.pool, "Store A", "Europe/Berlin", "EUR", EMAIL_A, PASSWORD_A);
+    pe_test_tenant_make(&b, fx.pool, "Store B", "America/New_York", "USD", EMAIL_B, PASSWORD_B);
+    pe_test_tenant_make(&c, fx.pool, "Store C", "UTC", "USD", EMAIL_C, PASSWORD_C);
     char err[256] = "", again[PE_ID_LEN];
     assert_int_equal(
-        pe_tenancy_user_create(pool, EMAIL_M, PASSWORD_M, a.id, user_m, err, sizeof err), 0);
+        pe_tenancy_user_create(fx.pool, EMAIL_M, PASSWORD_M, a.id, user_m, err, sizeof err), 0);
     assert_int_equal(
-        pe_tenancy_user_create(pool, EMAIL_M, PASSWORD_M, b.id, again, err, sizeof err), 0);
+        pe_tenancy_user_create(fx.pool, EMAIL_M, PASSWORD_M, b.id, again, err, sizeof err), 0);
     assert_string_equal(again, user_m); /* one user, two stores */
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
     pe_buf_free(&all_bodies);
-    return rc == 0 ? 0 : -1;
+    return pe_test_fixture_close(&fx);
 }
 
 int main(void)

@@ -31,9 +31,7 @@
 
 #define PASSWORD "keys-password-1"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 static pe_test_tenant_t a, b, c;
 static pe_buf_t all_bodies; /* every response body except the 201s of creations */
 static pe_buf_t minted;     /* every key the API handed out, one per line */
@@ -60,7 +58,7 @@ static long call(const char *method, const char *path, const char *body, const c
                  pe_test_response_t *r)
 {
     char url[2048];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
+    snprintf(url, sizeof url, "%s%s", fx.server.base_url, path);
     if (pe_test_http(method, url, body, headers, r) != 0)
         fail_msg("%s %s: no exchange", method, path);
     if (!(r->status == 201 && strcmp(method, "POST") == 0))
@@ -68,37 +66,11 @@ static long call(const char *method, const char *path, const char *body, const c
     return r->status;
 }
 
-static const char *str_at(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    if (!cJSON_IsString(v))
-        fail_msg("\"%s\" is not a string", name);
-    return v->valuestring;
-}
-
 static void expect_status(const pe_test_response_t *r, long status)
 {
     if (r->status != status)
         fail_msg("status %ld, want %ld: %.400s", r->status, status,
                  r->body.data ? r->body.data : "");
-}
-
-/* Asserts status and the one error shape with that code. */
-static void expect_error(const pe_test_response_t *r, long status, const char *code)
-{
-    expect_status(r, status);
-    char ct[128];
-    pe_test_response_header(r, "Content-Type", ct, sizeof ct);
-    assert_true(strncmp(ct, "application/json", 16) == 0);
-    cJSON *j = pe_test_response_json(r);
-    assert_int_equal(cJSON_GetArraySize(j), 1);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    assert_true(cJSON_IsObject(e));
-    assert_int_equal(cJSON_GetArraySize(e), 2);
-    if (strcmp(str_at(e, "code"), code) != 0)
-        fail_msg("code %s, want %s: %s", str_at(e, "code"), code, str_at(e, "message"));
-    assert_true(strlen(str_at(e, "message")) > 0);
-    cJSON_Delete(j);
 }
 
 static void keys_path(char *out, size_t outlen, const pe_test_tenant_t *t, const char *key_id)
@@ -139,14 +111,14 @@ static long create_key(const pe_test_tenant_t *owner, const char *const *headers
     if (status == 201) {
         cJSON *j = pe_test_response_json(&r);
         assert_int_equal(cJSON_GetArraySize(j), 6);
-        const char *k = str_at(j, "key");
+        const char *k = pe_test_json_require_str(j, "key");
         assert_int_equal(strlen(k), 46);
         assert_true(strncmp(k, strcmp(kind, "secret") == 0 ? "sk_" : "pk_", 3) == 0);
-        assert_string_equal(str_at(j, "kind"), kind);
-        assert_int_equal(strlen(str_at(j, "prefix")), 10);
-        assert_true(strncmp(str_at(j, "prefix"), k, 10) == 0);
-        assert_int_equal(strlen(str_at(j, "id")), 36);
-        assert_int_equal(strlen(str_at(j, "createdAt")), 24);
+        assert_string_equal(pe_test_json_require_str(j, "kind"), kind);
+        assert_int_equal(strlen(pe_test_json_require_str(j, "prefix")), 10);
+        assert_true(strncmp(pe_test_json_require_str(j, "prefix"), k, 10) == 0);
+        assert_int_equal(strlen(pe_test_json_require_str(j, "id")), 36);
+        assert_int_equal(strlen(pe_test_json_require_str(j, "createdAt")), 24);
         assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "revokedAt")));
         pthread_mutex_lock(&bodies_lock);
         pe_buf_puts(&minted, k);
@@ -155,7 +127,7 @@ static long create_key(const pe_test_tenant_t *owner, const char *const *headers
         if (key)
             snprintf(key, PE_KEY_LEN, "%s", k);
         if (key_id)
-            snprintf(key_id, PE_ID_LEN, "%s", str_at(j, "id"));
+            snprintf(key_id, PE_ID_LEN, "%s", pe_test_json_require_str(j, "id"));
         char cache[128];
         pe_test_response_header(&r, "Cache-Control", cache, sizeof cache);
         assert_non_null(strstr(cache, "no-store"));
@@ -192,7 +164,7 @@ static const cJSON *find_key(const cJSON *list, const char *key_id)
     const cJSON *k;
     cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(list, "keys"))
     {
-        if (strcmp(str_at(k, "id"), key_id) == 0)
+        if (strcmp(pe_test_json_require_str(k, "id"), key_id) == 0)
             return k;
     }
     return NULL;
@@ -200,7 +172,7 @@ static const cJSON *find_key(const cJSON *list, const char *key_id)
 
 static long count_sql(const char *sql)
 {
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     long n = v ? strtol(v, NULL, 10) : -1;
     free(v);
     return n;
@@ -242,7 +214,7 @@ static long post_event(const char *pk, char event_id[PE_ID_LEN])
 static void sign_in(pe_test_tenant_t *t)
 {
     pe_test_response_t r;
-    pe_test_tenant_sign_in(t, &server, &r);
+    pe_test_tenant_sign_in(t, &fx.server, &r);
     keep_body(&r);
     pe_test_response_free(&r);
 }
@@ -264,13 +236,14 @@ static void test_list_shows_prefixes_only(void **state)
     cJSON_ArrayForEach(k, keys)
     {
         assert_int_equal(cJSON_GetArraySize(k), 5); /* id, kind, prefix, createdAt, revokedAt */
-        const char *kind = str_at(k, "kind"), *prefix = str_at(k, "prefix");
+        const char *kind = pe_test_json_require_str(k, "kind"),
+                   *prefix = pe_test_json_require_str(k, "prefix");
         const char *full = strcmp(kind, "publishable") == 0 ? a.pk : a.sk;
         seen_pk += strcmp(kind, "publishable") == 0;
         seen_sk += strcmp(kind, "secret") == 0;
         assert_int_equal(strlen(prefix), 10);
         assert_true(strncmp(prefix, full, 10) == 0);
-        const char *created = str_at(k, "createdAt");
+        const char *created = pe_test_json_require_str(k, "createdAt");
         assert_int_equal(strlen(created), 24);
         assert_true(created[4] == '-' && created[10] == 'T' && created[23] == 'Z');
         assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(k, "revokedAt")));
@@ -289,10 +262,10 @@ static void test_list_shows_prefixes_only(void **state)
     keys_path(path, sizeof path, &a, NULL);
     pe_test_response_t r;
     call("GET", path, NULL, pk_headers, &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
     call("GET", path, NULL, NULL, &r);
-    expect_error(&r, 401, "unauthorized");
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -309,7 +282,7 @@ static void test_created_publishable_key_ingests(void **state)
     assert_int_equal(post_event(pk, event_id), 200);
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT store_id FROM events WHERE event_id = '%s'", event_id);
-    char *store = pe_test_sql(conninfo, sql);
+    char *store = pe_test_sql(fx.conninfo, sql);
     assert_non_null(store);
     assert_string_equal(store, a.id);
     free(store);
@@ -318,7 +291,7 @@ static void test_created_publishable_key_ingests(void **state)
     cJSON *j = list_keys(&a, as_session(&a, h));
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
     assert_int_equal(cJSON_GetArraySize(keys), 3);
-    assert_string_equal(str_at(cJSON_GetArrayItem(keys, 0), "id"), id);
+    assert_string_equal(pe_test_json_require_str(cJSON_GetArrayItem(keys, 0), "id"), id);
     assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(keys, 0), "key"));
     cJSON_Delete(j);
     assert_int_equal(post_event(a.pk, event_id), 200);
@@ -342,7 +315,7 @@ static void test_session_mints_a_working_secret_key(void **state)
     expect_status(&r, 200);
     pe_test_response_free(&r);
     call("GET", path, NULL, key_headers, &r); /* secret keys are never cached: refused at once */
-    expect_error(&r, 401, "unauthorized");
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -371,10 +344,10 @@ static void test_revoked_publishable_key_is_refused_at_once(void **state)
             fail_msg("round %d: a revoked key was still accepted", round);
         cJSON *j = pe_test_response_json(&r);
         assert_int_equal(cJSON_GetArraySize(j), 5);
-        assert_string_equal(str_at(j, "id"), id);
-        assert_string_equal(str_at(j, "kind"), "publishable");
+        assert_string_equal(pe_test_json_require_str(j, "id"), id);
+        assert_string_equal(pe_test_json_require_str(j, "kind"), "publishable");
         char revoked_at[PE_TIMESTAMP_LEN];
-        snprintf(revoked_at, sizeof revoked_at, "%s", str_at(j, "revokedAt"));
+        snprintf(revoked_at, sizeof revoked_at, "%s", pe_test_json_require_str(j, "revokedAt"));
         assert_int_equal(strlen(revoked_at), 24);
         cJSON_Delete(j);
         pe_test_response_free(&r);
@@ -388,12 +361,12 @@ static void test_revoked_publishable_key_is_refused_at_once(void **state)
         j = list_keys(&a, as_session(&a, h));
         const cJSON *k = find_key(j, id);
         assert_non_null(k);
-        assert_string_equal(str_at(k, "revokedAt"), revoked_at);
+        assert_string_equal(pe_test_json_require_str(k, "revokedAt"), revoked_at);
         cJSON_Delete(j);
         revoke_key(&a, as_session(&a, h), id, &r);
         expect_status(&r, 200);
         j = pe_test_response_json(&r);
-        assert_string_equal(str_at(j, "revokedAt"), revoked_at);
+        assert_string_equal(pe_test_json_require_str(j, "revokedAt"), revoked_at);
         cJSON_Delete(j);
         pe_test_response_free(&r);
         assert_int_equal(post_event(pk, event_id), 401);
@@ -412,19 +385,19 @@ static void test_session_writes_need_the_csrf_token(void **state)
     keys_path(path, sizeof path, &a, NULL);
     pe_test_response_t r;
     call("POST", path, "{\"kind\":\"publishable\"}", as_session_no_csrf(&a, h), &r);
-    expect_error(&r, 403, "csrf_token_invalid");
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
     /* another session's token is no better */
     const char *wrong[] = {a.cookie, b.csrf, JSON, NULL};
     call("POST", path, "{\"kind\":\"secret\"}", wrong, &r);
-    expect_error(&r, 403, "csrf_token_invalid");
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(live_keys(&a), before);
 
     char pk[PE_KEY_LEN], id[PE_ID_LEN], event_id[PE_ID_LEN];
     assert_int_equal(create_key(&a, as_session(&a, h), "publishable", pk, id), 201);
     revoke_key(&a, as_session_no_csrf(&a, h), id, &r);
-    expect_error(&r, 403, "csrf_token_invalid");
+    pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(post_event(pk, event_id), 200); /* still live */
     revoke_key(&a, as_session(&a, h), id, &r);
@@ -448,7 +421,7 @@ static void test_secret_key_manages_publishable_keys_only(void **state)
     keys_path(path, sizeof path, &a, NULL);
     pe_test_response_t r;
     call("POST", path, "{\"kind\":\"secret\"}", as_key(&a, h), &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(live_keys(&a), before + 1);
 
@@ -459,12 +432,12 @@ static void test_secret_key_manages_publishable_keys_only(void **state)
              "SELECT id FROM api_keys WHERE store_id = '%s' AND kind = 'secret' "
              "AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
              a.id);
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     assert_non_null(v);
     snprintf(sk_id, sizeof sk_id, "%s", v);
     free(v);
     revoke_key(&a, as_key(&a, h), sk_id, &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     revoke_key(&a, as_key(&a, h), id, &r);
@@ -486,7 +459,7 @@ static void *race_create(void *arg)
 {
     race_t *race = arg;
     char url[256];
-    snprintf(url, sizeof url, "%s/api/v1/stores/%s/keys", server.base_url, c.id);
+    snprintf(url, sizeof url, "%s/api/v1/stores/%s/keys", fx.server.base_url, c.id);
     const char *headers[] = {c.sk_auth, JSON, NULL};
     race->rc = pe_test_http("POST", url, "{\"kind\":\"publishable\"}", headers, &race->r);
     return NULL;
@@ -511,14 +484,14 @@ static void race_for_two_places(char won[2][PE_ID_LEN])
         if (r->status == 201) {
             cJSON *j = pe_test_response_json(r);
             if (created < 2)
-                snprintf(won[created], PE_ID_LEN, "%s", str_at(j, "id"));
+                snprintf(won[created], PE_ID_LEN, "%s", pe_test_json_require_str(j, "id"));
             created++;
-            assert_int_equal(pe_buf_puts(&minted, str_at(j, "key")), 0);
+            assert_int_equal(pe_buf_puts(&minted, pe_test_json_require_str(j, "key")), 0);
             assert_int_equal(pe_buf_puts(&minted, "\n"), 0);
             cJSON_Delete(j);
         } else {
             refused++;
-            expect_error(r, 409, "key_limit_reached");
+            pe_test_expect_error(r, 409, "key_limit_reached", NULL, 0);
             assert_int_equal(pe_buf_append(&all_bodies, r->body.data, r->body.len), 0);
         }
         pe_test_response_free(r);
@@ -554,14 +527,14 @@ static void test_live_key_limit(void **state)
         }
     }
     int n = -1;
-    assert_int_equal(pe_tenancy_key_count_live(pool, c.id, &n), 0);
+    assert_int_equal(pe_tenancy_key_count_live(fx.pool, c.id, &n), 0);
     assert_int_equal(n, PE_KEYS_MAX_LIVE);
 
     /* full: a session is refused too, with a message that says what to do */
     char path[256];
     keys_path(path, sizeof path, &c, NULL);
     call("POST", path, "{\"kind\":\"secret\"}", as_session(&c, h), &r);
-    expect_error(&r, 409, "key_limit_reached");
+    pe_test_expect_error(&r, 409, "key_limit_reached", NULL, 0);
     assert_non_null(strstr(r.body.data, "revoke"));
     pe_test_response_free(&r);
     assert_int_equal(live_keys(&c), PE_KEYS_MAX_LIVE);
@@ -583,7 +556,8 @@ static void test_live_key_limit(void **state)
         assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(k, "revokedAt")) ==
                     (i < PE_KEYS_MAX_LIVE));
     }
-    assert_string_equal(str_at(cJSON_GetArrayItem(keys, PE_KEYS_MAX_LIVE), "id"), first_id);
+    assert_string_equal(pe_test_json_require_str(cJSON_GetArrayItem(keys, PE_KEYS_MAX_LIVE), "id"),
+                        first_id);
     cJSON_Delete(j);
 }
 
@@ -599,7 +573,7 @@ static void test_other_store_keys_are_out_of_reach(void **state)
              "SELECT id FROM api_keys WHERE store_id = '%s' AND kind = 'publishable' "
              "AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
              b.id);
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     assert_non_null(v);
     snprintf(b_pk_id, sizeof b_pk_id, "%s", v);
     free(v);
@@ -611,18 +585,18 @@ static void test_other_store_keys_are_out_of_reach(void **state)
     for (size_t i = 0; i < PE_ARRAY_LEN(as_a); i++) {
         keys_path(path, sizeof path, &b, NULL);
         call("GET", path, NULL, as_a[i], &r);
-        expect_error(&r, 403, "forbidden");
+        pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
         assert_null(strstr(r.body.data, b_pk_id));
         pe_test_response_free(&r);
         call("POST", path, "{\"kind\":\"publishable\"}", as_a[i], &r);
-        expect_error(&r, 403, "forbidden");
+        pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
         pe_test_response_free(&r);
         revoke_key(&b, as_a[i], b_pk_id, &r);
-        expect_error(&r, 403, "forbidden");
+        pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
         pe_test_response_free(&r);
         /* B's key id on A's own path: not A's key, so there is no such key */
         revoke_key(&a, as_a[i], b_pk_id, &r);
-        expect_error(&r, 404, "not_found");
+        pe_test_expect_error(&r, 404, "not_found", NULL, 0);
         pe_test_response_free(&r);
     }
     /* A's session does not see B's keys in its own list either */
@@ -633,7 +607,7 @@ static void test_other_store_keys_are_out_of_reach(void **state)
     assert_int_equal(live_keys(&b), b_before);
     assert_int_equal(post_event(b.pk, event_id), 200);
     snprintf(sql, sizeof sql, "SELECT store_id FROM events WHERE event_id = '%s'", event_id);
-    v = pe_test_sql(conninfo, sql);
+    v = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(v, b.id);
     free(v);
 }
@@ -675,7 +649,7 @@ static void test_bad_input_is_4xx(void **state)
         call("POST", path, bodies[i].body, as_session(&a, h), &r);
         if (r.status != 400)
             fail_msg("body %zu: status %ld: %.300s", i, r.status, r.body.data ? r.body.data : "");
-        expect_error(&r, 400, bodies[i].code);
+        pe_test_expect_error(&r, 400, bodies[i].code, NULL, 0);
         pe_test_response_free(&r);
     }
     /* too big, not JSON at all */
@@ -683,7 +657,7 @@ static void test_bad_input_is_4xx(void **state)
     assert_non_null(big);
     snprintf(big, 4096, "{\"kind\":\"publishable\",\"pad\":\"%03000d\"}", 0);
     call("POST", path, big, as_session(&a, h), &r);
-    expect_error(&r, 413, "payload_too_large");
+    pe_test_expect_error(&r, 413, "payload_too_large", NULL, 0);
     pe_test_response_free(&r);
     free(big);
     const char *text[] = {a.cookie, a.csrf, "Content-Type: application/x-www-form-urlencoded",
@@ -706,7 +680,7 @@ static void test_bad_input_is_4xx(void **state)
         revoke_key(&a, as_session(&a, h), ids[i], &r);
         if (r.status != 404)
             fail_msg("id %zu: status %ld: %.300s", i, r.status, r.body.data ? r.body.data : "");
-        expect_error(&r, 404, "not_found");
+        pe_test_expect_error(&r, 404, "not_found", NULL, 0);
         pe_test_response_free(&r);
     }
     revoke_key(&a, as_session(&a, h), "%00", &r);
@@ -718,7 +692,7 @@ static void test_bad_input_is_4xx(void **state)
     assert_true(r.status >= 400 && r.status < 500);
     pe_test_response_free(&r);
     call("GET", "/api/v1/stores/not-a-uuid/keys", NULL, as_session(&a, h), &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
     call("PUT", "/api/v1/stores/not-a-uuid/keys", "{}", as_session(&a, h), &r);
     assert_int_equal(r.status, 405);
@@ -734,7 +708,7 @@ static void test_keys_and_hashes_never_leak(void **state)
     assert_non_null(all_bodies.data);
     assert_non_null(minted.data);
     /* no hash of any key in any body */
-    char *hashes = pe_test_sql(conninfo, "SELECT string_agg(key_hash, ',') FROM api_keys");
+    char *hashes = pe_test_sql(fx.conninfo, "SELECT string_agg(key_hash, ',') FROM api_keys");
     assert_non_null(hashes);
     for (char *save = NULL, *h = strtok_r(hashes, ",", &save); h; h = strtok_r(NULL, ",", &save))
         if (strstr(all_bodies.data, h))
@@ -742,7 +716,7 @@ static void test_keys_and_hashes_never_leak(void **state)
     free(hashes);
 
     /* no minted key, nor the stores' own keys, in any other body, nor in the server's log */
-    FILE *f = fopen(server.log_path, "r");
+    FILE *f = fopen(fx.server.log_path, "r");
     assert_non_null(f);
     pe_buf_t log = PE_BUF_INIT;
     char chunk[4096];
@@ -766,7 +740,7 @@ static void test_keys_and_hashes_never_leak(void **state)
     }
     assert_true(count >= PE_KEYS_MAX_LIVE);
     pe_buf_free(&log);
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -774,16 +748,12 @@ static void test_keys_and_hashes_never_leak(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "Keys A", "UTC", "EUR", "keys-a@example.com", PASSWORD);
-    pe_test_tenant_make(&b, pool, "Keys B", "UTC", "EUR", "keys-b@example.com", PASSWORD);
-    pe_test_tenant_make(&c, pool, "Keys C", "UTC", "EUR", "keys-c@example.com", PASSWORD);
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&a, fx.pool, "Keys A", "UTC", "EUR", "keys-a@example.com", PASSWORD);
+    pe_test_tenant_make(&b, fx.pool, "Keys B", "UTC", "EUR", "keys-b@example.com", PASSWORD);
+    pe_test_tenant_make(&c, fx.pool, "Keys C", "UTC", "EUR", "keys-c@example.com", PASSWORD);
     /* info: the key log lines are part of what is checked */
-    pe_test_server_start(&server, conninfo,
+    pe_test_server_start(&fx.server, fx.conninfo,
                          (const char *const[]){"PE_HTTP_THREADS=4", "PE_LOG_LEVEL=info", NULL});
     sign_in(&a);
     sign_in(&b);
@@ -794,12 +764,9 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
     pe_buf_free(&all_bodies);
     pe_buf_free(&minted);
-    return rc == 0 ? 0 : -1;
+    return pe_test_fixture_close(&fx);
 }
 
 int main(void)

@@ -26,10 +26,8 @@
 #define EVENTS        200000
 #define MAX_GROWTH_KB (64 * 1024)
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
-static char store_id[PE_ID_LEN], auth[128];
+static pe_test_fixture_t fx;
+static pe_test_tenant_t store;
 
 /* A field of /proc/<pid>/status in kB, or -1. */
 static long proc_kb(int pid, const char *field)
@@ -77,7 +75,7 @@ static size_t sink(char *p, size_t size, size_t n, void *ctx)
     }
     s->bytes += (long long)len;
     if (s->bytes >= s->next_sample) {
-        long rss = proc_kb(server.pid, "VmRSS");
+        long rss = proc_kb(fx.server.pid, "VmRSS");
         if (rss > s->max_rss_kb)
             s->max_rss_kb = rss;
         s->next_sample = s->bytes + 256 * 1024;
@@ -91,9 +89,9 @@ static long export(const char *query, sink_t *s)
     char url[512], h[160];
     memset(s, 0, sizeof *s);
     s->in_header = true;
-    snprintf(url, sizeof url, "%s/api/v1/stores/%s/audit/export%s", server.base_url, store_id,
+    snprintf(url, sizeof url, "%s/api/v1/stores/%s/audit/export%s", fx.server.base_url, store.id,
              query);
-    snprintf(h, sizeof h, "%s", auth);
+    snprintf(h, sizeof h, "%s", store.sk_auth);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     struct curl_slist *hl = curl_slist_append(NULL, h);
@@ -119,12 +117,12 @@ static void test_export_bounded_memory(void **state)
     sink_t s;
     /* warm up: pool connections, first-use allocations */
     assert_int_equal(export("?format=csv&to=1970-01-02T00:00:00Z", &s), 200);
-    long before = proc_kb(server.pid, "VmRSS"), hwm_before = proc_kb(server.pid, "VmHWM");
+    long before = proc_kb(fx.server.pid, "VmRSS"), hwm_before = proc_kb(fx.server.pid, "VmHWM");
     assert_true(before > 0);
     int64_t t0 = pe_now_mono_us();
     assert_int_equal(export("?format=csv", &s), 200);
     double secs = (double)(pe_now_mono_us() - t0) / 1e6;
-    long hwm = proc_kb(server.pid, "VmHWM");
+    long hwm = proc_kb(fx.server.pid, "VmHWM");
     long peak = s.max_rss_kb;
     if (hwm > hwm_before && hwm > peak)
         peak = hwm; /* the peak happened between samples */
@@ -149,11 +147,11 @@ static void test_export_bounds(void **state)
     assert_int_equal(export("?format=csv&to=1970-01-01T00:00:00Z", &s), 200);
     assert_int_equal(s.records, 0);
     /* from inclusive, to exclusive: event i sits at base + (i-1) ms */
-    char *base = pe_test_sql(conninfo, "SELECT to_char(date_trunc('month', now()) AT TIME ZONE "
-                                       "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
-    char *end = pe_test_sql(conninfo, "SELECT to_char((date_trunc('month', now()) + interval "
-                                      "'1 second') AT TIME ZONE 'UTC', "
-                                      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+    char *base = pe_test_sql(fx.conninfo, "SELECT to_char(date_trunc('month', now()) AT TIME ZONE "
+                                          "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+    char *end = pe_test_sql(fx.conninfo, "SELECT to_char((date_trunc('month', now()) + interval "
+                                         "'1 second') AT TIME ZONE 'UTC', "
+                                         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
     char q[256];
     snprintf(q, sizeof q, "?format=csv&from=%s&to=%s", base, end);
     assert_int_equal(export(q, &s), 200);
@@ -171,21 +169,9 @@ static void test_export_bounds(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    curl_global_init(CURL_GLOBAL_ALL);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_store_t store;
-    char pk[PE_KEY_LEN], sk[PE_KEY_LEN], err[256] = "";
-    int rc = pe_tenancy_store_create(pool, "Audit export", "Europe/Berlin", "EUR", &store, pk, sk,
-                                     err, sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(store_id, sizeof store_id, "%s", store.id);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", sk);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&store, fx.pool, "Audit export", "Europe/Berlin", "EUR", NULL, NULL);
     /* the current month's partition holds them all: base + 0 … 200 s */
     char q[2048];
     snprintf(q, sizeof q,
@@ -200,25 +186,16 @@ static int group_setup(void **state)
              "   '[]'::jsonb), 'metrics', jsonb_build_object('conversionRate', 0.0231,"
              "   'sessions', 18234, 'revenue', 99812.5)),"
              " NULL, lpad(to_hex(i), 64, '0') FROM generate_series(1, %d) i",
-             store_id, EVENTS);
-    free(pe_test_sql(conninfo, q));
-    free(pe_test_sql(conninfo, "ANALYZE audit_events")); /* as autovacuum soon would */
+             store.id, EVENTS);
+    free(pe_test_sql(fx.conninfo, q));
+    free(pe_test_sql(fx.conninfo, "ANALYZE audit_events")); /* as autovacuum soon would */
     char asan[512];
     const char *have = getenv("ASAN_OPTIONS");
     snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s%squarantine_size_mb=4", have ? have : "",
              have && *have ? ":" : "");
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", asan, NULL});
+    pe_test_server_start(&fx.server, fx.conninfo,
+                         (const char *const[]){"PE_HTTP_THREADS=2", asan, NULL});
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    curl_global_cleanup();
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -227,5 +204,5 @@ int main(void)
         cmocka_unit_test(test_export_bounds),
         cmocka_unit_test(test_export_bounded_memory),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

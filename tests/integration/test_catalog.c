@@ -24,9 +24,7 @@
 
 #define PASSWORD "catalog-password-1"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 static pe_test_tenant_t a, b;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -38,7 +36,7 @@ static long call(const char *method, const char *path, const char *body, const c
                  pe_test_response_t *r)
 {
     char url[2048];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
+    snprintf(url, sizeof url, "%s%s", fx.server.base_url, path);
     const char *with[] = {header, "Content-Type: application/json", csrf_header, NULL};
     const char *without[] = {"Content-Type: application/json", NULL};
     const char *const *headers = header ? with : without;
@@ -93,30 +91,20 @@ static cJSON *list(const pe_test_tenant_t *t, const char *header, const char *qu
     return j;
 }
 
-static char *db_value(const char *sql)
-{
-    return pe_test_sql(conninfo, sql);
-}
-
 static long product_count(const pe_test_tenant_t *t)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM products WHERE store_id = '%s'", t->id);
-    char *v = db_value(sql);
-    long n = strtol(v, NULL, 10);
-    free(v);
-    return n;
+    return pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM products WHERE store_id = '%s'",
+                            t->id);
 }
 
 /* A stable fingerprint of t's products, to prove a refused request changed nothing. */
 static char *fingerprint(const pe_test_tenant_t *t)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT coalesce(string_agg(concat_ws('|', sku, name, category, price, cost, stock, "
-             "currency, updated_at), ';' ORDER BY sku), '') FROM products WHERE store_id = '%s'",
-             t->id);
-    return db_value(sql);
+    return pe_test_sqlf(
+        fx.conninfo,
+        "SELECT coalesce(string_agg(concat_ws('|', sku, name, category, price, cost, stock, "
+        "currency, updated_at), ';' ORDER BY sku), '') FROM products WHERE store_id = '%s'",
+        t->id);
 }
 
 static const cJSON *find_sku(const cJSON *page, const char *sku)
@@ -195,7 +183,7 @@ static void test_upsert_and_read_back(void **state)
     cJSON_Delete(page);
 
     /* A merchant's session works as well as the secret key. */
-    pe_test_tenant_sign_in(&a, &server, NULL);
+    pe_test_tenant_sign_in(&a, &fx.server, NULL);
     page = list(&a, a.cookie, NULL, 200);
     assert_non_null(find_sku(page, "MUG-1"));
     cJSON_Delete(page);
@@ -420,10 +408,10 @@ static void test_tenant_isolation(void **state)
     pe_refusal_t err;
     size_t count = 99;
     assert_int_equal(
-        pe_catalog_upsert(pool, "00000000-0000-4000-8000-000000000000", one, &count, &err),
+        pe_catalog_upsert(fx.pool, "00000000-0000-4000-8000-000000000000", one, &count, &err),
         PE_ENOTFOUND);
     assert_int_equal(count, 0);
-    assert_int_equal(pe_catalog_upsert(pool, "not-a-uuid", one, &count, &err), PE_ENOTFOUND);
+    assert_int_equal(pe_catalog_upsert(fx.pool, "not-a-uuid", one, &count, &err), PE_ENOTFOUND);
     cJSON_Delete(one);
     free(a_before);
     free(b_before);
@@ -445,7 +433,7 @@ static void test_database_checks_agree(void **state)
         "'X7', 'n', 'c', 1000000001, NULL, NULL, 'EUR'",
     };
     pe_db_conn_t *conn = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &conn), 0);
     for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
         char sql[512];
         snprintf(sql, sizeof sql,
@@ -456,32 +444,21 @@ static void test_database_checks_agree(void **state)
         if (rc != PE_EINVAL)
             fail_msg("%s: rc %d (%s), want a CHECK violation", sql, rc, pe_db_conn_error(conn));
     }
-    pe_db_release(pool, conn);
+    pe_db_release(fx.pool, conn);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "Catalog A", "Europe/Berlin", "EUR", "a@example.com", PASSWORD);
-    pe_test_tenant_make(&b, pool, "Catalog B", "Europe/Berlin", "EUR", "b@example.com", PASSWORD);
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&a, fx.pool, "Catalog A", "Europe/Berlin", "EUR", "a@example.com",
+                        PASSWORD);
+    pe_test_tenant_make(&b, fx.pool, "Catalog B", "Europe/Berlin", "EUR", "b@example.com",
+                        PASSWORD);
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -494,5 +471,5 @@ int main(void)
         cmocka_unit_test(test_database_checks_agree),
         cmocka_unit_test(test_nonfinite_numbers_refused),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -28,9 +28,8 @@
 
 #define PASSWORD "changeset-flags-password-1"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server, second;
+static pe_test_fixture_t fx;
+static pe_test_server_t second;
 static pe_test_tenant_t a, b;
 
 /* A proofResult whose winningVariant is the text that follows it. */
@@ -43,60 +42,16 @@ static pe_test_tenant_t a, b;
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 
-static cJSON *json_of(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
-/* method path on s with the given Authorization header; asserts the status; returns the body. */
-static cJSON *expect_on(const pe_test_server_t *s, const char *method, const char *path,
-                        const char *body, const char *auth, long want)
-{
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", s->base_url, path);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    pe_test_response_t r;
-    assert_int_equal(pe_test_http(method, url, body, headers, &r), 0);
-    if (r.status != want)
-        fail_msg("%s %s: status %ld, want %ld: %.600s", method, path, r.status, want,
-                 r.body.data ? r.body.data : "");
-    cJSON *j = r.body.len ? json_of(&r) : NULL;
-    pe_test_response_free(&r);
-    return j;
-}
-
+/* pe_test_expect on the first server as t's secret key. */
 static cJSON *expect(const char *method, const char *path, const char *body,
                      const pe_test_tenant_t *t, long want)
 {
-    return expect_on(&server, method, path, body, t->sk_auth, want);
+    return pe_test_expect(&fx.server, method, path, body, t->sk_auth, want);
 }
 
 static const cJSON *get(const cJSON *o, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = get(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = get(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
-static char *corpus(const char *name)
-{
-    char rel[512];
-    snprintf(rel, sizeof rel, "changesets/%s", name);
-    return pe_test_corpus(rel);
 }
 
 /* Creates a ChangeSet for t from a corpus file, with featureFlagKey replaced by flag_key (NULL:
@@ -105,7 +60,7 @@ static void create(const pe_test_tenant_t *t, const char *file, const char *flag
                    char id[PE_CHANGESET_ID_LEN])
 {
     char path[256], why[128];
-    char *text = corpus(file);
+    char *text = pe_test_corpusf("changesets/%s", file);
     cJSON *doc = NULL;
     assert_int_equal(pe_json_parse(text, strlen(text), &doc, why, sizeof why), 0);
     free(text);
@@ -122,7 +77,7 @@ static void create(const pe_test_tenant_t *t, const char *file, const char *flag
     snprintf(path, sizeof path, "/api/v1/stores/%s/changesets", t->id);
     cJSON *j = expect("POST", path, body, t, 201);
     free(body);
-    snprintf(id, PE_CHANGESET_ID_LEN, "%s", str(j, "id"));
+    snprintf(id, PE_CHANGESET_ID_LEN, "%s", pe_test_json_str(j, "id"));
     assert_true(pe_changeset_cuid_valid(id));
     cJSON_Delete(j);
 }
@@ -159,14 +114,15 @@ static cJSON *ofrep_on(const pe_test_server_t *s, const pe_test_tenant_t *t, con
     char path[256], body[256];
     snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
     snprintf(body, sizeof body, "{\"context\":{\"targetingKey\":\"%s\"}}", unit);
-    return expect_on(s, "POST", path, body, t->pk_auth, want);
+    return pe_test_expect(s, "POST", path, body, t->pk_auth, want);
 }
 
 /* The variant of key named vkey in an API-form flag. */
 static const cJSON *variant_of(const cJSON *f, const char *vkey)
 {
     const cJSON *v;
-    cJSON_ArrayForEach(v, get(f, "variants")) if (strcmp(str(v, "key"), vkey) == 0) return v;
+    cJSON_ArrayForEach(v, get(f, "variants")) if (strcmp(pe_test_json_str(v, "key"), vkey) ==
+                                                  0) return v;
     fail_msg("the flag has no variant %s", vkey);
     return NULL;
 }
@@ -174,8 +130,8 @@ static const cJSON *variant_of(const cJSON *f, const char *vkey)
 static void assert_weights(const cJSON *f, int control, int treatment)
 {
     assert_int_equal(cJSON_GetArraySize(get(f, "variants")), 2);
-    assert_int_equal((int)num(variant_of(f, "control"), "weight"), control);
-    assert_int_equal((int)num(variant_of(f, "treatment"), "weight"), treatment);
+    assert_int_equal((int)pe_test_json_num(variant_of(f, "control"), "weight"), control);
+    assert_int_equal((int)pe_test_json_num(variant_of(f, "treatment"), "weight"), treatment);
 }
 
 /* The value of the first change in a variant's value. */
@@ -196,42 +152,43 @@ static void test_approval_creates_flag(void **state)
     move_ok(&a, id, "{\"to\":\"PENDING_APPROVAL\"}");
     cJSON *doc = move(&a, id, "{\"to\":\"ACTIVE\"}", 200);
     const cJSON *ev = last_event(doc);
-    assert_string_equal(str(ev, "action"), "approved");
+    assert_string_equal(pe_test_json_str(ev, "action"), "approved");
     const cJSON *fm = get(get(ev, "metadata"), "flag");
-    assert_string_equal(str(fm, "key"), "banner-approval");
-    assert_int_equal((int)num(fm, "version"), 1);
+    assert_string_equal(pe_test_json_str(fm, "key"), "banner-approval");
+    assert_int_equal((int)pe_test_json_num(fm, "version"), 1);
     assert_true(cJSON_IsTrue(get(fm, "enabled")));
     cJSON_Delete(doc);
 
     cJSON *f = flag(&a, "banner-approval", 200);
     assert_true(cJSON_IsTrue(get(f, "enabled")));
-    assert_string_equal(str(f, "kind"), "autopilot");
-    assert_int_equal((int)num(f, "rolloutPercentage"), 50);
-    assert_string_equal(str(f, "defaultVariant"), "control");
+    assert_string_equal(pe_test_json_str(f, "kind"), "autopilot");
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 50);
+    assert_string_equal(pe_test_json_str(f, "defaultVariant"), "control");
     assert_weights(f, 0, 100);
     const cJSON *tv = get(variant_of(f, "treatment"), "value");
     const cJSON *cv = get(variant_of(f, "control"), "value");
-    assert_string_equal(str(tv, "changeset"), id);
+    assert_string_equal(pe_test_json_str(tv, "changeset"), id);
     assert_string_equal(first_change_value(tv)->valuestring,
                         "Free shipping from 50 EUR - you are {remaining} away");
     assert_true(cJSON_IsNull(first_change_value(cv)));
-    assert_string_equal(str(get(cJSON_GetArrayItem(get(tv, "changes"), 0), "scope"), "selector"),
-                        "/cart");
+    assert_string_equal(
+        pe_test_json_str(get(cJSON_GetArrayItem(get(tv, "changes"), 0), "scope"), "selector"),
+        "/cart");
 
     /* OFREP with the store's publishable key: a split, the treatment's value as served */
     int treated = 0, control = 0;
     for (int i = 0; i < 200; i++) {
         char unit[32];
         snprintf(unit, sizeof unit, "visitor-%d", i);
-        cJSON *e = ofrep_on(&server, &a, "banner-approval", unit, 200);
-        assert_string_equal(str(e, "key"), "banner-approval");
-        if (strcmp(str(e, "variant"), "treatment") == 0) {
+        cJSON *e = ofrep_on(&fx.server, &a, "banner-approval", unit, 200);
+        assert_string_equal(pe_test_json_str(e, "key"), "banner-approval");
+        if (strcmp(pe_test_json_str(e, "variant"), "treatment") == 0) {
             treated++;
-            assert_string_equal(str(e, "reason"), "SPLIT");
+            assert_string_equal(pe_test_json_str(e, "reason"), "SPLIT");
             assert_true(cJSON_Compare(get(e, "value"), tv, true));
         } else {
-            assert_string_equal(str(e, "variant"), "control");
-            assert_string_equal(str(e, "reason"), "DEFAULT");
+            assert_string_equal(pe_test_json_str(e, "variant"), "control");
+            assert_string_equal(pe_test_json_str(e, "reason"), "DEFAULT");
             control++;
         }
         cJSON_Delete(e);
@@ -245,7 +202,7 @@ static void test_approval_creates_flag(void **state)
     move_ok(&a, id, "{\"to\":\"PENDING_APPROVAL\"}");
     move_ok(&a, id, "{\"to\":\"ACTIVE\"}");
     f = flag(&a, "discount-approval", 200);
-    assert_int_equal((int)num(f, "rolloutPercentage"), 100);
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 100);
     assert_weights(f, 10, 90);
     assert_int_equal(first_change_value(get(variant_of(f, "treatment"), "value"))->valueint, 15);
     assert_int_equal(first_change_value(get(variant_of(f, "control"), "value"))->valueint, 0);
@@ -259,12 +216,12 @@ static void test_approval_creates_flag(void **state)
     char key[64];
     snprintf(key, sizeof key, "changeset-%s", id);
     f = flag(&a, key, 200);
-    assert_int_equal((int)num(f, "rolloutPercentage"), 100);
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 100);
     assert_weights(f, 0, 100);
     assert_true(cJSON_IsTrue(get(f, "enabled")));
     cJSON_Delete(f);
-    cJSON *e = ofrep_on(&server, &a, key, "someone", 200);
-    assert_true(strcmp(str(e, "variant"), "treatment") == 0 ||
+    cJSON *e = ofrep_on(&fx.server, &a, key, "someone", 200);
+    assert_true(strcmp(pe_test_json_str(e, "variant"), "treatment") == 0 ||
                 cJSON_IsTrue(get(get(e, "metadata"), "holdout")));
     cJSON_Delete(e);
 }
@@ -278,35 +235,36 @@ static void test_rollback_disables_within_1s(void **state)
     move_ok(&a, id, "{\"to\":\"ACTIVE\"}");
     /* the second instance caches the enabled flag first */
     cJSON *e = ofrep_on(&second, &a, "banner-rollback", "visitor-1", 200);
-    for (int i = 0; i < PE_TEST_WAIT_MS / 50 && strcmp(str(e, "reason"), "DISABLED") == 0; i++) {
+    for (int i = 0;
+         i < PE_TEST_WAIT_MS / 50 && strcmp(pe_test_json_str(e, "reason"), "DISABLED") == 0; i++) {
         cJSON_Delete(e);
         usleep(50 * 1000);
         e = ofrep_on(&second, &a, "banner-rollback", "visitor-1", 200);
     }
-    assert_string_not_equal(str(e, "reason"), "DISABLED");
+    assert_string_not_equal(pe_test_json_str(e, "reason"), "DISABLED");
     cJSON_Delete(e);
 
     cJSON *doc = move(&a, id, "{\"to\":\"ROLLED_BACK\",\"reason\":\"conversion dropped\"}", 200);
     const cJSON *fm = get(get(last_event(doc), "metadata"), "flag");
-    assert_string_equal(str(fm, "key"), "banner-rollback");
-    assert_int_equal((int)num(fm, "version"), 2);
+    assert_string_equal(pe_test_json_str(fm, "key"), "banner-rollback");
+    assert_int_equal((int)pe_test_json_num(fm, "version"), 2);
     assert_false(cJSON_IsTrue(get(fm, "enabled")));
     cJSON_Delete(doc);
     int64_t t0 = pe_now_mono_us();
     bool off = false;
     while (!off && pe_now_mono_us() - t0 < 1000000) {
         e = ofrep_on(&second, &a, "banner-rollback", "visitor-1", 200);
-        off = strcmp(str(e, "reason"), "DISABLED") == 0;
+        off = strcmp(pe_test_json_str(e, "reason"), "DISABLED") == 0;
         if (off)
-            assert_string_equal(str(e, "variant"), "control");
+            assert_string_equal(pe_test_json_str(e, "variant"), "control");
         cJSON_Delete(e);
         if (!off)
             usleep(20 * 1000);
     }
     if (!off)
         fail_msg("the second instance still serves the rolled-back flag after 1 s");
-    e = ofrep_on(&server, &a, "banner-rollback", "visitor-2", 200);
-    assert_string_equal(str(e, "reason"), "DISABLED");
+    e = ofrep_on(&fx.server, &a, "banner-rollback", "visitor-2", 200);
+    assert_string_equal(pe_test_json_str(e, "reason"), "DISABLED");
     cJSON_Delete(e);
     cJSON *f = flag(&a, "banner-rollback", 200);
     assert_false(cJSON_IsTrue(get(f, "enabled")));
@@ -330,10 +288,10 @@ static void every_unit_gets(const pe_test_tenant_t *t, const char *key, const ch
     for (int i = 0; i < 300; i++) {
         char unit[32];
         snprintf(unit, sizeof unit, "unit-%d", i);
-        cJSON *e = ofrep_on(&server, t, key, unit, 200);
-        if (strcmp(str(e, "variant"), variant) != 0)
-            fail_msg("%s got %s (%s), want %s for everyone", unit, str(e, "variant"),
-                     str(e, "reason"), variant);
+        cJSON *e = ofrep_on(&fx.server, t, key, unit, 200);
+        if (strcmp(pe_test_json_str(e, "variant"), variant) != 0)
+            fail_msg("%s got %s (%s), want %s for everyone", unit, pe_test_json_str(e, "variant"),
+                     pe_test_json_str(e, "reason"), variant);
         assert_true(cJSON_Compare(get(e, "value"), value, true));
         cJSON_Delete(e);
     }
@@ -349,16 +307,17 @@ static void test_permanent_serves_winner(void **state)
     cJSON *tv = cJSON_Duplicate(get(variant_of(before, "treatment"), "value"), true);
     cJSON *doc = move(&a, id, "{\"to\":\"PERMANENT\"}", 200);
     const cJSON *fm = get(get(last_event(doc), "metadata"), "flag");
-    assert_string_equal(str(fm, "key"), "banner-permanent");
-    assert_string_equal(str(fm, "variant"), "treatment");
-    assert_int_equal((int)num(fm, "version"), 2);
+    assert_string_equal(pe_test_json_str(fm, "key"), "banner-permanent");
+    assert_string_equal(pe_test_json_str(fm, "variant"), "treatment");
+    assert_int_equal((int)pe_test_json_num(fm, "version"), 2);
     cJSON_Delete(doc);
     cJSON *f = flag(&a, "banner-permanent", 200);
     assert_true(cJSON_IsTrue(get(f, "enabled")));
-    assert_int_equal((int)num(f, "rolloutPercentage"), 100);
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 100);
     assert_int_equal(cJSON_GetArraySize(get(f, "variants")), 1);
-    assert_int_equal((int)num(variant_of(f, "treatment"), "weight"), 100);
-    assert_string_equal(str(f, "salt"), str(before, "salt")); /* units keep their buckets */
+    assert_int_equal((int)pe_test_json_num(variant_of(f, "treatment"), "weight"), 100);
+    assert_string_equal(pe_test_json_str(f, "salt"),
+                        pe_test_json_str(before, "salt")); /* units keep their buckets */
     every_unit_gets(&a, "banner-permanent", "treatment", tv);
     cJSON_Delete(f);
     cJSON_Delete(before);
@@ -401,36 +360,36 @@ static void test_flag_failure_rolls_back_transition(void **state)
     create(&a, "valid/shipping_cost_banner.json", "merchant-owned", id);
     move_ok(&a, id, "{\"to\":\"PENDING_APPROVAL\"}");
     snprintf(q, sizeof q, "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'", id);
-    char *outbox = pe_test_sql(conninfo, q);
+    char *outbox = pe_test_sql(fx.conninfo, q);
     cJSON *j = move(&a, id, "{\"to\":\"ACTIVE\"}", 409);
     const cJSON *err = get(j, "error");
-    assert_string_equal(str(err, "code"), "flag_conflict");
-    if (!strstr(str(err, "message"), "release flag named 'merchant-owned' exists"))
-        fail_msg("409 message does not name the conflict: %s", str(err, "message"));
+    assert_string_equal(pe_test_json_str(err, "code"), "flag_conflict");
+    if (!strstr(pe_test_json_str(err, "message"), "release flag named 'merchant-owned' exists"))
+        fail_msg("409 message does not name the conflict: %s", pe_test_json_str(err, "message"));
     cJSON_Delete(j);
     /* nothing changed: state, version, audit trail, outbox, the merchant's flag */
     snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s", a.id, id);
     cJSON *doc = expect("GET", path, NULL, &a, 200);
-    assert_string_equal(str(get(doc, "execution"), "status"), "PENDING_APPROVAL");
-    assert_string_equal(str(get(doc, "approval"), "status"), "pending");
-    assert_int_equal((int)num(doc, "version"), 2);
+    assert_string_equal(pe_test_json_str(get(doc, "execution"), "status"), "PENDING_APPROVAL");
+    assert_string_equal(pe_test_json_str(get(doc, "approval"), "status"), "pending");
+    assert_int_equal((int)pe_test_json_num(doc, "version"), 2);
     assert_int_equal(cJSON_GetArraySize(get(doc, "auditTrail")), 2);
-    assert_string_equal(str(last_event(doc), "action"), "submitted");
+    assert_string_equal(pe_test_json_str(last_event(doc), "action"), "submitted");
     cJSON_Delete(doc);
-    char *after = pe_test_sql(conninfo, q);
+    char *after = pe_test_sql(fx.conninfo, q);
     assert_string_equal(after, outbox);
     free(after);
     free(outbox);
     cJSON *f = flag(&a, "merchant-owned", 200);
-    assert_string_equal(str(f, "kind"), "release");
-    assert_int_equal((int)num(f, "version"), 1);
+    assert_string_equal(pe_test_json_str(f, "kind"), "release");
+    assert_int_equal((int)pe_test_json_num(f, "version"), 1);
     cJSON_Delete(f);
     /* and once the merchant's flag is gone, the same approval goes through */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/merchant-owned", a.id);
     cJSON_Delete(expect("DELETE", path, NULL, &a, 204));
     move_ok(&a, id, "{\"to\":\"ACTIVE\"}");
     f = flag(&a, "merchant-owned", 200);
-    assert_string_equal(str(f, "kind"), "autopilot");
+    assert_string_equal(pe_test_json_str(f, "kind"), "autopilot");
     cJSON_Delete(f);
 }
 
@@ -441,13 +400,13 @@ static void test_tenant_isolation(void **state)
     create(&a, "valid/shipping_cost_banner.json", "banner-isolated", id);
     move_ok(&a, id, "{\"to\":\"PENDING_APPROVAL\"}");
     move_ok(&a, id, "{\"to\":\"ACTIVE\"}");
-    cJSON_Delete(ofrep_on(&server, &a, "banner-isolated", "visitor-1", 200));
-    cJSON *e = ofrep_on(&server, &b, "banner-isolated", "visitor-1", 404);
-    assert_string_equal(str(e, "errorCode"), "FLAG_NOT_FOUND");
+    cJSON_Delete(ofrep_on(&fx.server, &a, "banner-isolated", "visitor-1", 200));
+    cJSON *e = ofrep_on(&fx.server, &b, "banner-isolated", "visitor-1", 404);
+    assert_string_equal(pe_test_json_str(e, "errorCode"), "FLAG_NOT_FOUND");
     cJSON_Delete(e);
     /* B can neither read A's flag nor roll A's ChangeSet back */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/banner-isolated", a.id);
-    cJSON_Delete(expect_on(&server, "GET", path, NULL, b.sk_auth, 403));
+    cJSON_Delete(pe_test_expect(&fx.server, "GET", path, NULL, b.sk_auth, 403));
     snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s/transitions", b.id, id);
     cJSON_Delete(expect("POST", path, "{\"to\":\"ROLLED_BACK\"}", &b, 404));
     cJSON *f = flag(&a, "banner-isolated", 200);
@@ -462,29 +421,21 @@ static void test_tenant_isolation(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    curl_global_init(CURL_GLOBAL_ALL);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "ChangeSet flags A", "Europe/Berlin", "EUR",
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&a, fx.pool, "ChangeSet flags A", "Europe/Berlin", "EUR",
                         "flags-a@example.com", PASSWORD);
-    pe_test_tenant_make(&b, pool, "ChangeSet flags B", "Europe/Berlin", "EUR",
+    pe_test_tenant_make(&b, fx.pool, "ChangeSet flags B", "Europe/Berlin", "EUR",
                         "flags-b@example.com", PASSWORD);
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
-    pe_test_server_start(&second, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&second, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    int rc = pe_test_server_stop(&server);
-    int rc2 = pe_test_server_stop(&second);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    return rc == 0 && rc2 == 0 ? 0 : -1;
+    int rc = pe_test_server_stop(&second);
+    return pe_test_fixture_close(&fx) == 0 && rc == 0 ? 0 : -1;
 }
 
 int main(void)

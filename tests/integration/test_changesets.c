@@ -32,63 +32,22 @@
 
 #define PASSWORD "changesets-password-1"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 static pe_test_tenant_t a, b, c;
 
 /* ---- helpers -----------------------------------------------------------------------------------
  */
 
-static long call(const char *method, const char *path, const char *body, const char *header,
-                 pe_test_response_t *r)
-{
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *headers[] = {header, "Content-Type: application/json", NULL};
-    assert_int_equal(pe_test_http(method, url, body, headers, r), 0);
-    return r->status;
-}
-
-static cJSON *json_of(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
-/* Calls and asserts the status; returns the parsed body (caller deletes) or NULL when empty. */
+/* pe_test_expect as t's secret key. */
 static cJSON *expect(const char *method, const char *path, const char *body,
                      const pe_test_tenant_t *t, long want)
 {
-    pe_test_response_t r;
-    call(method, path, body, t->sk_auth, &r);
-    if (r.status != want)
-        fail_msg("%s %s: status %ld, want %ld: %.600s", method, path, r.status, want,
-                 r.body.data ? r.body.data : "");
-    cJSON *j = r.body.len ? json_of(&r) : NULL;
-    pe_test_response_free(&r);
-    return j;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    return pe_test_expect(&fx.server, method, path, body, t->sk_auth, want);
 }
 
 static const char *err_message(const cJSON *j)
 {
-    return str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
-}
-
-static char *corpus(const char *name)
-{
-    char rel[512];
-    snprintf(rel, sizeof rel, "changesets/%s", name);
-    return pe_test_corpus(rel);
+    return pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
 }
 
 static void cs_path(char *out, size_t n, const pe_test_tenant_t *t, const char *id,
@@ -104,12 +63,12 @@ static const char *create(const pe_test_tenant_t *t, const char *file)
     static char ids[8][PE_CHANGESET_ID_LEN];
     static int next;
     char path[256];
-    char *doc = corpus(file);
+    char *doc = pe_test_corpusf("changesets/%s", file);
     cs_path(path, sizeof path, t, NULL, NULL);
     cJSON *j = expect("POST", path, doc, t, 201);
     free(doc);
     char *id = ids[next++ % 8];
-    snprintf(id, PE_CHANGESET_ID_LEN, "%s", str(j, "id"));
+    snprintf(id, PE_CHANGESET_ID_LEN, "%s", pe_test_json_str(j, "id"));
     assert_true(pe_changeset_cuid_valid(id));
     cJSON_Delete(j);
     return id;
@@ -155,17 +114,6 @@ static const char *walk_to(const pe_test_tenant_t *t, pe_changeset_state_t state
     return id;
 }
 
-static char *sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sql(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return pe_test_sql(conninfo, q);
-}
-
 /* ---- tests
  * --------------------------------------------------------------------------------------- */
 
@@ -179,10 +127,11 @@ static void test_create_read_list(void **state)
     pe_refusal_t verr;
     if (pe_changeset_validate(doc, PE_CHANGESET_FULL, &verr) != 0)
         fail_msg("the stored document does not validate: %s", verr.message);
-    assert_string_equal(str(doc, "storeId"), a.id);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(doc, "execution"), "status"), "DRAFT");
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(doc, "approval"), "status"),
-                        "pending");
+    assert_string_equal(pe_test_json_str(doc, "storeId"), a.id);
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(doc, "execution"), "status"), "DRAFT");
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(doc, "approval"), "status"), "pending");
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(doc, "version")->valueint, 1);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "auditTrail")), 1);
     cJSON_Delete(doc);
@@ -190,15 +139,17 @@ static void test_create_read_list(void **state)
     cs_path(path, sizeof path, &a, NULL, "?limit=1&status=DRAFT");
     cJSON *page = expect("GET", path, NULL, &a, 200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(page, "changesets")), 1);
-    const char *after = str(page, "nextAfter");
+    const char *after = pe_test_json_str(page, "nextAfter");
     assert_true(pe_changeset_cuid_valid(after));
     char path2[512];
     snprintf(path2, sizeof path2, "/api/v1/stores/%s/changesets?limit=1&status=DRAFT&after=%s",
              a.id, after);
     cJSON *page2 = expect("GET", path2, NULL, &a, 200);
     assert_string_not_equal(
-        str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page, "changesets"), 0), "id"),
-        str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page2, "changesets"), 0), "id"));
+        pe_test_json_str(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page, "changesets"), 0), "id"),
+        pe_test_json_str(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page2, "changesets"), 0), "id"));
     cJSON_Delete(page);
     cJSON_Delete(page2);
     cs_path(path, sizeof path, &a, NULL, "?status=LIVE");
@@ -214,7 +165,7 @@ static void test_list_view_full(void **state)
     cs_path(path, sizeof path, &a, NULL, "?limit=1&view=full");
     cJSON *page = expect("GET", path, NULL, &a, 200);
     cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page, "changesets"), 0);
-    assert_string_equal(str(item, "id"), id);
+    assert_string_equal(pe_test_json_str(item, "id"), id);
     cs_path(path, sizeof path, &a, id, NULL);
     cJSON *doc = expect("GET", path, NULL, &a, 200);
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "auditTrail");
@@ -227,7 +178,7 @@ static void test_list_view_full(void **state)
     page = expect("GET", path, NULL, &a, 200);
     item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(page, "changesets"), 0);
     assert_null(cJSON_GetObjectItemCaseSensitive(item, "actionPlan"));
-    assert_string_equal(str(item, "status"), "DRAFT");
+    assert_string_equal(pe_test_json_str(item, "status"), "DRAFT");
     cJSON_Delete(page);
     cs_path(path, sizeof path, &a, NULL, "?view=everything");
     cJSON *e = expect("GET", path, NULL, &a, 400);
@@ -239,13 +190,13 @@ static void test_validation_names_path(void **state)
 {
     (void)state;
     char path[256];
-    char *doc = corpus("invalid/rollout_percentage_150.json");
+    char *doc = pe_test_corpus("changesets/invalid/rollout_percentage_150.json");
     cs_path(path, sizeof path, &a, NULL, NULL);
     cJSON *j = expect("POST", path, doc, &a, 400);
     assert_string_equal(err_message(j), "actionPlan.rolloutPercentage: must be 0..100");
     cJSON_Delete(j);
     free(doc);
-    doc = corpus("invalid/datapoint_value_string.json");
+    doc = pe_test_corpus("changesets/invalid/datapoint_value_string.json");
     j = expect("POST", path, doc, &a, 400);
     assert_string_equal(err_message(j), "hypothesis.dataEvidence[1].value: must be a number");
     cJSON_Delete(j);
@@ -257,7 +208,7 @@ static void test_validation_names_path(void **state)
  * as inf, so the text is written as is. Caller frees. */
 static char *with_raw_number(const char *file, const char *const *path_in, const char *raw)
 {
-    char *text = corpus(file), err[128];
+    char *text = pe_test_corpusf("changesets/%s", file), err[128];
     cJSON *doc = NULL;
     assert_int_equal(pe_json_parse(text, strlen(text), &doc, err, sizeof err), 0);
     free(text);
@@ -300,19 +251,19 @@ static void test_nonfinite_numbers_refused(void **state)
     };
     char path[256], sql[256], want[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM changesets WHERE store_id = '%s'", c.id);
-    char *before = pe_test_sql(conninfo, sql);
+    char *before = pe_test_sql(fx.conninfo, sql);
     cs_path(path, sizeof path, &c, NULL, NULL);
     for (size_t i = 0; i < PE_ARRAY_LEN(CASES); i++) {
         char *doc = with_raw_number("valid/price_change.json", CASES[i].path, CASES[i].raw);
         cJSON *j = expect("POST", path, doc, &c, 400);
         snprintf(want, sizeof want, "%s: %s", CASES[i].named, RULE);
         assert_string_equal(err_message(j), want);
-        assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+        assert_string_equal(pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
                             "out_of_range");
         cJSON_Delete(j);
         free(doc);
     }
-    char *after = pe_test_sql(conninfo, sql);
+    char *after = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(after, before);
     free(after);
     free(before);
@@ -347,8 +298,9 @@ static void test_every_pair_via_rest(void **state)
                      to == PE_CS_PROVEN ? PROOF : "");
             cJSON *j = move(&c, id, body, any ? 200 : 409);
             if (any) {
-                assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "execution"), "status"),
-                                    pe_changeset_state_name(to));
+                assert_string_equal(
+                    pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "execution"), "status"),
+                    pe_changeset_state_name(to));
             } else {
                 snprintf(want, sizeof want, "cannot move from %s to %s; allowed next states: ",
                          pe_changeset_state_name(from), pe_changeset_state_name(to));
@@ -366,7 +318,7 @@ static void test_every_pair_via_rest(void **state)
     /* ROLLED_BACK -> PERMANENT needs confirm */
     id = walk_to(&c, PE_CS_ROLLED_BACK);
     j = move(&c, id, "{\"to\":\"PERMANENT\"}", 409);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+    assert_string_equal(pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
                         "confirmation_required");
     cJSON_Delete(j);
     cJSON_Delete(move(&c, id, "{\"to\":\"PERMANENT\",\"confirm\":true}", 200));
@@ -385,7 +337,7 @@ static void *approve(void *arg)
     race_t *r = arg;
     char path[256], url[512];
     cs_path(path, sizeof path, &c, r->id, "/transitions");
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
+    snprintf(url, sizeof url, "%s%s", fx.server.base_url, path);
     const char *headers[] = {c.sk_auth, "Content-Type: application/json", "If-Match: \"2\"", NULL};
     pe_test_response_t resp;
     if (pe_test_http("POST", url, "{\"to\":\"ACTIVE\"}", headers, &resp) == 0)
@@ -426,7 +378,8 @@ static void test_concurrency_and_versions(void **state)
     assert_non_null(strstr(err_message(j), "guardrails."));
     cJSON_Delete(j);
     j = move(&c, id, "{\"to\":\"PENDING_APPROVAL\",\"version\":1}", 409);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"), "stale_version");
+    assert_string_equal(pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+                        "stale_version");
     cJSON_Delete(j);
 }
 
@@ -434,8 +387,10 @@ static void test_expiry(void **state)
 {
     (void)state;
     const char *id = walk_to(&c, PE_CS_PENDING_APPROVAL);
-    free(sql("UPDATE changesets SET expires_at = now() - interval '1 second' WHERE id = '%s'", id));
-    pe_changeset_config_t cfg = {.db = pool};
+    free(pe_test_sqlf(
+        fx.conninfo,
+        "UPDATE changesets SET expires_at = now() - interval '1 second' WHERE id = '%s'", id));
+    pe_changeset_config_t cfg = {.db = fx.pool};
     pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
     size_t n = 0;
     assert_int_equal(pe_changeset_expire_due(svc, &n), 0);
@@ -444,16 +399,17 @@ static void test_expiry(void **state)
     char path[256];
     cs_path(path, sizeof path, &c, id, "/timeline");
     cJSON *t = expect("GET", path, NULL, &c, 200);
-    assert_string_equal(str(t, "status"), "ARCHIVED");
+    assert_string_equal(pe_test_json_str(t, "status"), "ARCHIVED");
     cJSON *events = cJSON_GetObjectItemCaseSensitive(t, "events");
     const cJSON *last = cJSON_GetArrayItem(events, cJSON_GetArraySize(events) - 1);
-    assert_string_equal(str(last, "action"), "expired");
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(last, "actor"), "type"), "system");
+    assert_string_equal(pe_test_json_str(last, "action"), "expired");
+    assert_string_equal(pe_test_json_str(cJSON_GetObjectItemCaseSensitive(last, "actor"), "type"),
+                        "system");
     cJSON_Delete(t);
     cs_path(path, sizeof path, &c, id, NULL);
     cJSON *doc = expect("GET", path, NULL, &c, 200);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(doc, "approval"), "status"),
-                        "expired");
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(doc, "approval"), "status"), "expired");
     cJSON_Delete(doc);
 }
 
@@ -462,7 +418,7 @@ static bool has_message(const cJSON *violations, const char *needle)
     const cJSON *v;
     cJSON_ArrayForEach(v, violations)
     {
-        if (strstr(str(v, "message"), needle))
+        if (strstr(pe_test_json_str(v, "message"), needle))
             return true;
     }
     return false;
@@ -500,7 +456,7 @@ static void test_guardrails(void **state)
     cJSON_Delete(move(&b, id, "{\"to\":\"PENDING_APPROVAL\"}", 200));
     j = move(&b, id, "{\"to\":\"ACTIVE\"}", 409);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    assert_string_equal(str(e, "code"), "guardrail_violation");
+    assert_string_equal(pe_test_json_str(e, "code"), "guardrail_violation");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "violations");
     assert_true(has_message(v, "This would reduce margin on TEE-001 below threshold "
                                "(12.0% < 20.0%)"));
@@ -518,8 +474,8 @@ static void test_guardrails(void **state)
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "events"))
     {
-        blocked += strcmp(str(ev, "action"), "guardrail_blocked") == 0;
-        overridden += strcmp(str(ev, "action"), "guardrail_overridden") == 0;
+        blocked += strcmp(pe_test_json_str(ev, "action"), "guardrail_blocked") == 0;
+        overridden += strcmp(pe_test_json_str(ev, "action"), "guardrail_overridden") == 0;
     }
     assert_int_equal(blocked, 2);
     assert_int_equal(overridden, 1);
@@ -538,7 +494,7 @@ static void test_guardrails(void **state)
     cJSON_Delete(j);
 
     /* excluded category */
-    char *doc = corpus("valid/discount_change.json");
+    char *doc = pe_test_corpus("changesets/valid/discount_change.json");
     char *at = strstr(doc, "\"Sneakers\"\n");
     assert_non_null(at);
     cJSON *d = cJSON_Parse(doc);
@@ -558,7 +514,7 @@ static void test_guardrails(void **state)
     j = expect("POST", path, text, &b, 201);
     free(text);
     char gid[PE_CHANGESET_ID_LEN];
-    snprintf(gid, sizeof gid, "%s", str(j, "id"));
+    snprintf(gid, sizeof gid, "%s", pe_test_json_str(j, "id"));
     cJSON_Delete(j);
     cJSON_Delete(move(&b, gid, "{\"to\":\"PENDING_APPROVAL\"}", 200));
     j = move(&b, gid, "{\"to\":\"ACTIVE\"}", 409);
@@ -573,9 +529,9 @@ static void test_guardrails(void **state)
 static int exec_raw(const char *q)
 {
     pe_db_conn_t *conn = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &conn), 0);
     int rc = pe_db_exec(conn, q, 0, NULL, NULL);
-    pe_db_release(pool, conn);
+    pe_db_release(fx.pool, conn);
     return rc;
 }
 
@@ -595,9 +551,10 @@ static void test_audit_immutable_and_verify(void **state)
 
     /* tenant d: altered behind the application's back (replica role skips triggers) */
     const char *id = walk_to(&c, PE_CS_MEASURING);
-    char *victim = sql("SELECT id FROM audit_events WHERE changeset_id = '%s' AND seq = 3", id);
+    char *victim = pe_test_sqlf(
+        fx.conninfo, "SELECT id FROM audit_events WHERE changeset_id = '%s' AND seq = 3", id);
     pe_db_conn_t *conn = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &conn), 0);
     assert_int_equal(pe_db_exec(conn, "SET session_replication_role = replica", 0, NULL, NULL), 0);
     const char *params[] = {victim};
     assert_int_equal(pe_db_exec(conn,
@@ -606,18 +563,18 @@ static void test_audit_immutable_and_verify(void **state)
                                 1, params, NULL),
                      0);
     assert_int_equal(pe_db_exec(conn, "RESET session_replication_role", 0, NULL, NULL), 0);
-    pe_db_release(pool, conn);
+    pe_db_release(fx.pool, conn);
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/verify", c.id);
     j = expect("GET", path, NULL, &c, 200);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "ok")));
     const cJSON *br = cJSON_GetObjectItemCaseSensitive(j, "firstBroken");
-    assert_string_equal(str(br, "eventId"), victim);
-    assert_string_equal(str(br, "changesetId"), id);
+    assert_string_equal(pe_test_json_str(br, "eventId"), victim);
+    assert_string_equal(pe_test_json_str(br, "changesetId"), id);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(br, "seq")->valueint, 3);
     cJSON_Delete(j);
     /* the command line names it too (exit 1) */
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "PE_DATABASE_URL='%s' %s audit verify --store %s", conninfo,
+    snprintf(cmd, sizeof cmd, "PE_DATABASE_URL='%s' %s audit verify --store %s", fx.conninfo,
              getenv("PE_TEST_BINARY"), c.id);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -628,7 +585,7 @@ static void test_audit_immutable_and_verify(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
     assert_non_null(strstr(out, victim));
     snprintf(cmd, sizeof cmd, "PE_DATABASE_URL='%s' %s audit verify --store %s >/dev/null",
-             conninfo, getenv("PE_TEST_BINARY"), a.id);
+             fx.conninfo, getenv("PE_TEST_BINARY"), a.id);
     assert_int_equal(WEXITSTATUS(system(cmd)), 0);
     free(victim);
 }
@@ -642,7 +599,7 @@ static void test_export_csv(void **state)
     char path[512];
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=csv", a.id);
     pe_test_response_t r;
-    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
+    assert_int_equal(pe_test_call(&fx.server, "GET", path, NULL, a.sk_auth, &r), 200);
     char ct[128];
     pe_test_response_header(&r, "Content-Type", ct, sizeof ct);
     assert_non_null(strstr(ct, "text/csv"));
@@ -653,13 +610,13 @@ static void test_export_csv(void **state)
     pe_test_response_free(&r);
     /* JSON lines, and a window that ends before everything: only the header */
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=json", a.id);
-    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
+    assert_int_equal(pe_test_call(&fx.server, "GET", path, NULL, a.sk_auth, &r), 200);
     char *line = strtok(r.body.data, "\n");
     int lines = 0;
     for (; line; line = strtok(NULL, "\n"), lines++) {
         cJSON *e = cJSON_Parse(line);
         assert_non_null(e);
-        assert_string_equal(str(e, "storeId"), a.id);
+        assert_string_equal(pe_test_json_str(e, "storeId"), a.id);
         cJSON_Delete(e);
     }
     assert_true(lines >= 8);
@@ -668,13 +625,13 @@ static void test_export_csv(void **state)
              "/api/v1/stores/%s/audit/export?format=csv&from=2000-01-01T00:00:00Z"
              "&to=2000-02-01T00:00:00Z",
              a.id);
-    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 200);
+    assert_int_equal(pe_test_call(&fx.server, "GET", path, NULL, a.sk_auth, &r), 200);
     assert_int_equal(r.body.len, strlen("id,changesetId,storeId,seq,timestamp,actorType,actorId,"
                                         "action,previousState,newState,reason,metadata,hash,"
                                         "previousHash\r\n"));
     pe_test_response_free(&r);
     snprintf(path, sizeof path, "/api/v1/stores/%s/audit/export?format=xml", a.id);
-    assert_int_equal(call("GET", path, NULL, a.sk_auth, &r), 400);
+    assert_int_equal(pe_test_call(&fx.server, "GET", path, NULL, a.sk_auth, &r), 400);
     pe_test_response_free(&r);
 }
 
@@ -705,14 +662,15 @@ static void test_tenant_isolation(void **state)
         snprintf(path, sizeof path, "/api/v1/stores/%s%s", a.id, sub);
         pe_test_response_t r;
         bool get = strcmp(routes[i][0], "GET") == 0;
-        call(routes[i][0], path, get ? NULL : "{\"to\":\"ARCHIVED\",\"version\":1}", b.sk_auth, &r);
+        pe_test_call(&fx.server, routes[i][0], path,
+                     get ? NULL : "{\"to\":\"ARCHIVED\",\"version\":1}", b.sk_auth, &r);
         if (r.status != 403)
             fail_msg("%s %s with another store's key: %ld", routes[i][0], path, r.status);
         pe_test_response_free(&r);
         /* the publishable key of the store itself is refused too */
         char pk[160];
         snprintf(pk, sizeof pk, "Authorization: Bearer %s", a.pk);
-        call(routes[i][0], path, get ? NULL : "{}", pk, &r);
+        pe_test_call(&fx.server, routes[i][0], path, get ? NULL : "{}", pk, &r);
         assert_true(r.status == 401 || r.status == 403);
         pe_test_response_free(&r);
     }
@@ -723,7 +681,8 @@ static void test_tenant_isolation(void **state)
     cJSON_Delete(move(&b, id, "{\"to\":\"ARCHIVED\"}", 404));
     cs_path(path, sizeof path, &a, id, NULL);
     cJSON *doc = expect("GET", path, NULL, &a, 200);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(doc, "execution"), "status"), "DRAFT");
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(doc, "execution"), "status"), "DRAFT");
     cJSON_Delete(doc);
 }
 
@@ -731,8 +690,9 @@ static void test_schema_served(void **state)
 {
     (void)state;
     pe_test_response_t r;
-    assert_int_equal(call("GET", "/schemas/changeset.json", NULL, NULL, &r), 200);
-    cJSON *s = json_of(&r);
+    assert_int_equal(pe_test_call(&fx.server, "GET", "/schemas/changeset.json", NULL, NULL, &r),
+                     200);
+    cJSON *s = pe_test_response_json(&r);
     assert_non_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "$defs"),
                                                      "ProofResult"));
     cJSON_Delete(s);
@@ -746,27 +706,30 @@ static void test_outbox_survives_crash(void **state)
     const char *id = walk_to(&a, PE_CS_PENDING_APPROVAL);
     char q[256];
     snprintf(q, sizeof q, "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
-    if (!pe_test_sql_wait(conninfo, q, "2", PE_TEST_WAIT_MS))
-        fail_msg("the two notifications of %s were not delivered (log: %s)", id, server.log_path);
+    if (!pe_test_sql_wait(fx.conninfo, q, "2", PE_TEST_WAIT_MS))
+        fail_msg("the two notifications of %s were not delivered (log: %s)", id,
+                 fx.server.log_path);
     /* a server whose dispatcher will not run before it is killed */
-    pe_test_server_stop(&server);
+    pe_test_server_stop(&fx.server);
     pe_test_server_start(
-        &server, conninfo,
+        &fx.server, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=86400", NULL});
     cJSON_Delete(move(&a, id, "{\"to\":\"ACTIVE\",\"force\":true,\"confirm\":true}", 200));
-    kill(server.pid, SIGKILL);
-    waitpid(server.pid, NULL, 0);
-    char *pending = sql("SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
-                        " AND delivered_at IS NULL",
-                        id);
+    kill(fx.server.pid, SIGKILL);
+    waitpid(fx.server.pid, NULL, 0);
+    char *pending =
+        pe_test_sqlf(fx.conninfo,
+                     "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
+                     " AND delivered_at IS NULL",
+                     id);
     assert_string_equal(pending, "1");
     free(pending);
     pe_test_server_start(
-        &server, conninfo,
+        &fx.server, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=1", NULL});
-    if (!pe_test_sql_wait(conninfo, q, "3", PE_TEST_WAIT_MS))
+    if (!pe_test_sql_wait(fx.conninfo, q, "3", PE_TEST_WAIT_MS))
         fail_msg("the notification committed before the crash was never delivered (log: %s)",
-                 server.log_path);
+                 fx.server.log_path);
 }
 
 /* ---- setup
@@ -774,32 +737,18 @@ static void test_outbox_survives_crash(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    curl_global_init(CURL_GLOBAL_ALL);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "ChangeSets A", "Europe/Berlin", "EUR", "a@example.com",
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&a, fx.pool, "ChangeSets A", "Europe/Berlin", "EUR", "a@example.com",
                         PASSWORD);
-    pe_test_tenant_make(&b, pool, "ChangeSets B", "Europe/Berlin", "EUR", "b@example.com",
+    pe_test_tenant_make(&b, fx.pool, "ChangeSets B", "Europe/Berlin", "EUR", "b@example.com",
                         PASSWORD);
-    pe_test_tenant_make(&c, pool, "ChangeSets C", "Europe/Berlin", "EUR", "c@example.com",
+    pe_test_tenant_make(&c, fx.pool, "ChangeSets C", "Europe/Berlin", "EUR", "c@example.com",
                         PASSWORD);
     pe_test_server_start(
-        &server, conninfo,
+        &fx.server, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=1", NULL});
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -819,5 +768,5 @@ int main(void)
         cmocka_unit_test(test_schema_served),
         cmocka_unit_test(test_outbox_survives_crash),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -31,40 +31,19 @@
 #include "pe/version.h"
 #include "pe_test.h"
 
-extern char **environ;
-
 #define RUN_TIMEOUT_MS 20000
 /* A database URL that parses but whose server does not exist: a command that got past the
  * configuration checks by mistake fails fast with exit 1 instead of touching a real database. */
 #define DEAD_DB "host=/nonexistent-pe-test-cli port=1 connect_timeout=1"
 
-typedef struct {
-    int exit_code; /* exit status, or -1 when the child did not exit normally */
-    int signal;    /* the signal that ended it, or 0 */
-    bool timed_out;
-    pe_buf_t out;
-    pe_buf_t err;
-} run_t;
-
 static char *migrated; /* a migrated private database shared by the store/user tests */
 
-static void run_free(run_t *r)
+static size_t count_lines(const char *s)
 {
-    pe_buf_free(&r->out);
-    pe_buf_free(&r->err);
-}
-
-static const char *text(const pe_buf_t *b)
-{
-    return b->data ? b->data : "";
-}
-
-static size_t count_lines(const pe_buf_t *b)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->len; i++)
-        n += b->data[i] == '\n';
-    if (b->len && b->data[b->len - 1] != '\n')
+    size_t n = 0, len = strlen(s);
+    for (size_t i = 0; i < len; i++)
+        n += s[i] == '\n';
+    if (len && s[len - 1] != '\n')
         n++;
     return n;
 }
@@ -75,140 +54,33 @@ static bool starts_with(const char *s, const char *prefix)
 }
 
 /* Runs the binary with args (NULL-terminated), environment = ours minus PE_* plus env
- * (NULL-terminated "NAME=value"), and stdin_data on standard input (NULL: /dev/null). */
-static void run(run_t *r, const char *const *args, const char *const *env, const char *stdin_data)
+ * (NULL-terminated "NAME=value"), and stdin_data on standard input (NULL: empty). */
+static void run(pe_test_cli_t *r, const char *const *args, const char *const *env,
+                const char *stdin_data)
 {
-    const char *binary = getenv("PE_TEST_BINARY");
-    const char *argv[32];
-    const char *envp[512];
-    size_t na = 0, ne = 0;
-    int out_pipe[2], err_pipe[2], in_pipe[2] = {-1, -1};
-
-    memset(r, 0, sizeof *r);
-    r->exit_code = -1;
-    if (!binary || !*binary)
-        fail_msg("PE_TEST_BINARY is not set (ctest sets it to the profit-engine binary)");
-    argv[na++] = binary;
-    for (size_t i = 0; args && args[i]; i++) {
-        assert_true(na < PE_ARRAY_LEN(argv) - 1);
-        argv[na++] = args[i];
-    }
-    argv[na] = NULL;
-    for (size_t i = 0; environ[i]; i++) {
-        if (starts_with(environ[i], "PE_"))
-            continue;
-        assert_true(ne < PE_ARRAY_LEN(envp) - 16);
-        envp[ne++] = environ[i];
-    }
-    for (size_t i = 0; env && env[i]; i++) {
-        assert_true(ne < PE_ARRAY_LEN(envp) - 1);
-        envp[ne++] = env[i];
-    }
-    envp[ne] = NULL;
-
-    assert_int_equal(pipe2(out_pipe, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(err_pipe, O_CLOEXEC), 0);
-    if (stdin_data)
-        assert_int_equal(pipe2(in_pipe, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = stdin_data ? in_pipe[0] : open("/dev/null", O_RDONLY);
-        if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
-            dup2(err_pipe[1], STDERR_FILENO) < 0)
-            _exit(126);
-        execve(binary, (char *const *)argv, (char *const *)envp);
-        dprintf(STDERR_FILENO, "exec %s: %s\n", binary, strerror(errno));
-        _exit(127);
-    }
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    if (stdin_data) {
-        close(in_pipe[0]);
-        size_t len = strlen(stdin_data), off = 0;
-        signal(SIGPIPE, SIG_IGN);
-        while (off < len) {
-            ssize_t w = write(in_pipe[1], stdin_data + off, len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break; /* the child does not read: its problem, judged by its output */
-            off += (size_t)w;
-        }
-        close(in_pipe[1]);
-    }
-
-    struct pollfd fds[2] = {{.fd = out_pipe[0], .events = POLLIN},
-                            {.fd = err_pipe[0], .events = POLLIN}};
-    pe_buf_t *bufs[2] = {&r->out, &r->err};
-    int open_fds = 2;
-    int64_t deadline = pe_now_mono_us() + (int64_t)RUN_TIMEOUT_MS * 1000;
-    while (open_fds > 0) {
-        int64_t left_ms = (deadline - pe_now_mono_us()) / 1000;
-        if (left_ms <= 0) {
-            r->timed_out = true;
-            kill(pid, SIGKILL);
-            break;
-        }
-        int n = poll(fds, 2, (int)left_ms);
-        if (n < 0 && errno == EINTR)
-            continue;
-        assert_true(n >= 0);
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char chunk[4096];
-            ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
-            if (got > 0) {
-                assert_int_equal(pe_buf_append(bufs[i], chunk, (size_t)got), 0);
-            } else if (got == 0 || errno != EINTR) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0)
-            close(fds[i].fd);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status))
-        r->exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-        r->signal = WTERMSIG(status);
+    pe_test_cli_exec(args, env, stdin_data, RUN_TIMEOUT_MS, r);
 }
 
 /* Asserts the exit code, printing what the child said when it differs. */
-static void expect_exit(const run_t *r, int want)
+static void expect_exit(const pe_test_cli_t *r, int want)
 {
-    if (r->timed_out || r->signal || r->exit_code != want) {
+    if (r->timed_out || r->signal || r->status != want) {
         print_error("exit %d signal %d%s (want exit %d)\n--- stdout ---\n%s\n--- stderr ---\n%s\n",
-                    r->exit_code, r->signal, r->timed_out ? " timed out" : "", want, text(&r->out),
-                    text(&r->err));
+                    r->status, r->signal, r->timed_out ? " timed out" : "", want, r->out, r->err);
         fail();
     }
 }
 
 /* Parses stdout as exactly one JSON object on one line. */
-static cJSON *stdout_json(const run_t *r)
+static cJSON *stdout_json(const pe_test_cli_t *r)
 {
-    assert_int_equal(count_lines(&r->out), 1);
+    assert_int_equal(count_lines(r->out), 1);
     cJSON *j = NULL;
     char err[128];
-    if (pe_json_parse(text(&r->out), r->out.len, &j, err, sizeof err) != 0)
-        fail_msg("stdout is not JSON (%s): %s", err, text(&r->out));
+    if (pe_json_parse(r->out, r->out_len, &j, err, sizeof err) != 0)
+        fail_msg("stdout is not JSON (%s): %s", err, r->out);
     assert_true(cJSON_IsObject(j));
     return j;
-}
-
-static const char *json_str(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    if (!cJSON_IsString(v))
-        fail_msg("\"%s\" is not a string", name);
-    return v->valuestring;
 }
 
 static double json_num(const cJSON *j, const char *name)
@@ -217,18 +89,6 @@ static double json_num(const cJSON *j, const char *name)
     if (!cJSON_IsNumber(v))
         fail_msg("\"%s\" is not a number", name);
     return v->valuedouble;
-}
-
-static bool uuid_shaped(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-            return false;
-    }
-    return true;
 }
 
 static char db_env[4200];
@@ -251,26 +111,26 @@ static const char *const *env_for(const char *conninfo)
 static void test_help_and_version(void **state)
 {
     (void)state;
-    run_t r;
+    pe_test_cli_t r;
     static const char *const helps[][2] = {{"--help", NULL}, {"-h", NULL}, {"help", NULL}};
     for (size_t i = 0; i < PE_ARRAY_LEN(helps); i++) {
         run(&r, helps[i], NULL, NULL);
         expect_exit(&r, 0);
-        assert_true(starts_with(text(&r.out), "usage: profit-engine"));
-        assert_non_null(strstr(text(&r.out), "commands:"));
-        assert_non_null(strstr(text(&r.out), "PE_DATABASE_URL"));
-        assert_int_equal(r.err.len, 0);
-        run_free(&r);
+        assert_true(starts_with(r.out, "usage: profit-engine"));
+        assert_non_null(strstr(r.out, "commands:"));
+        assert_non_null(strstr(r.out, "PE_DATABASE_URL"));
+        assert_int_equal(r.err_len, 0);
+        pe_test_cli_free(&r);
     }
 
     run(&r, (const char *const[]){"--version", NULL}, NULL, NULL);
     expect_exit(&r, 0);
     char want[128];
     snprintf(want, sizeof want, "profit-engine %s (", PE_VERSION);
-    assert_true(starts_with(text(&r.out), want));
-    assert_int_equal(count_lines(&r.out), 1);
-    assert_int_equal(r.err.len, 0);
-    run_free(&r);
+    assert_true(starts_with(r.out, want));
+    assert_int_equal(count_lines(r.out), 1);
+    assert_int_equal(r.err_len, 0);
+    pe_test_cli_free(&r);
 }
 
 static void test_subcommand_help(void **state)
@@ -289,15 +149,15 @@ static void test_subcommand_help(void **state)
         {{"user", "create", "-h", NULL}, "usage: profit-engine user create"},
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
-        run_t r;
+        pe_test_cli_t r;
         /* A dead database: --help must answer without connecting to anything. */
         run(&r, cases[i].args, (const char *const[]){"PE_DATABASE_URL=" DEAD_DB, NULL}, NULL);
         expect_exit(&r, 0);
-        if (!starts_with(text(&r.out), cases[i].usage))
+        if (!starts_with(r.out, cases[i].usage))
             fail_msg("%s %s: stdout does not start with '%s': %s", cases[i].args[0],
-                     cases[i].args[1], cases[i].usage, text(&r.out));
-        assert_int_equal(r.err.len, 0);
-        run_free(&r);
+                     cases[i].args[1], cases[i].usage, r.out);
+        assert_int_equal(r.err_len, 0);
+        pe_test_cli_free(&r);
     }
 }
 
@@ -313,13 +173,13 @@ static void test_unknown_command(void **state)
         {"store", "create", "--colour", "red"},
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
-        run_t r;
+        pe_test_cli_t r;
         run(&r, cases[i], (const char *const[]){"PE_DATABASE_URL=" DEAD_DB, NULL}, NULL);
         expect_exit(&r, 2);
-        assert_true(starts_with(text(&r.err), "profit-engine: "));
-        assert_non_null(strstr(text(&r.err), "usage: profit-engine"));
-        assert_int_equal(r.out.len, 0);
-        run_free(&r);
+        assert_true(starts_with(r.err, "profit-engine: "));
+        assert_non_null(strstr(r.err, "usage: profit-engine"));
+        assert_int_equal(r.out_len, 0);
+        pe_test_cli_free(&r);
     }
 }
 
@@ -331,17 +191,17 @@ static void test_serve_refuses_unknown_job(void **state)
     (void)state;
     char redis[4200];
     snprintf(redis, sizeof redis, "PE_REDIS_URL=%s", pe_test_redis_url());
-    run_t r;
+    pe_test_cli_t r;
     run(&r, (const char *const[]){"serve", NULL},
         (const char *const[]){"PE_DATABASE_URL=" DEAD_DB, redis, "PE_LISTEN=127.0.0.1:0",
                               "PE_JOBS=aggregate,partition_maintenanse", NULL},
         NULL);
     const char *want = "profit-engine: PE_JOBS: 'partition_maintenanse' is not a job (all, none, "
                        "or a list of partition_maintenance, aggregate";
-    if (r.timed_out || r.signal != 0 || r.exit_code != 2 || !strstr(text(&r.err), want))
+    if (r.timed_out || r.signal != 0 || r.status != 2 || !strstr(r.err, want))
         fail_msg("want exit 2 and '%s…'; got exit %d signal %d timed out %d, stderr:\n%s", want,
-                 r.exit_code, r.signal, r.timed_out, text(&r.err));
-    run_free(&r);
+                 r.status, r.signal, r.timed_out, r.err);
+    pe_test_cli_free(&r);
 }
 
 static void test_bad_configuration(void **state)
@@ -380,19 +240,19 @@ static void test_bad_configuration(void **state)
         envp[k++] = cases[i].assignment;
         envp[k] = NULL;
 
-        run_t r;
+        pe_test_cli_t r;
         run(&r, (const char *const[]){"migrate", NULL}, envp, NULL);
         char prefix[64];
         snprintf(prefix, sizeof prefix, "profit-engine: %s", cases[i].var);
-        bool ok = !r.timed_out && r.signal == 0 && r.exit_code == 2 && count_lines(&r.err) == 1 &&
-                  starts_with(text(&r.err), prefix) && r.out.len == 0;
+        bool ok = !r.timed_out && r.signal == 0 && r.status == 2 && count_lines(r.err) == 1 &&
+                  starts_with(r.err, prefix) && r.out_len == 0;
         if (!ok) {
             print_error("%s: want exit 2 and one stderr line '%s…'; got exit %d signal %d, "
                         "stderr:\n%s---\n",
-                        cases[i].assignment, prefix, r.exit_code, r.signal, text(&r.err));
+                        cases[i].assignment, prefix, r.status, r.signal, r.err);
             failures++;
         }
-        run_free(&r);
+        pe_test_cli_free(&r);
     }
     assert_int_equal(failures, 0);
 }
@@ -403,7 +263,7 @@ static void test_migrate(void **state)
 {
     (void)state;
     char *fresh = pe_test_db_create();
-    run_t r;
+    pe_test_cli_t r;
 
     run(&r, (const char *const[]){"migrate", NULL}, env_for(fresh), NULL);
     expect_exit(&r, 0);
@@ -412,7 +272,7 @@ static void test_migrate(void **state)
     assert_int_equal((size_t)json_num(j, "applied"), pe_embedded_migrations_count);
     assert_int_equal((size_t)json_num(j, "total"), pe_embedded_migrations_count);
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 
     run(&r, (const char *const[]){"migrate", NULL}, env_for(fresh), NULL);
     expect_exit(&r, 0);
@@ -420,15 +280,15 @@ static void test_migrate(void **state)
     assert_int_equal((int)json_num(j, "applied"), 0);
     assert_int_equal((size_t)json_num(j, "total"), pe_embedded_migrations_count);
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 
     /* An unreachable database: the command fails (1), with a message, not a usage error. */
     run(&r, (const char *const[]){"migrate", NULL},
         (const char *const[]){"PE_DATABASE_URL=" DEAD_DB, NULL}, NULL);
     expect_exit(&r, 1);
-    assert_non_null(strstr(text(&r.err), "profit-engine: migrate:"));
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_non_null(strstr(r.err, "profit-engine: migrate:"));
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
 
     pe_test_db_drop(fresh);
 }
@@ -449,11 +309,11 @@ static cJSON *store_create(const char *name, const char *tz, const char *currenc
         args[n++] = currency;
     }
     args[n] = NULL;
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args, env_for(migrated), NULL);
     expect_exit(&r, 0);
     cJSON *j = stdout_json(&r);
-    run_free(&r);
+    pe_test_cli_free(&r);
     return j;
 }
 
@@ -461,10 +321,10 @@ static void test_store_create(void **state)
 {
     (void)state;
     cJSON *j = store_create("Berlin Bikes", "Europe/Berlin", "EUR");
-    const char *id = json_str(j, "storeId");
-    const char *pk = json_str(j, "publishableKey");
-    const char *sk = json_str(j, "secretKey");
-    assert_true(uuid_shaped(id));
+    const char *id = pe_test_json_require_str(j, "storeId");
+    const char *pk = pe_test_json_require_str(j, "publishableKey");
+    const char *sk = pe_test_json_require_str(j, "secretKey");
+    assert_true(pe_test_uuid_shaped(id));
     assert_true(starts_with(pk, "pk_") && strlen(pk) > 20);
     assert_true(starts_with(sk, "sk_") && strlen(sk) > 20);
     assert_string_not_equal(pk + 3, sk + 3);
@@ -490,7 +350,7 @@ static void test_store_create(void **state)
 
     /* Defaults: UTC and USD. */
     j = store_create("Plain Shop", NULL, NULL);
-    assert_int_equal(pe_tenancy_store_get(pool, json_str(j, "storeId"), &store), 0);
+    assert_int_equal(pe_tenancy_store_get(pool, pe_test_json_require_str(j, "storeId"), &store), 0);
     assert_string_equal(store.timezone, "UTC");
     assert_string_equal(store.currency, "USD");
     cJSON_Delete(j);
@@ -513,14 +373,13 @@ static void test_store_create_refusals(void **state)
         {{"store", "create", "--name", "", NULL}, "name"},
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
-        run_t r;
+        pe_test_cli_t r;
         run(&r, cases[i].args, env_for(migrated), NULL);
         expect_exit(&r, 2);
-        assert_int_equal(r.out.len, 0);
-        if (!starts_with(text(&r.err), "profit-engine: ") ||
-            !strstr(text(&r.err), cases[i].message))
-            fail_msg("case %zu: stderr lacks '%s': %s", i, cases[i].message, text(&r.err));
-        run_free(&r);
+        assert_int_equal(r.out_len, 0);
+        if (!starts_with(r.err, "profit-engine: ") || !strstr(r.err, cases[i].message))
+            fail_msg("case %zu: stderr lacks '%s': %s", i, cases[i].message, r.err);
+        pe_test_cli_free(&r);
     }
 }
 
@@ -530,8 +389,8 @@ static void test_user_create(void **state)
 {
     (void)state;
     cJSON *store = store_create("User Shop", "UTC", "GBP");
-    const char *store_id = json_str(store, "storeId");
-    run_t r;
+    const char *store_id = pe_test_json_require_str(store, "storeId");
+    pe_test_cli_t r;
 
     run(&r,
         (const char *const[]){"user", "create", "--email", "Owner@Example.COM", "--store", store_id,
@@ -539,13 +398,13 @@ static void test_user_create(void **state)
         env_for(migrated), "correct horse battery\n");
     expect_exit(&r, 0);
     cJSON *j = stdout_json(&r);
-    const char *user_id = json_str(j, "userId");
-    assert_true(uuid_shaped(user_id));
-    assert_string_equal(json_str(j, "storeId"), store_id);
+    const char *user_id = pe_test_json_require_str(j, "userId");
+    assert_true(pe_test_uuid_shaped(user_id));
+    assert_string_equal(pe_test_json_require_str(j, "storeId"), store_id);
     /* The password is never echoed back. */
-    assert_null(strstr(text(&r.out), "horse"));
-    assert_null(strstr(text(&r.err), "horse"));
-    run_free(&r);
+    assert_null(strstr(r.out, "horse"));
+    assert_null(strstr(r.err, "horse"));
+    pe_test_cli_free(&r);
 
     pe_db_pool_t *pool = pe_db_pool_new(migrated, 1);
     assert_non_null(pool);
@@ -563,16 +422,16 @@ static void test_user_create(void **state)
                               NULL},
         env_for(migrated), NULL);
     expect_exit(&r, 2);
-    assert_non_null(strstr(text(&r.err), "password"));
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_non_null(strstr(r.err, "password"));
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
     run(&r,
         (const char *const[]){"user", "create", "--email", "a@example.com", "--store", store_id,
                               NULL},
         env_for(migrated), "");
     expect_exit(&r, 2);
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
 
     /* A password too short for the policy. */
     run(&r,
@@ -580,9 +439,9 @@ static void test_user_create(void **state)
                               NULL},
         env_for(migrated), "short\n");
     expect_exit(&r, 2);
-    assert_non_null(strstr(text(&r.err), "password"));
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_non_null(strstr(r.err, "password"));
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
 
     /* A store that does not exist (well-formed and malformed ids). */
     static const char *const missing[] = {"00000000-0000-4000-8000-000000000000", "not-a-uuid"};
@@ -593,18 +452,18 @@ static void test_user_create(void **state)
             env_for(migrated), "correct horse battery\n");
         assert_false(r.timed_out);
         assert_int_equal(r.signal, 0);
-        assert_int_not_equal(r.exit_code, 0);
-        assert_non_null(strstr(text(&r.err), "profit-engine: user create:"));
-        assert_int_equal(r.out.len, 0);
-        run_free(&r);
+        assert_int_not_equal(r.status, 0);
+        assert_non_null(strstr(r.err, "profit-engine: user create:"));
+        assert_int_equal(r.out_len, 0);
+        pe_test_cli_free(&r);
     }
 
     /* Missing --store. */
     run(&r, (const char *const[]){"user", "create", "--email", "d@example.com", NULL},
         env_for(migrated), "correct horse battery\n");
     expect_exit(&r, 2);
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
     cJSON_Delete(store);
 }
 
@@ -626,25 +485,25 @@ static void test_serve_cannot_listen(void **state)
     snprintf(listen_env, sizeof listen_env, "PE_LISTEN=127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
     snprintf(db, sizeof db, "PE_DATABASE_URL=%s", migrated);
     snprintf(redis, sizeof redis, "PE_REDIS_URL=%s", pe_test_redis_url());
-    run_t r;
+    pe_test_cli_t r;
     run(&r, (const char *const[]){"serve", NULL},
         (const char *const[]){db, redis, listen_env, "PE_SHUTDOWN_GRACE=1", NULL}, NULL);
     close(fd);
     assert_false(r.timed_out);
     assert_int_equal(r.signal, 0);
-    assert_int_not_equal(r.exit_code, 0);
-    assert_non_null(strstr(text(&r.err), "profit-engine: cannot listen on 127.0.0.1:"));
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "profit-engine: cannot listen on 127.0.0.1:"));
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
 
     /* A host name where an address is needed: refused at start, as a configuration error. */
     run(&r, (const char *const[]){"serve", NULL},
         (const char *const[]){db, redis, "PE_LISTEN=example.com:80", NULL}, NULL);
     expect_exit(&r, 2);
-    assert_int_equal(count_lines(&r.err), 1);
-    assert_true(starts_with(text(&r.err), "profit-engine: PE_LISTEN: 'example.com'"));
-    assert_int_equal(r.out.len, 0);
-    run_free(&r);
+    assert_int_equal(count_lines(r.err), 1);
+    assert_true(starts_with(r.err, "profit-engine: PE_LISTEN: 'example.com'"));
+    assert_int_equal(r.out_len, 0);
+    pe_test_cli_free(&r);
 }
 
 static int group_setup(void **state)

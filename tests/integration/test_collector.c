@@ -18,45 +18,17 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
-static pe_test_server_t server;
-static char store_a[PE_ID_LEN], pk_a[PE_KEY_LEN], sk_a[PE_KEY_LEN];
-static char store_b[PE_ID_LEN], pk_b[PE_KEY_LEN], sk_b[PE_KEY_LEN];
-
-static void make_store(pe_db_pool_t *pool, const char *name, char *id, char *pk, char *sk)
-{
-    pe_store_t store;
-    char err[256];
-    assert_int_equal(
-        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, pk, sk, err, sizeof err), 0);
-    snprintf(id, PE_ID_LEN, "%s", store.id);
-}
+static pe_test_fixture_t fx;
+static pe_test_tenant_t shop_a, shop_b;
 
 static int setup(void **state)
 {
-    assert_int_equal(pe_crypto_init(), 0);
-    conninfo = pe_test_db_create_migrated();
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
-    make_store(pool, "Shop A", store_a, pk_a, sk_a);
-    make_store(pool, "Shop B", store_b, pk_b, sk_b);
-    pe_db_pool_free(pool);
-    pe_test_server_start(&server, conninfo, NULL);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_INFO, 1);
+    pe_test_tenant_make(&shop_a, fx.pool, "Shop A", "UTC", "EUR", NULL, NULL);
+    pe_test_tenant_make(&shop_b, fx.pool, "Shop B", "UTC", "EUR", NULL, NULL);
+    pe_test_server_start(&fx.server, fx.conninfo, NULL);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    assert_int_equal(pe_test_server_stop(&server), 0);
-    pe_test_db_drop(conninfo);
-    return 0;
-}
-
-/* A fresh UUID (v4 shape) for each event of the run. */
-static void new_uuid(char out[37])
-{
-    char hex[33];
-    pe_random_hex(hex, 16);
-    snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
 }
 
 static void iso(int64_t unix_us, char *out, size_t outlen)
@@ -84,7 +56,7 @@ static long post(const char *path_and_query, const char *body, const char *auth_
                  const char *content_type, pe_test_response_t *r)
 {
     char url[512], ct[128];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path_and_query);
+    snprintf(url, sizeof url, "%s%s", fx.server.base_url, path_and_query);
     snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
     const char *headers[] = {ct, auth_header, NULL};
     assert_int_equal(pe_test_http("POST", url, body, headers, r), 0);
@@ -101,13 +73,13 @@ static long post_events(const char *pk, const char *body, pe_test_response_t *r)
 static void test_store_every_column(void **state)
 {
     char id[37], sql[512];
-    new_uuid(id);
+    pe_test_uuid(id);
     pe_buf_t b = PE_BUF_INIT;
     pe_buf_puts(&b, "{\"events\":[");
     cart_event(&b, id, pe_now_unix_us() - 60 * 1000000LL, ",\"userId\":\"u-7\"");
     pe_buf_puts(&b, "]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     assert_string_equal(r.body.data, "{\"accepted\":1,\"rejected\":[]}");
     pe_test_response_free(&r);
 
@@ -117,11 +89,11 @@ static void test_store_every_column(void **state)
              " properties->>'quantity', context->'device'->>'type')"
              " FROM events WHERE event_id = '%s'",
              id);
-    char *row = pe_test_sql(conninfo, sql);
+    char *row = pe_test_sql(fx.conninfo, sql);
     char want[512];
     snprintf(want, sizeof want,
              "%s|storefront.cart.item_added|1|sess-1|anon-1|u-7|/p/1|news|mobile|sku-1|2|mobile",
-             store_a);
+             shop_a.id);
     assert_non_null(row);
     assert_string_equal(row, want);
     free(row);
@@ -131,7 +103,7 @@ static void test_store_every_column(void **state)
 static void test_retry_and_duplicates_stored_once(void **state)
 {
     char id[37];
-    new_uuid(id);
+    pe_test_uuid(id);
     int64_t t = pe_now_unix_us() - 30 * 1000000LL;
     pe_buf_t b = PE_BUF_INIT;
     pe_buf_puts(&b, "{\"events\":[");
@@ -141,12 +113,12 @@ static void test_retry_and_duplicates_stored_once(void **state)
     pe_buf_puts(&b, "]}");
     for (int attempt = 0; attempt < 3; attempt++) { /* and the batch retried */
         pe_test_response_t r;
-        assert_int_equal(post_events(pk_a, b.data, &r), 200);
+        assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
         assert_non_null(strstr(r.body.data, "\"accepted\":2"));
         pe_test_response_free(&r);
     }
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     /* a retry whose sentAt differs (so its corrected time differs) is still the same event */
     char sent[40];
     iso(pe_now_unix_us() + 5 * 1000000LL, sent, sizeof sent);
@@ -155,15 +127,15 @@ static void test_retry_and_duplicates_stored_once(void **state)
     cart_event(&b2, id, t, NULL);
     pe_buf_puts(&b2, "]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b2.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b2.data, &r), 200);
     pe_test_response_free(&r);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     /* the same eventId in another store is another event */
-    assert_int_equal(post_events(pk_b, b.data, &r), 200);
+    assert_int_equal(post_events(shop_b.pk, b.data, &r), 200);
     pe_test_response_free(&r);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 2);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 2);
     pe_buf_free(&b);
     pe_buf_free(&b2);
 }
@@ -171,10 +143,10 @@ static void test_retry_and_duplicates_stored_once(void **state)
 static void test_rejections_and_dead_letters(void **state)
 {
     char good[37], old[37], future[37], other[37];
-    new_uuid(good);
-    new_uuid(old);
-    new_uuid(future);
-    new_uuid(other);
+    pe_test_uuid(good);
+    pe_test_uuid(old);
+    pe_test_uuid(future);
+    pe_test_uuid(other);
     int64_t now = pe_now_unix_us();
     pe_buf_t b = PE_BUF_INIT;
     pe_buf_puts(&b, "{\"events\":[");
@@ -185,11 +157,11 @@ static void test_rejections_and_dead_letters(void **state)
     cart_event(&b, future, now + 2LL * 3600 * 1000000, NULL);
     pe_buf_puts(&b, ",");
     char extra[128];
-    snprintf(extra, sizeof extra, ",\"storeId\":\"%s\"", store_b);
+    snprintf(extra, sizeof extra, ",\"storeId\":\"%s\"", shop_b.id);
     cart_event(&b, other, now - 1000000, extra);
     pe_buf_puts(&b, ",42]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     char err[128];
     cJSON *j = NULL;
     assert_int_equal(pe_json_parse(r.body.data, r.body.len, &j, err, sizeof err), 0);
@@ -219,23 +191,24 @@ static void test_rejections_and_dead_letters(void **state)
     pe_test_response_free(&r);
 
     /* every refusal is in the dead letter with its raw JSON */
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events_rejected WHERE store_id = '%s'",
-                                      store_a),
+                                      shop_a.id),
                      5);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events_rejected WHERE raw = '42' AND "
                                       "event_index = 5 AND store_id = '%s'",
-                                      store_a),
+                                      shop_a.id),
                      1);
     assert_int_equal(
-        pe_test_sql_long(conninfo,
+        pe_test_sql_long(fx.conninfo,
                          "SELECT count(*) FROM events_rejected WHERE code = 'too_old' AND "
                          "raw LIKE '%%' || event_id || '%%' AND store_id = '%s'",
-                         store_a),
+                         shop_a.id),
         1);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id IN ('%s')", old), 0);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id IN ('%s')", old),
+        0);
     pe_buf_free(&b);
 }
 
@@ -246,10 +219,10 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
 {
     (void)state;
     char good1[37], deep[37], price[37], good2[37];
-    new_uuid(good1);
-    new_uuid(deep);
-    new_uuid(price);
-    new_uuid(good2);
+    pe_test_uuid(good1);
+    pe_test_uuid(deep);
+    pe_test_uuid(price);
+    pe_test_uuid(good2);
     char ts[40];
     iso(pe_now_unix_us() - 1000000, ts, sizeof ts);
     pe_buf_t b = PE_BUF_INIT;
@@ -269,7 +242,7 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
     cart_event(&b, good2, pe_now_unix_us() - 1000000, NULL);
     pe_buf_puts(&b, "]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     cJSON *j = pe_test_response_json(&r);
     pe_test_response_free(&r);
     pe_buf_free(&b);
@@ -288,11 +261,11 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
         assert_string_equal(cJSON_GetObjectItem(it, "message")->valuestring, want[i].message);
     }
     cJSON_Delete(j);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
                                       good1, good2),
                      2);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
                                       deep, price),
                      0);
@@ -305,7 +278,7 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
              "{\"score\":{\"n\":-1e400}}},{\"type\":\"track\",\"event\":\"Quiz Answered\","
              "\"anonymousId\":\"seg-anon-1\",\"messageId\":\"seg-nonfinite-2\",\"properties\":"
              "{\"score\":{\"n\":3}}}]}",
-             pk_a);
+             shop_a.pk);
     assert_int_equal(post("/v1/batch", body, NULL, NULL, &r), 200);
     j = pe_test_response_json(&r);
     pe_test_response_free(&r);
@@ -325,7 +298,7 @@ static void test_nonfinite_number_rejects_only_its_event(void **state)
              "\"anonymousId\":\"seg-anon-2\",\"messageId\":\"seg-nonfinite-3\",\"properties\":"
              "{\"product_id\":\"sku-1\",\"price\":10,\"quantity\":1,\"currency\":\"EUR\","
              "\"rating\":1e400}}]}",
-             pk_a);
+             shop_a.pk);
     assert_int_equal(post("/v1/batch", body, NULL, NULL, &r), 200);
     j = pe_test_response_json(&r);
     pe_test_response_free(&r);
@@ -344,7 +317,7 @@ static void test_clock_skew_correction(void **state)
     int64_t now = pe_now_unix_us();
     int64_t skew = 2LL * 86400 * 1000000;
     char id[37], ts[40], sent[40], sql[256];
-    new_uuid(id);
+    pe_test_uuid(id);
     iso(now - skew - 5 * 1000000LL, ts, sizeof ts);
     iso(now - skew, sent, sizeof sent);
     pe_buf_t b = PE_BUF_INIT;
@@ -352,7 +325,7 @@ static void test_clock_skew_correction(void **state)
     cart_event(&b, id, now - skew - 5 * 1000000LL, NULL);
     pe_buf_puts(&b, "]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     assert_non_null(strstr(r.body.data, "\"accepted\":1"));
     pe_test_response_free(&r);
     /* occurred_at = received_at − 5 s (± rounding), client_ts keeps what the client said */
@@ -361,7 +334,7 @@ static void test_clock_skew_correction(void **state)
              " AND abs(extract(epoch FROM (occurred_at - client_ts)) - 172800) < 5"
              " FROM events WHERE event_id = '%s'",
              id);
-    char *ok = pe_test_sql(conninfo, sql);
+    char *ok = pe_test_sql(fx.conninfo, sql);
     assert_non_null(ok);
     assert_string_equal(ok, "t");
     free(ok);
@@ -371,14 +344,14 @@ static void test_clock_skew_correction(void **state)
 static void test_request_limits_and_keys(void **state)
 {
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, "{\"events\":", &r), 400);
+    assert_int_equal(post_events(shop_a.pk, "{\"events\":", &r), 400);
     assert_non_null(strstr(r.body.data, "\"code\":\"invalid_json\""));
     pe_test_response_free(&r);
-    assert_int_equal(post_events(pk_a, "[1,2]", &r), 400);
+    assert_int_equal(post_events(shop_a.pk, "[1,2]", &r), 400);
     pe_test_response_free(&r);
-    assert_int_equal(post_events(pk_a, "{\"events\":{}}", &r), 400);
+    assert_int_equal(post_events(shop_a.pk, "{\"events\":{}}", &r), 400);
     pe_test_response_free(&r);
-    assert_int_equal(post_events(pk_a, "{\"events\":[],\"sentAt\":\"yesterday\"}", &r), 400);
+    assert_int_equal(post_events(shop_a.pk, "{\"events\":[],\"sentAt\":\"yesterday\"}", &r), 400);
     pe_test_response_free(&r);
 
     pe_buf_t b = PE_BUF_INIT;
@@ -386,11 +359,11 @@ static void test_request_limits_and_keys(void **state)
     for (int i = 0; i < 501; i++)
         pe_buf_puts(&b, i ? ",{}" : "{}");
     pe_buf_puts(&b, "]}");
-    assert_int_equal(post_events(pk_a, b.data, &r), 413);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 413);
     pe_test_response_free(&r);
     pe_buf_free(&b);
 
-    assert_int_equal(post_events(sk_a, "{\"events\":[]}", &r), 403);
+    assert_int_equal(post_events(shop_a.sk, "{\"events\":[]}", &r), 403);
     pe_test_response_free(&r);
     assert_int_equal(post_events("pk_unknown", "{\"events\":[]}", &r), 401);
     pe_test_response_free(&r);
@@ -399,11 +372,11 @@ static void test_request_limits_and_keys(void **state)
 
     /* navigator.sendBeacon: text/plain and the key in the query */
     char id[37], path[128];
-    new_uuid(id);
+    pe_test_uuid(id);
     pe_buf_puts(&b, "{\"events\":[");
     cart_event(&b, id, pe_now_unix_us(), NULL);
     pe_buf_puts(&b, "]}");
-    snprintf(path, sizeof path, "/v1/events?key=%s", pk_b);
+    snprintf(path, sizeof path, "/v1/events?key=%s", shop_b.pk);
     assert_int_equal(post(path, b.data, NULL, "text/plain;charset=UTF-8", &r), 200);
     char v[16];
     assert_string_equal(pe_test_response_header(&r, "Access-Control-Allow-Origin", v, sizeof v),
@@ -411,8 +384,8 @@ static void test_request_limits_and_keys(void **state)
     pe_test_response_free(&r);
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT store_id FROM events WHERE event_id = '%s'", id);
-    char *owner = pe_test_sql(conninfo, sql);
-    assert_string_equal(owner, store_b);
+    char *owner = pe_test_sql(fx.conninfo, sql);
+    assert_string_equal(owner, shop_b.id);
     free(owner);
     pe_buf_free(&b);
 }
@@ -420,27 +393,27 @@ static void test_request_limits_and_keys(void **state)
 static void test_commit_failure_is_503_then_retry_stores_once(void **state)
 {
     char id[37];
-    new_uuid(id);
+    pe_test_uuid(id);
     pe_buf_t b = PE_BUF_INIT;
     pe_buf_puts(&b, "{\"events\":[");
     cart_event(&b, id, pe_now_unix_us(), NULL);
     pe_buf_puts(&b, "]}");
-    free(pe_test_sql(conninfo, "ALTER TABLE event_keys RENAME TO event_keys_away"));
+    free(pe_test_sql(fx.conninfo, "ALTER TABLE event_keys RENAME TO event_keys_away"));
     pe_test_response_t r;
-    long status = post_events(pk_a, b.data, &r);
-    free(pe_test_sql(conninfo, "ALTER TABLE event_keys_away RENAME TO event_keys"));
+    long status = post_events(shop_a.pk, b.data, &r);
+    free(pe_test_sql(fx.conninfo, "ALTER TABLE event_keys_away RENAME TO event_keys"));
     assert_int_equal(status, 503);
     char v[16];
     assert_string_equal(pe_test_response_header(&r, "Retry-After", v, sizeof v), "2");
     assert_non_null(strstr(r.body.data, "\"code\":\"unavailable\""));
     pe_test_response_free(&r);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 0);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 0);
 
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     pe_test_response_free(&r);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", id), 1);
     pe_buf_free(&b);
 }
 
@@ -456,14 +429,14 @@ static void *post_many(void *arg)
         pe_buf_puts(&b, "{\"events\":[");
         for (int i = 0; i < PER_BATCH; i++) {
             char id[37];
-            new_uuid(id);
+            pe_test_uuid(id);
             if (i)
                 pe_buf_puts(&b, ",");
             cart_event(&b, id, pe_now_unix_us() - 1000000, ",\"userId\":\"load\"");
         }
         pe_buf_puts(&b, "]}");
         pe_test_response_t r;
-        if (post_events(pk_a, b.data, &r) != 200 || !strstr(r.body.data, "\"accepted\":20"))
+        if (post_events(shop_a.pk, b.data, &r) != 200 || !strstr(r.body.data, "\"accepted\":20"))
             (*failures)++;
         pe_test_response_free(&r);
         pe_buf_free(&b);
@@ -486,7 +459,7 @@ static void test_group_commit_under_concurrency(void **state)
     long failures[THREADS] = {0};
     pe_test_response_t before, after;
     char url[128];
-    snprintf(url, sizeof url, "%s/metrics", server.base_url);
+    snprintf(url, sizeof url, "%s/metrics", fx.server.base_url);
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &before), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, post_many, &failures[i]);
@@ -495,10 +468,10 @@ static void test_group_commit_under_concurrency(void **state)
         assert_int_equal(failures[i], 0);
     }
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &after), 0);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events WHERE "
                                       "user_id = 'load' AND store_id = '%s'",
-                                      store_a),
+                                      shop_a.id),
                      THREADS * BATCHES * PER_BATCH);
     long batches = metric(after.body.data, "pe_collector_batches_total ") -
                    metric(before.body.data, "pe_collector_batches_total ");
@@ -555,7 +528,7 @@ static unsigned writers_running(pe_collector_t *c)
  * 10 ms later, wakes the other; the first to reach the deadline takes both. */
 static void test_writers_keep_running(void **state)
 {
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 4);
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 4);
     pe_collector_config_t cfg = {.db = pool, .writers = 2, .window_ms = 60};
     pe_collector_t *c = pe_collector_new(&cfg);
     assert_non_null(c);
@@ -569,14 +542,14 @@ static void test_writers_keep_running(void **state)
         cJSON *events[2] = {NULL, NULL};
         for (int k = 0; k < 2; k++) {
             char id[37];
-            new_uuid(id);
+            pe_test_uuid(id);
             pe_buf_t b = PE_BUF_INIT;
             pe_buf_puts(&b, "[");
             cart_event(&b, id, pe_now_unix_us() - 1000000, ",\"userId\":\"two-writers\"");
             pe_buf_puts(&b, "]");
             assert_int_equal(pe_json_parse(b.data, b.len, &events[k], err, sizeof err), 0);
             pe_buf_free(&b);
-            assert_int_equal(pe_collector_ingest(c, store_b, PE_COLLECTOR_LIVE, events[k], 0,
+            assert_int_equal(pe_collector_ingest(c, shop_b.id, PE_COLLECTOR_LIVE, events[k], 0,
                                                  pe_now_unix_us(), on_done, &w[k]),
                              0);
             usleep(10 * 1000);
@@ -593,10 +566,10 @@ static void test_writers_keep_running(void **state)
     pe_collector_free(c);
     pe_db_pool_free(pool);
     assert_int_equal(
-        pe_test_sql_long(conninfo,
+        pe_test_sql_long(fx.conninfo,
                          "SELECT count(*) FROM events WHERE user_id = 'two-writers' AND "
                          "store_id = '%s'",
-                         store_b),
+                         shop_b.id),
         8);
 }
 
@@ -604,7 +577,7 @@ static void test_writers_keep_running(void **state)
 
 static void test_dead_letter_bound(void **state)
 {
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 2);
     pe_collector_config_t cfg = {.db = pool, .dead_letters_per_store_hour = 5};
     pe_collector_t *c = pe_collector_new(&cfg);
     assert_non_null(c);
@@ -614,7 +587,7 @@ static void test_dead_letter_bound(void **state)
     assert_int_equal(pe_json_parse(bad, strlen(bad), &events, err, sizeof err), 0);
     for (int round = 0; round < 3; round++) { /* 12 refusals, 5 kept */
         waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
-        assert_int_equal(pe_collector_ingest(c, store_b, PE_COLLECTOR_LIVE, events, 0,
+        assert_int_equal(pe_collector_ingest(c, shop_b.id, PE_COLLECTOR_LIVE, events, 0,
                                              pe_now_unix_us(), on_done, &w),
                          0);
         wait_done(&w);
@@ -623,18 +596,18 @@ static void test_dead_letter_bound(void **state)
     cJSON_Delete(events);
     pe_collector_free(c);
     pe_db_pool_free(pool);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events_rejected "
                                       "WHERE raw IN ('1','2','3','4') AND "
                                       "store_id = '%s'",
-                                      store_b),
+                                      shop_b.id),
                      4);
     assert_int_equal(
         pe_test_sql_long(
-            conninfo,
+            fx.conninfo,
             "SELECT coalesce(sum(dropped), 0) FROM events_rejected_overflow WHERE store_id = "
             "'%s'",
-            store_b),
+            shop_b.id),
         8);
 }
 
@@ -652,16 +625,16 @@ static void test_import_history(void **state)
     int64_t now = pe_now_unix_us();
     int64_t old = now - 45LL * 86400 * 1000000; /* no partition exists this far back */
     char id[37], id2[37], too_old[37], sent[40], sql[512];
-    new_uuid(id);
-    new_uuid(id2);
-    new_uuid(too_old);
+    pe_test_uuid(id);
+    pe_test_uuid(id2);
+    pe_test_uuid(too_old);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = "
              "i.inhrelid"
              " WHERE i.inhparent = '%s'::regclass AND c.relname = '%s_p' ||"
              " to_char(now() - interval '45 days', 'YYYY_MM_DD')",
              "events", "events");
-    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 0);
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "%s", sql), 0);
 
     iso(now + 3600LL * 1000000, sent, sizeof sent); /* a sentAt that live traffic would apply */
     pe_buf_t b = PE_BUF_INIT;
@@ -674,37 +647,38 @@ static void test_import_history(void **state)
     pe_buf_puts(&b, "]}");
     pe_test_response_t r;
     for (int attempt = 0; attempt < 2; attempt++) { /* the second is a retry */
-        assert_int_equal(post_import(sk_a, b.data, &r), 200);
+        assert_int_equal(post_import(shop_a.sk, b.data, &r), 200);
         assert_non_null(strstr(r.body.data, "\"accepted\":2"));
         assert_non_null(strstr(r.body.data, "\"index\":2"));
         assert_non_null(strstr(r.body.data, "\"code\":\"too_old\""));
         pe_test_response_free(&r);
     }
-    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 1);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "%s", sql), 1);
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')"
                                       " AND occurred_at = client_ts AND store_id = '%s'",
-                                      id, id2, store_a),
+                                      id, id2, shop_a.id),
                      2);
     /* keyed by events' own primary key (the timestamp as sent), which lives as long as the
      * event: no event_keys row, whose 10-day retention would forget it */
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM event_keys WHERE event_id = '%s'", id), 0);
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM event_keys WHERE event_id = '%s'", id),
+        0);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", too_old),
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE event_id = '%s'", too_old),
         0);
 
     /* a publishable key may not import; the storefront endpoint refuses history and says where
      * it goes */
-    assert_int_equal(post_import(pk_a, b.data, &r), 403);
+    assert_int_equal(post_import(shop_a.pk, b.data, &r), 403);
     pe_test_response_free(&r);
     char id3[37];
-    new_uuid(id3);
+    pe_test_uuid(id3);
     pe_buf_t live = PE_BUF_INIT;
     pe_buf_puts(&live, "{\"events\":[");
     cart_event(&live, id3, old, NULL);
     pe_buf_puts(&live, "]}");
-    assert_int_equal(post_events(pk_a, live.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, live.data, &r), 200);
     assert_non_null(strstr(r.body.data, "\"code\":\"too_old\""));
     assert_non_null(strstr(r.body.data, "/v1/import"));
     pe_test_response_free(&r);
@@ -713,15 +687,16 @@ static void test_import_history(void **state)
 
     /* PE_EVENTS_RETENTION_DAYS: maintenance applies the operator's retention and retires the
      * partitions past it */
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 1);
     char err[256] = "";
     assert_int_equal(pe_collector_maintain(pool, 40, err, sizeof err), 0);
     assert_int_equal(
-        pe_test_sql_long(conninfo, "SELECT count(*) FROM partman.part_config WHERE parent_table ="
-                                   " 'public.events' AND retention = '40 days'"),
+        pe_test_sql_long(fx.conninfo,
+                         "SELECT count(*) FROM partman.part_config WHERE parent_table ="
+                         " 'public.events' AND retention = '40 days'"),
         1);
-    assert_int_equal(pe_test_sql_long(conninfo, "%s", sql), 0);
-    assert_int_equal(pe_test_sql_long(conninfo,
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "%s", sql), 0);
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
                                       "SELECT count(*) FROM events WHERE event_id IN ('%s', '%s')",
                                       id, id2),
                      0);
@@ -741,7 +716,7 @@ static void test_json_values_stored_exactly(void **state)
         "\"frac\":0.1,\"tiny\":-2.5e-300,\"huge\":1.5e300,\"zero\":0,"
         "\"nested\":{\"list\":[1,\"two\",true,false,null]}}";
     char id[37], sql[2048];
-    new_uuid(id);
+    pe_test_uuid(id);
     char extra[1024];
     snprintf(extra, sizeof extra, ",\"custom\":%s", custom);
     pe_buf_t b = PE_BUF_INIT;
@@ -749,14 +724,14 @@ static void test_json_values_stored_exactly(void **state)
     cart_event(&b, id, pe_now_unix_us(), extra);
     pe_buf_puts(&b, "]}");
     pe_test_response_t r;
-    assert_int_equal(post_events(pk_a, b.data, &r), 200);
+    assert_int_equal(post_events(shop_a.pk, b.data, &r), 200);
     assert_string_equal(r.body.data, "{\"accepted\":1,\"rejected\":[]}");
     pe_test_response_free(&r);
     snprintf(sql, sizeof sql,
              "SELECT (custom = $j$%s$j$::jsonb)::text || '|' || (custom->>'backslash') || '|' ||"
              " (custom->>'text') FROM events WHERE event_id = '%s'",
              custom, id);
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     assert_non_null(v);
     assert_string_equal(v, "true|c\\d|Grüße € 😀 \\N \\.");
     free(v);
@@ -767,12 +742,12 @@ static void test_json_values_stored_exactly(void **state)
  * process, straight in the database) still stops it at once: NOTIFY evicts it. */
 static void test_revoked_publishable_key_stops_at_once(void **state)
 {
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 1);
     char pk[PE_KEY_LEN], key_id[PE_ID_LEN], id[37];
-    assert_int_equal(pe_tenancy_key_create(pool, store_a, PE_KEY_PUBLISHABLE, pk, key_id), 0);
+    assert_int_equal(pe_tenancy_key_create(pool, shop_a.id, PE_KEY_PUBLISHABLE, pk, key_id), 0);
     pe_test_response_t r;
     for (int i = 0; i < 3; i++) {
-        new_uuid(id);
+        pe_test_uuid(id);
         pe_buf_t b = PE_BUF_INIT;
         pe_buf_puts(&b, "{\"events\":[");
         cart_event(&b, id, pe_now_unix_us(), NULL);
@@ -782,7 +757,7 @@ static void test_revoked_publishable_key_stops_at_once(void **state)
         pe_buf_free(&b);
     }
     char url[256];
-    snprintf(url, sizeof url, "%s/metrics", server.base_url);
+    snprintf(url, sizeof url, "%s/metrics", fx.server.base_url);
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &r), 0);
     assert_non_null(strstr(r.body.data, "pe_key_cache_live 1"));
     const char *hits = strstr(r.body.data, "pe_key_cache_lookups_total{result=\"hit\"} ");
@@ -791,7 +766,7 @@ static void test_revoked_publishable_key_stops_at_once(void **state)
                 2);
     pe_test_response_free(&r);
 
-    assert_int_equal(pe_tenancy_key_revoke(pool, store_a, key_id), 0);
+    assert_int_equal(pe_tenancy_key_revoke(pool, shop_a.id, key_id), 0);
     int64_t t0 = pe_now_mono_us();
     long status = 200;
     while (status == 200 && pe_now_mono_us() - t0 < 5000000) {
@@ -813,7 +788,7 @@ static void test_revoked_publishable_key_stops_at_once(void **state)
 
 static void drop_ahead_partitions(void)
 {
-    free(pe_test_sql(conninfo,
+    free(pe_test_sql(fx.conninfo,
                      "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename" AHEAD_PARTITIONS
                      " LOOP EXECUTE format('DROP TABLE %I', t); END LOOP; END $$"));
 }
@@ -822,13 +797,13 @@ static void test_maintenance(void **state)
 {
     (void)state;
     static const char ahead[] = "SELECT count(*)" AHEAD_PARTITIONS;
-    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(fx.conninfo, "%s", ahead) >= 1);
     drop_ahead_partitions();
-    assert_int_equal(pe_test_sql_long(conninfo, "%s", ahead), 0);
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "%s", ahead), 0);
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 2);
     char err[256] = "";
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(fx.conninfo, "%s", ahead) >= 1);
 
     /* another instance holds the lock: nothing happens, no error */
     pe_db_conn_t *holder = NULL;
@@ -837,12 +812,12 @@ static void test_maintenance(void **state)
         pe_db_exec(holder, "SELECT pg_advisory_lock(7262937150124823901)", 0, NULL, NULL), 0);
     drop_ahead_partitions();
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_int_equal(pe_test_sql_long(conninfo, "%s", ahead), 0);
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "%s", ahead), 0);
     assert_int_equal(
         pe_db_exec(holder, "SELECT pg_advisory_unlock(7262937150124823901)", 0, NULL, NULL), 0);
     pe_db_release(pool, holder);
     assert_int_equal(pe_collector_maintain(pool, 400, err, sizeof err), 0);
-    assert_true(pe_test_sql_long(conninfo, "%s", ahead) >= 1);
+    assert_true(pe_test_sql_long(fx.conninfo, "%s", ahead) >= 1);
     pe_db_pool_free(pool);
 }
 
@@ -864,5 +839,5 @@ int main(void)
         cmocka_unit_test(test_json_values_stored_exactly),
         cmocka_unit_test(test_revoked_publishable_key_stops_at_once),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
 }

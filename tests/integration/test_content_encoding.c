@@ -25,9 +25,8 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
-static pe_test_server_t server;
-static char store_id[PE_ID_LEN], pk[PE_KEY_LEN], sk[PE_KEY_LEN];
+static pe_test_fixture_t fx;
+static pe_test_tenant_t store;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -37,7 +36,7 @@ static long send_bytes(const char *method, const char *path, const void *body, s
                        const char *const *headers, pe_test_response_t *r)
 {
     char url[512];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
+    snprintf(url, sizeof url, "%s%s", fx.server.base_url, path);
     if (pe_test_http_bytes(method, url, body, len, headers, r) != 0)
         fail_msg("%s %s: no answer", method, path);
     return r->status;
@@ -56,18 +55,6 @@ static long post_encoded(const char *path, const char *auth, const char *coding,
     return status;
 }
 
-static void bearer(char *out, size_t outlen, const char *key)
-{
-    snprintf(out, outlen, "Authorization: Bearer %s", key);
-}
-
-static void new_uuid(char out[37])
-{
-    char hex[33];
-    pe_random_hex(hex, 16);
-    snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
-}
-
 /* A batch of one cart event with the given id, a minute old. */
 static void one_event(char *out, size_t outlen, const char *event_id)
 {
@@ -81,44 +68,11 @@ static void one_event(char *out, size_t outlen, const char *event_id)
              event_id, ts);
 }
 
-static long sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static long sql_long(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    /* clang-analyzer 14 misreads va_start on x86-64. */
-    int n = vsnprintf(sql, sizeof sql, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof sql);
-    char *v = pe_test_sql(conninfo, sql);
-    long value = v ? strtol(v, NULL, 10) : -1;
-    free(v);
-    return value;
-}
-
 static long stored(const char *event_id)
 {
-    return sql_long("SELECT count(*) FROM events WHERE store_id = '%s' AND event_id = '%s'",
-                    store_id, event_id);
-}
-
-/* Asserts status and the error shape with that code; returns the message (the caller frees). */
-static char *expect_error(const pe_test_response_t *r, long status, const char *code)
-{
-    if (r->status != status)
-        fail_msg("status %ld, want %ld: %.300s", r->status, status,
-                 r->body.data ? r->body.data : "");
-    cJSON *j = pe_test_response_json(r);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-    assert_true(cJSON_IsString(c) && cJSON_IsString(m) && m->valuestring[0]);
-    assert_string_equal(c->valuestring, code);
-    char *msg = strdup(m->valuestring);
-    cJSON_Delete(j);
-    return msg;
+    return pe_test_sql_long(fx.conninfo,
+                            "SELECT count(*) FROM events WHERE store_id = '%s' AND event_id = '%s'",
+                            store.id, event_id);
 }
 
 static void expect_accepted(const pe_test_response_t *r, const char *what)
@@ -141,10 +95,10 @@ static void test_events_every_coding(void **state)
         {"deflate", PE_TEST_ZLIB},        {"deflate", PE_TEST_RAW_DEFLATE},
         {"GZIP, identity", PE_TEST_GZIP},
     };
-    char auth[128], id[37], body[1024];
-    bearer(auth, sizeof auth, pk);
+    char id[37], body[1024];
+    const char *auth = store.pk_auth;
     for (size_t i = 0; i < PE_ARRAY_LEN(codings); i++) {
-        new_uuid(id);
+        pe_test_uuid(id);
         one_event(body, sizeof body, id);
         pe_test_response_t r;
         post_encoded("/v1/events", auth, codings[i].header, codings[i].wrap, body, &r);
@@ -159,7 +113,7 @@ static void test_events_every_coding(void **state)
              "SELECT concat_ws('|', name, session_id, anonymous_id, properties->>'productId', "
              "properties->>'quantity') FROM events WHERE event_id = '%s'",
              id);
-    char *row = pe_test_sql(conninfo, sql);
+    char *row = pe_test_sql(fx.conninfo, sql);
     assert_non_null(row);
     assert_string_equal(row, "storefront.cart.item_added|sess-ce|anon-ce|sku-9|3");
     free(row);
@@ -173,7 +127,7 @@ static void test_segment_batch_gzip(void **state)
     pe_random_hex(rnd, 8);
     snprintf(anon, sizeof anon, "seg-ce-%s", rnd);
     pe_time_format_rfc3339(pe_now_unix_us(), ts, sizeof ts);
-    pe_test_basic_auth(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, store.pk);
     snprintf(body, sizeof body,
              "{\"batch\":[{\"type\":\"track\",\"event\":\"Signed Up\",\"messageId\":\"m1-%s\","
              "\"anonymousId\":\"%s\",\"timestamp\":\"%s\"},{\"type\":\"page\",\"messageId\":"
@@ -192,9 +146,10 @@ static void test_segment_batch_gzip(void **state)
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "accepted")->valueint, 2);
     cJSON_Delete(j);
     pe_test_response_free(&r);
-    assert_int_equal(sql_long("SELECT count(*) FROM events WHERE store_id = '%s' AND "
-                              "anonymous_id = '%s'",
-                              store_id, anon),
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
+                                      "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                                      "anonymous_id = '%s'",
+                                      store.id, anon),
                      2);
 
     /* /v1/track, deflate, JSON label */
@@ -205,15 +160,16 @@ static void test_segment_batch_gzip(void **state)
     post_encoded("/v1/track", auth, "deflate", PE_TEST_ZLIB, body, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
-    assert_int_equal(sql_long("SELECT count(*) FROM events WHERE store_id = '%s' AND "
-                              "anonymous_id = '%s'",
-                              store_id, anon),
+    assert_int_equal(pe_test_sql_long(fx.conninfo,
+                                      "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                                      "anonymous_id = '%s'",
+                                      store.id, anon),
                      3);
 
     /* the form label is accepted only for an encoded body: a plain form is still 415 */
     const char *plain[] = {"Content-Type: application/x-www-form-urlencoded", auth, NULL};
     send_bytes("POST", "/v1/batch", body, strlen(body), plain, &r);
-    free(expect_error(&r, 415, "unsupported_media_type"));
+    pe_test_expect_error(&r, 415, "unsupported_media_type", NULL, 0);
     pe_test_response_free(&r);
     pe_buf_free(&enc);
 }
@@ -221,9 +177,9 @@ static void test_segment_batch_gzip(void **state)
 static void test_import_gzip(void **state)
 {
     (void)state;
-    char auth[128], id[37], body[1024], ts[40];
-    bearer(auth, sizeof auth, sk);
-    new_uuid(id);
+    char id[37], body[1024], ts[40];
+    const char *auth = store.sk_auth;
+    pe_test_uuid(id);
     /* ten days old: only /v1/import takes it */
     pe_time_format_rfc3339(pe_now_unix_us() - 10LL * 86400 * 1000000, ts, sizeof ts);
     snprintf(body, sizeof body,
@@ -244,8 +200,7 @@ static void test_import_gzip(void **state)
 static void test_bomb_is_413(void **state)
 {
     (void)state;
-    char auth[128];
-    bearer(auth, sizeof auth, pk);
+    const char *auth = store.pk_auth;
     /* 1 MB of JSON-ish filler compresses to ~1 KB; the route takes 512 KB decoded */
     size_t n = (size_t)1024 * 1024;
     char *big = malloc(n + 1);
@@ -262,15 +217,15 @@ static void test_bomb_is_413(void **state)
             w == PE_TEST_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate", auth, NULL};
         pe_test_response_t r;
         send_bytes("POST", "/v1/events", enc.data, enc.len, headers, &r);
-        char *msg = expect_error(&r, 413, "payload_too_large");
+        char msg[512];
+        pe_test_expect_error(&r, 413, "payload_too_large", msg, sizeof msg);
         assert_non_null(strstr(msg, "decoded"));
         assert_non_null(strstr(msg, "524288"));
-        free(msg);
         pe_test_response_free(&r);
         pe_buf_free(&enc);
     }
     free(big);
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
 }
 
 /* An endless stream of empty gzip members decodes to nothing: the limit holds on the wire. */
@@ -278,7 +233,7 @@ static void test_chunked_empty_members_413(void **state)
 {
     (void)state;
     char auth[160];
-    pe_test_basic_auth(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, store.pk);
     pe_buf_t member = pe_test_compress(PE_TEST_GZIP, "", 0);
     pe_buf_t req = PE_BUF_INIT;
     pe_buf_printf(&req,
@@ -297,7 +252,7 @@ static void test_chunked_empty_members_413(void **state)
     }
     pe_buf_puts(&req, "0\r\n\r\n");
     pe_buf_t out = PE_BUF_INIT;
-    assert_true(pe_test_raw(server.port, req.data, req.len, 0, 60000, &out) > 0);
+    assert_true(pe_test_raw(fx.server.port, req.data, req.len, 0, 60000, &out) > 0);
     if (!strstr(out.data, " 413 ") || !strstr(out.data, "payload_too_large"))
         fail_msg("want 413 payload_too_large, got: %.400s", out.data);
     pe_buf_free(&out);
@@ -312,7 +267,7 @@ static void test_chunked_empty_members_413(void **state)
     for (int i = 0; i < 3; i++)
         pe_buf_append(&req, member.data, member.len);
     pe_buf_puts(&req, "\r\n0\r\n\r\n");
-    assert_true(pe_test_raw(server.port, req.data, req.len, 0, 60000, &out) > 0);
+    assert_true(pe_test_raw(fx.server.port, req.data, req.len, 0, 60000, &out) > 0);
     if (!strstr(out.data, " 400 ") || strstr(out.data, "invalid_encoding"))
         fail_msg("want the handler's 400 for an empty body, got: %.400s", out.data);
     pe_buf_free(&out);
@@ -323,22 +278,21 @@ static void test_chunked_empty_members_413(void **state)
 static void test_corrupt_truncated_trailing_400(void **state)
 {
     (void)state;
-    char auth[128], id[37], body[1024];
-    bearer(auth, sizeof auth, pk);
-    new_uuid(id);
+    char id[37], body[1024];
+    const char *auth = store.pk_auth;
+    pe_test_uuid(id);
     one_event(body, sizeof body, id);
     for (pe_test_deflate_format_t w = PE_TEST_GZIP; w <= PE_TEST_RAW_DEFLATE; w++) {
         const char *ce = w == PE_TEST_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: deflate";
         const char *headers[] = {"Content-Type: application/json", ce, auth, NULL};
         pe_buf_t enc = pe_test_compress(w, body, strlen(body));
         pe_test_response_t r;
-        char *msg;
+        char msg[512];
 
         /* truncated */
         send_bytes("POST", "/v1/events", enc.data, enc.len - 3, headers, &r);
-        msg = expect_error(&r, 400, "invalid_encoding");
+        pe_test_expect_error(&r, 400, "invalid_encoding", msg, sizeof msg);
         assert_non_null(strstr(msg, "truncated"));
-        free(msg);
         pe_test_response_free(&r);
 
         /* trailing garbage */
@@ -346,7 +300,7 @@ static void test_corrupt_truncated_trailing_400(void **state)
         pe_buf_append(&tail, enc.data, enc.len);
         pe_buf_puts(&tail, "garbage!");
         send_bytes("POST", "/v1/events", tail.data, tail.len, headers, &r);
-        free(expect_error(&r, 400, "invalid_encoding"));
+        pe_test_expect_error(&r, 400, "invalid_encoding", NULL, 0);
         pe_test_response_free(&r);
         pe_buf_free(&tail);
 
@@ -358,7 +312,7 @@ static void test_corrupt_truncated_trailing_400(void **state)
             enc.data[enc.len - 6] ^= 0x40;
             send_bytes("POST", "/v1/events", enc.data, enc.len, headers, &r);
         }
-        free(expect_error(&r, 400, "invalid_encoding"));
+        pe_test_expect_error(&r, 400, "invalid_encoding", NULL, 0);
         pe_test_response_free(&r);
         pe_buf_free(&enc);
     }
@@ -367,7 +321,7 @@ static void test_corrupt_truncated_trailing_400(void **state)
                              NULL};
     pe_test_response_t r;
     send_bytes("POST", "/v1/events", body, strlen(body), headers, &r);
-    free(expect_error(&r, 400, "invalid_encoding"));
+    pe_test_expect_error(&r, 400, "invalid_encoding", NULL, 0);
     pe_test_response_free(&r);
     assert_int_equal(stored(id), 0);
 }
@@ -375,9 +329,9 @@ static void test_corrupt_truncated_trailing_400(void **state)
 static void test_unsupported_415(void **state)
 {
     (void)state;
-    char auth[128], id[37], body[1024];
-    bearer(auth, sizeof auth, pk);
-    new_uuid(id);
+    char id[37], body[1024];
+    const char *auth = store.pk_auth;
+    pe_test_uuid(id);
     one_event(body, sizeof body, id);
     static const char *const refused[] = {"br",         "zstd",          "compress",
                                           "gzip, gzip", "gzip, deflate", "gzip;q=1"};
@@ -387,10 +341,10 @@ static void test_unsupported_415(void **state)
         const char *headers[] = {"Content-Type: application/json", ce, auth, NULL};
         pe_test_response_t r;
         send_bytes("POST", "/v1/events", body, strlen(body), headers, &r);
-        char *msg = expect_error(&r, 415, "unsupported_encoding");
+        char msg[512];
+        pe_test_expect_error(&r, 415, "unsupported_encoding", msg, sizeof msg);
         if (!strstr(msg, "gzip, x-gzip, deflate or identity"))
             fail_msg("%s: the message names no accepted coding: %s", refused[i], msg);
-        free(msg);
         pe_test_response_free(&r);
     }
     assert_int_equal(stored(id), 0);
@@ -408,9 +362,9 @@ static void test_unsupported_415(void **state)
 static void test_other_routes_415(void **state)
 {
     (void)state;
-    char auth[128], path[256];
-    bearer(auth, sizeof auth, sk);
-    snprintf(path, sizeof path, "/api/v1/stores/%s/products", store_id);
+    char path[256];
+    const char *auth = store.sk_auth;
+    snprintf(path, sizeof path, "/api/v1/stores/%s/products", store.id);
     const char *products = "{\"products\":[{\"sku\":\"ce-1\",\"name\":\"Gz\",\"price\":1,"
                            "\"currency\":\"EUR\"}]}";
     pe_buf_t enc = pe_test_compress(PE_TEST_GZIP, products, strlen(products));
@@ -418,19 +372,21 @@ static void test_other_routes_415(void **state)
                              NULL};
     pe_test_response_t r;
     send_bytes("PUT", path, enc.data, enc.len, headers, &r);
-    char *msg = expect_error(&r, 415, "unsupported_encoding");
+    char msg[512];
+    pe_test_expect_error(&r, 415, "unsupported_encoding", msg, sizeof msg);
     assert_non_null(strstr(msg, "unencoded"));
-    free(msg);
     pe_test_response_free(&r);
     pe_buf_free(&enc);
     assert_int_equal(
-        sql_long("SELECT count(*) FROM products WHERE store_id = '%s' AND sku = 'ce-1'", store_id),
+        pe_test_sql_long(fx.conninfo,
+                         "SELECT count(*) FROM products WHERE store_id = '%s' AND sku = 'ce-1'",
+                         store.id),
         0);
 
     /* the login route too, before it reads a byte */
     const char *login[] = {"Content-Type: application/json", "Content-Encoding: deflate", NULL};
     send_bytes("POST", "/api/v1/auth/login", "xx", 2, login, &r);
-    free(expect_error(&r, 415, "unsupported_encoding"));
+    pe_test_expect_error(&r, 415, "unsupported_encoding", NULL, 0);
     pe_test_response_free(&r);
 }
 
@@ -439,7 +395,7 @@ static void test_metrics_and_preflight(void **state)
     (void)state;
     pe_test_response_t r;
     char url[256];
-    snprintf(url, sizeof url, "%s/metrics", server.base_url);
+    snprintf(url, sizeof url, "%s/metrics", fx.server.base_url);
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     /* earlier tests in this program sent gzip and deflate bodies to /v1/events */
@@ -452,7 +408,7 @@ static void test_metrics_and_preflight(void **state)
                                         "route=\"/v1/batch\",encoding=\"gzip\"} 1\n"));
     pe_test_response_free(&r);
 
-    snprintf(url, sizeof url, "%s/v1/events", server.base_url);
+    snprintf(url, sizeof url, "%s/v1/events", fx.server.base_url);
     const char *pre[] = {"Origin: https://shop.example", "Access-Control-Request-Method: POST",
                          "Access-Control-Request-Headers: content-encoding", NULL};
     assert_int_equal(pe_test_http("OPTIONS", url, NULL, pre, &r), 0);
@@ -467,29 +423,11 @@ static void test_metrics_and_preflight(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
-    assert_non_null(pool);
-    pe_store_t store;
-    char err[256];
-    if (pe_tenancy_store_create(pool, "Gzip Store", "UTC", "EUR", &store, pk, sk, err,
-                                sizeof err) != 0)
-        fail_msg("store create: %s", err);
-    snprintf(store_id, sizeof store_id, "%s", store.id);
-    pe_db_pool_free(pool);
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 1);
+    pe_test_tenant_make(&store, fx.pool, "Gzip Store", "UTC", "EUR", NULL, NULL);
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_test_db_drop(conninfo);
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -505,5 +443,5 @@ int main(void)
         cmocka_unit_test(test_other_routes_415),
         cmocka_unit_test(test_metrics_and_preflight),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

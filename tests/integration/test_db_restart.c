@@ -34,9 +34,9 @@
 #define WRITERS 2
 #define WAIT_MS 30000 /* generous: the suite runs under ASan on two busy cores */
 
-static char *conninfo;
-static pe_test_server_t server;
-static char store_id[PE_ID_LEN], pk[PE_KEY_LEN], sk[PE_KEY_LEN], session[PE_TOKEN_LEN];
+static pe_test_fixture_t fx;
+static pe_test_tenant_t shop;
+static char session[PE_TOKEN_LEN];
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -48,7 +48,7 @@ static char store_id[PE_ID_LEN], pk[PE_KEY_LEN], sk[PE_KEY_LEN], session[PE_TOKE
 static long end_all_sessions(void)
 {
     char *v = pe_test_sql(
-        conninfo,
+        fx.conninfo,
         "SELECT count(*) || ':' || coalesce(string_agg(pid::text, ',') FILTER (WHERE NOT ended),"
         " '') FROM (SELECT pid, pg_terminate_backend(pid, 30000) AS ended FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()) t");
@@ -61,19 +61,11 @@ static long end_all_sessions(void)
         char sql[4096];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (%s)",
                  not_ended);
-        if (!pe_test_sql_wait(conninfo, sql, "0", WAIT_MS))
+        if (!pe_test_sql_wait(fx.conninfo, sql, "0", WAIT_MS))
             fail_msg("sessions %s of %ld did not end within %d ms", not_ended, all, WAIT_MS);
     }
     free(v);
     return all;
-}
-
-/* A fresh UUID (v4 shape). */
-static void new_uuid(char out[37])
-{
-    char hex[33];
-    pe_random_hex(hex, 16);
-    snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
 }
 
 /* {"events":[one cart event with id event_id, now]} into b. */
@@ -91,12 +83,7 @@ static void one_event(pe_buf_t *b, const char *event_id)
 
 static long post_events(const pe_test_server_t *s, const char *body, pe_test_response_t *r)
 {
-    char url[256], auth[128];
-    snprintf(url, sizeof url, "%s/v1/events", s->base_url);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", pk);
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    assert_int_equal(pe_test_http("POST", url, body, headers, r), 0);
-    return r->status;
+    return pe_test_call(s, "POST", "/v1/events", body, shop.pk_auth, r);
 }
 
 static long get(const pe_test_server_t *s, const char *path, const char *header_line,
@@ -114,21 +101,21 @@ static void expect_stored(const char *what, int i, char id[37])
 {
     pe_buf_t b = PE_BUF_INIT;
     pe_test_response_t r;
-    new_uuid(id);
+    pe_test_uuid(id);
     one_event(&b, id);
-    if (post_events(&server, b.data, &r) != 200 || !strstr(r.body.data, "\"accepted\":1"))
+    if (post_events(&fx.server, b.data, &r) != 200 || !strstr(r.body.data, "\"accepted\":1"))
         fail_msg("%s: POST /v1/events #%d: %ld %.300s (log: %s)", what, i + 1, r.status,
-                 r.body.data ? r.body.data : "", server.log_path);
+                 r.body.data ? r.body.data : "", fx.server.log_path);
     pe_test_response_free(&r);
     pe_buf_free(&b);
 }
 
 static long events_with_id(const char *id)
 {
-    return pe_test_sql_long(conninfo,
+    return pe_test_sql_long(fx.conninfo,
                             "SELECT count(*) FROM events WHERE store_id = "
                             "'%s' AND event_id = '%s'",
-                            store_id, id);
+                            shop.id, id);
 }
 
 static void *post_one(void *arg)
@@ -145,7 +132,7 @@ static void warm_up_writers(void)
 {
     int64_t deadline = pe_now_mono_us() + (int64_t)WAIT_MS * 1000;
     while (pe_test_sql_long(
-               conninfo,
+               fx.conninfo,
                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
                "current_database()"
                " AND pid <> pg_backend_pid() AND state = 'idle' AND query = 'COMMIT'") < WRITERS) {
@@ -183,32 +170,17 @@ static void expect_503_retry_after(const char *what, const pe_test_response_t *r
 
 static int setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    conninfo = pe_test_db_create_migrated();
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 1);
-    pe_store_t store;
-    char err[256], user_id[PE_ID_LEN];
-    assert_int_equal(pe_tenancy_store_create(pool, "Restart Shop", "UTC", "EUR", &store, pk, sk,
-                                             err, sizeof err),
-                     0);
-    snprintf(store_id, sizeof store_id, "%s", store.id);
-    assert_int_equal(pe_tenancy_user_create(pool, "restart@example.com", "correct horse battery",
-                                            store_id, user_id, err, sizeof err),
-                     0);
-    assert_int_equal(pe_tenancy_session_create(pool, user_id, session), 0);
-    pe_db_pool_free(pool);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_INFO, 1);
+    pe_test_tenant_make(&shop, fx.pool, "Restart Shop", "UTC", "EUR", "restart@example.com",
+                        "correct horse battery");
+    assert_int_equal(pe_tenancy_session_create(fx.pool, shop.user, session), 0);
+    /* no session of this program's own: end_all_sessions counts the server's */
+    pe_db_pool_free(fx.pool);
+    fx.pool = NULL;
     static const char *const env[] = {"PE_COLLECTOR_WRITERS=2", "PE_DB_POOL_SIZE=6", "PE_JOBS=none",
                                       NULL};
-    pe_test_server_start(&server, conninfo, env);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    assert_int_equal(pe_test_server_stop(&server), 0);
-    pe_test_db_drop(conninfo);
+    pe_test_server_start(&fx.server, fx.conninfo, env);
     return 0;
 }
 
@@ -238,8 +210,8 @@ static void test_ingest_survives_a_restart(void **state)
 static void test_reads_survive_a_restart(void **state)
 {
     (void)state;
-    char path[256], bearer[128], cookie[128];
-    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", sk);
+    char path[256], cookie[128];
+    const char *bearer = shop.sk_auth;
     snprintf(cookie, sizeof cookie, "Cookie: %s=%s", PE_SESSION_COOKIE, session);
     pe_test_response_t r;
 
@@ -248,13 +220,13 @@ static void test_reads_survive_a_restart(void **state)
         if (round == 1)
             assert_true(end_all_sessions() >= 1);
         for (int i = 0; i < 8; i++) {
-            snprintf(path, sizeof path, "/api/v1/stores/%s", store_id);
-            if (get(&server, path, bearer, &r) != 200 || !strstr(r.body.data, store_id))
+            snprintf(path, sizeof path, "/api/v1/stores/%s", shop.id);
+            if (get(&fx.server, path, bearer, &r) != 200 || !strstr(r.body.data, shop.id))
                 fail_msg("round %d: secret-key read #%d: %ld %.300s", round, i + 1, r.status,
                          r.body.data ? r.body.data : "");
             pe_test_response_free(&r);
-            snprintf(path, sizeof path, "/api/v1/stores/%s/metrics/overview", store_id);
-            if (get(&server, path, cookie, &r) != 200)
+            snprintf(path, sizeof path, "/api/v1/stores/%s/metrics/overview", shop.id);
+            if (get(&fx.server, path, cookie, &r) != 200)
                 fail_msg("round %d: dashboard read #%d: %ld %.300s", round, i + 1, r.status,
                          r.body.data ? r.body.data : "");
             pe_test_response_free(&r);
@@ -272,13 +244,13 @@ static void kill_first_commit(const char *name, const char *table, bool at_commi
 {
     char sql[1024];
     snprintf(sql, sizeof sql, "CREATE SEQUENCE %s", name);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
     snprintf(sql, sizeof sql,
              "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
              " IF nextval('%s') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid());"
              " PERFORM pg_sleep(5); END IF; RETURN NULL; END $$",
              name, name);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
     if (at_commit)
         snprintf(sql, sizeof sql,
                  "CREATE CONSTRAINT TRIGGER %s AFTER INSERT ON %s DEFERRABLE INITIALLY DEFERRED"
@@ -288,18 +260,18 @@ static void kill_first_commit(const char *name, const char *table, bool at_commi
         snprintf(sql, sizeof sql,
                  "CREATE TRIGGER %s AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()",
                  name, table, name);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
 }
 
 static void drop_kill(const char *name, const char *table)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "DROP TRIGGER %s ON %s", name, table);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
     snprintf(sql, sizeof sql, "DROP FUNCTION %s()", name);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
     snprintf(sql, sizeof sql, "DROP SEQUENCE %s", name);
-    free(pe_test_sql(conninfo, sql));
+    free(pe_test_sql(fx.conninfo, sql));
 }
 
 static void test_lost_before_commit_is_stored_on_a_new_connection(void **state)
@@ -309,7 +281,7 @@ static void test_lost_before_commit_is_stored_on_a_new_connection(void **state)
     kill_first_commit("pe_test_kill_copy", "event_keys", false);
     expect_stored("connection lost during the COPY", 0, id);
     assert_int_equal(events_with_id(id), 1);
-    assert_int_equal(pe_test_sql_long(conninfo, "SELECT last_value FROM pe_test_kill_copy"),
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "SELECT last_value FROM pe_test_kill_copy"),
                      2); /* killed, retried */
     drop_kill("pe_test_kill_copy", "event_keys");
 }
@@ -321,19 +293,19 @@ static void test_lost_at_commit_is_not_retried(void **state)
     pe_buf_t b = PE_BUF_INIT;
     pe_test_response_t r;
     kill_first_commit("pe_test_kill_commit", "event_keys", true);
-    new_uuid(id);
+    pe_test_uuid(id);
     one_event(&b, id);
     /* the outcome of a COMMIT that lost its connection is unknown: the client is told to retry */
-    post_events(&server, b.data, &r);
+    post_events(&fx.server, b.data, &r);
     expect_503_retry_after("connection lost at COMMIT", &r, "unavailable");
     pe_test_response_free(&r);
-    assert_int_equal(pe_test_sql_long(conninfo, "SELECT last_value FROM pe_test_kill_commit"),
+    assert_int_equal(pe_test_sql_long(fx.conninfo, "SELECT last_value FROM pe_test_kill_commit"),
                      1); /* not retried */
     assert_int_equal(events_with_id(id), 0);
     /* the client's retry of the same batch: stored once */
-    assert_int_equal(post_events(&server, b.data, &r), 200);
+    assert_int_equal(post_events(&fx.server, b.data, &r), 200);
     pe_test_response_free(&r);
-    assert_int_equal(post_events(&server, b.data, &r), 200);
+    assert_int_equal(post_events(&fx.server, b.data, &r), 200);
     pe_test_response_free(&r);
     assert_int_equal(events_with_id(id), 1);
     pe_buf_free(&b);
@@ -346,15 +318,15 @@ static void test_lost_at_commit_is_not_retried(void **state)
 static void test_unreachable_database_answers_503_with_retry_after(void **state)
 {
     (void)state;
-    char url[128], path[256], bearer[128], cookie[128], body[64];
+    char url[128], path[256], cookie[128], body[64];
+    const char *bearer = shop.sk_auth;
     pe_test_server_t s;
     pe_test_response_t r;
     snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%u/nowhere",
              (unsigned)pe_test_free_port());
     pe_test_server_start(&s, url, NULL);
 
-    snprintf(path, sizeof path, "/api/v1/stores/%s", store_id);
-    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", sk);
+    snprintf(path, sizeof path, "/api/v1/stores/%s", shop.id);
     get(&s, path, bearer, &r);
     expect_503_retry_after("secret key, PostgreSQL down", &r, "unavailable");
     assert_non_null(strstr(r.body.data, "cannot check credentials right now"));
@@ -389,5 +361,5 @@ int main(void)
         cmocka_unit_test(test_lost_at_commit_is_not_retried),
         cmocka_unit_test(test_unreachable_database_answers_503_with_retry_after),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
 }

@@ -37,9 +37,8 @@
 
 #define PASSWORD "flags-password-1"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t main_srv, second, third;
+static pe_test_fixture_t fx; /* fx.server is the main instance, on the shared test Redis */
+static pe_test_server_t second, third;
 static pe_test_tenant_t a, b;
 static pe_test_redis_server_t private_redis;
 static char redis_url[64];
@@ -65,15 +64,6 @@ static long call(const pe_test_server_t *s, const char *method, const char *path
     return r->status;
 }
 
-static cJSON *json_of(const pe_test_response_t *r)
-{
-    cJSON *j = NULL;
-    char err[128];
-    if (pe_json_parse(r->body.data ? r->body.data : "", r->body.len, &j, err, sizeof err) != 0)
-        fail_msg("body is not JSON (%s): %.300s", err, r->body.data ? r->body.data : "");
-    return j;
-}
-
 /* method path as t's secret key; asserts the status; returns the parsed body (or NULL). */
 static cJSON *admin(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *method,
                     const char *path_fmt_key, const char *key, const char *body, long want)
@@ -82,26 +72,7 @@ static cJSON *admin(const pe_test_server_t *s, const pe_test_tenant_t *t, const 
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags%s%s", t->id, key ? "/" : "",
              key ? key : "");
     (void)path_fmt_key;
-    pe_test_response_t r;
-    call(s, method, path, body, t->sk_auth, NULL, &r);
-    if (r.status != want)
-        fail_msg("%s %s: status %ld, want %ld: %.400s", method, path, r.status, want,
-                 r.body.data ? r.body.data : "");
-    cJSON *j = r.body.len ? json_of(&r) : NULL;
-    pe_test_response_free(&r);
-    return j;
-}
-
-static const char *str(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double num(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+    return pe_test_expect(s, method, path, body, t->sk_auth, want);
 }
 
 /* OFREP single evaluation as t's publishable key; returns the parsed body. */
@@ -111,19 +82,7 @@ static cJSON *ofrep(const pe_test_server_t *s, const pe_test_tenant_t *t, const 
     char path[256], body[512];
     snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
     snprintf(body, sizeof body, "{\"context\":%s}", context);
-    pe_test_response_t r;
-    call(s, "POST", path, body, t->pk_auth, NULL, &r);
-    if (r.status != want)
-        fail_msg("OFREP %s: status %ld, want %ld: %.400s", key, r.status, want,
-                 r.body.data ? r.body.data : "");
-    cJSON *j = json_of(&r);
-    pe_test_response_free(&r);
-    return j;
-}
-
-static void sleep_ms(int ms)
-{
-    usleep((useconds_t)ms * 1000);
+    return pe_test_expect(s, "POST", path, body, t->pk_auth, want);
 }
 
 /* ---- admin API ------------------------------------------------------------------------------- */
@@ -131,34 +90,35 @@ static void sleep_ms(int ms)
 static void test_admin_crud(void **state)
 {
     (void)state;
-    cJSON *f = admin(&main_srv, &a, "POST", NULL, NULL, FLAG, 201);
-    assert_string_equal(str(f, "key"), "free-shipping-banner");
-    assert_int_equal((int)num(f, "version"), 1);
-    assert_true(strlen(str(f, "salt")) > 0);
+    cJSON *f = admin(&fx.server, &a, "POST", NULL, NULL, FLAG, 201);
+    assert_string_equal(pe_test_json_str(f, "key"), "free-shipping-banner");
+    assert_int_equal((int)pe_test_json_num(f, "version"), 1);
+    assert_true(strlen(pe_test_json_str(f, "salt")) > 0);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "enabled")));
     cJSON_Delete(f);
-    cJSON_Delete(admin(&main_srv, &a, "POST", NULL, NULL, FLAG, 409)); /* exists */
+    cJSON_Delete(admin(&fx.server, &a, "POST", NULL, NULL, FLAG, 409)); /* exists */
 
-    f = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
-    assert_string_equal(str(f, "defaultVariant"), "control");
+    f = admin(&fx.server, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    assert_string_equal(pe_test_json_str(f, "defaultVariant"), "control");
     cJSON_Delete(f);
 
     /* PATCH merges; the version increments; a stale version is a conflict */
-    f = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+    f = admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner",
               "{\"rolloutPercentage\":20,\"version\":1}", 200);
-    assert_int_equal((int)num(f, "rolloutPercentage"), 20);
-    assert_int_equal((int)num(f, "version"), 2);
-    assert_string_equal(str(f, "kind"), "experiment");
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 20);
+    assert_int_equal((int)pe_test_json_num(f, "version"), 2);
+    assert_string_equal(pe_test_json_str(f, "kind"), "experiment");
     cJSON_Delete(f);
-    cJSON *e = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+    cJSON *e = admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner",
                      "{\"rolloutPercentage\":30,\"version\":1}", 409);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(e, "error"), "code"), "conflict");
+    assert_string_equal(pe_test_json_str(cJSON_GetObjectItemCaseSensitive(e, "error"), "code"),
+                        "conflict");
     cJSON_Delete(e);
 
     /* PUT replaces */
-    f = admin(&main_srv, &a, "PUT", NULL, "free-shipping-banner", FLAG, 200);
-    assert_int_equal((int)num(f, "rolloutPercentage"), 100);
-    assert_int_equal((int)num(f, "version"), 3);
+    f = admin(&fx.server, &a, "PUT", NULL, "free-shipping-banner", FLAG, 200);
+    assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 100);
+    assert_int_equal((int)pe_test_json_num(f, "version"), 3);
     cJSON_Delete(f);
 
     /* validation errors name the field and change nothing */
@@ -176,29 +136,30 @@ static void test_admin_crud(void **state)
         {"{\"key\":\"X!\",\"variants\":[]}", "key: must match [a-z0-9][a-z0-9._-]{0,127}"},
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(BAD); i++) {
-        e = admin(&main_srv, &a, "POST", NULL, NULL, BAD[i].body, 400);
-        assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(e, "error"), "message"),
-                            BAD[i].message);
+        e = admin(&fx.server, &a, "POST", NULL, NULL, BAD[i].body, 400);
+        assert_string_equal(
+            pe_test_json_str(cJSON_GetObjectItemCaseSensitive(e, "error"), "message"),
+            BAD[i].message);
         cJSON_Delete(e);
     }
-    e = admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"salt\":\"other\"}", 400);
+    e = admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner", "{\"salt\":\"other\"}", 400);
     cJSON_Delete(e);
-    cJSON_Delete(admin(&main_srv, &a, "GET", NULL, "nope", NULL, 404));
+    cJSON_Delete(admin(&fx.server, &a, "GET", NULL, "nope", NULL, 404));
 
     /* the list, the history, delete */
-    cJSON_Delete(admin(&main_srv, &a, "POST", NULL, NULL,
+    cJSON_Delete(admin(&fx.server, &a, "POST", NULL, NULL,
                        "{\"key\":\"temp\",\"variants\":[{\"key\":\"on\",\"value\":1,"
                        "\"weight\":100}]}",
                        201));
-    cJSON *list = admin(&main_srv, &a, "GET", NULL, NULL, NULL, 200);
+    cJSON *list = admin(&fx.server, &a, "GET", NULL, NULL, NULL, 200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(list, "flags")), 2);
     cJSON_Delete(list);
-    assert_null(admin(&main_srv, &a, "DELETE", NULL, "temp", NULL, 204));
-    cJSON_Delete(admin(&main_srv, &a, "DELETE", NULL, "temp", NULL, 404));
-    cJSON *h = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner/history", NULL, 200);
+    assert_null(admin(&fx.server, &a, "DELETE", NULL, "temp", NULL, 204));
+    cJSON_Delete(admin(&fx.server, &a, "DELETE", NULL, "temp", NULL, 404));
+    cJSON *h = admin(&fx.server, &a, "GET", NULL, "free-shipping-banner/history", NULL, 200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(h, "changes")), 3);
     cJSON_Delete(h);
-    char *n = pe_test_sql(conninfo, "SELECT count(*) FROM flags");
+    char *n = pe_test_sql(fx.conninfo, "SELECT count(*) FROM flags");
     assert_string_equal(n, "1");
     free(n);
 }
@@ -210,32 +171,32 @@ static void test_tenant_isolation(void **state)
     pe_test_response_t r;
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/free-shipping-banner", a.id);
     /* store B's secret key on store A's path */
-    call(&main_srv, "GET", path, NULL, b.sk_auth, NULL, &r);
+    call(&fx.server, "GET", path, NULL, b.sk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
-    call(&main_srv, "PATCH", path, "{\"enabled\":false}", b.sk_auth, NULL, &r);
+    call(&fx.server, "PATCH", path, "{\"enabled\":false}", b.sk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* store B's merchant */
-    pe_test_tenant_sign_in(&b, &main_srv, NULL);
-    call(&main_srv, "GET", path, NULL, b.cookie, NULL, &r);
+    pe_test_tenant_sign_in(&b, &fx.server, NULL);
+    call(&fx.server, "GET", path, NULL, b.cookie, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* …who can use her own store */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags", b.id);
-    call(&main_srv, "GET", path, NULL, b.cookie, NULL, &r);
+    call(&fx.server, "GET", path, NULL, b.cookie, NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* a publishable key never administers */
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags", a.id);
-    call(&main_srv, "GET", path, NULL, a.pk_auth, NULL, &r);
+    call(&fx.server, "GET", path, NULL, a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     /* OFREP with store B's key: A's flag does not exist */
-    cJSON *j = ofrep(&main_srv, &b, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 404);
-    assert_string_equal(str(j, "errorCode"), "FLAG_NOT_FOUND");
+    cJSON *j = ofrep(&fx.server, &b, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 404);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "FLAG_NOT_FOUND");
     cJSON_Delete(j);
-    char *n = pe_test_sql(conninfo, "SELECT string_agg(enabled::text, ',') FROM flags");
+    char *n = pe_test_sql(fx.conninfo, "SELECT string_agg(enabled::text, ',') FROM flags");
     assert_string_equal(n, "true");
     free(n);
 }
@@ -245,58 +206,59 @@ static void test_tenant_isolation(void **state)
 static void test_ofrep_single_and_errors(void **state)
 {
     (void)state;
-    cJSON *j = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
-    assert_string_equal(str(j, "key"), "free-shipping-banner");
-    assert_string_equal(str(j, "reason"), "SPLIT");
-    const char *variant = str(j, "variant");
+    cJSON *j = ofrep(&fx.server, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(pe_test_json_str(j, "key"), "free-shipping-banner");
+    assert_string_equal(pe_test_json_str(j, "reason"), "SPLIT");
+    const char *variant = pe_test_json_str(j, "variant");
     assert_true(strcmp(variant, "control") == 0 || strcmp(variant, "treatment") == 0);
     assert_true(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(j, "value")));
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "flagKind"),
-                        "experiment");
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "flagKind"),
+        "experiment");
     /* deterministic */
-    cJSON *again = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
-    assert_string_equal(str(again, "variant"), variant);
+    cJSON *again = ofrep(&fx.server, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
+    assert_string_equal(pe_test_json_str(again, "variant"), variant);
     cJSON_Delete(again);
     cJSON_Delete(j);
-    j = ofrep(&main_srv, &a, "free-shipping-banner",
+    j = ofrep(&fx.server, &a, "free-shipping-banner",
               "{\"targetingKey\":\"u1\",\"device\":\"tablet\"}", 200);
-    assert_string_equal(str(j, "reason"), "TARGETING_MATCH");
-    assert_string_equal(str(j, "variant"), "treatment");
+    assert_string_equal(pe_test_json_str(j, "reason"), "TARGETING_MATCH");
+    assert_string_equal(pe_test_json_str(j, "variant"), "treatment");
     cJSON_Delete(j);
 
-    j = ofrep(&main_srv, &a, "free-shipping-banner", "{}", 400);
-    assert_string_equal(str(j, "errorCode"), "TARGETING_KEY_MISSING");
+    j = ofrep(&fx.server, &a, "free-shipping-banner", "{}", 400);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "TARGETING_KEY_MISSING");
     cJSON_Delete(j);
-    j = ofrep(&main_srv, &a, "free-shipping-banner", "[1]", 400);
-    assert_string_equal(str(j, "errorCode"), "INVALID_CONTEXT");
+    j = ofrep(&fx.server, &a, "free-shipping-banner", "[1]", 400);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "INVALID_CONTEXT");
     cJSON_Delete(j);
-    j = ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":7}", 400);
-    assert_string_equal(str(j, "errorCode"), "INVALID_CONTEXT");
+    j = ofrep(&fx.server, &a, "free-shipping-banner", "{\"targetingKey\":7}", 400);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "INVALID_CONTEXT");
     cJSON_Delete(j);
-    j = ofrep(&main_srv, &a, "nope", "{\"targetingKey\":\"u1\"}", 404);
-    assert_string_equal(str(j, "errorCode"), "FLAG_NOT_FOUND");
-    assert_string_equal(str(j, "key"), "nope");
+    j = ofrep(&fx.server, &a, "nope", "{\"targetingKey\":\"u1\"}", 404);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "FLAG_NOT_FOUND");
+    assert_string_equal(pe_test_json_str(j, "key"), "nope");
     cJSON_Delete(j);
 
     pe_test_response_t r;
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
          "{\"context\":", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 400);
-    j = json_of(&r);
-    assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
+    j = pe_test_response_json(&r);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "PARSE_ERROR");
     cJSON_Delete(j);
     pe_test_response_free(&r);
     /* no key: 401; a secret key: 403; X-API-Key works */
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", NULL, NULL, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     pe_test_response_free(&r);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", a.sk_auth, NULL,
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner", "{}", a.sk_auth, NULL,
          &r);
     assert_int_equal(r.status, 403);
     pe_test_response_free(&r);
     char xkey[128];
     snprintf(xkey, sizeof xkey, "X-API-Key: %s", a.pk);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags/free-shipping-banner",
          "{\"context\":{\"targetingKey\":\"u1\"}}", xkey, NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
@@ -308,7 +270,7 @@ static void test_ofrep_bulk_etag_and_cors(void **state)
     const char *body = "{\"context\":{\"targetingKey\":\"visitor-1\"}}";
     pe_test_response_t r;
     char etag[128], inm[160];
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, NULL, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_header(&r, "ETag", etag, sizeof etag);
     assert_true(etag[0] == '"');
@@ -317,46 +279,47 @@ static void test_ofrep_bulk_etag_and_cors(void **state)
     assert_string_equal(ct, "application/json");
     pe_test_response_header(&r, "Access-Control-Expose-Headers", ct, sizeof ct);
     assert_non_null(strstr(ct, "ETag"));
-    cJSON *j = json_of(&r);
+    cJSON *j = pe_test_response_json(&r);
     const cJSON *flags = cJSON_GetObjectItemCaseSensitive(j, "flags");
     assert_int_equal(cJSON_GetArraySize(flags), 1);
-    assert_string_equal(str(flags->child, "key"), "free-shipping-banner");
+    assert_string_equal(pe_test_json_str(flags->child, "key"), "free-shipping-banner");
     assert_non_null(cJSON_GetObjectItemCaseSensitive(flags->child, "value"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
 
     snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
     assert_int_equal(r.status, 304);
     assert_int_equal(r.body.len, 0);
     pe_test_response_free(&r);
     /* another context: another tag */
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags",
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags",
          "{\"context\":{\"targetingKey\":\"visitor-2\"}}", a.pk_auth, inm, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* a change: another tag */
-    cJSON_Delete(admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner",
+    cJSON_Delete(admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner",
                        "{\"description\":\"banner test\"}", 200));
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags", body, a.pk_auth, inm, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     /* bulk without a targeting key: the flag carries its own error, the request is fine */
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{}}", a.pk_auth, NULL, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{}}", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
-    j = json_of(&r);
-    assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(j, "flags")->child, "errorCode"),
-                        "TARGETING_KEY_MISSING");
+    j = pe_test_response_json(&r);
+    assert_string_equal(
+        pe_test_json_str(cJSON_GetObjectItemCaseSensitive(j, "flags")->child, "errorCode"),
+        "TARGETING_KEY_MISSING");
     cJSON_Delete(j);
     pe_test_response_free(&r);
-    call(&main_srv, "POST", "/ofrep/v1/evaluate/flags", "nope", a.pk_auth, NULL, &r);
+    call(&fx.server, "POST", "/ofrep/v1/evaluate/flags", "nope", a.pk_auth, NULL, &r);
     assert_int_equal(r.status, 400);
-    j = json_of(&r);
-    assert_string_equal(str(j, "errorCode"), "PARSE_ERROR");
+    j = pe_test_response_json(&r);
+    assert_string_equal(pe_test_json_str(j, "errorCode"), "PARSE_ERROR");
     cJSON_Delete(j);
     pe_test_response_free(&r);
     /* CORS preflight lets a browser send Authorization, Content-Type and If-None-Match */
-    call(&main_srv, "OPTIONS", "/ofrep/v1/evaluate/flags", NULL, "Origin: https://shop.example",
+    call(&fx.server, "OPTIONS", "/ofrep/v1/evaluate/flags", NULL, "Origin: https://shop.example",
          "Access-Control-Request-Method: POST", &r);
     assert_int_equal(r.status, 204);
     char allow[256];
@@ -385,7 +348,7 @@ static void test_invalidation_reaches_another_cache(void **state)
     pe_redis_t *redis = pe_redis_new(pe_test_redis_url(), 1000, err, sizeof err);
     assert_non_null(redis);
     /* another instance: only Redis can tell it in time (its PostgreSQL poll is a minute) */
-    pe_flags_config_t cfg = {.db = pool,
+    pe_flags_config_t cfg = {.db = fx.pool,
                              .redis = redis,
                              .redis_url = pe_test_redis_url(),
                              .poll_ms = 60000,
@@ -403,13 +366,13 @@ static void test_invalidation_reaches_another_cache(void **state)
     for (int64_t w0 = pe_now_mono_us(); !subscribed(other);) {
         if (pe_now_mono_us() - w0 > (int64_t)PE_TEST_WAIT_MS * 1000)
             fail_msg("the invalidation subscriber never subscribed");
-        sleep_ms(10);
+        pe_test_sleep_ms(10);
     }
     int64_t t0 = pe_now_mono_us();
     cJSON_Delete(
-        admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":false}", 200));
+        admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":false}", 200));
     while (pe_flags_cached_version(other, a.id) <= before && pe_now_mono_us() - t0 < 3000000)
-        sleep_ms(10);
+        pe_test_sleep_ms(10);
     int64_t ms = (pe_now_mono_us() - t0) / 1000;
     assert_true(pe_flags_cached_version(other, a.id) > before);
     if (ms > 1000)
@@ -423,7 +386,7 @@ static void test_invalidation_reaches_another_cache(void **state)
     pe_flags_free(other);
     pe_redis_free(redis);
     cJSON_Delete(
-        admin(&main_srv, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":true}", 200));
+        admin(&fx.server, &a, "PATCH", NULL, "free-shipping-banner", "{\"enabled\":true}", 200));
 }
 
 /* ---- exposures ------------------------------------------------------------------------------- */
@@ -435,7 +398,7 @@ static long exposures(const char *unit)
              "SELECT count(*) FROM events WHERE store_id = '%s' AND name = "
              "'experiment.exposure.assigned' AND anonymous_id = '%s'",
              a.id, unit);
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     long n = strtol(v, NULL, 10);
     free(v);
     return n;
@@ -446,8 +409,8 @@ static void test_exposures_once_per_unit_flag_day(void **state)
     (void)state;
     /* the second instance learns the flag (it shares the database, not the Redis) */
     for (int i = 0; i < 3; i++) {
-        cJSON_Delete(
-            ofrep(&main_srv, &a, "free-shipping-banner", "{\"targetingKey\":\"exp-unit-1\"}", 200));
+        cJSON_Delete(ofrep(&fx.server, &a, "free-shipping-banner",
+                           "{\"targetingKey\":\"exp-unit-1\"}", 200));
         cJSON_Delete(
             ofrep(&second, &a, "free-shipping-banner", "{\"targetingKey\":\"exp-unit-1\"}", 200));
     }
@@ -456,11 +419,11 @@ static void test_exposures_once_per_unit_flag_day(void **state)
          "{\"context\":{\"targetingKey\":\"exp-unit-1\"}}", a.pk_auth, NULL, &r);
     pe_test_response_free(&r);
     /* a unit the rule matches is not part of the split: no exposure */
-    cJSON_Delete(ofrep(&main_srv, &a, "free-shipping-banner",
+    cJSON_Delete(ofrep(&fx.server, &a, "free-shipping-banner",
                        "{\"targetingKey\":\"exp-unit-2\",\"device\":\"tablet\"}", 200));
     for (int i = 0; i < 100 && exposures("exp-unit-1") < 1; i++)
-        sleep_ms(50);
-    sleep_ms(500);
+        pe_test_sleep_ms(50);
+    pe_test_sleep_ms(500);
     assert_int_equal(exposures("exp-unit-1"), 1);
     assert_int_equal(exposures("exp-unit-2"), 0);
     char sql[512];
@@ -469,10 +432,10 @@ static void test_exposures_once_per_unit_flag_day(void **state)
              "'treatment'))::text FROM events WHERE store_id = '%s' AND anonymous_id = "
              "'exp-unit-1'",
              a.id);
-    char *v = pe_test_sql(conninfo, sql);
+    char *v = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(v, "free-shipping-banner/true");
     free(v);
-    call(&main_srv, "GET", "/metrics", NULL, NULL, NULL, &r);
+    call(&fx.server, "GET", "/metrics", NULL, NULL, NULL, &r);
     assert_non_null(strstr(r.body.data, "pe_flags_exposures_total{result=\"deduplicated\"}"));
     pe_test_response_free(&r);
 }
@@ -485,11 +448,11 @@ static int64_t ms_until_disabled(const pe_test_server_t *s, int64_t t0)
     char reason[32] = "";
     while (pe_now_mono_us() - t0 < 8000000) {
         cJSON *j = ofrep(s, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
-        snprintf(reason, sizeof reason, "%s", str(j, "reason"));
+        snprintf(reason, sizeof reason, "%s", pe_test_json_str(j, "reason"));
         cJSON_Delete(j);
         if (strcmp(reason, "DISABLED") == 0)
             break;
-        sleep_ms(100);
+        pe_test_sleep_ms(100);
     }
     assert_string_equal(reason, "DISABLED");
     return (pe_now_mono_us() - t0) / 1000;
@@ -500,12 +463,12 @@ static void test_redis_down_still_serves_and_disables(void **state)
     (void)state;
     /* third is warm */
     cJSON *j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
-    assert_string_equal(str(j, "reason"), "SPLIT");
+    assert_string_equal(pe_test_json_str(j, "reason"), "SPLIT");
     cJSON_Delete(j);
     pe_test_redis_server_kill(&private_redis); /* a crash, as far as the servers can tell */
     /* the last good copy keeps serving */
     j = ofrep(&third, &a, "free-shipping-banner", "{\"targetingKey\":\"u1\"}", 200);
-    assert_string_equal(str(j, "reason"), "SPLIT");
+    assert_string_equal(pe_test_json_str(j, "reason"), "SPLIT");
     cJSON_Delete(j);
     /* the kill switch through the second instance (its Redis is down too) */
     int64_t t0 = pe_now_mono_us();
@@ -515,7 +478,7 @@ static void test_redis_down_still_serves_and_disables(void **state)
     if (ms > 5000)
         fail_msg("the disable took %lld ms to reach the other instance (> 5 s)", (long long)ms);
     /* the instance on the other Redis learns it from PostgreSQL too */
-    ms = ms_until_disabled(&main_srv, t0);
+    ms = ms_until_disabled(&fx.server, t0);
     if (ms > 5000)
         fail_msg("the disable took %lld ms to reach the first instance (> 5 s)", (long long)ms);
 }
@@ -526,11 +489,12 @@ static void test_redis_down_still_serves_and_disables(void **state)
 static void expect_refused(const char *method, const char *key, const char *body,
                            const char *message)
 {
-    cJSON *e = admin(&main_srv, &a, method, NULL, key, body, 400);
+    cJSON *e = admin(&fx.server, &a, method, NULL, key, body, 400);
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
-    if (strcmp(str(err, "message"), message) != 0)
-        fail_msg("%s %s: message '%s', want '%s'", method, body, str(err, "message"), message);
-    assert_string_equal(str(err, "code"), "out_of_range");
+    if (strcmp(pe_test_json_str(err, "message"), message) != 0)
+        fail_msg("%s %s: message '%s', want '%s'", method, body, pe_test_json_str(err, "message"),
+                 message);
+    assert_string_equal(pe_test_json_str(err, "code"), "out_of_range");
     cJSON_Delete(e);
 }
 
@@ -561,7 +525,7 @@ static void test_nonfinite_numbers_refused(void **state)
         expect_refused("POST", NULL, CASES[i].body, message);
     }
     /* a PATCH or a PUT of an existing flag: refused, the flag unchanged */
-    cJSON *before = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    cJSON *before = admin(&fx.server, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
     snprintf(message, sizeof message, "variants[1].value.deep[0]: %s", RULE);
     expect_refused("PATCH", "free-shipping-banner",
                    "{\"variants\":[{\"key\":\"control\",\"value\":{\"deep\":[0]},\"weight\":50},"
@@ -571,14 +535,15 @@ static void test_nonfinite_numbers_refused(void **state)
     expect_refused("PUT", "free-shipping-banner",
                    "{\"variants\":[{\"key\":\"control\",\"value\":1e400,\"weight\":100}]}",
                    message);
-    cJSON *after = admin(&main_srv, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
-    assert_int_equal((int)num(after, "version"), (int)num(before, "version"));
+    cJSON *after = admin(&fx.server, &a, "GET", NULL, "free-shipping-banner", NULL, 200);
+    assert_int_equal((int)pe_test_json_num(after, "version"),
+                     (int)pe_test_json_num(before, "version"));
     cJSON_Delete(before);
     cJSON_Delete(after);
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM flags WHERE store_id = '%s' AND key LIKE 'overflow%%'", a.id);
-    char *n = pe_test_sql(conninfo, sql);
+    char *n = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(n, "0");
     free(n);
 }
@@ -592,7 +557,7 @@ static long ofrep_status(const pe_test_server_t *s, const pe_test_tenant_t *t, c
     pe_test_response_t r;
     call(s, "POST", path, "{\"context\":{\"targetingKey\":\"u1\"}}", t->pk_auth, NULL, &r);
     long status = r.status;
-    *out = r.body.len ? json_of(&r) : NULL;
+    *out = r.body.len ? pe_test_response_json(&r) : NULL;
     pe_test_response_free(&r);
     return status;
 }
@@ -607,11 +572,11 @@ static int64_t wait_answer(const pe_test_server_t *s, const pe_test_tenant_t *t,
     while (pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000) {
         cJSON *j = NULL;
         got = ofrep_status(s, t, key, &j);
-        snprintf(seen, sizeof seen, "%s", str(j, got == 200 ? "reason" : "errorCode"));
+        snprintf(seen, sizeof seen, "%s", pe_test_json_str(j, got == 200 ? "reason" : "errorCode"));
         cJSON_Delete(j);
         if (got == status && strcmp(seen, what) == 0)
             return (pe_now_mono_us() - t0) / 1000;
-        sleep_ms(50);
+        pe_test_sleep_ms(50);
     }
     fail_msg("%s on %s: still %ld %s after %d ms, want %ld %s", key, s->base_url, got, seen,
              PE_TEST_WAIT_MS, status, what);
@@ -659,18 +624,18 @@ static void test_bad_flag_quarantined_others_current(void **state)
 {
     (void)state;
     static pe_test_tenant_t c;
-    pe_test_tenant_make(&c, pool, "Flags C", "UTC", "EUR", "fc@example.com", PASSWORD);
+    pe_test_tenant_make(&c, fx.pool, "Flags C", "UTC", "EUR", "fc@example.com", PASSWORD);
     cJSON *f = NULL, *j = NULL;
-    cJSON_Delete(admin(&main_srv, &c, "POST", NULL, NULL,
+    cJSON_Delete(admin(&fx.server, &c, "POST", NULL, NULL,
                        "{\"key\":\"qa-good\",\"enabled\":true,\"variants\":[{\"key\":\"on\","
                        "\"value\":true,\"weight\":100}]}",
                        201));
-    cJSON_Delete(admin(&main_srv, &c, "POST", NULL, NULL,
+    cJSON_Delete(admin(&fx.server, &c, "POST", NULL, NULL,
                        "{\"key\":\"qa-kill\",\"enabled\":true,\"defaultVariant\":\"off\","
                        "\"variants\":[{\"key\":\"off\",\"value\":false,\"weight\":50},{\"key\":"
                        "\"on\",\"value\":true,\"weight\":50}]}",
                        201));
-    wait_answer(&main_srv, &c, "qa-kill", 200, "SPLIT", pe_now_mono_us()); /* main is warm */
+    wait_answer(&fx.server, &c, "qa-kill", 200, "SPLIT", pe_now_mono_us()); /* main is warm */
 
     /* two bad flags straight into PostgreSQL, and the store's version bumped, as a writer does */
     char sql[1024];
@@ -683,31 +648,31 @@ static void test_bad_flag_quarantined_others_current(void **state)
              "UPDATE flag_settings SET version = version + 1 WHERE store_id = '%s' "
              "RETURNING (SELECT count(*) FROM bad)",
              c.id, c.id, c.id);
-    char *n = pe_test_sql(conninfo, sql);
+    char *n = pe_test_sql(fx.conninfo, sql);
     assert_string_equal(n, "2");
     free(n);
 
     /* the running instance picks the new version up (its poll) with the bad flags quarantined */
-    wait_answer(&main_srv, &c, "qa-bad", 400, "GENERAL", pe_now_mono_us());
-    wait_answer(&main_srv, &c, "qa-bad-rule", 400, "GENERAL", pe_now_mono_us());
-    assert_int_equal(ofrep_status(&main_srv, &c, "qa-bad", &j), 400);
+    wait_answer(&fx.server, &c, "qa-bad", 400, "GENERAL", pe_now_mono_us());
+    wait_answer(&fx.server, &c, "qa-bad-rule", 400, "GENERAL", pe_now_mono_us());
+    assert_int_equal(ofrep_status(&fx.server, &c, "qa-bad", &j), 400);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "value")); /* nothing to serve as enabled */
-    assert_string_equal(str(j, "key"), "qa-bad");
+    assert_string_equal(pe_test_json_str(j, "key"), "qa-bad");
     cJSON_Delete(j);
-    wait_answer(&main_srv, &c, "qa-good", 200, "STATIC", pe_now_mono_us());
+    wait_answer(&fx.server, &c, "qa-good", 200, "STATIC", pe_now_mono_us());
 
     /* a freshly started instance: cold, from Redis (or PostgreSQL), the same answers */
     pe_test_server_t fresh;
-    pe_test_server_start(&fresh, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&fresh, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     wait_answer(&fresh, &c, "qa-bad", 400, "GENERAL", pe_now_mono_us());
     wait_answer(&fresh, &c, "qa-good", 200, "STATIC", pe_now_mono_us());
     wait_answer(&fresh, &c, "qa-kill", 200, "SPLIT", pe_now_mono_us());
 
     /* the kill switch on a good flag: at once here, within the poll bound on the other one */
     int64_t t0 = pe_now_mono_us();
-    f = admin(&main_srv, &c, "PATCH", NULL, "qa-kill", "{\"enabled\":false}", 200);
+    f = admin(&fx.server, &c, "PATCH", NULL, "qa-kill", "{\"enabled\":false}", 200);
     cJSON_Delete(f);
-    wait_answer(&main_srv, &c, "qa-kill", 200, "DISABLED", t0);
+    wait_answer(&fx.server, &c, "qa-kill", 200, "DISABLED", t0);
     int64_t ms = wait_answer(&fresh, &c, "qa-kill", 200, "DISABLED", t0);
     if (ms > 5000)
         fail_msg("the kill switch took %lld ms to reach the other instance (> 5 s)", (long long)ms);
@@ -717,18 +682,18 @@ static void test_bad_flag_quarantined_others_current(void **state)
     call(&fresh, "POST", "/ofrep/v1/evaluate/flags", "{\"context\":{\"targetingKey\":\"u1\"}}",
          c.pk_auth, NULL, &r);
     assert_int_equal(r.status, 200);
-    j = json_of(&r);
+    j = pe_test_response_json(&r);
     pe_test_response_free(&r);
     int seen = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "flags"))
     {
-        const char *key = str(e, "key");
+        const char *key = pe_test_json_str(e, "key");
         if (strncmp(key, "qa-bad", 6) == 0) {
-            assert_string_equal(str(e, "errorCode"), "GENERAL");
+            assert_string_equal(pe_test_json_str(e, "errorCode"), "GENERAL");
             assert_null(cJSON_GetObjectItemCaseSensitive(e, "value"));
         } else if (strcmp(key, "qa-kill") == 0) {
-            assert_string_equal(str(e, "reason"), "DISABLED");
+            assert_string_equal(pe_test_json_str(e, "reason"), "DISABLED");
             assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "value")));
         } else {
             assert_string_equal(key, "qa-good");
@@ -740,19 +705,19 @@ static void test_bad_flag_quarantined_others_current(void **state)
     cJSON_Delete(j);
 
     /* the operator is told: /metrics, and one log line per flag and load (not per poll) */
-    assert_true(metric(&main_srv, "pe_flags_quarantined") == 2);
+    assert_true(metric(&fx.server, "pe_flags_quarantined") == 2);
     assert_true(metric(&fresh, "pe_flags_quarantined") == 2);
     const char *const LINE[] = {"flags_quarantined", c.id, "'qa-bad'", "variants[0].value", NULL};
-    int lines = log_lines(&main_srv, LINE);
+    int lines = log_lines(&fx.server, LINE);
     assert_true(lines >= 1);
-    double polls = metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}");
+    double polls = metric(&fx.server, "pe_flags_polls_total{result=\"ok\"}");
     t0 = pe_now_mono_us();
-    while (metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}") < polls + 3 &&
+    while (metric(&fx.server, "pe_flags_polls_total{result=\"ok\"}") < polls + 3 &&
            pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000)
-        sleep_ms(100);
-    assert_true(metric(&main_srv, "pe_flags_polls_total{result=\"ok\"}") >= polls + 3);
-    assert_int_equal(log_lines(&main_srv, LINE), lines); /* three polls later: not again */
-    assert_int_equal(log_lines(&main_srv, (const char *const[]){"flags_set_invalid", NULL}), 0);
+        pe_test_sleep_ms(100);
+    assert_true(metric(&fx.server, "pe_flags_polls_total{result=\"ok\"}") >= polls + 3);
+    assert_int_equal(log_lines(&fx.server, LINE), lines); /* three polls later: not again */
+    assert_int_equal(log_lines(&fx.server, (const char *const[]){"flags_set_invalid", NULL}), 0);
     assert_true(log_lines(&fresh, LINE) >= 1);
     assert_int_equal(pe_test_server_stop(&fresh), 0);
 }
@@ -762,25 +727,21 @@ static void test_bad_flag_quarantined_others_current(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_ERROR);
     if (pe_test_redis_server_start(&private_redis, 0, NULL) != 0) {
         fprintf(stderr, "redis-server is not installed\n");
         return -1;
     }
     snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%u", (unsigned)private_redis.port);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 4);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "Flags A", "UTC", "EUR", "fa@example.com", PASSWORD);
-    pe_test_tenant_make(&b, pool, "Flags B", "UTC", "EUR", "fb@example.com", PASSWORD);
+    pe_test_fixture_open(&fx, PE_LOG_ERROR, 4);
+    pe_test_tenant_make(&a, fx.pool, "Flags A", "UTC", "EUR", "fa@example.com", PASSWORD);
+    pe_test_tenant_make(&b, fx.pool, "Flags B", "UTC", "EUR", "fb@example.com", PASSWORD);
     char env_redis[96];
     snprintf(env_redis, sizeof env_redis, "PE_REDIS_URL=%s", redis_url);
-    pe_test_server_start(&main_srv, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
-    pe_test_server_start(&second, conninfo,
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_server_start(&second, fx.conninfo,
                          (const char *const[]){"PE_HTTP_THREADS=2", env_redis, NULL});
     pe_test_server_start(
-        &third, conninfo,
+        &third, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", env_redis, "PE_FLAGS_POLL_MS=1000", NULL});
     return 0;
 }
@@ -788,12 +749,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    int rc = pe_test_server_stop(&main_srv);
     int rc2 = pe_test_server_stop(&second);
     int rc3 = pe_test_server_stop(&third);
     pe_test_redis_server_kill(&private_redis);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
+    int rc = pe_test_fixture_close(&fx);
     return rc == 0 && rc2 == 0 && rc3 == 0 ? 0 : -1;
 }
 

@@ -16,20 +16,14 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
+static pe_test_fixture_t fx; /* its pool is app.db; the server is the in-process one below */
 static pe_app_t app;
 static pe_http_server_t *server;
 static char base[64];
-static char store_a[PE_ID_LEN], pk_a[PE_KEY_LEN], sk_a[PE_KEY_LEN];
+static pe_test_tenant_t shop_a;
 static atomic_int slow_started, parked_started;
 /* /async requests parked now, and the most at once */
 static atomic_int async_parked, async_parked_max;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- routes of the test ---------------------------------------------------------------------- */
 
@@ -54,7 +48,7 @@ static void *finish_later(void *arg)
     /* Held until a third request is parked beside it (or 10 s pass): with two HTTP threads,
      * three parked at once show that parking frees the thread, whatever the machine's speed. */
     for (int i = 0; i < 1000 && atomic_load(&async_parked_max) < 3; i++)
-        sleep_ms(10);
+        pe_test_sleep_ms(10);
     atomic_fetch_sub(&async_parked, 1);
     const char *v = pe_http_query(req, "v");
     char body[96];
@@ -84,7 +78,7 @@ static int async_handler(pe_http_request_t *req)
 static int slow_handler(pe_http_request_t *req)
 {
     atomic_fetch_add(&slow_started, 1);
-    sleep_ms(700);
+    pe_test_sleep_ms(700);
     return pe_http_reply_json(req, 200, "{\"slow\":true}", 13);
 }
 
@@ -114,10 +108,7 @@ static const pe_http_route_t ROUTES[] = {
 
 static void start_server(void)
 {
-    pe_http_router_t *router = pe_http_router_new();
-    assert_non_null(router);
-    for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++)
-        assert_int_equal(pe_http_router_add(router, &ROUTES[i]), 0);
+    pe_http_router_t *router = pe_test_router_new(ROUTES, PE_ARRAY_LEN(ROUTES));
     pe_http_server_config_t cfg = {
         .host = "127.0.0.1",
         .port = 0,
@@ -137,19 +128,12 @@ static void start_server(void)
 
 static int setup(void **state)
 {
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    app.db = pe_db_pool_new(conninfo, 4);
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
+    app.db = fx.pool;
     char err[256];
     app.redis = pe_redis_new(pe_test_redis_url(), 1000, err, sizeof err);
-    assert_non_null(app.db);
     assert_non_null(app.redis);
-    pe_store_t store;
-    assert_int_equal(pe_tenancy_store_create(app.db, "Shop A", "UTC", "EUR", &store, pk_a, sk_a,
-                                             err, sizeof err),
-                     0);
-    snprintf(store_a, sizeof store_a, "%s", store.id);
+    pe_test_tenant_make(&shop_a, fx.pool, "Shop A", "UTC", "EUR", NULL, NULL);
     start_server();
     return 0;
 }
@@ -158,9 +142,7 @@ static int teardown(void **state)
 {
     pe_http_server_free(server);
     pe_redis_free(app.redis);
-    pe_db_pool_free(app.db);
-    pe_test_db_drop(conninfo);
-    return 0;
+    return pe_test_fixture_close(&fx);
 }
 
 static long get(const char *path, const char *const *headers, pe_test_response_t *r)
@@ -169,12 +151,6 @@ static long get(const char *path, const char *const *headers, pe_test_response_t
     snprintf(url, sizeof url, "%s%s", base, path);
     assert_int_equal(pe_test_http("GET", url, NULL, headers, r), 0);
     return r->status;
-}
-
-static const char *header(const pe_test_response_t *r, const char *name)
-{
-    static char value[512];
-    return pe_test_response_header(r, name, value, sizeof value);
 }
 
 /* ---- tests ----------------------------------------------------------------------------------- */
@@ -188,26 +164,27 @@ static void test_preflight_and_cors(void **state)
                                "Access-Control-Request-Method: POST", NULL};
     assert_int_equal(pe_test_http("OPTIONS", url, NULL, pre, &r), 0);
     assert_int_equal(r.status, 204);
-    assert_string_equal(header(&r, "Access-Control-Allow-Origin"), "*");
-    assert_non_null(strstr(header(&r, "Access-Control-Allow-Methods"), "POST"));
-    assert_non_null(strstr(header(&r, "Access-Control-Allow-Headers"), "Authorization"));
-    assert_non_null(strstr(header(&r, "Access-Control-Allow-Headers"), "Content-Type"));
+    assert_string_equal(pe_test_header(&r, "Access-Control-Allow-Origin"), "*");
+    assert_non_null(strstr(pe_test_header(&r, "Access-Control-Allow-Methods"), "POST"));
+    assert_non_null(strstr(pe_test_header(&r, "Access-Control-Allow-Headers"), "Authorization"));
+    assert_non_null(strstr(pe_test_header(&r, "Access-Control-Allow-Headers"), "Content-Type"));
     pe_test_response_free(&r);
 
     const char *const json[] = {"Content-Type: application/json", NULL};
     assert_int_equal(pe_test_http("POST", url, "{\"a\":[1,2]}", json, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body.data, "{\"a\":[1,2]}");
-    assert_string_equal(header(&r, "Access-Control-Allow-Origin"), "*");
-    assert_non_null(strstr(header(&r, "Access-Control-Expose-Headers"), "ETag"));
+    assert_string_equal(pe_test_header(&r, "Access-Control-Allow-Origin"), "*");
+    assert_non_null(strstr(pe_test_header(&r, "Access-Control-Expose-Headers"), "ETag"));
     /* storefront routes do not carry the dashboard's CSP */
-    assert_string_equal(header(&r, "Content-Security-Policy"), "");
+    assert_string_equal(pe_test_header(&r, "Content-Security-Policy"), "");
     pe_test_response_free(&r);
 
     /* the dashboard-side routes carry no CORS grant */
     get("/slow", NULL, &r);
-    assert_string_equal(header(&r, "Access-Control-Allow-Origin"), "");
-    assert_non_null(strstr(header(&r, "Content-Security-Policy"), "frame-ancestors 'none'"));
+    assert_string_equal(pe_test_header(&r, "Access-Control-Allow-Origin"), "");
+    assert_non_null(
+        strstr(pe_test_header(&r, "Content-Security-Policy"), "frame-ancestors 'none'"));
     pe_test_response_free(&r);
 }
 
@@ -239,18 +216,18 @@ static void test_publishable_key_auth(void **state)
     pe_test_response_t r;
     char path[256];
     char bearer[128];
-    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", pk_a);
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", shop_a.pk);
     const char *const hb[] = {bearer, NULL};
     assert_int_equal(get("/v1/whoami", hb, &r), 200);
-    assert_non_null(strstr(r.body.data, store_a));
+    assert_non_null(strstr(r.body.data, shop_a.id));
     pe_test_response_free(&r);
 
-    snprintf(path, sizeof path, "/v1/whoami?key=%s", pk_a);
+    snprintf(path, sizeof path, "/v1/whoami?key=%s", shop_a.pk);
     assert_int_equal(get(path, NULL, &r), 200);
-    assert_non_null(strstr(r.body.data, store_a));
+    assert_non_null(strstr(r.body.data, shop_a.id));
     pe_test_response_free(&r);
 
-    snprintf(path, sizeof path, "/v1/whoami?key=%s", sk_a);
+    snprintf(path, sizeof path, "/v1/whoami?key=%s", shop_a.sk);
     assert_int_equal(get(path, NULL, &r), 403);
     assert_non_null(strstr(r.body.data, "\"code\":\"forbidden\""));
     pe_test_response_free(&r);
@@ -263,10 +240,10 @@ static void test_publishable_key_auth(void **state)
     pe_test_response_free(&r);
 
     /* a publishable key never opens the admin API, even for its own store */
-    snprintf(path, sizeof path, "/api/v1/stores/%s/echo", store_a);
+    snprintf(path, sizeof path, "/api/v1/stores/%s/echo", shop_a.id);
     assert_int_equal(get(path, hb, &r), 403);
     pe_test_response_free(&r);
-    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", sk_a);
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", shop_a.sk);
     assert_int_equal(get(path, hb, &r), 200);
     pe_test_response_free(&r);
 }
@@ -374,7 +351,7 @@ static void test_graceful_stop(void **state)
     assert_int_equal(pthread_create(&slow, NULL, call_slow, &slow_status), 0);
     assert_int_equal(pthread_create(&parked, NULL, call_parked, &parked_status), 0);
     while (atomic_load(&slow_started) == 0 || atomic_load(&parked_started) == 0)
-        sleep_ms(5);
+        pe_test_sleep_ms(5);
 
     int64_t start = pe_now_mono_us();
     pe_http_server_stop(server, 1500);

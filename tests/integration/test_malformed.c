@@ -28,8 +28,7 @@
 #define RAW_TIMEOUT_MS 5000
 #define KB             ((size_t)1024)
 
-static char *conninfo;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 
 typedef enum {
     ANSWER_4XX,      /* a 4xx from the HTTP layer (libmicrohttpd); no body shape required */
@@ -183,10 +182,10 @@ static void healthz_ok(const char *after)
 {
     char url[128];
     pe_test_response_t r;
-    snprintf(url, sizeof url, "%s/healthz", server.base_url);
+    snprintf(url, sizeof url, "%s/healthz", fx.server.base_url);
     if (pe_test_http("GET", url, NULL, NULL, &r) != 0 || r.status != 200)
         fail_msg("after '%s': GET /healthz answered %ld (server alive: %d)", after, r.status,
-                 pe_test_server_alive(&server));
+                 pe_test_server_alive(&fx.server));
     pe_test_response_free(&r);
 }
 
@@ -194,7 +193,7 @@ static void healthz_ok(const char *after)
 static bool run_case(const malformed_case_t *c)
 {
     pe_buf_t raw = PE_BUF_INIT;
-    long got = pe_test_raw(server.port, c->data, c->len, c->shut_write, RAW_TIMEOUT_MS, &raw);
+    long got = pe_test_raw(fx.server.port, c->data, c->len, c->shut_write, RAW_TIMEOUT_MS, &raw);
     int status = got > 0 ? first_status(&raw) : 0;
     char why[256] = "";
     bool ok = got >= 0;
@@ -493,7 +492,7 @@ static void test_options_answer(void **state)
                               "Origin: http://evil.example\r\n"
                               "Access-Control-Request-Method: GET\r\n\r\n";
     pe_buf_t raw = PE_BUF_INIT;
-    assert_true(pe_test_raw(server.port, req, sizeof req - 1, 1, RAW_TIMEOUT_MS, &raw) > 0);
+    assert_true(pe_test_raw(fx.server.port, req, sizeof req - 1, 1, RAW_TIMEOUT_MS, &raw) > 0);
     assert_int_equal(first_status(&raw), 204);
     assert_non_null(strcasestr(raw.data, "\r\nAllow: GET"));
     assert_null(strcasestr(raw.data, "Access-Control-Allow-Origin"));
@@ -510,7 +509,7 @@ static void test_pipelined_garbage(void **state)
                               "BREW / HTTP/1.1\r\nHost: t\r\n\r\n"
                               "\x01\x02\x03\r\n\r\n";
     pe_buf_t raw = PE_BUF_INIT;
-    assert_true(pe_test_raw(server.port, req, sizeof req - 1, 1, RAW_TIMEOUT_MS, &raw) > 0);
+    assert_true(pe_test_raw(fx.server.port, req, sizeof req - 1, 1, RAW_TIMEOUT_MS, &raw) > 0);
     assert_int_equal(first_status(&raw), 200);
     /* Every answer in the stream is a 200 or a 4xx. */
     for (const char *p = raw.data; (p = strstr(p, "HTTP/1.1 ")) != NULL; p += 9) {
@@ -525,28 +524,19 @@ static void test_server_survived(void **state)
 {
     (void)state;
     healthz_ok("everything");
-    assert_true(pe_test_server_alive(&server));
-    int rc = pe_test_server_stop(&server);
+    assert_true(pe_test_server_alive(&fx.server));
+    int rc = pe_test_server_stop(&fx.server);
     if (rc != 0)
-        fail_msg("profit-engine serve exited with %d on SIGTERM (log: %s)", rc, server.log_path);
+        fail_msg("profit-engine serve exited with %d on SIGTERM (log: %s)", rc, fx.server.log_path);
 }
 
 static int group_setup(void **state)
 {
-    (void)state;
-    conninfo = pe_test_db_create_migrated();
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 0);
     pe_test_server_start(
-        &server, conninfo,
+        &fx.server, fx.conninfo,
         (const char *const[]){"PE_HTTP_THREADS=2", "PE_CONNECTION_TIMEOUT=5", NULL});
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    if (server.pid > 0)
-        pe_test_server_stop(&server);
-    pe_test_db_drop(conninfo);
     return 0;
 }
 
@@ -558,5 +548,5 @@ int main(void)
         cmocka_unit_test(test_pipelined_garbage),
         cmocka_unit_test(test_server_survived),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -14,10 +14,8 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
-static pe_test_server_t server;
-static char store_a[PE_ID_LEN], sk_a[PE_KEY_LEN], store_b[PE_ID_LEN], sk_b[PE_KEY_LEN];
-static char store_c[PE_ID_LEN], sk_c[PE_KEY_LEN];
+static pe_test_fixture_t fx;
+static pe_test_tenant_t shop_a, shop_b, shop_c;
 
 /* Store C's segments: every session of it takes one of each (by its number), so that every
  * combination of filters below has sessions, some none. */
@@ -25,15 +23,6 @@ static const char *const C_DEVICES[] = {"mobile", "desktop", "tablet"};
 static const char *const C_LOCALES[] = {"de-DE", "fr-FR", NULL}; /* DE, FR, unknown */
 static const char *const C_UTMS[] = {"Google", NULL};            /* google, direct */
 #define C_SESSIONS 60
-
-static void make_store(pe_db_pool_t *pool, const char *name, char *id, char *sk)
-{
-    pe_store_t store;
-    char pk[PE_KEY_LEN], err[256];
-    assert_int_equal(
-        pe_tenancy_store_create(pool, name, "UTC", "EUR", &store, pk, sk, err, sizeof err), 0);
-    snprintf(id, PE_ID_LEN, "%s", store.id);
-}
 
 /* Session s of store: page view, cart, checkout, then (if order) an order of value v, today. */
 static void journey(const char *store, int s, const char *device, int steps, double v)
@@ -57,7 +46,7 @@ static void journey(const char *store, int s, const char *device, int steps, dou
                  " VALUES ('%s', date_trunc('day', now()) + interval '%d minutes',"
                  " gen_random_uuid(), '%s', %d, 's%d', 'v%d', now(), now(), '%s', '%s')",
                  store, s * 10 + k, names[k], k, s, s, device, props);
-        free(pe_test_sql(conninfo, q));
+        free(pe_test_sql(fx.conninfo, q));
     }
 }
 
@@ -88,44 +77,33 @@ static void journey_c(int s, int h, int steps)
                         "%s ('%s', date_trunc('day', now()) - interval '1 day'"
                         " + interval '%d hours %d minutes', gen_random_uuid(), '%s', %d, 'c%d',"
                         " 'w%d', now(), now(), '%s', %s, %s, '%s')",
-                        k ? "," : "", store_c, h, k, names[k], k, s, s, device, u, ctx, props);
+                        k ? "," : "", shop_c.id, h, k, names[k], k, s, s, device, u, ctx, props);
         assert_true(len < (int)sizeof q);
     }
-    free(pe_test_sql(conninfo, q));
+    free(pe_test_sql(fx.conninfo, q));
 }
 
 static int setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    conninfo = pe_test_db_create_migrated();
-    pe_db_pool_t *pool = pe_db_pool_new(conninfo, 2);
-    make_store(pool, "Metrics A", store_a, sk_a);
-    make_store(pool, "Metrics B", store_b, sk_b);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_INFO, 2);
+    pe_test_tenant_make(&shop_a, fx.pool, "Metrics A", "UTC", "EUR", NULL, NULL);
+    pe_test_tenant_make(&shop_b, fx.pool, "Metrics B", "UTC", "EUR", NULL, NULL);
     /* A today: 4 sessions; 2 mobile reach the order (40 + 60), 1 desktop stops at checkout,
      * 1 desktop only views a page */
-    journey(store_a, 1, "mobile", 5, 40);
-    journey(store_a, 2, "mobile", 5, 60);
-    journey(store_a, 3, "desktop", 2, 0);
-    journey(store_a, 4, "desktop", 0, 0);
-    journey(store_b, 1, "mobile", 5, 999);
-    make_store(pool, "Metrics C", store_c, sk_c);
+    journey(shop_a.id, 1, "mobile", 5, 40);
+    journey(shop_a.id, 2, "mobile", 5, 60);
+    journey(shop_a.id, 3, "desktop", 2, 0);
+    journey(shop_a.id, 4, "desktop", 0, 0);
+    journey(shop_b.id, 1, "mobile", 5, 999);
+    pe_test_tenant_make(&shop_c, fx.pool, "Metrics C", "UTC", "EUR", NULL, NULL);
     for (int s = 0; s < C_SESSIONS; s++) /* hours 0..23 unevenly; depth 0..5 */
         journey_c(s, (s * 7) % 24, (s * 5 + s / 4) % 6);
     pe_aggregate_options_t opt = {.wait = true};
     pe_aggregate_report_t rep;
     char err[512];
-    assert_int_equal(pe_aggregate_run(pool, &opt, &rep, err, sizeof err), 0);
-    pe_db_pool_free(pool);
-    pe_test_server_start(&server, conninfo, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    assert_int_equal(pe_test_server_stop(&server), 0);
-    pe_test_db_drop(conninfo);
+    assert_int_equal(pe_aggregate_run(fx.pool, &opt, &rep, err, sizeof err), 0);
+    pe_test_server_start(&fx.server, fx.conninfo, NULL);
     return 0;
 }
 
@@ -133,7 +111,7 @@ static int teardown(void **state)
 static long get(const char *key, const char *store, const char *path, cJSON **j)
 {
     char url[1024], auth[128];
-    snprintf(url, sizeof url, "%s/api/v1/stores/%s%s", server.base_url, store, path);
+    snprintf(url, sizeof url, "%s/api/v1/stores/%s%s", fx.server.base_url, store, path);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     const char *headers[] = {auth, NULL};
     pe_test_response_t r;
@@ -163,7 +141,7 @@ static void test_overview(void **state)
 {
     (void)state;
     cJSON *j = NULL;
-    assert_int_equal(get(sk_a, store_a, "/metrics/overview", &j), 200);
+    assert_int_equal(get(shop_a.sk, shop_a.id, "/metrics/overview", &j), 200);
     assert_float_equal(num(j, "revenue", "today", "value"), 100.0, 1e-9);
     assert_float_equal(num(j, "revenue", "range", "value"), 100.0, 1e-9);
     assert_float_equal(num(j, "revenue", "week", "value"), 100.0, 1e-9);
@@ -184,8 +162,8 @@ static void test_overview_shape(void **state)
 {
     (void)state;
     cJSON *j = NULL;
-    assert_int_equal(get(sk_a, store_a, "/metrics/overview?from=2026-01-01&to=2026-01-30", &j),
-                     200);
+    assert_int_equal(
+        get(shop_a.sk, shop_a.id, "/metrics/overview?from=2026-01-01&to=2026-01-30", &j), 200);
     assert_string_equal(cJSON_GetObjectItem(j, "from")->valuestring, "2026-01-01");
     cJSON *trend = cJSON_GetObjectItem(j, "trend");
     assert_int_equal(cJSON_GetArraySize(trend), 30);
@@ -193,7 +171,7 @@ static void test_overview_shape(void **state)
                         "2026-01-30");
     assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "topProducts")));
     cJSON_Delete(j);
-    assert_int_equal(get(sk_a, store_a, "/metrics/overview", &j), 200);
+    assert_int_equal(get(shop_a.sk, shop_a.id, "/metrics/overview", &j), 200);
     cJSON *top = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "topProducts"), 0);
     assert_string_equal(cJSON_GetObjectItem(top, "productId")->valuestring, "p1");
     assert_float_equal(cJSON_GetObjectItem(top, "units")->valuedouble, 4, 1e-9);
@@ -204,7 +182,7 @@ static void test_funnel(void **state)
 {
     (void)state;
     cJSON *j = NULL;
-    assert_int_equal(get(sk_a, store_a, "/funnel", &j), 200);
+    assert_int_equal(get(shop_a.sk, shop_a.id, "/funnel", &j), 200);
     static const char *const steps[] = {"cart", "checkout", "shipping", "payment", "confirmation"};
     static const double sessions[] = {3, 3, 2, 2, 2};
     cJSON *arr = cJSON_GetObjectItem(j, "steps");
@@ -220,7 +198,7 @@ static void test_funnel(void **state)
     assert_float_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 2), "dropOff")->valuedouble,
                        1.0 / 3, 1e-9);
     cJSON_Delete(j);
-    assert_int_equal(get(sk_a, store_a, "/funnel?device=desktop", &j), 200);
+    assert_int_equal(get(shop_a.sk, shop_a.id, "/funnel?device=desktop", &j), 200);
     arr = cJSON_GetObjectItem(j, "steps");
     assert_float_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "sessions")->valuedouble, 1,
                        1e-9);
@@ -233,7 +211,7 @@ static void test_breakdown(void **state)
 {
     (void)state;
     cJSON *j = NULL;
-    assert_int_equal(get(sk_a, store_a, "/funnel/steps/shipping/breakdown", &j), 200);
+    assert_int_equal(get(shop_a.sk, shop_a.id, "/funnel/steps/shipping/breakdown", &j), 200);
     assert_string_equal(cJSON_GetObjectItem(j, "previousStep")->valuestring, "checkout");
     cJSON *dev = cJSON_GetObjectItem(j, "byDevice");
     assert_int_equal(cJSON_GetArraySize(dev), 2);
@@ -287,8 +265,8 @@ static void brute_c(const char *device, const char *country, const char *source,
             " WHERE store_id = '%s' AND ('%s' = '' OR device = '%s')"
             " AND ('%s' = '' OR country = '%s') AND ('%s' = '' OR source = '%s')"
             " GROUP BY 1) x",
-            cols[g], store_c, device, device, country, country, source, source);
-        char *v = pe_test_sql(conninfo, q);
+            cols[g], shop_c.id, device, device, country, country, source, source);
+        char *v = pe_test_sql(fx.conninfo, q);
         for (char *row = v ? strtok(v, ";") : NULL; row; row = strtok(NULL, ";")) {
             char name[32];
             double c[6];
@@ -336,12 +314,12 @@ static void test_breakdown_filters(void **state)
                 char path[512];
                 cJSON *funnel = NULL;
                 snprintf(path, sizeof path, "/funnel%s%s", qs[0] ? "?" : "", qs);
-                assert_int_equal(get(sk_c, store_c, path, &funnel), 200);
+                assert_int_equal(get(shop_c.sk, shop_c.id, path, &funnel), 200);
                 for (int k = 1; k <= 5; k++) {
                     cJSON *b = NULL;
                     snprintf(path, sizeof path, "/funnel/steps/%s/breakdown%s%s", steps[k - 1],
                              qs[0] ? "?" : "", qs);
-                    assert_int_equal(get(sk_c, store_c, path, &b), 200);
+                    assert_int_equal(get(shop_c.sk, shop_c.id, path, &b), 200);
                     const cJSON *fl = cJSON_GetObjectItem(b, "filters");
                     for (int f = 0; f < 3; f++) {
                         const cJSON *x = cJSON_GetObjectItem(fl, names[f]);
@@ -400,9 +378,9 @@ static void test_breakdown_filters(void **state)
     assert_true(nonzero_hours > 100);
     /* a filter narrows the breakdown: mobile's byHour differs from the store's */
     cJSON *all = NULL, *mobile = NULL;
-    assert_int_equal(get(sk_c, store_c, "/funnel/steps/cart/breakdown", &all), 200);
-    assert_int_equal(get(sk_c, store_c, "/funnel/steps/cart/breakdown?device=mobile", &mobile),
-                     200);
+    assert_int_equal(get(shop_c.sk, shop_c.id, "/funnel/steps/cart/breakdown", &all), 200);
+    assert_int_equal(
+        get(shop_c.sk, shop_c.id, "/funnel/steps/cart/breakdown?device=mobile", &mobile), 200);
     char *a = cJSON_PrintUnformatted(cJSON_GetObjectItem(all, "byHour"));
     char *m = cJSON_PrintUnformatted(cJSON_GetObjectItem(mobile, "byHour"));
     assert_string_not_equal(a, m);
@@ -417,7 +395,7 @@ static void test_breakdown_filters(void **state)
 static void expect_400(const char *path, const char *param)
 {
     cJSON *j = NULL;
-    long status = get(sk_a, store_a, path, &j);
+    long status = get(shop_a.sk, shop_a.id, path, &j);
     const cJSON *e = cJSON_GetObjectItem(j, "error");
     const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(e, "message"));
     if (status != 400 || !msg || strncmp(msg, param, strlen(param)) != 0)
@@ -451,12 +429,12 @@ static void test_bad_parameters(void **state)
 static void test_tenant_isolation(void **state)
 {
     (void)state;
-    assert_int_equal(get(sk_b, store_a, "/metrics/overview", NULL), 403);
-    assert_int_equal(get(sk_b, store_a, "/funnel", NULL), 403);
-    assert_int_equal(get(sk_b, store_a, "/funnel/steps/cart/breakdown", NULL), 403);
-    assert_int_equal(get(NULL, store_a, "/funnel", NULL), 401);
+    assert_int_equal(get(shop_b.sk, shop_a.id, "/metrics/overview", NULL), 403);
+    assert_int_equal(get(shop_b.sk, shop_a.id, "/funnel", NULL), 403);
+    assert_int_equal(get(shop_b.sk, shop_a.id, "/funnel/steps/cart/breakdown", NULL), 403);
+    assert_int_equal(get(NULL, shop_a.id, "/funnel", NULL), 401);
     cJSON *j = NULL;
-    assert_int_equal(get(sk_b, store_b, "/metrics/overview", &j), 200);
+    assert_int_equal(get(shop_b.sk, shop_b.id, "/metrics/overview", &j), 200);
     assert_float_equal(num(j, "revenue", "today", "value"), 999.0, 1e-9);
     cJSON_Delete(j);
 }
@@ -472,5 +450,5 @@ int main(void)
         cmocka_unit_test(test_bad_parameters),
         cmocka_unit_test(test_tenant_isolation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
 }

@@ -159,16 +159,13 @@ static void receiver_start(receiver_t *r, uint16_t port)
     assert_int_equal(pthread_create(&r->thread, NULL, receiver_main, r), 0);
 }
 
-/* Stops listening (the port refuses connections afterwards); keeps what was received. */
+/* Stops listening (the port refuses connections afterwards) and frees what was received;
+ * receiver_start may run again on r. */
 static void receiver_stop(receiver_t *r)
 {
     atomic_store(&r->stop, true);
     pthread_join(r->thread, NULL);
     close(r->fd);
-}
-
-static void receiver_free(receiver_t *r)
-{
     for (size_t i = 0; i < r->n && i < MAX_RECEIVE; i++)
         free(r->req[i].body);
     pthread_mutex_destroy(&r->mu);
@@ -212,56 +209,22 @@ static void hmac_sha256_hex(const char *key, const char *msg1, const char *msg2,
 /* ---- fixtures ---------------------------------------------------------------------------------
  */
 
-static char *conninfo;
-static pe_db_pool_t *pool;
+static pe_test_fixture_t fx; /* fx.server runs from test_webhook_from_server on */
 static pe_test_tenant_t a, b;
 static pe_changeset_actor_info_t merchant = {PE_CS_BY_MERCHANT, "user", "test-merchant"};
-
-static char *sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sql(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return pe_test_sql(conninfo, q);
-}
-
-static void sql_expect(const char *want, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sql_expect(const char *want, const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    char *got = pe_test_sql(conninfo, q);
-    if (!got || strcmp(got, want) != 0)
-        fail_msg("%s\n  gave %s, want %s", q, got ? got : "(no row)", want);
-    free(got);
-}
-
-static char *corpus(const char *name)
-{
-    char rel[512];
-    snprintf(rel, sizeof rel, "changesets/%s", name);
-    return pe_test_corpus(rel);
-}
 
 /* Marks every pending row delivered, so a test sees only the rows it makes. */
 static void drain_outbox(void)
 {
-    free(sql("UPDATE notification_outbox SET delivered_at = now()"
-             " WHERE delivered_at IS NULL AND abandoned_at IS NULL"));
+    free(pe_test_sqlf(fx.conninfo, "UPDATE notification_outbox SET delivered_at = now()"
+                                   " WHERE delivered_at IS NULL AND abandoned_at IS NULL"));
 }
 
 /* Creates a banner ChangeSet for t through svc; returns its id in out. */
 static void create_cs(pe_changeset_service_t *svc, const pe_test_tenant_t *t,
                       char out[PE_CHANGESET_ID_LEN])
 {
-    char *text = corpus("valid/shipping_cost_banner.json");
+    char *text = pe_test_corpus("changesets/valid/shipping_cost_banner.json");
     cJSON *doc = NULL, *stored = NULL;
     char why[128];
     assert_int_equal(pe_json_parse(text, strlen(text), &doc, why, sizeof why), 0);
@@ -290,7 +253,7 @@ static pe_changeset_service_t *service(const char *webhook_url,
                                        const pe_guardrail_check_t *const *checks,
                                        const pe_changeset_notifier_t *const *notifiers)
 {
-    pe_changeset_config_t cfg = {.db = pool,
+    pe_changeset_config_t cfg = {.db = fx.pool,
                                  .webhook_url = webhook_url,
                                  .webhook_secret = SECRET,
                                  .extra_checks = checks,
@@ -339,8 +302,10 @@ static void test_webhook_signed(void **state)
     create_cs(svc, &a, id);
     assert_int_equal(dispatch(svc), 1);
     assert_int_equal(received(&r), 1);
-    char *body = sql("SELECT payload::text FROM notification_outbox WHERE changeset_id = '%s'", id);
-    char *oid = sql("SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
+    char *body = pe_test_sqlf(
+        fx.conninfo, "SELECT payload::text FROM notification_outbox WHERE changeset_id = '%s'", id);
+    char *oid = pe_test_sqlf(fx.conninfo,
+                             "SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
     check_signature(&r.req[0], body);
     assert_string_equal(r.req[0].delivery, oid);
     cJSON *p = NULL;
@@ -350,11 +315,12 @@ static void test_webhook_signed(void **state)
                         "changeset.created");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(p, "changesetId")->valuestring, id);
     cJSON_Delete(p);
-    sql_expect("t",
-               "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,webhook}'"
-               " FROM notification_outbox WHERE id = %s",
-               oid);
-    sql_expect("1", "SELECT count(*) FROM notifications WHERE outbox_id = %s", oid);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,webhook}'"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid);
+    pe_test_sql_expect(fx.conninfo, "1", "SELECT count(*) FROM notifications WHERE outbox_id = %s",
+                       oid);
     /* nothing left: a second dispatch posts nothing */
     assert_int_equal(dispatch(svc), 0);
     assert_int_equal(received(&r), 1);
@@ -362,7 +328,6 @@ static void test_webhook_signed(void **state)
     free(oid);
     pe_changeset_service_free(svc);
     receiver_stop(&r);
-    receiver_free(&r);
 }
 
 static void test_webhook_retry_backoff(void **state)
@@ -378,48 +343,52 @@ static void test_webhook_retry_backoff(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)r.port);
     pe_changeset_service_t *svc = service(url, NULL, NULL);
     create_cs(svc, &a, id);
-    char *oid = sql("SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
+    char *oid = pe_test_sqlf(fx.conninfo,
+                             "SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
     /* attempt 1: 500 — in-app delivered, webhook due again in ~30 s */
     assert_int_equal(dispatch(svc), 0);
     assert_int_equal(received(&r), 1);
-    sql_expect("t",
-               "SELECT delivered_at IS NULL AND attempts = 1 AND delivered_to = '{in_app}'"
-               " AND next_attempt_at - now() BETWEEN interval '25 s' AND interval '31 s'"
-               " AND last_error LIKE 'webhook: the webhook answered 500%%'"
-               " FROM notification_outbox WHERE id = %s",
-               oid);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NULL AND attempts = 1 AND delivered_to = '{in_app}'"
+                       " AND next_attempt_at - now() BETWEEN interval '25 s' AND interval '31 s'"
+                       " AND last_error LIKE 'webhook: the webhook answered 500%%'"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid);
     /* not due yet: nothing is posted */
     assert_int_equal(dispatch(svc), 0);
     assert_int_equal(received(&r), 1);
     /* attempt 2 (time passes): 503 — the delay doubles */
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
+    free(pe_test_sqlf(fx.conninfo,
+                      "UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
     assert_int_equal(dispatch(svc), 0);
     assert_int_equal(received(&r), 2);
-    sql_expect("t",
-               "SELECT delivered_at IS NULL AND attempts = 2"
-               " AND next_attempt_at - now() BETWEEN interval '55 s' AND interval '61 s'"
-               " FROM notification_outbox WHERE id = %s",
-               oid);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NULL AND attempts = 2"
+                       " AND next_attempt_at - now() BETWEEN interval '55 s' AND interval '61 s'"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid);
     /* attempt 3: 200 — delivered, the same delivery id and body each time */
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
+    free(pe_test_sqlf(fx.conninfo,
+                      "UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
     assert_int_equal(dispatch(svc), 1);
     assert_int_equal(received(&r), 3);
-    char *body = sql("SELECT payload::text FROM notification_outbox WHERE id = %s", oid);
+    char *body = pe_test_sqlf(fx.conninfo,
+                              "SELECT payload::text FROM notification_outbox WHERE id = %s", oid);
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(r.req[i].delivery, oid);
         check_signature(&r.req[i], body);
     }
-    sql_expect("t",
-               "SELECT delivered_at IS NOT NULL AND attempts = 3 AND last_error IS NULL"
-               " FROM notification_outbox WHERE id = %s",
-               oid);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NOT NULL AND attempts = 3 AND last_error IS NULL"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid);
     /* the in-app notification exists once, not once per attempt */
-    sql_expect("1", "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
     free(body);
     free(oid);
     pe_changeset_service_free(svc);
     receiver_stop(&r);
-    receiver_free(&r);
 }
 
 static void test_webhook_down(void **state)
@@ -432,37 +401,41 @@ static void test_webhook_down(void **state)
     receiver_start(&r, 0);
     uint16_t port = r.port;
     receiver_stop(&r);
-    receiver_free(&r);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)port);
     pe_changeset_service_t *svc = service(url, NULL, NULL);
     create_cs(svc, &b, id);
-    char *oid = sql("SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
+    char *oid = pe_test_sqlf(fx.conninfo,
+                             "SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
     assert_int_equal(dispatch(svc), 0);
-    sql_expect("t",
-               "SELECT delivered_at IS NULL AND abandoned_at IS NULL AND attempts = 1"
-               " AND last_error LIKE 'webhook: %%'"
-               " FROM notification_outbox WHERE id = %s",
-               oid);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NULL AND abandoned_at IS NULL AND attempts = 1"
+                       " AND last_error LIKE 'webhook: %%'"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid);
     /* the receiver comes back: the pending row reaches it when next due */
     receiver_start(&r, port);
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
+    free(pe_test_sqlf(fx.conninfo,
+                      "UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid));
     assert_int_equal(dispatch(svc), 1);
     assert_int_equal(received(&r), 1);
     assert_string_equal(r.req[0].delivery, oid);
     receiver_stop(&r);
-    receiver_free(&r);
     /* down for good: the last attempt abandons the row, it is never marked delivered */
     create_cs(svc, &b, id);
-    char *oid2 = sql("SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
-    free(sql("UPDATE notification_outbox SET attempts = 11 WHERE id = %s", oid2));
+    char *oid2 = pe_test_sqlf(fx.conninfo,
+                              "SELECT id FROM notification_outbox WHERE changeset_id = '%s'", id);
+    free(pe_test_sqlf(fx.conninfo, "UPDATE notification_outbox SET attempts = 11 WHERE id = %s",
+                      oid2));
     assert_int_equal(dispatch(svc), 0);
-    sql_expect("t",
-               "SELECT delivered_at IS NULL AND abandoned_at IS NOT NULL AND attempts = 12"
-               " FROM notification_outbox WHERE id = %s",
-               oid2);
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid2));
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NULL AND abandoned_at IS NOT NULL AND attempts = 12"
+                       " FROM notification_outbox WHERE id = %s",
+                       oid2);
+    free(pe_test_sqlf(
+        fx.conninfo, "UPDATE notification_outbox SET next_attempt_at = now() WHERE id = %s", oid2));
     assert_int_equal(dispatch(svc), 0); /* abandoned rows are not retried */
-    sql_expect("12", "SELECT attempts FROM notification_outbox WHERE id = %s", oid2);
+    pe_test_sql_expect(fx.conninfo, "12", "SELECT attempts FROM notification_outbox WHERE id = %s",
+                       oid2);
     free(oid);
     free(oid2);
     pe_changeset_service_free(svc);
@@ -535,20 +508,22 @@ static void test_extensions(void **state)
     assert_int_equal(atomic_load(&nc.calls), 1);
     assert_string_equal(nc.last_kind, "changeset.created");
     assert_string_equal(nc.last_changeset, id);
-    sql_expect("t",
-               "SELECT delivered_to = '{in_app}' AND last_error = 'slack: slack is down'"
-               " FROM notification_outbox WHERE changeset_id = '%s'",
-               id);
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE changeset_id = '%s'",
-             id));
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_to = '{in_app}' AND last_error = 'slack: slack is down'"
+                       " FROM notification_outbox WHERE changeset_id = '%s'",
+                       id);
+    free(pe_test_sqlf(
+        fx.conninfo,
+        "UPDATE notification_outbox SET next_attempt_at = now() WHERE changeset_id = '%s'", id));
     assert_int_equal(dispatch(svc), 1);
     assert_int_equal(atomic_load(&nc.calls), 2);
     assert_int_equal(nc.last_attempt, 2);
-    sql_expect("t",
-               "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,slack}'"
-               " FROM notification_outbox WHERE changeset_id = '%s'",
-               id);
-    sql_expect("1", "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,slack}'"
+                       " FROM notification_outbox WHERE changeset_id = '%s'",
+                       id);
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
     /* the custom check runs on submission and blocks approval with its sentence */
     pe_changeset_result_t res;
     cJSON *doc = NULL;
@@ -578,7 +553,7 @@ static void test_extensions(void **state)
         {"Bad Name", custom_notifier, &nc}, {"in_app", custom_notifier, &nc}, {"x", NULL, NULL}};
     for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
         const pe_changeset_notifier_t *const list[] = {&bad[i], NULL};
-        pe_changeset_config_t cfg = {.db = pool, .notifiers = list};
+        pe_changeset_config_t cfg = {.db = fx.pool, .notifiers = list};
         pe_changeset_service_t *s = pe_changeset_service_new(&cfg);
         if (s)
             fail_msg("notifier '%s' was accepted", bad[i].name);
@@ -598,30 +573,35 @@ static void test_failing_in_app_isolated(void **state)
     drain_outbox();
     pe_changeset_service_t *svc = service(NULL, NULL, notifiers);
     create_cs(svc, &b, id);
-    free(sql("CREATE FUNCTION refuse_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-             " IF NEW.changeset_id = '%s' THEN RAISE EXCEPTION 'notifications are full'; END IF;"
-             " RETURN NEW; END $$",
-             id));
-    free(sql("CREATE TRIGGER refuse_note BEFORE INSERT ON notifications"
-             " FOR EACH ROW EXECUTE FUNCTION refuse_note()"));
+    free(pe_test_sqlf(
+        fx.conninfo,
+        "CREATE FUNCTION refuse_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.changeset_id = '%s' THEN RAISE EXCEPTION 'notifications are full'; END IF;"
+        " RETURN NEW; END $$",
+        id));
+    free(pe_test_sqlf(fx.conninfo, "CREATE TRIGGER refuse_note BEFORE INSERT ON notifications"
+                                   " FOR EACH ROW EXECUTE FUNCTION refuse_note()"));
     assert_int_equal(dispatch(svc), 0);
     assert_int_equal(atomic_load(&nc.calls), 1); /* called after in_app failed */
-    sql_expect("t",
-               "SELECT delivered_at IS NULL AND attempts = 1 AND delivered_to = '{}'"
-               " AND last_error LIKE 'in_app: %%notifications are full%%; slack: slack is down'"
-               " AND next_attempt_at > now() + interval '25 s'"
-               " FROM notification_outbox WHERE changeset_id = '%s'",
-               id);
-    free(sql("DROP TRIGGER refuse_note ON notifications"));
-    free(sql("DROP FUNCTION refuse_note()"));
-    free(sql("UPDATE notification_outbox SET next_attempt_at = now() WHERE changeset_id = '%s'",
-             id));
+    pe_test_sql_expect(
+        fx.conninfo, "t",
+        "SELECT delivered_at IS NULL AND attempts = 1 AND delivered_to = '{}'"
+        " AND last_error LIKE 'in_app: %%notifications are full%%; slack: slack is down'"
+        " AND next_attempt_at > now() + interval '25 s'"
+        " FROM notification_outbox WHERE changeset_id = '%s'",
+        id);
+    free(pe_test_sqlf(fx.conninfo, "DROP TRIGGER refuse_note ON notifications"));
+    free(pe_test_sqlf(fx.conninfo, "DROP FUNCTION refuse_note()"));
+    free(pe_test_sqlf(
+        fx.conninfo,
+        "UPDATE notification_outbox SET next_attempt_at = now() WHERE changeset_id = '%s'", id));
     assert_int_equal(dispatch(svc), 1);
-    sql_expect("t",
-               "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,slack}'"
-               " FROM notification_outbox WHERE changeset_id = '%s'",
-               id);
-    sql_expect("1", "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    pe_test_sql_expect(fx.conninfo, "t",
+                       "SELECT delivered_at IS NOT NULL AND delivered_to = '{in_app,slack}'"
+                       " FROM notification_outbox WHERE changeset_id = '%s'",
+                       id);
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
     pe_changeset_service_free(svc);
 }
 
@@ -635,50 +615,34 @@ static void test_burst_delivered_in_one_run(void **state)
     drain_outbox();
     pe_changeset_service_t *svc = service(NULL, NULL, NULL);
     create_cs(svc, &b, id);
-    free(sql("INSERT INTO notification_outbox (store_id, kind, changeset_id, payload)"
-             " SELECT store_id, kind, changeset_id, payload FROM notification_outbox,"
-             " generate_series(2, %d) WHERE changeset_id = '%s'",
-             BURST, id));
-    sql_expect("300",
-               "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
-               " AND delivered_at IS NULL",
-               id);
+    free(pe_test_sqlf(fx.conninfo,
+                      "INSERT INTO notification_outbox (store_id, kind, changeset_id, payload)"
+                      " SELECT store_id, kind, changeset_id, payload FROM notification_outbox,"
+                      " generate_series(2, %d) WHERE changeset_id = '%s'",
+                      BURST, id));
+    pe_test_sql_expect(fx.conninfo, "300",
+                       "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
+                       " AND delivered_at IS NULL",
+                       id);
     assert_int_equal(dispatch(svc), BURST);
-    sql_expect("0",
-               "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
-               " AND delivered_at IS NULL",
-               id);
-    sql_expect("300", "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
+    pe_test_sql_expect(fx.conninfo, "0",
+                       "SELECT count(*) FROM notification_outbox WHERE changeset_id = '%s'"
+                       " AND delivered_at IS NULL",
+                       id);
+    pe_test_sql_expect(fx.conninfo, "300",
+                       "SELECT count(*) FROM notifications WHERE changeset_id = '%s'", id);
     pe_changeset_service_free(svc);
 }
 
 /* ---- tests through the server ------------------------------------------------------------------
  */
 
-static pe_test_server_t server;
-
-static long call(const char *method, const char *path, const pe_test_tenant_t *t,
-                 pe_test_response_t *r)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *headers[] = {t->sk_auth, NULL};
-    assert_int_equal(pe_test_http(method, url, NULL, headers, r), 0);
-    return r->status;
-}
-
+/* pe_test_expect without a body as t's secret key; every answer here has a JSON body. */
 static cJSON *expect(const char *method, const char *path, const pe_test_tenant_t *t, long want)
 {
-    pe_test_response_t r;
-    call(method, path, t, &r);
-    if (r.status != want)
-        fail_msg("%s %s: %ld, want %ld: %.400s", method, path, r.status, want,
-                 r.body.data ? r.body.data : "");
-    cJSON *j = NULL;
-    char why[64];
-    if (pe_json_parse(r.body.data ? r.body.data : "", r.body.len, &j, why, sizeof why) != 0)
-        fail_msg("not JSON: %.200s", r.body.data ? r.body.data : "");
-    pe_test_response_free(&r);
+    cJSON *j = pe_test_expect(&fx.server, method, path, NULL, t->sk_auth, want);
+    if (!j)
+        fail_msg("%s %s: %ld with an empty body, want JSON", method, path, want);
     return j;
 }
 
@@ -690,8 +654,8 @@ static const char *jstr(const cJSON *o, const char *k)
 
 static void wait_sql(const char *want, const char *q)
 {
-    if (!pe_test_sql_wait(conninfo, q, want, PE_TEST_WAIT_MS))
-        fail_msg("never true: %s = %s (log: %s)", q, want, server.log_path);
+    if (!pe_test_sql_wait(fx.conninfo, q, want, PE_TEST_WAIT_MS))
+        fail_msg("never true: %s = %s (log: %s)", q, want, fx.server.log_path);
 }
 
 static void test_webhook_from_server(void **state)
@@ -702,11 +666,11 @@ static void test_webhook_from_server(void **state)
     drain_outbox();
     receiver_start(&r, 0);
     snprintf(env_url, sizeof env_url, "PE_WEBHOOK_URL=http://127.0.0.1:%u/in", (unsigned)r.port);
-    pe_test_server_start(&server, conninfo,
+    pe_test_server_start(&fx.server, fx.conninfo,
                          (const char *const[]){"PE_HTTP_THREADS=2", "PE_NOTIFY_INTERVAL_S=1",
                                                env_url, "PE_WEBHOOK_SECRET=" SECRET, NULL});
-    char *doc = corpus("valid/discount_change.json");
-    snprintf(path, sizeof path, "%s/api/v1/stores/%s/changesets", server.base_url, a.id);
+    char *doc = pe_test_corpus("changesets/valid/discount_change.json");
+    snprintf(path, sizeof path, "%s/api/v1/stores/%s/changesets", fx.server.base_url, a.id);
     const char *headers[] = {a.sk_auth, "Content-Type: application/json", NULL};
     pe_test_response_t resp;
     assert_int_equal(pe_test_http("POST", path, doc, headers, &resp), 0);
@@ -717,15 +681,14 @@ static void test_webhook_from_server(void **state)
          received(&r) == 0 && pe_now_mono_us() - t0 < (int64_t)PE_TEST_WAIT_MS * 1000;)
         usleep(50 * 1000);
     if (received(&r) == 0)
-        fail_msg("the server never posted the webhook (log: %s)", server.log_path);
+        fail_msg("the server never posted the webhook (log: %s)", fx.server.log_path);
     char q[128];
     snprintf(q, sizeof q, "SELECT payload::text FROM notification_outbox WHERE id = %s",
              r.req[0].delivery);
-    char *body = pe_test_sql(conninfo, q);
+    char *body = pe_test_sql(fx.conninfo, q);
     check_signature(&r.req[0], body);
     free(body);
     receiver_stop(&r);
-    receiver_free(&r);
     /* the rest of the tests use this server */
 }
 
@@ -778,7 +741,7 @@ static void test_notifications_api(void **state)
             break;
     }
     snprintf(q, sizeof q, "SELECT count(*) FROM notifications WHERE store_id = '%s'", a.id);
-    char *count = pe_test_sql(conninfo, q);
+    char *count = pe_test_sql(fx.conninfo, q);
     assert_int_equal(seen, atol(count));
     free(count);
 
@@ -826,13 +789,13 @@ static void test_notifications_api(void **state)
         assert_non_null(id);
         snprintf(check, sizeof check, "SELECT store_id FROM notifications WHERE id = %s",
                  id ? id : "NULL");
-        char *owner = pe_test_sql(conninfo, check);
+        char *owner = pe_test_sql(fx.conninfo, check);
         assert_string_equal(owner, b.id);
         free(owner);
     }
     cJSON_Delete(lb);
     snprintf(q, sizeof q, "SELECT read_at IS NULL FROM notifications WHERE id = %s", second);
-    char *still = pe_test_sql(conninfo, q);
+    char *still = pe_test_sql(fx.conninfo, q);
     assert_string_equal(still, "t");
     free(still);
     cJSON_Delete(p1);
@@ -863,26 +826,11 @@ static void test_notifications_api(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    curl_global_init(CURL_GLOBAL_ALL);
-    pe_log_set_level(PE_LOG_ERROR);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    pe_test_tenant_make(&a, pool, "Notify A", "Europe/Berlin", "EUR", NULL, NULL);
-    pe_test_tenant_make(&b, pool, "Notify B", "Europe/Berlin", "EUR", NULL, NULL);
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_ERROR, 2);
+    pe_test_tenant_make(&a, fx.pool, "Notify A", "Europe/Berlin", "EUR", NULL, NULL);
+    pe_test_tenant_make(&b, fx.pool, "Notify B", "Europe/Berlin", "EUR", NULL, NULL);
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = server.pid ? pe_test_server_stop(&server) : 0;
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    curl_global_cleanup();
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -899,5 +847,5 @@ int main(void)
         cmocka_unit_test(test_webhook_from_server),
         cmocka_unit_test(test_notifications_api),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -41,25 +41,9 @@
 #define MAX_CLOSE_MS     ((long)(CONN_TIMEOUT_S + 6) * 1000) /* ASan on two busy cores */
 #define REQUEST_ID_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 
-static char *conninfo;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static long request(const pe_test_server_t *s, const char *method, const char *path,
-                    const char *const *headers, pe_test_response_t *r)
-{
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", s->base_url, path);
-    assert_int_equal(pe_test_http(method, url, NULL, headers, r), 0);
-    return r->status;
-}
-
-static const char *header(const pe_test_response_t *r, const char *name)
-{
-    static char value[1024];
-    return pe_test_response_header(r, name, value, sizeof value);
-}
 
 /* Number of response header lines named `name`. */
 static int header_count(const pe_test_response_t *r, const char *name)
@@ -74,14 +58,6 @@ static int header_count(const pe_test_response_t *r, const char *name)
             p++;
     }
     return n;
-}
-
-static const char *str_at(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    if (!cJSON_IsString(v))
-        fail_msg("\"%s\" is not a string", name);
-    return v->valuestring;
 }
 
 /* The value of the sample whose name-and-labels are exactly `series`, or -1 when absent. */
@@ -101,7 +77,7 @@ static double metric(const char *text, const char *series)
 static char *scrape(void)
 {
     pe_test_response_t r;
-    request(&server, "GET", "/metrics", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/metrics", NULL, &r);
     assert_int_equal(r.status, 200);
     char *text = pe_buf_steal(&r.body);
     pe_test_response_free(&r);
@@ -169,24 +145,24 @@ static void expect_not_ready(const char *db, const char *const *env, const char 
     pe_test_server_t s;
     pe_test_server_start(&s, db, env);
     pe_test_response_t r;
-    request(&s, "GET", "/readyz", NULL, &r);
+    pe_test_request(&s, "GET", "/readyz", NULL, &r);
     if (r.status != 503)
         fail_msg("/readyz: status %ld, want 503: %.300s", r.status, r.body.data ? r.body.data : "");
     cJSON *j = pe_test_response_json(&r);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    assert_string_equal(str_at(e, "code"), "not_ready");
-    const char *msg = str_at(e, "message");
+    assert_string_equal(pe_test_json_require_str(e, "code"), "not_ready");
+    const char *msg = pe_test_json_require_str(e, "message");
     if (!strstr(msg, in_message))
         fail_msg("/readyz message '%s' does not contain '%s'", msg, in_message);
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(j, "checks");
-    assert_string_equal(str_at(checks, check), state);
+    assert_string_equal(pe_test_json_require_str(checks, check), state);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "status"));
     cJSON_Delete(j);
-    assert_string_equal(header(&r, "Cache-Control"), "no-store");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
     pe_test_response_free(&r);
 
     /* Liveness does not depend on it. */
-    request(&s, "GET", "/healthz", NULL, &r);
+    pe_test_request(&s, "GET", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
     assert_int_equal(pe_test_server_stop(&s), 0);
@@ -198,17 +174,17 @@ static void test_healthz(void **state)
 {
     (void)state;
     pe_test_response_t r;
-    request(&server, "GET", "/healthz", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_true(strncmp(header(&r, "Content-Type"), "application/json", 16) == 0);
+    assert_true(strncmp(pe_test_header(&r, "Content-Type"), "application/json", 16) == 0);
     cJSON *j = pe_test_response_json(&r);
-    assert_string_equal(str_at(j, "status"), "ok");
-    assert_string_equal(str_at(j, "version"), PE_VERSION);
+    assert_string_equal(pe_test_json_require_str(j, "status"), "ok");
+    assert_string_equal(pe_test_json_require_str(j, "version"), PE_VERSION);
     cJSON_Delete(j);
     pe_test_response_free(&r);
 
     /* HEAD answers like GET, without a body. */
-    request(&server, "HEAD", "/healthz", NULL, &r);
+    pe_test_request(&fx.server, "HEAD", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body.len, 0);
     pe_test_response_free(&r);
@@ -218,17 +194,17 @@ static void test_readyz_ok(void **state)
 {
     (void)state;
     pe_test_response_t r;
-    request(&server, "GET", "/readyz", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/readyz", NULL, &r);
     if (r.status != 200)
         fail_msg("/readyz: %ld %.300s", r.status, r.body.data ? r.body.data : "");
     cJSON *j = pe_test_response_json(&r);
-    assert_string_equal(str_at(j, "status"), "ready");
+    assert_string_equal(pe_test_json_require_str(j, "status"), "ready");
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(j, "checks");
     assert_true(cJSON_IsObject(checks));
     assert_int_equal(cJSON_GetArraySize(checks), 3);
-    assert_string_equal(str_at(checks, "postgres"), "ok");
-    assert_string_equal(str_at(checks, "redis"), "ok");
-    assert_string_equal(str_at(checks, "migrations"), "ok");
+    assert_string_equal(pe_test_json_require_str(checks, "postgres"), "ok");
+    assert_string_equal(pe_test_json_require_str(checks, "redis"), "ok");
+    assert_string_equal(pe_test_json_require_str(checks, "migrations"), "ok");
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
     cJSON_Delete(j);
     pe_test_response_free(&r);
@@ -238,7 +214,7 @@ static void test_readyz_missing_database(void **state)
 {
     (void)state;
     char *missing = NULL;
-    assert_true(asprintf(&missing, "%s dbname=pe_t_missing_%d", conninfo, (int)getpid()) > 0);
+    assert_true(asprintf(&missing, "%s dbname=pe_t_missing_%d", fx.conninfo, (int)getpid()) > 0);
     expect_not_ready(missing, NULL, "postgres", "unreachable", "postgres unreachable");
     free(missing);
 }
@@ -257,7 +233,7 @@ static void test_readyz_dead_redis(void **state)
     char dead[128];
     snprintf(dead, sizeof dead, "PE_REDIS_URL=unix:///tmp/pe-test-ops-%d-no-redis.sock",
              (int)getpid());
-    expect_not_ready(conninfo, (const char *const[]){dead, NULL}, "redis", "unreachable",
+    expect_not_ready(fx.conninfo, (const char *const[]){dead, NULL}, "redis", "unreachable",
                      "redis unreachable");
 }
 
@@ -271,23 +247,24 @@ static void test_metrics(void **state)
 
     /* A known mix: 3 healthz, 2 readyz, 2 dashboard 404s, 1 store 401, 1 405. */
     for (int i = 0; i < 3; i++) {
-        request(&server, "GET", "/healthz", NULL, &r);
+        pe_test_request(&fx.server, "GET", "/healthz", NULL, &r);
         pe_test_response_free(&r);
     }
     for (int i = 0; i < 2; i++) {
-        request(&server, "GET", "/readyz", NULL, &r);
+        pe_test_request(&fx.server, "GET", "/readyz", NULL, &r);
         assert_int_equal(r.status, 200);
         pe_test_response_free(&r);
     }
     for (int i = 0; i < 2; i++) {
-        request(&server, "GET", "/missing-file.js", NULL, &r);
+        pe_test_request(&fx.server, "GET", "/missing-file.js", NULL, &r);
         assert_int_equal(r.status, 404);
         pe_test_response_free(&r);
     }
-    request(&server, "GET", "/api/v1/stores/00000000-0000-4000-8000-000000000000", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/api/v1/stores/00000000-0000-4000-8000-000000000000", NULL,
+                    &r);
     assert_int_equal(r.status, 401);
     pe_test_response_free(&r);
-    request(&server, "DELETE", "/readyz", NULL, &r);
+    pe_test_request(&fx.server, "DELETE", "/readyz", NULL, &r);
     assert_int_equal(r.status, 405);
     pe_test_response_free(&r);
 
@@ -296,14 +273,15 @@ static void test_metrics(void **state)
     pe_test_response_t m;
     int64_t deadline = pe_now_mono_us() + (int64_t)PE_TEST_WAIT_MS * 1000;
     for (;;) {
-        request(&server, "GET", "/metrics", NULL, &m);
+        pe_test_request(&fx.server, "GET", "/metrics", NULL, &m);
         assert_int_equal(m.status, 200);
         if (deltas_settled(before, m.body.data) || pe_now_mono_us() > deadline)
             break;
         pe_test_response_free(&m);
         usleep(20 * 1000);
     }
-    assert_string_equal(header(&m, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    assert_string_equal(pe_test_header(&m, "Content-Type"),
+                        "text/plain; version=0.0.4; charset=utf-8");
     const char *after = m.body.data;
 
     /* The commit label is whatever the binary was built from; the version is ours. */
@@ -403,9 +381,9 @@ static void test_request_ids(void **state)
     };
     char seen[PE_ARRAY_LEN(cases)][64];
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
-        request(&server, cases[i].method, cases[i].path, NULL, &r);
+        pe_test_request(&fx.server, cases[i].method, cases[i].path, NULL, &r);
         assert_int_equal(r.status, cases[i].status);
-        const char *id = header(&r, "X-Request-Id");
+        const char *id = pe_test_header(&r, "X-Request-Id");
         if (!generated_request_id(id))
             fail_msg("%s %s: X-Request-Id '%s' is not a generated id", cases[i].method,
                      cases[i].path, id);
@@ -413,7 +391,7 @@ static void test_request_ids(void **state)
         snprintf(seen[i], sizeof seen[i], "%s", id);
         for (size_t k = 0; k < i; k++)
             assert_string_not_equal(seen[k], seen[i]);
-        assert_string_equal(header(&r, "X-Content-Type-Options"), "nosniff");
+        assert_string_equal(pe_test_header(&r, "X-Content-Type-Options"), "nosniff");
         pe_test_response_free(&r);
     }
 
@@ -423,8 +401,8 @@ static void test_request_ids(void **state)
     for (size_t i = 0; i < PE_ARRAY_LEN(valid); i++) {
         char h[128];
         snprintf(h, sizeof h, "X-Request-Id: %s", valid[i]);
-        request(&server, "GET", "/healthz", (const char *const[]){h, NULL}, &r);
-        assert_string_equal(header(&r, "X-Request-Id"), valid[i]);
+        pe_test_request(&fx.server, "GET", "/healthz", (const char *const[]){h, NULL}, &r);
+        assert_string_equal(pe_test_header(&r, "X-Request-Id"), valid[i]);
         pe_test_response_free(&r);
     }
     char longest[80];
@@ -432,8 +410,8 @@ static void test_request_ids(void **state)
     longest[64] = '\0';
     char h64[100];
     snprintf(h64, sizeof h64, "X-Request-Id: %s", longest);
-    request(&server, "GET", "/healthz", (const char *const[]){h64, NULL}, &r);
-    assert_string_equal(header(&r, "X-Request-Id"), longest);
+    pe_test_request(&fx.server, "GET", "/healthz", (const char *const[]){h64, NULL}, &r);
+    assert_string_equal(pe_test_header(&r, "X-Request-Id"), longest);
     pe_test_response_free(&r);
 
     /* An invalid one is replaced, never reflected. */
@@ -451,8 +429,8 @@ static void test_request_ids(void **state)
         h65,
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(invalid); i++) {
-        request(&server, "GET", "/healthz", (const char *const[]){invalid[i], NULL}, &r);
-        const char *id = header(&r, "X-Request-Id");
+        pe_test_request(&fx.server, "GET", "/healthz", (const char *const[]){invalid[i], NULL}, &r);
+        const char *id = pe_test_header(&r, "X-Request-Id");
         if (!generated_request_id(id))
             fail_msg("'%s' came back as '%s', not a fresh id", invalid[i], id);
         pe_test_response_free(&r);
@@ -463,15 +441,15 @@ static void test_request_ids(void **state)
 
 static void expect_dashboard_headers(const pe_test_response_t *r, const char *what)
 {
-    const char *csp = header(r, "Content-Security-Policy");
+    const char *csp = pe_test_header(r, "Content-Security-Policy");
     if (!strstr(csp, "frame-ancestors 'none'") || strstr(csp, "unsafe-inline") ||
         strstr(csp, "unsafe-eval") || !strstr(csp, "default-src 'self'") ||
         !strstr(csp, "object-src 'none'"))
         fail_msg("%s: Content-Security-Policy '%s'", what, csp);
     assert_int_equal(header_count(r, "Content-Security-Policy"), 1);
-    assert_string_equal(header(r, "X-Content-Type-Options"), "nosniff");
-    assert_string_equal(header(r, "X-Frame-Options"), "DENY");
-    assert_string_equal(header(r, "Referrer-Policy"), "same-origin");
+    assert_string_equal(pe_test_header(r, "X-Content-Type-Options"), "nosniff");
+    assert_string_equal(pe_test_header(r, "X-Frame-Options"), "DENY");
+    assert_string_equal(pe_test_header(r, "Referrer-Policy"), "same-origin");
     assert_null(strstr(r->headers.data, "Access-Control-Allow-Origin"));
 }
 
@@ -480,44 +458,46 @@ static void test_dashboard_headers(void **state)
     (void)state;
     pe_test_response_t r, deep;
 
-    request(&server, "GET", "/", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Content-Type"), "text/html; charset=utf-8");
+    assert_string_equal(pe_test_header(&r, "Content-Type"), "text/html; charset=utf-8");
     assert_true(r.body.len > 0);
     assert_non_null(strcasestr(r.body.data, "<!doctype html>"));
     expect_dashboard_headers(&r, "/");
     /* index.html is revalidated, once: one Cache-Control header. */
     assert_int_equal(header_count(&r, "Cache-Control"), 1);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
 
     /* A client-side route (a deep link) is the same document with the same headers. */
-    request(&server, "GET", "/funnel", NULL, &deep);
+    pe_test_request(&fx.server, "GET", "/funnel", NULL, &deep);
     assert_int_equal(deep.status, 200);
-    assert_string_equal(header(&deep, "Content-Type"), "text/html; charset=utf-8");
+    assert_string_equal(pe_test_header(&deep, "Content-Type"), "text/html; charset=utf-8");
     assert_int_equal(deep.body.len, r.body.len);
     assert_memory_equal(deep.body.data, r.body.data, r.body.len);
     expect_dashboard_headers(&deep, "/funnel");
     assert_int_equal(header_count(&deep, "Cache-Control"), 1);
-    assert_string_equal(header(&deep, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&deep, "Cache-Control"), "no-cache");
     pe_test_response_free(&deep);
     pe_test_response_free(&r);
 
     /* A missing asset is a 404 in the error shape, never cached as if it were a file. */
-    request(&server, "GET", "/assets/missing.js", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/assets/missing.js", NULL, &r);
     assert_int_equal(r.status, 404);
     cJSON *j = pe_test_response_json(&r);
-    assert_string_equal(str_at(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"), "not_found");
+    assert_string_equal(
+        pe_test_json_require_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+        "not_found");
     cJSON_Delete(j);
     expect_dashboard_headers(&r, "/assets/missing.js");
     assert_int_equal(header_count(&r, "Cache-Control"), 1);
-    assert_string_equal(header(&r, "Cache-Control"), "no-store");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
     pe_test_response_free(&r);
 
     /* API responses carry the same protections. */
-    request(&server, "GET", "/api/v1/me", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/api/v1/me", NULL, &r);
     assert_int_equal(r.status, 401);
     expect_dashboard_headers(&r, "/api/v1/me");
-    assert_string_equal(header(&r, "Cache-Control"), "no-store");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
     pe_test_response_free(&r);
 }
 
@@ -536,14 +516,15 @@ static void test_method_not_allowed(void **state)
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
         pe_test_response_t r;
-        request(&server, cases[i].method, cases[i].path, NULL, &r);
+        pe_test_request(&fx.server, cases[i].method, cases[i].path, NULL, &r);
         assert_int_equal(r.status, 405);
-        if (strcmp(header(&r, "Allow"), cases[i].allow) != 0)
+        if (strcmp(pe_test_header(&r, "Allow"), cases[i].allow) != 0)
             fail_msg("%s %s: Allow '%s', want '%s'", cases[i].method, cases[i].path,
-                     header(&r, "Allow"), cases[i].allow);
+                     pe_test_header(&r, "Allow"), cases[i].allow);
         cJSON *j = pe_test_response_json(&r);
-        assert_string_equal(str_at(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
-                            "method_not_allowed");
+        assert_string_equal(
+            pe_test_json_require_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "code"),
+            "method_not_allowed");
         cJSON_Delete(j);
         pe_test_response_free(&r);
     }
@@ -555,7 +536,7 @@ static void test_method_not_allowed(void **state)
  * failing on any line that is not a JSON object. */
 static cJSON *log_entries(const char *id)
 {
-    FILE *f = fopen(server.log_path, "r");
+    FILE *f = fopen(fx.server.log_path, "r");
     assert_non_null(f);
     cJSON *found = cJSON_CreateArray();
     char *line = NULL;
@@ -603,7 +584,7 @@ static void test_access_log(void **state)
         char h[128];
         snprintf(h, sizeof h, "X-Request-Id: %s", ids[i]);
         char url[256];
-        snprintf(url, sizeof url, "%s%s", server.base_url, cases[i].path);
+        snprintf(url, sizeof url, "%s%s", fx.server.base_url, cases[i].path);
         pe_test_response_t r;
         const bool post = strcmp(cases[i].method, "POST") == 0;
         assert_int_equal(pe_test_http(cases[i].method, url, post ? "a=b" : NULL,
@@ -626,11 +607,11 @@ static void test_access_log(void **state)
         if (cJSON_GetArraySize(found) != 1)
             fail_msg("request %s: %d access log lines, want 1", ids[i], cJSON_GetArraySize(found));
         const cJSON *e = cJSON_GetArrayItem(found, 0);
-        assert_string_equal(str_at(e, "level"), "info");
-        assert_string_equal(str_at(e, "method"), cases[i].method);
-        assert_string_equal(str_at(e, "path"), cases[i].logged_path);
-        assert_string_equal(str_at(e, "route"), cases[i].route);
-        assert_non_null(str_at(e, "ts"));
+        assert_string_equal(pe_test_json_require_str(e, "level"), "info");
+        assert_string_equal(pe_test_json_require_str(e, "method"), cases[i].method);
+        assert_string_equal(pe_test_json_require_str(e, "path"), cases[i].logged_path);
+        assert_string_equal(pe_test_json_require_str(e, "route"), cases[i].route);
+        assert_non_null(pe_test_json_require_str(e, "ts"));
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
         assert_true(cJSON_IsNumber(st));
         assert_int_equal(st->valueint, cases[i].status);
@@ -690,7 +671,7 @@ static void test_stalled_connection_is_closed(void **state)
 {
     (void)state;
     /* A partial request line, then silence. */
-    int fd = connect_local(server.port);
+    int fd = connect_local(fx.server.port);
     assert_int_equal(send(fd, "GET /heal", 9, MSG_NOSIGNAL), 9);
     long ms = ms_until_closed(fd, MAX_CLOSE_MS + 2000);
     close(fd);
@@ -699,7 +680,7 @@ static void test_stalled_connection_is_closed(void **state)
                  CONN_TIMEOUT_S);
 
     /* A connection that never sends a byte. */
-    fd = connect_local(server.port);
+    fd = connect_local(fx.server.port);
     ms = ms_until_closed(fd, MAX_CLOSE_MS + 2000);
     close(fd);
     if (ms < 0 || ms > MAX_CLOSE_MS)
@@ -707,7 +688,7 @@ static void test_stalled_connection_is_closed(void **state)
                  CONN_TIMEOUT_S);
 
     /* Headers complete except for the blank line. */
-    fd = connect_local(server.port);
+    fd = connect_local(fx.server.port);
     static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n";
     assert_int_equal(send(fd, partial, sizeof partial - 1, MSG_NOSIGNAL),
                      (ssize_t)sizeof partial - 1);
@@ -717,7 +698,7 @@ static void test_stalled_connection_is_closed(void **state)
         fail_msg("stalled headers were closed after %ld ms; want about %d s", ms, CONN_TIMEOUT_S);
 
     pe_test_response_t r;
-    request(&server, "GET", "/healthz", NULL, &r);
+    pe_test_request(&fx.server, "GET", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
 }
@@ -727,10 +708,10 @@ static void test_connection_limit(void **state)
     (void)state;
     int fds[20];
     for (size_t i = 0; i < PE_ARRAY_LEN(fds); i++)
-        fds[i] = connect_local(server.port); /* the kernel accepts; the server may drop */
+        fds[i] = connect_local(fx.server.port); /* the kernel accepts; the server may drop */
     /* Hold them a moment so the server has seen them all. */
     usleep(300 * 1000);
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
     for (size_t i = 0; i < PE_ARRAY_LEN(fds); i++)
         close(fds[i]);
 
@@ -740,7 +721,7 @@ static void test_connection_limit(void **state)
     while (status != 200 && pe_now_mono_us() < deadline) {
         pe_test_response_t r;
         char url[128];
-        snprintf(url, sizeof url, "%s/healthz", server.base_url);
+        snprintf(url, sizeof url, "%s/healthz", fx.server.base_url);
         if (pe_test_http("GET", url, NULL, NULL, &r) == 0)
             status = r.status;
         pe_test_response_free(&r);
@@ -753,7 +734,7 @@ static void test_connection_limit(void **state)
     for (int round = 0; round < 3; round++) {
         int keep[MAX_CONNECTIONS / 2];
         for (size_t i = 0; i < PE_ARRAY_LEN(keep); i++) {
-            keep[i] = connect_local(server.port);
+            keep[i] = connect_local(fx.server.port);
             static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
             assert_int_equal(send(keep[i], req, sizeof req - 1, MSG_NOSIGNAL),
                              (ssize_t)sizeof req - 1);
@@ -767,7 +748,7 @@ static void test_connection_limit(void **state)
             close(keep[i]);
         }
     }
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
 }
 
 /* ---- shutdown -------------------------------------------------------------------------------- */
@@ -775,17 +756,17 @@ static void test_connection_limit(void **state)
 static void test_graceful_shutdown(void **state)
 {
     (void)state;
-    assert_true(pe_test_server_alive(&server));
+    assert_true(pe_test_server_alive(&fx.server));
     int64_t start = pe_now_mono_us();
-    int rc = pe_test_server_stop(&server);
+    int rc = pe_test_server_stop(&fx.server);
     double seconds = (double)(pe_now_mono_us() - start) / 1e6;
     if (rc != 0)
-        fail_msg("SIGTERM: exit %d (log: %s)", rc, server.log_path);
+        fail_msg("SIGTERM: exit %d (log: %s)", rc, fx.server.log_path);
     if (seconds > 10)
         fail_msg("SIGTERM: took %.1f s", seconds);
 
     /* It said so in its log, in order. */
-    FILE *f = fopen(server.log_path, "r");
+    FILE *f = fopen(fx.server.log_path, "r");
     assert_non_null(f);
     char line[4096];
     bool started = false, draining = false, complete = false;
@@ -802,24 +783,15 @@ static void test_graceful_shutdown(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    conninfo = pe_test_db_create_migrated();
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 0);
     char pool[64], timeout[64], maxc[64];
     snprintf(pool, sizeof pool, "PE_DB_POOL_SIZE=%d", POOL_SIZE);
     snprintf(timeout, sizeof timeout, "PE_CONNECTION_TIMEOUT=%d", CONN_TIMEOUT_S);
     snprintf(maxc, sizeof maxc, "PE_MAX_CONNECTIONS=%d", MAX_CONNECTIONS);
     pe_test_server_start(
-        &server, conninfo,
+        &fx.server, fx.conninfo,
         (const char *const[]){pool, timeout, maxc, "PE_HTTP_THREADS=2", "PE_LOG_LEVEL=info", NULL});
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    if (server.pid > 0)
-        pe_test_server_stop(&server);
-    pe_test_db_drop(conninfo);
     return 0;
 }
 
@@ -840,5 +812,5 @@ int main(void)
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_graceful_shutdown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -1,7 +1,7 @@
 /*
  * test_segment.c — the Segment HTTP Tracking API compatibility routes (POST /v1/batch, /v1/track,
  * /v1/page, /v1/identify) against a real profit-engine child process on a private, migrated
- * database with one store made through pe_tenancy_store_create.
+ * database with one store (pe_test_tenant_make).
  *
  * Invariants the tests hold the server to:
  *  1. The write key is a publishable key, as the Basic-auth user or as "writeKey" in the body;
@@ -25,28 +25,21 @@
 #include "pe/tenancy.h"
 #include "pe_test.h"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
-static pe_store_t store;
-static char pk[PE_KEY_LEN], sk[PE_KEY_LEN];
+static pe_test_fixture_t fx;
+static pe_test_tenant_t store;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
 /* POSTs body as JSON to path with an optional Authorization header line (NULL: none). */
 static long post(const char *path, const char *body, const char *auth, pe_test_response_t *r)
 {
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", server.base_url, path);
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    assert_int_equal(pe_test_http("POST", url, body, headers, r), 0);
-    return r->status;
+    return pe_test_call(&fx.server, "POST", path, body, auth, r);
 }
 
 static long post_pk(const char *path, const char *body, pe_test_response_t *r)
 {
     char auth[160];
-    pe_test_basic_auth(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, store.pk);
     return post(path, body, auth, r);
 }
 
@@ -68,80 +61,6 @@ static long expect_success(const pe_test_response_t *r, long *nrejected)
         fail_msg("unexpected rejections: %.400s", r->body.data);
     cJSON_Delete(j);
     return accepted;
-}
-
-/* Asserts status and the error shape with that code. */
-static void expect_error(const pe_test_response_t *r, long status, const char *code)
-{
-    if (r->status != status)
-        fail_msg("status %ld, want %ld: %.300s", r->status, status,
-                 r->body.data ? r->body.data : "");
-    cJSON *j = pe_test_response_json(r);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    assert_true(cJSON_IsObject(e));
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-    assert_true(cJSON_IsString(c) && cJSON_IsString(m) && m->valuestring[0]);
-    assert_string_equal(c->valuestring, code);
-    cJSON_Delete(j);
-}
-
-/* The first column of the first row of sql (printf-formatted), "" when there is none. */
-static char *sql_text(const char *sql)
-{
-    char *v = pe_test_sql(conninfo, sql);
-    return v ? v : strdup("");
-}
-
-static char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *sqlf(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    /* clang-analyzer 14 misreads va_start on x86-64. */
-    int n = vsnprintf(sql, sizeof sql, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof sql);
-    char *v = sql_text(sql);
-    return v;
-}
-
-static long sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static long sql_long(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    /* clang-analyzer 14 misreads va_start on x86-64. */
-    int n = vsnprintf(sql, sizeof sql, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof sql);
-    char *v = sql_text(sql);
-    long value = strtol(v, NULL, 10);
-    free(v);
-    return value;
-}
-
-/* Asserts that the query's answer is want. */
-static void expect_sql(const char *want, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void expect_sql(const char *want, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    /* clang-analyzer 14 misreads va_start on x86-64. */
-    int n = vsnprintf(sql, sizeof sql, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof sql);
-    char *v = sql_text(sql);
-    if (strcmp(v, want) != 0)
-        fail_msg("%s\n  got:  %s\n  want: %s", fmt, v, want);
-    free(v);
 }
 
 /* A visitor id unique to this run and test. */
@@ -182,13 +101,13 @@ static void test_basic_auth_and_body_write_key(void **state)
              "{\"writeKey\":\"%s\",\"batch\":[{\"type\":\"track\",\"event\":\"Signed "
              "Up\","
              "\"messageId\":\"body-1\",\"anonymousId\":\"%s\",\"timestamp\":\"%s\"}]}",
-             pk, anon, ts);
+             store.pk, anon, ts);
     post("/v1/batch", body, NULL, &r);
     assert_int_equal(expect_success(&r, NULL), 1);
     pe_test_response_free(&r);
 
     /* a Basic header with an empty password part and a body key that disagrees: the header wins */
-    pe_test_basic_auth(auth, sizeof auth, pk);
+    pe_test_basic_auth(auth, sizeof auth, store.pk);
     snprintf(body, sizeof body,
              "{\"writeKey\":\"pk_unknown\",\"type\":\"page\",\"messageId\":\"basic-"
              "2\","
@@ -199,20 +118,20 @@ static void test_basic_auth_and_body_write_key(void **state)
     assert_int_equal(expect_success(&r, NULL), 1);
     pe_test_response_free(&r);
 
-    expect_sql("2",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' "
-               "AND name = 'custom.segment.signed_up'",
-               store.id, anon);
-    expect_sql("pro",
-               "SELECT properties->>'plan' FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' AND name = 'custom.segment.signed_up' LIMIT 1",
-               store.id, anon);
-    expect_sql("/a",
-               "SELECT page_path FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' "
-               "AND name = 'storefront.page.viewed'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "2",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' "
+                       "AND name = 'custom.segment.signed_up'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "pro",
+                       "SELECT properties->>'plan' FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' AND name = 'custom.segment.signed_up' LIMIT 1",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "/a",
+                       "SELECT page_path FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' "
+                       "AND name = 'storefront.page.viewed'",
+                       store.id, anon);
 }
 
 static void test_secret_and_unknown_keys(void **state)
@@ -225,34 +144,34 @@ static void test_secret_and_unknown_keys(void **state)
     snprintf(body, sizeof body,
              "{\"event\":\"Refused\",\"anonymousId\":\"%s\",\"timestamp\":\"%s\"}", anon, ts);
 
-    pe_test_basic_auth(auth, sizeof auth, sk);
+    pe_test_basic_auth(auth, sizeof auth, store.sk);
     post("/v1/track", body, auth, &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     char with_key[1200];
-    snprintf(with_key, sizeof with_key, "{\"writeKey\":\"%s\",\"batch\":[%s]}", sk, body);
+    snprintf(with_key, sizeof with_key, "{\"writeKey\":\"%s\",\"batch\":[%s]}", store.sk, body);
     post("/v1/batch", with_key, NULL, &r);
-    expect_error(&r, 403, "forbidden");
+    pe_test_expect_error(&r, 403, "forbidden", NULL, 0);
     pe_test_response_free(&r);
 
     pe_test_basic_auth(auth, sizeof auth, "pk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     post("/v1/track", body, auth, &r);
-    expect_error(&r, 401, "unauthorized");
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
     post("/v1/track", body, NULL, &r); /* no key anywhere */
-    expect_error(&r, 401, "unauthorized");
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
     post("/v1/track", body, "Authorization: Basic !!!not-base64", &r);
-    expect_error(&r, 401, "unauthorized");
+    pe_test_expect_error(&r, 401, "unauthorized", NULL, 0);
     pe_test_response_free(&r);
 
-    expect_sql("0",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "0",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
 }
 
 /* ---- e-commerce mapping ---------------------------------------------------------------------- */
@@ -346,79 +265,83 @@ static void test_ecommerce_events_stored(void **state)
     assert_int_equal(expect_success(&r, NULL), 11);
     pe_test_response_free(&r);
 
-    expect_sql("checkout.order.completed,checkout.payment.submitted,checkout."
-               "payment.submitted,"
-               "checkout.session.started,checkout.shipping.submitted,custom."
-               "segment.coupon_"
-               "applied,custom.segment.identify,storefront.cart.item_added,"
-               "storefront.cart."
-               "viewed,storefront.page.viewed,storefront.product.viewed",
-               "SELECT string_agg(name, ',' ORDER BY name) FROM events WHERE "
-               "store_id = '%s' "
-               "AND anonymous_id = '%s'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo,
+                       "checkout.order.completed,checkout.payment.submitted,checkout."
+                       "payment.submitted,"
+                       "checkout.session.started,checkout.shipping.submitted,custom."
+                       "segment.coupon_"
+                       "applied,custom.segment.identify,storefront.cart.item_added,"
+                       "storefront.cart."
+                       "viewed,storefront.page.viewed,storefront.product.viewed",
+                       "SELECT string_agg(name, ',' ORDER BY name) FROM events WHERE "
+                       "store_id = '%s' "
+                       "AND anonymous_id = '%s'",
+                       store.id, anon);
     /* one visitor without a session id: one session, the anonymousId */
-    expect_sql("1",
-               "SELECT count(DISTINCT session_id) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s'",
-               store.id, anon);
-    char *sid = sqlf("SELECT min(session_id) FROM events WHERE store_id = '%s' AND "
-                     "anonymous_id = '%s'",
-                     store.id, anon);
-    assert_string_equal(sid, anon);
-    free(sid);
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(DISTINCT session_id) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo, anon,
+                       "SELECT min(session_id) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
     /* funnel steps follow the names */
-    expect_sql("0,0,1,1,2,3,4,4,5",
-               "SELECT string_agg(funnel_step::text, ',' ORDER BY funnel_step) "
-               "FROM events "
-               "WHERE store_id = '%s' AND anonymous_id = '%s' AND name NOT LIKE "
-               "'custom.%%'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "0,0,1,1,2,3,4,4,5",
+                       "SELECT string_agg(funnel_step::text, ',' ORDER BY funnel_step) "
+                       "FROM events "
+                       "WHERE store_id = '%s' AND anonymous_id = '%s' AND name NOT LIKE "
+                       "'custom.%%'",
+                       store.id, anon);
 
     /* page: context.page from properties, utm from the URL, device from the user agent */
-    expect_sql("/tees|news|fall|mobile|Tees|de-DE",
-               "SELECT concat_ws('|', page_path, utm_source, utm_campaign, device_type, "
-               "context->'page'->>'title', context->>'locale') FROM events WHERE "
-               "store_id = '%s' "
-               "AND anonymous_id = '%s' AND name = 'storefront.page.viewed'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "/tees|news|fall|mobile|Tees|de-DE",
+                       "SELECT concat_ws('|', page_path, utm_source, utm_campaign, device_type, "
+                       "context->'page'->>'title', context->>'locale') FROM events WHERE "
+                       "store_id = '%s' "
+                       "AND anonymous_id = '%s' AND name = 'storefront.page.viewed'",
+                       store.id, anon);
     /* product viewed: renamed fields, numeric string price, upper-cased currency, extras */
-    expect_sql("{\"name\": \"Tee\", \"price\": 19.99, \"currency\": \"EUR\", "
-               "\"productId\": "
-               "\"p-1\", \"variantId\": \"black\"}|{\"sku\": \"TEE-1\", "
-               "\"brand\": \"Acme\"}",
-               "SELECT properties::text || '|' || custom::text FROM events WHERE "
-               "store_id = '%s' "
-               "AND anonymous_id = '%s' AND name = 'storefront.product.viewed'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo,
+                       "{\"name\": \"Tee\", \"price\": 19.99, \"currency\": \"EUR\", "
+                       "\"productId\": "
+                       "\"p-1\", \"variantId\": \"black\"}|{\"sku\": \"TEE-1\", "
+                       "\"brand\": \"Acme\"}",
+                       "SELECT properties::text || '|' || custom::text FROM events WHERE "
+                       "store_id = '%s' "
+                       "AND anonymous_id = '%s' AND name = 'storefront.product.viewed'",
+                       store.id, anon);
     /* product added: numeric product id as text, quantity, the store's currency */
-    expect_sql("{\"price\": 19.99, \"currency\": \"EUR\", \"quantity\": 2, "
-               "\"productId\": "
-               "\"1001\"}",
-               "SELECT properties::text FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' "
-               "AND name = 'storefront.cart.item_added'",
-               store.id, anon);
-    expect_sql("{\"currency\": \"EUR\", \"cartValue\": 39.98, \"itemCount\": 2}",
-               "SELECT properties::text FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' "
-               "AND name = 'storefront.cart.viewed'",
-               store.id, anon);
-    expect_sql("{\"currency\": \"EUR\", \"cartValue\": 39.98, \"itemCount\": 2}",
-               "SELECT properties::text FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' "
-               "AND name = 'checkout.session.started'",
-               store.id, anon);
-    expect_sql("DHL Express",
-               "SELECT properties->>'shippingMethod' FROM events WHERE store_id "
-               "= '%s' AND "
-               "anonymous_id = '%s' AND name = 'checkout.shipping.submitted'",
-               store.id, anon);
-    expect_sql("card,paypal",
-               "SELECT string_agg(properties->>'paymentMethod', ',' ORDER BY "
-               "properties->>'paymentMethod') FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' AND name = 'checkout.payment.submitted'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo,
+                       "{\"price\": 19.99, \"currency\": \"EUR\", \"quantity\": 2, "
+                       "\"productId\": "
+                       "\"1001\"}",
+                       "SELECT properties::text FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' "
+                       "AND name = 'storefront.cart.item_added'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo,
+                       "{\"currency\": \"EUR\", \"cartValue\": 39.98, \"itemCount\": 2}",
+                       "SELECT properties::text FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' "
+                       "AND name = 'storefront.cart.viewed'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo,
+                       "{\"currency\": \"EUR\", \"cartValue\": 39.98, \"itemCount\": 2}",
+                       "SELECT properties::text FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' "
+                       "AND name = 'checkout.session.started'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "DHL Express",
+                       "SELECT properties->>'shippingMethod' FROM events WHERE store_id "
+                       "= '%s' AND "
+                       "anonymous_id = '%s' AND name = 'checkout.shipping.submitted'",
+                       store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "card,paypal",
+                       "SELECT string_agg(properties->>'paymentMethod', ',' ORDER BY "
+                       "properties->>'paymentMethod') FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' AND name = 'checkout.payment.submitted'",
+                       store.id, anon);
     /* order: revenue is the value, products are items, the user id is kept */
     char want[512];
     snprintf(want, sizeof want,
@@ -430,26 +353,26 @@ static void test_ecommerce_events_stored(void **state)
              "2, "
              "\"shipping\": 4.9}|user-%s|{\"total\": 45.88, \"affiliation\": \"web\"}",
              anon, anon);
-    expect_sql(want,
-               "SELECT properties::text || '|' || user_id || '|' || custom::text "
-               "FROM events "
-               "WHERE store_id = '%s' AND anonymous_id = '%s' AND "
-               "name = 'checkout.order.completed'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, want,
+                       "SELECT properties::text || '|' || user_id || '|' || custom::text "
+                       "FROM events "
+                       "WHERE store_id = '%s' AND anonymous_id = '%s' AND "
+                       "name = 'checkout.order.completed'",
+                       store.id, anon);
     /* identify keeps the link, not the traits */
     snprintf(want, sizeof want, "user-%s|{}|", anon);
-    expect_sql(want,
-               "SELECT concat(user_id, '|', properties::text, '|', custom::text) "
-               "FROM events "
-               "WHERE store_id = '%s' AND anonymous_id = '%s' AND "
-               "name = 'custom.segment.identify'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, want,
+                       "SELECT concat(user_id, '|', properties::text, '|', custom::text) "
+                       "FROM events "
+                       "WHERE store_id = '%s' AND anonymous_id = '%s' AND "
+                       "name = 'custom.segment.identify'",
+                       store.id, anon);
     /* other track names: custom.segment.<snake_case>, properties as sent, the exact name */
-    expect_sql("{\"coupon_id\": \"FALL\"}|{\"event\": \"Coupon Applied\"}",
-               "SELECT properties::text || '|' || custom::text FROM events WHERE "
-               "store_id = '%s' "
-               "AND anonymous_id = '%s' AND name = 'custom.segment.coupon_applied'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "{\"coupon_id\": \"FALL\"}|{\"event\": \"Coupon Applied\"}",
+                       "SELECT properties::text || '|' || custom::text FROM events WHERE "
+                       "store_id = '%s' "
+                       "AND anonymous_id = '%s' AND name = 'custom.segment.coupon_applied'",
+                       store.id, anon);
 }
 
 static void test_retry_stored_once(void **state)
@@ -466,16 +389,16 @@ static void test_retry_stored_once(void **state)
         assert_int_equal(expect_success(&r, NULL), 11); /* a retry counts as accepted */
         pe_test_response_free(&r);
     }
-    expect_sql("11",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "11",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
     /* messageIds that are not UUIDs become name-based (version 5 layout) UUIDs */
-    expect_sql("11",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s' AND "
-               "event_id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab]'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "11",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s' AND "
+                       "event_id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab]'",
+                       store.id, anon);
 
     /* a UUID messageId is the eventId itself (lower-cased), also through /v1/identify */
     char uuid[37], upper[37], msg[1024];
@@ -494,12 +417,12 @@ static void test_retry_stored_once(void **state)
     }
     char want[64];
     snprintf(want, sizeof want, "1|%s", uuid);
-    expect_sql(want,
-               "SELECT count(*) || '|' || min(event_id::text) FROM events WHERE "
-               "store_id = '%s' "
-               "AND anonymous_id = '%s' AND name = 'custom.segment.identify' AND "
-               "event_id::text NOT LIKE '%%-5%%'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, want,
+                       "SELECT count(*) || '|' || min(event_id::text) FROM events WHERE "
+                       "store_id = '%s' "
+                       "AND anonymous_id = '%s' AND name = 'custom.segment.identify' AND "
+                       "event_id::text NOT LIKE '%%-5%%'",
+                       store.id, anon);
 }
 
 /* ---- limits and malformed requests ----------------------------------------------------------- */
@@ -526,7 +449,7 @@ static void test_oversized(void **state)
              "\"properties\":{\"pad\":\"%s\"}}",
              anon, ts, pad);
     post_pk("/v1/track", body, &r);
-    expect_error(&r, 413, "payload_too_large");
+    pe_test_expect_error(&r, 413, "payload_too_large", NULL, 0);
     pe_test_response_free(&r);
 
     /* the same message inside a small enough batch: refused by its size, nothing stored */
@@ -538,7 +461,7 @@ static void test_oversized(void **state)
              "\"%s\",\"timestamp\":\"%s\",\"properties\":{\"pad\":\"%s\"}}]}",
              anon, ts, anon, ts, pad);
     post_pk("/v1/batch", body, &r);
-    expect_error(&r, 413, "payload_too_large");
+    pe_test_expect_error(&r, 413, "payload_too_large", NULL, 0);
     pe_test_response_free(&r);
 
     /* a batch over 500 KB of messages that are each within 32 KB */
@@ -552,7 +475,7 @@ static void test_oversized(void **state)
     snprintf(body + n, cap - n, "]}");
     assert_true(strlen(body) > (size_t)500 * 1024);
     post_pk("/v1/batch", body, &r);
-    expect_error(&r, 413, "payload_too_large");
+    pe_test_expect_error(&r, 413, "payload_too_large", NULL, 0);
     pe_test_response_free(&r);
 
     /* more than 500 messages */
@@ -562,15 +485,15 @@ static void test_oversized(void **state)
                               i ? "," : "");
     snprintf(body + n, cap - n, "]}");
     post_pk("/v1/batch", body, &r);
-    expect_error(&r, 413, "payload_too_large");
+    pe_test_expect_error(&r, 413, "payload_too_large", NULL, 0);
     pe_test_response_free(&r);
 
     free(pad);
     free(body);
-    expect_sql("0",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "0",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
 }
 
 static void test_malformed(void **state)
@@ -591,12 +514,12 @@ static void test_malformed(void **state)
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(CASES); i++) {
         post_pk(CASES[i].path, CASES[i].body, &r);
-        expect_error(&r, 400, CASES[i].code);
+        pe_test_expect_error(&r, 400, CASES[i].code, NULL, 0);
         pe_test_response_free(&r);
     }
     /* and the server is fine */
     char url[128];
-    snprintf(url, sizeof url, "%s/healthz", server.base_url);
+    snprintf(url, sizeof url, "%s/healthz", fx.server.base_url);
     assert_int_equal(pe_test_http("GET", url, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     pe_test_response_free(&r);
@@ -632,14 +555,15 @@ static void test_untranslatable_messages_refused(void **state)
     }
     cJSON_Delete(j);
     pe_test_response_free(&r);
-    expect_sql("1",
-               "SELECT count(*) FROM events WHERE store_id = '%s' AND "
-               "anonymous_id = '%s'",
-               store.id, anon);
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM events WHERE store_id = '%s' AND "
+                       "anonymous_id = '%s'",
+                       store.id, anon);
     /* the dead letter keeps the messages that could not be translated as they were sent */
-    long kept = sql_long("SELECT count(*) FROM events_rejected WHERE store_id = '%s' AND "
-                         "raw LIKE '%%teleport%%' AND raw LIKE '%%%s%%'",
-                         store.id, anon);
+    long kept = pe_test_sql_long(fx.conninfo,
+                                 "SELECT count(*) FROM events_rejected WHERE store_id = '%s' AND "
+                                 "raw LIKE '%%teleport%%' AND raw LIKE '%%%s%%'",
+                                 store.id, anon);
     assert_int_equal(kept, 1);
 }
 
@@ -647,27 +571,11 @@ static void test_untranslatable_messages_refused(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
-    char err[256];
-    if (pe_tenancy_store_create(pool, "Segment Store", "Europe/Berlin", "EUR", &store, pk, sk, err,
-                                sizeof err) != 0)
-        fail_msg("store create: %s", err);
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    *state = &fx;
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_tenant_make(&store, fx.pool, "Segment Store", "Europe/Berlin", "EUR", NULL, NULL);
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
-    return rc == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -681,5 +589,5 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_untranslatable_messages_refused),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

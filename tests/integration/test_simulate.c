@@ -31,28 +31,9 @@
 #define SEED     "4242"
 #define TZ       "Europe/Berlin"
 
-static char *conninfo;
-static pe_db_pool_t *pool;
-static pe_test_server_t server;
+static pe_test_fixture_t fx;
 static char end_date[16];
 static char tmpdir[] = "/tmp/pe-test-simulate-XXXXXX";
-
-typedef struct {
-    char id[PE_ID_LEN];
-    char pk[PE_KEY_LEN];
-    char sk[PE_KEY_LEN];
-} store_t;
-
-typedef struct {
-    int status;
-    char *out, *err;
-} result_t;
-
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static char *slurp(const char *path)
 {
@@ -70,45 +51,19 @@ static char *slurp(const char *path)
 }
 
 /* Runs `profit-engine simulate ARGS…` (NULL-terminated) on the test database. */
-static void simulate(result_t *r, const char *const *args)
+static void simulate(pe_test_cli_t *r, const char *const *args)
 {
-    const char *binary = getenv("PE_TEST_BINARY");
-    char out_path[128], err_path[128];
-    const char *argv[32];
-    size_t n = 0;
-    assert_non_null(binary);
-    argv[n++] = binary;
-    argv[n++] = "simulate";
+    const char *argv[32] = {"simulate"};
+    size_t n = 1;
     for (size_t i = 0; args[i]; i++) {
         assert_true(n < PE_ARRAY_LEN(argv) - 1);
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmpdir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0)
-            _exit(127);
-        dup2(o, STDOUT_FILENO);
-        dup2(e, STDERR_FILENO);
-        setenv("PE_DATABASE_URL", conninfo, 1);
-        setenv("PE_REDIS_URL", pe_test_redis_url(), 1);
-        setenv("PE_LOG_LEVEL", "error", 1);
-        execv(binary, (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r->out = slurp(out_path);
-    r->err = slurp(err_path);
+    pe_test_cli_run(fx.conninfo, argv, r);
 }
 
-static void expect_ok(const result_t *r)
+static void expect_ok(const pe_test_cli_t *r)
 {
     if (r->status != 0)
         fail_msg("simulate exited %d\nstdout: %s\nstderr: %s", r->status, r->out, r->err);
@@ -119,28 +74,18 @@ static void expect_ok(const result_t *r)
     cJSON_Delete(j);
 }
 
-static void make_store(store_t *s, const char *name)
-{
-    pe_store_t store;
-    char err[256] = "";
-    int rc = pe_tenancy_store_create(pool, name, TZ, "EUR", &store, s->pk, s->sk, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store create: %s %s", pe_strerror(rc), err);
-    snprintf(s->id, sizeof s->id, "%s", store.id);
-}
-
 /* One value of a parameterised query (the first column of the first row), malloc'ed. */
 static char *query1(const char *sql, int n, const char *const *params)
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
-    assert_int_equal(pe_db_acquire(pool, 5000, &conn), 0);
+    assert_int_equal(pe_db_acquire(fx.pool, 5000, &conn), 0);
     if (pe_db_exec(conn, sql, n, params, &res) != 0)
         fail_msg("%s: %s", sql, pe_db_conn_error(conn));
     assert_int_equal(pe_db_result_rows(res), 1);
     char *v = strdup(pe_db_result_get(res, 0, 0));
     pe_db_result_free(res);
-    pe_db_release(pool, conn);
+    pe_db_release(fx.pool, conn);
     return v;
 }
 
@@ -160,7 +105,8 @@ static char *truth_path(const char *name)
 }
 
 /* Runs seed SEED over DAYS days ending end_date into store s. */
-static void run_store(const store_t *s, const char *via, const char *truth, const char *scenario)
+static void run_store(const pe_test_tenant_t *s, const char *via, const char *truth,
+                      const char *scenario)
 {
     const char *args[24] = {"--store", s->id,    "--days", DAYS,    "--sessions-per-day",
                             SESSIONS,  "--seed", SEED,     "--end", end_date,
@@ -176,17 +122,17 @@ static void run_store(const store_t *s, const char *via, const char *truth, cons
     }
     if (strcmp(via, "http") == 0) {
         args[n++] = "--url";
-        args[n++] = server.base_url;
+        args[n++] = fx.server.base_url;
     }
     args[n] = NULL;
-    result_t r;
+    pe_test_cli_t r;
     simulate(&r, args);
     expect_ok(&r);
-    result_free(&r);
+    pe_test_cli_free(&r);
 }
 
 /* Events of a and b that differ in anything but store and receive time (both directions). */
-static long differing_events(const store_t *a, const store_t *b)
+static long differing_events(const pe_test_tenant_t *a, const pe_test_tenant_t *b)
 {
     static const char sql[] =
         "WITH x AS (SELECT event_id, occurred_at, name, funnel_step, session_id, anonymous_id, "
@@ -201,7 +147,7 @@ static long differing_events(const store_t *a, const store_t *b)
     return query_long(sql, 2, params);
 }
 
-static long event_count(const store_t *s)
+static long event_count(const pe_test_tenant_t *s)
 {
     const char *params[] = {s->id};
     return query_long("SELECT count(*) FROM events WHERE store_id = $1", 1, params);
@@ -219,7 +165,7 @@ static cJSON *read_json(const char *path)
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
-static store_t s1, s2, s3, s4;
+static pe_test_tenant_t s1, s2, s3, s4;
 
 static void test_deterministic_and_true(void **state)
 {
@@ -321,7 +267,7 @@ static void test_http_matches_direct(void **state)
 }
 
 /* Mobile sessions' checkout → shipping conversion in store s. */
-static double shipping_conversion(const store_t *s, const char *device, long *checkout)
+static double shipping_conversion(const pe_test_tenant_t *s, const char *device, long *checkout)
 {
     static const char sql[] =
         "SELECT concat_ws(',', count(DISTINCT session_id) FILTER (WHERE funnel_step = 2), "
@@ -375,18 +321,18 @@ static void test_scenario_override_changes_its_segment(void **state)
 
 static void expect_refusal(const char *const *args, const char *want)
 {
-    result_t r;
+    pe_test_cli_t r;
     simulate(&r, args);
     if (r.status != 2 || !strstr(r.err, want))
         fail_msg("exit %d, stderr '%s'; want exit 2 and '%s'", r.status, r.err, want);
-    result_free(&r);
+    pe_test_cli_free(&r);
 }
 
 static void test_refusals(void **state)
 {
     (void)state;
-    store_t s5;
-    make_store(&s5, "Refusals");
+    pe_test_tenant_t s5;
+    pe_test_tenant_make(&s5, fx.pool, "Refusals", TZ, "EUR", NULL, NULL);
     static const struct {
         const char *doc, *want;
     } scenarios[] = {
@@ -440,7 +386,7 @@ static void test_refusals(void **state)
     expect_refusal(end, "--end");
     /* A publishable key reaches only the last 7 days. */
     const char *pk[] = {"--store", s5.id,   "--days", "30",    "--sessions-per-day", "10", "--seed",
-                        "1",       "--key", s5.pk,    "--url", server.base_url,      NULL};
+                        "1",       "--key", s5.pk,    "--url", fx.server.base_url,   NULL};
     expect_refusal(pk, "only the last 7 days");
     /* Nothing was stored by any refusal. */
     assert_int_equal(event_count(&s5), 0);
@@ -451,13 +397,13 @@ static void test_refusals(void **state)
 static void test_publishable_key_live_window(void **state)
 {
     (void)state;
-    store_t s6;
-    make_store(&s6, "Live");
+    pe_test_tenant_t s6;
+    pe_test_tenant_make(&s6, fx.pool, "Live", TZ, "EUR", NULL, NULL);
     /* Today and yesterday through /v1/events (skew-corrected storefront path). */
-    const char *args[] = {"--store", s6.id,           "--days", "2",     "--sessions-per-day",
-                          "300",     "--seed",        "9",      "--key", s6.pk,
-                          "--url",   server.base_url, NULL};
-    result_t r;
+    const char *args[] = {
+        "--store", s6.id,   "--days", "2",     "--sessions-per-day", "300", "--seed",
+        "9",       "--key", s6.pk,    "--url", fx.server.base_url,   NULL};
+    pe_test_cli_t r;
     simulate(&r, args);
     if (r.status != 0)
         fail_msg("exit %d: %s", r.status, r.err);
@@ -473,7 +419,7 @@ static void test_publishable_key_live_window(void **state)
                                 1, params),
                      0);
     cJSON_Delete(j);
-    result_free(&r);
+    pe_test_cli_free(&r);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -481,36 +427,30 @@ static void test_publishable_key_live_window(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(pe_crypto_init(), 0);
-    pe_log_set_level(PE_LOG_WARN);
     assert_non_null(mkdtemp(tmpdir));
-    conninfo = pe_test_db_create_migrated();
-    pool = pe_db_pool_new(conninfo, 2);
-    assert_non_null(pool);
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
     /* A past window of four whole local days, Thursday to Sunday, ending on the last Sunday at
      * least two days ago by the database's clock (the one the command reads). Traffic depends on
      * the weekday, so a window that moved with the calendar drew other sessions every day and
      * the thresholds below held on some days only; aligned to the week, every run simulates the
      * same sessions at other dates. */
-    char *d = pe_test_sql(conninfo, "SELECT to_char(d - extract(isodow FROM d)::int % 7, "
-                                    "'YYYY-MM-DD') FROM (SELECT (now() AT TIME ZONE '" TZ
-                                    "')::date - 2 AS d) x");
+    char *d = pe_test_sql(fx.conninfo, "SELECT to_char(d - extract(isodow FROM d)::int % 7, "
+                                       "'YYYY-MM-DD') FROM (SELECT (now() AT TIME ZONE '" TZ
+                                       "')::date - 2 AS d) x");
     snprintf(end_date, sizeof end_date, "%s", d);
     free(d);
-    make_store(&s1, "Sim 1");
-    make_store(&s2, "Sim 2");
-    make_store(&s3, "Sim 3");
-    make_store(&s4, "Sim 4");
-    pe_test_server_start(&server, conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
+    pe_test_tenant_make(&s1, fx.pool, "Sim 1", TZ, "EUR", NULL, NULL);
+    pe_test_tenant_make(&s2, fx.pool, "Sim 2", TZ, "EUR", NULL, NULL);
+    pe_test_tenant_make(&s3, fx.pool, "Sim 3", TZ, "EUR", NULL, NULL);
+    pe_test_tenant_make(&s4, fx.pool, "Sim 4", TZ, "EUR", NULL, NULL);
+    pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_HTTP_THREADS=2", NULL});
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    int rc = pe_test_server_stop(&server);
-    pe_db_pool_free(pool);
-    pe_test_db_drop(conninfo);
+    int rc = pe_test_fixture_close(&fx);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -39,12 +39,6 @@ static pe_http_server_t *server;
 static uint16_t port;
 static char base[64];
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int hello(pe_http_request_t *req)
 {
     return pe_http_reply_json(req, 200, "{\"hello\":true}", 14);
@@ -114,7 +108,7 @@ static long trickle_until_closed(int fd, const char *s, long give_up_ms)
         char one[2] = {s[i++ % n], '\0'};
         if (!say(fd, one))
             return (long)((pe_now_mono_us() - t0) / 1000);
-        sleep_ms(TRICKLE_MS);
+        pe_test_sleep_ms(TRICKLE_MS);
     }
 }
 
@@ -206,7 +200,7 @@ static void *trickle_all(void *arg)
     while (!atomic_load(&s->stop)) {
         for (size_t i = 0; i < s->n; i++)
             say(s->fds[i], "a"); /* fails once the server closed it: that is the point */
-        sleep_ms(TRICKLE_MS);
+        pe_test_sleep_ms(TRICKLE_MS);
     }
     return NULL;
 }
@@ -238,7 +232,7 @@ static void test_health_answers_while_slow_clients_fill_the_table(void **state)
                      "clients",
                      answered + 1, status, rc, (long long)((pe_now_mono_us() - c0) / 1000), s.n);
         answered++;
-        sleep_ms(100);
+        pe_test_sleep_ms(100);
     }
     atomic_store(&s.stop, true);
     pthread_join(t, NULL);
@@ -248,7 +242,7 @@ static void test_health_answers_while_slow_clients_fill_the_table(void **state)
     int64_t deadline = pe_now_mono_us() + (HEADER_TIMEOUT_S + 8) * 1000000LL;
     for (size_t i = 0; i < s.n; i++) {
         while (!closed_by_server(s.fds[i]) && pe_now_mono_us() < deadline)
-            sleep_ms(20);
+            pe_test_sleep_ms(20);
         if (!closed_by_server(s.fds[i]))
             fail_msg("slow client %zu is still connected", i);
         close(s.fds[i]);
@@ -262,17 +256,17 @@ static void test_patient_clients_are_served(void **state)
     /* headers in three pieces and a body in two, each within its deadline */
     int fd = dial();
     assert_true(say(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
-    sleep_ms(500);
+    pe_test_sleep_ms(500);
     assert_true(say(fd, "Content-Type: text/plain\r\nContent-Length: 10\r\n"));
-    sleep_ms(500);
+    pe_test_sleep_ms(500);
     assert_true(say(fd, "\r\n01234"));
-    sleep_ms(1000);
+    pe_test_sleep_ms(1000);
     assert_true(say(fd, "56789"));
     assert_true(read_response(fd, &resp, 10000));
     assert_non_null(strstr(resp.data, "HTTP/1.1 200"));
     assert_non_null(strstr(resp.data, "\r\n\r\n0123456789"));
     /* keep-alive: idle longer than the header deadline, then the next request */
-    sleep_ms((HEADER_TIMEOUT_S + 1) * 1000);
+    pe_test_sleep_ms((HEADER_TIMEOUT_S + 1) * 1000);
     assert_false(closed_by_server(fd));
     assert_true(say(fd, "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     assert_true(read_response(fd, &resp, 10000));
@@ -287,10 +281,7 @@ static int setup(void **state)
 {
     (void)state;
     pe_log_set_level(PE_LOG_WARN);
-    pe_http_router_t *router = pe_http_router_new();
-    assert_non_null(router);
-    for (size_t i = 0; i < PE_ARRAY_LEN(ROUTES); i++)
-        assert_int_equal(pe_http_router_add(router, &ROUTES[i]), 0);
+    pe_http_router_t *router = pe_test_router_new(ROUTES, PE_ARRAY_LEN(ROUTES));
     pe_http_server_config_t cfg = {
         .host = "127.0.0.1",
         .threads = 2,

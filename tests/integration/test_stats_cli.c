@@ -21,90 +21,28 @@
 
 #include "pe_test.h"
 
-extern char **environ;
-
-typedef struct {
-    int exit_code;
-    pe_buf_t out;
-    pe_buf_t err;
-} run_t;
-
-static void read_all(int fd, pe_buf_t *b)
+/* Runs `profit-engine stats <args…>` with stdin_data (NULL: empty) and no PE_* variables;
+ * fails the test when a signal ended it (invariant 3). */
+static void run(pe_test_cli_t *r, const char *const *args, const char *stdin_data)
 {
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(fd, chunk, sizeof chunk)) > 0)
-        assert_int_equal(pe_buf_append(b, chunk, (size_t)n), 0);
-}
-
-/* Runs `profit-engine stats <args…>` with stdin_data (NULL: empty) and no PE_* variables. */
-static void run(run_t *r, const char *const *args, const char *stdin_data)
-{
-    const char *binary = getenv("PE_TEST_BINARY");
-    if (!binary || !*binary)
-        fail_msg("PE_TEST_BINARY is not set (ctest sets it to the profit-engine binary)");
-    const char *argv[16] = {binary, "stats"};
-    size_t na = 2;
+    const char *argv[16] = {"stats"};
+    size_t na = 1;
     for (size_t i = 0; args[i]; i++) {
-        assert_true(na < 15);
+        assert_true(na < PE_ARRAY_LEN(argv) - 1);
         argv[na++] = args[i];
     }
     argv[na] = NULL;
-    const char *envp[256];
-    size_t ne = 0;
-    for (size_t i = 0; environ[i] && ne < 255; i++)
-        if (strncmp(environ[i], "PE_", 3) != 0)
-            envp[ne++] = environ[i];
-    envp[ne] = NULL;
-
-    char in_path[] = "/tmp/pe-stats-cli-XXXXXX";
-    int in_fd = mkstemp(in_path);
-    assert_true(in_fd >= 0);
-    if (stdin_data)
-        assert_int_equal(write(in_fd, stdin_data, strlen(stdin_data)), (ssize_t)strlen(stdin_data));
-    assert_int_equal(lseek(in_fd, 0, SEEK_SET), 0);
-    unlink(in_path);
-    int out_pipe[2], err_pipe[2];
-    assert_int_equal(pipe(out_pipe), 0);
-    assert_int_equal(pipe(err_pipe), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(in_fd, STDIN_FILENO);
-        dup2(out_pipe[1], STDOUT_FILENO);
-        dup2(err_pipe[1], STDERR_FILENO);
-        close(out_pipe[0]);
-        close(err_pipe[0]);
-        execve(binary, (char *const *)argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(in_fd);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    memset(r, 0, sizeof *r);
-    read_all(out_pipe[0], &r->out); /* outputs are small: stderr cannot fill its pipe first */
-    read_all(err_pipe[0], &r->err);
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        fail_msg("profit-engine stats died of signal %d; stderr: %s", WTERMSIG(status),
-                 r->err.data ? r->err.data : "");
-    r->exit_code = WEXITSTATUS(status);
-}
-
-static void run_free(run_t *r)
-{
-    pe_buf_free(&r->out);
-    pe_buf_free(&r->err);
+    pe_test_cli_exec(argv, NULL, stdin_data, PE_TEST_WAIT_MS, r);
+    if (r->signal || r->timed_out)
+        fail_msg("profit-engine stats died of signal %d%s; stderr: %s", r->signal,
+                 r->timed_out ? " (timed out)" : "", r->err);
 }
 
 /* stdout is one JSON object on one line, with no NaN or Infinity. Returns it parsed. */
-static cJSON *one_object(const run_t *r)
+static cJSON *one_object(const pe_test_cli_t *r)
 {
-    const char *s = r->out.data ? r->out.data : "";
-    size_t len = r->out.len;
+    const char *s = r->out;
+    size_t len = r->out_len;
     assert_true(len > 0 && s[len - 1] == '\n');
     assert_ptr_equal(strchr(s, '\n'), s + len - 1);
     assert_null(strstr(s, "nan"));
@@ -133,12 +71,12 @@ static void test_analyze_shape(void **state)
 {
     (void)state;
     static const char *const args[] = {"analyze", NULL};
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args,
         "{\"metricType\":\"proportion\",\"method\":\"bayesian\",\"sides\":\"greater\","
         "\"prior\":{\"mean\":0,\"variance\":0.09},\"split\":[0.5,0.5],\"mde\":0.1,"
         "\"control\":{\"n\":10000,\"sum\":1000},\"variant\":{\"n\":10000,\"sum\":1100}}");
-    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.status, 0);
     cJSON *j = one_object(&r);
     static const char *const top[] = {"control", "variant", "effect", "pValue", "chanceToWin",
                                       "risk",    "srm",     "cuped",  "power",  NULL};
@@ -160,34 +98,34 @@ static void test_analyze_shape(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "risk")), 2);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "srm"), "mismatch")));
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 }
 
 static void test_analyze_decision(void **state)
 {
     (void)state;
     static const char *const args[] = {"analyze", NULL};
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args,
         "{\"metricType\":\"proportion\",\"control\":{\"n\":8000,\"sum\":800},"
         "\"variant\":{\"n\":8000,\"sum\":560},\"runtimeDays\":1,"
         "\"plan\":{\"rollbackTriggers\":[{\"relativeChange\":-0.05}]}}");
-    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.status, 0);
     cJSON *j = one_object(&r);
     const cJSON *d = cJSON_GetObjectItem(j, "decision");
     assert_string_equal(cJSON_GetObjectItem(d, "verdict")->valuestring, "ROLLBACK");
     assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "reasons"), 0)->valuestring,
                         "rollback_trigger");
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 }
 
 static void expect_error(const char *input, const char *code, const char *prefix)
 {
     static const char *const args[] = {"analyze", NULL};
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args, input);
-    assert_int_equal(r.exit_code, 2);
+    assert_int_equal(r.status, 2);
     cJSON *j = one_object(&r);
     const cJSON *e = cJSON_GetObjectItem(j, "error");
     assert_non_null(e);
@@ -196,7 +134,7 @@ static void expect_error(const char *input, const char *code, const char *prefix
     if (strncmp(msg, prefix, strlen(prefix)) != 0)
         fail_msg("message \"%s\" does not start with \"%s\"", msg, prefix);
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 }
 
 static void test_analyze_errors(void **state)
@@ -218,15 +156,15 @@ static void test_analyze_degenerate(void **state)
 {
     (void)state;
     static const char *const args[] = {"analyze", NULL};
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args,
         "{\"metricType\":\"proportion\",\"method\":\"sequential\",\"cuped\":false,"
         "\"control\":{\"n\":0,\"sum\":0},\"variant\":{\"n\":0,\"sum\":0}}");
-    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.status, 0);
     cJSON *j = one_object(&r);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "effect"), "estimate")));
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 }
 
 static void test_sample_size(void **state)
@@ -234,9 +172,9 @@ static void test_sample_size(void **state)
     (void)state;
     static const char *const args[] = {"sample-size", "--baseline", "0.1",   "--mde",
                                        "0.05",        "--units",    "10000", NULL};
-    run_t r;
+    pe_test_cli_t r;
     run(&r, args, NULL);
-    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.status, 0);
     cJSON *j = one_object(&r);
     static const char *const keys[] = {"unitsPerArm", "totalUnits",  "unitsPerArmExact",
                                        "effect",      "mdeRelative", "achievedPower",
@@ -248,21 +186,21 @@ static void test_sample_size(void **state)
     assert_true(n == ceil(exact) && n > 57000 && n < 58500);
     assert_true(cJSON_GetObjectItem(j, "totalUnits")->valuedouble == 2 * n);
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 
     static const char *const bad[] = {"sample-size", "--baseline", "1.5", "--mde", "0.05", NULL};
     run(&r, bad, NULL);
-    assert_int_equal(r.exit_code, 2);
+    assert_int_equal(r.status, 2);
     j = one_object(&r);
     assert_non_null(cJSON_GetObjectItem(j, "error"));
     cJSON_Delete(j);
-    run_free(&r);
+    pe_test_cli_free(&r);
 
     static const char *const unknown[] = {"sample-size", "--bogus", "1", NULL};
     run(&r, unknown, NULL);
-    assert_int_equal(r.exit_code, 2);
-    assert_non_null(strstr(r.err.data ? r.err.data : "", "--bogus"));
-    run_free(&r);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--bogus"));
+    pe_test_cli_free(&r);
 }
 
 int main(void)

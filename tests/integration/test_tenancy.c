@@ -57,47 +57,11 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Runs printf-formatted SQL (values in it are ids, hashes and keys this program made or
- * validated, never free text) and returns the first column of the first row, or NULL. */
-static char *sqlf(const fixture_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *sqlf(const fixture_t *f, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    /* clang-analyzer 14 misreads va_start on x86-64. */
-    int n = vsnprintf(sql, sizeof sql, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof sql);
-    return pe_test_sql(f->conninfo, sql);
-}
-
-/* Asserts that SQL returns exactly `want` as its first value. */
-#define assert_sql(f, want, ...)                                                                   \
-    do {                                                                                           \
-        char *got_ = sqlf((f), __VA_ARGS__);                                                       \
-        assert_non_null(got_);                                                                     \
-        assert_string_equal(got_, (want));                                                         \
-        free(got_);                                                                                \
-    } while (0)
-
 static void sha256_hex(const char *s, char out[65])
 {
     unsigned char d[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(d, (const unsigned char *)s, strlen(s));
     sodium_bin2hex(out, 65, d, sizeof d);
-}
-
-static bool uuid_shaped(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-            return false;
-    }
-    return true;
 }
 
 static bool b64url_shaped(const char *s, size_t want_len)
@@ -149,7 +113,7 @@ static void test_store_create_and_get(void **state)
 
     assert_int_equal(
         pe_tenancy_store_create(f->pool, "Café ☕ Ltd", NULL, NULL, &s, pk, sk, err, sizeof err), 0);
-    assert_true(uuid_shaped(s.id));
+    assert_true(pe_test_uuid_shaped(s.id));
     assert_string_equal(s.name, "Café ☕ Ltd");
     assert_string_equal(s.currency, "USD");
     assert_string_equal(s.timezone, "UTC");
@@ -228,8 +192,8 @@ static void test_store_create_validation(void **state)
         assert_string_equal(sk, "");
     }
     /* Refusals leave nothing behind, not even a half-made store. */
-    assert_sql(f, before, "SELECT count(*) FROM stores");
-    assert_sql(f, keys_before, "SELECT count(*) FROM api_keys");
+    pe_test_sql_expect(f->conninfo, before, "SELECT count(*) FROM stores");
+    pe_test_sql_expect(f->conninfo, keys_before, "SELECT count(*) FROM api_keys");
     free(before);
     free(keys_before);
 }
@@ -268,7 +232,8 @@ static void test_keys_shape_and_never_stored_in_clear(void **state)
     assert_true(b64url_shaped(pk + 3, 43));
     assert_true(b64url_shaped(sk + 3, 43));
     assert_string_not_equal(pk + 3, sk + 3);
-    assert_sql(f, "2", "SELECT count(*) FROM api_keys WHERE store_id = '%s'", s.id);
+    pe_test_sql_expect(f->conninfo, "2", "SELECT count(*) FROM api_keys WHERE store_id = '%s'",
+                       s.id);
 
     const struct {
         const char *key, *kind;
@@ -276,18 +241,22 @@ static void test_keys_shape_and_never_stored_in_clear(void **state)
     for (size_t i = 0; i < PE_ARRAY_LEN(keys); i++) {
         const char *key = keys[i].key;
         /* Neither the key nor its random part appears in any column of any key row. */
-        assert_sql(f, "0", "SELECT count(*) FROM api_keys k WHERE strpos(k::text, '%s') > 0", key);
-        assert_sql(f, "0", "SELECT count(*) FROM api_keys k WHERE strpos(k::text, '%s') > 0",
-                   key + 3);
-        assert_sql(f, "0", "SELECT count(*) FROM stores s WHERE strpos(s::text, '%s') > 0",
-                   key + 3);
+        pe_test_sql_expect(f->conninfo, "0",
+                           "SELECT count(*) FROM api_keys k WHERE strpos(k::text, '%s') > 0", key);
+        pe_test_sql_expect(f->conninfo, "0",
+                           "SELECT count(*) FROM api_keys k WHERE strpos(k::text, '%s') > 0",
+                           key + 3);
+        pe_test_sql_expect(f->conninfo, "0",
+                           "SELECT count(*) FROM stores s WHERE strpos(s::text, '%s') > 0",
+                           key + 3);
         /* What is there is its SHA-256 and the 10-character display prefix. */
         sha256_hex(key, hash);
         snprintf(prefix, sizeof prefix, "%s", key);
-        assert_sql(f, "1",
-                   "SELECT count(*) FROM api_keys WHERE store_id = '%s' AND key_hash = '%s' "
-                   "AND key_prefix = '%s' AND kind = '%s' AND revoked_at IS NULL",
-                   s.id, hash, prefix, keys[i].kind);
+        pe_test_sql_expect(
+            f->conninfo, "1",
+            "SELECT count(*) FROM api_keys WHERE store_id = '%s' AND key_hash = '%s' "
+            "AND key_prefix = '%s' AND kind = '%s' AND revoked_at IS NULL",
+            s.id, hash, prefix, keys[i].kind);
     }
 }
 
@@ -332,8 +301,9 @@ static void test_key_authenticate(void **state)
      * trusted either way: a pk_ key must never come back as secret. */
     char hash[65];
     sha256_hex(bpk, hash);
-    assert_sql(f, "1", "UPDATE api_keys SET kind = 'secret' WHERE key_hash = '%s' RETURNING 1",
-               hash);
+    pe_test_sql_expect(f->conninfo, "1",
+                       "UPDATE api_keys SET kind = 'secret' WHERE key_hash = '%s' RETURNING 1",
+                       hash);
     assert_int_equal(pe_tenancy_key_authenticate(f->pool, bpk, store_id, &kind), PE_EUNAUTH);
     assert_string_equal(store_id, "");
 }
@@ -411,7 +381,8 @@ static void test_key_malformed(void **state)
     assert_int_equal(pe_tenancy_key_authenticate(f->dead, unknown, store_id, &kind), PE_EUNAVAIL);
     assert_int_equal(pe_tenancy_key_authenticate(f->dead, pk, store_id, &kind), PE_EUNAVAIL);
     /* The injection attempts changed nothing. */
-    assert_sql(f, "2", "SELECT count(*) FROM api_keys WHERE store_id = '%s'", s.id);
+    pe_test_sql_expect(f->conninfo, "2", "SELECT count(*) FROM api_keys WHERE store_id = '%s'",
+                       s.id);
 }
 
 static void test_key_create_and_revoke(void **state)
@@ -424,7 +395,7 @@ static void test_key_create_and_revoke(void **state)
     make_store(f, &b, NULL, NULL);
 
     assert_int_equal(pe_tenancy_key_create(f->pool, a.id, PE_KEY_SECRET, extra, extra_id), 0);
-    assert_true(uuid_shaped(extra_id));
+    assert_true(pe_test_uuid_shaped(extra_id));
     assert_memory_equal(extra, "sk_", 3);
     assert_true(b64url_shaped(extra + 3, 43));
     assert_string_not_equal(extra, ask);
@@ -440,9 +411,11 @@ static void test_key_create_and_revoke(void **state)
     assert_int_equal(pe_tenancy_key_authenticate(f->pool, extra, store_id, &kind), PE_EUNAUTH);
     assert_string_equal(store_id, "");
     /* Revoking again is harmless and keeps the first revocation time. */
-    char *first = sqlf(f, "SELECT revoked_at FROM api_keys WHERE id = '%s'", extra_id);
+    char *first =
+        pe_test_sqlf(f->conninfo, "SELECT revoked_at FROM api_keys WHERE id = '%s'", extra_id);
     assert_int_equal(pe_tenancy_key_revoke(f->pool, a.id, extra_id), 0);
-    assert_sql(f, first, "SELECT revoked_at FROM api_keys WHERE id = '%s'", extra_id);
+    pe_test_sql_expect(f->conninfo, first, "SELECT revoked_at FROM api_keys WHERE id = '%s'",
+                       extra_id);
     free(first);
     /* The store's other keys still work. */
     assert_int_equal(pe_tenancy_key_authenticate(f->pool, ask, store_id, &kind), 0);
@@ -476,19 +449,21 @@ static void test_user_create_and_verify(void **state)
     char email[128], lower[128], user_id[PE_ID_LEN], got[PE_ID_LEN];
     make_store(f, &s, NULL, NULL);
     make_user(f, s.id, email, "correct horse battery", user_id);
-    assert_true(uuid_shaped(user_id));
+    assert_true(pe_test_uuid_shaped(user_id));
 
     /* Stored lower-cased, password as argon2id, never in clear. */
     for (size_t i = 0; i <= strlen(email); i++)
         lower[i] = (char)(email[i] >= 'A' && email[i] <= 'Z' ? email[i] + 32 : email[i]);
-    assert_sql(f, lower, "SELECT email FROM merchant_users WHERE id = '%s'", user_id);
-    assert_sql(f, "t",
-               "SELECT password_hash LIKE '$argon2id$%%' AND strpos(password_hash, 'horse') = 0 "
-               "FROM merchant_users WHERE id = '%s'",
-               user_id);
-    assert_sql(f, "owner",
-               "SELECT role FROM store_members WHERE store_id = '%s' AND user_id = '%s'", s.id,
-               user_id);
+    pe_test_sql_expect(f->conninfo, lower, "SELECT email FROM merchant_users WHERE id = '%s'",
+                       user_id);
+    pe_test_sql_expect(
+        f->conninfo, "t",
+        "SELECT password_hash LIKE '$argon2id$%%' AND strpos(password_hash, 'horse') = 0 "
+        "FROM merchant_users WHERE id = '%s'",
+        user_id);
+    pe_test_sql_expect(f->conninfo, "owner",
+                       "SELECT role FROM store_members WHERE store_id = '%s' AND user_id = '%s'",
+                       s.id, user_id);
 
     assert_int_equal(pe_tenancy_user_verify(f->pool, email, "correct horse battery", got), 0);
     assert_string_equal(got, user_id);
@@ -581,8 +556,9 @@ static void test_user_create_existing_email(void **state)
     assert_int_equal(pe_tenancy_member_check(f->pool, user_id, c.id), PE_EFORBIDDEN);
     assert_int_equal(pe_tenancy_user_verify(f->pool, email, "other password", again), PE_EUNAUTH);
     assert_int_equal(pe_tenancy_user_verify(f->pool, email, "first password", again), 0);
-    assert_sql(f, "1", "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
-               email);
+    pe_test_sql_expect(f->conninfo, "1",
+                       "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
+                       email);
 }
 
 static void test_user_create_validation(void **state)
@@ -645,8 +621,9 @@ static void test_user_create_validation(void **state)
         pe_tenancy_user_create(f->pool, email, "password1", random_uuid, user_id, err, sizeof err),
         PE_ENOTFOUND);
     assert_string_equal(user_id, "");
-    assert_sql(f, "0", "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
-               email);
+    pe_test_sql_expect(f->conninfo, "0",
+                       "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
+                       email);
     assert_int_equal(
         pe_tenancy_user_create(f->pool, email, "password1", "nope", user_id, err, sizeof err),
         PE_ENOTFOUND);
@@ -702,8 +679,9 @@ static void test_user_create_concurrent_same_email(void **state)
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     assert_true((r3.rc == 0 && r4.rc == PE_ECONFLICT) || (r3.rc == PE_ECONFLICT && r4.rc == 0));
-    assert_sql(f, "1", "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
-               email);
+    pe_test_sql_expect(f->conninfo, "1",
+                       "SELECT count(*) FROM merchant_users WHERE lower(email) = lower('%s')",
+                       email);
 }
 
 /* ---- memberships ----------------------------------------------------------------------------- */
@@ -800,13 +778,14 @@ static void test_session_create_authenticate_revoke(void **state)
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), 0);
     assert_string_equal(got, user_id);
     /* Stored as its hash only; lifetimes as documented. */
-    assert_sql(f, "0", "SELECT count(*) FROM sessions s WHERE strpos(s::text, '%s') > 0", token);
-    assert_sql(f, "t",
-               "SELECT user_id = '%s' AND revoked_at IS NULL "
-               "AND expires_at - created_at = interval '%d seconds' "
-               "AND idle_expires_at > now() + interval '%d seconds' "
-               "FROM sessions WHERE token_hash = '%s'",
-               user_id, PE_SESSION_ABSOLUTE_S, PE_SESSION_IDLE_S - 60, hash);
+    pe_test_sql_expect(f->conninfo, "0",
+                       "SELECT count(*) FROM sessions s WHERE strpos(s::text, '%s') > 0", token);
+    pe_test_sql_expect(f->conninfo, "t",
+                       "SELECT user_id = '%s' AND revoked_at IS NULL "
+                       "AND expires_at - created_at = interval '%d seconds' "
+                       "AND idle_expires_at > now() + interval '%d seconds' "
+                       "FROM sessions WHERE token_hash = '%s'",
+                       user_id, PE_SESSION_ABSOLUTE_S, PE_SESSION_IDLE_S - 60, hash);
 
     /* Two sessions of one user are independent. */
     char second[PE_TOKEN_LEN];
@@ -864,37 +843,41 @@ static void test_session_idle_refresh_and_expiry(void **state)
     make_session(f, user_id, token, hash);
 
     /* Use pushes the idle expiry forward by the idle lifetime. */
-    assert_sql(f, "1",
-               "UPDATE sessions SET idle_expires_at = now() + interval '1 minute', "
-               "last_seen_at = now() - interval '1 hour' WHERE token_hash = '%s' RETURNING 1",
-               hash);
+    pe_test_sql_expect(
+        f->conninfo, "1",
+        "UPDATE sessions SET idle_expires_at = now() + interval '1 minute', "
+        "last_seen_at = now() - interval '1 hour' WHERE token_hash = '%s' RETURNING 1",
+        hash);
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), 0);
-    assert_sql(f, "t",
-               "SELECT idle_expires_at > now() + interval '%d seconds' "
-               "AND last_seen_at > now() - interval '1 minute' "
-               "FROM sessions WHERE token_hash = '%s'",
-               PE_SESSION_IDLE_S - 60, hash);
+    pe_test_sql_expect(f->conninfo, "t",
+                       "SELECT idle_expires_at > now() + interval '%d seconds' "
+                       "AND last_seen_at > now() - interval '1 minute' "
+                       "FROM sessions WHERE token_hash = '%s'",
+                       PE_SESSION_IDLE_S - 60, hash);
 
     /* ...but never past the absolute expiry. */
-    assert_sql(f, "1",
-               "UPDATE sessions SET expires_at = now() + interval '10 minutes', "
-               "idle_expires_at = now() + interval '1 minute' WHERE token_hash = '%s' RETURNING 1",
-               hash);
+    pe_test_sql_expect(
+        f->conninfo, "1",
+        "UPDATE sessions SET expires_at = now() + interval '10 minutes', "
+        "idle_expires_at = now() + interval '1 minute' WHERE token_hash = '%s' RETURNING 1",
+        hash);
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), 0);
-    assert_sql(f, "t", "SELECT idle_expires_at = expires_at FROM sessions WHERE token_hash = '%s'",
-               hash);
+    pe_test_sql_expect(f->conninfo, "t",
+                       "SELECT idle_expires_at = expires_at FROM sessions WHERE token_hash = '%s'",
+                       hash);
 
     /* Idle too long: refused, and the refusal does not revive it. */
-    assert_sql(f, "1",
-               "UPDATE sessions SET idle_expires_at = now() - interval '1 second' "
-               "WHERE token_hash = '%s' RETURNING 1",
-               hash);
+    pe_test_sql_expect(f->conninfo, "1",
+                       "UPDATE sessions SET idle_expires_at = now() - interval '1 second' "
+                       "WHERE token_hash = '%s' RETURNING 1",
+                       hash);
     strcpy(got, "untouched");
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), PE_EUNAUTH);
     assert_string_equal(got, "");
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), PE_EUNAUTH);
-    assert_sql(f, "t", "SELECT idle_expires_at < now() FROM sessions WHERE token_hash = '%s'",
-               hash);
+    pe_test_sql_expect(f->conninfo, "t",
+                       "SELECT idle_expires_at < now() FROM sessions WHERE token_hash = '%s'",
+                       hash);
 }
 
 static void test_session_absolute_expiry(void **state)
@@ -905,10 +888,11 @@ static void test_session_absolute_expiry(void **state)
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), 0);
 
     /* Past its absolute lifetime, even though it was used a moment ago. */
-    assert_sql(f, "1",
-               "UPDATE sessions SET expires_at = now() - interval '1 second', "
-               "idle_expires_at = now() + interval '1 hour' WHERE token_hash = '%s' RETURNING 1",
-               hash);
+    pe_test_sql_expect(
+        f->conninfo, "1",
+        "UPDATE sessions SET expires_at = now() - interval '1 second', "
+        "idle_expires_at = now() + interval '1 hour' WHERE token_hash = '%s' RETURNING 1",
+        hash);
     strcpy(got, "untouched");
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), PE_EUNAUTH);
     assert_string_equal(got, "");
@@ -919,9 +903,11 @@ static void test_user_delete_cascades(void **state)
     fixture_t *f = *state;
     char user_id[PE_ID_LEN], token[PE_TOKEN_LEN], hash[65], got[PE_ID_LEN];
     make_session(f, user_id, token, hash);
-    assert_sql(f, "1", "DELETE FROM merchant_users WHERE id = '%s' RETURNING 1", user_id);
+    pe_test_sql_expect(f->conninfo, "1", "DELETE FROM merchant_users WHERE id = '%s' RETURNING 1",
+                       user_id);
     assert_int_equal(pe_tenancy_session_authenticate(f->pool, token, got), PE_EUNAUTH);
-    assert_sql(f, "0", "SELECT count(*) FROM store_members WHERE user_id = '%s'", user_id);
+    pe_test_sql_expect(f->conninfo, "0", "SELECT count(*) FROM store_members WHERE user_id = '%s'",
+                       user_id);
 }
 
 int main(void)

@@ -42,22 +42,6 @@ static char disk_dir[256];
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* GET (or method) path with extra header lines; fails unless the exchange completed. */
-static long fetch(const pe_test_server_t *s, const char *method, const char *path,
-                  const char *const *headers, pe_test_response_t *r)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s", s->base_url, path);
-    assert_int_equal(pe_test_http(method, url, NULL, headers, r), 0);
-    return r->status;
-}
-
-static const char *header(const pe_test_response_t *r, const char *name)
-{
-    static char value[1024];
-    return pe_test_response_header(r, name, value, sizeof value);
-}
-
 /* The whole file web/<rel> of the source tree (malloc'ed, *len set); fails when unreadable. */
 static char *source_file(const char *rel, size_t *len)
 {
@@ -122,18 +106,18 @@ static void expect_revalidation(const pe_test_server_t *s, const char *path, con
     const char *variants[] = {inm, weak, "If-None-Match: *"};
     for (size_t i = 0; i < PE_ARRAY_LEN(variants); i++) {
         pe_test_response_t r;
-        fetch(s, "GET", path, (const char *const[]){variants[i], ae, NULL}, &r);
+        pe_test_request(s, "GET", path, (const char *const[]){variants[i], ae, NULL}, &r);
         if (r.status != 304)
             fail_msg("%s with %s: status %ld, want 304", path, variants[i], r.status);
         assert_int_equal(r.body.len, 0);
-        assert_string_equal(header(&r, "ETag"), etag);
-        assert_string_equal(header(&r, "Cache-Control"), cache);
-        assert_string_equal(header(&r, "Content-Encoding"), "");
+        assert_string_equal(pe_test_header(&r, "ETag"), etag);
+        assert_string_equal(pe_test_header(&r, "Cache-Control"), cache);
+        assert_string_equal(pe_test_header(&r, "Content-Encoding"), "");
         pe_test_response_free(&r);
     }
     pe_test_response_t r;
-    fetch(s, "GET", path, (const char *const[]){"If-None-Match: \"0000000000000000\"", ae, NULL},
-          &r);
+    pe_test_request(s, "GET", path,
+                    (const char *const[]){"If-None-Match: \"0000000000000000\"", ae, NULL}, &r);
     assert_int_equal(r.status, 200);
     assert_true(r.body.len > 0);
     pe_test_response_free(&r);
@@ -183,23 +167,23 @@ static void test_etag_and_304(void **state)
     size_t len;
     char *want = source_file("lib/api.js", &len);
     pe_test_response_t r;
-    fetch(&embedded, "GET", "/lib/api.js", NULL, &r);
+    pe_test_request(&embedded, "GET", "/lib/api.js", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Content-Type"), "text/javascript; charset=utf-8");
+    assert_string_equal(pe_test_header(&r, "Content-Type"), "text/javascript; charset=utf-8");
     assert_int_equal(r.body.len, len);
     assert_memory_equal(r.body.data, want, len);
     free(want);
     char etag[64];
-    snprintf(etag, sizeof etag, "%s", header(&r, "ETag"));
+    snprintf(etag, sizeof etag, "%s", pe_test_header(&r, "ETag"));
     expect_etag(etag, false, "/lib/api.js");
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache"); /* not fingerprinted */
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache"); /* not fingerprinted */
     pe_test_response_free(&r);
     expect_revalidation(&embedded, "/lib/api.js", NULL, etag, "no-cache");
 
     /* HEAD: the same headers, no body. */
-    fetch(&embedded, "HEAD", "/lib/api.js", NULL, &r);
+    pe_test_request(&embedded, "HEAD", "/lib/api.js", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "ETag"), etag);
+    assert_string_equal(pe_test_header(&r, "ETag"), etag);
     assert_int_equal(r.body.len, 0);
     pe_test_response_free(&r);
 }
@@ -224,29 +208,29 @@ static void test_gzip_negotiation(void **state)
         {"*;q=0", false},
     };
     pe_test_response_t plain;
-    fetch(&embedded, "GET", "/app.js", NULL, &plain);
+    pe_test_request(&embedded, "GET", "/app.js", NULL, &plain);
     assert_int_equal(plain.status, 200);
     char plain_etag[64];
-    snprintf(plain_etag, sizeof plain_etag, "%s", header(&plain, "ETag"));
+    snprintf(plain_etag, sizeof plain_etag, "%s", pe_test_header(&plain, "ETag"));
     for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
         char ae[128];
         snprintf(ae, sizeof ae, "Accept-Encoding: %s", cases[i].accept ? cases[i].accept : "");
         pe_test_response_t r;
-        fetch(&embedded, "GET", "/app.js", cases[i].accept ? (const char *const[]){ae, NULL} : NULL,
-              &r);
+        pe_test_request(&embedded, "GET", "/app.js",
+                        cases[i].accept ? (const char *const[]){ae, NULL} : NULL, &r);
         assert_int_equal(r.status, 200);
         const char *what = cases[i].accept ? cases[i].accept : "(no Accept-Encoding)";
-        if (strcmp(header(&r, "Content-Encoding"), cases[i].gzip ? "gzip" : "") != 0)
+        if (strcmp(pe_test_header(&r, "Content-Encoding"), cases[i].gzip ? "gzip" : "") != 0)
             fail_msg("/app.js with %s: Content-Encoding '%s'", what,
-                     header(&r, "Content-Encoding"));
-        assert_string_equal(header(&r, "Vary"), "Accept-Encoding");
-        expect_etag(header(&r, "ETag"), cases[i].gzip, what);
+                     pe_test_header(&r, "Content-Encoding"));
+        assert_string_equal(pe_test_header(&r, "Vary"), "Accept-Encoding");
+        expect_etag(pe_test_header(&r, "ETag"), cases[i].gzip, what);
         if (cases[i].gzip) {
             assert_true(r.body.len > 2 && r.body.len < plain.body.len);
             assert_int_equal((unsigned char)r.body.data[0], 0x1f); /* the gzip magic */
             assert_int_equal((unsigned char)r.body.data[1], 0x8b);
             /* The same file: the gzip tag is the identity tag plus -gz. */
-            assert_int_equal(strncmp(header(&r, "ETag"), plain_etag, 17), 0);
+            assert_int_equal(strncmp(pe_test_header(&r, "ETag"), plain_etag, 17), 0);
         } else {
             assert_int_equal(r.body.len, plain.body.len);
             assert_memory_equal(r.body.data, plain.body.data, plain.body.len);
@@ -262,20 +246,21 @@ static void test_gzip_negotiation(void **state)
     char inm[128];
     snprintf(inm, sizeof inm, "If-None-Match: %s", plain_etag);
     pe_test_response_t r;
-    fetch(&embedded, "GET", "/app.js", (const char *const[]){inm, "Accept-Encoding: gzip", NULL},
-          &r);
+    pe_test_request(&embedded, "GET", "/app.js",
+                    (const char *const[]){inm, "Accept-Encoding: gzip", NULL}, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Content-Encoding"), "gzip");
+    assert_string_equal(pe_test_header(&r, "Content-Encoding"), "gzip");
     pe_test_response_free(&r);
 
     /* A font is already compressed: no gzip variant, no Vary. */
-    fetch(&embedded, "GET", "/vendor/jetbrains-mono/jetbrains-mono-latin-400-normal.woff2",
-          (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+    pe_test_request(&embedded, "GET",
+                    "/vendor/jetbrains-mono/jetbrains-mono-latin-400-normal.woff2",
+                    (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Content-Type"), "font/woff2");
-    assert_string_equal(header(&r, "Content-Encoding"), "");
-    assert_string_equal(header(&r, "Vary"), "");
-    expect_etag(header(&r, "ETag"), false, "woff2");
+    assert_string_equal(pe_test_header(&r, "Content-Type"), "font/woff2");
+    assert_string_equal(pe_test_header(&r, "Content-Encoding"), "");
+    assert_string_equal(pe_test_header(&r, "Vary"), "");
+    expect_etag(pe_test_header(&r, "ETag"), false, "woff2");
     pe_test_response_free(&r);
 }
 
@@ -297,7 +282,7 @@ static size_t check_import_map(const pe_test_response_t *index)
     sodium_bin2base64(b64, sizeof b64, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
     char source[128];
     snprintf(source, sizeof source, "script-src 'self' 'sha256-%s';", b64);
-    const char *csp = header(index, "Content-Security-Policy");
+    const char *csp = pe_test_header(index, "Content-Security-Policy");
     if (!strstr(csp, source) || strstr(csp, "unsafe-inline"))
         fail_msg("the CSP does not allow the import map by its hash %s: %s", b64, csp);
 
@@ -321,13 +306,13 @@ static size_t check_import_map(const pe_test_response_t *index)
         assert_null(strstr(key, "demo/")); /* another site */
         has_api = has_api || strcmp(key, "/lib/api.js") == 0;
         pe_test_response_t r;
-        fetch(&embedded, "GET", key, NULL, &r);
+        pe_test_request(&embedded, "GET", key, NULL, &r);
         assert_int_equal(r.status, 200);
         char want[64];
         snprintf(want, sizeof want, "\"%s\"", value + klen + 3);
-        if (strcmp(header(&r, "ETag"), want) != 0)
+        if (strcmp(pe_test_header(&r, "ETag"), want) != 0)
             fail_msg("import map maps %s to %s, but its ETag is %s", key, value,
-                     header(&r, "ETag"));
+                     pe_test_header(&r, "ETag"));
         pe_test_response_free(&r);
         n++;
     }
@@ -340,11 +325,11 @@ static void test_index_and_fingerprints(void **state)
 {
     (void)state;
     pe_test_response_t index;
-    fetch(&embedded, "GET", "/", NULL, &index);
+    pe_test_request(&embedded, "GET", "/", NULL, &index);
     assert_int_equal(index.status, 200);
-    assert_string_equal(header(&index, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&index, "Cache-Control"), "no-cache");
     char index_etag[64];
-    snprintf(index_etag, sizeof index_etag, "%s", header(&index, "ETag"));
+    snprintf(index_etag, sizeof index_etag, "%s", pe_test_header(&index, "ETag"));
     expect_etag(index_etag, false, "index.html");
     expect_revalidation(&embedded, "/", NULL, index_etag, "no-cache");
 
@@ -353,14 +338,14 @@ static void test_index_and_fingerprints(void **state)
     assert_true(n >= 6); /* stylesheet, font, module preloads, the entry module */
     for (size_t i = 0; i < n; i++) {
         pe_test_response_t r;
-        fetch(&embedded, "GET", refs[i].url, (const char *const[]){"Accept-Encoding: gzip", NULL},
-              &r);
-        if (r.status != 200 || strcmp(header(&r, "Cache-Control"), IMMUTABLE) != 0)
+        pe_test_request(&embedded, "GET", refs[i].url,
+                        (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+        if (r.status != 200 || strcmp(pe_test_header(&r, "Cache-Control"), IMMUTABLE) != 0)
             fail_msg("%s: %ld, Cache-Control '%s'", refs[i].url, r.status,
-                     header(&r, "Cache-Control"));
+                     pe_test_header(&r, "Cache-Control"));
         const char *hash = strstr(refs[i].url, "?v=") + 3;
         char etag[64];
-        snprintf(etag, sizeof etag, "%s", header(&r, "ETag"));
+        snprintf(etag, sizeof etag, "%s", pe_test_header(&r, "ETag"));
         assert_int_equal(strncmp(etag + 1, hash, 16), 0);
         expect_revalidation(&embedded, refs[i].url, "gzip", etag, IMMUTABLE);
         pe_test_response_free(&r);
@@ -373,53 +358,53 @@ static void test_index_and_fingerprints(void **state)
     char css_url[64];
     quoted_value(css + strlen("href=\""), css_url, sizeof css_url);
     pe_test_response_t r;
-    fetch(&embedded, "GET", css_url, NULL, &r);
+    pe_test_request(&embedded, "GET", css_url, NULL, &r);
     const char *font = strstr(r.body.data, "url(\"/vendor/jetbrains-mono/");
     assert_non_null(font);
     char font_url[256];
     quoted_value(font + strlen("url(\""), font_url, sizeof font_url);
     assert_non_null(strstr(font_url, ".woff2?v="));
     pe_test_response_free(&r);
-    fetch(&embedded, "GET", font_url, NULL, &r);
+    pe_test_request(&embedded, "GET", font_url, NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Cache-Control"), IMMUTABLE);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), IMMUTABLE);
     pe_test_response_free(&r);
 
     /* A stale fingerprint: the current bytes, never immutable. */
     char stale[128];
     snprintf(stale, sizeof stale, "%.*s?v=0123456789abcdef", (int)strcspn(css_url, "?"), css_url);
     pe_test_response_t fresh;
-    fetch(&embedded, "GET", css_url, NULL, &fresh);
+    pe_test_request(&embedded, "GET", css_url, NULL, &fresh);
     char fresh_etag[64];
-    snprintf(fresh_etag, sizeof fresh_etag, "%s", header(&fresh, "ETag"));
-    fetch(&embedded, "GET", stale, NULL, &r);
+    snprintf(fresh_etag, sizeof fresh_etag, "%s", pe_test_header(&fresh, "ETag"));
+    pe_test_request(&embedded, "GET", stale, NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
-    assert_string_equal(header(&r, "ETag"), fresh_etag);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&r, "ETag"), fresh_etag);
     assert_int_equal(r.body.len, fresh.body.len);
     assert_memory_equal(r.body.data, fresh.body.data, r.body.len);
     pe_test_response_free(&r);
     pe_test_response_free(&fresh);
 
     /* A deep link is the same document, revalidated by the same ETag. */
-    fetch(&embedded, "GET", "/funnel?store=x", NULL, &r);
+    pe_test_request(&embedded, "GET", "/funnel?store=x", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body.len, index.body.len);
     assert_memory_equal(r.body.data, index.body.data, r.body.len);
-    assert_string_equal(header(&r, "ETag"), index_etag);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&r, "ETag"), index_etag);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
     pe_test_response_free(&r);
     expect_revalidation(&embedded, "/performance", NULL, index_etag, "no-cache");
     pe_test_response_free(&index);
 
     /* Another site's page: fingerprinted assets, no import map (it loads no modules). */
-    fetch(&embedded, "GET", "/demo/index.html", NULL, &r);
+    pe_test_request(&embedded, "GET", "/demo/index.html", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
     assert_null(strstr(r.body.data, "importmap"));
     assert_non_null(strstr(r.body.data, "href=\"demo.css?v="));
     assert_non_null(strstr(r.body.data, "src=\"/sdk/pe.js\"")); /* the SDK's fixed URL */
-    assert_null(strstr(header(&r, "Content-Security-Policy"), "sha256"));
+    assert_null(strstr(pe_test_header(&r, "Content-Security-Policy"), "sha256"));
     pe_test_response_free(&r);
 }
 
@@ -437,11 +422,12 @@ static void test_misses_and_traversal(void **state)
     };
     for (size_t i = 0; i < PE_ARRAY_LEN(paths); i++) {
         pe_test_response_t r;
-        fetch(&embedded, "GET", paths[i], (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+        pe_test_request(&embedded, "GET", paths[i],
+                        (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
         if (r.status != 404 && r.status != 400)
             fail_msg("%s: status %ld, want 404", paths[i], r.status);
-        assert_string_equal(header(&r, "Cache-Control"), "no-store");
-        assert_string_equal(header(&r, "ETag"), "");
+        assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
+        assert_string_equal(pe_test_header(&r, "ETag"), "");
         pe_test_response_free(&r);
     }
     /* Raw, so that no client normalises the dot segments away. */
@@ -461,32 +447,33 @@ static void test_sdk(void **state)
     size_t len;
     char *want = source_file("sdk/pe.js", &len);
     pe_test_response_t r;
-    fetch(&embedded, "GET", "/sdk/pe.js", NULL, &r);
+    pe_test_request(&embedded, "GET", "/sdk/pe.js", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body.len, len);
     assert_memory_equal(r.body.data, want, len);
     free(want);
-    assert_string_equal(header(&r, "Cache-Control"), SDK_CACHE);
-    assert_string_equal(header(&r, "Access-Control-Allow-Origin"), "*");
-    assert_string_equal(header(&r, "Vary"), "Accept-Encoding");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), SDK_CACHE);
+    assert_string_equal(pe_test_header(&r, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(pe_test_header(&r, "Vary"), "Accept-Encoding");
     char etag[64];
-    snprintf(etag, sizeof etag, "%s", header(&r, "ETag"));
+    snprintf(etag, sizeof etag, "%s", pe_test_header(&r, "ETag"));
     expect_etag(etag, false, "/sdk/pe.js");
     pe_test_response_free(&r);
     expect_revalidation(&embedded, "/sdk/pe.js", NULL, etag, SDK_CACHE);
 
-    fetch(&embedded, "GET", "/sdk/pe.js", (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
-    assert_string_equal(header(&r, "Content-Encoding"), "gzip");
+    pe_test_request(&embedded, "GET", "/sdk/pe.js",
+                    (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+    assert_string_equal(pe_test_header(&r, "Content-Encoding"), "gzip");
     assert_true(r.body.len < len / 2);
-    snprintf(etag, sizeof etag, "%s", header(&r, "ETag"));
+    snprintf(etag, sizeof etag, "%s", pe_test_header(&r, "ETag"));
     expect_etag(etag, true, "/sdk/pe.js gzip");
-    assert_string_equal(header(&r, "Cache-Control"), SDK_CACHE);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), SDK_CACHE);
     pe_test_response_free(&r);
     expect_revalidation(&embedded, "/sdk/pe.js", "gzip", etag, SDK_CACHE);
 
     /* A v is meaningless here: merchants' fixed URL is the only one. */
-    fetch(&embedded, "GET", "/sdk/pe.js?v=0123456789abcdef", NULL, &r);
-    assert_string_equal(header(&r, "Cache-Control"), SDK_CACHE);
+    pe_test_request(&embedded, "GET", "/sdk/pe.js?v=0123456789abcdef", NULL, &r);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), SDK_CACHE);
     pe_test_response_free(&r);
 }
 
@@ -498,28 +485,28 @@ static void test_disk_mode(void **state)
     size_t len;
     char *want = source_file("index.html", &len);
     pe_test_response_t r;
-    fetch(&disk, "GET", "/", (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+    pe_test_request(&disk, "GET", "/", (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body.len, len); /* as on disk: no import map, no fingerprints */
     assert_memory_equal(r.body.data, want, len);
     free(want);
-    assert_string_equal(header(&r, "Content-Encoding"), "");
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
-    assert_null(strstr(header(&r, "Content-Security-Policy"), "sha256"));
+    assert_string_equal(pe_test_header(&r, "Content-Encoding"), "");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
+    assert_null(strstr(pe_test_header(&r, "Content-Security-Policy"), "sha256"));
     pe_test_response_free(&r);
 
     /* An unchanged file has the embedded copy's ETag; fingerprints mean nothing on disk. */
     pe_test_response_t e;
-    fetch(&embedded, "GET", "/lib/api.js", NULL, &e);
+    pe_test_request(&embedded, "GET", "/lib/api.js", NULL, &e);
     char etag[64];
-    snprintf(etag, sizeof etag, "%s", header(&e, "ETag"));
+    snprintf(etag, sizeof etag, "%s", pe_test_header(&e, "ETag"));
     pe_test_response_free(&e);
-    fetch(&disk, "GET", "/lib/api.js?v=0123456789abcdef",
-          (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
+    pe_test_request(&disk, "GET", "/lib/api.js?v=0123456789abcdef",
+                    (const char *const[]){"Accept-Encoding: gzip", NULL}, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "ETag"), etag);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
-    assert_string_equal(header(&r, "Content-Encoding"), "");
+    assert_string_equal(pe_test_header(&r, "ETag"), etag);
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
+    assert_string_equal(pe_test_header(&r, "Content-Encoding"), "");
     pe_test_response_free(&r);
     expect_revalidation(&disk, "/lib/api.js", "gzip", etag, "no-cache");
 
@@ -530,29 +517,29 @@ static void test_disk_mode(void **state)
     write_file(path, edited, sizeof edited - 1);
     char inm[128];
     snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
-    fetch(&disk, "GET", "/lib/api.js", (const char *const[]){inm, NULL}, &r);
+    pe_test_request(&disk, "GET", "/lib/api.js", (const char *const[]){inm, NULL}, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body.len, sizeof edited - 1);
     assert_memory_equal(r.body.data, edited, sizeof edited - 1);
-    expect_etag(header(&r, "ETag"), false, "edited file");
-    assert_string_not_equal(header(&r, "ETag"), etag);
+    expect_etag(pe_test_header(&r, "ETag"), false, "edited file");
+    assert_string_not_equal(pe_test_header(&r, "ETag"), etag);
     pe_test_response_free(&r);
 
     /* The SDK from disk is not kept for 5 minutes either. */
-    fetch(&disk, "GET", "/sdk/pe.js", NULL, &r);
+    pe_test_request(&disk, "GET", "/sdk/pe.js", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Cache-Control"), "no-cache");
-    expect_etag(header(&r, "ETag"), false, "/sdk/pe.js from disk");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-cache");
+    expect_etag(pe_test_header(&r, "ETag"), false, "/sdk/pe.js from disk");
     pe_test_response_free(&r);
 
     /* Deep links and misses behave as embedded. */
-    fetch(&disk, "GET", "/funnel", NULL, &r);
+    pe_test_request(&disk, "GET", "/funnel", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(header(&r, "Content-Type"), "text/html; charset=utf-8");
+    assert_string_equal(pe_test_header(&r, "Content-Type"), "text/html; charset=utf-8");
     pe_test_response_free(&r);
-    fetch(&disk, "GET", "/lib/missing.js", NULL, &r);
+    pe_test_request(&disk, "GET", "/lib/missing.js", NULL, &r);
     assert_int_equal(r.status, 404);
-    assert_string_equal(header(&r, "Cache-Control"), "no-store");
+    assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
     pe_test_response_free(&r);
 }
 

@@ -1,6 +1,8 @@
 /*
  * pe_test.c — the shared test helpers of pe_test.h: private databases on the test server, a
- * profit-engine child process, small HTTP and raw-socket clients, and tenants.
+ * profit-engine child process (a server, or one command of its command line), small HTTP and
+ * raw-socket clients and the assertions made on their answers, tenants, and the fixture of a
+ * test program.
  *
  * Invariants:
  *  1. Every database made here is named pe_t_<pid>_<random hex>; pe_test_db_drop refuses any
@@ -11,6 +13,8 @@
  *     (PR_SET_PDEATHSIG; start servers from the main thread, which cmocka tests run on).
  *  4. A helper that cannot do its job releases what it holds and then fails the running test
  *     through cmocka (fail_msg), or exits when no test is running.
+ *  5. A fixture's database outlives its pool and its server: pe_test_fixture_close stops the
+ *     server and frees the pool before it drops the database.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +47,7 @@
 #define SERVER_STOP_MS    15000
 #define HTTP_TIMEOUT_MS   10000
 #define HEALTH_TIMEOUT_MS 1000
+#define CLI_TIMEOUT_MS    120000
 
 extern char **environ;
 
@@ -69,6 +74,18 @@ static void die(const char *fmt, ...)
     fail_msg("%s", msg);
     /* fail_msg returns only if cmocka is not running a test. */
     exit(EXIT_FAILURE);
+}
+
+/* fmt with ap into out[outlen]; fails the running test rather than use a cut statement or path
+ * (what names it in the message). */
+static void format_or_die(char *out, size_t outlen, const char *what, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void format_or_die(char *out, size_t outlen, const char *what, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, outlen, fmt, ap);
+
+    if (n < 0 || (size_t)n >= outlen)
+        die("the %s is longer than %zu bytes: %.200s", what, outlen - 1, fmt);
 }
 
 static const char *env_or_exit(const char *name)
@@ -490,6 +507,115 @@ const char *pe_test_response_header(const pe_test_response_t *resp, const char *
     return out;
 }
 
+const char *pe_test_header(const pe_test_response_t *resp, const char *name)
+{
+    static char value[1024];
+
+    return pe_test_response_header(resp, name, value, sizeof(value));
+}
+
+const char *pe_test_json_str(const cJSON *j, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+const char *pe_test_json_require_str(const cJSON *j, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+
+    if (!cJSON_IsString(v))
+        die("\"%s\" is not a string", name);
+    return v->valuestring;
+}
+
+double pe_test_json_num(const cJSON *j, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* s->base_url + path into url[urllen]; fails the running test rather than send a cut URL. */
+static void server_url(char *url, size_t urllen, const pe_test_server_t *s, const char *path)
+{
+    if ((size_t)snprintf(url, urllen, "%s%s", s->base_url, path) >= urllen)
+        die("the path is longer than %zu bytes: %.200s", urllen, path);
+}
+
+long pe_test_request(const pe_test_server_t *s, const char *method, const char *path,
+                     const char *const *headers, pe_test_response_t *r)
+{
+    char url[2048];
+
+    server_url(url, sizeof(url), s, path);
+    if (pe_test_http(method, url, NULL, headers, r) != 0)
+        die("%s %s: no exchange", method, path);
+    return r->status;
+}
+
+long pe_test_call(const pe_test_server_t *s, const char *method, const char *path, const char *body,
+                  const char *header, pe_test_response_t *r)
+{
+    char url[2048];
+    const char *headers[] = {"Content-Type: application/json", header, NULL};
+
+    server_url(url, sizeof(url), s, path);
+    if (pe_test_http(method, url, body, headers, r) != 0)
+        die("%s %s: no exchange", method, path);
+    return r->status;
+}
+
+cJSON *pe_test_expect(const pe_test_server_t *s, const char *method, const char *path,
+                      const char *body, const char *header, long want)
+{
+    pe_test_response_t r;
+    cJSON *j = NULL;
+
+    long status = pe_test_call(s, method, path, body, header, &r);
+    if (status != want) {
+        char shown[700];
+
+        snprintf(shown, sizeof(shown), "%.600s", r.body.data ? r.body.data : "");
+        pe_test_response_free(&r);
+        die("%s %s: status %ld, want %ld: %s", method, path, status, want, shown);
+    }
+    if (r.body.len)
+        j = pe_test_response_json(&r);
+    pe_test_response_free(&r);
+    return j;
+}
+
+void pe_test_expect_error(const pe_test_response_t *resp, long status, const char *code, char *msg,
+                          size_t msglen)
+{
+    char ct[128], shown[512];
+    cJSON *j;
+    const cJSON *e, *c, *m;
+
+    if (resp->status != status)
+        die("status %ld, want %ld: %.300s", resp->status, status,
+            resp->body.data ? resp->body.data : "");
+    pe_test_response_header(resp, "Content-Type", ct, sizeof(ct));
+    if (strncmp(ct, "application/json", 16) != 0)
+        die("status %ld: Content-Type %s, want application/json", status, ct);
+    j = pe_test_response_json(resp);
+    e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    c = cJSON_GetObjectItemCaseSensitive(e, "code");
+    m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) != 1 || !cJSON_IsObject(e) ||
+        cJSON_GetArraySize(e) != 2 || !cJSON_IsString(c) || !cJSON_IsString(m) ||
+        !m->valuestring[0] || strcmp(c->valuestring, code) != 0) {
+        snprintf(shown, sizeof(shown), "%.300s", resp->body.data);
+        cJSON_Delete(j);
+        die("status %ld: want the error shape with code %s and a message: %s", status, code, shown);
+    }
+    if (msg)
+        snprintf(msg, msglen, "%s", m->valuestring);
+    cJSON_Delete(j);
+}
+
 /* ---- raw sockets ---------------------------------------------------------------------------- */
 
 static int remaining_ms(int64_t deadline_us)
@@ -565,6 +691,192 @@ out:
     if (fd >= 0)
         close(fd);
     return got;
+}
+
+/* ---- the command line ---------------------------------------------------------------------- */
+
+/* stdin_data in an unlinked temporary file, read from its start: unlike a pipe, it never makes
+ * the child and this program wait for each other, however much either writes. */
+static int stdin_file(const char *stdin_data)
+{
+    char path[] = "/tmp/pe-test-stdin-XXXXXX";
+    int fd = mkostemp(path, O_CLOEXEC);
+    size_t len = stdin_data ? strlen(stdin_data) : 0;
+
+    if (fd < 0)
+        die("mkostemp: %s", strerror(errno));
+    unlink(path);
+    if ((len && write(fd, stdin_data, len) != (ssize_t)len) || lseek(fd, 0, SEEK_SET) != 0) {
+        close(fd);
+        die("writing the standard input of a command: %s", strerror(errno));
+    }
+    return fd;
+}
+
+/* The output of buf as a NUL-terminated string the caller frees ("" when there was none). */
+static char *steal_text(pe_buf_t *buf, size_t *len)
+{
+    *len = buf->len;
+    char *s = buf->len ? pe_buf_steal(buf) : strdup("");
+
+    if (!s)
+        die("out of memory");
+    return s;
+}
+
+void pe_test_cli_exec(const char *const *args, const char *const *env, const char *stdin_data,
+                      int timeout_ms, pe_test_cli_t *r)
+{
+    const char *binary = getenv("PE_TEST_BINARY");
+    const char *argv[64], *envp[1024];
+    size_t na = 0, ne = 0;
+    int out_pipe[2], err_pipe[2], in_fd;
+    pe_buf_t bufs[2] = {PE_BUF_INIT, PE_BUF_INIT};
+
+    memset(r, 0, sizeof(*r));
+    r->status = -1;
+    if (!binary || !*binary)
+        die("PE_TEST_BINARY is not set (ctest sets it to the profit-engine binary)");
+    argv[na++] = binary;
+    for (size_t i = 0; args && args[i]; i++) {
+        if (na == PE_ARRAY_LEN(argv) - 1)
+            die("pe_test_cli_exec: too many arguments");
+        argv[na++] = args[i];
+    }
+    argv[na] = NULL;
+    /* The command sees only the configuration the test gives it. */
+    for (size_t i = 0; environ[i]; i++) {
+        if (strncmp(environ[i], "PE_", 3) == 0)
+            continue;
+        if (ne == PE_ARRAY_LEN(envp) - 1)
+            die("pe_test_cli_exec: the environment is too large");
+        envp[ne++] = environ[i];
+    }
+    for (size_t i = 0; env && env[i]; i++) {
+        if (ne == PE_ARRAY_LEN(envp) - 1)
+            die("pe_test_cli_exec: the environment is too large");
+        envp[ne++] = env[i];
+    }
+    envp[ne] = NULL;
+
+    in_fd = stdin_file(stdin_data);
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
+            dup2(err_pipe[1], STDERR_FILENO) < 0)
+            _exit(126);
+        execve(binary, (char *const *)argv, (char *const *)envp);
+        dprintf(STDERR_FILENO, "exec %s: %s\n", binary, strerror(errno));
+        _exit(127);
+    }
+    close(in_fd);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+
+    /* Both pipes at once: a child that fills one while this program waits on the other would
+     * never end. */
+    struct pollfd fds[2] = {{.fd = out_pipe[0], .events = POLLIN},
+                            {.fd = err_pipe[0], .events = POLLIN}};
+    int open_fds = 2;
+    int64_t deadline = pe_now_mono_us() + (int64_t)timeout_ms * 1000;
+    while (open_fds > 0) {
+        int left_ms = remaining_ms(deadline);
+        if (left_ms <= 0) {
+            r->timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        int n = poll(fds, 2, left_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("poll: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) {
+            char chunk[4096];
+            ssize_t got;
+
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            got = read(fds[i].fd, chunk, sizeof(chunk));
+            if (got > 0) {
+                if (pe_buf_append(&bufs[i], chunk, (size_t)got) != 0)
+                    die("out of memory");
+            } else if (got == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && !r->timed_out)
+        r->status = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        r->signal = WTERMSIG(status);
+    r->out = steal_text(&bufs[0], &r->out_len);
+    r->err = steal_text(&bufs[1], &r->err_len);
+}
+
+void pe_test_cli_run(const char *conninfo, const char *const *args, pe_test_cli_t *r)
+{
+    char *db = NULL, *redis = NULL;
+
+    if (asprintf(&db, "PE_DATABASE_URL=%s", conninfo) < 0 ||
+        asprintf(&redis, "PE_REDIS_URL=%s", pe_test_redis_url()) < 0)
+        die("out of memory");
+    const char *const env[] = {db, redis, "PE_LOG_LEVEL=error", NULL};
+    pe_test_cli_exec(args, env, NULL, CLI_TIMEOUT_MS, r);
+    free(db);
+    free(redis);
+}
+
+void pe_test_cli_free(pe_test_cli_t *r)
+{
+    if (!r)
+        return;
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* ---- time and ids -------------------------------------------------------------------------- */
+
+void pe_test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void pe_test_uuid(char out[37])
+{
+    char hex[33];
+
+    pe_random_hex(hex, 16);
+    snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
+}
+
+bool pe_test_uuid_shaped(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return false;
+    }
+    return true;
 }
 
 /* ---- the server child process --------------------------------------------------------------- */
@@ -793,6 +1105,17 @@ char *pe_test_corpus(const char *relpath)
     return buf;
 }
 
+char *pe_test_corpusf(const char *relpath_fmt, ...)
+{
+    char relpath[512];
+    va_list ap;
+
+    va_start(ap, relpath_fmt);
+    format_or_die(relpath, sizeof(relpath), "corpus path", relpath_fmt, ap);
+    va_end(ap);
+    return pe_test_corpus(relpath);
+}
+
 cJSON *pe_test_response_json(const pe_test_response_t *resp)
 {
     cJSON *j = NULL;
@@ -805,17 +1128,46 @@ cJSON *pe_test_response_json(const pe_test_response_t *resp)
 
 long pe_test_sql_long(const char *conninfo, const char *sql_fmt, ...)
 {
-    char sql[4096];
+    char sql[8192];
     va_list ap;
     va_start(ap, sql_fmt);
-    int n = vsnprintf(sql, sizeof(sql), sql_fmt, ap);
+    format_or_die(sql, sizeof(sql), "statement", sql_fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(sql))
-        die("pe_test_sql_long: the statement is longer than %zu bytes", sizeof(sql));
     char *v = pe_test_sql(conninfo, sql);
     long r = v ? strtol(v, NULL, 10) : -1;
     free(v);
     return r;
+}
+
+char *pe_test_sqlf(const char *conninfo, const char *sql_fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+
+    va_start(ap, sql_fmt);
+    format_or_die(sql, sizeof(sql), "statement", sql_fmt, ap);
+    va_end(ap);
+    return pe_test_sql(conninfo, sql);
+}
+
+void pe_test_sql_expect(const char *conninfo, const char *want, const char *sql_fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    char *got;
+
+    va_start(ap, sql_fmt);
+    format_or_die(sql, sizeof(sql), "statement", sql_fmt, ap);
+    va_end(ap);
+    got = pe_test_sql(conninfo, sql);
+    if (!got || strcmp(got, want) != 0) {
+        char shown[1024];
+
+        snprintf(shown, sizeof(shown), "%s", got ? got : "(no row)");
+        free(got);
+        die("%s\n  got:  %s\n  want: %s", sql, shown, want);
+    }
+    free(got);
 }
 
 /* ---- waiting on the database ------------------------------------------------------------------
@@ -1024,4 +1376,57 @@ out:
         t->cookie[0] = t->csrf[0] = '\0';
         die("pe_test_tenant_sign_in: %s", why);
     }
+}
+
+/* ---- an in-process HTTP server ------------------------------------------------------------- */
+
+pe_http_router_t *pe_test_router_new(const pe_http_route_t *routes, size_t n)
+{
+    pe_http_router_t *router = pe_http_router_new();
+
+    if (!router)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (pe_http_router_add(router, &routes[i]) != 0) {
+            pe_http_router_free(router);
+            die("route %s %s does not go in", routes[i].method, routes[i].pattern);
+        }
+    }
+    return router;
+}
+
+/* ---- the fixture of a test program ---------------------------------------------------------- */
+
+void pe_test_fixture_open(pe_test_fixture_t *fx, pe_log_level_t log_level, int pool_size)
+{
+    memset(fx, 0, sizeof(*fx));
+    if (pe_crypto_init() != 0)
+        die("pe_crypto_init failed");
+    /* libcurl's global init is not thread-safe: done here, before a test starts threads. */
+    pthread_once(&curl_once, curl_init_once);
+    pe_log_set_level(log_level);
+    fx->conninfo = pe_test_db_create_migrated();
+    if (pool_size > 0) {
+        fx->pool = pe_db_pool_new(fx->conninfo, pool_size);
+        if (!fx->pool) {
+            pe_test_db_drop(fx->conninfo);
+            fx->conninfo = NULL;
+            die("pe_test_fixture_open: no pool of %d on the test database", pool_size);
+        }
+    }
+}
+
+int pe_test_fixture_close(pe_test_fixture_t *fx)
+{
+    int rc = fx->server.pid > 0 ? pe_test_server_stop(&fx->server) : 0;
+
+    pe_db_pool_free(fx->pool);
+    pe_test_db_drop(fx->conninfo); /* invariant 5 */
+    memset(fx, 0, sizeof(*fx));
+    return rc == 0 ? 0 : -1;
+}
+
+int pe_test_fixture_teardown(void **state)
+{
+    return *state ? pe_test_fixture_close(*state) : -1;
 }

@@ -1,6 +1,9 @@
 /*
  * pe_test.h — helpers shared by the tests: private databases, service URLs, a server started
- * in a child process, a tiny HTTP client, and tenants (a store with its keys and merchant).
+ * in a child process, a command of the binary run in one, a tiny HTTP client with the
+ * assertions API tests make on its answers, tenants (a store with its keys and merchant), and
+ * the fixture most integration test programs open once for all their tests (a migrated
+ * database, a pool, a server).
  *
  * Integration tests talk to the real PostgreSQL and Redis that `scripts/dev services up`
  * starts; each test program works in a database of its own, created from scratch and migrated,
@@ -18,6 +21,7 @@
 
 #include "pe/core.h"
 #include "pe/db.h"
+#include "pe/http.h"
 #include "pe/tenancy.h"
 
 /* PE_DATABASE_URL / PE_REDIS_URL of the private services; aborts the test program with a
@@ -40,6 +44,24 @@ char *pe_test_sql(const char *conninfo, const char *sql);
  * no row); aborts on an SQL error. For counts. */
 long pe_test_sql_long(const char *conninfo, const char *sql_fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* pe_test_sql with sql a printf format: the first column of the first row, malloc'ed (the caller
+ * frees), or NULL when there is no row. Fails the running test on an SQL error. The values a
+ * test formats into it are ids and numbers it made, never free text. */
+char *pe_test_sqlf(const char *conninfo, const char *sql_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Fails the running test, naming the statement, unless sql (a printf format) answers want as the
+ * first column of its first row (no row never equals want). */
+void pe_test_sql_expect(const char *conninfo, const char *want, const char *sql_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sleeps ms milliseconds (the rest of it again when a signal interrupts). */
+void pe_test_sleep_ms(long ms);
+
+/* A random version-4 UUID in its text form ("xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx") in out: an
+ * event id no other run of the test uses. */
+void pe_test_uuid(char out[37]);
+/* True when s is a UUID in the lower-case text form PostgreSQL prints. */
+bool pe_test_uuid_shaped(const char *s);
 
 /* A TCP port on 127.0.0.1 that nothing listened on a moment ago: connecting to it is refused at
  * once (a closed port), or a server may bind it. 0 when none could be had. */
@@ -59,6 +81,8 @@ bool pe_test_sql_wait(const char *conninfo, const char *sql, const char *want, i
  * source tree whatever the build directory. Fails the test when it cannot be read. The caller
  * frees. */
 char *pe_test_corpus(const char *relpath);
+/* pe_test_corpus with the path a printf format ("changesets/%s"). */
+char *pe_test_corpusf(const char *relpath_fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A profit-engine server run as a child process (the binary from PE_TEST_BINARY). */
 typedef struct {
@@ -77,6 +101,30 @@ void pe_test_server_start(pe_test_server_t *s, const char *conninfo, const char 
 int pe_test_server_stop(pe_test_server_t *s);
 /* True while the child is running. */
 int pe_test_server_alive(pe_test_server_t *s);
+
+/* What a run of the binary's command line left. */
+typedef struct {
+    int status;     /* its exit status; -1 when it did not exit (a signal, the deadline) */
+    int signal;     /* the signal that ended it, or 0 */
+    bool timed_out; /* still running at the deadline: killed */
+    char *out;      /* its standard output, NUL-terminated, never NULL */
+    size_t out_len;
+    char *err; /* its standard error, the same */
+    size_t err_len;
+} pe_test_cli_t;
+
+/* Runs the binary (PE_TEST_BINARY) with args (NULL-terminated, the command first) in this
+ * program's environment minus every PE_* variable plus env ("NAME=value", NULL-terminated, may
+ * be NULL), stdin_data on its standard input (NULL: empty), and collects what it writes until it
+ * exits; kills it after timeout_ms. Fills *r, which the caller frees with pe_test_cli_free.
+ * Fails the running test when the binary cannot be run. */
+void pe_test_cli_exec(const char *const *args, const char *const *env, const char *stdin_data,
+                      int timeout_ms, pe_test_cli_t *r);
+/* pe_test_cli_exec on the database conninfo and the test Redis, with PE_LOG_LEVEL=error, nothing
+ * on stdin, and a deadline only a command that hangs reaches (a simulation or an aggregation
+ * takes seconds under ASan). */
+void pe_test_cli_run(const char *conninfo, const char *const *args, pe_test_cli_t *r);
+void pe_test_cli_free(pe_test_cli_t *r);
 
 /* An HTTP exchange through libcurl. */
 typedef struct {
@@ -105,6 +153,38 @@ cJSON *pe_test_response_json(const pe_test_response_t *resp);
 /* Value of response header `name` (case-insensitive) copied into out, or "" when absent. */
 const char *pe_test_response_header(const pe_test_response_t *resp, const char *name, char *out,
                                     size_t outlen);
+/* The value of header `name` of resp, in a buffer of this module that the next call overwrites:
+ * for assertions. Not thread-safe. */
+const char *pe_test_header(const pe_test_response_t *resp, const char *name);
+/* The string member `name` of object j (borrowed from j), or "" when j has none or it is not a
+ * string: for assertions that compare it. */
+const char *pe_test_json_str(const cJSON *j, const char *name);
+/* The same, but fails the running test when the member is missing or not a string. */
+const char *pe_test_json_require_str(const cJSON *j, const char *name);
+/* The number member `name` of object j, or -1 when j has none or it is not a number. */
+double pe_test_json_num(const cJSON *j, const char *name);
+
+/* method s->base_url + path without a body and with exactly the header lines given
+ * (NULL-terminated, may be NULL). Fails the running test when the exchange does not complete;
+ * returns the status. The caller frees *r. Thread-safe. */
+long pe_test_request(const pe_test_server_t *s, const char *method, const char *path,
+                     const char *const *headers, pe_test_response_t *r);
+/* The exchange of most API tests: method s->base_url + path with body (may be NULL) and the
+ * header lines "Content-Type: application/json" and header (a credential; NULL: none). Fails
+ * the running test when the exchange does not complete; returns the status. The caller frees
+ * *r with pe_test_response_free. Thread-safe. */
+long pe_test_call(const pe_test_server_t *s, const char *method, const char *path, const char *body,
+                  const char *header, pe_test_response_t *r);
+/* pe_test_call, then fails the running test unless the status is want (the message shows the
+ * body). Returns the body parsed as JSON, which the caller deletes, or NULL when it is empty. */
+cJSON *pe_test_expect(const pe_test_server_t *s, const char *method, const char *path,
+                      const char *body, const char *header, long want);
+/* Fails the running test unless resp has status and the one error shape every refusal has:
+ * application/json, {"error":{"code":code,"message":"…"}} with nothing else, and a message that
+ * is not empty. The message is copied into msg[msglen] when msg is not NULL. */
+void pe_test_expect_error(const pe_test_response_t *resp, long status, const char *code, char *msg,
+                          size_t msglen);
+
 /* Sends raw bytes to 127.0.0.1:port, half-closes after sending when shut_write, and collects
  * the reply into out until the peer closes or timeout_ms passes. Returns bytes received or -1. */
 long pe_test_raw(uint16_t port, const void *data, size_t len, int shut_write, int timeout_ms,
@@ -158,5 +238,37 @@ void pe_test_tenant_make(pe_test_tenant_t *t, pe_db_pool_t *pool, const char *na
  * (for tests that keep every body they are sent); otherwise the response is freed here. */
 void pe_test_tenant_sign_in(pe_test_tenant_t *t, const pe_test_server_t *s,
                             pe_test_response_t *login);
+
+/* ---- an in-process HTTP server ------------------------------------------------------------- */
+
+/* A router with the n routes of routes (their strings must outlive it). Fails the running test
+ * when one does not go in. The caller owns it until it hands it to pe_http_server_new. */
+pe_http_router_t *pe_test_router_new(const pe_http_route_t *routes, size_t n);
+
+/* ---- the fixture of a test program ---------------------------------------------------------- */
+
+/* What most integration test programs set up once, in their group setup, for all their tests:
+ * a migrated private database, a pool on it for making tenants and looking behind the API, and
+ * a profit-engine server on it. The server is started by the caller once what it must find
+ * exists: pe_test_server_start(&fx->server, fx->conninfo, env). */
+typedef struct {
+    char *conninfo;          /* the private database, migrated */
+    pe_db_pool_t *pool;      /* a pool on it; NULL when opened with pool_size 0 */
+    pe_test_server_t server; /* pid 0 while not running */
+} pe_test_fixture_t;
+
+/* Fills *fx: initialises libsodium (pe_crypto_init) and libcurl's global state while the program
+ * has one thread, sets the in-process log level, creates and migrates a private database and,
+ * when pool_size > 0, a pool of pool_size connections on it. fx->server is zeroed. Fails the
+ * running test (or exits) on failure. Not thread-safe: call it from a group setup. */
+void pe_test_fixture_open(pe_test_fixture_t *fx, pe_log_level_t log_level, int pool_size);
+/* Undoes pe_test_fixture_open: stops fx->server when it runs, frees the pool, drops the database
+ * and zeroes *fx. Accepts a zeroed fixture. Returns 0, or -1 when the server exited other than
+ * with status 0 on SIGTERM (a leak found by ASan, a crash): what a group teardown returns. */
+int pe_test_fixture_close(pe_test_fixture_t *fx);
+/* A cmocka group teardown: pe_test_fixture_close(*state). cmocka runs it after a group setup
+ * that failed as well, so the setup stores its fixture in *state before it opens it, and what a
+ * setup that failed half-way had opened is closed too. Returns -1 when *state is NULL. */
+int pe_test_fixture_teardown(void **state);
 
 #endif /* PE_TEST_H */

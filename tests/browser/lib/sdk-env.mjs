@@ -1,10 +1,11 @@
 // What the SDK and demo browser tests share: a fresh store (and its publishable key) from the
-// binary under test, and reads of what PostgreSQL holds for it (one pg connection on
-// PE_DATABASE_URL, opened on first use; closeDatabase() ends it).
+// binary under test, reads of what PostgreSQL holds for it (one pg connection on
+// PE_DATABASE_URL, opened on first use; closeDatabase() ends it), and their after().
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { stopServer } from './server.mjs';
 
 const run = promisify(execFile);
 
@@ -41,6 +42,18 @@ export async function closeDatabase() {
   const c = client;
   client = null;
   await c?.end();
+}
+
+/**
+ * What such a test closes in its after(), in this order: its chromium (sharedBrowser), the
+ * database connection, its storefront (startStorefront) and the server, whose exit status must
+ * be 0 (stopServer). Each may be missing: a before() that failed part way.
+ */
+export async function closeAll({ chrome, storefront, server } = {}) {
+  await chrome?.close();
+  await closeDatabase();
+  await storefront?.close();
+  await stopServer(server);
 }
 
 /** The events stored for a store, in the order the client recorded them. */

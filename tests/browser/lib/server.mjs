@@ -1,6 +1,7 @@
 // Starts the profit-engine binary under test (PE_TEST_BINARY) as `serve` on a free loopback
 // port, with the private services of `scripts/dev services up` (PE_DATABASE_URL, PE_REDIS_URL
 // from the environment), and stops it with SIGTERM.
+import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -121,6 +122,17 @@ export async function startServer({ env = {}, timeoutMs = 30000, migrate: doMigr
     }
     await sleep(100);
   }
+}
+
+/**
+ * Stops a server startServer started and asserts that it exited with 0 on SIGTERM (a crash, or a
+ * leak AddressSanitizer found, shows with the server's log). Accepts null: a before() that failed
+ * before the server was up.
+ */
+export async function stopServer(server) {
+  if (!server) return;
+  const code = await server.stop();
+  assert.equal(code, 0, `profit-engine exited with ${code} after SIGTERM:\n${server.log()}`);
 }
 
 /**
