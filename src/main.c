@@ -24,6 +24,7 @@
 #include "pe/collector.h"
 #include "pe/core.h"
 #include "pe/db.h"
+#include "pe/doctor.h"
 #include "pe/events.h"
 #include "pe/flags.h"
 #include "pe/http.h"
@@ -103,6 +104,12 @@ static const char USAGE_AUDIT[] =
     ".\n"
     "Exit 0 when every chain holds, 1 when one is broken or the check failed.\n";
 
+static const char USAGE_DIAGNOSE[] =
+    "usage: profit-engine diagnose --store ID [--from YYYY-MM-DD --to YYYY-MM-DD]\n"
+    "Runs the funnel doctor over the store's aggregates (default: the last 28 complete days in\n"
+    "the store's time zone), stores the run (replacing one of the same window) and prints it as\n"
+    "JSON. Exit 2 for an unknown store or a bad window.\n";
+
 static const char USAGE_SCHEMA[] =
     "usage: profit-engine schema export [events|changeset]\n"
     "       profit-engine schema validate < event.json\n"
@@ -175,6 +182,12 @@ static int run_maintenance(void *arg, char *err, size_t errlen)
 static int run_aggregate(void *arg, char *err, size_t errlen)
 {
     return pe_aggregate_job(arg, err, errlen);
+}
+
+static int run_diagnose(void *arg, char *err, size_t errlen)
+{
+    size_t n = 0;
+    return pe_doctor_run_due(arg, pe_now_unix_us(), &n, err, errlen);
 }
 
 static int run_changeset_expiry(void *arg, char *err, size_t errlen)
@@ -278,6 +291,7 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
     const pe_job_t jobs[] = {
         {"partition_maintenance", 3600, 5, run_maintenance, &app},
         {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
+        {"diagnose", PE_DOCTOR_JOB_INTERVAL_S, 120, run_diagnose, app.db},
         {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
         {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
         {"login_throttle_purge", PE_LOGIN_PURGE_INTERVAL_S, 30, run_login_purge, app.db},
@@ -545,6 +559,47 @@ static int cmd_user(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* ---- diagnose -------------------------------------------------------------------------------- */
+
+static int cmd_diagnose(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--store", "--from", "--to"};
+    const char *vals[3] = {NULL, NULL, NULL};
+    int rc = parse_flags(argc, argv, names, vals, 3, USAGE_DIAGNOSE);
+    if (rc != 0)
+        return rc;
+    if (!vals[0])
+        return usage_error(USAGE_DIAGNOSE, "--store is required");
+    pe_doctor_request_t rq = {.now_us = pe_now_unix_us()};
+    if (vals[1] || vals[2]) {
+        if (!vals[1] || !vals[2])
+            return usage_error(USAGE_DIAGNOSE, "give --from and --to together, or neither");
+        if (pe_aggregate_date_parse(vals[1], &rq.from) != 0 ||
+            pe_aggregate_date_parse(vals[2], &rq.to) != 0)
+            return usage_error(USAGE_DIAGNOSE, "--from and --to must be YYYY-MM-DD");
+        rq.has_window = true;
+    }
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    cJSON *run = NULL;
+    pe_refusal_t err = {.code = ""};
+    rc = pe_doctor_run(pool, vals[0], &rq, &run, &err);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: diagnose: %s\n",
+                err.code[0] ? err.message : pe_strerror(rc));
+        return rc == PE_ENOTFOUND || rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    char *text = pe_json_print(run);
+    cJSON_Delete(run);
+    if (!text)
+        return EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 /* ---- schema ---------------------------------------------------------------------------------- */
 
 #define SCHEMA_STDIN_MAX (4u << 20) /* far above any valid event; bounds a runaway pipe */
@@ -698,6 +753,9 @@ static const command_t commands[] = {
      CMD_NO_ARGS, cmd_maintain},
     {"aggregate", "aggregate [--store ID] [--full]",
      "roll new events up into the metrics tables and exit", USAGE_AGGREGATE, 0, cmd_aggregate},
+    {"diagnose", "diagnose --store ID [--from D --to D]",
+     "run the funnel doctor over a window and print the ranked findings", USAGE_DIAGNOSE, 0,
+     cmd_diagnose},
     {"store", "store create --name N [--timezone TZ] [--currency C]",
      "create a store; prints its id and API keys (shown once)", USAGE_STORE, 0, cmd_store},
     {"user", "user create --email E --store ID",

@@ -310,6 +310,9 @@ int64_t pe_days_from_civil(int64_t y, int m, int d);
 void pe_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 /* Writes n random bytes, hex-encoded, into out (needs 2n+1 bytes). Uses libsodium. */
 void pe_random_hex(char *out, size_t n);
+/* Writes a random (version 4) UUID as lower-case text into out. Uses libsodium. */
+#define PE_UUID_TEXT_LEN 37
+void pe_random_uuid(char out[PE_UUID_TEXT_LEN]);
 /* Writes a url-safe random token of n random bytes (base64url, no padding) into out
  * (needs 4*ceil(n/3)+1 bytes). */
 void pe_random_token(char *out, size_t outlen, size_t n);

@@ -67,7 +67,9 @@ typedef struct pe_sim_scenario pe_sim_scenario_t;
 #define PE_SIM_SCENARIO_MAX_BYTES     (1024 * 1024)
 #define PE_SIM_SCENARIO_MAX_OVERRIDES 256
 
-/* Parses a scenario document (len bytes; NULL/0 = the defaults). Returns 0 and *out (free with
+/* Parses a scenario document (len bytes; NULL/0 = the defaults). An override may be limited to
+ * store-local days with "from" / "to" (YYYY-MM-DD, both included, either open-ended); the
+ * generator matches them against each session's local day. Returns 0 and *out (free with
  * pe_sim_scenario_free), or PE_EINVAL with a message naming the field in err, or PE_ENOMEM.
  * Thread-safe. */
 int pe_sim_scenario_parse(const char *text, size_t len, pe_sim_scenario_t **out, char *err,

@@ -2,7 +2,8 @@
  * pe/stats.h — the statistical measurement engine (8.10): every experiment decision goes
  * through here. Pure functions over sufficient statistics per arm (never raw rows): moments,
  * Welch t-test, CUPED, a Gaussian Bayesian model, an always-valid confidence sequence,
- * sample-ratio mismatch, power, and the decision helper that turns a proof plan plus current
+ * sample-ratio mismatch, power, tests of proportions with Benjamini–Hochberg q-values (the
+ * funnel doctor's), and the decision helper that turns a proof plan plus current
  * statistics into KEEP_RUNNING | WINNER | LOSER | INCONCLUSIVE | ROLLBACK. Also the strict
  * parser and the writer of the `profit-engine stats analyze` JSON, and the command itself.
  *
@@ -226,6 +227,31 @@ typedef struct {
  * PE_EINVAL with a message naming the field in err. Thread-safe. */
 int pe_stats_sample_size(const pe_stats_sample_size_input_t *in, pe_stats_sample_size_t *out,
                          pe_refusal_t *err);
+
+/* ---- proportions (proportions.c) -------------------------------------------------------------
+ */
+
+/* A z-test's statistic and its two-sided p-value. "No evidence" is z = 0, p = 1. */
+typedef struct {
+    double z;
+    double p_value;
+} pe_stats_ztest_t;
+
+/* Two-proportion z-test of k1/n1 against k2/n2 with the pooled standard error (statsmodels'
+ * proportions_ztest): z > 0 when the first rate is higher. A side without units, or no variance
+ * (k1 + k2 = 0 or = n1 + n2), is "no evidence". Returns 0, or PE_EINVAL for a count that is
+ * negative, not finite or k > n (out is then "no evidence"), or PE_EINTERNAL. Pure, thread-safe. */
+int pe_stats_ztest_2prop(double k1, double n1, double k2, double n2, pe_stats_ztest_t *out);
+/* One-sample score z-test of k/n against the known rate p0 in (0, 1), with the variance under
+ * the null, p0(1 − p0)/n (proportions_ztest(k, n, value=p0, prop_var=p0)). n = 0 is "no
+ * evidence". Returns 0, PE_EINVAL (counts as above, p0 outside (0, 1)) or PE_EINTERNAL. Pure,
+ * thread-safe. */
+int pe_stats_ztest_1prop(double k, double n, double p0, pe_stats_ztest_t *out);
+/* Benjamini–Hochberg adjusted p-values (q-values) of p[0..m), in the same order, as
+ * statsmodels' multipletests(p, method='fdr_bh')[1]. The caller lends scratch, m indices, which
+ * are overwritten; q may be p itself. Allocation-free, O(m log m). Returns 0, or PE_EINVAL when a
+ * p-value is outside [0, 1] or NaN (q then unspecified). Pure, thread-safe. */
+int pe_stats_fdr_bh(const double *p, size_t m, double *q, size_t *scratch);
 
 /* ---- analysis (analyze.c) ---------------------------------------------------------------------
  */

@@ -93,6 +93,12 @@ static const pe_http_route_t ROUTES[] = {
      NULL},
     {"PUT", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_put, PE_AUTH_ADMIN,
      PE_GUARDRAILS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    /* the funnel doctor */
+    {"POST", "/api/v1/stores/{storeId}/diagnostics/runs", pe_api_diagnostics_run, PE_AUTH_ADMIN, 0,
+     0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/diagnostics/runs/{runId}", pe_api_diagnostics_run_get,
+     PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/findings", pe_api_findings_latest, PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/api/v1/stores/{storeId}/audit/verify", pe_api_audit_verify, PE_AUTH_ADMIN, 0, 0,
      NULL},
     {"GET", "/api/v1/stores/{storeId}/audit/export", pe_api_audit_export, PE_AUTH_ADMIN, 0, 0,

@@ -500,9 +500,12 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
     s->campaign = src->campaigns[0] ? (src->campaigns[1] && cu >= 0.6 ? 1 : 0) : 255;
 
     /* What the scenario says for this segment. */
-    sim_segment_key_t key = {s->device, s->country, s->source,
+    sim_segment_key_t key = {s->device,
+                             s->country,
+                             s->source,
                              new_visitor ? SIM_VISITOR_NEW : SIM_VISITOR_RETURNING,
-                             s->campaign == 255 ? NULL : src->campaigns[s->campaign]};
+                             s->campaign == 255 ? NULL : src->campaigns[s->campaign],
+                             sim->first_day_num + (int32_t)d};
     double prob[SIM_NSTEPS], pay[SIM_NPAYMENTS];
     memcpy(prob, sc->funnel, sizeof prob);
     memcpy(pay, sc->payments, sizeof pay);
@@ -1143,10 +1146,22 @@ cJSON *pe_sim_truth_json(const pe_sim_t *sim)
     for (size_t i = 0; ok && i < sim->sc->noverrides; i++) {
         cJSON *o = counts_json(&sim->override_truth[i]);
         ok = o && cJSON_AddItemToArray(ovs, o);
-        if (!ok)
+        if (!ok) {
             cJSON_Delete(o);
-        else
-            ok = put(o, "index", i);
+            break;
+        }
+        /* The dates an override is limited to, as in the scenario: its counts cover only the
+         * sessions of those days. */
+        const sim_override_t *ov = &sim->sc->overrides[i];
+        ok = put(o, "index", i);
+        if (ok && ov->has_from) {
+            civil_from_days(ov->from, date);
+            ok = add_str(o, "from", date);
+        }
+        if (ok && ov->has_to) {
+            civil_from_days(ov->to, date);
+            ok = add_str(o, "to", date);
+        }
     }
     if (!ok) {
         cJSON_Delete(j);

@@ -12,6 +12,9 @@
  *     round), so the truth file's "scenario" can be fed back with --scenario.
  *  4. The dimension tables here (steps, devices, countries, sources, payment methods) are the
  *     only place those names are spelled.
+ *  5. An override's "from" / "to" are store-local calendar dates (YYYY-MM-DD, a real date),
+ *     both included, either absent = open-ended, from ≤ to; they are kept as day numbers and
+ *     printed back as the same text, so the round trip of invariant 3 holds for them too.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -184,6 +187,38 @@ static int text(ctx_t *c, const cJSON *v, const char *path, char **out)
     return *out ? 0 : PE_ENOMEM;
 }
 
+/* "YYYY-MM-DD", a real calendar date from 1970 on, as days since 1970-01-01. */
+static int date_day(ctx_t *c, const cJSON *v, const char *path, int32_t *out)
+{
+    int y = 0, m = 0, d = 0;
+    char tail, back[16];
+    const char *t = cJSON_IsString(v) ? v->valuestring : NULL;
+    bool ok = t && strlen(t) == 10 && t[4] == '-' && t[7] == '-' &&
+              sscanf(t, "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3 && y >= 1970 && m >= 1 &&
+              m <= 12 && d >= 1 && d <= 31;
+    if (ok) {
+        int64_t days = pe_days_from_civil(y, m, d);
+        int64_t by;
+        int bm, bd;
+        pe_civil_from_days(days, &by, &bm, &bd);
+        /* The round trip refuses 2026-02-30, and the text must be the canonical one. */
+        snprintf(back, sizeof back, "%04d-%02d-%02d", (int)by, bm, bd);
+        ok = strcmp(back, t) == 0;
+        *out = (int32_t)days;
+    }
+    if (!ok)
+        return fail(c, path, "must be a date YYYY-MM-DD (a store-local calendar day)");
+    return 0;
+}
+
+static void day_text(int32_t day, char out[16])
+{
+    int64_t y;
+    int m, d;
+    pe_civil_from_days(day, &y, &m, &d);
+    snprintf(out, 16, "%04d-%02d-%02d", (int)(y % 10000), m % 100, d % 100);
+}
+
 /* ---- overrides ------------------------------------------------------------------------------ */
 
 static int parse_segment(ctx_t *c, const cJSON *seg, const char *path, sim_override_t *o)
@@ -244,15 +279,21 @@ static int parse_override(ctx_t *c, const cJSON *ov, size_t idx, const pe_sim_sc
     if (!cJSON_IsObject(ov))
         return fail(c, path,
                     "must be an object {\"segment\":{…}, \"step\":…, "
-                    "\"dropMultiplier\"|\"probability\":…, \"paymentMethods\":{…}}");
+                    "\"dropMultiplier\"|\"probability\":…, \"paymentMethods\":{…}, "
+                    "\"from\"/\"to\": \"YYYY-MM-DD\"}");
     int rc = no_duplicates(c, ov, path);
     if (rc != 0)
         return rc;
     const cJSON *segment = NULL, *step = NULL, *mult = NULL, *prob = NULL, *pay = NULL;
+    const cJSON *from = NULL, *to = NULL;
     for (const cJSON *kv = ov->child; kv; kv = kv->next) {
         const char *k = kv->string;
         if (strcmp(k, "segment") == 0)
             segment = kv;
+        else if (strcmp(k, "from") == 0)
+            from = kv;
+        else if (strcmp(k, "to") == 0)
+            to = kv;
         else if (strcmp(k, "step") == 0)
             step = kv;
         else if (strcmp(k, "dropMultiplier") == 0)
@@ -265,7 +306,7 @@ static int parse_override(ctx_t *c, const cJSON *ov, size_t idx, const pe_sim_sc
             join(p, sizeof p, path, k);
             return fail(c, p,
                         "unknown field; an override has segment, step, dropMultiplier, "
-                        "probability, paymentMethods");
+                        "probability, paymentMethods, from, to");
         }
     }
     join(p, sizeof p, path, "segment");
@@ -273,6 +314,20 @@ static int parse_override(ctx_t *c, const cJSON *ov, size_t idx, const pe_sim_sc
         return fail(c, p, "is required");
     if ((rc = parse_segment(c, segment, p, o)) != 0)
         return rc;
+    if (from) {
+        join(p, sizeof p, path, "from");
+        if ((rc = date_day(c, from, p, &o->from)) != 0)
+            return rc;
+        o->has_from = true;
+    }
+    if (to) {
+        join(p, sizeof p, path, "to");
+        if ((rc = date_day(c, to, p, &o->to)) != 0)
+            return rc;
+        o->has_to = true;
+        if (from && o->to < o->from)
+            return fail(c, p, "must not be before from (%s)", from->valuestring);
+    }
     if (step) {
         join(p, sizeof p, path, "step");
         if ((rc = string_in(c, step, p, sim_step_names, SIM_NSTEPS, &o->step)) != 0)
@@ -493,6 +548,8 @@ bool sim_override_matches(const sim_override_t *o, const sim_segment_key_t *k)
         return false;
     if (o->utm_campaign && (!k->campaign || strcmp(o->utm_campaign, k->campaign) != 0))
         return false;
+    if ((o->has_from && k->day < o->from) || (o->has_to && k->day > o->to))
+        return false;
     return true;
 }
 
@@ -542,6 +599,15 @@ static cJSON *override_json(const sim_override_t *o)
             ok = cJSON_AddNumberToObject(j, "dropMultiplier", o->drop_multiplier) != NULL;
         if (ok && o->probability >= 0)
             ok = cJSON_AddNumberToObject(j, "probability", o->probability) != NULL;
+    }
+    char day[16];
+    if (ok && o->has_from) {
+        day_text(o->from, day);
+        ok = cJSON_AddStringToObject(j, "from", day) != NULL;
+    }
+    if (ok && o->has_to) {
+        day_text(o->to, day);
+        ok = cJSON_AddStringToObject(j, "to", day) != NULL;
     }
     if (ok && o->has_payments) {
         cJSON *p = cJSON_CreateObject();

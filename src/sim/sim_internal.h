@@ -48,6 +48,10 @@ typedef struct {
     double probability;     /* < 0: not set */
     bool has_payments;
     double payments[SIM_NPAYMENTS]; /* < 0: unchanged */
+    /* when: store-local days since 1970-01-01, both included; an absent bound is open-ended
+     * (has_from / has_to false, the day then unused). from ≤ to when both are given. */
+    bool has_from, has_to;
+    int32_t from, to;
 } sim_override_t;
 
 struct pe_sim_scenario {
@@ -67,6 +71,7 @@ struct pe_sim_scenario {
 typedef struct {
     int device, country, source, visitor;
     const char *campaign; /* NULL when none */
+    int32_t day;          /* the session's store-local day, days since 1970-01-01 */
 } sim_segment_key_t;
 
 bool sim_override_matches(const sim_override_t *o, const sim_segment_key_t *k);

@@ -2,8 +2,8 @@
  * test_generate.c — the traffic generator without a database: every event it renders passes the
  * server's validator, every session stays inside its store-local day, eventIds are unique, the
  * truth agrees with a recount of the rendered events, the output does not depend on the number
- * of worker threads, an override changes its segment and leaves others exactly as they were,
- * and the cut-off drops whole sessions.
+ * of worker threads, an override changes its segment and leaves others exactly as they were
+ * (and, with "from" / "to", only on its days), and the cut-off drops whole sessions.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -299,6 +299,95 @@ static void test_override_changes_only_its_segment(void **state)
     run_free(&pay);
 }
 
+/* A copy of a day's truth without the first-order split, which may differ on later days (a
+ * visitor who failed to order during the override may order for the first time afterwards). */
+static char *day_without_first_orders(const run_t *r, int d)
+{
+    cJSON *o = cJSON_Duplicate(day_at(r, d), true);
+    assert_non_null(o);
+    const char *const groups[] = {"byDevice", "byCountry", "bySource"};
+    const char *const differ[] = {"ordersNewCustomers", "ordersReturningCustomers"};
+    for (size_t k = 0; k < 2; k++) {
+        cJSON_DeleteItemFromObject(o, differ[k]);
+        for (size_t g = 0; g < 3; g++) {
+            cJSON *e;
+            cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, groups[g]))
+                cJSON_DeleteItemFromObject(e, differ[k]);
+        }
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    assert_non_null(text);
+    return text;
+}
+
+/* An override with "from" / "to" changes only the sessions of its days; the days outside are
+ * exactly as without it, and the truth's overrides[] records the dates and counts only the
+ * matched days' sessions. */
+static void test_override_date_range(void **state)
+{
+    (void)state;
+    run_t base, ranged, again;
+    const char *scenario =
+        "{\"overrides\":[{\"segment\":{\"device\":\"mobile\"},\"step\":\"payment\","
+        "\"probability\":0.1,\"from\":\"2025-03-29\",\"to\":\"2025-03-30\"}]}";
+    run(&base, 7, 2, NULL, 0);
+    run(&ranged, 7, 2, scenario, 0);
+    run(&again, 7, 3, scenario, 0);
+    /* Determinism holds with dates too. */
+    assert_string_equal(ranged.truth, again.truth);
+    assert_int_equal(ranged.sink.n, again.sink.n);
+    for (size_t i = 0; i < ranged.sink.n; i++)
+        assert_string_equal(ranged.sink.lines[i], again.sink.lines[i]);
+    /* Outside the range, every count of the day is as without the override. */
+    for (int d = 0; d < DAYS; d += 3) {
+        char *x = day_without_first_orders(&base, d), *y = day_without_first_orders(&ranged, d);
+        if (strcmp(x, y) != 0)
+            fail_msg("day %d changed outside the override's dates:\n%s\n%s", d, x, y);
+        free(x);
+        free(y);
+    }
+    /* Inside it, mobile sessions pay far less often (0.82 → 0.1); others are untouched. */
+    double ses = 0, base_pay = 0, ranged_pay = 0, base_ship = 0;
+    for (int d = 1; d <= 2; d++) {
+        const cJSON *bm = device(&base, d, "mobile"), *rm = device(&ranged, d, "mobile");
+        assert_true(num(bm, "shipping") == num(rm, "shipping"));
+        base_ship += num(bm, "shipping");
+        base_pay += num(bm, "payment");
+        ranged_pay += num(rm, "payment");
+        ses += num(rm, "sessions");
+        assert_true(num(device(&base, d, "desktop"), "payment") ==
+                    num(device(&ranged, d, "desktop"), "payment"));
+    }
+    if (!(base_ship > 20 && base_pay / base_ship > 0.6 && ranged_pay / base_ship < 0.3))
+        fail_msg("mobile shipping→payment on the override's days: base %g/%g, ranged %g/%g",
+                 base_pay, base_ship, ranged_pay, base_ship);
+    const cJSON *ov = cJSON_GetArrayItem(cJSON_GetObjectItem(ranged.truth_json, "overrides"), 0);
+    assert_non_null(ov);
+    assert_string_equal(cJSON_GetObjectItem(ov, "from")->valuestring, "2025-03-29");
+    assert_string_equal(cJSON_GetObjectItem(ov, "to")->valuestring, "2025-03-30");
+    assert_true(num(ov, "sessions") == ses);
+    assert_true(num(ov, "payment") == ranged_pay);
+    /* The scenario in force carries them too. */
+    const cJSON *sc = cJSON_GetArrayItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ranged.truth_json, "scenario"), "overrides"), 0);
+    assert_string_equal(cJSON_GetObjectItem(sc, "from")->valuestring, "2025-03-29");
+    assert_string_equal(cJSON_GetObjectItem(sc, "to")->valuestring, "2025-03-30");
+    /* An override without dates records none. */
+    run_free(&again);
+    run(&again, 7, 2,
+        "{\"overrides\":[{\"segment\":{\"device\":\"mobile\"},\"step\":\"payment\","
+        "\"probability\":0.1}]}",
+        0);
+    ov = cJSON_GetArrayItem(cJSON_GetObjectItem(again.truth_json, "overrides"), 0);
+    assert_null(cJSON_GetObjectItem(ov, "from"));
+    assert_null(cJSON_GetObjectItem(ov, "to"));
+    assert_true(num(ov, "sessions") > ses);
+    run_free(&base);
+    run_free(&ranged);
+    run_free(&again);
+}
+
 static void test_cutoff_drops_whole_sessions(void **state)
 {
     (void)state;
@@ -349,6 +438,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_deterministic_and_true),
         cmocka_unit_test(test_override_changes_only_its_segment),
+        cmocka_unit_test(test_override_date_range),
         cmocka_unit_test(test_cutoff_drops_whole_sessions),
         cmocka_unit_test(test_bad_parameters),
     };

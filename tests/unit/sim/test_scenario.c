@@ -1,8 +1,9 @@
 /*
  * test_scenario.c — the simulator's scenario parser: defaults, the documented example, the
  * round trip through "the scenario in force", and a refusal naming the field for every kind of
- * mistake a hand-written scenario makes.
+ * mistake a hand-written scenario makes; an override's "from" / "to" dates.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,11 +80,11 @@ static void test_example_and_round_trip(void **state)
     assert_true(s->overrides[2].probability == 0.05);
 
     /* Matching. */
-    sim_segment_key_t mobile = {1, 0, 0, SIM_VISITOR_NEW, NULL};
-    sim_segment_key_t desktop = {0, 0, 0, SIM_VISITOR_NEW, NULL};
-    sim_segment_key_t spring = {0, 0, 3, SIM_VISITOR_RETURNING, "spring-launch"};
-    sim_segment_key_t fr_paid_new = {0, 1, 2, SIM_VISITOR_NEW, "brand-search"};
-    sim_segment_key_t fr_paid_ret = {0, 1, 2, SIM_VISITOR_RETURNING, "brand-search"};
+    sim_segment_key_t mobile = {1, 0, 0, SIM_VISITOR_NEW, NULL, 0};
+    sim_segment_key_t desktop = {0, 0, 0, SIM_VISITOR_NEW, NULL, 0};
+    sim_segment_key_t spring = {0, 0, 3, SIM_VISITOR_RETURNING, "spring-launch", 0};
+    sim_segment_key_t fr_paid_new = {0, 1, 2, SIM_VISITOR_NEW, "brand-search", 0};
+    sim_segment_key_t fr_paid_ret = {0, 1, 2, SIM_VISITOR_RETURNING, "brand-search", 0};
     assert_true(sim_override_matches(&s->overrides[0], &mobile));
     assert_false(sim_override_matches(&s->overrides[0], &desktop));
     assert_true(sim_override_matches(&s->overrides[1], &spring));
@@ -179,6 +180,106 @@ static void test_refusals_name_the_field(void **state)
     }
 }
 
+/* "from" / "to" limit an override to store-local days: parsed, matched inclusively, printed
+ * back the same, and refused naming the field when they are no date or out of order. */
+static void test_date_range(void **state)
+{
+    (void)state;
+    const char *doc =
+        "{\"overrides\":["
+        "{\"segment\":{\"device\":\"mobile\"},\"step\":\"payment\",\"probability\":0.35,"
+        "\"from\":\"2026-11-20\"},"
+        "{\"segment\":{\"country\":\"FR\"},\"step\":\"cart\",\"dropMultiplier\":2,"
+        "\"to\":\"2026-11-03\"},"
+        "{\"segment\":{\"source\":\"paid\"},\"step\":\"shipping\",\"probability\":0.5,"
+        "\"from\":\"2024-02-28\",\"to\":\"2024-03-01\"},"
+        "{\"segment\":{\"device\":\"desktop\"},\"step\":\"cart\",\"probability\":0.1,"
+        "\"from\":\"2026-01-05\",\"to\":\"2026-01-05\"}]}";
+    pe_sim_scenario_t *s = parse_ok(doc);
+    assert_int_equal(s->noverrides, 4);
+    int32_t nov20 = (int32_t)pe_days_from_civil(2026, 11, 20);
+    const sim_override_t *o = s->overrides;
+    assert_true(o[0].has_from && !o[0].has_to && o[0].from == nov20);
+    assert_true(!o[1].has_from && o[1].has_to &&
+                o[1].to == (int32_t)pe_days_from_civil(2026, 11, 3));
+    assert_true(o[2].has_from && o[2].has_to && o[2].to - o[2].from == 2); /* a leap day between */
+    assert_true(o[3].from == o[3].to);
+
+    /* Matching is by the session's local day, both bounds included. */
+    sim_segment_key_t k = {1, 0, 0, SIM_VISITOR_NEW, NULL, nov20 - 1};
+    assert_false(sim_override_matches(&o[0], &k));
+    k.day = nov20;
+    assert_true(sim_override_matches(&o[0], &k));
+    k.day = nov20 + 300;
+    assert_true(sim_override_matches(&o[0], &k));
+    k.device = 0; /* the segment still has to match */
+    assert_false(sim_override_matches(&o[0], &k));
+    sim_segment_key_t fr = {0, 1, 0, SIM_VISITOR_NEW, NULL, o[1].to};
+    assert_true(sim_override_matches(&o[1], &fr));
+    fr.day = o[1].to + 1;
+    assert_false(sim_override_matches(&o[1], &fr));
+    fr.day = 0; /* open-ended back to the first day there is */
+    assert_true(sim_override_matches(&o[1], &fr));
+    sim_segment_key_t paid = {0, 0, 2, SIM_VISITOR_NEW, "brand-search", o[2].from - 1};
+    int hits = 0;
+    for (int d = 0; d < 5; d++, paid.day++)
+        hits += sim_override_matches(&o[2], &paid);
+    assert_int_equal(hits, 3);
+    sim_segment_key_t desk = {0, 0, 0, SIM_VISITOR_NEW, NULL, o[3].from};
+    assert_true(sim_override_matches(&o[3], &desk));
+    desk.day++;
+    assert_false(sim_override_matches(&o[3], &desk));
+
+    /* The scenario in force carries the dates, as given, and parses back to itself. */
+    char *first = in_force(s);
+    assert_non_null(strstr(first, "\"probability\":0.35,\"from\":\"2026-11-20\"}"));
+    assert_non_null(strstr(first, "\"dropMultiplier\":2,\"to\":\"2026-11-03\"}"));
+    assert_non_null(strstr(first, "\"from\":\"2024-02-28\",\"to\":\"2024-03-01\"}"));
+    pe_sim_scenario_t *again = parse_ok(first);
+    char *second = in_force(again);
+    assert_string_equal(first, second);
+    assert_true(again->overrides[2].from == o[2].from && again->overrides[2].to == o[2].to);
+    assert_false(again->overrides[0].has_to);
+    free(first);
+    free(second);
+    pe_sim_scenario_free(again);
+    pe_sim_scenario_free(s);
+
+    static const struct {
+        const char *dates, *want;
+    } bad[] = {
+        {"\"from\":\"2026-02-30\"", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"from\":\"2026-2-3\"", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"from\":\"2026-02-03T00:00:00Z\"", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"from\":\"1969-12-31\"", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"from\":20261120", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"from\":\"\"", "overrides[0].from: must be a date YYYY-MM-DD"},
+        {"\"to\":\"2026-13-01\"", "overrides[0].to: must be a date YYYY-MM-DD"},
+        {"\"to\":null", "overrides[0].to: must be a date YYYY-MM-DD"},
+        {"\"from\":\"2026-11-21\",\"to\":\"2026-11-20\"",
+         "overrides[0].to: must not be before from (2026-11-21)"},
+        {"\"to\":\"2026-11-20\",\"from\":\"2026-11-21\"",
+         "overrides[0].to: must not be before from (2026-11-21)"},
+        {"\"from\":\"2026-11-20\",\"from\":\"2026-11-21\"", "overrides[0].from: given twice"},
+        {"\"since\":\"2026-11-20\"",
+         "overrides[0].since: unknown field; an override has segment, step, dropMultiplier, "
+         "probability, paymentMethods, from, to"},
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"overrides\":[{\"segment\":{\"device\":\"mobile\"},\"step\":\"payment\","
+                 "\"probability\":0.35,%s}]}",
+                 bad[i].dates);
+        pe_sim_scenario_t *r = (pe_sim_scenario_t *)0x1;
+        char err[512] = "";
+        int rc = pe_sim_scenario_parse(text, strlen(text), &r, err, sizeof err);
+        if (rc != PE_EINVAL || r != NULL || strncmp(err, bad[i].want, strlen(bad[i].want)) != 0)
+            fail_msg("case %zu: %s\n  rc %d, message '%s'\n  want '%s…'", i, text, rc, err,
+                     bad[i].want);
+    }
+}
+
 static void test_size_bound(void **state)
 {
     (void)state;
@@ -201,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_example_and_round_trip),
         cmocka_unit_test(test_refusals_name_the_field),
+        cmocka_unit_test(test_date_range),
         cmocka_unit_test(test_size_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
