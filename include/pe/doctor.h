@@ -50,10 +50,13 @@ typedef enum {
     PE_DOCTOR_SOURCE,     /* the session's traffic source (agg_sessions.source) */
     PE_DOCTOR_HOUR_BAND, /* night 0–5, morning 6–11, afternoon 12–17, evening 18–23 (local) */
     PE_DOCTOR_WEEKDAY,   /* monday … sunday (local) */
+    PE_DOCTOR_VISITOR,   /* new | returning: whether the visitor had a session before */
+    PE_DOCTOR_CAMPAIGN, /* the session's utm_campaign (lower case); "" without one */
     PE_DOCTOR_DIMS
 } pe_doctor_dim_t;
 
-/* The JSON name of a dimension ("device", "country", "source", "hourBand", "weekday"); NULL
+/* The JSON name of a dimension ("device", "country", "source", "hourBand", "weekday",
+ * "visitor", "campaign"); NULL
  * out of range. Static strings. */
 const char *pe_doctor_dim_name(pe_doctor_dim_t d);
 /* The hour band of a local hour 0..23 ("night", "morning", "afternoon", "evening"); NULL for

@@ -101,8 +101,8 @@
 
 /* ---- names and the benchmark table -------------------------------------------------------- */
 
-static const char *const dim_names[PE_DOCTOR_DIMS] = {"device", "country", "source", "hourBand",
-                                                      "weekday"};
+static const char *const dim_names[PE_DOCTOR_DIMS] = {"device",  "country", "source",  "hourBand",
+                                                      "weekday", "visitor", "campaign"};
 static const char *const kind_names[] = {"benchmark_gap", "baseline_shift", "segment_gap",
                                          "change_point"};
 static const char *const step_names[PE_DOCTOR_STEPS + 1] = {"sessions", "cart",    "checkout",
@@ -503,6 +503,17 @@ static void segment_phrase(int dim, const char *value, char *out, size_t len)
             snprintf(out, len, "Direct visitors");
         else
             snprintf(out, len, "Visitors coming from %s", v);
+        break;
+    case PE_DOCTOR_VISITOR:
+        if (strcmp(v, "new") == 0)
+            snprintf(out, len, "New visitors");
+        else if (strcmp(v, "returning") == 0)
+            snprintf(out, len, "Returning visitors");
+        else
+            snprintf(out, len, "Visitors of type '%s'", v);
+        break;
+    case PE_DOCTOR_CAMPAIGN:
+        snprintf(out, len, "Visitors from the campaign '%s'", v);
         break;
     case PE_DOCTOR_HOUR_BAND:
         if (strcmp(v, "night") == 0)

@@ -83,11 +83,15 @@ static void counts_add_test(pe_doctor_counts_t *acc, const pe_doctor_counts_t *c
     acc->revenue += c->revenue;
 }
 
-static const char *const planted_values[PE_DOCTOR_DIMS][2] = {{"desktop", "mobile"},
-                                                              {"DE", "FR"},
-                                                              {"direct", "google"},
-                                                              {"evening", "morning"},
-                                                              {"monday", "saturday"}};
+/* The dimensions these tests give values (device … weekday); visitor and campaign stay "" in
+ * every cell: a dimension without values has no segments and adds no test. */
+#define TEST_DIMS (PE_DOCTOR_WEEKDAY + 1)
+
+static const char *const planted_values[TEST_DIMS][2] = {{"desktop", "mobile"},
+                                                         {"DE", "FR"},
+                                                         {"direct", "google"},
+                                                         {"evening", "morning"},
+                                                         {"monday", "saturday"}};
 
 /* The planted store of planted.py: 32 cells. mobile_better swaps the two devices' funnels
  * below checkout, so mobile converts better. */
@@ -97,9 +101,9 @@ static pe_doctor_cell_t *planted_cells(size_t *n, bool mobile_better)
     assert_non_null(cells);
     for (unsigned i = 0; i < 32; i++) {
         pe_doctor_cell_t *c = &cells[i];
-        for (int d = 0; d < PE_DOCTOR_DIMS; d++)
+        for (int d = 0; d < TEST_DIMS; d++)
             snprintf(c->value[d], sizeof c->value[d], "%s",
-                     planted_values[d][(i >> (PE_DOCTOR_DIMS - 1 - d)) & 1]);
+                     planted_values[d][(i >> (TEST_DIMS - 1 - d)) & 1]);
         bool good = (strcmp(c->value[PE_DOCTOR_DEVICE], "desktop") == 0) != mobile_better;
         const double desktop[] = {1000, 300, 180, 146, 131, 124};
         const double mobile[] = {1000, 300, 180, 77, 69, 66};
@@ -246,14 +250,14 @@ static void assert_same(const pe_doctor_result_t *a, const pe_doctor_result_t *b
 }
 
 /* Cells of a clean store: every session converts with the same rates whatever its segment. */
-static const char *const clean_values[PE_DOCTOR_DIMS][7] = {
+static const char *const clean_values[TEST_DIMS][7] = {
     {"desktop", "mobile", "tablet"},
     {"FR", "DE", "ES", "IT"},
     {"direct", "google", "facebook", "email"},
     {"night", "morning", "afternoon", "evening"},
     {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}};
-static const size_t clean_card[PE_DOCTOR_DIMS] = {3, 4, 4, 4, 7};
-static const double clean_weights[PE_DOCTOR_DIMS][7] = {
+static const size_t clean_card[TEST_DIMS] = {3, 4, 4, 4, 7};
+static const double clean_weights[TEST_DIMS][7] = {
     {5, 4, 1}, {1, 1, 1, 1}, {3, 3, 2, 1}, {1, 3, 3, 3}, {1, 1, 1, 1, 1, 1, 1}};
 static const double clean_rates[PE_DOCTOR_STEPS + 1] = {0, 0.30, 0.60, 0.75, 0.85, 0.95};
 
@@ -273,7 +277,7 @@ static pe_doctor_cell_t *clean_cells(uint64_t seed, size_t sessions, size_t *n,
                                      pe_doctor_counts_t *previous)
 {
     size_t slots = 1;
-    for (int d = 0; d < PE_DOCTOR_DIMS; d++)
+    for (int d = 0; d < TEST_DIMS; d++)
         slots *= clean_card[d];
     pe_doctor_cell_t *cells = calloc(slots, sizeof *cells);
     assert_non_null(cells);
@@ -281,7 +285,7 @@ static pe_doctor_cell_t *clean_cells(uint64_t seed, size_t sessions, size_t *n,
     pe_sim_rng_stream(&rng, seed, 1, 0);
     for (size_t i = 0; i < sessions; i++) {
         size_t slot = 0;
-        for (int d = 0; d < PE_DOCTOR_DIMS; d++)
+        for (int d = 0; d < TEST_DIMS; d++)
             slot = slot * clean_card[d] + pe_sim_rng_pick(&rng, clean_weights[d], clean_card[d]);
         clean_session(&rng, &cells[slot].counts);
     }
@@ -295,7 +299,7 @@ static pe_doctor_cell_t *clean_cells(uint64_t seed, size_t sessions, size_t *n,
         pe_doctor_cell_t *c = &cells[kept];
         c->counts = cells[slot].counts;
         size_t rest = slot;
-        for (int d = PE_DOCTOR_DIMS - 1; d >= 0; d--) {
+        for (int d = TEST_DIMS - 1; d >= 0; d--) {
             snprintf(c->value[d], sizeof c->value[d], "%s", clean_values[d][rest % clean_card[d]]);
             rest /= clean_card[d];
         }
