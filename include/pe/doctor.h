@@ -16,8 +16,10 @@
  *     gives byte-identical findings in the same order. Thread-safe.
  *  2. Every finding survives Benjamini–Hochberg control of the false discovery rate at
  *     PE_DOCTOR_FDR across every test of its kind in the run (each kind is one family: every
- *     segment_gap of every step and segment together); qValue is its BH-adjusted p-value. The
- * numbered rules are in analyze.c's header.
+ *     segment_gap of every step and segment, one-way and two-way, together); qValue is its
+ *     BH-adjusted p-value. A two-way segment (has[] true on two dimensions) is reported only
+ *     when neither of its one-way parents explains it (analyze.c rule 12). The numbered rules
+ *     are in analyze.c's header.
  *  3. A store with too little traffic gets no finding, never a made-up one (PE_DOCTOR_MIN_*).
  *  4. Lost orders, revenue and profit are never negative and are per 30 days.
  */
@@ -100,6 +102,7 @@ typedef struct {
     double benchmark_dropoff[PE_DOCTOR_STEPS + 1]; /* [s]: the industry drop-off of step s,
                                                       0..1 (0 or 1: no usable benchmark, the
                                                       step is not tested); [0] unused */
+    bool benchmark_is_store[PE_DOCTOR_STEPS + 1];  /* [s]: the store set it, not the industry */
     double margin;                                 /* gross margin of revenue, 0..1 */
     bool margin_from_catalogue; /* false: margin is the store default (said so) */
     const char *currency;       /* ISO 4217 (three letters), for the sentences; NULL:
@@ -185,6 +188,22 @@ int pe_doctor_latest(pe_db_pool_t *db, const char *store_id, cJSON **out);
 /* One run of the store. Returns 0, PE_ENOTFOUND (none with that id in this store) or a database
  * error. Thread-safe. */
 int pe_doctor_run_get(pe_db_pool_t *db, const char *store_id, const char *run_id, cJSON **out);
+
+/* ---- a store's benchmarks (benchmarks.c) ---------------------------------------------------- */
+
+/* The drop-off each step is compared with on conn: the store's own (own[s] true) or the
+ * industry's (pe_doctor_benchmark_dropoff). Returns 0 or a database error. */
+int pe_doctor_benchmarks_read(pe_db_conn_t *conn, const char *store_id,
+                              double dropoff[PE_DOCTOR_STEPS + 1], bool own[PE_DOCTOR_STEPS + 1]);
+/* {"steps":{"cart":{"dropOff":…,"source":"industry"|"store"},…},"industrySource":"…"} (*out,
+ * caller deletes). Returns 0 or a database error. Thread-safe. */
+int pe_doctor_benchmarks_get(pe_db_pool_t *db, const char *store_id, cJSON **out);
+/* Sets the store's drop-off of the steps body names ({"shipping":0.3}; null: back to the
+ * industry's), all or nothing, and answers as pe_doctor_benchmarks_get. Returns 0, PE_EINVAL with
+ * *err naming the step (unknown step, not a number in (0, 1), given twice) or a database error.
+ * Thread-safe. */
+int pe_doctor_benchmarks_put(pe_db_pool_t *db, const char *store_id, const cJSON *body,
+                             int64_t now_us, cJSON **out, pe_refusal_t *err);
 
 /* The daily job (job.c): runs the doctor over the default window for every store with traffic
  * in it and no run of it yet, once across instances (an advisory lock: a second caller returns 0

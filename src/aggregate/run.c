@@ -1,12 +1,12 @@
 /*
  * run.c — the aggregation job: `profit-engine aggregate [--store ID] [--full]` and, every
  * minute, the same inside `serve`. It turns raw events into the tables of
- * 0005_aggregates.sql, 0010_customer_days.sql and 0013_funnel_hourly_segments.sql with set
- * operations in SQL; C only sequences the statements.
+ * 0005_aggregates.sql, 0010_customer_days.sql, 0013_funnel_hourly_segments.sql and
+ * 0015_session_visitor_campaign.sql with set operations in SQL; C only sequences the statements.
  *
  *   lock ─▶ BEGIN REPEATABLE READ ─▶ select stores ─▶ touched sessions ─▶ old buckets
- *        ─▶ rebuild sessions (layer 1) ─▶ new buckets ─▶ rebuild days, weeks, months and the
- *           customers' order days (layer 2)
+ *        ─▶ rebuild sessions (layer 1) ─▶ visitor types ─▶ new buckets ─▶ rebuild days, weeks,
+ *           months and the customers' order days (layer 2)
  *        ─▶ watermark := this snapshot ─▶ prune event_commits ─▶ COMMIT ─▶ unlock
  *
  *   step               statement(s)        what happens
@@ -16,10 +16,12 @@
  *   touched sessions   SQL_TOUCHED,        sessions with an event received since the watermark
  *                      SQL_SESSION_EVENTS  and not visible in its snapshot; all their events,
  *                                          read once from the partitions they span
- *   old buckets        SQL_OLD_*           days the touched sessions' rows sit on now, and the
- *                                          first-order days of their customers
+ *   old buckets        SQL_OLD_*,          days the touched sessions' rows sit on now, the
+ *                      SQL_VISITORS        first-order days of their customers, their visitors
  *   layer 1            SQL_DEL_L1_*,       whole sessions recomputed from all their events
  *                      SQL_INS_*
+ *   visitor types      SQL_VISITORS,       new or returning, recomputed for every session of
+ *                      SQL_VISITOR_TYPES   the visitors of the touched sessions' old and new rows
  *   new buckets        SQL_NEW_*           the same days after the rebuild, weeks and months
  *   layer 2            SQL_DEL_L2_*,       whole buckets recomputed from layer 1
  *                      SQL_INS_DAILY …
@@ -45,6 +47,15 @@
  *     is the least of: the first days of the customers of the touched sessions' old rows (taken
  *     before they are deleted) and, for every customer of their new rows, the first order among
  *     the sessions not touched.
+ *  5. Visitor type: agg_sessions.visitor_type says whether the session is its visitor's first
+ *     of the store (least started_at, then session_id), so it depends on the visitor's other
+ *     sessions, not only on the session's events. A full run computes it over all the store's
+ *     sessions as it inserts them. An incremental run inserts the touched sessions with a
+ *     provisional type, then recomputes every session of every visitor of the touched sessions'
+ *     rows, before and after the rebuild (a late event may change a session's visitor, and a
+ *     late session that started first makes the visitor's former first one 'returning'); no
+ *     other visitor's sessions can change. Days whose rows changed type are rebuilt in layer 2
+ *     like any other touched day, so incremental and full runs still agree exactly.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +98,8 @@ static const char *const SQL_TEMP_TABLES[] = {
      "  ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_customers (store_id uuid, customer text,"
      "  PRIMARY KEY (store_id, customer)) ON COMMIT DROP"),
+    ("CREATE TEMP TABLE agg_t_visitors (store_id uuid, visitor text,"
+     "  PRIMARY KEY (store_id, visitor)) ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_periods (store_id uuid, kind char(1), period date,"
      "  PRIMARY KEY (store_id, kind, period)) ON COMMIT DROP"),
     ("CREATE TEMP TABLE agg_t_customer_days (store_id uuid, day date,"
@@ -169,6 +182,13 @@ static const char SQL_UNTOUCHED_FIRST_DAYS[] =
     "  GROUP BY o.store_id, o.customer"
     " ON CONFLICT DO NOTHING";
 
+/* Visitors of the touched sessions' rows: run before the rebuild (the old rows' visitors) and
+ * after it (the new rows'), invariant 5. */
+static const char SQL_VISITORS[] = "INSERT INTO agg_t_visitors"
+                                   " SELECT DISTINCT x.store_id, x.visitor FROM agg_sessions x"
+                                   "   JOIN agg_t_sessions t USING (store_id, session_id)"
+                                   " ON CONFLICT DO NOTHING";
+
 /* ---- layer 1 --------------------------------------------------------------------------------- */
 
 static const char *const SQL_DEL_FULL[] = {
@@ -206,7 +226,8 @@ static const char *const SQL_DEL_L1[] = {
 
 #define INS_SESSIONS(src) \
     "INSERT INTO agg_sessions (store_id, session_id, started_at, day, hour, visitor, device," \
-    "                          country, source, reach, orders, ended_at)" \
+    "                          country, source, reach, orders, ended_at, visitor_type," \
+    "                          campaign)" \
     " SELECT ev.store_id, ev.session_id, min(ev.occurred_at)," \
     "        (min(ev.occurred_at) AT TIME ZONE ev.tz)::date," \
     "        extract(hour FROM min(ev.occurred_at) AT TIME ZONE ev.tz)::smallint," \
@@ -220,7 +241,12 @@ static const char *const SQL_DEL_L1[] = {
     "                 'direct')," \
     "        coalesce(agg_funnel_reach(ev.funnel_step ORDER BY ev.occurred_at, ev.funnel_step," \
     "                                  ev.event_id) FILTER (WHERE ev.funnel_step > 0), 0)," \
-    "        count(*) FILTER (WHERE ev.name = 'checkout.order.completed'), max(ev.occurred_at)" \
+    "        count(*) FILTER (WHERE ev.name = 'checkout.order.completed'), max(ev.occurred_at)," \
+    "        CASE WHEN row_number() OVER (PARTITION BY ev.store_id, " \
+                                          FIRST("ev.anonymous_id", "true") \
+    "                                     ORDER BY min(ev.occurred_at), ev.session_id) = 1" \
+    "             THEN 'new' ELSE 'returning' END," \
+    "        coalesce(" FIRST("lower(ev.utm_campaign)", "ev.utm_campaign <> ''") ", '')" \
     "   FROM " src " GROUP BY ev.store_id, ev.session_id, ev.tz"
 
 /* Product views, add-to-carts and order lines, one row per session, local day, product and
@@ -257,6 +283,21 @@ static const char *const SQL_DEL_L1[] = {
     "                    WHEN jsonb_typeof(ev.properties->'items') = 'array'" \
     "                    THEN ev.properties->'items' ELSE '[]'::jsonb END) it), 0)::bigint" \
     "   FROM " src " WHERE ev.name = 'checkout.order.completed'"
+
+/* The visitor type of every session of the visitors in agg_t_visitors (invariant 5): the type
+ * INS_SESSIONS gave the touched sessions only compares them with each other. Rows whose type
+ * changes put their day on the list of layer 2 days to rebuild. */
+static const char SQL_VISITOR_TYPES[] =
+    "WITH f AS (SELECT s.store_id, s.session_id,"
+    "                  CASE WHEN row_number() OVER (PARTITION BY s.store_id, s.visitor"
+    "                                               ORDER BY s.started_at, s.session_id) = 1"
+    "                       THEN 'new' ELSE 'returning' END AS visitor_type"
+    "             FROM agg_sessions s JOIN agg_t_visitors v USING (store_id, visitor)),"
+    " u AS (UPDATE agg_sessions x SET visitor_type = f.visitor_type FROM f"
+    "        WHERE x.store_id = f.store_id AND x.session_id = f.session_id"
+    "          AND x.visitor_type <> f.visitor_type"
+    "       RETURNING x.store_id, x.day)"
+    " INSERT INTO agg_t_days SELECT DISTINCT store_id, day FROM u ON CONFLICT DO NOTHING";
 
 static const char *const SQL_INS_FULL[] = {
     INS_SESSIONS(FULL_EVENTS), INS_SESSION_PRODUCTS(FULL_EVENTS), INS_ORDERS(FULL_EVENTS),
@@ -572,14 +613,18 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
         if (rc != 0)
             goto out;
     }
-    static const char *const before[] = {SQL_OLD_DAYS, SQL_CUSTOMERS, SQL_FIRST_DAYS};
+    static const char *const before[] = {SQL_OLD_DAYS, SQL_CUSTOMERS, SQL_FIRST_DAYS, SQL_VISITORS};
     rc = exec_all(conn, before, PE_ARRAY_LEN(before), err, errlen);
     rc = rc ? rc : exec_all(conn, SQL_DEL_FULL, PE_ARRAY_LEN(SQL_DEL_FULL), err, errlen);
     rc = rc ? rc : exec_all(conn, SQL_DEL_L1, PE_ARRAY_LEN(SQL_DEL_L1), err, errlen);
     if (rc == 0 && rep->full_stores > 0)
         rc = exec_all(conn, SQL_INS_FULL, PE_ARRAY_LEN(SQL_INS_FULL), err, errlen);
-    if (rc == 0 && incremental)
+    if (rc == 0 && incremental) {
+        static const char *const touched[] = {SQL_VISITORS, "ANALYZE agg_t_visitors",
+                                              SQL_VISITOR_TYPES};
         rc = exec_all(conn, SQL_INS_TOUCHED, PE_ARRAY_LEN(SQL_INS_TOUCHED), err, errlen);
+        rc = rc ? rc : exec_all(conn, touched, PE_ARRAY_LEN(touched), err, errlen);
+    }
     static const char *const layer1[] = {SQL_NEW_DAYS,   SQL_CUSTOMERS,
                                          SQL_FIRST_DAYS, SQL_UNTOUCHED_FIRST_DAYS,
                                          SQL_PERIODS,    SQL_CUSTOMER_DAYS};

@@ -4,6 +4,8 @@
  *   POST /api/v1/stores/{storeId}/diagnostics/runs[?from=YYYY-MM-DD&to=YYYY-MM-DD]  201 the run
  *   GET  /api/v1/stores/{storeId}/findings                                           the latest run
  *   GET  /api/v1/stores/{storeId}/diagnostics/runs/{runId}                           one run
+ *   GET  /api/v1/stores/{storeId}/diagnostics/benchmarks        each step's benchmark drop-off
+ *   PUT  /api/v1/stores/{storeId}/diagnostics/benchmarks        {"shipping":0.3,"cart":null}
  *
  * Invariants:
  *  1. The store is the one authentication resolved; a run of another store is 404.
@@ -89,4 +91,31 @@ int pe_api_diagnostics_run_get(pe_http_request_t *req)
     if (rc != 0)
         return pe_http_reply_error(req, rc, NULL, "cannot read the run right now");
     return pe_http_reply_cjson(req, 200, run);
+}
+
+int pe_api_benchmarks_get(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *out = NULL;
+    int rc = pe_doctor_benchmarks_get(app->db, pe_http_auth(req)->store_id, &out);
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL, "cannot read the benchmarks right now");
+    return pe_http_reply_cjson(req, 200, out);
+}
+
+int pe_api_benchmarks_put(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0;
+    cJSON *out = NULL;
+    pe_refusal_t err = {.code = ""};
+    int rc = pe_doctor_benchmarks_put(app->db, pe_http_auth(req)->store_id, body, pe_now_unix_us(),
+                                      &out, &err);
+    if (rc != 0 && err.code[0])
+        return pe_http_reply_refusal(req, rc, &err);
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL, "cannot store the benchmarks right now");
+    return pe_http_reply_cjson(req, 200, out);
 }

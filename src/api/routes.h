@@ -91,6 +91,8 @@ int pe_api_audit_export(pe_http_request_t *req);
 int pe_api_diagnostics_run(pe_http_request_t *req);
 int pe_api_findings_latest(pe_http_request_t *req);
 int pe_api_diagnostics_run_get(pe_http_request_t *req);
+int pe_api_benchmarks_get(pe_http_request_t *req);
+int pe_api_benchmarks_put(pe_http_request_t *req);
 /* A store's API keys (keys.c): list, create (shown once), revoke. */
 int pe_api_keys_list(pe_http_request_t *req);
 int pe_api_keys_create(pe_http_request_t *req);

@@ -31,7 +31,10 @@
  *     the industry benchmarks at a few thousand sessions, which would make one shared family
  *     lenient for the segments (on clean simulated stores, tests/unit/doctor/test_analyze.c:
  *     12 % of runs with a false segment_gap in one family, 5 % with one per kind, the FDR
- *     level). The change_point tests of the five steps are their own family too.
+ *     level). The change_point tests of the five steps are their own family too. The two-way
+ *     segments of rule 12 join the segment_gap family rather than forming their own: on the
+ *     same clean stores (200 seeds, 687 tests a run) one family gives 13/200 = 6.5 % of runs
+ *     with a false segment_gap, two families 21/200 = 10.5 % (each family spends its own 5 %).
  *  6. Impact per 30 days, scaled by 30 / (window days): lost orders = the group's sessions at
  *     reach[s−1] × (reference rate − rate) × D, where D = the reference's orders / the
  *     reference's reach[s] (its conversion from step s to an order; 0 when nobody reached s);
@@ -87,6 +90,24 @@
  *     (tests/unit/doctor/test_analyze.c, 200 seeds) 4 runs in 200 (2 %) report a change_point.
  *     Rule 7's "explained by a segment" does not apply to change points (a segment's gap over
  *     the whole window says nothing about when a rate changed).
+ * 12. Two-way segments: for every pair of dimensions and every pair of non-empty values found
+ *     together in a cell (mobile × FR), the segment is tested like a one-way one (rule 2: against
+ *     the rest of the store, same z-test, same minimum sessions) and its test joins the
+ *     segment_gap family (rule 5). A parent (one of its two one-way segments) explains a child
+ *     unless the child converts significantly worse than the rest of that parent — the parent's
+ *     sessions outside the child — by the z-test of rule 2 at p ≤ PE_DOCTOR_FDR (with fewer
+ *     than PE_DOCTOR_MIN_SESSIONS there, the parent is practically the child and explains it).
+ *     A two-way finding is reported only when NEITHER parent explains it: when all mobile
+ *     visitors drop the same, mobile × FR is no separate cause and only "mobile" is reported.
+ *     Conversely, a one-way finding that a reported child explains — the parent's rest without
+ *     the child converts at least as well as the parent's reference, or not significantly worse
+ *     (one-sample z-test, p > PE_DOCTOR_FDR), the test of rule 7 — is the child's symptom: it
+ *     stays, ranks right after the child (score just below), and its explanation says so. This
+ *     runs before rule 7, so a store-level finding names the best-ranked segment of either kind.
+ *     Not done: a one-way segment explained by a one-way segment of another dimension (a
+ *     country that looks worse only because it has more mobile visitors) is still reported.
+ *     Cost: one-way and two-way segments are at most (7 + 21) × cells, built by one sort per
+ *     dimension and per pair; hypotheses are allocated for the segments that exist.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -143,27 +164,34 @@ const char pe_doctor_benchmark_source[] =
 typedef struct hypo {
     pe_doctor_kind_t kind;
     int step;
-    int dim;           /* PE_DOCTOR_DIMS for the whole store */
-    const char *value; /* "" for the whole store */
+    int dim;            /* PE_DOCTOR_DIMS for the whole store */
+    const char *value;  /* "" for the whole store */
+    int dim2;           /* two-way segments (rule 12): the second dimension (> dim), else
+                           PE_DOCTOR_DIMS */
+    const char *value2; /* "" unless two-way */
+    size_t seg;         /* segment_gap: its index in work_t.segs */
     double rate, ref_rate, sessions, ref_sessions;
     double p, q;
     double lost_orders, lost_revenue, lost_profit, score;
-    const struct hypo *explained_by; /* rule 7: the segment_gap a store-level gap comes from */
+    const struct hypo *explained_by; /* rules 7 and 12: the segment_gap this gap comes from */
     int32_t since;                   /* change_point: the first day of the new rate */
     size_t split;                    /* change_point: days[split].day == since */
     size_t candidates;               /* change_point: the days tested as the start (rule 11) */
 } hypo_t;
 
-/* A one-way segment: every cell with value on dim. */
+/* A one-way segment (every cell with value on dim; dim2 == PE_DOCTOR_DIMS) or a two-way one
+ * (every cell with value on dim and value2 on dim2, dim < dim2; rule 12). One-way segments come
+ * first in work_t.segs, grouped by dimension and sorted by value (byte order) inside it. */
 typedef struct {
-    int dim;
-    const char *value;
+    int dim, dim2;
+    const char *value, *value2;
+    size_t parent[2]; /* two-way: the indices of its one-way parents (dim, value), (dim2, value2) */
     pe_doctor_counts_t counts;
 } segment_t;
 
-/* One cell's value on one dimension, with the cell's rank in the canonical order. */
+/* One cell's values on one or two dimensions, with the cell's rank in the canonical order. */
 typedef struct {
-    const char *value;
+    const char *value, *value2;
     size_t rank;
 } dim_entry_t;
 
@@ -171,6 +199,8 @@ typedef struct {
     const pe_doctor_cell_t **order; /* the cells in canonical order */
     segment_t *segs;
     size_t nsegs;
+    size_t dim_first[PE_DOCTOR_DIMS + 1]; /* one-way segments of dim d: [dim_first[d],
+                                             dim_first[d + 1]) */
     dim_entry_t *entries;
     hypo_t *hyps;
     size_t nhyps;
@@ -226,10 +256,13 @@ static int cmp_entry(const void *a, const void *b)
     int c = strcmp(x->value, y->value);
     if (c)
         return c;
+    if ((c = strcmp(x->value2, y->value2)))
+        return c;
     return x->rank < y->rank ? -1 : x->rank > y->rank ? 1 : 0;
 }
 
-/* Rule 7's order. Hypotheses are unique by (kind, step, dim, value), so this is total. */
+/* Rule 7's order. Hypotheses are unique by (kind, step, dim, value, dim2, value2), so this is
+ * total. */
 static int cmp_found(const void *a, const void *b)
 {
     const hypo_t *x = *(const hypo_t *const *)a, *y = *(const hypo_t *const *)b;
@@ -244,7 +277,11 @@ static int cmp_found(const void *a, const void *b)
         return x->step < y->step ? -1 : 1;
     if (x->dim != y->dim)
         return x->dim < y->dim ? -1 : 1;
-    return strcmp(x->value, y->value);
+    if ((c = strcmp(x->value, y->value)))
+        return c;
+    if (x->dim2 != y->dim2)
+        return x->dim2 < y->dim2 ? -1 : 1;
+    return strcmp(x->value2, y->value2);
 }
 
 /* ---- validation ----------------------------------------------------------------------------- */
@@ -535,6 +572,68 @@ static void segment_phrase(int dim, const char *value, char *out, size_t len)
     }
 }
 
+/* The second value of a two-way segment as a qualifier after segment_phrase's ("… from FR",
+ * "… on mondays"); dim is never the device (it is always the first of a pair). */
+static void segment_qualifier(int dim, const char *value, char *out, size_t len)
+{
+    char v[PE_DOCTOR_VALUE_MAX];
+    safe_value(value, v);
+    bool unknown = strcmp(v, "unknown") == 0;
+    switch (dim) {
+    case PE_DOCTOR_COUNTRY:
+        snprintf(out, len, unknown ? "from an unknown country" : "from %s", v);
+        break;
+    case PE_DOCTOR_SOURCE:
+        if (unknown)
+            snprintf(out, len, "from an unknown source");
+        else if (strcmp(v, "direct") == 0)
+            snprintf(out, len, "coming directly");
+        else
+            snprintf(out, len, "coming from %s", v);
+        break;
+    case PE_DOCTOR_HOUR_BAND:
+        if (strcmp(v, "night") == 0)
+            snprintf(out, len, "at night (0-6 h)");
+        else if (strcmp(v, "morning") == 0)
+            snprintf(out, len, "in the morning (6-12 h)");
+        else if (strcmp(v, "afternoon") == 0)
+            snprintf(out, len, "in the afternoon (12-18 h)");
+        else if (strcmp(v, "evening") == 0)
+            snprintf(out, len, "in the evening (18-24 h)");
+        else
+            snprintf(out, len, "in the hours '%s'", v);
+        break;
+    case PE_DOCTOR_WEEKDAY:
+        snprintf(out, len, "on %ss", v);
+        break;
+    case PE_DOCTOR_VISITOR:
+        if (strcmp(v, "new") == 0 || strcmp(v, "returning") == 0)
+            snprintf(out, len, "who are %s visitors", v);
+        else
+            snprintf(out, len, "of visitor type '%s'", v);
+        break;
+    case PE_DOCTOR_CAMPAIGN:
+        snprintf(out, len, "from the campaign '%s'", v);
+        break;
+    default:
+        snprintf(out, len, "with %s '%s'", dim_names[dim], v);
+        break;
+    }
+}
+
+/* A segment_gap's segment as a merchant says it: "Mobile visitors", "Mobile visitors from FR". */
+static void hypo_phrase(const hypo_t *h, char *out, size_t len)
+{
+    char first[PE_DOCTOR_VALUE_MAX + 48], second[PE_DOCTOR_VALUE_MAX + 48];
+    segment_phrase(h->dim, h->value, first, sizeof first);
+    if (h->dim2 >= PE_DOCTOR_DIMS) {
+        snprintf(out, len, "%s", first);
+        return;
+    }
+    segment_qualifier(h->dim2, h->value2, second, sizeof second);
+    snprintf(out, len, "%s %s", first, second);
+}
+
 static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_finding_t *f)
 {
     text_t title = {f->title, sizeof f->title, 0};
@@ -551,8 +650,8 @@ static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_
 
     switch (h->kind) {
     case PE_DOCTOR_SEGMENT_GAP: {
-        char who[PE_DOCTOR_VALUE_MAX + 48];
-        segment_phrase(h->dim, h->value, who, sizeof who);
+        char who[2 * PE_DOCTOR_VALUE_MAX + 96];
+        hypo_phrase(h, who, sizeof who);
         double ratio = h->ref_rate < 1 ? (1 - h->rate) / (1 - h->ref_rate) : INFINITY;
         if (isfinite(ratio) && ratio >= 1.05)
             text_add(&title, "%s %s %.1f× as often as the rest of the store", who, step_leave[s],
@@ -588,7 +687,8 @@ static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_
         break;
     }
     default:
-        text_add(&title, "More visitors %s than the industry benchmark: %s vs %s", step_leave[s],
+        text_add(&title, "More visitors %s than %s: %s vs %s", step_leave[s],
+                 in->benchmark_is_store[s] ? "the store's own benchmark" : "the industry benchmark",
                  drop, ref_drop);
         text_add(&expl,
                  "%s of %s %s did not %s over the %d days from %s to %s; the benchmark is %s "
@@ -628,7 +728,9 @@ static void impact(const pe_doctor_input_t *in, hypo_t *h, const pe_doctor_count
     h->lost_profit = fmax(0, h->lost_revenue * in->margin);
 }
 
-static int add_two_sample(work_t *w, pe_doctor_kind_t kind, int s, int dim, const char *value,
+/* A two-sample test of g against r at step s: the whole store against the previous window
+ * (seg SIZE_MAX) or segment w->segs[seg] against the rest of the store. */
+static int add_two_sample(work_t *w, pe_doctor_kind_t kind, int s, size_t seg,
                           const pe_doctor_counts_t *g, const pe_doctor_counts_t *r)
 {
     double n = g->reach[s - 1], rn = r->reach[s - 1];
@@ -639,7 +741,20 @@ static int add_two_sample(work_t *w, pe_doctor_kind_t kind, int s, int dim, cons
     if (rc)
         return rc == PE_EINVAL ? PE_EINTERNAL : rc; /* counts were checked: a bug */
     hypo_t *h = &w->hyps[w->nhyps++];
-    *h = (hypo_t){.kind = kind, .step = s, .dim = dim, .value = value};
+    *h = (hypo_t){.kind = kind,
+                  .step = s,
+                  .dim = PE_DOCTOR_DIMS,
+                  .value = "",
+                  .dim2 = PE_DOCTOR_DIMS,
+                  .value2 = "",
+                  .seg = seg};
+    if (seg != SIZE_MAX) {
+        const segment_t *sg = &w->segs[seg];
+        h->dim = sg->dim;
+        h->value = sg->value;
+        h->dim2 = sg->dim2;
+        h->value2 = sg->value2;
+    }
     h->sessions = n;
     h->ref_sessions = rn;
     h->rate = g->reach[s] / n;
@@ -658,7 +773,12 @@ static int add_benchmark(work_t *w, int s, const pe_doctor_counts_t *t, double d
     if (rc)
         return rc == PE_EINVAL ? PE_EINTERNAL : rc;
     hypo_t *h = &w->hyps[w->nhyps++];
-    *h = (hypo_t){.kind = PE_DOCTOR_BENCHMARK_GAP, .step = s, .dim = PE_DOCTOR_DIMS, .value = ""};
+    *h = (hypo_t){.kind = PE_DOCTOR_BENCHMARK_GAP,
+                  .step = s,
+                  .dim = PE_DOCTOR_DIMS,
+                  .value = "",
+                  .dim2 = PE_DOCTOR_DIMS,
+                  .value2 = ""};
     h->sessions = n;
     h->ref_sessions = 0;
     h->rate = t->reach[s] / n;
@@ -707,7 +827,12 @@ static int add_change_point(work_t *w, const pe_doctor_input_t *in, int s)
     pe_doctor_counts_t before, after;
     split_days(in, best, &before, &after);
     hypo_t *h = &w->hyps[w->nhyps++];
-    *h = (hypo_t){.kind = PE_DOCTOR_CHANGE_POINT, .step = s, .dim = PE_DOCTOR_DIMS, .value = ""};
+    *h = (hypo_t){.kind = PE_DOCTOR_CHANGE_POINT,
+                  .step = s,
+                  .dim = PE_DOCTOR_DIMS,
+                  .value = "",
+                  .dim2 = PE_DOCTOR_DIMS,
+                  .value2 = ""};
     h->sessions = after.reach[s - 1];
     h->ref_sessions = before.reach[s - 1];
     h->rate = after.reach[s] / h->sessions;
@@ -719,13 +844,34 @@ static int add_change_point(work_t *w, const pe_doctor_input_t *in, int s)
     return 0;
 }
 
-/* The one-way segments, each summed over its cells in canonical order. */
+/* The one-way parent of dimension d with value v: its index in w->segs (one-way segments of d
+ * are sorted by value). Every two-way segment's values are those of some cell, so it exists. */
+static size_t find_parent(const work_t *w, int d, const char *v)
+{
+    size_t lo = w->dim_first[d], hi = w->dim_first[d + 1];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(w->segs[mid].value, v);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/* The one-way segments, then the two-way ones (rule 12: every pair of dimensions, every pair of
+ * non-empty values found together in a cell), each summed over its cells in canonical order.
+ * Returns 0 or PE_EINTERNAL (a two-way segment without its parent: a bug). */
 static int build_segments(const pe_doctor_input_t *in, work_t *w)
 {
     size_t n = in->ncells;
     for (int d = 0; d < PE_DOCTOR_DIMS; d++) {
+        w->dim_first[d] = w->nsegs;
         for (size_t i = 0; i < n; i++)
-            w->entries[i] = (dim_entry_t){w->order[i]->value[d], i};
+            w->entries[i] = (dim_entry_t){w->order[i]->value[d], "", i};
         qsort(w->entries, n, sizeof *w->entries, cmp_entry);
         for (size_t i = 0; i < n;) {
             size_t j = i;
@@ -735,14 +881,105 @@ static int build_segments(const pe_doctor_input_t *in, work_t *w)
                 segment_t *sg = &w->segs[w->nsegs++];
                 memset(sg, 0, sizeof *sg);
                 sg->dim = d;
+                sg->dim2 = PE_DOCTOR_DIMS;
                 sg->value = w->entries[i].value;
+                sg->value2 = "";
+                sg->parent[0] = sg->parent[1] = SIZE_MAX;
                 for (size_t k = i; k < j; k++)
                     counts_add(&sg->counts, &w->order[w->entries[k].rank]->counts);
             }
             i = j;
         }
     }
+    w->dim_first[PE_DOCTOR_DIMS] = w->nsegs;
+    for (int d = 0; d < PE_DOCTOR_DIMS; d++) {
+        for (int d2 = d + 1; d2 < PE_DOCTOR_DIMS; d2++) {
+            for (size_t i = 0; i < n; i++)
+                w->entries[i] = (dim_entry_t){w->order[i]->value[d], w->order[i]->value[d2], i};
+            qsort(w->entries, n, sizeof *w->entries, cmp_entry);
+            for (size_t i = 0; i < n;) {
+                const dim_entry_t *e = &w->entries[i];
+                size_t j = i;
+                while (j < n && strcmp(w->entries[j].value, e->value) == 0 &&
+                       strcmp(w->entries[j].value2, e->value2) == 0)
+                    j++;
+                if (e->value[0] != '\0' && e->value2[0] != '\0') {
+                    segment_t *sg = &w->segs[w->nsegs++];
+                    memset(sg, 0, sizeof *sg);
+                    sg->dim = d;
+                    sg->dim2 = d2;
+                    sg->value = e->value;
+                    sg->value2 = e->value2;
+                    sg->parent[0] = find_parent(w, d, e->value);
+                    sg->parent[1] = find_parent(w, d2, e->value2);
+                    if (sg->parent[0] == SIZE_MAX || sg->parent[1] == SIZE_MAX)
+                        return PE_EINTERNAL;
+                    for (size_t k = i; k < j; k++)
+                        counts_add(&sg->counts, &w->order[w->entries[k].rank]->counts);
+                }
+                i = j;
+            }
+        }
+    }
     return 0;
+}
+
+/* Rule 12, first half: whether a parent explains the segment_gap h. A one-way h has no parent
+ * (*explained false). A two-way h is explained unless it converts significantly worse (p ≤
+ * PE_DOCTOR_FDR, two-sided z-test of rule 2, lower rate) than the rest of EACH parent — the
+ * parent's sessions outside h — with ≥ PE_DOCTOR_MIN_SESSIONS of them at reach[s − 1] (fewer:
+ * the parent is practically the child and already says it). Returns 0 or PE_EINTERNAL. */
+static int explained_by_parent(const work_t *w, const hypo_t *h, bool *explained)
+{
+    *explained = false;
+    const segment_t *c = &w->segs[h->seg];
+    if (c->dim2 == PE_DOCTOR_DIMS)
+        return 0;
+    int s = h->step;
+    for (int k = 0; k < 2 && !*explained; k++) {
+        pe_doctor_counts_t rest;
+        counts_rest(&rest, &w->segs[c->parent[k]].counts, &c->counts);
+        double rn = rest.reach[s - 1];
+        if (rn < PE_DOCTOR_MIN_SESSIONS) {
+            *explained = true;
+            break;
+        }
+        pe_stats_ztest_t z;
+        int rc =
+            pe_stats_ztest_2prop(c->counts.reach[s], c->counts.reach[s - 1], rest.reach[s], rn, &z);
+        if (rc)
+            return PE_EINTERNAL; /* counts were checked: a bug */
+        *explained = !(h->rate < rest.reach[s] / rn && z.p_value <= PE_DOCTOR_FDR);
+    }
+    return 0;
+}
+
+/* Rule 12, second half: the reported two-way finding (in found[0..nfound)) that explains the
+ * one-way segment_gap p — its best-ranked child at the same step without which the rest of p
+ * converts at least as well as p's reference, or not significantly worse (one-sample z-test,
+ * p > PE_DOCTOR_FDR) — or NULL. */
+static const hypo_t *explained_by_child(const work_t *w, hypo_t *const *found, size_t nfound,
+                                        const hypo_t *p)
+{
+    const hypo_t *cause = NULL;
+    int s = p->step;
+    for (size_t k = 0; k < nfound; k++) {
+        const hypo_t *c = found[k];
+        if (c->kind != PE_DOCTOR_SEGMENT_GAP || c->step != s || c->dim2 == PE_DOCTOR_DIMS ||
+            (w->segs[c->seg].parent[0] != p->seg && w->segs[c->seg].parent[1] != p->seg) ||
+            (cause && cmp_found(&cause, &c) <= 0))
+            continue;
+        pe_doctor_counts_t rest;
+        counts_rest(&rest, &w->segs[p->seg].counts, &w->segs[c->seg].counts);
+        double rn = rest.reach[s - 1];
+        bool rest_fine = rn <= 0 || rest.reach[s] / rn >= p->ref_rate;
+        pe_stats_ztest_t z = {0, 1};
+        if (!rest_fine && pe_stats_ztest_1prop(rest.reach[s], rn, p->ref_rate, &z) == 0)
+            rest_fine = z.p_value > PE_DOCTOR_FDR;
+        if (rest_fine)
+            cause = c;
+    }
+    return cause;
 }
 
 int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_refusal_t *err)
@@ -787,23 +1024,26 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         goto out;
     }
 
-    size_t maxsegs = (size_t)PE_DOCTOR_DIMS * n;
-    size_t maxhyps = (size_t)PE_DOCTOR_STEPS * (maxsegs + 3);
+    /* rule 12: one-way segments of every dimension and two-way ones of every pair: linear in
+     * cells × pairs of dimensions */
+    size_t maxsegs = (size_t)(PE_DOCTOR_DIMS + PE_DOCTOR_DIMS * (PE_DOCTOR_DIMS - 1) / 2) * n;
     w.segs = calloc(maxsegs ? maxsegs : 1, sizeof *w.segs);
     w.entries = calloc(n ? n : 1, sizeof *w.entries);
-    w.hyps = calloc(maxhyps, sizeof *w.hyps);
-    if (!w.segs || !w.entries || !w.hyps)
+    if (!w.segs || !w.entries)
         goto out;
     rc = build_segments(in, &w);
     if (rc)
+        goto out;
+    rc = PE_ENOMEM; /* the segments that exist, not the most there could be */
+    w.hyps = calloc((size_t)PE_DOCTOR_STEPS * (w.nsegs + 3), sizeof *w.hyps);
+    if (!w.hyps)
         goto out;
 
     for (int s = 1; s <= PE_DOCTOR_STEPS; s++) {
         rc = add_benchmark(&w, s, &total, in->benchmark_dropoff[s]);
         if (rc)
             goto out;
-        rc = add_two_sample(&w, PE_DOCTOR_BASELINE_SHIFT, s, PE_DOCTOR_DIMS, "", &total,
-                            &in->previous);
+        rc = add_two_sample(&w, PE_DOCTOR_BASELINE_SHIFT, s, SIZE_MAX, &total, &in->previous);
         if (rc)
             goto out;
         rc = add_change_point(&w, in, s);
@@ -812,8 +1052,7 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         for (size_t i = 0; i < w.nsegs; i++) {
             pe_doctor_counts_t rest;
             counts_rest(&rest, &total, &w.segs[i].counts);
-            rc = add_two_sample(&w, PE_DOCTOR_SEGMENT_GAP, s, w.segs[i].dim, w.segs[i].value,
-                                &w.segs[i].counts, &rest);
+            rc = add_two_sample(&w, PE_DOCTOR_SEGMENT_GAP, s, i, &w.segs[i].counts, &rest);
             if (rc)
                 goto out;
         }
@@ -855,16 +1094,14 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         if (!(h->q <= PE_DOCTOR_FDR) || !(h->rate < h->ref_rate))
             continue;
         if (h->kind == PE_DOCTOR_SEGMENT_GAP) {
-            const segment_t *sg = NULL;
-            for (size_t k = 0; k < w.nsegs && !sg; k++)
-                if (w.segs[k].dim == h->dim && w.segs[k].value == h->value)
-                    sg = &w.segs[k];
-            if (!sg) {
-                rc = PE_EINTERNAL;
+            bool explained = false;
+            rc = explained_by_parent(&w, h, &explained);
+            if (rc)
                 goto out;
-            }
+            if (explained)
+                continue; /* rule 12: its parent says it */
             pe_doctor_counts_t rest;
-            counts_rest(&rest, &total, &sg->counts);
+            counts_rest(&rest, &total, &w.segs[h->seg].counts);
             impact(in, h, &rest, &total, days);
         } else if (h->kind == PE_DOCTOR_BASELINE_SHIFT) {
             impact(in, h, &in->previous, &total, days);
@@ -877,6 +1114,17 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         }
         h->score = (1 - h->q) * h->lost_profit;
         w.found[nfound++] = h;
+    }
+    /* Rule 12: a one-way gap that one of its reported two-way children explains ranks right
+     * after that child. Two-way findings are never demoted, so the child's score is final. */
+    for (size_t i = 0; i < nfound; i++) {
+        hypo_t *h = w.found[i];
+        if (h->kind != PE_DOCTOR_SEGMENT_GAP || h->dim2 != PE_DOCTOR_DIMS)
+            continue;
+        const hypo_t *cause = explained_by_child(&w, w.found, nfound, h);
+        h->explained_by = cause;
+        if (cause && cause->score <= h->score)
+            h->score = nextafter(cause->score, 0);
     }
     /* Rule 7: a store-level gap that one segment explains ranks right after that segment. */
     for (size_t i = 0; i < nfound; i++) {
@@ -926,6 +1174,10 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
             f->has[h->dim] = true;
             snprintf(f->value[h->dim], sizeof f->value[h->dim], "%s", h->value);
         }
+        if (h->dim2 < PE_DOCTOR_DIMS) {
+            f->has[h->dim2] = true;
+            snprintf(f->value[h->dim2], sizeof f->value[h->dim2], "%s", h->value2);
+        }
         f->rate = h->rate;
         f->reference_rate = h->ref_rate;
         f->sessions = h->sessions;
@@ -940,13 +1192,19 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         f->score = h->score;
         write_texts(in, h, f);
         if (h->explained_by) {
-            char who[PE_DOCTOR_VALUE_MAX + 48];
-            segment_phrase(h->explained_by->dim, h->explained_by->value, who, sizeof who);
+            char who[2 * PE_DOCTOR_VALUE_MAX + 96];
+            hypo_phrase(h->explained_by, who, sizeof who);
             text_t expl = {f->explanation, sizeof f->explanation, strlen(f->explanation)};
-            text_add(&expl,
-                     " Most of it comes from one segment: %s (the finding above); the rest of the "
-                     "store does not fall short.",
-                     who);
+            if (h->kind == PE_DOCTOR_SEGMENT_GAP)
+                text_add(&expl,
+                         " Most of it comes from a part of them: %s (the finding above); the "
+                         "others do not fall short.",
+                         who);
+            else
+                text_add(&expl,
+                         " Most of it comes from one segment: %s (the finding above); the rest "
+                         "of the store does not fall short.",
+                         who);
         }
     }
     out->count = nfound;

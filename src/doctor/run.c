@@ -4,9 +4,10 @@
  * (diagnostic_runs, findings: 0014_diagnostics.sql); and the reads of stored runs.
  *
  * Invariants:
- *  1. Only aggregate tables are read (agg_sessions, agg_orders, agg_daily, agg_session_products)
- * and the catalogue and store rows: never a raw events partition, so a run costs what the window's
- *     sessions cost, whatever the event volume.
+ *  1. Only aggregate tables are read (agg_sessions, agg_orders, agg_daily, agg_session_products),
+ *     the store's benchmarks (diagnostic_benchmarks) and the catalogue and store rows: never a
+ *     raw events partition, so a run costs what the window's sessions cost, whatever the event
+ *     volume.
  *  2. "Now" comes from the caller: the window's default end (yesterday, store-local) and the
  *     run's createdAt derive from now_us, never from a clock read here or in PostgreSQL.
  *  3. Every statement filters by store_id; a run or finding of another store is "not found".
@@ -31,19 +32,22 @@ static const char SQL_STORE[] =
     "         - date '1970-01-01')"
     "  FROM stores WHERE id = $1::uuid";
 
-/* The window's sessions, one row per device × country × source × hour band × weekday, with
- * their funnel reach, orders and order revenue. */
+/* The window's sessions, one row per device × country × source × hour band × weekday ×
+ * visitor type × campaign, with their funnel reach, orders and order revenue. visitor_type and
+ * campaign are agg_sessions' (0015_session_visitor_campaign.sql); campaign is '' for a session
+ * without one, which read_cells keeps as "" so that it joins no campaign segment. */
 static const char SQL_CELLS[] =
     "WITH rev AS (SELECT session_id, sum(value) AS revenue FROM agg_orders"
     "              WHERE store_id = $1::uuid AND day BETWEEN $2::date AND $3::date + 1"
     "              GROUP BY session_id)"
     "SELECT s.device, s.country, s.source, s.hour / 6, extract(isodow FROM s.day)::int,"
+    "       s.visitor_type, s.campaign,"
     "       count(*), count(*) FILTER (WHERE s.reach >= 1), count(*) FILTER (WHERE s.reach >= 2),"
     "       count(*) FILTER (WHERE s.reach >= 3), count(*) FILTER (WHERE s.reach >= 4),"
     "       count(*) FILTER (WHERE s.reach >= 5), sum(s.orders), coalesce(sum(rev.revenue), 0)"
     "  FROM agg_sessions s LEFT JOIN rev USING (session_id)"
     " WHERE s.store_id = $1::uuid AND s.day BETWEEN $2::date AND $3::date"
-    " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5";
+    " GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7";
 
 /* The whole store over the window before (reach only: it is the baseline of the steps). */
 static const char SQL_PREVIOUS[] =
@@ -109,10 +113,12 @@ static int read_cells(pe_db_conn_t *conn, const char *store_id, const char *from
                  pe_doctor_hour_band((int)(band * 6)));
         snprintf(c->value[PE_DOCTOR_WEEKDAY], sizeof c->value[0], "%s",
                  wd >= 1 && wd <= 7 ? WEEKDAYS[wd - 1] : "unknown");
+        snprintf(c->value[PE_DOCTOR_VISITOR], sizeof c->value[0], "%s", pe_db_result_get(r, i, 5));
+        snprintf(c->value[PE_DOCTOR_CAMPAIGN], sizeof c->value[0], "%s", pe_db_result_get(r, i, 6));
         for (size_t s = 0; s <= PE_DOCTOR_STEPS; s++)
-            c->counts.reach[s] = num(r, i, 5 + s);
-        c->counts.orders = num(r, i, 11);
-        c->counts.revenue = num(r, i, 12);
+            c->counts.reach[s] = num(r, i, 7 + s);
+        c->counts.orders = num(r, i, 13);
+        c->counts.revenue = num(r, i, 14);
     }
     *ncells = n;
     pe_db_result_free(r);
@@ -428,10 +434,11 @@ int pe_doctor_run(pe_db_pool_t *db, const char *store_id, const pe_doctor_reques
     day_text(to, b);
 
     pe_doctor_input_t in = {.from = from, .to = to, .currency = currency};
-    memcpy(in.benchmark_dropoff, pe_doctor_benchmark_dropoff, sizeof in.benchmark_dropoff);
     size_t ncells = 0;
     rc = read_cells(conn, store_id, a, b, &cells, &ncells);
     size_t ndays = 0;
+    if (rc == 0)
+        rc = pe_doctor_benchmarks_read(conn, store_id, in.benchmark_dropoff, in.benchmark_is_store);
     if (rc == 0)
         rc = read_days(conn, store_id, a, b, &days, &ndays);
     if (rc == 0)

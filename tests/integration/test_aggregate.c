@@ -2,7 +2,9 @@
  * test_aggregate.c — the aggregation job against a private database: exact numbers for a small
  * hand-written journey set (store-local day cut in a non-UTC zone, the ordered funnel, orders on
  * the day they happened, new vs returning customers, weekly and monthly distinct counts that are
- * not sums of days), a late event for a past day, a rerun that changes nothing, a row committed
+ * not sums of days), new vs returning visitors and the UTM campaign of a session (a late
+ * session that started first turns its visitor's former first one into a returning one), a late
+ * event for a past day, a rerun that changes nothing, a row committed
  * after a run although stamped before it, and a property test: the same generated events in
  * random arrival orders and batches, aggregated incrementally between batches, leave exactly
  * the tables a --full recompute leaves (SQL EXCEPT both ways).
@@ -88,26 +90,38 @@ static void aggregate(const char *store_id, bool full)
         fail_msg("aggregate: %s", err);
 }
 
-/* One event; ctx and props are JSON text (or NULL); recv is an SQL expression for received_at. */
-static void event(const char *store, const char *session, const char *anon, const char *user,
-                  const char *name, int step, const char *at, const char *device, const char *utm,
-                  const char *ctx, const char *props, const char *recv)
+/* One event; ctx and props are JSON text (or NULL); recv is an SQL expression for received_at;
+ * campaign is its utm_campaign (or NULL). */
+static void event_campaign(const char *store, const char *session, const char *anon,
+                           const char *user, const char *name, int step, const char *at,
+                           const char *device, const char *utm, const char *campaign,
+                           const char *ctx, const char *props, const char *recv)
 {
-    char u[80] = "NULL", d[40] = "NULL", s[80] = "NULL", c[600] = "NULL";
+    char u[80] = "NULL", d[40] = "NULL", s[80] = "NULL", k[80] = "NULL", c[600] = "NULL";
     if (user)
         snprintf(u, sizeof u, "'%s'", user);
     if (device)
         snprintf(d, sizeof d, "'%s'", device);
     if (utm)
         snprintf(s, sizeof s, "'%s'", utm);
+    if (campaign)
+        snprintf(k, sizeof k, "'%s'", campaign);
     if (ctx)
         snprintf(c, sizeof c, "'%s'", ctx);
     sql("INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
-        " anonymous_id, user_id, client_ts, received_at, device_type, utm_source, context,"
-        " properties) VALUES ('%s', '%s', gen_random_uuid(), '%s', %d, '%s', '%s', %s, '%s', %s,"
-        " %s, %s, %s, '%s')",
-        store, at, name, step, session, anon, u, at, recv ? recv : "now()", d, s, c,
+        " anonymous_id, user_id, client_ts, received_at, device_type, utm_source, utm_campaign,"
+        " context, properties) VALUES ('%s', '%s', gen_random_uuid(), '%s', %d, '%s', '%s', %s,"
+        " '%s', %s, %s, %s, %s, %s, '%s')",
+        store, at, name, step, session, anon, u, at, recv ? recv : "now()", d, s, k, c,
         props ? props : "{}");
+}
+
+/* The same without a campaign. */
+static void event(const char *store, const char *session, const char *anon, const char *user,
+                  const char *name, int step, const char *at, const char *device, const char *utm,
+                  const char *ctx, const char *props, const char *recv)
+{
+    event_campaign(store, session, anon, user, name, step, at, device, utm, NULL, ctx, props, recv);
 }
 
 /* A text digest of every aggregate table of a store (to see that a rerun changed nothing). */
@@ -147,8 +161,11 @@ static void test_exact_numbers(void **state)
      * local on the 10th. Customer u1. */
     event(s, "A", "anonA", NULL, "storefront.page.viewed", 0, "2025-06-10T03:30:00Z", "mobile",
           "Google", loc_us, NULL, NULL);
-    event(s, "A", "anonA", NULL, "storefront.product.viewed", 0, "2025-06-10T03:31:00Z", "mobile",
-          NULL, NULL, "{\"productId\":\"p1\",\"category\":\"Shoes\"}", NULL);
+    event_campaign(s, "A", "anonA", NULL, "storefront.product.viewed", 0, "2025-06-10T03:31:00Z",
+                   "mobile", NULL, "Summer-Sale", NULL,
+                   "{\"productId\":\"p1\",\"category\":\"Shoes\"}", NULL);
+    event_campaign(s, "A", "anonA", NULL, "storefront.page.viewed", 0, "2025-06-10T03:32:00Z",
+                   "mobile", NULL, "other", NULL, NULL, NULL);
     event(s, "A", "anonA", NULL, "storefront.cart.item_added", 1, "2025-06-10T03:35:00Z", "mobile",
           NULL, NULL, "{\"productId\":\"p1\",\"quantity\":3,\"price\":10,\"currency\":\"EUR\"}",
           NULL);
@@ -188,6 +205,11 @@ static void test_exact_numbers(void **state)
     expect_row("B|2025-06-10|desktop|FR|bing.com|1",
                "SELECT session_id, day, device, country, source, reach FROM agg_sessions"
                " WHERE store_id = '%s' AND session_id = 'B'",
+               s);
+    /* anonA's first session is A, C is a return; the first non-empty campaign, lower case */
+    expect_row("A|new|summer-sale;B|new|;C|returning|",
+               "SELECT string_agg(session_id || '|' || visitor_type || '|' || campaign, ';'"
+               "                  ORDER BY session_id) FROM agg_sessions WHERE store_id = '%s'",
                s);
     /* sessions by start day, orders by their own local day */
     expect_row("1|1|1|1|1|1|1|1|1|1|0|0|0|0|0|0",
@@ -282,6 +304,14 @@ static void test_exact_numbers(void **state)
                "SELECT category, views, cart_adds, purchases, units, revenue::float8"
                "  FROM agg_category_daily WHERE store_id = '%s' AND day = '2025-06-09'"
                "   AND category = 'uncategorized'",
+               s);
+    /* a late session of anonB that started before B: it is anonB's first, B now a return */
+    event_campaign(s, "E", "anonB", NULL, "storefront.page.viewed", 0, "2025-06-08T12:00:00Z",
+                   "desktop", "news", "Win-Back", NULL, NULL, NULL);
+    aggregate(s, false);
+    expect_row("A|new|summer-sale;B|returning|;C|returning|;D|new|;E|new|win-back",
+               "SELECT string_agg(session_id || '|' || visitor_type || '|' || campaign, ';'"
+               "                  ORDER BY session_id) FROM agg_sessions WHERE store_id = '%s'",
                s);
     /* and a full recompute agrees with what the incremental runs left */
     before = digest(s);
@@ -390,6 +420,7 @@ typedef struct {
     char at[40];
     char device[16];
     char utm[16];
+    char campaign[16];
     char ctx[160];
     char props[300];
 } gen_event_t;
@@ -415,6 +446,7 @@ static size_t generate(gen_event_t *ev, size_t cap)
 {
     static const char *const devices[] = {"desktop", "mobile", "tablet", NULL};
     static const char *const utms[] = {"google", "news", NULL, NULL};
+    static const char *const campaigns[] = {"Spring", "BLACK-friday", NULL, NULL};
     static const char *const locales[] = {"de-DE", "en-US", "fr", NULL};
     static const char *const names[] = {"storefront.cart.item_added", "checkout.session.started",
                                         "checkout.shipping.submitted", "checkout.payment.submitted",
@@ -428,6 +460,7 @@ static size_t generate(gen_event_t *ev, size_t cap)
         if (pick(5)) /* most orders by three signed-in customers: many come back */
             snprintf(user, sizeof user, "u%u", pick(3));
         const char *device = devices[pick(4)], *utm = utms[pick(4)], *loc = locales[pick(4)];
+        const char *campaign = campaigns[pick(4)];
         int steps = (int)pick(7); /* 0..6: how far the journey goes */
         int kinds = 2 + steps;
         for (int k = 0; k < kinds; k++) {
@@ -446,11 +479,15 @@ static size_t generate(gen_event_t *ev, size_t cap)
                 snprintf(e->name, sizeof e->name, "storefront.page.viewed");
                 if (utm)
                     snprintf(e->utm, sizeof e->utm, "%s", utm);
+                if (campaign && pick(3)) /* else the product view carries it, or nothing */
+                    snprintf(e->campaign, sizeof e->campaign, "%s", campaign);
                 if (loc)
                     snprintf(e->ctx, sizeof e->ctx, "{\"locale\":\"%s\"}", loc);
                 snprintf(e->props, sizeof e->props, "{}");
             } else if (k == 1) {
                 snprintf(e->name, sizeof e->name, "storefront.product.viewed");
+                if (campaign && pick(2))
+                    snprintf(e->campaign, sizeof e->campaign, "%s", campaign);
                 snprintf(e->props, sizeof e->props, "{\"productId\":\"p%u\"%s}", pick(5),
                          pick(2) ? ",\"category\":\"C1\"" : "");
             } else {
@@ -487,9 +524,9 @@ static void insert_generated(const char *store, const gen_event_t *e)
     /* stamped up to a minute back: a request that arrived before the last run */
     char recv[64];
     snprintf(recv, sizeof recv, "now() - interval '%u seconds'", pick(60));
-    event(store, e->session, e->anon, e->user[0] ? e->user : NULL, e->name, e->step, e->at,
-          e->device[0] ? e->device : NULL, e->utm[0] ? e->utm : NULL, e->ctx[0] ? e->ctx : NULL,
-          e->props, recv);
+    event_campaign(store, e->session, e->anon, e->user[0] ? e->user : NULL, e->name, e->step, e->at,
+                   e->device[0] ? e->device : NULL, e->utm[0] ? e->utm : NULL,
+                   e->campaign[0] ? e->campaign : NULL, e->ctx[0] ? e->ctx : NULL, e->props, recv);
 }
 
 static long differences(const char *table, const char *store)
@@ -642,6 +679,22 @@ static void test_incremental_equals_full(void **state)
     assert_string_equal(v, "t");
     free(v);
     check_overview_customers(stores[0]);
+    /* visitor types and campaigns are not trivial either, and each visitor has one first
+     * session: the one that started first (0015_session_visitor_campaign.sql) */
+    v = pe_test_sqlf(fx.conninfo,
+                     "SELECT count(*) FILTER (WHERE visitor_type = 'returning') > 10"
+                     "   AND count(DISTINCT campaign) = 3"
+                     "   AND count(*) FILTER (WHERE visitor_type = 'new')"
+                     "       = count(DISTINCT visitor)"
+                     "   AND bool_and(visitor_type = CASE WHEN session_id ="
+                     "         (SELECT s2.session_id FROM agg_sessions s2"
+                     "           WHERE s2.store_id = s.store_id AND s2.visitor = s.visitor"
+                     "           ORDER BY s2.started_at, s2.session_id LIMIT 1)"
+                     "         THEN 'new' ELSE 'returning' END)"
+                     "  FROM agg_sessions s WHERE store_id = '%s'",
+                     stores[0]);
+    assert_string_equal(v, "t");
+    free(v);
     /* every subset of the filters splits each hour's store total exactly (0013, invariant 2) */
     v = pe_test_sqlf(
         fx.conninfo,

@@ -20,6 +20,10 @@
  *     GET …/diagnostics/runs/{id} one run; a second run of the same window replaces the first
  *     (the old id is gone, one row is left). Another store's key or session reads none of it
  *     (404), and its own run holds only its own sessions; a publishable key is refused.
+ *  6. A store's own benchmarks (GET/PUT …/diagnostics/benchmarks) replace the industry's in its
+ *     next runs (a shipping drop-off the store expects is no benchmark_gap any more), null goes
+ *     back to the industry's, a refusal names the step and changes nothing, and another store's
+ *     key neither changes nor sees them.
  *  5. The daily job (pe_doctor_run_due, at a fixed "now"): it diagnoses the stores with traffic
  *     in their default window and no run of it yet, and a second call finds none due; two
  *     callers at once (two instances) diagnose each store once between them.
@@ -133,6 +137,12 @@ static const planted_t PLANTED[] = {
      "{\"segment\":{\"source\":\"paid\"},\"step\":\"checkout\",\"probability\":0.2}"},
     {"email cart", "source", "newsletter", "cart",
      "{\"segment\":{\"source\":\"email\"},\"step\":\"cart\",\"probability\":0.02}"},
+    /* visitor type and campaign: agg_sessions.visitor_type, .campaign (0015) */
+    {"returning shipping", "visitor", "returning", "shipping",
+     "{\"segment\":{\"visitor\":\"returning\"},\"step\":\"shipping\",\"probability\":0.4}"},
+    {"brand-search payment", "campaign", "brand-search", "payment",
+     "{\"segment\":{\"utmCampaign\":\"brand-search\"},\"step\":\"payment\","
+     "\"probability\":0.3}"},
 };
 
 static void test_planted_problem_ranks_first(void **state)
@@ -397,6 +407,97 @@ static void test_daily_job_runs_each_store_once(void **state)
     assert_int_equal(again.ran, 0);
 }
 
+/* ---- 6. a store's own benchmarks --------------------------------------------------------------
+ */
+
+/* How many of run's findings are kind at step. */
+static int count_findings(const cJSON *run, const char *kind, const char *step)
+{
+    int n = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(run, "findings"))
+    {
+        n += strcmp(pe_test_json_str(f, "kind"), kind) == 0 &&
+             strcmp(pe_test_json_str(f, "step"), step) == 0;
+    }
+    return n;
+}
+
+static void test_store_benchmarks(void **state)
+{
+    (void)state;
+    char path[160], runs[256], path_b[160];
+    snprintf(path, sizeof path, "/api/v1/stores/%s/diagnostics/benchmarks", a.id);
+    snprintf(path_b, sizeof path_b, "/api/v1/stores/%s/diagnostics/benchmarks", b.id);
+    snprintf(runs, sizeof runs, RUNS_PATH, a.id);
+
+    cJSON *bm = pe_test_expect(&fx.server, "GET", path, NULL, a.sk_auth, 200);
+    const cJSON *ship =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bm, "steps"), "shipping");
+    assert_true(pe_test_json_num(ship, "dropOff") == 0.25);
+    assert_string_equal(pe_test_json_str(ship, "source"), "industry");
+    assert_non_null(strstr(pe_test_json_str(bm, "industrySource"), "Baymard"));
+    cJSON_Delete(bm);
+    cJSON *run = pe_test_expect(&fx.server, "POST", runs, NULL, a.sk_auth, 201);
+    assert_int_equal(count_findings(run, "benchmark_gap", "shipping"), 1);
+    cJSON_Delete(run);
+
+    /* the store expects a 70 % drop-off at shipping: its 40 % is no gap any more */
+    bm = pe_test_expect(&fx.server, "PUT", path, "{\"shipping\":0.7}", a.sk_auth, 200);
+    ship =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bm, "steps"), "shipping");
+    assert_true(pe_test_json_num(ship, "dropOff") == 0.7);
+    assert_string_equal(pe_test_json_str(ship, "source"), "store");
+    cJSON_Delete(bm);
+    run = pe_test_expect(&fx.server, "POST", runs, NULL, a.sk_auth, 201);
+    assert_int_equal(count_findings(run, "benchmark_gap", "shipping"), 0);
+    assert_true(count_findings(run, "segment_gap", "shipping") >= 1); /* the planted cause stays */
+    cJSON_Delete(run);
+
+    /* another store's key changes nothing of A's and sees its own (industry) benchmarks */
+    pe_test_response_t r;
+    pe_test_call(&fx.server, "PUT", path, "{\"shipping\":0.1}", b.sk_auth, &r);
+    assert_true(r.status == 403 || r.status == 404);
+    pe_test_response_free(&r);
+    bm = pe_test_expect(&fx.server, "GET", path_b, NULL, b.sk_auth, 200);
+    ship =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bm, "steps"), "shipping");
+    assert_string_equal(pe_test_json_str(ship, "source"), "industry");
+    cJSON_Delete(bm);
+    pe_test_sql_expect(fx.conninfo, "0.7",
+                       "SELECT dropoff FROM diagnostic_benchmarks WHERE store_id = '%s'", a.id);
+
+    /* refusals name the step and change nothing */
+    static const struct {
+        const char *body, *code, *names;
+    } bad[] = {
+        {"{\"shiping\":0.3}", "unknown_field", "shiping"},
+        {"{\"cart\":1}", "out_of_range", "cart"},
+        {"{\"cart\":0}", "out_of_range", "cart"},
+        {"{\"cart\":\"0.5\"}", "invalid_type", "cart"},
+        {"{\"cart\":0.5,\"cart\":0.6}", "invalid_format", "cart"},
+        {"{\"payment\":0.5,\"cart\":1e400}", "out_of_range", "cart"},
+        {"[0.5]", "invalid_type", "object"},
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
+        char msg[512];
+        pe_test_call(&fx.server, "PUT", path, bad[i].body, a.sk_auth, &r);
+        pe_test_expect_error(&r, 400, bad[i].code, msg, sizeof msg);
+        if (!strstr(msg, bad[i].names))
+            fail_msg("%s: the message does not name %s: %s", bad[i].body, bad[i].names, msg);
+        pe_test_response_free(&r);
+    }
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM diagnostic_benchmarks WHERE store_id = '%s'", a.id);
+
+    /* null goes back to the industry's */
+    bm = pe_test_expect(&fx.server, "PUT", path, "{\"shipping\":null}", a.sk_auth, 200);
+    ship =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bm, "steps"), "shipping");
+    assert_string_equal(pe_test_json_str(ship, "source"), "industry");
+    cJSON_Delete(bm);
+}
+
 /* ---- setup ----------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -420,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_clean_store_has_no_segment_gap),
         cmocka_unit_test(test_planted_change_point_ranks_first),
         cmocka_unit_test(test_api_runs_and_isolation),
+        cmocka_unit_test(test_store_benchmarks),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);

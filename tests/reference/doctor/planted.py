@@ -16,6 +16,11 @@ to 146 shipping, 131 payment, 124 confirmations, mobile cells to 77, 69, 66 (shi
 conversion 0.81 vs 0.43). Orders = confirmations, 70.00 revenue each. The previous window is
 the same as this one (no shift); benchmarks are the shipped table; margin 0.40 (store default);
 window 28 days.
+
+Two-way segments (rule 12): every pair of dimensions and values, tested against the rest of the
+store in the same segment_gap family; a two-way finding is kept only when it converts
+significantly worse (p <= 0.05) than the rest of each of its two one-way parents. Here mobile
+drops everywhere, so no mobile child is kept.
 """
 import itertools
 
@@ -57,19 +62,33 @@ for s in range(1, 6):
         _, p = proportions_ztest([total["reach"][s], previous["reach"][s]], [n, pn])
         hyps.append(dict(kind="baseline_shift", step=s, seg=None, g=total, r=previous, n=n,
                          rn=pn, rate=total["reach"][s] / n, ref=previous["reach"][s] / pn, p=p))
-    for d, (dim, vals) in enumerate(DIMS):
-        for v in vals:
-            g = add([c for c in cells if c["values"][d] == v])
-            r = add([c for c in cells if c["values"][d] != v])
-            gn, rn = g["reach"][s - 1], r["reach"][s - 1]
-            if gn < MIN or rn < MIN:
+    segs = [((d,), (v,)) for d, (_, vals) in enumerate(DIMS) for v in vals]
+    segs += [((d, e), (v, u)) for d, e in itertools.combinations(range(len(DIMS)), 2)
+             for v in DIMS[d][1] for u in DIMS[e][1]]
+    for ds, vs in segs:
+        dim, v = tuple(DIMS[d][0] for d in ds), vs
+        inside = lambda c: all(c["values"][d] == x for d, x in zip(ds, vs))
+        g = add([c for c in cells if inside(c)])
+        r = add([c for c in cells if not inside(c)])
+        gn, rn = g["reach"][s - 1], r["reach"][s - 1]
+        if gn < MIN or rn < MIN:
+            continue
+        if (g["reach"][s] + r["reach"][s]) in (0, gn + rn):
+            p = 1.0  # no variance: the engine's "no evidence" (statsmodels gives NaN)
+        else:
+            _, p = proportions_ztest([g["reach"][s], r["reach"][s]], [gn, rn])
+        h = dict(kind="segment_gap", step=s, seg=(dim, v), g=g, r=r, n=gn, rn=rn,
+                 rate=g["reach"][s] / gn, ref=r["reach"][s] / rn, p=p, parent_ok=True)
+        for d, x in (zip(ds, vs) if len(ds) == 2 else []):  # rule 12: vs each parent's rest
+            pr = add([c for c in cells if c["values"][d] == x and not inside(c)])
+            prn = pr["reach"][s - 1]
+            if prn < MIN:
+                h["parent_ok"] = False
                 continue
-            if (g["reach"][s] + r["reach"][s]) in (0, gn + rn):
-                p = 1.0  # no variance: the engine's "no evidence" (statsmodels gives NaN)
-            else:
-                _, p = proportions_ztest([g["reach"][s], r["reach"][s]], [gn, rn])
-            hyps.append(dict(kind="segment_gap", step=s, seg=(dim, v), g=g, r=r, n=gn, rn=rn,
-                             rate=g["reach"][s] / gn, ref=r["reach"][s] / rn, p=p))
+            k = [g["reach"][s], pr["reach"][s]]
+            pp = 1.0 if sum(k) in (0, gn + prn) else proportions_ztest(k, [gn, prn])[1]
+            h["parent_ok"] &= h["rate"] < pr["reach"][s] / prn and pp <= FDR
+        hyps.append(h)
 # one Benjamini-Hochberg family per kind (rule 5 of src/doctor/analyze.c)
 for kind in sorted(set(h["kind"] for h in hyps)):
     family = [h for h in hyps if h["kind"] == kind]
@@ -79,7 +98,7 @@ for kind in sorted(set(h["kind"] for h in hyps)):
 found = []
 for h in hyps:
     qq = h["q"]
-    if qq <= FDR and h["rate"] < h["ref"]:
+    if qq <= FDR and h["rate"] < h["ref"] and h.get("parent_ok", True):
         r, s = h["r"], h["step"]
         down = r["orders"] / r["reach"][s] if r["reach"][s] > 0 else 0
         aov = r["revenue"] / r["orders"] if r["orders"] > 0 else total["revenue"] / total["orders"]
