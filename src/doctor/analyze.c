@@ -512,68 +512,9 @@ static const char *const step_leave[PE_DOCTOR_STEPS + 1] = {
     "leave at the payment step",
     "leave between payment and the order"};
 
-/* "Mobile visitors", "Visitors from FR", … */
-static void segment_phrase(int dim, const char *value, char *out, size_t len)
-{
-    char v[PE_DOCTOR_VALUE_MAX];
-    safe_value(value, v);
-    bool unknown = strcmp(v, "unknown") == 0;
-    switch (dim) {
-    case PE_DOCTOR_DEVICE:
-        if (unknown)
-            snprintf(out, len, "Visitors on an unknown device");
-        else if (strcmp(v, "other") == 0)
-            snprintf(out, len, "Visitors on other devices");
-        else {
-            if (v[0] >= 'a' && v[0] <= 'z')
-                v[0] = (char)(v[0] - 'a' + 'A');
-            snprintf(out, len, "%s visitors", v);
-        }
-        break;
-    case PE_DOCTOR_COUNTRY:
-        snprintf(out, len, unknown ? "Visitors from an unknown country" : "Visitors from %s", v);
-        break;
-    case PE_DOCTOR_SOURCE:
-        if (unknown)
-            snprintf(out, len, "Visitors from an unknown source");
-        else if (strcmp(v, "direct") == 0)
-            snprintf(out, len, "Direct visitors");
-        else
-            snprintf(out, len, "Visitors coming from %s", v);
-        break;
-    case PE_DOCTOR_VISITOR:
-        if (strcmp(v, "new") == 0)
-            snprintf(out, len, "New visitors");
-        else if (strcmp(v, "returning") == 0)
-            snprintf(out, len, "Returning visitors");
-        else
-            snprintf(out, len, "Visitors of type '%s'", v);
-        break;
-    case PE_DOCTOR_CAMPAIGN:
-        snprintf(out, len, "Visitors from the campaign '%s'", v);
-        break;
-    case PE_DOCTOR_HOUR_BAND:
-        if (strcmp(v, "night") == 0)
-            snprintf(out, len, "Visitors at night (0-6 h)");
-        else if (strcmp(v, "morning") == 0)
-            snprintf(out, len, "Visitors in the morning (6-12 h)");
-        else if (strcmp(v, "afternoon") == 0)
-            snprintf(out, len, "Visitors in the afternoon (12-18 h)");
-        else if (strcmp(v, "evening") == 0)
-            snprintf(out, len, "Visitors in the evening (18-24 h)");
-        else
-            snprintf(out, len, "Visitors in the hours '%s'", v);
-        break;
-    default:
-        if (v[0] >= 'a' && v[0] <= 'z')
-            v[0] = (char)(v[0] - 'a' + 'A');
-        snprintf(out, len, "Visitors on %ss", v);
-        break;
-    }
-}
-
-/* The second value of a two-way segment as a qualifier after segment_phrase's ("… from FR",
- * "… on mondays"); dim is never the device (it is always the first of a pair). */
+/* A segment value as words that qualify "visitors" ("from FR", "on mondays"): the second value
+ * of a two-way segment, and the one-way phrase of most dimensions (segment_phrase). dim is
+ * never the device (segment_phrase words it; it is always the first of a pair). */
 static void segment_qualifier(int dim, const char *value, char *out, size_t len)
 {
     char v[PE_DOCTOR_VALUE_MAX];
@@ -618,6 +559,33 @@ static void segment_qualifier(int dim, const char *value, char *out, size_t len)
     default:
         snprintf(out, len, "with %s '%s'", dim_names[dim], v);
         break;
+    }
+}
+
+/* A one-way segment as the subject of a sentence: "Mobile visitors", "Direct visitors", "New
+ * visitors"; otherwise "Visitors " and segment_qualifier's words ("Visitors from FR"). */
+static void segment_phrase(int dim, const char *value, char *out, size_t len)
+{
+    char v[PE_DOCTOR_VALUE_MAX];
+    safe_value(value, v);
+    if (dim == PE_DOCTOR_DEVICE) {
+        if (strcmp(v, "unknown") == 0)
+            snprintf(out, len, "Visitors on an unknown device");
+        else if (strcmp(v, "other") == 0)
+            snprintf(out, len, "Visitors on other devices");
+        else {
+            if (v[0] >= 'a' && v[0] <= 'z')
+                v[0] = (char)(v[0] - 'a' + 'A');
+            snprintf(out, len, "%s visitors", v);
+        }
+    } else if (dim == PE_DOCTOR_SOURCE && strcmp(v, "direct") == 0) {
+        snprintf(out, len, "Direct visitors");
+    } else if (dim == PE_DOCTOR_VISITOR && (strcmp(v, "new") == 0 || strcmp(v, "returning") == 0)) {
+        snprintf(out, len, "%s visitors", v[0] == 'n' ? "New" : "Returning");
+    } else {
+        char q[PE_DOCTOR_VALUE_MAX + 40];
+        segment_qualifier(dim, value, q, sizeof q);
+        snprintf(out, len, "Visitors %s", q);
     }
 }
 
