@@ -16,7 +16,8 @@
  * the planted date.
  *  2. Time is an input: every store is simulated into fixed past days (--end) and diagnosed with
  *     an explicit window, so nothing depends on today's date or hour.
- *  3. The API: POST …/diagnostics/runs answers 201 with the run, GET …/findings the latest run,
+ *  3. The API: POST …/diagnostics/runs answers 201 with the run (every finding's evidence valid
+ *     as a ChangeSet's dataEvidence, unchanged), GET …/findings the latest run,
  *     GET …/diagnostics/runs/{id} one run; a second run of the same window replaces the first
  *     (the old id is gone, one row is left). Another store's key or session reads none of it
  *     (404), and its own run holds only its own sessions; a publishable key is refused.
@@ -39,6 +40,7 @@
 
 #include <pthread.h>
 
+#include "pe/changeset.h"
 #include "pe/db.h"
 #include "pe/doctor.h"
 #include "pe/tenancy.h"
@@ -120,6 +122,28 @@ static bool segment_is(const cJSON *f, const char *dim, const char *value)
 {
     const cJSON *seg = cJSON_GetObjectItemCaseSensitive(f, "segment");
     return cJSON_GetArraySize(seg) == 1 && strcmp(pe_test_json_str(seg, dim), value) == 0;
+}
+
+/* Every finding's evidence is valid as a ChangeSet's dataEvidence, unchanged (the contract a
+ * recommendation relies on): it replaces the evidence of a valid ChangeSet of the corpus. */
+static void expect_evidence_fits_a_changeset(const cJSON *run)
+{
+    char *text = pe_test_corpus("changesets/valid/discount_change.json");
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    assert_non_null(doc);
+    cJSON *hypothesis = cJSON_GetObjectItemCaseSensitive(doc, "hypothesis");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(run, "findings"))
+    {
+        cJSON *evidence = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(f, "evidence"), true);
+        assert_non_null(evidence);
+        assert_true(cJSON_ReplaceItemInObjectCaseSensitive(hypothesis, "dataEvidence", evidence));
+        pe_refusal_t err;
+        if (pe_changeset_validate(doc, PE_CHANGESET_FULL, &err) != 0)
+            fail_msg("finding %s: evidence refused: %s", pe_test_json_str(f, "title"), err.message);
+    }
+    cJSON_Delete(doc);
 }
 
 /* ---- 1. ground truth ------------------------------------------------------------------------- */
@@ -246,6 +270,7 @@ static void test_api_runs_and_isolation(void **state)
     assert_string_equal(pe_test_json_str(run, "from"), FROM);
     assert_string_equal(pe_test_json_str(run, "to"), END);
     assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(run, "findings")) >= 1);
+    expect_evidence_fits_a_changeset(run);
     snprintf(run_path, sizeof run_path, "/api/v1/stores/%s/diagnostics/runs/%s", a.id, run_id);
     snprintf(findings_a, sizeof findings_a, "/api/v1/stores/%s/findings", a.id);
     snprintf(findings_b, sizeof findings_b, "/api/v1/stores/%s/findings", b.id);
