@@ -104,10 +104,13 @@
  *     (one-sample z-test, p > PE_DOCTOR_FDR), the test of rule 7 — is the child's symptom: it
  *     stays, ranks right after the child (score just below), and its explanation says so. This
  *     runs before rule 7, so a store-level finding names the best-ranked segment of either kind.
- *     Not done: a one-way segment explained by a one-way segment of another dimension (a
- *     country that looks worse only because it has more mobile visitors) is still reported.
  *     Cost: one-way and two-way segments are at most (7 + 21) × cells, built by one sort per
  *     dimension and per pair; hypotheses are allocated for the segments that exist.
+ * 13. A one-way finding that a smaller reported one-way finding of another dimension explains —
+ *     its sessions outside their overlap (the two-way segment of rule 12) convert at least as
+ *     well as its reference, or not significantly worse (the test of rule 7) — is that one's
+ *     symptom the same way: a campaign's drop shows in its traffic source, a device's in the
+ *     countries it dominates. It ranks right after it and says so (rule 12's children first).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -950,6 +953,44 @@ static const hypo_t *explained_by_child(const work_t *w, hypo_t *const *found, s
     return cause;
 }
 
+/* Rule 13: the reported one-way finding of another dimension, smaller than the one-way
+ * segment_gap p, that explains p — p's sessions outside it convert at least as well as p's
+ * reference, or not significantly worse (one-sample z-test, p > PE_DOCTOR_FDR): a campaign
+ * inside its traffic source, a country that is mostly one device. The best-ranked such finding
+ * at p's step, or NULL. Their overlap is the two-way segment of rule 12 (none: no overlap). */
+static const hypo_t *explained_by_smaller(const work_t *w, hypo_t *const *found, size_t nfound,
+                                          const hypo_t *p)
+{
+    const hypo_t *cause = NULL;
+    int s = p->step;
+    for (size_t k = 0; k < nfound; k++) {
+        const hypo_t *c = found[k];
+        if (c == p || c->kind != PE_DOCTOR_SEGMENT_GAP || c->step != s ||
+            c->dim2 != PE_DOCTOR_DIMS || c->dim == p->dim || !(c->sessions < p->sessions) ||
+            (cause && cmp_found(&cause, &c) <= 0))
+            continue;
+        const segment_t *both = NULL;
+        for (size_t i = 0; i < w->nsegs && !both; i++) {
+            const segment_t *x = &w->segs[i];
+            if (x->dim2 != PE_DOCTOR_DIMS && ((x->parent[0] == p->seg && x->parent[1] == c->seg) ||
+                                              (x->parent[0] == c->seg && x->parent[1] == p->seg)))
+                both = x;
+        }
+        if (!both)
+            continue;
+        pe_doctor_counts_t rest;
+        counts_rest(&rest, &w->segs[p->seg].counts, &both->counts);
+        double rn = rest.reach[s - 1];
+        bool rest_fine = rn <= 0 || rest.reach[s] / rn >= p->ref_rate;
+        pe_stats_ztest_t z = {0, 1};
+        if (!rest_fine && pe_stats_ztest_1prop(rest.reach[s], rn, p->ref_rate, &z) == 0)
+            rest_fine = z.p_value > PE_DOCTOR_FDR;
+        if (rest_fine)
+            cause = c;
+    }
+    return cause;
+}
+
 int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_refusal_t *err)
 {
     int rc = PE_EINTERNAL;
@@ -1083,13 +1124,15 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         h->score = (1 - h->q) * h->lost_profit;
         w.found[nfound++] = h;
     }
-    /* Rule 12: a one-way gap that one of its reported two-way children explains ranks right
-     * after that child. Two-way findings are never demoted, so the child's score is final. */
+    /* Rules 12 and 13: a one-way gap that one of its reported two-way children, or a smaller
+     * one-way finding of another dimension, explains ranks right after it. */
     for (size_t i = 0; i < nfound; i++) {
         hypo_t *h = w.found[i];
         if (h->kind != PE_DOCTOR_SEGMENT_GAP || h->dim2 != PE_DOCTOR_DIMS)
             continue;
         const hypo_t *cause = explained_by_child(&w, w.found, nfound, h);
+        if (!cause)
+            cause = explained_by_smaller(&w, w.found, nfound, h); /* rule 13 */
         h->explained_by = cause;
         if (cause && cause->score <= h->score)
             h->score = nextafter(cause->score, 0);
