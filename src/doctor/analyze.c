@@ -595,7 +595,7 @@ static void segment_phrase(int dim, const char *value, char *out, size_t len)
 /* A segment_gap's segment as a merchant says it: "Mobile visitors", "Mobile visitors from FR". */
 static void hypo_phrase(const hypo_t *h, char *out, size_t len)
 {
-    char first[PE_DOCTOR_VALUE_MAX + 48], second[PE_DOCTOR_VALUE_MAX + 48];
+    char first[PE_DOCTOR_VALUE_MAX + 64], second[PE_DOCTOR_VALUE_MAX + 64];
     segment_phrase(h->dim, h->value, first, sizeof first);
     if (h->dim2 >= PE_DOCTOR_DIMS) {
         snprintf(out, len, "%s", first);
@@ -621,7 +621,7 @@ static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_
 
     switch (h->kind) {
     case PE_DOCTOR_SEGMENT_GAP: {
-        char who[2 * PE_DOCTOR_VALUE_MAX + 96];
+        char who[2 * PE_DOCTOR_VALUE_MAX + 160];
         hypo_phrase(h, who, sizeof who);
         double ratio = h->ref_rate < 1 ? (1 - h->rate) / (1 - h->ref_rate) : INFINITY;
         if (isfinite(ratio) && ratio >= 1.05)
@@ -1203,7 +1203,7 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         f->score = h->score;
         write_texts(in, h, f);
         if (h->explained_by) {
-            char who[2 * PE_DOCTOR_VALUE_MAX + 96];
+            char who[2 * PE_DOCTOR_VALUE_MAX + 160];
             hypo_phrase(h->explained_by, who, sizeof who);
             text_t expl = {f->explanation, sizeof f->explanation, strlen(f->explanation)};
             if (h->kind == PE_DOCTOR_SEGMENT_GAP)
