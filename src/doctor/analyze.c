@@ -925,6 +925,19 @@ static int explained_by_parent(const work_t *w, const hypo_t *h, bool *explained
     return 0;
 }
 
+/* Whether a segment's rest (its sessions outside a part of it) converts at step s at least as
+ * well as ref_rate, or not significantly worse (one-sample z-test, p > PE_DOCTOR_FDR): then the
+ * part explains the segment's gap (rules 12 and 13). An empty rest: the part is the whole
+ * segment, and explains it. */
+static bool rest_not_worse(const pe_doctor_counts_t *rest, int s, double ref_rate)
+{
+    double rn = rest->reach[s - 1];
+    if (rn <= 0 || rest->reach[s] / rn >= ref_rate)
+        return true;
+    pe_stats_ztest_t z = {0, 1};
+    return pe_stats_ztest_1prop(rest->reach[s], rn, ref_rate, &z) == 0 && z.p_value > PE_DOCTOR_FDR;
+}
+
 /* Rule 12, second half: the reported two-way finding (in found[0..nfound)) that explains the
  * one-way segment_gap p — its best-ranked child at the same step without which the rest of p
  * converts at least as well as p's reference, or not significantly worse (one-sample z-test,
@@ -942,12 +955,7 @@ static const hypo_t *explained_by_child(const work_t *w, hypo_t *const *found, s
             continue;
         pe_doctor_counts_t rest;
         counts_rest(&rest, &w->segs[p->seg].counts, &w->segs[c->seg].counts);
-        double rn = rest.reach[s - 1];
-        bool rest_fine = rn <= 0 || rest.reach[s] / rn >= p->ref_rate;
-        pe_stats_ztest_t z = {0, 1};
-        if (!rest_fine && pe_stats_ztest_1prop(rest.reach[s], rn, p->ref_rate, &z) == 0)
-            rest_fine = z.p_value > PE_DOCTOR_FDR;
-        if (rest_fine)
+        if (rest_not_worse(&rest, s, p->ref_rate))
             cause = c;
     }
     return cause;
@@ -980,12 +988,7 @@ static const hypo_t *explained_by_smaller(const work_t *w, hypo_t *const *found,
             continue;
         pe_doctor_counts_t rest;
         counts_rest(&rest, &w->segs[p->seg].counts, &both->counts);
-        double rn = rest.reach[s - 1];
-        bool rest_fine = rn <= 0 || rest.reach[s] / rn >= p->ref_rate;
-        pe_stats_ztest_t z = {0, 1};
-        if (!rest_fine && pe_stats_ztest_1prop(rest.reach[s], rn, p->ref_rate, &z) == 0)
-            rest_fine = z.p_value > PE_DOCTOR_FDR;
-        if (rest_fine)
+        if (rest_not_worse(&rest, s, p->ref_rate))
             cause = c;
     }
     return cause;

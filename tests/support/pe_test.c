@@ -1082,27 +1082,37 @@ int pe_test_server_alive(pe_test_server_t *s)
     return s->pid > 0 && !child_exited(s->pid, how, sizeof(how));
 }
 
-char *pe_test_corpus(const char *relpath)
+char *pe_test_file(const char *relpath)
 {
-    enum { MAX_CORPUS_FILE = 1 << 20 };
+    enum { MAX_TEST_FILE = 1 << 20 };
     char path[1024];
     const char *file = __FILE__;
     const char *at = strstr(file, "support/pe_test.c");
     if (!at)
         die("cannot locate tests/ from %s", file);
-    snprintf(path, sizeof path, "%.*scorpus/%s", (int)(at - file), file, relpath);
+    snprintf(path, sizeof path, "%.*s%s", (int)(at - file), file, relpath);
     FILE *f = fopen(path, "rb");
     if (!f)
         die("cannot open %s", path);
-    char *buf = calloc(1, MAX_CORPUS_FILE);
+    char *buf = calloc(1, MAX_TEST_FILE);
     if (!buf) {
         fclose(f);
         die("out of memory reading %s", path);
     }
-    size_t n = fread(buf, 1, MAX_CORPUS_FILE - 1, f);
+    size_t n = fread(buf, 1, MAX_TEST_FILE, f);
+    bool whole = feof(f);
     fclose(f);
+    if (!whole || n == MAX_TEST_FILE)
+        die("%s is larger than %d bytes", path, MAX_TEST_FILE - 1);
     buf[n] = '\0';
     return buf;
+}
+
+char *pe_test_corpus(const char *relpath)
+{
+    char path[600];
+    snprintf(path, sizeof path, "corpus/%s", relpath);
+    return pe_test_file(path);
 }
 
 char *pe_test_corpusf(const char *relpath_fmt, ...)

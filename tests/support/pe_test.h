@@ -81,6 +81,9 @@ bool pe_test_sql_wait(const char *conninfo, const char *sql, const char *want, i
  * source tree whatever the build directory. Fails the test when it cannot be read. The caller
  * frees. */
 char *pe_test_corpus(const char *relpath);
+/* The whole file tests/<relpath> ("reference/stats/analyze.json"), NUL-terminated, at most
+ * 1 MiB (a larger one fails the test rather than being cut). The caller frees. */
+char *pe_test_file(const char *relpath);
 /* pe_test_corpus with the path a printf format ("changesets/%s"). */
 char *pe_test_corpusf(const char *relpath_fmt, ...) __attribute__((format(printf, 1, 2)));
 

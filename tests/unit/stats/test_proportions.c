@@ -25,24 +25,12 @@
 #include "pe/stats.h"
 #include "pe_test.h"
 
+/* A reference file of tests/reference/stats/ (made by proportions.py). */
 static char *slurp(const char *name)
 {
-    char path[4096];
-    const char *src = __FILE__;
-    const char *cut = strstr(src, "tests/unit/stats/");
-    if (!cut)
-        fail_msg("cannot locate the reference vectors from %s", src);
-    snprintf(path, sizeof path, "%.*stests/reference/stats/%s", (int)(cut - src), src, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (run tests/reference/stats/proportions.py)", path);
-    pe_buf_t b = PE_BUF_INIT;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        assert_int_equal(pe_buf_append(&b, chunk, n), 0);
-    fclose(f);
-    return pe_buf_steal(&b);
+    char relpath[256];
+    snprintf(relpath, sizeof relpath, "reference/stats/%s", name);
+    return pe_test_file(relpath);
 }
 
 static cJSON *load_section(cJSON **doc, const char *section)
