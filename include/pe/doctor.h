@@ -33,11 +33,10 @@
 #include "pe/core.h"
 #include "pe/db.h"
 
-#define PE_DOCTOR_STEPS            5    /* cart, checkout, shipping, payment, confirmation */
-#define PE_DOCTOR_FDR              0.05 /* findings are reported at q ≤ this */
-#define PE_DOCTOR_WINDOW_DAYS      28   /* the default window: the last 28 complete local days */
-#define PE_DOCTOR_WINDOW_DAYS_TEXT "28" /* the same, for SQL text */
-#define PE_DOCTOR_MAX_DAYS         400
+#define PE_DOCTOR_STEPS       5    /* cart, checkout, shipping, payment, confirmation */
+#define PE_DOCTOR_FDR         0.05 /* findings are reported at q ≤ this */
+#define PE_DOCTOR_WINDOW_DAYS 28   /* the default window: the last 28 complete local days */
+#define PE_DOCTOR_MAX_DAYS    400
 /* A segment is tested at a step only with this many sessions at the step before, in it and in
  * the rest; a window with fewer sessions gets no finding at all. */
 #define PE_DOCTOR_MIN_SESSIONS 30

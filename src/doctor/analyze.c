@@ -925,17 +925,16 @@ static int explained_by_parent(const work_t *w, const hypo_t *h, bool *explained
     return 0;
 }
 
-/* Whether a segment's rest (its sessions outside a part of it) converts at step s at least as
- * well as ref_rate, or not significantly worse (one-sample z-test, p > PE_DOCTOR_FDR): then the
- * part explains the segment's gap (rules 12 and 13). An empty rest: the part is the whole
- * segment, and explains it. */
-static bool rest_not_worse(const pe_doctor_counts_t *rest, int s, double ref_rate)
+/* Whether the k of n sessions that stay when a part is taken out of a finding's group convert at
+ * least as well as ref_rate, or not significantly worse (one-sample z-test, p > PE_DOCTOR_FDR):
+ * then that part explains the finding (rules 7, 12 and 13). Nothing left (n = 0): the part is
+ * the whole group, and explains it. */
+static bool rest_not_worse(double k, double n, double ref_rate)
 {
-    double rn = rest->reach[s - 1];
-    if (rn <= 0 || rest->reach[s] / rn >= ref_rate)
+    if (n <= 0 || k / n >= ref_rate)
         return true;
     pe_stats_ztest_t z = {0, 1};
-    return pe_stats_ztest_1prop(rest->reach[s], rn, ref_rate, &z) == 0 && z.p_value > PE_DOCTOR_FDR;
+    return pe_stats_ztest_1prop(k, n, ref_rate, &z) == 0 && z.p_value > PE_DOCTOR_FDR;
 }
 
 /* Rule 12, second half: the reported two-way finding (in found[0..nfound)) that explains the
@@ -955,7 +954,7 @@ static const hypo_t *explained_by_child(const work_t *w, hypo_t *const *found, s
             continue;
         pe_doctor_counts_t rest;
         counts_rest(&rest, &w->segs[p->seg].counts, &w->segs[c->seg].counts);
-        if (rest_not_worse(&rest, s, p->ref_rate))
+        if (rest_not_worse(rest.reach[s], rest.reach[s - 1], p->ref_rate))
             cause = c;
     }
     return cause;
@@ -988,7 +987,7 @@ static const hypo_t *explained_by_smaller(const work_t *w, hypo_t *const *found,
             continue;
         pe_doctor_counts_t rest;
         counts_rest(&rest, &w->segs[p->seg].counts, &both->counts);
-        if (rest_not_worse(&rest, s, p->ref_rate))
+        if (rest_not_worse(rest.reach[s], rest.reach[s - 1], p->ref_rate))
             cause = c;
     }
     return cause;
@@ -1151,12 +1150,8 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
             if (g->kind != PE_DOCTOR_SEGMENT_GAP || g->step != h->step ||
                 (cause && cmp_found(&cause, &g) <= 0))
                 continue;
-            pe_stats_ztest_t z = {0, 1};
-            bool rest_fine = g->ref_rate >= h->ref_rate;
-            if (!rest_fine && pe_stats_ztest_1prop(g->ref_rate * g->ref_sessions, g->ref_sessions,
-                                                   h->ref_rate, &z) == 0)
-                rest_fine = z.p_value > PE_DOCTOR_FDR;
-            if (rest_fine)
+            /* the store without g is g's reference: the rest of the store */
+            if (rest_not_worse(g->ref_rate * g->ref_sessions, g->ref_sessions, h->ref_rate))
                 cause = g;
         }
         h->explained_by = cause;

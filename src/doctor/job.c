@@ -20,16 +20,17 @@
 #define ACQUIRE_TIMEOUT_MS 5000
 #define DIAGNOSE_LOCK_KEY  "7262937150124823903" /* arbitrary, fixed: "pe diagnose" */
 
-/* Stores with sessions in their default window and no run of it. $1 = now (Unix µs). */
+/* Stores with sessions in their default window and no run of it. $1 = now (Unix µs), $2 = the
+ * window's days (PE_DOCTOR_WINDOW_DAYS). */
 static const char SQL_DUE[] =
     "WITH s AS (SELECT id, (to_timestamp($1::double precision / 1e6) AT TIME ZONE timezone)::date"
     "                        AS today FROM stores)"
     "SELECT s.id FROM s"
     " WHERE EXISTS (SELECT 1 FROM agg_sessions a WHERE a.store_id = s.id"
-    "                  AND a.day BETWEEN s.today - " PE_DOCTOR_WINDOW_DAYS_TEXT " AND s.today - 1)"
+    "                  AND a.day BETWEEN s.today - $2::int AND s.today - 1)"
     "   AND NOT EXISTS (SELECT 1 FROM diagnostic_runs r WHERE r.store_id = s.id"
     "                  AND r.window_to = s.today - 1"
-    "                  AND r.window_from = s.today - " PE_DOCTOR_WINDOW_DAYS_TEXT ")"
+    "                  AND r.window_from = s.today - $2::int)"
     " ORDER BY s.id";
 
 int pe_doctor_run_due(pe_db_pool_t *db, int64_t now_us, size_t *ran, char *err, size_t errlen)
@@ -52,10 +53,11 @@ int pe_doctor_run_due(pe_db_pool_t *db, int64_t now_us, size_t *ran, char *err, 
     locked = pe_db_result_get(lock, 0, 0)[0] == 't';
     if (!locked)
         goto out; /* another instance is at it */
-    char now[32];
+    char now[32], window[16];
     snprintf(now, sizeof now, "%lld", (long long)now_us);
-    const char *p[] = {now};
-    rc = pe_db_exec(conn, SQL_DUE, 1, p, &due);
+    snprintf(window, sizeof window, "%d", PE_DOCTOR_WINDOW_DAYS);
+    const char *p[] = {now, window};
+    rc = pe_db_exec(conn, SQL_DUE, 2, p, &due);
     if (rc != 0) {
         snprintf(err, errlen, "%s", pe_db_conn_error(conn));
         goto out;

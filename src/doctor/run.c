@@ -313,7 +313,6 @@ static cJSON *run_json(const char *run_id, const char *store_id, int32_t from, i
 typedef struct {
     const char *store_id;
     const cJSON *run;
-    int64_t now_us;
 } store_ctx_t;
 
 static int store_run(pe_db_conn_t *conn, void *arg)
@@ -464,7 +463,7 @@ int pe_doctor_run(pe_db_pool_t *db, const char *store_id, const pe_doctor_reques
     run = run_json(run_id, store_id, from, to, created, &in, &res);
     if (!run)
         goto out;
-    store_ctx_t ctx = {.store_id = store_id, .run = run, .now_us = rq->now_us};
+    store_ctx_t ctx = {.store_id = store_id, .run = run};
     rc = pe_db_tx(db, ACQUIRE_TIMEOUT_MS, store_run, &ctx);
     if (rc != 0)
         goto out;
