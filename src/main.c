@@ -110,6 +110,13 @@ static const char USAGE_DIAGNOSE[] =
     "the store's time zone), stores the run (replacing one of the same window) and prints it as\n"
     "JSON. Exit 2 for an unknown store or a bad window.\n";
 
+static const char USAGE_RECOMMEND[] =
+    "usage: profit-engine recommend --store ID\n"
+    "Generates the store's recommendations from its latest diagnostic run now (each one a\n"
+    "ChangeSet ready for approval; at most 5 shown, the rest queued) and prints\n"
+    "{\"runId\",\"generated\",\"retired\",\"note\",\"recommendations\":[…]} as JSON.\n"
+    "Exit 2 for an unknown store.\n";
+
 static const char USAGE_SCHEMA[] =
     "usage: profit-engine schema export [events|changeset]\n"
     "       profit-engine schema validate < event.json\n"
@@ -188,6 +195,12 @@ static int run_diagnose(void *arg, char *err, size_t errlen)
 {
     size_t n = 0;
     return pe_doctor_run_due(arg, pe_now_unix_us(), &n, err, errlen);
+}
+
+static int run_recommend(void *arg, char *err, size_t errlen)
+{
+    size_t n = 0;
+    return pe_doctor_recommend_due(arg, pe_now_unix_us(), &n, err, errlen);
 }
 
 static int run_changeset_expiry(void *arg, char *err, size_t errlen)
@@ -282,9 +295,12 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
     if (app.flags)
         cscfg.flags = pe_changeset_flag_hooks(app.flags);
     app.changesets = app.db ? pe_changeset_service_new(&cscfg) : NULL;
+    pe_doctor_recommender_config_t rcfg = {.db = app.db, .changesets = app.changesets};
+    pe_refusal_t why = {.code = ""};
+    app.recommender = app.changesets ? pe_doctor_recommender_new(&rcfg, &why) : NULL;
     router = pe_http_router_new();
     if (!app.db || !app.collector || !app.keys || !app.redis || !app.flags || !app.changesets ||
-        !router) {
+        !app.recommender || !router) {
         fprintf(stderr, "profit-engine: cannot start: %s\n", app.redis ? "out of memory" : err);
         goto out;
     }
@@ -292,6 +308,7 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
         {"partition_maintenance", 3600, 5, run_maintenance, &app},
         {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
         {"diagnose", PE_DOCTOR_JOB_INTERVAL_S, 120, run_diagnose, app.db},
+        {"recommend", PE_DOCTOR_RECOMMEND_INTERVAL_S, 300, run_recommend, app.recommender},
         {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
         {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
         {"login_throttle_purge", PE_LOGIN_PURGE_INTERVAL_S, 30, run_login_purge, app.db},
@@ -366,6 +383,7 @@ out:
     pe_collector_free(app.collector); /* after HTTP: late requests may still reach it */
     pe_http_router_free(router);
     pe_redis_free(app.redis);
+    pe_doctor_recommender_free(app.recommender);
     pe_changeset_service_free(app.changesets);
     pe_tenancy_key_cache_free(app.keys);
     pe_db_pool_free(app.db);
@@ -600,6 +618,46 @@ static int cmd_diagnose(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* ---- recommend ------------------------------------------------------------------------------- */
+
+static int cmd_recommend(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--store"};
+    const char *vals[1] = {NULL};
+    int rc = parse_flags(argc, argv, names, vals, 1, USAGE_RECOMMEND);
+    if (rc != 0)
+        return rc;
+    if (!vals[0])
+        return usage_error(USAGE_RECOMMEND, "--store is required");
+    if (!pe_uuid_text_valid(vals[0]))
+        return usage_error(USAGE_RECOMMEND, "--store must be a store id (a UUID)");
+    /* the recommender holds the store's lock on one connection while the ChangeSet service
+     * uses another */
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 3);
+    pe_changeset_config_t cscfg = {.db = pool};
+    pe_changeset_service_t *svc = pool ? pe_changeset_service_new(&cscfg) : NULL;
+    pe_doctor_recommender_config_t rcfg = {.db = pool, .changesets = svc};
+    pe_refusal_t why = {.code = ""};
+    pe_doctor_recommender_t *rec = svc ? pe_doctor_recommender_new(&rcfg, &why) : NULL;
+    cJSON *out = NULL;
+    rc = rec ? pe_doctor_recommend(rec, vals[0], pe_now_unix_us(), &out) : PE_ENOMEM;
+    pe_doctor_recommender_free(rec);
+    pe_changeset_service_free(svc);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: recommend: %s\n",
+                rc == PE_ENOTFOUND ? "no such store" : pe_strerror(rc));
+        return rc == PE_ENOTFOUND ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    char *text = pe_json_print(out);
+    cJSON_Delete(out);
+    if (!text)
+        return EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 /* ---- schema ---------------------------------------------------------------------------------- */
 
 #define SCHEMA_STDIN_MAX (4u << 20) /* far above any valid event; bounds a runaway pipe */
@@ -756,6 +814,9 @@ static const command_t commands[] = {
     {"diagnose", "diagnose --store ID [--from D --to D]",
      "run the funnel doctor over a window and print the ranked findings", USAGE_DIAGNOSE, 0,
      cmd_diagnose},
+    {"recommend", "recommend --store ID",
+     "turn the latest findings into recommendations (ChangeSets ready to approve) and print them",
+     USAGE_RECOMMEND, 0, cmd_recommend},
     {"store", "store create --name N [--timezone TZ] [--currency C]",
      "create a store; prints its id and API keys (shown once)", USAGE_STORE, 0, cmd_store},
     {"user", "user create --email E --store ID",

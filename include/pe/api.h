@@ -27,7 +27,8 @@ typedef struct {
     pe_collector_t *collector;
     pe_key_cache_t *keys; /* publishable keys in memory (NULL: every lookup asks PostgreSQL) */
     pe_flags_t *flags;    /* feature flags: the in-process copy, changes, exposures */
-    struct pe_changeset_service *changesets; /* ChangeSets, lifecycle, audit (pe/changeset.h) */
+    struct pe_changeset_service *changesets;   /* ChangeSets, lifecycle, audit (pe/changeset.h) */
+    struct pe_doctor_recommender *recommender; /* recommendations (pe/doctor.h) */
     int64_t started_unix_us;
 } pe_app_t;
 

@@ -206,9 +206,12 @@ pe_changeset_flag_hooks_t pe_changeset_flag_hooks(pe_flags_t *flags);
 void pe_changeset_flag_key(const cJSON *changeset, const char *id,
                            char out[PE_CHANGESET_FLAG_KEY_MAX]);
 /* The flag definition (the body pe_flags_put_tx takes) for changeset id: on approval
- * (winner NULL) control/treatment from actionPlan with its rollout strategy; for PERMANENT
- * (winner "treatment" or "control") that one variant at 100 %. Returns 0 and *def (caller
- * deletes), PE_EINVAL with a message naming the ChangeSet field in err, or PE_ENOMEM. Pure,
+ * (winner NULL) control/treatment from actionPlan with its rollout strategy, and
+ * actionPlan.targetSegment as a filter rule (only the segment enters the experiment); for
+ * PERMANENT (winner "treatment" or "control") the winner alone, or over a segment control 0 /
+ * treatment 100 with the segment as an override then a filter. PE_EINVAL also for a segment the
+ * flag cannot target (the message names actionPlan.targetSegment.rules[j]). Returns 0 and *def
+ * (caller deletes), PE_EINVAL with a message naming the ChangeSet field in err, or PE_ENOMEM. Pure,
  * thread-safe. */
 int pe_changeset_flag_definition(const cJSON *changeset, const char *id, const char *winner,
                                  cJSON **def, char *err, size_t errlen);

@@ -313,6 +313,9 @@ void pe_random_hex(char *out, size_t n);
 /* Writes a random (version 4) UUID as lower-case text into out. Uses libsodium. */
 #define PE_UUID_TEXT_LEN 37
 void pe_random_uuid(char out[PE_UUID_TEXT_LEN]);
+/* True when s is a UUID in text form: 36 characters, hex digits of either case with dashes at
+ * 8, 13, 18 and 23 (s may be NULL or shorter: false). Pure. */
+bool pe_uuid_text_valid(const char *s);
 /* Writes a url-safe random token of n random bytes (base64url, no padding) into out
  * (needs 4*ceil(n/3)+1 bytes). */
 void pe_random_token(char *out, size_t outlen, size_t n);

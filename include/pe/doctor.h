@@ -30,8 +30,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pe/changeset.h"
 #include "pe/core.h"
 #include "pe/db.h"
+#include "pe/guardrails.h"
 
 #define PE_DOCTOR_STEPS       5    /* cart, checkout, shipping, payment, confirmation */
 #define PE_DOCTOR_FDR         0.05 /* findings are reported at q ≤ this */
@@ -210,5 +212,211 @@ int pe_doctor_benchmarks_put(pe_db_pool_t *db, const char *store_id, const cJSON
  * the first failure (the other stores still ran; err says how many failed). Thread-safe. */
 #define PE_DOCTOR_JOB_INTERVAL_S 3600 /* serve checks hourly; a store is due once a local day */
 int pe_doctor_run_due(pe_db_pool_t *db, int64_t now_us, size_t *ran, char *err, size_t errlen);
+
+/* A finding's segment as a merchant says it: "Mobile visitors", "Mobile visitors from FR",
+ * "Every visitor" (no segment). Pure. */
+void pe_doctor_segment_phrase(const pe_doctor_finding_t *f, char *out, size_t len);
+
+/* ---- playbooks (playbooks.c): what to do about a kind of finding ---------------------------- */
+
+/* How a playbook's action costs the merchant money (README "Recommendations"). */
+typedef enum {
+    PE_DOCTOR_COST_NONE = 0, /* copy, layout, a feature the storefront has: nothing per order */
+    PE_DOCTOR_COST_DISCOUNT, /* gives away `amount` % of the price of every order in its scope,
+                                the orders that would have come anyway included */
+    PE_DOCTOR_COST_SHIPPING, /* waives the shipping of every order in its scope (what shipping
+                                costs: pe_doctor_economics_t.shipping_share of the order value) */
+} pe_doctor_cost_t;
+
+#define PE_DOCTOR_PLAYBOOK_KEY_MAX 41 /* [a-z0-9-]{1,40} + NUL */
+
+/* A playbook: a kind of finding (kind × step × segment dimensions) mapped to an action. The
+ * built-ins (pe_doctor_playbooks_builtin) and an extension's are the same struct, registered
+ * through pe_doctor_recommender_config_t.playbooks (include/profit_engine.h).
+ *
+ * Templates (title, description, change) may use {who} (the segment: "mobile visitors"),
+ * {step} ("shipping"), {category}, {amount} (the playbook's amount) and {currency}. */
+typedef struct pe_doctor_playbook {
+    const char *key;         /* [a-z0-9-]{1,40}, unique among the registered playbooks */
+    const char *title;       /* template, ≤ 200 bytes rendered */
+    const char *description; /* template: what the merchant's storefront will do */
+    const char *rationale;   /* why it should help (learnMore) */
+    const char *source;      /* the public source of the prior uplift range */
+    unsigned kinds;          /* bits 1u << pe_doctor_kind_t it answers; 0 = every kind */
+    unsigned steps;          /* bits 1u << step (1 cart … 5 confirmation) it acts on */
+    unsigned dims;           /* bits 1u << pe_doctor_dim_t a finding's segment may fix */
+    bool store_wide;         /* also answers a finding about the whole store */
+    /* With values: the segment must fix `value_dim` to one of them ("mobile", "tablet"). */
+    pe_doctor_dim_t value_dim;
+    const char *const *values; /* NULL-terminated, or NULL: any value */
+    const char *method;        /* implementation: "feature_flag" (the storefront switches a
+                                  feature it has) | "config_change" (the flag carries a setting
+                                  the storefront applies: a threshold, a discount, a method) */
+    const char *action_type;   /* the ChangeSet's actionPlan.type */
+    const char *change_type;   /* its ChangeDetail.type: price, discount, shipping, copy, … */
+    const char *selector;      /* ChangeDetail.scope.selector, or NULL */
+    const char *change;        /* ChangeDetail.description template */
+    const char *before;  /* ChangeDetail.before: JSON text of a string, number or boolean ({amount}
+                            allowed) */
+    const char *after;   /* ChangeDetail.after as JSON text ({amount} allowed) */
+    bool needs_category; /* scope.category = pe_doctor_economics_t.category; without one
+                            the playbook is not proposed */
+    int effort;          /* story points, 1..13 */
+    const char *risk;    /* low | medium | high */
+    double uplift_low;   /* the prior: relative uplift of the target step's conversion, */
+    double uplift_high;  /* 0 < low ≤ high ≤ 1 */
+    pe_doctor_cost_t cost;
+    double amount; /* the discount in %, 0 otherwise */
+} pe_doctor_playbook_t;
+
+/* The built-in catalogue (a static table; *count its length). Thread-safe. */
+const pe_doctor_playbook_t *pe_doctor_playbooks_builtin(size_t *count);
+/* Checks one playbook (key syntax, templates present, enums of the ChangeSet contract, before and
+ * after a JSON string, number or boolean, 0 < uplift_low ≤ uplift_high ≤ 1, effort 1..13, a
+ * discount amount in (0, 100)). Returns 0 or PE_EINVAL with *err naming the field
+ * ("guest-checkout.effort: …"). Pure. */
+int pe_doctor_playbook_check(const pe_doctor_playbook_t *pb, pe_refusal_t *err);
+/* True when pb answers f: its kind, its step, every dimension f's segment fixes is one pb
+ * accepts (or f is store-wide and pb->store_wide), and the value constraint. Pure. */
+bool pe_doctor_playbook_matches(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f);
+
+/* ---- recommendations (recommend.c: pure) ---------------------------------------------------- */
+
+#define PE_DOCTOR_MAX_ACTIVE         5    /* active recommendations per store */
+#define PE_DOCTOR_REJECT_MEMORY_DAYS 30   /* a rejected playbook × finding is not proposed again */
+#define PE_DOCTOR_SHIPPING_SHARE     0.08 /* shipping cost per order ÷ order value, when unknown */
+#define PE_DOCTOR_MIN_WINDOW_DAYS    7    /* proofPlan.measurementWindow: at least a week */
+#define PE_DOCTOR_MAX_WINDOW_DAYS    56   /* a test that needs longer is said to need longer */
+
+/* What a recommendation's numbers rest on besides the finding. */
+typedef struct {
+    double margin;           /* the store's gross margin of revenue, 0..1 */
+    double shipping_share;   /* shipping cost ÷ order value, 0..1 (PE_DOCTOR_SHIPPING_SHARE) */
+    const char *category;    /* the category a category playbook scopes, NULL: none known */
+    double category_margin;  /* its gross margin 0..1 */
+    double category_share;   /* its share of the store's revenue 0..1 */
+    double window_days;      /* the run's window (the finding's counts cover it) */
+    double store_sessions;   /* sessions in the window, the whole store */
+    bool has_pre_period;     /* the store has history before the window: CUPED */
+    const char *currency;    /* ISO 4217 */
+    const cJSON *guardrails; /* the store's guardrails (pe_guardrails_get), or NULL */
+} pe_doctor_economics_t;
+
+/* A playbook's expected impact on a finding, per month. [0] low, [1] high end of the prior. */
+typedef struct {
+    double uplift[2];       /* relative, on the step's conversion (the prior) */
+    double orders[2];       /* more orders */
+    double revenue[2];      /* more revenue (list price) */
+    double cost[2];         /* what the action costs: discount given, shipping waived */
+    double profit[2];       /* gross profit: revenue × margin − cost; may be negative */
+    double expected_profit; /* likelihood × the middle of profit[] */
+    double priority;        /* expected_profit ÷ effort: the rank's key */
+    double baseline_rate;   /* the step's conversion in the segment today */
+    double units_per_arm;   /* proofPlan.minimumSampleSize */
+    int window_days;        /* proofPlan.measurementWindow, whole weeks, ≥ 7 */
+    double days_needed;     /* at the segment's traffic, for both arms (may exceed the window) */
+    bool profit_metric;     /* the primary metric is profit per visitor (the action costs) */
+} pe_doctor_impact_t;
+
+/* The expected impact of pb on f (README "Recommendations": the gap × the prior, net of the
+ * action's cost; the sample size from the power calculator at 80 % power, α 0.05, for the
+ * middle of the prior). Returns 0, PE_ENOTFOUND when there is nothing to recover (no gap, no
+ * orders, a category playbook without a category) or PE_EINVAL (a number out of range). Pure. */
+int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
+                     const pe_doctor_economics_t *eco, pe_doctor_impact_t *out);
+/* True when the impact is worth proposing: a positive expected gross profit net of the action's
+ * cost. A discount that loses money is never proposed, however much it lifts conversion. Pure. */
+bool pe_doctor_impact_worth_proposing(const pe_doctor_impact_t *m);
+
+/* The identity of a finding across runs: "segment_gap:shipping:device=mobile,country=FR" (a
+ * finding's id changes with every run; this does not). Pure. */
+void pe_doctor_finding_key(const pe_doctor_finding_t *f, char *out, size_t len);
+/* Takes out of each finding the part that a finding ranked before it explains, so that one loss
+ * is never recovered twice: finding i's lost orders, revenue and profit shrink by the lost orders
+ * of every earlier finding at the same step whose segment lies inside i's (fixes every dimension
+ * i fixes, with the same value — the whole store contains every segment), never below zero.
+ * A store-wide benchmark gap at shipping that mobile visitors' gap ranked before it explains is
+ * left with what mobile does not explain. f is ranked (the run's order). Pure. */
+void pe_doctor_findings_residual(pe_doctor_finding_t *f, size_t n);
+/* Reads a stored finding (the run's JSON, run.c's shape) back into *f. Returns 0 or PE_EINVAL.
+ * Pure. */
+int pe_doctor_finding_parse(const cJSON *doc, pe_doctor_finding_t *f);
+
+/* Builds the recommendation (without id, status, rank, changesetId, violations: the store's to
+ * fill) and the ChangeSet that carries it (a client document: it passes pe_changeset_validate in
+ * PE_CHANGESET_CLIENT mode). finding is the stored finding (its id and evidence are used).
+ * Returns 0 with *rec and *changeset (caller deletes both), or PE_ENOMEM / PE_EINVAL. Pure. */
+int pe_doctor_recommendation_build(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
+                                   const cJSON *finding, const pe_doctor_economics_t *eco,
+                                   const pe_doctor_impact_t *impact, cJSON **rec,
+                                   cJSON **changeset);
+
+/* ---- recommendations, stored (recommendations.c) -------------------------------------------- */
+
+#define PE_DOCTOR_PER_FINDING   2  /* open or approved recommendations per finding (the best) */
+#define PE_DOCTOR_MAX_OPEN      20 /* open (active, queued, blocked) recommendations per store */
+#define PE_DOCTOR_MAX_PLAYBOOKS 64 /* built-ins and extensions together */
+
+typedef struct {
+    pe_db_pool_t *db;                   /* borrowed */
+    pe_changeset_service_t *changesets; /* borrowed: creates, submits, approves, rejects */
+    const pe_guardrail_check_t *const *extra_checks; /* the service's custom checks, NULL-
+                                                        terminated, may be NULL (borrowed) */
+    /* Extension playbooks, registered after the built-ins (NULL-terminated, may be NULL;
+     * borrowed: they must outlive the recommender). A key may not repeat a built-in's. */
+    const pe_doctor_playbook_t *const *playbooks;
+} pe_doctor_recommender_config_t;
+
+typedef struct pe_doctor_recommender pe_doctor_recommender_t;
+
+/* Returns a recommender, or NULL with *err (an extension playbook that fails
+ * pe_doctor_playbook_check or repeats a key, more than PE_DOCTOR_MAX_PLAYBOOKS) or on ENOMEM.
+ * Thread-safe afterwards. */
+pe_doctor_recommender_t *pe_doctor_recommender_new(const pe_doctor_recommender_config_t *cfg,
+                                                   pe_refusal_t *err);
+void pe_doctor_recommender_free(pe_doctor_recommender_t *r);
+
+/* Generates store_id's recommendations from its latest diagnostic run now (README
+ * "Recommendations": retire, propose, promote), and answers {"runId","generated","retired",
+ * "note","recommendations":[the active and blocked ones]} in *out (caller deletes). Returns 0,
+ * PE_ENOTFOUND (no such store) or a database / ChangeSet error. Serialised per store across
+ * instances (an advisory lock). now_us is the caller's clock. Thread-safe. */
+int pe_doctor_recommend(pe_doctor_recommender_t *r, const char *store_id, int64_t now_us,
+                        cJSON **out);
+/* {"recommendations":[…]} with the statuses in `status` (a comma-separated list of active,
+ * queued, blocked, approved, rejected, retired; NULL: active,blocked — the cards the merchant
+ * sees), best rank first. Returns 0, PE_EINVAL with *err (an unknown status) or a database
+ * error. Thread-safe. */
+int pe_doctor_recommendations_list(pe_doctor_recommender_t *r, const char *store_id,
+                                   const char *status, int64_t now_us, cJSON **out,
+                                   pe_refusal_t *err);
+/* One recommendation. Returns 0, PE_ENOTFOUND (none with that id in this store) or a database
+ * error. Thread-safe. */
+int pe_doctor_recommendation_get(pe_doctor_recommender_t *r, const char *store_id, const char *id,
+                                 int64_t now_us, cJSON **out);
+/* Approves an active or blocked recommendation: its ChangeSet goes to ACTIVE through the
+ * lifecycle (guardrails, audit, flag live), the next queued one is promoted, and *out is
+ * {"recommendation":…,"changeset":…}. force + confirm override guardrail violations. Returns 0,
+ * PE_ENOTFOUND, PE_ECONFLICT (not open: res says why; guardrails block it: res->violations,
+ * and the recommendation becomes blocked), PE_EINVAL, or an error of the lifecycle. */
+int pe_doctor_recommendation_approve(pe_doctor_recommender_t *r, const char *store_id,
+                                     const char *id, bool force, bool confirm,
+                                     const pe_changeset_actor_info_t *actor, int64_t now_us,
+                                     cJSON **out, pe_changeset_result_t *res);
+/* Rejects an active, queued or blocked recommendation (reason may be NULL): its ChangeSet is
+ * ARCHIVED (rejected), the playbook is not proposed again for that finding for
+ * PE_DOCTOR_REJECT_MEMORY_DAYS, the next queued one is promoted; *out as approve's. Returns 0,
+ * PE_ENOTFOUND, PE_ECONFLICT (not open), PE_EINVAL (reason too long) or a lifecycle error. */
+int pe_doctor_recommendation_reject(pe_doctor_recommender_t *r, const char *store_id,
+                                    const char *id, const char *reason,
+                                    const pe_changeset_actor_info_t *actor, int64_t now_us,
+                                    cJSON **out, pe_changeset_result_t *res);
+/* The job "recommend": generates for every store whose latest diagnostic run is newer than its
+ * recommendations, and refreshes (promotes into free slots) every store with queued ones; once
+ * across instances (an advisory lock). Returns 0 with *ran stores generated, or the first
+ * failure (the other stores still ran). Thread-safe. */
+#define PE_DOCTOR_RECOMMEND_INTERVAL_S 3600
+int pe_doctor_recommend_due(pe_doctor_recommender_t *r, int64_t now_us, size_t *ran, char *err,
+                            size_t errlen);
 
 #endif /* PE_DOCTOR_H */

@@ -25,13 +25,8 @@
 /* ---- helpers -----------------------------------------------------------------------------------
  */
 
-typedef struct {
-    pe_changeset_actor_info_t info;
-    char id[PE_HTTP_ID_LEN + 16];
-} actor_t;
-
 /* Who is acting; replies 403 (and returns non-zero) for a session claiming to be the system. */
-static int resolve_actor(pe_http_request_t *req, const cJSON *body, actor_t *a)
+static int resolve_actor(pe_http_request_t *req, const cJSON *body, pe_api_actor_t *a)
 {
     const pe_http_auth_t *auth = pe_http_auth(req);
     const cJSON *claim = cJSON_GetObjectItemCaseSensitive(body, "actor");
@@ -40,19 +35,14 @@ static int resolve_actor(pe_http_request_t *req, const cJSON *body, actor_t *a)
         return pe_http_reply_error(req, PE_EINVAL, "invalid_type",
                                    "actor: must be merchant, autopilot or system"),
                PE_EINVAL;
-    if (auth->principal == PE_PRINCIPAL_SESSION) {
-        if (strcmp(want, "merchant") != 0)
-            return pe_http_reply_error(req, PE_EFORBIDDEN, "forbidden",
-                                       "actor: a merchant session acts as the merchant"),
-                   PE_EFORBIDDEN;
-        snprintf(a->id, sizeof a->id, "%s", auth->user_id);
-        a->info = (pe_changeset_actor_info_t){PE_CS_BY_MERCHANT, "user", a->id};
-        return 0;
-    }
-    snprintf(a->id, sizeof a->id, "secret_key");
+    if (auth->principal == PE_PRINCIPAL_SESSION && strcmp(want, "merchant") != 0)
+        return pe_http_reply_error(req, PE_EFORBIDDEN, "forbidden",
+                                   "actor: a merchant session acts as the merchant"),
+               PE_EFORBIDDEN;
+    pe_api_merchant_actor(req, a);
     if (strcmp(want, "merchant") == 0)
-        a->info = (pe_changeset_actor_info_t){PE_CS_BY_MERCHANT, "user", a->id};
-    else if (strcmp(want, "autopilot") == 0)
+        return 0;
+    if (strcmp(want, "autopilot") == 0)
         a->info = (pe_changeset_actor_info_t){PE_CS_BY_AUTOPILOT, "autopilot", a->id};
     else if (strcmp(want, "system") == 0)
         a->info = (pe_changeset_actor_info_t){PE_CS_BY_SYSTEM, "system", a->id};
@@ -117,9 +107,16 @@ static int reply_doc(pe_http_request_t *req, int status, cJSON *doc)
     return pe_http_reply_cjson(req, status, doc);
 }
 
-/* Replies to a refusal from the service (res filled) or a plain error code. */
-static int reply_refusal(pe_http_request_t *req, int rc, pe_changeset_result_t *res,
-                         const char *what)
+void pe_api_merchant_actor(pe_http_request_t *req, pe_api_actor_t *a)
+{
+    const pe_http_auth_t *auth = pe_http_auth(req);
+    bool session = auth->principal == PE_PRINCIPAL_SESSION;
+    snprintf(a->id, sizeof a->id, "%s", session ? auth->user_id : "secret_key");
+    a->info = (pe_changeset_actor_info_t){PE_CS_BY_MERCHANT, "user", a->id};
+}
+
+int pe_api_reply_changeset_refusal(pe_http_request_t *req, int rc, pe_changeset_result_t *res,
+                                   const char *what)
 {
     if (!res->refusal.code[0]) {
         if (rc == PE_ENOTFOUND)
@@ -150,7 +147,7 @@ int pe_api_changesets_create(pe_http_request_t *req)
     cJSON *body = pe_http_json_body(req);
     if (!body)
         return 0;
-    actor_t a;
+    pe_api_actor_t a;
     cJSON *doc = NULL;
     pe_changeset_result_t res;
     /* the document is the body; "actor" is not part of it */
@@ -159,7 +156,7 @@ int pe_api_changesets_create(pe_http_request_t *req)
     int rc = pe_changeset_create(app->changesets, pe_http_auth(req)->store_id, body, &a.info, &doc,
                                  &res);
     if (rc != 0) {
-        rc = reply_refusal(req, rc, &res, "cannot create the ChangeSet");
+        rc = pe_api_reply_changeset_refusal(req, rc, &res, "cannot create the ChangeSet");
         pe_changeset_result_free(&res);
         return rc;
     }
@@ -196,7 +193,7 @@ int pe_api_changesets_list(pe_http_request_t *req)
     pe_changeset_result_t res;
     int rc = pe_changeset_list(app->changesets, pe_http_auth(req)->store_id, &q, &out, &res);
     if (rc != 0)
-        return reply_refusal(req, rc, &res, "cannot list the ChangeSets");
+        return pe_api_reply_changeset_refusal(req, rc, &res, "cannot list the ChangeSets");
     return pe_http_reply_cjson(req, 200, out);
 }
 
@@ -208,7 +205,7 @@ int pe_api_changeset_get(pe_http_request_t *req)
     int rc = pe_changeset_get(app->changesets, pe_http_auth(req)->store_id,
                               pe_http_param(req, "cid"), &doc);
     if (rc != 0)
-        return reply_refusal(req, rc, &res, "cannot read the ChangeSet");
+        return pe_api_reply_changeset_refusal(req, rc, &res, "cannot read the ChangeSet");
     return reply_doc(req, 200, doc);
 }
 
@@ -219,7 +216,7 @@ int pe_api_changeset_patch(pe_http_request_t *req)
     if (!body)
         return 0;
     int64_t version;
-    actor_t a;
+    pe_api_actor_t a;
     if (expected_version(req, body, &version) != 0 || resolve_actor(req, NULL, &a) != 0)
         return 0;
     if (version < 0)
@@ -230,7 +227,7 @@ int pe_api_changeset_patch(pe_http_request_t *req)
     int rc = pe_changeset_patch(app->changesets, pe_http_auth(req)->store_id,
                                 pe_http_param(req, "cid"), version, body, &a.info, &doc, &res);
     if (rc != 0) {
-        rc = reply_refusal(req, rc, &res, "cannot update the ChangeSet");
+        rc = pe_api_reply_changeset_refusal(req, rc, &res, "cannot update the ChangeSet");
         pe_changeset_result_free(&res);
         return rc;
     }
@@ -280,7 +277,7 @@ int pe_api_changeset_transition(pe_http_request_t *req)
         .proof_result = cJSON_GetObjectItemCaseSensitive(body, "proofResult"),
         .current_metrics = cJSON_GetObjectItemCaseSensitive(body, "currentMetrics"),
     };
-    actor_t a;
+    pe_api_actor_t a;
     if (expected_version(req, body, &t.expected_version) != 0 || resolve_actor(req, body, &a) != 0)
         return 0;
     cJSON *doc = NULL;
@@ -288,7 +285,7 @@ int pe_api_changeset_transition(pe_http_request_t *req)
     int rc = pe_changeset_transition(app->changesets, pe_http_auth(req)->store_id,
                                      pe_http_param(req, "cid"), &t, &a.info, &doc, &res);
     if (rc != 0) {
-        rc = reply_refusal(req, rc, &res, "cannot move the ChangeSet");
+        rc = pe_api_reply_changeset_refusal(req, rc, &res, "cannot move the ChangeSet");
         pe_changeset_result_free(&res);
         return rc;
     }
@@ -303,7 +300,7 @@ int pe_api_changeset_timeline(pe_http_request_t *req)
     int rc = pe_changeset_timeline(app->changesets, pe_http_auth(req)->store_id,
                                    pe_http_param(req, "cid"), &out);
     if (rc != 0)
-        return reply_refusal(req, rc, &res, "cannot read the timeline");
+        return pe_api_reply_changeset_refusal(req, rc, &res, "cannot read the timeline");
     return pe_http_reply_cjson(req, 200, out);
 }
 

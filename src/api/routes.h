@@ -5,6 +5,7 @@
 #ifndef PE_API_ROUTES_H
 #define PE_API_ROUTES_H
 
+#include "pe/changeset.h"
 #include "pe/collector.h"
 #include "pe/http.h"
 
@@ -83,6 +84,23 @@ int pe_api_changeset_patch(pe_http_request_t *req);
 int pe_api_changeset_transition(pe_http_request_t *req);
 int pe_api_changeset_timeline(pe_http_request_t *req);
 int pe_api_schema_changeset(pe_http_request_t *req);
+/* Who acts for a merchant route: the signed-in user (audit "user:<id>"), or "secret_key". */
+typedef struct {
+    pe_changeset_actor_info_t info;
+    char id[PE_HTTP_ID_LEN + 16];
+} pe_api_actor_t;
+void pe_api_merchant_actor(pe_http_request_t *req, pe_api_actor_t *a);
+/* Replies to a refusal of the ChangeSet service (res filled: code, message and the guardrail
+ * violations, which it takes) or to a plain error code (what says what failed). Always
+ * replies. */
+int pe_api_reply_changeset_refusal(pe_http_request_t *req, int rc, pe_changeset_result_t *res,
+                                   const char *what);
+/* Recommendations (recommendations.c). */
+int pe_api_recommendations_list(pe_http_request_t *req);
+int pe_api_recommendations_generate(pe_http_request_t *req);
+int pe_api_recommendation_get(pe_http_request_t *req);
+int pe_api_recommendation_approve(pe_http_request_t *req);
+int pe_api_recommendation_reject(pe_http_request_t *req);
 int pe_api_guardrails_get(pe_http_request_t *req);
 int pe_api_guardrails_put(pe_http_request_t *req);
 int pe_api_audit_verify(pe_http_request_t *req);

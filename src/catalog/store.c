@@ -18,21 +18,6 @@
 #include "pe/catalog.h"
 
 #define DB_TIMEOUT_MS 5000
-#define UUID_STRLEN   36
-
-static bool uuid_valid(const char *s)
-{
-    if (!s || strnlen(s, UUID_STRLEN + 1) != UUID_STRLEN)
-        return false;
-    for (size_t i = 0; i < UUID_STRLEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        char c = s[i];
-        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (dash ? c != '-' : !hex)
-            return false;
-    }
-    return true;
-}
 
 typedef struct {
     const char *store_id;
@@ -78,7 +63,7 @@ int pe_catalog_upsert(pe_db_pool_t *pool, const char *store_id, const cJSON *pro
     if (rc != 0)
         goto out;
     rc = PE_ENOTFOUND;
-    if (!uuid_valid(store_id))
+    if (!pe_uuid_text_valid(store_id))
         goto out;
     rc = PE_ENOMEM;
     json = pe_json_print(canonical);
@@ -152,7 +137,7 @@ int pe_catalog_list(pe_db_pool_t *pool, const char *store_id, const pe_catalog_q
     if (!arr)
         goto out;
     size_t rows = 0;
-    if (uuid_valid(store_id)) {
+    if (pe_uuid_text_valid(store_id)) {
         char lim[16];
         snprintf(lim, sizeof lim, "%u", limit + 1);
         const char *params[] = {store_id, q->after, q->category, lim};

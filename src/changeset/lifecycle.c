@@ -36,10 +36,11 @@
  *
  *   from → to                    who    effects                                  audit action
  *   DRAFT → PENDING_APPROVAL     M A    SUBMIT                                   submitted
- *   DRAFT → ARCHIVED             M      -                                        archived
+ *   DRAFT → ARCHIVED             M A    -                                        archived
  *   PENDING_APPROVAL → ACTIVE    M      GUARDED APPROVE STAMP_START FLAG_ENABLE  approved
  *   PENDING_APPROVAL → ARCHIVED  M      REJECT                                   rejected
  *   PENDING_APPROVAL → ARCHIVED  S      EXPIRE                                   expired
+ *   PENDING_APPROVAL → ARCHIVED  A      EXPIRE                                   withdrawn
  *   ACTIVE → MEASURING           S A    -                                        measured
  *   ACTIVE → ROLLED_BACK         M S A  STAMP_END FLAG_DISABLE                   rolled_back
  *   MEASURING → PROVEN           S A    NEEDS_PROOF STAMP_END                    proven
@@ -117,12 +118,14 @@
 /* from → to | who | effects | audit action | function */
 static const pe_changeset_transition_t TABLE[] = {
     {PE_CS_DRAFT, PE_CS_PENDING_APPROVAL, M | A, PE_CS_T_SUBMIT, "submitted", RUN},
-    {PE_CS_DRAFT, PE_CS_ARCHIVED, M, 0, "archived", RUN},
+    {PE_CS_DRAFT, PE_CS_ARCHIVED, M | A, 0, "archived", RUN},
     {PE_CS_PENDING_APPROVAL, PE_CS_ACTIVE, M,
      PE_CS_T_GUARDED | PE_CS_T_APPROVE | PE_CS_T_STAMP_START | PE_CS_T_FLAG_ENABLE, "approved",
      RUN},
     {PE_CS_PENDING_APPROVAL, PE_CS_ARCHIVED, M, PE_CS_T_REJECT, "rejected", RUN},
     {PE_CS_PENDING_APPROVAL, PE_CS_ARCHIVED, S, PE_CS_T_EXPIRE, "expired", RUN_DUE},
+    /* the autopilot withdraws a proposal whose finding is gone (src/doctor/recommendations.c) */
+    {PE_CS_PENDING_APPROVAL, PE_CS_ARCHIVED, A, PE_CS_T_EXPIRE, "withdrawn", RUN},
     {PE_CS_ACTIVE, PE_CS_MEASURING, S | A, 0, "measured", RUN},
     {PE_CS_ACTIVE, PE_CS_ROLLED_BACK, M | S | A, PE_CS_T_STAMP_END | PE_CS_T_FLAG_DISABLE,
      "rolled_back", RUN},

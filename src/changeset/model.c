@@ -106,21 +106,11 @@ static const char *const AGGREGATIONS[] = {"conversion_rate", "mean",  "sum",
 static const char *const DIRECTIONS[] = {"increase", "decrease", NULL};
 static const char *const OUTCOMES[] = {"proven", "rejected", "inconclusive", NULL};
 static const char *const ACTOR_TYPES[] = {"system", "user", "autopilot", NULL};
-static const char *const AUDIT_ACTIONS[] = {"created",
-                                            "updated",
-                                            "submitted",
-                                            "approved",
-                                            "rejected",
-                                            "expired",
-                                            "activated",
-                                            "measured",
-                                            "proven",
-                                            "rolled_back",
-                                            "made_permanent",
-                                            "archived",
-                                            "guardrail_blocked",
-                                            "guardrail_overridden",
-                                            NULL};
+static const char *const AUDIT_ACTIONS[] = {
+    "created",     "updated",        "submitted", "approved",          "rejected",
+    "expired",     "withdrawn",      "activated", "measured",          "proven",
+    "rolled_back", "made_permanent", "archived",  "guardrail_blocked", "guardrail_overridden",
+    NULL};
 
 /* ---- the contract
  * -------------------------------------------------------------------------------- */

@@ -96,3 +96,17 @@ void pe_random_uuid(char out[PE_UUID_TEXT_LEN])
     }
     out[o] = '\0';
 }
+
+bool pe_uuid_text_valid(const char *s)
+{
+    if (!s)
+        return false;
+    for (size_t i = 0; i < PE_UUID_TEXT_LEN - 1; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        char c = s[i];
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (dash ? c != '-' : !hex)
+            return false; /* also stops at the NUL of a short string */
+    }
+    return s[PE_UUID_TEXT_LEN - 1] == '\0';
+}

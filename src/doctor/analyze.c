@@ -605,6 +605,30 @@ static void hypo_phrase(const hypo_t *h, char *out, size_t len)
     snprintf(out, len, "%s %s", first, second);
 }
 
+void pe_doctor_segment_phrase(const pe_doctor_finding_t *f, char *out, size_t len)
+{
+    int first = -1, second = -1;
+    for (int d = 0; d < PE_DOCTOR_DIMS; d++)
+        if (f->has[d]) {
+            if (first < 0)
+                first = d;
+            else if (second < 0)
+                second = d;
+        }
+    if (first < 0) {
+        snprintf(out, len, "Every visitor");
+        return;
+    }
+    char a[PE_DOCTOR_VALUE_MAX + 64], b[PE_DOCTOR_VALUE_MAX + 64];
+    segment_phrase(first, f->value[first], a, sizeof a);
+    if (second < 0) {
+        snprintf(out, len, "%s", a);
+        return;
+    }
+    segment_qualifier(second, f->value[second], b, sizeof b);
+    snprintf(out, len, "%s %s", a, b);
+}
+
 static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_finding_t *f)
 {
     text_t title = {f->title, sizeof f->title, 0};

@@ -690,16 +690,6 @@ static bool map_context(const mapper_t *m, const cJSON *msg, props_t *page_props
 
 /* ---- common fields --------------------------------------------------------------------------- */
 
-static bool is_uuid(const char *s)
-{
-    for (size_t i = 0; i < PE_EVENT_UUID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return s[PE_EVENT_UUID_LEN] == '\0';
-}
-
 static void uuid_format(const unsigned char b[16], char out[PE_EVENT_UUID_LEN + 1])
 {
     static const char HEX[] = "0123456789abcdef";
@@ -727,7 +717,7 @@ static void event_id_of(const mapper_t *m, const cJSON *msg, size_t index,
         text = num;
     }
     unsigned char b[crypto_hash_sha256_BYTES];
-    if (text && is_uuid(text)) {
+    if (text && pe_uuid_text_valid(text)) {
         for (size_t i = 0; i <= PE_EVENT_UUID_LEN; i++)
             out[i] = (char)tolower((unsigned char)text[i]);
         return;

@@ -184,21 +184,6 @@ static int check_id(const cJSON *v, const char *path, pe_refusal_t *err)
     return rc;
 }
 
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool uuid_text(const char *s)
-{
-    for (size_t i = 0; i < PE_EVENT_UUID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !is_hex(s[i]))
-            return false; /* also stops at the NUL of a short string */
-    }
-    return s[PE_EVENT_UUID_LEN] == '\0';
-}
-
 void pe_events_id_canonical(const char *event_id, char out[PE_EVENT_UUID_LEN + 1])
 {
     size_t i = 0;
@@ -568,7 +553,7 @@ int pe_events_validate(const cJSON *obj, int64_t batch_sent_at_us, pe_event_t *e
     const cJSON *v = f[F_EVENT_ID];
     if (!cJSON_IsString(v) || !v->valuestring)
         return pe_refuse(err, PE_EINVAL, "invalid_type", "eventId: must be a string");
-    if (!uuid_text(v->valuestring))
+    if (!pe_uuid_text_valid(v->valuestring))
         return pe_refuse(err, PE_EINVAL, "invalid_format",
                          "eventId: must be a UUID (8-4-4-4-12 hex digits)");
 

@@ -289,6 +289,10 @@ describe('feature flags in the browser (OFREP)', () => {
       assert.equal(sent.device, 'other', 'headless chromium counts as "other"');
       assert.equal(sent.utm_source, 'news');
       assert.equal(sent.utm_campaign, 'spring');
+      // a recommendation's segment dimensions, as the aggregation defines them
+      assert.equal(sent.source, 'news', 'source: the utm_source, lower case');
+      assert.equal(sent.campaign, 'spring');
+      assert.equal(sent.customer, 'new', "the visitor's first session on this browser");
       assert.match(bulk[0].headers().authorization ?? '', /^Bearer pk_/);
 
       const truth = await evaluate('free-shipping-banner', sent);

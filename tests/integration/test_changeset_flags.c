@@ -7,9 +7,11 @@
  * Invariants the tests hold the server to:
  *  1. Approval creates and enables the flag from actionPlan (key, kind autopilot, variants
  *     control/treatment with the implementation's before/after values, the rollout strategy's
- *     percentages), and the audit event names the flag key and version.
+ *     percentages, targetSegment as a filter rule), and the audit event names the flag key and
+ *     version. A unit outside the segment, or without the attribute, gets control (DEFAULT).
  *  2. A rollback turns the flag off: OFREP answers DISABLED on another instance within 1 s.
- *  3. PERMANENT serves the winner to every targeting key, store holdout included.
+ *  3. PERMANENT serves the winner to every targeting key of the segment, store holdout
+ *     included, and control to everyone else.
  *  4. A flag write that fails (a merchant's flag holds the key) refuses the transition with a
  *     409 and changes nothing: state, version, audit trail, outbox and the merchant's flag.
  *  5. Another store's publishable key gets FLAG_NOT_FOUND for the store's Autopilot flag.
@@ -108,14 +110,27 @@ static cJSON *flag(const pe_test_tenant_t *t, const char *key, long want)
     return expect("GET", path, NULL, t, want);
 }
 
+/* OFREP for unit; attrs: the context's other members as JSON text ("\"cart_value\":20"), or
+ * NULL for none. */
+static cJSON *ofrep_ctx(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
+                        const char *unit, const char *attrs, long want)
+{
+    char path[256], body[512];
+    snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
+    snprintf(body, sizeof body, "{\"context\":{\"targetingKey\":\"%s\"%s%s}}", unit,
+             attrs ? "," : "", attrs ? attrs : "");
+    return pe_test_expect(s, "POST", path, body, t->pk_auth, want);
+}
+
 static cJSON *ofrep_on(const pe_test_server_t *s, const pe_test_tenant_t *t, const char *key,
                        const char *unit, long want)
 {
-    char path[256], body[256];
-    snprintf(path, sizeof path, "/ofrep/v1/evaluate/flags/%s", key);
-    snprintf(body, sizeof body, "{\"context\":{\"targetingKey\":\"%s\"}}", unit);
-    return pe_test_expect(s, "POST", path, body, t->pk_auth, want);
+    return ofrep_ctx(s, t, key, unit, NULL, want);
 }
+
+/* The segment of valid/shipping_cost_banner.json is cart.value lt 50. */
+#define IN_SEGMENT  "\"cart_value\":20"
+#define OUT_SEGMENT "\"cart_value\":80"
 
 /* The variant of key named vkey in an API-form flag. */
 static const cJSON *variant_of(const cJSON *f, const char *vkey)
@@ -165,6 +180,12 @@ static void test_approval_creates_flag(void **state)
     assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 50);
     assert_string_equal(pe_test_json_str(f, "defaultVariant"), "control");
     assert_weights(f, 0, 100);
+    const cJSON *rule = cJSON_GetArrayItem(get(f, "rules"), 0);
+    assert_int_equal(cJSON_GetArraySize(get(f, "rules")), 1);
+    assert_null(get(rule, "variant")); /* a filter: the segment enters the split */
+    const cJSON *cond = cJSON_GetArrayItem(get(rule, "conditions"), 0);
+    assert_string_equal(pe_test_json_str(cond, "attribute"), "custom.cart_value");
+    assert_string_equal(pe_test_json_str(cond, "operator"), "lt");
     const cJSON *tv = get(variant_of(f, "treatment"), "value");
     const cJSON *cv = get(variant_of(f, "control"), "value");
     assert_string_equal(pe_test_json_str(tv, "changeset"), id);
@@ -175,12 +196,21 @@ static void test_approval_creates_flag(void **state)
         pe_test_json_str(get(cJSON_GetArrayItem(get(tv, "changes"), 0), "scope"), "selector"),
         "/cart");
 
-    /* OFREP with the store's publishable key: a split, the treatment's value as served */
+    /* OFREP with the store's publishable key: the segment is split, the treatment's value as
+     * served; a unit outside the segment, or without cart_value, is not in the experiment */
     int treated = 0, control = 0;
     for (int i = 0; i < 200; i++) {
         char unit[32];
         snprintf(unit, sizeof unit, "visitor-%d", i);
-        cJSON *e = ofrep_on(&fx.server, &a, "banner-approval", unit, 200);
+        for (int k = 0; k < 2; k++) {
+            cJSON *o =
+                ofrep_ctx(&fx.server, &a, "banner-approval", unit, k ? OUT_SEGMENT : NULL, 200);
+            assert_string_equal(pe_test_json_str(o, "variant"), "control");
+            assert_string_equal(pe_test_json_str(o, "reason"), "DEFAULT");
+            assert_false(cJSON_IsTrue(get(get(o, "metadata"), "holdout")));
+            cJSON_Delete(o);
+        }
+        cJSON *e = ofrep_ctx(&fx.server, &a, "banner-approval", unit, IN_SEGMENT, 200);
         assert_string_equal(pe_test_json_str(e, "key"), "banner-approval");
         if (strcmp(pe_test_json_str(e, "variant"), "treatment") == 0) {
             treated++;
@@ -220,9 +250,14 @@ static void test_approval_creates_flag(void **state)
     assert_weights(f, 0, 100);
     assert_true(cJSON_IsTrue(get(f, "enabled")));
     cJSON_Delete(f);
-    cJSON *e = ofrep_on(&fx.server, &a, key, "someone", 200);
+    /* its segment: returning customers */
+    cJSON *e = ofrep_ctx(&fx.server, &a, key, "someone", "\"customer\":\"returning\"", 200);
     assert_true(strcmp(pe_test_json_str(e, "variant"), "treatment") == 0 ||
                 cJSON_IsTrue(get(get(e, "metadata"), "holdout")));
+    cJSON_Delete(e);
+    e = ofrep_ctx(&fx.server, &a, key, "someone", "\"customer\":\"new\"", 200);
+    assert_string_equal(pe_test_json_str(e, "variant"), "control");
+    assert_string_equal(pe_test_json_str(e, "reason"), "DEFAULT");
     cJSON_Delete(e);
 }
 
@@ -282,13 +317,14 @@ static void walk_to_proven(const pe_test_tenant_t *t, const char *id, const char
     move_ok(t, id, body);
 }
 
-static void every_unit_gets(const pe_test_tenant_t *t, const char *key, const char *variant,
-                            const cJSON *value)
+/* Every unit with the context members attrs (NULL: none) gets variant, with value. */
+static void every_unit_gets(const pe_test_tenant_t *t, const char *key, const char *attrs,
+                            const char *variant, const cJSON *value)
 {
     for (int i = 0; i < 300; i++) {
         char unit[32];
         snprintf(unit, sizeof unit, "unit-%d", i);
-        cJSON *e = ofrep_on(&fx.server, t, key, unit, 200);
+        cJSON *e = ofrep_ctx(&fx.server, t, key, unit, attrs, 200);
         if (strcmp(pe_test_json_str(e, "variant"), variant) != 0)
             fail_msg("%s got %s (%s), want %s for everyone", unit, pe_test_json_str(e, "variant"),
                      pe_test_json_str(e, "reason"), variant);
@@ -314,11 +350,20 @@ static void test_permanent_serves_winner(void **state)
     cJSON *f = flag(&a, "banner-permanent", 200);
     assert_true(cJSON_IsTrue(get(f, "enabled")));
     assert_int_equal((int)pe_test_json_num(f, "rolloutPercentage"), 100);
-    assert_int_equal(cJSON_GetArraySize(get(f, "variants")), 1);
-    assert_int_equal((int)pe_test_json_num(variant_of(f, "treatment"), "weight"), 100);
+    /* over a segment: treatment for it (an override), control for the rest (a filter) */
+    assert_weights(f, 0, 100);
+    assert_string_equal(pe_test_json_str(f, "defaultVariant"), "control");
+    assert_int_equal(cJSON_GetArraySize(get(f, "rules")), 2);
+    assert_string_equal(pe_test_json_str(cJSON_GetArrayItem(get(f, "rules"), 0), "variant"),
+                        "treatment");
+    assert_null(get(cJSON_GetArrayItem(get(f, "rules"), 1), "variant"));
     assert_string_equal(pe_test_json_str(f, "salt"),
                         pe_test_json_str(before, "salt")); /* units keep their buckets */
-    every_unit_gets(&a, "banner-permanent", "treatment", tv);
+    every_unit_gets(&a, "banner-permanent", IN_SEGMENT, "treatment", tv);
+    cJSON *cv = cJSON_Duplicate(get(variant_of(f, "control"), "value"), true);
+    every_unit_gets(&a, "banner-permanent", OUT_SEGMENT, "control", cv);
+    every_unit_gets(&a, "banner-permanent", NULL, "control", cv);
+    cJSON_Delete(cv);
     cJSON_Delete(f);
     cJSON_Delete(before);
     cJSON_Delete(tv);
@@ -327,9 +372,13 @@ static void test_permanent_serves_winner(void **state)
     create(&a, "valid/discount_change.json", "discount-permanent", id);
     walk_to_proven(&a, id, "control");
     before = flag(&a, "discount-permanent", 200);
-    cJSON *cv = cJSON_Duplicate(get(variant_of(before, "control"), "value"), true);
+    cv = cJSON_Duplicate(get(variant_of(before, "control"), "value"), true);
     move_ok(&a, id, "{\"to\":\"PERMANENT\"}");
-    every_unit_gets(&a, "discount-permanent", "control", cv);
+    every_unit_gets(&a, "discount-permanent", NULL, "control", cv);
+    every_unit_gets(&a, "discount-permanent",
+                    "\"device\":\"mobile\",\"product_category\":"
+                    "\"Sneakers\"",
+                    "control", cv);
     cJSON_Delete(before);
     cJSON_Delete(cv);
 
@@ -341,7 +390,7 @@ static void test_permanent_serves_winner(void **state)
     before = flag(&a, "banner-kept", 200);
     tv = cJSON_Duplicate(get(variant_of(before, "treatment"), "value"), true);
     move_ok(&a, id, "{\"to\":\"PERMANENT\",\"confirm\":true}");
-    every_unit_gets(&a, "banner-kept", "treatment", tv);
+    every_unit_gets(&a, "banner-kept", IN_SEGMENT, "treatment", tv);
     cJSON_Delete(before);
     cJSON_Delete(tv);
 }

@@ -57,50 +57,17 @@ static pe_test_tenant_t a, b;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* Runs `profit-engine args…` on the test database; fails the test unless it exits want. Returns
- * its standard output parsed as JSON (NULL when want is not 0). */
+/* Runs `profit-engine args…` on the test database (pe_test_cli_json). */
 static cJSON *cli(int want, const char *const *args)
 {
-    pe_test_cli_t r;
-    pe_test_cli_run(fx.conninfo, args, &r);
-    char msg[4200];
-    snprintf(msg, sizeof msg, "%s exited %d, want %d\nstdout: %.2000s\nstderr: %.2000s", args[0],
-             r.status, want, r.out, r.err);
-    cJSON *j = r.status == want && want == 0 ? cJSON_Parse(r.out) : NULL;
-    bool ok = r.status == want && (want != 0 || j);
-    pe_test_cli_free(&r);
-    if (!ok)
-        fail_msg("%s", msg);
-    return j;
+    return pe_test_cli_json(fx.conninfo, want, args);
 }
 
 /* A new store with DAYS days of simulated traffic ending END (scenario may be NULL), rolled up. */
 static void seeded_store(pe_test_tenant_t *t, const char *name, const char *email, const char *seed,
                          const char *scenario)
 {
-    pe_test_tenant_make(t, fx.pool, name, "Europe/Berlin", "EUR", email,
-                        email ? "doctor password" : NULL);
-    char path[128] = "";
-    if (scenario) {
-        snprintf(path, sizeof path, "/tmp/pe-test-doctor-%s.json", t->id);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(scenario, f);
-        fclose(f);
-    }
-    const char *sim[] = {"simulate", "--store",
-                         t->id,      "--days",
-                         DAYS,       "--seed",
-                         seed,       "--end",
-                         END,        "--sessions-per-day",
-                         PER_DAY,    "--via",
-                         "direct",   scenario ? "--scenario" : NULL,
-                         path,       NULL};
-    cJSON_Delete(cli(0, sim));
-    const char *agg[] = {"aggregate", "--store", t->id, NULL};
-    cJSON_Delete(cli(0, agg));
-    if (scenario)
-        unlink(path);
+    pe_test_seeded_store(&fx, t, name, email, seed, DAYS, END, PER_DAY, scenario);
 }
 
 static cJSON *diagnose(const pe_test_tenant_t *t)

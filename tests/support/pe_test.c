@@ -839,6 +839,21 @@ void pe_test_cli_run(const char *conninfo, const char *const *args, pe_test_cli_
     free(redis);
 }
 
+cJSON *pe_test_cli_json(const char *conninfo, int want, const char *const *args)
+{
+    pe_test_cli_t r;
+    pe_test_cli_run(conninfo, args, &r);
+    char msg[4200];
+    snprintf(msg, sizeof msg, "%s exited %d, want %d\nstdout: %.2000s\nstderr: %.2000s", args[0],
+             r.status, want, r.out, r.err);
+    cJSON *j = r.status == want && want == 0 ? cJSON_Parse(r.out) : NULL;
+    bool ok = r.status == want && (want != 0 || j);
+    pe_test_cli_free(&r);
+    if (!ok)
+        fail_msg("%s", msg);
+    return j;
+}
+
 void pe_test_cli_free(pe_test_cli_t *r)
 {
     if (!r)
@@ -1439,4 +1454,42 @@ int pe_test_fixture_close(pe_test_fixture_t *fx)
 int pe_test_fixture_teardown(void **state)
 {
     return *state ? pe_test_fixture_close(*state) : -1;
+}
+
+void pe_test_seeded_store(const pe_test_fixture_t *fx, pe_test_tenant_t *t, const char *name,
+                          const char *email, const char *seed, const char *days, const char *end,
+                          const char *sessions_per_day, const char *scenario)
+{
+    pe_test_tenant_make(t, fx->pool, name, "Europe/Berlin", "EUR", email,
+                        email ? "store password" : NULL);
+    char path[128] = "";
+    if (scenario) {
+        snprintf(path, sizeof path, "/tmp/pe-test-scenario-%s.json", t->id);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            fail_msg("cannot write %s", path);
+        fputs(scenario, f);
+        fclose(f);
+    }
+    const char *sim[] = {"simulate",
+                         "--store",
+                         t->id,
+                         "--days",
+                         days,
+                         "--seed",
+                         seed,
+                         "--end",
+                         end,
+                         "--sessions-per-day",
+                         sessions_per_day,
+                         "--via",
+                         "direct",
+                         scenario ? "--scenario" : NULL,
+                         path,
+                         NULL};
+    cJSON_Delete(pe_test_cli_json(fx->conninfo, 0, sim));
+    const char *agg[] = {"aggregate", "--store", t->id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx->conninfo, 0, agg));
+    if (scenario)
+        unlink(path);
 }

@@ -128,6 +128,10 @@ void pe_test_cli_exec(const char *const *args, const char *const *env, const cha
  * takes seconds under ASan). */
 void pe_test_cli_run(const char *conninfo, const char *const *args, pe_test_cli_t *r);
 void pe_test_cli_free(pe_test_cli_t *r);
+/* pe_test_cli_run, then fails the running test unless the command exits want (the message shows
+ * both outputs). Returns its standard output parsed as JSON when want is 0 (the caller deletes),
+ * else NULL. */
+cJSON *pe_test_cli_json(const char *conninfo, int want, const char *const *args);
 
 /* An HTTP exchange through libcurl. */
 typedef struct {
@@ -273,5 +277,14 @@ int pe_test_fixture_close(pe_test_fixture_t *fx);
  * that failed as well, so the setup stores its fixture in *state before it opens it, and what a
  * setup that failed half-way had opened is closed too. Returns -1 when *state is NULL. */
 int pe_test_fixture_teardown(void **state);
+
+/* Makes tenant t (as pe_test_tenant_make: time zone Europe/Berlin, currency EUR, a merchant
+ * when email is not NULL, with password "store password") on fx's database, simulates `days` days
+ * of traffic ending `end` (YYYY-MM-DD) at sessions_per_day with seed, sent straight to the
+ * collector, under scenario (the --scenario JSON text; NULL: none), and rolls it up
+ * (`profit-engine aggregate --store`). Fails the running test on any error. */
+void pe_test_seeded_store(const pe_test_fixture_t *fx, pe_test_tenant_t *t, const char *name,
+                          const char *email, const char *seed, const char *days, const char *end,
+                          const char *sessions_per_day, const char *scenario);
 
 #endif /* PE_TEST_H */

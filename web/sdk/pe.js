@@ -115,11 +115,17 @@
     var s = parse(get('sess')), now = Date.now();
     var camp = utm ? (utm.source || '') + '|' + (utm.campaign || '') : null;
     if (!s || !s.id || now - s.t > SESSION_MS || (camp && camp !== s.c)) {
-      s = { id: uuid(), c: camp || '', u: utm || null };
+      // r: the landing referrer's host, v: new | returning (the visitor's first session or
+      // not) — what the aggregation calls the session's source and visitor type
+      s = { id: uuid(), c: camp || '', u: utm || null, r: refHost(lastRef), v: get('seen') ? 'returning' : 'new' };
+      set('seen', '1', true);
     }
     s.t = now;
     set('sess', JSON.stringify(s), true);
     return s;
+  }
+  function refHost(url) {
+    try { return new URL(url).hostname.toLowerCase().replace(/^www\./, '') || null; } catch (e) { return null; }
   }
   function device() {
     var ua = nav.userAgent || '';
@@ -313,6 +319,11 @@
     if (m) return fmemo[k] = Promise.resolve(flagSet(m));
     ctx = { targetingKey: anonymousId(), sessionId: s.id, device: device(), path: loc.pathname, userId: get('uid') || undefined };
     for (m in s.u) ctx['utm_' + m] = s.u[m];
+    // the segment a recommendation targets: the same source, campaign and visitor type as the
+    // aggregation's (lower case; source: utm_source, else the referrer's host, else direct)
+    ctx.source = s.u && s.u.source ? s.u.source.toLowerCase() : s.r || 'direct';
+    if (s.u && s.u.campaign) ctx.campaign = s.u.campaign.toLowerCase();
+    if (s.v) ctx.customer = s.v;
     return fmemo[k] = Promise.race([post('/ofrep/v1/evaluate/flags', JSON.stringify({ context: assign(ctx, cfg.context, o.context) })).then(function (r) {
       if (!r.ok) throw r.status;
       return r.json();
