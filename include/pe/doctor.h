@@ -383,13 +383,31 @@ void pe_doctor_recommender_free(pe_doctor_recommender_t *r);
  * instances (an advisory lock). now_us is the caller's clock. Thread-safe. */
 int pe_doctor_recommend(pe_doctor_recommender_t *r, const char *store_id, int64_t now_us,
                         cJSON **out);
-/* {"recommendations":[…]} with the statuses in `status` (a comma-separated list of active,
- * queued, blocked, approved, rejected, retired; NULL: active,blocked — the cards the merchant
- * sees), best rank first. Returns 0, PE_EINVAL with *err (an unknown status) or a database
- * error. Thread-safe. */
-int pe_doctor_recommendations_list(pe_doctor_recommender_t *r, const char *store_id,
-                                   const char *status, int64_t now_us, cJSON **out,
-                                   pe_refusal_t *err);
+/* The statuses of a recommendation, in the order of PE_DOCTOR_STATUS_NAMES. */
+#define PE_DOCTOR_STATUSES 6
+extern const char *const PE_DOCTOR_STATUS_NAMES[PE_DOCTOR_STATUSES]; /* "active", "queued",
+                                    "blocked", "approved", "rejected", "retired" */
+/* Parses a comma-separated list of statuses ("active,blocked"; each at most once) into *mask
+ * (bit i: PE_DOCTOR_STATUS_NAMES[i]); NULL: active and blocked, the cards the merchant sees.
+ * Returns 0 or PE_EINVAL with *err ("status: …"). Pure. */
+int pe_doctor_status_parse(const char *list, unsigned *mask, pe_refusal_t *err);
+
+/* A merchant's decision on a recommendation, from the request body. */
+typedef struct {
+    bool force, confirm; /* approve: override guardrail violations (needs confirm) */
+    const char *reason;  /* reject: borrowed from the body, NULL when none or empty */
+} pe_doctor_decision_t;
+/* Reads an approve body ({} or {"force":bool,"confirm":bool}) or a reject body
+ * ({"reason":"…"|null}, ≤ 4000 bytes without control characters) into *out; body may be NULL
+ * (an empty body). Returns 0, or PE_EINVAL with *err naming the field (unknown_field,
+ * invalid_type, too_long, invalid_format). Pure. */
+int pe_doctor_decision_parse(const cJSON *body, bool approve, pe_doctor_decision_t *out,
+                             pe_refusal_t *err);
+
+/* {"recommendations":[…]} with the statuses in mask (pe_doctor_status_parse), open ones by
+ * rank, then the decided ones newest first. Returns 0 or a database error. Thread-safe. */
+int pe_doctor_recommendations_list(pe_doctor_recommender_t *r, const char *store_id, unsigned mask,
+                                   int64_t now_us, cJSON **out);
 /* One recommendation. Returns 0, PE_ENOTFOUND (none with that id in this store) or a database
  * error. Thread-safe. */
 int pe_doctor_recommendation_get(pe_doctor_recommender_t *r, const char *store_id, const char *id,
@@ -403,10 +421,11 @@ int pe_doctor_recommendation_approve(pe_doctor_recommender_t *r, const char *sto
                                      const char *id, bool force, bool confirm,
                                      const pe_changeset_actor_info_t *actor, int64_t now_us,
                                      cJSON **out, pe_changeset_result_t *res);
-/* Rejects an active, queued or blocked recommendation (reason may be NULL): its ChangeSet is
- * ARCHIVED (rejected), the playbook is not proposed again for that finding for
- * PE_DOCTOR_REJECT_MEMORY_DAYS, the next queued one is promoted; *out as approve's. Returns 0,
- * PE_ENOTFOUND, PE_ECONFLICT (not open), PE_EINVAL (reason too long) or a lifecycle error. */
+/* Rejects an active, queued or blocked recommendation (reason may be NULL, else as
+ * pe_doctor_decision_parse accepts it): its ChangeSet is ARCHIVED (rejected), the playbook is
+ * not proposed again for that finding for PE_DOCTOR_REJECT_MEMORY_DAYS, the next queued one is
+ * promoted; *out as approve's. Returns 0, PE_ENOTFOUND, PE_ECONFLICT (not open) or a lifecycle
+ * error. */
 int pe_doctor_recommendation_reject(pe_doctor_recommender_t *r, const char *store_id,
                                     const char *id, const char *reason,
                                     const pe_changeset_actor_info_t *actor, int64_t now_us,

@@ -28,13 +28,13 @@ int pe_api_recommendations_list(pe_http_request_t *req)
         if (strcmp(q->names[i], "status") != 0)
             return pe_http_reply_error(req, PE_EINVAL, "invalid_request",
                                        "%.64s: unknown query parameter (status)", q->names[i]);
-    cJSON *out = NULL;
+    unsigned mask = 0;
     pe_refusal_t err = {.code = ""};
-    int rc =
-        pe_doctor_recommendations_list(app->recommender, pe_http_auth(req)->store_id,
-                                       pe_query_get(q, "status"), pe_now_unix_us(), &out, &err);
-    if (rc != 0 && err.code[0])
-        return pe_http_reply_refusal(req, rc, &err);
+    if (pe_doctor_status_parse(pe_query_get(q, "status"), &mask, &err) != 0)
+        return pe_http_reply_refusal(req, PE_EINVAL, &err);
+    cJSON *out = NULL;
+    int rc = pe_doctor_recommendations_list(app->recommender, pe_http_auth(req)->store_id, mask,
+                                            pe_now_unix_us(), &out);
     if (rc != 0)
         return pe_http_reply_error(req, rc, NULL, "cannot read the recommendations right now");
     return pe_http_reply_cjson(req, 200, out);
@@ -64,34 +64,19 @@ int pe_api_recommendation_get(pe_http_request_t *req)
     return pe_http_reply_cjson(req, 200, out);
 }
 
-/* The body as an object with only the names in allowed (an empty body is {}). Replies 400 and
- * returns NULL otherwise; *empty says the body was empty (nothing to read). */
-static const cJSON *decision_body(pe_http_request_t *req, const char *const *allowed, size_t n,
-                                  const char *list, bool *empty)
+/* The decision in the body (an empty body is {}). Replies 400 and returns PE_EINVAL when it is
+ * malformed. */
+static int decision_of(pe_http_request_t *req, bool approve, pe_doctor_decision_t *d)
 {
     size_t len = 0;
     pe_http_body(req, &len);
-    *empty = len == 0;
-    if (*empty)
-        return NULL;
-    const cJSON *body = pe_http_json_body(req);
-    if (!body)
-        return NULL;
-    if (!cJSON_IsObject(body)) {
-        pe_http_reply_error(req, PE_EINVAL, "invalid_type", "the body must be a JSON object");
-        return NULL;
-    }
-    for (const cJSON *kv = body->child; kv; kv = kv->next) {
-        bool known = false;
-        for (size_t i = 0; i < n && !known; i++)
-            known = strcmp(kv->string, allowed[i]) == 0;
-        if (!known) {
-            pe_http_reply_error(req, PE_EINVAL, "unknown_field", "%.64s: unknown field (%s)",
-                                kv->string, list);
-            return NULL;
-        }
-    }
-    return body;
+    const cJSON *body = NULL;
+    if (len > 0 && !(body = pe_http_json_body(req)))
+        return PE_EINVAL; /* replied: invalid_json */
+    pe_refusal_t err = {.code = ""};
+    if (pe_doctor_decision_parse(body, approve, d, &err) != 0)
+        return pe_http_reply_refusal(req, PE_EINVAL, &err), PE_EINVAL;
+    return 0;
 }
 
 /* Replies a decision's outcome. */
@@ -113,45 +98,32 @@ static int reply_decision(pe_http_request_t *req, int rc, cJSON *out, pe_changes
 
 int pe_api_recommendation_approve(pe_http_request_t *req)
 {
-    static const char *const KEYS[] = {"force", "confirm"};
     pe_app_t *app = pe_http_app(req);
-    bool empty = false;
-    const cJSON *body = decision_body(req, KEYS, PE_ARRAY_LEN(KEYS), "force, confirm", &empty);
-    if (!body && !empty)
+    pe_doctor_decision_t d;
+    if (decision_of(req, true, &d) != 0)
         return 0;
-    const cJSON *force = cJSON_GetObjectItemCaseSensitive(body, "force");
-    const cJSON *confirm = cJSON_GetObjectItemCaseSensitive(body, "confirm");
-    if ((force && !cJSON_IsBool(force)) || (confirm && !cJSON_IsBool(confirm)))
-        return pe_http_reply_error(req, PE_EINVAL, "invalid_type", "%s: must be true or false",
-                                   force && !cJSON_IsBool(force) ? "force" : "confirm");
     pe_api_actor_t a;
     pe_api_merchant_actor(req, &a);
     cJSON *out = NULL;
     pe_changeset_result_t res = {0};
-    int rc = pe_doctor_recommendation_approve(
-        app->recommender, pe_http_auth(req)->store_id, pe_http_param(req, "recId"),
-        cJSON_IsTrue(force), cJSON_IsTrue(confirm), &a.info, pe_now_unix_us(), &out, &res);
+    int rc = pe_doctor_recommendation_approve(app->recommender, pe_http_auth(req)->store_id,
+                                              pe_http_param(req, "recId"), d.force, d.confirm,
+                                              &a.info, pe_now_unix_us(), &out, &res);
     return reply_decision(req, rc, out, &res, "cannot approve the recommendation right now");
 }
 
 int pe_api_recommendation_reject(pe_http_request_t *req)
 {
-    static const char *const KEYS[] = {"reason"};
     pe_app_t *app = pe_http_app(req);
-    bool empty = false;
-    const cJSON *body = decision_body(req, KEYS, PE_ARRAY_LEN(KEYS), "reason", &empty);
-    if (!body && !empty)
+    pe_doctor_decision_t d;
+    if (decision_of(req, false, &d) != 0)
         return 0;
-    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(body, "reason");
-    if (reason && !cJSON_IsString(reason) && !cJSON_IsNull(reason))
-        return pe_http_reply_error(req, PE_EINVAL, "invalid_type", "reason: must be a string");
     pe_api_actor_t a;
     pe_api_merchant_actor(req, &a);
     cJSON *out = NULL;
     pe_changeset_result_t res = {0};
-    int rc = pe_doctor_recommendation_reject(
-        app->recommender, pe_http_auth(req)->store_id, pe_http_param(req, "recId"),
-        cJSON_IsString(reason) && reason->valuestring[0] ? reason->valuestring : NULL, &a.info,
-        pe_now_unix_us(), &out, &res);
+    int rc = pe_doctor_recommendation_reject(app->recommender, pe_http_auth(req)->store_id,
+                                             pe_http_param(req, "recId"), d.reason, &a.info,
+                                             pe_now_unix_us(), &out, &res);
     return reply_decision(req, rc, out, &res, "cannot reject the recommendation right now");
 }

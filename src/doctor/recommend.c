@@ -167,6 +167,78 @@ void pe_doctor_findings_residual(pe_doctor_finding_t *f, size_t n)
     free(explained);
 }
 
+/* ---- what a merchant's request says --------------------------------------------------------- */
+
+const char *const PE_DOCTOR_STATUS_NAMES[PE_DOCTOR_STATUSES] = {"active",   "queued",   "blocked",
+                                                                "approved", "rejected", "retired"};
+
+#define REASON_MAX 4000
+
+int pe_doctor_status_parse(const char *list, unsigned *mask, pe_refusal_t *err)
+{
+    *mask = 0;
+    if (!list) {
+        *mask = 1u << 0 | 1u << 2; /* active, blocked */
+        return 0;
+    }
+    const char *s = list;
+    do {
+        size_t n = strcspn(s, ",");
+        int k = 0;
+        while (k < PE_DOCTOR_STATUSES && !(strlen(PE_DOCTOR_STATUS_NAMES[k]) == n &&
+                                           strncmp(PE_DOCTOR_STATUS_NAMES[k], s, n) == 0))
+            k++;
+        if (k == PE_DOCTOR_STATUSES)
+            return pe_refuse(err, PE_EINVAL, "invalid_request",
+                             "status: must be a comma-separated list of active, queued, blocked, "
+                             "approved, rejected, retired");
+        if (*mask & (1u << k))
+            return pe_refuse(err, PE_EINVAL, "invalid_request", "status: %s is given twice",
+                             PE_DOCTOR_STATUS_NAMES[k]);
+        *mask |= 1u << k;
+        s += n;
+    } while (*s++ == ',');
+    return 0;
+}
+
+int pe_doctor_decision_parse(const cJSON *body, bool approve, pe_doctor_decision_t *out,
+                             pe_refusal_t *err)
+{
+    *out = (pe_doctor_decision_t){0};
+    if (!body)
+        return 0;
+    if (!cJSON_IsObject(body))
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "the body must be a JSON object");
+    for (const cJSON *kv = body->child; kv; kv = kv->next) {
+        bool known = approve
+                         ? strcmp(kv->string, "force") == 0 || strcmp(kv->string, "confirm") == 0
+                         : strcmp(kv->string, "reason") == 0;
+        if (!known)
+            return pe_refuse(err, PE_EINVAL, "unknown_field", "%.64s: unknown field (%s)",
+                             kv->string, approve ? "force, confirm" : "reason");
+        if (approve && !cJSON_IsBool(kv))
+            return pe_refuse(err, PE_EINVAL, "invalid_type", "%s: must be true or false",
+                             kv->string);
+    }
+    if (approve) {
+        out->force = cJSON_IsTrue(get(body, "force"));
+        out->confirm = cJSON_IsTrue(get(body, "confirm"));
+        return 0;
+    }
+    const cJSON *reason = get(body, "reason");
+    if (!reason || cJSON_IsNull(reason))
+        return 0;
+    if (!cJSON_IsString(reason))
+        return pe_refuse(err, PE_EINVAL, "invalid_type", "reason: must be a string");
+    size_t n = strlen(reason->valuestring);
+    if (n > REASON_MAX)
+        return pe_refuse(err, PE_EINVAL, "too_long", "reason: at most %d bytes", REASON_MAX);
+    if (pe_text_has_control(reason->valuestring, n))
+        return pe_refuse(err, PE_EINVAL, "invalid_format", "reason: " PE_TEXT_CONTROL_RULE);
+    out->reason = n ? reason->valuestring : NULL;
+    return 0;
+}
+
 /* ---- impact --------------------------------------------------------------------------------- */
 
 /* True when every dimension the finding fixes can be targeted by the flag with its value. */

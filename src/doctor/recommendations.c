@@ -50,7 +50,6 @@
 #define ACQUIRE_TIMEOUT_MS 5000
 #define LOCK_CLASS         "1919248234" /* arbitrary, fixed: the advisory lock's first key */
 #define JOB_LOCK_KEY       "7262937150124823904" /* "pe recommend", beside diagnose's */
-#define REASON_MAX         4000
 #define US_PER_DAY         (86400LL * 1000000LL)
 
 struct pe_doctor_recommender {
@@ -815,34 +814,17 @@ int pe_doctor_recommend(pe_doctor_recommender_t *r, const char *store_id, int64_
 
 /* ---- reads ---------------------------------------------------------------------------------- */
 
-static const char *const STATUSES[] = {"active",   "queued",   "blocked",
-                                       "approved", "rejected", "retired"};
-
-int pe_doctor_recommendations_list(pe_doctor_recommender_t *r, const char *store_id,
-                                   const char *status, int64_t now_us, cJSON **out,
-                                   pe_refusal_t *err)
+int pe_doctor_recommendations_list(pe_doctor_recommender_t *r, const char *store_id, unsigned mask,
+                                   int64_t now_us, cJSON **out)
 {
     /* the statuses as a text[] literal of known names only */
-    char wanted[128] = "{";
-    const char *s = status ? status : "active,blocked";
+    char wanted[128] = "{", now[PE_DB_TEXT_TIMESTAMPTZ_LEN], extra[256];
     size_t o = 1;
-    while (*s) {
-        size_t n = strcspn(s, ",");
-        size_t k = 0;
-        while (k < PE_ARRAY_LEN(STATUSES) &&
-               !(strlen(STATUSES[k]) == n && strncmp(STATUSES[k], s, n) == 0))
-            k++;
-        if (k == PE_ARRAY_LEN(STATUSES) || o + n + 2 >= sizeof wanted)
-            return pe_refuse(err, PE_EINVAL, "invalid_request",
-                             "status: must be a comma-separated list of active, queued, "
-                             "blocked, approved, rejected, retired");
-        o += (size_t)snprintf(wanted + o, sizeof wanted - o, "%s%s", o > 1 ? "," : "", STATUSES[k]);
-        s += n;
-        if (*s == ',')
-            s++;
-    }
+    for (int k = 0; k < PE_DOCTOR_STATUSES; k++)
+        if (mask & (1u << k))
+            o += (size_t)snprintf(wanted + o, sizeof wanted - o, "%s%s", o > 1 ? "," : "",
+                                  PE_DOCTOR_STATUS_NAMES[k]);
     snprintf(wanted + o, sizeof wanted - o, "}");
-    char now[PE_DB_TEXT_TIMESTAMPTZ_LEN], extra[256];
     pe_db_text_timestamptz(now_us, now);
     snprintf(extra, sizeof extra, "WHERE l.status = ANY ($2::text[]) %s", LIST_ORDER);
     pe_db_conn_t *conn = NULL;
@@ -1002,12 +984,6 @@ int pe_doctor_recommendation_reject(pe_doctor_recommender_t *r, const char *stor
                                     const pe_changeset_actor_info_t *actor, int64_t now_us,
                                     cJSON **out, pe_changeset_result_t *res)
 {
-    if (reason && strlen(reason) > REASON_MAX)
-        return pe_refuse(&res->refusal, PE_EINVAL, "too_long", "reason: at most %d bytes",
-                         REASON_MAX);
-    if (reason && pe_text_has_control(reason, strlen(reason)))
-        return pe_refuse(&res->refusal, PE_EINVAL, "invalid_format",
-                         "reason: " PE_TEXT_CONTROL_RULE);
     decide_arg_t d = {id, false, false, false, reason, actor, out, res};
     return with_store(r, store_id, now_us, do_decide, &d);
 }

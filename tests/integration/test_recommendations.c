@@ -21,7 +21,9 @@
  *  5. Guardrails: on a store whose margin floor is above what a discount leaves, every discount
  *     recommendation is blocked, carries the guardrail's sentence naming the SKU, takes no active
  *     slot, and is approved only with force + confirm.
- *  6. The tenant wall: another store's key or session gets 404 for a recommendation and 404 for
+ *  6. A recommendation whose finding is gone from the latest run is retired (its ChangeSet
+ *     archived, the reason said); an approved one runs on.
+ *  7. The tenant wall: another store's key or session gets 404 for a recommendation and 404 for
  *     approving it, its list is its own; a publishable key is refused; bad input is a 4xx naming
  *     the field; the job generates once per diagnostic run.
  */
@@ -440,6 +442,45 @@ static void test_job_generates_once_per_run(void **state)
     pe_changeset_service_free(svc);
 }
 
+static void test_finding_gone_retires(void **state)
+{
+    (void)state;
+    int open = count_status(&a, "active,queued,blocked");
+    assert_true(open > 0);
+    /* a newer run without the finding: a window before the store's traffic */
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/stores/%s/diagnostics/runs?from=2026-10-01&to=2026-10-28",
+             a.id);
+    cJSON *run = expect("POST", path, NULL, &a, 201);
+    assert_int_equal(cJSON_GetArraySize(get(run, "findings")), 0);
+    cJSON_Delete(run);
+    snprintf(path, sizeof path, "/api/v1/stores/%s/recommendations/generate", a.id);
+    cJSON *out = expect("POST", path, NULL, &a, 200);
+    assert_int_equal((int)pe_test_json_num(out, "retired"), open);
+    assert_int_equal((int)pe_test_json_num(out, "generated"), 0);
+    assert_int_equal(cJSON_GetArraySize(get(out, "recommendations")), 0);
+    cJSON_Delete(out);
+    cJSON *l = list(&a, "retired");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, get(l, "recommendations"))
+    {
+        assert_string_equal(pe_test_json_str(r, "reason"),
+                            "the finding is gone from the latest diagnostic run");
+        cJSON *cs = changeset(&a, pe_test_json_str(r, "changesetId"));
+        assert_string_equal(pe_test_json_str(get(cs, "execution"), "status"), "ARCHIVED");
+        cJSON_Delete(cs);
+    }
+    assert_int_equal(cJSON_GetArraySize(get(l, "recommendations")), open);
+    cJSON_Delete(l);
+    /* the approved experiment runs on */
+    l = list(&a, "approved");
+    const cJSON *approved = cJSON_GetArrayItem(get(l, "recommendations"), 0);
+    cJSON *cs = changeset(&a, pe_test_json_str(approved, "changesetId"));
+    assert_string_equal(pe_test_json_str(get(cs, "execution"), "status"), "ACTIVE");
+    cJSON_Delete(cs);
+    cJSON_Delete(l);
+}
+
 static int group_setup(void **state)
 {
     pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
@@ -477,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_margin_floor_blocks_discounts),
         cmocka_unit_test(test_tenant_wall_and_bad_input),
         cmocka_unit_test(test_job_generates_once_per_run),
+        cmocka_unit_test(test_finding_gone_retires),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

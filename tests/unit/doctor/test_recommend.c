@@ -19,7 +19,12 @@
  *     store's margin floor, a rollback trigger at −5 % on the primary metric (and on profit per
  *     visitor), profit per visitor as the primary metric of anything that costs money, and a
  *     measurement window of whole weeks, at least 7 days, that grows as traffic shrinks.
- *  5. A segment the flag cannot target (an unknown device, an hour band) gets no
+ *  5. A loss is never recovered twice: a finding's gap shrinks by the gaps of earlier-ranked
+ *     findings at the same step whose segment lies inside it (the whole store after mobile).
+ *  6. The request parsers: the status list (default active and blocked, names known, each once)
+ *     and the approve / reject bodies (booleans, a reason without control characters ≤ 4000
+ *     bytes), refusals naming the field.
+ *  7. A segment the flag cannot target (an unknown device, an hour band) gets no
  *     recommendation; a finding's key is stable and a stored finding parses back.
  */
 #include <math.h>
@@ -423,6 +428,104 @@ static void test_finding_identity(void **state)
     cJSON_Delete(doc);
 }
 
+static void test_residual(void **state)
+{
+    (void)state;
+    /* ranked: mobile at shipping (90 lost orders), the whole store at shipping (70: mobile
+     * explains all of it), mobile FR at shipping (inside mobile... but ranked after it: 20 of
+     * mobile's 90 explain it fully), desktop at shipping (not inside mobile: untouched), the
+     * whole store at payment (another step: untouched) */
+    pe_doctor_finding_t f[5];
+    f[0] = finding(3, PE_DOCTOR_DEVICE, "mobile");
+    f[0].lost_orders = 90;
+    f[1] = finding(3, -1, NULL);
+    f[1].lost_orders = 70;
+    f[2] = finding(3, PE_DOCTOR_DEVICE, "mobile");
+    f[2].has[PE_DOCTOR_COUNTRY] = true;
+    snprintf(f[2].value[PE_DOCTOR_COUNTRY], sizeof f[2].value[0], "FR");
+    f[2].lost_orders = 20;
+    f[3] = finding(3, PE_DOCTOR_DEVICE, "desktop");
+    f[3].lost_orders = 30;
+    f[4] = finding(4, -1, NULL);
+    f[4].lost_orders = 50;
+    pe_doctor_findings_residual(f, 5);
+    assert_float_equal(f[0].lost_orders, 90, 0);
+    assert_float_equal(f[1].lost_orders, 0, 0); /* never below zero */
+    assert_float_equal(f[1].lost_revenue, 0, 0);
+    assert_float_equal(f[2].lost_orders, 20, 0); /* mobile FR lies inside mobile, not around it */
+    assert_float_equal(f[3].lost_orders, 30, 0);
+    assert_float_equal(f[4].lost_orders, 50, 0);
+    /* the whole store with more loss than mobile explains keeps the rest, in proportion */
+    pe_doctor_finding_t g[2] = {finding(3, PE_DOCTOR_DEVICE, "mobile"), finding(3, -1, NULL)};
+    g[0].lost_orders = 40;
+    g[1].lost_orders = 100;
+    g[1].lost_revenue = 5000;
+    g[1].lost_profit = 2000;
+    pe_doctor_findings_residual(g, 2);
+    assert_float_equal(g[1].lost_orders, 60, 1e-9);
+    assert_float_equal(g[1].lost_revenue, 3000, 1e-9);
+    assert_float_equal(g[1].lost_profit, 1200, 1e-9);
+    /* with nothing left, nothing is proposed for it */
+    pe_doctor_impact_t m;
+    pe_doctor_economics_t eco = economics();
+    assert_int_equal(pe_doctor_impact(find("shipping-cost-upfront"), &f[1], &eco, &m),
+                     PE_ENOTFOUND);
+}
+
+static void test_request_parsers(void **state)
+{
+    (void)state;
+    unsigned mask = 0;
+    pe_refusal_t err = {"", ""};
+    assert_int_equal(pe_doctor_status_parse(NULL, &mask, &err), 0);
+    assert_int_equal(mask, 1u << 0 | 1u << 2); /* active, blocked */
+    assert_int_equal(pe_doctor_status_parse("retired,approved", &mask, &err), 0);
+    assert_int_equal(mask, 1u << 5 | 1u << 3);
+    assert_int_equal(pe_doctor_status_parse("active,", &mask, &err), PE_EINVAL);
+    assert_int_equal(pe_doctor_status_parse("", &mask, &err), PE_EINVAL);
+    assert_int_equal(pe_doctor_status_parse("activ", &mask, &err), PE_EINVAL);
+    assert_int_equal(pe_doctor_status_parse("queued,queued", &mask, &err), PE_EINVAL);
+    assert_string_equal(err.message, "status: queued is given twice");
+
+    pe_doctor_decision_t d;
+    assert_int_equal(pe_doctor_decision_parse(NULL, true, &d, &err), 0);
+    assert_false(d.force || d.confirm);
+    cJSON *b = cJSON_Parse("{\"force\":true,\"confirm\":true}");
+    assert_int_equal(pe_doctor_decision_parse(b, true, &d, &err), 0);
+    assert_true(d.force && d.confirm);
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), PE_EINVAL);
+    assert_string_equal(err.code, "unknown_field");
+    cJSON_Delete(b);
+    b = cJSON_Parse("{\"confirm\":1}");
+    assert_int_equal(pe_doctor_decision_parse(b, true, &d, &err), PE_EINVAL);
+    assert_string_equal(err.message, "confirm: must be true or false");
+    cJSON_Delete(b);
+    b = cJSON_Parse("{\"reason\":\"too expensive\"}");
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), 0);
+    assert_string_equal(d.reason, "too expensive");
+    cJSON_Delete(b);
+    b = cJSON_Parse("{\"reason\":\"\"}");
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), 0);
+    assert_null(d.reason);
+    cJSON_Delete(b);
+    b = cJSON_Parse("{\"reason\":\"a\\u0085b\"}");
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), PE_EINVAL);
+    assert_string_equal(err.code, "invalid_format");
+    cJSON_Delete(b);
+    char *long_reason = malloc(4100);
+    memset(long_reason, 'x', 4099);
+    long_reason[4099] = '\0';
+    b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "reason", long_reason);
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), PE_EINVAL);
+    assert_string_equal(err.code, "too_long");
+    cJSON_Delete(b);
+    free(long_reason);
+    b = cJSON_Parse("[]");
+    assert_int_equal(pe_doctor_decision_parse(b, false, &d, &err), PE_EINVAL);
+    cJSON_Delete(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_changesets_valid),
         cmocka_unit_test(test_window_grows_with_less_traffic),
         cmocka_unit_test(test_finding_identity),
+        cmocka_unit_test(test_residual),
+        cmocka_unit_test(test_request_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
