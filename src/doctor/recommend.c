@@ -517,7 +517,7 @@ typedef struct {
 static void write_texts(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
                         const pe_doctor_economics_t *eco, const pe_doctor_impact_t *m, texts_t *t)
 {
-    char key[PE_DOCTOR_TEXT_MAX], o0[32], o1[32], p0[32], p1[32], n[32];
+    char key[PE_DOCTOR_TEXT_MAX], o0[64], o1[64], p0[64], p1[64], n[64];
     const char *cur = eco->currency ? eco->currency : "";
     pe_doctor_segment_phrase(f, t->who_cap, sizeof t->who_cap);
     who_of(f, t->who, sizeof t->who);

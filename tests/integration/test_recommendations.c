@@ -335,7 +335,18 @@ static void test_margin_floor_blocks_discounts(void **state)
     assert_string_equal(pe_test_json_str(get(ans, "recommendation"), "status"), "approved");
     assert_string_equal(pe_test_json_str(get(get(ans, "changeset"), "execution"), "status"),
                         "ACTIVE");
+    /* and it walks the rest of the lifecycle: measuring, then rolled back (its flag off) */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s/transitions", b.id,
+             pe_test_json_str(get(ans, "changeset"), "id"));
     cJSON_Delete(ans);
+    cJSON_Delete(expect("POST", path, "{\"to\":\"MEASURING\",\"actor\":\"system\"}", &b, 200));
+    ans = expect("POST", path, "{\"to\":\"ROLLED_BACK\",\"reason\":\"test\"}", &b, 200);
+    assert_string_equal(pe_test_json_str(get(ans, "execution"), "status"), "ROLLED_BACK");
+    cJSON_Delete(ans);
+    /* the recommendation stays approved: the merchant approved it */
+    cJSON *one = list(&b, "approved");
+    assert_int_equal(cJSON_GetArraySize(get(one, "recommendations")), 1);
+    cJSON_Delete(one);
 }
 
 static void test_tenant_wall_and_bad_input(void **state)
