@@ -1,12 +1,10 @@
-/*! Profit Engine storefront SDK — served at /sdk/pe.js. No dependencies, ES2017.
- * Invariants:
- *  1. Harmless: no public function, timer or listener lets an exception reach the page; nothing
- *     blocks (events are queued and sent later; pe.flags() answers defaults after its timeout).
- *  2. At least once: an event leaves the queue (persisted in localStorage, at most 500) only when
- *     the server answered for it — stored (200) or refused (4xx other than 408/429, or listed in
- *     `rejected`); network failures, 5xx, 408 and 429 are retried with backoff and jitter.
- *     Retries and beacons may repeat an event: the server stores each eventId once.
- *  3. consent(false) stops all sending (flag requests too) and tracking and empties the queue.
+/*! Profit Engine storefront SDK (/sdk/pe.js), no dependencies, ES2017. Invariants:
+ * 1. Harmless: no exception reaches the page; nothing blocks (pe.flags() answers defaults after
+ *    its timeout).
+ * 2. At least once: an event leaves the queue (localStorage, at most 500) only when the server
+ *    stored (200) or refused it (4xx but 408/429, or listed in `rejected`); the rest is retried
+ *    with backoff and jitter. The server stores each eventId once.
+ * 3. consent(false) stops all sending and tracking and empties the queue.
  */
 (function (w) {
   'use strict';
@@ -115,17 +113,12 @@
     var s = parse(get('sess')), now = Date.now();
     var camp = utm ? (utm.source || '') + '|' + (utm.campaign || '') : null;
     if (!s || !s.id || now - s.t > SESSION_MS || (camp && camp !== s.c)) {
-      // r: the landing referrer's host, v: new | returning (the visitor's first session or
-      // not) — what the aggregation calls the session's source and visitor type
-      s = { id: uuid(), c: camp || '', u: utm || null, r: refHost(lastRef), v: get('seen') ? 'returning' : 'new' };
-      set('seen', '1', true);
+      s = { id: uuid(), c: camp || '', u: utm || null, r: (/\/\/(?:www\.)?([^/:?#]+)/.exec(lastRef) || 0)[1], v: get('seen') ? 'returning' : 'new' };
+      set('seen', 1, true);
     }
     s.t = now;
     set('sess', JSON.stringify(s), true);
     return s;
-  }
-  function refHost(url) {
-    try { return new URL(url).hostname.toLowerCase().replace(/^www\./, '') || null; } catch (e) { return null; }
   }
   function device() {
     var ua = nav.userAgent || '';
@@ -179,7 +172,7 @@
     };
     if (uid) ev.userId = uid;
     if (custom && typeof custom === 'object') ev.custom = assign({}, custom);
-    // A copy: the caller's later changes stay out; what cannot be serialised fails here, once.
+    // A copy; what cannot be serialised fails here, once.
     ev = JSON.parse(JSON.stringify(ev));
     queue.push(ev);
     if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
@@ -232,8 +225,7 @@
     queue = queue.filter(function (e) { return !ids[e.eventId]; });
     save();
   }
-  // Sends the oldest batch (flush() chains the calls). Resolves to true when the queue may go on
-  // (sent, or refused for good), false when it must wait.
+  // Sends the oldest batch; resolves true when the queue may go on, false when it must wait.
   function sendBatch() {
     var batch = queue.slice(0, cfg.maxBatch), ids = {};
     batch.forEach(function (e) { ids[e.eventId] = 1; });
@@ -248,7 +240,7 @@
       }
       var ra = parseFloat(res.headers.get('Retry-After'));
       if (status >= 500 || status === 408 || status === 429) throw { ra: ra };
-      // Too large: smaller batches (one event alone that is too large goes).
+      // Too large: smaller batches (a lone event too large goes).
       if (status === 413 && batch.length > 1) { cfg.maxBatch = batch.length >> 1; ids = {}; return; }
       log('refused', status);
     }).then(function () {
@@ -269,8 +261,7 @@
     });
   }
 
-  // Sends batch after batch until done or a failure; full: only full batches; force: ignore
-  // a pending backoff (pe.flush()).
+  // Batch after batch until done or a failure; full: full batches only; force: skip a backoff.
   function flush(force, full) {
     if (!cfg) return Promise.resolve();
     if (force) retryAt = 0;
@@ -319,11 +310,10 @@
     if (m) return fmemo[k] = Promise.resolve(flagSet(m));
     ctx = { targetingKey: anonymousId(), sessionId: s.id, device: device(), path: loc.pathname, userId: get('uid') || undefined };
     for (m in s.u) ctx['utm_' + m] = s.u[m];
-    // the segment a recommendation targets: the same source, campaign and visitor type as the
-    // aggregation's (lower case; source: utm_source, else the referrer's host, else direct)
-    ctx.source = s.u && s.u.source ? s.u.source.toLowerCase() : s.r || 'direct';
-    if (s.u && s.u.campaign) ctx.campaign = s.u.campaign.toLowerCase();
-    if (s.v) ctx.customer = s.v;
+    m = s.u || 0; // the segment dimensions, as the aggregation has them
+    ctx.source = (m.source || s.r || 'direct').toLowerCase();
+    ctx.campaign = m.campaign && m.campaign.toLowerCase();
+    ctx.customer = s.v;
     return fmemo[k] = Promise.race([post('/ofrep/v1/evaluate/flags', JSON.stringify({ context: assign(ctx, cfg.context, o.context) })).then(function (r) {
       if (!r.ok) throw r.status;
       return r.json();
