@@ -11,6 +11,7 @@
  *   custom guardrail check  pe_guardrail_check_t       pe_changeset_config_t.extra_checks
  *   notifier                pe_changeset_notifier_t    pe_changeset_config_t.notifiers
  *   feature-flag hooks      pe_changeset_flag_hooks_t  pe_changeset_config_t.flags
+ *   recommendation playbook pe_doctor_playbook_t       pe_doctor_recommender_config_t.playbooks
  *
  * Invariants an extension can rely on, and must keep:
  *  1. Both lists are NULL-terminated arrays of const pointers, borrowed by the service: they
@@ -26,6 +27,10 @@
  *     notification until it returns 0 (retried with backoff, 12 attempts; a notifier that
  *     succeeded is not called again when another one fails). n->outbox_id is the idempotency
  *     key. Its statements on n->conn commit with the delivery, or roll back when it fails.
+ *  4. A playbook is plain data (pe/doctor.h): checked by pe_doctor_playbook_check when the
+ *     recommender is made (a refusal or a key a built-in has makes pe_doctor_recommender_new
+ *     fail); its templates, change, prior and cost model then make recommendations exactly as
+ *     the built-ins do (src/doctor/playbooks.c is the model to copy).
  *
  * Example: a check that keeps automation away from a SKU, and a notifier that counts.
  *
@@ -81,6 +86,7 @@
 #include "pe/changeset.h"  /* pe_changeset_notifier_t, pe_changeset_config_t, the service */
 #include "pe/core.h"       /* PE_E… codes, cJSON, pe_buf_t, logging */
 #include "pe/db.h"         /* pe_db_conn_t and pe_db_exec for checks and notifiers */
+#include "pe/doctor.h"     /* pe_doctor_playbook_t, pe_doctor_recommender_config_t */
 #include "pe/guardrails.h" /* pe_guardrail_check_t */
 
 #endif /* PROFIT_ENGINE_H */

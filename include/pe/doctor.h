@@ -135,6 +135,8 @@ typedef struct {
                           0 (meaningless) for the other kinds */
     double lost_orders, lost_revenue, lost_profit; /* per 30 days, ≥ 0 */
     double score;                                  /* likelihood × lost profit: the rank's key */
+    int explained_by; /* the rank (1-based) of the finding that explains this one — its cause
+                         (analyze.c rules 7, 12, 13: it ranks right after it) — or 0 */
     char title[PE_DOCTOR_TEXT_MAX];
     char explanation[PE_DOCTOR_TEXT_MAX];
 } pe_doctor_finding_t;
@@ -263,8 +265,8 @@ typedef struct pe_doctor_playbook {
                             the playbook is not proposed */
     int effort;          /* story points, 1..13 */
     const char *risk;    /* low | medium | high */
-    double uplift_low;   /* the prior: relative uplift of the target step's conversion, */
-    double uplift_high;  /* 0 < low ≤ high ≤ 1 */
+    double uplift_low;   /* the prior: the share of a finding's gap (its lost orders) the */
+    double uplift_high;  /* change wins back, 0 < low ≤ high ≤ 1 */
     pe_doctor_cost_t cost;
     double amount; /* the discount in %, 0 otherwise */
 } pe_doctor_playbook_t;
@@ -304,7 +306,8 @@ typedef struct {
 
 /* A playbook's expected impact on a finding, per month. [0] low, [1] high end of the prior. */
 typedef struct {
-    double uplift[2];       /* relative, on the step's conversion (the prior) */
+    double uplift[2];       /* the prior: the share of the gap won back */
+    double step_uplift[2];  /* what that is as a relative uplift of the step's conversion */
     double orders[2];       /* more orders */
     double revenue[2];      /* more revenue (list price) */
     double cost[2];         /* what the action costs: discount given, shipping waived */
@@ -320,8 +323,9 @@ typedef struct {
 
 /* The expected impact of pb on f (README "Recommendations": the gap × the prior, net of the
  * action's cost; the sample size from the power calculator at 80 % power, α 0.05, for the
- * middle of the prior). Returns 0, PE_ENOTFOUND when there is nothing to recover (no gap, no
- * orders, a category playbook without a category) or PE_EINVAL (a number out of range). Pure. */
+ * step's relative uplift at the middle of the prior). Returns 0, PE_ENOTFOUND when there is nothing
+ * to recover (no gap, no orders, a category playbook without a category) or PE_EINVAL (a number out
+ * of range). Pure. */
 int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
                      const pe_doctor_economics_t *eco, pe_doctor_impact_t *out);
 /* True when the impact is worth proposing: a positive expected gross profit net of the action's

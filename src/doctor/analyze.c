@@ -1223,6 +1223,9 @@ int pe_doctor_analyze(const pe_doctor_input_t *in, pe_doctor_result_t *out, pe_r
         f->lost_revenue = h->lost_revenue;
         f->lost_profit = h->lost_profit;
         f->score = h->score;
+        for (size_t k = 0; k < i && h->explained_by; k++)
+            if (w.found[k] == h->explained_by)
+                f->explained_by = (int)k + 1;
         write_texts(in, h, f);
         if (h->explained_by) {
             char who[2 * PE_DOCTOR_VALUE_MAX + 160];

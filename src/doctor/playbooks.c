@@ -1,7 +1,8 @@
 /*
  * playbooks.c — the built-in catalogue of playbooks: what to do about a kind of finding
  * (kind × step × segment), with the change it makes, its effort, risk, cost model and a prior
- * range of relative uplift on the step it targets, the source of the prior named.
+ * range: the share of a finding's gap (the orders it loses) the change wins back, the source of
+ * the prior named.
  *
  * The priors are deliberately conservative: each range is bounded above by the share of
  * abandoners who name the reason the playbook removes in Baymard Institute's checkout

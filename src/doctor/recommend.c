@@ -7,10 +7,12 @@
  *
  * The impact (README "Recommendations"). A finding says: n sessions reached the step before,
  * a share r of them passed it against r_ref in the reference, and the gap cost G orders a month
- * (lostOrdersPerMonth). A playbook's prior says it lifts the step's conversion by u (relative).
- * Then, per month:
+ * (lostOrdersPerMonth, less what findings ranked before it explain). A playbook's prior says
+ * which share u of such a gap its change wins back. Then, per month:
  *
- *     orders(u)  = G · min(1, r·u / (r_ref − r))      the gap is the most we count on
+ *     orders(u)  = G · u                              the recoverable gap × the prior
+ *     step       = u · (r_ref − r) / r                the step's relative uplift (the proof's
+ *                                                     MDE and expectedUplift)
  *     revenue(u) = orders(u) · AOV                    AOV = the finding's revenue ÷ orders
  *     base       = G · r / (r_ref − r)                the orders that come through today
  *     cost(u)    = discount % · (base + orders(u)) · AOV · scope share     (discounts)
@@ -39,10 +41,11 @@
 #include "pe/doctor.h"
 #include "pe/stats.h"
 
-#define ALPHA    0.05
-#define POWER    0.80
-#define ROLLBACK -0.05 /* the default trigger: the primary metric down more than 5 % */
-#define TEXT     1024
+#define ALPHA           0.05
+#define POWER           0.80
+#define ROLLBACK        -0.05 /* the default trigger: the primary metric down more than 5 % */
+#define MAX_STEP_UPLIFT 10    /* the relative uplift of a step that converts (almost) nothing */
+#define TEXT            1024
 
 static const char *const STEP_NAMES[PE_DOCTOR_STEPS + 1] = {"",         "cart",    "checkout",
                                                             "shipping", "payment", "confirmation"};
@@ -129,6 +132,8 @@ int pe_doctor_finding_parse(const cJSON *doc, pe_doctor_finding_t *f)
     f->p_value = num_or(doc, "pValue", NAN);
     f->q_value = num_or(doc, "qValue", NAN);
     f->likelihood = num_or(doc, "likelihood", 0);
+    double cause = num_or(doc, "explainedBy", 0);
+    f->explained_by = cause >= 1 && cause <= PE_DOCTOR_MAX_FINDINGS ? (int)cause : 0;
     f->lost_orders = num_or(doc, "lostOrdersPerMonth", 0);
     f->lost_revenue = num_or(doc, "lostRevenuePerMonth", 0);
     f->lost_profit = num_or(doc, "lostProfitPerMonth", 0);
@@ -262,7 +267,7 @@ static void plan_sample(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
                         const pe_doctor_economics_t *eco, double down, double aov,
                         pe_doctor_impact_t *m)
 {
-    double u = (m->uplift[0] + m->uplift[1]) / 2;
+    double u = (m->step_uplift[0] + m->step_uplift[1]) / 2;
     double r = fmin(fmax(f->rate, 0.001), 0.999);
     double per_month = f->sessions * 30 / eco->window_days;
     pe_stats_sample_size_input_t in = {
@@ -306,8 +311,9 @@ int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *
         eco->margin > 1 || !(eco->window_days >= 1) || !(f->likelihood >= 0) || f->likelihood > 1 ||
         !(f->sessions >= 0))
         return PE_EINVAL;
+    /* a symptom gets no recommendation of its own: its cause (explained_by) does */
     if (!(ref > r) || !(gap > 0) || !(f->lost_revenue > 0) || !(f->sessions > 0) ||
-        !targetable(f) || (pb->needs_category && !eco->category))
+        f->explained_by || !targetable(f) || (pb->needs_category && !eco->category))
         return PE_ENOTFOUND;
     double aov = f->lost_revenue / gap;
     double base = gap * r / (ref - r);
@@ -319,7 +325,9 @@ int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *
     out->baseline_rate = r;
     for (int i = 0; i < 2; i++) {
         double u = out->uplift[i];
-        out->orders[i] = gap * fmin(1, r * u / (ref - r));
+        out->orders[i] = gap * u;
+        /* the step's conversion moves by u·(ref − r), relative to r (a broken step: capped) */
+        out->step_uplift[i] = fmin(u * (ref - r) / fmax(r, 0.001), MAX_STEP_UPLIFT);
         out->revenue[i] = out->orders[i] * aov;
         double reached = (base + out->orders[i]) * aov; /* every order in scope, at list price */
         if (pb->cost == PE_DOCTOR_COST_DISCOUNT)
@@ -510,7 +518,7 @@ static bool add_slos(cJSON *list, const cJSON *gates)
 typedef struct {
     char who[2 * PE_DOCTOR_VALUE_MAX + 160], who_cap[2 * PE_DOCTOR_VALUE_MAX + 160];
     char title[TEXT], description[TEXT], change[TEXT], problem[TEXT], outcome[TEXT];
-    char metric[64], flag_key[PE_DOCTOR_PLAYBOOK_KEY_MAX + 16], window[16];
+    char metric[64], step_metric[64], flag_key[PE_DOCTOR_PLAYBOOK_KEY_MAX + 16], window[16];
     char measure[TEXT], rollback[TEXT];
 } texts_t;
 
@@ -528,6 +536,7 @@ static void write_texts(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
     render(pb->change, t->who, pb, f, eco, t->change, sizeof t->change);
     pe_doctor_finding_key(f, key, sizeof key);
     snprintf(t->flag_key, sizeof t->flag_key, "ap-%s-%08x", pb->key, fnv1a(key));
+    snprintf(t->step_metric, sizeof t->step_metric, "%s_conversion_rate", STEP_NAMES[f->step]);
     if (m->profit_metric)
         snprintf(t->metric, sizeof t->metric, "profit_per_visitor");
     else
@@ -539,10 +548,12 @@ static void write_texts(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
     fmt_amount(m->profit[0], p0, sizeof p0);
     fmt_amount(m->profit[1], p1, sizeof p1);
     snprintf(t->outcome, sizeof t->outcome,
-             "Lift the %s conversion of %s by %.0f-%.0f %% (from %.1f %%): %s to %s more orders "
-             "and %s to %s %s more gross profit a month, net of what the change costs.",
-             STEP_NAMES[f->step], t->who, m->uplift[0] * 100, m->uplift[1] * 100,
-             m->baseline_rate * 100, o0, o1, p0, p1, cur);
+             "Win back %.0f-%.0f %% of the gap to %.1f %%: lift the %s conversion of %s by "
+             "%.1f-%.1f %% (from %.1f %%), %s to %s more orders and %s to %s %s more gross profit "
+             "a month, net of what the change costs.",
+             m->uplift[0] * 100, m->uplift[1] * 100, f->reference_rate * 100, STEP_NAMES[f->step],
+             t->who, m->step_uplift[0] * 100, m->step_uplift[1] * 100, m->baseline_rate * 100, o0,
+             o1, p0, p1, cur);
     fmt_amount(m->units_per_arm, n, sizeof n);
     int written = snprintf(
         t->measure, sizeof t->measure,
@@ -642,7 +653,7 @@ static cJSON *build_changeset(const pe_doctor_playbook_t *pb, const pe_doctor_fi
              "units that reached the %s step ÷ units exposed at the "
              "step before it",
              STEP_NAMES[f->step]);
-    double mid = (m->uplift[0] + m->uplift[1]) / 2;
+    double mid = (m->step_uplift[0] + m->step_uplift[1]) / 2;
     ok = secondary &&
          (m->profit_metric
               ? add_metric(primary, "profit_per_visitor",
@@ -710,10 +721,11 @@ int pe_doctor_recommendation_build(const pe_doctor_playbook_t *pb, const pe_doct
         cJSON_AddStringToObject(r, "playbook", pb->key) &&
         cJSON_AddStringToObject(r, "step", STEP_NAMES[f->step]) &&
         cJSON_AddItemToObject(r, "segment", cJSON_Duplicate(get(finding, "segment"), true)) &&
-        cJSON_AddStringToObject(uplift, "metric",
-                                t->metric[0] == 'p' ? "profit_per_visitor" : t->metric) &&
-        cJSON_AddNumberToObject(uplift, "low", m->uplift[0]) &&
-        cJSON_AddNumberToObject(uplift, "high", m->uplift[1]) &&
+        cJSON_AddStringToObject(uplift, "metric", t->step_metric) &&
+        cJSON_AddNumberToObject(uplift, "low", round(m->step_uplift[0] * 1e4) / 1e4) &&
+        cJSON_AddNumberToObject(uplift, "high", round(m->step_uplift[1] * 1e4) / 1e4) &&
+        cJSON_AddNumberToObject(uplift, "gapShareLow", m->uplift[0]) &&
+        cJSON_AddNumberToObject(uplift, "gapShareHigh", m->uplift[1]) &&
         cJSON_AddItemToObject(impact, "orders", range(m->orders[0], m->orders[1], 10)) &&
         cJSON_AddItemToObject(impact, "revenue", range(m->revenue[0], m->revenue[1], 100)) &&
         cJSON_AddItemToObject(impact, "profit", range(m->profit[0], m->profit[1], 100)) &&

@@ -246,6 +246,8 @@ static cJSON *finding_json(const pe_doctor_finding_t *f, size_t rank, const char
          cJSON_AddItemToObject(o, "pValue", number_or_null(f->p_value)) &&
          cJSON_AddItemToObject(o, "qValue", number_or_null(f->q_value)) &&
          cJSON_AddNumberToObject(o, "likelihood", f->likelihood) &&
+         (f->explained_by ? cJSON_AddNumberToObject(o, "explainedBy", f->explained_by) != NULL
+                          : cJSON_AddNullToObject(o, "explainedBy") != NULL) &&
          (f->kind == PE_DOCTOR_CHANGE_POINT ? cJSON_AddStringToObject(o, "since", since) != NULL
                                             : cJSON_AddNullToObject(o, "since") != NULL) &&
          cJSON_AddNumberToObject(o, "lostOrdersPerMonth", round(f->lost_orders * 10) / 10) &&

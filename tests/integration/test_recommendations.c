@@ -23,6 +23,8 @@
  *     slot, and is approved only with force + confirm.
  *  6. A recommendation whose finding is gone from the latest run is retired (its ChangeSet
  *     archived, the reason said); an approved one runs on.
+ *  8. An extension's playbook (pe_doctor_recommender_config_t.playbooks) is used like a
+ *     built-in; one that repeats a key or fails the check is refused.
  *  7. The tenant wall: another store's key or session gets 404 for a recommendation and 404 for
  *     approving it, its list is its own; a publishable key is refused; bad input is a 4xx naming
  *     the field; the job generates once per diagnostic run.
@@ -431,7 +433,29 @@ static void test_job_generates_once_per_run(void **state)
     diagnose(&d);
     pe_changeset_config_t cscfg = {.db = fx.pool};
     pe_changeset_service_t *svc = pe_changeset_service_new(&cscfg);
-    pe_doctor_recommender_config_t rcfg = {.db = fx.pool, .changesets = svc};
+    /* an extension's playbook, registered as the built-ins are: the best for FR at payment */
+    pe_doctor_playbook_t sofort = {
+        .key = "x-sofort-banner",
+        .title = "Say that {who} can pay by bank transfer",
+        .description = "A banner at the {step} step: bank transfer accepted.",
+        .rationale = "Planted for the test.",
+        .source = "the extension's own A/B tests (a test fixture)",
+        .steps = 1u << 4,
+        .dims = 1u << PE_DOCTOR_COUNTRY,
+        .method = "feature_flag",
+        .action_type = "copy_change",
+        .change_type = "copy",
+        .selector = "/checkout/payment",
+        .change = "A bank-transfer banner",
+        .before = "false",
+        .after = "true",
+        .effort = 1,
+        .risk = "low",
+        .uplift_low = 0.3,
+        .uplift_high = 0.5,
+    };
+    const pe_doctor_playbook_t *const mine[] = {&sofort, NULL};
+    pe_doctor_recommender_config_t rcfg = {.db = fx.pool, .changesets = svc, .playbooks = mine};
     pe_refusal_t err = {"", ""};
     pe_doctor_recommender_t *rec = pe_doctor_recommender_new(&rcfg, &err);
     assert_non_null(rec);
@@ -440,16 +464,27 @@ static void test_job_generates_once_per_run(void **state)
     char why[256] = "";
     assert_int_equal(pe_doctor_recommend_due(rec, now, &ran, why, sizeof why), 0);
     assert_true(ran >= 1); /* d, and any store not generated since its last run */
-    assert_true(count_status(&d, "active") >= 1);
+    cJSON *l = list(&d, "active");
+    const cJSON *first = cJSON_GetArrayItem(get(l, "recommendations"), 0);
+    assert_string_equal(pe_test_json_str(first, "playbook"), "x-sofort-banner");
+    assert_string_equal(pe_test_json_str(get(first, "segment"), "country"), "FR");
+    assert_string_equal(pe_test_json_str(first, "title"),
+                        "Say that visitors from FR can pay by bank transfer");
+    cJSON_Delete(l);
     assert_int_equal(pe_doctor_recommend_due(rec, now, &ran, why, sizeof why), 0);
     assert_int_equal(ran, 0);
     /* an extension playbook that repeats a built-in's key is refused */
     pe_doctor_playbook_t dup = *pe_doctor_playbooks_builtin(&ran);
     const pe_doctor_playbook_t *const extra[] = {&dup, NULL};
+    pe_doctor_recommender_free(rec);
     rcfg.playbooks = extra;
     assert_null(pe_doctor_recommender_new(&rcfg, &err));
     assert_non_null(strstr(err.message, "already registered"));
-    pe_doctor_recommender_free(rec);
+    /* and one that fails the check names the field */
+    sofort.effort = 40;
+    rcfg.playbooks = mine;
+    assert_null(pe_doctor_recommender_new(&rcfg, &err));
+    assert_string_equal(err.message, "x-sofort-banner.effort: must be 1..13 points");
     pe_changeset_service_free(svc);
 }
 

@@ -223,6 +223,10 @@ static void test_planted_gap(void **state)
     close_rel("lostOrders", f->lost_orders, REF2_LOST_ORDERS, 1e-9);
     close_rel("lostRevenue", f->lost_revenue, REF2_LOST_REVENUE, 1e-9);
     close_rel("lostProfit", f->lost_profit, REF2_LOST_PROFIT, 1e-9);
+    /* rule 7: the rest of the store beats the benchmark, so mobile (rank 1) is its cause */
+    assert_int_equal(f->explained_by, 1);
+    assert_non_null(strstr(f->explanation, "(the finding above)"));
+    assert_int_equal(r.findings[0].explained_by, 0);
     pe_doctor_result_free(&r);
 
     /* the catalogue's margin is not announced as a default */

@@ -9,10 +9,12 @@
  *  2. Matching: step, segment dimensions, required values (the mobile address form only for
  *     handheld devices, the local payment method only for a country, the first-order discount
  *     only for new visitors), and store-wide findings only where a playbook allows them.
- *  3. Impact by hand (README "Recommendations"): orders = gap · min(1, r·u/(ref − r)), revenue
+ *  3. Impact by hand (README "Recommendations"): orders = gap · u (u: the share of the gap the
+ *     change wins back), the step's relative uplift u·(ref − r)/r capped for a broken step, revenue
  *     at the finding's AOV, profit = revenue · margin − cost, the discount's cost on every order
  *     in scope; priority = likelihood · mid-profit ÷ effort. A discount whose expected profit is
- *     negative is never worth proposing; the same discount on a small enough category is.
+ *     negative is never worth proposing; the same discount on a small enough category is; a
+ *     finding another one explains (its symptom) gets none.
  *  4. Every built-in playbook, on every finding shape it matches (each step, each targetable
  *     dimension, store-wide), builds a ChangeSet that passes pe_changeset_validate in client
  *     mode, with the finding's segment as targetSegment rules, a holdout 50/50 rollout, the
@@ -201,43 +203,50 @@ static void test_impact_by_hand(void **state)
     pe_doctor_finding_t f = finding(4, PE_DOCTOR_DEVICE, "mobile");
     pe_doctor_economics_t eco = economics();
     pe_doctor_impact_t m;
-    /* trust messaging: 1–5 % on a 0.5 step, gap 0.1: 5 and 25 orders of the 100 lost */
+    /* trust messaging wins back 1–5 % of the 100 orders the gap loses: 1 and 5 orders, the
+     * 0.5 step lifted by 0.01·0.1 and 0.05·0.1, i.e. 0.2 % and 1 % relative */
     assert_int_equal(pe_doctor_impact(find("trust-returns-messaging"), &f, &eco, &m), 0);
-    assert_float_equal(m.orders[0], 5, 1e-9);
-    assert_float_equal(m.orders[1], 25, 1e-9);
-    assert_float_equal(m.revenue[1], 1250, 1e-9);
+    assert_float_equal(m.orders[0], 1, 1e-9);
+    assert_float_equal(m.orders[1], 5, 1e-9);
+    assert_float_equal(m.step_uplift[0], 0.002, 1e-12);
+    assert_float_equal(m.step_uplift[1], 0.01, 1e-12);
+    assert_float_equal(m.revenue[1], 250, 1e-9);
     assert_float_equal(m.cost[1], 0, 0);
-    assert_float_equal(m.profit[0], 100, 1e-9);
-    assert_float_equal(m.profit[1], 500, 1e-9);
-    assert_float_equal(m.expected_profit, 0.9 * 300, 1e-9);
-    assert_float_equal(m.priority, 0.9 * 300 / 1, 1e-9);
+    assert_float_equal(m.profit[0], 20, 1e-9);
+    assert_float_equal(m.profit[1], 100, 1e-9);
+    assert_float_equal(m.expected_profit, 0.9 * 60, 1e-9);
+    assert_float_equal(m.priority, 0.9 * 60 / 1, 1e-9);
     assert_false(m.profit_metric);
     assert_true(pe_doctor_impact_worth_proposing(&m));
-    /* never more than the gap: a 15 % lift of a 0.5 step would be 0.075 of the 0.1 gap; a
-     * 0.58 step lifted 15 % passes 0.6 and counts as the whole gap */
-    pe_doctor_finding_t close = f;
-    close.rate = 0.58;
-    assert_int_equal(pe_doctor_impact(find("mobile-address-form"), &close, &eco, &m), 0);
-    assert_float_equal(m.orders[1], 100, 1e-9);
+    /* a step that converts nothing: the relative uplift is capped, the orders are the gap's */
+    pe_doctor_finding_t broken = f;
+    broken.rate = 0;
+    assert_int_equal(pe_doctor_impact(find("mobile-address-form"), &broken, &eco, &m), 0);
+    assert_float_equal(m.orders[1], 15, 1e-9);
+    assert_float_equal(m.step_uplift[1], 10, 0);
+    /* a symptom gets no recommendation: its cause does */
+    pe_doctor_finding_t symptom = finding(4, -1, NULL);
+    symptom.explained_by = 1;
+    assert_int_equal(pe_doctor_impact(find("express-wallets"), &symptom, &eco, &m), PE_ENOTFOUND);
 
     /* a 10 % discount on the whole store (scope share 1): every one of the 500 orders that come
-     * anyway pays it. Low end 5 %: 25 more orders, cost 0.1 · 525 · 50 = 2,625, profit
-     * 25 · 50 · 0.4 − 2,625 = −2,125: never worth proposing */
+     * anyway pays it. Low end 5 %: 5 more orders, cost 0.1 · 505 · 50 = 2,525, profit
+     * 5 · 50 · 0.4 − 2,525 = −2,425: never worth proposing */
     pe_doctor_finding_t cart = finding(2, PE_DOCTOR_DEVICE, "mobile");
     pe_doctor_economics_t all_store = eco;
     all_store.category_share = 1;
     assert_int_equal(pe_doctor_impact(find("category-discount"), &cart, &all_store, &m), 0);
-    assert_float_equal(m.orders[0], 25, 1e-9);
-    assert_float_equal(m.cost[0], 2625, 1e-9);
-    assert_float_equal(m.profit[0], -2125, 1e-9);
+    assert_float_equal(m.orders[0], 5, 1e-9);
+    assert_float_equal(m.cost[0], 2525, 1e-9);
+    assert_float_equal(m.profit[0], -2425, 1e-9);
     assert_true(m.profit_metric);
     assert_false(pe_doctor_impact_worth_proposing(&m));
-    /* the same on a category with 1 % of the revenue costs 26.25 at the low end */
+    /* the same on a category with 1 % of the revenue costs 25.25 at the low end */
     pe_doctor_economics_t small = eco;
     small.category_share = 0.01;
     assert_int_equal(pe_doctor_impact(find("category-discount"), &cart, &small, &m), 0);
-    assert_float_equal(m.cost[0], 26.25, 1e-9);
-    assert_float_equal(m.profit[0], 25 * 50 * 0.4 - 26.25, 1e-9);
+    assert_float_equal(m.cost[0], 25.25, 1e-9);
+    assert_float_equal(m.profit[0], 5 * 50 * 0.4 - 25.25, 1e-9);
     assert_true(pe_doctor_impact_worth_proposing(&m));
     /* free shipping waives 8 % of the order value on every order */
     assert_int_equal(pe_doctor_impact(find("free-shipping-threshold"), &cart, &eco, &m), 0);
@@ -372,7 +381,7 @@ static void test_window_grows_with_less_traffic(void **state)
     (void)state;
     pe_doctor_economics_t eco = economics();
     pe_doctor_finding_t big = finding(3, PE_DOCTOR_DEVICE, "mobile");
-    big.sessions = 300000;
+    big.sessions = 3000000;
     pe_doctor_impact_t a, b;
     assert_int_equal(pe_doctor_impact(find("mobile-address-form"), &big, &eco, &a), 0);
     assert_int_equal(a.window_days, PE_DOCTOR_MIN_WINDOW_DAYS);
@@ -382,10 +391,11 @@ static void test_window_grows_with_less_traffic(void **state)
     assert_float_equal(a.units_per_arm, b.units_per_arm, 1e-9); /* same rates: same sample */
     assert_true(b.days_needed > a.days_needed);
     assert_int_equal(b.window_days, PE_DOCTOR_MAX_WINDOW_DAYS);
-    /* the sample is the power calculator's for the middle of the prior (10 % of 0.5) */
+    /* the sample is the power calculator's for the middle of the prior: 10 % of the 0.1 gap
+     * is 0.01 on a 0.5 step, 2 % relative */
     pe_stats_sample_size_input_t in = {.metric = PE_STATS_PROPORTION,
                                        .baseline = 0.5,
-                                       .mde = 0.10,
+                                       .mde = 0.02,
                                        .alpha = 0.05,
                                        .power = 0.8,
                                        .sides = PE_STATS_TWO_SIDED};
