@@ -2,7 +2,8 @@
  * run.c — the aggregation job: `profit-engine aggregate [--store ID] [--full]` and, every
  * minute, the same inside `serve`. It turns raw events into the tables of
  * 0005_aggregates.sql, 0010_customer_days.sql, 0013_funnel_hourly_segments.sql and
- * 0015_session_visitor_campaign.sql with set operations in SQL; C only sequences the statements.
+ * 0015_session_visitor_campaign.sql and 0018_exposures.sql with set operations in SQL; C only
+ * sequences the statements.
  *
  *   lock ─▶ BEGIN REPEATABLE READ ─▶ select stores ─▶ touched sessions ─▶ old buckets
  *        ─▶ rebuild sessions (layer 1) ─▶ visitor types ─▶ new buckets ─▶ rebuild days, weeks,
@@ -196,6 +197,7 @@ static const char *const SQL_DEL_FULL[] = {
     ("DELETE FROM agg_session_products x USING agg_run r"
      " WHERE x.store_id = r.store_id AND r.is_full"),
     "DELETE FROM agg_orders x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
+    "DELETE FROM agg_exposures x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
     "DELETE FROM agg_daily x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
     "DELETE FROM agg_daily_segments x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
     "DELETE FROM agg_funnel_hourly x USING agg_run r WHERE x.store_id = r.store_id AND r.is_full",
@@ -215,6 +217,8 @@ static const char *const SQL_DEL_L1[] = {
     ("DELETE FROM agg_session_products x USING agg_t_sessions t"
      " WHERE x.store_id = t.store_id AND x.session_id = t.session_id"),
     ("DELETE FROM agg_orders x USING agg_t_sessions t"
+     " WHERE x.store_id = t.store_id AND x.session_id = t.session_id"),
+    ("DELETE FROM agg_exposures x USING agg_t_sessions t"
      " WHERE x.store_id = t.store_id AND x.session_id = t.session_id"),
 };
 
@@ -284,6 +288,18 @@ static const char *const SQL_DEL_L1[] = {
     "                    THEN ev.properties->'items' ELSE '[]'::jsonb END) it), 0)::bigint" \
     "   FROM " src " WHERE ev.name = 'checkout.order.completed'"
 
+/* Exposures to experiment and autopilot flags (0018_exposures.sql): per session, flag and unit
+ * (the anonymousId OFREP was asked for), the first variant and when. */
+#define INS_EXPOSURES(src) \
+    "INSERT INTO agg_exposures" \
+    " SELECT ev.store_id, ev.session_id, ev.properties->>'flagKey', ev.anonymous_id," \
+    "        (array_agg(ev.properties->>'variant' ORDER BY ev.occurred_at, ev.event_id))[1]," \
+    "        min(ev.occurred_at), bool_or(coalesce((ev.custom->>'holdout')::boolean, false))" \
+    "   FROM " src \
+    "  WHERE ev.name = 'experiment.exposure.assigned'" \
+    "    AND ev.properties->>'flagKey' IS NOT NULL AND ev.properties->>'variant' IS NOT NULL" \
+    "  GROUP BY ev.store_id, ev.session_id, ev.properties->>'flagKey', ev.anonymous_id"
+
 /* The visitor type of every session of the visitors in agg_t_visitors (invariant 5): the type
  * INS_SESSIONS gave the touched sessions only compares them with each other. Rows whose type
  * changes put their day on the list of layer 2 days to rebuild. */
@@ -301,10 +317,11 @@ static const char SQL_VISITOR_TYPES[] =
 
 static const char *const SQL_INS_FULL[] = {
     INS_SESSIONS(FULL_EVENTS), INS_SESSION_PRODUCTS(FULL_EVENTS), INS_ORDERS(FULL_EVENTS),
+    INS_EXPOSURES(FULL_EVENTS),
 };
 static const char *const SQL_INS_TOUCHED[] = {
     INS_SESSIONS(SESSION_EVENTS), INS_SESSION_PRODUCTS(SESSION_EVENTS),
-    INS_ORDERS(SESSION_EVENTS),
+    INS_ORDERS(SESSION_EVENTS), INS_EXPOSURES(SESSION_EVENTS),
 };
 // clang-format on
 

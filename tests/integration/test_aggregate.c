@@ -28,6 +28,7 @@ static const char *const TABLES[] = {
     "agg_sessions",       "agg_session_products", "agg_orders",        "agg_daily",
     "agg_daily_segments", "agg_funnel_hourly",    "agg_product_daily", "agg_category_daily",
     "agg_weekly",         "agg_monthly",          "agg_customer_days", "agg_funnel_hourly_segments",
+    "agg_exposures",
 };
 
 /* A store named name in timezone tz; its id into id (the tests here need no keys). */
@@ -516,6 +517,21 @@ static size_t generate(gen_event_t *ev, size_t cap)
             }
         }
     }
+    /* about half the sessions were exposed to an experiment flag a second after their landing
+     * (0018_exposures.sql); drawn after the journeys so that those stay as they were */
+    for (size_t i = 0, m = n; i < m && n < cap; i++) {
+        if (strcmp(ev[i].name, "storefront.page.viewed") != 0 || pick(2))
+            continue;
+        gen_event_t *e = &ev[n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->session, sizeof e->session, "%s", ev[i].session);
+        snprintf(e->anon, sizeof e->anon, "%s", ev[i].anon);
+        snprintf(e->at, sizeof e->at, "%s", ev[i].at);
+        e->at[18] = (char)(e->at[18] == '9' ? '8' : e->at[18] + 1); /* a second apart */
+        snprintf(e->name, sizeof e->name, "experiment.exposure.assigned");
+        snprintf(e->props, sizeof e->props, "{\"flagKey\":\"exp-1\",\"variant\":\"%s\"}",
+                 pick(2) ? "treatment" : "control");
+    }
     return n;
 }
 
@@ -679,6 +695,14 @@ static void test_incremental_equals_full(void **state)
     assert_string_equal(v, "t");
     free(v);
     check_overview_customers(stores[0]);
+    /* exposures: one row per exposed session, both variants, none in the holdout */
+    v = pe_test_sqlf(fx.conninfo,
+                     "SELECT count(*) > 15 AND count(DISTINCT variant) = 2 AND NOT bool_or(holdout)"
+                     "   AND count(*) = count(DISTINCT session_id)"
+                     "  FROM agg_exposures WHERE store_id = '%s' AND flag_key = 'exp-1'",
+                     stores[0]);
+    assert_string_equal(v, "t");
+    free(v);
     /* visitor types and campaigns are not trivial either, and each visitor has one first
      * session: the one that started first (0015_session_visitor_campaign.sql) */
     v = pe_test_sqlf(fx.conninfo,
@@ -721,6 +745,46 @@ static void test_incremental_equals_full(void **state)
     free(v);
 }
 
+/* Exposures (0018_exposures.sql): the unit's first variant in the session and when, a holdout
+ * exposure marked, an exposure without a flag key ignored. */
+static void test_exposures(void **state)
+{
+    (void)state;
+    char s[PE_ID_LEN];
+    make_store("Exposures", "Europe/Berlin", s);
+    static const char *const rows[] = {
+        "'2026-03-02T10:00:05Z', 'experiment.exposure.assigned', 'a1',"
+        " '{\"flagKey\":\"ap-x\",\"variant\":\"treatment\"}', NULL",
+        "'2026-03-02T10:00:01Z', 'experiment.exposure.assigned', 'a1',"
+        " '{\"flagKey\":\"ap-x\",\"variant\":\"control\"}', NULL",
+        "'2026-03-02T10:00:02Z', 'experiment.exposure.assigned', 'a2',"
+        " '{\"flagKey\":\"ap-x\",\"variant\":\"control\"}', '{\"holdout\":true}'",
+        "'2026-03-02T10:00:03Z', 'experiment.exposure.assigned', 'a3', '{\"variant\":\"control\"}',"
+        " NULL",
+        "'2026-03-02T10:00:00Z', 'storefront.page.viewed', 'a1', '{}', NULL",
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(rows); i++)
+        sql("INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
+            " anonymous_id, client_ts, received_at, properties, custom)"
+            " SELECT '%s', o::timestamptz, gen_random_uuid(), n, 0, 'sx-' || a, a,"
+            " o::timestamptz, now(), p::jsonb, c::jsonb"
+            "   FROM (VALUES (%s)) v(o, n, a, p, c)",
+            s, rows[i]);
+    aggregate(s, false);
+    expect_row("ap-x|a1|control|1772445601|f",
+               "SELECT flag_key, unit, variant, extract(epoch FROM first_at)::bigint, holdout"
+               "  FROM agg_exposures WHERE store_id = '%s' AND unit = 'a1'",
+               s);
+    expect_row("t", "SELECT holdout FROM agg_exposures WHERE store_id = '%s' AND unit = 'a2'", s);
+    expect_row("0", "SELECT count(*) FROM agg_exposures WHERE store_id = '%s' AND unit = 'a3'", s);
+    char *before = digest(s);
+    aggregate(s, true);
+    char *after = digest(s);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
 static void test_unknown_store(void **state)
 {
     (void)state;
@@ -737,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_commit_after_run_is_not_missed),
         cmocka_unit_test(test_collector_commit_bound),
         cmocka_unit_test(test_incremental_equals_full),
+        cmocka_unit_test(test_exposures),
         cmocka_unit_test(test_unknown_store),
     };
     return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
