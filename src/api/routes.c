@@ -89,6 +89,8 @@ static const pe_http_route_t ROUTES[] = {
      PE_AUTH_ADMIN, 64 * KB, PE_ROUTE_JSON_BODY, NULL},
     {"GET", "/api/v1/stores/{storeId}/changesets/{cid}/timeline", pe_api_changeset_timeline,
      PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/changesets/{cid}/results", pe_api_changeset_results,
+     PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_get, PE_AUTH_ADMIN, 0, 0,
      NULL},
     {"PUT", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_put, PE_AUTH_ADMIN,

@@ -83,6 +83,8 @@ int pe_api_changeset_get(pe_http_request_t *req);
 int pe_api_changeset_patch(pe_http_request_t *req);
 int pe_api_changeset_transition(pe_http_request_t *req);
 int pe_api_changeset_timeline(pe_http_request_t *req);
+/* An experiment's results (experiments.c). */
+int pe_api_changeset_results(pe_http_request_t *req);
 int pe_api_schema_changeset(pe_http_request_t *req);
 /* Who acts for a merchant route: the signed-in user (audit "user:<id>"), or "secret_key". */
 typedef struct {

@@ -1,0 +1,254 @@
+/*
+ * pe/experiments.h — the decision rule of a running A/B experiment (8.11, 8.12): one look at a
+ * ChangeSet's experiment — the sufficient statistics of its primary metric and of profit per
+ * visitor in each arm, the runtime so far — and its plan give what to do now (keep running,
+ * roll back harm, prove a win, extend once, freeze on a sample-ratio mismatch), the numbers
+ * behind it and a sentence the merchant reads. This is the first slice of issue 19: the pure
+ * rule. Reading the arms from the database, the `measure` job and the lifecycle transitions
+ * are built on it later.
+ *
+ * The rules, in order (the first that applies decides; src/experiments/decide.c implements
+ * each in the function named):
+ *
+ *   runtime 0 ─────────────── window_days ─────────────── max_window_days (one extension)
+ *   every look:   1. FREEZE_SRM                                          srm_check
+ *                 2. ROLLBACK (a trigger or the profit guardrail fires)  monitor
+ *   before the window or the minimum sample: KEEP_RUNNING                gate
+ *   the first look with runtime ≥ window and the minimum sample ("first final look"):
+ *                 PROVE | ROLLBACK_LOSER | EXTEND | ROLLBACK_INCONCLUSIVE  final_look
+ *   extended: KEEP_RUNNING until max_window_days, then the extension's final look:
+ *                 PROVE | ROLLBACK_LOSER | ROLLBACK_INCONCLUSIVE           final_look
+ *   at max_window_days still short of the minimum sample: ROLLBACK_INCONCLUSIVE  gate
+ *   (no max_window_days: the proof waits for the minimum sample however long it takes)
+ *
+ *  1. SRM: pe_stats_srm of the assigned units (profit[k].n) against plan->split; a mismatch
+ *     (p < PE_STATS_SRM_THRESHOLD, 0.001, checked at every look) freezes every automatic
+ *     decision, a rollback included: the arms are not comparable, so their difference is no
+ *     evidence of harm either. The caller alerts the merchant; a later look without a mismatch
+ *     decides normally.
+ *  2. Harm, at every look from the first: each trigger in plan order, then the profit
+ *     guardrail (profit per visitor guards every experiment, whatever the primary; threshold
+ *     plan->guardrail_threshold, −5 % by default). One fires when its metric has at least
+ *     max(min_units, PE_EXPERIMENTS_MIN_MONITOR_UNITS = 100) units in both arms AND the
+ *     ALWAYS-VALID one-sided test of "treatment worse" (pe_stats_sequential, sides "less")
+ *     rejects — its upper bound is below 0 — AND the relative estimate is at or below the
+ *     threshold. Always-valid because the monitor looks every few minutes: Ville's inequality
+ *     bounds the chance that a metric without a true effect EVER rejects by the test's level,
+ *     however often it looks. The level: alpha in all, Bonferroni-split over the metrics the
+ *     rule watches (profit always, the primary when a trigger names it; triggers on one metric
+ *     share its test): alpha/2 each with the default plan. So a change without effect is
+ *     rolled back automatically with probability at most alpha, however many triggers and
+ *     looks. (Each metric at the full alpha would bound it only by 2·alpha; simulated A/A
+ *     experiments were then rolled back automatically in 7.2 % of 400 runs with the
+ *     delta-method relative test, 3.0 % of 1,000 with the absolute one.)
+ *     The floor of 100 units: the sequence is asymptotic (a CLT), and below it a handful of
+ *     orders decides (without it, A/A runs fired at 46 and 72 units per arm).
+ *  3. The proof waits until runtime ≥ window_days AND the primary has min_units units in both
+ *     arms. At that final look the primary's FIXED-HORIZON Welch test (two-sided) at level
+ *     alpha_f decides, by pe_stats_decide's frequentist rule (significant when p < alpha_f;
+ *     the direction is the estimate's sign). pe_stats_decide is not called: it re-checks SRM
+ *     on the metric's own n, which a change may legitimately move (more units reaching a
+ *     step); SRM is rule 1's, on assigned units. Profit per visitor is "significantly worse"
+ *     when its one-sided fixed-horizon test of "worse" at alpha rejects (stricter than any
+ *     two-sided test at alpha_f, so it blocks more proofs, never fewer).
+ *       PROVE            primary significantly better AND profit not significantly worse;
+ *       ROLLBACK_LOSER   primary significantly better but profit significantly worse (a win
+ *                        paid for with profit: evidence is the profit's), or primary
+ *                        significantly worse;
+ *       EXTEND           neither, the plan has max_window_days, this is the first final look
+ *                        and runtime < max_window_days: the caller records it and passes
+ *                        extended = true from then on;
+ *       ROLLBACK_INCONCLUSIVE  otherwise. A loss of profit alone is rule 2's to catch.
+ *     Why fixed-horizon here and not the always-valid test: proof is judged at no more than
+ *     two moments whatever the caller's polling — the first final look (terminal unless
+ *     EXTEND) and, when extended, the first look at or after max_window_days; every look in
+ *     between is KEEP_RUNNING (only rules 1 and 2 act). At one or two looks the fixed-horizon
+ *     test is valid and has the power pe_stats_sample_size plans for (80 % at the planned
+ *     sample); the always-valid test at that sample has about half of it. Two looks split the
+ *     level (Bonferroni): alpha_f = alpha/2 at each when an extension is possible (a first
+ *     final look before max_window_days, or extended), alpha otherwise. So the chance of
+ *     PROVING a change without effect is at most alpha/2 — one two-sided test's — over the
+ *     whole experiment, and so is that of a false ROLLBACK_LOSER on the primary. This needs
+ *     the caller to keep the one fact the statistics cannot show: look->extended.
+ *
+ * Statistics. Every test runs on the ABSOLUTE effect (treatment − control means, variance
+ * v_t/n_t + v_c/n_c) and reports it relative, estimate and interval divided by |control mean|
+ * (the control mean taken as known; a rate's interval is cut at −100 %). The delta-method
+ * relative effect of pe_stats_difference is not used for decisions: its lower tail is
+ * anti-conservative at these sample sizes — a one-sided always-valid "less" test at 0.05
+ * rejected in 3.8 % of 4,000 simulated A/A conversion experiments (0.30, up to 11,800 units,
+ * 252 looks) against 2.0 % on the absolute effect, and "greater" in 1.1 % (absolute 1.8 %);
+ * the relative figures here are therefore not gbstats' delta-method intervals. An arm whose
+ * variance is 0 while the other's is not (no conversions yet, or a checkout broken so that
+ * nobody orders) takes the other arm's per-unit variance: the delta method would otherwise
+ * call the effect certain, or — the treatment's mean at 0 — give it no variance and no test
+ * at all, and every test here is of "no difference", under which the arms share a variance.
+ * The always-valid tests use tuning T = plan->sequential_tuning, by default 2 × min_units (the
+ * planned total): in the simulations of tests/unit/experiments, T from 0.5 to 4 × min_units
+ * kept the share of true −10 % changes rolled back automatically within 87.5–91.0 % (the
+ * highest at 2×) and A/A automatic rollbacks within 1.1–2.2 %.
+ *
+ * CUPED: plan->cuped with look->has_covariate adjusts both metrics by their pre-period
+ * covariate (the pre_* fields of each arm, pe_stats_cuped; relative to the adjusted control
+ * mean); without a covariate the flag is accepted and the analysis runs unadjusted (the
+ * covariate, the unit's own 28 days before its first exposure, is measured by a later slice).
+ *
+ * Not read here: a trigger's `window` (the metric over a trailing window: the measurement
+ * slice computes the arms it hands in), its `operator`, `action` and absolute thresholds (the
+ * caller maps a ChangeSet trigger onto a relative threshold on the primary or on profit).
+ *
+ * Invariants:
+ *  1. Pure: no I/O, no allocation, no mutable state; thread-safe. The same plan and look give
+ *     the same decision, byte for byte (the decision is zeroed first).
+ *  2. Exactly one action; every field of the decision is set (NaN where a number does not
+ *     apply), and reason is one UTF-8 sentence (a name is cut at 96 bytes, the sentence cut
+ *     to fit, never inside a character, always terminated).
+ *  3. Every input field is checked before use; a refusal is PE_EINVAL naming the field
+ *     ("plan.triggers[2].threshold: …", "look.primary: variant.sum: …", where the stats
+ *     engine's "variant" is the treatment).
+ *  4. Never ROLLBACK, PROVE or ROLLBACK_LOSER while SRM is detected.
+ */
+#ifndef PE_EXPERIMENTS_H
+#define PE_EXPERIMENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pe/core.h"
+#include "pe/stats.h"
+
+#define PE_EXPERIMENTS_MAX_TRIGGERS        20      /* autoRollbackTriggers holds at most 20 */
+#define PE_EXPERIMENTS_GUARDRAIL_THRESHOLD (-0.05) /* profit per visitor down 5 % or more */
+#define PE_EXPERIMENTS_DEFAULT_WINDOW      7.0     /* days: measurementWindow's default */
+#define PE_EXPERIMENTS_MIN_MONITOR_UNITS   100.0   /* per arm before rule 2 may fire at all */
+#define PE_EXPERIMENTS_REASON_LEN          512
+#define PE_EXPERIMENTS_CONTROL             0 /* index of the control arm */
+#define PE_EXPERIMENTS_TREATMENT           1 /* index of the treatment arm */
+#define PE_EXPERIMENTS_NO_TRIGGER          (-1)
+#define PE_EXPERIMENTS_GUARDRAIL           (-2) /* decision.trigger: the profit guardrail fired */
+
+typedef enum {
+    PE_EXPERIMENTS_PRIMARY = 0, /* the ChangeSet's primary metric */
+    PE_EXPERIMENTS_PROFIT,      /* gross profit per visitor (per assigned unit) */
+} pe_experiments_metric_t;
+
+typedef enum {
+    PE_EXPERIMENTS_KEEP_RUNNING = 0,      /* nothing decided yet */
+    PE_EXPERIMENTS_ROLLBACK,              /* harm: a trigger or the profit guardrail fired */
+    PE_EXPERIMENTS_PROVE,                 /* a win on the primary that does not cost profit */
+    PE_EXPERIMENTS_ROLLBACK_LOSER,        /* final look: primary worse, or a win costing profit */
+    PE_EXPERIMENTS_ROLLBACK_INCONCLUSIVE, /* final look: no significant difference */
+    PE_EXPERIMENTS_EXTEND,                /* inconclusive, run once more up to max_window_days */
+    PE_EXPERIMENTS_FREEZE_SRM,            /* sample-ratio mismatch: no automatic decision */
+} pe_experiments_action_t;
+
+/* "metric down by `threshold` or more, significantly": an autoRollbackTriggers entry. */
+typedef struct {
+    pe_experiments_metric_t metric;
+    double threshold; /* relative change in [−1, 0], e.g. −0.05; fires only at or below it */
+    double min_units; /* the metric's units in each arm before it may fire; ≥ 0 */
+} pe_experiments_trigger_t;
+
+/* The proof plan and rollback plan of one ChangeSet, as the rule reads them. */
+typedef struct {
+    double alpha;           /* proofPlan.significanceThreshold, in (0, 0.5] */
+    double min_units;       /* proofPlan.minimumSampleSize: primary units per arm, ≥ 0 */
+    double window_days;     /* proofPlan.measurementWindow in days: the minimum runtime, > 0 */
+    double max_window_days; /* one extension of an inconclusive test up to this; NaN = none,
+                               else > window_days */
+    double split[2];        /* configured weights of control, treatment; both > 0 */
+    size_t n_triggers;      /* ≤ PE_EXPERIMENTS_MAX_TRIGGERS */
+    pe_experiments_trigger_t triggers[PE_EXPERIMENTS_MAX_TRIGGERS];
+    double guardrail_threshold; /* profit per visitor, in [−1, 0]; −0.05 by default */
+    double guardrail_min_units; /* units per arm before the guardrail may fire; ≥ 0 */
+    bool cuped;                 /* proofPlan.statisticalMethod = cuped (see above) */
+    double sequential_tuning;   /* the always-valid test's T (units in both arms at which it
+                                   is tightest); NaN = 2 × min_units, or
+                                   PE_STATS_DEFAULT_TUNING when min_units is 0 */
+} pe_experiments_plan_t;
+
+/* One look at the running experiment. Arms are indexed PE_EXPERIMENTS_CONTROL / _TREATMENT. */
+typedef struct {
+    const char *primary_name;       /* the merchant's name ("checkout conversion"), shown as
+                                       given (the caller refuses control characters);
+                                       borrowed; NULL = "primary metric" */
+    pe_stats_metric_t primary_type; /* proportion (a conversion) or mean (per unit) */
+    pe_stats_arm_t primary[2];      /* its n ≤ profit[k].n (a step's conversion counts the
+                                       units that reached the step) */
+    pe_stats_arm_t profit[2];       /* profit per visitor, a mean over every assigned unit:
+                                       profit[k].n is the arm's assigned units (SRM) */
+    bool has_covariate;             /* the pre_* fields of all four arms hold the covariate */
+    double runtime_days;            /* since the first exposure, ≥ 0 */
+    bool extended;                  /* EXTEND was returned before (state the caller keeps) */
+} pe_experiments_look_t;
+
+/* One metric's figures behind a decision, relative: the absolute test's estimate and interval
+ * over |control mean| ("Statistics" above). */
+typedef struct {
+    pe_experiments_metric_t metric;
+    pe_stats_method_t method; /* SEQUENTIAL (always-valid) or FREQUENTIST (fixed-horizon) */
+    double effect;            /* NaN when undefined (no units, zero control mean) */
+    double ci_low, ci_high;   /* the interval of the test that decided (see decision) */
+    double p_value;           /* of that test */
+    double always_valid_p;    /* the metric's always-valid p now (see decision) */
+    double alpha;             /* the level the test was run at */
+} pe_experiments_evidence_t;
+
+typedef struct {
+    pe_experiments_action_t action;
+    /* plan->triggers index that fired, PE_EXPERIMENTS_GUARDRAIL, or PE_EXPERIMENTS_NO_TRIGGER */
+    int trigger;
+    /* The metric the action is about:
+     *  ROLLBACK: the firing metric; method SEQUENTIAL; [ci_low, ci_high] the one-sided
+     *    always-valid bounds at rule 2's level (alpha over the monitored metrics; together a
+     *    1 − 2·level confidence sequence, so ci_high < 0 exactly when the test rejects);
+     *    p_value = always_valid_p = the one-sided p.
+     *  PROVE / ROLLBACK_* at a final look / EXTEND: FREQUENTIST, the two-sided Welch interval
+     *    and p at alpha_f; always_valid_p two-sided at alpha. ROLLBACK_LOSER for a win that
+     *    costs profit: a copy of `guardrail` below (always_valid_p NaN).
+     *  KEEP_RUNNING / FREEZE_SRM / ROLLBACK_INCONCLUSIVE for lack of sample: the primary's
+     *    two-sided always-valid interval and p at alpha. */
+    pe_experiments_evidence_t evidence;
+    /* Profit per visitor at a final look: FREQUENTIST, the one-sided test of "worse" at alpha
+     * (p_value), with the 1 − 2·alpha two-sided interval whose upper end is that test's bound.
+     * All NaN at other looks. */
+    pe_experiments_evidence_t guardrail;
+    double units[2];                        /* assigned units per arm */
+    double srm_p;                           /* NaN when undefined */
+    char reason[PE_EXPERIMENTS_REASON_LEN]; /* one sentence for the merchant, UTF-8 */
+} pe_experiments_decision_t;
+
+/* Defaults: alpha 0.05, no minimum sample, a 7-day window, no extension, split 50/50, one
+ * trigger (the issue's default: primary down 5 % or more, no minimum sample), the profit
+ * guardrail at −5 % with no minimum sample, no CUPED, tuning NaN (derived). Thread-safe. */
+void pe_experiments_plan_defaults(pe_experiments_plan_t *plan);
+/* Returns 0, or PE_EINVAL with err naming the field ("plan.maxWindowDays: …"). Thread-safe. */
+int pe_experiments_plan_check(const pe_experiments_plan_t *plan, pe_refusal_t *err);
+/* The decision for one look (rules above). out is always fully written (KEEP_RUNNING with a
+ * NaN-filled evidence on a refusal). Returns 0, PE_EINVAL (err filled, naming the field) or
+ * PE_EINTERNAL (a numerical routine failed). Pure, allocation-free, thread-safe. */
+int pe_experiments_decide(const pe_experiments_plan_t *plan, const pe_experiments_look_t *look,
+                          pe_experiments_decision_t *out, pe_refusal_t *err);
+/* "KEEP_RUNNING", "ROLLBACK", "PROVE", …; static strings, "UNKNOWN" out of range. */
+const char *pe_experiments_action_name(pe_experiments_action_t a);
+
+/* ---- results (results.c): an experiment as it stands, from the aggregate tables ------------ */
+
+#include "pe/db.h"
+
+/* The results of one Autopilot ChangeSet's experiment at now_us: its plan read from the
+ * ChangeSet (proofPlan, rollbackPlan, actionPlan's split), the units of its flag from
+ * agg_exposures (first variant, intention to treat, store holdout excluded) with their
+ * outcomes from their first exposure on, and pe_experiments_decide's decision on them:
+ * {"changesetId","flagKey","status","startedAt","runtimeDays","primaryMetric",
+ *  "minimumRuntimeEndsAt","unitsNeededPerArm","srmPValue","variants":[{"variant","units",
+ *  "conversionRate","orders","revenue","profit","revenuePerVisitor","profitPerVisitor","aov",
+ *  "costKnownShare","step":{"name","reachedBefore","passed","rate"}}…],
+ *  "decision":{"action","reason","evidence":{…},"guardrail":{…}}}. A ChangeSet not started has
+ * no units. Returns 0 and *out (caller deletes), PE_EINVAL with *err (a primary metric the
+ * engine does not measure; not_measurable: a rollout without a control group) or a database
+ * error. Reads aggregate tables only. Thread-safe. */
+int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,
+                           int64_t now_us, cJSON **out, pe_refusal_t *err);
+
+#endif /* PE_EXPERIMENTS_H */

@@ -1,0 +1,387 @@
+/*
+ * results.c — an Autopilot experiment as it stands: who was assigned which variant (the
+ * exposures rollup, agg_exposures), what each unit did from its first exposure on (its sessions,
+ * orders and cost of goods in the aggregate tables), per-variant figures, and the decision rule
+ * of decide.c on them. This is what GET …/changesets/{cid}/results answers and what the
+ * measure job will act on.
+ *
+ *   ChangeSet (plan: proofPlan, rollbackPlan, actionPlan, execution.startedAt)
+ *        │                                   agg_exposures ─┐ units: first variant, first exposure
+ *        ▼                                   agg_sessions  ─┤ sessions ending after it
+ *   plan_of ──▶ pe_experiments_plan_t        agg_orders    ─┤ revenue
+ *                       │                    agg_session_products × products ─┘ cost of goods
+ *                       ▼                              │
+ *   pe_experiments_decide(plan, look) ◀── look_of ◀────┘ SQL_ARMS: sufficient statistics per arm
+ *
+ * Invariants:
+ *  1. Intention to treat: a unit counts in the variant it was first assigned, with every session
+ *     that ends after its first exposure, whatever it was served later; exposures from the
+ *     store's global holdout are not part of the experiment.
+ *  2. Gross profit = revenue − cost of goods; a line whose product has no known cost counts at
+ *     DEFAULT_COST_SHARE of its revenue (said in the answer: costKnownShare). What the change
+ *     itself costs is in the revenue when the storefront reports the price it charged (a
+ *     discount); a waived shipping fee is not in the events and is not counted.
+ *  3. Reads aggregate tables only, never raw events; every statement filters by store_id.
+ *  4. "Now" is the caller's.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/experiments.h"
+
+#define ACQUIRE_TIMEOUT_MS 5000
+#define DEFAULT_COST_SHARE 0.7 /* a line of unknown cost: the doctor's default 30 % margin */
+#define US_PER_DAY         (86400.0 * 1e6)
+
+static const char *const STEPS[] = {"cart", "checkout", "shipping", "payment", "confirmation"};
+
+/* Per variant: units; units with an order; Σ and Σ² of revenue and of profit per unit; units
+ * that reached the step before the target step ($4 − 1) and the target step ($4); revenue whose
+ * cost is known. $3: the experiment's start (exposures before it belong to another). */
+static const char SQL_ARMS[] =
+    "WITH u AS (SELECT unit, (array_agg(variant ORDER BY first_at, session_id))[1] AS variant,"
+    "                  min(first_at) AS first_at"
+    "             FROM agg_exposures"
+    "            WHERE store_id = $1::uuid AND flag_key = $2 AND NOT holdout"
+    "              AND first_at >= $3::timestamptz"
+    "            GROUP BY unit),"
+    "     us AS (SELECT u.unit, s.session_id, s.reach, s.orders FROM u"
+    "              JOIN agg_sessions s ON s.store_id = $1::uuid AND s.visitor = u.unit"
+    "               AND coalesce(s.ended_at, s.started_at) >= u.first_at),"
+    "     rev AS (SELECT o.session_id, sum(o.value)::float8 AS revenue FROM agg_orders o"
+    "              WHERE o.store_id = $1::uuid AND o.session_id IN (SELECT session_id FROM us)"
+    "              GROUP BY 1),"
+    "     cogs AS (SELECT sp.session_id,"
+    "                     sum(coalesce(sp.units * p.cost, sp.revenue * $5::float8))::float8"
+    "                       AS cost,"
+    "                     coalesce(sum(sp.revenue) FILTER (WHERE p.cost IS NOT NULL), 0)::float8"
+    "                       AS known"
+    "                FROM agg_session_products sp"
+    "                LEFT JOIN products p ON p.store_id = sp.store_id AND p.sku = sp.product_id"
+    "               WHERE sp.store_id = $1::uuid AND sp.purchases > 0"
+    "                 AND sp.session_id IN (SELECT session_id FROM us)"
+    "               GROUP BY 1),"
+    "     pu AS (SELECT u.unit, u.variant, coalesce(max(us.reach), 0) AS reach,"
+    "                   coalesce(sum(us.orders), 0) AS orders,"
+    "                   coalesce(sum(rev.revenue), 0) AS revenue,"
+    "                   coalesce(sum(c.cost), 0) AS cost, coalesce(sum(c.known), 0) AS known"
+    "              FROM u LEFT JOIN us ON us.unit = u.unit"
+    "              LEFT JOIN rev ON rev.session_id = us.session_id"
+    "              LEFT JOIN cogs c ON c.session_id = us.session_id"
+    "             GROUP BY u.unit, u.variant)"
+    "SELECT variant, count(*), count(*) FILTER (WHERE orders > 0), sum(orders),"
+    "       sum(revenue), sum(revenue * revenue), sum(revenue - cost),"
+    "       sum((revenue - cost) * (revenue - cost)),"
+    "       count(*) FILTER (WHERE reach >= $4::int - 1), count(*) FILTER (WHERE reach >= $4::int),"
+    "       sum(known)"
+    "  FROM pu GROUP BY variant ORDER BY variant";
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static double num(const cJSON *o, const char *k, double dflt)
+{
+    const cJSON *v = get(o, k);
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
+}
+
+/* Days of an ISO 8601 duration of days or weeks ("P14D", "P2W"); NaN otherwise. */
+static double duration_days(const char *s)
+{
+    if (!s || s[0] != 'P')
+        return NAN;
+    char *end = NULL;
+    double v = strtod(s + 1, &end);
+    if (!end || end == s + 1 || !(v > 0))
+        return NAN;
+    if (strcmp(end, "D") == 0)
+        return v;
+    if (strcmp(end, "W") == 0)
+        return 7 * v;
+    return NAN;
+}
+
+/* What the experiment measures, from the ChangeSet's proof plan. */
+typedef struct {
+    char primary[64]; /* the metric's name */
+    int step;         /* 1..5 for "<step>_conversion_rate", 0 for conversion_rate / a mean */
+    bool profit;      /* the primary is profit per visitor */
+    bool revenue;     /* the primary is revenue per visitor */
+    char flag_key[160];
+} target_t;
+
+static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, pe_refusal_t *err)
+{
+    pe_experiments_plan_defaults(plan);
+    memset(t, 0, sizeof *t);
+    const cJSON *pp = get(cs, "proofPlan"), *ap = get(cs, "actionPlan");
+    const cJSON *primary = cJSON_GetArrayItem(get(pp, "primaryMetrics"), 0);
+    const cJSON *name = get(primary, "name");
+    if (!cJSON_IsString(name))
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "proofPlan.primaryMetrics[0].name: the ChangeSet names no metric");
+    snprintf(t->primary, sizeof t->primary, "%s", name->valuestring);
+    for (int s = 0; s < 5; s++) {
+        char want[64];
+        snprintf(want, sizeof want, "%s_conversion_rate", STEPS[s]);
+        if (strcmp(t->primary, want) == 0)
+            t->step = s + 1;
+    }
+    t->profit = strcmp(t->primary, "profit_per_visitor") == 0;
+    t->revenue = strcmp(t->primary, "revenue_per_visitor") == 0;
+    if (!t->step && !t->profit && !t->revenue && strcmp(t->primary, "conversion_rate") != 0)
+        return pe_refuse(err, PE_EINVAL, "invalid_format",
+                         "proofPlan.primaryMetrics[0].name: %.64s is not a metric the engine "
+                         "measures (conversion_rate, <step>_conversion_rate, "
+                         "revenue_per_visitor, profit_per_visitor)",
+                         t->primary);
+    const cJSON *key = get(get(ap, "implementation"), "featureFlagKey");
+    const cJSON *id = get(cs, "id");
+    if (cJSON_IsString(key) && key->valuestring[0])
+        snprintf(t->flag_key, sizeof t->flag_key, "%s", key->valuestring);
+    else
+        snprintf(t->flag_key, sizeof t->flag_key, "changeset-%s",
+                 cJSON_IsString(id) ? id->valuestring : "");
+    plan->alpha = num(pp, "significanceThreshold", plan->alpha);
+    plan->min_units = num(pp, "minimumSampleSize", 0);
+    const cJSON *window = get(pp, "measurementWindow");
+    double days = duration_days(cJSON_IsString(window) ? window->valuestring : NULL);
+    if (isfinite(days))
+        plan->window_days = days;
+    /* the split the flag serves (flag_hooks.c): holdout = rolloutPercentage to treatment, else
+     * 100 − holdoutPercentage; immediate and gradual give every unit in the rollout treatment */
+    const cJSON *strategy = get(ap, "rolloutStrategy");
+    double treat = 100;
+    if (cJSON_IsString(strategy) && strcmp(strategy->valuestring, "holdout") == 0)
+        treat = num(ap, "rolloutPercentage", 100 - num(pp, "holdoutPercentage", 0));
+    if (!(treat > 0 && treat < 100))
+        return pe_refuse(err, PE_EINVAL, "not_measurable",
+                         "actionPlan.rolloutStrategy: a %s rollout gives every exposed unit the "
+                         "%s: there is no control group to measure against (use holdout)",
+                         cJSON_IsString(strategy) ? strategy->valuestring : "immediate",
+                         treat > 0 ? "treatment" : "control");
+    plan->split[PE_EXPERIMENTS_CONTROL] = 100 - treat;
+    plan->split[PE_EXPERIMENTS_TREATMENT] = treat;
+    const cJSON *method = get(pp, "statisticalMethod");
+    plan->cuped = cJSON_IsString(method) && strcmp(method->valuestring, "cuped") == 0;
+    /* the rollback triggers on the metrics measured here; others are listed as not evaluated */
+    plan->n_triggers = 0;
+    const cJSON *tr;
+    cJSON_ArrayForEach(tr, get(get(cs, "rollbackPlan"), "autoRollbackTriggers"))
+    {
+        const cJSON *m = get(tr, "metric"), *op = get(tr, "operator"), *act = get(tr, "action");
+        if (!cJSON_IsString(m) || !cJSON_IsString(op) || op->valuestring[0] != 'l' ||
+            (cJSON_IsString(act) && strcmp(act->valuestring, "rollback") != 0) ||
+            plan->n_triggers == PE_EXPERIMENTS_MAX_TRIGGERS)
+            continue;
+        pe_experiments_trigger_t *x = &plan->triggers[plan->n_triggers];
+        if (strcmp(m->valuestring, t->primary) == 0)
+            x->metric = PE_EXPERIMENTS_PRIMARY;
+        else if (strcmp(m->valuestring, "profit_per_visitor") == 0)
+            x->metric = PE_EXPERIMENTS_PROFIT;
+        else
+            continue;
+        x->threshold = fmin(fmax(num(tr, "threshold", -0.05), -1), 0);
+        x->min_units = fmax(num(tr, "minimumSampleSize", 0), 0);
+        plan->n_triggers++;
+    }
+    if (plan->n_triggers == 0) { /* the default: primary down 5 % or more */
+        plan->triggers[0] = (pe_experiments_trigger_t){PE_EXPERIMENTS_PRIMARY, -0.05, 0};
+        plan->n_triggers = 1;
+    }
+    return pe_experiments_plan_check(plan, err);
+}
+
+/* One arm's figures as read. */
+typedef struct {
+    double units, converted, orders, revenue, revenue_sq, profit, profit_sq, before, passed, known;
+} arm_t;
+
+static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, const char *started,
+                     arm_t arms[2], char variants[2][65])
+{
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *res = NULL;
+    char step[8], share[16];
+    snprintf(step, sizeof step, "%d", t->step ? t->step : 5);
+    snprintf(share, sizeof share, "%.3f", DEFAULT_COST_SHARE);
+    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc != 0)
+        return rc;
+    const char *p[] = {store_id, t->flag_key, started, step, share};
+    rc = pe_db_exec(conn, SQL_ARMS, 5, p, &res);
+    for (size_t i = 0; rc == 0 && i < pe_db_result_rows(res); i++) {
+        const char *v = pe_db_result_get(res, i, 0);
+        int k = strcmp(v, "control") == 0     ? PE_EXPERIMENTS_CONTROL
+                : strcmp(v, "treatment") == 0 ? PE_EXPERIMENTS_TREATMENT
+                                              : -1;
+        if (k < 0)
+            continue; /* a variant the experiment does not compare (PERMANENT's winner alone) */
+        double *f = &arms[k].units;
+        for (int c = 0; c < 10; c++)
+            f[c] = atof(pe_db_result_get(res, i, (size_t)c + 1));
+        snprintf(variants[k], 65, "%s", v);
+    }
+    pe_db_result_free(res);
+    pe_db_release(db, conn);
+    return rc;
+}
+
+static void look_of(const target_t *t, const arm_t arms[2], double runtime_days,
+                    pe_experiments_look_t *look)
+{
+    memset(look, 0, sizeof *look);
+    look->primary_name = t->primary;
+    look->runtime_days = runtime_days;
+    for (int k = 0; k < 2; k++) {
+        const arm_t *a = &arms[k];
+        look->profit[k] =
+            (pe_stats_arm_t){.n = a->units, .sum = a->profit, .sum_squares = a->profit_sq};
+        if (t->profit) {
+            look->primary_type = PE_STATS_MEAN;
+            look->primary[k] = look->profit[k];
+        } else if (t->revenue) {
+            look->primary_type = PE_STATS_MEAN;
+            look->primary[k] =
+                (pe_stats_arm_t){.n = a->units, .sum = a->revenue, .sum_squares = a->revenue_sq};
+        } else if (t->step) {
+            look->primary_type = PE_STATS_PROPORTION;
+            look->primary[k] =
+                (pe_stats_arm_t){.n = a->before, .sum = a->passed, .sum_squares = a->passed};
+        } else {
+            look->primary_type = PE_STATS_PROPORTION;
+            look->primary[k] =
+                (pe_stats_arm_t){.n = a->units, .sum = a->converted, .sum_squares = a->converted};
+        }
+    }
+}
+
+static cJSON *number_or_null(double x)
+{
+    return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull();
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : NAN;
+}
+
+static bool add_evidence(cJSON *o, const char *name, const pe_experiments_evidence_t *e,
+                         const char *metric)
+{
+    cJSON *x = cJSON_AddObjectToObject(o, name);
+    return x && cJSON_AddStringToObject(x, "metric", metric) &&
+           cJSON_AddStringToObject(
+               x, "method", e->method == PE_STATS_SEQUENTIAL ? "sequential" : "frequentist") &&
+           cJSON_AddItemToObject(x, "effect", number_or_null(e->effect)) &&
+           cJSON_AddItemToObject(x, "ciLow", number_or_null(e->ci_low)) &&
+           cJSON_AddItemToObject(x, "ciHigh", number_or_null(e->ci_high)) &&
+           cJSON_AddItemToObject(x, "pValue", number_or_null(e->p_value)) &&
+           cJSON_AddItemToObject(x, "alwaysValidP", number_or_null(e->always_valid_p));
+}
+
+static cJSON *variant_json(const char *name, const arm_t *a, const target_t *t)
+{
+    cJSON *v = cJSON_CreateObject();
+    cJSON *step = v ? cJSON_CreateObject() : NULL;
+    bool ok =
+        step && cJSON_AddStringToObject(v, "variant", name) &&
+        cJSON_AddNumberToObject(v, "units", a->units) &&
+        cJSON_AddItemToObject(v, "conversionRate", number_or_null(ratio(a->converted, a->units))) &&
+        cJSON_AddNumberToObject(v, "orders", a->orders) &&
+        cJSON_AddNumberToObject(v, "revenue", round(a->revenue * 100) / 100) &&
+        cJSON_AddNumberToObject(v, "profit", round(a->profit * 100) / 100) &&
+        cJSON_AddItemToObject(v, "revenuePerVisitor",
+                              number_or_null(ratio(a->revenue, a->units))) &&
+        cJSON_AddItemToObject(v, "profitPerVisitor", number_or_null(ratio(a->profit, a->units))) &&
+        cJSON_AddItemToObject(v, "aov", number_or_null(ratio(a->revenue, a->orders))) &&
+        cJSON_AddItemToObject(v, "costKnownShare", number_or_null(ratio(a->known, a->revenue))) &&
+        cJSON_AddItemToObject(v, "step", step);
+    if (!ok && step && !get(v, "step"))
+        cJSON_Delete(step);
+    ok = ok && cJSON_AddStringToObject(step, "name", STEPS[(t->step ? t->step : 5) - 1]) &&
+         cJSON_AddNumberToObject(step, "reachedBefore", a->before) &&
+         cJSON_AddNumberToObject(step, "passed", a->passed) &&
+         cJSON_AddItemToObject(step, "rate", number_or_null(ratio(a->passed, a->before)));
+    if (!ok) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,
+                           int64_t now_us, cJSON **out, pe_refusal_t *err)
+{
+    *out = NULL;
+    pe_experiments_plan_t plan;
+    target_t t;
+    int rc = plan_of(changeset, &plan, &t, err);
+    if (rc != 0)
+        return rc;
+    const cJSON *exec = get(changeset, "execution");
+    const cJSON *started = get(exec, "startedAt");
+    int64_t start_us = 0;
+    bool running =
+        cJSON_IsString(started) && pe_time_parse_rfc3339(started->valuestring, &start_us) == 0;
+    arm_t arms[2];
+    memset(arms, 0, sizeof arms);
+    char variants[2][65] = {"control", "treatment"};
+    if (running && (rc = read_arms(db, store_id, &t, started->valuestring, arms, variants)) != 0)
+        return rc;
+    double runtime = running ? fmax((double)(now_us - start_us) / US_PER_DAY, 0) : 0;
+    pe_experiments_look_t look;
+    look_of(&t, arms, runtime, &look);
+    pe_experiments_decision_t d;
+    rc = pe_experiments_decide(&plan, &look, &d, err);
+    if (rc != 0)
+        return rc;
+    rc = PE_ENOMEM;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "variants") : NULL;
+    cJSON *dec = list ? cJSON_AddObjectToObject(o, "decision") : NULL;
+    const cJSON *id = get(changeset, "id"), *status = get(exec, "status");
+    double needed = 0;
+    for (int k = 0; k < 2; k++)
+        needed = fmax(needed, plan.min_units - look.primary[k].n);
+    char ends[40] = "";
+    if (running)
+        pe_time_format_rfc3339(start_us + (int64_t)(plan.window_days * US_PER_DAY), ends,
+                               sizeof ends);
+    bool ok =
+        dec &&
+        cJSON_AddStringToObject(o, "changesetId", cJSON_IsString(id) ? id->valuestring : "") &&
+        cJSON_AddStringToObject(o, "flagKey", t.flag_key) &&
+        cJSON_AddStringToObject(o, "status", cJSON_IsString(status) ? status->valuestring : "") &&
+        cJSON_AddItemToObject(o, "startedAt",
+                              running ? cJSON_CreateString(started->valuestring)
+                                      : cJSON_CreateNull()) &&
+        cJSON_AddNumberToObject(o, "runtimeDays", round(runtime * 1000) / 1000) &&
+        cJSON_AddStringToObject(o, "primaryMetric", t.primary) &&
+        cJSON_AddItemToObject(o, "minimumRuntimeEndsAt",
+                              running ? cJSON_CreateString(ends) : cJSON_CreateNull()) &&
+        cJSON_AddNumberToObject(o, "unitsNeededPerArm", ceil(fmax(needed, 0))) &&
+        cJSON_AddItemToObject(o, "srmPValue", number_or_null(d.srm_p));
+    for (int k = 0; ok && k < 2; k++) {
+        cJSON *v = variant_json(variants[k], &arms[k], &t);
+        ok = v && cJSON_AddItemToArray(list, v);
+        if (!ok)
+            cJSON_Delete(v);
+    }
+    ok = ok && cJSON_AddStringToObject(dec, "action", pe_experiments_action_name(d.action)) &&
+         cJSON_AddStringToObject(dec, "reason", d.reason) &&
+         add_evidence(dec, "evidence", &d.evidence,
+                      d.evidence.metric == PE_EXPERIMENTS_PROFIT ? "profit_per_visitor"
+                                                                 : t.primary) &&
+         add_evidence(dec, "guardrail", &d.guardrail, "profit_per_visitor");
+    if (!ok) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
