@@ -26,6 +26,7 @@
 #include "pe/db.h"
 #include "pe/doctor.h"
 #include "pe/events.h"
+#include "pe/experiments.h"
 #include "pe/flags.h"
 #include "pe/http.h"
 #include "pe/jobs.h"
@@ -117,6 +118,14 @@ static const char USAGE_RECOMMEND[] =
     "{\"runId\",\"generated\",\"retired\",\"note\",\"recommendations\":[…]} as JSON.\n"
     "Exit 2 for an unknown store.\n";
 
+static const char USAGE_MEASURE[] =
+    "usage: profit-engine measure --store ID\n"
+    "Measures every running Autopilot experiment of the store now and carries its decision out\n"
+    "through the ChangeSet lifecycle (MEASURING at the first exposures, ROLLED_BACK on harm or\n"
+    "at a losing or inconclusive end, PROVEN on a win that does not cost profit; the flag is\n"
+    "turned off with a rollback). Prints {\"measured\":N,\"changesets\":[…]} as JSON.\n"
+    "Exit 2 for an unknown store.\n";
+
 static const char USAGE_SCHEMA[] =
     "usage: profit-engine schema export [events|changeset]\n"
     "       profit-engine schema validate < event.json\n"
@@ -201,6 +210,13 @@ static int run_recommend(void *arg, char *err, size_t errlen)
 {
     size_t n = 0;
     return pe_doctor_recommend_due(arg, pe_now_unix_us(), &n, err, errlen);
+}
+
+static int run_measure(void *arg, char *err, size_t errlen)
+{
+    const pe_app_t *app = arg;
+    size_t n = 0;
+    return pe_experiments_measure_due(app->db, app->changesets, pe_now_unix_us(), &n, err, errlen);
 }
 
 static int run_changeset_expiry(void *arg, char *err, size_t errlen)
@@ -309,6 +325,7 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
         {"aggregate", PE_AGGREGATE_INTERVAL_S, 10, run_aggregate, app.db},
         {"diagnose", PE_DOCTOR_JOB_INTERVAL_S, 120, run_diagnose, app.db},
         {"recommend", PE_DOCTOR_RECOMMEND_INTERVAL_S, 300, run_recommend, app.recommender},
+        {"measure", cfg->measure_interval_s, 60, run_measure, &app},
         {"changeset_expiry", 60, 15, run_changeset_expiry, app.changesets},
         {"changeset_notify", cfg->notify_interval_s, 1, run_notify, app.changesets},
         {"login_throttle_purge", PE_LOGIN_PURGE_INTERVAL_S, 30, run_login_purge, app.db},
@@ -658,6 +675,50 @@ static int cmd_recommend(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* ---- measure --------------------------------------------------------------------------------- */
+
+static int cmd_measure(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--store"};
+    const char *vals[1] = {NULL};
+    int rc = parse_flags(argc, argv, names, vals, 1, USAGE_MEASURE);
+    if (rc != 0)
+        return rc;
+    if (!vals[0])
+        return usage_error(USAGE_MEASURE, "--store is required");
+    if (!pe_uuid_text_valid(vals[0]))
+        return usage_error(USAGE_MEASURE, "--store must be a store id (a UUID)");
+    char err[256];
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 3);
+    /* Redis publishes a rolled-back flag at once; without it, servers see it at their next
+     * PostgreSQL poll */
+    pe_redis_t *redis = pe_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS, err, sizeof err);
+    pe_flags_config_t fcfg = {.db = pool, .redis = redis};
+    pe_flags_t *flags = pool ? pe_flags_new(&fcfg) : NULL;
+    pe_changeset_config_t cscfg = {.db = pool};
+    if (flags)
+        cscfg.flags = pe_changeset_flag_hooks(flags);
+    pe_changeset_service_t *svc = flags ? pe_changeset_service_new(&cscfg) : NULL;
+    cJSON *out = NULL;
+    rc = svc ? pe_experiments_measure(pool, svc, vals[0], pe_now_unix_us(), &out) : PE_ENOMEM;
+    pe_changeset_service_free(svc);
+    pe_flags_free(flags);
+    pe_redis_free(redis);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: measure: %s\n",
+                rc == PE_ENOTFOUND ? "no such store" : pe_strerror(rc));
+        return rc == PE_ENOTFOUND ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    char *text = pe_json_print(out);
+    cJSON_Delete(out);
+    if (!text)
+        return EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 /* ---- schema ---------------------------------------------------------------------------------- */
 
 #define SCHEMA_STDIN_MAX (4u << 20) /* far above any valid event; bounds a runaway pipe */
@@ -814,6 +875,9 @@ static const command_t commands[] = {
     {"diagnose", "diagnose --store ID [--from D --to D]",
      "run the funnel doctor over a window and print the ranked findings", USAGE_DIAGNOSE, 0,
      cmd_diagnose},
+    {"measure", "measure --store ID",
+     "measure the store's running experiments and roll back, prove or keep running each one",
+     USAGE_MEASURE, 0, cmd_measure},
     {"recommend", "recommend --store ID",
      "turn the latest findings into recommendations (ChangeSets ready to approve) and print them",
      USAGE_RECOMMEND, 0, cmd_recommend},

@@ -200,6 +200,7 @@ typedef struct {
     unsigned flags_poll_ms;         /* PE_FLAGS_POLL_MS: PostgreSQL poll of flag-set versions */
     unsigned approval_timeout_h;    /* PE_APPROVAL_TIMEOUT_HOURS: PENDING_APPROVAL lifetime */
     unsigned notify_interval_s;     /* PE_NOTIFY_INTERVAL_S: outbox dispatcher period */
+    unsigned measure_interval_s;    /* PE_MEASURE_INTERVAL_S: the measure job's period */
     char *webhook_url;              /* PE_WEBHOOK_URL: ChangeSet notifications (NULL = none) */
     char *webhook_secret;           /* PE_WEBHOOK_SECRET: HMAC-SHA256 key of webhook signatures */
     char *jobs; /* PE_JOBS: background jobs of `serve`: all, none, or names (src/jobs/select.c) */

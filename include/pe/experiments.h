@@ -251,4 +251,25 @@ const char *pe_experiments_action_name(pe_experiments_action_t a);
 int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,
                            int64_t now_us, cJSON **out, pe_refusal_t *err);
 
+/* ---- the job (measure.c): carrying the decisions out through the lifecycle ----------------- */
+
+typedef struct pe_changeset_service pe_changeset_service_t; /* pe/changeset.h */
+
+#define PE_EXPERIMENTS_MEASURE_INTERVAL_S 300 /* PE_MEASURE_INTERVAL_S's default */
+
+/* Measures every ACTIVE or MEASURING ChangeSet of store_id at now_us and carries each decision
+ * out with the system as actor (measure.c's table): ACTIVE → MEASURING at the first exposures,
+ * → ROLLED_BACK on harm or at a losing or inconclusive end, → PROVEN with its proofResult.
+ * *out = {"measured":N,"changesets":[{"id","before","after","action","reason"}…]} (caller
+ * deletes). Returns 0, PE_ENOTFOUND (no such store) or a database / lifecycle error. A
+ * transition the lifecycle refuses (a merchant moved it meanwhile) is logged and skipped.
+ * Thread-safe. */
+int pe_experiments_measure(pe_db_pool_t *db, pe_changeset_service_t *svc, const char *store_id,
+                           int64_t now_us, cJSON **out);
+/* The job: pe_experiments_measure for every store with a running experiment, once across
+ * instances (an advisory lock: a second caller returns 0 at once). *measured = ChangeSets
+ * measured. Returns 0 or the failure (err says how many stores failed). Thread-safe. */
+int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,
+                               size_t *measured, char *err, size_t errlen);
+
 #endif /* PE_EXPERIMENTS_H */

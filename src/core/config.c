@@ -45,6 +45,7 @@ static const var_t VARS[] = {
     {"PE_FLAGS_POLL_MS", VAR_UINT, "1000", FIELD(flags_poll_ms), 100, 2000},
     {"PE_APPROVAL_TIMEOUT_HOURS", VAR_UINT, "168", FIELD(approval_timeout_h), 1, 8760},
     {"PE_NOTIFY_INTERVAL_S", VAR_UINT, "5", FIELD(notify_interval_s), 1, 86400},
+    {"PE_MEASURE_INTERVAL_S", VAR_UINT, "300", FIELD(measure_interval_s), 10, 86400},
     {"PE_WEBHOOK_URL", VAR_STRING, NULL, FIELD(webhook_url), 0, 0},
     {"PE_WEBHOOK_SECRET", VAR_STRING, NULL, FIELD(webhook_secret), 0, 0},
     {"PE_JOBS", VAR_STRING, "all", FIELD(jobs), 0, 0},

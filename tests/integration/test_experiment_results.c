@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pe/changeset.h"
+#include "pe/experiments.h"
 #include "pe_test.h"
 
 static pe_test_fixture_t fx;
@@ -35,8 +37,10 @@ static cJSON *expect(const char *method, const char *path, const char *body,
     return pe_test_expect(&fx.server, method, path, body, t->sk_auth, want);
 }
 
-/* The corpus banner ChangeSet as a 50/50 holdout test on flag key, created in t; its id. */
-static void create(const pe_test_tenant_t *t, const char *key, const char *strategy, char *id)
+/* The corpus banner ChangeSet as a 50/50 holdout test on flag key, created in t, measured over
+ * window with min_units per arm (NULL, 0: the corpus's P14D and 4,200); its id. */
+static void create_plan(const pe_test_tenant_t *t, const char *key, const char *strategy,
+                        const char *window, int min_units, char *id)
 {
     char *text = pe_test_corpus("changesets/valid/shipping_cost_banner.json");
     cJSON *doc = cJSON_Parse(text);
@@ -52,6 +56,12 @@ static void create(const pe_test_tenant_t *t, const char *key, const char *strat
     /* every visitor: the banner's cart-value segment needs a context the test does not send */
     cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(ap, "targetSegment"),
                                            "rules", cJSON_CreateArray());
+    cJSON *pp = cJSON_GetObjectItemCaseSensitive(doc, "proofPlan");
+    if (window)
+        cJSON_ReplaceItemInObjectCaseSensitive(pp, "measurementWindow", cJSON_CreateString(window));
+    if (min_units)
+        cJSON_ReplaceItemInObjectCaseSensitive(pp, "minimumSampleSize",
+                                               cJSON_CreateNumber(min_units));
     char *body = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     char path[256];
@@ -60,6 +70,11 @@ static void create(const pe_test_tenant_t *t, const char *key, const char *strat
     free(body);
     snprintf(id, 32, "%s", pe_test_json_str(cs, "id"));
     cJSON_Delete(cs);
+}
+
+static void create(const pe_test_tenant_t *t, const char *key, const char *strategy, char *id)
+{
+    create_plan(t, key, strategy, NULL, 0, id);
 }
 
 static cJSON *move(const pe_test_tenant_t *t, const char *id, const char *to)
@@ -115,6 +130,47 @@ static void journey(const char *store, const char *start, const char *key, int u
                           "[{\"productId\":\"SKU-A\",\"quantity\":1,\"price\":50}]}"
                         : "{}",
               NULL);
+}
+
+/* n units exposed to key a minute after start (the first half control), each landing and adding
+ * to the cart; pct_control / pct_treatment of 100 go on to checkout and order one SKU-A at 50. */
+static void bulk(const char *store, const char *start, const char *key, const char *prefix, int n,
+                 int pct_control, int pct_treatment)
+{
+    static const struct {
+        const char *name;
+        int step;
+        bool exposure, ordered;
+    } kinds[] = {
+        {"storefront.page.viewed", 0, false, false},
+        {"experiment.exposure.assigned", 0, true, false},
+        {"storefront.cart.item_added", 1, false, false},
+        {"checkout.session.started", 2, false, true},
+        {"checkout.shipping.submitted", 3, false, true},
+        {"checkout.payment.submitted", 4, false, true},
+        {"checkout.order.completed", 5, false, true},
+    };
+    for (size_t k = 0; k < PE_ARRAY_LEN(kinds); k++) {
+        char *r = pe_test_sqlf(
+            fx.conninfo,
+            "WITH g AS (SELECT g, g < %d AS control,"
+            "                  '%s'::timestamptz + make_interval(secs => 60 + g + %zu) AS t"
+            "             FROM generate_series(0, %d) g)"
+            "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
+            " anonymous_id, client_ts, received_at, properties)"
+            " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-%s' || g, '%s' || g, t, now(),"
+            "        CASE WHEN %s THEN jsonb_build_object('flagKey', '%s', 'variant',"
+            "                 CASE WHEN control THEN 'control' ELSE 'treatment' END)"
+            "             WHEN %d = 5 THEN '{\"orderId\":\"o\",\"value\":50,\"currency\":"
+            "\"EUR\",\"items\":[{\"productId\":\"SKU-A\",\"quantity\":1,\"price\":50}]}'::jsonb"
+            "             ELSE '{}'::jsonb END"
+            "   FROM g WHERE NOT %s OR (g %% 100) < CASE WHEN control THEN %d ELSE %d END"
+            " RETURNING 1",
+            n / 2, start, k, n - 1, store, kinds[k].name, kinds[k].step, prefix, prefix,
+            kinds[k].exposure ? "true" : "false", key, kinds[k].step,
+            kinds[k].ordered ? "true" : "false", pct_control, pct_treatment);
+        free(r);
+    }
 }
 
 static const cJSON *variant(const cJSON *r, const char *name)
@@ -231,12 +287,129 @@ static void test_not_measurable(void **state)
     pe_test_response_free(&resp);
 }
 
+static const char *started(const pe_test_tenant_t *t, const char *id, char *out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s", t->id, id);
+    cJSON *cs = expect("GET", path, NULL, t, 200);
+    snprintf(out, 64, "%s", pe_test_json_str(get(cs, "execution"), "startedAt"));
+    cJSON_Delete(cs);
+    return out;
+}
+
+static const cJSON *measured(const cJSON *out, const char *id)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, get(out, "changesets")) if (strcmp(pe_test_json_str(c, "id"), id) ==
+                                                      0) return c;
+    fail_msg("ChangeSet %s was not measured", id);
+    return NULL;
+}
+
+/* `profit-engine measure`: a change that hurts checkout conversion (0.6 → 0.2 over 200 units
+ * a side) is rolled back at once, on the always-valid test, by the system; its flag is off and
+ * the reason names the metric and the effect. The other running ChangeSet (20 units a side,
+ * nothing decided) moves to MEASURING. */
+static void test_measure_rolls_back_harm(void **state)
+{
+    (void)state;
+    char id[32], start[64], path[256];
+    create(&a, "banner-harm", "holdout", id);
+    cJSON_Delete(move(&a, id, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&a, id, "ACTIVE"));
+    bulk(a.id, started(&a, id, start), "banner-harm", "h", 400, 60, 20);
+    const char *agg[] = {"aggregate", "--store", a.id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    const char *args[] = {"measure", "--store", a.id, NULL};
+    cJSON *out = pe_test_cli_json(fx.conninfo, 0, args);
+    const cJSON *m = measured(out, id);
+    assert_string_equal(pe_test_json_str(m, "before"), "ACTIVE");
+    assert_string_equal(pe_test_json_str(m, "after"), "ROLLED_BACK");
+    assert_string_equal(pe_test_json_str(m, "action"), "ROLLBACK");
+    char reason[512];
+    snprintf(reason, sizeof reason, "%s", pe_test_json_str(m, "reason"));
+    print_message("%s\n", reason);
+    assert_non_null(strstr(reason, "checkout_conversion_rate −66.7 %"));
+    assert_non_null(strstr(reason, "always-valid p"));
+    cJSON_Delete(out);
+    /* the ChangeSet: rolled back by the system with the metrics; the flag off */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s", a.id, id);
+    cJSON *cs = expect("GET", path, NULL, &a, 200);
+    const cJSON *exec = get(cs, "execution");
+    assert_string_equal(pe_test_json_str(exec, "status"), "ROLLED_BACK");
+    assert_int_equal((int)pe_test_json_num(get(exec, "currentMetrics"), "controlSampleSize"), 200);
+    const cJSON *trail = get(cs, "auditTrail");
+    const cJSON *last = cJSON_GetArrayItem(trail, cJSON_GetArraySize(trail) - 1);
+    assert_string_equal(pe_test_json_str(get(last, "actor"), "type"), "system");
+    assert_string_equal(pe_test_json_str(last, "reason"), reason);
+    cJSON_Delete(cs);
+    snprintf(path, sizeof path, "/api/v1/stores/%s/flags/banner-harm", a.id);
+    cJSON *flag = expect("GET", path, NULL, &a, 200);
+    assert_false(cJSON_IsTrue(get(flag, "enabled")));
+    cJSON_Delete(flag);
+    /* nothing left to do for it; an unknown store is exit 2 */
+    out = pe_test_cli_json(fx.conninfo, 0, args);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, get(out, "changesets"))
+        assert_string_not_equal(pe_test_json_str(c, "id"), id);
+    cJSON_Delete(out);
+    const char *unknown[] = {"measure", "--store", "00000000-0000-4000-8000-000000000000", NULL};
+    pe_test_cli_json(fx.conninfo, 2, unknown);
+}
+
+/* In-process at a fixed "now" eight days on: a change that doubles checkout conversion (0.3 →
+ * 0.6 over 200 units a side, window 7 days, 150 units planned) is PROVEN with its proofResult. */
+static void test_measure_proves_win(void **state)
+{
+    (void)state;
+    char id[32], start[64];
+    create_plan(&b, "banner-win", "holdout", "P7D", 150, id);
+    cJSON_Delete(move(&b, id, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&b, id, "ACTIVE"));
+    bulk(b.id, started(&b, id, start), "banner-win", "w", 400, 30, 60);
+    const char *agg[] = {"aggregate", "--store", b.id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    int64_t start_us = 0;
+    assert_int_equal(pe_time_parse_rfc3339(start, &start_us), 0);
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    cJSON *out = NULL;
+    /* a day in: measuring, nothing decided */
+    assert_int_equal(pe_experiments_measure(fx.pool, svc, b.id, start_us + 86400000000LL, &out), 0);
+    assert_string_equal(pe_test_json_str(measured(out, id), "after"), "MEASURING");
+    assert_string_equal(pe_test_json_str(measured(out, id), "action"), "KEEP_RUNNING");
+    cJSON_Delete(out);
+    assert_int_equal(pe_experiments_measure(fx.pool, svc, b.id, start_us + 8 * 86400000000LL, &out),
+                     0);
+    const cJSON *m = measured(out, id);
+    print_message("%s\n", pe_test_json_str(m, "reason"));
+    assert_string_equal(pe_test_json_str(m, "action"), "PROVE");
+    assert_string_equal(pe_test_json_str(m, "after"), "PROVEN");
+    cJSON_Delete(out);
+    cJSON *cs = NULL;
+    assert_int_equal(pe_changeset_get(svc, b.id, id, &cs), 0);
+    const cJSON *proof = get(get(cs, "execution"), "proofResult");
+    assert_string_equal(pe_test_json_str(proof, "outcome"), "proven");
+    assert_string_equal(pe_test_json_str(proof, "primaryMetric"), "checkout_conversion_rate");
+    assert_float_equal(pe_test_json_num(proof, "relativeLift"), 1.0, 1e-9); /* 0.3 → 0.6 */
+    assert_true(cJSON_GetArrayItem(get(proof, "confidenceInterval"), 0)->valuedouble > 0);
+    cJSON_Delete(cs);
+    /* another store's ChangeSets are not measured with b's */
+    assert_int_equal(pe_experiments_measure(fx.pool, svc, a.id, start_us, &out), 0);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, get(out, "changesets"))
+        assert_string_not_equal(pe_test_json_str(c, "id"), id);
+    cJSON_Delete(out);
+    pe_changeset_service_free(svc);
+}
+
 static int group_setup(void **state)
 {
-    pe_test_fixture_open(&fx, PE_LOG_WARN, 2);
+    pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
     *state = &fx;
     pe_test_tenant_make(&a, fx.pool, "Results A", "Europe/Berlin", "EUR", NULL, NULL);
     pe_test_tenant_make(&b, fx.pool, "Results B", "Europe/Berlin", "EUR", NULL, NULL);
+    /* b sells SKU-A too (its win's profit) */
     pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_JOBS=none", NULL});
     return 0;
 }
@@ -246,6 +419,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_numbers),
         cmocka_unit_test(test_not_measurable),
+        cmocka_unit_test(test_measure_rolls_back_harm),
+        cmocka_unit_test(test_measure_proves_win),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -1,0 +1,297 @@
+/*
+ * measure.c — the job `measure` and `profit-engine measure --store ID`: every running Autopilot
+ * experiment of a store is measured (results.c) and its decision carried out through the
+ * ChangeSet lifecycle, with the system as the actor, so that an approved ChangeSet reaches
+ * PROVEN or ROLLED_BACK with no human in between.
+ *
+ *   decision (decide.c)        ChangeSet ACTIVE                    ChangeSet MEASURING
+ *   units > 0, not harm        → MEASURING (currentMetrics)        —
+ *   ROLLBACK                   → ROLLED_BACK (reason, metrics)     → ROLLED_BACK
+ *   ROLLBACK_LOSER / _INCONCL. → ROLLED_BACK                       → ROLLED_BACK
+ *   PROVE                      → MEASURING, then → PROVEN (proofResult)
+ *   KEEP_RUNNING, EXTEND       nothing (EXTEND needs a maximum window, which no ChangeSet
+ *                              field carries yet: it does not occur)
+ *   FREEZE_SRM                 nothing automatic; logged (sample_ratio_mismatch)
+ *
+ * Invariants:
+ *  1. Every state change goes through pe_changeset_transition: the flag is turned off in the
+ *     rollback's own transaction, the audit event and the notification come with it.
+ *  2. Once across instances (a session advisory lock; a second caller returns at once), and a
+ *     ChangeSet moved meanwhile by a merchant is left alone (the transition checks the state).
+ *  3. "Now" is the caller's; every statement filters by store_id.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/changeset.h"
+#include "pe/experiments.h"
+
+#define ACQUIRE_TIMEOUT_MS 5000
+#define MEASURE_LOCK_KEY   "7262937150124823905" /* "pe measure", beside diagnose's */
+
+static const pe_changeset_actor_info_t SYSTEM = {PE_CS_BY_SYSTEM, "system", "measure"};
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* The string member k of o, or "". */
+static const char *text(const cJSON *o, const char *k)
+{
+    const char *s = cJSON_GetStringValue(get(o, k));
+    return s ? s : "";
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = get(o, k);
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : NAN;
+}
+
+static const cJSON *arm(const cJSON *results, const char *variant)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, get(results, "variants"))
+    {
+        const cJSON *name = get(v, "variant");
+        if (cJSON_IsString(name) && strcmp(name->valuestring, variant) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+static bool add_metric(cJSON *list, const char *metric, double control, double treatment)
+{
+    cJSON *m = cJSON_CreateObject();
+    if (!m || !cJSON_AddItemToArray(list, m)) {
+        cJSON_Delete(m);
+        return false;
+    }
+    double c = isfinite(control) ? control : 0, t = isfinite(treatment) ? treatment : 0;
+    return cJSON_AddStringToObject(m, "metric", metric) &&
+           cJSON_AddNumberToObject(m, "control", c) && cJSON_AddNumberToObject(m, "treatment", t) &&
+           (c == 0 || cJSON_AddNumberToObject(m, "relativeLift", (t - c) / fabs(c)) != NULL);
+}
+
+/* execution.currentMetrics (the contract's LiveMetrics) from the results. */
+static cJSON *current_metrics(const cJSON *r, const char *now)
+{
+    const cJSON *c = arm(r, "control"), *t = arm(r, "treatment");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "metrics") : NULL;
+    const char *primary = cJSON_GetStringValue(get(r, "primaryMetric"));
+    bool step =
+        primary && strstr(primary, "_conversion_rate") && strcmp(primary, "conversion_rate");
+    bool ok =
+        list && cJSON_AddStringToObject(o, "updatedAt", now) &&
+        cJSON_AddNumberToObject(o, "controlSampleSize", fmax(num(c, "units"), 0)) &&
+        cJSON_AddNumberToObject(o, "treatmentSampleSize", fmax(num(t, "units"), 0)) &&
+        add_metric(list, "conversion_rate", num(c, "conversionRate"), num(t, "conversionRate")) &&
+        (!step ||
+         add_metric(list, primary, num(get(c, "step"), "rate"), num(get(t, "step"), "rate"))) &&
+        add_metric(list, "revenue_per_visitor", num(c, "revenuePerVisitor"),
+                   num(t, "revenuePerVisitor")) &&
+        add_metric(list, "profit_per_visitor", num(c, "profitPerVisitor"),
+                   num(t, "profitPerVisitor"));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* execution.proofResult (the contract's ProofResult) from a PROVE decision. */
+static cJSON *proof_result(const cJSON *r, const char *now)
+{
+    const cJSON *e = get(get(r, "decision"), "evidence");
+    double units =
+        fmax(num(arm(r, "control"), "units"), 0) + fmax(num(arm(r, "treatment"), "units"), 0);
+    double lo = num(e, "ciLow"), hi = num(e, "ciHigh"), p = num(e, "pValue");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ci = o ? cJSON_AddArrayToObject(o, "confidenceInterval") : NULL;
+    bool ok = ci && cJSON_AddStringToObject(o, "outcome", "proven") &&
+              cJSON_AddStringToObject(o, "method", "frequentist") &&
+              cJSON_AddStringToObject(o, "primaryMetric", text(r, "primaryMetric")) &&
+              cJSON_AddNumberToObject(o, "relativeLift",
+                                      isfinite(num(e, "effect")) ? num(e, "effect") : 0) &&
+              cJSON_AddItemToArray(ci, cJSON_CreateNumber(isfinite(lo) ? lo : 0)) &&
+              cJSON_AddItemToArray(ci, cJSON_CreateNumber(isfinite(hi) ? hi : 0)) &&
+              (!isfinite(p) || cJSON_AddNumberToObject(o, "pValue", fmin(fmax(p, 0), 1))) &&
+              cJSON_AddNumberToObject(o, "sampleSize", units) &&
+              cJSON_AddStringToObject(o, "decidedAt", now) &&
+              cJSON_AddStringToObject(o, "winningVariant", "treatment");
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* One transition with the system as actor; a refusal is logged and is not an error of the job
+ * (a merchant may have moved the ChangeSet meanwhile). *state follows the ChangeSet. */
+static int move(pe_changeset_service_t *svc, const char *store_id, const char *id, const char *to,
+                const char *reason, const cJSON *metrics, const cJSON *proof, char *state,
+                size_t statelen)
+{
+    pe_changeset_transition_req_t t = {.to = to,
+                                       .reason = reason,
+                                       .expected_version = -1,
+                                       .current_metrics = metrics,
+                                       .proof_result = proof};
+    pe_changeset_result_t res = {0};
+    cJSON *doc = NULL;
+    int rc = pe_changeset_transition(svc, store_id, id, &t, &SYSTEM, &doc, &res);
+    if (rc == 0)
+        snprintf(state, statelen, "%s", to);
+    else
+        pe_log(PE_LOG_WARN, "measure_transition_refused", "store %s, ChangeSet %s → %s: %s",
+               store_id, id, to, res.refusal.code[0] ? res.refusal.message : pe_strerror(rc));
+    cJSON_Delete(doc);
+    pe_changeset_result_free(&res);
+    return rc == PE_ECONFLICT || rc == PE_EFORBIDDEN ? 0 : rc;
+}
+
+/* Measures one ChangeSet and acts; appends {"id","before","after","action","reason"}. */
+static int measure_one(pe_db_pool_t *db, pe_changeset_service_t *svc, const char *store_id,
+                       const char *id, int64_t now_us, cJSON *list)
+{
+    cJSON *cs = NULL, *r = NULL, *metrics = NULL, *proof = NULL;
+    pe_refusal_t why = {.code = ""};
+    char now[40], before[32] = "", state[32] = "";
+    pe_time_format_rfc3339(now_us, now, sizeof now);
+    int rc = pe_changeset_get(svc, store_id, id, &cs);
+    if (rc != 0)
+        goto out;
+    snprintf(before, sizeof before, "%s", text(get(cs, "execution"), "status"));
+    snprintf(state, sizeof state, "%s", before);
+    rc = pe_experiments_results(db, store_id, cs, now_us, &r, &why);
+    if (rc == PE_EINVAL) { /* not measurable: said once per run, nothing to act on */
+        pe_log(PE_LOG_INFO, "measure_skipped", "store %s, ChangeSet %s: %s", store_id, id,
+               why.message);
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    const cJSON *d = get(r, "decision");
+    const char *action = text(d, "action"), *reason = text(d, "reason");
+    double units =
+        fmax(num(arm(r, "control"), "units"), 0) + fmax(num(arm(r, "treatment"), "units"), 0);
+    rc = PE_ENOMEM;
+    if (!(metrics = current_metrics(r, now)))
+        goto out;
+    rc = 0;
+    bool harm = strcmp(action, "ROLLBACK") == 0 || strncmp(action, "ROLLBACK_", 9) == 0;
+    if (strcmp(state, "ACTIVE") == 0 && units > 0 && !harm)
+        rc = move(svc, store_id, id, "MEASURING", "the first exposures arrived", metrics, NULL,
+                  state, sizeof state);
+    if (rc == 0 && harm)
+        rc = move(svc, store_id, id, "ROLLED_BACK", reason, metrics, NULL, state, sizeof state);
+    if (rc == 0 && strcmp(action, "PROVE") == 0 && strcmp(state, "MEASURING") == 0) {
+        rc = (proof = proof_result(r, now)) ? 0 : PE_ENOMEM;
+        if (rc == 0)
+            rc = move(svc, store_id, id, "PROVEN", reason, metrics, proof, state, sizeof state);
+    }
+    if (strcmp(action, "FREEZE_SRM") == 0)
+        pe_log(PE_LOG_WARN, "sample_ratio_mismatch", "store %s, ChangeSet %s: %s", store_id, id,
+               reason);
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "id", id) ||
+        !cJSON_AddStringToObject(o, "before", before) ||
+        !cJSON_AddStringToObject(o, "after", state) ||
+        !cJSON_AddStringToObject(o, "action", action) ||
+        !cJSON_AddStringToObject(o, "reason", reason)) {
+        if (o && !o->prev && list->child != o)
+            cJSON_Delete(o);
+        rc = rc ? rc : PE_ENOMEM;
+    }
+out:
+    cJSON_Delete(cs);
+    cJSON_Delete(r);
+    cJSON_Delete(metrics);
+    cJSON_Delete(proof);
+    return rc;
+}
+
+static const char SQL_RUNNING[] = "SELECT id FROM changesets WHERE store_id = $1::uuid"
+                                  "   AND status IN ('ACTIVE', 'MEASURING') ORDER BY id";
+
+int pe_experiments_measure(pe_db_pool_t *db, pe_changeset_service_t *svc, const char *store_id,
+                           int64_t now_us, cJSON **out)
+{
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *res = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "changesets") : NULL;
+    int rc = list ? pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn) : PE_ENOMEM;
+    if (rc != 0)
+        goto out;
+    const char *p[] = {store_id};
+    rc = pe_db_exec(conn, "SELECT 1 FROM stores WHERE id = $1::uuid", 1, p, &res);
+    if (rc == 0 && pe_db_result_rows(res) == 0)
+        rc = PE_ENOTFOUND;
+    pe_db_result_free(res);
+    res = NULL;
+    if (rc == 0)
+        rc = pe_db_exec(conn, SQL_RUNNING, 1, p, &res);
+    pe_db_release(db, conn); /* the transitions take their own connections */
+    conn = NULL;
+    for (size_t i = 0; rc == 0 && i < pe_db_result_rows(res); i++)
+        rc = measure_one(db, svc, store_id, pe_db_result_get(res, i, 0), now_us, list);
+    if (rc == 0 && !cJSON_AddNumberToObject(o, "measured", cJSON_GetArraySize(list)))
+        rc = PE_ENOMEM;
+out:
+    pe_db_result_free(res);
+    if (rc != 0) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,
+                               size_t *measured, char *err, size_t errlen)
+{
+    *measured = 0;
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *lock = NULL, *due = NULL;
+    bool locked = false;
+    int failed = 0;
+    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc != 0) {
+        snprintf(err, errlen, "no database connection: %s", pe_strerror(rc));
+        return rc;
+    }
+    rc = pe_db_exec(conn, "SELECT pg_try_advisory_lock(" MEASURE_LOCK_KEY ")", 0, NULL, &lock);
+    locked = rc == 0 && pe_db_result_get(lock, 0, 0)[0] == 't';
+    if (rc == 0 && locked)
+        rc = pe_db_exec(conn,
+                        "SELECT DISTINCT store_id FROM changesets"
+                        " WHERE status IN ('ACTIVE', 'MEASURING') ORDER BY 1",
+                        0, NULL, &due);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
+    for (size_t i = 0; rc == 0 && locked && i < pe_db_result_rows(due); i++) {
+        cJSON *out = NULL;
+        int one = pe_experiments_measure(db, svc, pe_db_result_get(due, i, 0), now_us, &out);
+        if (one == 0)
+            *measured += (size_t)cJSON_GetArraySize(get(out, "changesets"));
+        else
+            failed++;
+        cJSON_Delete(out);
+    }
+    if (rc == 0 && failed) {
+        snprintf(err, errlen, "%d stores could not be measured", failed);
+        rc = PE_EINTERNAL;
+    }
+    if (locked)
+        pe_db_exec(conn, "SELECT pg_advisory_unlock(" MEASURE_LOCK_KEY ")", 0, NULL, NULL);
+    pe_db_result_free(lock);
+    pe_db_result_free(due);
+    pe_db_release(db, conn);
+    return rc;
+}
