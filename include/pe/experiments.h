@@ -244,8 +244,11 @@ const char *pe_experiments_action_name(pe_experiments_action_t a);
  *  "minimumRuntimeEndsAt","unitsNeededPerArm","srmPValue","variants":[{"variant","units",
  *  "conversionRate","orders","revenue","profit","revenuePerVisitor","profitPerVisitor","aov",
  *  "costKnownShare","step":{"name","reachedBefore","passed","rate"}}…],
- *  "decision":{"action","reason","evidence":{…},"guardrail":{…}}}. A ChangeSet not started has
- * no units. Returns 0 and *out (caller deletes), PE_EINVAL with *err (a primary metric the
+ *  "decision":{"action","reason","evidence":{…},"guardrail":{…}},
+ *  "series":[{"at","action","effect","ciLow","ciHigh","variants":{"control":{"units",
+ *  "conversionRate","revenuePerVisitor","profitPerVisitor","stepRate"},"treatment":{…}}}…]}
+ * (the series: the measure job's snapshots, oldest first, the last 2,000). A ChangeSet not started
+ * has no units. Returns 0 and *out (caller deletes), PE_EINVAL with *err (a primary metric the
  * engine does not measure; not_measurable: a rollout without a control group) or a database
  * error. Reads aggregate tables only. Thread-safe. */
 int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,

@@ -130,6 +130,59 @@ static cJSON *proof_result(const cJSON *r, const char *now)
     return o;
 }
 
+/* A compact snapshot of the results for the series (0019_experiment_measurements.sql). */
+static cJSON *snapshot(const cJSON *r, const char *now)
+{
+    const cJSON *d = get(r, "decision"), *e = get(d, "evidence");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arms = o ? cJSON_AddObjectToObject(o, "variants") : NULL;
+    bool ok = arms && cJSON_AddStringToObject(o, "at", now) &&
+              cJSON_AddStringToObject(o, "action", text(d, "action")) &&
+              cJSON_AddItemToObject(o, "effect", cJSON_Duplicate(get(e, "effect"), true)) &&
+              cJSON_AddItemToObject(o, "ciLow", cJSON_Duplicate(get(e, "ciLow"), true)) &&
+              cJSON_AddItemToObject(o, "ciHigh", cJSON_Duplicate(get(e, "ciHigh"), true));
+    static const char *const keep[] = {"units", "conversionRate", "revenuePerVisitor",
+                                       "profitPerVisitor"};
+    for (int k = 0; ok && k < 2; k++) {
+        const char *name = k ? "treatment" : "control";
+        const cJSON *a = arm(r, name);
+        cJSON *x = cJSON_AddObjectToObject(arms, name);
+        ok = x != NULL;
+        for (size_t i = 0; ok && i < PE_ARRAY_LEN(keep); i++)
+            ok = cJSON_AddItemToObject(x, keep[i], cJSON_Duplicate(get(a, keep[i]), true));
+        ok = ok && cJSON_AddItemToObject(x, "stepRate",
+                                         cJSON_Duplicate(get(get(a, "step"), "rate"), true));
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int record(pe_db_pool_t *db, const char *store_id, const char *id, const cJSON *r,
+                  const char *now)
+{
+    cJSON *snap = snapshot(r, now);
+    char *doc = snap ? pe_json_print(snap) : NULL;
+    cJSON_Delete(snap);
+    if (!doc)
+        return PE_ENOMEM;
+    pe_db_conn_t *conn = NULL;
+    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc == 0) {
+        const char *p[] = {store_id, id, now, doc};
+        rc = pe_db_exec(conn,
+                        "INSERT INTO experiment_measurements (store_id, changeset_id, measured_at,"
+                        " doc) VALUES ($1::uuid, $2, $3::timestamptz, $4::jsonb)"
+                        " ON CONFLICT DO NOTHING",
+                        4, p, NULL);
+        pe_db_release(db, conn);
+    }
+    free(doc);
+    return rc;
+}
+
 /* One transition with the system as actor; a refusal is logged and is not an error of the job
  * (a merchant may have moved the ChangeSet meanwhile). *state follows the ChangeSet. */
 static int move(pe_changeset_service_t *svc, const char *store_id, const char *id, const char *to,
@@ -175,6 +228,8 @@ static int measure_one(pe_db_pool_t *db, pe_changeset_service_t *svc, const char
         goto out;
     }
     if (rc != 0)
+        goto out;
+    if ((rc = record(db, store_id, id, r, now)) != 0)
         goto out;
     const cJSON *d = get(r, "decision");
     const char *action = text(d, "action"), *reason = text(d, "reason");

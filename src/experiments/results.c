@@ -78,6 +78,13 @@ static const char SQL_ARMS[] =
     "       sum(known)"
     "  FROM pu GROUP BY variant ORDER BY variant";
 
+/* The series: the measure job's snapshots, oldest first (the last 2,000: a week at the default
+ * five minutes). */
+static const char SQL_SERIES[] =
+    "SELECT doc FROM (SELECT measured_at, doc FROM experiment_measurements"
+    "                  WHERE store_id = $1::uuid AND changeset_id = $2"
+    "                  ORDER BY measured_at DESC LIMIT 2000) s ORDER BY measured_at";
+
 static const cJSON *get(const cJSON *o, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(o, k);
@@ -314,6 +321,28 @@ static cJSON *variant_json(const char *name, const arm_t *a, const target_t *t)
     return v;
 }
 
+static int read_series(pe_db_pool_t *db, const char *store_id, const char *id, cJSON *list)
+{
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *res = NULL;
+    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc != 0)
+        return rc;
+    const char *p[] = {store_id, id};
+    rc = pe_db_exec(conn, SQL_SERIES, 2, p, &res);
+    for (size_t i = 0; rc == 0 && i < pe_db_result_rows(res); i++) {
+        cJSON *doc = NULL;
+        rc = pe_db_result_json(res, i, 0, &doc);
+        if (rc == 0 && !cJSON_AddItemToArray(list, doc)) {
+            cJSON_Delete(doc);
+            rc = PE_ENOMEM;
+        }
+    }
+    pe_db_result_free(res);
+    pe_db_release(db, conn);
+    return rc;
+}
+
 int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,
                            int64_t now_us, cJSON **out, pe_refusal_t *err)
 {
@@ -378,7 +407,12 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
                       d.evidence.metric == PE_EXPERIMENTS_PROFIT ? "profit_per_visitor"
                                                                  : t.primary) &&
          add_evidence(dec, "guardrail", &d.guardrail, "profit_per_visitor");
-    if (!ok) {
+    cJSON *series = ok ? cJSON_AddArrayToObject(o, "series") : NULL;
+    if (!series) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    if ((rc = read_series(db, store_id, cJSON_IsString(id) ? id->valuestring : "", series)) != 0) {
         cJSON_Delete(o);
         return rc;
     }

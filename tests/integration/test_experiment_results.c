@@ -343,6 +343,16 @@ static void test_measure_rolls_back_harm(void **state)
     assert_string_equal(pe_test_json_str(get(last, "actor"), "type"), "system");
     assert_string_equal(pe_test_json_str(last, "reason"), reason);
     cJSON_Delete(cs);
+    /* the results keep the measurement as the first point of the series */
+    cJSON *r = results(&a, id, 200);
+    const cJSON *series = get(r, "series");
+    assert_int_equal(cJSON_GetArraySize(series), 1);
+    const cJSON *point = cJSON_GetArrayItem(series, 0);
+    assert_string_equal(pe_test_json_str(point, "action"), "ROLLBACK");
+    assert_int_equal((int)pe_test_json_num(get(get(point, "variants"), "treatment"), "units"), 200);
+    assert_float_equal(pe_test_json_num(get(get(point, "variants"), "control"), "stepRate"), 0.6,
+                       1e-12);
+    cJSON_Delete(r);
     snprintf(path, sizeof path, "/api/v1/stores/%s/flags/banner-harm", a.id);
     cJSON *flag = expect("GET", path, NULL, &a, 200);
     assert_false(cJSON_IsTrue(get(flag, "enabled")));
@@ -388,6 +398,15 @@ static void test_measure_proves_win(void **state)
     cJSON_Delete(out);
     cJSON *cs = NULL;
     assert_int_equal(pe_changeset_get(svc, b.id, id, &cs), 0);
+    cJSON *r = NULL;
+    pe_refusal_t err = {"", ""};
+    assert_int_equal(
+        pe_experiments_results(fx.pool, b.id, cs, start_us + 9 * 86400000000LL, &r, &err), 0);
+    const cJSON *series = get(r, "series"); /* day 1: keep running; day 8: proven */
+    assert_int_equal(cJSON_GetArraySize(series), 2);
+    assert_string_equal(pe_test_json_str(cJSON_GetArrayItem(series, 0), "action"), "KEEP_RUNNING");
+    assert_string_equal(pe_test_json_str(cJSON_GetArrayItem(series, 1), "action"), "PROVE");
+    cJSON_Delete(r);
     const cJSON *proof = get(get(cs, "execution"), "proofResult");
     assert_string_equal(pe_test_json_str(proof, "outcome"), "proven");
     assert_string_equal(pe_test_json_str(proof, "primaryMetric"), "checkout_conversion_rate");
