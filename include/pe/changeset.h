@@ -338,6 +338,16 @@ int pe_changeset_transition(pe_changeset_service_t *svc, const char *store_id, c
                             const pe_changeset_actor_info_t *actor, cJSON **out,
                             pe_changeset_result_t *res);
 
+/* Alerts the merchant about a ChangeSet without moving it (the measure job's "sample-ratio
+ * mismatch: automatic decisions frozen"): one notification of kind (e.g.
+ * "changeset.srm_mismatch"; "from" and "to" are its current state) through the outbox, so
+ * in-app, webhook and the extensions get it like a transition's. At most once per ChangeSet and
+ * kind: *queued says whether this call queued it. Returns 0, PE_ENOTFOUND (no such ChangeSet in
+ * the store) or a database error. Thread-safe. */
+int pe_changeset_alert(pe_changeset_service_t *svc, const char *store_id, const char *id,
+                       const char *kind, const char *title, const char *reason,
+                       const pe_changeset_actor_info_t *actor, bool *queued);
+
 /* Archives every PENDING_APPROVAL ChangeSet whose approval expired (approval.status expired),
  * each in its own transaction. *count = how many. Safe on several instances (row locks). */
 int pe_changeset_expire_due(pe_changeset_service_t *svc, size_t *count);

@@ -652,3 +652,49 @@ int pe_changeset_expire_due(pe_changeset_service_t *svc, size_t *count)
     pe_db_result_free(res);
     return rc;
 }
+
+/* ---- alerts ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *store_id, *id, *kind, *title, *reason;
+    const pe_changeset_actor_info_t *actor;
+    bool *queued;
+} alert_ctx_t;
+
+static int alert_tx(pe_db_conn_t *conn, void *arg)
+{
+    alert_ctx_t *a = arg;
+    pe_db_result_t *res = NULL;
+    const char *p[] = {a->store_id, a->id, a->kind};
+    /* the row lock serialises two instances alerting about one ChangeSet */
+    int rc = pe_db_exec(conn,
+                        "SELECT c.status, EXISTS (SELECT 1 FROM notification_outbox o"
+                        "   WHERE o.store_id = c.store_id AND o.changeset_id = c.id"
+                        "     AND o.kind = $3)"
+                        "  FROM changesets c WHERE c.store_id = $1::uuid AND c.id = $2 FOR UPDATE",
+                        3, p, &res);
+    if (rc == 0 && pe_db_result_rows(res) == 0)
+        rc = PE_ENOTFOUND;
+    if (rc == 0 && pe_db_result_get(res, 0, 1)[0] != 't') {
+        const char *state = pe_db_result_get(res, 0, 0);
+        rc = pe_changeset_outbox_queue(conn, a->store_id, a->id, a->kind, a->title, state, state,
+                                       a->reason, a->actor);
+        *a->queued = rc == 0;
+    }
+    pe_db_result_free(res);
+    return rc;
+}
+
+int pe_changeset_alert(pe_changeset_service_t *svc, const char *store_id, const char *id,
+                       const char *kind, const char *title, const char *reason,
+                       const pe_changeset_actor_info_t *actor, bool *queued)
+{
+    *queued = false;
+    if (!pe_changeset_cuid_valid(id))
+        return PE_ENOTFOUND;
+    alert_ctx_t a = {store_id, id, kind, title, reason, actor, queued};
+    int rc = pe_db_tx(svc->cfg.db, ACQUIRE_TIMEOUT_MS, alert_tx, &a);
+    if (rc != 0)
+        *queued = false;
+    return rc;
+}

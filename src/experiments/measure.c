@@ -11,7 +11,8 @@
  *   PROVE                      → MEASURING, then → PROVEN (proofResult)
  *   KEEP_RUNNING, EXTEND       nothing (EXTEND needs a maximum window, which no ChangeSet
  *                              field carries yet: it does not occur)
- *   FREEZE_SRM                 nothing automatic; logged (sample_ratio_mismatch)
+ *   FREEZE_SRM                 nothing automatic; the merchant is alerted once
+ *                              (notification changeset.srm_mismatch: in-app, webhook)
  *
  * Invariants:
  *  1. Every state change goes through pe_changeset_transition: the flag is turned off in the
@@ -250,9 +251,15 @@ static int measure_one(pe_db_pool_t *db, pe_changeset_service_t *svc, const char
         if (rc == 0)
             rc = move(svc, store_id, id, "PROVEN", reason, metrics, proof, state, sizeof state);
     }
-    if (strcmp(action, "FREEZE_SRM") == 0)
-        pe_log(PE_LOG_WARN, "sample_ratio_mismatch", "store %s, ChangeSet %s: %s", store_id, id,
-               reason);
+    if (rc == 0 && strcmp(action, "FREEZE_SRM") == 0) {
+        bool queued = false;
+        rc = pe_changeset_alert(svc, store_id, id, "changeset.srm_mismatch",
+                                "Automatic decisions frozen: the traffic split is off", reason,
+                                &SYSTEM, &queued);
+        if (queued)
+            pe_log(PE_LOG_WARN, "sample_ratio_mismatch", "store %s, ChangeSet %s: %s", store_id, id,
+                   reason);
+    }
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "id", id) ||
         !cJSON_AddStringToObject(o, "before", before) ||

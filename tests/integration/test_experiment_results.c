@@ -132,10 +132,11 @@ static void journey(const char *store, const char *start, const char *key, int u
               NULL);
 }
 
-/* n units exposed to key a minute after start (the first half control), each landing and adding
- * to the cart; pct_control / pct_treatment of 100 go on to checkout and order one SKU-A at 50. */
-static void bulk(const char *store, const char *start, const char *key, const char *prefix, int n,
-                 int pct_control, int pct_treatment)
+/* n units exposed to key a minute after start (the first n_control control), each landing and
+ * adding to the cart; pct_control / pct_treatment of 100 go on to checkout and order one SKU-A
+ * at 50. */
+static void bulk_split(const char *store, const char *start, const char *key, const char *prefix,
+                       int n, int n_control, int pct_control, int pct_treatment)
 {
     static const struct {
         const char *name;
@@ -166,11 +167,17 @@ static void bulk(const char *store, const char *start, const char *key, const ch
             "             ELSE '{}'::jsonb END"
             "   FROM g WHERE NOT %s OR (g %% 100) < CASE WHEN control THEN %d ELSE %d END"
             " RETURNING 1",
-            n / 2, start, k, n - 1, store, kinds[k].name, kinds[k].step, prefix, prefix,
+            n_control, start, k, n - 1, store, kinds[k].name, kinds[k].step, prefix, prefix,
             kinds[k].exposure ? "true" : "false", key, kinds[k].step,
             kinds[k].ordered ? "true" : "false", pct_control, pct_treatment);
         free(r);
     }
+}
+
+static void bulk(const char *store, const char *start, const char *key, const char *prefix, int n,
+                 int pct_control, int pct_treatment)
+{
+    bulk_split(store, start, key, prefix, n, n / 2, pct_control, pct_treatment);
 }
 
 static const cJSON *variant(const cJSON *r, const char *name)
@@ -422,6 +429,46 @@ static void test_measure_proves_win(void **state)
     pe_changeset_service_free(svc);
 }
 
+/* A split far from the flag's 50/50 (150 against 250): no automatic decision even on a large
+ * difference, and the merchant is alerted once (an in-app notification), not at every run. */
+static void test_measure_freezes_on_srm(void **state)
+{
+    (void)state;
+    char id[32], start[64], path[256];
+    create(&b, "banner-srm", "holdout", id);
+    cJSON_Delete(move(&b, id, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&b, id, "ACTIVE"));
+    bulk_split(b.id, started(&b, id, start), "banner-srm", "m", 400, 150, 60, 10);
+    const char *agg[] = {"aggregate", "--store", b.id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    const char *args[] = {"measure", "--store", b.id, NULL};
+    for (int run = 0; run < 2; run++) {
+        cJSON *out = pe_test_cli_json(fx.conninfo, 0, args);
+        const cJSON *m = measured(out, id);
+        assert_string_equal(pe_test_json_str(m, "action"), "FREEZE_SRM");
+        assert_string_equal(pe_test_json_str(m, "after"), "MEASURING");
+        cJSON_Delete(out);
+    }
+    pe_test_sql_expect(fx.conninfo, "1",
+                       "SELECT count(*) FROM notification_outbox WHERE store_id = '%s'"
+                       "   AND changeset_id = '%s' AND kind = 'changeset.srm_mismatch'",
+                       b.id, id);
+    /* the dispatcher makes it an in-app notification with the reason */
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    size_t n = 0;
+    char err[256];
+    assert_int_equal(pe_changeset_dispatch(svc, &n, err, sizeof err), 0);
+    pe_changeset_service_free(svc);
+    snprintf(path, sizeof path, "/api/v1/stores/%s/notifications", b.id);
+    cJSON *list = expect("GET", path, NULL, &b, 200);
+    const cJSON *first = cJSON_GetArrayItem(get(list, "notifications"), 0);
+    assert_string_equal(pe_test_json_str(first, "kind"), "changeset.srm_mismatch");
+    assert_string_equal(pe_test_json_str(first, "changesetId"), id);
+    assert_non_null(strstr(pe_test_json_str(first, "body"), "Sample ratio mismatch"));
+    cJSON_Delete(list);
+}
+
 static int group_setup(void **state)
 {
     pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
@@ -436,10 +483,9 @@ static int group_setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_numbers),
-        cmocka_unit_test(test_not_measurable),
-        cmocka_unit_test(test_measure_rolls_back_harm),
-        cmocka_unit_test(test_measure_proves_win),
+        cmocka_unit_test(test_exact_numbers),           cmocka_unit_test(test_not_measurable),
+        cmocka_unit_test(test_measure_rolls_back_harm), cmocka_unit_test(test_measure_proves_win),
+        cmocka_unit_test(test_measure_freezes_on_srm),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }
