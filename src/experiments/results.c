@@ -34,6 +34,7 @@
 #define ACQUIRE_TIMEOUT_MS 5000
 #define DEFAULT_COST_SHARE 0.7 /* a line of unknown cost: the doctor's default 30 % margin */
 #define US_PER_DAY         (86400.0 * 1e6)
+#define PRE_PERIOD_DAYS    28 /* CUPED's covariate: the unit's own days before its exposure */
 
 static const char *const STEPS[] = {"cart", "checkout", "shipping", "payment", "confirmation"};
 
@@ -47,9 +48,13 @@ static const char SQL_ARMS[] =
     "            WHERE store_id = $1::uuid AND flag_key = $2 AND NOT holdout"
     "              AND first_at >= $3::timestamptz"
     "            GROUP BY unit),"
-    "     us AS (SELECT u.unit, s.session_id, s.reach, s.orders FROM u"
+    /* every session of a unit: in the experiment (from its first exposure on) or in its
+     * pre-period (the PRE_PERIOD_DAYS before it, ended before it: the CUPED covariate) */
+    "     us AS (SELECT u.unit, s.session_id, s.reach, s.orders,"
+    "                   coalesce(s.ended_at, s.started_at) >= u.first_at AS post FROM u"
     "              JOIN agg_sessions s ON s.store_id = $1::uuid AND s.visitor = u.unit"
-    "               AND coalesce(s.ended_at, s.started_at) >= u.first_at),"
+    "               AND (coalesce(s.ended_at, s.started_at) >= u.first_at"
+    "                    OR s.started_at >= u.first_at - make_interval(days => $7::int))),"
     "     rev AS (SELECT o.session_id, sum(o.value)::float8 AS revenue FROM agg_orders o"
     "              WHERE o.store_id = $1::uuid AND o.session_id IN (SELECT session_id FROM us)"
     "              GROUP BY 1),"
@@ -63,20 +68,43 @@ static const char SQL_ARMS[] =
     "               WHERE sp.store_id = $1::uuid AND sp.purchases > 0"
     "                 AND sp.session_id IN (SELECT session_id FROM us)"
     "               GROUP BY 1),"
-    "     pu AS (SELECT u.unit, u.variant, coalesce(max(us.reach), 0) AS reach,"
-    "                   coalesce(sum(us.orders), 0) AS orders,"
-    "                   coalesce(sum(rev.revenue), 0) AS revenue,"
-    "                   coalesce(sum(c.cost), 0) AS cost, coalesce(sum(c.known), 0) AS known"
+    "     pu AS (SELECT u.unit, u.variant,"
+    "                   coalesce(max(us.reach) FILTER (WHERE us.post), 0) AS reach,"
+    "                   coalesce(sum(us.orders) FILTER (WHERE us.post), 0) AS orders,"
+    "                   coalesce(sum(rev.revenue) FILTER (WHERE us.post), 0) AS revenue,"
+    "                   coalesce(sum(c.cost) FILTER (WHERE us.post), 0) AS cost,"
+    "                   coalesce(sum(c.known) FILTER (WHERE us.post), 0) AS known,"
+    "                   coalesce(max(us.reach) FILTER (WHERE NOT us.post), -1) AS pre_reach,"
+    "                   coalesce(sum(us.orders) FILTER (WHERE NOT us.post), 0) AS pre_orders,"
+    "                   coalesce(sum(rev.revenue) FILTER (WHERE NOT us.post), 0) AS pre_revenue,"
+    "                   coalesce(sum(c.cost) FILTER (WHERE NOT us.post), 0) AS pre_cost,"
+    "                   bool_or(NOT us.post) AS has_pre"
     "              FROM u LEFT JOIN us ON us.unit = u.unit"
     "              LEFT JOIN rev ON rev.session_id = us.session_id"
     "              LEFT JOIN cogs c ON c.session_id = us.session_id"
-    "             GROUP BY u.unit, u.variant)"
+    "             GROUP BY u.unit, u.variant),"
+    /* the primary's value y and covariate x per unit ($6: 0 a step, 1 conversion, 2 revenue,
+     * 3 profit per visitor), and whether the unit counts in the primary (a step: it reached
+     * the step before) */
+    "     m AS (SELECT pu.*, revenue - cost AS profit, pre_revenue - pre_cost AS pre_profit,"
+    "                  CASE $6::int WHEN 0 THEN (reach >= $4::int)::int"
+    "                               WHEN 1 THEN (orders > 0)::int WHEN 2 THEN revenue"
+    "                               ELSE revenue - cost END::float8 AS y,"
+    "                  CASE $6::int WHEN 0 THEN (pre_reach >= $4::int)::int"
+    "                               WHEN 1 THEN (pre_orders > 0)::int WHEN 2 THEN pre_revenue"
+    "                               ELSE pre_revenue - pre_cost END::float8 AS x,"
+    "                  ($6::int <> 0 OR reach >= $4::int - 1) AS in_primary"
+    "             FROM pu)"
     "SELECT variant, count(*), count(*) FILTER (WHERE orders > 0), sum(orders),"
-    "       sum(revenue), sum(revenue * revenue), sum(revenue - cost),"
-    "       sum((revenue - cost) * (revenue - cost)),"
+    "       sum(revenue), sum(revenue * revenue), sum(profit), sum(profit * profit),"
     "       count(*) FILTER (WHERE reach >= $4::int - 1), count(*) FILTER (WHERE reach >= $4::int),"
-    "       sum(known)"
-    "  FROM pu GROUP BY variant ORDER BY variant";
+    "       sum(known),"
+    "       coalesce(sum(x) FILTER (WHERE in_primary), 0),"
+    "       coalesce(sum(x * x) FILTER (WHERE in_primary), 0),"
+    "       coalesce(sum(x * y) FILTER (WHERE in_primary), 0),"
+    "       sum(pre_profit), sum(pre_profit * pre_profit), sum(pre_profit * profit),"
+    "       count(*) FILTER (WHERE has_pre)"
+    "  FROM m GROUP BY variant ORDER BY variant";
 
 /* The series: the measure job's snapshots, oldest first (the last 2,000: a week at the default
  * five minutes). */
@@ -206,6 +234,9 @@ static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, pe
 /* One arm's figures as read. */
 typedef struct {
     double units, converted, orders, revenue, revenue_sq, profit, profit_sq, before, passed, known;
+    double x, x_sq, xy;                              /* the primary's covariate over its units */
+    double pre_profit, pre_profit_sq, pre_profit_xy; /* profit per visitor's */
+    double with_pre;                                 /* units with a session in their pre-period */
 } arm_t;
 
 static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, const char *started,
@@ -213,14 +244,16 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, 
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
-    char step[8], share[16];
+    char step[8], share[16], kind[4], days[8];
     snprintf(step, sizeof step, "%d", t->step ? t->step : 5);
     snprintf(share, sizeof share, "%.3f", DEFAULT_COST_SHARE);
+    snprintf(kind, sizeof kind, "%d", t->step ? 0 : t->revenue ? 2 : t->profit ? 3 : 1);
+    snprintf(days, sizeof days, "%d", PRE_PERIOD_DAYS);
     int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0)
         return rc;
-    const char *p[] = {store_id, t->flag_key, started, step, share};
-    rc = pe_db_exec(conn, SQL_ARMS, 5, p, &res);
+    const char *p[] = {store_id, t->flag_key, started, step, share, kind, days};
+    rc = pe_db_exec(conn, SQL_ARMS, 7, p, &res);
     for (size_t i = 0; rc == 0 && i < pe_db_result_rows(res); i++) {
         const char *v = pe_db_result_get(res, i, 0);
         int k = strcmp(v, "control") == 0     ? PE_EXPERIMENTS_CONTROL
@@ -229,7 +262,7 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, 
         if (k < 0)
             continue; /* a variant the experiment does not compare (PERMANENT's winner alone) */
         double *f = &arms[k].units;
-        for (int c = 0; c < 10; c++)
+        for (int c = 0; c < 17; c++)
             f[c] = atof(pe_db_result_get(res, i, (size_t)c + 1));
         snprintf(variants[k], 65, "%s", v);
     }
@@ -238,12 +271,14 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, 
     return rc;
 }
 
-static void look_of(const target_t *t, const arm_t arms[2], double runtime_days,
+static void look_of(const target_t *t, const arm_t arms[2], double runtime_days, bool cuped,
                     pe_experiments_look_t *look)
 {
     memset(look, 0, sizeof *look);
     look->primary_name = t->primary;
     look->runtime_days = runtime_days;
+    /* CUPED: every unit's own pre-period; a unit without one has covariate 0 */
+    look->has_covariate = cuped && arms[0].with_pre + arms[1].with_pre > 0;
     for (int k = 0; k < 2; k++) {
         const arm_t *a = &arms[k];
         look->profit[k] =
@@ -263,6 +298,18 @@ static void look_of(const target_t *t, const arm_t arms[2], double runtime_days,
             look->primary_type = PE_STATS_PROPORTION;
             look->primary[k] =
                 (pe_stats_arm_t){.n = a->units, .sum = a->converted, .sum_squares = a->converted};
+        }
+        if (look->has_covariate) {
+            look->profit[k].pre_sum = a->pre_profit;
+            look->profit[k].pre_sum_squares = a->pre_profit_sq;
+            look->profit[k].sum_products = a->pre_profit_xy;
+            if (t->profit) {
+                look->primary[k] = look->profit[k];
+            } else {
+                look->primary[k].pre_sum = a->x;
+                look->primary[k].pre_sum_squares = a->x_sq;
+                look->primary[k].sum_products = a->xy;
+            }
         }
     }
 }
@@ -364,7 +411,7 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
         return rc;
     double runtime = running ? fmax((double)(now_us - start_us) / US_PER_DAY, 0) : 0;
     pe_experiments_look_t look;
-    look_of(&t, arms, runtime, &look);
+    look_of(&t, arms, runtime, plan.cuped, &look);
     pe_experiments_decision_t d;
     rc = pe_experiments_decide(&plan, &look, &d, err);
     if (rc != 0)
@@ -372,7 +419,7 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
     rc = PE_ENOMEM;
     cJSON *o = cJSON_CreateObject();
     cJSON *list = o ? cJSON_AddArrayToObject(o, "variants") : NULL;
-    cJSON *dec = list ? cJSON_AddObjectToObject(o, "decision") : NULL;
+    cJSON *dec = list ? cJSON_AddObjectToObject(o, "decision") : NULL, *cuped = NULL;
     const cJSON *id = get(changeset, "id"), *status = get(exec, "status");
     double needed = 0;
     for (int k = 0; k < 2; k++)
@@ -394,7 +441,12 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
         cJSON_AddItemToObject(o, "minimumRuntimeEndsAt",
                               running ? cJSON_CreateString(ends) : cJSON_CreateNull()) &&
         cJSON_AddNumberToObject(o, "unitsNeededPerArm", ceil(fmax(needed, 0))) &&
-        cJSON_AddItemToObject(o, "srmPValue", number_or_null(d.srm_p));
+        cJSON_AddItemToObject(o, "srmPValue", number_or_null(d.srm_p)) &&
+        (cuped = cJSON_AddObjectToObject(o, "cuped")) != NULL &&
+        cJSON_AddBoolToObject(cuped, "planned", plan.cuped) &&
+        cJSON_AddBoolToObject(cuped, "applied", look.has_covariate) &&
+        cJSON_AddNumberToObject(cuped, "unitsWithPrePeriod", arms[0].with_pre + arms[1].with_pre) &&
+        cJSON_AddNumberToObject(cuped, "prePeriodDays", PRE_PERIOD_DAYS);
     for (int k = 0; ok && k < 2; k++) {
         cJSON *v = variant_json(variants[k], &arms[k], &t);
         ok = v && cJSON_AddItemToArray(list, v);

@@ -263,6 +263,9 @@ static void test_exact_numbers(void **state)
     assert_int_equal((int)pe_test_json_num(r, "unitsNeededPerArm"), 4200 - 10);
     assert_true(strlen(pe_test_json_str(r, "minimumRuntimeEndsAt")) > 10);
     assert_true(pe_test_json_num(r, "srmPValue") > 0.5); /* 20 against 20 on a 50/50 split */
+    /* the plan asks for CUPED, but no unit came before: nothing to adjust by */
+    assert_true(cJSON_IsTrue(get(get(r, "cuped"), "planned")));
+    assert_false(cJSON_IsTrue(get(get(r, "cuped"), "applied")));
     cJSON_Delete(r);
 
     /* the tenant wall */
@@ -302,6 +305,16 @@ static const char *started(const pe_test_tenant_t *t, const char *id, char *out)
     snprintf(out, 64, "%s", pe_test_json_str(get(cs, "execution"), "startedAt"));
     cJSON_Delete(cs);
     return out;
+}
+
+static int64_t start_of(const cJSON *cs)
+{
+    int64_t us = 0;
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cs, "execution"), "startedAt");
+    if (!cJSON_IsString(s) || pe_time_parse_rfc3339(s->valuestring, &us) != 0)
+        fail_msg("the ChangeSet has not started");
+    return us;
 }
 
 static const cJSON *measured(const cJSON *out, const char *id)
@@ -469,6 +482,82 @@ static void test_measure_freezes_on_srm(void **state)
     cJSON_Delete(list);
 }
 
+/* Sessions of n units a day before start (the pre-period) and a minute after it (exposed to key,
+ * the first half control): every unit reaches the cart in both; a unit g passes checkout in
+ * the pre-period when g % 10 < 5 and in the experiment when (g % 10 < 5) differs from
+ * (g % 20 == 7 or g % 20 == 2) — its own past predicts it nine times in ten. */
+static void loyal_units(const char *store, const char *start, const char *key, int n)
+{
+    static const struct {
+        const char *name;
+        int step;
+    } kinds[] = {{"storefront.page.viewed", 0},
+                 {"experiment.exposure.assigned", 0},
+                 {"storefront.cart.item_added", 1},
+                 {"checkout.session.started", 2}};
+    for (int pre = 0; pre < 2; pre++)
+        for (size_t k = 0; k < PE_ARRAY_LEN(kinds); k++) {
+            if (pre && k == 1)
+                continue; /* no exposure before the experiment */
+            char *r = pe_test_sqlf(
+                fx.conninfo,
+                "WITH g AS (SELECT g, '%s'::timestamptz + make_interval(secs => %d + g + %zu) AS t,"
+                "                  (g %% 10 < 5) AS loyal, (g %% 20 IN (7, 2)) AS flip"
+                "             FROM generate_series(0, %d) g)"
+                "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step,"
+                " session_id, anonymous_id, client_ts, received_at, properties)"
+                " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-c%d-' || g, 'c' || g, t, now(),"
+                "        CASE WHEN %zu = 1 THEN jsonb_build_object('flagKey', '%s', 'variant',"
+                "                 CASE WHEN g < %d THEN 'control' ELSE 'treatment' END)"
+                "             ELSE '{}'::jsonb END"
+                "   FROM g WHERE %d < 2 OR (CASE WHEN %d = 1 THEN loyal ELSE loyal <> flip END)"
+                " RETURNING 1",
+                start, pre ? -86400 : 60, k, n - 1, store, kinds[k].name, kinds[k].step, pre, k,
+                key, n / 2, kinds[k].step, pre);
+            free(r);
+        }
+}
+
+/* CUPED with the units' own pre-period: the same units, the same decision rule, measured by a
+ * ChangeSet that plans CUPED and one that does not: the adjusted interval is far narrower. */
+static void test_cuped_narrows(void **state)
+{
+    (void)state;
+    char with[32], start[64];
+    create(&b, "banner-cuped", "holdout", with);
+    cJSON_Delete(move(&b, with, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&b, with, "ACTIVE"));
+    loyal_units(b.id, started(&b, with, start), "banner-cuped", 400);
+    const char *agg[] = {"aggregate", "--store", b.id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    cJSON *r = results(&b, with, 200);
+    const cJSON *cu = get(r, "cuped");
+    assert_true(cJSON_IsTrue(get(cu, "applied")));
+    assert_int_equal((int)pe_test_json_num(cu, "unitsWithPrePeriod"), 400);
+    const cJSON *e = get(get(r, "decision"), "evidence");
+    double w_cuped = pe_test_json_num(e, "ciHigh") - pe_test_json_num(e, "ciLow");
+    cJSON_Delete(r);
+    /* the same plan without CUPED, on the same flag's units (taken over from the first) */
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    cJSON *cs = NULL;
+    assert_int_equal(pe_changeset_get(svc, b.id, with, &cs), 0);
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(cs, "proofPlan"),
+                                           "statisticalMethod", cJSON_CreateString("frequentist"));
+    pe_refusal_t err = {"", ""};
+    assert_int_equal(
+        pe_experiments_results(fx.pool, b.id, cs, start_of(cs) + 3600000000LL, &r, &err), 0);
+    assert_false(cJSON_IsTrue(get(get(r, "cuped"), "applied")));
+    e = get(get(r, "decision"), "evidence");
+    double w_plain = pe_test_json_num(e, "ciHigh") - pe_test_json_num(e, "ciLow");
+    print_message("checkout conversion interval width: %.4f with CUPED, %.4f without\n", w_cuped,
+                  w_plain);
+    assert_true(w_cuped < 0.7 * w_plain);
+    cJSON_Delete(r);
+    cJSON_Delete(cs);
+    pe_changeset_service_free(svc);
+}
+
 static int group_setup(void **state)
 {
     pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
@@ -485,7 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_numbers),           cmocka_unit_test(test_not_measurable),
         cmocka_unit_test(test_measure_rolls_back_harm), cmocka_unit_test(test_measure_proves_win),
-        cmocka_unit_test(test_measure_freezes_on_srm),
+        cmocka_unit_test(test_measure_freezes_on_srm),  cmocka_unit_test(test_cuped_narrows),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }
