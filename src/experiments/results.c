@@ -338,6 +338,85 @@ static bool add_evidence(cJSON *o, const char *name, const pe_experiments_eviden
            cJSON_AddItemToObject(x, "alwaysValidP", number_or_null(e->always_valid_p));
 }
 
+/* One metric's relative effect of treatment over control: the fixed-horizon (Welch) interval
+ * and p at alpha, and the always-valid p (the sequential test at the plan's tuning) — what a
+ * chart and a table show beside the decision, which only the decision rule acts on. */
+static cJSON *effect_json(const char *metric, pe_stats_metric_t type, const pe_stats_arm_t *c,
+                          const pe_stats_arm_t *t, const pe_experiments_plan_t *plan)
+{
+    pe_stats_input_t in;
+    pe_stats_input_defaults(&in);
+    in.metric = type;
+    in.alpha = plan->alpha;
+    in.control = *c;
+    in.variant = *t;
+    in.control.pre_sum = in.control.pre_sum_squares = in.control.sum_products = 0;
+    in.variant.pre_sum = in.variant.pre_sum_squares = in.variant.sum_products = 0;
+    pe_stats_result_t fixed, seq;
+    pe_refusal_t err;
+    bool ok_fixed = c->n >= 2 && t->n >= 2 && pe_stats_analyze(&in, &fixed, &err) == 0;
+    in.method = PE_STATS_SEQUENTIAL;
+    in.sequential_tuning = fmax(2 * plan->min_units, 100);
+    bool ok_seq = ok_fixed && pe_stats_analyze(&in, &seq, &err) == 0;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "metric", metric) ||
+        !cJSON_AddItemToObject(o, "effect",
+                               number_or_null(ok_fixed ? fixed.effect.estimate : NAN)) ||
+        !cJSON_AddItemToObject(o, "ciLow", number_or_null(ok_fixed ? fixed.effect.ci_low : NAN)) ||
+        !cJSON_AddItemToObject(o, "ciHigh",
+                               number_or_null(ok_fixed ? fixed.effect.ci_high : NAN)) ||
+        !cJSON_AddItemToObject(o, "pValue",
+                               number_or_null(ok_fixed ? fixed.effect.p_value : NAN)) ||
+        !cJSON_AddItemToObject(o, "alwaysValidP",
+                               number_or_null(ok_seq ? seq.effect.p_value : NAN))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *effects_json(const target_t *t, const arm_t arms[2],
+                           const pe_experiments_plan_t *plan)
+{
+    const arm_t *c = &arms[PE_EXPERIMENTS_CONTROL], *v = &arms[PE_EXPERIMENTS_TREATMENT];
+    char step[64];
+    snprintf(step, sizeof step, "%s_conversion_rate", STEPS[(t->step ? t->step : 5) - 1]);
+    struct {
+        const char *name;
+        pe_stats_metric_t type;
+        pe_stats_arm_t c, t;
+    } m[] = {
+        {"conversion_rate",
+         PE_STATS_PROPORTION,
+         {c->units, c->converted, c->converted, 0, 0, 0},
+         {v->units, v->converted, v->converted, 0, 0, 0}},
+        {step,
+         PE_STATS_PROPORTION,
+         {c->before, c->passed, c->passed, 0, 0, 0},
+         {v->before, v->passed, v->passed, 0, 0, 0}},
+        {"revenue_per_visitor",
+         PE_STATS_MEAN,
+         {c->units, c->revenue, c->revenue_sq, 0, 0, 0},
+         {v->units, v->revenue, v->revenue_sq, 0, 0, 0}},
+        {"profit_per_visitor",
+         PE_STATS_MEAN,
+         {c->units, c->profit, c->profit_sq, 0, 0, 0},
+         {v->units, v->profit, v->profit_sq, 0, 0, 0}},
+    };
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; list && i < PE_ARRAY_LEN(m); i++) {
+        if (i == 1 && !t->step)
+            continue; /* the step is the order itself: conversion_rate says it */
+        cJSON *e = effect_json(m[i].name, m[i].type, &m[i].c, &m[i].t, plan);
+        if (!e || !cJSON_AddItemToArray(list, e)) {
+            cJSON_Delete(e);
+            cJSON_Delete(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
 static cJSON *variant_json(const char *name, const arm_t *a, const target_t *t)
 {
     cJSON *v = cJSON_CreateObject();
@@ -459,6 +538,10 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
                       d.evidence.metric == PE_EXPERIMENTS_PROFIT ? "profit_per_visitor"
                                                                  : t.primary) &&
          add_evidence(dec, "guardrail", &d.guardrail, "profit_per_visitor");
+    cJSON *effects = ok ? effects_json(&t, arms, &plan) : NULL;
+    ok = effects && cJSON_AddItemToObject(o, "effects", effects);
+    if (!ok)
+        cJSON_Delete(effects);
     cJSON *series = ok ? cJSON_AddArrayToObject(o, "series") : NULL;
     if (!series) {
         cJSON_Delete(o);

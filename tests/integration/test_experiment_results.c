@@ -263,6 +263,26 @@ static void test_exact_numbers(void **state)
     assert_int_equal((int)pe_test_json_num(r, "unitsNeededPerArm"), 4200 - 10);
     assert_true(strlen(pe_test_json_str(r, "minimumRuntimeEndsAt")) > 10);
     assert_true(pe_test_json_num(r, "srmPValue") > 0.5); /* 20 against 20 on a 50/50 split */
+    /* every metric's effect: conversion 3/20 → 4/20 (+33.3 %), checkout 6/11 → 8/10, profit per
+     * visitor 4.5 → 6 (+33.3 %), with intervals and both p-values */
+    const cJSON *effects = get(r, "effects");
+    assert_int_equal(cJSON_GetArraySize(effects), 4);
+    static const struct {
+        const char *metric;
+        double effect;
+    } want[] = {{"conversion_rate", 1.0 / 3},
+                {"checkout_conversion_rate", (0.8 - 6.0 / 11) / (6.0 / 11)},
+                {"revenue_per_visitor", 1.0 / 3},
+                {"profit_per_visitor", 1.0 / 3}};
+    for (size_t i = 0; i < PE_ARRAY_LEN(want); i++) {
+        const cJSON *e = cJSON_GetArrayItem(effects, (int)i);
+        assert_string_equal(pe_test_json_str(e, "metric"), want[i].metric);
+        assert_float_equal(pe_test_json_num(e, "effect"), want[i].effect, 1e-9);
+        assert_true(pe_test_json_num(e, "ciLow") < want[i].effect &&
+                    pe_test_json_num(e, "ciHigh") > want[i].effect);
+        assert_true(pe_test_json_num(e, "pValue") > 0.05); /* 20 units a side prove nothing */
+        assert_true(pe_test_json_num(e, "alwaysValidP") >= pe_test_json_num(e, "pValue"));
+    }
     /* the plan asks for CUPED, but no unit came before: nothing to adjust by */
     assert_true(cJSON_IsTrue(get(get(r, "cuped"), "planned")));
     assert_false(cJSON_IsTrue(get(get(r, "cuped"), "applied")));
