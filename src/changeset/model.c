@@ -315,6 +315,16 @@ static const field_t LIVE_F[] = {
 SHAPE(LIVE, "LiveMetrics", "The experiment as it stands.", LIVE_F, NULL);
 
 static const field_t CI_ITEM = NUM(NULL, F_REQ, -1e12, 1e12, NULL);
+static const field_t IMPACT_F[] = {
+    NUM("revenue", F_REQ, -MONEY_MAX, MONEY_MAX,
+        "measured revenue uplift a month at 100 % traffic"),
+    NUM("profit", F_REQ, -MONEY_MAX, MONEY_MAX, "measured gross profit uplift a month, the same"),
+    NUM("profitLowerBound", F_REQ, -MONEY_MAX, MONEY_MAX,
+        "the profit uplift at the interval's lower end: the conservative figure"),
+    NUM("unitsPerMonth", F_REQ, 0, 1e12, "units a month the figures are scaled to"),
+};
+SHAPE(IMPACT, "ImpactPerMonth", "What a proven change earns a month, measured.", IMPACT_F, NULL);
+
 static const field_t PROOF_F[] = {
     ENUM("outcome", F_REQ, OUTCOMES, NULL),
     ENUM("method", F_REQ, METHODS, NULL),
@@ -326,6 +336,7 @@ static const field_t PROOF_F[] = {
     INT("sampleSize", F_REQ, 0, BIG_INT, NULL),
     SIMPLE("decidedAt", K_DATETIME, F_REQ, NULL),
     IDENT("winningVariant", 0, "the variant PERMANENT serves (treatment | control)"),
+    OBJ("impactPerMonth", 0, IMPACT, "the measured impact a month at 100 % traffic"),
 };
 SHAPE(PROOF, "ProofResult", "The statistical verdict.", PROOF_F, check_proof);
 

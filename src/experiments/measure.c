@@ -104,6 +104,44 @@ static cJSON *current_metrics(const cJSON *r, const char *now)
     return o;
 }
 
+/* The effect of metric in the results' effects, or NULL. */
+static const cJSON *effect_of(const cJSON *r, const char *metric)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, get(r, "effects")) if (strcmp(text(e, "metric"), metric) == 0) return e;
+    return NULL;
+}
+
+/* proofResult.impactPerMonth: the measured per-unit effect on revenue and on profit (relative
+ * effect × control's per-unit value) times the units a month the experiment saw, as if every
+ * one had the change; the lower bound from the profit interval's lower end. Nothing projected
+ * beyond the traffic measured. */
+static cJSON *impact(const cJSON *r)
+{
+    const cJSON *c = arm(r, "control"), *t = arm(r, "treatment");
+    double units = fmax(num(c, "units"), 0) + fmax(num(t, "units"), 0);
+    double days = num(r, "runtimeDays");
+    double per_month = days > 0 ? units / days * 30 : 0;
+    const cJSON *rev = effect_of(r, "revenue_per_visitor"),
+                *pro = effect_of(r, "profit_per_visitor");
+    double rpv = num(c, "revenuePerVisitor"), ppv = num(c, "profitPerVisitor");
+    double dr = num(rev, "effect") * fabs(rpv), dp = num(pro, "effect") * fabs(ppv);
+    double lo = num(pro, "ciLow") * fabs(ppv);
+    cJSON *o = cJSON_CreateObject();
+    if (!o ||
+        !cJSON_AddNumberToObject(o, "revenue",
+                                 isfinite(dr) ? round(dr * per_month * 100) / 100 : 0) ||
+        !cJSON_AddNumberToObject(o, "profit",
+                                 isfinite(dp) ? round(dp * per_month * 100) / 100 : 0) ||
+        !cJSON_AddNumberToObject(o, "profitLowerBound",
+                                 isfinite(lo) ? round(lo * per_month * 100) / 100 : 0) ||
+        !cJSON_AddNumberToObject(o, "unitsPerMonth", round(per_month))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* execution.proofResult (the contract's ProofResult) from a PROVE decision. */
 static cJSON *proof_result(const cJSON *r, const char *now)
 {
@@ -123,7 +161,8 @@ static cJSON *proof_result(const cJSON *r, const char *now)
               (!isfinite(p) || cJSON_AddNumberToObject(o, "pValue", fmin(fmax(p, 0), 1))) &&
               cJSON_AddNumberToObject(o, "sampleSize", units) &&
               cJSON_AddStringToObject(o, "decidedAt", now) &&
-              cJSON_AddStringToObject(o, "winningVariant", "treatment");
+              cJSON_AddStringToObject(o, "winningVariant", "treatment") &&
+              cJSON_AddItemToObject(o, "impactPerMonth", impact(r));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -452,6 +452,16 @@ static void test_measure_proves_win(void **state)
     assert_string_equal(pe_test_json_str(proof, "primaryMetric"), "checkout_conversion_rate");
     assert_float_equal(pe_test_json_num(proof, "relativeLift"), 1.0, 1e-9); /* 0.3 → 0.6 */
     assert_true(cJSON_GetArrayItem(get(proof, "confidenceInterval"), 0)->valuedouble > 0);
+    /* measured, not projected: 400 units over 8 days is 1,500 a month; b's catalogue does not
+     * know SKU-A's cost, so a 50 order earns 15 (the default 30 % margin): profit per visitor
+     * 0.3 × 15 = 4.5 against 0.6 × 15 = 9, so 4.5 a unit, 6,750 a month (revenue 15 a unit,
+     * 22,500), and the interval's lower end below it */
+    const cJSON *imp = get(proof, "impactPerMonth");
+    assert_float_equal(pe_test_json_num(imp, "unitsPerMonth"), 1500, 0.5);
+    assert_float_equal(pe_test_json_num(imp, "profit"), 6750, 1);
+    assert_float_equal(pe_test_json_num(imp, "revenue"), 22500, 1);
+    assert_true(pe_test_json_num(imp, "profitLowerBound") > 0 &&
+                pe_test_json_num(imp, "profitLowerBound") < 6750);
     cJSON_Delete(cs);
     /* another store's ChangeSets are not measured with b's */
     assert_int_equal(pe_experiments_measure(fx.pool, svc, a.id, start_us, &out), 0);
@@ -584,7 +594,6 @@ static int group_setup(void **state)
     *state = &fx;
     pe_test_tenant_make(&a, fx.pool, "Results A", "Europe/Berlin", "EUR", NULL, NULL);
     pe_test_tenant_make(&b, fx.pool, "Results B", "Europe/Berlin", "EUR", NULL, NULL);
-    /* b sells SKU-A too (its win's profit) */
     pe_test_server_start(&fx.server, fx.conninfo, (const char *const[]){"PE_JOBS=none", NULL});
     return 0;
 }
