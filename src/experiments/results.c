@@ -149,7 +149,27 @@ typedef struct {
     char flag_key[160];
 } target_t;
 
-static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, pe_refusal_t *err)
+/* Appends {"metric","threshold","minimumSampleSize","evaluated","note"} to list. */
+static bool listed_trigger(cJSON *list, const char *metric, double threshold, double min_units,
+                           const char *not_evaluated)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
+        return false;
+    }
+    return cJSON_AddStringToObject(o, "metric", metric) &&
+           cJSON_AddItemToObject(o, "threshold",
+                                 isfinite(threshold) ? cJSON_CreateNumber(threshold)
+                                                     : cJSON_CreateNull()) &&
+           cJSON_AddNumberToObject(o, "minimumSampleSize", min_units) &&
+           cJSON_AddBoolToObject(o, "evaluated", !not_evaluated) &&
+           (not_evaluated ? cJSON_AddStringToObject(o, "note", not_evaluated) != NULL
+                          : cJSON_AddNullToObject(o, "note") != NULL);
+}
+
+static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, cJSON *listed,
+                   pe_refusal_t *err)
 {
     pe_experiments_plan_defaults(plan);
     memset(t, 0, sizeof *t);
@@ -204,29 +224,47 @@ static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, pe
     const cJSON *method = get(pp, "statisticalMethod");
     plan->cuped = cJSON_IsString(method) && strcmp(method->valuestring, "cuped") == 0;
     /* the rollback triggers on the metrics measured here; others are listed as not evaluated */
+    /* the rollback triggers on the metrics measured here; each one is listed in *listed with
+     * whether it is evaluated and, when not, why (nothing is ignored silently) */
     plan->n_triggers = 0;
     const cJSON *tr;
     cJSON_ArrayForEach(tr, get(get(cs, "rollbackPlan"), "autoRollbackTriggers"))
     {
         const cJSON *m = get(tr, "metric"), *op = get(tr, "operator"), *act = get(tr, "action");
-        if (!cJSON_IsString(m) || !cJSON_IsString(op) || op->valuestring[0] != 'l' ||
-            (cJSON_IsString(act) && strcmp(act->valuestring, "rollback") != 0) ||
-            plan->n_triggers == PE_EXPERIMENTS_MAX_TRIGGERS)
-            continue;
-        pe_experiments_trigger_t *x = &plan->triggers[plan->n_triggers];
-        if (strcmp(m->valuestring, t->primary) == 0)
-            x->metric = PE_EXPERIMENTS_PRIMARY;
-        else if (strcmp(m->valuestring, "profit_per_visitor") == 0)
-            x->metric = PE_EXPERIMENTS_PROFIT;
+        const char *metric = cJSON_IsString(m) ? m->valuestring : "";
+        char why[200] = "";
+        pe_experiments_metric_t which = PE_EXPERIMENTS_PRIMARY;
+        if (strcmp(metric, t->primary) == 0)
+            which = PE_EXPERIMENTS_PRIMARY;
+        else if (strcmp(metric, "profit_per_visitor") == 0)
+            which = PE_EXPERIMENTS_PROFIT;
         else
-            continue;
-        x->threshold = fmin(fmax(num(tr, "threshold", -0.05), -1), 0);
-        x->min_units = fmax(num(tr, "minimumSampleSize", 0), 0);
-        plan->n_triggers++;
+            snprintf(why, sizeof why,
+                     "%.64s is not measured as a trigger: only the primary metric (%.64s) and "
+                     "profit_per_visitor are",
+                     metric, t->primary);
+        if (!why[0] && !(cJSON_IsString(op) && op->valuestring[0] == 'l'))
+            snprintf(why, sizeof why, "only a fall (lt, lte) rolls back automatically");
+        if (!why[0] && cJSON_IsString(act) && strcmp(act->valuestring, "rollback") != 0)
+            snprintf(why, sizeof why, "action %.16s is not carried out automatically yet",
+                     act->valuestring);
+        if (!why[0] && plan->n_triggers == PE_EXPERIMENTS_MAX_TRIGGERS)
+            snprintf(why, sizeof why, "more than %d triggers", PE_EXPERIMENTS_MAX_TRIGGERS);
+        if (!why[0]) {
+            pe_experiments_trigger_t *x = &plan->triggers[plan->n_triggers++];
+            x->metric = which;
+            x->threshold = fmin(fmax(num(tr, "threshold", -0.05), -1), 0);
+            x->min_units = fmax(num(tr, "minimumSampleSize", 0), 0);
+        }
+        if (!listed_trigger(listed, metric, num(tr, "threshold", NAN),
+                            num(tr, "minimumSampleSize", 0), why[0] ? why : NULL))
+            return PE_ENOMEM;
     }
     if (plan->n_triggers == 0) { /* the default: primary down 5 % or more */
         plan->triggers[0] = (pe_experiments_trigger_t){PE_EXPERIMENTS_PRIMARY, -0.05, 0};
         plan->n_triggers = 1;
+        if (!listed_trigger(listed, t->primary, -0.05, 0, NULL))
+            return PE_ENOMEM;
     }
     return pe_experiments_plan_check(plan, err);
 }
@@ -475,9 +513,12 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
     *out = NULL;
     pe_experiments_plan_t plan;
     target_t t;
-    int rc = plan_of(changeset, &plan, &t, err);
-    if (rc != 0)
+    cJSON *triggers = cJSON_CreateArray();
+    int rc = triggers ? plan_of(changeset, &plan, &t, triggers, err) : PE_ENOMEM;
+    if (rc != 0) {
+        cJSON_Delete(triggers);
         return rc;
+    }
     const cJSON *exec = get(changeset, "execution");
     const cJSON *started = get(exec, "startedAt");
     int64_t start_us = 0;
@@ -486,17 +527,26 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
     arm_t arms[2];
     memset(arms, 0, sizeof arms);
     char variants[2][65] = {"control", "treatment"};
-    if (running && (rc = read_arms(db, store_id, &t, started->valuestring, arms, variants)) != 0)
+    if (running && (rc = read_arms(db, store_id, &t, started->valuestring, arms, variants)) != 0) {
+        cJSON_Delete(triggers);
         return rc;
+    }
     double runtime = running ? fmax((double)(now_us - start_us) / US_PER_DAY, 0) : 0;
     pe_experiments_look_t look;
     look_of(&t, arms, runtime, plan.cuped, &look);
     pe_experiments_decision_t d;
     rc = pe_experiments_decide(&plan, &look, &d, err);
-    if (rc != 0)
+    if (rc != 0) {
+        cJSON_Delete(triggers);
         return rc;
+    }
     rc = PE_ENOMEM;
     cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToObject(o, "triggers", triggers)) {
+        cJSON_Delete(triggers);
+        cJSON_Delete(o);
+        return rc;
+    }
     cJSON *list = o ? cJSON_AddArrayToObject(o, "variants") : NULL;
     cJSON *dec = list ? cJSON_AddObjectToObject(o, "decision") : NULL, *cuped = NULL;
     const cJSON *id = get(changeset, "id"), *status = get(exec, "status");

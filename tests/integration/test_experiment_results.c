@@ -283,6 +283,18 @@ static void test_exact_numbers(void **state)
         assert_true(pe_test_json_num(e, "pValue") > 0.05); /* 20 units a side prove nothing */
         assert_true(pe_test_json_num(e, "alwaysValidP") >= pe_test_json_num(e, "pValue"));
     }
+    /* the banner's trigger watches conversion_rate, which is not its primary: listed, not
+     * evaluated, and the default trigger on the primary stands in */
+    const cJSON *triggers = get(r, "triggers");
+    assert_int_equal(cJSON_GetArraySize(triggers), 2);
+    assert_string_equal(pe_test_json_str(cJSON_GetArrayItem(triggers, 0), "metric"),
+                        "conversion_rate");
+    assert_false(cJSON_IsTrue(get(cJSON_GetArrayItem(triggers, 0), "evaluated")));
+    assert_non_null(strstr(pe_test_json_str(cJSON_GetArrayItem(triggers, 0), "note"),
+                           "not measured as a trigger"));
+    assert_string_equal(pe_test_json_str(cJSON_GetArrayItem(triggers, 1), "metric"),
+                        "checkout_conversion_rate");
+    assert_true(cJSON_IsTrue(get(cJSON_GetArrayItem(triggers, 1), "evaluated")));
     /* the plan asks for CUPED, but no unit came before: nothing to adjust by */
     assert_true(cJSON_IsTrue(get(get(r, "cuped"), "planned")));
     assert_false(cJSON_IsTrue(get(get(r, "cuped"), "applied")));
