@@ -594,6 +594,19 @@ static int cmd_user(const pe_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* Prints out (taken) as one JSON line: the answer of a command that reports in JSON. Returns 0
+ * or EXIT_FAILURE (out of memory). */
+static int print_json(cJSON *out)
+{
+    char *text = pe_json_print(out);
+    cJSON_Delete(out);
+    if (!text)
+        return EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 /* ---- diagnose -------------------------------------------------------------------------------- */
 
 static int cmd_diagnose(const pe_config_t *cfg, int argc, char **argv)
@@ -626,13 +639,7 @@ static int cmd_diagnose(const pe_config_t *cfg, int argc, char **argv)
                 err.code[0] ? err.message : pe_strerror(rc));
         return rc == PE_ENOTFOUND || rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
     }
-    char *text = pe_json_print(run);
-    cJSON_Delete(run);
-    if (!text)
-        return EXIT_FAILURE;
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return print_json(run);
 }
 
 /* ---- recommend ------------------------------------------------------------------------------- */
@@ -666,13 +673,7 @@ static int cmd_recommend(const pe_config_t *cfg, int argc, char **argv)
                 rc == PE_ENOTFOUND ? "no such store" : pe_strerror(rc));
         return rc == PE_ENOTFOUND ? EXIT_USAGE : EXIT_FAILURE;
     }
-    char *text = pe_json_print(out);
-    cJSON_Delete(out);
-    if (!text)
-        return EXIT_FAILURE;
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return print_json(out);
 }
 
 /* ---- measure --------------------------------------------------------------------------------- */
@@ -710,13 +711,7 @@ static int cmd_measure(const pe_config_t *cfg, int argc, char **argv)
                 rc == PE_ENOTFOUND ? "no such store" : pe_strerror(rc));
         return rc == PE_ENOTFOUND ? EXIT_USAGE : EXIT_FAILURE;
     }
-    char *text = pe_json_print(out);
-    cJSON_Delete(out);
-    if (!text)
-        return EXIT_FAILURE;
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return print_json(out);
 }
 
 /* ---- schema ---------------------------------------------------------------------------------- */

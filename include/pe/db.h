@@ -95,6 +95,19 @@ int pe_db_rollback(pe_db_conn_t *conn);
 int pe_db_tx(pe_db_pool_t *pool, int timeout_ms, int (*fn)(pe_db_conn_t *conn, void *arg),
              void *arg);
 
+/* A job that runs once across instances, row by row: on one pooled connection it takes the
+ * session advisory lock lock_key (a bigint literal) without waiting — when another session holds
+ * it, returns 0 at once with *done 0 — runs due_sql (params may be NULL when nparams is 0) and
+ * calls fn(arg, due, row) for every row, the lock held throughout and released at the end
+ * (also on failure). A row that fails does not stop the others: *done counts the rows fn
+ * returned 0 for, and the first failure is returned with err = "<failed> of <rows> <what>
+ * failed (first: <message>)". Waits up to timeout_ms for the connection; fn may use other
+ * pooled connections. Thread-safe. */
+int pe_db_each_once(pe_db_pool_t *pool, int timeout_ms, const char *lock_key, const char *due_sql,
+                    int nparams, const char *const *params,
+                    int (*fn)(void *arg, const pe_db_result_t *due, size_t row), void *arg,
+                    const char *what, size_t *done, char *err, size_t errlen);
+
 /* COPY: starts `COPY … FROM STDIN` (sql is the COPY statement), sends data (COPY text format)
  * in pieces, and ends it. Returns 0 or a PE_E… code (end reports rows rejected by the server). */
 int pe_db_copy_begin(pe_db_conn_t *conn, const char *sql);

@@ -326,3 +326,50 @@ void pe_db_result_free(pe_db_result_t *res)
     PQclear(res->res);
     free(res);
 }
+
+int pe_db_each_once(pe_db_pool_t *pool, int timeout_ms, const char *lock_key, const char *due_sql,
+                    int nparams, const char *const *params,
+                    int (*fn)(void *arg, const pe_db_result_t *due, size_t row), void *arg,
+                    const char *what, size_t *done, char *err, size_t errlen)
+{
+    *done = 0;
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *lock = NULL, *due = NULL;
+    bool locked = false;
+    char sql[96];
+    int rc = pe_db_acquire(pool, timeout_ms, &conn);
+    if (rc != 0) {
+        snprintf(err, errlen, "no database connection: %s", pe_strerror(rc));
+        return rc;
+    }
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%s)", lock_key);
+    rc = pe_db_exec(conn, sql, 0, NULL, &lock);
+    locked = rc == 0 && pe_db_result_get(lock, 0, 0)[0] == 't';
+    if (rc == 0 && locked)
+        rc = pe_db_exec(conn, due_sql, nparams, params, &due);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
+    size_t rows = rc == 0 && locked ? pe_db_result_rows(due) : 0, failed = 0;
+    int first = 0;
+    for (size_t i = 0; i < rows; i++) {
+        int one = fn(arg, due, i);
+        if (one == 0) {
+            (*done)++;
+        } else if (failed++ == 0) {
+            first = one;
+        }
+    }
+    if (rc == 0 && failed) {
+        rc = first;
+        snprintf(err, errlen, "%zu of %zu %s failed (first: %s)", failed, rows, what,
+                 pe_strerror(first));
+    }
+    if (locked) {
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%s)", lock_key);
+        pe_db_exec(conn, sql, 0, NULL, NULL);
+    }
+    pe_db_result_free(lock);
+    pe_db_result_free(due);
+    pe_db_release(pool, conn);
+    return rc;
+}

@@ -33,63 +33,36 @@ static const char SQL_DUE[] =
     "                  AND r.window_from = s.today - $2::int)"
     " ORDER BY s.id";
 
+typedef struct {
+    pe_db_pool_t *db;
+    pe_doctor_request_t rq;
+} job_t;
+
+/* One due store: diagnosed over the default window at the job's now. */
+static int diagnose_one(void *arg, const pe_db_result_t *due, size_t row)
+{
+    job_t *job = arg;
+    const char *store_id = pe_db_result_get(due, row, 0);
+    cJSON *run = NULL;
+    pe_refusal_t why = {.code = ""};
+    int rc = pe_doctor_run(job->db, store_id, &job->rq, &run, &why);
+    if (rc == 0)
+        pe_log(PE_LOG_INFO, "diagnosed", "store %s: %d findings", store_id,
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(run, "findings")));
+    else
+        pe_log(PE_LOG_WARN, "diagnose_failed", "store %s: %s", store_id,
+               why.code[0] ? why.message : pe_strerror(rc));
+    cJSON_Delete(run);
+    return rc;
+}
+
 int pe_doctor_run_due(pe_db_pool_t *db, int64_t now_us, size_t *ran, char *err, size_t errlen)
 {
-    *ran = 0;
-    pe_db_conn_t *conn = NULL;
-    pe_db_result_t *lock = NULL, *due = NULL;
-    bool locked = false;
-    int failed = 0;
-    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
-    if (rc != 0) {
-        snprintf(err, errlen, "no database connection: %s", pe_strerror(rc));
-        goto out;
-    }
-    rc = pe_db_exec(conn, "SELECT pg_try_advisory_lock(" DIAGNOSE_LOCK_KEY ")", 0, NULL, &lock);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
-        goto out;
-    }
-    locked = pe_db_result_get(lock, 0, 0)[0] == 't';
-    if (!locked)
-        goto out; /* another instance is at it */
     char now[32], window[16];
     snprintf(now, sizeof now, "%lld", (long long)now_us);
     snprintf(window, sizeof window, "%d", PE_DOCTOR_WINDOW_DAYS);
     const char *p[] = {now, window};
-    rc = pe_db_exec(conn, SQL_DUE, 2, p, &due);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
-        goto out;
-    }
-    pe_doctor_request_t rq = {.now_us = now_us};
-    for (size_t i = 0; i < pe_db_result_rows(due); i++) {
-        const char *store_id = pe_db_result_get(due, i, 0);
-        cJSON *run = NULL;
-        pe_refusal_t why = {.code = ""};
-        int one = pe_doctor_run(db, store_id, &rq, &run, &why);
-        if (one == 0) {
-            const cJSON *findings = cJSON_GetObjectItemCaseSensitive(run, "findings");
-            pe_log(PE_LOG_INFO, "diagnosed", "store %s: %d findings", store_id,
-                   cJSON_GetArraySize(findings));
-            (*ran)++;
-        } else {
-            failed++;
-            pe_log(PE_LOG_WARN, "diagnose_failed", "store %s: %s", store_id,
-                   why.code[0] ? why.message : pe_strerror(one));
-            if (!rc)
-                rc = one;
-        }
-        cJSON_Delete(run);
-    }
-    if (rc != 0)
-        snprintf(err, errlen, "%d stores could not be diagnosed (first: %s)", failed,
-                 pe_strerror(rc));
-out:
-    if (locked)
-        pe_db_exec(conn, "SELECT pg_advisory_unlock(" DIAGNOSE_LOCK_KEY ")", 0, NULL, NULL);
-    pe_db_result_free(lock);
-    pe_db_result_free(due);
-    pe_db_release(db, conn);
-    return rc;
+    job_t job = {db, {.now_us = now_us}};
+    return pe_db_each_once(db, ACQUIRE_TIMEOUT_MS, DIAGNOSE_LOCK_KEY, SQL_DUE, 2, p, diagnose_one,
+                           &job, "stores diagnosed", ran, err, errlen);
 }

@@ -1009,59 +1009,40 @@ static int do_refresh(pe_doctor_recommender_t *r, pe_db_conn_t *conn, const char
     return promote(r, conn, store_id, now);
 }
 
+/* One due store: generated (a new run) or refreshed (free slots filled). */
+typedef struct {
+    pe_doctor_recommender_t *r;
+    int64_t now_us;
+    size_t generated; /* stores generated for (a refresh is housekeeping, not counted) */
+} job_t;
+
+static int recommend_one(void *arg, const pe_db_result_t *due, size_t row)
+{
+    job_t *job = arg;
+    const char *store_id = pe_db_result_get(due, row, 0);
+    bool fresh = pe_db_result_get(due, row, 1)[0] == 't';
+    cJSON *result = NULL;
+    int rc = fresh ? pe_doctor_recommend(job->r, store_id, job->now_us, &result)
+                   : with_store(job->r, store_id, job->now_us, do_refresh, NULL);
+    if (rc == 0 && fresh)
+        job->generated++;
+    if (rc == 0 && fresh)
+        pe_log(PE_LOG_INFO, "recommended", "store %s: %d proposed, %d retired", store_id,
+               (int)cJSON_GetNumberValue(get(result, "generated")),
+               (int)cJSON_GetNumberValue(get(result, "retired")));
+    else if (rc != 0)
+        pe_log(PE_LOG_WARN, "recommend_failed", "store %s: %s", store_id, pe_strerror(rc));
+    cJSON_Delete(result);
+    return rc;
+}
+
 int pe_doctor_recommend_due(pe_doctor_recommender_t *r, int64_t now_us, size_t *ran, char *err,
                             size_t errlen)
 {
-    *ran = 0;
-    pe_db_conn_t *conn = NULL;
-    pe_db_result_t *lock = NULL, *due = NULL;
-    bool locked = false;
-    int failed = 0;
-    int rc = pe_db_acquire(r->db, ACQUIRE_TIMEOUT_MS, &conn);
-    if (rc != 0) {
-        snprintf(err, errlen, "no database connection: %s", pe_strerror(rc));
-        goto out;
-    }
-    rc = pe_db_exec(conn, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ")", 0, NULL, &lock);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
-        goto out;
-    }
-    locked = pe_db_result_get(lock, 0, 0)[0] == 't';
-    if (!locked)
-        goto out; /* another instance is at it */
-    rc = pe_db_exec(conn, SQL_DUE, 0, NULL, &due);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
-        goto out;
-    }
-    for (size_t i = 0; i < pe_db_result_rows(due); i++) {
-        const char *store_id = pe_db_result_get(due, i, 0);
-        bool fresh = pe_db_result_get(due, i, 1)[0] == 't';
-        cJSON *result = NULL;
-        int one = fresh ? pe_doctor_recommend(r, store_id, now_us, &result)
-                        : with_store(r, store_id, now_us, do_refresh, NULL);
-        if (one == 0 && fresh) {
-            pe_log(PE_LOG_INFO, "recommended", "store %s: %d proposed, %d retired", store_id,
-                   (int)cJSON_GetNumberValue(get(result, "generated")),
-                   (int)cJSON_GetNumberValue(get(result, "retired")));
-            (*ran)++;
-        } else if (one != 0) {
-            failed++;
-            pe_log(PE_LOG_WARN, "recommend_failed", "store %s: %s", store_id, pe_strerror(one));
-            if (!rc)
-                rc = one;
-        }
-        cJSON_Delete(result);
-    }
-    if (rc != 0)
-        snprintf(err, errlen, "%d stores could not get recommendations (first: %s)", failed,
-                 pe_strerror(rc));
-out:
-    if (locked)
-        pe_db_exec(conn, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ")", 0, NULL, NULL);
-    pe_db_result_free(lock);
-    pe_db_result_free(due);
-    pe_db_release(r->db, conn);
+    job_t job = {r, now_us, 0};
+    size_t done = 0;
+    int rc = pe_db_each_once(r->db, ACQUIRE_TIMEOUT_MS, JOB_LOCK_KEY, SQL_DUE, 0, NULL,
+                             recommend_one, &job, "stores' recommendations", &done, err, errlen);
+    *ran = job.generated;
     return rc;
 }

@@ -354,45 +354,36 @@ out:
     return 0;
 }
 
+typedef struct {
+    pe_db_pool_t *db;
+    pe_changeset_service_t *svc;
+    int64_t now_us;
+    size_t measured;
+} job_t;
+
+static int measure_store(void *arg, const pe_db_result_t *due, size_t row)
+{
+    job_t *job = arg;
+    cJSON *out = NULL;
+    const char *store_id = pe_db_result_get(due, row, 0);
+    int rc = pe_experiments_measure(job->db, job->svc, store_id, job->now_us, &out);
+    if (rc == 0)
+        job->measured += (size_t)cJSON_GetArraySize(get(out, "changesets"));
+    else
+        pe_log(PE_LOG_WARN, "measure_failed", "store %s: %s", store_id, pe_strerror(rc));
+    cJSON_Delete(out);
+    return rc;
+}
+
 int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,
                                size_t *measured, char *err, size_t errlen)
 {
-    *measured = 0;
-    pe_db_conn_t *conn = NULL;
-    pe_db_result_t *lock = NULL, *due = NULL;
-    bool locked = false;
-    int failed = 0;
-    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
-    if (rc != 0) {
-        snprintf(err, errlen, "no database connection: %s", pe_strerror(rc));
-        return rc;
-    }
-    rc = pe_db_exec(conn, "SELECT pg_try_advisory_lock(" MEASURE_LOCK_KEY ")", 0, NULL, &lock);
-    locked = rc == 0 && pe_db_result_get(lock, 0, 0)[0] == 't';
-    if (rc == 0 && locked)
-        rc = pe_db_exec(conn,
-                        "SELECT DISTINCT store_id FROM changesets"
-                        " WHERE status IN ('ACTIVE', 'MEASURING') ORDER BY 1",
-                        0, NULL, &due);
-    if (rc != 0)
-        snprintf(err, errlen, "%s", pe_db_conn_error(conn));
-    for (size_t i = 0; rc == 0 && locked && i < pe_db_result_rows(due); i++) {
-        cJSON *out = NULL;
-        int one = pe_experiments_measure(db, svc, pe_db_result_get(due, i, 0), now_us, &out);
-        if (one == 0)
-            *measured += (size_t)cJSON_GetArraySize(get(out, "changesets"));
-        else
-            failed++;
-        cJSON_Delete(out);
-    }
-    if (rc == 0 && failed) {
-        snprintf(err, errlen, "%d stores could not be measured", failed);
-        rc = PE_EINTERNAL;
-    }
-    if (locked)
-        pe_db_exec(conn, "SELECT pg_advisory_unlock(" MEASURE_LOCK_KEY ")", 0, NULL, NULL);
-    pe_db_result_free(lock);
-    pe_db_result_free(due);
-    pe_db_release(db, conn);
+    job_t job = {db, svc, now_us, 0};
+    size_t stores = 0;
+    int rc = pe_db_each_once(db, ACQUIRE_TIMEOUT_MS, MEASURE_LOCK_KEY,
+                             "SELECT DISTINCT store_id FROM changesets"
+                             " WHERE status IN ('ACTIVE', 'MEASURING') ORDER BY 1",
+                             0, NULL, measure_store, &job, "stores measured", &stores, err, errlen);
+    *measured = job.measured;
     return rc;
 }

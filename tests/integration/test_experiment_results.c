@@ -475,6 +475,12 @@ static void test_measure_proves_win(void **state)
     assert_true(pe_test_json_num(imp, "profitLowerBound") > 0 &&
                 pe_test_json_num(imp, "profitLowerBound") < 6750);
     cJSON_Delete(cs);
+    /* the job: every store with a running experiment, once across instances */
+    size_t n = 0;
+    char why[256] = "";
+    assert_int_equal(
+        pe_experiments_measure_due(fx.pool, svc, start_us + 86400000000LL, &n, why, sizeof why), 0);
+    assert_true(n >= 1); /* a's banner-results at least; b's win is PROVEN, not running */
     /* another store's ChangeSets are not measured with b's */
     assert_int_equal(pe_experiments_measure(fx.pool, svc, a.id, start_us, &out), 0);
     const cJSON *c;
