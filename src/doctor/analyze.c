@@ -592,41 +592,39 @@ static void segment_phrase(int dim, const char *value, char *out, size_t len)
     }
 }
 
-/* A segment_gap's segment as a merchant says it: "Mobile visitors", "Mobile visitors from FR". */
-static void hypo_phrase(const hypo_t *h, char *out, size_t len)
+/* A segment of one or two dimensions (dim2 = PE_DOCTOR_DIMS: one) as a merchant says it:
+ * "Mobile visitors", "Mobile visitors from FR". */
+static void two_way_phrase(int dim, const char *value, int dim2, const char *value2, char *out,
+                           size_t len)
 {
     char first[PE_DOCTOR_VALUE_MAX + 64], second[PE_DOCTOR_VALUE_MAX + 64];
-    segment_phrase(h->dim, h->value, first, sizeof first);
-    if (h->dim2 >= PE_DOCTOR_DIMS) {
+    segment_phrase(dim, value, first, sizeof first);
+    if (dim2 >= PE_DOCTOR_DIMS) {
         snprintf(out, len, "%s", first);
         return;
     }
-    segment_qualifier(h->dim2, h->value2, second, sizeof second);
+    segment_qualifier(dim2, value2, second, sizeof second);
     snprintf(out, len, "%s %s", first, second);
+}
+
+static void hypo_phrase(const hypo_t *h, char *out, size_t len)
+{
+    two_way_phrase(h->dim, h->value, h->dim2, h->value2, out, len);
 }
 
 void pe_doctor_segment_phrase(const pe_doctor_finding_t *f, char *out, size_t len)
 {
-    int first = -1, second = -1;
-    for (int d = 0; d < PE_DOCTOR_DIMS; d++)
+    int first = PE_DOCTOR_DIMS, second = PE_DOCTOR_DIMS;
+    for (int d = PE_DOCTOR_DIMS - 1; d >= 0; d--)
         if (f->has[d]) {
-            if (first < 0)
-                first = d;
-            else if (second < 0)
-                second = d;
+            second = first;
+            first = d;
         }
-    if (first < 0) {
+    if (first == PE_DOCTOR_DIMS)
         snprintf(out, len, "Every visitor");
-        return;
-    }
-    char a[PE_DOCTOR_VALUE_MAX + 64], b[PE_DOCTOR_VALUE_MAX + 64];
-    segment_phrase(first, f->value[first], a, sizeof a);
-    if (second < 0) {
-        snprintf(out, len, "%s", a);
-        return;
-    }
-    segment_qualifier(second, f->value[second], b, sizeof b);
-    snprintf(out, len, "%s %s", a, b);
+    else
+        two_way_phrase(first, f->value[first], second,
+                       second < PE_DOCTOR_DIMS ? f->value[second] : "", out, len);
 }
 
 static void write_texts(const pe_doctor_input_t *in, const hypo_t *h, pe_doctor_finding_t *f)

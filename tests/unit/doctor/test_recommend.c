@@ -417,6 +417,14 @@ static void test_finding_identity(void **state)
     pe_doctor_finding_t s = finding(5, -1, NULL);
     pe_doctor_finding_key(&s, key, sizeof key);
     assert_string_equal(key, "benchmark_gap:confirmation:store");
+    /* the segment as the merchant reads it */
+    pe_doctor_segment_phrase(&f, key, sizeof key);
+    assert_string_equal(key, "Mobile visitors from FR");
+    pe_doctor_segment_phrase(&s, key, sizeof key);
+    assert_string_equal(key, "Every visitor");
+    pe_doctor_finding_t nl = finding(4, PE_DOCTOR_COUNTRY, "NL");
+    pe_doctor_segment_phrase(&nl, key, sizeof key);
+    assert_string_equal(key, "Visitors from NL");
 
     cJSON *doc = cJSON_Parse(
         "{\"kind\":\"segment_gap\",\"step\":\"payment\",\"segment\":{\"country\":\"NL\"},"
