@@ -27,10 +27,14 @@
 #define PE_CATALOG_MAX_BODY     (2u * 1024 * 1024)
 #define PE_CATALOG_SKU_MAX      128 /* bytes of UTF-8 */
 #define PE_CATALOG_LABEL_MAX    256 /* name, category */
-#define PE_CATALOG_MONEY_MAX    1e9
-#define PE_CATALOG_STOCK_MAX    1000000000
-#define PE_CATALOG_PAGE_DEFAULT 100
-#define PE_CATALOG_PAGE_MAX     500
+/* The gross margin assumed for what the catalogue has no cost for: the funnel doctor's store
+ * margin when too few costs are known (src/doctor/run.c), an experiment's cost of goods for a
+ * line of unknown cost (src/experiments/results.c). */
+#define PE_CATALOG_DEFAULT_MARGIN 0.30
+#define PE_CATALOG_MONEY_MAX      1e9
+#define PE_CATALOG_STOCK_MAX      1000000000
+#define PE_CATALOG_PAGE_DEFAULT   100
+#define PE_CATALOG_PAGE_MAX       500
 
 /* Refusals (pe_refusal_t) name the path ("products[3].price: must be >= 0"). Codes:
  * missing_field, invalid_type, out_of_range, too_long, unknown_field, invalid_format (empty or

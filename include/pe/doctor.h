@@ -295,7 +295,6 @@ typedef struct {
     double margin;           /* the store's gross margin of revenue, 0..1 */
     double shipping_share;   /* shipping cost ÷ order value, 0..1 (PE_DOCTOR_SHIPPING_SHARE) */
     const char *category;    /* the category a category playbook scopes, NULL: none known */
-    double category_margin;  /* its gross margin 0..1 */
     double category_share;   /* its share of the store's revenue 0..1 */
     double window_days;      /* the run's window (the finding's counts cover it) */
     double store_sessions;   /* sessions in the window, the whole store */

@@ -263,9 +263,8 @@ static bool targetable(const pe_doctor_finding_t *f)
 }
 
 /* Units per arm and the runtime for the primary metric at the middle of the prior. */
-static void plan_sample(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
-                        const pe_doctor_economics_t *eco, double down, double aov,
-                        pe_doctor_impact_t *m)
+static void plan_sample(const pe_doctor_finding_t *f, const pe_doctor_economics_t *eco, double down,
+                        double aov, pe_doctor_impact_t *m)
 {
     double u = (m->step_uplift[0] + m->step_uplift[1]) / 2;
     double r = fmin(fmax(f->rate, 0.001), 0.999);
@@ -299,7 +298,6 @@ static void plan_sample(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
     m->days_needed = per_day > 0 ? 2 * m->units_per_arm / per_day : INFINITY;
     double weeks = ceil(fmin(m->days_needed, PE_DOCTOR_MAX_WINDOW_DAYS) / 7);
     m->window_days = (int)fmax(weeks * 7, PE_DOCTOR_MIN_WINDOW_DAYS);
-    (void)pb;
 }
 
 int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *f,
@@ -339,7 +337,7 @@ int pe_doctor_impact(const pe_doctor_playbook_t *pb, const pe_doctor_finding_t *
     out->expected_profit = f->likelihood * (out->profit[0] + out->profit[1]) / 2;
     out->priority = out->expected_profit / pb->effort;
     out->profit_metric = pb->cost != PE_DOCTOR_COST_NONE;
-    plan_sample(pb, f, eco, down, aov, out);
+    plan_sample(f, eco, down, aov, out);
     return 0;
 }
 
@@ -474,11 +472,10 @@ static cJSON *target_segment(const pe_doctor_finding_t *f, const pe_doctor_econo
         if (!f->has[d])
             continue;
         cJSON *r = cJSON_CreateObject();
-        ok = r && cJSON_AddItemToArray(rules, r) &&
-             cJSON_AddStringToObject(r, "attribute", TARGET_ATTRIBUTE[d]) &&
+        ok = r && cJSON_AddStringToObject(r, "attribute", TARGET_ATTRIBUTE[d]) &&
              cJSON_AddStringToObject(r, "operator", "eq") &&
-             cJSON_AddStringToObject(r, "value", f->value[d]);
-        if (!ok && r && !r->prev && rules->child != r)
+             cJSON_AddStringToObject(r, "value", f->value[d]) && cJSON_AddItemToArray(rules, r);
+        if (!ok)
             cJSON_Delete(r);
     }
     if (ok && eco->store_sessions > 0 && cJSON_GetArraySize(rules) > 0) {

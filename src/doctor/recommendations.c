@@ -465,7 +465,6 @@ static int read_economics(pe_doctor_recommender_t *r, pe_db_conn_t *conn, const 
     if (pe_db_result_rows(res) == 1) {
         snprintf(category, PE_DOCTOR_TEXT_MAX, "%s", pe_db_result_get(res, 0, 0));
         eco->category = category;
-        eco->category_margin = atof(pe_db_result_get(res, 0, 1));
         eco->category_share = atof(pe_db_result_get(res, 0, 2));
     }
     rc = pe_guardrails_get(r->db, store_id, guardrails);

@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pe/catalog.h"
 #include "pe/doctor.h"
 
 #define ACQUIRE_TIMEOUT_MS 5000
-#define DEFAULT_MARGIN     0.30 /* gross margin assumed when the catalogue knows too few costs */
-#define COST_COVERAGE_MIN  0.5  /* share of revenue whose cost must be known to use the catalogue */
+#define COST_COVERAGE_MIN  0.5 /* share of revenue whose cost must be known to use the catalogue */
 #define US_PER_DAY         (86400LL * 1000000LL)
 
 /* The store's currency and its local date at now ($2, Unix µs). */
@@ -176,7 +176,7 @@ static int read_margin(pe_db_conn_t *conn, const char *store_id, const char *fro
     const char *p[] = {store_id, from, to};
     pe_db_result_t *r = NULL;
     int rc = pe_db_exec(conn, SQL_MARGIN, 3, p, &r);
-    *margin = DEFAULT_MARGIN;
+    *margin = PE_CATALOG_DEFAULT_MARGIN;
     *from_catalogue = false;
     if (rc == 0 && pe_db_result_rows(r) == 1) {
         double cost = num(r, 0, 0), known = num(r, 0, 1), all = num(r, 0, 2);

@@ -300,13 +300,13 @@ static int measure_one(pe_db_pool_t *db, pe_changeset_service_t *svc, const char
                    reason);
     }
     cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "id", id) ||
-        !cJSON_AddStringToObject(o, "before", before) ||
-        !cJSON_AddStringToObject(o, "after", state) ||
-        !cJSON_AddStringToObject(o, "action", action) ||
-        !cJSON_AddStringToObject(o, "reason", reason)) {
-        if (o && !o->prev && list->child != o)
-            cJSON_Delete(o);
+    bool ok = o && cJSON_AddStringToObject(o, "id", id) &&
+              cJSON_AddStringToObject(o, "before", before) &&
+              cJSON_AddStringToObject(o, "after", state) &&
+              cJSON_AddStringToObject(o, "action", action) &&
+              cJSON_AddStringToObject(o, "reason", reason);
+    if (!ok || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
         rc = rc ? rc : PE_ENOMEM;
     }
 out:

@@ -18,8 +18,8 @@
  *     that ends after its first exposure, whatever it was served later; exposures from the
  *     store's global holdout are not part of the experiment.
  *  2. Gross profit = revenue − cost of goods; a line whose product has no known cost counts at
- *     DEFAULT_COST_SHARE of its revenue (said in the answer: costKnownShare). What the change
- *     itself costs is in the revenue when the storefront reports the price it charged (a
+ *     1 − PE_CATALOG_DEFAULT_MARGIN of its revenue (said in the answer: costKnownShare). What the
+ * change itself costs is in the revenue when the storefront reports the price it charged (a
  *     discount); a waived shipping fee is not in the events and is not counted.
  *  3. Reads aggregate tables only, never raw events; every statement filters by store_id.
  *  4. "Now" is the caller's.
@@ -29,10 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pe/catalog.h"
 #include "pe/experiments.h"
 
 #define ACQUIRE_TIMEOUT_MS 5000
-#define DEFAULT_COST_SHARE 0.7 /* a line of unknown cost: the doctor's default 30 % margin */
 #define US_PER_DAY         (86400.0 * 1e6)
 #define PRE_PERIOD_DAYS    28 /* CUPED's covariate: the unit's own days before its exposure */
 
@@ -284,7 +284,7 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, 
     pe_db_result_t *res = NULL;
     char step[8], share[16], kind[4], days[8];
     snprintf(step, sizeof step, "%d", t->step ? t->step : 5);
-    snprintf(share, sizeof share, "%.3f", DEFAULT_COST_SHARE);
+    snprintf(share, sizeof share, "%.3f", 1 - PE_CATALOG_DEFAULT_MARGIN);
     snprintf(kind, sizeof kind, "%d", t->step ? 0 : t->revenue ? 2 : t->profit ? 3 : 1);
     snprintf(days, sizeof days, "%d", PRE_PERIOD_DAYS);
     int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);

@@ -91,7 +91,6 @@ static pe_doctor_economics_t economics(void)
         .margin = 0.4,
         .shipping_share = PE_DOCTOR_SHIPPING_SHARE,
         .category = "Sneakers",
-        .category_margin = 0.55,
         .category_share = 0.2,
         .window_days = 30,
         .store_sessions = 30000,
