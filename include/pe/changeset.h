@@ -259,6 +259,12 @@ typedef struct {
     /* NULL-terminated, may be NULL: notifiers called after the built-ins ("in_app", then
      * "webhook" when webhook_url is set). Borrowed: they must outlive the service. */
     const pe_changeset_notifier_t *const *notifiers;
+    /* The clock of every instant the service records (approvedAt, startedAt, endedAt,
+     * expiresAt, the audit events' times), Unix µs; NULL = the wall clock. `serve` never sets
+     * it: the closed-loop simulation does, so a ChangeSet approved on a simulated day starts
+     * on that day. */
+    int64_t (*clock)(void *clock_ctx);
+    void *clock_ctx;
 } pe_changeset_config_t;
 
 typedef struct pe_changeset_service pe_changeset_service_t;
@@ -327,6 +333,13 @@ typedef struct {
     int64_t expected_version;     /* < 0: no check */
     const cJSON *proof_result;    /* optional execution.proofResult to record (→ PROVEN) */
     const cJSON *current_metrics; /* optional execution.currentMetrics to record */
+    /* Optional: the caller's own writes in the transition's transaction (the measure job's
+     * experiment_results row), run on conn after the audit event and the outbox row, before
+     * COMMIT, with changeset the document as stored (borrowed). A non-zero return (a PE_E…
+     * code) rolls the whole transition back and is returned. NULL: nothing more. */
+    int (*in_transaction)(void *ctx, pe_db_conn_t *conn, const char *store_id, const char *id,
+                          const cJSON *changeset);
+    void *in_transaction_ctx;
 } pe_changeset_transition_req_t;
 
 /* Runs one transition (see lifecycle.c for the table). Returns 0 and *out, or PE_ECONFLICT

@@ -209,6 +209,12 @@ int64_t pe_flags_cached_version(pe_flags_t *f, const char *store_id);
  * Fire-and-forget: never blocks on PostgreSQL. Thread-safe. */
 void pe_flags_record_exposures(pe_flags_t *f, const char *store_id, const pe_flag_context_t *ctx,
                                const pe_flag_eval_t *evals, size_t n);
+/* The experiment.exposure.assigned event OFREP records for one evaluation at at_us (its
+ * deterministic eventId included), for callers that stand in for a storefront (the closed-loop
+ * simulation). session_id NULL = the unit. Returns a new object, NULL on ENOMEM. Pure. */
+cJSON *pe_flags_exposure_event(const char *store_id, const char *flag_key, const char *variant,
+                               bool holdout, const char *unit, const char *session_id,
+                               int64_t at_us);
 /* The deterministic eventId of an exposure (UUID text, 37 bytes). Pure. */
 void pe_flags_exposure_id(const char *store_id, const char *flag_key, const char *unit, int64_t day,
                           char out[37]);

@@ -16,6 +16,9 @@ struct pe_changeset_service {
     size_t nnotifiers;
 };
 
+/* The service's now (cfg.clock, else the wall clock), Unix µs. */
+int64_t pe_changeset_now(const pe_changeset_service_t *svc);
+
 /* ---- service.c: the ChangeSet row, shared with lifecycle.c ---------------------------------- */
 
 /* One ChangeSet row as a write sees it: the document (owned; edited in place by a write) and
@@ -44,16 +47,19 @@ int pe_changeset_json_row_add(cJSON *arr, const pe_db_result_t *r, size_t row);
  * a PE_E… code. */
 int pe_changeset_doc_read(pe_db_conn_t *conn, const char *store_id, const char *id, cJSON **out);
 /* Appends one audit event to the chain of row (locked by the caller, in its transaction) and
- * moves row's head. metadata is borrowed (NULL = {}). Returns 0 or a PE_E… code. */
+ * moves row's head; now_us is the event's time. metadata is borrowed (NULL = {}). Returns 0 or a
+ * PE_E… code. */
 int pe_changeset_audit_append(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
                               pe_changeset_row_t *row, const pe_changeset_actor_info_t *actor,
-                              const char *action, const char *prev_state, const char *new_state,
-                              const char *reason, const cJSON *metadata);
+                              int64_t now_us, const char *action, const char *prev_state,
+                              const char *new_state, const char *reason, const cJSON *metadata);
 /* Inserts one notification_outbox row (kind "changeset.…") in the caller's transaction, for the
- * dispatcher of notify.c. from may be NULL (a creation). Returns 0 or a PE_E… code. */
+ * dispatcher of notify.c (now_us: its occurredAt). from may be NULL (a creation). Returns 0 or a
+ * PE_E… code. */
 int pe_changeset_outbox_queue(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
-                              const char *kind, const char *title, const char *from, const char *to,
-                              const char *reason, const pe_changeset_actor_info_t *actor);
+                              int64_t now_us, const char *kind, const char *title, const char *from,
+                              const char *to, const char *reason,
+                              const pe_changeset_actor_info_t *actor);
 
 /* ---- notify.c ------------------------------------------------------------------------------ */
 

@@ -77,6 +77,8 @@
  *   write_row           every                         UPDATE changesets
  *   append_event        every                         audit event (action)
  *   queue_outbox        every                         notification_outbox
+ *   run_request_hook    every                         the caller's           (its PE_E… code)
+ *                                                     in_transaction, if any
  *   commit              every                         COMMIT
  *   read_back           every                         the document for *out
  *
@@ -214,6 +216,7 @@ typedef struct {
     cJSON *exec, *appr;                 /* take_request: borrowed from row.doc */
     cJSON *violations;                  /* check_guardrails; owned, NULL when not checked */
     bool checked, overridden, blocked;  /* what the guardrail steps did */
+    int64_t now_us;                     /* the service's clock when the transition began */
     char now[32];                       /* "" until now_of first stamps it */
     pe_changeset_flag_outcome_t flag;   /* run_flag_hook; key "" when no hook wrote */
     bool flag_committed;                /* commit: a flag was written and committed */
@@ -289,7 +292,7 @@ static const char *title_for(const char *action)
 static const char *now_of(txn_t *x)
 {
     if (!x->now[0])
-        pe_time_format_rfc3339(pe_now_unix_us(), x->now, sizeof x->now);
+        pe_time_format_rfc3339(x->now_us, x->now, sizeof x->now);
     return x->now;
 }
 
@@ -431,7 +434,8 @@ static int enforce_guardrails(txn_t *x)
         !cJSON_AddItemToObject(om, "violations", cJSON_Duplicate(x->violations, true)))
         goto out;
     rc = pe_changeset_audit_append(
-        x->conn, x->store_id, x->id, &x->row, x->actor, "guardrail_overridden", x->from, x->from,
+        x->conn, x->store_id, x->id, &x->row, x->actor, x->now_us, "guardrail_overridden", x->from,
+        x->from,
         req->reason && req->reason[0] ? req->reason : "Guardrails overridden with confirmation",
         om);
 out:
@@ -445,7 +449,7 @@ static int set_approval(txn_t *x)
     int rc = 0;
     if (e & PE_CS_T_SUBMIT) {
         char expires[32];
-        pe_time_format_rfc3339(pe_now_unix_us() + (int64_t)x->svc->cfg.approval_timeout_s * 1000000,
+        pe_time_format_rfc3339(x->now_us + (int64_t)x->svc->cfg.approval_timeout_s * 1000000,
                                expires, sizeof expires);
         rc = set_str(x->appr, "status", "pending");
         rc = rc ? rc : set_str(x->appr, "expiresAt", expires);
@@ -536,18 +540,19 @@ static int write_row(txn_t *x)
                             execution,
                             (e & PE_CS_T_STAMP_START) ? "t" : "f",
                             (e & PE_CS_T_STAMP_END) ? "t" : "f",
-                            (e & PE_CS_T_SUBMIT) ? ttl : NULL};
+                            (e & PE_CS_T_SUBMIT) ? ttl : NULL,
+                            now_of(x)};
     rc = pe_db_exec(x->conn,
                     "UPDATE changesets SET status = $3, approval_status = $4,"
                     " approval = $5::jsonb, execution = $6::jsonb, version = version + 1,"
-                    " updated_at = now(),"
-                    " started_at = CASE WHEN $7::bool THEN now() ELSE started_at END,"
-                    " ended_at = CASE WHEN $8::bool THEN now() ELSE ended_at END,"
+                    " updated_at = $10::timestamptz,"
+                    " started_at = CASE WHEN $7::bool THEN $10::timestamptz ELSE started_at END,"
+                    " ended_at = CASE WHEN $8::bool THEN $10::timestamptz ELSE ended_at END,"
                     " expires_at = CASE WHEN $9::int IS NOT NULL"
-                    "   THEN now() + $9::int * interval '1 second'"
+                    "   THEN $10::timestamptz + $9::int * interval '1 second'"
                     "   WHEN $3 <> 'PENDING_APPROVAL' THEN NULL ELSE expires_at END"
                     " WHERE store_id = $1::uuid AND id = $2",
-                    9, params, NULL);
+                    10, params, NULL);
 out:
     free(approval);
     free(execution);
@@ -580,8 +585,8 @@ static int append_event(txn_t *x)
                       !cJSON_AddNumberToObject(fm, "rolloutPercentage", f->rollout_percentage) ||
                       (f->variant[0] && !cJSON_AddStringToObject(fm, "variant", f->variant))))
         goto out;
-    rc = pe_changeset_audit_append(x->conn, x->store_id, x->id, &x->row, x->actor, x->t->action,
-                                   x->from, x->req->to, reason_of(x), meta);
+    rc = pe_changeset_audit_append(x->conn, x->store_id, x->id, &x->row, x->actor, x->now_us,
+                                   x->t->action, x->from, x->req->to, reason_of(x), meta);
 out:
     cJSON_Delete(meta);
     return rc;
@@ -591,8 +596,19 @@ static int queue_outbox(txn_t *x)
 {
     char kind[64];
     snprintf(kind, sizeof kind, "changeset.%s", x->t->action);
-    return pe_changeset_outbox_queue(x->conn, x->store_id, x->id, kind, title_for(x->t->action),
-                                     x->from, x->req->to, reason_of(x), x->actor);
+    return pe_changeset_outbox_queue(x->conn, x->store_id, x->id, x->now_us, kind,
+                                     title_for(x->t->action), x->from, x->req->to, reason_of(x),
+                                     x->actor);
+}
+
+/* The caller's own writes (req->in_transaction), inside the transaction like the flag hook:
+ * they commit with the transition or not at all. */
+static int run_request_hook(txn_t *x)
+{
+    const pe_changeset_transition_req_t *r = x->req;
+    return r->in_transaction
+               ? r->in_transaction(r->in_transaction_ctx, x->conn, x->store_id, x->id, x->row.doc)
+               : 0;
 }
 
 static int commit(txn_t *x)
@@ -626,6 +642,7 @@ static const step_t STEPS[] = {
     {0, write_row},
     {0, append_event},
     {0, queue_outbox},
+    {0, run_request_hook},
     {0, commit},
     {0, read_back},
 };
@@ -647,11 +664,12 @@ static void log_block(const txn_t *x)
     if (pe_db_acquire(x->svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn) != 0 || pe_db_begin(conn) != 0 ||
         pe_changeset_row_load(conn, x->store_id, x->id, true, &row) != 0)
         goto out;
-    if (pe_changeset_audit_append(conn, x->store_id, x->id, &row, x->actor, "guardrail_blocked",
-                                  state, state, "Blocked by guardrails", meta) == 0 &&
-        pe_changeset_outbox_queue(conn, x->store_id, x->id, "changeset.guardrail_blocked",
-                                  "ChangeSet blocked by guardrails", state, state,
-                                  "a guardrail would be violated", x->actor) == 0)
+    if (pe_changeset_audit_append(conn, x->store_id, x->id, &row, x->actor, x->now_us,
+                                  "guardrail_blocked", state, state, "Blocked by guardrails",
+                                  meta) == 0 &&
+        pe_changeset_outbox_queue(conn, x->store_id, x->id, x->now_us,
+                                  "changeset.guardrail_blocked", "ChangeSet blocked by guardrails",
+                                  state, state, "a guardrail would be violated", x->actor) == 0)
         pe_db_commit(conn);
 out:
     if (!conn || row.doc == NULL)
@@ -686,6 +704,7 @@ int pe_changeset_transition(pe_changeset_service_t *svc, const char *store_id, c
                             pe_changeset_result_t *res)
 {
     txn_t x = {.svc = svc,
+               .now_us = pe_changeset_now(svc),
                .store_id = store_id,
                .id = id,
                .req = req,

@@ -104,9 +104,9 @@ void pe_changeset_result_init(pe_changeset_result_t *res)
     res->version = 0;
 }
 
-static void now_rfc3339(char out[32])
+int64_t pe_changeset_now(const pe_changeset_service_t *svc)
 {
-    pe_time_format_rfc3339(pe_now_unix_us(), out, 32);
+    return svc->cfg.clock ? svc->cfg.clock(svc->cfg.clock_ctx) : pe_now_unix_us();
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
@@ -316,13 +316,13 @@ int pe_changeset_json_row_add(cJSON *arr, const pe_db_result_t *r, size_t row)
 /* Appends one audit event to the chain of row (locked by the caller) and moves its head. */
 int pe_changeset_audit_append(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
                               pe_changeset_row_t *row, const pe_changeset_actor_info_t *actor,
-                              const char *action, const char *prev_state, const char *new_state,
-                              const char *reason, const cJSON *metadata)
+                              int64_t now_us, const char *action, const char *prev_state,
+                              const char *new_state, const char *reason, const cJSON *metadata)
 {
     char id[PE_CHANGESET_ID_LEN], hash[PE_AUDIT_HASH_LEN], seq[32], us[32];
     pe_buf_t meta = PE_BUF_INIT;
     pe_changeset_cuid(id);
-    int64_t now = pe_now_unix_us();
+    int64_t now = now_us;
     pe_changeset_audit_record_t r = {
         .id = id,
         .changeset_id = cs_id,
@@ -381,11 +381,12 @@ out:
 }
 
 int pe_changeset_outbox_queue(pe_db_conn_t *conn, const char *store_id, const char *cs_id,
-                              const char *kind, const char *title, const char *from, const char *to,
-                              const char *reason, const pe_changeset_actor_info_t *actor)
+                              int64_t now_us, const char *kind, const char *title, const char *from,
+                              const char *to, const char *reason,
+                              const pe_changeset_actor_info_t *actor)
 {
     char ts[32];
-    now_rfc3339(ts);
+    pe_time_format_rfc3339(now_us, ts, sizeof ts);
     cJSON *p = cJSON_CreateObject();
     cJSON *a = p ? cJSON_AddObjectToObject(p, "actor") : NULL;
     bool ok =
@@ -450,6 +451,9 @@ int pe_changeset_create(pe_changeset_service_t *svc, const char *store_id, const
         if (!(text[i] = section_text(doc, CLIENT_SECTIONS[i])))
             goto out;
     pe_changeset_cuid(id);
+    int64_t now = pe_changeset_now(svc);
+    char now_text[32];
+    pe_time_format_rfc3339(now, now_text, sizeof now_text);
     rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0 || (rc = pe_db_begin(conn)) != 0)
         goto out;
@@ -463,14 +467,16 @@ int pe_changeset_create(pe_changeset_service_t *svc, const char *store_id, const
                             text[1],
                             text[2],
                             text[3],
-                            text[4]};
+                            text[4],
+                            now_text};
     rc = pe_db_exec(conn,
                     "INSERT INTO changesets (store_id, id, status, approval_status, risk_level,"
                     " action_type, feature_flag_key, hypothesis, action_plan, guardrails,"
-                    " rollback_plan, proof_plan, approval, execution) VALUES ($1::uuid, $2,"
-                    " 'DRAFT', 'pending', $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb,"
-                    " $10::jsonb, '{\"status\":\"pending\"}', '{\"status\":\"DRAFT\"}')",
-                    10, params, NULL);
+                    " rollback_plan, proof_plan, approval, execution, created_at, updated_at)"
+                    " VALUES ($1::uuid, $2, 'DRAFT', 'pending', $3, $4, $5, $6::jsonb, $7::jsonb,"
+                    " $8::jsonb, $9::jsonb, $10::jsonb, '{\"status\":\"pending\"}',"
+                    " '{\"status\":\"DRAFT\"}', $11::timestamptz, $11::timestamptz)",
+                    11, params, NULL);
     if (rc == PE_EINVAL && strcmp(pe_db_conn_sqlstate(conn), "23503") == 0)
         rc = PE_ENOTFOUND;
     if (rc != 0)
@@ -482,11 +488,11 @@ int pe_changeset_create(pe_changeset_service_t *svc, const char *store_id, const
         rc = PE_ENOMEM;
         goto out;
     }
-    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, "created", NULL, "DRAFT",
+    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, now, "created", NULL, "DRAFT",
                                    "ChangeSet created", meta);
     cJSON_Delete(meta);
     if (rc == 0)
-        rc = pe_changeset_outbox_queue(conn, store_id, id, "changeset.created",
+        rc = pe_changeset_outbox_queue(conn, store_id, id, now, "changeset.created",
                                        "New ChangeSet proposed", NULL, "DRAFT",
                                        sget(doc, "hypothesis", "problem"), actor);
     if (rc == 0)
@@ -509,6 +515,9 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
     pe_changeset_row_t row = {0};
     char *text[5] = {NULL};
     cJSON *fields = NULL;
+    int64_t now = pe_changeset_now(svc);
+    char now_text[32];
+    pe_time_format_rfc3339(now, now_text, sizeof now_text);
     pe_changeset_result_init(res);
     *out = NULL;
     if (!cJSON_IsObject(patch))
@@ -581,14 +590,15 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
                             text[4],
                             sget(row.doc, "guardrails", "riskLevel"),
                             sget(ap, "type", NULL),
-                            sget(ap, "implementation", "featureFlagKey")};
+                            sget(ap, "implementation", "featureFlagKey"),
+                            now_text};
     rc = pe_db_exec(conn,
                     "UPDATE changesets SET hypothesis = $3::jsonb, action_plan = $4::jsonb,"
                     " guardrails = $5::jsonb, rollback_plan = $6::jsonb, proof_plan = $7::jsonb,"
                     " risk_level = $8, action_type = $9, feature_flag_key = $10,"
-                    " version = version + 1, updated_at = now()"
+                    " version = version + 1, updated_at = $11::timestamptz"
                     " WHERE store_id = $1::uuid AND id = $2",
-                    10, params, NULL);
+                    11, params, NULL);
     if (rc != 0)
         goto out;
     cJSON *meta = cJSON_CreateObject();
@@ -601,8 +611,8 @@ int pe_changeset_patch(pe_changeset_service_t *svc, const char *store_id, const 
         goto out;
     }
     fields = NULL;
-    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, "updated", "DRAFT", "DRAFT",
-                                   "ChangeSet edited", meta);
+    rc = pe_changeset_audit_append(conn, store_id, id, &row, actor, now, "updated", "DRAFT",
+                                   "DRAFT", "ChangeSet edited", meta);
     cJSON_Delete(meta);
     if (rc == 0)
         rc = pe_db_commit(conn);
@@ -621,13 +631,16 @@ int pe_changeset_expire_due(pe_changeset_service_t *svc, size_t *count)
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
+    char now[32];
     *count = 0;
+    pe_time_format_rfc3339(pe_changeset_now(svc), now, sizeof now);
+    const char *params[] = {now};
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc == 0)
         rc = pe_db_exec(conn,
                         "SELECT store_id, id FROM changesets WHERE status = 'PENDING_APPROVAL'"
-                        " AND expires_at <= now() ORDER BY expires_at LIMIT 500",
-                        0, NULL, &res);
+                        " AND expires_at <= $1::timestamptz ORDER BY expires_at LIMIT 500",
+                        1, params, &res);
     pe_db_release(svc->cfg.db, conn);
     if (rc != 0)
         return rc;
@@ -659,6 +672,7 @@ typedef struct {
     const char *store_id, *id, *kind, *title, *reason;
     const pe_changeset_actor_info_t *actor;
     bool *queued;
+    int64_t now_us;
 } alert_ctx_t;
 
 static int alert_tx(pe_db_conn_t *conn, void *arg)
@@ -677,8 +691,8 @@ static int alert_tx(pe_db_conn_t *conn, void *arg)
         rc = PE_ENOTFOUND;
     if (rc == 0 && pe_db_result_get(res, 0, 1)[0] != 't') {
         const char *state = pe_db_result_get(res, 0, 0);
-        rc = pe_changeset_outbox_queue(conn, a->store_id, a->id, a->kind, a->title, state, state,
-                                       a->reason, a->actor);
+        rc = pe_changeset_outbox_queue(conn, a->store_id, a->id, a->now_us, a->kind, a->title,
+                                       state, state, a->reason, a->actor);
         *a->queued = rc == 0;
     }
     pe_db_result_free(res);
@@ -692,7 +706,7 @@ int pe_changeset_alert(pe_changeset_service_t *svc, const char *store_id, const 
     *queued = false;
     if (!pe_changeset_cuid_valid(id))
         return PE_ENOTFOUND;
-    alert_ctx_t a = {store_id, id, kind, title, reason, actor, queued};
+    alert_ctx_t a = {store_id, id, kind, title, reason, actor, queued, pe_changeset_now(svc)};
     int rc = pe_db_tx(svc->cfg.db, ACQUIRE_TIMEOUT_MS, alert_tx, &a);
     if (rc != 0)
         *queued = false;

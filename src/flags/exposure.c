@@ -92,7 +92,7 @@ static void on_stored(void *arg, const pe_collector_result_t *result)
 }
 
 static cJSON *exposure_event(const char *id, const char *ts, const char *session, const char *unit,
-                             const pe_flag_eval_t *e)
+                             const char *flag_key, const char *variant, bool holdout)
 {
     cJSON *ev = cJSON_CreateObject(), *props = NULL;
     if (!ev || !cJSON_AddStringToObject(ev, "eventId", id) ||
@@ -101,12 +101,12 @@ static cJSON *exposure_event(const char *id, const char *ts, const char *session
         !cJSON_AddStringToObject(ev, "sessionId", session) ||
         !cJSON_AddStringToObject(ev, "anonymousId", unit) ||
         !(props = cJSON_AddObjectToObject(ev, "properties")) ||
-        !cJSON_AddStringToObject(props, "flagKey", pe_flags_key(e->flag)) ||
-        !cJSON_AddStringToObject(props, "variant", pe_flags_variant_key(e->flag, e->variant))) {
+        !cJSON_AddStringToObject(props, "flagKey", flag_key) ||
+        !cJSON_AddStringToObject(props, "variant", variant)) {
         cJSON_Delete(ev);
         return NULL;
     }
-    if (e->holdout) {
+    if (holdout) {
         cJSON *custom = cJSON_AddObjectToObject(ev, "custom");
         if (!custom || !cJSON_AddTrueToObject(custom, "holdout")) {
             cJSON_Delete(ev);
@@ -114,6 +114,16 @@ static cJSON *exposure_event(const char *id, const char *ts, const char *session
         }
     }
     return ev;
+}
+
+cJSON *pe_flags_exposure_event(const char *store_id, const char *flag_key, const char *variant,
+                               bool holdout, const char *unit, const char *session_id,
+                               int64_t at_us)
+{
+    char id[37], ts[40];
+    pe_flags_exposure_id(store_id, flag_key, unit, at_us / US_PER_DAY, id);
+    pe_time_format_rfc3339(at_us, ts, sizeof ts);
+    return exposure_event(id, ts, session_id ? session_id : unit, unit, flag_key, variant, holdout);
 }
 
 void pe_flags_record_exposures(pe_flags_t *f, const char *store_id, const pe_flag_context_t *ctx,
@@ -162,7 +172,9 @@ void pe_flags_record_exposures(pe_flags_t *f, const char *store_id, const pe_fla
         uuid_from(d, id);
         if (!batch)
             batch = cJSON_CreateArray();
-        cJSON *ev = batch ? exposure_event(id, ts, session, unit, e) : NULL;
+        cJSON *ev = batch ? exposure_event(id, ts, session, unit, pe_flags_key(e->flag),
+                                           pe_flags_variant_key(e->flag, e->variant), e->holdout)
+                          : NULL;
         if (!ev) {
             atomic_fetch_add(&f->exp_dropped, 1);
             continue;

@@ -45,7 +45,7 @@
 const char pe_sim_usage[] =
     "usage: profit-engine simulate --store ID --days D --sessions-per-day N --seed S\n"
     "         [--scenario FILE] [--truth FILE] [--end YYYY-MM-DD] [--via http|direct]\n"
-    "         [--url URL] [--key KEY] [--workers W]\n"
+    "         [--url URL] [--key KEY] [--workers W] [--autopilot [--approve top|all|none]]\n"
     "Generates D store-local days of storefront traffic (about N sessions a day) ending on\n"
     "--end (default: today in the store's time zone; sessions that would end after now are\n"
     "left out), writes a catalogue of simulated products (SKUs SIM-0001…) to the store, and\n"
@@ -58,11 +58,20 @@ const char pe_sim_usage[] =
     "                   no key a secret key is minted for the run and revoked at its end\n"
     "  --via direct     in-process collector in import mode (fast; for large loads)\n"
     "  --workers W      concurrent batches in flight, 1..64 (default 8 direct, 4 http)\n"
+    "  --autopilot      the closed loop (README \"Closed-loop simulation\"): day by day, units\n"
+    "                   bucketed by the store's live flags, the scenario's \"effects\" applied\n"
+    "                   to treatments, then aggregate, diagnose, recommend, approve and measure\n"
+    "                   run at that day's time; the truth gets every experiment's outcome and\n"
+    "                   true effect. Implies --via direct.\n"
+    "  --approve P      the merchant's policy with --autopilot: top (default: the best active\n"
+    "                   recommendation each day), all, none\n"
     "Needs PE_DATABASE_URL (the store, its time zone, the catalogue). Prints one JSON line:\n"
     "{\"events\",\"sessions\",\"orders\",\"revenue\",\"seconds\",\"eventsPerSecond\",…}.\n";
 
 typedef struct {
     const char *store, *days, *sessions, *seed, *scenario, *truth, *end, *via, *url, *key, *workers;
+    const char *approve;
+    bool autopilot;
 } options_t;
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -96,11 +105,15 @@ static int parse_options(int argc, char **argv, options_t *o)
     static const char *const names[] = {"--store", "--days",     "--sessions-per-day",
                                         "--seed",  "--scenario", "--truth",
                                         "--end",   "--via",      "--url",
-                                        "--key",   "--workers"};
+                                        "--key",   "--workers",  "--approve"};
     const char **slots[] = {&o->store, &o->days, &o->sessions, &o->seed, &o->scenario, &o->truth,
-                            &o->end,   &o->via,  &o->url,      &o->key,  &o->workers};
+                            &o->end,   &o->via,  &o->url,      &o->key,  &o->workers,  &o->approve};
     memset(o, 0, sizeof *o);
     for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--autopilot") == 0) {
+            o->autopilot = true;
+            continue;
+        }
         size_t k = 0;
         while (k < PE_ARRAY_LEN(names) && strcmp(argv[i], names[k]) != 0)
             k++;
@@ -112,6 +125,13 @@ static int parse_options(int argc, char **argv, options_t *o)
     }
     if (!o->store || !o->days || !o->sessions || !o->seed)
         return usage("--store, --days, --sessions-per-day and --seed are required");
+    if (o->approve && !o->autopilot)
+        return usage("--approve goes with --autopilot");
+    if (o->approve && strcmp(o->approve, "top") != 0 && strcmp(o->approve, "all") != 0 &&
+        strcmp(o->approve, "none") != 0)
+        return usage("--approve: must be top, all or none");
+    if (o->autopilot && o->via && strcmp(o->via, "direct") != 0)
+        return usage("--autopilot delivers in-process: --via direct (the default with it)");
     return 0;
 }
 
@@ -437,6 +457,9 @@ typedef struct {
     deliver_ctx_t dc;
     char minted_key[PE_KEY_LEN], minted_id[PE_ID_LEN];
     char *truth_text;
+    int64_t now_us;   /* the real now the run started at (the cut-off) */
+    cJSON *autopilot; /* the closed loop's truth, with --autopilot */
+    sim_autopilot_totals_t loop;
 } run_t;
 
 static int prepare(run_t *r, const pe_config_t *cfg, int argc, char **argv)
@@ -453,7 +476,7 @@ static int prepare(run_t *r, const pe_config_t *cfg, int argc, char **argv)
         return usage("--seed: must be an integer 0..18446744073709551615");
     if (o->via && strcmp(o->via, "http") != 0 && strcmp(o->via, "direct") != 0)
         return usage("--via: must be http or direct");
-    r->direct = o->via && strcmp(o->via, "direct") == 0;
+    r->direct = o->autopilot || (o->via && strcmp(o->via, "direct") == 0);
     r->workers = r->direct ? DEFAULT_WORKERS_D : DEFAULT_WORKERS_H;
     if (o->workers && !parse_u64(o->workers, 1, MAX_WORKERS, &r->workers))
         return usage("--workers: must be an integer 1..%d", MAX_WORKERS);
@@ -502,7 +525,7 @@ static int prepare(run_t *r, const pe_config_t *cfg, int argc, char **argv)
         return usage("--end: '%s' is not a date", o->end);
     if (rc != 0)
         return problem(1, "cannot compute the store's days: %s", pe_strerror(rc));
-    int64_t now = pe_now_unix_us();
+    int64_t now = r->now_us = pe_now_unix_us();
     if (!r->direct && o->key && strncmp(o->key, "pk_", 3) == 0 &&
         now - r->starts[0] > (int64_t)(PE_COLLECTOR_MAX_AGE_S - LIVE_MARGIN_S) * 1000000)
         return problem(EXIT_USAGE,
@@ -541,6 +564,26 @@ static int write_catalog(run_t *r)
     return 0;
 }
 
+static int autopilot(run_t *r, const pe_config_t *cfg)
+{
+    sim_autopilot_params_t p = {
+        .pool = r->pool,
+        .store_id = r->store.id,
+        .redis_url = cfg->redis_url,
+        .scenario = r->scenario,
+        .approve = !r->o.approve || strcmp(r->o.approve, "top") == 0 ? SIM_APPROVE_TOP
+                   : strcmp(r->o.approve, "all") == 0                ? SIM_APPROVE_ALL
+                                                                     : SIM_APPROVE_NONE,
+        .days = (unsigned)r->days,
+        .workers = (unsigned)r->workers,
+        .day_starts = r->starts,
+        .real_now_us = r->now_us,
+        .deliver = deliver_direct,
+        .deliver_ctx = &r->dc,
+    };
+    return sim_autopilot_run(&p, r->sim, &r->autopilot, &r->loop);
+}
+
 static int deliver(run_t *r, const pe_config_t *cfg, double *seconds)
 {
     deliver_ctx_t *c = &r->dc;
@@ -555,6 +598,12 @@ static int deliver(run_t *r, const pe_config_t *cfg, double *seconds)
         if (!collector)
             return problem(1, "cannot start the collector");
         c->collector = collector;
+        if (r->o.autopilot) {
+            rc = autopilot(r, cfg);
+            pe_collector_free(collector);
+            *seconds = (double)(pe_now_mono_us() - t0) / 1e6;
+            return rc;
+        }
         rc = pe_sim_run(r->sim, (unsigned)r->workers, deliver_direct, c);
         pe_collector_free(collector);
     } else {
@@ -588,6 +637,7 @@ static void cleanup(run_t *r)
                     pe_strerror(rc));
     }
     pe_sim_free(r->sim);
+    cJSON_Delete(r->autopilot);
     pe_sim_scenario_free(r->scenario);
     free(r->starts);
     free(r->truth_text);
@@ -607,7 +657,9 @@ int pe_sim_command(const pe_config_t *cfg, int argc, char **argv)
         status = deliver(&r, cfg, &seconds);
     if (status == 0 && r.o.truth) {
         cJSON *truth = pe_sim_truth_json(r.sim);
-        r.truth_text = truth ? cJSON_Print(truth) : NULL;
+        if (truth && r.autopilot && cJSON_AddItemToObject(truth, "autopilot", r.autopilot))
+            r.autopilot = NULL;
+        r.truth_text = truth && !r.autopilot ? cJSON_Print(truth) : NULL;
         cJSON_Delete(truth);
         if (!r.truth_text || write_file(r.o.truth, r.truth_text) != 0)
             status = problem(1, "--truth %s: cannot write: %s", r.o.truth,
@@ -618,13 +670,29 @@ int pe_sim_command(const pe_config_t *cfg, int argc, char **argv)
         pe_sim_totals(r.sim, &t);
         printf("{\"storeId\":\"%s\",\"via\":\"%s\",\"from\":\"%s\",\"days\":%llu,"
                "\"sessions\":%llu,\"events\":%llu,\"orders\":%llu,\"revenue\":%llu.%02llu,"
-               "\"retries\":%llu,\"seconds\":%.3f,\"eventsPerSecond\":%.0f}\n",
-               r.store.id, r.direct ? "direct" : "http", r.first_day, (unsigned long long)r.days,
-               (unsigned long long)t.sessions, (unsigned long long)t.events,
-               (unsigned long long)t.orders, (unsigned long long)(t.revenue_cents / 100),
+               "\"retries\":%llu,\"seconds\":%.3f,\"eventsPerSecond\":%.0f",
+               r.store.id,
+               r.o.autopilot ? "autopilot"
+               : r.direct    ? "direct"
+                             : "http",
+               r.first_day, (unsigned long long)r.days, (unsigned long long)t.sessions,
+               (unsigned long long)t.events, (unsigned long long)t.orders,
+               (unsigned long long)(t.revenue_cents / 100),
                (unsigned long long)(t.revenue_cents % 100),
                (unsigned long long)atomic_load(&r.dc.retries), seconds,
                seconds > 0 ? (double)t.events / seconds : 0.0);
+        if (r.o.autopilot)
+            printf(",\"experiments\":%zu,\"approved\":%zu,\"proven\":%zu,\"rolledBack\":%zu,"
+                   "\"running\":%zu",
+                   r.loop.experiments, r.loop.approved, r.loop.proven, r.loop.rolled_back,
+                   r.loop.running);
+        if (r.o.autopilot)
+            printf(",\"stageSeconds\":{\"traffic\":%.1f,\"aggregate\":%.1f,\"diagnose\":%.1f,"
+                   "\"recommend\":%.1f,\"measure\":%.1f}",
+                   r.loop.seconds[SIM_STAGE_TRAFFIC], r.loop.seconds[SIM_STAGE_AGGREGATE],
+                   r.loop.seconds[SIM_STAGE_DIAGNOSE], r.loop.seconds[SIM_STAGE_RECOMMEND],
+                   r.loop.seconds[SIM_STAGE_MEASURE]);
+        printf("}\n");
         fflush(stdout);
     }
     cleanup(&r);

@@ -27,6 +27,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,11 @@ typedef struct {
     uint8_t kind, qty;
 } sim_ev_t;
 
+typedef struct evbuf {
+    sim_ev_t *ev;
+    size_t n, cap;
+} evbuf_t;
+
 typedef struct {
     uint16_t product;
     uint8_t qty;
@@ -131,6 +137,7 @@ typedef struct {
     uint8_t shipping, payment, reached, nbasket;
     line_t basket[MAX_BASKET];
     int64_t subtotal_cents, shipping_cents;
+    double price; /* multiplier of the prices this session pays (a treatment's); 1 = list */
     size_t ev_off;
     uint16_t nev;
 } sim_session_t;
@@ -193,7 +200,10 @@ struct pe_sim {
     int error;
     pe_sim_deliver_fn deliver;
     void *ctx;
-    bool ran;
+    unsigned next_day; /* the first day not generated yet */
+
+    sim_hooks_t hooks;    /* the closed loop's (autopilot.c); zeroed = none */
+    struct evbuf scratch; /* a counterfactual journey's events, reused */
 };
 
 /* ---- dates ----------------------------------------------------------------------------------- */
@@ -361,6 +371,7 @@ void pe_sim_free(pe_sim_t *sim)
     free(sim->products);
     free(sim->popularity);
     free(sim->visitors);
+    free(sim->scratch.ev);
     free(sim);
 }
 
@@ -398,11 +409,6 @@ cJSON *pe_sim_catalog_json(const pe_sim_t *sim)
 
 /* ---- planning (main thread) --------------------------------------------------------------------
  */
-
-typedef struct {
-    sim_ev_t *ev;
-    size_t n, cap;
-} evbuf_t;
 
 static bool ev_push(evbuf_t *b, kind_t kind, int64_t ts_ms, uint16_t product, uint8_t qty)
 {
@@ -459,6 +465,127 @@ static bool visitor_add(pe_sim_t *sim, uint8_t device, uint8_t country)
     return true;
 }
 
+/* The price a session pays for a product: the list price times its treatment's multiplier. */
+static int64_t paid_cents(const pe_sim_t *sim, const sim_session_t *s, uint16_t product)
+{
+    int64_t list = sim->products[product].price_cents;
+    return s->price == 1.0 ? list : (int64_t)llround((double)list * s->price);
+}
+
+/* The journey of a session whose s->reached is decided: page views, basket, shipping and
+ * payment choices, the checkout steps it reaches, as offsets from its start appended to evs.
+ * Draws from r only. *t_end is the last offset. Returns false on ENOMEM. */
+static bool draw_journey(pe_sim_t *sim, pe_sim_rng_t *r, sim_session_t *s, const double *pay,
+                         evbuf_t *evs, int64_t *t_end)
+{
+    int64_t t = 0;
+    double lu = pe_sim_rng_uniform(r);
+    s->landing = lu < 0.45 ? 0 : lu < 0.8 ? 1 : 2;
+    uint16_t landing_product = (uint16_t)pe_sim_rng_pick(r, sim->popularity, sim->nproducts);
+    if (!ev_push(evs, K_PAGE, t, landing_product, 0))
+        return false;
+    unsigned views = 1 + pe_sim_rng_poisson(r, 1.3, MAX_VIEWS - 1);
+    uint16_t viewed[MAX_VIEWS];
+    for (unsigned v = 0; v < views; v++) {
+        viewed[v] = v == 0 && s->landing == 1
+                        ? landing_product
+                        : (uint16_t)pe_sim_rng_pick(r, sim->popularity, sim->nproducts);
+        t += v == 0 && s->landing == 1 ? 1000 : between_ms(r, 8, 60);
+        if (!ev_push(evs, K_PRODUCT, t, viewed[v], 0))
+            return false;
+    }
+    if (s->reached >= 1) {
+        unsigned items = 1 + pe_sim_rng_poisson(r, 0.45, MAX_BASKET - 1);
+        for (unsigned k = 0; k < items; k++) {
+            uint16_t product = k < views
+                                   ? viewed[k]
+                                   : (uint16_t)pe_sim_rng_pick(r, sim->popularity, sim->nproducts);
+            uint8_t qty = (uint8_t)(1 + pe_sim_rng_pick(r, QUANTITY_WEIGHTS, 3));
+            t += between_ms(r, 5, 40);
+            if (!ev_push(evs, K_ADD, t, product, qty))
+                return false;
+            int at = -1;
+            for (int b = 0; b < s->nbasket; b++)
+                if (s->basket[b].product == product)
+                    at = b;
+            if (at >= 0)
+                s->basket[at].qty = (uint8_t)(s->basket[at].qty + qty);
+            else
+                s->basket[s->nbasket++] = (line_t){product, qty};
+            s->subtotal_cents += paid_cents(sim, s, product) * qty;
+        }
+        t += between_ms(r, 3, 20);
+        if (!ev_push(evs, K_CART, t, 0, 0))
+            return false;
+    }
+    s->shipping = (uint8_t)pe_sim_rng_pick(r, SHIPPING_WEIGHTS, NSHIPPING);
+    s->shipping_cents = SHIPPING_CENTS[s->shipping];
+    if (s->shipping == 0 && s->subtotal_cents >= FREE_SHIPPING)
+        s->shipping_cents = 0;
+    s->payment = (uint8_t)pe_sim_rng_pick(r, pay, SIM_NPAYMENTS);
+    static const struct {
+        kind_t kind;
+        int lo, hi;
+    } CHECKOUT[] = {
+        {K_CHECKOUT, 10, 60}, {K_SHIPPING, 30, 180}, {K_PAYMENT, 20, 120}, {K_ORDER, 5, 25}};
+    for (int k = 0; k < 4; k++) {
+        int64_t gap = between_ms(r, CHECKOUT[k].lo, CHECKOUT[k].hi);
+        if (s->reached >= k + 2) {
+            t += gap;
+            if (!ev_push(evs, CHECKOUT[k].kind, t, 0, 0))
+                return false;
+        }
+    }
+    if (s->reached < SIM_NSTEPS)
+        s->shipping_cents = 0;
+    *t_end = t;
+    return true;
+}
+
+/* What a session came to, for the closed loop's truth. */
+static void outcome_of(const pe_sim_t *sim, const sim_session_t *s, sim_outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->reached = s->reached;
+    if (s->reached < SIM_NSTEPS)
+        return;
+    o->orders = 1;
+    o->revenue_cents = s->subtotal_cents + s->shipping_cents;
+    for (int b = 0; b < s->nbasket; b++)
+        o->cost_cents += sim->products[s->basket[b].product].cost_cents * s->basket[b].qty;
+}
+
+/* The funnel the treatments of t except `skip` (SIZE_MAX: none skipped) make of prob, in
+ * place: each step's drop-off times its multipliers, then the chance to complete the order
+ * times the conversion multipliers, taken from the earliest steps first (a step's probability
+ * stays ≤ 1; what one cannot take passes to the next). *price gets their price multiplier. */
+static void apply_treatment(const sim_treatment_t *t, size_t skip, double prob[SIM_NSTEPS],
+                            double *price)
+{
+    double drop[SIM_NSTEPS], f = 1.0;
+    *price = 1.0;
+    for (int k = 0; k < SIM_NSTEPS; k++)
+        drop[k] = 1.0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (i == skip)
+            continue;
+        for (int k = 0; k < SIM_NSTEPS; k++)
+            drop[k] *= t->effect[i].drop[k];
+        f *= t->effect[i].conversion;
+        *price *= t->effect[i].price;
+    }
+    for (int k = 0; k < SIM_NSTEPS; k++) {
+        double d = (1.0 - prob[k]) * drop[k];
+        prob[k] = 1.0 - (d > 1.0 ? 1.0 : d);
+    }
+    for (int k = 0; k < SIM_NSTEPS && f != 1.0 && prob[k] > 0; k++) {
+        double want = prob[k] * f;
+        double got = want > 1.0 ? 1.0 : want;
+        f = want / got;
+        prob[k] = got;
+    }
+}
+
 /* Plans session i of day d: draws everything, appends its events to evs. Returns false on
  * ENOMEM. *emitted tells whether it survived the cut-off. */
 static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *day_rng,
@@ -467,6 +594,7 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
     const pe_sim_scenario_t *sc = sim->sc;
     memset(s, 0, sizeof *s);
     s->index = i;
+    s->price = 1.0;
     *emitted = false;
 
     /* Who: a returning visitor (their device mostly, their country) or a new one. These draws
@@ -531,71 +659,47 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
         any_pay |= pay[m] > 0;
     if (!any_pay) /* overrides together left nothing: the scenario's own weights apply */
         memcpy(pay, sc->payments, sizeof pay);
+
+    /* The closed loop's treatments of this unit (none without hooks). */
+    sim_unit_t unit = {.key = &key, .day = d};
+    sim_treatment_t treatment = {.n = 0};
+    if (sim->hooks.treat) {
+        hex_id(unit.unit, sizeof unit.unit, 'a', sim->p.seed, s->visitor, 0);
+        hex_id(unit.session_id, sizeof unit.session_id, 's', sim->p.seed, d, s->index);
+        sim->hooks.treat(sim->hooks.ctx, &unit, &treatment);
+        if (treatment.n > SIM_MAX_TREATMENTS)
+            treatment.n = SIM_MAX_TREATMENTS;
+    }
+    double base_prob[SIM_NSTEPS];
+    memcpy(base_prob, prob, sizeof prob);
+    if (treatment.n)
+        apply_treatment(&treatment, SIZE_MAX, prob, &s->price);
     for (int k = 0; k < SIM_NSTEPS && u[k] < prob[k]; k++)
         s->reached = (uint8_t)(k + 1);
+
+    /* Each treatment's counterfactual: the same draws with every other treatment. */
+    sim_outcome_t actual, without[SIM_MAX_TREATMENTS];
+    for (size_t x = 0; x < treatment.n && sim->hooks.observe; x++) {
+        sim_session_t cf = *s;
+        pe_sim_rng_t rcf = r;
+        double cf_prob[SIM_NSTEPS];
+        int64_t t_cf;
+        memcpy(cf_prob, base_prob, sizeof cf_prob);
+        apply_treatment(&treatment, x, cf_prob, &cf.price);
+        cf.reached = 0;
+        for (int k = 0; k < SIM_NSTEPS && u[k] < cf_prob[k]; k++)
+            cf.reached = (uint8_t)(k + 1);
+        sim->scratch.n = 0;
+        if (!draw_journey(sim, &rcf, &cf, pay, &sim->scratch, &t_cf))
+            return false;
+        outcome_of(sim, &cf, &without[x]);
+    }
 
     /* The journey, as offsets from the session start. */
     size_t first = evs->n;
     int64_t t = 0;
-    double lu = pe_sim_rng_uniform(&r);
-    s->landing = lu < 0.45 ? 0 : lu < 0.8 ? 1 : 2;
-    uint16_t landing_product = (uint16_t)pe_sim_rng_pick(&r, sim->popularity, sim->nproducts);
-    if (!ev_push(evs, K_PAGE, t, landing_product, 0))
+    if (!draw_journey(sim, &r, s, pay, evs, &t))
         return false;
-    unsigned views = 1 + pe_sim_rng_poisson(&r, 1.3, MAX_VIEWS - 1);
-    uint16_t viewed[MAX_VIEWS];
-    for (unsigned v = 0; v < views; v++) {
-        viewed[v] = v == 0 && s->landing == 1
-                        ? landing_product
-                        : (uint16_t)pe_sim_rng_pick(&r, sim->popularity, sim->nproducts);
-        t += v == 0 && s->landing == 1 ? 1000 : between_ms(&r, 8, 60);
-        if (!ev_push(evs, K_PRODUCT, t, viewed[v], 0))
-            return false;
-    }
-    if (s->reached >= 1) {
-        unsigned items = 1 + pe_sim_rng_poisson(&r, 0.45, MAX_BASKET - 1);
-        for (unsigned k = 0; k < items; k++) {
-            uint16_t product = k < views
-                                   ? viewed[k]
-                                   : (uint16_t)pe_sim_rng_pick(&r, sim->popularity, sim->nproducts);
-            uint8_t qty = (uint8_t)(1 + pe_sim_rng_pick(&r, QUANTITY_WEIGHTS, 3));
-            t += between_ms(&r, 5, 40);
-            if (!ev_push(evs, K_ADD, t, product, qty))
-                return false;
-            int at = -1;
-            for (int b = 0; b < s->nbasket; b++)
-                if (s->basket[b].product == product)
-                    at = b;
-            if (at >= 0)
-                s->basket[at].qty = (uint8_t)(s->basket[at].qty + qty);
-            else
-                s->basket[s->nbasket++] = (line_t){product, qty};
-            s->subtotal_cents += sim->products[product].price_cents * qty;
-        }
-        t += between_ms(&r, 3, 20);
-        if (!ev_push(evs, K_CART, t, 0, 0))
-            return false;
-    }
-    s->shipping = (uint8_t)pe_sim_rng_pick(&r, SHIPPING_WEIGHTS, NSHIPPING);
-    s->shipping_cents = SHIPPING_CENTS[s->shipping];
-    if (s->shipping == 0 && s->subtotal_cents >= FREE_SHIPPING)
-        s->shipping_cents = 0;
-    s->payment = (uint8_t)pe_sim_rng_pick(&r, pay, SIM_NPAYMENTS);
-    static const struct {
-        kind_t kind;
-        int lo, hi;
-    } CHECKOUT[] = {
-        {K_CHECKOUT, 10, 60}, {K_SHIPPING, 30, 180}, {K_PAYMENT, 20, 120}, {K_ORDER, 5, 25}};
-    for (int k = 0; k < 4; k++) {
-        int64_t gap = between_ms(&r, CHECKOUT[k].lo, CHECKOUT[k].hi);
-        if (s->reached >= k + 2) {
-            t += gap;
-            if (!ev_push(evs, CHECKOUT[k].kind, t, 0, 0))
-                return false;
-        }
-    }
-    if (s->reached < SIM_NSTEPS)
-        s->shipping_cents = 0;
 
     /* When: an hour of the local day by the daily profile, kept inside the day. */
     size_t hour = pe_sim_rng_pick(&r, HOURS, 24);
@@ -617,6 +721,10 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
         return true;
     }
     *emitted = true;
+    if (sim->hooks.observe) {
+        outcome_of(sim, s, &actual);
+        sim->hooks.observe(sim->hooks.ctx, &unit, start_ms * US_PER_MS, &actual, without);
+    }
 
     /* Commit the session to the visitor pool and the truth. */
     if (new_visitor && !visitor_add(sim, s->device, s->country))
@@ -785,11 +893,11 @@ static bool add_properties(const pe_sim_t *sim, const sim_session_t *s, const si
         return true;
     case K_PRODUCT:
         return add_product_fields(sim, props, e->product) &&
-               add_money(props, "price", sim->products[e->product].price_cents) &&
+               add_money(props, "price", paid_cents(sim, s, e->product)) &&
                add_ref(props, "currency", ccy);
     case K_ADD:
         return add_product_fields(sim, props, e->product) && add_num(props, "quantity", e->qty) &&
-               add_money(props, "price", sim->products[e->product].price_cents) &&
+               add_money(props, "price", paid_cents(sim, s, e->product)) &&
                add_ref(props, "currency", ccy);
     case K_CART:
     case K_CHECKOUT:
@@ -816,7 +924,7 @@ static bool add_properties(const pe_sim_t *sim, const sim_session_t *s, const si
             }
             if (!add_ref(it, "productId", sim->products[s->basket[b].product].sku) ||
                 !add_num(it, "quantity", s->basket[b].qty) ||
-                !add_money(it, "price", sim->products[s->basket[b].product].price_cents) ||
+                !add_money(it, "price", paid_cents(sim, s, s->basket[b].product)) ||
                 !add_ref(it, "name", sim->products[s->basket[b].product].name) ||
                 !add_ref(it, "category", CATEGORIES[sim->products[s->basket[b].product].category]))
                 return false;
@@ -972,13 +1080,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int pe_sim_run(pe_sim_t *sim, unsigned threads, pe_sim_deliver_fn deliver, void *ctx)
+int sim_run_days(pe_sim_t *sim, unsigned first, unsigned count, unsigned threads,
+                 pe_sim_deliver_fn deliver, void *ctx)
 {
-    if (sim->ran || threads < 1 || threads > 64 || !deliver)
+    if (first != sim->next_day || count > sim->p.days - first || threads < 1 || threads > 64 ||
+        !deliver || sim->error)
         return PE_EINVAL;
-    sim->ran = true;
+    sim->next_day = first + count;
     sim->deliver = deliver;
     sim->ctx = ctx;
+    sim->planning_done = false;
     pthread_t tids[64];
     worker_t workers[64];
     unsigned started = 0;
@@ -989,7 +1100,7 @@ int pe_sim_run(pe_sim_t *sim, unsigned threads, pe_sim_deliver_fn deliver, void 
             break;
         }
     }
-    for (unsigned d = 0; d < sim->p.days; d++) {
+    for (unsigned d = first; d < first + count; d++) {
         sim_day_t *day = plan_day(sim, d);
         if (!day) {
             set_error(sim, PE_ENOMEM);
@@ -1020,6 +1131,16 @@ int pe_sim_run(pe_sim_t *sim, unsigned threads, pe_sim_deliver_fn deliver, void 
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     return sim->error;
+}
+
+int pe_sim_run(pe_sim_t *sim, unsigned threads, pe_sim_deliver_fn deliver, void *ctx)
+{
+    return sim_run_days(sim, 0, sim->p.days, threads, deliver, ctx);
+}
+
+void sim_set_hooks(pe_sim_t *sim, const sim_hooks_t *hooks)
+{
+    sim->hooks = *hooks;
 }
 
 /* ---- truth -------------------------------------------------------------------------------------

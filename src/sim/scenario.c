@@ -369,6 +369,97 @@ static int parse_override(ctx_t *c, const cJSON *ov, size_t idx, const pe_sim_sc
 
 /* ---- the document --------------------------------------------------------------------------- */
 
+static int parse_effect(ctx_t *c, const cJSON *ef, size_t idx, sim_effect_rule_t *e)
+{
+    static const struct {
+        const char *prefix;
+        sim_target_kind_t kind;
+    } TARGETS[] = {{"step:", SIM_TARGET_STEP},
+                   {"changeType:", SIM_TARGET_CHANGE_TYPE},
+                   {"playbook:", SIM_TARGET_PLAYBOOK},
+                   {"flag:", SIM_TARGET_FLAG}};
+    char path[64], p[256];
+    snprintf(path, sizeof path, "effects[%zu]", idx);
+    e->drop_multiplier = e->conversion_multiplier = e->price_multiplier = 1.0;
+    if (!cJSON_IsObject(ef))
+        return fail(c, path,
+                    "must be an object {\"target\":…, \"segment\":{…}, \"dropMultiplier\":…, "
+                    "\"conversionMultiplier\":…, \"priceMultiplier\":…}");
+    int rc = no_duplicates(c, ef, path);
+    if (rc != 0)
+        return rc;
+    const cJSON *target = NULL, *segment = NULL, *drop = NULL, *conv = NULL, *price = NULL;
+    for (const cJSON *kv = ef->child; kv; kv = kv->next) {
+        const char *k = kv->string;
+        const cJSON **slot = strcmp(k, "target") == 0                 ? &target
+                             : strcmp(k, "segment") == 0              ? &segment
+                             : strcmp(k, "dropMultiplier") == 0       ? &drop
+                             : strcmp(k, "conversionMultiplier") == 0 ? &conv
+                             : strcmp(k, "priceMultiplier") == 0      ? &price
+                                                                      : NULL;
+        if (!slot) {
+            join(p, sizeof p, path, k);
+            return fail(c, p,
+                        "unknown field; an effect has target, segment, dropMultiplier, "
+                        "conversionMultiplier, priceMultiplier");
+        }
+        *slot = kv;
+    }
+    join(p, sizeof p, path, "target");
+    if (!target)
+        return fail(c, p,
+                    "is required: *, step:<step>, changeType:<type>, playbook:<id> or "
+                    "flag:<key>");
+    if ((rc = text(c, target, p, &e->target)) != 0)
+        return rc;
+    e->value = "";
+    if (strcmp(e->target, "*") != 0) {
+        size_t t = 0;
+        while (t < PE_ARRAY_LEN(TARGETS) &&
+               strncmp(e->target, TARGETS[t].prefix, strlen(TARGETS[t].prefix)) != 0)
+            t++;
+        if (t == PE_ARRAY_LEN(TARGETS) || !e->target[strlen(TARGETS[t].prefix)])
+            return fail(c, p,
+                        "must be *, step:<step>, changeType:<type>, playbook:<id> or "
+                        "flag:<key>");
+        e->kind = TARGETS[t].kind;
+        e->value = e->target + strlen(TARGETS[t].prefix);
+        int step;
+        if (e->kind == SIM_TARGET_STEP &&
+            (step = index_of(sim_step_names, SIM_NSTEPS, e->value)) < 0) {
+            char list[128];
+            list_names(list, sizeof list, sim_step_names, SIM_NSTEPS);
+            return fail(c, p, "step:<step> names one of %s", list);
+        }
+    }
+    if (segment) {
+        join(p, sizeof p, path, "segment");
+        e->segment.device = e->segment.country = e->segment.source = e->segment.visitor = -1;
+        if ((rc = parse_segment(c, segment, p, &e->segment)) != 0)
+            return rc;
+        e->has_segment = true;
+    }
+    if (!drop && !conv && !price)
+        return fail(c, path,
+                    "changes nothing: give dropMultiplier, conversionMultiplier or "
+                    "priceMultiplier");
+    struct {
+        const cJSON *v;
+        const char *name;
+        double lo, hi, *out;
+    } nums[] = {{drop, "dropMultiplier", 0, MAX_MULTIPLIER, &e->drop_multiplier},
+                {conv, "conversionMultiplier", 0, MAX_MULTIPLIER, &e->conversion_multiplier},
+                {price, "priceMultiplier", 0.01, MAX_MULTIPLIER, &e->price_multiplier}};
+    for (size_t i = 0; i < PE_ARRAY_LEN(nums); i++) {
+        if (!nums[i].v)
+            continue;
+        join(p, sizeof p, path, nums[i].name);
+        if ((rc = number_in(c, nums[i].v, p, nums[i].lo, nums[i].hi, nums[i].out)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void set_defaults(pe_sim_scenario_t *s)
 {
     memcpy(s->funnel, DEFAULT_FUNNEL, sizeof s->funnel);
@@ -382,9 +473,9 @@ static void set_defaults(pe_sim_scenario_t *s)
 
 static int parse_root(ctx_t *c, const cJSON *root, pe_sim_scenario_t *s)
 {
-    static const char *const KEYS[] = {"description",    "funnel",    "paymentMethods",
-                                       "devices",        "countries", "sources",
-                                       "returningShare", "products",  "overrides"};
+    static const char *const KEYS[] = {"description", "funnel",  "paymentMethods", "devices",
+                                       "countries",   "sources", "returningShare", "products",
+                                       "overrides",   "effects"};
     const cJSON *f[PE_ARRAY_LEN(KEYS)] = {NULL};
     char list[256];
     if (!cJSON_IsObject(root))
@@ -475,6 +566,22 @@ static int parse_root(ctx_t *c, const cJSON *root, pe_sim_scenario_t *s)
                 return rc;
         }
     }
+    if (f[9]) {
+        const cJSON *efs = f[9];
+        if (!cJSON_IsArray(efs))
+            return fail(c, "effects", "must be an array");
+        int n = cJSON_GetArraySize(efs);
+        if (n > SIM_MAX_EFFECTS)
+            return fail(c, "effects", "at most %d effects", SIM_MAX_EFFECTS);
+        if (n > 0 && !(s->effects = calloc((size_t)n, sizeof *s->effects)))
+            return PE_ENOMEM;
+        size_t i = 0;
+        for (const cJSON *ef = efs->child; ef; ef = ef->next, i++) {
+            s->neffects = i + 1; /* so that free releases what the effect holds */
+            if ((rc = parse_effect(c, ef, i, &s->effects[i])) != 0)
+                return rc;
+        }
+    }
     return 0;
 }
 
@@ -488,6 +595,13 @@ void pe_sim_scenario_free(pe_sim_scenario_t *s)
         free(s->overrides[i].utm_campaign);
     }
     free(s->overrides);
+    for (size_t i = 0; i < s->neffects; i++) {
+        free(s->effects[i].target);
+        free(s->effects[i].segment.utm_source);
+        free(s->effects[i].segment.utm_medium);
+        free(s->effects[i].segment.utm_campaign);
+    }
+    free(s->effects);
     free(s->description);
     free(s);
 }
@@ -574,11 +688,11 @@ static bool add(cJSON *parent, const char *name, cJSON *item)
     return false;
 }
 
-static cJSON *override_json(const sim_override_t *o)
+/* The segment fields of o into seg. */
+static bool segment_into(cJSON *seg, const sim_override_t *o)
 {
     static const char *const VISITORS[] = {"new", "returning"};
-    cJSON *j = cJSON_CreateObject(), *seg = cJSON_CreateObject();
-    bool ok = j && add(j, "segment", seg);
+    bool ok = true;
     if (ok && o->device >= 0)
         ok = cJSON_AddStringToObject(seg, "device", sim_device_names[o->device]) != NULL;
     if (ok && o->country >= 0)
@@ -593,6 +707,13 @@ static cJSON *override_json(const sim_override_t *o)
         ok = cJSON_AddStringToObject(seg, "utmMedium", o->utm_medium) != NULL;
     if (ok && o->utm_campaign)
         ok = cJSON_AddStringToObject(seg, "utmCampaign", o->utm_campaign) != NULL;
+    return ok;
+}
+
+static cJSON *override_json(const sim_override_t *o)
+{
+    cJSON *j = cJSON_CreateObject(), *seg = cJSON_CreateObject();
+    bool ok = j && add(j, "segment", seg) && segment_into(seg, o);
     if (ok && o->step >= 0) {
         ok = cJSON_AddStringToObject(j, "step", sim_step_names[o->step]) != NULL;
         if (ok && o->drop_multiplier >= 0)
@@ -625,6 +746,30 @@ static cJSON *override_json(const sim_override_t *o)
     return j;
 }
 
+static cJSON *effect_json(const sim_effect_rule_t *e)
+{
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j && cJSON_AddStringToObject(j, "target", e->target);
+    if (ok && e->has_segment) {
+        cJSON *seg = cJSON_CreateObject();
+        ok = add(j, "segment", seg) && segment_into(seg, &e->segment);
+    }
+    if (ok && e->drop_multiplier != 1.0)
+        ok = cJSON_AddNumberToObject(j, "dropMultiplier", e->drop_multiplier) != NULL;
+    if (ok && e->conversion_multiplier != 1.0)
+        ok = cJSON_AddNumberToObject(j, "conversionMultiplier", e->conversion_multiplier) != NULL;
+    if (ok && e->price_multiplier != 1.0)
+        ok = cJSON_AddNumberToObject(j, "priceMultiplier", e->price_multiplier) != NULL;
+    if (ok && e->drop_multiplier == 1.0 && e->conversion_multiplier == 1.0 &&
+        e->price_multiplier == 1.0) /* an explicit "no effect" (A/A) must parse back */
+        ok = cJSON_AddNumberToObject(j, "conversionMultiplier", 1.0) != NULL;
+    if (!ok) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 cJSON *pe_sim_scenario_json(const pe_sim_scenario_t *s)
 {
     const char *source_names[SIM_NSOURCES];
@@ -647,6 +792,14 @@ cJSON *pe_sim_scenario_json(const pe_sim_scenario_t *s)
     for (size_t i = 0; ok && i < s->noverrides; i++) {
         cJSON *o = override_json(&s->overrides[i]);
         ok = o && cJSON_AddItemToArray(ovs, o);
+        if (!ok)
+            cJSON_Delete(o);
+    }
+    cJSON *efs = ok && s->neffects ? cJSON_CreateArray() : NULL;
+    ok = ok && (!s->neffects || add(j, "effects", efs));
+    for (size_t i = 0; ok && i < s->neffects; i++) {
+        cJSON *o = effect_json(&s->effects[i]);
+        ok = o && cJSON_AddItemToArray(efs, o);
         if (!ok)
             cJSON_Delete(o);
     }

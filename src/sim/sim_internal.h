@@ -6,6 +6,7 @@
 #ifndef PE_SIM_INTERNAL_H
 #define PE_SIM_INTERNAL_H
 
+#include "pe/db.h"
 #include "pe/sim.h"
 
 /* Funnel steps in order; index i is pe_funnel_step_t (i + 1). */
@@ -54,6 +55,29 @@ typedef struct {
     int32_t from, to;
 } sim_override_t;
 
+/* One entry of the scenario's "effects": the true effect of the ChangeSets it targets on the
+ * units of their treatment (the closed-loop simulation, autopilot.c). */
+typedef enum {
+    SIM_TARGET_ANY = 0,     /* "*" */
+    SIM_TARGET_STEP,        /* "step:<step>": the funnel step the ChangeSet acts on */
+    SIM_TARGET_CHANGE_TYPE, /* "changeType:<ChangeDetail.type>" */
+    SIM_TARGET_PLAYBOOK,    /* "playbook:<id>" */
+    SIM_TARGET_FLAG,        /* "flag:<key>" */
+} sim_target_kind_t;
+
+#define SIM_MAX_EFFECTS 64
+
+typedef struct {
+    sim_target_kind_t kind;
+    char *target;      /* as written ("step:shipping"; owned) */
+    const char *value; /* into target, after the colon ("" for "*") */
+    bool has_segment;  /* segment: only the segment fields of an override are used */
+    sim_override_t segment;
+    double drop_multiplier;       /* of the ChangeSet's step's drop-off; 1 = unchanged */
+    double conversion_multiplier; /* 1 = unchanged */
+    double price_multiplier;      /* 1 = unchanged */
+} sim_effect_rule_t;
+
 struct pe_sim_scenario {
     char *description; /* may be NULL */
     double funnel[SIM_NSTEPS];
@@ -65,6 +89,8 @@ struct pe_sim_scenario {
     unsigned products;
     sim_override_t *overrides;
     size_t noverrides;
+    sim_effect_rule_t *effects;
+    size_t neffects;
 };
 
 /* What a session is, for matching overrides. */
@@ -75,5 +101,97 @@ typedef struct {
 } sim_segment_key_t;
 
 bool sim_override_matches(const sim_override_t *o, const sim_segment_key_t *k);
+
+/* ---- the closed loop's hooks into the generator (autopilot.c) ------------------------------ */
+
+/* One session's unit as the storefront would evaluate flags for it. */
+typedef struct {
+    const sim_segment_key_t *key; /* device, country, source, visitor type, campaign, day */
+    unsigned day;                 /* index of the simulated day */
+    char unit[40];                /* the visitor's anonymousId (the experiment unit) */
+    char session_id[40];
+} sim_unit_t;
+
+/* What one treatment does to a session (all 1 = nothing). */
+typedef struct {
+    double drop[SIM_NSTEPS]; /* multiplier of each step's drop-off */
+    double conversion;       /* multiplier of the chance to complete the order */
+    double price;            /* multiplier of the prices paid (costs unchanged) */
+} sim_effect_t;
+
+/* The treatments one session gets (one per experiment whose treatment it is in); they compose
+ * by multiplying. */
+#define SIM_MAX_TREATMENTS 8
+typedef struct {
+    size_t n;
+    sim_effect_t effect[SIM_MAX_TREATMENTS];
+} sim_treatment_t;
+
+/* What a session came to. */
+typedef struct {
+    unsigned reached;      /* funnel steps reached, 0..SIM_NSTEPS */
+    unsigned orders;       /* 0 or 1 */
+    int64_t revenue_cents; /* the order's value (items + shipping) */
+    int64_t cost_cents;    /* its cost of goods */
+} sim_outcome_t;
+
+typedef struct {
+    /* Called by the planning thread for every session, in order, before its journey is drawn;
+     * t starts empty. */
+    void (*treat)(void *ctx, const sim_unit_t *unit, sim_treatment_t *t);
+    /* Called for every emitted session after its journey, with its start, its outcome and, for
+     * each treatment i of treat's t, without[i]: the outcome the same draws give with every
+     * treatment but that one (its counterfactual; the realised effect of treatment i on this
+     * session is actual − without[i]). */
+    void (*observe)(void *ctx, const sim_unit_t *unit, int64_t start_us,
+                    const sim_outcome_t *actual, const sim_outcome_t *without);
+    void *ctx;
+} sim_hooks_t;
+
+/* Installs hooks (copied) before the first day is generated. */
+void sim_set_hooks(pe_sim_t *sim, const sim_hooks_t *hooks);
+/* Generates days [first, first + count) — first must be the next day not generated — and
+ * delivers them as pe_sim_run does; returns when they are delivered. pe_sim_run is this over
+ * every day. Returns 0, PE_EINVAL (out of order) or the first failure. */
+int sim_run_days(pe_sim_t *sim, unsigned first, unsigned count, unsigned threads,
+                 pe_sim_deliver_fn deliver, void *ctx);
+
+/* ---- the closed loop (autopilot.c) --------------------------------------------------------- */
+
+typedef enum { SIM_APPROVE_NONE = 0, SIM_APPROVE_TOP, SIM_APPROVE_ALL } sim_approve_t;
+
+typedef struct {
+    pe_db_pool_t *pool;
+    const char *store_id;
+    const char *redis_url;             /* NULL: flag changes reach servers at their next poll */
+    const pe_sim_scenario_t *scenario; /* its effects */
+    sim_approve_t approve;             /* the merchant's policy */
+    unsigned days, workers;
+    const int64_t *day_starts; /* days + 1 local midnights, Unix µs */
+    int64_t real_now_us;       /* the jobs never run later than this (the unfinished day) */
+    pe_sim_deliver_fn deliver; /* events and exposures go here */
+    void *deliver_ctx;
+} sim_autopilot_params_t;
+
+/* Where a closed loop's time goes, stage by stage. */
+typedef enum {
+    SIM_STAGE_TRAFFIC = 0, /* generating and storing the day's events and exposures */
+    SIM_STAGE_AGGREGATE,
+    SIM_STAGE_DIAGNOSE,
+    SIM_STAGE_RECOMMEND, /* and the approval policy */
+    SIM_STAGE_MEASURE,
+    SIM_LOOP_STAGES
+} sim_loop_stage_t;
+
+typedef struct {
+    size_t experiments, approved, proven, rolled_back, running;
+    double seconds[SIM_LOOP_STAGES];
+} sim_autopilot_totals_t;
+
+/* Plays every day of sim through the real engine (autopilot.c's header). Returns the exit
+ * status: 0 with *out = {"approve","approved","blocked","experiments":[…]} (the truth's
+ * "autopilot"; caller deletes), or 1 with the reason on stderr. */
+int sim_autopilot_run(const sim_autopilot_params_t *p, pe_sim_t *sim, cJSON **out,
+                      sim_autopilot_totals_t *totals);
 
 #endif /* PE_SIM_INTERNAL_H */

@@ -316,6 +316,11 @@ static void check_build(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
     assert_int_equal(sscanf(pe_test_json_str(pp, "measurementWindow"), "P%dD", &days), 1);
     assert_true(days >= 7 && days % 7 == 0);
     assert_true(pe_test_json_num(pp, "minimumSampleSize") >= 100);
+    /* a trigger waits for a tenth of the proof's sample, never for more than 1,000 units */
+    double trigger_min = pe_test_json_num(cJSON_GetArrayItem(triggers, 0), "minimumSampleSize");
+    assert_true(trigger_min >= 100 && trigger_min <= 1000);
+    assert_true(trigger_min == 1000 ||
+                trigger_min >= ceil(pe_test_json_num(pp, "minimumSampleSize") / 10));
     assert_string_equal(pe_test_json_str(pp, "statisticalMethod"), "cuped");
     assert_string_equal(pe_test_json_str(get(cs, "hypothesis"), "confidenceLevel"), "medium");
     /* the recommendation's own fields */

@@ -3,7 +3,9 @@
  * server's validator, every session stays inside its store-local day, eventIds are unique, the
  * truth agrees with a recount of the rendered events, the output does not depend on the number
  * of worker threads, an override changes its segment and leaves others exactly as they were
- * (and, with "from" / "to", only on its days), and the cut-off drops whole sessions.
+ * (and, with "from" / "to", only on its days), the cut-off drops whole sessions, and the
+ * closed loop's treatments change exactly the sessions they treat, by the effect they carry,
+ * with each treatment's counterfactual drawn from the same draws.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "pe/events.h"
 #include "pe/sim.h"
 #include "pe_test.h"
+#include "sim/sim_internal.h"
 
 #define DAYS       4
 #define US_PER_DAY (86400LL * 1000000LL)
@@ -78,7 +81,8 @@ typedef struct {
     cJSON *truth_json;
 } run_t;
 
-static void run(run_t *out, uint64_t seed, unsigned threads, const char *scenario, int64_t cutoff)
+static void run_hooked(run_t *out, uint64_t seed, unsigned threads, const char *scenario,
+                       int64_t cutoff, const sim_hooks_t *hooks)
 {
     pe_sim_scenario_t *sc = NULL;
     char err[512];
@@ -97,6 +101,8 @@ static void run(run_t *out, uint64_t seed, unsigned threads, const char *scenari
     pe_sim_t *sim = pe_sim_new(&p, err, sizeof err);
     if (!sim)
         fail_msg("pe_sim_new: %s", err);
+    if (hooks)
+        sim_set_hooks(sim, hooks);
     memset(out, 0, sizeof *out);
     pthread_mutex_init(&out->sink.mu, NULL);
     assert_int_equal(pe_sim_run(sim, threads, collect, &out->sink), 0);
@@ -114,6 +120,11 @@ static void run(run_t *out, uint64_t seed, unsigned threads, const char *scenari
     assert_non_null(out->truth_json);
     pe_sim_free(sim);
     pe_sim_scenario_free(sc);
+}
+
+static void run(run_t *out, uint64_t seed, unsigned threads, const char *scenario, int64_t cutoff)
+{
+    run_hooked(out, seed, threads, scenario, cutoff, NULL);
 }
 
 static void run_free(run_t *r)
@@ -407,6 +418,97 @@ static void test_cutoff_drops_whole_sessions(void **state)
     run_free(&r);
 }
 
+/* ---- the closed loop's treatments ----------------------------------------------------------- */
+
+typedef struct {
+    int mode;          /* 0: no treatment; 1: half the units get two treatments */
+    size_t sessions;   /* observed */
+    size_t treated;    /* of which treated */
+    double orders[3];  /* treated sessions: actual, without the first, without the second */
+    double revenue[3]; /* the same, cents */
+    double untreated_changed;
+    int bad;
+} probe_t;
+
+static bool in_treatment(const sim_unit_t *u)
+{
+    return u->unit[strlen(u->unit) - 1] % 2 == 0; /* half the units, by their id */
+}
+
+static void probe_treat(void *ctx, const sim_unit_t *u, sim_treatment_t *t)
+{
+    probe_t *p = ctx;
+    if (p->mode == 0 || !in_treatment(u))
+        return;
+    for (size_t i = 0; i < 2; i++) {
+        for (int k = 0; k < SIM_NSTEPS; k++)
+            t->effect[i].drop[k] = 1.0;
+        t->effect[i].conversion = t->effect[i].price = 1.0;
+    }
+    t->effect[0].conversion = 0.5; /* half the chance to complete the order */
+    t->effect[1].price = 0.8;      /* a fifth off every price */
+    t->n = 2;
+}
+
+static void probe_observe(void *ctx, const sim_unit_t *u, int64_t start_us,
+                          const sim_outcome_t *actual, const sim_outcome_t *without)
+{
+    probe_t *p = ctx;
+    p->sessions++;
+    if (!u->unit[0] || start_us <= 0 || u->key == NULL)
+        p->bad++;
+    if (p->mode == 0 || !in_treatment(u))
+        return;
+    p->treated++;
+    const sim_outcome_t *o[3] = {actual, &without[0], &without[1]};
+    for (int i = 0; i < 3; i++) {
+        p->orders[i] += o[i]->orders;
+        p->revenue[i] += (double)o[i]->revenue_cents;
+    }
+    /* without the conversion effect the session orders at least as often */
+    if (without[0].orders < actual->orders)
+        p->bad++;
+    /* without the discount, an order of the same basket costs more */
+    if (actual->orders && without[1].orders && without[1].revenue_cents < actual->revenue_cents)
+        p->bad++;
+}
+
+static void test_treatments_and_counterfactuals(void **state)
+{
+    (void)state;
+    /* Hooks that treat nobody change nothing: the same events and truth as without hooks. */
+    run_t plain, idle, treated;
+    probe_t p0 = {.mode = 0}, p1 = {.mode = 1};
+    sim_hooks_t h0 = {probe_treat, probe_observe, &p0}, h1 = {probe_treat, probe_observe, &p1};
+    run(&plain, 7, 2, NULL, 0);
+    run_hooked(&idle, 7, 2, NULL, 0, &h0);
+    assert_string_equal(plain.truth, idle.truth);
+    assert_int_equal(plain.sink.n, idle.sink.n);
+    for (size_t i = 0; i < plain.sink.n; i++)
+        assert_string_equal(plain.sink.lines[i], idle.sink.lines[i]);
+    const cJSON *totals = cJSON_GetObjectItemCaseSensitive(plain.truth_json, "totals");
+    assert_int_equal(p0.sessions, (size_t)num(totals, "sessions"));
+    assert_int_equal(p0.bad, 0);
+
+    /* Half the units get conversion × 0.5 and prices × 0.8. */
+    run_hooked(&treated, 7, 2, NULL, 0, &h1);
+    check_truth_against_events(&treated); /* still valid, still counted right */
+    assert_int_equal(p1.bad, 0);
+    assert_true(p1.treated > p1.sessions / 3 && p1.treated < p1.sessions * 2 / 3);
+    /* each counterfactual isolates its own treatment */
+    double conv = p1.orders[0] / p1.orders[1];
+    assert_true(conv > 0.35 && conv < 0.65);
+    assert_float_equal(p1.orders[0], p1.orders[2], 0); /* the discount changes no decision */
+    double price = p1.revenue[0] / p1.revenue[2];
+    assert_true(price > 0.78 && price < 0.85); /* shipping is not discounted */
+    /* the treated store sells less than the untreated one */
+    assert_true(num(cJSON_GetObjectItemCaseSensitive(treated.truth_json, "totals"), "orders") <
+                num(totals, "orders"));
+    run_free(&plain);
+    run_free(&idle);
+    run_free(&treated);
+}
+
 static void test_bad_parameters(void **state)
 {
     (void)state;
@@ -440,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_override_changes_only_its_segment),
         cmocka_unit_test(test_override_date_range),
         cmocka_unit_test(test_cutoff_drops_whole_sessions),
+        cmocka_unit_test(test_treatments_and_counterfactuals),
         cmocka_unit_test(test_bad_parameters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

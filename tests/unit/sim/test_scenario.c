@@ -1,7 +1,8 @@
 /*
  * test_scenario.c — the simulator's scenario parser: defaults, the documented example, the
  * round trip through "the scenario in force", and a refusal naming the field for every kind of
- * mistake a hand-written scenario makes; an override's "from" / "to" dates.
+ * mistake a hand-written scenario makes; an override's "from" / "to" dates; the closed loop's
+ * "effects".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,76 @@ static void test_date_range(void **state)
     }
 }
 
+static void test_effects(void **state)
+{
+    (void)state;
+    const char *doc = "{\"effects\":["
+                      "{\"target\":\"step:shipping\",\"segment\":{\"device\":\"mobile\"},"
+                      "\"dropMultiplier\":0.7},"
+                      "{\"target\":\"changeType:discount\",\"conversionMultiplier\":1.08,"
+                      "\"priceMultiplier\":0.85},"
+                      "{\"target\":\"playbook:guest-checkout\",\"conversionMultiplier\":1},"
+                      "{\"target\":\"flag:ap-x-1\",\"conversionMultiplier\":0.9},"
+                      "{\"target\":\"*\",\"conversionMultiplier\":0.9}]}";
+    pe_sim_scenario_t *s = parse_ok(doc);
+    assert_int_equal(s->neffects, 5);
+    assert_int_equal(s->effects[0].kind, SIM_TARGET_STEP);
+    assert_string_equal(s->effects[0].value, "shipping");
+    assert_true(s->effects[0].has_segment && s->effects[0].segment.device == 1);
+    assert_true(s->effects[0].drop_multiplier == 0.7 && s->effects[0].price_multiplier == 1);
+    assert_int_equal(s->effects[1].kind, SIM_TARGET_CHANGE_TYPE);
+    assert_true(s->effects[1].price_multiplier == 0.85);
+    assert_int_equal(s->effects[2].kind, SIM_TARGET_PLAYBOOK);
+    assert_int_equal(s->effects[3].kind, SIM_TARGET_FLAG);
+    assert_string_equal(s->effects[3].value, "ap-x-1");
+    assert_int_equal(s->effects[4].kind, SIM_TARGET_ANY);
+    sim_segment_key_t mobile = {1, 0, 0, SIM_VISITOR_NEW, NULL, 0};
+    sim_segment_key_t desktop = {0, 0, 0, SIM_VISITOR_NEW, NULL, 0};
+    assert_true(sim_override_matches(&s->effects[0].segment, &mobile));
+    assert_false(sim_override_matches(&s->effects[0].segment, &desktop));
+    /* round trip, the explicit no-effect (A/A) entry included */
+    char *first = in_force(s);
+    pe_sim_scenario_t *again = parse_ok(first);
+    char *second = in_force(again);
+    assert_string_equal(first, second);
+    assert_int_equal(again->neffects, 5);
+    free(first);
+    free(second);
+    pe_sim_scenario_free(again);
+    pe_sim_scenario_free(s);
+
+    static const struct {
+        const char *doc, *want;
+    } bad[] = {
+        {"{\"effects\":{}}", "effects: must be an array"},
+        {"{\"effects\":[{\"conversionMultiplier\":1}]}", "effects[0].target: is required"},
+        {"{\"effects\":[{\"target\":\"step:basket\",\"dropMultiplier\":1}]}",
+         "effects[0].target: step:<step> names one of cart"},
+        {"{\"effects\":[{\"target\":\"color:red\",\"dropMultiplier\":1}]}",
+         "effects[0].target: must be *, step:<step>"},
+        {"{\"effects\":[{\"target\":\"flag:\",\"dropMultiplier\":1}]}",
+         "effects[0].target: must be *"},
+        {"{\"effects\":[{\"target\":\"*\"}]}", "effects[0]: changes nothing"},
+        {"{\"effects\":[{\"target\":\"*\",\"priceMultiplier\":0}]}",
+         "effects[0].priceMultiplier: must be a number 0.01..100"},
+        {"{\"effects\":[{\"target\":\"*\",\"conversionMultiplier\":-1}]}",
+         "effects[0].conversionMultiplier: must be a number 0..100"},
+        {"{\"effects\":[{\"target\":\"*\",\"segment\":{\"device\":\"car\"},"
+         "\"conversionMultiplier\":1}]}",
+         "effects[0].segment.device: must be one of desktop"},
+        {"{\"effects\":[{\"target\":\"*\",\"lift\":2}]}", "effects[0].lift: unknown field"},
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(bad); i++) {
+        pe_sim_scenario_t *x = NULL;
+        char err[512] = "";
+        assert_int_equal(pe_sim_scenario_parse(bad[i].doc, strlen(bad[i].doc), &x, err, sizeof err),
+                         PE_EINVAL);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].want);
+        assert_null(x);
+    }
+}
+
 static void test_size_bound(void **state)
 {
     (void)state;
@@ -303,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_example_and_round_trip),
         cmocka_unit_test(test_refusals_name_the_field),
         cmocka_unit_test(test_date_range),
+        cmocka_unit_test(test_effects),
         cmocka_unit_test(test_size_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
