@@ -446,7 +446,10 @@ static int truth_json(loop_t *L, cJSON *ap)
         "       coalesce((SELECT a.actor_type FROM audit_events a WHERE a.store_id = c.store_id"
         "                  AND a.changeset_id = c.id AND a.new_state = 'ROLLED_BACK'"
         "                ORDER BY a.seq DESC LIMIT 1), ''),"
-        "       coalesce(execution->'proofResult', 'null')::text"
+        "       coalesce(execution->'proofResult', 'null')::text,"
+        "       coalesce((SELECT m.doc->>'action' FROM experiment_measurements m"
+        "                  WHERE m.store_id = c.store_id AND m.changeset_id = c.id"
+        "                ORDER BY m.measured_at DESC LIMIT 1), '')"
         "  FROM changesets c WHERE c.store_id = $1::uuid AND c.id = $2";
     pe_db_conn_t *conn = NULL;
     int rc = pe_db_acquire(L->p->pool, DB_TIMEOUT_MS, &conn);
@@ -479,7 +482,8 @@ static int truth_json(loop_t *L, cJSON *ap)
              cJSON_AddStringToObject(o, "status", pe_db_result_get(res, 0, 0)) &&
              cJSON_AddStringToObject(o, "startedAt", pe_db_result_get(res, 0, 1)) &&
              cJSON_AddStringToObject(o, "endedAt", pe_db_result_get(res, 0, 2)) &&
-             cJSON_AddStringToObject(o, "rolledBackBy", pe_db_result_get(res, 0, 3));
+             cJSON_AddStringToObject(o, "rolledBackBy", pe_db_result_get(res, 0, 3)) &&
+             cJSON_AddStringToObject(o, "lastDecision", pe_db_result_get(res, 0, 5));
         if (ok) {
             proof = cJSON_Parse(pe_db_result_get(res, 0, 4));
             ok = put(o, "proofResult", proof ? proof : cJSON_CreateNull());
