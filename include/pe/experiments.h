@@ -3,9 +3,10 @@
  * ChangeSet's experiment — the sufficient statistics of its primary metric and of profit per
  * visitor in each arm, the runtime so far — and its plan give what to do now (keep running,
  * roll back harm, prove a win, extend once, freeze on a sample-ratio mismatch), the numbers
- * behind it and a sentence the merchant reads. This is the first slice of issue 19: the pure
- * rule. Reading the arms from the database, the `measure` job and the lifecycle transitions
- * are built on it later.
+ * behind it and a sentence the merchant reads (decide.c, pure). Below it: the results of an
+ * experiment from the rollups (results.c), kept incrementally per unit (units.c), and the
+ * `measure` job that carries decisions out through the lifecycle and keeps every end in
+ * experiment_results (measure.c).
  *
  * The rules, in order (the first that applies decides; src/experiments/decide.c implements
  * each in the function named):
@@ -18,15 +19,16 @@
  *                 PROVE | ROLLBACK_LOSER | EXTEND | ROLLBACK_INCONCLUSIVE  final_look
  *   extended: KEEP_RUNNING until max_window_days, then the extension's final look:
  *                 PROVE | ROLLBACK_LOSER | ROLLBACK_INCONCLUSIVE           final_look
- *   at max_window_days still short of the minimum sample: ROLLBACK_INCONCLUSIVE  gate
- *   (no max_window_days: the proof waits for the minimum sample however long it takes)
+ *   the horizon (max_window_days, else window_days) reached short of the minimum sample:
+ *                 the final look on what there is (its reason says so)    gate, final_look
  *
  *  1. SRM: pe_stats_srm of the assigned units (profit[k].n) against plan->split; a mismatch
  *     (p < PE_STATS_SRM_THRESHOLD, 0.001, checked at every look) freezes every automatic
  *     decision, a rollback included: the arms are not comparable, so their difference is no
  *     evidence of harm either. The caller alerts the merchant; a later look without a mismatch
  *     decides normally.
- *  2. Harm, at every look from the first: each trigger in plan order, then the profit
+ *  2. Harm, at every look from the first: each trigger in plan order (thresholds, operators and
+ *     windows below), then the profit
  *     guardrail (profit per visitor guards every experiment, whatever the primary; threshold
  *     plan->guardrail_threshold, −5 % by default). One fires when its metric has at least
  *     max(min_units, PE_EXPERIMENTS_MIN_MONITOR_UNITS = 100) units in both arms AND the
@@ -44,9 +46,12 @@
  *     The floor of 100 units: the sequence is asymptotic (a CLT), and below it a handful of
  *     orders decides (without it, A/A runs fired at 46 and 72 units per arm).
  *  3. The proof waits until runtime ≥ window_days AND the primary has min_units units in both
- *     arms. At that final look the primary's FIXED-HORIZON Welch test (two-sided) at level
- *     alpha_f decides, by pe_stats_decide's frequentist rule (significant when p < alpha_f;
- *     the direction is the estimate's sign). pe_stats_decide is not called: it re-checks SRM
+ *     arms — or, short of the sample, until the horizon (max_window_days, else window_days):
+ *     an experiment always ends, and a fixed-horizon test on fewer units than planned is as
+ *     valid (its false-positive rate is the same), only less likely to find a true effect;
+ *     the reason names the shortfall. At that final look the primary's FIXED-HORIZON Welch test
+ * (two-sided) at level alpha_f decides, by pe_stats_decide's frequentist rule (significant when p <
+ * alpha_f; the direction is the estimate's sign). pe_stats_decide is not called: it re-checks SRM
  *     on the metric's own n, which a change may legitimately move (more units reaching a
  *     step); SRM is rule 1's, on assigned units. Profit per visitor is "significantly worse"
  *     when its one-sided fixed-horizon test of "worse" at alpha rejects (stricter than any
@@ -84,18 +89,42 @@
  * call the effect certain, or — the treatment's mean at 0 — give it no variance and no test
  * at all, and every test here is of "no difference", under which the arms share a variance.
  * The always-valid tests use tuning T = plan->sequential_tuning, by default 2 × min_units (the
- * planned total): in the simulations of tests/unit/experiments, T from 0.5 to 4 × min_units
- * kept the share of true −10 % changes rolled back automatically within 87.5–91.0 % (the
- * highest at 2×) and A/A automatic rollbacks within 1.1–2.2 %.
+ * planned total) but at most PE_EXPERIMENTS_MAX_TUNING (pe_experiments_tuning): in the
+ * simulations of tests/unit/experiments, T from 0.5 to 4 × min_units kept the share of true
+ * −10 % changes rolled back automatically within 87.5–91.0 % (the highest at 2×) and A/A
+ * automatic rollbacks within 1.1–2.2 %. The cap: a plan for a small uplift on a small segment
+ * asks for a million units that its window never brings, and a sequence tuned for two million
+ * is so wide at a few thousand that harm goes unseen (closed-loop simulation: a −44 % change
+ * ran 28 days at 2,000 units a side without a rollback); any T keeps the test valid, only its
+ * tightness moves.
  *
  * CUPED: plan->cuped with look->has_covariate adjusts both metrics by their pre-period
  * covariate (the pre_* fields of each arm, pe_stats_cuped; relative to the adjusted control
  * mean); without a covariate the flag is accepted and the analysis runs unadjusted (the
  * covariate, the unit's own 28 days before its first exposure, is measured by a later slice).
  *
- * Not read here: a trigger's `window` (the metric over a trailing window: the measurement
- * slice computes the arms it hands in), its `operator`, `action` and absolute thresholds (the
- * caller maps a ChangeSet trigger onto a relative threshold on the primary or on profit).
+ * Thresholds and operators. A trigger's threshold is relative (a change against control in
+ * [−1, 0]: −0.05 fires at a fall of 5 % or more) or absolute (the metric's own value: 0.55
+ * fires when the treatment's checkout conversion is estimated at or below 0.55). An absolute
+ * threshold fires when the same always-valid test says the treatment is worse than control
+ * AND the treatment's estimated mean (control mean + the absolute effect) is at or below it:
+ * a level the whole store fell to, control included, is not harm done by the change. The
+ * operator lt is strictly below, lte at or below. (The caller maps the contract's operator;
+ * a rise, gt/gte, is not harm for the metrics measured here, all "higher is better", and
+ * `action` other than rollback are the caller's to list as not evaluated.)
+ *
+ * Windows. A trigger whose window_days is shorter than the plan's horizon (max_window_days,
+ * else window_days) is judged on its metric over the units first exposed in the trailing
+ * window (look->trigger_arms, which the caller measures), each unit with its outcomes from its
+ * first exposure on: a change that turned harmful recently (a price feed, a broken release)
+ * is caught without being diluted by the weeks before. A window at least the horizon is the
+ * whole experiment, like 0. The always-valid guarantee holds for a growing sample; a trailing
+ * window renews its units every window_days, so over the horizon it is about J =
+ * ceil(horizon / window_days) samples, and the trigger's share of alpha is split J ways
+ * (Bonferroni). The families that share alpha (rule 2) are: profit per visitor (the guardrail
+ * and whole-experiment profit triggers), the primary (whole-experiment primary triggers, when
+ * any), and each windowed trigger on its own. Beyond the horizon (an experiment still waiting
+ * for its sample) the split no longer bounds the windowed triggers' false alarms.
  *
  * Invariants:
  *  1. Pure: no I/O, no allocation, no mutable state; thread-safe. The same plan and look give
@@ -142,11 +171,17 @@ typedef enum {
     PE_EXPERIMENTS_FREEZE_SRM,            /* sample-ratio mismatch: no automatic decision */
 } pe_experiments_action_t;
 
-/* "metric down by `threshold` or more, significantly": an autoRollbackTriggers entry. */
+/* "metric down to `threshold`, significantly": an autoRollbackTriggers entry (rule 2). The
+ * first three fields are the relative "at or below" trigger of earlier callers; the rest
+ * default to it when zero. */
 typedef struct {
     pe_experiments_metric_t metric;
-    double threshold; /* relative change in [−1, 0], e.g. −0.05; fires only at or below it */
-    double min_units; /* the metric's units in each arm before it may fire; ≥ 0 */
+    double threshold;   /* relative: a change in [−1, 0], e.g. −0.05; absolute: the metric's own
+                           value in the treatment arm (a rate, money per visitor), finite */
+    double min_units;   /* the metric's units in each arm before it may fire; ≥ 0 */
+    bool absolute;      /* threshold is the metric's value, not a change relative to control */
+    bool strict;        /* operator lt: fires strictly below; lte (false): at or below */
+    double window_days; /* the trailing window, > 0; 0 = the whole experiment (see Windows) */
 } pe_experiments_trigger_t;
 
 /* The proof plan and rollback plan of one ChangeSet, as the rule reads them. */
@@ -163,9 +198,14 @@ typedef struct {
     double guardrail_min_units; /* units per arm before the guardrail may fire; ≥ 0 */
     bool cuped;                 /* proofPlan.statisticalMethod = cuped (see above) */
     double sequential_tuning;   /* the always-valid test's T (units in both arms at which it
-                                   is tightest); NaN = 2 × min_units, or
-                                   PE_STATS_DEFAULT_TUNING when min_units is 0 */
+                                   is tightest); NaN = 2 × min_units capped at
+                                   PE_EXPERIMENTS_MAX_TUNING, or PE_STATS_DEFAULT_TUNING when
+                                   min_units is 0 */
 } pe_experiments_plan_t;
+
+#define PE_EXPERIMENTS_MAX_TUNING 20000.0 /* units in both arms: the derived T's cap */
+/* The always-valid tests' tuning T for plan (its own, else derived as above). Pure. */
+double pe_experiments_tuning(const pe_experiments_plan_t *plan);
 
 /* One look at the running experiment. Arms are indexed PE_EXPERIMENTS_CONTROL / _TREATMENT. */
 typedef struct {
@@ -180,6 +220,12 @@ typedef struct {
     bool has_covariate;             /* the pre_* fields of all four arms hold the covariate */
     double runtime_days;            /* since the first exposure, ≥ 0 */
     bool extended;                  /* EXTEND was returned before (state the caller keeps) */
+    /* Trigger i's metric over the units first exposed in its trailing window, needed when
+     * pe_experiments_trigger_windowed(plan, i) and runtime_days > its window_days (before
+     * that the window holds the whole experiment, whose arms are used); ignored otherwise.
+     * Never CUPED-adjusted. */
+    bool trigger_given[PE_EXPERIMENTS_MAX_TRIGGERS];
+    pe_stats_arm_t trigger_arms[PE_EXPERIMENTS_MAX_TRIGGERS][2];
 } pe_experiments_look_t;
 
 /* One metric's figures behind a decision, relative: the absolute test's estimate and interval
@@ -229,6 +275,10 @@ int pe_experiments_plan_check(const pe_experiments_plan_t *plan, pe_refusal_t *e
  * PE_EINTERNAL (a numerical routine failed). Pure, allocation-free, thread-safe. */
 int pe_experiments_decide(const pe_experiments_plan_t *plan, const pe_experiments_look_t *look,
                           pe_experiments_decision_t *out, pe_refusal_t *err);
+/* True when plan->triggers[i] is judged on its own trailing window ("Windows" above): 0 <
+ * window_days < the plan's horizon (max_window_days, else window_days). Pure; false when i is
+ * out of range. */
+bool pe_experiments_trigger_windowed(const pe_experiments_plan_t *plan, size_t i);
 /* "KEEP_RUNNING", "ROLLBACK", "PROVE", …; static strings, "UNKNOWN" out of range. */
 const char *pe_experiments_action_name(pe_experiments_action_t a);
 
@@ -247,12 +297,42 @@ const char *pe_experiments_action_name(pe_experiments_action_t a);
  *  "decision":{"action","reason","evidence":{…},"guardrail":{…}},
  *  "series":[{"at","action","effect","ciLow","ciHigh","variants":{"control":{"units",
  *  "conversionRate","revenuePerVisitor","profitPerVisitor","stepRate"},"treatment":{…}}}…]}
- * (the series: the measure job's snapshots, oldest first, the last 2,000). A ChangeSet not started
- * has no units. Returns 0 and *out (caller deletes), PE_EINVAL with *err (a primary metric the
- * engine does not measure; not_measurable: a rollout without a control group) or a database
- * error. Reads aggregate tables only. Thread-safe. */
+ * (the series: the measure job's snapshots, oldest first, the last 2,000), and "triggers": every
+ * autoRollbackTriggers entry with "evaluated", "note" and, when evaluated, "thresholdKind"
+ * (relative | absolute), "operator" (lt | lte) and "windowDays" (null: the whole experiment).
+ * A ChangeSet not started has no units; one that ended (execution.endedAt) is measured as it
+ * stood then: units first exposed, and sessions started, before its end, runtime up to it. Returns
+ * 0 and *out (caller deletes), PE_EINVAL with *err (a primary metric the engine does not measure;
+ * not_measurable: a rollout without a control group) or a database error. Reads aggregate tables
+ * only, never raw events; a running experiment (ACTIVE, MEASURING) through its per-unit table,
+ * which it first brings up to date with the logged units (pe_experiments_refresh, LOGGED: a
+ * write, bounded; units.c). Thread-safe. */
 int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *changeset,
                            int64_t now_us, cJSON **out, pe_refusal_t *err);
+
+/* ---- incremental measurement (units.c) ------------------------------------------------------ */
+
+typedef struct {
+    unsigned long long experiments;  /* running experiments of the store */
+    unsigned long long rebuilt;      /* of them, rebuilt from scratch */
+    unsigned long long units_logged; /* units the aggregation logged since the last refresh */
+} pe_experiments_refresh_t;
+
+typedef enum {
+    PE_EXPERIMENTS_REFRESH_LOGGED = 0, /* logged units only, a small backlog (a GET) */
+    PE_EXPERIMENTS_REFRESH_DUE,        /* logged units, and the rebuilds that are due (the job) */
+    PE_EXPERIMENTS_REFRESH_ALL,        /* every experiment from scratch (a full recomputation) */
+} pe_experiments_refresh_mode_t;
+
+/* Brings the per-unit tables of store_id's running experiments (experiment_units) up to date
+ * with the rollups: only the units logged as changed since the last refresh are recomputed,
+ * and, as mode allows, the experiments that need a rebuild (units.c, invariants 3 and 5) or
+ * all of them (the same rows). One transaction; *out (may be NULL) says what was done.
+ * Returns 0 or a database error. Thread-safe (refreshes of a store are serialised).
+ * pe_experiments_results refreshes LOGGED for a running experiment; pe_experiments_measure
+ * DUE for its store first. */
+int pe_experiments_refresh(pe_db_pool_t *db, const char *store_id, int64_t now_us,
+                           pe_experiments_refresh_mode_t mode, pe_experiments_refresh_t *out);
 
 /* ---- the job (measure.c): carrying the decisions out through the lifecycle ----------------- */
 
@@ -262,14 +342,17 @@ typedef struct pe_changeset_service pe_changeset_service_t; /* pe/changeset.h */
 
 /* Measures every ACTIVE or MEASURING ChangeSet of store_id at now_us and carries each decision
  * out with the system as actor (measure.c's table): ACTIVE → MEASURING at the first exposures,
- * → ROLLED_BACK on harm or at a losing or inconclusive end, → PROVEN with its proofResult.
- * *out = {"measured":N,"changesets":[{"id","before","after","action","reason"}…]} (caller
- * deletes). Returns 0, PE_ENOTFOUND (no such store) or a database / lifecycle error. A
- * transition the lifecycle refuses (a merchant moved it meanwhile) is logged and skipped.
- * Thread-safe. */
+ * → ROLLED_BACK on harm or at a losing or inconclusive end, → PROVEN with its proofResult;
+ * each end writes its experiment_results row in the transition's transaction. Then records
+ * the experiment_results row of every ChangeSet rolled back otherwise (a merchant), measured
+ * over its span. *out = {"measured":N,"changesets":[{"id","before","after","action",
+ * "reason"}…],"recorded":[{"id","outcome","kind"}…]} (caller deletes). Returns 0, PE_ENOTFOUND (no
+ * such store) or a database / lifecycle error. A transition the lifecycle refuses (a merchant moved
+ * it meanwhile) is logged and skipped. Thread-safe. */
 int pe_experiments_measure(pe_db_pool_t *db, pe_changeset_service_t *svc, const char *store_id,
                            int64_t now_us, cJSON **out);
-/* The job: pe_experiments_measure for every store with a running experiment, once across
+/* The job: pe_experiments_measure for every store with a running experiment (or an ended one
+ * whose experiment_results row is missing), once across
  * instances (an advisory lock: a second caller returns 0 at once). *measured = ChangeSets
  * measured. Returns 0 or the failure (err says how many stores failed). Thread-safe. */
 int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,

@@ -52,7 +52,8 @@ void pe_experiments_plan_defaults(pe_experiments_plan_t *plan)
     plan->split[0] = 0.5;
     plan->split[1] = 0.5;
     plan->n_triggers = 1;
-    plan->triggers[0] = (pe_experiments_trigger_t){PE_EXPERIMENTS_PRIMARY, -0.05, 0};
+    plan->triggers[0] =
+        (pe_experiments_trigger_t){.metric = PE_EXPERIMENTS_PRIMARY, .threshold = -0.05};
     plan->guardrail_threshold = PE_EXPERIMENTS_GUARDRAIL_THRESHOLD;
     plan->guardrail_min_units = 0;
     plan->cuped = false;
@@ -99,10 +100,15 @@ int pe_experiments_plan_check(const pe_experiments_plan_t *plan, pe_refusal_t *e
         if ((unsigned)t->metric > PE_EXPERIMENTS_PROFIT)
             return pe_refuse(err, PE_EINVAL, "out_of_range",
                              "plan.triggers[%zu].metric: must be primary or profit", i);
-        if (!is_threshold(t->threshold))
+        if (t->absolute ? !isfinite(t->threshold) : !is_threshold(t->threshold))
             return pe_refuse(err, PE_EINVAL, "out_of_range",
-                             "plan.triggers[%zu].threshold: must be a relative change in [-1, 0]",
+                             t->absolute ? "plan.triggers[%zu].threshold: must be a finite number"
+                                         : "plan.triggers[%zu].threshold: must be a relative "
+                                           "change in [-1, 0]",
                              i);
+        if (!(t->window_days >= 0) || !isfinite(t->window_days))
+            return pe_refuse(err, PE_EINVAL, "out_of_range",
+                             "plan.triggers[%zu].windowDays: must be a finite number ≥ 0", i);
         if (!is_units(t->min_units))
             return pe_refuse(err, PE_EINVAL, "out_of_range",
                              "plan.triggers[%zu].minUnits: must be a number in [0, 2^53]", i);
@@ -120,17 +126,46 @@ int pe_experiments_plan_check(const pe_experiments_plan_t *plan, pe_refusal_t *e
     return 0;
 }
 
+double pe_experiments_tuning(const pe_experiments_plan_t *plan)
+{
+    if (!isnan(plan->sequential_tuning))
+        return plan->sequential_tuning;
+    return plan->min_units > 0 ? fmin(2 * plan->min_units, PE_EXPERIMENTS_MAX_TUNING)
+                               : PE_STATS_DEFAULT_TUNING;
+}
+
+/* The plan's horizon: how long the experiment is planned to run at most. */
+static double horizon(const pe_experiments_plan_t *plan)
+{
+    return isnan(plan->max_window_days) ? plan->window_days : plan->max_window_days;
+}
+
+bool pe_experiments_trigger_windowed(const pe_experiments_plan_t *plan, size_t i)
+{
+    if (i >= plan->n_triggers || i >= PE_EXPERIMENTS_MAX_TRIGGERS)
+        return false;
+    double w = plan->triggers[i].window_days;
+    return w > 0 && w < horizon(plan);
+}
+
 /* ---- one look's context --------------------------------------------------------------------- */
+
+/* The series the tests read: PE_EXPERIMENTS_PRIMARY, PE_EXPERIMENTS_PROFIT over the whole
+ * experiment, then WINDOWED + i: trigger i's metric over its trailing window. */
+#define WINDOWED 2
+#define NSERIES  (WINDOWED + PE_EXPERIMENTS_MAX_TRIGGERS)
 
 typedef struct {
     const pe_experiments_plan_t *plan;
     const pe_experiments_look_t *look;
-    const char *name;       /* the primary's name for the merchant */
-    pe_stats_input_t in[2]; /* per metric (PRIMARY, PROFIT): arms, type, CUPED (checked) */
-    pe_stats_diff_t d[2];   /* per metric: the absolute effect every test reads */
-    double scale[2];        /* per metric: |control mean|, absolute → relative */
-    double tuning;          /* of the always-valid tests */
-    double alpha_monitor;   /* rule 2's level per monitored metric */
+    const char *name;             /* the primary's name for the merchant */
+    pe_stats_input_t in[NSERIES]; /* per series: arms, type, CUPED (checked) */
+    pe_stats_diff_t d[NSERIES];   /* per series: the absolute effect every test reads */
+    double scale[NSERIES];        /* per series: |control mean|, absolute → relative */
+    double mean0[NSERIES];        /* per series: the control mean (absolute thresholds) */
+    double tuning;                /* of the always-valid tests */
+    double alpha_monitor;         /* rule 2's level of the profit and primary families */
+    double alpha_trigger[PE_EXPERIMENTS_MAX_TRIGGERS]; /* rule 2's level of each trigger */
 } look_t;
 
 /* The length of the longest prefix of s of at most max bytes that does not end inside a
@@ -178,12 +213,12 @@ static const char *metric_name(const look_t *c, pe_experiments_metric_t m)
     return m == PE_EXPERIMENTS_PRIMARY ? c->name : "profit per visitor";
 }
 
-static double metric_units(const look_t *c, pe_experiments_metric_t m, int arm)
+static double metric_units(const look_t *c, int m, int arm)
 {
     return arm == PE_EXPERIMENTS_CONTROL ? c->in[m].control.n : c->in[m].variant.n;
 }
 
-static bool metric_reaches(const look_t *c, pe_experiments_metric_t m, double min_units)
+static bool metric_reaches(const look_t *c, int m, double min_units)
 {
     return metric_units(c, m, 0) >= min_units && metric_units(c, m, 1) >= min_units;
 }
@@ -194,7 +229,7 @@ static bool metric_reaches(const look_t *c, pe_experiments_metric_t m, double mi
  * none at all) borrows the other arm's per-unit variance: the delta method would otherwise
  * call the effect certain — or, with the treatment mean at 0, give it no variance and no test
  * — and under "no difference", which every test here is of, the arms share one variance. */
-static int metric_diff(look_t *c, pe_experiments_metric_t m)
+static int metric_diff(look_t *c, int m)
 {
     const pe_stats_input_t *in = &c->in[m];
     pe_stats_moments_t mc, mv;
@@ -215,6 +250,7 @@ static int metric_diff(look_t *c, pe_experiments_metric_t m)
     else if (mc.variance == 0 && mv.variance > 0)
         mc.variance = mv.variance;
     c->scale[m] = fabs(mc.mean);
+    c->mean0[m] = mc.mean;
     return pe_stats_difference(&mc, &mv, PE_STATS_ABSOLUTE, &c->d[m]) == 0 ? 0 : PE_EINTERNAL;
 }
 
@@ -234,38 +270,71 @@ static int look_open(look_t *c, const pe_experiments_plan_t *plan,
     if (look->extended && isnan(plan->max_window_days))
         return pe_refuse(err, PE_EINVAL, "inconsistent",
                          "look.extended: the plan allows no extension (no maxWindowDays)");
-    c->tuning = plan->sequential_tuning;
-    if (isnan(c->tuning))
-        c->tuning = plan->min_units > 0 ? 2 * plan->min_units : PE_STATS_DEFAULT_TUNING;
-    /* Rule 2 spends alpha in all, split (Bonferroni) over the monitored metrics: the profit
-     * guardrail always, the primary when a trigger watches it. Triggers on one metric share
-     * its test, so they cost nothing more. */
-    int monitored = 1;
+    c->tuning = pe_experiments_tuning(plan);
+    /* Rule 2 spends alpha in all, split (Bonferroni) over its families (header, "Windows"):
+     * profit per visitor always, the primary when a whole-experiment trigger watches it, each
+     * windowed trigger on its own and within it over its J windows. Triggers of one family
+     * share its test, so they cost nothing more. */
+    int families = 1;
+    bool primary_family = false;
+    for (size_t i = 0; i < plan->n_triggers; i++) {
+        if (pe_experiments_trigger_windowed(plan, i))
+            families++;
+        else if (plan->triggers[i].metric == PE_EXPERIMENTS_PRIMARY)
+            primary_family = true;
+    }
+    families += primary_family;
+    c->alpha_monitor = plan->alpha / families;
     for (size_t i = 0; i < plan->n_triggers; i++)
-        if (plan->triggers[i].metric == PE_EXPERIMENTS_PRIMARY) {
-            monitored = 2;
-            break;
-        }
-    c->alpha_monitor = plan->alpha / monitored;
-    static const char *const FIELD[2] = {"look.primary", "look.profit"};
-    for (int m = 0; m < 2; m++) {
+        c->alpha_trigger[i] =
+            pe_experiments_trigger_windowed(plan, i)
+                ? c->alpha_monitor / ceil(horizon(plan) / plan->triggers[i].window_days)
+                : c->alpha_monitor;
+    for (int m = 0; m < NSERIES; m++) {
+        size_t i = (size_t)(m - WINDOWED);
+        if (m >= WINDOWED && !pe_experiments_trigger_windowed(plan, i))
+            continue;
+        const pe_experiments_trigger_t *t = m >= WINDOWED ? &plan->triggers[i] : NULL;
+        int metric = t ? (int)t->metric : m;
+        /* a windowed trigger reads its own window's arms once the window is shorter than the
+         * experiment; before, the window holds every unit */
+        bool own = t && look->runtime_days > t->window_days;
+        if (own && !look->trigger_given[i])
+            return pe_refuse(err, PE_EINVAL, "missing_field",
+                             "look.triggerArms[%zu]: trigger %zu's %.17g-day window is shorter "
+                             "than the runtime: its arms over the window are needed",
+                             i, i, t->window_days);
         pe_stats_input_t *in = &c->in[m];
         pe_stats_input_defaults(in);
-        in->metric = m == PE_EXPERIMENTS_PRIMARY ? look->primary_type : PE_STATS_MEAN;
+        in->metric = metric == PE_EXPERIMENTS_PRIMARY ? look->primary_type : PE_STATS_MEAN;
         in->difference = PE_STATS_RELATIVE;
         in->alpha = plan->alpha;
-        in->cuped = plan->cuped && look->has_covariate;
+        in->cuped = !t && plan->cuped && look->has_covariate;
         in->sequential_tuning = c->tuning;
         in->split[0] = plan->split[0];
         in->split[1] = plan->split[1];
-        const pe_stats_arm_t *arms = m == PE_EXPERIMENTS_PRIMARY ? look->primary : look->profit;
+        const pe_stats_arm_t *arms = own                                ? look->trigger_arms[i]
+                                     : metric == PE_EXPERIMENTS_PRIMARY ? look->primary
+                                                                        : look->profit;
         in->control = arms[PE_EXPERIMENTS_CONTROL];
         in->variant = arms[PE_EXPERIMENTS_TREATMENT];
+        if (t) { /* never CUPED: no covariate is asked of a window */
+            in->control.pre_sum = in->control.pre_sum_squares = in->control.sum_products = 0;
+            in->variant.pre_sum = in->variant.pre_sum_squares = in->variant.sum_products = 0;
+        }
         pe_refusal_t inner;
         int rc = pe_stats_input_check(in, &inner);
-        if (rc != 0)
-            return pe_refuse(err, rc, inner.code, "%s: %s (variant = treatment)", FIELD[m],
+        if (rc != 0) {
+            if (t)
+                return pe_refuse(err, rc, inner.code,
+                                 "look.triggerArms[%zu]: %s (variant = treatment)", i,
+                                 inner.message);
+            return pe_refuse(err, rc, inner.code, "%s: %s (variant = treatment)",
+                             m == PE_EXPERIMENTS_PRIMARY ? "look.primary" : "look.profit",
                              inner.message);
+        }
+        if (t && (rc = metric_diff(c, m)) != 0)
+            return rc;
     }
     for (int k = 0; k < 2; k++) {
         double np = metric_units(c, PE_EXPERIMENTS_PRIMARY, k);
@@ -283,8 +352,8 @@ static int look_open(look_t *c, const pe_experiments_plan_t *plan,
 /* One test of metric m — the always-valid sequence (SEQUENTIAL) or Welch (FREQUENTIST) — on
  * the absolute effect, its estimate and interval then divided by |control mean| (NaN when that
  * is 0): the relative figures the rules and the merchant read. */
-static int run_test(const look_t *c, pe_experiments_metric_t m, pe_stats_method_t method,
-                    pe_stats_sides_t sides, double alpha, pe_stats_test_t *out)
+static int run_test(const look_t *c, int m, pe_stats_method_t method, pe_stats_sides_t sides,
+                    double alpha, pe_stats_test_t *out)
 {
     int rc = method == PE_STATS_SEQUENTIAL
                  ? pe_stats_sequential(&c->d[m], c->tuning, alpha, sides, out)
@@ -434,7 +503,7 @@ static void fmt_effect(char *b, size_t n, const char *name, const pe_experiments
         fmt_pct(hi, sizeof hi, e->ci_high));
 }
 
-static double units_total(const look_t *c, pe_experiments_metric_t m)
+static double units_total(const look_t *c, int m)
 {
     return metric_units(c, m, 0) + metric_units(c, m, 1);
 }
@@ -468,87 +537,129 @@ static int srm_check(const look_t *c, pe_experiments_decision_t *out, bool *froz
 
 /* ---- rule 2: triggers and the profit guardrail ---------------------------------------------- */
 
-/* Fires (trigger index, or PE_EXPERIMENTS_GUARDRAIL) when metric m is significantly worse by
- * the one-sided always-valid test and at or below threshold. less[m] caches the test. */
-static int check_harm(const look_t *c, pe_experiments_metric_t m, double threshold,
-                      double min_units, pe_stats_test_t less[2], bool done[2], bool *fires)
+/* One harm check: the series it reads, its level, and what fires it. */
+typedef struct {
+    int series;   /* PE_EXPERIMENTS_PRIMARY, _PROFIT, or WINDOWED + i */
+    double alpha; /* the one-sided level */
+    double threshold, min_units;
+    bool absolute, strict;
+} harm_t;
+
+/* Fires when series h->series is significantly worse by the one-sided always-valid test and
+ * its estimate — relative, or for an absolute threshold the treatment's mean — is below the
+ * threshold (or at it, unless strict). less[] caches the test per series (one level per
+ * series: a whole-experiment series is one family's, a windowed one its trigger's). */
+static int check_harm(const look_t *c, const harm_t *h, pe_stats_test_t less[NSERIES],
+                      bool done[NSERIES], bool *fires)
 {
+    int m = h->series;
     *fires = false;
-    if (!metric_reaches(c, m, fmax(min_units, PE_EXPERIMENTS_MIN_MONITOR_UNITS)))
+    if (!metric_reaches(c, m, fmax(h->min_units, PE_EXPERIMENTS_MIN_MONITOR_UNITS)))
         return 0;
     if (!done[m]) {
-        int rc = run_test(c, m, PE_STATS_SEQUENTIAL, PE_STATS_LESS, c->alpha_monitor, &less[m]);
+        int rc = run_test(c, m, PE_STATS_SEQUENTIAL, PE_STATS_LESS, h->alpha, &less[m]);
         if (rc != 0)
             return rc;
         done[m] = true;
     }
-    *fires = less[m].ci_high < 0 && less[m].estimate <= threshold;
+    double x = h->absolute ? c->mean0[m] + c->d[m].estimate : less[m].estimate;
+    *fires = less[m].ci_high < 0 && (h->strict ? x < h->threshold : x <= h->threshold);
     return 0;
+}
+
+/* "0.52", "12.4": an absolute level in the sentence. */
+static const char *fmt_level(char *b, size_t n, double x)
+{
+    put(b, n, "%s%.4g", x < 0 ? MINUS : "", fabs(x));
+    return b;
 }
 
 static int monitor(const look_t *c, pe_experiments_decision_t *out, bool *fired)
 {
     const pe_experiments_plan_t *plan = c->plan;
-    pe_stats_test_t less[2];
-    bool done[2] = {false, false};
+    pe_stats_test_t less[NSERIES];
+    bool done[NSERIES] = {false};
     int which = PE_EXPERIMENTS_NO_TRIGGER;
-    pe_experiments_metric_t m = PE_EXPERIMENTS_PRIMARY;
-    double threshold = 0;
+    harm_t h = {0};
     *fired = false;
     for (size_t i = 0; i < plan->n_triggers && which == PE_EXPERIMENTS_NO_TRIGGER; i++) {
         const pe_experiments_trigger_t *t = &plan->triggers[i];
-        int rc = check_harm(c, t->metric, t->threshold, t->min_units, less, done, fired);
+        bool windowed = pe_experiments_trigger_windowed(plan, i);
+        h = (harm_t){windowed ? WINDOWED + (int)i : (int)t->metric,
+                     c->alpha_trigger[i],
+                     t->threshold,
+                     t->min_units,
+                     t->absolute,
+                     t->strict};
+        int rc = check_harm(c, &h, less, done, fired);
         if (rc != 0)
             return rc;
-        if (*fired) {
+        if (*fired)
             which = (int)i;
-            m = t->metric;
-            threshold = t->threshold;
-        }
     }
     if (which == PE_EXPERIMENTS_NO_TRIGGER) {
-        int rc = check_harm(c, PE_EXPERIMENTS_PROFIT, plan->guardrail_threshold,
-                            plan->guardrail_min_units, less, done, fired);
+        h = (harm_t){PE_EXPERIMENTS_PROFIT,
+                     c->alpha_monitor,
+                     plan->guardrail_threshold,
+                     plan->guardrail_min_units,
+                     false,
+                     false};
+        int rc = check_harm(c, &h, less, done, fired);
         if (rc != 0)
             return rc;
         if (!*fired)
             return 0;
         which = PE_EXPERIMENTS_GUARDRAIL;
-        m = PE_EXPERIMENTS_PROFIT;
-        threshold = plan->guardrail_threshold;
     }
     /* The lower end of the reported interval is the one-sided "greater" bound at the same
      * alpha, so the pair is a 1 − 2·alpha confidence sequence whose upper end decided. */
+    int m = h.series;
+    pe_experiments_metric_t metric =
+        m >= WINDOWED ? plan->triggers[m - WINDOWED].metric : (pe_experiments_metric_t)m;
     pe_stats_test_t greater;
-    int rc = run_test(c, m, PE_STATS_SEQUENTIAL, PE_STATS_GREATER, c->alpha_monitor, &greater);
+    int rc = run_test(c, m, PE_STATS_SEQUENTIAL, PE_STATS_GREATER, h.alpha, &greater);
     if (rc != 0)
         return rc;
     out->action = PE_EXPERIMENTS_ROLLBACK;
     out->trigger = which;
-    evidence_set(&out->evidence, m, PE_STATS_SEQUENTIAL, &less[m], c->alpha_monitor);
+    evidence_set(&out->evidence, metric, PE_STATS_SEQUENTIAL, &less[m], h.alpha);
     out->evidence.ci_low = greater.ci_low;
     out->evidence.always_valid_p = less[m].p_value;
-    char fig[FIG_LEN], thr[32];
-    fmt_figures(fig, sizeof fig, metric_name(c, m), &out->evidence, units_total(c, m));
-    put(out->reason, sizeof out->reason, "%s: at or below the %s of %s, rolled back.", fig,
-        which == PE_EXPERIMENTS_GUARDRAIL ? "profit guardrail" : "rollback trigger",
-        fmt_pct(thr, sizeof thr, threshold));
+    char fig[FIG_LEN], thr[32], lvl[32], name[160], days[32];
+    if (m >= WINDOWED)
+        put(name, sizeof name, "%.*s over the units of the last %s",
+            utf8_prefix(metric_name(c, metric), NAME_MAX_BYTES), metric_name(c, metric),
+            fmt_days(days, sizeof days, plan->triggers[m - WINDOWED].window_days));
+    else
+        put(name, sizeof name, "%s", metric_name(c, metric));
+    fmt_figures(fig, sizeof fig, name, &out->evidence, units_total(c, m));
+    const char *what = which == PE_EXPERIMENTS_GUARDRAIL ? "profit guardrail" : "rollback trigger";
+    const char *cmp = h.strict ? "below" : "at or below";
+    if (h.absolute)
+        put(out->reason, sizeof out->reason,
+            "%s: the treatment at %s, %s the %s of %s, rolled back.", fig,
+            fmt_level(lvl, sizeof lvl, c->mean0[m] + c->d[m].estimate), cmp, what,
+            fmt_level(thr, sizeof thr, h.threshold));
+    else
+        put(out->reason, sizeof out->reason, "%s: %s the %s of %s, rolled back.", fig, cmp, what,
+            fmt_pct(thr, sizeof thr, h.threshold));
     return 0;
 }
 
 /* ---- rule 3: waiting for the window, the sample, the extension ------------------------------ */
 
-/* Decides KEEP_RUNNING or ROLLBACK_INCONCLUSIVE, or sets *final (and writes nothing) when the
- * final look is due. */
+/* Decides KEEP_RUNNING, or sets *final (and writes nothing) when the final look is due: at the
+ * window with the sample, else at the horizon with what there is. */
 static int gate(const look_t *c, pe_experiments_decision_t *out, bool *final)
 {
     const pe_experiments_plan_t *plan = c->plan;
     const pe_experiments_look_t *look = c->look;
-    bool has_max = !isnan(plan->max_window_days);
     bool window = look->runtime_days >= plan->window_days;
     bool sample = metric_reaches(c, PE_EXPERIMENTS_PRIMARY, plan->min_units);
     bool in_extension = look->extended && look->runtime_days < plan->max_window_days;
-    *final = window && sample && !in_extension;
+    /* The horizon ends the wait for the sample: an experiment always ends. */
+    bool at_horizon = look->runtime_days >= horizon(plan);
+    *final = window && (sample || at_horizon) && !in_extension;
     if (*final)
         return 0;
     int rc = monitor_evidence(c, PE_EXPERIMENTS_PRIMARY, &out->evidence);
@@ -560,14 +671,6 @@ static int gate(const look_t *c, pe_experiments_decision_t *out, bool *final)
                             metric_units(c, PE_EXPERIMENTS_PRIMARY, 1));
     fmt_count(u1, sizeof u1, plan->min_units);
     fmt_count(u2, sizeof u2, short_arm);
-    if (!sample && has_max && look->runtime_days >= plan->max_window_days) {
-        out->action = PE_EXPERIMENTS_ROLLBACK_INCONCLUSIVE;
-        put(out->reason, sizeof out->reason,
-            "Only %s of the planned %s units per arm by the end of the %s window (%s): "
-            "inconclusive, rolled back.",
-            u2, u1, fmt_window(d1, sizeof d1, plan->max_window_days), fig);
-        return 0;
-    }
     out->action = PE_EXPERIMENTS_KEEP_RUNNING;
     fmt_days(d2, sizeof d2, look->runtime_days);
     if (in_extension)
@@ -669,6 +772,18 @@ static int final_look(const look_t *c, pe_experiments_decision_t *out)
             put(out->reason, sizeof out->reason,
                 "%s and %s: no significant difference%s, rolled back.", fig, d, level);
         }
+    }
+    if (!metric_reaches(c, PE_EXPERIMENTS_PRIMARY, plan->min_units)) {
+        /* the horizon came first: said, so that a short test is read as one */
+        char u1[32], u2[32], w[32];
+        fmt_count(u1, sizeof u1, plan->min_units);
+        fmt_count(u2, sizeof u2,
+                  fmin(metric_units(c, PE_EXPERIMENTS_PRIMARY, 0),
+                       metric_units(c, PE_EXPERIMENTS_PRIMARY, 1)));
+        size_t len = strlen(out->reason);
+        put(out->reason + len, sizeof out->reason - len,
+            " The %s window ended with %s of the planned %s units per arm.",
+            fmt_window(w, sizeof w, horizon(plan)), u2, u1);
     }
     return 0;
 }

@@ -21,14 +21,23 @@
  *     1 − PE_CATALOG_DEFAULT_MARGIN of its revenue (said in the answer: costKnownShare). What the
  * change itself costs is in the revenue when the storefront reports the price it charged (a
  *     discount); a waived shipping fee is not in the events and is not counted.
- *  3. Reads aggregate tables only, never raw events; every statement filters by store_id.
+ *  3. Reads aggregate tables only, never raw events; every statement filters by store_id. A
+ *     running experiment (ACTIVE, MEASURING) is read from its per-unit table (units.c), brought
+ *     up to date from the rollups first, which gives the same figures (units.c, invariant 1)
+ *     at a cost that grows with what changed; an ended one from the rollups, bounded by its
+ *     end (endedAt): units first exposed and sessions started before it.
  *  4. "Now" is the caller's.
+ *  5. Triggers: a threshold in [−1, 0] is a relative change, any other the metric's own value;
+ *     lt is strictly below, lte at or below; a window shorter than the plan's horizon is judged
+ *     on the units first exposed in it (decide.c). Only the primary metric and profit per
+ *     visitor are measured as triggers; every other is listed with why not.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiments_internal.h"
 #include "pe/catalog.h"
 #include "pe/experiments.h"
 
@@ -40,19 +49,23 @@ static const char *const STEPS[] = {"cart", "checkout", "shipping", "payment", "
 
 /* Per variant: units; units with an order; Σ and Σ² of revenue and of profit per unit; units
  * that reached the step before the target step ($4 − 1) and the target step ($4); revenue whose
- * cost is known. $3: the experiment's start (exposures before it belong to another). */
+ * cost is known. $3: the experiment's start (exposures before it belong to another); $8 its end
+ * (exposures and sessions from then on are not part of it: the flag is off or serves one
+ * variant; 'infinity' while it runs); $9 the least first exposure of the units counted (a
+ * trigger's trailing window; '-infinity' for every unit). */
 static const char SQL_ARMS[] =
     "WITH u AS (SELECT unit, (array_agg(variant ORDER BY first_at, session_id))[1] AS variant,"
     "                  min(first_at) AS first_at"
     "             FROM agg_exposures"
     "            WHERE store_id = $1::uuid AND flag_key = $2 AND NOT holdout"
-    "              AND first_at >= $3::timestamptz"
-    "            GROUP BY unit),"
+    "              AND first_at >= $3::timestamptz AND first_at < $8::timestamptz"
+    "            GROUP BY unit HAVING min(first_at) >= $9::timestamptz),"
     /* every session of a unit: in the experiment (from its first exposure on) or in its
      * pre-period (the PRE_PERIOD_DAYS before it, ended before it: the CUPED covariate) */
     "     us AS (SELECT u.unit, s.session_id, s.reach, s.orders,"
     "                   coalesce(s.ended_at, s.started_at) >= u.first_at AS post FROM u"
     "              JOIN agg_sessions s ON s.store_id = $1::uuid AND s.visitor = u.unit"
+    "               AND s.started_at < $8::timestamptz"
     "               AND (coalesce(s.ended_at, s.started_at) >= u.first_at"
     "                    OR s.started_at >= u.first_at - make_interval(days => $7::int))),"
     "     rev AS (SELECT o.session_id, sum(o.value)::float8 AS revenue FROM agg_orders o"
@@ -124,20 +137,34 @@ static double num(const cJSON *o, const char *k, double dflt)
     return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
 }
 
-/* Days of an ISO 8601 duration of days or weeks ("P14D", "P2W"); NaN otherwise. */
-static double duration_days(const char *s)
+/* Days of an ISO 8601 duration of one unit: days or weeks ("P14D", "P2W"), or with `time`
+ * hours or minutes ("PT12H", "PT30M"); NaN otherwise. */
+static double duration_days_of(const char *s, bool time)
 {
     if (!s || s[0] != 'P')
         return NAN;
+    const char *from = s + 1;
+    if (time && from[0] == 'T')
+        from++;
     char *end = NULL;
-    double v = strtod(s + 1, &end);
-    if (!end || end == s + 1 || !(v > 0))
+    double v = strtod(from, &end);
+    if (!end || end == from || !(v > 0) || !isfinite(v))
         return NAN;
-    if (strcmp(end, "D") == 0)
+    bool t = from != s + 1;
+    if (!t && strcmp(end, "D") == 0)
         return v;
-    if (strcmp(end, "W") == 0)
+    if (!t && strcmp(end, "W") == 0)
         return 7 * v;
+    if (t && strcmp(end, "H") == 0)
+        return v / 24;
+    if (t && strcmp(end, "M") == 0)
+        return v / 1440;
     return NAN;
+}
+
+static double duration_days(const char *s)
+{
+    return duration_days_of(s, false);
 }
 
 /* What the experiment measures, from the ChangeSet's proof plan. */
@@ -149,8 +176,11 @@ typedef struct {
     char flag_key[160];
 } target_t;
 
-/* Appends {"metric","threshold","minimumSampleSize","evaluated","note"} to list. */
+/* Appends {"metric","threshold","minimumSampleSize","evaluated","note"} to list, and for an
+ * evaluated trigger how it is read: {"thresholdKind":"relative"|"absolute","operator",
+ * "windowDays" (null: the whole experiment)}. */
 static bool listed_trigger(cJSON *list, const char *metric, double threshold, double min_units,
+                           const pe_experiments_trigger_t *t, bool windowed,
                            const char *not_evaluated)
 {
     cJSON *o = cJSON_CreateObject();
@@ -158,14 +188,21 @@ static bool listed_trigger(cJSON *list, const char *metric, double threshold, do
         cJSON_Delete(o);
         return false;
     }
-    return cJSON_AddStringToObject(o, "metric", metric) &&
-           cJSON_AddItemToObject(o, "threshold",
-                                 isfinite(threshold) ? cJSON_CreateNumber(threshold)
-                                                     : cJSON_CreateNull()) &&
-           cJSON_AddNumberToObject(o, "minimumSampleSize", min_units) &&
-           cJSON_AddBoolToObject(o, "evaluated", !not_evaluated) &&
-           (not_evaluated ? cJSON_AddStringToObject(o, "note", not_evaluated) != NULL
-                          : cJSON_AddNullToObject(o, "note") != NULL);
+    bool ok = cJSON_AddStringToObject(o, "metric", metric) &&
+              cJSON_AddItemToObject(o, "threshold",
+                                    isfinite(threshold) ? cJSON_CreateNumber(threshold)
+                                                        : cJSON_CreateNull()) &&
+              cJSON_AddNumberToObject(o, "minimumSampleSize", min_units) &&
+              cJSON_AddBoolToObject(o, "evaluated", !not_evaluated) &&
+              (not_evaluated ? cJSON_AddStringToObject(o, "note", not_evaluated) != NULL
+                             : cJSON_AddNullToObject(o, "note") != NULL);
+    if (ok && t)
+        ok = cJSON_AddStringToObject(o, "thresholdKind", t->absolute ? "absolute" : "relative") &&
+             cJSON_AddStringToObject(o, "operator", t->strict ? "lt" : "lte") &&
+             cJSON_AddItemToObject(o, "windowDays",
+                                   windowed ? cJSON_CreateNumber(t->window_days)
+                                            : cJSON_CreateNull());
+    return ok;
 }
 
 static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, cJSON *listed,
@@ -223,11 +260,14 @@ static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, cJ
     plan->split[PE_EXPERIMENTS_TREATMENT] = treat;
     const cJSON *method = get(pp, "statisticalMethod");
     plan->cuped = cJSON_IsString(method) && strcmp(method->valuestring, "cuped") == 0;
-    /* the rollback triggers on the metrics measured here; others are listed as not evaluated */
     /* the rollback triggers on the metrics measured here; each one is listed in *listed with
-     * whether it is evaluated and, when not, why (nothing is ignored silently) */
+     * whether it is evaluated and, when not, why (nothing is ignored silently). A threshold in
+     * [−1, 0] is a relative change ("−0.05": down 5 %), any other the metric's own value (0.55
+     * for a conversion, 12.5 money per visitor); lt is strictly below, lte at or below; the
+     * window is the trailing one of decide.c (a window the whole plan fits in: every unit). */
     plan->n_triggers = 0;
     const cJSON *tr;
+    size_t listed_from = (size_t)cJSON_GetArraySize(listed);
     cJSON_ArrayForEach(tr, get(get(cs, "rollbackPlan"), "autoRollbackTriggers"))
     {
         const cJSON *m = get(tr, "metric"), *op = get(tr, "operator"), *act = get(tr, "action");
@@ -250,23 +290,47 @@ static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, cJ
                      act->valuestring);
         if (!why[0] && plan->n_triggers == PE_EXPERIMENTS_MAX_TRIGGERS)
             snprintf(why, sizeof why, "more than %d triggers", PE_EXPERIMENTS_MAX_TRIGGERS);
+        double threshold = num(tr, "threshold", NAN);
+        if (!why[0] && !isfinite(threshold))
+            snprintf(why, sizeof why, "no numeric threshold");
+        pe_experiments_trigger_t *x = NULL;
         if (!why[0]) {
-            pe_experiments_trigger_t *x = &plan->triggers[plan->n_triggers++];
-            x->metric = which;
-            x->threshold = fmin(fmax(num(tr, "threshold", -0.05), -1), 0);
-            x->min_units = fmax(num(tr, "minimumSampleSize", 0), 0);
+            x = &plan->triggers[plan->n_triggers++];
+            const cJSON *w = get(tr, "window");
+            double wdays = duration_days_of(cJSON_IsString(w) ? w->valuestring : NULL, true);
+            *x = (pe_experiments_trigger_t){
+                .metric = which,
+                .threshold = threshold,
+                .min_units = fmax(num(tr, "minimumSampleSize", 0), 0),
+                .absolute = !(threshold >= -1 && threshold <= 0),
+                .strict = strcmp(op->valuestring, "lt") == 0,
+                .window_days = isfinite(wdays) ? wdays : 0,
+            };
         }
-        if (!listed_trigger(listed, metric, num(tr, "threshold", NAN),
-                            num(tr, "minimumSampleSize", 0), why[0] ? why : NULL))
+        if (!listed_trigger(listed, metric, threshold, num(tr, "minimumSampleSize", 0), x, false,
+                            why[0] ? why : NULL))
             return PE_ENOMEM;
     }
     if (plan->n_triggers == 0) { /* the default: primary down 5 % or more */
-        plan->triggers[0] = (pe_experiments_trigger_t){PE_EXPERIMENTS_PRIMARY, -0.05, 0};
+        plan->triggers[0] =
+            (pe_experiments_trigger_t){.metric = PE_EXPERIMENTS_PRIMARY, .threshold = -0.05};
         plan->n_triggers = 1;
-        if (!listed_trigger(listed, t->primary, -0.05, 0, NULL))
+        if (!listed_trigger(listed, t->primary, -0.05, 0, &plan->triggers[0], false, NULL))
             return PE_ENOMEM;
     }
-    return pe_experiments_plan_check(plan, err);
+    int rc = pe_experiments_plan_check(plan, err);
+    /* the windows as judged, now that the plan is whole: "windowDays" of the evaluated ones */
+    size_t k = 0;
+    for (size_t i = listed_from; rc == 0 && i < (size_t)cJSON_GetArraySize(listed); i++) {
+        cJSON *o = cJSON_GetArrayItem(listed, (int)i);
+        if (!cJSON_IsTrue(get(o, "evaluated")))
+            continue;
+        if (pe_experiments_trigger_windowed(plan, k))
+            cJSON_ReplaceItemInObjectCaseSensitive(
+                o, "windowDays", cJSON_CreateNumber(plan->triggers[k].window_days));
+        k++;
+    }
+    return rc;
 }
 
 /* One arm's figures as read. */
@@ -277,22 +341,20 @@ typedef struct {
     double with_pre;                                 /* units with a session in their pre-period */
 } arm_t;
 
-static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, const char *started,
-                     arm_t arms[2], char variants[2][65])
+static int step_of(const target_t *t)
 {
-    pe_db_conn_t *conn = NULL;
-    pe_db_result_t *res = NULL;
-    char step[8], share[16], kind[4], days[8];
-    snprintf(step, sizeof step, "%d", t->step ? t->step : 5);
-    snprintf(share, sizeof share, "%.3f", 1 - PE_CATALOG_DEFAULT_MARGIN);
-    snprintf(kind, sizeof kind, "%d", t->step ? 0 : t->revenue ? 2 : t->profit ? 3 : 1);
-    snprintf(days, sizeof days, "%d", PRE_PERIOD_DAYS);
-    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
-    if (rc != 0)
-        return rc;
-    const char *p[] = {store_id, t->flag_key, started, step, share, kind, days};
-    rc = pe_db_exec(conn, SQL_ARMS, 7, p, &res);
-    for (size_t i = 0; rc == 0 && i < pe_db_result_rows(res); i++) {
+    return t->step ? t->step : 5;
+}
+
+static int kind_of(const target_t *t)
+{
+    return t->step ? 0 : t->revenue ? 2 : t->profit ? 3 : 1;
+}
+
+/* The arms in a result of SQL_ARMS's columns (or units.c's, the same). */
+static void parse_arms(const pe_db_result_t *res, arm_t arms[2], char variants[2][65])
+{
+    for (size_t i = 0; i < pe_db_result_rows(res); i++) {
         const char *v = pe_db_result_get(res, i, 0);
         int k = strcmp(v, "control") == 0     ? PE_EXPERIMENTS_CONTROL
                 : strcmp(v, "treatment") == 0 ? PE_EXPERIMENTS_TREATMENT
@@ -304,6 +366,39 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t, 
             f[c] = atof(pe_db_result_get(res, i, (size_t)c + 1));
         snprintf(variants[k], 65, "%s", v);
     }
+}
+
+/* The arms of the units first exposed in [from, end) ($9, $8 of SQL_ARMS), from on or after
+ * started. A running experiment (changeset_id non-NULL) is read from its per-unit table
+ * (units.c, refreshed by the caller), when it has one. */
+static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t,
+                     const char *changeset_id, const char *started, const char *end,
+                     const char *from, arm_t arms[2], char variants[2][65])
+{
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *res = NULL;
+    if (changeset_id) {
+        int rc = pe_experiments_units_arms(db, store_id, changeset_id,
+                                           strcmp(from, "-infinity") == 0 ? NULL : from, &res);
+        if (rc == 0)
+            parse_arms(res, arms, variants);
+        pe_db_result_free(res);
+        if (rc != PE_ENOTFOUND)
+            return rc;
+        res = NULL;
+    }
+    char step[8], share[16], kind[4], days[8];
+    snprintf(step, sizeof step, "%d", step_of(t));
+    snprintf(share, sizeof share, "%.3f", 1 - PE_CATALOG_DEFAULT_MARGIN);
+    snprintf(kind, sizeof kind, "%d", kind_of(t));
+    snprintf(days, sizeof days, "%d", PRE_PERIOD_DAYS);
+    int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc != 0)
+        return rc;
+    const char *p[] = {store_id, t->flag_key, started, step, share, kind, days, end, from};
+    rc = pe_db_exec(conn, SQL_ARMS, 9, p, &res);
+    if (rc == 0)
+        parse_arms(res, arms, variants);
     pe_db_result_free(res);
     pe_db_release(db, conn);
     return rc;
@@ -352,6 +447,39 @@ static void look_of(const target_t *t, const arm_t arms[2], double runtime_days,
     }
 }
 
+/* The arms of every windowed trigger whose window is shorter than the runtime (decide.c):
+ * its metric over the units first exposed in the window before now_us; one read per window. */
+static int window_arms(pe_db_pool_t *db, const char *store_id, const target_t *t,
+                       const char *changeset_id, const pe_experiments_plan_t *plan,
+                       const char *started, const char *end, int64_t now_us,
+                       pe_experiments_look_t *look)
+{
+    for (size_t i = 0; i < plan->n_triggers; i++) {
+        double w = plan->triggers[i].window_days;
+        if (!pe_experiments_trigger_windowed(plan, i) || !(look->runtime_days > w) ||
+            look->trigger_given[i])
+            continue;
+        char from[40], variants[2][65];
+        arm_t arms[2];
+        memset(arms, 0, sizeof arms);
+        pe_time_format_rfc3339(now_us - (int64_t)(w * US_PER_DAY), from, sizeof from);
+        int rc = read_arms(db, store_id, t, changeset_id, started, end, from, arms, variants);
+        if (rc != 0)
+            return rc;
+        pe_experiments_look_t one;
+        look_of(t, arms, look->runtime_days, false, &one);
+        for (size_t j = i; j < plan->n_triggers; j++) /* every trigger on this window */
+            if (plan->triggers[j].window_days == w && pe_experiments_trigger_windowed(plan, j)) {
+                const pe_stats_arm_t *a =
+                    plan->triggers[j].metric == PE_EXPERIMENTS_PRIMARY ? one.primary : one.profit;
+                look->trigger_arms[j][0] = a[0];
+                look->trigger_arms[j][1] = a[1];
+                look->trigger_given[j] = true;
+            }
+    }
+    return 0;
+}
+
 static cJSON *number_or_null(double x)
 {
     return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull();
@@ -394,7 +522,7 @@ static cJSON *effect_json(const char *metric, pe_stats_metric_t type, const pe_s
     pe_refusal_t err;
     bool ok_fixed = c->n >= 2 && t->n >= 2 && pe_stats_analyze(&in, &fixed, &err) == 0;
     in.method = PE_STATS_SEQUENTIAL;
-    in.sequential_tuning = fmax(2 * plan->min_units, 100);
+    in.sequential_tuning = pe_experiments_tuning(plan);
     bool ok_seq = ok_fixed && pe_stats_analyze(&in, &seq, &err) == 0;
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddStringToObject(o, "metric", metric) ||
@@ -520,20 +648,47 @@ int pe_experiments_results(pe_db_pool_t *db, const char *store_id, const cJSON *
         return rc;
     }
     const cJSON *exec = get(changeset, "execution");
-    const cJSON *started = get(exec, "startedAt");
-    int64_t start_us = 0;
+    const cJSON *started = get(exec, "startedAt"), *ended = get(exec, "endedAt");
+    int64_t start_us = 0, end_us = 0;
     bool running =
         cJSON_IsString(started) && pe_time_parse_rfc3339(started->valuestring, &start_us) == 0;
+    /* an experiment that ended is measured as it stood then: its flag is off since, or serves
+     * one variant to everyone */
+    char end[40] = "infinity";
+    if (cJSON_IsString(ended) && pe_time_parse_rfc3339(ended->valuestring, &end_us) == 0) {
+        snprintf(end, sizeof end, "%s", ended->valuestring);
+        now_us = end_us < now_us ? end_us : now_us;
+    }
     arm_t arms[2];
     memset(arms, 0, sizeof arms);
     char variants[2][65] = {"control", "treatment"};
-    if (running && (rc = read_arms(db, store_id, &t, started->valuestring, arms, variants)) != 0) {
+    /* a running experiment is read from its per-unit table, brought up to date first (units.c:
+     * the cost is the units changed since the last refresh); an ended one from the rollups */
+    const cJSON *id_item = get(changeset, "id"), *status_item = get(exec, "status");
+    const char *live = NULL;
+    if (running && !end_us && cJSON_IsString(id_item) && cJSON_IsString(status_item) &&
+        (strcmp(status_item->valuestring, "ACTIVE") == 0 ||
+         strcmp(status_item->valuestring, "MEASURING") == 0)) {
+        live = id_item->valuestring;
+        if ((rc = pe_experiments_refresh(db, store_id, now_us, PE_EXPERIMENTS_REFRESH_LOGGED,
+                                         NULL)) != 0) {
+            cJSON_Delete(triggers);
+            return rc;
+        }
+    }
+    if (running && (rc = read_arms(db, store_id, &t, live, started->valuestring, end, "-infinity",
+                                   arms, variants)) != 0) {
         cJSON_Delete(triggers);
         return rc;
     }
     double runtime = running ? fmax((double)(now_us - start_us) / US_PER_DAY, 0) : 0;
     pe_experiments_look_t look;
     look_of(&t, arms, runtime, plan.cuped, &look);
+    if (running && (rc = window_arms(db, store_id, &t, live, &plan, started->valuestring, end,
+                                     now_us, &look)) != 0) {
+        cJSON_Delete(triggers);
+        return rc;
+    }
     pe_experiments_decision_t d;
     rc = pe_experiments_decide(&plan, &look, &d, err);
     if (rc != 0) {

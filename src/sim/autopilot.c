@@ -27,8 +27,10 @@
  *  2. The same seed, scenario, days and store state give the same decisions: bucketing is
  *     pe_flags_evaluate's hash of the unit, every draw the generator's; the jobs run in a fixed
  *     order at fixed simulated times.
- *  3. A job that fails stops the run (exit 1) naming the job and the day; a recommendation the
- *     guardrails block is not a failure (the policy skips it, as a merchant would have to).
+ *  3. A job that fails stops the run (exit 1) naming the job and the day (a measure run that
+ *     times out is tried again, JOB_ATTEMPTS in all, as serve's next period would); a
+ *     recommendation the guardrails block is not a failure (the policy skips it, as a merchant
+ *     would have to).
  *  4. Run it against a store that no `serve` instance measures meanwhile: a server's measure
  *     job would look at these experiments at the real time, not the simulated one.
  */
@@ -50,6 +52,7 @@
 #define DB_TIMEOUT_MS   10000
 #define EXPOSURE_BATCH  PE_EVENT_BATCH_MAX_EVENTS
 #define REDIS_TIMEOUT   2000
+#define JOB_ATTEMPTS    3 /* a measure run that times out is tried again this often */
 
 /* One exposure of the session being planned. */
 typedef struct {
@@ -413,8 +416,14 @@ static int run_jobs(loop_t *L, unsigned d)
     if ((rc = approve(L, d)) != 0)
         return rc;
     lap(L, SIM_STAGE_RECOMMEND, &t);
-    rc = pe_experiments_measure(L->p->pool, L->svc, L->p->store_id, L->now_us, &out);
-    cJSON_Delete(out);
+    /* A run that times out on a busy database is tried again, as serve's next period would. */
+    for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
+        rc = pe_experiments_measure(L->p->pool, L->svc, L->p->store_id, L->now_us, &out);
+        cJSON_Delete(out);
+        out = NULL;
+        if (rc != PE_ETIMEOUT)
+            break;
+    }
     if (rc != 0)
         return fail("day %u: measure: %s", d, pe_strerror(rc));
     lap(L, SIM_STAGE_MEASURE, &t);

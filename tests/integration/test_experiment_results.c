@@ -38,9 +38,10 @@ static cJSON *expect(const char *method, const char *path, const char *body,
 }
 
 /* The corpus banner ChangeSet as a 50/50 holdout test on flag key, created in t, measured over
- * window with min_units per arm (NULL, 0: the corpus's P14D and 4,200); its id. */
-static void create_plan(const pe_test_tenant_t *t, const char *key, const char *strategy,
-                        const char *window, int min_units, char *id)
+ * window with min_units per arm (NULL, 0: the corpus's P14D and 4,200) and the rollback
+ * triggers of the JSON array triggers (NULL: the corpus's); its id. */
+static void create_plan_triggers(const pe_test_tenant_t *t, const char *key, const char *strategy,
+                                 const char *window, int min_units, const char *triggers, char *id)
 {
     char *text = pe_test_corpus("changesets/valid/shipping_cost_banner.json");
     cJSON *doc = cJSON_Parse(text);
@@ -62,6 +63,10 @@ static void create_plan(const pe_test_tenant_t *t, const char *key, const char *
     if (min_units)
         cJSON_ReplaceItemInObjectCaseSensitive(pp, "minimumSampleSize",
                                                cJSON_CreateNumber(min_units));
+    if (triggers)
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(doc, "rollbackPlan"), "autoRollbackTriggers",
+            cJSON_Parse(triggers));
     char *body = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     char path[256];
@@ -70,6 +75,12 @@ static void create_plan(const pe_test_tenant_t *t, const char *key, const char *
     free(body);
     snprintf(id, 32, "%s", pe_test_json_str(cs, "id"));
     cJSON_Delete(cs);
+}
+
+static void create_plan(const pe_test_tenant_t *t, const char *key, const char *strategy,
+                        const char *window, int min_units, char *id)
+{
+    create_plan_triggers(t, key, strategy, window, min_units, NULL, id);
 }
 
 static void create(const pe_test_tenant_t *t, const char *key, const char *strategy, char *id)
@@ -409,6 +420,18 @@ static void test_measure_rolls_back_harm(void **state)
     cJSON *flag = expect("GET", path, NULL, &a, 200);
     assert_false(cJSON_IsTrue(get(flag, "enabled")));
     cJSON_Delete(flag);
+    /* its end is kept for history and attribution, written with the transition */
+    pe_test_sql_expect(fx.conninfo,
+                       "ROLLED_BACK|automatic|ROLLBACK|banner-harm|checkout_conversion_rate|200|"
+                       "200|-0.6667|t|t|t",
+                       "SELECT concat_ws('|', outcome, rollback_kind, decision_action, flag_key,"
+                       "       primary_metric, control_units, treatment_units,"
+                       "       round(primary_effect::numeric, 4),"
+                       "       primary_ci_high < 0 AND profit_effect < 0,"
+                       "       ended_at IS NOT NULL AND started_at < ended_at,"
+                       "       decision->'decision'->>'action' = 'ROLLBACK')"
+                       "  FROM experiment_results WHERE store_id = '%s' AND changeset_id = '%s'",
+                       a.id, id);
     /* nothing left to do for it; an unknown store is exit 2 */
     out = pe_test_cli_json(fx.conninfo, 0, args);
     const cJSON *c;
@@ -475,6 +498,19 @@ static void test_measure_proves_win(void **state)
     assert_true(pe_test_json_num(imp, "profitLowerBound") > 0 &&
                 pe_test_json_num(imp, "profitLowerBound") < 6750);
     cJSON_Delete(cs);
+    /* the proof is kept with the same figures, in b's rows only (the tenant wall: the same
+     * ChangeSet id under another store has none) */
+    pe_test_sql_expect(fx.conninfo, "PROVEN||PROVE|200|200|1.0000|6750|t|t",
+                       "SELECT concat_ws('|', outcome, coalesce(rollback_kind, ''),"
+                       "       decision_action, control_units, treatment_units,"
+                       "       round(primary_effect::numeric, 4), round(profit_per_month),"
+                       "       profit_per_month_low < profit_per_month, primary_ci_low > 0)"
+                       "  FROM experiment_results WHERE store_id = '%s' AND changeset_id = '%s'",
+                       b.id, id);
+    pe_test_sql_expect(fx.conninfo, "0",
+                       "SELECT count(*) FROM experiment_results WHERE store_id = '%s'"
+                       "   AND changeset_id = '%s'",
+                       a.id, id);
     /* the job: every store with a running experiment, once across instances */
     size_t n = 0;
     char why[256] = "";
@@ -606,6 +642,259 @@ static void test_cuped_narrows(void **state)
     pe_changeset_service_free(svc);
 }
 
+/* A merchant's rollback through the API: the next measure run records it (kind manual), measured
+ * as the experiment stood when it ended — units exposed after it are not counted. */
+static void test_manual_rollback_recorded(void **state)
+{
+    (void)state;
+    char id[32], start[64], path[256];
+    create(&a, "banner-manual", "holdout", id);
+    cJSON_Delete(move(&a, id, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&a, id, "ACTIVE"));
+    /* live for an hour before the merchant rolls it back: its start moved back (the audit
+     * chain does not cover execution), its units exposed within that hour */
+    int64_t start_us = 0;
+    assert_int_equal(pe_time_parse_rfc3339(started(&a, id, start), &start_us), 0);
+    pe_time_format_rfc3339(start_us - 3600000000LL, start, sizeof start);
+    free(pe_test_sqlf(fx.conninfo,
+                      "UPDATE changesets SET started_at = '%s',"
+                      "       execution = jsonb_set(execution, '{startedAt}', to_jsonb('%s'::text))"
+                      " WHERE store_id = '%s' AND id = '%s' RETURNING 1",
+                      start, start, a.id, id));
+    bulk(a.id, start, "banner-manual", "mr", 200, 50, 50);
+    cJSON_Delete(move(&a, id, "ROLLED_BACK"));
+    /* after the rollback: more units, exposed an hour later (the flag is off by then) */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s", a.id, id);
+    cJSON *cs = expect("GET", path, NULL, &a, 200);
+    int64_t end_us = 0;
+    assert_int_equal(
+        pe_time_parse_rfc3339(pe_test_json_str(get(cs, "execution"), "endedAt"), &end_us), 0);
+    cJSON_Delete(cs);
+    char later[40];
+    pe_time_format_rfc3339(end_us + 3600000000LL, later, sizeof later);
+    bulk(a.id, later, "banner-manual", "ml", 100, 0, 100);
+    const char *agg[] = {"aggregate", "--store", a.id, NULL};
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    const char *args[] = {"measure", "--store", a.id, NULL};
+    cJSON *out = pe_test_cli_json(fx.conninfo, 0, args);
+    const cJSON *r, *found = NULL;
+    cJSON_ArrayForEach(r, get(out, "recorded")) if (strcmp(pe_test_json_str(r, "id"), id) == 0)
+        found = r;
+    assert_non_null(found);
+    assert_string_equal(pe_test_json_str(found, "kind"), "manual");
+    cJSON_Delete(out);
+    pe_test_sql_expect(fx.conninfo, "ROLLED_BACK|manual||100|100|0.0000|t",
+                       "SELECT concat_ws('|', outcome, rollback_kind,"
+                       "       coalesce(decision_action, ''), control_units, treatment_units,"
+                       "       round(primary_effect::numeric, 4), ended_at IS NOT NULL)"
+                       "  FROM experiment_results WHERE store_id = '%s' AND changeset_id = '%s'",
+                       a.id, id);
+    /* the results of an ended experiment are frozen at its end, too */
+    cJSON *res = results(&a, id, 200);
+    assert_int_equal((int)pe_test_json_num(variant(res, "treatment"), "units"), 100);
+    cJSON_Delete(res);
+    /* recorded once: the next run has nothing more to record */
+    out = pe_test_cli_json(fx.conninfo, 0, args);
+    cJSON_ArrayForEach(r, get(out, "recorded"))
+        assert_string_not_equal(pe_test_json_str(r, "id"), id);
+    cJSON_Delete(out);
+}
+
+/* A trigger with a trailing window: 2,000 units a side with no difference on day 0, then 100 a
+ * side on day 2 whose checkout falls from 0.6 to 0.1. At 2.5 days the whole experiment is down
+ * 4 % (not significant always-valid), the last day's units 83 %: the 1-day trigger fires on
+ * them; at day 4 the window holds no unit and nothing fires. An absolute threshold (treatment
+ * below 0.2) on the same window fires too; one below 0.05 does not. */
+static void test_trigger_window_fires(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *trigger, *want_at_2_5;
+    } cases[] = {
+        {"banner-window",
+         "[{\"metric\":\"checkout_conversion_rate\",\"operator\":\"lt\",\"threshold\":-0.1,"
+         "\"window\":\"P1D\",\"minimumSampleSize\":50,\"action\":\"rollback\"}]",
+         "ROLLBACK"},
+        {"banner-window-abs",
+         "[{\"metric\":\"checkout_conversion_rate\",\"operator\":\"lte\",\"threshold\":0.2,"
+         "\"window\":\"PT24H\",\"minimumSampleSize\":50,\"action\":\"rollback\"}]",
+         "ROLLBACK"},
+        {"banner-window-low",
+         "[{\"metric\":\"checkout_conversion_rate\",\"operator\":\"lt\",\"threshold\":0.05,"
+         "\"window\":\"P1D\",\"minimumSampleSize\":50,\"action\":\"rollback\"}]",
+         "KEEP_RUNNING"},
+    };
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    for (size_t i = 0; i < PE_ARRAY_LEN(cases); i++) {
+        char id[32], start[64], later[40];
+        create_plan_triggers(&b, cases[i].key, "holdout", "P7D", 100, cases[i].trigger, id);
+        cJSON_Delete(move(&b, id, "PENDING_APPROVAL"));
+        cJSON_Delete(move(&b, id, "ACTIVE"));
+        int64_t start_us = 0;
+        assert_int_equal(pe_time_parse_rfc3339(started(&b, id, start), &start_us), 0);
+        char p1[8], p2[8];
+        snprintf(p1, sizeof p1, "e%zu", i);
+        snprintf(p2, sizeof p2, "f%zu", i);
+        bulk(b.id, start, cases[i].key, p1, 4000, 60, 60);
+        pe_time_format_rfc3339(start_us + 2 * 86400000000LL, later, sizeof later);
+        bulk(b.id, later, cases[i].key, p2, 200, 60, 10);
+        const char *agg[] = {"aggregate", "--store", b.id, NULL};
+        cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+        cJSON *cs = NULL, *r = NULL;
+        assert_int_equal(pe_changeset_get(svc, b.id, id, &cs), 0);
+        pe_refusal_t err = {"", ""};
+        /* as the measure job leaves it: the per-unit table built (the window read from it) */
+        assert_int_equal(pe_experiments_refresh(fx.pool, b.id, start_us + 60 * 3600000000LL,
+                                                PE_EXPERIMENTS_REFRESH_DUE, NULL),
+                         0);
+        assert_int_equal(
+            pe_experiments_results(fx.pool, b.id, cs, start_us + 60 * 3600000000LL, &r, &err), 0);
+        const cJSON *d = get(r, "decision");
+        print_message("%s: %s\n", cases[i].key, pe_test_json_str(d, "reason"));
+        assert_string_equal(pe_test_json_str(d, "action"), cases[i].want_at_2_5);
+        const cJSON *t0 = cJSON_GetArrayItem(get(r, "triggers"), 0);
+        assert_true(cJSON_IsTrue(get(t0, "evaluated")));
+        assert_float_equal(pe_test_json_num(t0, "windowDays"), 1, 1e-12);
+        assert_string_equal(pe_test_json_str(t0, "thresholdKind"), i ? "absolute" : "relative");
+        if (strcmp(cases[i].want_at_2_5, "ROLLBACK") == 0) {
+            assert_non_null(
+                strstr(pe_test_json_str(d, "reason"), "over the units of the last 1 day"));
+            assert_non_null(strstr(pe_test_json_str(d, "reason"), "after 200 units"));
+        }
+        /* the whole experiment: down, but not enough to be sure */
+        const cJSON *e;
+        cJSON_ArrayForEach(e, get(r, "effects"))
+        {
+            if (strcmp(pe_test_json_str(e, "metric"), "checkout_conversion_rate") == 0)
+                assert_true(pe_test_json_num(e, "effect") < 0 &&
+                            pe_test_json_num(e, "alwaysValidP") > 0.01);
+        }
+        cJSON_Delete(r);
+        /* day 4: nobody was exposed in the last day */
+        assert_int_equal(
+            pe_experiments_results(fx.pool, b.id, cs, start_us + 4 * 86400000000LL, &r, &err), 0);
+        assert_string_equal(pe_test_json_str(get(r, "decision"), "action"), "KEEP_RUNNING");
+        cJSON_Delete(r);
+        cJSON_Delete(cs);
+    }
+    pe_changeset_service_free(svc);
+}
+
+/* The "variants" and "effects" of results as one JSON text (caller frees). */
+static char *figures(const cJSON *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "variants", cJSON_Duplicate(get(r, "variants"), true));
+    cJSON_AddItemToObject(o, "effects", cJSON_Duplicate(get(r, "effects"), true));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* Incremental measurement (units.c): after a first build, batches of new units, late events
+ * on sessions already measured, new sessions of measured units and re-exposures are measured
+ * by rewriting only the units they touched; the arms then equal those of a rebuild from
+ * scratch exactly, and those read from the rollups directly (SQL_ARMS) to the last bits. */
+static void test_incremental_equals_full(void **state)
+{
+    (void)state;
+    char id[32], start[64];
+    create(&b, "banner-incremental", "holdout", id);
+    cJSON_Delete(move(&b, id, "PENDING_APPROVAL"));
+    cJSON_Delete(move(&b, id, "ACTIVE"));
+    started(&b, id, start);
+    const char *agg[] = {"aggregate", "--store", b.id, NULL};
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    cJSON *cs = NULL, *r = NULL;
+    assert_int_equal(pe_changeset_get(svc, b.id, id, &cs), 0);
+    int64_t now = start_of(cs) + 3600000000LL;
+    pe_refusal_t err = {"", ""};
+    pe_experiments_refresh_t done;
+
+    /* batch 1; a GET before the job built the table reads the rollups (and builds nothing),
+     * then the job's refresh builds it */
+    bulk(b.id, start, "banner-incremental", "i", 400, 60, 30);
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    assert_int_equal(pe_experiments_results(fx.pool, b.id, cs, now, &r, &err), 0);
+    assert_int_equal((int)pe_test_json_num(variant(r, "control"), "units"), 200);
+    cJSON_Delete(r);
+    pe_test_sql_expect(fx.conninfo, "0",
+                       "SELECT count(*) FROM experiment_units WHERE store_id = '%s'"
+                       "   AND changeset_id = '%s'",
+                       b.id, id);
+    assert_int_equal(pe_experiments_refresh(fx.pool, b.id, now, PE_EXPERIMENTS_REFRESH_DUE, &done),
+                     0);
+    assert_true(done.rebuilt >= 1);
+    pe_test_sql_expect(fx.conninfo, "400",
+                       "SELECT count(*) FROM experiment_units WHERE store_id = '%s'"
+                       "   AND changeset_id = '%s'",
+                       b.id, id);
+    /* batch 2: 100 new units; an order late in a session already measured (unit i7); a new
+     * session with an order of a control unit (i13); a re-exposure of i13 to the treatment */
+    bulk(b.id, start, "banner-incremental", "j", 100, 50, 50);
+    event(b.id, start, "s-i7", "i7", "checkout.order.completed", 5, 600,
+          "{\"orderId\":\"late\",\"value\":80,\"currency\":\"EUR\",\"items\":"
+          "[{\"productId\":\"SKU-B\",\"quantity\":2,\"price\":40}]}",
+          NULL);
+    event(b.id, start, "s-i13-late", "i13", "storefront.page.viewed", 0, 900, "{}", NULL);
+    event(b.id, start, "s-i13-late", "i13", "experiment.exposure.assigned", 0, 901,
+          "{\"flagKey\":\"banner-incremental\",\"variant\":\"treatment\"}", NULL);
+    event(b.id, start, "s-i13-late", "i13", "checkout.order.completed", 5, 960,
+          "{\"orderId\":\"o13\",\"value\":30,\"currency\":\"EUR\",\"items\":"
+          "[{\"productId\":\"SKU-A\",\"quantity\":1,\"price\":30}]}",
+          NULL);
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    assert_int_equal(pe_experiments_refresh(fx.pool, b.id, now, PE_EXPERIMENTS_REFRESH_DUE, &done),
+                     0);
+    print_message("incremental: %llu units logged, %llu of %llu experiments rebuilt\n",
+                  done.units_logged, done.rebuilt, done.experiments);
+    assert_int_equal(done.rebuilt, 0);
+    assert_true(done.units_logged >= 102 && done.units_logged < 200);
+    /* batch 3: 60 more units */
+    bulk(b.id, start, "banner-incremental", "k", 60, 20, 70);
+    cJSON_Delete(pe_test_cli_json(fx.conninfo, 0, agg));
+    assert_int_equal(pe_experiments_results(fx.pool, b.id, cs, now, &r, &err), 0);
+    char *incremental = figures(r);
+    cJSON_Delete(r);
+    pe_test_sql_expect(fx.conninfo, "560",
+                       "SELECT count(*) FROM experiment_units WHERE store_id = '%s'"
+                       "   AND changeset_id = '%s'",
+                       b.id, id);
+    /* a rebuild from scratch: the same figures, exactly */
+    assert_int_equal(pe_experiments_refresh(fx.pool, b.id, now, PE_EXPERIMENTS_REFRESH_ALL, &done),
+                     0);
+    assert_true(done.rebuilt >= 1);
+    assert_int_equal(pe_experiments_results(fx.pool, b.id, cs, now, &r, &err), 0);
+    char *full = figures(r);
+    cJSON_Delete(r);
+    print_message("%s\n", incremental);
+    assert_string_equal(incremental, full);
+    /* and the rollups read directly (an experiment not running is read so) agree */
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(cs, "execution"),
+                                           "status", cJSON_CreateString("PROVEN"));
+    assert_int_equal(pe_experiments_results(fx.pool, b.id, cs, now, &r, &err), 0);
+    cJSON *direct = cJSON_Parse(full);
+    const cJSON *rows = get(direct, "variants");
+    for (int k = 0; k < 2; k++) {
+        const cJSON *x = cJSON_GetArrayItem(get(r, "variants"), k),
+                    *y = cJSON_GetArrayItem(rows, k);
+        static const char *const f[] = {"units",  "orders",         "revenue",
+                                        "profit", "conversionRate", "profitPerVisitor"};
+        for (size_t i = 0; i < PE_ARRAY_LEN(f); i++)
+            assert_float_equal(pe_test_json_num(x, f[i]), pe_test_json_num(y, f[i]), 1e-9);
+    }
+    /* treatment i13 stays control (intention to treat), with its late order */
+    assert_int_equal((int)pe_test_json_num(variant(r, "control"), "units"), 200 + 50 + 30);
+    cJSON_Delete(direct);
+    cJSON_Delete(r);
+    free(incremental);
+    free(full);
+    cJSON_Delete(cs);
+    pe_changeset_service_free(svc);
+}
+
 static int group_setup(void **state)
 {
     pe_test_fixture_open(&fx, PE_LOG_WARN, 4);
@@ -619,9 +908,15 @@ static int group_setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_numbers),           cmocka_unit_test(test_not_measurable),
-        cmocka_unit_test(test_measure_rolls_back_harm), cmocka_unit_test(test_measure_proves_win),
-        cmocka_unit_test(test_measure_freezes_on_srm),  cmocka_unit_test(test_cuped_narrows),
+        cmocka_unit_test(test_exact_numbers),
+        cmocka_unit_test(test_not_measurable),
+        cmocka_unit_test(test_measure_rolls_back_harm),
+        cmocka_unit_test(test_measure_proves_win),
+        cmocka_unit_test(test_measure_freezes_on_srm),
+        cmocka_unit_test(test_cuped_narrows),
+        cmocka_unit_test(test_manual_rollback_recorded),
+        cmocka_unit_test(test_trigger_window_fires),
+        cmocka_unit_test(test_incremental_equals_full),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);
 }

@@ -256,6 +256,111 @@ static void test_rollback_trigger(void **state)
     assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_ROLLBACK);
 }
 
+/* The contract's operator and absolute thresholds: 2^18 units a side converting 0.25 and
+ * 0.234375 (−6.25 %, exact in binary, so the comparisons at the threshold are exact). */
+static void test_trigger_operator_and_absolute(void **state)
+{
+    (void)state;
+    pe_experiments_plan_t plan;
+    pe_experiments_look_t look;
+    plan_hand(&plan);
+    look_hand(&look, 262144, 65536, 61440, 20, 20, 3);
+    /* relative −6.25 %: lte fires at the threshold, lt does not */
+    plan.triggers[0].threshold = -0.0625;
+    pe_experiments_decision_t d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    expect_in(d.reason, ": at or below the rollback trigger of " MINUS "6.2 %");
+    plan.triggers[0].strict = true;
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
+    plan.triggers[0].threshold = -0.05;
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    expect_in(d.reason, ": below the rollback trigger of " MINUS "5.0 %");
+    /* absolute: the treatment's estimated level against the threshold */
+    plan.triggers[0] = (pe_experiments_trigger_t){
+        .metric = PE_EXPERIMENTS_PRIMARY, .threshold = 0.234375, .absolute = true};
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    assert_int_equal(d.trigger, 0);
+    expect_in(d.reason, ": the treatment at 0.2344, at or below the rollback trigger of 0.2344");
+    plan.triggers[0].strict = true;
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
+    plan.triggers[0].threshold = 0.24;
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_ROLLBACK);
+    /* significantly worse, but still above the level the merchant set: no rollback */
+    plan.triggers[0].threshold = 0.20;
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
+    /* below the level, but no worse than control (the whole store fell): no rollback */
+    plan.triggers[0].threshold = 0.5;
+    look_hand(&look, 262144, 65536, 65536, 20, 20, 3);
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
+    /* an absolute threshold on profit per visitor (money a visitor): 20 → 18 */
+    plan_hand(&plan);
+    plan.triggers[0] = (pe_experiments_trigger_t){
+        .metric = PE_EXPERIMENTS_PROFIT, .threshold = 18.5, .absolute = true, .strict = true};
+    plan.guardrail_threshold = -0.5; /* out of the way */
+    look_hand(&look, 30000, 9000, 9000, 20, 18, 3);
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    assert_int_equal(d.trigger, 0);
+    assert_int_equal(d.evidence.metric, PE_EXPERIMENTS_PROFIT);
+    expect_in(d.reason, "the treatment at 18, below the rollback trigger of 18.5");
+    /* refusals */
+    plan.triggers[0].threshold = NAN;
+    expect_refusal(&plan, &look, "plan.triggers[0].threshold: must be a finite number");
+    plan.triggers[0].threshold = 18.5;
+    plan.triggers[0].absolute = false;
+    expect_refusal(&plan, &look, "plan.triggers[0].threshold: must be a relative change");
+    plan.triggers[0].threshold = -0.1;
+    plan.triggers[0].window_days = -1;
+    expect_refusal(&plan, &look, "plan.triggers[0].windowDays");
+}
+
+/* A trigger with a trailing window shorter than the plan's horizon: its own arms once the
+ * window is shorter than the runtime, its own share of alpha split over the windows. */
+static void test_trigger_window(void **state)
+{
+    (void)state;
+    pe_experiments_plan_t plan;
+    pe_experiments_look_t look;
+    plan_hand(&plan); /* 14-day window, no extension: the horizon is 14 days */
+    plan.triggers[0].window_days = 1;
+    assert_true(pe_experiments_trigger_windowed(&plan, 0));
+    assert_false(pe_experiments_trigger_windowed(&plan, 1));
+    /* day 3 of an experiment whose whole arms show nothing, while the last day's units
+     * convert 0.30 → 0.20 */
+    look_hand(&look, 3000, 900, 900, 20, 20, 3);
+    expect_refusal(&plan, &look, "look.triggerArms[0]: ");
+    look.trigger_given[0] = true;
+    look.trigger_arms[0][0] = prop_arm(1000, 300);
+    look.trigger_arms[0][1] = prop_arm(1000, 200);
+    pe_experiments_decision_t d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    assert_int_equal(d.trigger, 0);
+    assert_true(fabs(d.evidence.effect + 1.0 / 3) < 1e-12);
+    /* two families (profit, the windowed trigger), the trigger's half over 14 windows */
+    assert_true(fabs(d.evidence.alpha - 0.025 / 14) < 1e-15);
+    expect_in(d.reason, "checkout conversion over the units of the last 1 day " MINUS "33.3 %");
+    expect_in(d.reason, "after 2,000 units");
+    /* within the first day the window holds every unit: the whole arms, no arms needed */
+    look_hand(&look, 3000, 900, 750, 20, 20, 0.5);
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    assert_true(fabs(d.evidence.alpha - 0.025 / 14) < 1e-15);
+    /* a window as long as the horizon is the whole experiment, at the family's level */
+    plan.triggers[0].window_days = 14;
+    assert_false(pe_experiments_trigger_windowed(&plan, 0));
+    look_hand(&look, 3000, 900, 750, 20, 20, 3);
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK);
+    assert_true(d.evidence.alpha == 0.025);
+    /* an extension makes the horizon 21 days: a 14-day window is windowed then, 2 windows */
+    plan.max_window_days = 21;
+    assert_true(pe_experiments_trigger_windowed(&plan, 0));
+    d = decide_ok(&plan, &look);
+    assert_true(fabs(d.evidence.alpha - 0.025 / 2) < 1e-15);
+}
+
 static void test_broken_checkout(void **state)
 {
     (void)state;
@@ -292,7 +397,8 @@ static void test_profit_guardrail(void **state)
     expect_in(d.reason, "after 6,000 units: at or below the profit guardrail of " MINUS
                         "5.0 %, rolled back.");
     /* a profit trigger of its own fires first, as a trigger */
-    plan.triggers[1] = (pe_experiments_trigger_t){PE_EXPERIMENTS_PROFIT, -0.10, 1000};
+    plan.triggers[1] = (pe_experiments_trigger_t){
+        .metric = PE_EXPERIMENTS_PROFIT, .threshold = -0.10, .min_units = 1000};
     plan.n_triggers = 2;
     d = decide_ok(&plan, &look);
     assert_int_equal(d.trigger, 1);
@@ -341,11 +447,12 @@ static void test_prove(void **state)
     expect_in(d.reason, "checkout conversion +15.0 % [+");
     expect_in(d.reason, "after 8,000 units and 14 days; profit per visitor +15.0 % [+");
     expect_in(d.reason, "] is not significantly worse. Proven.");
-    /* not before the window, not below the sample */
+    /* not before the window, not below the sample while a maximum window is still ahead */
     look.runtime_days = 13.9;
     d = decide_ok(&plan, &look);
     assert_int_equal(d.action, PE_EXPERIMENTS_KEEP_RUNNING);
     expect_in(d.reason, "the proof waits for 14 days (13.9 days so far).");
+    plan.max_window_days = 21;
     look_hand(&look, 3000, 900, 1035, 20, 23, 15);
     d = decide_ok(&plan, &look);
     assert_int_equal(d.action, PE_EXPERIMENTS_KEEP_RUNNING);
@@ -435,14 +542,26 @@ static void test_extension(void **state)
     look.extended = false;
     look.runtime_days = 22;
     assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_PROVE);
-    /* the maximum reached short of the sample */
+    /* short of the sample at the window, the test waits for it until the maximum ... */
+    look_hand(&look, 2000, 600, 610, 20, 20, 14);
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
+    /* ... where the final look runs on what there is, at all of alpha (the only one) */
     look_hand(&look, 2000, 600, 610, 20, 20, 21);
     d = decide_ok(&plan, &look);
     assert_int_equal(d.action, PE_EXPERIMENTS_ROLLBACK_INCONCLUSIVE);
-    expect_in(d.reason, "Only 2,000 of the planned 3,760 units per arm by the end of the 21-day "
-                        "window (checkout conversion +1.7 % [");
-    /* without a maximum the proof just waits for the sample */
+    assert_true(d.evidence.alpha == 0.05);
+    expect_in(d.reason, "checkout conversion +1.7 % [");
+    expect_in(d.reason, "The 21-day window ended with 2,000 of the planned 3,760 units per arm.");
+    /* a clear win is proven on the smaller sample: a valid test, only a less powerful one */
+    look_hand(&look, 2000, 600, 720, 20, 20, 21);
+    d = decide_ok(&plan, &look);
+    assert_int_equal(d.action, PE_EXPERIMENTS_PROVE);
+    expect_in(d.reason, "Proven. The 21-day window ended with 2,000 of the planned 3,760");
+    /* without a maximum the window is the horizon: the test ends there */
     plan.max_window_days = NAN;
+    look_hand(&look, 2000, 600, 610, 20, 20, 14);
+    assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_ROLLBACK_INCONCLUSIVE);
+    look_hand(&look, 2000, 600, 610, 20, 20, 13);
     assert_int_equal(decide_ok(&plan, &look).action, PE_EXPERIMENTS_KEEP_RUNNING);
 }
 
@@ -821,12 +940,100 @@ static void test_sim_srm(void **state)
     assert_int_equal(t->acted_while_frozen, 0);
 }
 
+/* A/A with a windowed trigger (primary down 5 %, trailing 2 days) beside the default one, and a
+ * change that turns harmful on day 7 (conversion × 0.7 for units exposed from then on): the
+ * window's level split keeps false rollbacks within alpha, and the late harm is caught within
+ * days, where the whole-experiment test alone, diluted by the first week, is slower. */
+static void sim_window(double late_mult, int runs, uint64_t stream, bool windowed, int *rolled,
+                       double *days, int *n_days)
+{
+    double n = planned_units();
+    pe_experiments_plan_t plan;
+    pe_experiments_plan_defaults(&plan);
+    plan.min_units = n;
+    plan.window_days = SIM_WINDOW;
+    if (windowed) {
+        plan.n_triggers = 2;
+        plan.triggers[1] = (pe_experiments_trigger_t){
+            .metric = PE_EXPERIMENTS_PRIMARY, .threshold = -0.05, .window_days = 2};
+    }
+    int per_look = (int)ceil(2 * n * 1.03 / (SIM_WINDOW * SIM_LOOKS_DAY));
+    int looks = (int)(SIM_WINDOW * SIM_LOOKS_DAY), wl = 2 * SIM_LOOKS_DAY;
+    static pe_stats_arm_t batch[14 * SIM_LOOKS_DAY + 1][2]; /* a look of SIM_WINDOW each */
+    *rolled = 0;
+    *n_days = 0;
+    for (int r = 0; r < runs; r++) {
+        pe_sim_rng_t rng;
+        pe_sim_rng_stream(&rng, SIM_SEED, stream, (uint64_t)r);
+        pe_experiments_look_t look;
+        memset(&look, 0, sizeof look);
+        memset(batch, 0, sizeof batch);
+        look.primary_name = "checkout conversion";
+        look.primary_type = PE_STATS_PROPORTION;
+        for (int k = 1; k <= looks; k++) {
+            look.runtime_days = (double)k / SIM_LOOKS_DAY;
+            double mult = look.runtime_days > 7 ? late_mult : 1;
+            for (int u = 0; u < per_look; u++) {
+                int arm = pe_sim_rng_bernoulli(&rng, 0.5) ? 1 : 0;
+                bool conv = pe_sim_rng_bernoulli(&rng, SIM_P0 * (arm ? mult : 1));
+                double profit =
+                    conv ? exp(SIM_MU + SIM_SIGMA * pe_sim_rng_normal(&rng)) * (1 - SIM_COST) : 0;
+                add_unit(&look, arm, conv, profit);
+                batch[k][arm].n += 1;
+                batch[k][arm].sum += conv;
+                batch[k][arm].sum_squares += conv;
+            }
+            memset(look.trigger_arms[1], 0, sizeof look.trigger_arms[1]);
+            for (int j = k; j > k - wl && j >= 1; j--)
+                for (int a = 0; a < 2; a++) {
+                    look.trigger_arms[1][a].n += batch[j][a].n;
+                    look.trigger_arms[1][a].sum += batch[j][a].sum;
+                    look.trigger_arms[1][a].sum_squares += batch[j][a].sum_squares;
+                }
+            look.trigger_given[1] = windowed;
+            pe_experiments_decision_t d;
+            pe_refusal_t err;
+            if (pe_experiments_decide(&plan, &look, &d, &err) != 0)
+                fail_msg("run %d look %d: %s", r, k, err.message);
+            if (d.action == PE_EXPERIMENTS_ROLLBACK) {
+                (*rolled)++;
+                days[(*n_days)++] = look.runtime_days;
+                break;
+            }
+            if (d.action != PE_EXPERIMENTS_KEEP_RUNNING)
+                break;
+        }
+    }
+}
+
+static void test_sim_window(void **state)
+{
+    (void)state;
+    static double days[SIM_MAX_RUNS];
+    int rolled = 0, n = 0;
+    sim_window(1.0, 400, 8, true, &rolled, days, &n);
+    print_message("A/A with a 2-day windowed trigger: rolled back automatically %d of 400 = %.3f\n",
+                  rolled, rolled / 400.0);
+    assert_true(rolled / 400.0 <= 0.05);
+    sim_window(0.7, 200, 9, true, &rolled, days, &n);
+    double with = median(days, n);
+    int with_rolled = rolled;
+    sim_window(0.7, 200, 9, false, &rolled, days, &n);
+    double without = median(days, n);
+    print_message("harm from day 7 (conversion x0.7): rolled back %d of 200, median day %.2f with "
+                  "the window; %d, median day %.2f without\n",
+                  with_rolled, with, rolled, without);
+    assert_true(with_rolled >= 180);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_defaults_and_refusals),
         cmocka_unit_test(test_keep_running),
         cmocka_unit_test(test_rollback_trigger),
+        cmocka_unit_test(test_trigger_operator_and_absolute),
+        cmocka_unit_test(test_trigger_window),
         cmocka_unit_test(test_broken_checkout),
         cmocka_unit_test(test_profit_guardrail),
         cmocka_unit_test(test_srm_freezes),
@@ -841,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_sim_win),
         cmocka_unit_test(test_sim_discount),
         cmocka_unit_test(test_sim_srm),
+        cmocka_unit_test(test_sim_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

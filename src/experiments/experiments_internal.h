@@ -1,0 +1,21 @@
+/*
+ * experiments_internal.h — what results.c reads from units.c (not part of pe/experiments.h):
+ * the arms of a running experiment from its per-unit table.
+ *
+ * Invariants:
+ *  1. The result has the columns of results.c's SQL_ARMS, in the same order, so one parser
+ *     reads both.
+ */
+#ifndef PE_EXPERIMENTS_INTERNAL_H
+#define PE_EXPERIMENTS_INTERNAL_H
+
+#include "pe/db.h"
+
+/* The arms of ChangeSet changeset_id (refreshed by the caller): kept (experiment_arms) when
+ * from is NULL, else over its units first exposed from `from` on (RFC 3339). Returns 0 and
+ * *out (caller frees), PE_ENOTFOUND when the experiment has no unit table (not running, or
+ * not refreshed), or a database error. Thread-safe. */
+int pe_experiments_units_arms(pe_db_pool_t *db, const char *store_id, const char *changeset_id,
+                              const char *from, pe_db_result_t **out);
+
+#endif /* PE_EXPERIMENTS_INTERNAL_H */
