@@ -321,7 +321,7 @@ typedef struct {
 } pe_doctor_impact_t;
 
 /* The expected impact of pb on f (README "Recommendations": the gap × the prior, net of the
- * action's cost; the sample size from the power calculator at 80 % power, α 0.05, for the
+ * action's cost; the sample size from the power calculator at 90 % power, α 0.05, for the
  * step's relative uplift at the middle of the prior). Returns 0, PE_ENOTFOUND when there is nothing
  * to recover (no gap, no orders, a category playbook without a category) or PE_EINVAL (a number out
  * of range). Pure. */

@@ -42,7 +42,7 @@
 #include "pe/stats.h"
 
 #define ALPHA           0.05
-#define POWER           0.80
+#define POWER           0.90  /* so that a loss of the planned size is caught in 90 % */
 #define ROLLBACK        -0.05 /* the default trigger: the primary metric down more than 5 % */
 #define MAX_STEP_UPLIFT 10    /* the relative uplift of a step that converts (almost) nothing */
 #define TEXT            1024
@@ -558,7 +558,7 @@ static void write_texts(const pe_doctor_playbook_t *pb, const pe_doctor_finding_
         t->measure, sizeof t->measure,
         "A/B test behind the flag %s: half of %s get the change, half keep today's store (the "
         "store's global holdout never gets it). Primary metric: %s, %s units per arm for the "
-        "middle of the expected uplift at 80 %% power and a 5 %% significance level; "
+        "middle of the expected uplift at 90 %% power and a 5 %% significance level; "
         "measured for %d days",
         t->flag_key, t->who, t->metric, n, m->window_days);
     if (written > 0 && (size_t)written < sizeof t->measure) {

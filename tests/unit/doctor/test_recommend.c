@@ -401,7 +401,7 @@ static void test_window_grows_with_less_traffic(void **state)
                                        .baseline = 0.5,
                                        .mde = 0.02,
                                        .alpha = 0.05,
-                                       .power = 0.8,
+                                       .power = 0.9,
                                        .sides = PE_STATS_TWO_SIDED};
     pe_stats_sample_size_t ref;
     pe_refusal_t err;
