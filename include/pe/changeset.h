@@ -389,9 +389,9 @@ pe_changeset_audit_export_t *pe_changeset_audit_export_new(pe_db_pool_t *db, con
  * negative PE_E… code. Not thread-safe (one reader at a time). */
 long pe_changeset_audit_export_read(pe_changeset_audit_export_t *x, char *buf, size_t max);
 void pe_changeset_audit_export_free(pe_changeset_audit_export_t *x);
-/* Appends s as one RFC 4180 CSV cell: quoted when needed, and a cell starting with = + - @
- * (or tab / CR) prefixed with ' so spreadsheets do not run it as a formula. Returns 0 or
- * PE_ENOMEM. Pure. */
+/* Appends s as one RFC 4180 CSV cell: quoted when needed, and a cell a spreadsheet could run
+ * as a formula (= + - @ | first after any leading whitespace, in ASCII or full width; or a
+ * leading tab / CR) prefixed with ' . Returns 0 or PE_ENOMEM. Pure. */
 int pe_changeset_csv_cell(pe_buf_t *b, const char *s);
 
 /* ---- notifications ----------------------------------------------------------------------------

@@ -193,15 +193,40 @@ static int serve_embedded(pe_http_request_t *req, const pe_embedded_asset_t *a, 
     return pe_http_reply_static(req, 200, type, a->gzip, a->gzip_len);
 }
 
+/* Opens dir/path for reading, confined to dir: every component of path is opened relative to
+ * the one before with O_NOFOLLOW, so a symbolic link anywhere below dir — a folder as well as
+ * the file — is refused rather than followed out of it (O_NOFOLLOW on the whole path checks
+ * only its last component). dir itself may be a link. Returns the descriptor or -1. */
+static int open_confined(const char *dir, const char *path)
+{
+    char part[256];
+    int at = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    while (at >= 0) {
+        size_t n = strcspn(path, "/");
+        if (n == 0 || n >= sizeof part || (n == 2 && path[0] == '.' && path[1] == '.') ||
+            (n == 1 && path[0] == '.')) {
+            close(at);
+            return -1;
+        }
+        memcpy(part, path, n);
+        part[n] = '\0';
+        bool last = path[n] == '\0';
+        int next = openat(at, part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (last ? 0 : O_DIRECTORY));
+        close(at);
+        if (last)
+            return next;
+        at = next;
+        path += n + 1;
+    }
+    return -1;
+}
+
 static int serve_disk(pe_http_request_t *req, const char *dir, const char *path, const char *type,
                       const char *cache)
 {
-    char full[4096];
-    if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, path) >= sizeof full)
-        return PE_ENOTFOUND;
     int rc = PE_ENOTFOUND;
     char *data = NULL;
-    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_confined(dir, path);
     if (fd < 0)
         goto out;
     struct stat st;

@@ -141,12 +141,30 @@ int pe_changeset_audit_hash(const pe_changeset_audit_record_t *r, const char *pr
 /* ---- CSV ----------------------------------------------------------------------------------------
  */
 
+/* Whether a spreadsheet could read s as a formula: its first character after any whitespace is
+ * = + - @ or | (DDE), in ASCII or full width (＝ ＋ － ＠ ｜, which some spreadsheets fold to
+ * ASCII), or it starts with a tab or CR (OWASP's CSV injection list, and a leading space, which
+ * spreadsheets skip before looking for a formula). */
+static bool looks_like_formula(const char *s)
+{
+    static const char *const WIDE[] = {"\xEF\xBC\x9D", "\xEF\xBC\x8B", "\xEF\xBC\x8D",
+                                       "\xEF\xBC\xA0", "\xEF\xBD\x9C"};
+    if (s[0] == '\t' || s[0] == '\r')
+        return true;
+    s += strspn(s, " \t\r\n\v\f");
+    if (strchr("=+-@|", s[0]) && s[0])
+        return true;
+    for (size_t i = 0; i < PE_ARRAY_LEN(WIDE); i++)
+        if (strncmp(s, WIDE[i], 3) == 0)
+            return true;
+    return false;
+}
+
 int pe_changeset_csv_cell(pe_buf_t *b, const char *s)
 {
     if (!s)
         s = "";
-    bool formula =
-        s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
+    bool formula = looks_like_formula(s);
     bool quote = formula || strpbrk(s, ",\"\r\n") != NULL;
     int rc = quote ? pe_buf_puts(b, "\"") : 0;
     if (rc == 0 && formula)

@@ -313,6 +313,11 @@ static int parse_request(txn_t *x)
     if (x->req->reason && strlen(x->req->reason) > 4000)
         return pe_refuse(&x->res->refusal, PE_EINVAL, "too_long",
                          "reason: must be at most 4000 bytes");
+    /* the same text rule as every other string of a ChangeSet (model.c) */
+    if (x->req->reason && (!pe_utf8_valid(x->req->reason, strlen(x->req->reason)) ||
+                           pe_text_has_control(x->req->reason, strlen(x->req->reason))))
+        return pe_refuse(&x->res->refusal, PE_EINVAL, "invalid_format",
+                         "reason: must be UTF-8 text without control characters");
     return 0;
 }
 

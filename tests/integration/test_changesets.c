@@ -594,6 +594,11 @@ static void test_export_csv(void **state)
 {
     (void)state;
     const char *id = create(&a, "valid/price_change.json");
+    /* a reason with a control character is refused like any other ChangeSet text */
+    cJSON *refused = move(&a, id, "{\"to\":\"ARCHIVED\",\"reason\":\"a\\u0007b\"}", 400);
+    assert_string_equal(pe_test_json_str(cJSON_GetObjectItem(refused, "error"), "code"),
+                        "invalid_format");
+    cJSON_Delete(refused);
     cJSON_Delete(
         move(&a, id, "{\"to\":\"ARCHIVED\",\"reason\":\"=cmd|' /C calc'!A0, \\\"q\\\"\"}", 200));
     char path[512];

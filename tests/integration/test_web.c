@@ -541,6 +541,28 @@ static void test_disk_mode(void **state)
     assert_int_equal(r.status, 404);
     assert_string_equal(pe_test_header(&r, "Cache-Control"), "no-store");
     pe_test_response_free(&r);
+
+    /* A folder inside the web folder that links outside it is not followed (nor a linked
+     * file): only what lies in the web folder is served. */
+    char outside[] = "/tmp/pe-test-web-outside-XXXXXX", link[512], file[600];
+    assert_non_null(mkdtemp(outside));
+    snprintf(file, sizeof file, "%s/secret.js", outside);
+    write_file(file, "secret\n", 7);
+    snprintf(link, sizeof link, "%s/vendor", disk_dir);
+    assert_int_equal(symlink(outside, link), 0);
+    pe_test_request(&disk, "GET", "/vendor/secret.js", NULL, &r);
+    assert_int_equal(r.status, 404);
+    pe_test_response_free(&r);
+    snprintf(link, sizeof link, "%s/lib/linked.js", disk_dir);
+    assert_int_equal(symlink(file, link), 0);
+    pe_test_request(&disk, "GET", "/lib/linked.js", NULL, &r);
+    assert_int_equal(r.status, 404);
+    pe_test_response_free(&r);
+    assert_int_equal(unlink(link), 0);
+    snprintf(link, sizeof link, "%s/vendor", disk_dir);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(rmdir(outside), 0);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */

@@ -187,6 +187,26 @@ static void test_csv(void **state)
     cell("@SUM(A1)", "\"'@SUM(A1)\"");
     cell("\tx", "\"'\tx\"");
     cell("a=b", "a=b");
+    /* spreadsheets skip leading spaces; | opens DDE; full-width signs fold to ASCII */
+    cell(" =1+1", "\"' =1+1\"");
+    cell("  @x", "\"'  @x\"");
+    cell("\n-3", "\"'\n-3\"");
+    cell("|cmd", "\"'|cmd\"");
+    cell("\xEF\xBC\x9D"
+         "1+1",
+         "\"'\xEF\xBC\x9D"
+         "1+1\""); /* ＝ */
+    cell("\xEF\xBC\x8B"
+         "1",
+         "\"'\xEF\xBC\x8B"
+         "1\""); /* ＋ */
+    cell("\xEF\xBC\x8D"
+         "1",
+         "\"'\xEF\xBC\x8D"
+         "1\"");                                             /* － */
+    cell("\xEF\xBC\xA0SUM(A1)", "\"'\xEF\xBC\xA0SUM(A1)\""); /* ＠ */
+    cell("  plain", "  plain");
+    cell("a|b", "a|b");
 }
 
 int main(void)
