@@ -225,6 +225,7 @@ static void treat(void *arg, const sim_unit_t *u, sim_treatment_t *t)
         for (int s = 0; s < SIM_NSTEPS; s++)
             eff->drop[s] = 1.0;
         eff->conversion = eff->price = 1.0;
+        eff->conversion_step = e->step; /* a change acts where it is made */
         const sim_effect_rule_t *r = rule_for(L->p->scenario, e, k);
         if (r) {
             if (e->step >= 0)

@@ -557,31 +557,36 @@ static void outcome_of(const pe_sim_t *sim, const sim_session_t *s, sim_outcome_
 
 /* The funnel the treatments of t except `skip` (SIZE_MAX: none skipped) make of prob, in
  * place: each step's drop-off times its multipliers, then the chance to complete the order
- * times the conversion multipliers, taken from the earliest steps first (a step's probability
- * stays ≤ 1; what one cannot take passes to the next). *price gets their price multiplier. */
+ * times each treatment's conversion multiplier, taken at that treatment's step (the earliest
+ * when it has none) and passed on to the next steps as far as a step's probability must stay
+ * ≤ 1. *price gets their price multiplier. */
 static void apply_treatment(const sim_treatment_t *t, size_t skip, double prob[SIM_NSTEPS],
                             double *price)
 {
-    double drop[SIM_NSTEPS], f = 1.0;
+    double drop[SIM_NSTEPS], conv[SIM_NSTEPS];
     *price = 1.0;
     for (int k = 0; k < SIM_NSTEPS; k++)
-        drop[k] = 1.0;
+        drop[k] = conv[k] = 1.0;
     for (size_t i = 0; i < t->n; i++) {
         if (i == skip)
             continue;
+        const sim_effect_t *e = &t->effect[i];
         for (int k = 0; k < SIM_NSTEPS; k++)
-            drop[k] *= t->effect[i].drop[k];
-        f *= t->effect[i].conversion;
-        *price *= t->effect[i].price;
+            drop[k] *= e->drop[k];
+        conv[e->conversion_step >= 0 && e->conversion_step < SIM_NSTEPS ? e->conversion_step : 0] *=
+            e->conversion;
+        *price *= e->price;
     }
+    double carry = 1.0;
     for (int k = 0; k < SIM_NSTEPS; k++) {
         double d = (1.0 - prob[k]) * drop[k];
         prob[k] = 1.0 - (d > 1.0 ? 1.0 : d);
-    }
-    for (int k = 0; k < SIM_NSTEPS && f != 1.0 && prob[k] > 0; k++) {
-        double want = prob[k] * f;
+        carry *= conv[k];
+        if (carry == 1.0 || prob[k] <= 0)
+            continue;
+        double want = prob[k] * carry;
         double got = want > 1.0 ? 1.0 : want;
-        f = want / got;
+        carry = want / got;
         prob[k] = got;
     }
 }

@@ -115,7 +115,9 @@ typedef struct {
 /* What one treatment does to a session (all 1 = nothing). */
 typedef struct {
     double drop[SIM_NSTEPS]; /* multiplier of each step's drop-off */
-    double conversion;       /* multiplier of the chance to complete the order */
+    double conversion;       /* multiplier of the chance to complete the order ... */
+    int conversion_step;     /* ... taken at this step first (where the change acts; later
+                                steps take what it cannot), -1: from the earliest step */
     double price;            /* multiplier of the prices paid (costs unchanged) */
 } sim_effect_t;
 

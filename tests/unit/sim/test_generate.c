@@ -444,9 +444,12 @@ static void probe_treat(void *ctx, const sim_unit_t *u, sim_treatment_t *t)
         for (int k = 0; k < SIM_NSTEPS; k++)
             t->effect[i].drop[k] = 1.0;
         t->effect[i].conversion = t->effect[i].price = 1.0;
+        t->effect[i].conversion_step = -1;
     }
     t->effect[0].conversion = 0.5; /* half the chance to complete the order */
-    t->effect[1].price = 0.8;      /* a fifth off every price */
+    if (p->mode == 2)
+        t->effect[0].conversion_step = 2; /* ... taken at shipping, where the change acts */
+    t->effect[1].price = 0.8;             /* a fifth off every price */
     t->n = 2;
 }
 
@@ -467,6 +470,9 @@ static void probe_observe(void *ctx, const sim_unit_t *u, int64_t start_us,
     }
     /* without the conversion effect the session orders at least as often */
     if (without[0].orders < actual->orders)
+        p->bad++;
+    /* taken at shipping (step index 2), it leaves the steps before alone */
+    if (p->mode == 2 && (actual->reached >= 2) != (without[0].reached >= 2))
         p->bad++;
     /* without the discount, an order of the same basket costs more */
     if (actual->orders && without[1].orders && without[1].revenue_cents < actual->revenue_cents)
@@ -507,6 +513,16 @@ static void test_treatments_and_counterfactuals(void **state)
     run_free(&plain);
     run_free(&idle);
     run_free(&treated);
+
+    /* The same halving taken at the shipping step: the steps before it do not move. */
+    run_t at_step;
+    probe_t p2 = {.mode = 2};
+    sim_hooks_t h2 = {probe_treat, probe_observe, &p2};
+    run_hooked(&at_step, 7, 2, NULL, 0, &h2);
+    assert_int_equal(p2.bad, 0);
+    conv = p2.orders[0] / p2.orders[1];
+    assert_true(conv > 0.35 && conv < 0.65);
+    run_free(&at_step);
 }
 
 static void test_bad_parameters(void **state)
