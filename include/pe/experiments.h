@@ -351,11 +351,59 @@ typedef struct pe_changeset_service pe_changeset_service_t; /* pe/changeset.h */
  * it meanwhile) is logged and skipped. Thread-safe. */
 int pe_experiments_measure(pe_db_pool_t *db, pe_changeset_service_t *svc, const char *store_id,
                            int64_t now_us, cJSON **out);
-/* The job: pe_experiments_measure for every store with a running experiment (or an ended one
- * whose experiment_results row is missing), once across
- * instances (an advisory lock: a second caller returns 0 at once). *measured = ChangeSets
- * measured. Returns 0 or the failure (err says how many stores failed). Thread-safe. */
+/* The job: pe_experiments_measure, then pe_experiments_attribution_refresh, for every store
+ * with a running or live proven experiment (or an ended one whose experiment_results row is
+ * missing), once across instances (an advisory lock: a second caller returns 0 at once).
+ * *measured = ChangeSets measured. Returns 0 or the failure (err says how many stores failed).
+ * Thread-safe. */
 int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,
                                size_t *measured, char *err, size_t errlen);
+
+/* ---- attribution (attribution.c): what Autopilot has earned the merchant ------------------ */
+
+#define PE_EXPERIMENTS_ATTRIBUTION_MIN_UNITS 100.0 /* per group before the holdout caps */
+
+/* GET …/attribution for store_id over the store-local days [from, to] (days since 1970-01-01,
+ * to − from < PE_AGGREGATE_MAX_DAYS), the range ending at now_us when that is earlier:
+ * {"from","to","currency",
+ *  "experiments":{"run","running","proven","permanent","rolledBackAutomatically",
+ *                 "rolledBackManually"},
+ *  "attributed":{"revenue":{"estimate","lowerBound"},"profit":{"estimate","lowerBound"},
+ *                "cappedByHoldout","reason" (null, or why nothing is attributed),
+ *                "changesets":[{"id","status","step","treatedUnits","revenue":{…},"profit":{…},
+ *                               "group"}…]},
+ *  "holdout":{"units","exposedUnits","enoughUnits","conversionRate":{"holdout","exposed",
+ *             "effect","ciLow","ciHigh"},"revenuePerVisitor":{…},"profitPerVisitor":{…}},
+ *  "harmAvoided":{"revenue","profit","rollbacks","note"},
+ *  "roi":{"subscriptionCostPerMonth","subscriptionCost","value"},
+ *  "weekly":[{"week" (its Monday),"treatedUnits","attributedRevenue","attributedProfit",
+ *             "cumulativeRevenue","cumulativeProfit","harmAvoidedProfit"}…],
+ *  "method":"…","computedAt" (now_us, RFC 3339)}
+ * The attributed figure is "lowerBound" (attribution.c's invariants: proven and live changes
+ * only, each at the lower confidence bound of its measured effect per visitor times the
+ * visitors it served in the range, overlapping changes never added, capped by the holdout's
+ * upper bound); effects in "holdout" are relative to the holdout's mean with two-sided 95 %
+ * intervals. Returns 0 and *out (caller deletes), PE_EINVAL (a bad range), PE_ENOTFOUND (no
+ * such store) or a database error. Reads aggregate tables only. Thread-safe. */
+int pe_experiments_attribution(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t to,
+                               int64_t now_us, cJSON **out);
+
+/* Snapshots older than this are recomputed by a GET: two measure intervals at the default. */
+#define PE_EXPERIMENTS_ATTRIBUTION_MAX_AGE_S (2 * PE_EXPERIMENTS_MEASURE_INTERVAL_S)
+/* What GET …/attribution answers: the snapshot of [from, to] computed at most
+ * PE_EXPERIMENTS_ATTRIBUTION_MAX_AGE_S before now_us (by the measure job or an earlier GET;
+ * "computedAt" says when), else pe_experiments_attribution's answer, stored as the snapshot.
+ * ROI is always read with the settings as they are. Returns as pe_experiments_attribution.
+ * Thread-safe. */
+int pe_experiments_attribution_get(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t to,
+                                   int64_t now_us, cJSON **out);
+/* The measure job's part: recomputes store_id's snapshots at now_us — its default range (the
+ * last 30 store-local days) and the ranges asked for in the last day (the latest four) — and
+ * deletes those nobody asked for in a day. Returns 0 or a database error. Thread-safe. */
+int pe_experiments_attribution_refresh(pe_db_pool_t *db, const char *store_id, int64_t now_us);
+/* Whether two targetSegment rule lists can admit the same visitor: false only when some
+ * attribute is constrained by eq / in in both to values that share none; anything else (other
+ * operators, a list that is not an array) counts as overlapping. Pure. */
+bool pe_experiments_segments_overlap(const cJSON *a, const cJSON *b);
 
 #endif /* PE_EXPERIMENTS_H */

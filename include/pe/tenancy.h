@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pe/db.h"
 
@@ -215,5 +216,25 @@ int pe_tenancy_login_succeeded(pe_db_pool_t *pool, const char *email);
  * and the number of rows deleted in *deleted (may be NULL), or a database error. Thread-safe. */
 #define PE_LOGIN_PURGE_INTERVAL_S PE_LOGIN_WINDOW_S
 int pe_tenancy_login_purge(pe_db_pool_t *pool, uint64_t *deleted);
+
+/* ---- a store's business settings (settings.c) -------------------------------------------- */
+
+#define PE_TENANCY_MAX_SUBSCRIPTION 1e9 /* in the store's currency a month */
+
+typedef struct {
+    bool has_subscription_cost;         /* the body names it */
+    double subscription_cost_per_month; /* NaN: null (not set); else 0 … 1e9, to the cent */
+} pe_store_settings_t;
+
+/* The body of PUT …/settings: {"subscriptionCostPerMonth": number | null} and nothing else.
+ * Returns 0 with *out, or PE_EINVAL with *err (invalid_type, unknown_field, duplicate,
+ * missing_field, out_of_range, invalid_format — a message naming the field). Pure. */
+int pe_tenancy_settings_parse(const cJSON *body, pe_store_settings_t *out, pe_refusal_t *err);
+/* {"currency","subscriptionCostPerMonth" (null when not set),"updatedAt"} of the store.
+ * Returns 0 and *out (caller deletes), PE_ENOTFOUND or a database error. Thread-safe. */
+int pe_tenancy_settings_get(pe_db_pool_t *pool, const char *store_id, cJSON **out);
+/* Stores s (at now_us) and answers as pe_tenancy_settings_get, after COMMIT. Thread-safe. */
+int pe_tenancy_settings_put(pe_db_pool_t *pool, const char *store_id, const pe_store_settings_t *s,
+                            int64_t now_us, cJSON **out);
 
 #endif /* PE_TENANCY_H */

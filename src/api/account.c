@@ -1,5 +1,6 @@
 /*
- * account.c — merchant sign-in: login, logout, and who am I.
+ * account.c — merchant sign-in: login, logout, and who am I; the store and its business
+ * settings (GET / PUT …/settings: subscriptionCostPerMonth, src/tenancy/settings.c).
  *
  * Invariants:
  *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS);
@@ -148,5 +149,36 @@ int pe_api_store_get(pe_http_request_t *req)
     cJSON_AddStringToObject(j, "name", store.name);
     cJSON_AddStringToObject(j, "currency", store.currency);
     cJSON_AddStringToObject(j, "timezone", store.timezone);
+    return pe_http_reply_cjson(req, 200, j);
+}
+
+int pe_api_store_settings_get(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *j = NULL;
+    int rc = pe_tenancy_settings_get(app->db, pe_http_auth(req)->store_id, &j);
+    if (rc != 0)
+        return pe_http_reply_error(
+            req, rc, NULL, rc == PE_ENOTFOUND ? "no such store" : "cannot read the settings");
+    return pe_http_reply_cjson(req, 200, j);
+}
+
+int pe_api_store_settings_put(pe_http_request_t *req)
+{
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0; /* answered 400 */
+    pe_store_settings_t s;
+    pe_refusal_t err = {.code = ""};
+    int rc = pe_tenancy_settings_parse(body, &s, &err);
+    if (rc != 0)
+        return pe_http_reply_refusal(req, rc, &err);
+    pe_app_t *app = pe_http_app(req);
+    cJSON *j = NULL;
+    rc = pe_tenancy_settings_put(app->db, pe_http_auth(req)->store_id, &s, pe_now_unix_us(), &j);
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL,
+                                   rc == PE_ENOTFOUND ? "no such store"
+                                                      : "cannot change the settings right now");
     return pe_http_reply_cjson(req, 200, j);
 }

@@ -1,7 +1,9 @@
 /*
- * experiments.c — an Autopilot experiment's results:
+ * experiments.c — an Autopilot experiment's results, and what Autopilot has earned:
  *
  *   GET /api/v1/stores/{storeId}/changesets/{cid}/results   per-variant figures and the decision
+ *   GET /api/v1/stores/{storeId}/attribution?from=&to=      attributed revenue and profit, the
+ *                                                           holdout, harm avoided, ROI, weekly
  *
  * Invariants:
  *  1. The ChangeSet is read through the ChangeSet service for the store authentication resolved:
@@ -30,5 +32,22 @@ int pe_api_changeset_results(pe_http_request_t *req)
         return pe_http_reply_refusal(req, rc, &err);
     if (rc != 0)
         return pe_http_reply_error(req, rc, NULL, "cannot measure the experiment right now");
+    return pe_http_reply_cjson(req, 200, out);
+}
+
+int pe_api_attribution_get(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    pe_aggregate_query_t q;
+    int32_t today = 0;
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &today) != 0)
+        return 0;
+    cJSON *out = NULL;
+    int rc = pe_experiments_attribution_get(app->db, pe_http_auth(req)->store_id, q.from, q.to,
+                                            pe_now_unix_us(), &out);
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL,
+                                   rc == PE_ENOTFOUND ? "no such store"
+                                                      : "cannot compute the attribution right now");
     return pe_http_reply_cjson(req, 200, out);
 }

@@ -16,9 +16,8 @@
 #include "pe/api.h"
 #include "routes.h"
 
-/* Resolves the store's today and parses the query; replies and returns non-zero on failure. */
-static int parse(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_query_t *q,
-                 int32_t *today_out)
+int pe_api_parse_range(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_query_t *q,
+                       int32_t *today_out)
 {
     pe_app_t *app = pe_http_app(req);
     const char *store_id = pe_http_auth(req)->store_id;
@@ -51,7 +50,7 @@ int pe_api_metrics_overview(pe_http_request_t *req)
     const char *store_id = pe_http_auth(req)->store_id;
     pe_aggregate_query_t q;
     int32_t today = 0;
-    if (parse(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &today) != 0)
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &today) != 0)
         return 0;
     cJSON *j = NULL;
     int rc = pe_aggregate_overview(app->db, store_id, today, &q, &j);
@@ -63,7 +62,7 @@ int pe_api_metrics_funnel(pe_http_request_t *req)
     pe_app_t *app = pe_http_app(req);
     pe_aggregate_query_t q;
     int32_t today = 0;
-    if (parse(req, PE_AGGREGATE_VIEW_FUNNEL, &q, &today) != 0)
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_FUNNEL, &q, &today) != 0)
         return 0;
     cJSON *j = NULL;
     int rc = pe_aggregate_funnel(app->db, pe_http_auth(req)->store_id, &q, &j);
@@ -80,7 +79,7 @@ int pe_api_metrics_breakdown(pe_http_request_t *req)
                                    "confirmation");
     pe_aggregate_query_t q;
     int32_t today = 0;
-    if (parse(req, PE_AGGREGATE_VIEW_BREAKDOWN, &q, &today) != 0)
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_BREAKDOWN, &q, &today) != 0)
         return 0;
     cJSON *j = NULL;
     int rc = pe_aggregate_breakdown(app->db, pe_http_auth(req)->store_id, step, &q, &j);

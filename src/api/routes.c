@@ -37,6 +37,10 @@ static const pe_http_route_t ROUTES[] = {
     {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
+    {"GET", "/api/v1/stores/{storeId}/settings", pe_api_store_settings_get, PE_AUTH_ADMIN, 0, 0,
+     NULL},
+    {"PUT", "/api/v1/stores/{storeId}/settings", pe_api_store_settings_put, PE_AUTH_ADMIN, 1 * KB,
+     PE_ROUTE_JSON_BODY, NULL},
     /* API keys: list (prefixes only), create (the key shown once), revoke; a secret key
      * manages publishable keys only (keys.c) */
     {"GET", "/api/v1/stores/{storeId}/keys", pe_api_keys_list, PE_AUTH_ADMIN, 0, 0, NULL},
@@ -91,6 +95,9 @@ static const pe_http_route_t ROUTES[] = {
      PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/api/v1/stores/{storeId}/changesets/{cid}/results", pe_api_changeset_results,
      PE_AUTH_ADMIN, 0, 0, NULL},
+    /* what Autopilot has earned: attributed profit, the holdout, harm avoided, ROI */
+    {"GET", "/api/v1/stores/{storeId}/attribution", pe_api_attribution_get, PE_AUTH_ADMIN, 0, 0,
+     NULL},
     {"GET", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_get, PE_AUTH_ADMIN, 0, 0,
      NULL},
     {"PUT", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_put, PE_AUTH_ADMIN,

@@ -5,6 +5,7 @@
 #ifndef PE_API_ROUTES_H
 #define PE_API_ROUTES_H
 
+#include "pe/aggregate.h"
 #include "pe/changeset.h"
 #include "pe/collector.h"
 #include "pe/http.h"
@@ -17,6 +18,11 @@ int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 /* The metrics API (metrics.c): overview, funnel, a funnel step's breakdown. */
+/* Resolves the store's today and parses the query's from / to (and the view's filters): 0, or
+ * non-zero after replying (404 no store, 400 a bad parameter named). Shared by every route
+ * that takes a date range. */
+int pe_api_parse_range(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_query_t *q,
+                       int32_t *today_out);
 int pe_api_metrics_overview(pe_http_request_t *req);
 int pe_api_metrics_funnel(pe_http_request_t *req);
 int pe_api_metrics_breakdown(pe_http_request_t *req);
@@ -85,6 +91,9 @@ int pe_api_changeset_transition(pe_http_request_t *req);
 int pe_api_changeset_timeline(pe_http_request_t *req);
 /* An experiment's results (experiments.c). */
 int pe_api_changeset_results(pe_http_request_t *req);
+int pe_api_attribution_get(pe_http_request_t *req);
+int pe_api_store_settings_get(pe_http_request_t *req);
+int pe_api_store_settings_put(pe_http_request_t *req);
 int pe_api_schema_changeset(pe_http_request_t *req);
 /* Who acts for a merchant route: the signed-in user (audit "user:<id>"), or "secret_key". */
 typedef struct {

@@ -1,6 +1,7 @@
 /*
- * experiments_internal.h — what results.c reads from units.c (not part of pe/experiments.h):
- * the arms of a running experiment from its per-unit table.
+ * experiments_internal.h — what the files of src/experiments/ share (not part of
+ * pe/experiments.h): the arms of a running experiment from its per-unit table (units.c), the
+ * plan's durations (results.c).
  *
  * Invariants:
  *  1. The result has the columns of results.c's SQL_ARMS, in the same order, so one parser
@@ -8,6 +9,8 @@
  */
 #ifndef PE_EXPERIMENTS_INTERNAL_H
 #define PE_EXPERIMENTS_INTERNAL_H
+
+#include <stdbool.h>
 
 #include "pe/db.h"
 
@@ -17,5 +20,9 @@
  * not refreshed), or a database error. Thread-safe. */
 int pe_experiments_units_arms(pe_db_pool_t *db, const char *store_id, const char *changeset_id,
                               const char *from, pe_db_result_t **out);
+
+/* Days of an ISO 8601 duration of one unit: days or weeks ("P14D", "P2W"), or with `time`
+ * hours or minutes ("PT12H", "PT30M"); NaN otherwise (NULL included). Pure (results.c). */
+double pe_experiments_duration_days(const char *s, bool time);
 
 #endif /* PE_EXPERIMENTS_INTERNAL_H */

@@ -560,7 +560,11 @@ static int measure_store(void *arg, const pe_db_result_t *due, size_t row)
     else
         pe_log(PE_LOG_WARN, "measure_failed", "store %s: %s", store_id, pe_strerror(rc));
     cJSON_Delete(out);
-    return rc;
+    /* what the experiments have earned, for the dashboard (attribution.c's snapshots) */
+    int arc = pe_experiments_attribution_refresh(job->db, store_id, job->now_us);
+    if (arc != 0)
+        pe_log(PE_LOG_WARN, "attribution_failed", "store %s: %s", store_id, pe_strerror(arc));
+    return rc ? rc : arc;
 }
 
 int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, int64_t now_us,
@@ -570,8 +574,8 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
     size_t stores = 0;
     int rc = pe_db_each_once(db, ACQUIRE_TIMEOUT_MS, MEASURE_LOCK_KEY,
                              "SELECT DISTINCT store_id FROM changesets c"
-                             " WHERE c.status IN ('ACTIVE', 'MEASURING') OR" SQL_UNRECORDED_WHERE
-                             " ORDER BY 1",
+                             " WHERE c.status IN ('ACTIVE', 'MEASURING', 'PROVEN', 'PERMANENT')"
+                             "    OR" SQL_UNRECORDED_WHERE " ORDER BY 1",
                              0, NULL, measure_store, &job, "stores measured", &stores, err, errlen);
     *measured = job.measured;
     return rc;

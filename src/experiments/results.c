@@ -139,7 +139,7 @@ static double num(const cJSON *o, const char *k, double dflt)
 
 /* Days of an ISO 8601 duration of one unit: days or weeks ("P14D", "P2W"), or with `time`
  * hours or minutes ("PT12H", "PT30M"); NaN otherwise. */
-static double duration_days_of(const char *s, bool time)
+double pe_experiments_duration_days(const char *s, bool time)
 {
     if (!s || s[0] != 'P')
         return NAN;
@@ -164,7 +164,7 @@ static double duration_days_of(const char *s, bool time)
 
 static double duration_days(const char *s)
 {
-    return duration_days_of(s, false);
+    return pe_experiments_duration_days(s, false);
 }
 
 /* What the experiment measures, from the ChangeSet's proof plan. */
@@ -297,7 +297,8 @@ static int plan_of(const cJSON *cs, pe_experiments_plan_t *plan, target_t *t, cJ
         if (!why[0]) {
             x = &plan->triggers[plan->n_triggers++];
             const cJSON *w = get(tr, "window");
-            double wdays = duration_days_of(cJSON_IsString(w) ? w->valuestring : NULL, true);
+            double wdays =
+                pe_experiments_duration_days(cJSON_IsString(w) ? w->valuestring : NULL, true);
             *x = (pe_experiments_trigger_t){
                 .metric = which,
                 .threshold = threshold,

@@ -74,6 +74,19 @@ typedef struct {
     double orders, orders_without, revenue, revenue_without, profit, profit_without; /* cents */
 } experiment_t;
 
+/* The holdout's truth: every visitor exposed to an Autopilot flag so far (open addressing on
+ * a 64-bit hash of the unit), and per group (store holdout, everyone else) what their
+ * sessions from that exposure on came to as they happened and at baseline (no treatment). */
+enum { U_HOLDOUT = 1, U_CONVERTED = 2, U_CONVERTED_BASE = 4 };
+typedef struct {
+    uint64_t key; /* 0 = empty */
+    uint8_t state;
+} unit_slot_t;
+
+typedef struct {
+    double units, converted[2], revenue[2], profit[2]; /* [as happened, at baseline]; cents */
+} group_truth_t;
+
 typedef struct {
     /* borrowed from the command */
     const sim_autopilot_params_t *p;
@@ -98,6 +111,10 @@ typedef struct {
     cJSON *batch;
     size_t batched;
     int error;
+    /* the holdout's truth */
+    unit_slot_t *units;
+    size_t nunits, units_cap;
+    group_truth_t groups[2]; /* 0: the store holdout, 1: exposed */
     /* decisions */
     size_t approved, blocked;
     double seconds[SIM_LOOP_STAGES]; /* where the time went (the summary line) */
@@ -255,10 +272,84 @@ static int flush_exposures(loop_t *L)
     return rc;
 }
 
+static uint64_t unit_hash(const char *unit)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)unit; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* The slot of unit; inserted (state 0) when `add`, else NULL when absent or out of memory. */
+static unit_slot_t *unit_slot(loop_t *L, const char *unit, bool add)
+{
+    if (add && (L->nunits + 1) * 2 > L->units_cap) {
+        size_t cap = L->units_cap ? L->units_cap * 2 : 4096;
+        unit_slot_t *t = calloc(cap, sizeof *t);
+        if (!t) {
+            L->error = PE_ENOMEM;
+            return NULL;
+        }
+        for (size_t i = 0; i < L->units_cap; i++)
+            if (L->units[i].key)
+                for (size_t j = L->units[i].key & (cap - 1);; j = (j + 1) & (cap - 1))
+                    if (!t[j].key) {
+                        t[j] = L->units[i];
+                        break;
+                    }
+        free(L->units);
+        L->units = t;
+        L->units_cap = cap;
+    }
+    if (!L->units_cap)
+        return NULL;
+    uint64_t k = unit_hash(unit);
+    for (size_t j = k & (L->units_cap - 1);; j = (j + 1) & (L->units_cap - 1)) {
+        if (L->units[j].key == k)
+            return &L->units[j];
+        if (!L->units[j].key) {
+            if (!add)
+                return NULL;
+            L->units[j].key = k;
+            L->nunits++;
+            return &L->units[j];
+        }
+    }
+}
+
+/* A session of a visitor exposed to an Autopilot flag, now or before: into its group's truth. */
+static void holdout_truth(loop_t *L, const sim_unit_t *u, const sim_outcome_t *actual,
+                          const sim_outcome_t *baseline)
+{
+    unit_slot_t *slot = unit_slot(L, u->unit, false);
+    if (!slot && L->nexposed) {
+        if (!(slot = unit_slot(L, u->unit, true)))
+            return;
+        for (size_t i = 0; i < L->nexposed; i++)
+            if (L->exposed[i].holdout)
+                slot->state |= U_HOLDOUT;
+        L->groups[slot->state & U_HOLDOUT ? 0 : 1].units++;
+    }
+    if (!slot)
+        return;
+    group_truth_t *g = &L->groups[slot->state & U_HOLDOUT ? 0 : 1];
+    const sim_outcome_t *o[2] = {actual, baseline};
+    for (int k = 0; k < 2; k++) {
+        uint8_t bit = k ? U_CONVERTED_BASE : U_CONVERTED;
+        if (o[k]->orders && !(slot->state & bit)) {
+            slot->state |= bit;
+            g->converted[k]++;
+        }
+        g->revenue[k] += (double)o[k]->revenue_cents;
+        g->profit[k] += (double)(o[k]->revenue_cents - o[k]->cost_cents);
+    }
+}
+
 static void observe(void *arg, const sim_unit_t *u, int64_t start_us, const sim_outcome_t *actual,
-                    const sim_outcome_t *without)
+                    const sim_outcome_t *without, const sim_outcome_t *baseline)
 {
     loop_t *L = arg;
+    holdout_truth(L, u, actual, baseline);
     for (size_t i = 0; i < L->nexposed && !L->error; i++) {
         if (!L->batch && !(L->batch = cJSON_CreateArray())) {
             L->error = PE_ENOMEM;
@@ -528,6 +619,35 @@ static int truth_json(loop_t *L, cJSON *ap)
     return rc;
 }
 
+/* The holdout's truth: what Autopilot did to the exposed visitors (as happened against the same
+ * sessions at baseline), and the engine's attribution over the whole simulation. */
+static int attribution_json(loop_t *L, cJSON *ap)
+{
+    const group_truth_t *h = &L->groups[0], *e = &L->groups[1];
+    cJSON *o = cJSON_AddObjectToObject(ap, "holdout"), *tr = NULL;
+    bool ok = o && cJSON_AddNumberToObject(o, "units", h->units) &&
+              cJSON_AddNumberToObject(o, "exposedUnits", e->units) &&
+              (tr = cJSON_AddObjectToObject(o, "true")) &&
+              put(tr, "conversionRate", relative(e->converted[0], e->converted[1])) &&
+              put(tr, "revenuePerVisitor", relative(e->revenue[0], e->revenue[1])) &&
+              put(tr, "profitPerVisitor", relative(e->profit[0], e->profit[1])) &&
+              cJSON_AddNumberToObject(tr, "revenue", (e->revenue[0] - e->revenue[1]) / 100) &&
+              cJSON_AddNumberToObject(tr, "profit", (e->profit[0] - e->profit[1]) / 100) &&
+              /* the holdout gets no treatment: 0 unless a PERMANENT change reached it */
+              cJSON_AddNumberToObject(tr, "holdoutProfit", (h->profit[0] - h->profit[1]) / 100);
+    if (!ok)
+        return PE_ENOMEM;
+    int32_t to = L->p->first_day + (int32_t)L->p->days - 1;
+    int32_t from = L->p->first_day;
+    if (to - from >= PE_AGGREGATE_MAX_DAYS)
+        from = to - PE_AGGREGATE_MAX_DAYS + 1;
+    cJSON *att = NULL;
+    int rc = pe_experiments_attribution(L->p->pool, L->p->store_id, from, to, L->now_us, &att);
+    if (rc == 0 && !put(ap, "attribution", att))
+        rc = PE_ENOMEM;
+    return rc;
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 static int setup(loop_t *L)
@@ -575,6 +695,7 @@ static void teardown(loop_t *L)
     }
     cJSON_Delete(L->batch);
     free(L->exps);
+    free(L->units);
 }
 
 int sim_autopilot_run(const sim_autopilot_params_t *p, pe_sim_t *sim, cJSON **out,
@@ -617,6 +738,8 @@ int sim_autopilot_run(const sim_autopilot_params_t *p, pe_sim_t *sim, cJSON **ou
     }
     if (rc == 0 && (rc = truth_json(&L, ap)) != 0)
         rc = fail("reading the experiments' outcomes: %s", pe_strerror(rc));
+    if (rc == 0 && (rc = attribution_json(&L, ap)) != 0)
+        rc = fail("attribution: %s", pe_strerror(rc));
     if (rc == 0) {
         totals->experiments = L.nexps;
         totals->approved = L.approved;

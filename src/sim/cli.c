@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include "pe/aggregate.h"
 #include "pe/catalog.h"
 #include "pe/collector.h"
 #include "pe/db.h"
@@ -566,6 +567,9 @@ static int write_catalog(run_t *r)
 
 static int autopilot(run_t *r, const pe_config_t *cfg)
 {
+    int32_t first_day = 0;
+    if (pe_aggregate_date_parse(r->first_day, &first_day) != 0)
+        return problem(1, "internal: day 0 %s is not a date", r->first_day);
     sim_autopilot_params_t p = {
         .pool = r->pool,
         .store_id = r->store.id,
@@ -577,6 +581,7 @@ static int autopilot(run_t *r, const pe_config_t *cfg)
         .days = (unsigned)r->days,
         .workers = (unsigned)r->workers,
         .day_starts = r->starts,
+        .first_day = first_day,
         .real_now_us = r->now_us,
         .deliver = deliver_direct,
         .deliver_ctx = &r->dc,

@@ -591,6 +591,31 @@ static void apply_treatment(const sim_treatment_t *t, size_t skip, double prob[S
     }
 }
 
+/* The outcome of session s redrawn from the same random numbers (the stream r as it stood
+ * before the journey, the step draws u) under the treatments of t but `skip` — or under none
+ * when t is NULL: a counterfactual. */
+static bool redraw(pe_sim_t *sim, const sim_session_t *s, const pe_sim_rng_t *r,
+                   const double u[SIM_NSTEPS], const double base_prob[SIM_NSTEPS],
+                   const sim_treatment_t *t, size_t skip, const double *pay, sim_outcome_t *out)
+{
+    sim_session_t cf = *s;
+    pe_sim_rng_t rcf = *r;
+    double prob[SIM_NSTEPS];
+    int64_t t_cf;
+    memcpy(prob, base_prob, sizeof prob);
+    cf.price = 1.0;
+    if (t)
+        apply_treatment(t, skip, prob, &cf.price);
+    cf.reached = 0;
+    for (int k = 0; k < SIM_NSTEPS && u[k] < prob[k]; k++)
+        cf.reached = (uint8_t)(k + 1);
+    sim->scratch.n = 0;
+    if (!draw_journey(sim, &rcf, &cf, pay, &sim->scratch, &t_cf))
+        return false;
+    outcome_of(sim, &cf, out);
+    return true;
+}
+
 /* Plans session i of day d: draws everything, appends its events to evs. Returns false on
  * ENOMEM. *emitted tells whether it survived the cut-off. */
 static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *day_rng,
@@ -682,22 +707,17 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
     for (int k = 0; k < SIM_NSTEPS && u[k] < prob[k]; k++)
         s->reached = (uint8_t)(k + 1);
 
-    /* Each treatment's counterfactual: the same draws with every other treatment. */
-    sim_outcome_t actual, without[SIM_MAX_TREATMENTS];
-    for (size_t x = 0; x < treatment.n && sim->hooks.observe; x++) {
-        sim_session_t cf = *s;
-        pe_sim_rng_t rcf = r;
-        double cf_prob[SIM_NSTEPS];
-        int64_t t_cf;
-        memcpy(cf_prob, base_prob, sizeof cf_prob);
-        apply_treatment(&treatment, x, cf_prob, &cf.price);
-        cf.reached = 0;
-        for (int k = 0; k < SIM_NSTEPS && u[k] < cf_prob[k]; k++)
-            cf.reached = (uint8_t)(k + 1);
-        sim->scratch.n = 0;
-        if (!draw_journey(sim, &rcf, &cf, pay, &sim->scratch, &t_cf))
+    /* Each treatment's counterfactual (the same draws with every other treatment), and the
+     * baseline (the same draws with none). */
+    sim_outcome_t actual, without[SIM_MAX_TREATMENTS], baseline;
+    if (sim->hooks.observe) {
+        for (size_t x = 0; x < treatment.n; x++)
+            if (!redraw(sim, s, &r, u, base_prob, &treatment, x, pay, &without[x]))
+                return false;
+        if (treatment.n == 1)
+            baseline = without[0];
+        else if (treatment.n > 1 && !redraw(sim, s, &r, u, base_prob, NULL, 0, pay, &baseline))
             return false;
-        outcome_of(sim, &cf, &without[x]);
     }
 
     /* The journey, as offsets from the session start. */
@@ -728,7 +748,10 @@ static bool plan_session(pe_sim_t *sim, unsigned d, uint32_t i, pe_sim_rng_t *da
     *emitted = true;
     if (sim->hooks.observe) {
         outcome_of(sim, s, &actual);
-        sim->hooks.observe(sim->hooks.ctx, &unit, start_ms * US_PER_MS, &actual, without);
+        if (treatment.n == 0)
+            baseline = actual;
+        sim->hooks.observe(sim->hooks.ctx, &unit, start_ms * US_PER_MS, &actual, without,
+                           &baseline);
     }
 
     /* Commit the session to the visitor pool and the truth. */

@@ -144,9 +144,11 @@ typedef struct {
     /* Called for every emitted session after its journey, with its start, its outcome and, for
      * each treatment i of treat's t, without[i]: the outcome the same draws give with every
      * treatment but that one (its counterfactual; the realised effect of treatment i on this
-     * session is actual − without[i]). */
+     * session is actual − without[i]), and baseline: the outcome with no treatment at all (=
+     * actual for an untreated session; what the session would have been without Autopilot). */
     void (*observe)(void *ctx, const sim_unit_t *unit, int64_t start_us,
-                    const sim_outcome_t *actual, const sim_outcome_t *without);
+                    const sim_outcome_t *actual, const sim_outcome_t *without,
+                    const sim_outcome_t *baseline);
     void *ctx;
 } sim_hooks_t;
 
@@ -170,6 +172,7 @@ typedef struct {
     sim_approve_t approve;             /* the merchant's policy */
     unsigned days, workers;
     const int64_t *day_starts; /* days + 1 local midnights, Unix µs */
+    int32_t first_day;         /* day 0, store-local, days since 1970-01-01 */
     int64_t real_now_us;       /* the jobs never run later than this (the unfinished day) */
     pe_sim_deliver_fn deliver; /* events and exposures go here */
     void *deliver_ctx;

@@ -14,7 +14,11 @@
  *     the simulated days, which end days before the wall clock's today.
  *  4. The storefront side is real: exposures of both variants are rolled up, and a rolled-back
  *     ChangeSet's flag is off.
- *  5. Bad --approve / --autopilot usage exits 2 naming the option.
+ *  5. Attribution at the end: nothing harmful proven, so nothing credited and the answer says
+ *     why; the engine's holdout comparison counts exactly the visitors the simulator saw in
+ *     the holdout and exposed, and the truth of what Autopilot did to the exposed (every
+ *     treatment halved ordering) is a loss.
+ *  6. Bad --approve / --autopilot usage exits 2 naming the option.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +151,25 @@ static void test_closed_loop_rolls_back_harm(void **state)
     if (!(pooled < -0.25 && pooled > -0.75))
         fail_msg("pooled true conversion effect %.3f over %.0f sessions", pooled, pooled_sessions);
     assert_true(rolled_back >= 1);
+    /* Attribution over the simulation: nothing proven, nothing credited, and why; the holdout
+     * comparison over the same visitors the simulator counted */
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(ap, "attribution");
+    const cJSON *credited = cJSON_GetObjectItemCaseSensitive(att, "attributed");
+    assert_float_equal(
+        pe_test_json_num(cJSON_GetObjectItemCaseSensitive(credited, "profit"), "lowerBound"), 0, 0);
+    assert_non_null(strstr(pe_test_json_str(credited, "reason"), "proven"));
+    const cJSON *held = cJSON_GetObjectItemCaseSensitive(att, "holdout");
+    const cJSON *held_truth = cJSON_GetObjectItemCaseSensitive(ap, "holdout");
+    assert_true(pe_test_json_num(held, "units") > 0);
+    assert_float_equal(pe_test_json_num(held, "units"), pe_test_json_num(held_truth, "units"), 0);
+    assert_float_equal(pe_test_json_num(held, "exposedUnits"),
+                       pe_test_json_num(held_truth, "exposedUnits"), 0);
+    const cJSON *what = cJSON_GetObjectItemCaseSensitive(held_truth, "true");
+    assert_true(pe_test_json_num(what, "conversionRate") < 0);
+    assert_true(pe_test_json_num(what, "profit") < 0);
+    assert_float_equal(pe_test_json_num(what, "holdoutProfit"), 0, 0); /* never treated */
+    assert_true(pe_test_json_num(cJSON_GetObjectItemCaseSensitive(att, "experiments"),
+                                 "rolledBackAutomatically") >= 1);
     /* Every ChangeSet and audit event is stamped with a simulated time (the jobs run five
      * minutes after a simulated midnight), none with the wall clock's today. */
     assert_int_equal(sql_long("SELECT count(*) FROM changesets WHERE store_id = '%s' AND"

@@ -454,15 +454,27 @@ static void probe_treat(void *ctx, const sim_unit_t *u, sim_treatment_t *t)
 }
 
 static void probe_observe(void *ctx, const sim_unit_t *u, int64_t start_us,
-                          const sim_outcome_t *actual, const sim_outcome_t *without)
+                          const sim_outcome_t *actual, const sim_outcome_t *without,
+                          const sim_outcome_t *baseline)
 {
     probe_t *p = ctx;
     p->sessions++;
     if (!u->unit[0] || start_us <= 0 || u->key == NULL)
         p->bad++;
-    if (p->mode == 0 || !in_treatment(u))
+    if (p->mode == 0 || !in_treatment(u)) {
+        /* untreated: the baseline is what happened */
+        if (memcmp(baseline, actual, sizeof *actual) != 0)
+            p->bad++;
         return;
+    }
     p->treated++;
+    /* the baseline has neither treatment: the orders of "without the conversion effect" (the
+     * discount changes no decision) at the undiscounted prices */
+    if (baseline->orders != without[0].orders || baseline->reached != without[0].reached ||
+        (baseline->orders && baseline->revenue_cents < without[0].revenue_cents) ||
+        (baseline->orders && baseline->revenue_cents != without[1].revenue_cents &&
+         without[1].orders))
+        p->bad++;
     const sim_outcome_t *o[3] = {actual, &without[0], &without[1]};
     for (int i = 0; i < 3; i++) {
         p->orders[i] += o[i]->orders;
