@@ -27,10 +27,10 @@
  *  2. The same seed, scenario, days and store state give the same decisions: bucketing is
  *     pe_flags_evaluate's hash of the unit, every draw the generator's; the jobs run in a fixed
  *     order at fixed simulated times.
- *  3. A job that fails stops the run (exit 1) naming the job and the day (a measure run that
- *     times out is tried again, JOB_ATTEMPTS in all, as serve's next period would); a
- *     recommendation the guardrails block is not a failure (the policy skips it, as a merchant
- *     would have to).
+ *  3. A job that fails stops the run (exit 1) naming the job and the day (a diagnose, recommend
+ *     or measure run that times out is tried again, JOB_ATTEMPTS in all, as serve's next
+ *     period would); a recommendation the guardrails block is not a failure (the policy skips
+ *     it, as a merchant would have to).
  *  4. Run it against a store that no `serve` instance measures meanwhile: a server's measure
  *     job would look at these experiments at the real time, not the simulated one.
  */
@@ -52,7 +52,7 @@
 #define DB_TIMEOUT_MS   10000
 #define EXPOSURE_BATCH  PE_EVENT_BATCH_MAX_EVENTS
 #define REDIS_TIMEOUT   2000
-#define JOB_ATTEMPTS    3 /* a measure run that times out is tried again this often */
+#define JOB_ATTEMPTS    3 /* a job run that times out is tried this often in all */
 
 /* One exposure of the session being planned. */
 typedef struct {
@@ -491,24 +491,32 @@ static int run_jobs(loop_t *L, unsigned d)
     if (rc != 0)
         return fail("day %u: aggregate: %s", d, err);
     lap(L, SIM_STAGE_AGGREGATE, &t);
-    pe_doctor_request_t rq = {.now_us = L->now_us};
+    /* A job that times out on a busy database is tried again, as serve's next period would. */
     pe_refusal_t why = {.code = ""};
     cJSON *out = NULL;
-    rc = pe_doctor_run(L->p->pool, L->p->store_id, &rq, &out, &why);
-    cJSON_Delete(out);
-    out = NULL;
+    for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
+        pe_doctor_request_t rq = {.now_us = L->now_us};
+        rc = pe_doctor_run(L->p->pool, L->p->store_id, &rq, &out, &why);
+        cJSON_Delete(out);
+        out = NULL;
+        if (rc != PE_ETIMEOUT)
+            break;
+    }
     if (rc != 0)
         return fail("day %u: diagnose: %s", d, why.message[0] ? why.message : pe_strerror(rc));
     lap(L, SIM_STAGE_DIAGNOSE, &t);
-    rc = pe_doctor_recommend(L->rec, L->p->store_id, L->now_us, &out);
-    cJSON_Delete(out);
-    out = NULL;
+    for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
+        rc = pe_doctor_recommend(L->rec, L->p->store_id, L->now_us, &out);
+        cJSON_Delete(out);
+        out = NULL;
+        if (rc != PE_ETIMEOUT)
+            break;
+    }
     if (rc != 0)
         return fail("day %u: recommend: %s", d, pe_strerror(rc));
     if ((rc = approve(L, d)) != 0)
         return rc;
     lap(L, SIM_STAGE_RECOMMEND, &t);
-    /* A run that times out on a busy database is tried again, as serve's next period would. */
     for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
         rc = pe_experiments_measure(L->p->pool, L->svc, L->p->store_id, L->now_us, &out);
         cJSON_Delete(out);
