@@ -82,48 +82,14 @@ static int64_t approved(const pe_test_tenant_t *t, const char *key, int days, ch
     return us;
 }
 
-/* n visitors (prefix + index) exposed a minute after start_us to key — the first n_control
- * control, the rest treatment, or all of them served from the store holdout when holdout —
- * each adding to the cart; pct_control / pct_treatment of 100 go on to order one SKU-A at 50. */
+/* pe_test_plant_visitors at start_us. */
 static void visitors(const char *store, int64_t start_us, const char *key, const char *prefix,
                      int n, int n_control, bool holdout, int pct_control, int pct_treatment)
 {
-    static const struct {
-        const char *name;
-        int step;
-        bool exposure, ordered;
-    } kinds[] = {
-        {"storefront.page.viewed", 0, false, false},
-        {"experiment.exposure.assigned", 0, true, false},
-        {"storefront.cart.item_added", 1, false, false},
-        {"checkout.session.started", 2, false, true},
-        {"checkout.shipping.submitted", 3, false, true},
-        {"checkout.payment.submitted", 4, false, true},
-        {"checkout.order.completed", 5, false, true},
-    };
-    for (size_t k = 0; k < PE_ARRAY_LEN(kinds); k++) {
-        char *r = pe_test_sqlf(
-            fx.conninfo,
-            "WITH g AS (SELECT g, g < %d AS control,"
-            "                  to_timestamp(%lld / 1e6) + make_interval(secs => 60 + g + %zu) AS t"
-            "             FROM generate_series(0, %d) g)"
-            "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
-            " anonymous_id, client_ts, received_at, properties, custom)"
-            " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-%s' || g, '%s' || g, t, now(),"
-            "        CASE WHEN %s THEN jsonb_build_object('flagKey', '%s', 'variant',"
-            "                 CASE WHEN control THEN 'control' ELSE 'treatment' END)"
-            "             WHEN %d = 5 THEN '{\"orderId\":\"o\",\"value\":50,\"currency\":"
-            "\"EUR\",\"items\":[{\"productId\":\"SKU-A\",\"quantity\":1,\"price\":50}]}'::jsonb"
-            "             ELSE '{}'::jsonb END,"
-            "        CASE WHEN %s AND %s THEN '{\"holdout\":true}'::jsonb END"
-            "   FROM g WHERE NOT %s OR (g %% 100) < CASE WHEN control THEN %d ELSE %d END"
-            " RETURNING 1",
-            n_control, (long long)start_us, k, n - 1, store, kinds[k].name, kinds[k].step, prefix,
-            prefix, kinds[k].exposure ? "true" : "false", key, kinds[k].step,
-            kinds[k].exposure ? "true" : "false", holdout ? "true" : "false",
-            kinds[k].ordered ? "true" : "false", pct_control, pct_treatment);
-        free(r);
-    }
+    char start[32];
+    pe_time_format_rfc3339(start_us, start, sizeof start);
+    pe_test_plant_visitors(fx.conninfo, store, start, key, prefix, n, n_control, holdout,
+                           pct_control, pct_treatment);
 }
 
 static void aggregate(const pe_test_tenant_t *t)

@@ -143,46 +143,11 @@ static void journey(const char *store, const char *start, const char *key, int u
               NULL);
 }
 
-/* n units exposed to key a minute after start (the first n_control control), each landing and
- * adding to the cart; pct_control / pct_treatment of 100 go on to checkout and order one SKU-A
- * at 50. */
 static void bulk_split(const char *store, const char *start, const char *key, const char *prefix,
                        int n, int n_control, int pct_control, int pct_treatment)
 {
-    static const struct {
-        const char *name;
-        int step;
-        bool exposure, ordered;
-    } kinds[] = {
-        {"storefront.page.viewed", 0, false, false},
-        {"experiment.exposure.assigned", 0, true, false},
-        {"storefront.cart.item_added", 1, false, false},
-        {"checkout.session.started", 2, false, true},
-        {"checkout.shipping.submitted", 3, false, true},
-        {"checkout.payment.submitted", 4, false, true},
-        {"checkout.order.completed", 5, false, true},
-    };
-    for (size_t k = 0; k < PE_ARRAY_LEN(kinds); k++) {
-        char *r = pe_test_sqlf(
-            fx.conninfo,
-            "WITH g AS (SELECT g, g < %d AS control,"
-            "                  '%s'::timestamptz + make_interval(secs => 60 + g + %zu) AS t"
-            "             FROM generate_series(0, %d) g)"
-            "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
-            " anonymous_id, client_ts, received_at, properties)"
-            " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-%s' || g, '%s' || g, t, now(),"
-            "        CASE WHEN %s THEN jsonb_build_object('flagKey', '%s', 'variant',"
-            "                 CASE WHEN control THEN 'control' ELSE 'treatment' END)"
-            "             WHEN %d = 5 THEN '{\"orderId\":\"o\",\"value\":50,\"currency\":"
-            "\"EUR\",\"items\":[{\"productId\":\"SKU-A\",\"quantity\":1,\"price\":50}]}'::jsonb"
-            "             ELSE '{}'::jsonb END"
-            "   FROM g WHERE NOT %s OR (g %% 100) < CASE WHEN control THEN %d ELSE %d END"
-            " RETURNING 1",
-            n_control, start, k, n - 1, store, kinds[k].name, kinds[k].step, prefix, prefix,
-            kinds[k].exposure ? "true" : "false", key, kinds[k].step,
-            kinds[k].ordered ? "true" : "false", pct_control, pct_treatment);
-        free(r);
-    }
+    pe_test_plant_visitors(fx.conninfo, store, start, key, prefix, n, n_control, false, pct_control,
+                           pct_treatment);
 }
 
 static void bulk(const char *store, const char *start, const char *key, const char *prefix, int n,

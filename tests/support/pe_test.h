@@ -87,6 +87,16 @@ char *pe_test_file(const char *relpath);
 /* pe_test_corpus with the path a printf format ("changesets/%s"). */
 char *pe_test_corpusf(const char *relpath_fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Plants n visitors (anonymousId prefix + index, session "s-" prefix + index) straight into
+ * the events table of the database at conninfo: each lands a minute after start (RFC 3339) and
+ * is exposed to flag key — the first n_control to control, the rest to treatment; with holdout
+ * every one is served from the store holdout (custom.holdout) — and adds to the cart;
+ * pct_control / pct_treatment of each 100 go on through checkout to an order of one SKU-A at
+ * 50 EUR. Roll them up with `profit-engine aggregate`. Fails the running test on an error. */
+void pe_test_plant_visitors(const char *conninfo, const char *store, const char *start,
+                            const char *key, const char *prefix, int n, int n_control, bool holdout,
+                            int pct_control, int pct_treatment);
+
 /* A profit-engine server run as a child process (the binary from PE_TEST_BINARY). */
 typedef struct {
     int pid;
