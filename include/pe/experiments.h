@@ -381,10 +381,10 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
  *  "method":"…","computedAt" (now_us, RFC 3339)}
  * The attributed figure is "lowerBound" (attribution.c's invariants: proven and live changes
  * only, each at the lower confidence bound of its measured effect per visitor times the
- * visitors it served in the range, overlapping changes never added, capped by the holdout's
- * upper bound); effects in "holdout" are relative to the holdout's mean with two-sided 95 %
- * intervals. Returns 0 and *out (caller deletes), PE_EINVAL (a bad range), PE_ENOTFOUND (no
- * such store) or a database error. Reads aggregate tables only. Thread-safe. */
+ * visitors it served in the range, a visitor of overlapping changes credited once, capped by the
+ * holdout's upper bound); effects in "holdout" are relative to the holdout's mean with two-sided 95
+ * % intervals. Returns 0 and *out (caller deletes), PE_EINVAL (a bad range), PE_ENOTFOUND (no such
+ * store) or a database error. Reads aggregate tables only. Thread-safe. */
 int pe_experiments_attribution(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t to,
                                int64_t now_us, cJSON **out);
 

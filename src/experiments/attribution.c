@@ -7,7 +7,7 @@
  *     effect on revenue and profit (the proof's lower confidence bound, and its estimate)
  *   agg_exposures ──▶ × the visitors its treatment actually served in the range, week by week
  *     (the week a visitor first got it) ──▶ changes on the same step and overlapping segments
- *     are one group: a week counts the group's largest contribution, never a sum
+ *     are one group: a visitor who got several of them counts once, with the largest credit
  *   agg_exposures (holdout flag) + agg_sessions, agg_orders, agg_session_products ──▶ the
  *     store holdout against every exposed visitor: conversion, revenue and profit per visitor
  *     with 95 % intervals ──▶ the attributed lower bound never exceeds the holdout's upper
@@ -21,8 +21,9 @@
  *     measured effect per visitor) × its treatment's visitors first exposed in the range: no
  *     projection, no point estimate in the attributed figure ("estimate" is shown beside it).
  *  2. Two attributed changes on the same funnel step whose segments can share a visitor (an
- *     unknown step or segment: always) are never added: each week counts the largest of their
- *     group (union of overlapping pairs).
+ *     unknown step or segment: always) are never added for the same visitor: within their group
+ *     (the union of overlapping pairs) each visitor is credited once, with the largest credit
+ *     of the changes it got (SQL_GROUP_SERVED).
  *  3. Reads aggregate tables and the experiments' stored ends only, in one REPEATABLE READ
  *     read-only transaction, every statement filtered by store_id. "Now" is the caller's: the
  *     range ends at the end of `to` or at now, whichever is first.
@@ -102,6 +103,30 @@ static const char SQL_SERVED[] =
     " WHERE u.variant = 'treatment' AND u.first_at >= $4::timestamptz"
     " GROUP BY 1";
 
+/* The visitors a group of changes served ($2 their flags, $3 their starts, $7..$10 their
+ * credit per visitor: revenue and profit lower bounds, revenue and profit estimates, in the
+ * same order), each counted once with the largest credit of the changes it got, by the Monday
+ * of its first such exposure in [$4, $5) ($6 time zone). */
+static const char SQL_GROUP_SERVED[] =
+    "WITH c AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $7::float8[], $8::float8[],"
+    "                                $9::float8[], $10::float8[])"
+    "             AS c(flag, started, rev_lb, pro_lb, rev_est, pro_est)),"
+    "     t AS (SELECT u.unit, u.first_at, c.rev_lb, c.pro_lb, c.rev_est, c.pro_est FROM c"
+    "            CROSS JOIN LATERAL ("
+    "              SELECT unit, (array_agg(variant ORDER BY first_at, session_id))[1] AS variant,"
+    "                     min(first_at) AS first_at"
+    "                FROM agg_exposures"
+    "               WHERE store_id = $1::uuid AND flag_key = c.flag AND NOT holdout"
+    "                 AND first_at >= c.started AND first_at < $5::timestamptz"
+    "               GROUP BY unit) u"
+    "           WHERE u.variant = 'treatment' AND u.first_at >= $4::timestamptz),"
+    "     per AS (SELECT unit, min(first_at) AS first_at, max(rev_lb) AS rev_lb,"
+    "                    max(pro_lb) AS pro_lb, max(rev_est) AS rev_est, max(pro_est) AS pro_est"
+    "               FROM t GROUP BY unit)"
+    "SELECT (date_trunc('week', first_at AT TIME ZONE $6))::date - '1970-01-01'::date, count(*),"
+    "       sum(rev_lb), sum(pro_lb), sum(rev_est), sum(pro_est)"
+    "  FROM per GROUP BY 1";
+
 /* The store holdout against every other visitor exposed to an Autopilot flag in [$2, $3): per
  * group, visitors, visitors with an order, Σ and Σ² of revenue and of gross profit per visitor
  * over their sessions from their first exposure in the range on ($4: 1 − the default margin,
@@ -154,7 +179,11 @@ typedef struct {
     int32_t ended_day;                 /* the store-local day of its end */
     double units[MAX_WEEKS];           /* treated visitors by week of first exposure */
     double total_units;
-    int group; /* union-find parent */
+    int group;   /* union-find parent */
+    size_t size; /* a group's root: its credited changes */
+    /* a group's root with more than one: its visitors by week, each once, and their credit
+     * (the largest of the group's changes they got) */
+    double group_units[MAX_WEEKS], group_lb[2][MAX_WEEKS], group_est[2][MAX_WEEKS];
 } change_t;
 
 enum { REVENUE = 0, PROFIT = 1 };
@@ -356,6 +385,81 @@ static int read_served(pe_db_conn_t *conn, const char *store_id, att_t *a, chang
     return rc;
 }
 
+/* Groups the credited changes: one step (an unknown one: any) and segments that can share a
+ * visitor; sizes on the roots. */
+static void group_changes(att_t *a)
+{
+    for (size_t i = 0; i < a->nchanges; i++)
+        for (size_t j = i + 1; j < a->nchanges; j++) {
+            change_t *x = &a->changes[i], *y = &a->changes[j];
+            if (!x->proven || !y->proven)
+                continue;
+            bool same_step = !x->step[0] || !y->step[0] || strcmp(x->step, y->step) == 0;
+            if (same_step && pe_experiments_segments_overlap(x->rules, y->rules))
+                a->changes[find(a->changes, (int)j)].group = find(a->changes, (int)i);
+        }
+    for (size_t i = 0; i < a->nchanges; i++)
+        if (a->changes[i].proven)
+            a->changes[find(a->changes, (int)i)].size++;
+}
+
+/* Appends x as an element of a PostgreSQL array literal (quoted, \ and " escaped). */
+static bool array_item(pe_buf_t *b, const char *x)
+{
+    bool ok = pe_buf_append(b, b->len ? ",\"" : "{\"", 2) == 0;
+    for (const char *p = x; ok && *p; p++)
+        ok = (*p == '"' || *p == '\\' ? pe_buf_append(b, "\\", 1) == 0 : true) &&
+             pe_buf_append(b, p, 1) == 0;
+    return ok && pe_buf_append(b, "\"", 1) == 0;
+}
+
+static bool array_number(pe_buf_t *b, double x)
+{
+    char n[40];
+    snprintf(n, sizeof n, "%.17g", isfinite(x) ? x : 0);
+    return array_item(b, n);
+}
+
+/* The group rooted at root: its visitors once each (SQL_GROUP_SERVED). */
+static int read_group_served(pe_db_conn_t *conn, const char *store_id, att_t *a, int root)
+{
+    pe_buf_t arr[6];
+    memset(arr, 0, sizeof arr);
+    bool ok = true;
+    for (size_t i = 0; ok && i < a->nchanges; i++) {
+        const change_t *c = &a->changes[i];
+        if (!c->proven || find(a->changes, (int)i) != root)
+            continue;
+        ok = array_item(&arr[0], c->flag) && array_item(&arr[1], c->started) &&
+             array_number(&arr[2], c->lb[REVENUE]) && array_number(&arr[3], c->lb[PROFIT]) &&
+             array_number(&arr[4], c->est[REVENUE]) && array_number(&arr[5], c->est[PROFIT]);
+    }
+    for (int k = 0; ok && k < 6; k++)
+        ok = pe_buf_append(&arr[k], "}", 2) == 0; /* with the terminating NUL */
+    int rc = ok ? 0 : PE_ENOMEM;
+    pe_db_result_t *r = NULL;
+    if (rc == 0) {
+        const char *p[] = {store_id, arr[0].data, arr[1].data, a->t0,       a->t1,
+                           a->tz,    arr[2].data, arr[3].data, arr[4].data, arr[5].data};
+        rc = pe_db_exec(conn, SQL_GROUP_SERVED, 10, p, &r);
+    }
+    change_t *g = &a->changes[root];
+    for (size_t i = 0; rc == 0 && i < pe_db_result_rows(r); i++) {
+        long w = (long)(col(r, i, 0) - a->first_monday) / 7;
+        if (w < 0 || (size_t)w >= a->nweeks)
+            continue;
+        g->group_units[w] += col(r, i, 1);
+        g->group_lb[REVENUE][w] += col(r, i, 2);
+        g->group_lb[PROFIT][w] += col(r, i, 3);
+        g->group_est[REVENUE][w] += col(r, i, 4);
+        g->group_est[PROFIT][w] += col(r, i, 5);
+    }
+    pe_db_result_free(r);
+    for (int k = 0; k < 6; k++)
+        pe_buf_free(&arr[k]);
+    return rc;
+}
+
 static int read_holdout(pe_db_conn_t *conn, const char *store_id, att_t *a)
 {
     char share[32];
@@ -419,8 +523,9 @@ static const char METHOD[] =
     "count. For each, the profit it is credited with is the lower end of its test's "
     "confidence interval for the gain per visitor (never the estimate, and nothing when that "
     "lower end is below zero), multiplied by the visitors its change was actually shown in "
-    "the period: nothing is projected into the future. When two credited changes act on the "
-    "same checkout step for visitors who can be the same, only the larger of them counts. "
+    "the period: nothing is projected into the future. When credited changes act on the same "
+    "checkout step for visitors who can be the same, a visitor who got several of them counts "
+    "once, with the largest. "
     "Separately, the visitors Autopilot never changes anything for (the store holdout) are "
     "compared with everyone else, which measures all of Autopilot's changes together; the "
     "credited total is never more than that comparison allows at its upper bound. Harm "
@@ -432,42 +537,21 @@ static int answer(att_t *a, cJSON **out)
 {
     double att[2][MAX_WEEKS] = {{0}}, est[2][MAX_WEEKS] = {{0}}, harm[2][MAX_WEEKS] = {{0}};
     double treated[MAX_WEEKS] = {0};
-    /* groups: proven changes on one step whose segments overlap (an unknown step: all) */
-    for (size_t i = 0; i < a->nchanges; i++)
-        for (size_t j = i + 1; j < a->nchanges; j++) {
-            change_t *x = &a->changes[i], *y = &a->changes[j];
-            if (!x->proven || !y->proven)
-                continue;
-            bool same_step = !x->step[0] || !y->step[0] || strcmp(x->step, y->step) == 0;
-            if (same_step && pe_experiments_segments_overlap(x->rules, y->rules))
-                a->changes[find(a->changes, (int)j)].group = find(a->changes, (int)i);
-        }
-    for (size_t w = 0; w < a->nweeks; w++)
-        for (size_t g = 0; g < a->nchanges; g++) {
-            if (find(a->changes, (int)g) != (int)g)
-                continue;
-            double best[2][2] = {{0, -INFINITY}, {0, -INFINITY}}; /* [metric][lb, est] */
-            double units = 0;
-            bool any = false;
-            for (size_t i = 0; i < a->nchanges; i++) {
-                const change_t *c = &a->changes[i];
-                if (!c->proven || find(a->changes, (int)i) != (int)g)
-                    continue;
-                any = true;
-                units = fmax(units, c->units[w]);
-                for (int m = 0; m < 2; m++) {
-                    best[m][0] = fmax(best[m][0], c->lb[m] * c->units[w]);
-                    best[m][1] = fmax(best[m][1], c->est[m] * c->units[w]);
-                }
-            }
-            if (!any)
-                continue;
-            treated[w] += units;
+    /* each group of credited changes: one change's visitors × its credit, or the group's
+     * visitors once each with the largest credit they got (group_changes) */
+    for (size_t g = 0; g < a->nchanges; g++) {
+        const change_t *c = &a->changes[g];
+        if (!c->proven || find(a->changes, (int)g) != (int)g)
+            continue;
+        for (size_t w = 0; w < a->nweeks; w++) {
+            bool one = c->size == 1;
+            treated[w] += one ? c->units[w] : c->group_units[w];
             for (int m = 0; m < 2; m++) {
-                att[m][w] += best[m][0];
-                est[m][w] += best[m][1];
+                att[m][w] += one ? c->lb[m] * c->units[w] : c->group_lb[m][w];
+                est[m][w] += one ? c->est[m] * c->units[w] : c->group_est[m][w];
             }
         }
+    }
     size_t harmed = 0;
     for (size_t i = 0; i < a->nchanges; i++) {
         const change_t *c = &a->changes[i];
@@ -648,9 +732,13 @@ static int compute(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t
         rc = read_range(conn, store_id, now_us, &a);
     if (rc == 0)
         rc = read_changes(conn, store_id, &a);
+    group_changes(&a);
     for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
         if (a.changes[i].proven)
             rc = read_served(conn, store_id, &a, &a.changes[i]);
+    for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
+        if (a.changes[i].size > 1)
+            rc = read_group_served(conn, store_id, &a, (int)i);
     if (rc == 0)
         rc = read_holdout(conn, store_id, &a);
     if (rc == 0)

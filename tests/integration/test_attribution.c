@@ -259,23 +259,43 @@ static void test_settings(void **state)
     cJSON_Delete(s);
 }
 
-/* Two proven changes, by hand: 400 visitors each, control orders 30 %, treatment 60 % (one
- * SKU-A at 50; its cost unknown, so 30 % margin: 15 a order). Control's profit per visitor is
- * 4.5, so each treated visitor is worth 4.5 more, measured; 200 treated each. */
+/* Three proven changes, by hand, all on an unknown step (so one group: their credit is per
+ * visitor, never added for the same visitor). Each experiment has 400 visitors, control orders
+ * 30 %, treatment 60 % (one SKU-A at 50; its cost unknown, so 30 % margin: 15 an order).
+ *   att-win and att-win2 split the same visitors w0…w399 the same way, each planting a session
+ *     with the same outcome: a visitor who orders orders twice (30 profit), so control's profit
+ *     per visitor is 9 and each of the 200 treated visitors is worth 9 more, in both;
+ *   att-win3 has its own visitors x0…x399, one session each: 4.5 more per treated visitor.
+ * Credit: the w visitors once, with the larger lower bound of att-win / att-win2, plus the x
+ * visitors with att-win3's. */
+static double low_of(const pe_test_tenant_t *t, const char *key)
+{
+    char *v = pe_test_sqlf(fx.conninfo,
+                           "SELECT profit_ci_low FROM experiment_results WHERE store_id = '%s'"
+                           "   AND flag_key = '%s'",
+                           t->id, key);
+    double x = strtod(v, NULL);
+    free(v);
+    assert_true(x > 0 && x < 1);
+    return x;
+}
+
 static void test_proven_credited(void **state)
 {
     (void)state;
-    char id[32], id2[32], path[256];
+    char id[32], path[256];
     int64_t start = approved(&b, "att-win", 7, id);
     visitors(b.id, start, "att-win", "w", 400, 200, false, 30, 60);
-    int64_t start2 = approved(&b, "att-win2", 7, id2);
-    visitors(b.id, start2, "att-win2", "x", 400, 200, false, 30, 60);
+    int64_t start2 = approved(&b, "att-win2", 7, id);
+    visitors(b.id, start2, "att-win2", "w", 400, 200, false, 30, 60);
+    int64_t start3 = approved(&b, "att-win3", 7, id);
+    visitors(b.id, start3, "att-win3", "x", 400, 200, false, 30, 60);
     /* the store holdout: 100 visitors, 30 order */
     visitors(b.id, start, "att-win", "h", 100, 100, true, 30, 30);
     aggregate(&b);
     measure_at(&b, start + DAY_US);
     measure_at(&b, start + 8 * DAY_US);
-    pe_test_sql_expect(fx.conninfo, "PROVEN,PROVEN",
+    pe_test_sql_expect(fx.conninfo, "PROVEN,PROVEN,PROVEN",
                        "SELECT string_agg(status, ',') FROM changesets WHERE store_id = '%s'",
                        b.id);
     snprintf(path, sizeof path, "/api/v1/stores/%s/settings", b.id);
@@ -285,33 +305,39 @@ static void test_proven_credited(void **state)
     char *text = cJSON_Print(r);
     print_message("%s\n", text);
     free(text);
-    /* the lower bounds as stored with each proof */
-    char *lows = pe_test_sqlf(fx.conninfo,
-                              "SELECT string_agg(profit_ci_low::text, ' ' ORDER BY changeset_id)"
-                              "  FROM experiment_results WHERE store_id = '%s'",
-                              b.id);
-    double low1 = strtod(lows, NULL), low2 = strtod(strchr(lows, ' ') + 1, NULL);
-    free(lows);
-    assert_true(low1 > 0 && low1 < 1 && low2 > 0 && low2 < 1);
-    double want = round(fmax(low1, low2) * 4.5 * 200 * 100) / 100;
+    double w_low = fmax(low_of(&b, "att-win"), low_of(&b, "att-win2")),
+           x_low = low_of(&b, "att-win3");
+    double want = round(w_low * 9 * 200 * 100) / 100 + round(x_low * 4.5 * 200 * 100) / 100;
     const cJSON *att = get(r, "attributed");
-    /* not 2 × (both may reach the same visitors: the same unknown step) */
-    assert_float_equal(num_at(att, "profit", "lowerBound"), want, 0.011);
-    assert_float_equal(num_at(att, "profit", "estimate"), 900, 0.01);   /* 4.5 × 200 */
-    assert_float_equal(num_at(att, "revenue", "estimate"), 3000, 0.01); /* 15 × 200 */
+    assert_float_equal(num_at(att, "profit", "lowerBound"), want, 0.03);
+    assert_float_equal(num_at(att, "profit", "estimate"), 1800 + 900, 0.01);
+    assert_float_equal(num_at(att, "revenue", "estimate"), 6000 + 3000, 0.01); /* 30, 15 each */
     assert_true(num_at(att, "revenue", "lowerBound") > 0 &&
-                num_at(att, "revenue", "lowerBound") < 3000);
+                num_at(att, "revenue", "lowerBound") < 9000);
     assert_true(cJSON_IsNull(get(att, "reason")));
     assert_false(cJSON_IsTrue(get(att, "cappedByHoldout")));
+    /* each change with its own figures, all in one group */
     const cJSON *list = get(att, "changesets");
-    assert_int_equal(cJSON_GetArraySize(list), 2);
-    assert_float_equal(num_at(cJSON_GetArrayItem(list, 0), "treatedUnits", NULL), 200, 0);
-    assert_float_equal(num_at(cJSON_GetArrayItem(list, 0), "group", NULL),
-                       num_at(cJSON_GetArrayItem(list, 1), "group", NULL), 0);
-    assert_int_equal((int)num_at(r, "experiments", "proven"), 2);
-    assert_int_equal((int)num_at(r, "experiments", "run"), 2);
-    /* the holdout: 100 visitors ordering at 30 %, against 800 exposed at 45 %; its interval
-     * supports far more than the credit, so it caps nothing */
+    assert_int_equal(cJSON_GetArraySize(list), 3);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *e = cJSON_GetArrayItem(list, i);
+        assert_float_equal(num_at(e, "treatedUnits", NULL), 200, 0);
+        assert_float_equal(num_at(e, "group", NULL),
+                           num_at(cJSON_GetArrayItem(list, 0), "group", NULL), 0);
+        assert_float_equal(num_at(e, "profit", "estimate"), i < 2 ? 1800 : 900, 0.01);
+    }
+    double sum_of_parts = 0;
+    for (int i = 0; i < 3; i++)
+        sum_of_parts += num_at(cJSON_GetArrayItem(list, i), "profit", "lowerBound");
+    assert_true(num_at(att, "profit", "lowerBound") < sum_of_parts - 100); /* w not twice */
+    assert_int_equal((int)num_at(r, "experiments", "proven"), 3);
+    assert_int_equal((int)num_at(r, "experiments", "run"), 3);
+    double treated = 0; /* 200 w visitors once, 200 x */
+    const cJSON *wk;
+    cJSON_ArrayForEach(wk, get(r, "weekly")) treated += pe_test_json_num(wk, "treatedUnits");
+    assert_float_equal(treated, 400, 0);
+    /* the holdout: 100 visitors ordering at 30 %, against the 800 exposed (w and x, each once)
+     * at 45 %; its interval supports far more than the credit, so it caps nothing */
     const cJSON *h = get(r, "holdout");
     assert_int_equal((int)pe_test_json_num(h, "units"), 100);
     assert_int_equal((int)pe_test_json_num(h, "exposedUnits"), 800);
@@ -334,8 +360,8 @@ static void test_proven_credited(void **state)
         sum += pe_test_json_num(w, "attributedProfit");
         cum = pe_test_json_num(w, "cumulativeProfit");
     }
-    assert_float_equal(sum, want, 0.02);
-    assert_float_equal(cum, want, 0.011);
+    assert_float_equal(sum, want, 0.03);
+    assert_float_equal(cum, want, 0.03);
     /* what the route answers: kept as a snapshot and read back until it is two measure
      * intervals old, its ROI always with the settings as they are now */
     int64_t now = start + 9 * DAY_US;
@@ -343,7 +369,7 @@ static void test_proven_credited(void **state)
     assert_int_equal(pe_experiments_attribution_get(fx.pool, b.id, day_of(start),
                                                     day_of(start) + 13, now, &first),
                      0);
-    assert_float_equal(num_at(get(first, "attributed"), "profit", "lowerBound"), want, 0.011);
+    assert_float_equal(num_at(get(first, "attributed"), "profit", "lowerBound"), want, 0.03);
     cJSON_Delete(expect("PUT", path, "{\"subscriptionCostPerMonth\":600}", &b, 200));
     assert_int_equal(pe_experiments_attribution_get(fx.pool, b.id, day_of(start),
                                                     day_of(start) + 13, now + 60000000LL, &again),
@@ -387,9 +413,9 @@ static void test_proven_credited(void **state)
      * before some of the planted visitors) */
     snprintf(path, sizeof path, "/api/v1/stores/%s/attribution", b.id);
     r = expect("GET", path, NULL, &b, 200);
-    assert_int_equal((int)num_at(r, "experiments", "proven"), 2);
-    assert_int_equal(cJSON_GetArraySize(get(get(r, "attributed"), "changesets")), 2);
-    assert_true(num_at(get(r, "attributed"), "profit", "lowerBound") <= want + 0.011);
+    assert_int_equal((int)num_at(r, "experiments", "proven"), 3);
+    assert_int_equal(cJSON_GetArraySize(get(get(r, "attributed"), "changesets")), 3);
+    assert_true(num_at(get(r, "attributed"), "profit", "lowerBound") <= want + 0.03);
     cJSON_Delete(r);
 }
 

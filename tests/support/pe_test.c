@@ -1148,7 +1148,7 @@ void pe_test_plant_visitors(const char *conninfo, const char *store, const char 
             "             FROM generate_series(0, %d) g)"
             "INSERT INTO events (store_id, occurred_at, event_id, name, funnel_step, session_id,"
             " anonymous_id, client_ts, received_at, properties, custom)"
-            " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-%s' || g, '%s' || g, t, now(),"
+            " SELECT '%s', t, gen_random_uuid(), '%s', %d, 's-%s-%s' || g, '%s' || g, t, now(),"
             "        CASE WHEN %s THEN jsonb_build_object('flagKey', '%s', 'variant',"
             "                 CASE WHEN control THEN 'control' ELSE 'treatment' END)"
             "             WHEN %d = 5 THEN '{\"orderId\":\"o\",\"value\":50,\"currency\":"
@@ -1157,7 +1157,7 @@ void pe_test_plant_visitors(const char *conninfo, const char *store, const char 
             "        CASE WHEN %s AND %s THEN '{\"holdout\":true}'::jsonb END"
             "   FROM g WHERE NOT %s OR (g %% 100) < CASE WHEN control THEN %d ELSE %d END"
             " RETURNING 1",
-            n_control, start, k, n - 1, store, kinds[k].name, kinds[k].step, prefix, prefix,
+            n_control, start, k, n - 1, store, kinds[k].name, kinds[k].step, key, prefix, prefix,
             kinds[k].exposure ? "true" : "false", key, kinds[k].step,
             kinds[k].exposure ? "true" : "false", holdout ? "true" : "false",
             kinds[k].ordered ? "true" : "false", pct_control, pct_treatment);

@@ -87,7 +87,8 @@ char *pe_test_file(const char *relpath);
 /* pe_test_corpus with the path a printf format ("changesets/%s"). */
 char *pe_test_corpusf(const char *relpath_fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Plants n visitors (anonymousId prefix + index, session "s-" prefix + index) straight into
+/* Plants n visitors (anonymousId prefix + index, one session each, "s-<key>-" prefix + index:
+ * the same visitors planted again for another flag get a second session) straight into
  * the events table of the database at conninfo: each lands a minute after start (RFC 3339) and
  * is exposed to flag key — the first n_control to control, the rest to treatment; with holdout
  * every one is served from the store holdout (custom.holdout) — and adds to the cart;
