@@ -10,7 +10,9 @@
  *     PE_EINVAL (a 400), never a crash.
  *  4. Precedence: at the first segment where two matching patterns differ, a literal beats a
  *     parameter and a parameter beats a trailing wildcard. Wildcard-only matches never produce
- *     405 (a catch-all GET must not turn unknown POSTs into "wrong method").
+ *     405 (a catch-all GET must not turn unknown POSTs into "wrong method"); and a path that a
+ *     route without a wildcard owns is never answered by a wildcard route of another method:
+ *     GET /api/v1/auth/login is 405 (Allow: POST), not the dashboard's 404.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -266,7 +268,9 @@ int pe_http_router_match(const pe_http_router_t *r, const char *method, const ch
             memcpy(best_kinds, kinds, e->nsegs * sizeof kinds[0]);
         }
     }
-    if (!best) {
+    bool best_wildcard =
+        best && best->nsegs > 0 && best->segs[best->nsegs - 1].kind == SEG_WILDCARD;
+    if (!best || (best_wildcard && other_method)) {
         if (other_method)
             return PE_ROUTER_WRONG_METHOD;
         return PE_ENOTFOUND;

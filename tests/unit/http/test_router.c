@@ -9,7 +9,8 @@
  *  2. Parameters are percent-decoded per segment ("%2F" stays inside its parameter) and are
  *     valid UTF-8 without NUL; anything that cannot be decoded so is PE_EINVAL.
  *  3. PE_ROUTER_WRONG_METHOD only when a non-wildcard route has the path, with a deduplicated
- *     Allow list; a catch-all wildcard never produces it.
+ *     Allow list — even when a catch-all of the asked method matches too; a catch-all wildcard
+ *     never produces it.
  *  4. Paths are length-counted: the router never reads past pathlen (paths live in exactly-sized
  *     heap copies, so ASan catches over-reads).
  */
@@ -539,16 +540,18 @@ static void test_wrong_method_allow(void **state)
     pe_http_router_free(r);
 }
 
-/* A catch-all GET answers GET for every path, even one that has a POST route; the POST route's
- * path is therefore never 405 for GET. The rule pinned here is "a matching route for the method
- * wins over 405". */
-static void test_wildcard_get_shadows_405(void **state)
+/* A catch-all GET answers GET for every path no other route owns; a path a route without a
+ * wildcard owns (POST /api/v1/auth/login) is 405 for GET, with its Allow, not the dashboard's
+ * 404 (issue 22's probe). Its neighbours stay the catch-all's. */
+static void test_wildcard_get_does_not_shadow_405(void **state)
 {
     (void)state;
     pe_http_router_t *r = product_router();
     pe_route_match_t m;
-    expect_route(r, "GET", "/api/v1/auth/login", "GET", "/{path*}", &m);
-    expect_param(&m, "path", "api/v1/auth/login");
+    expect_allow(r, "GET", "/api/v1/auth/login", "POST");
+    expect_allow(r, "HEAD", "/api/v1/auth/login", "POST");
+    expect_route(r, "GET", "/api/v1/auth/login/x", "GET", "/{path*}", &m);
+    expect_route(r, "GET", "/api/v1/auth", "GET", "/{path*}", &m);
     pe_http_router_free(r);
 }
 
@@ -753,7 +756,7 @@ int main(void)
         cmocka_unit_test(test_empty_param_segment),
         cmocka_unit_test(test_trailing_slash),
         cmocka_unit_test(test_wrong_method_allow),
-        cmocka_unit_test(test_wildcard_get_shadows_405),
+        cmocka_unit_test(test_wildcard_get_does_not_shadow_405),
         cmocka_unit_test(test_allow_small_buffer),
         cmocka_unit_test(test_invalid_paths),
         cmocka_unit_test(test_path_length),
