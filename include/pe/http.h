@@ -263,6 +263,9 @@ const char *pe_http_request_id(const pe_http_request_t *req);
  * names (pe_http_forwarded_client); "unknown" for a socket without an IP address. What
  * per-address limits and the access log use. Lives as long as the request. */
 const char *pe_http_remote_addr(pe_http_request_t *req);
+/* Whether the TCP peer is one of the server's trusted proxies (PE_TRUSTED_PROXIES): only then
+ * do its X-Forwarded-* headers say anything about the client. False without the setting. */
+bool pe_http_peer_trusted(pe_http_request_t *req);
 
 /* Adds a response header (copied). Call before replying. Returns 0 or PE_ENOMEM. */
 int pe_http_set_header(pe_http_request_t *req, const char *name, const char *value);

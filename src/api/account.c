@@ -3,8 +3,9 @@
  * settings (GET / PUT …/settings: subscriptionCostPerMonth, src/tenancy/settings.c).
  *
  * Invariants:
- *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS);
- *     it is never in a response body.
+ *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS:
+ *     X-Forwarded-Proto https from a trusted proxy, PE_TRUSTED_PROXIES — a client's own header
+ *     says nothing); it is never in a response body.
  *  2. A failed login says the same thing whether the email or the password was wrong.
  *  3. The anti-CSRF token ("csrfToken", derived from the session) is in the body of login and
  *     /me only, for the page to send back as X-CSRF-Token (checked in auth.c).
@@ -23,7 +24,7 @@
 static bool behind_tls(pe_http_request_t *req)
 {
     const char *proto = pe_http_header(req, "X-Forwarded-Proto");
-    return proto && strcasecmp(proto, "https") == 0;
+    return proto && strcasecmp(proto, "https") == 0 && pe_http_peer_trusted(req);
 }
 
 static int set_session_cookie(pe_http_request_t *req, const char *token, long max_age)
@@ -78,6 +79,8 @@ static int reply_throttled(pe_http_request_t *req, const pe_login_throttle_t *t)
 int pe_api_login(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
+    if (pe_api_cross_site(req)) /* login CSRF: signing the victim into another account */
+        return pe_api_refuse_cross_site(req);
     cJSON *body = pe_http_json_body(req);
     if (!body)
         return 0;

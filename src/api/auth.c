@@ -18,6 +18,10 @@
  *  3. A state-changing request (POST, PUT, PATCH, DELETE) that the session cookie authenticates
  *     also carries the session's anti-CSRF token as X-CSRF-Token, or is refused 403
  *     csrf_token_invalid. Bearer keys are not sent by the browser on its own: they need none.
+ *     Defence in depth, before the token: a browser that says the request comes from another
+ *     site (Sec-Fetch-Site: cross-site, or Origin: null) is refused 403 cross_site_request,
+ *     on those requests and on sign-in (pe_api_cross_site). Same-site and same-origin pages,
+ *     and clients that send neither header (curl, SDKs, older browsers), go on to the token.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -84,6 +88,23 @@ static bool changes_state(const pe_http_request_t *req)
     return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
 }
 
+bool pe_api_cross_site(pe_http_request_t *req)
+{
+    const char *site = pe_http_header(req, "Sec-Fetch-Site");
+    const char *origin = pe_http_header(req, "Origin");
+    if (site && strcasecmp(site, "cross-site") == 0)
+        return true;
+    return origin && strcmp(origin, "null") == 0;
+}
+
+int pe_api_refuse_cross_site(pe_http_request_t *req)
+{
+    pe_http_reply_error(req, PE_EFORBIDDEN, "cross_site_request",
+                        "a page of another site cannot change anything here: open the "
+                        "dashboard itself");
+    return PE_EFORBIDDEN;
+}
+
 static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t *out)
 {
     const char *token = pe_http_cookie(req, PE_SESSION_COOKIE);
@@ -98,6 +119,8 @@ static int authenticate_session(pe_app_t *app, pe_http_request_t *req, pe_http_a
     out->principal = PE_PRINCIPAL_SESSION;
     snprintf(out->user_id, sizeof out->user_id, "%s", user_id);
     /* A cookie rides along with any cross-site form or fetch; the token does not. */
+    if (changes_state(req) && pe_api_cross_site(req))
+        return pe_api_refuse_cross_site(req);
     if (changes_state(req) &&
         !pe_tenancy_session_csrf_check(token, pe_http_header(req, "X-CSRF-Token"))) {
         pe_http_reply_error(req, PE_EFORBIDDEN, "csrf_token_invalid",

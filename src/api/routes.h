@@ -14,6 +14,10 @@ int pe_api_healthz(pe_http_request_t *req);
 int pe_api_readyz(pe_http_request_t *req);
 int pe_api_metrics(pe_http_request_t *req);
 int pe_api_login(pe_http_request_t *req);
+/* Whether the browser says the request comes from a page of another site (Sec-Fetch-Site:
+ * cross-site, or Origin: null); and the 403 cross_site_request that refuses it (auth.c). */
+bool pe_api_cross_site(pe_http_request_t *req);
+int pe_api_refuse_cross_site(pe_http_request_t *req);
 int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);

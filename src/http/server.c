@@ -260,6 +260,13 @@ static void resolve_client(pe_http_request_t *req)
         memcpy(req->remote, req->peer, sizeof req->remote);
 }
 
+bool pe_http_peer_trusted(pe_http_request_t *req)
+{
+    pe_ip_t peer;
+    return req->srv->cfg.trusted_proxies.count && peer_address(req, &peer) &&
+           pe_cidr_list_contains(&req->srv->cfg.trusted_proxies, &peer);
+}
+
 const char *pe_http_remote_addr(pe_http_request_t *req)
 {
     if (!req->remote[0])

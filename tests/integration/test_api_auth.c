@@ -588,8 +588,26 @@ static void test_csrf_token_on_session_writes(void **state)
     pe_test_expect_error(&r, 403, "csrf_token_invalid", NULL, 0);
     pe_test_response_free(&r);
 
-    /* with its own token: done */
-    const char *right[] = {cookie, json, csrf, NULL};
+    /* with its token, but a browser saying a page of another site sent it (a stolen token
+     * used from a cross-site form): refused before the token counts; same-site goes on */
+    const char *cross[] = {cookie, json, csrf, "Sec-Fetch-Site: cross-site", NULL};
+    call("POST", path, body, cross, &r);
+    pe_test_expect_error(&r, 403, "cross_site_request", NULL, 0);
+    pe_test_response_free(&r);
+    const char *opaque[] = {cookie, json, csrf, "Origin: null", NULL};
+    call("POST", path, body, opaque, &r);
+    pe_test_expect_error(&r, 403, "cross_site_request", NULL, 0);
+    pe_test_response_free(&r);
+    n = pe_test_sql(fx.conninfo, "SELECT count(*) FROM flags WHERE key = 'csrf-flag'");
+    assert_string_equal(n, "0");
+    free(n);
+    /* reads are not refused for it (a cross-site read gets no CORS grant anyway) */
+    call("GET", path, NULL, cross, &r);
+    assert_int_equal(r.status, 200);
+    pe_test_response_free(&r);
+
+    /* with its own token: done (a same-origin page says so) */
+    const char *right[] = {cookie, json, csrf, "Sec-Fetch-Site: same-origin", NULL};
     call("POST", path, body, right, &r);
     if (r.status != 201)
         fail_msg("status %ld: %.300s", r.status, r.body.data ? r.body.data : "");
@@ -1189,20 +1207,37 @@ static void test_session_purge_deletes_only_ended_sessions(void **state)
     assert_int_equal(pe_tenancy_session_purge(fx.pool, NULL), 0);
 }
 
-/* Behind a TLS-terminating proxy the cookie is also Secure. */
+/* Behind a TLS-terminating proxy the cookie is also Secure — when the proxy is one the operator
+ * trusts (PE_TRUSTED_PROXIES); a client's own X-Forwarded-Proto says nothing. A sign-in posted
+ * by a page of another site is refused (login CSRF). */
 static void test_secure_cookie_behind_tls(void **state)
 {
     (void)state;
     const char *headers[] = {"Content-Type: application/json", "X-Forwarded-Proto: https", NULL};
+    const char *body = "{\"email\":\"" EMAIL_A "\",\"password\":\"" PASSWORD_A "\"}";
     pe_test_response_t r;
-    call("POST", "/api/v1/auth/login",
-         "{\"email\":\"" EMAIL_A "\",\"password\":\"" PASSWORD_A "\"}", headers, &r);
-    assert_int_equal(r.status, 200);
     char cookie[512];
+    call("POST", "/api/v1/auth/login", body, headers, &r); /* no trusted proxy here */
+    assert_int_equal(r.status, 200);
+    pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    assert_non_null(strstr(cookie, "; HttpOnly"));
+    assert_null(strstr(cookie, "; Secure"));
+    pe_test_response_free(&r);
+    pe_test_server_t proxy;
+    pe_test_server_start(&proxy, fx.conninfo,
+                         (const char *const[]){"PE_TRUSTED_PROXIES=127.0.0.0/8, ::1", NULL});
+    call_at(&proxy, "POST", "/api/v1/auth/login", body, headers, &r);
+    assert_int_equal(r.status, 200);
     pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie);
     assert_non_null(strstr(cookie, "; HttpOnly"));
     assert_non_null(strstr(cookie, "; SameSite=Strict"));
     assert_non_null(strstr(cookie, "; Secure"));
+    pe_test_response_free(&r);
+    assert_int_equal(pe_test_server_stop(&proxy), 0);
+    const char *cross[] = {"Content-Type: application/json", "Sec-Fetch-Site: cross-site", NULL};
+    call("POST", "/api/v1/auth/login", body, cross, &r);
+    pe_test_expect_error(&r, 403, "cross_site_request", NULL, 0);
+    assert_string_equal(pe_test_response_header(&r, "Set-Cookie", cookie, sizeof cookie), "");
     pe_test_response_free(&r);
 }
 
