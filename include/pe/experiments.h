@@ -370,8 +370,9 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
  *                 "rolledBackManually"},
  *  "attributed":{"revenue":{"estimate","lowerBound"},"profit":{"estimate","lowerBound"},
  *                "cappedByHoldout","reason" (null, or why nothing is attributed),
- *                "changesets":[{"id","status","step","treatedUnits","revenue":{…},"profit":{…},
- *                               "group"}…]},
+ *                "changesets":[{"id","status","step","treatedUnits","measuredBy" (controlGroup:
+ *                               re-measured until the range's end; proof: as proven),
+ *                               "revenue":{…},"profit":{…},"group"}…]},
  *  "holdout":{"units","exposedUnits","enoughUnits","conversionRate":{"holdout","exposed",
  *             "effect","ciLow","ciHigh"},"revenuePerVisitor":{…},"profitPerVisitor":{…}},
  *  "harmAvoided":{"revenue","profit","rollbacks","note"},

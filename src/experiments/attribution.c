@@ -4,7 +4,9 @@
  * everything Autopilot did. GET …/attribution answers with pe_experiments_attribution.
  *
  *   changesets + experiment_results ──▶ each PROVEN / PERMANENT change: its measured per-visitor
- *     effect on revenue and profit (the proof's lower confidence bound, and its estimate)
+ *     effect on revenue and profit, a one-sided 95 % lower bound and the estimate — measured by
+ *     its control group until the range's end while it still serves its split (PROVEN;
+ *     results.c's arms), else as proven (PERMANENT: no control group left)
  *   agg_exposures ──▶ × the visitors its treatment actually served in the range, week by week
  *     (the week a visitor first got it) ──▶ changes on the same step and overlapping segments
  *     are one group: a visitor who got several of them counts once, with the largest credit
@@ -20,6 +22,8 @@
  *  1. Only PROVEN and PERMANENT ChangeSets are attributed, each with max(0, lower bound of its
  *     measured effect per visitor) × its treatment's visitors first exposed in the range: no
  *     projection, no point estimate in the attributed figure ("estimate" is shown beside it).
+ *     The bound is the one of every unit the experiment measured up to the range's end: the
+ *     truth it estimates is what the change did to the visitors it served until then.
  *  2. Two attributed changes on the same funnel step whose segments can share a visitor (an
  *     unknown step or segment: always) are never added for the same visitor: within their group
  *     (the union of overlapping pairs) each visitor is credited once, with the largest credit
@@ -43,6 +47,7 @@
 #define MAX_CHANGES        512
 #define MAX_WEEKS          (PE_AGGREGATE_MAX_DAYS / 7 + 2)
 #define HOLDOUT_ALPHA      0.05
+#define CREDIT_ALPHA       0.05 /* a credit is a one-sided 95 % lower bound */
 #define DAYS_PER_MONTH     (365.25 / 12)
 
 /* The range as instants ($1 store, $2 from, $3 to, both store-local dates, $4 now): its start,
@@ -169,12 +174,13 @@ static const char SQL_HOLDOUT[] =
 /* One ChangeSet live in the range. */
 typedef struct {
     char id[64], status[24], flag[256], started[40], step[32];
-    cJSON *rules;  /* its targetSegment's rules; NULL when unreadable (overlaps everything) */
-    bool proven;   /* PROVEN or PERMANENT, with a PROVEN end stored: attributed */
-    bool harm;     /* rolled back automatically in the range: harm avoided */
-    bool manual;   /* rolled back by a merchant */
-    double lb[2];  /* revenue, profit per treated visitor: max(0, the lower bound) */
-    double est[2]; /* the same, the point estimate */
+    cJSON *rules;    /* its targetSegment's rules; NULL when unreadable (overlaps everything) */
+    bool proven;     /* PROVEN or PERMANENT, with a PROVEN end stored: attributed */
+    bool harm;       /* rolled back automatically in the range: harm avoided */
+    bool manual;     /* rolled back by a merchant */
+    double lb[2];    /* revenue, profit per treated visitor: max(0, the lower bound) */
+    double est[2];   /* the same, the point estimate */
+    bool remeasured; /* lb / est from its control group until the range's end, not the proof */
     double loss_per_day[2], days_left; /* an automatic rollback's measured loss, window left */
     int32_t ended_day;                 /* the store-local day of its end */
     double units[MAX_WEEKS];           /* treated visitors by week of first exposure */
@@ -369,6 +375,41 @@ static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
     return rc;
 }
 
+/* The one-sided (1 − CREDIT_ALPHA) lower bound and the estimate of treatment − control per
+ * visitor (Welch, absolute); false when undefined (an arm under 2 units, no variance). */
+static bool credit_of(const pe_stats_arm_t arm[2], double *lb, double *est)
+{
+    pe_stats_moments_t mc, mt;
+    pe_stats_diff_t d;
+    pe_stats_test_t t;
+    if (!(arm[PE_EXPERIMENTS_CONTROL].n >= 2 && arm[PE_EXPERIMENTS_TREATMENT].n >= 2) ||
+        pe_stats_moments(PE_STATS_MEAN, &arm[PE_EXPERIMENTS_CONTROL], &mc) != 0 ||
+        pe_stats_moments(PE_STATS_MEAN, &arm[PE_EXPERIMENTS_TREATMENT], &mt) != 0 ||
+        pe_stats_difference(&mc, &mt, PE_STATS_ABSOLUTE, &d) != 0 || !isfinite(d.estimate) ||
+        pe_stats_welch(&d, 2 * CREDIT_ALPHA, PE_STATS_TWO_SIDED, &t) != 0 || !isfinite(t.ci_low))
+        return false;
+    *lb = fmax(0, t.ci_low);
+    *est = d.estimate;
+    return true;
+}
+
+/* A PROVEN change still serves its split, so its control group still measures it: its credit
+ * per visitor is re-measured over every unit it served until the range's end (more units than
+ * at the proof, and none of the proof's luck), both metrics or neither. */
+static int remeasure(pe_db_conn_t *conn, const char *store_id, const att_t *a, change_t *c)
+{
+    pe_stats_arm_t revenue[2], profit[2];
+    int rc = pe_experiments_money_arms(conn, store_id, c->flag, c->started, a->t1, revenue, profit);
+    double lb[2], est[2];
+    if (rc == 0 && credit_of(revenue, &lb[REVENUE], &est[REVENUE]) &&
+        credit_of(profit, &lb[PROFIT], &est[PROFIT])) {
+        memcpy(c->lb, lb, sizeof lb);
+        memcpy(c->est, est, sizeof est);
+        c->remeasured = true;
+    }
+    return rc;
+}
+
 static int read_served(pe_db_conn_t *conn, const char *store_id, att_t *a, change_t *c)
 {
     const char *p[] = {store_id, c->flag, c->started, a->t0, a->t1, a->tz};
@@ -520,10 +561,11 @@ static cJSON *money_pair(double estimate, double lower)
 
 static const char METHOD[] =
     "Only changes that were proven in an A/B test and are still live (PROVEN or PERMANENT) "
-    "count. For each, the profit it is credited with is the lower end of its test's "
-    "confidence interval for the gain per visitor (never the estimate, and nothing when that "
-    "lower end is below zero), multiplied by the visitors its change was actually shown in "
-    "the period: nothing is projected into the future. When credited changes act on the same "
+    "count. For each, the profit it is credited with is the lower end of a 95 % confidence "
+    "bound for its gain per visitor, measured against its control group over everyone it was "
+    "shown to (never the estimate, and nothing when that lower end is below zero), "
+    "multiplied by the visitors its change was actually shown in the period: nothing is "
+    "projected into the future. When credited changes act on the same "
     "checkout step for visitors who can be the same, a visitor who got several of them counts "
     "once, with the largest. "
     "Separately, the visitors Autopilot never changes anything for (the store holdout) are "
@@ -661,6 +703,7 @@ static int answer(att_t *a, cJSON **out)
              cJSON_AddStringToObject(e, "status", c->status) &&
              put(e, "step", c->step[0] ? cJSON_CreateString(c->step) : cJSON_CreateNull()) &&
              cJSON_AddNumberToObject(e, "treatedUnits", c->total_units) &&
+             cJSON_AddStringToObject(e, "measuredBy", c->remeasured ? "controlGroup" : "proof") &&
              put(e, "revenue",
                  money_pair(c->est[REVENUE] * c->total_units, c->lb[REVENUE] * c->total_units)) &&
              put(e, "profit",
@@ -733,6 +776,9 @@ static int compute(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t
     if (rc == 0)
         rc = read_changes(conn, store_id, &a);
     group_changes(&a);
+    for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
+        if (a.changes[i].proven && strcmp(a.changes[i].status, "PROVEN") == 0)
+            rc = remeasure(conn, store_id, &a, &a.changes[i]);
     for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
         if (a.changes[i].proven)
             rc = read_served(conn, store_id, &a, &a.changes[i]);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "pe/db.h"
+#include "pe/stats.h"
 
 /* The arms of ChangeSet changeset_id (refreshed by the caller): kept (experiment_arms) when
  * from is NULL, else over its units first exposed from `from` on (RFC 3339). Returns 0 and
@@ -20,6 +21,15 @@
  * not refreshed), or a database error. Thread-safe. */
 int pe_experiments_units_arms(pe_db_pool_t *db, const char *store_id, const char *changeset_id,
                               const char *from, pe_db_result_t **out);
+
+/* Revenue and gross profit per visitor of each arm (PE_EXPERIMENTS_CONTROL, _TREATMENT) of the
+ * experiment on flag_key that started at `started`: its units first exposed from then until
+ * `until` (both timestamptz text), intention to treat, store holdout excluded, each with its
+ * sessions from its first exposure until `until` — results.c's units and outcomes, on conn.
+ * Returns 0 or a database error. */
+int pe_experiments_money_arms(pe_db_conn_t *conn, const char *store_id, const char *flag_key,
+                              const char *started, const char *until, pe_stats_arm_t revenue[2],
+                              pe_stats_arm_t profit[2]);
 
 /* Days of an ISO 8601 duration of one unit: days or weeks ("P14D", "P2W"), or with `time`
  * hours or minutes ("PT12H", "PT30M"); NaN otherwise (NULL included). Pure (results.c). */

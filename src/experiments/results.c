@@ -405,6 +405,30 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t,
     return rc;
 }
 
+int pe_experiments_money_arms(pe_db_conn_t *conn, const char *store_id, const char *flag_key,
+                              const char *started, const char *until, pe_stats_arm_t revenue[2],
+                              pe_stats_arm_t profit[2])
+{
+    arm_t arms[2];
+    char variants[2][65] = {"", ""}, share[16];
+    memset(arms, 0, sizeof arms);
+    snprintf(share, sizeof share, "%.3f", 1 - PE_CATALOG_DEFAULT_MARGIN);
+    /* the primary's columns are not read: the order itself (step 5, conversion), no pre-period */
+    const char *p[] = {store_id, flag_key, started, "5", share, "1", "0", until, "-infinity"};
+    pe_db_result_t *res = NULL;
+    int rc = pe_db_exec(conn, SQL_ARMS, 9, p, &res);
+    if (rc == 0)
+        parse_arms(res, arms, variants);
+    pe_db_result_free(res);
+    for (int k = 0; k < 2; k++) {
+        revenue[k] = (pe_stats_arm_t){
+            .n = arms[k].units, .sum = arms[k].revenue, .sum_squares = arms[k].revenue_sq};
+        profit[k] = (pe_stats_arm_t){
+            .n = arms[k].units, .sum = arms[k].profit, .sum_squares = arms[k].profit_sq};
+    }
+    return rc;
+}
+
 static void look_of(const target_t *t, const arm_t arms[2], double runtime_days, bool cuped,
                     pe_experiments_look_t *look)
 {

@@ -325,6 +325,9 @@ static void test_proven_credited(void **state)
         assert_float_equal(num_at(e, "group", NULL),
                            num_at(cJSON_GetArrayItem(list, 0), "group", NULL), 0);
         assert_float_equal(num_at(e, "profit", "estimate"), i < 2 ? 1800 : 900, 0.01);
+        /* still serving its split: measured by its control group until now (the same units
+         * as at the proof here, so the same bound) */
+        assert_string_equal(pe_test_json_str(e, "measuredBy"), "controlGroup");
     }
     double sum_of_parts = 0;
     for (int i = 0; i < 3; i++)
@@ -401,6 +404,17 @@ static void test_proven_credited(void **state)
                        "       to_timestamp(%lld / 1e6))"
                        "  FROM attribution_snapshots WHERE store_id = '%s'",
                        (long long)later, b.id);
+    /* after the proof att-win3 keeps serving its split: 400 more visitors half a day later are
+     * credited too, each at a bound the larger sample makes tighter than the proof's */
+    visitors(b.id, start3 + 8 * DAY_US + DAY_US / 2, "att-win3", "y", 400, 200, false, 30, 60);
+    aggregate(&b);
+    cJSON *more = attribution_at(&b, start, start + 9 * DAY_US);
+    const cJSON *e3 = cJSON_GetArrayItem(get(get(more, "attributed"), "changesets"), 2);
+    assert_float_equal(num_at(e3, "treatedUnits", NULL), 400, 0);
+    assert_float_equal(num_at(e3, "profit", "estimate"), 4.5 * 400, 0.01);
+    assert_true(num_at(e3, "profit", "lowerBound") / 400 > x_low * 4.5 + 0.1);
+    assert_true(num_at(e3, "profit", "lowerBound") / 400 < 4.5);
+    cJSON_Delete(more);
     /* a range before the start credits nothing */
     cJSON *before = NULL;
     assert_int_equal(pe_experiments_attribution(fx.pool, b.id, day_of(start) - 20,
