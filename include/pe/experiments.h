@@ -375,7 +375,9 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
  *                               "revenue":{…},"profit":{…},"group"}…]},
  *  "holdout":{"units","exposedUnits","enoughUnits","conversionRate":{"holdout","exposed",
  *             "effect","ciLow","ciHigh"},"revenuePerVisitor":{…},"profitPerVisitor":{…}},
- *  "harmAvoided":{"revenue","profit","rollbacks","note"},
+ *  "harmAvoided":{"revenue","profit" (from the smallest loss each rollback's measurement
+ *                 allows),"estimate":{"revenue","profit"} (from the measured loss),"rollbacks",
+ *                 "note"},
  *  "roi":{"subscriptionCostPerMonth","subscriptionCost","value"},
  *  "weekly":[{"week" (its Monday),"treatedUnits","attributedRevenue","attributedProfit",
  *             "cumulativeRevenue","cumulativeProfit","harmAvoidedProfit"}…],

@@ -84,7 +84,10 @@ static const char SQL_CHANGES[] =
     "       x.treatment_units::float8,"
     "       extract(epoch FROM x.ended_at - x.started_at)::float8 / 86400,"
     "       coalesce(c.proof_plan->>'measurementWindow', ''),"
-    "       (x.decided_at AT TIME ZONE $4)::date - '1970-01-01'::date"
+    "       (x.decided_at AT TIME ZONE $4)::date - '1970-01-01'::date,"
+    "       x.profit_ci_high,"
+    "       (SELECT (e->>'ciHigh')::float8 FROM jsonb_array_elements(x.decision->'effects') e"
+    "         WHERE e->>'metric' = 'revenue_per_visitor' AND jsonb_typeof(e->'ciHigh') = 'number')"
     "  FROM changesets c"
     "  LEFT JOIN recommendations r ON r.store_id = c.store_id AND r.changeset_id = c.id"
     "  LEFT JOIN experiment_results x ON x.store_id = c.store_id AND x.changeset_id = c.id"
@@ -181,9 +184,11 @@ typedef struct {
     double lb[2];    /* revenue, profit per treated visitor: max(0, the lower bound) */
     double est[2];   /* the same, the point estimate */
     bool remeasured; /* lb / est from its control group until the range's end, not the proof */
-    double loss_per_day[2], days_left; /* an automatic rollback's measured loss, window left */
-    int32_t ended_day;                 /* the store-local day of its end */
-    double units[MAX_WEEKS];           /* treated visitors by week of first exposure */
+    /* an automatic rollback's loss a day: the bound nearest to no loss of its measured effect
+     * (what the measurement is sure of), and the estimate; the days its window had left */
+    double loss_per_day[2], loss_est_per_day[2], days_left;
+    int32_t ended_day;       /* the store-local day of its end */
+    double units[MAX_WEEKS]; /* treated visitors by week of first exposure */
     double total_units;
     int group;   /* union-find parent */
     size_t size; /* a group's root: its credited changes */
@@ -366,8 +371,12 @@ static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
         c->harm = strcmp(kind, "automatic") == 0 && ended_in_range;
         if (c->harm && runtime > 0 && treated > 0) {
             double per_day = treated / runtime;
-            c->loss_per_day[REVENUE] = isfinite(reff * rpv) ? fmax(0, -reff * rpv) * per_day : 0;
-            c->loss_per_day[PROFIT] = isfinite(peff * ppv) ? fmax(0, -peff * ppv) * per_day : 0;
+            double phigh = col(r, i, 19), rhigh = col(r, i, 20);
+            c->loss_per_day[REVENUE] = isfinite(rhigh * rpv) ? fmax(0, -rhigh * rpv) * per_day : 0;
+            c->loss_per_day[PROFIT] = isfinite(phigh * ppv) ? fmax(0, -phigh * ppv) * per_day : 0;
+            c->loss_est_per_day[REVENUE] =
+                isfinite(reff * rpv) ? fmax(0, -reff * rpv) * per_day : 0;
+            c->loss_est_per_day[PROFIT] = isfinite(peff * ppv) ? fmax(0, -peff * ppv) * per_day : 0;
             c->days_left = isfinite(window) ? fmax(0, window - runtime) : 0;
         }
     }
@@ -559,6 +568,16 @@ static cJSON *money_pair(double estimate, double lower)
     return NULL;
 }
 
+static cJSON *revenue_profit(double revenue, double profit)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddNumberToObject(o, "revenue", cents(revenue)) &&
+        cJSON_AddNumberToObject(o, "profit", cents(profit)))
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
+
 static const char METHOD[] =
     "Only changes that were proven in an A/B test and are still live (PROVEN or PERMANENT) "
     "count. For each, the profit it is credited with is the lower end of a 95 % confidence "
@@ -571,8 +590,8 @@ static const char METHOD[] =
     "Separately, the visitors Autopilot never changes anything for (the store holdout) are "
     "compared with everyone else, which measures all of Autopilot's changes together; the "
     "credited total is never more than that comparison allows at its upper bound. Harm "
-    "avoided is an estimate: for each change rolled back automatically, the loss it was "
-    "measured to cause per day, times the days left of its planned test.";
+    "avoided is an estimate: for each change rolled back automatically, the smallest loss a day "
+    "its measurement allows, times the days left of its planned test.";
 
 /* Builds the answer from what was read. */
 static int answer(att_t *a, cJSON **out)
@@ -595,6 +614,7 @@ static int answer(att_t *a, cJSON **out)
         }
     }
     size_t harmed = 0;
+    double harm_est[2] = {0};
     for (size_t i = 0; i < a->nchanges; i++) {
         const change_t *c = &a->changes[i];
         if (!c->harm)
@@ -602,8 +622,10 @@ static int answer(att_t *a, cJSON **out)
         harmed++;
         long w = ((long)c->ended_day - a->first_monday) / 7;
         w = w < 0 ? 0 : (size_t)w >= a->nweeks ? (long)a->nweeks - 1 : w;
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; m < 2; m++) {
             harm[m][w] += c->loss_per_day[m] * c->days_left;
+            harm_est[m] += c->loss_est_per_day[m] * c->days_left;
+        }
     }
     double total[2] = {0}, total_est[2] = {0}, total_harm[2] = {0};
     for (size_t w = 0; w < a->nweeks; w++)
@@ -714,10 +736,12 @@ static int answer(att_t *a, cJSON **out)
     ok = ok && put(o, "holdout", h) && (hv = cJSON_AddObjectToObject(o, "harmAvoided")) &&
          cJSON_AddNumberToObject(hv, "revenue", cents(total_harm[REVENUE])) &&
          cJSON_AddNumberToObject(hv, "profit", cents(total_harm[PROFIT])) &&
+         put(hv, "estimate", revenue_profit(harm_est[REVENUE], harm_est[PROFIT])) &&
          cJSON_AddNumberToObject(hv, "rollbacks", (double)harmed) &&
          cJSON_AddStringToObject(hv, "note",
-                                 "an estimate: each automatic rollback's measured loss a day "
-                                 "times the days left of its planned test") &&
+                                 "an estimate: each automatic rollback's loss a day — the "
+                                 "smallest its measurement allows (\"estimate\": the measured "
+                                 "one) — times the days left of its planned test") &&
          (weekly = cJSON_AddArrayToObject(o, "weekly"));
     double cum[2] = {0};
     for (size_t w = 0; ok && w < a->nweeks; w++) {
