@@ -494,6 +494,50 @@ describe('merchant dashboard', () => {
     }
   });
 
+  test('Attribution shows the API figures, the reason, the method on demand, and saves the subscription cost', async () => {
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/attribution?store=${store.storeId}`);
+      await page.waitForSelector('input[name=email], [data-panel=profit]');
+      if (await page.locator('input[name=email]').count()) {
+        await page.fill('input[name=email]', email);
+        await page.fill('input[name=password]', PASSWORD);
+        await page.click('form#login button[type=submit]');
+      }
+      await page.waitForSelector('[data-figure=profit]');
+      await page.waitForFunction(() => document.querySelector('#att-trend canvas'));
+      assert.equal(new URL(page.url()).pathname, '/attribution');
+      const a = await apiGet(`/api/v1/stores/${store.storeId}/attribution`);
+      // nothing proven in this store: zero credited, and the page says why
+      assert.equal(a.attributed.profit.lowerBound, 0);
+      assert.ok(Math.abs(num(await page.textContent('[data-figure=profit]')) - a.attributed.profit.lowerBound) < 0.0051);
+      assert.equal((await page.textContent('[data-reason]')).trim(), a.attributed.reason);
+      assert.equal(num(await page.textContent('[data-figure=proven]')), a.experiments.proven + a.experiments.permanent);
+      assert.match(await page.textContent('[data-panel=credited] tbody'), /No change is credited/);
+      // the method is one click away
+      assert.equal(await page.isVisible('[data-method] p'), false);
+      await page.click('[data-method] summary');
+      assert.equal(await page.isVisible('[data-method] p'), true);
+      assert.equal((await page.textContent('[data-method] p')).trim(), a.method);
+      await audit(page, 'attribution');
+      // ROI: refused with the API's own message, then saved and shown
+      await page.fill('input[name=cost]', '12.345');
+      await page.click('[data-form=subscription] button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('[data-subscription-error]')?.textContent.includes('two decimals'));
+      await page.fill('input[name=cost]', '49');
+      await page.click('[data-form=subscription] button[type=submit]');
+      await page.waitForSelector('[data-figure=roi]');
+      const after = await apiGet(`/api/v1/stores/${store.storeId}/attribution`);
+      assert.equal(after.roi.subscriptionCostPerMonth, 49);
+      assert.equal(num(await page.textContent('[data-figure=roi]')), after.roi.value);
+      // the merchant's navigation has Attribution, and no longer the developers' gallery
+      assert.equal(await page.locator('.sidebar nav a[href^="/attribution"]').count(), 1);
+      assert.equal(await page.locator('.sidebar nav a[href^="/dev/components"], .rail a[href^="/dev/components"]').count(), 0);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('/dev/components shows every component and state within the rules', async () => {
     const page = await newPage();
     try {

@@ -7,6 +7,7 @@
 import { api, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
+import { lineChart } from '../lib/chart.js';
 
 function card({ id, label, m, format, currency, period, cls = 'w2', invert = false }) {
   const attrs = m
@@ -128,45 +129,10 @@ async function renderEmpty(body, store) {
   });
 }
 
-async function loadUplot() {
-  if (window.uPlot) return window.uPlot;
-  if (!document.querySelector('link[data-uplot]')) {
-    const link = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: import.meta.resolve('/vendor/uplot/uPlot.min.css') });
-    link.dataset.uplot = '';
-    document.head.append(link);
-  }
-  await new Promise((resolve, reject) => {
-    const s = Object.assign(document.createElement('script'), { src: import.meta.resolve('/vendor/uplot/uPlot.iife.min.js') });
-    s.onload = resolve;
-    s.onerror = () => reject(new Error('cannot load uPlot'));
-    document.head.append(s);
-  });
-  return window.uPlot;
-}
-
 function drawTrend(el, trend) {
   const xs = trend.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000);
   const ys = trend.map((d) => (d.conversionRate ?? 0) * 100);
-  const font = '11px "JetBrains Mono", monospace';
-  const axis = { stroke: '#a3a3a3', font, grid: { stroke: '#333', width: 1 }, ticks: { stroke: '#333', width: 1 } };
-  let plot = null;
-  const draw = (uPlot) => {
-    plot?.destroy();
-    plot = new uPlot({
-      width: Math.max(200, el.clientWidth), height: 200, legend: { show: false }, cursor: { show: true, points: { show: false } },
-      scales: { x: { time: true } },
-      axes: [{ ...axis }, { ...axis, values: (u, v) => v.map((x) => `${x.toFixed(1)}%`), size: 56 }],
-      series: [{}, { label: 'Conversion rate', stroke: '#ccff00', width: 2, points: { show: false } }],
-    }, [xs, ys], el);
-  };
-  let ro = null;
-  loadUplot().then((uPlot) => {
-    if (!el.isConnected) return;
-    draw(uPlot);
-    ro = new ResizeObserver(() => { if (plot && Math.abs(plot.width - el.clientWidth) > 8) plot.setSize({ width: Math.max(200, el.clientWidth), height: 200 }); });
-    ro.observe(el);
-  }).catch((err) => { el.textContent = err.message; });
-  return () => { ro?.disconnect(); plot?.destroy(); };
+  return lineChart(el, xs, ys, { label: 'Conversion rate', yFormat: (x) => `${x.toFixed(1)}%` });
 }
 
 export async function render(view, { store }) {
