@@ -139,11 +139,9 @@ async function start() {
   });
   fetch('/healthz').then((r) => r.json()).then((h) => { $('server').textContent = `v${h.version} ONLINE`; })
     .catch(() => { $('server').textContent = 'OFFLINE'; });
-  try {
-    state.me = await api('GET', '/api/v1/me');
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 401) throw err;
-  }
+  // Signed out is an answer here, not a 401 the console would log as an error.
+  const session = await api('GET', '/api/v1/auth/session');
+  state.me = session.signedIn ? session : null;
   if (state.me) chooseStore(new URLSearchParams(location.search).get('store'));
   renderStoreSwitcher();
   await route();

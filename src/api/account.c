@@ -1,6 +1,7 @@
 /*
- * account.c — merchant sign-in: login, logout, and who am I; the store and its business
- * settings (GET / PUT …/settings: subscriptionCostPerMonth, src/tenancy/settings.c).
+ * account.c — merchant sign-in: login, logout, who am I (GET /api/v1/me, 401 when signed out;
+ * GET /api/v1/auth/session, 200 {"signedIn":false} then — the dashboard's probe); the store and its
+ * business settings (GET / PUT …/settings: subscriptionCostPerMonth, src/tenancy/settings.c).
  *
  * Invariants:
  *  1. The session token travels only in an HttpOnly, SameSite=Strict cookie (Secure behind TLS:
@@ -52,6 +53,7 @@ static int reply_me(pe_http_request_t *req, const char *user_id, const char *ses
         cJSON_Delete(stores);
         return PE_ENOMEM;
     }
+    cJSON_AddBoolToObject(j, "signedIn", true);
     cJSON_AddStringToObject(j, "userId", user_id);
     cJSON_AddItemToObject(j, "stores", stores);
     cJSON_AddStringToObject(j, "csrfToken", csrf);
@@ -135,6 +137,27 @@ int pe_api_me(pe_http_request_t *req)
 {
     /* the cookie authenticated this request, so it is there and well formed */
     return reply_me(req, pe_http_auth(req)->user_id, pe_http_cookie(req, PE_SESSION_COOKIE), 200);
+}
+
+int pe_api_session(pe_http_request_t *req)
+{
+    /* The dashboard's first question, asked before it knows: a signed-out visitor is an
+     * answer (200 {"signedIn":false}), not an error the browser console would log. */
+    pe_app_t *app = pe_http_app(req);
+    const char *token = pe_http_cookie(req, PE_SESSION_COOKIE);
+    char user_id[PE_ID_LEN];
+    int rc = token ? pe_tenancy_session_authenticate(app->db, token, user_id) : PE_EUNAUTH;
+    if (rc == PE_EUNAUTH) {
+        cJSON *j = cJSON_CreateObject();
+        if (!j || !cJSON_AddBoolToObject(j, "signedIn", false)) {
+            cJSON_Delete(j);
+            return PE_ENOMEM;
+        }
+        return pe_http_reply_cjson(req, 200, j);
+    }
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL, "cannot check the session right now");
+    return reply_me(req, user_id, token, 200);
 }
 
 int pe_api_store_get(pe_http_request_t *req)

@@ -35,6 +35,8 @@ static const pe_http_route_t ROUTES[] = {
     {"POST", "/api/v1/auth/login", pe_api_login, PE_AUTH_NONE, 4 * KB, PE_ROUTE_JSON_BODY, NULL},
     {"POST", "/api/v1/auth/logout", pe_api_logout, PE_AUTH_SESSION, 0, 0, NULL},
     {"GET", "/api/v1/me", pe_api_me, PE_AUTH_SESSION, 0, 0, NULL},
+    /* the same, or {"signedIn":false}: what the dashboard asks before it knows (no 401) */
+    {"GET", "/api/v1/auth/session", pe_api_session, PE_AUTH_NONE, 0, 0, NULL},
     /* stores */
     {"GET", "/api/v1/stores/{storeId}", pe_api_store_get, PE_AUTH_ADMIN, 0, 0, NULL},
     {"GET", "/api/v1/stores/{storeId}/settings", pe_api_store_settings_get, PE_AUTH_ADMIN, 0, 0,

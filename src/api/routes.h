@@ -20,6 +20,7 @@ bool pe_api_cross_site(pe_http_request_t *req);
 int pe_api_refuse_cross_site(pe_http_request_t *req);
 int pe_api_logout(pe_http_request_t *req);
 int pe_api_me(pe_http_request_t *req);
+int pe_api_session(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 /* The metrics API (metrics.c): overview, funnel, a funnel step's breakdown. */
 /* Resolves the store's today and parses the query's from / to (and the view's filters): 0, or

@@ -343,6 +343,38 @@ static void test_malformed_store_id(void **state)
 
 /* ---- sessions -------------------------------------------------------------------------------- */
 
+/* GET /api/v1/auth/session: the dashboard's probe. Signed out (no cookie, a junk one, an ended
+ * session) it is 200 {"signedIn":false} — nothing for a browser console to log as an error —
+ * and signed in it is /api/v1/me's answer with "signedIn":true. */
+static void test_session_probe(void **state)
+{
+    (void)state;
+    char token[128], cookie[256];
+    pe_test_response_t r;
+    const char *nothing[] = {NULL};
+    call("GET", "/api/v1/auth/session", NULL, nothing, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"signedIn\":false}");
+    pe_test_response_free(&r);
+    const char *junk[] = {"Cookie: " PE_SESSION_COOKIE "=not-a-session", NULL};
+    call("GET", "/api/v1/auth/session", NULL, junk, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"signedIn\":false}");
+    pe_test_response_free(&r);
+    login(EMAIL_A, PASSWORD_A, &a, token, sizeof token);
+    cookie_header(cookie, sizeof cookie, token);
+    const char *signed_in[] = {cookie, NULL};
+    call("GET", "/api/v1/auth/session", NULL, signed_in, &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = pe_test_response_json(&r);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "signedIn")));
+    assert_string_equal(pe_test_json_require_str(j, "userId"), a.user);
+    assert_true(strlen(pe_test_json_require_str(j, "csrfToken")) >= 32);
+    assert_null(strstr(r.body.data, token)); /* the token itself is never in a body */
+    cJSON_Delete(j);
+    pe_test_response_free(&r);
+}
+
 static void test_session_lifecycle(void **state)
 {
     (void)state;
@@ -1298,6 +1330,7 @@ int main(void)
         cmocka_unit_test(test_missing_and_bad_credentials),
         cmocka_unit_test(test_revoked_key),
         cmocka_unit_test(test_malformed_store_id),
+        cmocka_unit_test(test_session_probe),
         cmocka_unit_test(test_session_lifecycle),
         cmocka_unit_test(test_sessions_are_per_user),
         cmocka_unit_test(test_junk_session_cookies),
