@@ -4,7 +4,7 @@
  * everything Autopilot did. GET …/attribution answers with pe_experiments_attribution.
  *
  *   changesets + experiment_results ──▶ each PROVEN / PERMANENT change: its measured per-visitor
- *     effect on revenue and profit, a one-sided 95 % lower bound and the estimate — measured by
+ *     effect on revenue and profit, a one-sided 99 % lower bound and the estimate — measured by
  *     its control group until the range's end while it still serves its split (PROVEN;
  *     results.c's arms), else as proven (PERMANENT: no control group left)
  *   agg_exposures ──▶ × the visitors its treatment actually served in the range, week by week
@@ -47,8 +47,16 @@
 #define MAX_CHANGES        512
 #define MAX_WEEKS          (PE_AGGREGATE_MAX_DAYS / 7 + 2)
 #define HOLDOUT_ALPHA      0.05
-#define CREDIT_ALPHA       0.05 /* a credit is a one-sided 95 % lower bound */
-#define DAYS_PER_MONTH     (365.25 / 12)
+/* A credit is a one-sided 99 % lower bound: "never more than it earned" is a promise made for
+ * every store at once, so each store's figure holds with a margin (with 95 %, about one store
+ * in twenty with a single proven change would be credited more than it earned). */
+#define CREDIT_ALPHA 0.01
+#define CREDIT_Z     2.3263478740408408 /* the standard normal's 1 − CREDIT_ALPHA quantile */
+/* The proof's stored bounds (experiment_results, the plan's alpha of 0.05): profit one-sided,
+ * revenue two-sided; a PERMANENT change's are widened from them to CREDIT_ALPHA. */
+#define PROOF_Z_PROFIT  1.6448536269514722
+#define PROOF_Z_REVENUE 1.959963984540054
+#define DAYS_PER_MONTH  (365.25 / 12)
 
 /* The range as instants ($1 store, $2 from, $3 to, both store-local dates, $4 now): its start,
  * its end (the end of `to` or now), the store's currency, time zone and subscription cost. */
@@ -362,11 +370,15 @@ static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
         c->proven = serving && strcmp(outcome, "PROVEN") == 0;
         c->manual = strcmp(c->status, "ROLLED_BACK") == 0 && strcmp(kind, "automatic") != 0;
         if (c->proven) {
-            /* per treated visitor, in money: the relative effect × control's mean */
-            c->lb[REVENUE] = isfinite(rlow * rpv) ? fmax(0, rlow * rpv) : 0;
-            c->lb[PROFIT] = isfinite(plow * ppv) ? fmax(0, plow * ppv) : 0;
+            /* per treated visitor, in money: the relative effect × control's mean; the bound
+             * widened from the proof's level to CREDIT_ALPHA (a PROVEN change is re-measured
+             * below, and this is replaced) */
             c->est[REVENUE] = isfinite(reff * rpv) ? reff * rpv : 0;
             c->est[PROFIT] = isfinite(peff * ppv) ? peff * ppv : 0;
+            double rl = c->est[REVENUE] - (reff - rlow) * rpv * CREDIT_Z / PROOF_Z_REVENUE,
+                   pl = c->est[PROFIT] - (peff - plow) * ppv * CREDIT_Z / PROOF_Z_PROFIT;
+            c->lb[REVENUE] = isfinite(rl) ? fmax(0, rl) : 0;
+            c->lb[PROFIT] = isfinite(pl) ? fmax(0, pl) : 0;
         }
         c->harm = strcmp(kind, "automatic") == 0 && ended_in_range;
         if (c->harm && runtime > 0 && treated > 0) {
@@ -580,7 +592,7 @@ static cJSON *revenue_profit(double revenue, double profit)
 
 static const char METHOD[] =
     "Only changes that were proven in an A/B test and are still live (PROVEN or PERMANENT) "
-    "count. For each, the profit it is credited with is the lower end of a 95 % confidence "
+    "count. For each, the profit it is credited with is the lower end of a 99 % confidence "
     "bound for its gain per visitor, measured against its control group over everyone it was "
     "shown to (never the estimate, and nothing when that lower end is below zero), "
     "multiplied by the visitors its change was actually shown in the period: nothing is "
