@@ -10,9 +10,10 @@ import { formatValue } from '../lib/format.js';
 import { lineChart } from '../lib/chart.js';
 
 function card({ id, label, m, format, currency, period, cls = 'w2', invert = false }) {
-  const attrs = m
-    ? `value="${esc(m.value)}" previous="${esc(m.previous)}" change="${m.change ?? ''}" period="${esc(period)}"`
-    : 'loading';
+  // No previous figure (a store younger than the period): no "vs —", no delta to compare.
+  const attrs = !m ? 'loading'
+    : m.previous === null || m.previous === undefined ? `value="${esc(m.value)}" change=""`
+      : `value="${esc(m.value)}" previous="${esc(m.previous)}" change="${m.change ?? ''}" period="${esc(period)}"`;
   return `<pe-metric-card bare class="${cls}" data-metric="${esc(id)}" label="${esc(label)}" format="${format}" currency="${esc(currency)}" ${attrs}${invert ? ' invert' : ''}></pe-metric-card>`;
 }
 
@@ -129,7 +130,9 @@ async function renderEmpty(body, store) {
   });
 }
 
-function drawTrend(el, trend) {
+function drawTrend(el, trend, today) {
+  // Today is not over: its rate so far would read as a fall (at 01:00 it is often 0 %).
+  trend = trend.filter((d) => d.date !== today);
   const xs = trend.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000);
   const ys = trend.map((d) => (d.conversionRate ?? 0) * 100);
   return lineChart(el, xs, ys, { label: 'Conversion rate', yFormat: (x) => `${x.toFixed(1)}%` });
@@ -162,9 +165,10 @@ export async function render(view, { store }) {
     ${card({ id: 'orders.range', label: 'Orders · 30 days', m: o.orders.range, format: 'integer', currency: cur, period: range })}
     ${card({ id: 'aov.range', label: 'Average order value · 30 days', m: o.aov.range, format: 'currency', currency: cur, period: range })}
     ${card({ id: 'conversionRate.range', label: 'Conversion rate · 30 days', m: o.conversionRate.range, format: 'percent', currency: cur, period: range })}
-    <section class="panel w4" aria-label="Conversion rate trend"><h2>Conversion rate trend · daily</h2><div class="chart" id="trend"></div></section>
+    <section class="panel w4" aria-label="Conversion rate trend"><h2>Conversion rate trend · daily, finished days</h2><div class="chart" id="trend"></div></section>
     <section class="panel w2" data-panel="customers"><h2>New vs returning customers · 30 days</h2>
       <div class="split" aria-hidden="true"><span class="new" data-w="${total ? (nw.value / total * 100).toFixed(2) : 0}"></span><span class="ret" data-w="${total ? (ret.value / total * 100).toFixed(2) : 0}"></span></div>
+      <p class="legend"><span class="swatch new" aria-hidden="true"></span>New <span class="swatch ret" aria-hidden="true"></span>Returning</p>
       ${card({ id: 'customers.new.range', label: 'New customers', m: nw, format: 'integer', currency: cur, period: range, cls: '' }).replace('<pe-metric-card', '<pe-metric-card size="s"')}
       ${card({ id: 'customers.returning.range', label: 'Returning customers', m: ret, format: 'integer', currency: cur, period: range, cls: '' }).replace('<pe-metric-card', '<pe-metric-card size="s"')}
     </section>
@@ -175,5 +179,5 @@ export async function render(view, { store }) {
         || '<tr><td colspan="4" class="muted">No product sold in this range.</td></tr>'}</tbody></table>
     </section></div>`;
   for (const s of body.querySelectorAll('.split > span')) s.style.width = `${s.dataset.w}%`;
-  return drawTrend(body.querySelector('#trend'), o.trend ?? []);
+  return drawTrend(body.querySelector('#trend'), o.trend ?? [], o.today);
 }
