@@ -14,8 +14,8 @@
  *     store holdout against every exposed visitor: conversion, revenue and profit per visitor
  *     with 95 % intervals ──▶ the attributed lower bound never exceeds the holdout's upper
  *     bound × the exposed visitors (when both groups have PE_EXPERIMENTS_ATTRIBUTION_MIN_UNITS)
- *   experiment_results (automatic rollbacks) ──▶ harm avoided: the measured loss a day × the
- *     days left of the planned window, an estimate
+ *   experiment_results (automatic rollbacks) ──▶ harm avoided, an estimate: the smallest loss a
+ *     day the measurement allows (the measured loss: "estimate") × the days left of the window
  *   store_settings.subscription_cost_per_month ──▶ ROI over the range (null without it)
  *
  * Invariants:
