@@ -570,24 +570,19 @@ static cJSON *comparison(pe_stats_metric_t type, const pe_stats_arm_t *h, const 
     return NULL;
 }
 
-static cJSON *money_pair(double estimate, double lower)
+/* {k1: a, k2: b} in money, rounded to cents. */
+static cJSON *money2(const char *k1, double a, const char *k2, double b)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o && cJSON_AddNumberToObject(o, "estimate", cents(estimate)) &&
-        cJSON_AddNumberToObject(o, "lowerBound", cents(lower)))
+    if (o && cJSON_AddNumberToObject(o, k1, cents(a)) && cJSON_AddNumberToObject(o, k2, cents(b)))
         return o;
     cJSON_Delete(o);
     return NULL;
 }
 
-static cJSON *revenue_profit(double revenue, double profit)
+static cJSON *money_pair(double estimate, double lower)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (o && cJSON_AddNumberToObject(o, "revenue", cents(revenue)) &&
-        cJSON_AddNumberToObject(o, "profit", cents(profit)))
-        return o;
-    cJSON_Delete(o);
-    return NULL;
+    return money2("estimate", estimate, "lowerBound", lower);
 }
 
 static const char METHOD[] =
@@ -748,7 +743,7 @@ static int answer(att_t *a, cJSON **out)
     ok = ok && put(o, "holdout", h) && (hv = cJSON_AddObjectToObject(o, "harmAvoided")) &&
          cJSON_AddNumberToObject(hv, "revenue", cents(total_harm[REVENUE])) &&
          cJSON_AddNumberToObject(hv, "profit", cents(total_harm[PROFIT])) &&
-         put(hv, "estimate", revenue_profit(harm_est[REVENUE], harm_est[PROFIT])) &&
+         put(hv, "estimate", money2("revenue", harm_est[REVENUE], "profit", harm_est[PROFIT])) &&
          cJSON_AddNumberToObject(hv, "rollbacks", (double)harmed) &&
          cJSON_AddStringToObject(hv, "note",
                                  "an estimate: each automatic rollback's loss a day — the "
