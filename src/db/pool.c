@@ -28,7 +28,15 @@
  *  3. The mutex is never held across network I/O (connect, ROLLBACK, health checks).
  *  4. Each new connection carries fallback_application_name=profit-engine and, appended to any
  *     options of the caller, `-c statement_timeout=30s`, so a runaway query cannot hold a
- *     connection for ever; RESET statement_timeout returns to that 30 s.
+ *     connection for ever (RESET statement_timeout returns to that 30 s), and
+ *     `-c client_connection_check_interval=2s`: a process killed in the middle of a long
+ *     statement (a job under kill -9, a CLI command interrupted) has its statement cancelled
+ *     within 2 s, its locks released, instead of running on to its end for nobody; and
+ *     `-c jit=off`: the engine's statements run in milliseconds to seconds, where compiling
+ *     them costs more than it saves, and whether PostgreSQL compiles follows cost estimates
+ *     (a temporary table without statistics inflates them). The roll-up of one store's product
+ *     views (36,000 events, EXPLAIN ANALYZE side by side on busy cores) took 8.8 and 10.6 s
+ *     with JIT's inlining and optimisation, 0.46 and 0.65 s without.
  *  5. A connection found dead anywhere (at lending, on release, by pe_db_conn_check, by BEGIN)
  *     advances the pool's epoch. An idle connection last known alive in an earlier epoch is
  *     checked with a round trip (an empty query) before it is lent again: a server restart
@@ -48,7 +56,7 @@
 #include "internal.h"
 
 #define APPLICATION_NAME     "profit-engine"
-#define STATEMENT_TIMEOUT    "-c statement_timeout=30s"
+#define SESSION_OPTIONS      "-c statement_timeout=30s -c client_connection_check_interval=2s -c jit=off"
 #define CONNECT_TIMEOUT_SECS "5"
 
 struct pe_db_pool {
@@ -152,7 +160,7 @@ static int build_params(pe_db_pool_t *pool, const char *conninfo)
     }
     if (user_options && *user_options && pe_buf_printf(&options, "%s ", user_options) != 0)
         goto out;
-    if (pe_buf_puts(&options, STATEMENT_TIMEOUT) != 0)
+    if (pe_buf_puts(&options, SESSION_OPTIONS) != 0)
         goto out;
     pool->keywords[n] = strdup("options");
     pool->values[n++] = pe_buf_steal(&options);

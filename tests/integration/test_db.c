@@ -14,8 +14,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -112,7 +114,57 @@ static void test_session_settings(void **state)
     pe_db_conn_t *c = acquire(g_pool);
     assert_string_equal(query1(c, "SHOW application_name", v, sizeof(v)), "profit-engine");
     assert_string_equal(query1(c, "SHOW statement_timeout", v, sizeof(v)), "30s");
+    assert_string_equal(query1(c, "SHOW client_connection_check_interval", v, sizeof(v)), "2s");
+    assert_string_equal(query1(c, "SHOW jit", v, sizeof(v)), "off");
     pe_db_release(g_pool, c);
+}
+
+/* A process killed in the middle of a statement (kill -9 of a job, an interrupted CLI command)
+ * does not leave its statement running for nobody, holding its locks: PostgreSQL notices the
+ * closed connection within client_connection_check_interval and cancels it. */
+static void test_killed_client_statement_ends(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pe_db_pool_t *pool = pe_db_pool_new(g_conninfo, 1);
+        pe_db_conn_t *c = NULL;
+        if (pool && pe_db_acquire(pool, WAIT_MS, &c) == 0)
+            pe_db_exec(c, "SELECT pg_advisory_lock(4242), pg_sleep(25)", 0, NULL, NULL);
+        _exit(0);
+    }
+#define RUNNING                                                                                    \
+    "SELECT count(*) FROM pg_stat_activity"                                                        \
+    " WHERE datname = current_database() AND query LIKE '%%pg_sleep(25)'"                          \
+    "   AND state = 'active' AND pid <> pg_backend_pid()"
+    int64_t deadline = pe_now_mono_us() + 10000000;
+    char *n = NULL;
+    for (;;) { /* the statement started */
+        free(n);
+        n = pe_test_sqlf(g_conninfo, RUNNING);
+        if (strcmp(n, "1") == 0 || pe_now_mono_us() > deadline)
+            break;
+        pe_test_sleep_ms(20);
+    }
+    assert_string_equal(n, "1");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int64_t killed = pe_now_mono_us();
+    for (;;) { /* and ends well before its 25 s, its lock released */
+        free(n);
+        n = pe_test_sqlf(g_conninfo, RUNNING);
+        if (strcmp(n, "0") == 0 || pe_now_mono_us() - killed > 15000000)
+            break;
+        pe_test_sleep_ms(50);
+    }
+    double waited_s = (double)(pe_now_mono_us() - killed) / 1e6;
+    print_message("the killed client's statement ended %.1f s after the kill\n", waited_s);
+    assert_string_equal(n, "0");
+    free(n);
+    assert_true(waited_s < 15);
+    pe_test_sql_expect(g_conninfo, "t", "%s", "SELECT pg_try_advisory_lock(4242)");
+#undef RUNNING
 }
 
 static void test_exhaustion_times_out(void **state)
@@ -1207,6 +1259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acquire_release),
         cmocka_unit_test(test_session_settings),
+        cmocka_unit_test(test_killed_client_statement_ends),
         cmocka_unit_test(test_exhaustion_times_out),
         cmocka_unit_test(test_threads_share_a_pool),
         cmocka_unit_test(test_waiter_is_woken_by_release),

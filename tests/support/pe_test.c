@@ -47,7 +47,9 @@
 #define SERVER_STOP_MS    15000
 #define HTTP_TIMEOUT_MS   10000
 #define HEALTH_TIMEOUT_MS 1000
-#define CLI_TIMEOUT_MS    120000
+/* A CLI command of a test (a simulated store, its roll-up) takes seconds; ten times that on a
+ * slow, shared CI machine under ASan must still pass. */
+#define CLI_TIMEOUT_MS 300000
 
 extern char **environ;
 
@@ -843,9 +845,15 @@ cJSON *pe_test_cli_json(const char *conninfo, int want, const char *const *args)
 {
     pe_test_cli_t r;
     pe_test_cli_run(conninfo, args, &r);
-    char msg[4200];
-    snprintf(msg, sizeof msg, "%s exited %d, want %d\nstdout: %.2000s\nstderr: %.2000s", args[0],
-             r.status, want, r.out, r.err);
+    char msg[4200], how[64];
+    if (r.timed_out)
+        snprintf(how, sizeof how, "was killed after %d s", CLI_TIMEOUT_MS / 1000);
+    else if (r.signal)
+        snprintf(how, sizeof how, "died of signal %d", r.signal);
+    else
+        snprintf(how, sizeof how, "exited %d", r.status);
+    snprintf(msg, sizeof msg, "%s %s, want exit %d\nstdout: %.2000s\nstderr: %.2000s", args[0], how,
+             want, r.out, r.err);
     cJSON *j = r.status == want && want == 0 ? cJSON_Parse(r.out) : NULL;
     bool ok = r.status == want && (want != 0 || j);
     pe_test_cli_free(&r);
