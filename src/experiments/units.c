@@ -204,16 +204,24 @@ static const char SQL_STATE[] =
     "   LEFT JOIN cogs c ON c.session_id = us.session_id"                                          \
     "  GROUP BY u.cs, u.unit, u.variant, u.first_at"
 
-/* Every unit of the experiments rebuilt; the logged units of the others, found through the
- * exposures index by unit (the cost is the log's, not the experiment's). */
+/* Every unit of the experiments rebuilt, in a table of its own: the planner then knows how
+ * many they are. Read straight from agg_exposures, a new flag's tens of thousands of units are
+ * one row to statistics taken before it existed, and the plan joins their sessions to orders
+ * in nested loops (108 s for one store of bench/autopilot, a minute of it per day). */
+static const char SQL_REBUILT_UNITS[] =
+    "CREATE TEMP TABLE eu_rebuilt ON COMMIT DROP AS"
+    " SELECT r.id AS cs, e.unit,"
+    "        (array_agg(e.variant ORDER BY e.first_at, e.session_id))[1] AS variant,"
+    "        min(e.first_at) AS first_at"
+    "   FROM eu_run r"
+    "   JOIN agg_exposures e ON e.store_id = $1::uuid AND e.flag_key = r.flag_key"
+    "    AND NOT e.holdout AND e.first_at >= r.started_at"
+    "  WHERE r.rebuild GROUP BY r.id, e.unit";
+static const char SQL_ANALYZE_REBUILT[] = "ANALYZE eu_rebuilt";
 static const char SQL_UNITS_REBUILD[] =
-    UNITS_INSERT("SELECT r.id AS cs, e.unit,"
-                 "       (array_agg(e.variant ORDER BY e.first_at, e.session_id))[1] AS variant,"
-                 "       min(e.first_at) AS first_at"
-                 "  FROM eu_run r"
-                 "  JOIN agg_exposures e ON e.store_id = $1::uuid AND e.flag_key = r.flag_key"
-                 "   AND NOT e.holdout AND e.first_at >= r.started_at"
-                 " WHERE r.rebuild GROUP BY r.id, e.unit");
+    UNITS_INSERT("SELECT cs, unit, variant, first_at FROM eu_rebuilt");
+/* The logged units of the others, found through the exposures index by unit (the cost is the
+ * log's, not the experiment's). */
 /* The logged units' exposures to the experiments not rebuilt, in a table of their own so the
  * planner knows how few they are (and looks their sessions up rather than scanning). */
 static const char SQL_LOGGED_UNITS[] =
@@ -297,10 +305,6 @@ static const char SQL_SKIP_REBUILDS[] = "DELETE FROM eu_run WHERE rebuild";
 /* A rebuild is a job's work: no statement timeout (the aggregation does the same). */
 static const char SQL_NO_TIMEOUT[] = "SET LOCAL statement_timeout = 0";
 
-/* The statements are large for the planner but touch few rows in the usual case: compiling
- * them (JIT) costs more than running them (a third of a second a statement measured). */
-static const char SQL_NO_JIT[] = "SET LOCAL jit = off";
-
 typedef struct {
     const char *store_id;
     const char *now;
@@ -341,8 +345,6 @@ static int refresh_tx(pe_db_conn_t *conn, void *arg)
             return rc;
     }
     run[2] = all ? "t" : "f";
-    if (rc == 0)
-        rc = pe_db_exec(conn, SQL_NO_JIT, 0, NULL, NULL);
     if (rc == 0 && !logged)
         rc = pe_db_exec(conn, SQL_NO_TIMEOUT, 0, NULL, NULL);
     /* in SQL's order: what runs, the log drained, ended tables dropped, the old values of
@@ -352,15 +354,26 @@ static int refresh_tx(pe_db_conn_t *conn, void *arg)
         int which;         /* 0 store, 1 run, 2 state, 3 units, 4 none */
         bool rebuild_only; /* not in a logged-only refresh */
         bool logged_only;
-    } steps[] = {{SQL_RUN, 1, false, false},          {SQL_DIRTY_TABLE, 4, false, false},
-                 {SQL_DRAIN, 0, false, false},        {SQL_DRAIN_STORE, 0, true, false},
-                 {SQL_DROP_ENDED, 0, false, false},   {SQL_SKIP_REBUILDS, 4, false, true},
-                 {SQL_ANALYZE, 4, false, false},      {SQL_MINUS, 0, false, false},
-                 {SQL_DROP_REBUILT, 0, false, false}, {SQL_DROP_LOGGED, 0, false, false},
-                 {SQL_STATE, 2, false, false},        {SQL_UNITS_REBUILD, 3, false, false},
-                 {SQL_LOGGED_UNITS, 0, false, false}, {SQL_ANALYZE_LOGGED, 4, false, false},
-                 {SQL_UNITS_LOGGED, 3, false, false}, {SQL_PLUS, 0, false, false},
-                 {SQL_ARMS_DROP, 0, false, false},    {SQL_ARMS_BUILD, 0, false, false},
+    } steps[] = {{SQL_RUN, 1, false, false},
+                 {SQL_DIRTY_TABLE, 4, false, false},
+                 {SQL_DRAIN, 0, false, false},
+                 {SQL_DRAIN_STORE, 0, true, false},
+                 {SQL_DROP_ENDED, 0, false, false},
+                 {SQL_SKIP_REBUILDS, 4, false, true},
+                 {SQL_ANALYZE, 4, false, false},
+                 {SQL_MINUS, 0, false, false},
+                 {SQL_DROP_REBUILT, 0, false, false},
+                 {SQL_DROP_LOGGED, 0, false, false},
+                 {SQL_STATE, 2, false, false},
+                 {SQL_REBUILT_UNITS, 0, false, false},
+                 {SQL_ANALYZE_REBUILT, 4, false, false},
+                 {SQL_UNITS_REBUILD, 3, false, false},
+                 {SQL_LOGGED_UNITS, 0, false, false},
+                 {SQL_ANALYZE_LOGGED, 4, false, false},
+                 {SQL_UNITS_LOGGED, 3, false, false},
+                 {SQL_PLUS, 0, false, false},
+                 {SQL_ARMS_DROP, 0, false, false},
+                 {SQL_ARMS_BUILD, 0, false, false},
                  {SQL_ARMS_DELTA, 0, false, false}};
     const char *const *params[] = {store, run, state, units, NULL};
     static const int counts[] = {1, 3, 2, 3, 0};
