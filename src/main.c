@@ -111,6 +111,12 @@ static const char USAGE_DIAGNOSE[] =
     "the store's time zone), stores the run (replacing one of the same window) and prints it as\n"
     "JSON. Exit 2 for an unknown store or a bad window.\n";
 
+static const char USAGE_ATTRIBUTION[] =
+    "usage: profit-engine attribution --store ID --from YYYY-MM-DD --to YYYY-MM-DD\n"
+    "Computes what Autopilot earned the store over the store-local days from..to, as GET\n"
+    "/api/v1/stores/{id}/attribution answers it (computed now, not read from a snapshot), and\n"
+    "prints it as JSON. Exit 2 for an unknown store or a bad range.\n";
+
 static const char USAGE_RECOMMEND[] =
     "usage: profit-engine recommend --store ID\n"
     "Generates the store's recommendations from its latest diagnostic run now (each one a\n"
@@ -642,6 +648,38 @@ static int cmd_diagnose(const pe_config_t *cfg, int argc, char **argv)
     return print_json(run);
 }
 
+/* ---- attribution ----------------------------------------------------------------------------- */
+
+static int cmd_attribution(const pe_config_t *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"--store", "--from", "--to"};
+    const char *vals[3] = {NULL, NULL, NULL};
+    int rc = parse_flags(argc, argv, names, vals, 3, USAGE_ATTRIBUTION);
+    if (rc != 0)
+        return rc;
+    if (!vals[0] || !vals[1] || !vals[2])
+        return usage_error(USAGE_ATTRIBUTION, "--store, --from and --to are required");
+    if (!pe_uuid_text_valid(vals[0]))
+        return usage_error(USAGE_ATTRIBUTION, "--store must be a store id (a UUID)");
+    int32_t from = 0, to = 0;
+    if (pe_aggregate_date_parse(vals[1], &from) != 0 || pe_aggregate_date_parse(vals[2], &to) != 0)
+        return usage_error(USAGE_ATTRIBUTION, "--from and --to must be YYYY-MM-DD");
+    pe_db_pool_t *pool = pe_db_pool_new(cfg->database_url, 1);
+    if (!pool)
+        return EXIT_FAILURE;
+    cJSON *out = NULL;
+    rc = pe_experiments_attribution(pool, vals[0], from, to, pe_now_unix_us(), &out);
+    pe_db_pool_free(pool);
+    if (rc != 0) {
+        fprintf(stderr, "profit-engine: attribution: %s\n",
+                rc == PE_ENOTFOUND ? "no such store"
+                : rc == PE_EINVAL  ? "a bad range (from after to, or more than the most days)"
+                                   : pe_strerror(rc));
+        return rc == PE_ENOTFOUND || rc == PE_EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    return print_json(out);
+}
+
 /* ---- recommend ------------------------------------------------------------------------------- */
 
 static int cmd_recommend(const pe_config_t *cfg, int argc, char **argv)
@@ -876,6 +914,9 @@ static const command_t commands[] = {
     {"recommend", "recommend --store ID",
      "turn the latest findings into recommendations (ChangeSets ready to approve) and print them",
      USAGE_RECOMMEND, 0, cmd_recommend},
+    {"attribution", "attribution --store ID --from D --to D",
+     "print what Autopilot earned the store over the days (GET …/attribution, computed now)",
+     USAGE_ATTRIBUTION, 0, cmd_attribution},
     {"store", "store create --name N [--timezone TZ] [--currency C]",
      "create a store; prints its id and API keys (shown once)", USAGE_STORE, 0, cmd_store},
     {"user", "user create --email E --store ID",

@@ -370,8 +370,10 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
  *                 "rolledBackManually"},
  *  "attributed":{"revenue":{"estimate","lowerBound"},"profit":{"estimate","lowerBound"},
  *                "cappedByHoldout","reason" (null, or why nothing is attributed),
- *                "changesets":[{"id","status","step","treatedUnits","measuredBy" (controlGroup:
- *                               re-measured until the range's end; proof: as proven),
+ *                "changesets":[{"id","status","step","treatedUnits","creditedUnits" (those
+ *                               not credited to another change of its group),"measuredBy"
+ *                               (controlGroup: re-measured until the range's end; proof: as
+ *                               proven),
  *                               "revenue":{…},"profit":{…},"group"}…]},
  *  "holdout":{"units","exposedUnits","enoughUnits","conversionRate":{"holdout","exposed",
  *             "effect","ciLow","ciHigh"},"revenuePerVisitor":{…},"profitPerVisitor":{…}},
@@ -383,9 +385,10 @@ int pe_experiments_measure_due(pe_db_pool_t *db, pe_changeset_service_t *svc, in
  *             "cumulativeRevenue","cumulativeProfit","harmAvoidedProfit"}…],
  *  "method":"…","computedAt" (now_us, RFC 3339)}
  * The attributed figure is "lowerBound" (attribution.c's invariants: proven and live changes
- * only, each at the lower confidence bound of its measured effect per visitor times the
- * visitors it served in the range, a visitor of overlapping changes credited once, capped by the
- * holdout's upper bound); effects in "holdout" are relative to the holdout's mean with two-sided 95
+ * only, each one's measured effect per visitor times the visitors it served in the range, a
+ * visitor of overlapping changes credited once; the store's figure the one-sided 99 % lower
+ * bound of their sum, capped by the holdout's upper bound; a change's own "lowerBound" its own
+ * 99 % bound); effects in "holdout" are relative to the holdout's mean with two-sided 95
  * % intervals. Returns 0 and *out (caller deletes), PE_EINVAL (a bad range), PE_ENOTFOUND (no such
  * store) or a database error. Reads aggregate tables only. Thread-safe. */
 int pe_experiments_attribution(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t to,

@@ -4,12 +4,13 @@
  * everything Autopilot did. GET …/attribution answers with pe_experiments_attribution.
  *
  *   changesets + experiment_results ──▶ each PROVEN / PERMANENT change: its measured per-visitor
- *     effect on revenue and profit, a one-sided 99 % lower bound and the estimate — measured by
- *     its control group until the range's end while it still serves its split (PROVEN;
- *     results.c's arms), else as proven (PERMANENT: no control group left)
+ *     effect on revenue and profit, the estimate and its standard error — measured by its
+ *     control group until the range's end while it still serves its split (PROVEN; results.c's
+ *     arms), else as proven (PERMANENT: no control group left)
  *   agg_exposures ──▶ × the visitors its treatment actually served in the range, week by week
  *     (the week a visitor first got it) ──▶ changes on the same step and overlapping segments
- *     are one group: a visitor who got several of them counts once, with the largest credit
+ *     are one group: a visitor who got several of them counts once, for one of them
+ *   ──▶ the store's credit: the one-sided 99 % lower bound of the sum over every change
  *   agg_exposures (holdout flag) + agg_sessions, agg_orders, agg_session_products ──▶ the
  *     store holdout against every exposed visitor: conversion, revenue and profit per visitor
  *     with 95 % intervals ──▶ the attributed lower bound never exceeds the holdout's upper
@@ -19,15 +20,18 @@
  *   store_settings.subscription_cost_per_month ──▶ ROI over the range (null without it)
  *
  * Invariants:
- *  1. Only PROVEN and PERMANENT ChangeSets are attributed, each with max(0, lower bound of its
- *     measured effect per visitor) × its treatment's visitors first exposed in the range: no
- *     projection, no point estimate in the attributed figure ("estimate" is shown beside it).
- *     The bound is the one of every unit the experiment measured up to the range's end: the
- *     truth it estimates is what the change did to the visitors it served until then.
+ *  1. Only PROVEN and PERMANENT ChangeSets are attributed: each one's measured effect per
+ *     visitor (estimate and standard error) × its treatment's visitors first exposed in the
+ *     range, and the store is credited max(0, the one-sided 99 % lower bound of the sum):
+ *     Σ units·estimate − z·√Σ (units·se)², the changes' measurements being independent (each
+ *     has its own random split). No projection, no point estimate in the attributed figure
+ *     ("estimate" is shown beside it). Each change's effect is the one of every unit it
+ *     measured up to the range's end: the truth it estimates is what the change did to the
+ *     visitors it served until then.
  *  2. Two attributed changes on the same funnel step whose segments can share a visitor (an
  *     unknown step or segment: always) are never added for the same visitor: within their group
- *     (the union of overlapping pairs) each visitor is credited once, with the largest credit
- *     of the changes it got (SQL_GROUP_SERVED).
+ *     (the union of overlapping pairs) each visitor is credited once, to the change with the
+ *     largest lower bound of the ones it got (SQL_GROUP_SERVED).
  *  3. Reads aggregate tables and the experiments' stored ends only, in one REPEATABLE READ
  *     read-only transaction, every statement filtered by store_id. "Now" is the caller's: the
  *     range ends at the end of `to` or at now, whichever is first.
@@ -47,9 +51,9 @@
 #define MAX_CHANGES        512
 #define MAX_WEEKS          (PE_AGGREGATE_MAX_DAYS / 7 + 2)
 #define HOLDOUT_ALPHA      0.05
-/* A credit is a one-sided 99 % lower bound: "never more than it earned" is a promise made for
- * every store at once, so each store's figure holds with a margin (with 95 %, about one store
- * in twenty with a single proven change would be credited more than it earned). */
+/* The credit is a one-sided 99 % lower bound of the store's total: "never more than it earned"
+ * is a promise made for every store at once, so each store's figure holds with a margin (with
+ * 95 %, about one store in twenty would be credited more than it earned). */
 #define CREDIT_ALPHA 0.01
 #define CREDIT_Z     2.3263478740408408 /* the standard normal's 1 − CREDIT_ALPHA quantile */
 /* The proof's stored bounds (experiment_results, the plan's alpha of 0.05): profit one-sided,
@@ -119,15 +123,15 @@ static const char SQL_SERVED[] =
     " WHERE u.variant = 'treatment' AND u.first_at >= $4::timestamptz"
     " GROUP BY 1";
 
-/* The visitors a group of changes served ($2 their flags, $3 their starts, $7..$10 their
- * credit per visitor: revenue and profit lower bounds, revenue and profit estimates, in the
- * same order), each counted once with the largest credit of the changes it got, by the Monday
- * of its first such exposure in [$4, $5) ($6 time zone). */
+/* The visitors a group of changes served ($2 their flags, $3 their starts, $7 and $8 their
+ * profit and revenue lower bounds per visitor, in the same order), each counted once: for the
+ * change with the largest profit bound (then revenue bound, then the first) of those it got, by
+ * the Monday of its first exposure to any of them in [$4, $5) ($6 time zone). Answers rows of
+ * (Monday, the change's position in the arrays from 1, visitors). */
 static const char SQL_GROUP_SERVED[] =
-    "WITH c AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $7::float8[], $8::float8[],"
-    "                                $9::float8[], $10::float8[])"
-    "             AS c(flag, started, rev_lb, pro_lb, rev_est, pro_est)),"
-    "     t AS (SELECT u.unit, u.first_at, c.rev_lb, c.pro_lb, c.rev_est, c.pro_est FROM c"
+    "WITH c AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $7::float8[], $8::float8[])"
+    "             WITH ORDINALITY AS c(flag, started, pro_lb, rev_lb, i)),"
+    "     t AS (SELECT u.unit, u.first_at, c.i, c.pro_lb, c.rev_lb FROM c"
     "            CROSS JOIN LATERAL ("
     "              SELECT unit, (array_agg(variant ORDER BY first_at, session_id))[1] AS variant,"
     "                     min(first_at) AS first_at"
@@ -136,12 +140,12 @@ static const char SQL_GROUP_SERVED[] =
     "                 AND first_at >= c.started AND first_at < $5::timestamptz"
     "               GROUP BY unit) u"
     "           WHERE u.variant = 'treatment' AND u.first_at >= $4::timestamptz),"
-    "     per AS (SELECT unit, min(first_at) AS first_at, max(rev_lb) AS rev_lb,"
-    "                    max(pro_lb) AS pro_lb, max(rev_est) AS rev_est, max(pro_est) AS pro_est"
-    "               FROM t GROUP BY unit)"
-    "SELECT (date_trunc('week', first_at AT TIME ZONE $6))::date - '1970-01-01'::date, count(*),"
-    "       sum(rev_lb), sum(pro_lb), sum(rev_est), sum(pro_est)"
-    "  FROM per GROUP BY 1";
+    "     per AS (SELECT DISTINCT ON (unit) unit, i,"
+    "                    min(first_at) OVER (PARTITION BY unit) AS first_at"
+    "               FROM t ORDER BY unit, pro_lb DESC, rev_lb DESC, i)"
+    "SELECT (date_trunc('week', first_at AT TIME ZONE $6))::date - '1970-01-01'::date, i,"
+    "       count(*)"
+    "  FROM per GROUP BY 1, 2";
 
 /* The store holdout against every other visitor exposed to an Autopilot flag in [$2, $3): per
  * group, visitors, visitors with an order, Σ and Σ² of revenue and of gross profit per visitor
@@ -189,9 +193,10 @@ typedef struct {
     bool proven;     /* PROVEN or PERMANENT, with a PROVEN end stored: attributed */
     bool harm;       /* rolled back automatically in the range: harm avoided */
     bool manual;     /* rolled back by a merchant */
-    double lb[2];    /* revenue, profit per treated visitor: max(0, the lower bound) */
-    double est[2];   /* the same, the point estimate */
-    bool remeasured; /* lb / est from its control group until the range's end, not the proof */
+    double est[2];   /* revenue, profit per treated visitor: the point estimate */
+    double se[2];    /* its standard error (0 with est 0: nothing measured) */
+    double lb[2];    /* max(0, its own one-sided 99 % lower bound): what it is shown with */
+    bool remeasured; /* est / se from its control group until the range's end, not the proof */
     /* an automatic rollback's loss a day: the bound nearest to no loss of its measured effect
      * (what the measurement is sure of), and the estimate; the days its window had left */
     double loss_per_day[2], loss_est_per_day[2], days_left;
@@ -200,9 +205,9 @@ typedef struct {
     double total_units;
     int group;   /* union-find parent */
     size_t size; /* a group's root: its credited changes */
-    /* a group's root with more than one: its visitors by week, each once, and their credit
-     * (the largest of the group's changes they got) */
-    double group_units[MAX_WEEKS], group_lb[2][MAX_WEEKS], group_est[2][MAX_WEEKS];
+    /* the visitors credited to it by week: its units, less (in a group of several) those
+     * credited to another change of the group they also got */
+    double credited[MAX_WEEKS];
 } change_t;
 
 enum { REVENUE = 0, PROFIT = 1 };
@@ -339,6 +344,16 @@ static double window_days(const char *s)
     return pe_experiments_duration_days(s, false);
 }
 
+/* A change's effect on metric m per treated visitor: est and its standard error se, and its own
+ * lower bound; nothing (0, 0) when either is undefined. */
+static void set_effect(change_t *c, int m, double est, double se)
+{
+    bool ok = isfinite(est) && isfinite(se) && se >= 0;
+    c->est[m] = ok ? est : 0;
+    c->se[m] = ok ? se : 0;
+    c->lb[m] = fmax(0, c->est[m] - CREDIT_Z * c->se[m]);
+}
+
 static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
 {
     const char *p[] = {store_id, a->t0, a->t1, a->tz};
@@ -370,15 +385,11 @@ static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
         c->proven = serving && strcmp(outcome, "PROVEN") == 0;
         c->manual = strcmp(c->status, "ROLLED_BACK") == 0 && strcmp(kind, "automatic") != 0;
         if (c->proven) {
-            /* per treated visitor, in money: the relative effect × control's mean; the bound
-             * widened from the proof's level to CREDIT_ALPHA (a PROVEN change is re-measured
-             * below, and this is replaced) */
-            c->est[REVENUE] = isfinite(reff * rpv) ? reff * rpv : 0;
-            c->est[PROFIT] = isfinite(peff * ppv) ? peff * ppv : 0;
-            double rl = c->est[REVENUE] - (reff - rlow) * rpv * CREDIT_Z / PROOF_Z_REVENUE,
-                   pl = c->est[PROFIT] - (peff - plow) * ppv * CREDIT_Z / PROOF_Z_PROFIT;
-            c->lb[REVENUE] = isfinite(rl) ? fmax(0, rl) : 0;
-            c->lb[PROFIT] = isfinite(pl) ? fmax(0, pl) : 0;
+            /* per treated visitor, in money: the relative effect × control's mean, and its
+             * standard error from the proof's bound (a PROVEN change is re-measured below, and
+             * this is replaced) */
+            set_effect(c, REVENUE, reff * rpv, (reff - rlow) * rpv / PROOF_Z_REVENUE);
+            set_effect(c, PROFIT, peff * ppv, (peff - plow) * ppv / PROOF_Z_PROFIT);
         }
         c->harm = strcmp(kind, "automatic") == 0 && ended_in_range;
         if (c->harm && runtime > 0 && treated > 0) {
@@ -396,22 +407,20 @@ static int read_changes(pe_db_conn_t *conn, const char *store_id, att_t *a)
     return rc;
 }
 
-/* The one-sided (1 − CREDIT_ALPHA) lower bound and the estimate of treatment − control per
- * visitor (Welch, absolute); false when undefined (an arm under 2 units, no variance). */
-static bool credit_of(const pe_stats_arm_t arm[2], double *lb, double *est)
+/* The estimate of treatment − control per visitor (absolute) and its standard error; false when
+ * undefined (an arm under 2 units, no variance). */
+static bool effect_of(const pe_stats_arm_t arm[2], double *est, double *se)
 {
     pe_stats_moments_t mc, mt;
     pe_stats_diff_t d;
-    pe_stats_test_t t;
     if (!(arm[PE_EXPERIMENTS_CONTROL].n >= 2 && arm[PE_EXPERIMENTS_TREATMENT].n >= 2) ||
         pe_stats_moments(PE_STATS_MEAN, &arm[PE_EXPERIMENTS_CONTROL], &mc) != 0 ||
         pe_stats_moments(PE_STATS_MEAN, &arm[PE_EXPERIMENTS_TREATMENT], &mt) != 0 ||
-        pe_stats_difference(&mc, &mt, PE_STATS_ABSOLUTE, &d) != 0 || !isfinite(d.estimate) ||
-        pe_stats_welch(&d, 2 * CREDIT_ALPHA, PE_STATS_TWO_SIDED, &t) != 0 || !isfinite(t.ci_low))
+        pe_stats_difference(&mc, &mt, PE_STATS_ABSOLUTE, &d) != 0 || !isfinite(d.estimate))
         return false;
-    *lb = fmax(0, t.ci_low);
     *est = d.estimate;
-    return true;
+    *se = sqrt(d.var_variant + d.var_control);
+    return isfinite(*se) && *se > 0;
 }
 
 /* A PROVEN change still serves its split, so its control group still measures it: its credit
@@ -421,11 +430,11 @@ static int remeasure(pe_db_conn_t *conn, const char *store_id, const att_t *a, c
 {
     pe_stats_arm_t revenue[2], profit[2];
     int rc = pe_experiments_money_arms(conn, store_id, c->flag, c->started, a->t1, revenue, profit);
-    double lb[2], est[2];
-    if (rc == 0 && credit_of(revenue, &lb[REVENUE], &est[REVENUE]) &&
-        credit_of(profit, &lb[PROFIT], &est[PROFIT])) {
-        memcpy(c->lb, lb, sizeof lb);
-        memcpy(c->est, est, sizeof est);
+    double est[2], se[2];
+    if (rc == 0 && effect_of(revenue, &est[REVENUE], &se[REVENUE]) &&
+        effect_of(profit, &est[PROFIT], &se[PROFIT])) {
+        for (int m = 0; m < 2; m++)
+            set_effect(c, m, est[m], se[m]);
         c->remeasured = true;
     }
     return rc;
@@ -482,42 +491,42 @@ static bool array_number(pe_buf_t *b, double x)
     return array_item(b, n);
 }
 
-/* The group rooted at root: its visitors once each (SQL_GROUP_SERVED). */
+/* The group rooted at root: its visitors once each, credited to one of its changes
+ * (SQL_GROUP_SERVED). */
 static int read_group_served(pe_db_conn_t *conn, const char *store_id, att_t *a, int root)
 {
-    pe_buf_t arr[6];
+    pe_buf_t arr[4];
     memset(arr, 0, sizeof arr);
+    change_t *member[MAX_CHANGES];
+    size_t n = 0;
     bool ok = true;
     for (size_t i = 0; ok && i < a->nchanges; i++) {
-        const change_t *c = &a->changes[i];
+        change_t *c = &a->changes[i];
         if (!c->proven || find(a->changes, (int)i) != root)
             continue;
+        member[n++] = c;
         ok = array_item(&arr[0], c->flag) && array_item(&arr[1], c->started) &&
-             array_number(&arr[2], c->lb[REVENUE]) && array_number(&arr[3], c->lb[PROFIT]) &&
-             array_number(&arr[4], c->est[REVENUE]) && array_number(&arr[5], c->est[PROFIT]);
+             array_number(&arr[2], c->est[PROFIT] - CREDIT_Z * c->se[PROFIT]) &&
+             array_number(&arr[3], c->est[REVENUE] - CREDIT_Z * c->se[REVENUE]);
     }
-    for (int k = 0; ok && k < 6; k++)
+    for (int k = 0; ok && k < 4; k++)
         ok = pe_buf_append(&arr[k], "}", 2) == 0; /* with the terminating NUL */
     int rc = ok ? 0 : PE_ENOMEM;
     pe_db_result_t *r = NULL;
     if (rc == 0) {
-        const char *p[] = {store_id, arr[0].data, arr[1].data, a->t0,       a->t1,
-                           a->tz,    arr[2].data, arr[3].data, arr[4].data, arr[5].data};
-        rc = pe_db_exec(conn, SQL_GROUP_SERVED, 10, p, &r);
+        const char *p[] = {store_id, arr[0].data, arr[1].data, a->t0,
+                           a->t1,    a->tz,       arr[2].data, arr[3].data};
+        rc = pe_db_exec(conn, SQL_GROUP_SERVED, 8, p, &r);
     }
-    change_t *g = &a->changes[root];
     for (size_t i = 0; rc == 0 && i < pe_db_result_rows(r); i++) {
         long w = (long)(col(r, i, 0) - a->first_monday) / 7;
-        if (w < 0 || (size_t)w >= a->nweeks)
+        long k = (long)col(r, i, 1) - 1;
+        if (w < 0 || (size_t)w >= a->nweeks || k < 0 || (size_t)k >= n)
             continue;
-        g->group_units[w] += col(r, i, 1);
-        g->group_lb[REVENUE][w] += col(r, i, 2);
-        g->group_lb[PROFIT][w] += col(r, i, 3);
-        g->group_est[REVENUE][w] += col(r, i, 4);
-        g->group_est[PROFIT][w] += col(r, i, 5);
+        member[k]->credited[w] += col(r, i, 2);
     }
     pe_db_result_free(r);
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 4; k++)
         pe_buf_free(&arr[k]);
     return rc;
 }
@@ -587,38 +596,61 @@ static cJSON *money_pair(double estimate, double lower)
 
 static const char METHOD[] =
     "Only changes that were proven in an A/B test and are still live (PROVEN or PERMANENT) "
-    "count. For each, the profit it is credited with is the lower end of a 99 % confidence "
-    "bound for its gain per visitor, measured against its control group over everyone it was "
-    "shown to (never the estimate, and nothing when that lower end is below zero), "
-    "multiplied by the visitors its change was actually shown in the period: nothing is "
-    "projected into the future. When credited changes act on the same "
-    "checkout step for visitors who can be the same, a visitor who got several of them counts "
-    "once, with the largest. "
+    "count. Each one's gain per visitor is measured against its control group over everyone it "
+    "was shown to, and multiplied by the visitors its change was actually shown in the "
+    "period: nothing is projected into the future. The profit credited is the lower end of a "
+    "99 % confidence bound for the sum of those gains (never the estimate, and nothing when "
+    "that lower end is below zero). When credited changes act on the same checkout step for "
+    "visitors who can be the same, a visitor who got several of them counts once, for the "
+    "change whose gain is surest. "
     "Separately, the visitors Autopilot never changes anything for (the store holdout) are "
     "compared with everyone else, which measures all of Autopilot's changes together; the "
     "credited total is never more than that comparison allows at its upper bound. Harm "
     "avoided is an estimate: for each change rolled back automatically, the smallest loss a day "
     "its measurement allows, times the days left of its planned test.";
 
+static double sum_weeks(const double *x, size_t nweeks)
+{
+    double sum = 0;
+    for (size_t w = 0; w < nweeks; w++)
+        sum += x[w];
+    return sum;
+}
+
 /* Builds the answer from what was read. */
 static int answer(att_t *a, cJSON **out)
 {
-    double att[2][MAX_WEEKS] = {{0}}, est[2][MAX_WEEKS] = {{0}}, harm[2][MAX_WEEKS] = {{0}};
-    double treated[MAX_WEEKS] = {0};
-    /* each group of credited changes: one change's visitors × its credit, or the group's
-     * visitors once each with the largest credit they got (group_changes) */
-    for (size_t g = 0; g < a->nchanges; g++) {
-        const change_t *c = &a->changes[g];
-        if (!c->proven || find(a->changes, (int)g) != (int)g)
+    double att[2][MAX_WEEKS] = {{0}}, harm[2][MAX_WEEKS] = {{0}};
+    double treated[MAX_WEEKS] = {0}, gain[2][MAX_WEEKS] = {{0}};
+    /* Σ credited visitors × estimate, and the variance of that sum: each change's estimate is
+     * one measurement for all its visitors (their errors add up), different changes' are
+     * independent (their variances add up) */
+    double total_est[2] = {0}, variance[2] = {0};
+    for (size_t i = 0; i < a->nchanges; i++) {
+        const change_t *c = &a->changes[i];
+        if (!c->proven)
             continue;
+        double units = sum_weeks(c->credited, a->nweeks);
         for (size_t w = 0; w < a->nweeks; w++) {
-            bool one = c->size == 1;
-            treated[w] += one ? c->units[w] : c->group_units[w];
-            for (int m = 0; m < 2; m++) {
-                att[m][w] += one ? c->lb[m] * c->units[w] : c->group_lb[m][w];
-                est[m][w] += one ? c->est[m] * c->units[w] : c->group_est[m][w];
-            }
+            treated[w] += c->credited[w];
+            for (int m = 0; m < 2; m++)
+                gain[m][w] += fmax(0, c->est[m]) * c->credited[w];
         }
+        for (int m = 0; m < 2; m++) {
+            total_est[m] += c->est[m] * units;
+            variance[m] += (c->se[m] * units) * (c->se[m] * units);
+        }
+    }
+    /* the credit: the sum's one-sided lower bound, never below zero, shared out over the weeks
+     * as the gains its positive parts measured there */
+    double total[2] = {0};
+    for (int m = 0; m < 2; m++) {
+        total[m] = fmax(0, total_est[m] - CREDIT_Z * sqrt(variance[m]));
+        double gains = 0;
+        for (size_t w = 0; w < a->nweeks; w++)
+            gains += gain[m][w];
+        for (size_t w = 0; w < a->nweeks && gains > 0; w++)
+            att[m][w] = total[m] * gain[m][w] / gains;
     }
     size_t harmed = 0;
     double harm_est[2] = {0};
@@ -634,13 +666,10 @@ static int answer(att_t *a, cJSON **out)
             harm_est[m] += c->loss_est_per_day[m] * c->days_left;
         }
     }
-    double total[2] = {0}, total_est[2] = {0}, total_harm[2] = {0};
+    double total_harm[2] = {0};
     for (size_t w = 0; w < a->nweeks; w++)
-        for (int m = 0; m < 2; m++) {
-            total[m] += att[m][w];
-            total_est[m] += est[m][w];
+        for (int m = 0; m < 2; m++)
             total_harm[m] += harm[m][w];
-        }
 
     /* the holdout: conversion, revenue and profit per visitor */
     pe_stats_arm_t hc = {a->holdout.n, a->holdout.converted, a->holdout.converted, 0, 0, 0},
@@ -732,6 +761,7 @@ static int answer(att_t *a, cJSON **out)
              cJSON_AddStringToObject(e, "status", c->status) &&
              put(e, "step", c->step[0] ? cJSON_CreateString(c->step) : cJSON_CreateNull()) &&
              cJSON_AddNumberToObject(e, "treatedUnits", c->total_units) &&
+             cJSON_AddNumberToObject(e, "creditedUnits", sum_weeks(c->credited, a->nweeks)) &&
              cJSON_AddStringToObject(e, "measuredBy", c->remeasured ? "controlGroup" : "proof") &&
              put(e, "revenue",
                  money_pair(c->est[REVENUE] * c->total_units, c->lb[REVENUE] * c->total_units)) &&
@@ -813,9 +843,13 @@ static int compute(pe_db_pool_t *db, const char *store_id, int32_t from, int32_t
     for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
         if (a.changes[i].proven)
             rc = read_served(conn, store_id, &a, &a.changes[i]);
-    for (size_t i = 0; rc == 0 && i < a.nchanges; i++)
-        if (a.changes[i].size > 1)
+    for (size_t i = 0; rc == 0 && i < a.nchanges; i++) {
+        change_t *c = &a.changes[i];
+        if (c->size > 1)
             rc = read_group_served(conn, store_id, &a, (int)i);
+        else if (c->proven && c->size == 1)
+            memcpy(c->credited, c->units, sizeof c->credited); /* a group of its own */
+    }
     if (rc == 0)
         rc = read_holdout(conn, store_id, &a);
     if (rc == 0)

@@ -6,9 +6,9 @@
  *
  * What the tests hold attribution to (src/experiments/attribution.c):
  *  1. Nothing proven, nothing attributed, and the answer says why.
- *  2. A proven change is credited exactly the lower bound of its measured profit per visitor ×
- *     the 200 visitors its treatment served (by hand below), never its estimate; a second
- *     proven change that may reach the same visitors is not added (the larger one counts).
+ *  2. Proven changes are credited exactly the lower bound of the sum of their measured profit
+ *     per visitor × the 200 visitors each treatment served (by hand below), never the estimate;
+ *     a second proven change that may reach the same visitors is not added (one counts).
  *  3. The holdout comparison counts every exposed visitor against the store holdout, and the
  *     credit never exceeds what it supports: a holdout doing better caps the credit at zero.
  *  4. Harm avoided = an automatic rollback's loss a day × the days left of its window: the
@@ -183,6 +183,31 @@ static void test_nothing_proven(void **state)
         pe_test_expect_error(&resp, 400, "invalid_request", NULL, 0);
         pe_test_response_free(&resp);
     }
+    /* `profit-engine attribution`: the same answer for an operator; bad ranges and unknown
+     * stores are usage errors (exit 2) */
+    const char *cli[] = {"attribution", "--store", a.id,         "--from",
+                         "2026-09-01",  "--to",    "2026-11-30", NULL};
+    r = pe_test_cli_json(fx.conninfo, 0, cli);
+    assert_string_equal(pe_test_json_str(r, "from"), "2026-09-01");
+    assert_float_equal(num_at(get(r, "attributed"), "profit", "lowerBound"), 0, 0);
+    assert_non_null(strstr(pe_test_json_str(get(r, "attributed"), "reason"), "No experiment"));
+    cJSON_Delete(r);
+    static const char *const refused[][7] = {
+        {"attribution", "--store", "00000000-0000-4000-8000-000000000000", "--from", "2026-09-01",
+         "--to", "2026-11-30"},
+        {"attribution", "--store", "not-a-store", "--from", "2026-09-01", "--to", "2026-11-30"},
+        {"attribution", "--store", "00000000-0000-4000-8000-000000000000", "--from", "2026-12-01",
+         "--to", "2026-11-30"},
+        {"attribution", "--store", "00000000-0000-4000-8000-000000000000", "--from", "2026-13-01",
+         "--to", "2026-11-30"},
+        {"attribution", "--store", "00000000-0000-4000-8000-000000000000", "--from", "2026-09-01",
+         NULL},
+    };
+    for (size_t i = 0; i < PE_ARRAY_LEN(refused); i++) {
+        const char *args[8] = {NULL};
+        memcpy(args, refused[i], sizeof refused[i]);
+        pe_test_cli_json(fx.conninfo, 2, args);
+    }
 }
 
 static void test_settings(void **state)
@@ -267,8 +292,8 @@ static void test_settings(void **state)
  *     with the same outcome: a visitor who orders orders twice (30 profit), so control's profit
  *     per visitor is 9 and each of the 200 treated visitors is worth 9 more, in both;
  *   att-win3 has its own visitors x0…x399, one session each: 4.5 more per treated visitor.
- * Credit: the w visitors once, with the larger lower bound of att-win / att-win2, plus the x
- * visitors with att-win3's. */
+ * Credit: the w visitors once, for att-win or att-win2 (the same bounds), plus the x visitors
+ * for att-win3: the lower bound of the sum of two independent measurements. */
 static double low_of(const pe_test_tenant_t *t, const char *key)
 {
     char *v = pe_test_sqlf(fx.conninfo,
@@ -306,17 +331,22 @@ static void test_proven_credited(void **state)
     char *text = cJSON_Print(r);
     print_message("%s\n", text);
     free(text);
-    /* The proofs stored one-sided 95 % bounds (relative); the credit is the 99 % bound of the
-     * same units (the control group measured nothing new yet): the estimate less the proof's
+    /* The proofs stored one-sided 95 % bounds (relative); each change's own 99 % bound of the
+     * same units (the control group measured nothing new yet) is the estimate less the proof's
      * margin widened by z(0.99) / z(0.95) (Welch's t at ~400 df differs from z by under 0.5 %
-     * of the margin). */
+     * of the margin). The store's credit is the 99 % bound of the sum: its margin is the root
+     * of the sum of the two independent margins squared, not their sum. */
     const double widen = 2.3263478740408408 / 1.6448536269514722;
-    double w_low = 1 - (1 - fmax(low_of(&b, "att-win"), low_of(&b, "att-win2"))) * widen,
+    assert_float_equal(low_of(&b, "att-win"), low_of(&b, "att-win2"), 1e-9);
+    double w_low = 1 - (1 - low_of(&b, "att-win")) * widen,
            x_low = 1 - (1 - low_of(&b, "att-win3")) * widen;
-    double want = w_low * 9 * 200 + x_low * 4.5 * 200;
-    double margin = (1 - w_low) * 9 * 200 + (1 - x_low) * 4.5 * 200;
+    double margin_w = (1 - w_low) * 9 * 200, margin_x = (1 - x_low) * 4.5 * 200;
+    double margin = sqrt(margin_w * margin_w + margin_x * margin_x);
+    double want = 1800 + 900 - margin;
     const cJSON *att = get(r, "attributed");
     assert_float_equal(num_at(att, "profit", "lowerBound"), want, 0.005 * margin + 0.03);
+    /* more than the sum of the two changes' own bounds */
+    assert_true(want > 1800 + 900 - margin_w - margin_x + 50);
     assert_float_equal(num_at(att, "profit", "estimate"), 1800 + 900, 0.01);
     assert_float_equal(num_at(att, "revenue", "estimate"), 6000 + 3000, 0.01); /* 30, 15 each */
     assert_true(num_at(att, "revenue", "lowerBound") > 0 &&
@@ -326,9 +356,14 @@ static void test_proven_credited(void **state)
     /* each change with its own figures, all in one group */
     const cJSON *list = get(att, "changesets");
     assert_int_equal(cJSON_GetArraySize(list), 3);
+    double credited = 0;
     for (int i = 0; i < 3; i++) {
         const cJSON *e = cJSON_GetArrayItem(list, i);
         assert_float_equal(num_at(e, "treatedUnits", NULL), 200, 0);
+        credited += num_at(e, "creditedUnits", NULL);
+        assert_float_equal(num_at(e, "profit", "lowerBound"),
+                           (i < 2 ? w_low * 9 : x_low * 4.5) * 200,
+                           0.005 * (i < 2 ? margin_w : margin_x) + 0.03);
         assert_float_equal(num_at(e, "group", NULL),
                            num_at(cJSON_GetArrayItem(list, 0), "group", NULL), 0);
         assert_float_equal(num_at(e, "profit", "estimate"), i < 2 ? 1800 : 900, 0.01);
@@ -336,10 +371,12 @@ static void test_proven_credited(void **state)
          * as at the proof here, so the same bound) */
         assert_string_equal(pe_test_json_str(e, "measuredBy"), "controlGroup");
     }
-    double sum_of_parts = 0;
-    for (int i = 0; i < 3; i++)
-        sum_of_parts += num_at(cJSON_GetArrayItem(list, i), "profit", "lowerBound");
-    assert_true(num_at(att, "profit", "lowerBound") < sum_of_parts - 100); /* w not twice */
+    /* the w visitors credited once: to one of att-win and att-win2, all to the same one */
+    assert_float_equal(credited, 400, 0);
+    assert_float_equal(num_at(cJSON_GetArrayItem(list, 2), "creditedUnits", NULL), 200, 0);
+    assert_float_equal(num_at(cJSON_GetArrayItem(list, 0), "creditedUnits", NULL) *
+                           num_at(cJSON_GetArrayItem(list, 1), "creditedUnits", NULL),
+                       0, 0);
     assert_int_equal((int)num_at(r, "experiments", "proven"), 3);
     assert_int_equal((int)num_at(r, "experiments", "run"), 3);
     double treated = 0; /* 200 w visitors once, 200 x */
@@ -423,6 +460,21 @@ static void test_proven_credited(void **state)
     assert_true(num_at(e3, "profit", "lowerBound") / 400 > x_low * 4.5 + 0.1);
     assert_true(num_at(e3, "profit", "lowerBound") / 400 < 4.5);
     cJSON_Delete(more);
+    /* made PERMANENT, att-win3 has no control group left: it keeps its proof's estimate and
+     * bound (widened to 99 %), for all 400 visitors it served */
+    snprintf(path, sizeof path, "/api/v1/stores/%s/changesets/%s/transitions", b.id, id);
+    cJSON_Delete(expect("POST", path, "{\"to\":\"PERMANENT\"}", &b, 200));
+    cJSON *permanent = attribution_at(&b, start, start + 9 * DAY_US);
+    e3 = cJSON_GetArrayItem(get(get(permanent, "attributed"), "changesets"), 2);
+    assert_string_equal(pe_test_json_str(e3, "status"), "PERMANENT");
+    assert_string_equal(pe_test_json_str(e3, "measuredBy"), "proof");
+    assert_float_equal(num_at(e3, "treatedUnits", NULL), 400, 0);
+    assert_float_equal(num_at(e3, "profit", "estimate"), 4.5 * 400, 0.01);
+    assert_float_equal(num_at(e3, "profit", "lowerBound"), x_low * 4.5 * 400,
+                       0.005 * margin_x * 2 + 0.03);
+    assert_int_equal((int)num_at(permanent, "experiments", "permanent"), 1);
+    assert_int_equal((int)num_at(permanent, "experiments", "proven"), 2);
+    cJSON_Delete(permanent);
     /* a range before the start credits nothing */
     cJSON *before = NULL;
     assert_int_equal(pe_experiments_attribution(fx.pool, b.id, day_of(start) - 20,
@@ -435,7 +487,8 @@ static void test_proven_credited(void **state)
      * before some of the planted visitors) */
     snprintf(path, sizeof path, "/api/v1/stores/%s/attribution", b.id);
     r = expect("GET", path, NULL, &b, 200);
-    assert_int_equal((int)num_at(r, "experiments", "proven"), 3);
+    assert_int_equal((int)num_at(r, "experiments", "proven"), 2);
+    assert_int_equal((int)num_at(r, "experiments", "permanent"), 1);
     assert_int_equal(cJSON_GetArraySize(get(get(r, "attributed"), "changesets")), 3);
     assert_true(num_at(get(r, "attributed"), "profit", "lowerBound") <= want + 0.03);
     cJSON_Delete(r);
