@@ -539,6 +539,122 @@ describe('merchant dashboard', () => {
     }
   });
 
+  test('Recommendations: approve goes live, reject archives, a blocked one is force-approved with its violation repeated', async () => {
+    // A store with two planted problems (newsletter visitors leave at the cart, mobile visitors at
+    // checkout) and a margin floor no discount can keep: the doctor's findings, then the
+    // recommender's cards — the discounts blocked by the floor, the other playbooks active.
+    const tag = randomUUID().slice(0, 8);
+    const recs = JSON.parse(await cli(['store', 'create', '--name', `Recs ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
+    const recsEmail = `recs-${tag}@example.com`;
+    await cli(['user', 'create', '--email', recsEmail, '--store', recs.storeId], `${PASSWORD}\n`);
+    const dir = await mkdtemp(join(tmpdir(), 'pe-recs-'));
+    try {
+      const scenario = join(dir, 'problems.json');
+      await writeFile(scenario, JSON.stringify({ overrides: [
+        { segment: { source: 'email' }, step: 'cart', probability: 0.1 },
+        { segment: { device: 'mobile' }, step: 'checkout', dropMultiplier: 2 }] }));
+      await cli(['simulate', '--store', recs.storeId, '--days', '28', '--end', day(-1), '--sessions-per-day', '300',
+        '--seed', '23', '--scenario', scenario, '--via', 'direct']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await cli(['aggregate', '--store', recs.storeId]);
+    const put = await fetch(`${server.baseUrl}/api/v1/stores/${recs.storeId}/guardrails`, {
+      method: 'PUT', headers: { Authorization: `Bearer ${recs.secretKey}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ minMarginPct: 80 }) });
+    assert.equal(put.status, 200);
+    await cli(['diagnose', '--store', recs.storeId]);
+    await cli(['recommend', '--store', recs.storeId]);
+    const listed = async () => (await apiGet(`/api/v1/stores/${recs.storeId}/recommendations?status=active,queued,blocked,approved,rejected,retired`,
+      recs.secretKey)).recommendations;
+    const before = await listed();
+    const open = before.filter((r) => r.status === 'active' || r.status === 'blocked');
+    const active = open.filter((r) => r.status === 'active');
+    const blocked = open.filter((r) => r.status === 'blocked');
+    assert.ok(active.length >= 2, `two active recommendations to decide: ${before.map((r) => `${r.status} ${r.playbook}`).join(', ')}`);
+    assert.ok(blocked.length >= 1, 'a discount blocked by the margin floor');
+
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/recommendations?store=${recs.storeId}`);
+      await page.fill('input[name=email]', recsEmail);
+      await page.fill('input[name=password]', PASSWORD);
+      await page.click('form#login button[type=submit]');
+      await page.waitForSelector('article[data-rec]');
+      assert.equal(new URL(page.url()).pathname, '/recommendations');
+      assert.match(await page.textContent('.flow'), /AUTOPILOT PROPOSES → MERCHANT APPROVES/);
+      // one card per open recommendation, in the API's order, with its own figures
+      const cards = await page.$$eval('article[data-rec]', (els) => els.map((e) => ({
+        id: e.dataset.rec, status: e.dataset.status, title: e.querySelector('h2').textContent.trim(),
+        profit: e.querySelector('[data-field=profit]').textContent.trim(),
+        rollback: e.querySelector('[data-field=rollback]').textContent.trim(),
+        guardrails: e.querySelector('[data-field=guardrails]').textContent.trim() })));
+      assert.deepEqual(cards.map((c) => c.id), open.map((r) => r.id));
+      for (const [i, c] of cards.entries()) {
+        const r = open[i];
+        assert.equal(c.status, r.status);
+        assert.equal(c.title, r.title);
+        assert.equal(c.rollback, 'AUTO-ROLLBACK: ARMED • DEVIATION > 5% = AUTO-KILL');
+        const [low, high] = c.profit.split('…').map(num);
+        assert.ok(Math.abs(low - r.expectedImpactPerMonth.profit.low) < 0.0051, `${c.title}: profit low ${c.profit}`);
+        assert.ok(Math.abs(high - r.expectedImpactPerMonth.profit.high) < 0.0051, `${c.title}: profit high ${c.profit}`);
+        assert.equal(c.guardrails, r.status === 'blocked' ? `BLOCKED: MARGIN VIOLATION` : 'GUARDRAILS: PASSED');
+      }
+      // a blocked card: the red border, the guardrail's own sentence
+      const b = blocked[0];
+      const bCard = page.locator(`article[data-rec="${b.id}"]`);
+      assert.equal(await bCard.evaluate((e) => getComputedStyle(e).borderTopColor), 'rgb(255, 51, 102)');
+      assert.equal((await bCard.locator('[data-field=blocked]').textContent()).trim(), 'BLOCKED: MARGIN VIOLATION');
+      assert.deepEqual((await bCard.locator('.violations li').allTextContents()).map((t) => t.trim()), b.violations.map((v) => v.message));
+      assert.equal(await bCard.locator('[data-act=approve]').count(), 0);
+      // Learn more expands in place
+      const first = page.locator(`article[data-rec="${active[0].id}"]`);
+      assert.equal(await first.locator('[data-learn]').isVisible(), false);
+      await first.locator('[data-act=learn]').click();
+      assert.equal(await first.locator('[data-learn]').isVisible(), true);
+      assert.match(await first.locator('[data-learn]').textContent(), new RegExp(active[0].learnMore.rationale.slice(0, 30).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+      await audit(page, 'recommendations');
+
+      // Approve: one click, one confirmation with the armed rollback, and the experiment is live
+      await first.locator('[data-act=approve]').click();
+      assert.match(await first.locator('[data-confirm]').textContent(), /AUTO-ROLLBACK: ARMED/);
+      await first.locator('[data-do=approve]').click();
+      // the card says so with a green border for 500 ms, then moves to the live experiments
+      await page.waitForFunction((id) => {
+        const e = document.querySelector(`article[data-rec="${id}"][data-status=approved]`);
+        return e && getComputedStyle(e).borderTopColor === 'rgb(0, 255, 148)';
+      }, active[0].id);
+      const cs = await apiGet(`/api/v1/stores/${recs.storeId}/changesets/${active[0].changesetId}`, recs.secretKey);
+      assert.equal(cs.execution.status, 'ACTIVE');
+      await page.waitForSelector(`[data-panel=approved] tr[data-rec="${active[0].id}"]`);
+
+      // Reject with a reason: archived
+      const second = page.locator(`article[data-rec="${active[1].id}"]`);
+      await second.locator('[data-act=reject]').click();
+      await second.locator('textarea[name=reason]').fill('we tried it in spring');
+      await second.locator('[data-do=reject]').click();
+      await page.waitForFunction((id) => !document.querySelector(`article[data-rec="${id}"]`), active[1].id);
+      const rejected = (await listed()).find((r) => r.id === active[1].id);
+      assert.equal(rejected.status, 'rejected');
+      assert.equal(rejected.reason, 'we tried it in spring');
+
+      // Force approve: the confirmation repeats the violation, then it runs
+      await bCard.locator('[data-act=force]').click();
+      assert.match(await bCard.locator('[data-confirm]').textContent(), /BLOCKED: MARGIN VIOLATION/);
+      assert.deepEqual((await bCard.locator('[data-confirm] .violations li').allTextContents()).map((t) => t.trim()),
+        b.violations.map((v) => v.message));
+      await bCard.locator('[data-do=force]').click();
+      await page.waitForSelector(`[data-panel=approved] tr[data-rec="${b.id}"]`);
+      const forced = (await listed()).find((r) => r.id === b.id);
+      assert.equal(forced.status, 'approved');
+      assert.equal((await apiGet(`/api/v1/stores/${recs.storeId}/changesets/${b.changesetId}`, recs.secretKey)).execution.status, 'ACTIVE');
+      // the navigation has the page
+      assert.equal(await page.locator('.sidebar nav a[href^="/recommendations"]').count(), 1);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('/dev/components shows every component and state within the rules', async () => {
     const page = await newPage();
     try {
