@@ -1,8 +1,9 @@
 // Dashboard entry point (native ES modules, no build step): the shell (rail, sidebar,
 // breadcrumb), sign-in through /api/v1/auth/login, the store switcher and a client-side router.
-// Routes are real paths (/performance, /funnel, /recommendations, /attribution, /login; /dev/components, the
-// developers' gallery, is not in the merchant's navigation); the server answers
-// index.html for any path without an extension, so deep links survive a reload. Page state
+// Routes are real paths (/performance, /funnel, /diagnostics, /recommendations, /attribution,
+// /login; /dev/components, the developers' gallery, is not in the merchant's navigation); the
+// server answers index.html for any path without an extension, so deep links survive a reload.
+// Page state
 // (store, date range, filters, the open funnel step) lives in the query string.
 import './components/global.js';
 import { api, ApiError } from './lib/api.js';
@@ -12,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 const ROUTES = {
   '/performance': { section: 'Store performance', key: 'performance', load: () => import('./pages/performance.js'), auth: true },
   '/funnel': { section: 'Funnel', key: 'funnel', load: () => import('./pages/funnel.js'), auth: true },
+  '/diagnostics': { section: 'Diagnostics', key: 'diagnostics', load: () => import('./pages/diagnostics.js'), auth: true },
   '/recommendations': { section: 'Recommendations', key: 'recommendations', load: () => import('./pages/recommendations.js'), auth: true },
   '/attribution': { section: 'Attribution', key: 'attribution', load: () => import('./pages/attribution.js'), auth: true },
   '/dev/components': { section: 'Components', key: 'components', load: () => import('./pages/components.js'), auth: false },

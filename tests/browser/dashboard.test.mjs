@@ -539,6 +539,50 @@ describe('merchant dashboard', () => {
     }
   });
 
+  test('Diagnostics lists the doctor\'s findings with their figures and opens the funnel at a finding\'s step', async () => {
+    await cli(['diagnose', '--store', store.storeId]);
+    const run = await apiGet(`/api/v1/stores/${store.storeId}/findings`);
+    assert.ok(run.findings.length >= 1, 'the broken shipping step is a finding');
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}/diagnostics?store=${store.storeId}`);
+      await page.waitForSelector('input[name=email], article[data-finding]');
+      if (await page.locator('input[name=email]').count()) {
+        await page.fill('input[name=email]', email);
+        await page.fill('input[name=password]', PASSWORD);
+        await page.click('form#login button[type=submit]');
+      }
+      await page.waitForSelector('article[data-finding]');
+      assert.equal(new URL(page.url()).pathname, '/diagnostics');
+      const shown = await page.$$eval('article[data-finding]', (els) => els.map((e) => ({
+        id: e.dataset.finding, title: e.querySelector('h2').textContent.trim(),
+        rate: e.querySelector('[data-field=rate]').textContent.trim(),
+        sessions: e.querySelector('[data-field=sessions]').textContent.trim(),
+        lostProfit: e.querySelector('[data-field=lostProfit]').textContent.trim() })));
+      assert.deepEqual(shown.map((f) => f.id), run.findings.map((f) => f.id));
+      for (const [i, f] of run.findings.entries()) {
+        assert.equal(shown[i].title, f.title);
+        assert.ok(Math.abs(num(shown[i].rate) / 100 - f.rate) < 0.0006, `${f.title}: rate ${shown[i].rate} vs ${f.rate}`);
+        assert.equal(num(shown[i].sessions), f.sessions);
+        assert.ok(Math.abs(num(shown[i].lostProfit) - f.lostProfitPerMonth) < 0.0051, `${f.title}: ${shown[i].lostProfit}`);
+      }
+      assert.match(await page.textContent('[data-window]'), new RegExp(`${run.from}.*${run.to}`));
+      await audit(page, 'diagnostics');
+      // the first finding's step, in the funnel, over the run's window, its breakdown open
+      const f = run.findings[0];
+      await page.click(`article[data-finding="${f.id}"] [data-go=funnel]`);
+      await page.waitForFunction(() => location.pathname === '/funnel');
+      const u = new URL(page.url());
+      assert.equal(u.searchParams.get('step'), f.step);
+      assert.equal(u.searchParams.get('from'), run.from);
+      assert.equal(u.searchParams.get('to'), run.to);
+      await waitFunnel(page);
+      assert.equal(await page.locator('.sidebar nav a[href^="/diagnostics"]').count(), 1);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('Recommendations: approve goes live, reject archives, a blocked one is force-approved with its violation repeated', async () => {
     // A store with two planted problems (newsletter visitors leave at the cart, mobile visitors at
     // checkout) and a margin floor no discount can keep: the doctor's findings, then the

@@ -1,0 +1,116 @@
+// Diagnostics (story 8.6): the funnel doctor's latest findings (GET /api/v1/stores/{id}/findings),
+// ranked as the doctor ranks them — each with its numbers in JetBrains Mono (the step's rate
+// against its reference, the sessions, q, what it costs a month), its explanation and evidence,
+// and links to the funnel at its step (filtered to its segment where the funnel can filter) and
+// to the recommendations. "Run the doctor now" is POST …/diagnostics/runs (the default window:
+// the last 28 complete days). A finding is addressable as #finding-<id>.
+import { api, ApiError, storeUrl } from '../lib/api.js';
+import { esc } from '../lib/escape.js';
+import { formatValue } from '../lib/format.js';
+
+const KINDS = {
+  segment_gap: 'SEGMENT GAP',
+  change_point: 'CHANGE POINT',
+  benchmark_gap: 'BENCHMARK GAP',
+  baseline_shift: 'BASELINE SHIFT',
+};
+const FUNNEL_FILTERS = ['device', 'country', 'source']; // what /funnel can filter by
+
+function segmentText(segment) {
+  const parts = Object.entries(segment ?? {}).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : 'every visitor';
+}
+
+/** /funnel at the finding's step, over its window, filtered to what of its segment the funnel can. */
+function funnelHref(store, run, f) {
+  const q = new URLSearchParams({ store: store.id, from: run.from, to: run.to, step: f.step });
+  for (const k of FUNNEL_FILTERS) if (f.segment?.[k]) q.set(k, f.segment[k]);
+  return `/funnel?${q}`;
+}
+
+function qText(q) {
+  if (q === null || q === undefined) return '—';
+  return q < 0.001 ? '< 0.001' : formatValue(q, 'number');
+}
+
+function finding(store, run, f, cur) {
+  const ev = (f.evidence ?? []).map((e) => `<tr><td>${esc(String(e.metric ?? '').replace(/_/g, ' '))}</td>
+      <td class="num">${esc(formatValue(e.value, e.unit === 'ratio' ? 'percent' : 'number'))}</td>
+      <td class="num">${esc(formatValue(e.sampleSize, 'integer'))}</td><td class="mono">${esc(e.period ?? '')}</td></tr>`).join('');
+  return `<article class="panel finding" id="finding-${esc(f.id)}" data-finding="${esc(f.id)}" data-kind="${esc(f.kind)}">
+    <header class="rec-head"><span class="mono muted">#${esc(formatValue(f.rank, 'integer'))}</span>
+      <h2>${esc(f.title)}</h2><span class="alert">${esc(KINDS[f.kind] ?? String(f.kind).toUpperCase())}</span></header>
+    <div class="rec-grid">
+      <section><h3>Where</h3><div class="pairs">
+        <div class="pair"><span>Step</span><span class="mono">${esc(f.step)}</span></div>
+        <div class="pair"><span>Who</span><span>${esc(segmentText(f.segment))}</span></div>
+        <div class="pair"><span>Sessions</span><span class="num" data-field="sessions">${esc(formatValue(f.sessions, 'integer'))}</span></div>
+        ${f.since ? `<div class="pair"><span>Since</span><span class="num">${esc(f.since)}</span></div>` : ''}</div></section>
+      <section><h3>How bad</h3><div class="pairs">
+        <div class="pair"><span>Step conversion</span><span class="num risk" data-field="rate">${esc(formatValue(f.rate, 'percent1'))}</span></div>
+        <div class="pair"><span>Against</span><span class="num" data-field="reference">${esc(formatValue(f.referenceRate, 'percent1'))}</span></div>
+        <div class="pair"><span>q (false discovery)</span><span class="num" data-field="q">${esc(qText(f.qValue))}</span></div></div></section>
+      <section><h3>What it costs · a month</h3><div class="pairs">
+        <div class="pair"><span>Orders</span><span class="num" data-field="lostOrders">${esc(formatValue(f.lostOrdersPerMonth, 'number'))}</span></div>
+        <div class="pair"><span>Revenue</span><span class="num" data-field="lostRevenue">${esc(formatValue(f.lostRevenuePerMonth, 'currency', cur))}</span></div>
+        <div class="pair"><span>Gross profit</span><span class="num risk" data-field="lostProfit">${esc(formatValue(f.lostProfitPerMonth, 'currency', cur))}</span></div></div></section>
+      <section><h3>Why we think so</h3><p>${esc(f.explanation ?? '')}</p>
+        ${f.explainedBy ? '<p class="muted">Mostly explained by a finding ranked before it: its recommendation answers both.</p>' : ''}</section>
+    </div>
+    ${ev ? `<div class="scroll-x"><table><thead><tr><th>Evidence</th><th class="num">Value</th><th class="num">Sessions</th><th>Period</th></tr></thead><tbody>${ev}</tbody></table></div>` : ''}
+    <div class="row actions"><a class="btn ghost" data-link data-go="funnel" href="${esc(funnelHref(store, run, f))}">Open the funnel at ${esc(f.step)}</a>
+      <a class="btn ghost" data-link href="/recommendations?store=${encodeURIComponent(store.id)}">Recommendations</a></div>
+  </article>`;
+}
+
+function page(store, run, cur) {
+  const list = (run.findings ?? []).map((f) => finding(store, run, f, cur)).join('');
+  const none = `<section class="empty" data-empty><h1>No drop-off stands out</h1>
+      <p>${esc(run.note ?? `The doctor ran ${formatValue(run.tests, 'integer')} tests over this window and none found a step that loses more buyers than it should.`)}</p></section>`;
+  return `<p class="muted" data-window><span class="num">${esc(run.from)}</span> → <span class="num">${esc(run.to)}</span> ·
+      <span class="num">${esc(formatValue(run.sessions, 'integer'))}</span> sessions ·
+      <span class="num">${esc(formatValue(run.tests, 'integer'))}</span> tests ·
+      <span class="num">${esc(formatValue((run.findings ?? []).length, 'integer'))}</span> findings</p>
+    <div class="stack">${list || none}</div>`;
+}
+
+export async function render(view, { store }) {
+  const cur = store.currency;
+  view.innerHTML = `<div class="stack"><div class="row"><h1>Where buyers drop off</h1>
+      <button class="btn" type="button" data-act="run">Run the doctor now</button><p class="risk" role="alert" data-error></p></div>
+    <div id="diag-body"><div class="stack" aria-busy="true"><article class="panel"><span class="skeleton"></span><span class="skeleton"></span></article></div></div></div>`;
+  const body = view.querySelector('#diag-body');
+  const err = view.querySelector('[data-error]');
+
+  async function load() {
+    let run;
+    try {
+      run = await api('GET', storeUrl(store.id, 'findings'));
+    } catch (e) {
+      body.innerHTML = e instanceof ApiError && e.status === 404
+        ? `<section class="empty" data-empty><h1>The doctor has not run yet</h1>
+            <p>It runs every day over the last 28 complete days of traffic. Run it now to see where buyers drop off.</p></section>`
+        : `<section class="panel"><h2 class="risk">Cannot load the findings</h2><p>${esc(e.message)}</p></section>`;
+      return;
+    }
+    if (!view.isConnected) return;
+    body.innerHTML = page(store, run, cur);
+    const target = location.hash && body.querySelector(location.hash.replace(/[^#\w-]/g, ''));
+    target?.scrollIntoView();
+  }
+
+  view.querySelector('[data-act=run]').addEventListener('click', async (ev) => {
+    ev.currentTarget.disabled = true;
+    err.textContent = '';
+    try {
+      await api('POST', storeUrl(store.id, 'diagnostics/runs'));
+      await load();
+    } catch (e) {
+      err.textContent = e instanceof ApiError ? e.message : 'Cannot run the doctor right now';
+    } finally {
+      view.querySelector('[data-act=run]').disabled = false;
+    }
+  });
+  await load();
+  return null;
+}
