@@ -4,6 +4,8 @@
  * Invariants:
  *  1. Jobs run one at a time, never concurrently with themselves.
  *  2. Times are on the monotonic clock: a wall-clock jump neither skips nor repeats a run.
+ *  3. Once stopping, no job starts: a stop waits for the job running then, never for the
+ *     others due in the same pass (at start every job is due within seconds of the others).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@ static void *scheduler_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         int64_t now = pe_now_mono_us(), next = INT64_MAX;
-        for (size_t i = 0; i < s->njobs; i++) {
+        for (size_t i = 0; i < s->njobs && !s->stopping; i++) {
             slot_t *slot = &s->slots[i];
             if (slot->next_us <= now) {
                 pthread_mutex_unlock(&s->lock);

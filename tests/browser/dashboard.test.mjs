@@ -618,6 +618,8 @@ describe('merchant dashboard', () => {
     assert.ok(active.length >= 2, `two active recommendations to decide: ${before.map((r) => `${r.status} ${r.playbook}`).join(', ')}`);
     assert.ok(blocked.length >= 1, 'a discount blocked by the margin floor');
 
+    // this store's own merchant (the browser is signed in as the dashboard store's)
+    await browser.context.clearCookies();
     const page = await newPage();
     try {
       await page.goto(`${server.baseUrl}/recommendations?store=${recs.storeId}`);
@@ -696,6 +698,15 @@ describe('merchant dashboard', () => {
       assert.equal(await page.locator('.sidebar nav a[href^="/recommendations"]').count(), 1);
     } finally {
       await page.close();
+      // the dashboard store's merchant again, for the tests after this one
+      await browser.context.clearCookies();
+      const again = await newPage();
+      try {
+        await signIn(again, email);
+        await waitPerformance(again);
+      } finally {
+        await again.close();
+      }
     }
   });
 
