@@ -52,8 +52,8 @@ function renderStoreSwitcher() {
 export function navigate(url, { replace = false } = {}) {
   const u = new URL(url, location.origin);
   if (state.storeId && ROUTES[u.pathname]?.auth && !u.searchParams.has('store')) u.searchParams.set('store', state.storeId);
-  const target = u.pathname + u.search;
-  if (target !== location.pathname + location.search) {
+  const target = u.pathname + u.search + u.hash;
+  if (target !== location.pathname + location.search + location.hash) {
     if (replace) history.replaceState(null, '', target); else history.pushState(null, '', target);
   }
   return route();

@@ -2,7 +2,7 @@
  * diagnostics.c — the funnel doctor's routes: run now, the latest findings, one run.
  *
  *   POST /api/v1/stores/{storeId}/diagnostics/runs[?from=YYYY-MM-DD&to=YYYY-MM-DD]  201 the run
- *   GET  /api/v1/stores/{storeId}/findings                                           the latest run
+ *   GET  /api/v1/stores/{storeId}/findings        the latest run ({"runId":null,…} before any)
  *   GET  /api/v1/stores/{storeId}/diagnostics/runs/{runId}                           one run
  *   GET  /api/v1/stores/{storeId}/diagnostics/benchmarks        each step's benchmark drop-off
  *   PUT  /api/v1/stores/{storeId}/diagnostics/benchmarks        {"shipping":0.3,"cart":null}
@@ -71,10 +71,22 @@ int pe_api_findings_latest(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
     cJSON *run = NULL;
-    int rc = pe_doctor_latest(app->db, pe_http_auth(req)->store_id, &run);
-    if (rc == PE_ENOTFOUND)
-        return pe_http_reply_error(req, rc, NULL,
-                                   "no diagnostic run yet; POST …/diagnostics/runs runs one now");
+    const char *store_id = pe_http_auth(req)->store_id;
+    int rc = pe_doctor_latest(app->db, store_id, &run);
+    if (rc == PE_ENOTFOUND) {
+        /* no run yet is an answer, not an error (a dashboard asks before the first daily run) */
+        run = cJSON_CreateObject();
+        if (!run || !cJSON_AddNullToObject(run, "runId") ||
+            !cJSON_AddStringToObject(run, "storeId", store_id) ||
+            !cJSON_AddArrayToObject(run, "findings") ||
+            !cJSON_AddStringToObject(run, "note",
+                                     "No diagnostic run yet: the doctor runs once a day, and POST "
+                                     "…/diagnostics/runs runs one now.")) {
+            cJSON_Delete(run);
+            return pe_http_reply_error(req, PE_ENOMEM, NULL, "cannot read the findings right now");
+        }
+        return pe_http_reply_cjson(req, 200, run);
+    }
     if (rc != 0)
         return pe_http_reply_error(req, rc, NULL, "cannot read the findings right now");
     return pe_http_reply_cjson(req, 200, run);

@@ -577,6 +577,13 @@ describe('merchant dashboard', () => {
       assert.equal(u.searchParams.get('from'), run.from);
       assert.equal(u.searchParams.get('to'), run.to);
       await waitFunnel(page);
+      // the funnel lists the doctor's findings, each a link to its place on Diagnostics
+      await page.waitForSelector('[data-panel=findings] li[data-finding]');
+      assert.deepEqual(await page.$$eval('[data-panel=findings] li[data-finding]', (els) => els.map((e) => e.dataset.finding)),
+        run.findings.slice(0, 5).map((x) => x.id));
+      await page.click(`[data-panel=findings] li[data-finding="${f.id}"] a`);
+      await page.waitForFunction((id) => location.pathname === '/diagnostics' && location.hash === `#finding-${id}`, f.id);
+      await page.waitForSelector(`#finding-${f.id}`);
       assert.equal(await page.locator('.sidebar nav a[href^="/diagnostics"]').count(), 1);
     } finally {
       await page.close();

@@ -262,9 +262,13 @@ static void test_api_runs_and_isolation(void **state)
     pe_test_call(&fx.server, "GET", b_run_path, NULL, b.sk_auth, &r);
     pe_test_expect_error(&r, 404, "not_found", NULL, 0);
     pe_test_response_free(&r);
-    pe_test_call(&fx.server, "GET", findings_b, NULL, b.sk_auth, &r);
-    pe_test_expect_error(&r, 404, "not_found", NULL, 0);
-    pe_test_response_free(&r);
+    /* B has no run yet: an answer, not an error */
+    cJSON *none = pe_test_expect(&fx.server, "GET", findings_b, NULL, b.sk_auth, 200);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(none, "runId")));
+    assert_string_equal(pe_test_json_str(none, "storeId"), b.id);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(none, "findings")), 0);
+    assert_non_null(strstr(pe_test_json_str(none, "note"), "No diagnostic run yet"));
+    cJSON_Delete(none);
     pe_test_call(&fx.server, "GET", findings_a, NULL, b.sk_auth, &r);
     assert_true(r.status == 403 || r.status == 404);
     pe_test_response_free(&r);

@@ -87,14 +87,14 @@ export async function render(view, { store }) {
     try {
       run = await api('GET', storeUrl(store.id, 'findings'));
     } catch (e) {
-      body.innerHTML = e instanceof ApiError && e.status === 404
-        ? `<section class="empty" data-empty><h1>The doctor has not run yet</h1>
-            <p>It runs every day over the last 28 complete days of traffic. Run it now to see where buyers drop off.</p></section>`
-        : `<section class="panel"><h2 class="risk">Cannot load the findings</h2><p>${esc(e.message)}</p></section>`;
+      body.innerHTML = `<section class="panel"><h2 class="risk">Cannot load the findings</h2><p>${esc(e.message)}</p></section>`;
       return;
     }
     if (!view.isConnected) return;
-    body.innerHTML = page(store, run, cur);
+    body.innerHTML = run.runId === null
+      ? `<section class="empty" data-empty><h1>The doctor has not run yet</h1>
+          <p>It runs every day over the last 28 complete days of traffic. Run it now to see where buyers drop off.</p></section>`
+      : page(store, run, cur);
     const target = location.hash && body.querySelector(location.hash.replace(/[^#\w-]/g, ''));
     target?.scrollIntoView();
   }

@@ -1,8 +1,10 @@
 // Funnel (story 8.5): GET /api/v1/stores/{id}/funnel with the date range and device / country /
 // source filters taken from the URL (?from=&to=&device=&country=&source=), problem steps in risk
 // red, and ?step= opening that step's breakdown (GET …/funnel/steps/{step}/breakdown with the same
-// range and filters: it splits the sessions the funnel shows). Every filter change is a
-// navigation, so each view is a deep link.
+// range and filters: it splits the sessions the funnel shows), and below it the doctor's latest
+// findings (GET …/findings: segment gaps and benchmark gaps need no history, so a young store's
+// problems show here before its drop-off test has a baseline), each linked to Diagnostics.
+// Every filter change is a navigation, so each view is a deep link.
 import { api, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
@@ -11,6 +13,7 @@ import './funnel/_components/pe-funnel-visualization.js';
 const FILTERS = ['from', 'to', 'device', 'country', 'source'];
 const DEVICES = ['desktop', 'mobile', 'tablet', 'other'];
 const STEPS = ['cart', 'checkout', 'shipping', 'payment', 'confirmation'];
+const FINDINGS_SHOWN = 5;
 
 function options(values, selected, all) {
   const list = [...new Set([...(values ?? []), ...(selected ? [selected] : [])])];
@@ -36,6 +39,19 @@ function breakdownHtml(b) {
     <div class="breakdown">${table('By device', b.byDevice, 'device')}${table('By country', b.byCountry, 'country')}${table('By source', b.bySource, 'source')}
     <section data-breakdown="hour"><h2>By hour of day (sessions, store time)</h2><div class="hours">${b.byHour.map((h) => `<span data-h="${((h.sessions || 0) / max * 100).toFixed(1)}" data-hour="${esc(h.hour)}" data-sessions="${esc(h.sessions)}" data-reached="${esc(h.reached)}" title="${h.hour}:00 ${h.sessions} sessions, ${formatValue(h.conversion, 'percent1')}"></span>`).join('')}</div>
     <div class="hours-axis num">${b.byHour.map((h) => `<span>${h.hour % 6 === 0 ? h.hour : ''}</span>`).join('')}</div></section></div>`;
+}
+
+/** The doctor's latest findings, each linked to its place on the Diagnostics page. */
+function findingsPanel(store, run, list) {
+  if (!run || run.runId === null) {
+    return `<section class="panel" data-panel="findings"><h2>The doctor's findings</h2>
+      <p class="muted">The doctor has not run yet: it runs once a day (<a data-link href="/diagnostics?store=${encodeURIComponent(store.id)}">Diagnostics</a>).</p></section>`;
+  }
+  const items = list.slice(0, FINDINGS_SHOWN).map((x) => `<li data-finding="${esc(x.id)}"><span class="mono">${esc(x.step)}</span>
+      <a data-link href="/diagnostics?store=${encodeURIComponent(store.id)}#finding-${esc(x.id)}">${esc(x.title)}</a>
+      <span class="num risk">${esc(formatValue(x.lostProfitPerMonth, 'currency', run.currency ?? store.currency))}</span> <span class="muted">profit a month</span></li>`).join('');
+  return `<section class="panel" data-panel="findings"><h2>The doctor's findings · <span class="num">${esc(run.from)}</span> → <span class="num">${esc(run.to)}</span></h2>
+    ${items ? `<ul class="findings">${items}</ul>` : '<p class="muted">No step loses more buyers than it should.</p>'}</section>`;
 }
 
 export async function render(view, { store, params, navigate }) {
@@ -66,13 +82,19 @@ export async function render(view, { store, params, navigate }) {
 
   const filters = Object.fromEntries(FILTERS.map((k) => [k, f[k]]));
   let funnel;
+  let findings = [];
+  let findingsRun = null;
   try {
     // The segment values to filter by come from the first step's breakdown over the same range.
-    const [fn, seg] = await Promise.all([
+    const [fn, seg, run] = await Promise.all([
       api('GET', storeUrl(store.id, 'funnel', filters)),
       api('GET', storeUrl(store.id, 'funnel/steps/cart/breakdown', { from: f.from, to: f.to })),
+      // the doctor's latest findings (benchmarks and segment gaps need no history of the store)
+      api('GET', storeUrl(store.id, 'findings')).catch(() => null),
     ]);
     funnel = fn;
+    findings = run?.findings ?? [];
+    findingsRun = run;
     if (!view.isConnected) return null;
     form.country.innerHTML = options(seg.byCountry.map((r) => r.value).sort(), f.country, 'All countries');
     form.source.innerHTML = options(seg.bySource.map((r) => r.value).sort(), f.source, 'All sources');
@@ -86,7 +108,8 @@ export async function render(view, { store, params, navigate }) {
   body.innerHTML = `<pe-funnel-visualization total="${esc(funnel.sessions)}"${step ? ` selected="${step}"` : ''}></pe-funnel-visualization>
     <p class="${problems.length ? 'risk' : 'muted'}" id="funnel-problems">${problems.length
       ? `Problem: drop-off at ${problems.map(esc).join(', ')} is well above this store's previous 28 days.`
-      : 'No step drops off more than usual for this store.'} Choose a step for its breakdown.</p>`;
+      : 'No step drops off more than usual for this store against its own past.'} Choose a step for its breakdown.</p>
+    ${findingsPanel(store, findingsRun, findings)}`;
   const viz = body.querySelector('pe-funnel-visualization');
   viz.steps = funnel.steps;
   viz.addEventListener('pe-step-select', (ev) => go({ step: ev.detail.step === step ? '' : ev.detail.step }));
