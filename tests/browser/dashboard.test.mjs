@@ -203,6 +203,18 @@ describe('merchant dashboard', () => {
     await page.click('form#login button[type=submit]');
   }
 
+  // Opens path, signing in as the dashboard store's merchant when the sign-in form comes first
+  // (an earlier test may have signed in already); ready is the page's own first element.
+  async function openSignedIn(page, path, ready) {
+    await page.goto(`${server.baseUrl}${path}`);
+    await page.waitForSelector(`input[name=email], ${ready}`);
+    if (await page.locator('input[name=email]').count()) {
+      await page.fill('input[name=email]', email);
+      await page.fill('input[name=password]', PASSWORD);
+      await page.click('form#login button[type=submit]');
+    }
+  }
+
   const metricOf = (o, path) => path.split('.').reduce((x, k) => x?.[k], o);
   const num = (text) => Number(text.replace(/[^\d.\-−]/g, '').replace('−', '-'));
 
@@ -498,13 +510,7 @@ describe('merchant dashboard', () => {
   test('Attribution shows the API figures, the reason, the method on demand, and saves the subscription cost', async () => {
     const page = await newPage();
     try {
-      await page.goto(`${server.baseUrl}/attribution?store=${store.storeId}`);
-      await page.waitForSelector('input[name=email], [data-panel=profit]');
-      if (await page.locator('input[name=email]').count()) {
-        await page.fill('input[name=email]', email);
-        await page.fill('input[name=password]', PASSWORD);
-        await page.click('form#login button[type=submit]');
-      }
+      await openSignedIn(page, `/attribution?store=${store.storeId}`, '[data-panel=profit]');
       await page.waitForSelector('[data-figure=profit]');
       await page.waitForFunction(() => document.querySelector('#att-trend canvas'));
       assert.equal(new URL(page.url()).pathname, '/attribution');
@@ -545,13 +551,7 @@ describe('merchant dashboard', () => {
     assert.ok(run.findings.length >= 1, 'the broken shipping step is a finding');
     const page = await newPage();
     try {
-      await page.goto(`${server.baseUrl}/diagnostics?store=${store.storeId}`);
-      await page.waitForSelector('input[name=email], article[data-finding]');
-      if (await page.locator('input[name=email]').count()) {
-        await page.fill('input[name=email]', email);
-        await page.fill('input[name=password]', PASSWORD);
-        await page.click('form#login button[type=submit]');
-      }
+      await openSignedIn(page, `/diagnostics?store=${store.storeId}`, 'article[data-finding]');
       await page.waitForSelector('article[data-finding]');
       assert.equal(new URL(page.url()).pathname, '/diagnostics');
       const shown = await page.$$eval('article[data-finding]', (els) => els.map((e) => ({
