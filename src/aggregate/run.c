@@ -634,8 +634,20 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
     rc = exec_all(conn, before, PE_ARRAY_LEN(before), err, errlen);
     rc = rc ? rc : exec_all(conn, SQL_DEL_FULL, PE_ARRAY_LEN(SQL_DEL_FULL), err, errlen);
     rc = rc ? rc : exec_all(conn, SQL_DEL_L1, PE_ARRAY_LEN(SQL_DEL_L1), err, errlen);
-    if (rc == 0 && rep->full_stores > 0)
+    if (rc == 0 && rep->full_stores > 0) {
+        /* A store recomputed in full is often one the statistics have never seen (its first
+         * run): the planner would expect one row of it and join its sessions to its days on
+         * store_id alone, a cross product probed once per session and day (minutes for a few
+         * thousand sessions). ANALYZE inside the transaction samples the rows it just wrote. */
+        static const char *const analyze_layer1[] = {
+            "ANALYZE agg_sessions",
+            "ANALYZE agg_session_products",
+            "ANALYZE agg_orders",
+            "ANALYZE agg_exposures",
+        };
         rc = exec_all(conn, SQL_INS_FULL, PE_ARRAY_LEN(SQL_INS_FULL), err, errlen);
+        rc = rc ? rc : exec_all(conn, analyze_layer1, PE_ARRAY_LEN(analyze_layer1), err, errlen);
+    }
     if (rc == 0 && incremental) {
         static const char *const touched[] = {SQL_VISITORS, "ANALYZE agg_t_visitors",
                                               SQL_VISITOR_TYPES};
@@ -657,17 +669,11 @@ static int pipeline(pe_db_conn_t *conn, const pe_aggregate_options_t *opt,
     if (rc != 0)
         goto out;
     /* A full run rewrites whole tables: fresh statistics keep the dashboard's plans sane
-     * before autovacuum gets round to it. */
+     * before autovacuum gets round to it (layer 1 was analysed before layer 2 was built). */
     static const char *const analyze[] = {
-        "ANALYZE agg_sessions",
-        "ANALYZE agg_session_products",
-        "ANALYZE agg_orders",
-        "ANALYZE agg_daily",
-        "ANALYZE agg_daily_segments",
-        "ANALYZE agg_funnel_hourly",
-        "ANALYZE agg_funnel_hourly_segments",
-        "ANALYZE agg_product_daily",
-        "ANALYZE agg_category_daily",
+        "ANALYZE agg_daily",         "ANALYZE agg_daily_segments",
+        "ANALYZE agg_funnel_hourly", "ANALYZE agg_funnel_hourly_segments",
+        "ANALYZE agg_product_daily", "ANALYZE agg_category_daily",
         "ANALYZE agg_customer_days",
     };
     if (rep->full_stores > 0 && (rc = exec_all(conn, analyze, PE_ARRAY_LEN(analyze), err, errlen)))
