@@ -95,15 +95,25 @@ void pe_aggregate_date_format(int32_t days, char *out, size_t outlen);
 
 /* ---- reads (aggregate tables only) ---------------------------------------------------------- */
 
-/* The store-local date today in the store's time zone. Returns 0, PE_ENOTFOUND or a PE_E…
- * code. Thread-safe. */
-int pe_aggregate_today(pe_db_pool_t *db, const char *store_id, int32_t *today);
+/* A moment on the store's own clock. */
+typedef struct {
+    int32_t today;       /* the store-local date, days since 1970-01-01 */
+    int32_t time_of_day; /* store-local seconds since midnight, 0..PE_AGGREGATE_DAY_OVER */
+} pe_aggregate_clock_t;
+#define PE_AGGREGATE_DAY_OVER 86400 /* time_of_day of a day that is over: nothing is cut */
+
+/* The store-local date and time of day of now_us (the caller's clock: the request's, the
+ * job's) in the store's time zone. Returns 0, PE_ENOTFOUND or a PE_E… code. Thread-safe. */
+int pe_aggregate_clock(pe_db_pool_t *db, const char *store_id, int64_t now_us,
+                       pe_aggregate_clock_t *clock);
 
 /* Builds the answer of GET …/metrics/overview: revenue, orders, aov and conversionRate with
  * today / week / month / range, each {"value","previous","change"}; customers new and returning
- * the same way; the daily trend over the range; the top products of the range. *out belongs to
- * the caller (cJSON_Delete). Thread-safe. */
-int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, int32_t today,
+ * the same way; the daily trend over the range; the top products of the range. A period that
+ * ends today is compared like with like: both it and its previous period stop at the clock's
+ * time of day on their last day ("comparedUntil"). *out belongs to the caller (cJSON_Delete).
+ * Thread-safe. */
+int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, const pe_aggregate_clock_t *clock,
                           const pe_aggregate_query_t *q, cJSON **out);
 /* GET …/funnel: the five steps with sessions, conversion, dropOff, the trailing-28-day
  * expectation and the problem flag (see read.c for the test). Thread-safe. */

@@ -13,6 +13,10 @@
  *  3. Periods are store-local days: today; this ISO week (Monday to today) against the same
  *     weekdays of the week before; this month (1st to today) against the same days of the month
  *     before (clamped to its length); the range against the as-long period just before it.
+ *     Like with like: a period that ends today is not over, so it and its previous period both
+ *     stop at the clock's time of day on their last day (sessions that started, orders placed
+ *     and customers who ordered before it); an early morning is never compared with a whole
+ *     day. A previous month clamped to its length is whole.
  *  4. The drop-off test (pe_aggregate_dropoff_problem) flags a step when the range's drop-off
  *     exceeds the store's trailing-28-day drop-off by more than PROBLEM_Z standard errors, the
  *     error counting both binomial noise and the day-to-day swing of the trailing days.
@@ -35,25 +39,33 @@
 #define TOP_PRODUCTS       10
 #define MAX_SPAN           (2 * PE_AGGREGATE_MAX_DAYS + 64)
 
-static const char SQL_TODAY[] = "SELECT ((now() AT TIME ZONE timezone)::date - date '1970-01-01')"
-                                "  FROM stores WHERE id = $1::uuid";
+static const char SQL_CLOCK[] =
+    "SELECT l::date - date '1970-01-01', floor(extract(epoch FROM l::time))"
+    "  FROM stores,"
+    "       LATERAL (SELECT (timestamptz 'epoch' + $2::bigint * interval '1 microsecond')"
+    "                       AT TIME ZONE timezone) AS x(l)"
+    " WHERE id = $1::uuid";
 
-int pe_aggregate_today(pe_db_pool_t *db, const char *store_id, int32_t *today)
+int pe_aggregate_clock(pe_db_pool_t *db, const char *store_id, int64_t now_us,
+                       pe_aggregate_clock_t *clock)
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
     int rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc != 0)
         goto out;
-    const char *p[] = {store_id};
-    rc = pe_db_exec(conn, SQL_TODAY, 1, p, &res);
+    char now[32];
+    snprintf(now, sizeof now, "%lld", (long long)now_us);
+    const char *p[] = {store_id, now};
+    rc = pe_db_exec(conn, SQL_CLOCK, 2, p, &res);
     if (rc != 0)
         goto out;
     if (pe_db_result_rows(res) != 1) {
         rc = PE_ENOTFOUND;
         goto out;
     }
-    *today = (int32_t)strtol(pe_db_result_get(res, 0, 0), NULL, 10);
+    clock->today = (int32_t)strtol(pe_db_result_get(res, 0, 0), NULL, 10);
+    clock->time_of_day = (int32_t)strtol(pe_db_result_get(res, 0, 1), NULL, 10);
 out:
     pe_db_result_free(res);
     pe_db_release(db, conn);
@@ -98,6 +110,7 @@ typedef struct {
 
 typedef struct {
     int32_t lo, hi;
+    bool cut; /* the last day counts only until the clock's time of day */
 } period_t;
 
 enum { P_TODAY, P_WEEK, P_MONTH, P_RANGE, NPERIODS };
@@ -143,14 +156,16 @@ static int32_t date_of(int y, int m, int d)
 }
 
 /* The current and previous spans of each period (invariant 3). */
-static void periods(int32_t today, const pe_aggregate_query_t *q, period_t cur[NPERIODS],
-                    period_t prev[NPERIODS])
+static void periods(const pe_aggregate_clock_t *clock, const pe_aggregate_query_t *q,
+                    period_t cur[NPERIODS], period_t prev[NPERIODS])
 {
-    cur[P_TODAY] = (period_t){today, today};
-    prev[P_TODAY] = (period_t){today - 1, today - 1};
+    int32_t today = clock->today;
+    bool cut = clock->time_of_day < PE_AGGREGATE_DAY_OVER;
+    cur[P_TODAY] = (period_t){today, today, cut};
+    prev[P_TODAY] = (period_t){today - 1, today - 1, cut};
     int32_t dow = ((today % 7) + 7 + 3) % 7; /* 1970-01-01 was a Thursday: Monday = 0 */
-    cur[P_WEEK] = (period_t){today - dow, today};
-    prev[P_WEEK] = (period_t){today - dow - 7, today - 7};
+    cur[P_WEEK] = (period_t){today - dow, today, cut};
+    prev[P_WEEK] = (period_t){today - dow - 7, today - 7, cut};
     int y, m, d;
     civil(today, &y, &m, &d);
     int32_t first = date_of(y, m, 1);
@@ -158,11 +173,21 @@ static void periods(int32_t today, const pe_aggregate_query_t *q, period_t cur[N
     int32_t pfirst = date_of(py, pm, 1);
     int32_t plast = first - 1;
     int32_t pend = pfirst + (today - first);
-    cur[P_MONTH] = (period_t){first, today};
-    prev[P_MONTH] = (period_t){pfirst, pend < plast ? pend : plast};
+    cur[P_MONTH] = (period_t){first, today, cut};
+    prev[P_MONTH] =
+        pend <= plast ? (period_t){pfirst, pend, cut} : (period_t){pfirst, plast, false};
     int32_t len = q->to - q->from + 1;
-    cur[P_RANGE] = (period_t){q->from, q->to};
-    prev[P_RANGE] = (period_t){q->from - len, q->from - 1};
+    bool range_cut = cut && q->to == today;
+    cur[P_RANGE] = (period_t){q->from, q->to, range_cut};
+    prev[P_RANGE] = (period_t){q->from - len, q->from - 1, range_cut};
+}
+
+/* The whole days of p: its last day is left to partial_days() when it is cut. */
+static period_t whole_days(period_t p)
+{
+    if (p.cut)
+        p.hi--;
+    return p;
 }
 
 static day_row_t sum_days(const day_row_t *rows, int32_t base, int32_t n, period_t p)
@@ -211,17 +236,99 @@ static int add_metric(cJSON *root, const char *name, const day_row_t cur[NPERIOD
     return 0;
 }
 
+/* The cut last days (invariant 3): per span (index 2k: the current span of period k, 2k + 1:
+ * its previous one), the sessions that started on its last day before the clock's time of day,
+ * those of them with an order before it, the orders placed and the customers who ordered
+ * before it. A customer counts once per span: not when they ordered on an earlier day of it;
+ * new when they never ordered before that day. */
+static const char SQL_PARTIAL[] =
+    "WITH z AS (SELECT timezone AS tz FROM stores WHERE id = $1::uuid),"
+    " p AS (SELECT u.k, u.lo, u.d, (u.d + $2::time) AT TIME ZONE z.tz AS day_start_cut"
+    "         FROM unnest($3::int[], $4::date[], $5::date[]) AS u(k, lo, d), z),"
+    " s AS (SELECT p.k, count(*) AS sessions,"
+    "              count(*) FILTER (WHERE EXISTS (SELECT 1 FROM agg_orders y"
+    "                 WHERE y.store_id = x.store_id AND y.session_id = x.session_id"
+    "                   AND y.occurred_at < p.day_start_cut)) AS converted"
+    "         FROM p JOIN agg_sessions x ON x.store_id = $1::uuid AND x.day = p.d"
+    "        WHERE x.started_at < p.day_start_cut GROUP BY p.k),"
+    " o AS (SELECT p.k, count(*) AS orders, sum(x.value) AS revenue,"
+    "              count(DISTINCT x.customer) FILTER (WHERE NOT EXISTS (SELECT 1 FROM agg_orders e"
+    "                 WHERE e.store_id = x.store_id AND e.customer = x.customer"
+    "                   AND e.day >= p.lo AND e.day < p.d)) AS customers,"
+    "              count(DISTINCT x.customer) FILTER (WHERE NOT EXISTS (SELECT 1 FROM agg_orders e"
+    "                 WHERE e.store_id = x.store_id AND e.customer = x.customer"
+    "                   AND e.day < p.d)) AS fresh"
+    "         FROM p JOIN agg_orders x ON x.store_id = $1::uuid AND x.day = p.d"
+    "        WHERE x.occurred_at < p.day_start_cut GROUP BY p.k)"
+    " SELECT p.k, coalesce(s.sessions, 0), coalesce(s.converted, 0), coalesce(o.orders, 0),"
+    "        coalesce(o.revenue, 0), coalesce(o.customers, 0), coalesce(o.fresh, 0)"
+    "   FROM p LEFT JOIN s USING (k) LEFT JOIN o USING (k)";
+
+/* Adds the cut last day of every cut span to scur / sprev, and its customers to all / fresh
+ * (indexed as overview_customers()). Nothing to do when no span is cut. */
+static int partial_days(pe_db_conn_t *conn, const char *store_id, const pe_aggregate_clock_t *clock,
+                        const period_t cur[NPERIODS], const period_t prev[NPERIODS],
+                        day_row_t scur[NPERIODS], day_row_t sprev[NPERIODS],
+                        double all[2 * NPERIODS], double fresh[2 * NPERIODS])
+{
+    char ks[64] = "{", los[256] = "{", days[256] = "{", cut[16];
+    size_t nk = 0;
+    for (int i = 0; i < 2 * NPERIODS; i++) {
+        period_t s = i % 2 ? prev[i / 2] : cur[i / 2];
+        if (!s.cut)
+            continue;
+        char lo[16], d[16], sep[2] = {nk ? ',' : '\0', '\0'};
+        date_text(s.lo, lo);
+        date_text(s.hi, d);
+        snprintf(ks + strlen(ks), sizeof ks - strlen(ks), "%s%d", sep, i);
+        snprintf(los + strlen(los), sizeof los - strlen(los), "%s%s", sep, lo);
+        snprintf(days + strlen(days), sizeof days - strlen(days), "%s%s", sep, d);
+        nk++;
+    }
+    if (nk == 0)
+        return 0;
+    strcat(ks, "}");
+    strcat(los, "}");
+    strcat(days, "}");
+    snprintf(cut, sizeof cut, "%02d:%02d:%02d", clock->time_of_day / 3600,
+             clock->time_of_day / 60 % 60, clock->time_of_day % 60);
+    const char *p[] = {store_id, cut, ks, los, days};
+    pe_db_result_t *res = NULL;
+    int rc = pe_db_exec(conn, SQL_PARTIAL, 5, p, &res);
+    if (rc != 0)
+        return rc;
+    for (size_t r = 0; r < pe_db_result_rows(res); r++) {
+        long i = strtol(pe_db_result_get(res, r, 0), NULL, 10);
+        if (i < 0 || i >= 2 * NPERIODS)
+            continue;
+        day_row_t *row = i % 2 ? &sprev[i / 2] : &scur[i / 2];
+        row->sessions += strtod(pe_db_result_get(res, r, 1), NULL);
+        row->converted += strtod(pe_db_result_get(res, r, 2), NULL);
+        row->orders += strtod(pe_db_result_get(res, r, 3), NULL);
+        row->revenue += strtod(pe_db_result_get(res, r, 4), NULL);
+        all[i] += strtod(pe_db_result_get(res, r, 5), NULL);
+        fresh[i] += strtod(pe_db_result_get(res, r, 6), NULL);
+    }
+    pe_db_result_free(res);
+    return 0;
+}
+
+/* Customers ordering in each period (index 2k: the current span of period k, 2k + 1: its
+ * previous one): those of the whole days from agg_customer_days, plus all[] and fresh[], the
+ * customers of a cut last day (partial_days()). */
 static int overview_customers(pe_db_conn_t *conn, const char *store_id,
                               const period_t cur[NPERIODS], const period_t prev[NPERIODS],
-                              cJSON *root)
+                              const double cut_all[2 * NPERIODS],
+                              const double cut_fresh[2 * NPERIODS], cJSON *root)
 {
     char dates[16][16];
     const char *p[17] = {store_id};
     for (int k = 0; k < NPERIODS; k++) {
-        date_text(cur[k].lo, dates[4 * k]);
-        date_text(cur[k].hi, dates[4 * k + 1]);
-        date_text(prev[k].lo, dates[4 * k + 2]);
-        date_text(prev[k].hi, dates[4 * k + 3]);
+        period_t c = whole_days(cur[k]), b = whole_days(prev[k]);
+        date_text(c.lo, dates[4 * k]);
+        date_text(c.hi, dates[4 * k + 1]);
+        date_text(b.lo, dates[4 * k + 2]);
+        date_text(b.hi, dates[4 * k + 3]);
     }
     for (int i = 0; i < 16; i++)
         p[i + 1] = dates[i];
@@ -229,13 +336,15 @@ static int overview_customers(pe_db_conn_t *conn, const char *store_id,
     int rc = pe_db_exec(conn, SQL_CUSTOMERS, 17, p, &res);
     if (rc != 0)
         return rc;
-    double all[8] = {0}, fresh[8] = {0};
+    double all[2 * NPERIODS], fresh[2 * NPERIODS];
+    memcpy(all, cut_all, sizeof all);
+    memcpy(fresh, cut_fresh, sizeof fresh);
     for (size_t r = 0; r < pe_db_result_rows(res); r++) {
         long k = strtol(pe_db_result_get(res, r, 0), NULL, 10);
-        if (k < 0 || k > 7)
+        if (k < 0 || k >= 2 * NPERIODS)
             continue;
-        all[k] = strtod(pe_db_result_get(res, r, 1), NULL);
-        fresh[k] = strtod(pe_db_result_get(res, r, 2), NULL);
+        all[k] += strtod(pe_db_result_get(res, r, 1), NULL);
+        fresh[k] += strtod(pe_db_result_get(res, r, 2), NULL);
     }
     pe_db_result_free(res);
     cJSON *c = cJSON_AddObjectToObject(root, "customers");
@@ -283,7 +392,7 @@ static int overview_top(pe_db_conn_t *conn, const char *store_id, const pe_aggre
     return arr ? 0 : PE_ENOMEM;
 }
 
-int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, int32_t today,
+int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, const pe_aggregate_clock_t *clock,
                           const pe_aggregate_query_t *q, cJSON **out)
 {
     pe_db_conn_t *conn = NULL;
@@ -291,7 +400,7 @@ int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, int32_t today,
     cJSON *root = NULL;
     day_row_t *rows = NULL;
     period_t cur[NPERIODS], prev[NPERIODS];
-    periods(today, q, cur, prev);
+    periods(clock, q, cur, prev);
     int32_t lo = cur[0].lo, hi = cur[0].hi;
     for (int k = 0; k < NPERIODS; k++) {
         lo = cur[k].lo < lo ? cur[k].lo : lo;
@@ -325,20 +434,30 @@ int pe_aggregate_overview(pe_db_pool_t *db, const char *store_id, int32_t today,
     }
     day_row_t scur[NPERIODS], sprev[NPERIODS];
     for (int k = 0; k < NPERIODS; k++) {
-        scur[k] = sum_days(rows, lo, n, cur[k]);
-        sprev[k] = sum_days(rows, lo, n, prev[k]);
+        scur[k] = sum_days(rows, lo, n, whole_days(cur[k]));
+        sprev[k] = sum_days(rows, lo, n, whole_days(prev[k]));
     }
+    double customers[2 * NPERIODS] = {0}, fresh[2 * NPERIODS] = {0};
+    rc = partial_days(conn, store_id, clock, cur, prev, scur, sprev, customers, fresh);
+    if (rc != 0)
+        goto out;
     date_text(q->from, t);
     cJSON_AddStringToObject(root, "from", t);
     date_text(q->to, t);
     cJSON_AddStringToObject(root, "to", t);
-    date_text(today, t);
+    date_text(clock->today, t);
     cJSON_AddStringToObject(root, "today", t);
+    if (clock->time_of_day < PE_AGGREGATE_DAY_OVER) {
+        snprintf(t, sizeof t, "%02d:%02d", clock->time_of_day / 3600, clock->time_of_day / 60 % 60);
+        cJSON_AddStringToObject(root, "comparedUntil", t);
+    } else {
+        cJSON_AddNullToObject(root, "comparedUntil");
+    }
     rc = add_metric(root, "revenue", scur, sprev, 0);
     rc = rc ? rc : add_metric(root, "orders", scur, sprev, 1);
     rc = rc ? rc : add_metric(root, "aov", scur, sprev, 2);
     rc = rc ? rc : add_metric(root, "conversionRate", scur, sprev, 3);
-    rc = rc ? rc : overview_customers(conn, store_id, cur, prev, root);
+    rc = rc ? rc : overview_customers(conn, store_id, cur, prev, customers, fresh, root);
     if (rc != 0)
         goto out;
     cJSON *trend = cJSON_AddArrayToObject(root, "trend");

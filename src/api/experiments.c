@@ -39,8 +39,8 @@ int pe_api_attribution_get(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
     pe_aggregate_query_t q;
-    int32_t today = 0;
-    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &today) != 0)
+    pe_aggregate_clock_t clock;
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &clock) != 0)
         return 0;
     cJSON *out = NULL;
     int rc = pe_experiments_attribution_get(app->db, pe_http_auth(req)->store_id, q.from, q.to,

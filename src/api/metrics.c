@@ -17,12 +17,11 @@
 #include "routes.h"
 
 int pe_api_parse_range(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_query_t *q,
-                       int32_t *today_out)
+                       pe_aggregate_clock_t *clock)
 {
     pe_app_t *app = pe_http_app(req);
     const char *store_id = pe_http_auth(req)->store_id;
-    int32_t today = 0;
-    int rc = pe_aggregate_today(app->db, store_id, &today);
+    int rc = pe_aggregate_clock(app->db, store_id, pe_now_unix_us(), clock);
     if (rc != 0) {
         pe_http_reply_error(req, rc, NULL,
                             rc == PE_ENOTFOUND ? "no such store" : "cannot read the store");
@@ -30,10 +29,9 @@ int pe_api_parse_range(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggr
     }
     const pe_query_t *qs = pe_http_query_params(req);
     pe_refusal_t err;
-    rc = pe_aggregate_query_parse(view, qs->names, qs->values, qs->count, today, q, &err);
+    rc = pe_aggregate_query_parse(view, qs->names, qs->values, qs->count, clock->today, q, &err);
     if (rc != 0)
         pe_http_reply_refusal(req, rc, &err);
-    *today_out = today;
     return rc;
 }
 
@@ -49,11 +47,11 @@ int pe_api_metrics_overview(pe_http_request_t *req)
     pe_app_t *app = pe_http_app(req);
     const char *store_id = pe_http_auth(req)->store_id;
     pe_aggregate_query_t q;
-    int32_t today = 0;
-    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &today) != 0)
+    pe_aggregate_clock_t clock;
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_OVERVIEW, &q, &clock) != 0)
         return 0;
     cJSON *j = NULL;
-    int rc = pe_aggregate_overview(app->db, store_id, today, &q, &j);
+    int rc = pe_aggregate_overview(app->db, store_id, &clock, &q, &j);
     return reply(req, rc, j);
 }
 
@@ -61,8 +59,8 @@ int pe_api_metrics_funnel(pe_http_request_t *req)
 {
     pe_app_t *app = pe_http_app(req);
     pe_aggregate_query_t q;
-    int32_t today = 0;
-    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_FUNNEL, &q, &today) != 0)
+    pe_aggregate_clock_t clock;
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_FUNNEL, &q, &clock) != 0)
         return 0;
     cJSON *j = NULL;
     int rc = pe_aggregate_funnel(app->db, pe_http_auth(req)->store_id, &q, &j);
@@ -78,8 +76,8 @@ int pe_api_metrics_breakdown(pe_http_request_t *req)
                                    "step: must be cart, checkout, shipping, payment or "
                                    "confirmation");
     pe_aggregate_query_t q;
-    int32_t today = 0;
-    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_BREAKDOWN, &q, &today) != 0)
+    pe_aggregate_clock_t clock;
+    if (pe_api_parse_range(req, PE_AGGREGATE_VIEW_BREAKDOWN, &q, &clock) != 0)
         return 0;
     cJSON *j = NULL;
     int rc = pe_aggregate_breakdown(app->db, pe_http_auth(req)->store_id, step, &q, &j);

@@ -23,11 +23,11 @@ int pe_api_me(pe_http_request_t *req);
 int pe_api_session(pe_http_request_t *req);
 int pe_api_store_get(pe_http_request_t *req);
 /* The metrics API (metrics.c): overview, funnel, a funnel step's breakdown. */
-/* Resolves the store's today and parses the query's from / to (and the view's filters): 0, or
- * non-zero after replying (404 no store, 400 a bad parameter named). Shared by every route
- * that takes a date range. */
+/* Reads the store's clock at the request's time and parses the query's from / to (and the
+ * view's filters): 0, or non-zero after replying (404 no store, 400 a bad parameter named).
+ * Shared by every route that takes a date range. */
 int pe_api_parse_range(pe_http_request_t *req, pe_aggregate_view_t view, pe_aggregate_query_t *q,
-                       int32_t *today_out);
+                       pe_aggregate_clock_t *clock);
 int pe_api_metrics_overview(pe_http_request_t *req);
 int pe_api_metrics_funnel(pe_http_request_t *req);
 int pe_api_metrics_breakdown(pe_http_request_t *req);

@@ -282,8 +282,15 @@ describe('merchant dashboard', () => {
         change: el.getAttribute('change'),
         shown: el.shadowRoot.querySelector('.value').textContent,
         shownPrevious: el.shadowRoot.querySelector('.previous')?.textContent ?? null,
+        label: el.getAttribute('label'),
+        period: el.getAttribute('period'),
       })));
       assert.equal(cards.length, 8);
+      // today is not over: it is compared with yesterday until the same time, and says so
+      assert.match(o.comparedUntil, /^\d\d:\d\d$/);
+      const today = cards.find((c) => c.metric === 'revenue.today');
+      assert.equal(today.label, 'Revenue today so far');
+      assert.equal(today.period, `yesterday until ${o.comparedUntil}`);
       for (const c of cards) {
         const m = metricOf(o, c.metric);
         assert.ok(m, `no ${c.metric} in the API answer`);

@@ -605,7 +605,8 @@ static void check_overview_customers(const char *store)
         for (int32_t to = from; to <= last; to++) {
             pe_aggregate_query_t q = {.from = from, .to = to};
             cJSON *j = NULL;
-            assert_int_equal(pe_aggregate_overview(fx.pool, store, to, &q, &j), 0);
+            pe_aggregate_clock_t clock = {.today = to, .time_of_day = PE_AGGREGATE_DAY_OVER};
+            assert_int_equal(pe_aggregate_overview(fx.pool, store, &clock, &q, &j), 0);
             long all, fresh, pall, pfresh;
             int32_t len = to - from + 1;
             brute_customers(store, from, to, &all, &fresh);
@@ -785,6 +786,102 @@ static void test_exposures(void **state)
     free(after);
 }
 
+/* A session of store that starts at start (RFC 3339) with a page view and, when order_at is
+ * not NULL, ends in an order of value by customer user. */
+static void visit(const char *store, const char *session, const char *user, const char *start,
+                  const char *order_at, int value)
+{
+    event(store, session, session, NULL, "storefront.page.viewed", 0, start, "desktop", NULL, NULL,
+          NULL, NULL);
+    if (!order_at)
+        return;
+    char props[256];
+    snprintf(props, sizeof props,
+             "{\"orderId\":\"o-%s\",\"value\":%d,\"currency\":\"EUR\",\"items\":[{\"productId\":"
+             "\"p1\",\"quantity\":1,\"price\":%d}]}",
+             session, value, value);
+    event(store, session, session, user, "checkout.order.completed", 5, order_at, "desktop", NULL,
+          NULL, props, NULL);
+}
+
+static double period_figure(const cJSON *j, const char *metric, const char *period,
+                            const char *field)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, metric), period),
+        field);
+    if (!cJSON_IsNumber(v))
+        fail_msg("%s.%s.%s is not a number", metric, period, field);
+    return v->valuedouble;
+}
+
+/* Periods that are not over are compared like with like (read.c invariant 3): at 01:05 on
+ * Tuesday 2026-12-08 (Berlin, UTC+1) today runs until 01:05 against Monday until 01:05, the
+ * week Monday + Tuesday until 01:05 against the week before's, the month the 1st to the 8th
+ * until 01:05 against November's, and a range ending today against the days before it, cut
+ * the same way. Hand-computed figures; the same day over compares whole days. */
+static void test_periods_like_with_like(void **state)
+{
+    (void)state;
+    char s[PE_ID_LEN];
+    make_store("Early morning", "Europe/Berlin", s);
+    visit(s, "T1", "c1", "2026-12-07T23:30:00Z", "2026-12-07T23:40:00Z", 10); /* 8th 00:30 */
+    visit(s, "Y1", "c2", "2026-12-06T23:40:00Z", "2026-12-06T23:50:00Z", 20); /* 7th 00:40 */
+    visit(s, "Y2", "c3", "2026-12-07T08:00:00Z", "2026-12-07T08:10:00Z", 100);
+    visit(s, "Y3", "c7", "2026-12-06T23:55:00Z", "2026-12-07T00:30:00Z", 30); /* ordered 01:30 */
+    visit(s, "W1", "c1", "2026-11-30T23:10:00Z", "2026-11-30T23:20:00Z", 5);  /* 1st 00:10 */
+    visit(s, "W2", "c6", "2026-12-01T11:00:00Z", "2026-12-01T11:10:00Z", 7);
+    visit(s, "P1", "c4", "2026-11-30T14:00:00Z", "2026-11-30T14:10:00Z", 50); /* Mon 30th */
+    visit(s, "M1", "c5", "2026-11-07T23:20:00Z", "2026-11-07T23:30:00Z", 8);  /* 8th 00:20 */
+    visit(s, "M2", "c8", "2026-11-08T12:00:00Z", "2026-11-08T12:10:00Z", 9);
+    visit(s, "M3", "c5", "2026-11-03T10:00:00Z", "2026-11-03T10:10:00Z", 4);
+    visit(s, "N1", NULL, "2026-12-07T23:50:00Z", NULL, 0); /* 8th 00:50, no order */
+    aggregate(s, false);
+
+    int32_t today = 0, from = 0;
+    assert_int_equal(pe_aggregate_date_parse("2026-12-08", &today), 0);
+    assert_int_equal(pe_aggregate_date_parse("2026-12-02", &from), 0);
+    pe_aggregate_query_t q = {.from = from, .to = today};
+    pe_aggregate_clock_t clock = {.today = today, .time_of_day = 3600 + 5 * 60};
+    cJSON *j = NULL;
+    assert_int_equal(pe_aggregate_overview(fx.pool, s, &clock, &q, &j), 0);
+    assert_string_equal(pe_test_json_str(j, "comparedUntil"), "01:05");
+    static const struct {
+        const char *period;
+        double value, previous;
+    } revenue[] = {{"today", 10, 20}, {"week", 160, 55}, {"month", 172, 12}, {"range", 160, 55}};
+    for (size_t i = 0; i < PE_ARRAY_LEN(revenue); i++) {
+        assert_float_equal(period_figure(j, "revenue", revenue[i].period, "value"),
+                           revenue[i].value, 1e-9);
+        assert_float_equal(period_figure(j, "revenue", revenue[i].period, "previous"),
+                           revenue[i].previous, 1e-9);
+    }
+    /* today: T1 and N1 against Y1 and Y3 (Y3 ordered after 01:05: not converted yet) */
+    assert_float_equal(period_figure(j, "orders", "today", "previous"), 1, 1e-9);
+    assert_float_equal(period_figure(j, "conversionRate", "today", "value"), 0.5, 1e-9);
+    assert_float_equal(period_figure(j, "conversionRate", "today", "previous"), 0.5, 1e-9);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "customers");
+    /* c1 ordered on the 1st: returning today; c2 was new yesterday */
+    assert_float_equal(period_figure(c, "new", "today", "value"), 0, 1e-9);
+    assert_float_equal(period_figure(c, "returning", "today", "value"), 1, 1e-9);
+    assert_float_equal(period_figure(c, "new", "today", "previous"), 1, 1e-9);
+    /* the month: c1 (once), c6, c2, c3, c7, all new; November until the 8th 01:05: c5 once */
+    assert_float_equal(period_figure(c, "new", "month", "value"), 5, 1e-9);
+    assert_float_equal(period_figure(c, "returning", "month", "value"), 0, 1e-9);
+    assert_float_equal(period_figure(c, "new", "month", "previous"), 1, 1e-9);
+    assert_float_equal(period_figure(c, "returning", "month", "previous"), 0, 1e-9);
+    cJSON_Delete(j);
+
+    /* the same day over: whole days against whole days */
+    clock.time_of_day = PE_AGGREGATE_DAY_OVER;
+    assert_int_equal(pe_aggregate_overview(fx.pool, s, &clock, &q, &j), 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "comparedUntil")));
+    assert_float_equal(period_figure(j, "revenue", "today", "previous"), 150, 1e-9);
+    assert_float_equal(period_figure(j, "revenue", "week", "previous"), 62, 1e-9);
+    assert_float_equal(period_figure(j, "revenue", "month", "previous"), 21, 1e-9);
+    cJSON_Delete(j);
+}
+
 /* Index scans of agg_session_products so far (the statistics of finished transactions). */
 static long product_index_scans(void)
 {
@@ -870,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_incremental_equals_full),
         cmocka_unit_test(test_exposures),
         cmocka_unit_test(test_unknown_store),
+        cmocka_unit_test(test_periods_like_with_like),
     };
     return cmocka_run_group_tests(tests, setup, pe_test_fixture_teardown);
 }

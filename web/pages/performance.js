@@ -154,14 +154,18 @@ export async function render(view, { store }) {
   view.querySelector('#perf-range').textContent = `${overview.from} → ${overview.to}`;
   if (isEmpty(overview)) { await renderEmpty(body, store); return null; }
   const o = overview;
-  const range = `prev. ${(o.trend ?? []).length || 30} days`;
+  // Today, this week and this month are not over: the server compares them with the previous
+  // period up to the same time of day (comparedUntil), so an early morning is no collapse.
+  const until = o.comparedUntil;
+  const sameTime = until ? ` until ${until}` : '';
+  const range = `prev. ${(o.trend ?? []).length || 30} days${o.to === o.today ? sameTime : ''}`;
   const nw = o.customers?.new?.range ?? {};
   const ret = o.customers?.returning?.range ?? {};
   const total = (nw.value ?? 0) + (ret.value ?? 0);
   body.innerHTML = `<div class="bento">
-    ${card({ id: 'revenue.today', label: 'Revenue today', m: o.revenue.today, format: 'currency', currency: cur, period: 'yesterday' })}
-    ${card({ id: 'revenue.week', label: 'Revenue this week', m: o.revenue.week, format: 'currency', currency: cur, period: 'last week' })}
-    ${card({ id: 'revenue.month', label: 'Revenue this month', m: o.revenue.month, format: 'currency', currency: cur, period: 'last month' })}
+    ${card({ id: 'revenue.today', label: `Revenue today${until ? ' so far' : ''}`, m: o.revenue.today, format: 'currency', currency: cur, period: `yesterday${sameTime}` })}
+    ${card({ id: 'revenue.week', label: `Revenue this week${until ? ' so far' : ''}`, m: o.revenue.week, format: 'currency', currency: cur, period: until ? 'at the same point last week' : 'last week' })}
+    ${card({ id: 'revenue.month', label: `Revenue this month${until ? ' so far' : ''}`, m: o.revenue.month, format: 'currency', currency: cur, period: until ? 'at the same point last month' : 'last month' })}
     ${card({ id: 'orders.range', label: 'Orders · 30 days', m: o.orders.range, format: 'integer', currency: cur, period: range })}
     ${card({ id: 'aov.range', label: 'Average order value · 30 days', m: o.aov.range, format: 'currency', currency: cur, period: range })}
     ${card({ id: 'conversionRate.range', label: 'Conversion rate · 30 days', m: o.conversionRate.range, format: 'percent', currency: cur, period: range })}
