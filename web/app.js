@@ -1,6 +1,6 @@
 // Dashboard entry point (native ES modules, no build step): the shell (rail, sidebar,
 // breadcrumb), sign-in through /api/v1/auth/login, the store switcher and a client-side router.
-// Routes are real paths (/performance, /funnel, /diagnostics, /recommendations, /attribution,
+// Routes are real paths (/performance, /funnel, /diagnostics, /recommendations, /autopilot, /attribution,
 // /login; /dev/components, the developers' gallery, is not in the merchant's navigation); the
 // server answers index.html for any path without an extension, so deep links survive a reload.
 // Page state
@@ -15,6 +15,7 @@ const ROUTES = {
   '/funnel': { section: 'Funnel', key: 'funnel', load: () => import('./pages/funnel.js'), auth: true },
   '/diagnostics': { section: 'Diagnostics', key: 'diagnostics', load: () => import('./pages/diagnostics.js'), auth: true },
   '/recommendations': { section: 'Recommendations', key: 'recommendations', load: () => import('./pages/recommendations.js'), auth: true },
+  '/autopilot': { section: 'Autopilot', key: 'autopilot', load: () => import('./pages/autopilot.js'), auth: true },
   '/attribution': { section: 'Attribution', key: 'attribution', load: () => import('./pages/attribution.js'), auth: true },
   '/dev/components': { section: 'Components', key: 'components', load: () => import('./pages/components.js'), auth: false },
   '/login': { section: 'Sign in', key: 'login', load: async () => ({ render: renderLogin }), auth: false },

@@ -11,7 +11,7 @@
 // beside the binary under test).
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -721,6 +721,123 @@ describe('merchant dashboard', () => {
       } finally {
         await again.close();
       }
+    }
+  });
+
+  test('Autopilot: ChangeSets filtered by status, approved and rejected from their cards, inspected with their timeline, rolled back and made permanent', async () => {
+    const post = async (path, body) => {
+      const res = await fetch(`${server.baseUrl}${path}`, { method: 'POST', body: JSON.stringify(body),
+        headers: { Authorization: `Bearer ${store.secretKey}`, 'Content-Type': 'application/json' } });
+      assert.ok(res.status === 200 || res.status === 201, `${path}: ${res.status} ${await res.clone().text()}`);
+      return res.json();
+    };
+    // three ChangeSets waiting for approval, each behind its own flag
+    const doc = JSON.parse(await readFile(new URL('../corpus/changesets/valid/shipping_cost_banner.json', import.meta.url), 'utf8'));
+    const tag = randomUUID().slice(0, 8);
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const body = structuredClone(doc);
+      body.actionPlan.implementation.featureFlagKey = `ap-${tag}-${i}`;
+      body.hypothesis.problem = `Autopilot test ${tag} #${i}: ${doc.hypothesis.problem}`;
+      const cs = await post(`/api/v1/stores/${store.storeId}/changesets`, body);
+      await post(`/api/v1/stores/${store.storeId}/changesets/${cs.id}/transitions`, { to: 'PENDING_APPROVAL' });
+      ids.push(cs.id);
+    }
+    const csOf = (id) => apiGet(`/api/v1/stores/${store.storeId}/changesets/${id}`);
+    const page = await newPage();
+    try {
+      await openSignedIn(page, `/autopilot?store=${store.storeId}&status=PENDING_APPROVAL`, 'article[data-cs]');
+      await page.waitForSelector('article[data-cs]');
+      assert.equal(new URL(page.url()).pathname, '/autopilot');
+      // the filter: only what waits for approval, newest first, as the API lists it
+      const listed = (await apiGet(`/api/v1/stores/${store.storeId}/changesets?status=PENDING_APPROVAL&limit=20`)).changesets;
+      const cards = await page.$$eval('article[data-cs]', (els) => els.map((e) => ({ id: e.dataset.cs, status: e.dataset.status,
+        badge: e.querySelector('[data-field=status]').getAttribute('status'), title: e.querySelector('h2').textContent.trim(),
+        risk: e.querySelector('[data-field=risk]').textContent.trim(), buttons: [...e.querySelectorAll('.actions button, .actions a')].map((b) => b.textContent.trim()) })));
+      assert.deepEqual(cards.map((c) => c.id), listed.map((c) => c.id));
+      for (const [i, c] of cards.entries()) {
+        assert.equal(c.status, 'PENDING_APPROVAL');
+        assert.equal(c.badge, 'PENDING_APPROVAL');
+        assert.equal(c.title, listed[i].problem);
+        assert.equal(c.risk, `RISK ${listed[i].riskLevel.toUpperCase()}`);
+        assert.deepEqual(c.buttons, ['Approve', 'Reject', 'Inspect']);
+      }
+      assert.equal(await page.getAttribute('[data-status-filter=PENDING_APPROVAL]', 'aria-pressed'), 'true');
+      await audit(page, 'autopilot');
+
+      // APPROVE: one confirmation with the armed rollback; the badge turns ACTIVE and the flag is live
+      const first = page.locator(`article[data-cs="${ids[0]}"]`);
+      await first.locator('[data-to=ACTIVE]').click();
+      assert.match(await first.locator('[data-confirm]').textContent(), /AUTO-ROLLBACK: ARMED/);
+      await first.locator('[data-do=ACTIVE]').click();
+      await page.waitForFunction((id) => !document.querySelector(`article[data-cs="${id}"]`), ids[0]); // no longer pending
+      assert.equal((await csOf(ids[0])).execution.status, 'ACTIVE');
+      const flag = await apiGet(`/api/v1/stores/${store.storeId}/flags/ap-${tag}-0`);
+      assert.equal(flag.enabled, true);
+
+      // REJECT with a reason: archived, the reason in its audit trail
+      const second = page.locator(`article[data-cs="${ids[1]}"]`);
+      await second.locator('[data-to=ARCHIVED]').click();
+      await second.locator('textarea[name=reason]').fill('not before the sale');
+      await second.locator('[data-do=ARCHIVED]').click();
+      await page.waitForFunction((id) => !document.querySelector(`article[data-cs="${id}"]`), ids[1]);
+      const rejected = await csOf(ids[1]);
+      assert.equal(rejected.execution.status, 'ARCHIVED');
+      assert.equal(rejected.auditTrail.at(-1).reason, 'not before the sale');
+
+      // ACTIVE filter, then INSPECT: every section and the timeline as the API has them
+      await page.click('[data-status-filter=ACTIVE]');
+      await page.waitForSelector(`article[data-cs="${ids[0]}"][data-status=ACTIVE]`);
+      assert.match(page.url(), /status=ACTIVE/);
+      await page.locator(`article[data-cs="${ids[0]}"] [data-act=inspect]`).click();
+      await page.waitForSelector('.cs-detail');
+      const cs = await csOf(ids[0]);
+      const timeline = (await apiGet(`/api/v1/stores/${store.storeId}/changesets/${ids[0]}/timeline`)).events;
+      assert.equal((await page.textContent('.cs-detail h1')).trim(), cs.hypothesis.problem);
+      for (const section of ['hypothesis', 'actionPlan', 'guardrails', 'rollbackPlan', 'proofPlan', 'approval', 'execution']) {
+        assert.equal(await page.locator(`[data-section=${section}]`).count(), 1, section);
+      }
+      assert.equal((await page.textContent('[data-field=flag]')).trim(), `ap-${tag}-0`);
+      assert.equal((await page.textContent('[data-field=approval]')).trim(), 'APPROVED');
+      assert.match(await page.textContent('[data-section=rollbackPlan]'), /AUTO-ROLLBACK: ARMED/);
+      const events = page.locator('.timeline li');
+      assert.equal(await events.count(), timeline.length);
+      const last = events.last();
+      assert.match(await last.textContent(), /PENDING_APPROVAL|approved/i);
+      assert.equal(await last.locator('pre.meta').isVisible(), false);
+      await last.locator('[data-act=meta]').click();
+      assert.deepEqual(JSON.parse(await last.locator('pre.meta').textContent()), timeline.at(-1).metadata);
+      assert.deepEqual(await page.$$eval('.cs-detail .actions button', (bs) => bs.map((b) => b.textContent.trim())), ['Roll back']);
+      await audit(page, 'autopilot-detail');
+
+      // manual rollback with a reason: ROLLED_BACK at once, the flag off
+      await page.click('.cs-detail [data-to=ROLLED_BACK]');
+      await page.fill('.cs-detail textarea[name=reason]', 'checkout errors');
+      await page.click('.cs-detail [data-do=ROLLED_BACK]');
+      await page.waitForSelector('.cs-detail[data-status=ROLLED_BACK]');
+      assert.equal((await csOf(ids[0])).execution.status, 'ROLLED_BACK');
+      assert.equal((await apiGet(`/api/v1/stores/${store.storeId}/flags/ap-${tag}-0`)).enabled, false);
+      assert.equal(await page.locator('.timeline li').count(), timeline.length + 1);
+      assert.match(await page.locator('.timeline li').last().textContent(), /checkout errors/);
+
+      // ROLLED_BACK → PERMANENT only behind a confirmation that says it was rolled back
+      await page.click('.cs-detail [data-to=PERMANENT]');
+      assert.match(await page.textContent('.cs-detail [data-confirm]'), /was rolled back/);
+      await page.click('.cs-detail [data-do=PERMANENT]');
+      await page.waitForSelector('.cs-detail[data-status=PERMANENT]');
+      assert.equal((await csOf(ids[0])).execution.status, 'PERMANENT');
+      assert.equal(await page.locator('.cs-detail .actions button').count(), 0);
+
+      // this merchant's session reaches no other store's ChangeSets (outside the page: a refusal
+      // inside it would be a console error)
+      const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      for (const path of [`/api/v1/stores/${empty.storeId}/changesets`, `/api/v1/stores/${empty.storeId}/changesets/${ids[2]}`]) {
+        const res = await fetch(`${server.baseUrl}${path}`, { headers: { Cookie: cookie } });
+        assert.ok(res.status === 403 || res.status === 404, `${path} with another store's session: ${res.status}`);
+      }
+      assert.equal(await page.locator('.sidebar nav a[href^="/autopilot"]').count(), 1);
+    } finally {
+      await page.close();
     }
   });
 

@@ -52,7 +52,7 @@ export class PeMetricCard extends PeElement {
   }
 }
 
-/** <pe-status-badge status=DRAFT|PENDING|PENDING_APPROVAL|ACTIVE|MEASURING|PROVEN|ROLLED_BACK|PERMANENT|PROBLEM>
+/** <pe-status-badge status=DRAFT|PENDING|PENDING_APPROVAL|ACTIVE|MEASURING|PROVEN|ROLLED_BACK|PERMANENT|ARCHIVED|PROBLEM>
  *  Slot: default (replaces the text). Transitions are instant (UX-ANIM-5). */
 export class PeStatusBadge extends PeElement {
   static observedAttributes = ['status', 'label'];

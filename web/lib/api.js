@@ -6,6 +6,7 @@ export class ApiError extends Error {
     super(data?.error?.message ?? `HTTP ${status}`);
     this.status = status;
     this.code = data?.error?.code;
+    this.error = data?.error ?? null; // the whole error object (e.g. a guardrail refusal's violations)
   }
 }
 

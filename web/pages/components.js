@@ -22,7 +22,7 @@ export function render(view) {
     <pe-metric-card label="Slotted value" value="1" format="integer"><span slot="value" class="num">42 ★</span></pe-metric-card>
   </div></section>
   <section data-component="pe-status-badge"><h2>pe-status-badge</h2><div class="row">
-    ${['DRAFT', 'PENDING', 'ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK', 'PERMANENT', 'PROBLEM'].map((s) => `<pe-status-badge status="${s}"></pe-status-badge>`).join('')}
+    ${['DRAFT', 'PENDING', 'ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK', 'PERMANENT', 'ARCHIVED', 'PROBLEM'].map((s) => `<pe-status-badge status="${s}"></pe-status-badge>`).join('')}
     <pe-status-badge status="ACTIVE">Slotted: LIVE</pe-status-badge>
   </div></section>
   <section data-component="pe-confidence-meter"><h2>pe-confidence-meter</h2><div class="states">

@@ -7,6 +7,7 @@
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
+import { evidenceTable, segmentText } from '../lib/ui.js';
 
 const KINDS = {
   segment_gap: 'SEGMENT GAP',
@@ -15,11 +16,6 @@ const KINDS = {
   baseline_shift: 'BASELINE SHIFT',
 };
 const FUNNEL_FILTERS = ['device', 'country', 'source']; // what /funnel can filter by
-
-function segmentText(segment) {
-  const parts = Object.entries(segment ?? {}).map(([k, v]) => `${k} ${v}`);
-  return parts.length ? parts.join(', ') : 'every visitor';
-}
 
 /** /funnel at the finding's step, over its window, filtered to what of its segment the funnel can. */
 function funnelHref(store, run, f) {
@@ -34,9 +30,7 @@ function qText(q) {
 }
 
 function finding(store, run, f, cur) {
-  const ev = (f.evidence ?? []).map((e) => `<tr><td>${esc(String(e.metric ?? '').replace(/_/g, ' '))}</td>
-      <td class="num">${esc(formatValue(e.value, e.unit === 'ratio' ? 'percent' : 'number'))}</td>
-      <td class="num">${esc(formatValue(e.sampleSize, 'integer'))}</td><td class="mono">${esc(e.period ?? '')}</td></tr>`).join('');
+  const ev = evidenceTable(f.evidence);
   return `<article class="panel finding" id="finding-${esc(f.id)}" data-finding="${esc(f.id)}" data-kind="${esc(f.kind)}">
     <header class="rec-head"><span class="mono muted">#${esc(formatValue(f.rank, 'integer'))}</span>
       <h2>${esc(f.title)}</h2><span class="alert">${esc(KINDS[f.kind] ?? String(f.kind).toUpperCase())}</span></header>
@@ -57,7 +51,7 @@ function finding(store, run, f, cur) {
       <section><h3>Why we think so</h3><p>${esc(f.explanation ?? '')}</p>
         ${f.explainedBy ? '<p class="muted">Mostly explained by a finding ranked before it: its recommendation answers both.</p>' : ''}</section>
     </div>
-    ${ev ? `<div class="scroll-x"><table><thead><tr><th>Evidence</th><th class="num">Value</th><th class="num">Sessions</th><th>Period</th></tr></thead><tbody>${ev}</tbody></table></div>` : ''}
+    ${ev}
     <div class="row actions"><a class="btn ghost" data-link data-go="funnel" href="${esc(funnelHref(store, run, f))}">Open the funnel at ${esc(f.step)}</a>
       <a class="btn ghost" data-link href="/recommendations?store=${encodeURIComponent(store.id)}">Recommendations</a></div>
   </article>`;

@@ -18,29 +18,10 @@
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatChange, formatValue, reducedMotion } from '../lib/format.js';
+import { ROLLBACK_PROMISE, blockedTitle, evidenceTable, segmentText, violationList } from '../lib/ui.js';
 
-const ROLLBACK_PROMISE = 'AUTO-ROLLBACK: ARMED • DEVIATION > 5% = AUTO-KILL';
 const FLASH_MS = 500;
 const APPROVED_SHOWN = 10;
-
-/** What a guardrail violation's kind is called on a blocked card. */
-const VIOLATION_TITLES = {
-  margin: 'MARGIN VIOLATION',
-  margin_unknown: 'MARGIN UNKNOWN',
-  discount: 'DISCOUNT LIMIT',
-  stock: 'STOCK PROTECTION',
-  excluded_category: 'EXCLUDED CATEGORY',
-};
-
-function blockedTitle(violations) {
-  const kinds = [...new Set((violations ?? []).map((v) => VIOLATION_TITLES[v.kind] ?? String(v.kind ?? 'GUARDRAIL').toUpperCase()))];
-  return `BLOCKED: ${kinds.join(' • ') || 'GUARDRAIL VIOLATION'}`;
-}
-
-function segmentText(segment) {
-  const parts = Object.entries(segment ?? {}).map(([k, v]) => `${k} ${v}`);
-  return parts.length ? parts.join(', ') : 'every visitor';
-}
 
 function range(r, format, cur) {
   if (!r) return '—';
@@ -67,12 +48,10 @@ function impact(r, cur) {
 
 function learnMore(r) {
   const l = r.learnMore ?? {};
-  const ev = (l.evidence ?? []).map((e) => `<tr><td>${esc(String(e.metric ?? '').replace(/_/g, ' '))}</td>
-      <td class="num">${esc(formatValue(e.value, e.unit === 'ratio' ? 'percent' : 'number'))}</td>
-      <td class="num">${esc(formatValue(e.sampleSize, 'integer'))}</td><td class="mono">${esc(e.period ?? '')}</td></tr>`).join('');
+  const ev = evidenceTable(l.evidence);
   const para = (title, text) => (text ? `<h3>${esc(title)}</h3><p>${esc(text)}</p>` : '');
   return `${para('What the data shows', l.explanation)}
-    ${ev ? `<div class="scroll-x"><table><thead><tr><th>Evidence</th><th class="num">Value</th><th class="num">Sessions</th><th>Period</th></tr></thead><tbody>${ev}</tbody></table></div>` : ''}
+    ${ev}
     ${para('Why this change', l.rationale)}${para('Source', l.source)}
     ${para('How it is measured', l.measurement)}${para('How it is rolled back', l.rollback)}`;
 }
@@ -82,7 +61,7 @@ function card(r, cur) {
   const violations = r.violations ?? [];
   const safety = blocked
     ? `<p class="risk" data-field="guardrails">${esc(blockedTitle(violations))}</p>
-       <ul class="violations">${violations.map((v) => `<li>${esc(v.message)}</li>`).join('')}</ul>`
+       ${violationList(violations)}`
     : '<p class="success" data-field="guardrails">GUARDRAILS: PASSED</p>';
   return `<article class="panel rec${blocked ? ' blocked' : ''}" data-rec="${esc(r.id)}" data-status="${esc(r.status)}" aria-labelledby="rec-${esc(r.id)}">
     <header class="rec-head">
@@ -121,7 +100,7 @@ function approveConfirm(r) {
 
 function forceConfirm(r) {
   return `<p class="risk">${esc(blockedTitle(r.violations))}. Approving overrides your own guardrails:</p>
-    <ul class="violations">${(r.violations ?? []).map((v) => `<li>${esc(v.message)}</li>`).join('')}</ul>
+    ${violationList(r.violations)}
     <div class="row"><button class="btn danger" type="button" data-do="force">Approve despite this</button>
       <button class="btn ghost" type="button" data-do="cancel">Cancel</button></div>`;
 }

@@ -1,0 +1,40 @@
+// Pieces of the decision-loop pages written once: a segment in words, the evidence table of a
+// finding or ChangeSet, the auto-rollback promise, and what a guardrail refusal is called.
+import { esc } from './escape.js';
+import { formatValue } from './format.js';
+
+export const ROLLBACK_PROMISE = 'AUTO-ROLLBACK: ARMED • DEVIATION > 5% = AUTO-KILL';
+
+/** {"device":"mobile"} → "device mobile"; none → "every visitor". */
+export function segmentText(segment) {
+  const parts = Object.entries(segment ?? {}).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : 'every visitor';
+}
+
+/** The DataPoints of a finding, recommendation or hypothesis as a table ('' when none). */
+export function evidenceTable(evidence) {
+  const rows = (evidence ?? []).map((e) => `<tr><td>${esc(String(e.metric ?? '').replace(/_/g, ' '))}</td>
+      <td class="num">${esc(formatValue(e.value, e.unit === 'ratio' ? 'percent' : 'number'))}</td>
+      <td class="num">${esc(formatValue(e.sampleSize, 'integer'))}</td><td class="mono">${esc(e.period ?? '')}</td></tr>`).join('');
+  return rows ? `<div class="scroll-x"><table><thead><tr><th>Evidence</th><th class="num">Value</th><th class="num">Sessions</th><th>Period</th></tr></thead><tbody>${rows}</tbody></table></div>` : '';
+}
+
+/** What a guardrail violation's kind is called on a blocked card. */
+const VIOLATION_TITLES = {
+  margin: 'MARGIN VIOLATION',
+  margin_unknown: 'MARGIN UNKNOWN',
+  discount: 'DISCOUNT LIMIT',
+  stock: 'STOCK PROTECTION',
+  excluded_category: 'EXCLUDED CATEGORY',
+};
+
+/** "BLOCKED: MARGIN VIOLATION • STOCK PROTECTION" for a list of violations. */
+export function blockedTitle(violations) {
+  const kinds = [...new Set((violations ?? []).map((v) => VIOLATION_TITLES[v.kind] ?? String(v.kind ?? 'GUARDRAIL').toUpperCase()))];
+  return `BLOCKED: ${kinds.join(' • ') || 'GUARDRAIL VIOLATION'}`;
+}
+
+/** Each violation's own sentence, as a list. */
+export function violationList(violations) {
+  return `<ul class="violations">${(violations ?? []).map((v) => `<li>${esc(v.message)}</li>`).join('')}</ul>`;
+}
