@@ -250,6 +250,14 @@ describe('merchant dashboard', () => {
       assert.deepEqual(a.spill, [], `${where}: text wider than its box`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${where}: the page scrolls sideways by ${overflow}px`);
+      if (vp.width < 760 && await page.evaluate(() => !document.getElementById('logout').hidden)) {
+        // a phone: Sign out is a real target, and no section is a bare glyph (the labelled links say them)
+        const box = await page.locator('#logout').boundingBox();
+        assert.ok(box && box.width >= 44 && box.height >= 24, `${where}: Sign out is ${box?.width ?? 0}×${box?.height ?? 0}`);
+        assert.equal(await page.locator('.rail a.ico:visible').count(), 0, `${where}: unlabelled glyphs in the rail`);
+        const sections = await page.$$eval('.sidebar nav a', (as) => as.map((a) => a.getBoundingClientRect().width > 0 && a.textContent.trim().length > 3));
+        assert.ok(sections.length >= 6 && sections.every(Boolean), `${where}: every section is a labelled link`);
+      }
       if (shots) await page.screenshot({ path: join(ARTIFACTS, `${label}-${vp.width}x${vp.height}.png`), fullPage: true });
     }
     await page.setViewportSize(VIEWPORTS[0]);
