@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './lib/browser.mjs';
 import { cli, closeHttpServer, startServer, stopServer } from './lib/server.mjs';
+import { formatChange } from '../../web/lib/format.js';
 
 const BIN = process.env.PE_TEST_BINARY;
 const ARTIFACTS = process.env.PE_TEST_ARTIFACTS ?? join(dirname(BIN ?? '.'), 'test-artifacts', 'dashboard');
@@ -212,6 +213,40 @@ describe('merchant dashboard', () => {
       await page.fill('input[name=email]', email);
       await page.fill('input[name=password]', PASSWORD);
       await page.click('form#login button[type=submit]');
+    }
+  }
+
+  // A new store with its own merchant, for a test that must not change the dashboard store.
+  async function storeWithMerchant(name) {
+    const tag = randomUUID().slice(0, 8);
+    const s = JSON.parse(await cli(['store', 'create', '--name', `${name} ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
+    const who = `${name.toLowerCase().replace(/\W+/g, '-')}-${tag}@example.com`;
+    await cli(['user', 'create', '--email', who, '--store', s.storeId], `${PASSWORD}\n`);
+    return { ...s, email: who };
+  }
+
+  // Runs fn(page) signed in as other's merchant on path (ready: the page's own first element),
+  // then signs the browser back in as the dashboard store's merchant for the tests after it.
+  async function asMerchantOf(other, path, ready, fn) {
+    await browser.context.clearCookies();
+    const page = await newPage();
+    try {
+      await page.goto(`${server.baseUrl}${path}`);
+      await page.fill('input[name=email]', other.email);
+      await page.fill('input[name=password]', PASSWORD);
+      await page.click('form#login button[type=submit]');
+      await page.waitForSelector(ready);
+      await fn(page);
+    } finally {
+      await page.close();
+      await browser.context.clearCookies();
+      const again = await newPage();
+      try {
+        await signIn(again, email);
+        await waitPerformance(again);
+      } finally {
+        await again.close();
+      }
     }
   }
 
@@ -609,10 +644,7 @@ describe('merchant dashboard', () => {
     // A store with two planted problems (newsletter visitors leave at the cart, mobile visitors at
     // checkout) and a margin floor no discount can keep: the doctor's findings, then the
     // recommender's cards — the discounts blocked by the floor, the other playbooks active.
-    const tag = randomUUID().slice(0, 8);
-    const recs = JSON.parse(await cli(['store', 'create', '--name', `Recs ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
-    const recsEmail = `recs-${tag}@example.com`;
-    await cli(['user', 'create', '--email', recsEmail, '--store', recs.storeId], `${PASSWORD}\n`);
+    const recs = await storeWithMerchant('Recs');
     const dir = await mkdtemp(join(tmpdir(), 'pe-recs-'));
     try {
       const scenario = join(dir, 'problems.json');
@@ -641,14 +673,7 @@ describe('merchant dashboard', () => {
     assert.ok(blocked.length >= 1, 'a discount blocked by the margin floor');
 
     // this store's own merchant (the browser is signed in as the dashboard store's)
-    await browser.context.clearCookies();
-    const page = await newPage();
-    try {
-      await page.goto(`${server.baseUrl}/recommendations?store=${recs.storeId}`);
-      await page.fill('input[name=email]', recsEmail);
-      await page.fill('input[name=password]', PASSWORD);
-      await page.click('form#login button[type=submit]');
-      await page.waitForSelector('article[data-rec]');
+    await asMerchantOf(recs, `/recommendations?store=${recs.storeId}`, 'article[data-rec]', async (page) => {
       assert.equal(new URL(page.url()).pathname, '/recommendations');
       assert.match(await page.textContent('.flow'), /AUTOPILOT PROPOSES → MERCHANT APPROVES/);
       // one card per open recommendation, in the API's order, with its own figures
@@ -718,18 +743,7 @@ describe('merchant dashboard', () => {
       assert.equal((await apiGet(`/api/v1/stores/${recs.storeId}/changesets/${b.changesetId}`, recs.secretKey)).execution.status, 'ACTIVE');
       // the navigation has the page
       assert.equal(await page.locator('.sidebar nav a[href^="/recommendations"]').count(), 1);
-    } finally {
-      await page.close();
-      // the dashboard store's merchant again, for the tests after this one
-      await browser.context.clearCookies();
-      const again = await newPage();
-      try {
-        await signIn(again, email);
-        await waitPerformance(again);
-      } finally {
-        await again.close();
-      }
-    }
+    });
   });
 
   test('Autopilot: ChangeSets filtered by status, approved and rejected from their cards, inspected with their timeline, rolled back and made permanent', async () => {
@@ -847,6 +861,69 @@ describe('merchant dashboard', () => {
     } finally {
       await page.close();
     }
+  });
+
+  test('Experiment results: a closed-loop store\'s experiments, an automatic rollback as LOSER with its figures, meter and chart', async () => {
+    // three simulated weeks through the real jobs: every treatment halves ordering, so the
+    // engine rolls experiments back by itself
+    const loop = await storeWithMerchant('Loop');
+    const dir = await mkdtemp(join(tmpdir(), 'pe-loop-'));
+    try {
+      const scenario = join(dir, 'harm.json');
+      await writeFile(scenario, JSON.stringify({ overrides: [{ segment: { device: 'mobile' }, step: 'shipping', dropMultiplier: 2 }],
+        effects: [{ target: '*', conversionMultiplier: 0.5 }] }));
+      await cli(['simulate', '--store', loop.storeId, '--days', '21', '--end', day(-2), '--sessions-per-day', '1200',
+        '--seed', '11', '--scenario', scenario, '--autopilot', '--approve', 'top']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const get = (path) => apiGet(`/api/v1/stores/${loop.storeId}/${path}`, loop.secretKey);
+    const all = (await get('changesets?limit=100')).changesets;
+    const ran = all.filter((c) => ['ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK', 'PERMANENT'].includes(c.status));
+    const rolled = ran.find((c) => c.status === 'ROLLED_BACK');
+    assert.ok(rolled, `an automatic rollback: ${all.map((c) => c.status).join(', ')}`);
+    const r = await get(`changesets/${rolled.id}/results`);
+    const cs = await get(`changesets/${rolled.id}`);
+    assert.equal(cs.auditTrail.at(-1).actor.type, 'system');
+
+    await asMerchantOf(loop, `/experiments?store=${loop.storeId}`, '[data-table=experiments], [data-empty]', async (page) => {
+      // every experiment that ran, newest first, each with its results
+      assert.deepEqual(await page.$$eval('[data-table=experiments] tr[data-cs]', (trs) => trs.map((t) => t.dataset.cs)), ran.map((c) => c.id));
+      await page.click(`tr[data-cs="${rolled.id}"] a`);
+      await page.waitForSelector('.results');
+      assert.equal(new URL(page.url()).searchParams.get('cs'), rolled.id);
+      // the verdict and the decision's own sentence
+      const verdict = ['ROLLBACK', 'ROLLBACK_LOSER'].includes(r.decision.action) ? 'LOSER' : 'INCONCLUSIVE';
+      assert.equal((await page.textContent('[data-field=verdict]')).trim(), verdict);
+      assert.equal((await page.textContent('[data-field=reason]')).trim(), r.decision.reason);
+      // the primary metric's uplift and interval, and the meter at 1 − its always-valid p
+      const primary = r.effects.find((e) => e.metric === r.primaryMetric);
+      assert.equal((await page.textContent('[data-field=uplift]')).trim(), formatChange(primary.effect));
+      assert.match(await page.textContent('[data-field=interval]'), new RegExp(`${formatChange(primary.ciLow).replace(/[+]/g, '\\+')} … ${formatChange(primary.ciHigh).replace(/[+]/g, '\\+')}`));
+      const meter = page.locator('[data-field=confidence]');
+      assert.ok(Math.abs(Number(await meter.getAttribute('data-value')) - (1 - primary.alwaysValidP)) < 1e-9);
+      const fill = await meter.locator('.meter-fill').evaluate((e) => e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width);
+      assert.ok(Math.abs(fill - (1 - primary.alwaysValidP)) < 0.02, `the bar is ${fill} wide`);
+      // per variant, as measured
+      for (const v of r.variants) {
+        const row = page.locator(`[data-table=variants] tr[data-variant="${v.variant}"]`);
+        assert.equal(num(await row.locator('[data-field=units]').textContent()), v.units);
+        assert.ok(Math.abs(num(await row.locator('[data-field=profit]').textContent()) - v.profit) < 0.0051);
+      }
+      assert.equal(await page.locator('[data-table=effects] tr[data-effect]').count(), r.effects.length);
+      // the two variants over the measure job's looks
+      assert.ok(r.series.length >= 2, `looks: ${r.series.length}`);
+      await page.waitForFunction(() => document.querySelector('#exp-chart canvas'));
+      assert.equal(await page.locator('[data-field=srm]').count(), r.srmPValue !== null && r.srmPValue < 0.001 ? 1 : 0);
+      await audit(page, 'experiment-results');
+      // the ChangeSet's page links here, and back
+      await page.click('.results a[href^="/autopilot"]');
+      await page.waitForSelector('.cs-detail[data-status=ROLLED_BACK]');
+      assert.match(await page.locator('.timeline li').last().textContent(), /SYSTEM/);
+      await page.click('[data-act=results]');
+      await page.waitForSelector(`.results[data-cs="${rolled.id}"]`);
+      assert.equal(await page.locator('.sidebar nav a[href^="/experiments"]').count(), 1);
+    });
   });
 
   test('/dev/components shows every component and state within the rules', async () => {

@@ -22,22 +22,28 @@ export const AXIS = {
 };
 
 /**
- * Draws one line (xs: Unix seconds, ys) into el with uPlot, 200 px high, resizing with el;
- * yFormat labels the y axis. Returns the cleanup (stops the observer, destroys the plot).
+ * Draws lines (xs: Unix seconds; lines: [{label, ys, stroke, dash?}]) into el with uPlot, 200 px
+ * high, resizing with el, with a legend when there is more than one; yFormat labels the y axis.
+ * Returns the cleanup (stops the observer, destroys the plot).
  */
-export function lineChart(el, xs, ys, { label, stroke = '#ccff00', yFormat = (v) => String(v), ySize = 56 } = {}) {
+export function linesChart(el, xs, lines, { yFormat = (v) => String(v), ySize = 56 } = {}) {
   let plot = null;
   let ro = null;
   loadUplot().then((uPlot) => {
     if (!el.isConnected) return;
     plot = new uPlot({
-      width: Math.max(200, el.clientWidth), height: 200, legend: { show: false }, cursor: { show: true, points: { show: false } },
+      width: Math.max(200, el.clientWidth), height: 200, legend: { show: lines.length > 1 }, cursor: { show: true, points: { show: false } },
       scales: { x: { time: true } },
       axes: [{ ...AXIS }, { ...AXIS, values: (u, v) => v.map(yFormat), size: ySize }],
-      series: [{}, { label, stroke, width: 2, points: { show: false } }],
-    }, [xs, ys], el);
+      series: [{}, ...lines.map(({ label, stroke = '#ccff00', dash }) => ({ label, stroke, width: 2, dash, points: { show: false }, value: (u, v) => (v === null || v === undefined ? '—' : yFormat(v)) }))],
+    }, [xs, ...lines.map((l) => l.ys)], el);
     ro = new ResizeObserver(() => { if (plot && Math.abs(plot.width - el.clientWidth) > 8) plot.setSize({ width: Math.max(200, el.clientWidth), height: 200 }); });
     ro.observe(el);
   }).catch((err) => { el.textContent = err.message; });
   return () => { ro?.disconnect(); plot?.destroy(); };
+}
+
+/** One line: linesChart with a single series and no legend. */
+export function lineChart(el, xs, ys, { label, stroke = '#ccff00', yFormat, ySize } = {}) {
+  return linesChart(el, xs, [{ label, ys, stroke }], { yFormat, ySize });
 }

@@ -32,6 +32,16 @@ export function formatChange(change) {
   return `${v > 0 ? '+' : v < 0 ? '−' : '±'}${s}`;
 }
 
+/** An RFC 3339 time as "2026-12-07 09:30:00 UTC"; "—" when there is none. */
+export function formatTime(ts) {
+  return ts ? String(ts).replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC') : '—';
+}
+
+/** An API identifier in words: "ROLLED_BACK" → "ROLLED BACK", "profit_per_visitor" → "profit per visitor". */
+export function humanize(s) {
+  return String(s ?? '').replace(/_/g, ' ');
+}
+
 export function reducedMotion() {
   return window.matchMedia('(prefers-reduced-motion: reduce)').matches;
 }

@@ -12,10 +12,11 @@
 // shows each violation's sentence, and force-approving repeats them before it is sent.
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
-import { formatChange, formatValue } from '../lib/format.js';
+import { formatChange, formatTime, formatValue, humanize } from '../lib/format.js';
 import { ROLLBACK_PROMISE, blockedTitle, evidenceTable, violationList } from '../lib/ui.js';
 
 const PAGE = 20;
+const EXPERIMENT_STATES = new Set(['ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK', 'PERMANENT']);
 const STATUSES = ['PENDING_APPROVAL', 'ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK', 'PERMANENT', 'DRAFT', 'ARCHIVED'];
 
 /** The merchant's moves from each state: [target state, button label, style, what the confirmation says]. */
@@ -34,8 +35,6 @@ const MOVES = {
     'This change was rolled back. Making it permanent serves its treatment to every visitor although it was stopped — only do this when you know why it was rolled back and that the reason no longer holds.']],
 };
 
-const when = (ts) => (ts ? String(ts).replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC') : '—');
-const words = (s) => String(s ?? '').replace(/_/g, ' ');
 
 function badge(status) {
   return `<pe-status-badge status="${esc(status)}" data-field="status"></pe-status-badge>`;
@@ -58,7 +57,7 @@ function csCard(cs, storeId) {
   return `<article class="panel cs" data-cs="${esc(cs.id)}" data-status="${esc(cs.status)}" data-version="${esc(cs.version)}">
     <header class="rec-head">${badge(cs.status)}<h2>${esc(cs.problem ?? cs.id)}</h2>${risk(cs.riskLevel)}</header>
     <p>${esc(cs.expectedOutcome ?? '')}</p>
-    <p class="muted mono">${esc(words(cs.actionType))} · created ${esc(when(cs.createdAt))}${cs.expiresAt ? ` · approval expires ${esc(when(cs.expiresAt))}` : ''}</p>
+    <p class="muted mono">${esc(humanize(cs.actionType))} · created ${esc(formatTime(cs.createdAt))}${cs.expiresAt ? ` · approval expires ${esc(formatTime(cs.expiresAt))}` : ''}</p>
     <div class="row actions">${moveButtons(cs.status, { inspect: href })}</div>
     <div class="confirm" data-confirm hidden></div>
     <p class="risk" role="alert" data-error></p>
@@ -68,11 +67,11 @@ function csCard(cs, storeId) {
 function filterBar(status) {
   const chip = (value, label) => `<a class="chip${(status ?? '') === value ? ' on' : ''}" href="?status=${esc(value)}" data-status-filter="${esc(value)}"
       aria-pressed="${(status ?? '') === value}">${esc(label)}</a>`;
-  return `<nav class="chips" aria-label="Filter by status">${chip('', 'ALL')}${STATUSES.map((s) => chip(s, words(s))).join('')}</nav>`;
+  return `<nav class="chips" aria-label="Filter by status">${chip('', 'ALL')}${STATUSES.map((s) => chip(s, humanize(s))).join('')}</nav>`;
 }
 
 function emptyList(status) {
-  return `<section class="empty" data-empty><h2>${status ? `No ChangeSet is ${esc(words(status))}` : 'No ChangeSet yet'}</h2>
+  return `<section class="empty" data-empty><h2>${status ? `No ChangeSet is ${esc(humanize(status))}` : 'No ChangeSet yet'}</h2>
     <p>Autopilot's changes start as recommendations: approve one on <a href="/recommendations" data-link>Recommendations</a> and it appears
     here with its experiment, guardrails and audit trail.</p></section>`;
 }
@@ -90,10 +89,10 @@ const valueText = (v) => (v === null || v === undefined ? 'none' : typeof v === 
 function actionPlan(a) {
   const seg = a?.targetSegment ?? {};
   const rules = (seg.rules ?? []).map((r) => `${r.attribute} ${r.operator} ${valueText(r.value)}`);
-  const changes = (a?.implementation?.changes ?? []).map((c) => `<tr><td>${esc(words(c.type))}</td><td>${esc(c.description ?? '')}</td>
+  const changes = (a?.implementation?.changes ?? []).map((c) => `<tr><td>${esc(humanize(c.type))}</td><td>${esc(c.description ?? '')}</td>
       <td class="mono">${esc(valueText(c.before))} → ${esc(valueText(c.after))}</td><td class="mono">${esc(c.variant ?? '')}</td></tr>`).join('');
-  return `${pairs([['Type', words(a?.type)], ['Segment', seg.name ?? 'every visitor'], ['Rules', rules.join(' AND ') || 'none: every visitor'],
-    ['Feature flag', a?.implementation?.featureFlagKey, 'flag'], ['Rollout', `${words(a?.rolloutStrategy)} · ${formatValue(a?.rolloutPercentage, 'number')} %`]])}
+  return `${pairs([['Type', humanize(a?.type)], ['Segment', seg.name ?? 'every visitor'], ['Rules', rules.join(' AND ') || 'none: every visitor'],
+    ['Feature flag', a?.implementation?.featureFlagKey, 'flag'], ['Rollout', `${humanize(a?.rolloutStrategy)} · ${formatValue(a?.rolloutPercentage, 'number')} %`]])}
     ${changes ? `<div class="scroll-x"><table><thead><tr><th>Change</th><th>What</th><th>Before → after</th><th>Variant</th></tr></thead><tbody>${changes}</tbody></table></div>` : ''}`;
 }
 
@@ -101,7 +100,7 @@ function guardrails(g) {
   const slos = (g?.sloRequirements ?? []).map((s) => `${s.metric} ${s.operator} ${s.threshold} over ${s.window}`);
   return pairs([['Profit floor', g?.profitFloor === undefined ? null : `${g.profitFloor} % gross margin`, 'profitFloor'],
     ['Stock threshold', g?.stockThreshold === undefined ? null : `${g.stockThreshold} units`], ['Risk', String(g?.riskLevel ?? '—').toUpperCase()],
-    ['SLOs', slos.join('; ') || 'none'], ['Blocked when', (g?.blockedConditions ?? []).map(words).join(', ') || 'never']]);
+    ['SLOs', slos.join('; ') || 'none'], ['Blocked when', (g?.blockedConditions ?? []).map(humanize).join(', ') || 'never']]);
 }
 
 function rollbackPlan(r) {
@@ -111,33 +110,33 @@ function rollbackPlan(r) {
 }
 
 function proofPlan(p) {
-  const primary = (p?.primaryMetrics ?? []).map((m) => `${m.name} (${words(m.aggregation)}, ${m.direction})`);
-  return pairs([['Primary', primary.join('; ')], ['Method', words(p?.statisticalMethod)], ['Significance', p?.significanceThreshold],
+  const primary = (p?.primaryMetrics ?? []).map((m) => `${m.name} (${humanize(m.aggregation)}, ${m.direction})`);
+  return pairs([['Primary', primary.join('; ')], ['Method', humanize(p?.statisticalMethod)], ['Significance', p?.significanceThreshold],
     ['Minimum sample', formatValue(p?.minimumSampleSize, 'integer')], ['Window', p?.measurementWindow], ['Holdout', p?.holdoutPercentage === undefined ? null : `${p.holdoutPercentage} %`]]);
 }
 
 function approval(a) {
-  return pairs([['Status', String(a?.status ?? '—').toUpperCase(), 'approval'], ['By', a?.approvedBy], ['At', a?.approvedAt ? when(a.approvedAt) : null],
-    ['Expires', a?.expiresAt ? when(a.expiresAt) : null]]);
+  return pairs([['Status', String(a?.status ?? '—').toUpperCase(), 'approval'], ['By', a?.approvedBy], ['At', a?.approvedAt ? formatTime(a.approvedAt) : null],
+    ['Expires', a?.expiresAt ? formatTime(a.expiresAt) : null]]);
 }
 
 function execution(e, cur) {
   const m = e?.currentMetrics;
   const p = e?.proofResult;
   const ci = p?.confidenceInterval ?? [];
-  return pairs([['Status', e?.status], ['Started', e?.startedAt ? when(e.startedAt) : null], ['Ended', e?.endedAt ? when(e.endedAt) : null],
+  return pairs([['Status', e?.status], ['Started', e?.startedAt ? formatTime(e.startedAt) : null], ['Ended', e?.endedAt ? formatTime(e.endedAt) : null],
     ['Units', m ? `${formatValue(m.controlSampleSize, 'integer')} control · ${formatValue(m.treatmentSampleSize, 'integer')} treatment` : null],
-    ['Verdict', p ? `${String(p.outcome).toUpperCase()} · ${words(p.primaryMetric)} ${formatChange(p.relativeLift)} [${formatChange(ci[0])}, ${formatChange(ci[1])}]` : null, 'verdict'],
+    ['Verdict', p ? `${String(p.outcome).toUpperCase()} · ${humanize(p.primaryMetric)} ${formatChange(p.relativeLift)} [${formatChange(ci[0])}, ${formatChange(ci[1])}]` : null, 'verdict'],
     ['Profit a month', p?.impactPerMonth ? `${formatValue(p.impactPerMonth.profitLowerBound, 'currency', cur)} at least (estimate ${formatValue(p.impactPerMonth.profit, 'currency', cur)})` : null]]);
 }
 
 function timeline(events) {
   if (!events.length) return '<p class="muted">No event yet.</p>';
   return `<ol class="timeline">${events.map((e) => `<li data-event="${esc(e.id)}">
-      <span class="mono muted">${esc(when(e.timestamp))}</span>
+      <span class="mono muted">${esc(formatTime(e.timestamp))}</span>
       <span class="mono">${esc(String(e.actor?.type ?? '').toUpperCase())} ${esc(e.actor?.id ?? '')}</span>
       <span class="move">${e.previousState ? `${badge(e.previousState)} → ` : ''}${badge(e.newState)}</span>
-      <span>${esc(words(e.action))}${e.reason ? ` — <q>${esc(e.reason)}</q>` : ''}</span>
+      <span>${esc(humanize(e.action))}${e.reason ? ` — <q>${esc(e.reason)}</q>` : ''}</span>
       <button class="btn ghost small" type="button" data-act="meta" aria-expanded="false">Metadata</button>
       <pre class="meta" hidden>${esc(JSON.stringify(e.metadata ?? {}, null, 2))}</pre></li>`).join('')}</ol>`;
 }
@@ -146,9 +145,10 @@ function detail(cs, events, storeId, cur) {
   const h = cs.hypothesis ?? {};
   const status = cs.execution?.status ?? cs.status;
   return `<article class="stack cs-detail" data-cs="${esc(cs.id)}" data-status="${esc(status)}" data-version="${esc(cs.version)}">
-    <p><a href="/autopilot?store=${encodeURIComponent(storeId)}" data-link>← Every ChangeSet</a></p>
+    <p><a href="/autopilot?store=${encodeURIComponent(storeId)}" data-link>← Every ChangeSet</a>${EXPERIMENT_STATES.has(status)
+      ? ` · <a href="/experiments?store=${encodeURIComponent(storeId)}&cs=${encodeURIComponent(cs.id)}" data-link data-act="results">Experiment results</a>` : ''}</p>
     <section class="panel cs"><header class="rec-head">${badge(status)}<h1>${esc(h.problem ?? cs.id)}</h1>${risk(cs.guardrails?.riskLevel)}</header>
-      <p class="muted mono">${esc(cs.id)} · version ${esc(cs.version)} · created ${esc(when(cs.createdAt))} · updated ${esc(when(cs.updatedAt))}</p>
+      <p class="muted mono">${esc(cs.id)} · version ${esc(cs.version)} · created ${esc(formatTime(cs.createdAt))} · updated ${esc(formatTime(cs.updatedAt))}</p>
       <div class="row actions">${moveButtons(status)}</div>
       <div class="confirm" data-confirm hidden></div>
       <p class="risk" role="alert" data-error></p></section>
