@@ -1,13 +1,14 @@
 // Dashboard entry point (native ES modules, no build step): the shell (rail, sidebar,
 // breadcrumb), sign-in through /api/v1/auth/login, the store switcher and a client-side router.
 // Routes are real paths (/performance, /funnel, /diagnostics, /recommendations, /autopilot,
-// /experiments, /attribution,
+// /experiments, /attribution, /notifications,
 // /login; /dev/components, the developers' gallery, is not in the merchant's navigation); the
 // server answers index.html for any path without an extension, so deep links survive a reload.
 // Page state
 // (store, date range, filters, the open funnel step) lives in the query string.
 import './components/global.js';
 import { api, ApiError } from './lib/api.js';
+import { refreshAlerts, startAlerts, stopAlerts, wireAlarmBanner } from './lib/alerts.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,12 +19,13 @@ const ROUTES = {
   '/recommendations': { section: 'Recommendations', key: 'recommendations', load: () => import('./pages/recommendations.js'), auth: true },
   '/autopilot': { section: 'Autopilot', key: 'autopilot', load: () => import('./pages/autopilot.js'), auth: true },
   '/experiments': { section: 'Experiment results', key: 'experiments', load: () => import('./pages/experiments.js'), auth: true },
+  '/notifications': { section: 'Notifications', key: 'notifications', load: () => import('./pages/notifications.js'), auth: true },
   '/attribution': { section: 'Attribution', key: 'attribution', load: () => import('./pages/attribution.js'), auth: true },
   '/dev/components': { section: 'Components', key: 'components', load: () => import('./pages/components.js'), auth: false },
   '/login': { section: 'Sign in', key: 'login', load: async () => ({ render: renderLogin }), auth: false },
 };
 
-const state = { me: null, storeId: null, cleanup: null, seq: 0 };
+const state = { me: null, storeId: null, alertsFor: null, cleanup: null, seq: 0 };
 
 function currentStore() {
   return state.me?.stores.find((s) => s.id === state.storeId) ?? null;
@@ -78,6 +80,12 @@ async function route() {
   } else if (def.auth) {
     if (params.get('store') !== state.storeId) chooseStore(params.get('store'));
     renderStoreSwitcher();
+    if (state.alertsFor !== state.storeId) {
+      state.alertsFor = state.storeId;
+      startAlerts(currentStore());
+    } else {
+      refreshAlerts(currentStore());
+    }
   }
   $('section').textContent = def.section;
   document.title = `${def.section} — Profit Engine`;
@@ -129,6 +137,7 @@ async function start() {
     navigate(a.getAttribute('href'));
   });
   window.addEventListener('popstate', () => route());
+  wireAlarmBanner(currentStore);
   $('store-select').addEventListener('change', (ev) => {
     state.storeId = ev.target.value;
     localStorage.setItem('pe.store', state.storeId);
@@ -140,6 +149,8 @@ async function start() {
     await api('POST', '/api/v1/auth/logout').catch(() => {});
     state.me = null;
     state.storeId = null;
+    state.alertsFor = null;
+    stopAlerts();
     renderStoreSwitcher();
     navigate('/login');
   });

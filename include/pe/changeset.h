@@ -275,6 +275,9 @@ typedef struct pe_changeset_service pe_changeset_service_t;
  * extensions use. Thread-safe afterwards. */
 pe_changeset_service_t *pe_changeset_service_new(const pe_changeset_config_t *cfg);
 void pe_changeset_service_free(pe_changeset_service_t *svc);
+/* The custom guardrail checks the service runs (cfg.extra_checks; NULL when none): what a
+ * preview of new guardrails must run too. */
+const pe_guardrail_check_t *const *pe_changeset_extra_checks(const pe_changeset_service_t *svc);
 
 /* Who acts. */
 typedef struct {

@@ -61,4 +61,14 @@ typedef struct pe_guardrail_check pe_guardrail_check_t;
 int pe_guardrails_check(pe_db_conn_t *conn, const char *store_id, const cJSON *changeset,
                         const pe_guardrail_check_t *const *extra, cJSON **violations);
 
+/* What a proposed configuration would do, before it is saved: every ChangeSet still waiting for
+ * a decision (DRAFT, PENDING_APPROVAL; the newest PE_GUARDRAILS_PREVIEW_MAX) checked against the
+ * stored and against the proposed configuration. Returns 0 and *out (caller deletes):
+ *   {"changesets":[{"id","status","problem","blockedNow","blockedAfter","violations":[…after]}],
+ *    "newlyBlocked":n,"noLongerBlocked":m,"guardrails":{…proposed, canonical}}
+ * or PE_EINVAL with *err naming the path (as pe_guardrails_put), or a database error. Reads
+ * only; extra as pe_guardrails_check. */
+#define PE_GUARDRAILS_PREVIEW_MAX 200
+int pe_guardrails_preview(pe_db_pool_t *db, const char *store_id, const cJSON *proposed,
+                          const pe_guardrail_check_t *const *extra, cJSON **out, pe_refusal_t *err);
 #endif /* PE_GUARDRAILS_H */

@@ -1,11 +1,14 @@
 /*
- * guardrails.c — GET/PUT /api/v1/stores/{storeId}/guardrails: a store's profit guardrails.
+ * guardrails.c — GET/PUT /api/v1/stores/{storeId}/guardrails: a store's profit guardrails;
+ * POST …/guardrails/preview: what a configuration would block before it is saved.
  *
  * Invariants:
  *  1. The store is the one authentication resolved.
  *  2. A bad configuration answers 400 naming the path and stores nothing.
+ *  3. A preview reads only: it validates as PUT does and stores nothing.
  */
 #include "pe/api.h"
+#include "pe/changeset.h"
 #include "pe/guardrails.h"
 #include "routes.h"
 
@@ -33,5 +36,22 @@ int pe_api_guardrails_put(pe_http_request_t *req)
     if (rc != 0)
         return pe_http_reply_error(
             req, rc, NULL, rc == PE_ENOTFOUND ? "no such store" : "cannot store the guardrails");
+    return pe_http_reply_cjson(req, 200, out);
+}
+
+int pe_api_guardrails_preview(pe_http_request_t *req)
+{
+    pe_app_t *app = pe_http_app(req);
+    cJSON *body = pe_http_json_body(req);
+    if (!body)
+        return 0;
+    cJSON *out = NULL;
+    pe_refusal_t err;
+    int rc = pe_guardrails_preview(app->db, pe_http_auth(req)->store_id, body,
+                                   pe_changeset_extra_checks(app->changesets), &out, &err);
+    if (rc == PE_EINVAL)
+        return pe_http_reply_error(req, PE_EINVAL, err.code, "%s", err.message);
+    if (rc != 0)
+        return pe_http_reply_error(req, rc, NULL, "cannot check the guardrails right now");
     return pe_http_reply_cjson(req, 200, out);
 }

@@ -104,6 +104,8 @@ static const pe_http_route_t ROUTES[] = {
      NULL},
     {"PUT", "/api/v1/stores/{storeId}/guardrails", pe_api_guardrails_put, PE_AUTH_ADMIN,
      PE_GUARDRAILS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
+    {"POST", "/api/v1/stores/{storeId}/guardrails/preview", pe_api_guardrails_preview,
+     PE_AUTH_ADMIN, PE_GUARDRAILS_MAX_BODY, PE_ROUTE_JSON_BODY, NULL},
     /* the funnel doctor */
     {"POST", "/api/v1/stores/{storeId}/diagnostics/runs", pe_api_diagnostics_run, PE_AUTH_ADMIN, 0,
      0, NULL},

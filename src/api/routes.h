@@ -119,6 +119,7 @@ int pe_api_recommendation_approve(pe_http_request_t *req);
 int pe_api_recommendation_reject(pe_http_request_t *req);
 int pe_api_guardrails_get(pe_http_request_t *req);
 int pe_api_guardrails_put(pe_http_request_t *req);
+int pe_api_guardrails_preview(pe_http_request_t *req);
 int pe_api_audit_verify(pe_http_request_t *req);
 int pe_api_audit_export(pe_http_request_t *req);
 /* The funnel doctor (diagnostics.c): run now, the latest findings, one run. */

@@ -104,6 +104,11 @@ void pe_changeset_result_init(pe_changeset_result_t *res)
     res->version = 0;
 }
 
+const pe_guardrail_check_t *const *pe_changeset_extra_checks(const pe_changeset_service_t *svc)
+{
+    return svc->cfg.extra_checks;
+}
+
 int64_t pe_changeset_now(const pe_changeset_service_t *svc)
 {
     return svc->cfg.clock ? svc->cfg.clock(svc->cfg.clock_ctx) : pe_now_unix_us();

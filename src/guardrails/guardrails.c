@@ -475,17 +475,15 @@ static void check_slo_gates(const cJSON *cfg, const cJSON *cs_guard, found_t *f)
     }
 }
 
-int pe_guardrails_check(pe_db_conn_t *conn, const char *store_id, const cJSON *changeset,
-                        const pe_guardrail_check_t *const *extra, cJSON **violations)
+/* pe_guardrails_check against the configuration cfg (canonical) instead of the stored one. */
+static int check_with(pe_db_conn_t *conn, const char *store_id, const cJSON *cfg,
+                      const cJSON *changeset, const pe_guardrail_check_t *const *extra,
+                      cJSON **violations)
 {
-    cJSON *cfg = NULL;
     found_t f = {cJSON_CreateArray(), 0, false};
     *violations = NULL;
     int rc = PE_ENOMEM;
     if (!f.list)
-        goto out;
-    rc = load(conn, store_id, &cfg);
-    if (rc != 0)
         goto out;
     const cJSON *cs_guard = cJSON_GetObjectItemCaseSensitive(changeset, "guardrails");
     const cJSON *changes = cJSON_GetObjectItemCaseSensitive(
@@ -523,7 +521,117 @@ int pe_guardrails_check(pe_db_conn_t *conn, const char *store_id, const cJSON *c
         f.list = NULL;
     }
 out:
-    cJSON_Delete(cfg);
     cJSON_Delete(f.list);
+    return rc;
+}
+
+int pe_guardrails_check(pe_db_conn_t *conn, const char *store_id, const cJSON *changeset,
+                        const pe_guardrail_check_t *const *extra, cJSON **violations)
+{
+    cJSON *cfg = NULL;
+    *violations = NULL;
+    int rc = load(conn, store_id, &cfg);
+    if (rc == 0)
+        rc = check_with(conn, store_id, cfg, changeset, extra, violations);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* ---- preview -------------------------------------------------------------------------------- */
+
+/* The ChangeSets still waiting for a decision, newest first: what new settings could block. */
+static const char SQL_OPEN_CHANGESETS[] =
+    "SELECT id, status, coalesce(hypothesis->>'problem', ''),"
+    "       jsonb_build_object('guardrails', guardrails, 'actionPlan', action_plan)::text"
+    "  FROM changesets WHERE store_id = $1::uuid AND status IN ('DRAFT', 'PENDING_APPROVAL')"
+    " ORDER BY created_at DESC, id DESC LIMIT $2::int";
+
+/* One open ChangeSet under the stored and the proposed configuration. */
+static cJSON *preview_item(pe_db_result_t *res, size_t i, const cJSON *now_v, cJSON *after_v)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "id", pe_db_result_get(res, i, 0)) &&
+              cJSON_AddStringToObject(o, "status", pe_db_result_get(res, i, 1)) &&
+              cJSON_AddStringToObject(o, "problem", pe_db_result_get(res, i, 2)) &&
+              cJSON_AddBoolToObject(o, "blockedNow", cJSON_GetArraySize(now_v) > 0) &&
+              cJSON_AddBoolToObject(o, "blockedAfter", cJSON_GetArraySize(after_v) > 0) &&
+              cJSON_AddItemToObject(o, "violations", after_v);
+    if (!ok) {
+        if (!o || !cJSON_GetObjectItemCaseSensitive(o, "violations"))
+            cJSON_Delete(after_v);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int pe_guardrails_preview(pe_db_pool_t *db, const char *store_id, const cJSON *proposed,
+                          const pe_guardrail_check_t *const *extra, cJSON **out, pe_refusal_t *err)
+{
+    pe_db_conn_t *conn = NULL;
+    pe_db_result_t *res = NULL;
+    cJSON *canonical = NULL, *current = NULL, *o = NULL;
+    *out = NULL;
+    int rc = pe_guardrails_validate(proposed, &canonical, err);
+    if (rc != 0)
+        return rc;
+    rc = pe_db_acquire(db, ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc != 0)
+        goto out;
+    rc = load(conn, store_id, &current);
+    if (rc != 0)
+        goto out;
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", PE_GUARDRAILS_PREVIEW_MAX);
+    const char *params[] = {store_id, limit};
+    rc = pe_db_exec(conn, SQL_OPEN_CHANGESETS, 2, params, &res);
+    if (rc != 0)
+        goto out;
+    rc = PE_ENOMEM;
+    o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "changesets") : NULL;
+    if (!list)
+        goto out;
+    int newly = 0, freed = 0;
+    for (size_t i = 0; i < pe_db_result_rows(res); i++) {
+        cJSON *doc = NULL, *now_v = NULL, *after_v = NULL;
+        char why[64];
+        const char *text = pe_db_result_get(res, i, 3);
+        rc = pe_json_parse(text, strlen(text), &doc, why, sizeof why) != 0 ? PE_EINTERNAL : 0;
+        rc = rc ? rc : check_with(conn, store_id, current, doc, extra, &now_v);
+        rc = rc ? rc : check_with(conn, store_id, canonical, doc, extra, &after_v);
+        cJSON_Delete(doc);
+        if (rc != 0) {
+            cJSON_Delete(now_v);
+            cJSON_Delete(after_v);
+            goto out;
+        }
+        bool was = cJSON_GetArraySize(now_v) > 0, will = cJSON_GetArraySize(after_v) > 0;
+        newly += will && !was;
+        freed += was && !will;
+        cJSON *item = preview_item(res, i, now_v, after_v);
+        cJSON_Delete(now_v);
+        if (!item || !cJSON_AddItemToArray(list, item)) {
+            cJSON_Delete(item);
+            rc = PE_ENOMEM;
+            goto out;
+        }
+    }
+    if (!cJSON_AddNumberToObject(o, "newlyBlocked", newly) ||
+        !cJSON_AddNumberToObject(o, "noLongerBlocked", freed) ||
+        !cJSON_AddItemToObject(o, "guardrails", canonical)) {
+        rc = PE_ENOMEM;
+        goto out;
+    }
+    canonical = NULL;
+    *out = o;
+    o = NULL;
+    rc = 0;
+out:
+    pe_db_result_free(res);
+    pe_db_release(db, conn);
+    cJSON_Delete(canonical);
+    cJSON_Delete(current);
+    cJSON_Delete(o);
     return rc;
 }

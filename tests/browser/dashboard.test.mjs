@@ -923,6 +923,39 @@ describe('merchant dashboard', () => {
       await page.click('[data-act=results]');
       await page.waitForSelector(`.results[data-cs="${rolled.id}"]`);
       assert.equal(await page.locator('.sidebar nav a[href^="/experiments"]').count(), 1);
+
+      // the rollback cannot be missed: the unread count in the shell and a red banner naming it
+      let unread;
+      for (let i = 0; i < 60; i++) { // the outbox is delivered every 5 s
+        unread = await get('notifications?unread=true&limit=20');
+        if (unread.notifications.some((n) => n.kind === 'changeset.rolled_back')) break;
+        await new Promise((res) => setTimeout(res, 500));
+      }
+      const alarm = unread.notifications.find((n) => ['changeset.rolled_back', 'changeset.srm_mismatch', 'changeset.guardrail_blocked'].includes(n.kind));
+      assert.ok(alarm, `a rollback notification: ${unread.notifications.map((n) => n.kind).join(', ')}`);
+      await page.goto(`${server.baseUrl}/experiments?store=${loop.storeId}`);
+      await page.waitForSelector(`#alarm[data-notification="${alarm.id}"]:not([hidden])`);
+      assert.equal(num(await page.textContent('#alerts [data-unread]')), unread.unreadCount);
+      assert.match(await page.textContent('#alarm'), /ROLLED BACK/);
+      assert.equal(await page.locator('#alarm').evaluate((e) => getComputedStyle(e).borderBottomColor), 'rgb(255, 51, 102)');
+      await audit(page, 'alarm', { shots: false });
+      // "See it" opens the ChangeSet and marks the notification read
+      await page.click('#alarm [data-alarm-open]');
+      await page.waitForSelector(`.cs-detail[data-cs="${alarm.changesetId}"]`);
+      await page.waitForFunction((n) => document.querySelector('#alerts [data-unread]').textContent === String(n), unread.unreadCount - 1);
+      const after = await get('notifications?limit=100');
+      assert.ok(after.notifications.find((n) => n.id === alarm.id).readAt, 'read once opened');
+      // the notifications page: every notification, newest first, unread ones with Mark read
+      await page.click('#alerts');
+      await page.waitForSelector('[data-field=unread]');
+      const shown = await page.$$eval('li[data-notification]', (lis) => lis.map((l) => l.dataset.notification));
+      assert.deepEqual(shown, after.notifications.slice(0, 20).map((n) => n.id));
+      const first = after.notifications.find((n) => !n.readAt);
+      if (first) {
+        await page.click(`li[data-notification="${first.id}"] [data-act=read]`);
+        await page.waitForSelector(`li[data-notification="${first.id}"].read`);
+      }
+      await audit(page, 'notifications');
     });
   });
 

@@ -640,6 +640,82 @@ static void test_export_csv(void **state)
     pe_test_response_free(&r);
 }
 
+/* POST …/guardrails/preview: every ChangeSet waiting for a decision checked against the stored
+ * and the proposed configuration, before anything is saved. */
+static void test_guardrails_preview(void **state)
+{
+    (void)state;
+    pe_test_tenant_t d;
+    pe_test_tenant_make(&d, fx.pool, "ChangeSets D", "Europe/Berlin", "EUR", NULL, NULL);
+    char path[256], guard[256];
+    snprintf(path, sizeof path, "/api/v1/stores/%s/products", d.id);
+    cJSON_Delete(expect("PUT", path,
+                        "{\"products\":[{\"sku\":\"TEE-001\",\"name\":\"Everyday Tee\","
+                        "\"category\":\"Tees\",\"price\":29,\"cost\":15,\"stock\":100}]}",
+                        &d, 200));
+    const char *waiting = create(&d, "valid/price_change.json"); /* TEE-001 at 25: 40 % margin */
+    cJSON_Delete(move(&d, waiting, "{\"to\":\"PENDING_APPROVAL\"}", 200));
+    const char *draft = create(&d, "valid/price_change.json");
+    const char *live = create(&d, "valid/price_change.json");
+    cJSON_Delete(move(&d, live, "{\"to\":\"PENDING_APPROVAL\"}", 200));
+    cJSON_Delete(move(&d, live, "{\"to\":\"ACTIVE\"}", 200)); /* above its own 15 % floor */
+    snprintf(guard, sizeof guard, "/api/v1/stores/%s/guardrails", d.id);
+    snprintf(path, sizeof path, "/api/v1/stores/%s/guardrails/preview", d.id);
+
+    /* a 50 % floor would block both open ones, not the live one, and stores nothing */
+    cJSON *j = expect("POST", path, "{\"minMarginPct\":50}", &d, 200);
+    assert_int_equal((int)pe_test_json_num(j, "newlyBlocked"), 2);
+    assert_int_equal((int)pe_test_json_num(j, "noLongerBlocked"), 0);
+    assert_int_equal(
+        (int)pe_test_json_num(cJSON_GetObjectItemCaseSensitive(j, "guardrails"), "minMarginPct"),
+        50);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "changesets"), *it;
+    assert_int_equal(cJSON_GetArraySize(items), 2);
+    int seen = 0;
+    cJSON_ArrayForEach(it, items)
+    {
+        const char *id = pe_test_json_str(it, "id");
+        assert_true(strcmp(id, waiting) == 0 || strcmp(id, draft) == 0);
+        assert_string_equal(pe_test_json_str(it, "status"),
+                            strcmp(id, waiting) == 0 ? "PENDING_APPROVAL" : "DRAFT");
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "blockedNow")));
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "blockedAfter")));
+        assert_true(has_message(cJSON_GetObjectItemCaseSensitive(it, "violations"),
+                                "This would reduce margin on TEE-001 below threshold "
+                                "(40.0% < 50.0%)"));
+        seen++;
+    }
+    assert_int_equal(seen, 2);
+    cJSON_Delete(j);
+    j = expect("GET", guard, NULL, &d, 200);
+    assert_int_equal((int)pe_test_json_num(j, "version"), 0);
+    cJSON_Delete(j);
+
+    /* stored at 50, a 10 % floor frees them again */
+    cJSON_Delete(expect("PUT", guard, "{\"minMarginPct\":50}", &d, 200));
+    j = expect("POST", path, "{\"minMarginPct\":10}", &d, 200);
+    assert_int_equal((int)pe_test_json_num(j, "newlyBlocked"), 0);
+    assert_int_equal((int)pe_test_json_num(j, "noLongerBlocked"), 2);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "changesets"))
+    {
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "blockedNow")));
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "blockedAfter")));
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(it, "violations")), 0);
+    }
+    cJSON_Delete(j);
+
+    /* a bad configuration is refused as PUT refuses it, and changes nothing */
+    j = expect("POST", path, "{\"categoryMinMarginPct\":{\"Tees\":120}}", &d, 400);
+    assert_string_equal(err_message(j), "categoryMinMarginPct.Tees: must be 0..100");
+    cJSON_Delete(j);
+    j = expect("POST", path, "[1]", &d, 400);
+    cJSON_Delete(j);
+    j = expect("GET", guard, NULL, &d, 200);
+    assert_int_equal((int)pe_test_json_num(j, "version"), 1);
+    assert_int_equal((int)pe_test_json_num(j, "minMarginPct"), 50);
+    cJSON_Delete(j);
+}
+
 static void test_tenant_isolation(void **state)
 {
     (void)state;
@@ -653,6 +729,7 @@ static void test_tenant_isolation(void **state)
         {"GET", "/changesets/%s/timeline"},
         {"GET", "/guardrails"},
         {"PUT", "/guardrails"},
+        {"POST", "/guardrails/preview"},
         {"GET", "/audit/verify"},
         {"GET", "/audit/export"},
     };
@@ -767,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_concurrency_and_versions),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_guardrails),
+        cmocka_unit_test(test_guardrails_preview),
         cmocka_unit_test(test_audit_immutable_and_verify),
         cmocka_unit_test(test_export_csv),
         cmocka_unit_test(test_tenant_isolation),
