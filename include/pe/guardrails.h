@@ -65,7 +65,7 @@ int pe_guardrails_check(pe_db_conn_t *conn, const char *store_id, const cJSON *c
  * a decision (DRAFT, PENDING_APPROVAL; the newest PE_GUARDRAILS_PREVIEW_MAX) checked against the
  * stored and against the proposed configuration. Returns 0 and *out (caller deletes):
  *   {"changesets":[{"id","status","problem","blockedNow","blockedAfter","violations":[…after]}],
- *    "newlyBlocked":n,"noLongerBlocked":m,"guardrails":{…proposed, canonical}}
+ *    "valid":true,"newlyBlocked":n,"noLongerBlocked":m,"guardrails":{…proposed, canonical}}
  * or PE_EINVAL with *err naming the path (as pe_guardrails_put), or a database error. Reads
  * only; extra as pe_guardrails_check. */
 #define PE_GUARDRAILS_PREVIEW_MAX 200

@@ -617,7 +617,8 @@ int pe_guardrails_preview(pe_db_pool_t *db, const char *store_id, const cJSON *p
             goto out;
         }
     }
-    if (!cJSON_AddNumberToObject(o, "newlyBlocked", newly) ||
+    if (!cJSON_AddBoolToObject(o, "valid", true) ||
+        !cJSON_AddNumberToObject(o, "newlyBlocked", newly) ||
         !cJSON_AddNumberToObject(o, "noLongerBlocked", freed) ||
         !cJSON_AddItemToObject(o, "guardrails", canonical)) {
         rc = PE_ENOMEM;

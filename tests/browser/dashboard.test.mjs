@@ -959,6 +959,55 @@ describe('merchant dashboard', () => {
     });
   });
 
+  test('Guardrails: the API checks the form as it is typed, shows what would be blocked before saving, then saves', async () => {
+    const shop = await storeWithMerchant('Guard');
+    const send = async (method, path, body) => {
+      const res = await fetch(`${server.baseUrl}/api/v1/stores/${shop.storeId}/${path}`, { method, body: JSON.stringify(body),
+        headers: { Authorization: `Bearer ${shop.secretKey}`, 'Content-Type': 'application/json' } });
+      assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+      return res.json();
+    };
+    await send('PUT', 'products', { products: [
+      { sku: 'TEE-001', name: 'Everyday Tee', category: 'Tees', price: 29, cost: 15, stock: 100 },
+      { sku: 'SNK-1', name: 'Runner', category: 'Sneakers', price: 100, cost: 60, stock: 30 }] });
+    const doc = JSON.parse(await readFile(new URL('../corpus/changesets/valid/price_change.json', import.meta.url), 'utf8'));
+    const cs = await send('POST', 'changesets', doc); // TEE-001 at 25: a 40 % margin
+    await send('POST', `changesets/${cs.id}/transitions`, { to: 'PENDING_APPROVAL' });
+
+    await asMerchantOf(shop, `/guardrails?store=${shop.storeId}`, 'form.guardrails [data-field=newlyBlocked]', async (page) => {
+      assert.equal(num(await page.textContent('[data-field=newlyBlocked] .num')), 0);
+      assert.deepEqual(await page.$$eval('#pe-categories option', (os) => os.map((o) => o.value)), ['Sneakers', 'Tees']);
+      await audit(page, 'guardrails');
+      // a 50 % floor: the waiting price change would be blocked, in the guardrail's own words; nothing saved
+      await page.fill('input[name=minMarginPct]', '50');
+      await page.waitForSelector(`[data-preview="${cs.id}"][data-blocked=true]`);
+      const preview = await send('POST', 'guardrails/preview', { minMarginPct: 50 });
+      assert.deepEqual((await page.locator(`[data-preview="${cs.id}"] .violations li`).allTextContents()).map((t) => t.trim()),
+        preview.changesets[0].violations.map((v) => v.message));
+      assert.equal(num(await page.textContent('[data-field=newlyBlocked] .num')), 1);
+      assert.equal((await apiGet(`/api/v1/stores/${shop.storeId}/guardrails`, shop.secretKey)).version, 0);
+      // a refused value: the API's message, inline
+      await page.click('[data-act=add][data-kind=category]');
+      await page.fill('[data-map=category] .map-row:last-child input[name=key]', 'Tees');
+      await page.fill('[data-map=category] .map-row:last-child input[name=pct]', '120');
+      await page.waitForFunction(() => document.querySelector('form.guardrails [data-error]').textContent.includes('categoryMinMarginPct.Tees: must be 0..100'));
+      await page.fill('[data-map=category] .map-row:last-child input[name=pct]', '45'); // the most specific wins
+      await page.waitForFunction(() => document.querySelector('form.guardrails [data-error]').textContent === '');
+      await page.check('input[name=excluded][value=Sneakers]');
+      await page.click('form.guardrails button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('[data-saved]').textContent.startsWith('SAVED · VERSION 1'));
+      const saved = await apiGet(`/api/v1/stores/${shop.storeId}/guardrails`, shop.secretKey);
+      assert.equal(saved.minMarginPct, 50);
+      assert.deepEqual(saved.categoryMinMarginPct, { Tees: 45 });
+      assert.deepEqual(saved.excludedCategories, ['Sneakers']);
+      assert.equal(saved.version, 1);
+      // saved: the price change is blocked now, no longer "newly"
+      await page.waitForFunction(() => document.querySelector('[data-field=newlyBlocked] .num')?.textContent === '0');
+      assert.equal(await page.locator(`[data-preview="${cs.id}"][data-blocked=true]`).count(), 1);
+      assert.equal(await page.locator('.sidebar nav a[href^="/guardrails"]').count(), 1);
+    });
+  });
+
   test('/dev/components shows every component and state within the rules', async () => {
     const page = await newPage();
     try {

@@ -664,6 +664,7 @@ static void test_guardrails_preview(void **state)
 
     /* a 50 % floor would block both open ones, not the live one, and stores nothing */
     cJSON *j = expect("POST", path, "{\"minMarginPct\":50}", &d, 200);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
     assert_int_equal((int)pe_test_json_num(j, "newlyBlocked"), 2);
     assert_int_equal((int)pe_test_json_num(j, "noLongerBlocked"), 0);
     assert_int_equal(
@@ -704,12 +705,16 @@ static void test_guardrails_preview(void **state)
     }
     cJSON_Delete(j);
 
-    /* a bad configuration is refused as PUT refuses it, and changes nothing */
-    j = expect("POST", path, "{\"categoryMinMarginPct\":{\"Tees\":120}}", &d, 400);
+    /* a bad configuration: the verdict says why in PUT's words, and nothing changes */
+    j = expect("POST", path, "{\"categoryMinMarginPct\":{\"Tees\":120}}", &d, 200);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "changesets"));
     assert_string_equal(err_message(j), "categoryMinMarginPct.Tees: must be 0..100");
     cJSON_Delete(j);
-    j = expect("POST", path, "[1]", &d, 400);
+    j = expect("POST", path, "[1]", &d, 200);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
     cJSON_Delete(j);
+    cJSON_Delete(expect("POST", path, "{\"minMarginPct\":", &d, 400)); /* not JSON */
     j = expect("GET", guard, NULL, &d, 200);
     assert_int_equal((int)pe_test_json_num(j, "version"), 1);
     assert_int_equal((int)pe_test_json_num(j, "minMarginPct"), 50);
