@@ -1008,6 +1008,67 @@ describe('merchant dashboard', () => {
     });
   });
 
+  test('Audit: the chain verified, the log filtered in the URL, a ChangeSet\'s timeline, the CSV and JSON exports downloaded and parsed', async () => {
+    // the dashboard store's ChangeSets of the Autopilot test are in its trail
+    const now = Date.now();
+    const from = `${new Date(now - 6 * 86400000).toISOString().slice(0, 10)}T00:00:00Z`;
+    const to = `${new Date(now + 86400000).toISOString().slice(0, 10)}T00:00:00Z`;
+    const res = await fetch(`${server.baseUrl}/api/v1/stores/${store.storeId}/audit/export?format=json&from=${from}&to=${to}`,
+      { headers: { Authorization: `Bearer ${store.secretKey}` } });
+    assert.equal(res.status, 200);
+    const events = (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.ok(events.length >= 6, `events in the trail: ${events.length}`);
+    const verify = await apiGet(`/api/v1/stores/${store.storeId}/audit/verify`);
+    const page = await newPage();
+    try {
+      await openSignedIn(page, `/audit?store=${store.storeId}`, '[data-field=chain]');
+      await page.waitForSelector('[data-table=audit]');
+      assert.equal(await page.getAttribute('[data-field=chain]', 'data-ok'), String(verify.ok));
+      assert.match(await page.textContent('[data-field=chain]'), verify.ok ? /CHAIN INTACT/ : /CHAIN BROKEN/);
+      // every event of the range, newest first
+      const ids = await page.$$eval('[data-table=audit] tr[data-event]', (trs) => trs.map((t) => t.dataset.event));
+      assert.deepEqual(ids, events.map((e) => e.id).reverse().slice(0, 500));
+      await audit(page, 'audit');
+      // a filter lives in the URL and narrows the table
+      await page.selectOption('select[name=actor]', 'user');
+      await page.waitForURL(/actor=user/);
+      await page.waitForSelector('[data-table=audit], [data-empty]');
+      const actors = await page.$$eval('[data-table=audit] tr[data-event] td:nth-child(3)', (tds) => tds.map((t) => t.textContent.trim().split(' ')[0]));
+      assert.deepEqual([...new Set(actors)], events.some((e) => e.actor.type === 'user') ? ['USER'] : []);
+      assert.equal(actors.length, events.filter((e) => e.actor.type === 'user').length);
+      // a ChangeSet's own timeline
+      const cs = events.at(-1).changesetId;
+      await page.goto(`${server.baseUrl}/audit?store=${store.storeId}`);
+      await page.waitForSelector('[data-table=audit]');
+      await page.click(`[data-table=audit] a[data-cs="${cs}"] >> nth=0`);
+      await page.waitForURL(new RegExp(`cs=${cs}`));
+      await page.waitForFunction((id) => [...document.querySelectorAll('[data-table=audit] a[data-cs]')].every((a) => a.dataset.cs === id), cs);
+      const timeline = (await apiGet(`/api/v1/stores/${store.storeId}/changesets/${cs}/timeline`)).events;
+      assert.equal(await page.locator('[data-table=audit] tr[data-event]').count(), timeline.filter((e) => e.timestamp >= from).length);
+      // the exports: streamed attachments, parsed
+      const dir = await mkdtemp(join(tmpdir(), 'pe-audit-'));
+      try {
+        const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-export=csv]')]);
+        const csvPath = join(dir, csv.suggestedFilename());
+        await csv.saveAs(csvPath);
+        const lines = (await readFile(csvPath, 'utf8')).split('\r\n').filter(Boolean);
+        assert.match(lines[0], /changesetId/);
+        assert.equal(lines.length - 1, events.length, 'one CSV row per event (no field of these events holds a line break)');
+        const [json] = await Promise.all([page.waitForEvent('download'), page.click('[data-export=json]')]);
+        const jsonPath = join(dir, json.suggestedFilename());
+        await json.saveAs(jsonPath);
+        const parsed = (await readFile(jsonPath, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        assert.deepEqual(parsed.map((e) => e.id), events.map((e) => e.id));
+        assert.equal(json.suggestedFilename(), 'audit.jsonl');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      assert.equal(await page.locator('.sidebar nav a[href^="/audit"]').count(), 1);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('/dev/components shows every component and state within the rules', async () => {
     const page = await newPage();
     try {

@@ -103,6 +103,9 @@ export async function render(view, { store, params, navigate }) {
     return null;
   }
   view.querySelector('#funnel-range').textContent = `${funnel.from} → ${funnel.to} · ${formatValue(funnel.sessions, 'integer')} sessions`;
+  // the range in force, also when it is the default one (never an empty "mm/dd/yyyy")
+  if (!form.from.value) form.from.value = funnel.from;
+  if (!form.to.value) form.to.value = funnel.to;
   const problems = funnel.steps.filter((s) => s.problem).map((s) => s.step);
   const body = view.querySelector('#funnel-body');
   body.innerHTML = `<pe-funnel-visualization total="${esc(funnel.sessions)}"${step ? ` selected="${step}"` : ''}></pe-funnel-visualization>
