@@ -1,7 +1,7 @@
 // Dashboard entry point (native ES modules, no build step): the shell (rail, sidebar,
 // breadcrumb), sign-in through /api/v1/auth/login, the store switcher and a client-side router.
 // Routes are real paths (/performance, /funnel, /diagnostics, /recommendations, /autopilot,
-// /experiments, /guardrails, /audit, /attribution, /notifications,
+// /experiments, /guardrails, /audit, /attribution, /notifications, /settings/keys,
 // /login; /dev/components, the developers' gallery, is not in the merchant's navigation); the
 // server answers index.html for any path without an extension, so deep links survive a reload.
 // Page state
@@ -21,6 +21,7 @@ const ROUTES = {
   '/experiments': { section: 'Experiment results', key: 'experiments', load: () => import('./pages/experiments.js'), auth: true },
   '/guardrails': { section: 'Guardrails', key: 'guardrails', load: () => import('./pages/guardrails.js'), auth: true },
   '/audit': { section: 'Audit', key: 'audit', load: () => import('./pages/audit.js'), auth: true },
+  '/settings/keys': { section: 'Settings › API keys', key: 'keys', load: () => import('./pages/keys.js'), auth: true },
   '/notifications': { section: 'Notifications', key: 'notifications', load: () => import('./pages/notifications.js'), auth: true },
   '/attribution': { section: 'Attribution', key: 'attribution', load: () => import('./pages/attribution.js'), auth: true },
   '/dev/components': { section: 'Components', key: 'components', load: () => import('./pages/components.js'), auth: false },

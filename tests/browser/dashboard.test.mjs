@@ -1069,6 +1069,49 @@ describe('merchant dashboard', () => {
     }
   });
 
+  test('Settings › API keys: listed as the API has them, a new key shown once and working, revoked and refused', async () => {
+    const ofrep = (key) => fetch(`${server.baseUrl}/ofrep/v1/evaluate/flags`, { method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ context: { targetingKey: 'visitor-1' } }) });
+    const page = await newPage();
+    try {
+      await openSignedIn(page, `/settings/keys?store=${store.storeId}`, '[data-table=keys]');
+      await page.waitForSelector('[data-table=keys]');
+      const before = await apiGet(`/api/v1/stores/${store.storeId}/keys`);
+      assert.deepEqual(await page.$$eval('tr[data-key]', (trs) => trs.map((t) => t.dataset.key)), before.keys.map((k) => k.id));
+      await audit(page, 'keys');
+      // a publishable key: shown once, in the install snippet, and it works
+      await page.click('[data-create=publishable]');
+      await page.waitForSelector('[data-created]');
+      const snippet = await page.textContent('[data-created] [data-snippet]');
+      const key = /pe\.init\(\{ key: '(pk_[^']+)' \}\)/.exec(snippet)?.[1];
+      assert.ok(key, `a key in the snippet: ${snippet}`);
+      assert.equal((await ofrep(key)).status, 200);
+      const id = await page.getAttribute('[data-created]', 'data-created');
+      await page.waitForSelector(`tr[data-key="${id}"][data-live=true]`);
+      const listed = (await apiGet(`/api/v1/stores/${store.storeId}/keys`)).keys.find((k) => k.id === id);
+      assert.ok(key.startsWith(listed.prefix) && !('key' in listed), 'the list has its first characters only');
+      // revoked behind a confirmation: refused at once
+      await page.click(`tr[data-key="${id}"] [data-act=revoke]`);
+      assert.match(await page.textContent(`[data-confirm-for="${id}"]`), /is refused from its next request/);
+      await page.click(`[data-confirm-for="${id}"] [data-do=revoke]`);
+      await page.waitForSelector(`tr[data-key="${id}"][data-live=false]`);
+      assert.equal((await ofrep(key)).status, 401);
+      // a secret key is shown as the API takes it
+      await page.click('[data-create=secret]');
+      await page.waitForFunction(() => /Authorization: Bearer sk_/.test(document.querySelector('[data-created] [data-snippet]')?.textContent ?? ''));
+      const secret = (await page.textContent('[data-created] [data-snippet]')).replace('Authorization: Bearer ', '').trim();
+      assert.equal((await fetch(`${server.baseUrl}/api/v1/stores/${store.storeId}/keys`, { headers: { Authorization: `Bearer ${secret}` } })).status, 200);
+      const sid = await page.getAttribute('[data-created]', 'data-created');
+      await page.waitForSelector(`tr[data-key="${sid}"]`);
+      await page.click(`tr[data-key="${sid}"] [data-act=revoke]`);
+      await page.click(`[data-confirm-for="${sid}"] [data-do=revoke]`);
+      await page.waitForSelector(`tr[data-key="${sid}"][data-live=false]`);
+      assert.equal(await page.locator('.sidebar nav a[href^="/settings/keys"]').count(), 1);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('/dev/components shows every component and state within the rules', async () => {
     const page = await newPage();
     try {

@@ -38,3 +38,22 @@ export function blockedTitle(violations) {
 export function violationList(violations) {
   return `<ul class="violations">${(violations ?? []).map((v) => `<li>${esc(v.message)}</li>`).join('')}</ul>`;
 }
+
+/** The storefront's install snippet for a publishable key (comment: a note after the call). */
+export function sdkSnippet(key, comment) {
+  const tail = comment ? ` // ${esc(comment)}` : '';
+  return `<pre><code data-snippet>&lt;script src="${esc(location.origin)}/sdk/pe.js"&gt;&lt;/script&gt;
+&lt;script&gt;pe.init({ key: '${esc(key)}' });${tail}&lt;/script&gt;</code></pre>`;
+}
+
+/** Copies el's text to the clipboard, or selects it when the page may not; says which in status. */
+export async function copyText(el, status) {
+  try {
+    await navigator.clipboard.writeText(el.textContent);
+    status.textContent = 'Copied to the clipboard';
+  } catch {
+    // no clipboard access (an insecure origin, a denied permission): select it for Ctrl+C
+    getSelection().selectAllChildren(el);
+    status.textContent = 'Selected: press Ctrl+C (⌘C) to copy';
+  }
+}

@@ -8,6 +8,7 @@ import { api, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
 import { lineChart } from '../lib/chart.js';
+import { copyText, sdkSnippet } from '../lib/ui.js';
 
 function card({ id, label, m, format, currency, period, cls = 'w2', invert = false }) {
   // No previous figure (a store younger than the period): no "vs —", no delta to compare.
@@ -38,32 +39,26 @@ function isEmpty(o) {
 //   created  just created                 → the snippet with the key itself + "Copy snippet"
 //   unknown  the key list could not be read → placeholder snippet
 
-function snippetHtml(key, comment) {
-  const tail = comment ? ` // ${esc(comment)}` : '';
-  return `<pre><code id="sdk-snippet" data-snippet>&lt;script src="${esc(location.origin)}/sdk/pe.js"&gt;&lt;/script&gt;
-&lt;script&gt;pe.init({ key: '${esc(key)}' });${tail}&lt;/script&gt;</code></pre>`;
-}
-
 function installHtml({ state, live = null, created = null, error = null }) {
   const button = (label) => `<div class="row"><pe-brutal-button data-action="create-key">${esc(label)}</pe-brutal-button></div>
     <p class="risk" role="alert" data-key-error></p>`;
   switch (state) {
     case 'created':
-      return `${snippetHtml(created.key)}
+      return `${sdkSnippet(created.key)}
         <div class="row"><pe-brutal-button data-action="copy-snippet">Copy snippet</pe-brutal-button><span class="muted" role="status" data-copy-status></span></div>
         <p><strong>This is the only time the full key is shown.</strong> Copy the snippet now: afterwards only its first characters
           (<span class="mono">${esc(created.prefix)}</span>) are kept.${live ? ` The earlier key (<span class="mono">${esc(live.prefix)}…</span>) keeps working until it is revoked.` : ''}</p>`;
     case 'known':
-      return `${snippetHtml('pk_…', `your publishable key, starting ${live.prefix}`)}
+      return `${sdkSnippet('pk_…', `your publishable key, starting ${live.prefix}`)}
         <p>This store's publishable key starts with <span class="mono">${esc(live.prefix)}</span>. Only those first characters are kept, so the
           full key cannot be shown again: paste the key you saved, or create a new one — the old key keeps working until it is revoked.</p>
         ${button('Create a new key')}`;
     case 'none':
-      return `${snippetHtml('pk_…', 'create a publishable key below')}
+      return `${sdkSnippet('pk_…', 'create a publishable key below')}
         <p>This store has no publishable key that works. Create one to complete the snippet.</p>
         ${button('Create publishable key')}`;
     default:
-      return `${snippetHtml('pk_…', 'your publishable key')}
+      return `${sdkSnippet('pk_…', 'your publishable key')}
         <p class="muted">Cannot read the store's keys (${esc(error)}): paste the publishable key you saved.</p>`;
   }
 }
@@ -116,16 +111,7 @@ async function renderEmpty(body, store) {
         action.removeAttribute('disabled');
       }
     } else if (action.dataset.action === 'copy-snippet') {
-      const code = box.querySelector('[data-snippet]');
-      const status = box.querySelector('[data-copy-status]');
-      try {
-        await navigator.clipboard.writeText(code.textContent);
-        status.textContent = 'Copied to the clipboard';
-      } catch {
-        // no clipboard access (an insecure origin, a denied permission): select it for Ctrl+C
-        getSelection().selectAllChildren(code);
-        status.textContent = 'Selected: press Ctrl+C (⌘C) to copy';
-      }
+      await copyText(box.querySelector('[data-snippet]'), box.querySelector('[data-copy-status]'));
     }
   });
 }
