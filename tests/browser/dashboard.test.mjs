@@ -443,14 +443,20 @@ describe('merchant dashboard', () => {
   test('Funnel equals the API, filters live in the URL, a step opens its breakdown', async () => {
     const page = await newPage();
     const stepsShown = () => page.evaluate(() => [...document.querySelector('#funnel-body pe-funnel-visualization').shadowRoot.querySelectorAll('.step')]
-      .map((b) => ({ step: b.dataset.step, sessions: b.querySelector('.sessions').textContent, drop: b.querySelector('.drop').textContent,
-        problem: b.classList.contains('problem'), border: getComputedStyle(b).borderLeftColor })));
+      .map((b) => {
+        const d = getComputedStyle(b.querySelector('.drop'));
+        const n = getComputedStyle(b.querySelector('.sessions'));
+        return { step: b.dataset.step, sessions: b.querySelector('.sessions').textContent, drop: b.querySelector('.drop').textContent,
+          problem: b.classList.contains('problem'), border: getComputedStyle(b).borderLeftColor,
+          dropProminent: Number(d.fontWeight) >= 700 && parseFloat(d.fontSize) > parseFloat(n.fontSize) && d.color !== 'rgb(163, 163, 163)' };
+      }));
     const check = (shown, api) => {
       assert.deepEqual(shown.map((s) => s.step), api.steps.map((s) => s.step));
       shown.forEach((s, i) => {
         assert.equal(num(s.sessions), api.steps[i].sessions, `${s.step} sessions`);
         assert.ok(Math.abs(num(s.drop) - api.steps[i].dropOff * 100) <= 0.051, `${s.step} drop-off ${s.drop} vs ${api.steps[i].dropOff}`);
         assert.equal(s.problem, api.steps[i].problem, `${s.step} problem flag`);
+        assert.ok(s.dropProminent, `${s.step}: the drop-off is the most visible figure of the step`);
         if (s.problem) assert.equal(s.border, 'rgb(255, 51, 102)');
       });
     };
