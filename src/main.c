@@ -39,6 +39,8 @@
 #define EXIT_USAGE            2
 #define DB_ACQUIRE_TIMEOUT_MS 5000
 #define REDIS_TIMEOUT_MS      1000
+#define RATE_KEY_BUCKETS      (1u << 14) /* live publishable keys an instance keeps apart */
+#define RATE_ADDRESS_BUCKETS  (1u << 16) /* client addresses an instance keeps apart */
 
 /* The top-level usage around the list of commands, which print_usage builds from commands[]. */
 static const char USAGE_HEAD[] =
@@ -66,6 +68,9 @@ static const char USAGE_TAIL[] =
     "  PE_WEBHOOK_URL         POST ChangeSet notifications here (signed, retried)\n"
     "  PE_WEBHOOK_SECRET      HMAC-SHA256 key of the X-PE-Signature header\n"
     "  PE_TRUSTED_PROXIES     proxies' addresses/CIDRs whose X-Forwarded-For names the client\n"
+    "  PE_RATE_KEY            storefront requests a second per publishable key, burst twice\n"
+    "                         that, 429 + Retry-After beyond; 0 = no limit (2000)\n"
+    "  PE_RATE_ADDRESS        the same per client address (1000)\n"
     "                         (none: the TCP peer is the client)\n"
     "  PE_JOBS                background jobs of serve: all, none or a list of names (all)\n"
     "\n"
@@ -286,6 +291,18 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     app.db = pe_db_pool_new(cfg->database_url, cfg->db_pool_size);
+    /* token buckets of the storefront routes: a second's worth twice over at once */
+    app.rate_key = cfg->rate_key
+                       ? pe_ratelimit_new(cfg->rate_key, 2.0 * cfg->rate_key, RATE_KEY_BUCKETS)
+                       : NULL;
+    app.rate_address =
+        cfg->rate_address
+            ? pe_ratelimit_new(cfg->rate_address, 2.0 * cfg->rate_address, RATE_ADDRESS_BUCKETS)
+            : NULL;
+    if ((cfg->rate_key && !app.rate_key) || (cfg->rate_address && !app.rate_address)) {
+        pe_log(PE_LOG_ERROR, "startup_failed", "out of memory for the rate limits");
+        goto out;
+    }
     pe_collector_config_t ccfg = {
         .db = app.db,
         .writers = cfg->collector_writers,
@@ -410,6 +427,8 @@ out:
     pe_changeset_service_free(app.changesets);
     pe_tenancy_key_cache_free(app.keys);
     pe_db_pool_free(app.db);
+    pe_ratelimit_free(app.rate_key);
+    pe_ratelimit_free(app.rate_address);
     return rc;
 }
 

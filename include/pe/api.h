@@ -29,6 +29,8 @@ typedef struct {
     pe_flags_t *flags;    /* feature flags: the in-process copy, changes, exposures */
     struct pe_changeset_service *changesets;   /* ChangeSets, lifecycle, audit (pe/changeset.h) */
     struct pe_doctor_recommender *recommender; /* recommendations (pe/doctor.h) */
+    pe_ratelimit_t *rate_key;     /* storefront requests per publishable key (NULL: no limit) */
+    pe_ratelimit_t *rate_address; /* storefront requests per client address (NULL: no limit) */
     int64_t started_unix_us;
 } pe_app_t;
 

@@ -177,6 +177,20 @@ int pe_cidr_list_parse(const char *s, pe_cidr_list_t *out, size_t *bad_off, size
 /* True when ip is in one of the list's blocks (list may be NULL: contains nothing). */
 bool pe_cidr_list_contains(const pe_cidr_list_t *list, const pe_ip_t *ip);
 
+/* ---- rate limits (ratelimit.c) -----------------------------------------------------------------
+ */
+
+/* Token buckets by key: `rate` requests a second on average, `burst` at once, in a fixed table
+ * of about `capacity` buckets (bounded memory whatever the keys; a key idle longest in its slot
+ * window is forgotten first). Thread-safe. */
+typedef struct pe_ratelimit pe_ratelimit_t;
+/* NULL when rate ≤ 0, burst < 1 or out of memory. */
+pe_ratelimit_t *pe_ratelimit_new(double rate, double burst, size_t capacity);
+void pe_ratelimit_free(pe_ratelimit_t *rl);
+/* Takes a token from key's bucket at now_us (the caller's clock). True when there was one;
+ * else false and *retry_after_s (may be NULL) is the time until there is. */
+bool pe_ratelimit_take(pe_ratelimit_t *rl, const char *key, int64_t now_us, double *retry_after_s);
+
 /* ---- configuration --------------------------------------------------------------------------- */
 
 /* The read-only configuration built once at start-up from PE_* variables. */
@@ -205,6 +219,8 @@ typedef struct {
     char *webhook_secret;           /* PE_WEBHOOK_SECRET: HMAC-SHA256 key of webhook signatures */
     char *jobs; /* PE_JOBS: background jobs of `serve`: all, none, or names (src/jobs/select.c) */
     pe_cidr_list_t trusted_proxies; /* PE_TRUSTED_PROXIES: peers whose X-Forwarded-For counts */
+    unsigned rate_key; /* PE_RATE_KEY: storefront requests a second per publishable key (0: off) */
+    unsigned rate_address; /* PE_RATE_ADDRESS: storefront requests a second per client address */
 } pe_config_t;
 
 /* Fills cfg from the environment (getenv). On a bad value returns PE_EINVAL and writes a

@@ -24,6 +24,7 @@
  *     and clients that send neither header (curl, SDKs, older browsers), go on to the token.
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -156,6 +157,36 @@ static int authorize_store(pe_app_t *app, pe_http_request_t *req, pe_http_auth_t
     return 0;
 }
 
+/* A storefront request over its bucket (PE_RATE_ADDRESS, PE_RATE_KEY): 429 with Retry-After,
+ * whole seconds rounded up. */
+static int over_rate(pe_http_request_t *req, pe_ratelimit_t *rl, const char *key, const char *who)
+{
+    double wait = 0;
+    if (!rl || pe_ratelimit_take(rl, key, pe_now_unix_us(), &wait))
+        return 0;
+    char retry[24];
+    snprintf(retry, sizeof retry, "%.0f", ceil(wait));
+    pe_http_set_header(req, "Retry-After", retry);
+    pe_http_reply_error(req, PE_ELOCKED, "rate_limited",
+                        "too many requests %s; retry after %s second%s (events and evaluations "
+                        "are accepted again then: retry with the same eventIds)",
+                        who, retry, strcmp(retry, "1") == 0 ? "" : "s");
+    return PE_ELOCKED;
+}
+
+/* A storefront request's publishable key, within the rate limits: the address first (a flood
+ * of made-up keys is refused before any lookup), then the key. */
+static int storefront_key(pe_app_t *app, pe_http_request_t *req, const char *key,
+                          pe_http_auth_t *out)
+{
+    int rc = over_rate(req, app->rate_address, pe_http_remote_addr(req), "from this address");
+    if (rc == 0)
+        rc = authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
+    if (rc == 0)
+        rc = over_rate(req, app->rate_key, key, "with this key");
+    return rc;
+}
+
 int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t required,
                         pe_http_auth_t *out)
 {
@@ -175,7 +206,7 @@ int pe_api_authenticate(void *appv, pe_http_request_t *req, pe_auth_kind_t requi
             return refuse(req, PE_EUNAUTH,
                           "send the publishable key as 'Authorization: Bearer pk_…', "
                           "'X-API-Key: pk_…' or ?key=pk_…");
-        return authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
+        return storefront_key(app, req, key, out);
     }
     case PE_AUTH_ADMIN:
         if (bearer)
@@ -241,5 +272,5 @@ int pe_api_authenticate_write_key(pe_http_request_t *req, const char *body_key, 
         return refuse(req, PE_EUNAUTH,
                       "send the write key (a publishable key pk_…) as the Basic-auth user "
                       "('Authorization: Basic base64(pk_…:)') or as \"writeKey\" in the body");
-    return authenticate_key(app, req, key, PE_KEY_PUBLISHABLE, out);
+    return storefront_key(app, req, key, out);
 }

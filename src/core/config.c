@@ -50,6 +50,8 @@ static const var_t VARS[] = {
     {"PE_WEBHOOK_SECRET", VAR_STRING, NULL, FIELD(webhook_secret), 0, 0},
     {"PE_JOBS", VAR_STRING, "all", FIELD(jobs), 0, 0},
     {"PE_TRUSTED_PROXIES", VAR_CIDRS, "", FIELD(trusted_proxies), 0, 0},
+    {"PE_RATE_KEY", VAR_UINT, "2000", FIELD(rate_key), 0, 1000000},
+    {"PE_RATE_ADDRESS", VAR_UINT, "1000", FIELD(rate_address), 0, 1000000},
 };
 
 int pe_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
