@@ -31,8 +31,8 @@ static void event_body(char *out, size_t n, const char *id)
     char ts[40];
     pe_time_format_rfc3339(pe_now_unix_us(), ts, sizeof ts);
     snprintf(out, n,
-             "{\"events\":[{\"eventId\":\"%s\",\"name\":\"storefront.page.viewed\","
-             "\"timestamp\":\"%s\",\"sessionId\":\"s-%.8s\",\"anonymousId\":\"a-%.8s\","
+             "{\"events\":[{\"eventId\":\"%.36s\",\"name\":\"storefront.page.viewed\","
+             "\"timestamp\":\"%.39s\",\"sessionId\":\"s-%.8s\",\"anonymousId\":\"a-%.8s\","
              "\"context\":{\"page\":{\"path\":\"/\"}}}]}",
              id, ts, id, id);
 }
