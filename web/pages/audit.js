@@ -41,11 +41,11 @@ function filters(p, actions) {
   </form>`;
 }
 
-function table(events, storeId) {
+function table(events, storeId, p) {
   if (!events.length) return '<p class="muted" data-empty>No event matches. Widen the range or clear a filter.</p>';
   const rows = events.slice(0, SHOWN).map((e) => `<tr data-event="${esc(e.id)}">
       <td class="mono">${esc(formatTime(e.timestamp))}</td>
-      <td><a class="mono" href="/audit?store=${encodeURIComponent(storeId)}&cs=${encodeURIComponent(e.changesetId)}" data-link data-cs="${esc(e.changesetId)}">${esc(e.changesetId)}</a></td>
+      <td><a class="mono" href="/audit?${esc(new URLSearchParams({ store: storeId, from: p.from, to: p.to, cs: e.changesetId }))}" data-link data-cs="${esc(e.changesetId)}">${esc(e.changesetId)}</a></td>
       <td class="mono">${esc(String(e.actor?.type ?? '').toUpperCase())} ${esc(e.actor?.id ?? '')}</td>
       <td>${esc(humanize(e.action))}</td>
       <td class="move">${badge(e.previousState)}${e.previousState ? ' → ' : ''}${badge(e.newState)}</td>
@@ -91,7 +91,7 @@ export async function render(view, { store, params, navigate }) {
   const actions = [...new Set(all.map((e) => e.action))].sort();
   view.querySelector('[data-filters-slot]').innerHTML = filters(p, actions);
   const shown = all.filter((e) => (!p.actor || e.actor?.type === p.actor) && (!p.action || e.action === p.action) && (!p.cs || e.changesetId === p.cs));
-  log.innerHTML = `<p class="mono muted" data-field="count">${esc(String(shown.length))} OF ${esc(String(all.length))} EVENTS</p>${table(shown, store.id)}`;
+  log.innerHTML = `<p class="mono muted" data-field="count">${esc(String(shown.length))} OF ${esc(String(all.length))} EVENTS</p>${table(shown, store.id, p)}`;
   view.querySelector('[data-filters]').addEventListener('change', (ev) => {
     const form = ev.currentTarget;
     if (!form.reportValidity()) return;
