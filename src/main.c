@@ -68,6 +68,8 @@ static const char USAGE_TAIL[] =
     "  PE_WEBHOOK_URL         POST ChangeSet notifications here (signed, retried)\n"
     "  PE_WEBHOOK_SECRET      HMAC-SHA256 key of the X-PE-Signature header\n"
     "  PE_TRUSTED_PROXIES     proxies' addresses/CIDRs whose X-Forwarded-For names the client\n"
+    "  PE_COLLECTOR_STORE_SHARE  % of the ingest queue one store may hold once it is that full\n"
+    "                         (50; 100: no share)\n"
     "  PE_RATE_KEY            storefront requests a second per publishable key, burst twice\n"
     "                         that, 429 + Retry-After beyond; 0 = no limit (2000)\n"
     "  PE_RATE_ADDRESS        the same per client address (1000)\n"
@@ -307,6 +309,7 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
         .db = app.db,
         .writers = cfg->collector_writers,
         .window_ms = cfg->collector_window_ms,
+        .store_queue_pct = cfg->collector_store_share,
         .retention_days = cfg->events_retention_days,
     };
     app.collector = app.db ? pe_collector_new(&ccfg) : NULL;

@@ -48,6 +48,10 @@ typedef struct pe_collector pe_collector_t;
 typedef struct {
     pe_db_pool_t *db;
     size_t queue_max_events; /* events waiting for the writer before PE_EUNAVAIL (default 100000) */
+    /* A store holding more than this % of queue_max_events waiting is refused (PE_EUNAVAIL)
+     * once the queue is that full, so the rest stays for the other stores (default 50; 100:
+     * one store may fill it all). */
+    unsigned store_queue_pct;
     unsigned window_ms; /* how long a queued request waits for others to share its commit (2) */
     size_t max_commit_events;           /* events per transaction (default 10000) */
     size_t dead_letters_per_store_hour; /* stored per store and hour (default 10000) */
@@ -107,8 +111,9 @@ typedef struct {
     uint64_t commits_total;
     uint64_t commit_failures_total;
     uint64_t queue_full_total;
-    unsigned writers_running; /* now: writer threads in their loop (the configured number) */
-    size_t queued_events;     /* now */
+    uint64_t store_share_full_total; /* refused: the store held its share of a filling queue */
+    unsigned writers_running;        /* now: writer threads in their loop (the configured number) */
+    size_t queued_events;            /* now */
 } pe_collector_stats_t;
 
 void pe_collector_stats(pe_collector_t *c, pe_collector_stats_t *out);

@@ -209,7 +209,9 @@ typedef struct {
     unsigned db_pool_size;      /* PE_DB_POOL_SIZE */
     unsigned shutdown_grace_s;  /* PE_SHUTDOWN_GRACE, seconds in-flight requests get on SIGTERM */
     unsigned collector_writers; /* PE_COLLECTOR_WRITERS: group-commit writer threads */
-    unsigned collector_window_ms;   /* PE_COLLECTOR_WINDOW_MS: how long a writer gathers */
+    unsigned collector_window_ms; /* PE_COLLECTOR_WINDOW_MS: how long a writer gathers */
+    unsigned
+        collector_store_share; /* PE_COLLECTOR_STORE_SHARE: % of the queue one store may hold */
     unsigned events_retention_days; /* PE_EVENTS_RETENTION_DAYS: raw events kept, in days */
     unsigned flags_poll_ms;         /* PE_FLAGS_POLL_MS: PostgreSQL poll of flag-set versions */
     unsigned approval_timeout_h;    /* PE_APPROVAL_TIMEOUT_HOURS: PENDING_APPROVAL lifetime */

@@ -21,6 +21,7 @@ typedef struct {
 typedef struct collector_job {
     struct collector_job *next;
     char store_id[PE_EVENT_ID_MAX + 1];
+    struct store_share *share;    /* its store's events waiting in the queue (writer.c) */
     unsigned char store_uuid[16]; /* store_id as binary COPY sends it */
     pe_collector_mode_t mode;
     unsigned retention_days; /* import: how far back */

@@ -29,7 +29,10 @@
  * Invariants:
  *  1. done(rc = 0) only after COMMIT returned success (nothing acknowledged is lost).
  *  2. The queue never holds more than queue_max_events events; beyond that ingest is refused
- *     (the HTTP layer answers 503 with Retry-After) instead of growing memory.
+ *     (the HTTP layer answers 503 with Retry-After) instead of growing memory. Once it holds
+ *     store_queue_pct % of that, a store already holding that much is refused too: one store
+ *     flooding cannot take the room the others need (each store's waiting events are counted
+ *     in a small chained table, an entry only while the store has events queued).
  *  3. Dead letters beyond dead_letters_per_store_hour are counted in events_rejected_overflow
  *     instead of stored, so a flood of garbage cannot fill the disk.
  *  4. Each writer holds one connection while it works; on any error it hands it back (rolled
@@ -93,8 +96,17 @@ typedef struct {
     pe_db_conn_t *conn;
 } writer_t;
 
+/* A store's events in the queue (invariant 2); in the table while count > 0. */
+struct store_share {
+    struct store_share *next;
+    char store_id[PE_EVENT_ID_MAX + 1];
+    size_t queued;
+};
+#define SHARE_BUCKETS 256
+
 struct pe_collector {
     pe_collector_config_t cfg;
+    struct store_share *shares[SHARE_BUCKETS]; /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     collector_job_t *head, *tail;
@@ -107,9 +119,10 @@ struct pe_collector {
     dead_letter_slot_t dl[DL_SLOTS];  /* guarded by dl_lock */
     _Atomic unsigned writers_running; /* writer threads in their loop */
     _Atomic uint64_t batches, stored, duplicates, rejected, commits, failures, queue_full;
-    _Atomic uint64_t commit_us;   /* time spent in successful commits */
-    _Atomic uint64_t slow_paths;  /* commits that met a stored key and took the fallback */
-    _Atomic uint64_t phase_us[3]; /* of which: keys, rows (events + dead letters), COMMIT */
+    _Atomic uint64_t store_share_full; /* refused by invariant 2's per-store share */
+    _Atomic uint64_t commit_us;        /* time spent in successful commits */
+    _Atomic uint64_t slow_paths;       /* commits that met a stored key and took the fallback */
+    _Atomic uint64_t phase_us[3];      /* of which: keys, rows (events + dead letters), COMMIT */
     pthread_mutex_t days_lock;
     ensured_day_t ensured[ENSURED_SLOTS]; /* guarded by days_lock */
 };
@@ -133,15 +146,64 @@ static const char OVERFLOW_SQL[] =
     " ON CONFLICT (store_id, hour) DO UPDATE"
     " SET dropped = events_rejected_overflow.dropped + EXCLUDED.dropped";
 
+/* The chain of store_id's bucket. */
+static struct store_share **bucket_of(pe_collector_t *c, const char *store_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: store ids are ours, not a client's choice */
+    for (const char *p = store_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &c->shares[h % SHARE_BUCKETS];
+}
+
+/* The queue entry of store_id, created when create (NULL when out of memory or absent). */
+static struct store_share *share_of(pe_collector_t *c, const char *store_id, bool create)
+{
+    struct store_share **b = bucket_of(c, store_id);
+    for (struct store_share *s = *b; s; s = s->next)
+        if (strcmp(s->store_id, store_id) == 0)
+            return s;
+    struct store_share *s = create ? calloc(1, sizeof *s) : NULL;
+    if (s) {
+        snprintf(s->store_id, sizeof s->store_id, "%s", store_id);
+        s->next = *b;
+        *b = s;
+    }
+    return s;
+}
+
+/* A job left the queue: its store holds that much less; the entry goes at 0. Under lock. */
+static void share_release(pe_collector_t *c, collector_job_t *job, size_t size)
+{
+    struct store_share *s = job->share;
+    job->share = NULL;
+    if (!s || (s->queued -= size) > 0)
+        return;
+    for (struct store_share **q = bucket_of(c, s->store_id); *q; q = &(*q)->next)
+        if (*q == s) {
+            *q = s->next;
+            free(s);
+            return;
+        }
+}
+
 int collector_enqueue(pe_collector_t *c, collector_job_t *job)
 {
     int rc = 0;
     pthread_mutex_lock(&c->lock);
     size_t size = job->nevents + job->nrejects;
-    if (c->stopping || c->queued_events + size > c->cfg.queue_max_events) {
-        atomic_fetch_add(&c->queue_full, 1);
+    size_t fair = c->cfg.queue_max_events / 100 * c->cfg.store_queue_pct +
+                  c->cfg.queue_max_events % 100 * c->cfg.store_queue_pct / 100;
+    struct store_share *mine = share_of(c, job->store_id, false);
+    bool over_share = mine && c->cfg.store_queue_pct < 100 && mine->queued + size > fair &&
+                      c->queued_events + size > fair;
+    bool full = c->stopping || c->queued_events + size > c->cfg.queue_max_events;
+    if (full || over_share) {
+        atomic_fetch_add(full ? &c->queue_full : &c->store_share_full, 1);
         rc = PE_EUNAVAIL;
+    } else if (!(job->share = mine ? mine : share_of(c, job->store_id, true))) {
+        rc = PE_ENOMEM;
     } else {
+        job->share->queued += size;
         if (c->tail)
             c->tail->next = job;
         else
@@ -199,6 +261,7 @@ static collector_job_t *take_jobs(pe_collector_t *c)
             tailp = &j->next;
             events += size;
             c->queued_events -= size;
+            share_release(c, j, size);
         }
     }
     if (c->head)
@@ -757,6 +820,8 @@ pe_collector_t *pe_collector_new(const pe_collector_config_t *cfg)
     c->cfg = *cfg;
     if (!c->cfg.queue_max_events)
         c->cfg.queue_max_events = 100000;
+    if (!c->cfg.store_queue_pct || c->cfg.store_queue_pct > 100)
+        c->cfg.store_queue_pct = 50;
     if (!c->cfg.window_ms)
         c->cfg.window_ms = 2;
     if (!c->cfg.max_commit_events)
@@ -825,6 +890,7 @@ void pe_collector_stats(pe_collector_t *c, pe_collector_stats_t *out)
     out->commits_total = atomic_load(&c->commits);
     out->commit_failures_total = atomic_load(&c->failures);
     out->queue_full_total = atomic_load(&c->queue_full);
+    out->store_share_full_total = atomic_load(&c->store_share_full);
     out->writers_running = atomic_load(&c->writers_running);
     pthread_mutex_lock(&c->lock);
     out->queued_events = c->queued_events;
@@ -865,6 +931,10 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         "# HELP pe_collector_queue_full_total Batches refused because the queue was full.\n"
         "# TYPE pe_collector_queue_full_total counter\n"
         "pe_collector_queue_full_total %llu\n"
+        "# HELP pe_collector_store_share_full_total Batches refused because their store already"
+        " held its share of a filling queue.\n"
+        "# TYPE pe_collector_store_share_full_total counter\n"
+        "pe_collector_store_share_full_total %llu\n"
         "# HELP pe_collector_writers Group-commit writer threads running.\n"
         "# TYPE pe_collector_writers gauge\n"
         "pe_collector_writers %u\n"
@@ -877,6 +947,6 @@ int pe_collector_metrics(pe_collector_t *c, pe_buf_t *out)
         (double)atomic_load(&c->commit_us) / 1e6, (double)atomic_load(&c->phase_us[0]) / 1e6,
         (double)atomic_load(&c->phase_us[1]) / 1e6, (double)atomic_load(&c->phase_us[2]) / 1e6,
         (unsigned long long)atomic_load(&c->slow_paths), (unsigned long long)s.queue_full_total,
-        s.writers_running, s.queued_events);
+        (unsigned long long)s.store_share_full_total, s.writers_running, s.queued_events);
     return rc;
 }

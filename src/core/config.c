@@ -41,6 +41,7 @@ static const var_t VARS[] = {
     {"PE_SHUTDOWN_GRACE", VAR_UINT, "8", FIELD(shutdown_grace_s), 1, 9},
     {"PE_COLLECTOR_WRITERS", VAR_UINT, "2", FIELD(collector_writers), 1, 8},
     {"PE_COLLECTOR_WINDOW_MS", VAR_UINT, "2", FIELD(collector_window_ms), 1, 100},
+    {"PE_COLLECTOR_STORE_SHARE", VAR_UINT, "50", FIELD(collector_store_share), 1, 100},
     {"PE_EVENTS_RETENTION_DAYS", VAR_UINT, "400", FIELD(events_retention_days), 8, 3650},
     {"PE_FLAGS_POLL_MS", VAR_UINT, "1000", FIELD(flags_poll_ms), 100, 2000},
     {"PE_APPROVAL_TIMEOUT_HOURS", VAR_UINT, "168", FIELD(approval_timeout_h), 1, 8760},

@@ -573,6 +573,110 @@ static void test_writers_keep_running(void **state)
         8);
 }
 
+/* ---- in-process: one store cannot take the whole queue -------------------------------------- */
+
+/* A batch of n cart events of store for the in-process collector (the caller deletes it). */
+static cJSON *cart_batch(int n, const char *user)
+{
+    pe_buf_t b = PE_BUF_INIT;
+    char err[64], extra[64];
+    snprintf(extra, sizeof extra, ",\"userId\":\"%s\"", user);
+    pe_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        char id[37];
+        pe_test_uuid(id);
+        if (i)
+            pe_buf_puts(&b, ",");
+        cart_event(&b, id, pe_now_unix_us() - 1000000, extra);
+    }
+    pe_buf_puts(&b, "]");
+    cJSON *events = NULL;
+    assert_int_equal(pe_json_parse(b.data, b.len, &events, err, sizeof err), 0);
+    pe_buf_free(&b);
+    return events;
+}
+
+/* With the writer held (another session locks event_keys), store A fills the queue until it
+ * holds its share (50 of 100 events) and is refused; store B still gets the room that is left;
+ * then the queue is full for everyone. Released, every accepted batch is stored. */
+static void test_store_share_of_queue(void **state)
+{
+    (void)state;
+    pe_db_pool_t *pool = pe_db_pool_new(fx.conninfo, 2), *held = pe_db_pool_new(fx.conninfo, 1);
+    pe_db_conn_t *locker = NULL;
+    assert_int_equal(pe_db_acquire(held, 5000, &locker), 0);
+    assert_int_equal(pe_db_exec(locker, "BEGIN", 0, NULL, NULL), 0);
+    assert_int_equal(
+        pe_db_exec(locker, "LOCK TABLE event_keys IN ACCESS EXCLUSIVE MODE", 0, NULL, NULL), 0);
+    pe_collector_config_t cfg = {
+        .db = pool, .writers = 1, .window_ms = 1, .queue_max_events = 100, .store_queue_pct = 50};
+    pe_collector_t *c = pe_collector_new(&cfg);
+    assert_non_null(c);
+    enum { MAX = 16 };
+    waiter_t w[MAX];
+    cJSON *batches[MAX];
+    int n = 0;
+    /* A's first batch: taken by the writer, which then waits for the lock */
+    batches[n] = cart_batch(10, "share-a");
+    w[n] = (waiter_t){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
+    assert_int_equal(pe_collector_ingest(c, shop_a.id, PE_COLLECTOR_LIVE, batches[n], 0,
+                                         pe_now_unix_us(), on_done, &w[n]),
+                     0);
+    n++;
+    pe_collector_stats_t st;
+    for (int i = 0; i < 500; i++) {
+        pe_collector_stats(c, &st);
+        if (st.queued_events == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_int_equal(st.queued_events, 0);
+    /* A: five batches of 10 wait, the sixth is refused; then B: five more, then the queue is full
+     */
+    int accepted[2] = {0, 0};
+    for (int s = 0; s < 2; s++) {
+        const char *store = s == 0 ? shop_a.id : shop_b.id;
+        for (;;) {
+            cJSON *batch = cart_batch(10, s == 0 ? "share-a" : "share-b");
+            w[n] = (waiter_t){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
+            int rc = pe_collector_ingest(c, store, PE_COLLECTOR_LIVE, batch, 0, pe_now_unix_us(),
+                                         on_done, &w[n]);
+            if (rc != 0) {
+                assert_int_equal(rc, PE_EUNAVAIL);
+                cJSON_Delete(batch);
+                break;
+            }
+            assert_true(n + 1 < MAX);
+            batches[n] = batch;
+            n++;
+            accepted[s]++;
+        }
+    }
+    pe_collector_stats(c, &st);
+    print_message("queue of 100, share 50 %%: store A queued %d batches of 10 before its refusal, "
+                  "store B %d more before the queue was full\n",
+                  accepted[0], accepted[1]);
+    assert_int_equal(accepted[0], 5);
+    assert_int_equal(accepted[1], 5);
+    assert_int_equal(st.store_share_full_total, 1);
+    assert_int_equal(st.queue_full_total, 1);
+    /* released: every accepted batch stored */
+    assert_int_equal(pe_db_exec(locker, "ROLLBACK", 0, NULL, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        wait_done(&w[i]);
+        assert_int_equal(w[i].rc, 0);
+        cJSON_Delete(batches[i]);
+    }
+    pe_collector_free(c);
+    pe_db_release(held, locker);
+    pe_db_pool_free(held);
+    pe_db_pool_free(pool);
+    assert_int_equal(
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE user_id = 'share-a'"), 60);
+    assert_int_equal(
+        pe_test_sql_long(fx.conninfo, "SELECT count(*) FROM events WHERE user_id = 'share-b'"), 50);
+}
+
 /* ---- in-process: the dead-letter bound ------------------------------------------------------ */
 
 static void test_dead_letter_bound(void **state)
@@ -833,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_commit_failure_is_503_then_retry_stores_once),
         cmocka_unit_test(test_group_commit_under_concurrency),
         cmocka_unit_test(test_dead_letter_bound),
+        cmocka_unit_test(test_store_share_of_queue),
         cmocka_unit_test(test_writers_keep_running),
         cmocka_unit_test(test_maintenance),
         cmocka_unit_test(test_import_history),
