@@ -1045,7 +1045,8 @@ describe('merchant dashboard', () => {
       // a filter lives in the URL and narrows the table
       await page.selectOption('select[name=actor]', 'user');
       await page.waitForURL(/actor=user/);
-      await page.waitForSelector('[data-table=audit], [data-empty]');
+      const byUser = events.filter((e) => e.actor.type === 'user').length;
+      await page.waitForFunction((n) => document.querySelector('[data-field=count]')?.textContent.startsWith(`${n} OF `), byUser);
       const actors = await page.$$eval('[data-table=audit] tr[data-event] td:nth-child(3)', (tds) => tds.map((t) => t.textContent.trim().split(' ')[0]));
       assert.deepEqual([...new Set(actors)], events.some((e) => e.actor.type === 'user') ? ['USER'] : []);
       assert.equal(actors.length, events.filter((e) => e.actor.type === 'user').length);
@@ -1055,7 +1056,10 @@ describe('merchant dashboard', () => {
       await page.waitForSelector('[data-table=audit]');
       await page.click(`[data-table=audit] a[data-cs="${cs}"] >> nth=0`);
       await page.waitForURL(new RegExp(`cs=${cs}`));
-      await page.waitForFunction((id) => [...document.querySelectorAll('[data-table=audit] a[data-cs]')].every((a) => a.dataset.cs === id), cs);
+      await page.waitForFunction((id) => {
+        const links = [...document.querySelectorAll('[data-table=audit] a[data-cs]')]; // none while the page loads
+        return links.length > 0 && links.every((a) => a.dataset.cs === id);
+      }, cs);
       const timeline = (await apiGet(`/api/v1/stores/${store.storeId}/changesets/${cs}/timeline`)).events;
       assert.equal(await page.locator('[data-table=audit] tr[data-event]').count(), timeline.filter((e) => e.timestamp >= from).length);
       // the exports: streamed attachments, parsed
