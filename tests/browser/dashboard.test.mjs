@@ -940,6 +940,13 @@ describe('merchant dashboard', () => {
         if (unread.notifications.some((n) => n.kind === 'changeset.rolled_back')) break;
         await new Promise((res) => setTimeout(res, 500));
       }
+      // the outbox may still be delivering the loop's other notifications: wait for a count that
+      // holds over a whole dispatcher period (5 s)
+      for (let prev = -1; unread.unreadCount !== prev;) {
+        prev = unread.unreadCount;
+        await new Promise((res) => setTimeout(res, 6000));
+        unread = await get('notifications?unread=true&limit=20');
+      }
       const alarm = unread.notifications.find((n) => ['changeset.rolled_back', 'changeset.srm_mismatch', 'changeset.guardrail_blocked'].includes(n.kind));
       assert.ok(alarm, `a rollback notification: ${unread.notifications.map((n) => n.kind).join(', ')}`);
       await page.goto(`${server.baseUrl}/experiments?store=${loop.storeId}`);
