@@ -1,8 +1,9 @@
 /*
  * test_rate_limits.c — the storefront routes' token buckets (PE_RATE_KEY, PE_RATE_ADDRESS;
  * src/core/ratelimit.c, src/api/auth.c) against a child server whose limits are low: 20 requests
- * a second per publishable key (40 at once), 40 per client address (80 at once), clients told
- * apart by X-Forwarded-For from a trusted proxy.
+ * a second per publishable key (40 at once), 10 per client address (20 at once), clients told
+ * apart by X-Forwarded-For from a trusted proxy. The margins hold however slow the machine: a
+ * flood of 150 requests taking up to 5 s still meets the key's limit, one of 250 the address's.
  *
  *  1. A store flooding /v1/events is refused 429 rate_limited with Retry-After once its key's
  *     burst is spent, while another store's events keep being accepted, quickly.
@@ -152,7 +153,7 @@ static void test_address_throttled_before_key_lookup(void **state)
     }
     print_message("made-up keys from one address: %d refused 401, then %d refused 429\n",
                   unauthorised, limited);
-    assert_true(unauthorised >= 80 && limited >= 20);
+    assert_true(unauthorised >= 20 && limited >= 20);
     /* the Segment routes share the address's bucket */
     pe_test_response_t seg;
     char seg_body[256];
@@ -177,7 +178,7 @@ static int group_setup(void **state)
     pe_test_tenant_make(&a, fx.pool, "Flooding", "UTC", "EUR", NULL, NULL);
     pe_test_tenant_make(&b, fx.pool, "Quiet", "UTC", "EUR", NULL, NULL);
     pe_test_server_start(&fx.server, fx.conninfo,
-                         (const char *const[]){"PE_RATE_KEY=20", "PE_RATE_ADDRESS=40",
+                         (const char *const[]){"PE_RATE_KEY=20", "PE_RATE_ADDRESS=10",
                                                "PE_TRUSTED_PROXIES=127.0.0.1/32", "PE_JOBS=none",
                                                NULL});
     return 0;
