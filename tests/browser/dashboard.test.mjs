@@ -148,6 +148,13 @@ describe('merchant dashboard', () => {
     assert.equal(res.status, 200, `${path}: ${res.status}`);
     return res.json();
   };
+  // method path with a JSON body as a store's secret key; the answer must be 200 or 201
+  const apiSend = async (method, path, body, key = store.secretKey) => {
+    const res = await fetch(`${server.baseUrl}${path}`, { method, body: JSON.stringify(body),
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' } });
+    assert.ok(res.status === 200 || res.status === 201, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+    return res.json();
+  };
 
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
@@ -756,12 +763,7 @@ describe('merchant dashboard', () => {
   });
 
   test('Autopilot: ChangeSets filtered by status, approved and rejected from their cards, inspected with their timeline, rolled back and made permanent', async () => {
-    const post = async (path, body) => {
-      const res = await fetch(`${server.baseUrl}${path}`, { method: 'POST', body: JSON.stringify(body),
-        headers: { Authorization: `Bearer ${store.secretKey}`, 'Content-Type': 'application/json' } });
-      assert.ok(res.status === 200 || res.status === 201, `${path}: ${res.status} ${await res.clone().text()}`);
-      return res.json();
-    };
+    const post = (path, body) => apiSend('POST', path, body);
     // three ChangeSets waiting for approval, each behind its own flag
     const doc = JSON.parse(await readFile(new URL('../corpus/changesets/valid/shipping_cost_banner.json', import.meta.url), 'utf8'));
     const tag = randomUUID().slice(0, 8);
@@ -977,12 +979,7 @@ describe('merchant dashboard', () => {
 
   test('Guardrails: the API checks the form as it is typed, shows what would be blocked before saving, then saves', async () => {
     const shop = await storeWithMerchant('Guard');
-    const send = async (method, path, body) => {
-      const res = await fetch(`${server.baseUrl}/api/v1/stores/${shop.storeId}/${path}`, { method, body: JSON.stringify(body),
-        headers: { Authorization: `Bearer ${shop.secretKey}`, 'Content-Type': 'application/json' } });
-      assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
-      return res.json();
-    };
+    const send = (method, path, body) => apiSend(method, `/api/v1/stores/${shop.storeId}/${path}`, body, shop.secretKey);
     await send('PUT', 'products', { products: [
       { sku: 'TEE-001', name: 'Everyday Tee', category: 'Tees', price: 29, cost: 15, stock: 100 },
       { sku: 'SNK-1', name: 'Runner', category: 'Sneakers', price: 100, cost: 60, stock: 30 }] });

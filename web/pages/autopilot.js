@@ -238,7 +238,7 @@ export async function render(view, { store, params, navigate }) {
 
   async function move(art, to, { force = false } = {}) {
     const err = art.querySelector('[data-error]');
-    const confirm = art.querySelector('[data-confirm]') ?? art.querySelector('.cs [data-confirm]');
+    const confirm = art.querySelector('[data-confirm]');
     err.textContent = '';
     const reason = String(confirm.querySelector('textarea')?.value ?? '').trim();
     const payload = { to, version: Number(art.dataset.version) };

@@ -19,7 +19,7 @@ const EXPERIMENT_STATES = new Set(['ACTIVE', 'MEASURING', 'PROVEN', 'ROLLED_BACK
 const SRM_ALPHA = 0.001; // decide.c rule 1
 
 /** WINNER | LOSER | INCONCLUSIVE | RUNNING, from the ChangeSet's state and the decision. */
-export function verdictOf(status, action) {
+function verdictOf(status, action) {
   if (status === 'PROVEN' || status === 'PERMANENT') return 'WINNER';
   if (status === 'ROLLED_BACK') return action === 'ROLLBACK' || action === 'ROLLBACK_LOSER' ? 'LOSER' : 'INCONCLUSIVE';
   if (action === 'PROVE') return 'WINNER';
