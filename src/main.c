@@ -235,7 +235,7 @@ static int run_measure(void *arg, char *err, size_t errlen)
 static int run_changeset_expiry(void *arg, char *err, size_t errlen)
 {
     size_t n = 0;
-    int rc = pe_changeset_expire_due(arg, &n);
+    int rc = pe_changeset_expire_due(arg, NULL, &n);
     if (rc != 0)
         snprintf(err, errlen, "%s", pe_strerror(rc));
     else if (n)

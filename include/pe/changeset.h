@@ -364,9 +364,11 @@ int pe_changeset_alert(pe_changeset_service_t *svc, const char *store_id, const 
                        const char *kind, const char *title, const char *reason,
                        const pe_changeset_actor_info_t *actor, bool *queued);
 
-/* Archives every PENDING_APPROVAL ChangeSet whose approval expired (approval.status expired),
- * each in its own transaction. *count = how many. Safe on several instances (row locks). */
-int pe_changeset_expire_due(pe_changeset_service_t *svc, size_t *count);
+/* Archives every PENDING_APPROVAL ChangeSet whose approval expired by the service's clock
+ * (approval.status expired), each in its own transaction: of store_id, or of every store when it
+ * is NULL (the serve job; the closed-loop simulation expires its own store's at its simulated
+ * times). *count = how many. Safe on several instances (row locks). */
+int pe_changeset_expire_due(pe_changeset_service_t *svc, const char *store_id, size_t *count);
 
 /* The audit events of one ChangeSet, oldest first: {"events":[AuditEvent…]}. */
 int pe_changeset_timeline(pe_changeset_service_t *svc, const char *store_id, const char *id,

@@ -632,20 +632,22 @@ out:
     return rc;
 }
 
-int pe_changeset_expire_due(pe_changeset_service_t *svc, size_t *count)
+int pe_changeset_expire_due(pe_changeset_service_t *svc, const char *store_id, size_t *count)
 {
     pe_db_conn_t *conn = NULL;
     pe_db_result_t *res = NULL;
     char now[32];
     *count = 0;
     pe_time_format_rfc3339(pe_changeset_now(svc), now, sizeof now);
-    const char *params[] = {now};
+    const char *params[] = {now, store_id};
     int rc = pe_db_acquire(svc->cfg.db, ACQUIRE_TIMEOUT_MS, &conn);
     if (rc == 0)
         rc = pe_db_exec(conn,
                         "SELECT store_id, id FROM changesets WHERE status = 'PENDING_APPROVAL'"
-                        " AND expires_at <= $1::timestamptz ORDER BY expires_at LIMIT 500",
-                        1, params, &res);
+                        " AND expires_at <= $1::timestamptz"
+                        " AND ($2::uuid IS NULL OR store_id = $2::uuid)"
+                        " ORDER BY expires_at LIMIT 500",
+                        2, params, &res);
     pe_db_release(svc->cfg.db, conn);
     if (rc != 0)
         return rc;

@@ -162,7 +162,7 @@ static const char SQL_LIST[] =
     "       CASE WHEN status IN ('active', 'blocked', 'queued') THEN row_number() OVER ("
     "            ORDER BY status IN ('active', 'blocked', 'queued') DESC,"
     "                     status IN ('active', 'blocked') DESC, priority DESC, created_at, id)"
-    "       END AS rank"
+    "       END AS rank, finding_id"
     "  FROM recommendations"
     " WHERE store_id = $1::uuid";
 
@@ -181,6 +181,9 @@ static cJSON *row_json(const pe_db_result_t *res, size_t i)
              : cJSON_AddNumberToObject(o, "rank", atof(pe_db_result_get(res, i, 9))) != NULL) &&
         cJSON_AddStringToObject(o, "changesetId", pe_db_result_get(res, i, 2)) &&
         cJSON_AddItemToObject(o, "violations", violations);
+    /* the finding as the latest doctor run has it (the document keeps the first run's id) */
+    cJSON_DeleteItemFromObject(o, "findingId");
+    ok = ok && cJSON_AddStringToObject(o, "findingId", pe_db_result_get(res, i, 10));
     if (!ok)
         cJSON_Delete(violations);
     ok = ok &&

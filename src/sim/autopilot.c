@@ -9,7 +9,10 @@
  *       from the scenario's "effects" (the first entry matching its ChangeSet and the unit)
  *     the generator draws the day (sim_run_days), treated sessions with their counterfactual
  *     ──▶ collector (import mode) ──▶ at the day's end, at that day's time:
- *     aggregate ▸ diagnose ▸ recommend ▸ the approval policy (the merchant) ▸ measure
+ *     aggregate ▸ diagnose ▸ approval expiry ▸ recommend ▸ the approval policy (the merchant)
+ *     ▸ measure (approval expiry: serve's changeset_expiry job, for this store only, so a
+ *     ChangeSet left waiting past PE_APPROVAL_TIMEOUT_HOURS is archived and its recommendation
+ *     issued afresh, as on a live store)
  *
  * Time: the ChangeSet service's clock (pe_changeset_config_t.clock) and every job's now_us are
  * the simulated instant — the end of day d plus JOB_DELAY_US, or the real now when that is
@@ -505,6 +508,9 @@ static int run_jobs(loop_t *L, unsigned d)
     if (rc != 0)
         return fail("day %u: diagnose: %s", d, why.message[0] ? why.message : pe_strerror(rc));
     lap(L, SIM_STAGE_DIAGNOSE, &t);
+    size_t expired = 0;
+    if ((rc = pe_changeset_expire_due(L->svc, L->p->store_id, &expired)) != 0)
+        return fail("day %u: approval expiry: %s", d, pe_strerror(rc));
     for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
         rc = pe_doctor_recommend(L->rec, L->p->store_id, L->now_us, &out);
         cJSON_Delete(out);

@@ -183,7 +183,7 @@ typedef enum {
     SIM_STAGE_TRAFFIC = 0, /* generating and storing the day's events and exposures */
     SIM_STAGE_AGGREGATE,
     SIM_STAGE_DIAGNOSE,
-    SIM_STAGE_RECOMMEND, /* and the approval policy */
+    SIM_STAGE_RECOMMEND, /* with the approval expiry before it and the approval policy */
     SIM_STAGE_MEASURE,
     SIM_LOOP_STAGES
 } sim_loop_stage_t;

@@ -158,7 +158,9 @@ describe('merchant dashboard', () => {
 
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
-    server = await startServer();
+    // No job that would judge a store at the real hour: the closed-loop stores of these tests are
+    // diagnosed, recommended, expired and measured by the simulation at their simulated times.
+    server = await startServer({ env: { PE_JOBS: 'partition_maintenance,aggregate,changeset_notify,login_throttle_purge,session_purge' } });
     const tag = randomUUID().slice(0, 8);
     store = JSON.parse(await cli(['store', 'create', '--name', `Dash ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
     empty = JSON.parse(await cli(['store', 'create', '--name', `Empty ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
@@ -974,6 +976,110 @@ describe('merchant dashboard', () => {
         await page.waitForSelector(`li[data-notification="${first.id}"].read`);
       }
       await audit(page, 'notifications');
+    });
+  });
+
+  test('The whole loop: a finding, its recommendation approved in the browser, eight simulated weeks, PROVEN, made permanent, credited', async () => {
+    // The store lives in the past, so that its experiment's weeks can be played up to today:
+    // 28 days of history end at the midnight before day P (60 days ago); the merchant approves at
+    // 00:10 on P, on a second server whose clock starts there (libfaketime: an approval's time is
+    // the server's now); the experiment's days are then played through the real jobs at their
+    // simulated times (a planted true effect: the change cuts the drop-off at its step to 30 %);
+    // today the merchant sees the proof, makes the change permanent and finds it credited.
+    const shop = await storeWithMerchant('Whole loop');
+    const get = (path) => apiGet(`/api/v1/stores/${shop.storeId}/${path}`, shop.secretKey);
+    const t0 = Date.now(); // one instant for every date below, so that a midnight cannot fall between them
+    const dayOf = (offset) => new Date(t0 + offset * 86400000).toISOString().slice(0, 10);
+    const P = dayOf(-60);
+    const dir = await mkdtemp(join(tmpdir(), 'pe-whole-'));
+    let rec;
+    try {
+      const scenario = join(dir, 'loop.json');
+      await writeFile(scenario, JSON.stringify({ overrides: [{ segment: { device: 'mobile' }, step: 'shipping', dropMultiplier: 2.5 }],
+        effects: [{ target: '*', dropMultiplier: 0.3 }] }));
+      await cli(['simulate', '--store', shop.storeId, '--days', '28', '--end', dayOf(-61), '--sessions-per-day', '800',
+        '--seed', '31', '--scenario', scenario, '--autopilot', '--approve', 'none']);
+      const run = await get('findings');
+      const open = (await get('recommendations?status=active')).recommendations;
+      const f = run.findings.find((x) => open.some((r) => r.findingId === x.id));
+      assert.ok(f, `a finding with a recommendation waiting: ${run.findings.length} findings, ${open.length} recommendations`);
+      rec = open.find((r) => r.findingId === f.id);
+
+      const then = await startServer({ clockAt: `${P} 00:10:00`, env: { PE_JOBS: 'none' }, migrate: false });
+      await browser.context.clearCookies();
+      const page = await newPage();
+      try {
+        // Diagnostics → the finding's own recommendation
+        await page.goto(`${then.baseUrl}/diagnostics?store=${shop.storeId}`);
+        await page.fill('input[name=email]', shop.email);
+        await page.fill('input[name=password]', PASSWORD);
+        await page.click('form#login button[type=submit]');
+        const link = page.locator(`#finding-${f.id} [data-go=recommendation]`);
+        await link.waitFor();
+        assert.match(await link.textContent(), /WAITING FOR YOU/);
+        await link.click();
+        await page.waitForFunction((id) => location.pathname === '/recommendations' && location.hash === `#recommendation-${id}`, rec.id);
+        const card = page.locator(`article[data-rec="${rec.id}"]`);
+        await card.waitFor();
+        assert.equal((await card.locator('h2').textContent()).trim(), rec.title);
+        assert.equal(await card.locator(`a[data-go=finding][href$="#finding-${f.id}"]`).count(), 1);
+        // approve: one click, one confirmation, live
+        await card.locator('[data-act=approve]').click();
+        await card.locator('[data-do=approve]').click();
+        const row = page.locator(`[data-panel=approved] tr[data-rec="${rec.id}"] a`);
+        await row.waitFor();
+        assert.match(await row.getAttribute('href'), new RegExp(`cs=${rec.changesetId}$`));
+      } finally {
+        await page.close();
+        await browser.context.clearCookies();
+        await stopServer(then);
+      }
+      const live = await get(`changesets/${rec.changesetId}`);
+      assert.equal(live.execution.status, 'ACTIVE');
+      assert.ok(live.execution.startedAt.startsWith(P), `started ${live.execution.startedAt}, on the server's day ${P}`);
+      assert.equal((await get(`flags/${live.actionPlan.implementation.featureFlagKey}`)).enabled, true);
+
+      // the experiment's eight weeks (its measurement window), and a few days beyond
+      await cli(['simulate', '--store', shop.storeId, '--days', '57', '--end', dayOf(-4), '--sessions-per-day', '800',
+        '--seed', '32', '--scenario', scenario, '--autopilot', '--approve', 'none']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const proven = await get(`changesets/${rec.changesetId}`);
+    assert.equal(proven.execution.status, 'PROVEN', `the experiment ended ${proven.execution.status}`);
+    const r = await get(`changesets/${rec.changesetId}/results`);
+    assert.equal(r.decision.action, 'PROVE');
+
+    await asMerchantOf(shop, `/experiments?store=${shop.storeId}&cs=${rec.changesetId}`, '.results', async (page) => {
+      // the proof: WINNER, the decision's sentence, the uplift the measure job found
+      assert.equal((await page.textContent('[data-field=verdict]')).trim(), 'WINNER');
+      assert.equal((await page.textContent('[data-field=reason]')).trim(), r.decision.reason);
+      const primary = r.effects.find((e) => e.metric === r.primaryMetric);
+      assert.ok(primary.ciLow > 0, `the primary metric's interval ${primary.ciLow}…${primary.ciHigh} excludes zero`);
+      assert.equal((await page.textContent('[data-field=uplift]')).trim(), formatChange(primary.effect));
+      await page.waitForFunction(() => document.querySelector('#exp-chart canvas'));
+      await audit(page, 'experiment-proven');
+      // make it permanent from its ChangeSet's page
+      await page.click('.results a[href^="/autopilot"]');
+      await page.waitForSelector('.cs-detail[data-status=PROVEN]');
+      await page.click('.cs-detail [data-to=PERMANENT]');
+      assert.match(await page.textContent('.cs-detail [data-confirm]'), /Every visitor gets the winning variant/);
+      await page.click('.cs-detail [data-do=PERMANENT]');
+      await page.waitForSelector('.cs-detail[data-status=PERMANENT]');
+      const done = await get(`changesets/${rec.changesetId}`);
+      assert.equal(done.execution.status, 'PERMANENT');
+      const trail = done.auditTrail.map((e) => `${e.actor.type} ${e.newState}`);
+      assert.deepEqual(trail.slice(-4), ['user ACTIVE', 'system MEASURING', 'system PROVEN', 'user PERMANENT'], trail.join(', '));
+      // in the order they happened: approved on P, proven weeks later by the simulated jobs, made permanent today
+      const times = done.auditTrail.slice(-4).map((e) => e.timestamp);
+      assert.ok(times[0].startsWith(P) && times[1] > times[0] && times[2] > times[1] && times[2] < dayOf(-2) && times[3] > dayOf(-1),
+        times.join(', '));
+      // and credited: the attribution counts it, conservatively
+      const a = await get('attribution');
+      assert.ok(a.attributed.profit.lowerBound > 0, `credited ${a.attributed.profit.lowerBound}: ${a.attributed.reason}`);
+      await page.goto(`${server.baseUrl}/attribution?store=${shop.storeId}`);
+      await page.waitForSelector('[data-figure=profit]');
+      assert.ok(Math.abs(num(await page.textContent('[data-figure=profit]')) - a.attributed.profit.lowerBound) < 0.0051);
     });
   });
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pe/changeset.h"
 #include "pe_test.h"
 
 #define DAYS     "21"
@@ -189,6 +190,64 @@ static void test_closed_loop_rolls_back_harm(void **state)
     free(scenario);
 }
 
+/* The approval expiry runs at the simulated times, for the simulated store only: with nobody
+ * approving, the ChangeSets the recommender submits on the first days are archived by the system
+ * once PE_APPROVAL_TIMEOUT_HOURS (a week) has passed in simulated time, and none is still
+ * waiting past its expiry when the last day's jobs have run; another store's expired ChangeSet
+ * is left to that store's own expiry. */
+static void test_waiting_changesets_expire(void **state)
+{
+    (void)state;
+    pe_test_tenant_t idle, other;
+    pe_test_tenant_make(&idle, fx.pool, "Nobody approves", TZ, "EUR", NULL, NULL);
+    pe_test_tenant_make(&other, fx.pool, "Someone else", TZ, "EUR", NULL, NULL);
+    char *scenario = write_temp("problem.json", SCENARIO);
+    const char *args[] = {
+        "simulate", "--store",     idle.id,     "--days", "14",     "--sessions-per-day",
+        "1000",     "--seed",      "5",         "--end",  end_date, "--scenario",
+        scenario,   "--autopilot", "--approve", "none",   NULL};
+    /* the other store's ChangeSet waits past its expiry, by the simulated clock too */
+    pe_changeset_config_t cfg = {.db = fx.pool};
+    pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
+    assert_non_null(svc);
+    char *text = pe_test_corpus("changesets/valid/shipping_cost_banner.json");
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    pe_changeset_actor_info_t merchant = {PE_CS_BY_MERCHANT, "user", "secret_key"};
+    pe_changeset_transition_req_t submit = {.to = "PENDING_APPROVAL", .expected_version = -1};
+    cJSON *made = NULL;
+    pe_changeset_result_t r;
+    assert_int_equal(pe_changeset_create(svc, other.id, doc, &merchant, &made, &r), 0);
+    pe_changeset_result_free(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", pe_test_json_str(made, "id"));
+    cJSON_Delete(made);
+    cJSON_Delete(doc);
+    assert_int_equal(pe_changeset_transition(svc, other.id, id, &submit, &merchant, &made, &r), 0);
+    pe_changeset_result_free(&r);
+    cJSON_Delete(made);
+    pe_changeset_service_free(svc);
+    free(pe_test_sqlf(fx.conninfo,
+                      "UPDATE changesets SET expires_at = '%s'::date - 30 WHERE store_id = '%s'",
+                      end_date, other.id));
+    cJSON *sum = pe_test_cli_json(fx.conninfo, 0, args);
+    assert_int_equal((int)pe_test_json_num(sum, "approved"), 0);
+    cJSON_Delete(sum);
+    assert_true(sql_long("SELECT count(*) FROM audit_events WHERE store_id = '%s' AND actor_type"
+                         " = 'system' AND action = 'expired' AND new_state = 'ARCHIVED'"
+                         " AND occurred_at < '%s'::date + 2",
+                         idle.id, end_date) >= 1);
+    assert_int_equal(sql_long("SELECT count(*) FROM changesets WHERE store_id = '%s' AND status ="
+                              " 'PENDING_APPROVAL' AND expires_at <= '%s'::date + 1",
+                              idle.id, end_date),
+                     0);
+    assert_int_equal(sql_long("SELECT count(*) FROM changesets WHERE store_id = '%s' AND status ="
+                              " 'PENDING_APPROVAL'",
+                              other.id),
+                     1);
+    free(scenario);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -248,6 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_closed_loop_rolls_back_harm),
+        cmocka_unit_test(test_waiting_changesets_expire),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -393,7 +393,7 @@ static void test_expiry(void **state)
     pe_changeset_config_t cfg = {.db = fx.pool};
     pe_changeset_service_t *svc = pe_changeset_service_new(&cfg);
     size_t n = 0;
-    assert_int_equal(pe_changeset_expire_due(svc, &n), 0);
+    assert_int_equal(pe_changeset_expire_due(svc, NULL, &n), 0);
     assert_int_equal(n, 1);
     pe_changeset_service_free(svc);
     char path[256];

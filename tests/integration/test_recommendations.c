@@ -157,6 +157,9 @@ static void test_first_recommendation_answers_first_finding(void **state)
     assert_string_equal(pe_test_json_str(first, "step"), pe_test_json_str(f, "step"));
     assert_true(cJSON_Compare(get(first, "segment"), get(f, "segment"), true));
     assert_string_equal(pe_test_json_str(first, "findingId"), pe_test_json_str(f, "id"));
+    char first_id[64], old_finding[64];
+    snprintf(first_id, sizeof first_id, "%s", pe_test_json_str(first, "id"));
+    snprintf(old_finding, sizeof old_finding, "%s", pe_test_json_str(f, "id"));
     /* what a card needs */
     assert_true(pe_test_json_num(get(get(first, "expectedImpactPerMonth"), "profit"), "high") > 0);
     assert_true(pe_test_json_num(get(first, "expectedUplift"), "low") > 0);
@@ -173,13 +176,33 @@ static void test_first_recommendation_answers_first_finding(void **state)
         cJSON_Compare(get(get(cs, "hypothesis"), "dataEvidence"), get(f, "evidence"), true));
     assert_string_equal(pe_test_json_str(get(cs, "approval"), "status"), "pending");
     cJSON_Delete(cs);
-    cJSON_Delete(run);
     cJSON_Delete(out);
     check_consistent(&a);
     /* the same run again: nothing new */
     out = recommend(&a);
     assert_int_equal((int)pe_test_json_num(out, "generated"), 0);
     cJSON_Delete(out);
+    /* a new doctor run finds the same problem under a new id: the recommendation points at it */
+    cJSON_Delete(run);
+    diagnose(&a);
+    out = recommend(&a);
+    assert_int_equal((int)pe_test_json_num(out, "generated"), 0);
+    cJSON_Delete(out);
+    run = expect("GET", path, NULL, &a, 200);
+    f = cJSON_GetArrayItem(get(run, "findings"), 0);
+    assert_string_not_equal(pe_test_json_str(f, "id"), old_finding);
+    cJSON *l = list(&a, "active");
+    const cJSON *r;
+    const char *points_at = NULL;
+    cJSON_ArrayForEach(r, get(l, "recommendations"))
+    {
+        if (strcmp(pe_test_json_str(r, "id"), first_id) == 0)
+            points_at = pe_test_json_str(r, "findingId");
+    }
+    assert_non_null(points_at);
+    assert_string_equal(points_at, pe_test_json_str(f, "id"));
+    cJSON_Delete(l);
+    cJSON_Delete(run);
 }
 
 static void test_approve_reaches_the_segment_only(void **state)

@@ -2,7 +2,8 @@
 // ranked as the doctor ranks them — each with its numbers in JetBrains Mono (the step's rate
 // against its reference, the sessions, q, what it costs a month), its explanation and evidence,
 // and links to the funnel at its step (filtered to its segment where the funnel can filter) and
-// to the recommendations. "Run the doctor now" is POST …/diagnostics/runs (the default window:
+// to the recommendation that answers it (GET …/recommendations: open, or approved and live as an
+// experiment), else to the recommendations. "Run the doctor now" is POST …/diagnostics/runs (the default window:
 // the last 28 complete days). A finding is addressable as #finding-<id>.
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
@@ -29,7 +30,21 @@ function qText(q) {
   return q < 0.001 ? '< 0.001' : formatValue(q, 'number');
 }
 
-function finding(store, run, f, cur) {
+const REC_STATES = {
+  active: 'WAITING FOR YOU', blocked: 'BLOCKED BY A GUARDRAIL', queued: 'NEXT IN LINE', approved: 'LIVE EXPERIMENT',
+};
+
+/** The link to the recommendation that answers f, or to the page of recommendations. */
+function recommendationLink(store, f, rec) {
+  const q = `store=${encodeURIComponent(store.id)}`;
+  if (!rec) return `<a class="btn ghost" data-link href="/recommendations?${q}">Recommendations</a>`;
+  const href = rec.status === 'approved'
+    ? `/experiments?${q}&cs=${encodeURIComponent(rec.changesetId)}`
+    : `/recommendations?${q}#recommendation-${encodeURIComponent(rec.id)}`;
+  return `<a class="btn" data-link data-go="recommendation" data-rec="${esc(rec.id)}" href="${esc(href)}">Its recommendation · ${esc(REC_STATES[rec.status] ?? rec.status.toUpperCase())}</a>`;
+}
+
+function finding(store, run, f, cur, rec) {
   const ev = evidenceTable(f.evidence);
   return `<article class="panel finding" id="finding-${esc(f.id)}" data-finding="${esc(f.id)}" data-kind="${esc(f.kind)}">
     <header class="rec-head"><span class="mono muted">#${esc(formatValue(f.rank, 'integer'))}</span>
@@ -53,12 +68,16 @@ function finding(store, run, f, cur) {
     </div>
     ${ev}
     <div class="row actions"><a class="btn ghost" data-link data-go="funnel" href="${esc(funnelHref(store, run, f))}">Open the funnel at ${esc(f.step)}</a>
-      <a class="btn ghost" data-link href="/recommendations?store=${encodeURIComponent(store.id)}">Recommendations</a></div>
+      ${recommendationLink(store, f, rec)}</div>
   </article>`;
 }
 
-function page(store, run, cur) {
-  const list = (run.findings ?? []).map((f) => finding(store, run, f, cur)).join('');
+function page(store, run, cur, recs) {
+  // a finding's recommendation: the one waiting for the merchant before a running or queued one
+  const order = ['active', 'blocked', 'approved', 'queued'];
+  const answering = new Map();
+  for (const r of [...recs].sort((x, y) => order.indexOf(y.status) - order.indexOf(x.status))) answering.set(r.findingId, r);
+  const list = (run.findings ?? []).map((f) => finding(store, run, f, cur, answering.get(f.id))).join('');
   const none = `<section class="empty" data-empty><h1>No drop-off stands out</h1>
       <p>${esc(run.note ?? `The doctor ran ${formatValue(run.tests, 'integer')} tests over this window and none found a step that loses more buyers than it should.`)}</p></section>`;
   return `<p class="muted" data-window><span class="num">${esc(run.from)}</span> → <span class="num">${esc(run.to)}</span> ·
@@ -77,9 +96,10 @@ export async function render(view, { store }) {
   const err = view.querySelector('[data-error]');
 
   async function load() {
-    let run;
+    let run, recs;
     try {
-      run = await api('GET', storeUrl(store.id, 'findings'));
+      [run, recs] = await Promise.all([api('GET', storeUrl(store.id, 'findings')),
+        api('GET', storeUrl(store.id, 'recommendations', { status: 'active,blocked,queued,approved' }))]);
     } catch (e) {
       body.innerHTML = `<section class="panel"><h2 class="risk">Cannot load the findings</h2><p>${esc(e.message)}</p></section>`;
       return;
@@ -88,8 +108,8 @@ export async function render(view, { store }) {
     body.innerHTML = run.runId === null
       ? `<section class="empty" data-empty><h1>The doctor has not run yet</h1>
           <p>It runs every day over the last 28 complete days of traffic. Run it now to see where buyers drop off.</p></section>`
-      : page(store, run, cur);
-    const target = location.hash && body.querySelector(location.hash.replace(/[^#\w-]/g, ''));
+      : page(store, run, cur, recs.recommendations ?? []);
+    const target = location.hash ? body.querySelector(location.hash.replace(/[^#\w-]/g, '')) : null;
     target?.scrollIntoView();
   }
 

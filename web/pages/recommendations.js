@@ -13,8 +13,9 @@
 //   Blocked (GuardrailsAlert, UX-10): red border, "BLOCKED: MARGIN VIOLATION" (or the kind that
 //     applies) and each guardrail's own sentence; force-approve asks for a confirmation that
 //     repeats the violations and sends {"force":true,"confirm":true}.
-// Below the cards: the experiments started from here (approved, the latest ten) and the next in
-// line (queued).
+// Below the cards: the experiments started from here (approved, the latest ten, each a link to its
+// results) and the next in line (queued). A card is addressable as #recommendation-<id> (the
+// Diagnostics page links each finding to the card that answers it), and names its finding.
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatChange, formatValue, reducedMotion } from '../lib/format.js';
@@ -56,14 +57,17 @@ function learnMore(r) {
     ${para('How it is measured', l.measurement)}${para('How it is rolled back', l.rollback)}`;
 }
 
-function card(r, cur) {
+function card(r, cur, store) {
   const blocked = r.status === 'blocked';
   const violations = r.violations ?? [];
   const safety = blocked
     ? `<p class="risk" data-field="guardrails">${esc(blockedTitle(violations))}</p>
        ${violationList(violations)}`
     : '<p class="success" data-field="guardrails">GUARDRAILS: PASSED</p>';
-  return `<article class="panel rec${blocked ? ' blocked' : ''}" data-rec="${esc(r.id)}" data-status="${esc(r.status)}" aria-labelledby="rec-${esc(r.id)}">
+  const finding = r.findingId
+    ? `<p><a data-link data-go="finding" href="/diagnostics?store=${encodeURIComponent(store.id)}#finding-${encodeURIComponent(r.findingId)}">The finding behind it</a></p>`
+    : '';
+  return `<article class="panel rec${blocked ? ' blocked' : ''}" id="recommendation-${esc(r.id)}" data-rec="${esc(r.id)}" data-status="${esc(r.status)}" aria-labelledby="rec-${esc(r.id)}">
     <header class="rec-head">
       <span class="mono muted">#${esc(formatValue(r.rank, 'integer'))}</span>
       <h2 id="rec-${esc(r.id)}">${esc(r.title)}</h2>
@@ -72,7 +76,7 @@ function card(r, cur) {
     <div class="rec-grid">
       <section><h3>What</h3><p>${esc(r.description ?? r.title)}</p>
         <p class="muted">${esc(r.playbook)} · ${esc(r.step)} step · ${esc(segmentText(r.segment))}</p></section>
-      <section><h3>Why</h3><p>${esc(r.problem ?? '')}</p></section>
+      <section><h3>Why</h3><p>${esc(r.problem ?? '')}</p>${finding}</section>
       <section><h3>Expected impact · a month</h3>${impact(r, cur)}</section>
       <section><h3>Safety</h3>${safety}
         <p>Risk <span class="mono">${esc(String(r.riskLevel ?? '—').toUpperCase())}</span></p>
@@ -112,10 +116,13 @@ function rejectForm() {
       <button class="btn ghost" type="button" data-do="cancel">Cancel</button></div>`;
 }
 
-function others(list, cur) {
+function others(list, cur, store) {
   const queued = list.filter((r) => r.status === 'queued');
   const approved = list.filter((r) => r.status === 'approved').slice(0, APPROVED_SHOWN); // newest first
-  const row = (r) => `<tr data-rec="${esc(r.id)}"><td>${esc(r.title)}</td><td>${esc(r.step)}</td>
+  const title = (r) => (r.status === 'approved'
+    ? `<a data-link href="/experiments?store=${encodeURIComponent(store.id)}&amp;cs=${encodeURIComponent(r.changesetId)}">${esc(r.title)}</a>`
+    : esc(r.title));
+  const row = (r) => `<tr data-rec="${esc(r.id)}"><td>${title(r)}</td><td>${esc(r.step)}</td>
       <td class="num">${esc(range(r.expectedImpactPerMonth?.profit, 'currency', r.expectedImpactPerMonth?.currency ?? cur))}</td></tr>`;
   const table = (rows, empty) => `<div class="scroll-x"><table><thead><tr><th>Recommendation</th><th>Step</th>
       <th class="num">Gross profit a month</th></tr></thead><tbody>${rows || `<tr><td colspan="3" class="muted">${esc(empty)}</td></tr>`}</tbody></table></div>`;
@@ -126,16 +133,16 @@ function others(list, cur) {
       ${table(queued.map(row).join(''), 'Nothing queued.')}</section>`;
 }
 
-function page(list, cur) {
+function page(list, cur, store) {
   const open = list.filter((r) => r.status === 'active' || r.status === 'blocked');
-  const cards = open.map((r) => card(r, cur)).join('');
+  const cards = open.map((r) => card(r, cur, store)).join('');
   const empty = `<section class="empty" data-empty><h1>Nothing to approve right now</h1>
       <p>Recommendations come from the funnel doctor's findings: each is a change ready to run as an
       experiment. The doctor runs every day; you can also ask for them now.</p>
       <button class="btn" type="button" data-act="generate">Generate recommendations</button>
       <p class="risk" role="alert" data-error></p></section>`;
   return `<div class="stack"><div class="flow mono" aria-label="How it works">AUTOPILOT PROPOSES → MERCHANT APPROVES</div>
-    ${cards || empty}${others(list, cur)}</div>`;
+    ${cards || empty}${others(list, cur, store)}</div>`;
 }
 
 export async function render(view, { store }) {
@@ -152,7 +159,10 @@ export async function render(view, { store }) {
       body.innerHTML = `<section class="panel"><h2 class="risk">Cannot load the recommendations</h2><p>${esc(err.message)}</p></section>`;
       return;
     }
-    if (view.isConnected) body.innerHTML = page(list, cur);
+    if (!view.isConnected) return;
+    body.innerHTML = page(list, cur, store);
+    const target = location.hash ? body.querySelector(location.hash.replace(/[^#\w-]/g, '')) : null;
+    target?.scrollIntoView();
   }
 
   const find = (el) => {

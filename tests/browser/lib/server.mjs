@@ -48,19 +48,39 @@ export function migrate(env = {}) {
   });
 }
 
+/** The path of libfaketime (Debian's package, which `scripts/dev deps` installs). */
+async function libfaketime() {
+  const { stdout } = await promisify(execFile)('dpkg', ['-L', 'libfaketime']);
+  const lib = stdout.split('\n').find((l) => l.endsWith('/libfaketime.so.1'));
+  assert.ok(lib, 'libfaketime is not installed: run scripts/dev deps');
+  return lib;
+}
+
 /**
  * Starts `profit-engine serve`, after `migrate` unless migrate is false. Returns { baseUrl, port, log(), stop() }; stop() sends SIGTERM
  * and resolves to the exit code (or the signal name when it had to be killed).
+ * clockAt ('YYYY-MM-DD hh:mm:ss', UTC): the server's clock starts at that instant and runs on
+ * (libfaketime, as `scripts/dev test --at` runs the whole suite): its "now" — an approval's time,
+ * a ChangeSet's start — is then; PostgreSQL and the rest keep the real clock.
  */
-export async function startServer({ env = {}, timeoutMs = 30000, migrate: doMigrate = true } = {}) {
+export async function startServer({ env = {}, timeoutMs = 30000, migrate: doMigrate = true, clockAt = null } = {}) {
   const binary = requireEnv('PE_TEST_BINARY');
   const databaseUrl = requireEnv('PE_DATABASE_URL');
   const redisUrl = requireEnv('PE_REDIS_URL');
   if (doMigrate) await migrate(env);
   const port = await freePort();
+  // The clock as the `faketime` command sets it, but on the server's own process (the command
+  // would stand between it and stop()'s SIGTERM). ASan's allocator reads the clock inside malloc,
+  // where libfaketime's first lookup mallocs: never returning memory to the OS is the one feature
+  // that does (as in scripts/dev).
+  const clockEnv = clockAt
+    ? { LD_PRELOAD: await libfaketime(), FAKETIME: `@${clockAt}`,
+      ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'allocator_release_to_os_interval_ms=-1'].filter(Boolean).join(':') }
+    : {};
   const child = spawn(binary, ['serve'], {
     env: {
       ...process.env,
+      ...clockEnv,
       PE_LISTEN: `127.0.0.1:${port}`,
       PE_DATABASE_URL: databaseUrl,
       PE_REDIS_URL: redisUrl,
