@@ -537,7 +537,7 @@ static int read_holdout(pe_db_conn_t *conn, const char *store_id, att_t *a)
     snprintf(share, sizeof share, "%.17g", 1.0 - PE_CATALOG_DEFAULT_MARGIN);
     const char *p[] = {store_id, a->t0, a->t1, share};
     pe_db_result_t *r = NULL;
-    int rc = pe_db_exec(conn, SQL_HOLDOUT, 4, p, &r);
+    int rc = experiments_exec_hashed(conn, SQL_HOLDOUT, 4, p, &r);
     for (size_t i = 0; rc == 0 && i < pe_db_result_rows(r); i++) {
         group_t *g = strcmp(pe_db_result_get(r, i, 0), "t") == 0 ? &a->holdout : &a->exposed;
         *g = (group_t){col(r, i, 1), col(r, i, 2), col(r, i, 3),

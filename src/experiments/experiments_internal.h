@@ -15,6 +15,15 @@
 #include "pe/db.h"
 #include "pe/stats.h"
 
+/* pe_db_exec with nested loops off for this one statement, for a read of one store's experiment
+ * or holdout out of the rollups: hash joins, linear in the store's rows whatever the planner's
+ * statistics say. A store they have not counted yet (a first roll-up of a few visitors, then
+ * thousands more: autovacuum analyses a table after a tenth of it changed) is one row to the
+ * planner, which then nests loops that rebuild an aggregate once per session: 12,000 units took
+ * 27 s and hit the 30 s statement timeout (a 503 on a new store's results), 0.1 s hashed. */
+int experiments_exec_hashed(pe_db_conn_t *conn, const char *sql, int nparams,
+                            const char *const *params, pe_db_result_t **out);
+
 /* The arms of ChangeSet changeset_id (refreshed by the caller): kept (experiment_arms) when
  * from is NULL, else over its units first exposed from `from` on (RFC 3339). Returns 0 and
  * *out (caller frees), PE_ENOTFOUND when the experiment has no unit table (not running, or

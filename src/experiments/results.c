@@ -397,12 +397,24 @@ static int read_arms(pe_db_pool_t *db, const char *store_id, const target_t *t,
     if (rc != 0)
         return rc;
     const char *p[] = {store_id, t->flag_key, started, step, share, kind, days, end, from};
-    rc = pe_db_exec(conn, SQL_ARMS, 9, p, &res);
+    rc = experiments_exec_hashed(conn, SQL_ARMS, 9, p, &res);
     if (rc == 0)
         parse_arms(res, arms, variants);
     pe_db_result_free(res);
     pe_db_release(db, conn);
     return rc;
+}
+
+int experiments_exec_hashed(pe_db_conn_t *conn, const char *sql, int nparams,
+                            const char *const *params, pe_db_result_t **out)
+{
+    int rc = pe_db_exec(conn, "SET enable_nestloop = off", 0, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    rc = pe_db_exec(conn, sql, nparams, params, out);
+    /* after a failure inside a transaction the RESET fails too, and the rollback undoes the SET */
+    int reset = pe_db_exec(conn, "RESET enable_nestloop", 0, NULL, NULL);
+    return rc ? rc : reset;
 }
 
 int pe_experiments_money_arms(pe_db_conn_t *conn, const char *store_id, const char *flag_key,
@@ -416,7 +428,7 @@ int pe_experiments_money_arms(pe_db_conn_t *conn, const char *store_id, const ch
     /* the primary's columns are not read: the order itself (step 5, conversion), no pre-period */
     const char *p[] = {store_id, flag_key, started, "5", share, "1", "0", until, "-infinity"};
     pe_db_result_t *res = NULL;
-    int rc = pe_db_exec(conn, SQL_ARMS, 9, p, &res);
+    int rc = experiments_exec_hashed(conn, SQL_ARMS, 9, p, &res);
     if (rc == 0)
         parse_arms(res, arms, variants);
     pe_db_result_free(res);

@@ -15,7 +15,7 @@ if(PE_NODE AND EXISTS ${PE_CHROMIUM} AND EXISTS ${PE_PLAYWRIGHT}/package.json)
   # RUN_SERIAL: the dashboard test measures largest contentful paint (≤ 1 s); on two cores it
   # must not share them with the sanitizer-built integration tests.
   set_tests_properties(browser PROPERTIES
-                       LABELS browser TIMEOUT 600 RUN_SERIAL TRUE
+                       LABELS browser TIMEOUT 900 RUN_SERIAL TRUE
                        ENVIRONMENT "PE_TEST_BINARY=$<TARGET_FILE:profit-engine>")
 else()
   set(_pe_missing "")

@@ -36,7 +36,7 @@ const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().s
  * large text (≥ 24px, or ≥ 18.66px bold).
  */
 const AUDIT = () => {
-  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], spill: [], texts: 0 };
+  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], spill: [], tiny: [], texts: 0 };
   const ok = new Set(['rgb(51, 51, 51)', 'rgb(204, 255, 0)', 'rgb(0, 255, 148)', 'rgb(255, 51, 102)',
     'rgb(51, 204, 255)', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
   const rgba = (c) => {
@@ -83,6 +83,7 @@ const AUDIT = () => {
     const [hi, lo] = [luminance(shown), luminance(bg)].sort((x, y) => y - x);
     const ratio = (hi + 0.05) / (lo + 0.05);
     const size = parseFloat(cs.fontSize);
+    if (size < 11) out.tiny.push(`${label} "${text.slice(0, 20)}" at ${cs.fontSize}`); // the smallest type: 11px
     const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
     out.texts++;
     if (ratio < (large ? 3 : 4.5)) {
@@ -292,6 +293,20 @@ describe('merchant dashboard', () => {
       assert.ok(a.texts > 0, `${where}: no text found for the contrast check`);
       assert.deepEqual(a.contrast, [], `${where}: text below WCAG AA contrast`);
       assert.deepEqual(a.spill, [], `${where}: text wider than its box`);
+      assert.deepEqual(a.tiny, [], `${where}: text smaller than 11px`);
+      // a chart is redrawn at the width it is shown, never scaled down by CSS: its 11px axis labels
+      // stay 11px on a phone (a canvas drawn for 1280 px and squeezed into 390 shows them at ~9 px)
+      const squeezed = () => [...document.querySelectorAll('canvas')].filter((c) => c.getClientRects().length).map((c) => {
+        const shown = c.getBoundingClientRect().width;
+        const drawn = parseFloat(c.style.width) || c.width / devicePixelRatio;
+        return Math.abs(shown - drawn) > 1 ? `${c.closest('[id]')?.id ?? 'canvas'} drawn ${drawn}px, shown ${shown.toFixed(0)}px` : null;
+      }).filter(Boolean);
+      let scaled = await page.evaluate(squeezed);
+      for (let i = 0; i < 30 && scaled.length; i++) { // a resize is redrawn a frame or two later
+        await new Promise((res) => setTimeout(res, 100));
+        scaled = await page.evaluate(squeezed);
+      }
+      assert.deepEqual(scaled, [], `${where}: charts scaled instead of redrawn`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${where}: the page scrolls sideways by ${overflow}px`);
       if (vp.width < 760 && await page.evaluate(() => !document.getElementById('logout').hidden)) {

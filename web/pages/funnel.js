@@ -38,7 +38,7 @@ function breakdownHtml(b) {
     <span class="muted" id="breakdown-filters">${filtersText(b.filters)}</span></div>
     <div class="breakdown">${table('By device', b.byDevice, 'device')}${table('By country', b.byCountry, 'country')}${table('By source', b.bySource, 'source')}
     <section data-breakdown="hour"><h2>By hour of day (sessions, store time)</h2><div class="hours">${b.byHour.map((h) => `<span data-h="${((h.sessions || 0) / max * 100).toFixed(1)}" data-hour="${esc(h.hour)}" data-sessions="${esc(h.sessions)}" data-reached="${esc(h.reached)}" title="${h.hour}:00 ${h.sessions} sessions, ${formatValue(h.conversion, 'percent1')}"></span>`).join('')}</div>
-    <div class="hours-axis num">${b.byHour.map((h) => `<span>${h.hour % 6 === 0 ? h.hour : ''}</span>`).join('')}</div></section></div>`;
+    <div class="hours-axis num">${[0, 6, 12, 18].map((h) => `<span>${h}</span>`).join('')}</div></section></div>`;
 }
 
 /** The doctor's latest findings, each linked to its place on the Diagnostics page. */
