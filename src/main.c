@@ -410,13 +410,31 @@ static int cmd_serve(const pe_config_t *cfg, int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    int64_t grace_ends = pe_now_mono_us() + (int64_t)cfg->shutdown_grace_s * 1000000;
     pe_log(PE_LOG_INFO, "shutdown_started", "received %s; draining for up to %u s",
            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_s);
     /* Order matters: requests parked on the collector are answered by its writer, so drain
-     * HTTP, then let the writer commit and answer everything queued, then close HTTP. */
+     * HTTP, then let the writer commit and answer everything queued, then close HTTP. No job
+     * starts meanwhile; the one running gets what is left of the grace (at least a second). */
+    pe_jobs_scheduler_request_stop(scheduler);
     pe_http_server_drain(app.http, cfg->shutdown_grace_s * 1000);
     pe_collector_stop(app.collector);
     pe_http_server_stop(app.http, 1000);
+    char job[64] = "";
+    int64_t left_ms = (grace_ends - pe_now_mono_us()) / 1000;
+    if (pe_jobs_scheduler_stop_within(scheduler, (int)(left_ms > 1000 ? left_ms : 1000), job,
+                                      sizeof job) != 0) {
+        /* A roll-up of a large store, or a job waiting on a lock, can take minutes: it works in
+         * transactions, which PostgreSQL rolls back when this process's connections close
+         * (within client_connection_check_interval), and the next instance's run redoes it. */
+        pe_log(PE_LOG_WARN, "job_abandoned",
+               "%s still running after the %u s grace: left for PostgreSQL to roll back", job,
+               cfg->shutdown_grace_s);
+        pe_log(PE_LOG_INFO, "shutdown_complete", "stopped");
+        fflush(NULL);
+        _exit(0);
+    }
+    scheduler = NULL;
     pe_log(PE_LOG_INFO, "shutdown_complete", "stopped");
     rc = 0;
 out:

@@ -6,8 +6,11 @@
  *  2. Times are on the monotonic clock: a wall-clock jump neither skips nor repeats a run.
  *  3. Once stopping, no job starts: a stop waits for the job running then, never for the
  *     others due in the same pass (at start every job is due within seconds of the others).
+ *  4. `running` names the job in progress and `ended` is set when the thread returns, both
+ *     under the lock, with `wake` signalled: a bounded stop waits on them.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,7 +26,8 @@ struct pe_jobs_scheduler {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool stopping;
+    bool stopping, ended;
+    const char *running; /* the job in progress, or NULL */
     size_t njobs;
     slot_t *slots;
 };
@@ -37,6 +41,7 @@ static void *scheduler_main(void *arg)
         for (size_t i = 0; i < s->njobs && !s->stopping; i++) {
             slot_t *slot = &s->slots[i];
             if (slot->next_us <= now) {
+                s->running = slot->job.name;
                 pthread_mutex_unlock(&s->lock);
                 char err[256] = "";
                 int64_t start = pe_now_mono_us();
@@ -48,6 +53,7 @@ static void *scheduler_main(void *arg)
                     pe_log(PE_LOG_DEBUG, "job_done", "%s in %.1f ms", slot->job.name,
                            (double)(pe_now_mono_us() - start) / 1000.0);
                 pthread_mutex_lock(&s->lock);
+                s->running = NULL;
                 now = pe_now_mono_us();
                 slot->next_us = now + (int64_t)slot->job.interval_s * 1000000;
             }
@@ -67,6 +73,8 @@ static void *scheduler_main(void *arg)
         deadline.tv_nsec = (long)(ns % 1000000000);
         pthread_cond_timedwait(&s->wake, &s->lock, &deadline);
     }
+    s->ended = true;
+    pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
@@ -99,17 +107,54 @@ pe_jobs_scheduler_t *pe_jobs_scheduler_start(const pe_job_t *jobs, size_t njobs)
     return s;
 }
 
-void pe_jobs_scheduler_stop(pe_jobs_scheduler_t *s)
+void pe_jobs_scheduler_request_stop(pe_jobs_scheduler_t *s)
 {
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
-    pthread_cond_signal(&s->wake);
+    pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
+}
+
+static void scheduler_free(pe_jobs_scheduler_t *s)
+{
     pthread_join(s->thread, NULL);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     free(s->slots);
     free(s);
+}
+
+void pe_jobs_scheduler_stop(pe_jobs_scheduler_t *s)
+{
+    if (!s)
+        return;
+    pe_jobs_scheduler_request_stop(s);
+    scheduler_free(s);
+}
+
+int pe_jobs_scheduler_stop_within(pe_jobs_scheduler_t *s, int timeout_ms, char *running,
+                                  size_t running_len)
+{
+    if (!s)
+        return 0;
+    pe_jobs_scheduler_request_stop(s);
+    /* condition variables wait on CLOCK_REALTIME */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    int64_t ns = deadline.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
+    deadline.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
+    deadline.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&s->lock);
+    while (!s->ended && pthread_cond_timedwait(&s->wake, &s->lock, &deadline) == 0) {
+    }
+    bool ended = s->ended;
+    if (!ended)
+        snprintf(running, running_len, "%s", s->running ? s->running : "a job");
+    pthread_mutex_unlock(&s->lock);
+    if (!ended)
+        return PE_ETIMEOUT;
+    scheduler_free(s);
+    return 0;
 }

@@ -30,9 +30,9 @@
  *  2. The same seed, scenario, days and store state give the same decisions: bucketing is
  *     pe_flags_evaluate's hash of the unit, every draw the generator's; the jobs run in a fixed
  *     order at fixed simulated times.
- *  3. A job that fails stops the run (exit 1) naming the job and the day (a diagnose, recommend
- *     or measure run that times out is tried again, JOB_ATTEMPTS in all, as serve's next
- *     period would); a recommendation the guardrails block is not a failure (the policy skips
+ *  3. A job that fails stops the run (exit 1) naming the job and the day (an aggregate,
+ *     diagnose, recommend or measure run that times out is tried again, JOB_ATTEMPTS in all, as
+ *     serve's next period would); a recommendation the guardrails block is not a failure (the policy skips
  *     it, as a merchant would have to).
  *  4. Run it against a store that no `serve` instance measures meanwhile: a server's measure
  *     job would look at these experiments at the real time, not the simulated one.
@@ -490,7 +490,13 @@ static int run_jobs(loop_t *L, unsigned d)
     int64_t t = pe_now_mono_us();
     pe_aggregate_options_t ao = {.store_id = L->p->store_id, .wait = true};
     pe_aggregate_report_t rep;
-    int rc = pe_aggregate_run(L->p->pool, &ao, &rep, err, sizeof err);
+    int rc = 0;
+    /* a serve's roll-up of every store may hold the roll-up's lock past the statement timeout */
+    for (int attempt = 0; attempt < JOB_ATTEMPTS; attempt++) {
+        rc = pe_aggregate_run(L->p->pool, &ao, &rep, err, sizeof err);
+        if (rc != PE_ETIMEOUT)
+            break;
+    }
     if (rc != 0)
         return fail("day %u: aggregate: %s", d, err);
     lap(L, SIM_STAGE_AGGREGATE, &t);

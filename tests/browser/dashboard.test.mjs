@@ -36,7 +36,7 @@ const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().s
  * large text (≥ 24px, or ≥ 18.66px bold).
  */
 const AUDIT = () => {
-  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], spill: [], tiny: [], texts: 0 };
+  const out = { radius: [], shadow: [], mono: [], border: [], panelBg: [], transitions: [], contrast: [], spill: [], tiny: [], keyboard: [], texts: 0 };
   const ok = new Set(['rgb(51, 51, 51)', 'rgb(204, 255, 0)', 'rgb(0, 255, 148)', 'rgb(255, 51, 102)',
     'rgb(51, 204, 255)', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
   const rgba = (c) => {
@@ -125,6 +125,11 @@ const AUDIT = () => {
           && !/^"?JetBrains Mono/.test(cs.fontFamily)) out.mono.push(`${label} "${own}" font=${cs.fontFamily}`);
       const dur = cs.transitionDuration.split(',').some((d) => parseFloat(d) > 0);
       if (dur || cs.animationName !== 'none') out.transitions.push(`${label} transition=${cs.transitionDuration} animation=${cs.animationName}`);
+      // every action the pages wire up is a control the keyboard reaches and works (Enter / Space)
+      if (el.matches('[data-act], [data-do], [data-to], [data-go], [data-status-filter]') && el.getClientRects().length
+          && !(el.matches('button, a[href], input, select, textarea, summary') && (el.disabled || el.tabIndex >= 0))) {
+        out.keyboard.push(`${label} is not a focusable control`);
+      }
       if (el.shadowRoot) walk(el.shadowRoot, label);
     }
   };
@@ -161,7 +166,9 @@ describe('merchant dashboard', () => {
     await mkdir(ARTIFACTS, { recursive: true });
     // No job that would judge a store at the real hour: the closed-loop stores of these tests are
     // diagnosed, recommended, expired and measured by the simulation at their simulated times.
-    server = await startServer({ env: { PE_JOBS: 'partition_maintenance,aggregate,changeset_notify,login_throttle_purge,session_purge' } });
+    // No roll-up either: each test rolls its own store up, and a roll-up of every store (the whole
+    // shared database) would hold the roll-up's lock while a simulation waits for it.
+    server = await startServer({ env: { PE_JOBS: 'partition_maintenance,changeset_notify,login_throttle_purge,session_purge' } });
     const tag = randomUUID().slice(0, 8);
     store = JSON.parse(await cli(['store', 'create', '--name', `Dash ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
     empty = JSON.parse(await cli(['store', 'create', '--name', `Empty ${tag}`, '--timezone', 'UTC', '--currency', 'EUR']));
@@ -294,6 +301,7 @@ describe('merchant dashboard', () => {
       assert.deepEqual(a.contrast, [], `${where}: text below WCAG AA contrast`);
       assert.deepEqual(a.spill, [], `${where}: text wider than its box`);
       assert.deepEqual(a.tiny, [], `${where}: text smaller than 11px`);
+      assert.deepEqual(a.keyboard, [], `${where}: actions out of the keyboard's reach`);
       // a chart is redrawn at the width it is shown, never scaled down by CSS: its 11px axis labels
       // stay 11px on a phone (a canvas drawn for 1280 px and squeezed into 390 shows them at ~9 px)
       const squeezed = () => [...document.querySelectorAll('canvas')].filter((c) => c.getClientRects().length).map((c) => {
@@ -1038,9 +1046,11 @@ describe('merchant dashboard', () => {
         await card.waitFor();
         assert.equal((await card.locator('h2').textContent()).trim(), rec.title);
         assert.equal(await card.locator(`a[data-go=finding][href$="#finding-${f.id}"]`).count(), 1);
-        // approve: one click, one confirmation, live
-        await card.locator('[data-act=approve]').click();
-        await card.locator('[data-do=approve]').click();
+        // approve with the keyboard only: Enter on Approve, and the confirmation takes the focus
+        await card.locator('[data-act=approve]').focus();
+        await page.keyboard.press('Enter');
+        await page.waitForFunction(() => document.activeElement?.dataset.do === 'approve');
+        await page.keyboard.press('Enter');
         const row = page.locator(`[data-panel=approved] tr[data-rec="${rec.id}"] a`);
         await row.waitFor();
         assert.match(await row.getAttribute('href'), new RegExp(`cs=${rec.changesetId}$`));
@@ -1077,9 +1087,11 @@ describe('merchant dashboard', () => {
       // make it permanent from its ChangeSet's page
       await page.click('.results a[href^="/autopilot"]');
       await page.waitForSelector('.cs-detail[data-status=PROVEN]');
-      await page.click('.cs-detail [data-to=PERMANENT]');
+      await page.focus('.cs-detail [data-to=PERMANENT]'); // the keyboard again
+      await page.keyboard.press('Enter');
       assert.match(await page.textContent('.cs-detail [data-confirm]'), /Every visitor gets the winning variant/);
-      await page.click('.cs-detail [data-do=PERMANENT]');
+      await page.focus('.cs-detail [data-do=PERMANENT]');
+      await page.keyboard.press('Enter');
       await page.waitForSelector('.cs-detail[data-status=PERMANENT]');
       const done = await get(`changesets/${rec.changesetId}`);
       assert.equal(done.execution.status, 'PERMANENT');

@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "pe/version.h"
 #include "pe_test.h"
 
@@ -753,6 +755,58 @@ static void test_connection_limit(void **state)
 
 /* ---- shutdown -------------------------------------------------------------------------------- */
 
+/* A job still running when the grace ends is left behind, not waited for: here the roll-up
+ * waits on a lock another session holds (as it would behind a long migration, or grinding
+ * through a large store), and SIGTERM still ends the server with 0 within the grace and a
+ * second; PostgreSQL ends the abandoned statement once the connection is gone, rolled back. */
+static void test_shutdown_leaves_a_stuck_job(void **state)
+{
+    (void)state;
+    PGconn *holder = PQconnectdb(fx.conninfo);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    PGresult *r = PQexec(holder, "BEGIN; LOCK TABLE agg_watermarks IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    /* its own application_name, to tell its sessions from the fixture server's (which runs no
+     * job: its roll-up would take the roll-up's advisory lock and this one would skip its run) */
+    char conninfo[1024];
+    snprintf(conninfo, sizeof conninfo, "%s application_name=pe-stuck-job", fx.conninfo);
+    pe_test_server_t srv;
+    pe_test_server_start(&srv, conninfo,
+                         (const char *const[]){"PE_JOBS=aggregate", "PE_SHUTDOWN_GRACE=1",
+                                               "PE_LOG_LEVEL=info", NULL});
+    static const char WAITING[] =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        "   AND wait_event_type = 'Lock' AND application_name = 'pe-stuck-job'";
+    /* the roll-up starts 10 s after the server */
+    if (!pe_test_sql_wait(fx.conninfo, WAITING, "1", 30000))
+        fail_msg("the roll-up never waited on the lock (log: %s)", srv.log_path);
+    int64_t start = pe_now_mono_us();
+    int rc = pe_test_server_stop(&srv);
+    double seconds = (double)(pe_now_mono_us() - start) / 1e6;
+    print_message("SIGTERM with the roll-up stuck on a lock: exit %d after %.1f s\n", rc, seconds);
+    assert_int_equal(rc, 0);
+    assert_true(seconds < 4); /* the 1 s grace, a second for the job, slack */
+    /* PostgreSQL sees the connection gone and ends the statement (client_connection_check_interval)
+     */
+    bool ended = pe_test_sql_wait(fx.conninfo, WAITING, "0", 10000);
+    r = PQexec(holder, "ROLLBACK");
+    PQclear(r);
+    PQfinish(holder);
+    assert_true(ended);
+    FILE *f = fopen(srv.log_path, "r");
+    assert_non_null(f);
+    char line[4096];
+    bool abandoned = false, complete = false;
+    while (fgets(line, sizeof line, f)) {
+        abandoned = abandoned || (strstr(line, "\"event\":\"job_abandoned\"") &&
+                                  strstr(line, "aggregate still running"));
+        complete = complete || (abandoned && strstr(line, "\"event\":\"shutdown_complete\""));
+    }
+    fclose(f);
+    assert_true(abandoned && complete);
+}
+
 static void test_graceful_shutdown(void **state)
 {
     (void)state;
@@ -789,9 +843,9 @@ static int group_setup(void **state)
     snprintf(pool, sizeof pool, "PE_DB_POOL_SIZE=%d", POOL_SIZE);
     snprintf(timeout, sizeof timeout, "PE_CONNECTION_TIMEOUT=%d", CONN_TIMEOUT_S);
     snprintf(maxc, sizeof maxc, "PE_MAX_CONNECTIONS=%d", MAX_CONNECTIONS);
-    pe_test_server_start(
-        &fx.server, fx.conninfo,
-        (const char *const[]){pool, timeout, maxc, "PE_HTTP_THREADS=2", "PE_LOG_LEVEL=info", NULL});
+    pe_test_server_start(&fx.server, fx.conninfo,
+                         (const char *const[]){pool, timeout, maxc, "PE_HTTP_THREADS=2",
+                                               "PE_LOG_LEVEL=info", "PE_JOBS=none", NULL});
     return 0;
 }
 
@@ -810,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_access_log),
         cmocka_unit_test(test_stalled_connection_is_closed),
         cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_shutdown_leaves_a_stuck_job),
         cmocka_unit_test(test_graceful_shutdown),
     };
     return cmocka_run_group_tests(tests, group_setup, pe_test_fixture_teardown);

@@ -128,7 +128,9 @@ export async function render(view, { store, params }) {
   try {
     if (!csId) {
       const list = (await api('GET', storeUrl(store.id, 'changesets', { limit: 100 }))).changesets ?? [];
-      if (view.isConnected) body.innerHTML = listPage(list.filter((cs) => EXPERIMENT_STATES.has(cs.status)), store.id);
+      if (!view.isConnected) return null;
+      body.innerHTML = listPage(list.filter((cs) => EXPERIMENT_STATES.has(cs.status)), store.id);
+      body.removeAttribute('aria-busy'); // loaded: assistive technology may read it now
       return null;
     }
     const [r, cs] = await Promise.all([
