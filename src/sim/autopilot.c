@@ -32,10 +32,11 @@
  *     order at fixed simulated times.
  *  3. A job that fails stops the run (exit 1) naming the job and the day (an aggregate,
  *     diagnose, recommend or measure run that times out is tried again, JOB_ATTEMPTS in all, as
- *     serve's next period would); a recommendation the guardrails block is not a failure (the policy skips
- *     it, as a merchant would have to).
- *  4. Run it against a store that no `serve` instance measures meanwhile: a server's measure
- *     job would look at these experiments at the real time, not the simulated one.
+ *     serve's next period would); a recommendation the guardrails block is not a failure (the
+ *     policy skips it, as a merchant would have to).
+ *  4. Run it against a store that no `serve` instance judges meanwhile: a server's measure,
+ *     diagnose, recommend and expiry jobs would act on it at the real time, not the simulated
+ *     one.
  */
 #include <math.h>
 #include <stdio.h>
