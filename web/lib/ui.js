@@ -1,5 +1,6 @@
 // Pieces of the decision-loop pages written once: a segment in words, the evidence table of a
-// finding or ChangeSet, the auto-rollback promise, and what a guardrail refusal is called.
+// finding or ChangeSet, the auto-rollback promise, what a guardrail refusal is called, and the
+// scroll to an address's #fragment.
 import { esc } from './escape.js';
 import { formatValue } from './format.js';
 
@@ -56,4 +57,10 @@ export async function copyText(el, status) {
     getSelection().selectAllChildren(el);
     status.textContent = 'Selected: press Ctrl+C (⌘C) to copy';
   }
+}
+
+/** Scrolls the element the address's #fragment names inside root into view, when there is one. */
+export function scrollToHash(root) {
+  const target = location.hash ? root.querySelector(location.hash.replace(/[^#\w-]/g, '')) : null;
+  target?.scrollIntoView();
 }

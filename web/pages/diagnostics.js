@@ -8,7 +8,7 @@
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatValue } from '../lib/format.js';
-import { evidenceTable, segmentText } from '../lib/ui.js';
+import { evidenceTable, scrollToHash, segmentText } from '../lib/ui.js';
 
 const KINDS = {
   segment_gap: 'SEGMENT GAP',
@@ -34,8 +34,8 @@ const REC_STATES = {
   active: 'WAITING FOR YOU', blocked: 'BLOCKED BY A GUARDRAIL', queued: 'NEXT IN LINE', approved: 'LIVE EXPERIMENT',
 };
 
-/** The link to the recommendation that answers f, or to the page of recommendations. */
-function recommendationLink(store, f, rec) {
+/** The link to rec, the recommendation that answers a finding, or to the page of them. */
+function recommendationLink(store, rec) {
   const q = `store=${encodeURIComponent(store.id)}`;
   if (!rec) return `<a class="btn ghost" data-link href="/recommendations?${q}">Recommendations</a>`;
   const href = rec.status === 'approved'
@@ -68,15 +68,18 @@ function finding(store, run, f, cur, rec) {
     </div>
     ${ev}
     <div class="row actions"><a class="btn ghost" data-link data-go="funnel" href="${esc(funnelHref(store, run, f))}">Open the funnel at ${esc(f.step)}</a>
-      ${recommendationLink(store, f, rec)}</div>
+      ${recommendationLink(store, rec)}</div>
   </article>`;
 }
 
 function page(store, run, cur, recs) {
   // a finding's recommendation: the one waiting for the merchant before a running or queued one
-  const order = ['active', 'blocked', 'approved', 'queued'];
+  const rank = (r) => ['active', 'blocked', 'approved', 'queued'].indexOf(r.status);
   const answering = new Map();
-  for (const r of [...recs].sort((x, y) => order.indexOf(y.status) - order.indexOf(x.status))) answering.set(r.findingId, r);
+  for (const r of recs) {
+    const held = answering.get(r.findingId);
+    if (!held || rank(r) < rank(held)) answering.set(r.findingId, r);
+  }
   const list = (run.findings ?? []).map((f) => finding(store, run, f, cur, answering.get(f.id))).join('');
   const none = `<section class="empty" data-empty><h1>No drop-off stands out</h1>
       <p>${esc(run.note ?? `The doctor ran ${formatValue(run.tests, 'integer')} tests over this window and none found a step that loses more buyers than it should.`)}</p></section>`;
@@ -109,8 +112,7 @@ export async function render(view, { store }) {
       ? `<section class="empty" data-empty><h1>The doctor has not run yet</h1>
           <p>It runs every day over the last 28 complete days of traffic. Run it now to see where buyers drop off.</p></section>`
       : page(store, run, cur, recs.recommendations ?? []);
-    const target = location.hash ? body.querySelector(location.hash.replace(/[^#\w-]/g, '')) : null;
-    target?.scrollIntoView();
+    scrollToHash(body);
   }
 
   view.querySelector('[data-act=run]').addEventListener('click', async (ev) => {

@@ -19,7 +19,7 @@
 import { api, ApiError, storeUrl } from '../lib/api.js';
 import { esc } from '../lib/escape.js';
 import { formatChange, formatValue, reducedMotion } from '../lib/format.js';
-import { ROLLBACK_PROMISE, blockedTitle, evidenceTable, segmentText, violationList } from '../lib/ui.js';
+import { ROLLBACK_PROMISE, blockedTitle, evidenceTable, scrollToHash, segmentText, violationList } from '../lib/ui.js';
 
 const FLASH_MS = 500;
 const APPROVED_SHOWN = 10;
@@ -161,8 +161,7 @@ export async function render(view, { store }) {
     }
     if (!view.isConnected) return;
     body.innerHTML = page(list, cur, store);
-    const target = location.hash ? body.querySelector(location.hash.replace(/[^#\w-]/g, '')) : null;
-    target?.scrollIntoView();
+    scrollToHash(body);
   }
 
   const find = (el) => {
