@@ -104,14 +104,6 @@ static const char *const KIND_NAMES[] = {
 /* ---- data ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    char sku[24];
-    char name[48];
-    int category;
-    int64_t price_cents, cost_cents;
-    int stock;
-} product_t;
-
-typedef struct {
     int64_t ts_ms;
     uint16_t product; /* K_PRODUCT, K_ADD, K_PAGE (landing product) */
     uint8_t kind, qty;
@@ -178,9 +170,9 @@ struct pe_sim {
     char currency[4];
     char host[128];
     const pe_sim_scenario_t *sc;
-    product_t *products;
+    sim_product_t *products;
     size_t nproducts;
-    double *popularity; /* weights, one per product */
+    double *popularity; /* the products' popularity as one array (pe_sim_rng_pick's weights) */
 
     visitor_t *visitors;
     size_t nvisitors, cap_visitors;
@@ -251,6 +243,8 @@ static int64_t round_price(double euros)
     return (int64_t)whole * 100 - 1; /* 34.99 */
 }
 
+/* The scenario's catalog as given, or `products` generated ones: SKUs SIM-0001…, five
+ * categories, log-normal prices ending in .99, margins 35–65 %, Zipf-like popularity. */
 static bool build_catalog(pe_sim_t *sim)
 {
     pe_sim_rng_t r;
@@ -261,22 +255,28 @@ static bool build_catalog(pe_sim_t *sim)
     if (!sim->products || !sim->popularity)
         return false;
     for (size_t i = 0; i < sim->nproducts; i++) {
-        product_t *p = &sim->products[i];
-        p->category = (int)(i % NCATEGORIES);
+        sim_product_t *p = &sim->products[i];
+        if (sim->sc->catalog) {
+            *p = sim->sc->catalog[i];
+            sim->popularity[i] = p->popularity;
+            continue;
+        }
+        size_t category = i % NCATEGORIES;
+        snprintf(p->category, sizeof p->category, "%s", CATEGORIES[category]);
         if (snprintf(p->sku, sizeof p->sku, "SIM-%04u", (unsigned)(i + 1) % 100000u) < 0)
             return false;
         size_t adj = (size_t)pe_sim_rng_below(&r, PE_ARRAY_LEN(ADJECTIVES));
         size_t noun = (size_t)pe_sim_rng_below(&r, 4);
-        if (snprintf(p->name, sizeof p->name, "%s %s %zu", ADJECTIVES[adj],
-                     NOUNS[p->category][noun], i + 1) < 0)
+        if (snprintf(p->name, sizeof p->name, "%s %s %zu", ADJECTIVES[adj], NOUNS[category][noun],
+                     i + 1) < 0)
             return false;
-        p->price_cents =
-            round_price(CATEGORY_MEDIAN[p->category] * exp(0.45 * pe_sim_rng_normal(&r)));
+        p->price_cents = round_price(CATEGORY_MEDIAN[category] * exp(0.45 * pe_sim_rng_normal(&r)));
         double margin = 0.35 + 0.30 * pe_sim_rng_uniform(&r);
         p->cost_cents = (int64_t)llround((double)p->price_cents * (1.0 - margin));
         p->stock = 5 + (int)pe_sim_rng_below(&r, 500);
         /* Zipf-like popularity over a shuffled rank, so popular products span categories. */
-        sim->popularity[i] = 1.0 / pow(1.0 + (double)pe_sim_rng_below(&r, sim->nproducts), 0.8);
+        p->popularity = 1.0 / pow(1.0 + (double)pe_sim_rng_below(&r, sim->nproducts), 0.8);
+        sim->popularity[i] = p->popularity;
     }
     return true;
 }
@@ -384,7 +384,7 @@ cJSON *pe_sim_catalog_json(const pe_sim_t *sim)
 {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; arr && i < sim->nproducts; i++) {
-        const product_t *p = &sim->products[i];
+        const sim_product_t *p = &sim->products[i];
         cJSON *o = cJSON_CreateObject();
         bool ok = o && cJSON_AddItemToArray(arr, o);
         if (!ok) {
@@ -394,10 +394,11 @@ cJSON *pe_sim_catalog_json(const pe_sim_t *sim)
         }
         ok = cJSON_AddStringToObject(o, "sku", p->sku) &&
              cJSON_AddStringToObject(o, "name", p->name) &&
-             cJSON_AddStringToObject(o, "category", CATEGORIES[p->category]) &&
+             cJSON_AddStringToObject(o, "category", p->category) &&
              cJSON_AddItemToObject(o, "price", money(p->price_cents)) &&
              cJSON_AddItemToObject(o, "cost", money(p->cost_cents)) &&
-             cJSON_AddNumberToObject(o, "stock", p->stock) &&
+             (p->stock < 0 ? cJSON_AddNullToObject(o, "stock")
+                           : cJSON_AddNumberToObject(o, "stock", p->stock)) &&
              cJSON_AddStringToObject(o, "currency", sim->currency);
         if (!ok) {
             cJSON_Delete(arr);
@@ -834,6 +835,36 @@ nomem:
 /* ---- rendering (workers) -----------------------------------------------------------------------
  */
 
+/* "/collections/<slug>": the category in lower case, a run of anything but ASCII letters and
+ * digits as one "-" ("Home & Garden" → "/collections/home-garden"). */
+static void collection_path(const char *category, char *buf, size_t buflen)
+{
+    static const char prefix[] = "/collections/";
+    size_t n = 0;
+    if (buflen < sizeof prefix + 1) {
+        if (buflen)
+            buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, prefix, sizeof prefix - 1);
+    n = sizeof prefix - 1;
+    bool dash = false;
+    for (const char *c = category; *c && n + 2 < buflen; c++) {
+        char ch = *c;
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) {
+            if (dash && n > sizeof prefix - 1)
+                buf[n++] = '-';
+            buf[n++] = ch;
+            dash = false;
+        } else {
+            dash = true;
+        }
+    }
+    buf[n] = '\0';
+}
+
 static const char *page_path(const pe_sim_t *sim, const sim_session_t *s, const sim_ev_t *e,
                              char *buf, size_t buflen)
 {
@@ -845,7 +876,7 @@ static const char *page_path(const pe_sim_t *sim, const sim_session_t *s, const 
             snprintf(buf, buflen, "/products/%s", sim->products[e->product].sku);
             return buf;
         }
-        snprintf(buf, buflen, "/collections/%s", CATEGORIES[sim->products[e->product].category]);
+        collection_path(sim->products[e->product].category, buf, buflen);
         return buf;
     case K_PRODUCT:
     case K_ADD:
@@ -904,9 +935,9 @@ static bool add_money(cJSON *o, const char *k, int64_t cents)
 
 static bool add_product_fields(const pe_sim_t *sim, cJSON *o, uint16_t idx)
 {
-    const product_t *p = &sim->products[idx];
+    const sim_product_t *p = &sim->products[idx];
     return add_ref(o, "productId", p->sku) && add_ref(o, "name", p->name) &&
-           add_ref(o, "category", CATEGORIES[p->category]);
+           add_ref(o, "category", p->category);
 }
 
 static bool add_properties(const pe_sim_t *sim, const sim_session_t *s, const sim_ev_t *e,
@@ -954,7 +985,7 @@ static bool add_properties(const pe_sim_t *sim, const sim_session_t *s, const si
                 !add_num(it, "quantity", s->basket[b].qty) ||
                 !add_money(it, "price", paid_cents(sim, s, s->basket[b].product)) ||
                 !add_ref(it, "name", sim->products[s->basket[b].product].name) ||
-                !add_ref(it, "category", CATEGORIES[sim->products[s->basket[b].product].category]))
+                !add_ref(it, "category", sim->products[s->basket[b].product].category))
                 return false;
         }
         return add_str(props, "orderId", order_id) &&
@@ -968,7 +999,7 @@ static bool add_properties(const pe_sim_t *sim, const sim_session_t *s, const si
 static cJSON *render_event(const pe_sim_t *sim, unsigned d, const sim_session_t *s, size_t k,
                            const sim_ev_t *e)
 {
-    char id[40], session_id[40], anon[40], user[40], ts[40], path[64], url[256];
+    char id[40], session_id[40], anon[40], user[40], ts[40], path[160], url[320];
     const sim_source_t *src = &sim_sources[s->source];
     pe_sim_uuid(sim->p.seed, ((uint64_t)d << 32) | s->index, k, id);
     hex_id(session_id, sizeof session_id, 's', sim->p.seed, d, s->index);

@@ -15,6 +15,9 @@
  *  5. An override's "from" / "to" are store-local calendar dates (YYYY-MM-DD, a real date),
  *     both included, either absent = open-ended, from ≤ to; they are kept as day numbers and
  *     printed back as the same text, so the round trip of invariant 3 holds for them too.
+ *  6. A "catalog" replaces the generated products: each entry is complete (sku, name, category,
+ *     price and cost in whole cents; stock and popularity optional), SKUs are unique and
+ *     URL-safe, labels carry no control characters. "products" and "catalog" exclude each other.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -49,7 +52,9 @@ static const double DEFAULT_COUNTRIES[SIM_NCOUNTRIES] = {0.34, 0.12, 0.12, 0.10,
 static const double DEFAULT_SOURCES[SIM_NSOURCES] = {0.28, 0.30, 0.16, 0.12, 0.09, 0.05};
 #define DEFAULT_RETURNING 0.30
 #define DEFAULT_PRODUCTS  40
-#define MAX_PRODUCTS      1000
+#define MAX_PRODUCTS      SIM_PRODUCTS_MAX
+#define MAX_PRICE         1e6
+#define MAX_STOCK         1000000000
 #define MAX_WEIGHT        1e6
 #define MAX_MULTIPLIER    100.0
 #define MAX_RETURNING     0.95
@@ -460,6 +465,133 @@ static int parse_effect(ctx_t *c, const cJSON *ef, size_t idx, sim_effect_rule_t
     return 0;
 }
 
+/* A label into a fixed buffer: 1..SIM_LABEL_MAX bytes, no control characters (the parser has
+ * already checked UTF-8). */
+static int label(ctx_t *c, const cJSON *v, const char *path, char out[SIM_LABEL_MAX + 1])
+{
+    size_t n = cJSON_IsString(v) ? strlen(v->valuestring) : 0;
+    if (n == 0 || n > SIM_LABEL_MAX)
+        return fail(c, path, "must be a string of 1..%d bytes", SIM_LABEL_MAX);
+    if (pe_text_has_control(v->valuestring, n))
+        return fail(c, path, PE_TEXT_CONTROL_RULE);
+    memcpy(out, v->valuestring, n + 1);
+    return 0;
+}
+
+static int sku(ctx_t *c, const cJSON *v, const char *path, char out[SIM_SKU_MAX + 1])
+{
+    size_t n = cJSON_IsString(v) ? strlen(v->valuestring) : 0;
+    bool ok = n >= 1 && n <= SIM_SKU_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = v->valuestring[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '-' || ch == '.' || ch == '_' || ch == '~';
+    }
+    if (!ok)
+        return fail(c, path, "must be 1..%d letters, digits, -, ., _ or ~", SIM_SKU_MAX);
+    memcpy(out, v->valuestring, n + 1);
+    return 0;
+}
+
+/* An amount of money in whole cents, lo..MAX_PRICE. */
+static int cents(ctx_t *c, const cJSON *v, const char *path, double lo, int64_t *out)
+{
+    double euros = 0;
+    int rc = number_in(c, v, path, lo, MAX_PRICE, &euros);
+    if (rc != 0)
+        return rc;
+    double whole = round(euros * 100.0);
+    if (fabs(euros * 100.0 - whole) > 1e-6)
+        return fail(c, path, "must be in whole cents");
+    *out = (int64_t)whole;
+    return 0;
+}
+
+static int parse_product(ctx_t *c, const cJSON *item, size_t idx, sim_product_t *p)
+{
+    static const char *const KEYS[] = {"sku",  "name",  "category",  "price",
+                                       "cost", "stock", "popularity"};
+    const cJSON *f[PE_ARRAY_LEN(KEYS)] = {NULL};
+    char path[64], p2[128], list[128];
+    snprintf(path, sizeof path, "catalog[%zu]", idx);
+    if (!cJSON_IsObject(item))
+        return fail(c, path, "must be an object");
+    int rc = no_duplicates(c, item, path);
+    if (rc != 0)
+        return rc;
+    for (const cJSON *kv = item->child; kv; kv = kv->next) {
+        int i = index_of(KEYS, PE_ARRAY_LEN(KEYS), kv->string);
+        if (i < 0) {
+            join(p2, sizeof p2, path, kv->string);
+            list_names(list, sizeof list, KEYS, PE_ARRAY_LEN(KEYS));
+            return fail(c, p2, "unknown field; a product has %s", list);
+        }
+        f[i] = kv;
+    }
+    for (size_t i = 0; i < 5; i++)
+        if (!f[i]) {
+            join(p2, sizeof p2, path, KEYS[i]);
+            return fail(c, p2, "is required");
+        }
+    join(p2, sizeof p2, path, "sku");
+    if ((rc = sku(c, f[0], p2, p->sku)) != 0)
+        return rc;
+    join(p2, sizeof p2, path, "name");
+    if ((rc = label(c, f[1], p2, p->name)) != 0)
+        return rc;
+    join(p2, sizeof p2, path, "category");
+    if ((rc = label(c, f[2], p2, p->category)) != 0)
+        return rc;
+    join(p2, sizeof p2, path, "price");
+    if ((rc = cents(c, f[3], p2, 0.01, &p->price_cents)) != 0)
+        return rc;
+    join(p2, sizeof p2, path, "cost");
+    if ((rc = cents(c, f[4], p2, 0, &p->cost_cents)) != 0)
+        return rc;
+    p->stock = -1;
+    if (f[5]) {
+        double n = 0;
+        join(p2, sizeof p2, path, "stock");
+        if ((rc = number_in(c, f[5], p2, 0, MAX_STOCK, &n)) != 0)
+            return rc;
+        if (floor(n) != n)
+            return fail(c, p2, "must be an integer 0..%d", MAX_STOCK);
+        p->stock = (int)n;
+    }
+    p->popularity = 1;
+    join(p2, sizeof p2, path, "popularity");
+    return f[6] ? number_in(c, f[6], p2, 0, MAX_WEIGHT, &p->popularity) : 0;
+}
+
+static int parse_catalog(ctx_t *c, const cJSON *arr, pe_sim_scenario_t *s)
+{
+    if (!cJSON_IsArray(arr) || !arr->child)
+        return fail(c, "catalog", "must be an array of 1..%d products", MAX_PRODUCTS);
+    int n = cJSON_GetArraySize(arr);
+    if (n > MAX_PRODUCTS)
+        return fail(c, "catalog", "must be an array of 1..%d products", MAX_PRODUCTS);
+    if (!(s->catalog = calloc((size_t)n, sizeof *s->catalog)))
+        return PE_ENOMEM;
+    size_t i = 0;
+    bool viewed = false;
+    for (const cJSON *item = arr->child; item; item = item->next, i++) {
+        int rc = parse_product(c, item, i, &s->catalog[i]);
+        if (rc != 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->catalog[j].sku, s->catalog[i].sku) == 0) {
+                char path[64];
+                snprintf(path, sizeof path, "catalog[%zu].sku", i);
+                return fail(c, path, "%s is already catalog[%zu]", s->catalog[i].sku, j);
+            }
+        viewed = viewed || s->catalog[i].popularity > 0;
+    }
+    if (!viewed)
+        return fail(c, "catalog", "leaves no product with a popularity > 0");
+    s->products = (unsigned)n;
+    return 0;
+}
+
 static void set_defaults(pe_sim_scenario_t *s)
 {
     memcpy(s->funnel, DEFAULT_FUNNEL, sizeof s->funnel);
@@ -475,7 +607,7 @@ static int parse_root(ctx_t *c, const cJSON *root, pe_sim_scenario_t *s)
 {
     static const char *const KEYS[] = {"description", "funnel",  "paymentMethods", "devices",
                                        "countries",   "sources", "returningShare", "products",
-                                       "overrides",   "effects"};
+                                       "overrides",   "effects", "catalog"};
     const cJSON *f[PE_ARRAY_LEN(KEYS)] = {NULL};
     char list[256];
     if (!cJSON_IsObject(root))
@@ -547,6 +679,10 @@ static int parse_root(ctx_t *c, const cJSON *root, pe_sim_scenario_t *s)
             return fail(c, "products", "must be an integer 1..%d", MAX_PRODUCTS);
         s->products = (unsigned)n;
     }
+    if (f[10] && f[7])
+        return fail(c, "products", "give products (generated) or catalog (your own), not both");
+    if (f[10] && (rc = parse_catalog(c, f[10], s)) != 0)
+        return rc;
     if (f[8]) {
         const cJSON *ovs = f[8];
         if (!cJSON_IsArray(ovs))
@@ -602,6 +738,7 @@ void pe_sim_scenario_free(pe_sim_scenario_t *s)
         free(s->effects[i].segment.utm_campaign);
     }
     free(s->effects);
+    free(s->catalog);
     free(s->description);
     free(s);
 }
@@ -770,6 +907,32 @@ static cJSON *effect_json(const sim_effect_rule_t *e)
     return j;
 }
 
+static cJSON *catalog_json(const sim_product_t *products, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < n; i++) {
+        const sim_product_t *p = &products[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        bool ok = cJSON_AddStringToObject(o, "sku", p->sku) &&
+                  cJSON_AddStringToObject(o, "name", p->name) &&
+                  cJSON_AddStringToObject(o, "category", p->category) &&
+                  cJSON_AddNumberToObject(o, "price", (double)p->price_cents / 100.0) &&
+                  cJSON_AddNumberToObject(o, "cost", (double)p->cost_cents / 100.0) &&
+                  (p->stock < 0 || cJSON_AddNumberToObject(o, "stock", p->stock)) &&
+                  cJSON_AddNumberToObject(o, "popularity", p->popularity);
+        if (!ok) {
+            cJSON_Delete(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 cJSON *pe_sim_scenario_json(const pe_sim_scenario_t *s)
 {
     const char *source_names[SIM_NSOURCES];
@@ -786,7 +949,10 @@ cJSON *pe_sim_scenario_json(const pe_sim_scenario_t *s)
     ok = ok && add(j, "countries", weights_json(s->countries, sim_country_codes, SIM_NCOUNTRIES));
     ok = ok && add(j, "sources", weights_json(s->sources, source_names, SIM_NSOURCES));
     ok = ok && cJSON_AddNumberToObject(j, "returningShare", s->returning_share) != NULL;
-    ok = ok && cJSON_AddNumberToObject(j, "products", s->products) != NULL;
+    if (s->catalog)
+        ok = ok && add(j, "catalog", catalog_json(s->catalog, s->products));
+    else
+        ok = ok && cJSON_AddNumberToObject(j, "products", s->products) != NULL;
     cJSON *ovs = ok ? cJSON_CreateArray() : NULL;
     ok = ok && add(j, "overrides", ovs);
     for (size_t i = 0; ok && i < s->noverrides; i++) {

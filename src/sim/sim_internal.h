@@ -34,6 +34,19 @@ extern const sim_source_t sim_sources[SIM_NSOURCES];
 #define SIM_NPAYMENTS 4
 extern const char *const sim_payment_names[SIM_NPAYMENTS];
 
+/* One product the simulated store sells: generated (SKUs SIM-0001…) or the scenario's "catalog". */
+#define SIM_SKU_MAX      64  /* bytes; letters, digits and - . _ ~ (the SKU is a URL segment) */
+#define SIM_LABEL_MAX    128 /* bytes of UTF-8, no control characters: name, category */
+#define SIM_PRODUCTS_MAX 1000
+typedef struct {
+    char sku[SIM_SKU_MAX + 1];
+    char name[SIM_LABEL_MAX + 1];
+    char category[SIM_LABEL_MAX + 1];
+    int64_t price_cents, cost_cents;
+    int stock;         /* -1: not tracked */
+    double popularity; /* relative weight of being viewed, ≥ 0 */
+} sim_product_t;
+
 #define SIM_VISITOR_ANY       -1
 #define SIM_VISITOR_NEW       0
 #define SIM_VISITOR_RETURNING 1
@@ -86,7 +99,8 @@ struct pe_sim_scenario {
     double countries[SIM_NCOUNTRIES];
     double sources[SIM_NSOURCES];
     double returning_share;
-    unsigned products;
+    unsigned products;      /* how many; generated unless catalog is given */
+    sim_product_t *catalog; /* the scenario's own products (products of them), or NULL */
     sim_override_t *overrides;
     size_t noverrides;
     sim_effect_rule_t *effects;

@@ -1,8 +1,10 @@
 // The demo storefront (web/demo/, served at /demo/) walked in chromium against the real server
 // and PostgreSQL: home → product → add to cart → cart → reload → shipping → payment →
 // confirmation stores exactly the expected events, in order, with one session and one
-// anonymous id, each once; the pages keep a clean console under the dashboard's strict CSP.
+// anonymous id, each once; the pages keep a clean console under the dashboard's strict CSP. The
+// demo store's simulated history (scripts/demo-scenario.json) sells what the storefront sells.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { sharedBrowser } from './lib/sdk-browser.mjs';
 import { closeAll, createStore, settle } from './lib/sdk-env.mjs';
@@ -130,6 +132,25 @@ describe('demo storefront', () => {
 
       assert.deepEqual(await cspViolations(), []);
       assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test("the demo store's simulated catalogue is the storefront's: the same SKUs, names and prices", async () => {
+    const scenario = JSON.parse(readFileSync(new URL('../../scripts/demo-scenario.json', import.meta.url)));
+    const simulated = scenario.catalog.map((p) => ({ sku: p.sku, name: p.name, price: `€${p.price.toFixed(2)}` }));
+    const store = await createStore('demo catalogue');
+    const { browser, page } = await openBrowser();
+    try {
+      await page.goto(`${server.baseUrl}/demo/index.html?key=${store.publishableKey}`);
+      const sold = await page.$$eval('#products .cell', (cells) => cells.map((c) => ({
+        sku: c.querySelector('a[data-product]').getAttribute('data-product'),
+        name: c.querySelector('a[data-product]').textContent,
+        price: c.querySelector('.price').textContent,
+      })));
+      const bySku = (a, b) => a.sku.localeCompare(b.sku);
+      assert.deepEqual(sold.sort(bySku), simulated.sort(bySku));
     } finally {
       await browser.close();
     }

@@ -5,7 +5,8 @@
  * of worker threads, an override changes its segment and leaves others exactly as they were
  * (and, with "from" / "to", only on its days), the cut-off drops whole sessions, and the
  * closed loop's treatments change exactly the sessions they treat, by the effect they carry,
- * with each treatment's counterfactual drawn from the same draws.
+ * with each treatment's counterfactual drawn from the same draws; a scenario's own catalogue is
+ * the one sold.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -537,6 +538,93 @@ static void test_treatments_and_counterfactuals(void **state)
     run_free(&at_step);
 }
 
+/* A scenario's own catalogue: the store sells exactly those products at their prices, a
+ * product of popularity 0 is never seen, and the catalogue written to the store is the one given
+ * (an untracked stock as null). */
+static void test_scenario_catalog(void **state)
+{
+    (void)state;
+    static const char *scenario =
+        "{\"catalog\":["
+        "{\"sku\":\"espresso-one\",\"name\":\"Espresso One\",\"category\":\"Coffee Machines\","
+        "\"price\":249,\"cost\":161.5,\"stock\":40,\"popularity\":1},"
+        "{\"sku\":\"burr-grinder\",\"name\":\"Burr Grinder\",\"category\":\"Grinders\","
+        "\"price\":89.9,\"cost\":50,\"popularity\":0},"
+        "{\"sku\":\"house-blend\",\"name\":\"House Blend 1 kg\",\"category\":\"Beans\","
+        "\"price\":18.5,\"cost\":7.4,\"popularity\":6}]}";
+    pe_sim_scenario_t *sc = NULL;
+    char err[512];
+    assert_int_equal(pe_sim_scenario_parse(scenario, strlen(scenario), &sc, err, sizeof err), 0);
+    pe_sim_params_t p = {.seed = 5,
+                         .days = DAYS,
+                         .sessions_per_day = 300,
+                         .day_starts_us = BERLIN,
+                         .first_day = "2025-03-28",
+                         .currency = "EUR",
+                         .scenario = sc};
+    pe_sim_t *sim = pe_sim_new(&p, err, sizeof err);
+    assert_non_null(sim);
+    cJSON *catalog = pe_sim_catalog_json(sim);
+    char *text = cJSON_PrintUnformatted(catalog);
+    assert_string_equal(
+        text, "[{\"sku\":\"espresso-one\",\"name\":\"Espresso One\",\"category\":\"Coffee "
+              "Machines\",\"price\":249,\"cost\":161.5,\"stock\":40,\"currency\":\"EUR\"},"
+              "{\"sku\":\"burr-grinder\",\"name\":\"Burr Grinder\",\"category\":\"Grinders\","
+              "\"price\":89.9,\"cost\":50,\"stock\":null,\"currency\":\"EUR\"},"
+              "{\"sku\":\"house-blend\",\"name\":\"House Blend 1 kg\",\"category\":\"Beans\","
+              "\"price\":18.5,\"cost\":7.4,\"stock\":null,\"currency\":\"EUR\"}]");
+    free(text);
+    cJSON_Delete(catalog);
+    pe_sim_free(sim);
+    pe_sim_scenario_free(sc);
+
+    run_t r;
+    run(&r, 5, 2, scenario, 0);
+    check_truth_against_events(&r);
+    size_t views[2] = {0, 0}, lines = 0, collections = 0;
+    for (size_t i = 0; i < r.sink.n; i++) {
+        cJSON *e = cJSON_Parse(r.sink.lines[i]);
+        assert_non_null(e);
+        const cJSON *props = cJSON_GetObjectItem(e, "properties");
+        const char *path =
+            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "context"), "page"),
+                                "path")
+                ->valuestring;
+        assert_null(strstr(r.sink.lines[i], "burr-grinder"));
+        assert_null(strstr(r.sink.lines[i], "SIM-"));
+        if (strncmp(path, "/collections/", 13) == 0) {
+            collections++;
+            assert_true(strcmp(path, "/collections/coffee-machines") == 0 ||
+                        strcmp(path, "/collections/beans") == 0);
+        }
+        const cJSON *sku = cJSON_GetObjectItem(props, "productId");
+        if (cJSON_IsString(sku)) {
+            bool espresso = strcmp(sku->valuestring, "espresso-one") == 0;
+            assert_true(espresso || strcmp(sku->valuestring, "house-blend") == 0);
+            views[espresso ? 0 : 1]++;
+            assert_true(cJSON_GetObjectItem(props, "price")->valuedouble ==
+                        (espresso ? 249 : 18.5));
+        }
+        const cJSON *items = cJSON_GetObjectItem(props, "items"), *it;
+        cJSON_ArrayForEach(it, items)
+        {
+            const char *id = cJSON_GetObjectItem(it, "productId")->valuestring;
+            double price = cJSON_GetObjectItem(it, "price")->valuedouble;
+            assert_true((strcmp(id, "espresso-one") == 0 && price == 249) ||
+                        (strcmp(id, "house-blend") == 0 && price == 18.5));
+            lines++;
+        }
+        cJSON_Delete(e);
+    }
+    /* Popularity 1 against 6: the beans are seen about six times as often. */
+    assert_true(lines > 50 && collections > 0);
+    double ratio = (double)views[1] / (double)views[0];
+    if (ratio < 4.5 || ratio > 7.5)
+        fail_msg("house-blend seen %zu times, espresso-one %zu: ratio %.2f, want ~6", views[1],
+                 views[0], ratio);
+    run_free(&r);
+}
+
 static void test_bad_parameters(void **state)
 {
     (void)state;
@@ -571,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_override_date_range),
         cmocka_unit_test(test_cutoff_drops_whole_sessions),
         cmocka_unit_test(test_treatments_and_counterfactuals),
+        cmocka_unit_test(test_scenario_catalog),
         cmocka_unit_test(test_bad_parameters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

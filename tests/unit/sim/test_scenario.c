@@ -2,7 +2,7 @@
  * test_scenario.c — the simulator's scenario parser: defaults, the documented example, the
  * round trip through "the scenario in force", and a refusal naming the field for every kind of
  * mistake a hand-written scenario makes; an override's "from" / "to" dates; the closed loop's
- * "effects".
+ * "effects"; a scenario's own "catalog".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +104,41 @@ static void test_example_and_round_trip(void **state)
     pe_sim_scenario_free(s);
 }
 
+static void test_catalog(void **state)
+{
+    (void)state;
+    const char *doc =
+        "{\"catalog\":["
+        "{\"sku\":\"espresso-one\",\"name\":\"Espresso One\",\"category\":\"machines\","
+        "\"price\":249,\"cost\":161.5,\"stock\":40},"
+        "{\"sku\":\"house-blend\",\"name\":\"House Blend 1 kg\",\"category\":\"beans\","
+        "\"price\":18.5,\"cost\":7.4,\"popularity\":6}]}";
+    pe_sim_scenario_t *s = parse_ok(doc);
+    assert_int_equal(s->products, 2);
+    assert_non_null(s->catalog);
+    assert_string_equal(s->catalog[0].sku, "espresso-one");
+    assert_string_equal(s->catalog[1].category, "beans");
+    assert_int_equal(s->catalog[0].price_cents, 24900);
+    assert_int_equal(s->catalog[0].cost_cents, 16150);
+    assert_int_equal(s->catalog[1].price_cents, 1850);
+    assert_int_equal(s->catalog[0].stock, 40);
+    assert_int_equal(s->catalog[1].stock, -1);
+    assert_true(s->catalog[0].popularity == 1 && s->catalog[1].popularity == 6);
+    /* In force: the catalog replaces "products", and parses back to itself. */
+    char *first = in_force(s);
+    assert_null(strstr(first, "\"products\""));
+    assert_non_null(strstr(first, "\"catalog\":[{\"sku\":\"espresso-one\",\"name\":\"Espresso "
+                                  "One\",\"category\":\"machines\",\"price\":249,\"cost\":161.5,"
+                                  "\"stock\":40,\"popularity\":1},"));
+    pe_sim_scenario_t *again = parse_ok(first);
+    char *second = in_force(again);
+    assert_string_equal(first, second);
+    free(first);
+    free(second);
+    pe_sim_scenario_free(again);
+    pe_sim_scenario_free(s);
+}
+
 static void test_refusals_name_the_field(void **state)
 {
     (void)state;
@@ -125,6 +160,44 @@ static void test_refusals_name_the_field(void **state)
          "devices: leaves no value with a weight > 0"},
         {"{\"paymentMethods\":{\"bitcoin\":1}}", "paymentMethods.bitcoin: unknown name"},
         {"{\"countries\":{\"BR\":1}}", "countries.BR: unknown name; one of DE, FR"},
+        {"{\"catalog\":[]}", "catalog: must be an array of 1..1000 products"},
+        {"{\"catalog\":{}}", "catalog: must be an array of 1..1000 products"},
+        {"{\"products\":3,\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":"
+         "1,\"cost\":0.5}]}",
+         "products: give products (generated) or catalog (your own), not both"},
+        {"{\"catalog\":[1]}", "catalog[0]: must be an object"},
+        {"{\"catalog\":[{\"sku\":\"a\"}]}", "catalog[0].name: is required"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5,"
+         "\"colour\":\"red\"}]}",
+         "catalog[0].colour: unknown field; a product has sku, name"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5,"
+         "\"cost\":1}]}",
+         "catalog[0].cost: given twice"},
+        {"{\"catalog\":[{\"sku\":\"a/"
+         "b\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0}]}",
+         "catalog[0].sku: must be 1..64 letters, digits, -, ., _ or ~"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\\u0007\",\"category\":\"c\",\"price\":1,"
+         "\"cost\":0}]}",
+         "catalog[0].name: must not contain control characters"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"\",\"price\":1,\"cost\":0}]}",
+         "catalog[0].category: must be a string of 1..128 bytes"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":0,\"cost\":0}]}",
+         "catalog[0].price: must be a number 0.01..1e+06"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1.005,\"cost\":"
+         "0}]}",
+         "catalog[0].price: must be in whole cents"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5,"
+         "\"stock\":1.5}]}",
+         "catalog[0].stock: must be an integer 0..1000000000"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5,"
+         "\"popularity\":-1}]}",
+         "catalog[0].popularity: must be a number 0..1e+06"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5},"
+         "{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5}]}",
+         "catalog[1].sku: a is already catalog[0]"},
+        {"{\"catalog\":[{\"sku\":\"a\",\"name\":\"A\",\"category\":\"c\",\"price\":1,\"cost\":0.5,"
+         "\"popularity\":0}]}",
+         "catalog: leaves no product with a popularity > 0"},
         {"{\"overrides\":{}}", "overrides: must be an array"},
         {"{\"overrides\":[1]}", "overrides[0]: must be an object"},
         {"{\"overrides\":[{\"step\":\"cart\",\"probability\":0.1}]}",
@@ -370,11 +443,9 @@ static void test_size_bound(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_example_and_round_trip),
-        cmocka_unit_test(test_refusals_name_the_field),
-        cmocka_unit_test(test_date_range),
-        cmocka_unit_test(test_effects),
+        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_example_and_round_trip),
+        cmocka_unit_test(test_catalog),    cmocka_unit_test(test_refusals_name_the_field),
+        cmocka_unit_test(test_date_range), cmocka_unit_test(test_effects),
         cmocka_unit_test(test_size_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
