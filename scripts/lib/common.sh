@@ -58,21 +58,29 @@ pe_ensure_pkgs() {
     ((${#missing[@]} == 0)) || pe_die "still missing after apt-get install: ${missing[*]}"
 }
 
-# True when a TCP socket of this machine has local port $1, in any state: listening, or one end
-# of a connection (an outgoing connection's local port cannot be bound either). Reads /proc so
-# it needs no tool.
-pe_port_in_use() {
+# True when a TCP socket of this machine has local port $1, in /proc's state $2 when given (0A:
+# listening), else in any state: listening, or one end of a connection. Reads /proc so it needs
+# no tool.
+pe_port_has_socket() {
     local hex f
     hex=$(printf '%04X' "$1")
     for f in /proc/net/tcp /proc/net/tcp6; do
         [[ -r $f ]] || continue
-        if awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 }
-                             END { exit !found }' "$f"; then
+        if awk -v p=":$hex" -v st="${2:-}" \
+            'NR > 1 && (st == "" || $4 == st) && substr($2, length($2) - 4) == p { found = 1 }
+             END { exit !found }' "$f"; then
             return 0
         fi
     done
     return 1
 }
+
+# True when nothing may bind port $1: an outgoing connection's local port cannot be bound either.
+pe_port_in_use() { pe_port_has_socket "$1"; }
+
+# True when some program listens on port $1 (connections that merely used it, in TIME_WAIT
+# after a restart for instance, do not count).
+pe_port_listened() { pe_port_has_socket "$1" 0A; }
 
 # Prints a TCP port that no socket uses, below the kernel's ephemeral range (outgoing
 # connections take their local ports from there, so a port picked in it can be taken between
