@@ -755,11 +755,16 @@ int pe_http_server_start(pe_http_server_t *s, char *err, size_t errlen)
      * max_connections: a connection it accepts lets arrival.c close the one that has waited
      * longest for its request, so slow clients cannot lock everyone else out. */
     unsigned mhd_limit = max_conns + max_conns / 4 + 16 * threads;
+    /* Each connection's memory pool (request headers, read buffer, the answer's headers) is
+     * zeroed by libmicrohttpd after every request of a keep-alive connection, whatever was
+     * used: its size is a cost per request. 32 KB holds ~15 KB of request headers (a heavy
+     * cookie jar); 64 KB cost 17 % of the CPU in memset at 80,000 requests/s (bench/http). */
+    const size_t conn_memory = (size_t)32 * 1024;
     s->daemon = MHD_start_daemon(
         flags, s->cfg.port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_CONNECTION,
-        pe_http_arrivals_notify, s->arrivals, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        pe_http_arrivals_notify, s->arrivals, MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);

@@ -282,6 +282,12 @@ static size_t build_cases(malformed_case_t *cs, size_t max)
                  true, ANSWER_4XX, 0, NULL));
     ADD(built_case("100 KB header", "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ", "a", 100 * KB,
                    "\r\nConnection: close\r\n\r\n", true, ANSWER_4XX, 0, NULL));
+    /* The per-connection memory (32 KB, where the headers, the read buffer and the answer's
+     * headers live) holds what a browser with a heavy cookie jar sends; beyond, 431. */
+    ADD(built_case("12 KB of cookies", "GET /healthz HTTP/1.1\r\nHost: t\r\nCookie: c=", "a",
+                   12 * KB, "\r\nConnection: close\r\n\r\n", true, ANSWER_EXACT, 200, NULL));
+    ADD(built_case("20 KB header", "GET /healthz HTTP/1.1\r\nHost: t\r\nCookie: c=", "a", 20 * KB,
+                   "\r\nConnection: close\r\n\r\n", true, ANSWER_4XX, 0, NULL));
     ADD(built_case("10 000 headers", "GET /healthz HTTP/1.1\r\nHost: t\r\n", "X-H: v\r\n", 10000,
                    "Connection: close\r\n\r\n", true, ANSWER_4XX, 0, NULL));
 
