@@ -1183,8 +1183,13 @@ describe('merchant dashboard', () => {
       await page.selectOption('select[name=actor]', 'user');
       await page.waitForURL(/actor=user/);
       const byUser = events.filter((e) => e.actor.type === 'user').length;
-      await page.waitForFunction((n) => document.querySelector('[data-field=count]')?.textContent.startsWith(`${n} OF `), byUser);
-      const actors = await page.$$eval('[data-table=audit] tr[data-event] td:nth-child(3)', (tds) => tds.map((t) => t.textContent.trim().split(' ')[0]));
+      // the count and the rows read in one evaluation: the page may be rendered again meanwhile
+      // (a navigation starts from a skeleton), and two separate reads could straddle that
+      const actors = await (await page.waitForFunction((n) => {
+        if (!document.querySelector('[data-field=count]')?.textContent.startsWith(`${n} OF `)) return null;
+        const tds = [...document.querySelectorAll('[data-table=audit] tr[data-event] td:nth-child(3)')];
+        return tds.length === n ? tds.map((t) => t.textContent.trim().split(' ')[0]) : null;
+      }, byUser)).jsonValue();
       assert.deepEqual([...new Set(actors)], events.some((e) => e.actor.type === 'user') ? ['USER'] : []);
       assert.equal(actors.length, events.filter((e) => e.actor.type === 'user').length);
       // a ChangeSet's own timeline
