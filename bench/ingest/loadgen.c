@@ -21,6 +21,9 @@
  *     events_acked. Anything else is counted as an error and reported.
  *  4. Bounded: sending stops at --duration; answers still outstanding get --drain seconds.
  *
+ * --events-per-session N keeps a visit (session and visitor) for N events across requests, as an
+ * SDK sends a visit in small batches; by default every request is a visit of its own.
+ *
  * Output: one JSON object on stdout.
  */
 #include <arpa/inet.h>
@@ -77,7 +80,10 @@ typedef struct {
 typedef struct {
     uint64_t prefix_hi, prefix_lo; /* random per run */
     uint64_t counter;
-    unsigned visit; /* requests built so far: varies products, devices and quantities */
+    unsigned visit; /* visits begun so far: varies products, devices and quantities */
+    int per_session;  /* events of one visit (--events-per-session); 0: one visit per request */
+    int in_session;   /* events of the current visit sent so far */
+    char session[37], anon[37];
 } ids_t;
 
 static int64_t now_us(void)
@@ -171,8 +177,9 @@ static const char *const JOURNEY[] = {
     "storefront.cart.item_added", "storefront.cart.viewed",
 };
 
-static void add_event(buf_t *b, ids_t *ids, int i, const char *session, const char *anon,
-                      const char *ts, unsigned visit)
+/* The i-th event of a visit, appended to the body's array (after a comma unless first). */
+static void add_event(buf_t *b, ids_t *ids, int i, bool first, const char *session,
+                      const char *anon, const char *ts, unsigned visit)
 {
     char id[37];
     new_uuid(ids, id);
@@ -187,7 +194,7 @@ static void add_event(buf_t *b, ids_t *ids, int i, const char *session, const ch
                "\"%s | Example Shop\"},\"utm\":{\"source\":\"newsletter\",\"medium\":\"email\","
                "\"campaign\":\"autumn\"},\"device\":{\"type\":\"%s\"},\"userAgent\":\"%s\","
                "\"locale\":\"en-US\"},\"properties\":",
-               i ? "," : "", id, name, ts, session, anon, PRODUCTS[p], PRODUCTS[p], PRODUCTS[p],
+               first ? "" : ",", id, name, ts, session, anon, PRODUCTS[p], PRODUCTS[p], PRODUCTS[p],
                mobile ? "mobile" : "desktop", UAS[mobile]);
     if (strcmp(name, "storefront.product.viewed") == 0)
         buf_printf(b,
@@ -225,18 +232,25 @@ static void add_event(buf_t *b, ids_t *ids, int i, const char *session, const ch
         buf_printf(b, "{}}");
 }
 
-/* A request body of n events: one visit's journey, fresh ids and timestamps. */
+/* A request body of n events with fresh ids and timestamps: one visit's journey, or with
+ * --events-per-session the next n events of the current visit (a new one once it has had its
+ * events), as an SDK sends a visit in small batches. */
 static buf_t build_body(ids_t *ids, int n)
 {
-    unsigned visit = ids->visit++;
-    char session[37], anon[37], ts[96];
-    new_uuid(ids, session);
-    new_uuid(ids, anon);
+    char ts[96];
+    if (ids->per_session == 0 || ids->in_session == 0 || ids->in_session >= ids->per_session) {
+        ids->visit++;
+        ids->in_session = 0;
+        new_uuid(ids, ids->session);
+        new_uuid(ids, ids->anon);
+    }
     now_rfc3339(ts);
     buf_t body = {0};
     buf_printf(&body, "{\"sentAt\":\"%s\",\"events\":[", ts);
     for (int i = 0; i < n; i++)
-        add_event(&body, ids, i, session, anon, ts, visit);
+        add_event(&body, ids, ids->in_session + i, i == 0, ids->session, ids->anon, ts,
+                  ids->visit - 1);
+    ids->in_session += n;
     buf_printf(&body, "]}");
     return body;
 }
@@ -364,7 +378,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen --port P --key pk_… [--host 127.0.0.1] [--path /v1/events]\n"
             "               [--connections 16] [--duration 10] [--rate 0]\n"
-            "               [--events-per-request 20] [--drain 10]\n"
+            "               [--events-per-request 20] [--events-per-session 0] [--drain 10]\n"
             "       loadgen --dump N [--events-per-request 20]   (N request bodies, one a line,\n"
             "                                                     for bench/ingest/micro)\n");
     exit(2);
@@ -386,10 +400,11 @@ int main(int argc, char **argv)
                                              {"duration", required_argument, NULL, 'd'},
                                              {"rate", required_argument, NULL, 'r'},
                                              {"events-per-request", required_argument, NULL, 'e'},
+                                             {"events-per-session", required_argument, NULL, 'S'},
                                              {"drain", required_argument, NULL, 'D'},
                                              {"dump", required_argument, NULL, 'X'},
                                              {NULL, 0, NULL, 0}};
-    int opt, dump = 0;
+    int opt, dump = 0, per_session = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -419,6 +434,9 @@ int main(int argc, char **argv)
         case 'D':
             o.drain_s = atof(optarg);
             break;
+        case 'S':
+            per_session = atoi(optarg);
+            break;
         case 'X':
             dump = atoi(optarg);
             break;
@@ -427,7 +445,9 @@ int main(int argc, char **argv)
         }
     }
     if (dump > 0 && o.events_per_request >= 1 && o.events_per_request <= 500) {
-        ids_t ids = {.prefix_hi = 0x5eed5eed5eed5eedULL, .prefix_lo = (uint64_t)now_us()};
+        ids_t ids = {.prefix_hi = 0x5eed5eed5eed5eedULL,
+                     .prefix_lo = (uint64_t)now_us(),
+                     .per_session = per_session};
         for (int i = 0; i < dump; i++) {
             buf_t body = build_body(&ids, o.events_per_request);
             printf("%.*s\n", (int)body.len, body.data);
@@ -439,7 +459,9 @@ int main(int argc, char **argv)
         o.duration_s <= 0 || o.events_per_request < 1 || o.events_per_request > 500 || o.rate < 0)
         usage();
 
-    ids_t ids = {0};
+    if (per_session < 0 || per_session > 100000)
+        usage();
+    ids_t ids = {.per_session = per_session};
     {
         FILE *f = fopen("/dev/urandom", "rb");
         if (!f || fread(&ids.prefix_hi, 8, 1, f) != 1 || fread(&ids.prefix_lo, 8, 1, f) != 1)

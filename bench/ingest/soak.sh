@@ -2,7 +2,10 @@
 # it once the server runs and is warm: it uses run's loadgen, field, new_store, count_rows, sql,
 # PE_PORT, PE_PID, WORK, DURATION and STRICT, and sets SOAK_STATUS.
 #
-# 1. The peak rate of single-event requests (the SDK's usual request), closed loop, --duration s.
+# 1. The peak rate of single-event requests (the SDK's usual request; visits of 20 events, as the
+#    SDK sends a visit a few events at a time: a visit per request would make 20 times as many
+#    sessions as real traffic has, for the roll-up and the dashboard to count), closed loop,
+#    --duration s.
 # 2. SOAK one-minute slices at half that rate (open loop: latency counted from when each request
 #    was due), one store, with two readers beside them for the whole soak: OFREP evaluations of
 #    an experiment flag (10 a second) and the dashboard's overview (once a second), each request
@@ -22,7 +25,8 @@ SOAK_PK=$(jq -r .publishableKey "$WORK/soak.store")
 SOAK_URL=http://127.0.0.1:$PE_PORT
 
 pe_log "soak: the peak rate of single-event requests, ${DURATION}s"
-SOAK_PEAK=$(loadgen "$WORK/soak-peak.store" --duration "$DURATION" --events-per-request 1)
+SOAK_PEAK=$(loadgen "$WORK/soak-peak.store" --duration "$DURATION" --events-per-request 1 \
+    --events-per-session 20)
 SOAK_RATE=$(awk -v r="$(field "$SOAK_PEAK" requests_per_s)" 'BEGIN { printf "%.1f", r / 2 }')
 
 curl -fsS -o /dev/null -X POST "$SOAK_URL/api/v1/stores/$SOAK_STORE/flags" \
@@ -75,7 +79,7 @@ SOAK_ACKED=0
 for ((m = 1; m <= SOAK; m++)); do
     from=$(date +%s%3N)
     slice=$(loadgen "$WORK/soak.store" --duration "${PE_SOAK_SLICE_S:-60}" --events-per-request 1 \
-        --rate "$SOAK_RATE")
+        --events-per-session 20 --rate "$SOAK_RATE")
     to=$(date +%s%3N)
     echo "$slice" >>"$WORK/soak-slices.json"
     read -r ofrep_p99 ofrep_bad <<<"$(soak_reader_p99 ofrep "$from" "$to")"
