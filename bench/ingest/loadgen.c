@@ -80,9 +80,9 @@ typedef struct {
 typedef struct {
     uint64_t prefix_hi, prefix_lo; /* random per run */
     uint64_t counter;
-    unsigned visit; /* visits begun so far: varies products, devices and quantities */
-    int per_session;  /* events of one visit (--events-per-session); 0: one visit per request */
-    int in_session;   /* events of the current visit sent so far */
+    unsigned visit;  /* visits begun so far: varies products, devices and quantities */
+    int per_session; /* events of one visit (--events-per-session); 0: one visit per request */
+    int in_session;  /* events of the current visit sent so far */
     char session[37], anon[37];
 } ids_t;
 
