@@ -193,10 +193,7 @@ static void clients_finish(pthread_t t[CLIENTS], const char *what)
 static void test_kill_during_ingest(void **state)
 {
     (void)state;
-    const char *env = getenv("PE_FAULT_KILLS");
-    int kills = env ? atoi(env) : 3;
-    if (kills < 1 || kills > 100)
-        fail_msg("PE_FAULT_KILLS: 1..100");
+    int kills = pe_test_env_int("PE_FAULT_KILLS", 3, 1, 100);
     pthread_t t[CLIENTS];
     clients_start(t, &killed_shop, false);
     const int total = CLIENTS * BATCHES;
@@ -423,10 +420,7 @@ static void run_shell(const char *what, const char *cmd)
 static void test_postgres_outage_under_load(void **state)
 {
     (void)state;
-    const char *env = getenv("PE_FAULT_PG_OUTAGE_S");
-    int outage_s = env ? atoi(env) : 10;
-    if (outage_s < 1 || outage_s > 600)
-        fail_msg("PE_FAULT_PG_OUTAGE_S: 1..600");
+    int outage_s = pe_test_env_int("PE_FAULT_PG_OUTAGE_S", 10, 1, 600);
     const char *stop_cmd = getenv("PE_FAULT_PG_STOP"), *start_cmd = getenv("PE_FAULT_PG_START");
     bool real = stop_cmd && start_cmd;
 

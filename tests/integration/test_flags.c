@@ -691,10 +691,7 @@ static void test_bad_flag_quarantined_others_current(void **state)
 static void test_redis_down_still_serves_and_disables(void **state)
 {
     (void)state;
-    const char *env = getenv("PE_FAULT_REDIS_OUTAGE_S");
-    int outage_s = env ? atoi(env) : 6;
-    if (outage_s < 4 || outage_s > 600)
-        fail_msg("PE_FAULT_REDIS_OUTAGE_S: 4..600");
+    int outage_s = pe_test_env_int("PE_FAULT_REDIS_OUTAGE_S", 6, 4, 600);
     const char *ctx = "{\"targetingKey\":\"u1\"}";
     /* third is warm */
     cJSON *j = ofrep(&third, &a, "free-shipping-banner", ctx, 200);

@@ -881,6 +881,18 @@ void pe_test_sleep_ms(long ms)
         ;
 }
 
+int pe_test_env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return def;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi)
+        fail_msg("%s=\"%s\": an integer %d..%d", name, v, lo, hi);
+    return (int)n;
+}
+
 void pe_test_uuid(char out[37])
 {
     char hex[33];

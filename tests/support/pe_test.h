@@ -57,6 +57,10 @@ void pe_test_sql_expect(const char *conninfo, const char *want, const char *sql_
 /* Sleeps ms milliseconds (the rest of it again when a signal interrupts). */
 void pe_test_sleep_ms(long ms);
 
+/* The integer in environment variable name (a bench's knob: bench/faults/run sets them), or def
+ * when it is not set; fails the running test when it is not an integer lo..hi. */
+int pe_test_env_int(const char *name, int def, int lo, int hi);
+
 /* A random version-4 UUID in its text form ("xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx") in out: an
  * event id no other run of the test uses. */
 void pe_test_uuid(char out[37]);
