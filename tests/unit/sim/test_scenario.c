@@ -32,6 +32,17 @@ static char *in_force(const pe_sim_scenario_t *s)
     return text;
 }
 
+/* Invariant 3: the scenario in force (text) parses back to a scenario whose own scenario in force
+ * is the same text. Returns that scenario (the caller frees it). */
+static pe_sim_scenario_t *parses_back(const char *text)
+{
+    pe_sim_scenario_t *again = parse_ok(text);
+    char *second = in_force(again);
+    assert_string_equal(text, second);
+    free(second);
+    return again;
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -95,11 +106,8 @@ static void test_example_and_round_trip(void **state)
 
     /* The scenario in force parses back to itself. */
     char *first = in_force(s);
-    pe_sim_scenario_t *again = parse_ok(first);
-    char *second = in_force(again);
-    assert_string_equal(first, second);
+    pe_sim_scenario_t *again = parses_back(first);
     free(first);
-    free(second);
     pe_sim_scenario_free(again);
     pe_sim_scenario_free(s);
 }
@@ -130,11 +138,8 @@ static void test_catalog(void **state)
     assert_non_null(strstr(first, "\"catalog\":[{\"sku\":\"espresso-one\",\"name\":\"Espresso "
                                   "One\",\"category\":\"machines\",\"price\":249,\"cost\":161.5,"
                                   "\"stock\":40,\"popularity\":1},"));
-    pe_sim_scenario_t *again = parse_ok(first);
-    char *second = in_force(again);
-    assert_string_equal(first, second);
+    pe_sim_scenario_t *again = parses_back(first);
     free(first);
-    free(second);
     pe_sim_scenario_free(again);
     pe_sim_scenario_free(s);
 }
@@ -309,13 +314,10 @@ static void test_date_range(void **state)
     assert_non_null(strstr(first, "\"probability\":0.35,\"from\":\"2026-11-20\"}"));
     assert_non_null(strstr(first, "\"dropMultiplier\":2,\"to\":\"2026-11-03\"}"));
     assert_non_null(strstr(first, "\"from\":\"2024-02-28\",\"to\":\"2024-03-01\"}"));
-    pe_sim_scenario_t *again = parse_ok(first);
-    char *second = in_force(again);
-    assert_string_equal(first, second);
+    pe_sim_scenario_t *again = parses_back(first);
     assert_true(again->overrides[2].from == o[2].from && again->overrides[2].to == o[2].to);
     assert_false(again->overrides[0].has_to);
     free(first);
-    free(second);
     pe_sim_scenario_free(again);
     pe_sim_scenario_free(s);
 
@@ -383,12 +385,9 @@ static void test_effects(void **state)
     assert_false(sim_override_matches(&s->effects[0].segment, &desktop));
     /* round trip, the explicit no-effect (A/A) entry included */
     char *first = in_force(s);
-    pe_sim_scenario_t *again = parse_ok(first);
-    char *second = in_force(again);
-    assert_string_equal(first, second);
+    pe_sim_scenario_t *again = parses_back(first);
     assert_int_equal(again->neffects, 5);
     free(first);
-    free(second);
     pe_sim_scenario_free(again);
     pe_sim_scenario_free(s);
 
